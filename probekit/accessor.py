@@ -1,0 +1,42 @@
+"""``df.probekit``: domain verbs on a packets table (pandas accessor)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .capture.reader import open_bytes
+from .errors import ProbekitError
+
+__all__ = ["PacketsAccessor"]
+
+
+@pd.api.extensions.register_dataframe_accessor("probekit")
+class PacketsAccessor:
+    """Verbs on a packets table read by probekit (``df.attrs['path']`` names its file)."""
+
+    def __init__(self, df: pd.DataFrame):
+        self._df = df
+
+    def payloads(self) -> pd.Series:
+        """Captured L4 payload bytes of every row (b"" where none), sliced from the capture file on
+        demand: the table itself never holds packet bytes."""
+        df = self._df
+        path = df.attrs.get("path")
+        if not path:
+            raise ProbekitError("this table has no attrs['path']: payloads come from the capture file; "
+                                "read it with probekit.read_capture")
+        off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
+        length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
+        out = []
+        with open_bytes(path) as buf:
+            for o, n in zip(off.tolist(), length.tolist()):
+                out.append(bytes(buf[o:o + n]) if o >= 0 and n > 0 else b"")
+        return pd.Series(out, index=df.index, name="payload", dtype=object)
+
+    def flags(self, *names: str) -> pd.Series:
+        """True where every named TCP flag is set, e.g. ``df.probekit.flags("SYN", "ACK")``."""
+        from .schema import TCP_FLAGS
+        bits = 0
+        for n in names:
+            bits |= TCP_FLAGS[n.upper()]
+        f = self._df["tcp_flags"]
+        return ((f & bits) == bits).fillna(False).astype(bool)

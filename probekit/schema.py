@@ -1,0 +1,94 @@
+"""The packets table: column names, dtypes and meaning, defined once.
+
+Every reader backend produces exactly these columns in this order; docs/packets-table.md is checked
+against this module by the tests. Integer columns that do not apply to a frame are <NA> (pandas
+nullable dtypes), never 0. Addresses are categoricals shared by ``src`` and ``dst``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TCP_FLAGS", "empty_packets"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str
+    doc: str
+
+
+L3_KINDS = ("ipv4", "ipv6", "arp", "other", "none")
+"""Values of ``l3``: what the link layer carried ('other': a known link layer with another protocol;
+'none': nothing decodable, e.g. an unknown link type or a frame too short for its link header)."""
+
+TCP_FLAGS = {"FIN": 0x001, "SYN": 0x002, "RST": 0x004, "PSH": 0x008, "ACK": 0x010, "URG": 0x020,
+             "ECE": 0x040, "CWR": 0x080, "AE": 0x100}
+"""Bits of ``tcp_flags`` (the 12-bit field after the data offset, as tshark's ``tcp.flags``)."""
+
+PACKETS: tuple[Column, ...] = (
+    Column("frame", "int64", "frame number, 1-based, in file order (tshark's frame.number)"),
+    Column("iface", "int32", "interface id: pcapng IDB index counted across sections; 0 for pcap"),
+    Column("linktype", "uint16", "LINKTYPE_ value of the frame's interface (see probekit.capture.linktypes)"),
+    Column("ts_ns", "Int64", "capture timestamp, integer nanoseconds since the Unix epoch (exact); <NA> "
+                             "for pcapng Simple Packet Blocks, which carry none"),
+    Column("caplen", "uint32", "bytes captured (stored in the file)"),
+    Column("wirelen", "uint32", "original length on the wire"),
+    Column("l3", "category", "network layer: " + ", ".join(L3_KINDS)),
+    Column("vlan", "UInt16", "outermost 802.1Q/802.1ad VLAN id"),
+    Column("src", "category", "source IPv4/IPv6 address, text form"),
+    Column("dst", "category", "destination IPv4/IPv6 address, text form"),
+    Column("ip_proto", "UInt8", "IPv4 protocol / IPv6 last next-header (after extension headers)"),
+    Column("ip_len", "UInt32", "IP total length from the header (IPv6: 40 + payload length)"),
+    Column("ip_hdr_len", "UInt16", "IP header bytes incl. IPv4 options / IPv6 extension headers"),
+    Column("ttl", "UInt8", "IPv4 TTL / IPv6 hop limit"),
+    Column("ip_id", "UInt32", "IPv4 identification; IPv6 fragment-header identification"),
+    Column("ip_df", "boolean", "IPv4 don't-fragment flag"),
+    Column("ip_mf", "boolean", "more-fragments flag (IPv4 or IPv6 fragment header)"),
+    Column("frag_offset", "UInt16", "fragment offset in bytes (0 for the first fragment)"),
+    Column("icmp_type", "UInt8", "ICMP or ICMPv6 type"),
+    Column("icmp_code", "UInt8", "ICMP or ICMPv6 code"),
+    Column("icmp_id", "UInt16", "echo identifier (ICMP 0/8/13/14/15/16/17/18, ICMPv6 128/129)"),
+    Column("icmp_seq", "UInt16", "echo sequence number (same types as icmp_id)"),
+    Column("sport", "UInt16", "TCP/UDP source port"),
+    Column("dport", "UInt16", "TCP/UDP destination port"),
+    Column("tcp_flags", "UInt16", "TCP flag bits (probekit.schema.TCP_FLAGS)"),
+    Column("tcp_seq", "UInt32", "TCP sequence number (raw, not relative)"),
+    Column("tcp_ack", "UInt32", "TCP acknowledgement number (raw)"),
+    Column("tcp_win", "UInt16", "TCP window field (unscaled)"),
+    Column("tcp_hdr_len", "UInt8", "TCP header length in bytes, options included"),
+    Column("payload_len", "Int32", "L4 payload bytes per the headers (TCP/UDP data, ICMP data after the "
+                                   "8-byte header); <NA> where no L4 header was decoded"),
+    Column("payload_off", "Int64", "byte offset of the L4 payload in the capture file (for "
+                                   "df.probekit.payloads()); <NA> when none of it was captured"),
+    Column("payload_caplen", "Int32", "payload bytes actually present in the file (<= payload_len)"),
+    Column("truncated", "bool", "caplen < wirelen, or a header was cut by the snap length"),
+    Column("malformed", "bool", "a header is inconsistent (bad IHL, lengths, version vs link type, ...)"),
+)
+
+PACKET_COLUMNS = tuple(c.name for c in PACKETS)
+
+
+def empty_packets() -> pd.DataFrame:
+    """A packets table with no rows and the right dtypes."""
+    cols = {}
+    for c in PACKETS:
+        if c.dtype == "category":
+            cols[c.name] = pd.Categorical([], categories=(L3_KINDS if c.name == "l3" else []))
+        else:
+            cols[c.name] = pd.Series([], dtype=c.dtype)
+    return pd.DataFrame(cols)
+
+
+def check_packets(df: pd.DataFrame) -> None:
+    """Raise AssertionError if ``df`` does not follow the schema (used by tests and backends)."""
+    assert tuple(df.columns) == PACKET_COLUMNS, f"columns differ: {list(df.columns)}"
+    for c in PACKETS:
+        got = str(df[c.name].dtype)
+        assert got == c.dtype, f"{c.name}: dtype {got}, schema says {c.dtype}"
+
+
+_ = np  # numpy is part of the documented dtypes' vocabulary
