@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TCP_FLAGS", "empty_packets"]
@@ -22,7 +21,8 @@ class Column:
 
 
 L3_KINDS = ("ipv4", "ipv6", "arp", "other", "none")
-"""Values of ``l3``: what the link layer carried ('other': a known link layer with another protocol;
+"""Values of ``l3``: what the link layer carried ('arp' covers ARP and RARP; 'other': a known link
+layer with another protocol;
 'none': nothing decodable, e.g. an unknown link type or a frame too short for its link header)."""
 
 TCP_FLAGS = {"FIN": 0x001, "SYN": 0x002, "RST": 0x004, "PSH": 0x008, "ACK": 0x010, "URG": 0x020,
@@ -90,5 +90,3 @@ def check_packets(df: pd.DataFrame) -> None:
         got = str(df[c.name].dtype)
         assert got == c.dtype, f"{c.name}: dtype {got}, schema says {c.dtype}"
 
-
-_ = np  # numpy is part of the documented dtypes' vocabulary

@@ -304,7 +304,7 @@ def decode(buf, data_off, caplen, wirelen, kind, out8, out16, out32, out64, addr
                     break
             if et == -1 and l3 == L3_NONE:
                 flags |= 1
-        if et == 0x0806:
+        if et == 0x0806 or et == 0x8035:
             l3 = L3_ARP
         elif et != -1 and et != 0x0800 and et != 0x86DD:
             l3 = L3_OTHER

@@ -1,0 +1,249 @@
+"""backend="pyshark": the packets table through real tshark dissection (slow; for deep dissection
+and cross-checks). tshark runs with reassembly off and raw sequence numbers so that each row
+describes its own frame, as the other backends do.
+
+pyshark drives tshark through asyncio; inside a Jupyter kernel the event loop is already running,
+so the capture is always read in a worker thread with its own loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+
+import pandas as pd
+
+from ..errors import BackendError, CaptureError
+from ..schema import L3_KINDS, PACKETS
+from ._dpkt import _address_categories
+from ._frames import index_frames
+from .reader import open_bytes
+
+TSHARK_PREFS = {
+    "ip.defragment": "FALSE",
+    "ipv6.defragment": "FALSE",
+    "tcp.relative_sequence_numbers": "FALSE",
+    "tcp.desegment_tcp_streams": "FALSE",
+    "tcp.analyze_sequence_numbers": "FALSE",
+    "udp.try_heuristic_first": "FALSE",
+}
+_ICMP_ECHO = {0, 8, 13, 14, 15, 16, 17, 18}
+
+
+def tshark_path() -> str:
+    """The tshark executable, or BackendError saying how to install it."""
+    path = os.environ.get("PROBEKIT_TSHARK") or shutil.which("tshark")
+    if not path:
+        raise BackendError("tshark is not installed, and the pyshark backend runs it: install it with "
+                           "`apt-get install tshark` (Debian/Ubuntu) or `./kit report`, which installs it, "
+                           "or set PROBEKIT_TSHARK to its path")
+    return path
+
+
+def read_pyshark(path: str) -> pd.DataFrame:
+    tshark = tshark_path()
+    # probekit's own container walk gives the interface table and the file offsets of payloads
+    with open_bytes(path) as buf:
+        idx = index_frames(buf, path)
+    try:
+        rows = run_in_thread(lambda: _dissect(path, tshark))
+    except Exception as e:  # pyshark raises its own classes for tshark's refusals
+        if isinstance(e, (BackendError, CaptureError)):
+            raise
+        last = str(e).strip().splitlines()
+        raise CaptureError(path, None, "tshark could not dissect the file: "
+                                       + next((ln for ln in last if ln.startswith("Last error")), last[0] if last else
+                                              type(e).__name__)) from None
+    if len(rows) != len(idx):
+        raise CaptureError(path, None, f"tshark dissected {len(rows)} frames, the file holds {len(idx)} "
+                                       "packets (tshark shows some pcapng non-packet blocks as frames)")
+    for i, row in enumerate(rows):
+        row["frame"] = i + 1
+        row["iface"] = int(idx.iface[i])
+        row["linktype"] = idx.interfaces[int(idx.iface[i])].linktype
+        if row.get("payload_rel") is not None:
+            row["payload_off"] = int(idx.data_off[i]) + row.pop("payload_rel")
+    df = _to_table(rows)
+    df.attrs.update(path=path, format=idx.format, backend="pyshark")
+    return df
+
+
+def run_in_thread(fn):
+    """Run ``fn`` in a fresh thread with its own asyncio loop (works inside Jupyter)."""
+    box: dict = {}
+
+    def target():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        _watch_children(loop)
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+        # the loop is left to the garbage collector: pyshark's Capture.__del__ still runs close() on it
+
+    t = threading.Thread(target=target, name="probekit-pyshark", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _watch_children(loop) -> None:
+    """Reap tshark through a pidfd watcher bound to this loop. pyshark installs a SafeChildWatcher on
+    the main thread's loop, which then reaps (and loses) the exit status of tshark processes started
+    from other loops: "Unknown child process pid N, will report returncode 255"."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            watcher = asyncio.PidfdChildWatcher()
+        except (AttributeError, OSError):  # pragma: no cover - old kernels: threads reap each child
+            watcher = asyncio.ThreadedChildWatcher()
+        watcher.attach_loop(loop)
+        asyncio.set_child_watcher(watcher)
+
+
+def _dissect(path: str, tshark: str) -> list[dict]:
+    import pyshark
+
+    cap = pyshark.FileCapture(path, keep_packets=False, tshark_path=tshark, override_prefs=TSHARK_PREFS)
+    rows = []
+    try:
+        for pkt in cap:
+            rows.append(_row(pkt))
+    finally:
+        cap.close()
+    return rows
+
+
+def _get(layer, name, conv=int):
+    v = layer.get_field(name) if layer is not None else None
+    if v is None or v == "":
+        return None
+    if conv is int:
+        return int(str(v), 0)
+    return conv(v)
+
+
+def _layer(pkt, name):
+    for layer in pkt.layers:
+        if layer.layer_name == name:
+            return layer
+    return None
+
+
+def _row(pkt) -> dict:
+    fr = pkt.frame_info
+    epoch = fr.get_field("time_epoch")
+    ts_ns = None
+    if epoch:  # pcapng simple packet blocks carry no time
+        sec, _, frac = str(epoch).partition(".")
+        ts_ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+    row: dict = {
+        "ts_ns": ts_ns,
+        "caplen": int(fr.cap_len),
+        "wirelen": int(fr.len),
+        "truncated": int(fr.cap_len) < int(fr.len),
+        "malformed": _layer(pkt, "_ws.malformed") is not None,
+    }
+    names = [layer.layer_name for layer in pkt.layers]
+    vlan = next((lay for lay in pkt.layers if lay.layer_name in ("vlan", "ieee8021ad")), None)
+    row["vlan"] = _get(vlan, "id")
+    ip, ip6 = _layer(pkt, "ip"), _layer(pkt, "ipv6")
+    first_l3 = next((n for n in names if n in ("ip", "ipv6", "arp")), None)
+    if first_l3 == "ip":
+        row.update(l3="ipv4", src=_get(ip, "src", str), dst=_get(ip, "dst", str), ip_proto=_get(ip, "proto"), ip_len=_get(ip, "len"),
+                   ip_hdr_len=_get(ip, "hdr_len"), ttl=_get(ip, "ttl"), ip_id=_get(ip, "id"),
+                   ip_df=bool(_get(ip, "flags_df")), ip_mf=bool(_get(ip, "flags_mf")),
+                   frag_offset=None if _get(ip, "frag_offset") is None else _get(ip, "frag_offset") * 8)
+        first_frag = not row["frag_offset"]
+    elif first_l3 == "ipv6":
+        plen = _get(ip6, "plen")
+        row.update(l3="ipv6", src=_get(ip6, "src", _addr6), dst=_get(ip6, "dst", _addr6),
+                   ip_len=None if plen is None else 40 + plen, ttl=_get(ip6, "hlim"))
+        frag_off = _get(ip6, "fraghdr_offset")
+        if frag_off is not None:
+            row.update(ip_id=_get(ip6, "fraghdr_ident"), ip_mf=bool(_get(ip6, "fraghdr_more")),
+                       frag_offset=frag_off * 8)
+        first_frag = not frag_off
+        l4 = next((n for n in names if n in ("tcp", "udp", "icmpv6")), None)
+        row["ip_proto"] = {"tcp": 6, "udp": 17, "icmpv6": 58}.get(l4, _get(ip6, "fraghdr_nxt") or _get(ip6, "nxt"))
+        if l4 is not None:
+            first = "type" if l4 == "icmpv6" else "srcport"
+            l4pos = getattr(_layer(pkt, l4).get_field(first), "pos", None)
+            v6pos = getattr(ip6.get_field("version"), "pos", None)
+            if l4pos is not None and v6pos is not None:
+                row["ip_hdr_len"] = int(l4pos) - int(v6pos)
+    elif first_l3 == "arp":
+        row["l3"] = "arp"
+        return row
+    else:
+        row["l3"] = "other" if len(names) > 1 and names[1] not in ("data", "_ws.malformed") else "none"
+        return row
+    if not first_frag:
+        return row
+    tcp, udp = _layer(pkt, "tcp"), _layer(pkt, "udp")
+    icmp = _layer(pkt, "icmp") or _layer(pkt, "icmpv6")
+    if tcp is not None:
+        hl = _get(tcp, "hdr_len")
+        row.update(sport=_get(tcp, "srcport"), dport=_get(tcp, "dstport"), tcp_flags=_get(tcp, "flags"),
+                   tcp_seq=_get(tcp, "seq_raw") if tcp.get_field("seq_raw") else _get(tcp, "seq"),
+                   tcp_ack=_get(tcp, "ack_raw") if tcp.get_field("ack_raw") else _get(tcp, "ack"),
+                   tcp_win=_get(tcp, "window_size_value"), tcp_hdr_len=hl, payload_len=_get(tcp, "len"))
+        _payload(row, tcp, "srcport", hl)
+    elif udp is not None:
+        length = _get(udp, "length")
+        row.update(sport=_get(udp, "srcport"), dport=_get(udp, "dstport"))
+        ip_l4 = row["ip_len"] - row["ip_hdr_len"] if row.get("ip_hdr_len") else None
+        row["payload_len"] = (ip_l4 if ip_l4 is not None else length) - 8
+        _payload(row, udp, "srcport", 8)
+    elif icmp is not None:
+        t = _get(icmp, "type")
+        row.update(icmp_type=t, icmp_code=_get(icmp, "code"))
+        echo = _ICMP_ECHO if row["l3"] == "ipv4" else {128, 129}
+        if t in echo:
+            row.update(icmp_id=_get(icmp, "ident") if row["l3"] == "ipv4" else _get(icmp, "echo_identifier"),
+                       icmp_seq=_get(icmp, "seq") if row["l3"] == "ipv4" else _get(icmp, "echo_sequence_number"))
+        if row.get("ip_hdr_len"):
+            row["payload_len"] = row["ip_len"] - row["ip_hdr_len"] - 8
+            _payload(row, icmp, "type", 8)
+    return row
+
+
+def _payload(row: dict, layer, first_field: str, l4_hdr: int | None) -> None:
+    """Payload position within the frame: where tshark says the L4 header starts, plus its length."""
+    if l4_hdr is None or row.get("payload_len") is None:
+        return
+    f = layer.get_field(first_field)
+    pos = getattr(f, "pos", None)
+    if pos is None:
+        return
+    start = int(pos) + l4_hdr
+    row["payload_rel"] = start
+    row["payload_caplen"] = max(0, min(row["payload_len"], row["caplen"] - start))
+
+
+def _addr6(text: str) -> str:
+    return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, str(text)))
+
+
+def _to_table(rows: list[dict]) -> pd.DataFrame:
+    cols = {}
+    for c in PACKETS:
+        vals = [r.get(c.name) for r in rows]
+        if c.name == "l3":
+            cols[c.name] = pd.Categorical(vals, categories=list(L3_KINDS))
+        elif c.dtype == "category":
+            cols[c.name] = vals
+        elif c.dtype == "bool":
+            cols[c.name] = [bool(v) for v in vals]
+        else:
+            cols[c.name] = pd.array(vals, dtype=c.dtype)
+    df = pd.DataFrame(cols)
+    df["truncated"] = df["truncated"].astype(bool)
+    df["malformed"] = df["malformed"].astype(bool)
+    return _address_categories(df)
