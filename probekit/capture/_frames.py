@@ -202,6 +202,8 @@ def _index_pcapng(buf, path) -> FrameIndex:
     idx = FrameIndex("pcapng", data_off, caplen, wirelen, ts_ns,
                      None if has_ts.all() else has_ts, iface, interfaces)
     idx.stop = stop
+    if not interfaces:
+        idx.notes.append("no interface description block: the capture holds no packets")
     return idx
 
 
