@@ -1,0 +1,105 @@
+"""The ``probekit`` command line. Errors are one line on stderr: exit 1 for bad input, 2 for usage."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+from .errors import ProbekitError
+
+__all__ = ["main"]
+
+
+def _cmd_read(args) -> int:
+    from .capture import read_capture
+    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    out = args.output
+    if out.endswith(".csv"):
+        df.to_csv(out, index=False)
+    elif out.endswith(".parquet") or out.endswith(".pq"):
+        df.to_parquet(out, index=False)
+    else:
+        raise ProbekitError(f"{out}: output must end in .parquet or .csv")
+    print(f"{out}: {len(df)} packets", file=sys.stderr)
+    return 0
+
+
+def _cmd_summary(args) -> int:
+    from .capture import read_capture
+    from .summary import format_summary, summarize
+    results = []
+    for path in args.capture:
+        df = read_capture(path, backend=args.backend, strict=args.strict)
+        results.append(summarize(df))
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    else:
+        print("\n\n".join(format_summary(s) for s in results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
+                                                               "probe captures.")
+    p.add_argument("--version", action="version", version=f"probekit {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def reader_opts(sp):
+        sp.add_argument("--backend", choices=("fast", "dpkt", "pyshark"), default="fast",
+                        help="reader backend (default: fast)")
+        sp.add_argument("--strict", action="store_true",
+                        help="fail on a cut or corrupt file instead of salvaging its whole records")
+
+    sp = sub.add_parser("read", help="write the packets table of a capture to Parquet or CSV")
+    sp.add_argument("capture")
+    sp.add_argument("-o", "--output", required=True, help="OUT.parquet or OUT.csv")
+    reader_opts(sp)
+    sp.set_defaults(func=_cmd_read)
+
+    sp = sub.add_parser("summary", help="time span, link types, protocols and talkers of captures")
+    sp.add_argument("capture", nargs="+")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    reader_opts(sp)
+    sp.set_defaults(func=_cmd_summary)
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from .errors import CaptureWarning
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CaptureWarning)
+            rc = args.func(args)
+        for w in caught:
+            if issubclass(w.category, CaptureWarning):
+                print(f"probekit: warning: {w.message}", file=sys.stderr)
+        return rc
+    except ProbekitError as e:
+        print(f"probekit: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"probekit: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("probekit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line, with the way to see more
+        if os.environ.get("PROBEKIT_DEBUG"):
+            raise
+        print(f"probekit: internal error: {type(e).__name__}: {e} (set PROBEKIT_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
