@@ -90,3 +90,14 @@ def check_packets(df: pd.DataFrame) -> None:
         got = str(df[c.name].dtype)
         assert got == c.dtype, f"{c.name}: dtype {got}, schema says {c.dtype}"
 
+
+
+def markdown(columns: tuple[Column, ...] = PACKETS) -> str:
+    """The table's documentation as Markdown rows (docs/packets-table.md embeds this verbatim)."""
+    rows = ["| column | dtype | meaning |", "|---|---|---|"]
+    rows += [f"| `{c.name}` | {c.dtype} | {c.doc} |" for c in columns]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown(), end="")
