@@ -40,6 +40,19 @@ def _cmd_summary(args) -> int:
     return 0
 
 
+def _cmd_synth(args) -> int:
+    from .synth import default_monitor, synth
+    monitor = default_monitor(protocol=args.protocol, size=args.size, sources=args.sources, family=args.family,
+                              port=args.port, period_s=args.period)
+    over = dict(duration_s=args.duration, rate_per_s=args.rate, loss=args.loss, vantage=args.vantage)
+    truth = synth(args.scenario, args.output, monitor=monitor, seed=args.seed, link=args.link,
+                  snaplen=args.snaplen, **{k: v for k, v in over.items() if v is not None})
+    answered = int(truth["answered"].sum())
+    print(f"{args.output}: {len(truth)} probes ({answered} answered), truth in {args.output}.truth.csv",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
                                                                "probe captures.")
@@ -63,6 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     reader_opts(sp)
     sp.set_defaults(func=_cmd_summary)
+
+    from .synth.scenarios import SCENARIO_DOCS
+    sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario",
+                        description="Scenarios (join with '+' to compose): " + "; ".join(
+                            f"{k}: {v}" for k, v in SCENARIO_DOCS.items()))
+    sp.add_argument("scenario", help="e.g. healthy, target-down, lossy+size-change")
+    sp.add_argument("-o", "--output", required=True, help="OUT.pcap or OUT.pcapng")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--duration", type=float, help="seconds of probing (default 300)")
+    sp.add_argument("--rate", type=float, help="probes per second per probe, all sources together (default 2)")
+    sp.add_argument("--size", type=int, default=56, help="probe packet size, 56-8500 (default 56)")
+    sp.add_argument("--sources", type=int, default=2, help="number of ENIs (default 2)")
+    sp.add_argument("--protocol", choices=("icmp", "tcp", "both"), default="both")
+    sp.add_argument("--family", type=int, choices=(4, 6), default=4)
+    sp.add_argument("--port", type=int, default=80, help="TCP probe port (default 80)")
+    sp.add_argument("--period", type=int, default=30, help="aggregation period, 30 or 60 s")
+    sp.add_argument("--loss", type=float, help="loss probability per leg")
+    sp.add_argument("--vantage", choices=("prober", "target"), help="where the capture is taken")
+    sp.add_argument("--link", choices=("ethernet", "sll2"), default="ethernet")
+    sp.add_argument("--snaplen", type=int, default=262144)
+    sp.set_defaults(func=_cmd_synth)
     return p
 
 
