@@ -1,0 +1,80 @@
+"""The three backends agree: fast (compiled) against dpkt objects everywhere, against tshark (pyshark)
+on the shipped captures and on clean real ones."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import probekit
+from probekit.schema import check_packets
+from conftest import REAL, real_captures
+from tables import table_diffs
+from test_corpus import REFUSED
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.name for p in (ROOT / "captures").iterdir() if p.suffix in (".pcap", ".pcapng"))
+
+# Where tshark's per-frame view differs from probekit's on purpose (see test_corpus for the reasons):
+# malformed or cut headers, and the frames tshark invents for pcapng custom blocks.
+PYSHARK_CLEAN = ["zeek/icmp/5-pings.pcap", "zeek/icmp/icmp6-ping.pcap", "zeek/linux_dlt_sll2.pcap",
+                 "zeek/wikipedia.pcap", "zeek/tcp/rst-inject-rae.pcap", "zeek/nmap-vsn.pcap",
+                 "zeek/vlan-qinqinq.pcap", "zeek/mixed-vlan-mpls.pcap", "gopacket/test_loopback.pcap",
+                 "tcpdump/e1000g.pcap", "tcpdump/802.1ad_QinQ.pcap", "tcpdump/LINKTYPE_IPV6.pcap",
+                 "tcpdump/tcp-handshake-nano.pcap", "pcapng-test-generator/output_be/basic/test001.pcapng",
+                 "pcapng-test-generator/output_le/basic/test008.pcapng", "zeek/pcapng-multi-interface.pcapng",
+                 "tcpdump/quic_handshake_truncated.pcap", "dpkt/dns_icmp.pcap"]
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (./kit test installs it)")
+
+
+def _paths():
+    return [ROOT / "captures" / n for n in SHIPPED] + [REAL / r for r in real_captures() if r not in REFUSED]
+
+
+@pytest.mark.parametrize("path", _paths(), ids=lambda p: p.name if "captures" in p.parts[-2:] else str(p.relative_to(REAL)))
+def test_fast_equals_dpkt(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", probekit.CaptureWarning)
+        fast = probekit.read_capture(path)
+        ref = probekit.read_capture(path, backend="dpkt")
+    check_packets(ref)
+    assert table_diffs(fast, ref) == []
+    assert list(fast["src"].cat.categories) == list(ref["src"].cat.categories)
+
+
+@needs_tshark
+@pytest.mark.parametrize("path", [ROOT / "captures" / n for n in ("healthy.pcap", "lossy.pcapng",
+                                                                  "healthy-ipv6-target-side.pcap")]
+                         + [REAL / r for r in PYSHARK_CLEAN], ids=lambda p: p.name)
+def test_fast_equals_pyshark(path):
+    if "captures-real" in str(path) and not REAL.is_dir():
+        pytest.skip("corpus absent")
+    fast = probekit.read_capture(path)
+    ts = probekit.read_capture(path, backend="pyshark")
+    check_packets(ts)
+    # tshark reports "malformed" by its own expert rules (e.g. a truncated QUIC payload); compare the rest
+    assert table_diffs(fast, ts, skip=("malformed",)) == []
+
+
+@needs_tshark
+def test_pyshark_backend_inside_a_running_event_loop():
+    """As in a Jupyter kernel, whose loop is already running when a cell calls read_capture."""
+    async def cell():
+        return probekit.read_capture(ROOT / "captures" / "port-closed.pcap", backend="pyshark")
+    df = asyncio.run(cell())
+    assert len(df) == len(probekit.read_capture(ROOT / "captures" / "port-closed.pcap"))
+
+
+def test_pyshark_backend_without_tshark_names_the_fix(tmp_path):
+    code = ("import probekit\n"
+            "try:\n    probekit.read_capture('captures/healthy.pcap', backend='pyshark')\n"
+            "except probekit.BackendError as e:\n    print('BackendError:', e)\n")
+    env = dict(os.environ, PATH=str(tmp_path), PROBEKIT_TSHARK="")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert "BackendError: tshark is not installed" in p.stdout and "apt-get install tshark" in p.stdout, p.stderr
