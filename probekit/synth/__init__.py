@@ -84,10 +84,13 @@ def synth(scenario_name: str = "healthy", out=None, *, monitor: Monitor | None =
 
 
 def _write_truth(path: Path, truth: pd.DataFrame, meta: dict) -> None:
-    with open(path, "w", newline="") as f:
-        f.write("# probekit ground truth: one row per probe sent; rtt_us as measured at the prober\n")
-        f.write("# meta: " + json.dumps(meta, sort_keys=True, default=list) + "\n")
-        truth.to_csv(f, index=False, lineterminator="\n", float_format="%.3f")
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    with open(path, "wb") as f:
+        f.write(b"# probekit ground truth: one row per probe sent; rtt_us as measured at the prober\n")
+        f.write(("# meta: " + json.dumps(meta, sort_keys=True, default=list) + "\n").encode())
+        table = pa.Table.from_pandas(truth, preserve_index=False)
+        pacsv.write_csv(table, f, pacsv.WriteOptions(quoting_style="needed"))
 
 
 def read_truth(path) -> pd.DataFrame:
@@ -95,7 +98,7 @@ def read_truth(path) -> pd.DataFrame:
     p = Path(path)
     if not p.name.endswith(".truth.csv"):
         p = truth_path(p)
-    df = pd.read_csv(p, comment="#", dtype={"port": "UInt16"})
+    df = pd.read_csv(p, comment="#", dtype={"port": "UInt16", "answered": bool})
     assert tuple(df.columns) == TRUTH_COLUMNS, list(df.columns)
     meta_line = next(ln for ln in p.read_text().splitlines() if ln.startswith("# meta: "))
     df.attrs["meta"] = json.loads(meta_line[len("# meta: "):])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pandas as pd
 
 from ..capture._kernels import njit
 from ..wire import LINK_ETHERNET, LINK_SLL2, Layout, build_frames
@@ -39,7 +40,7 @@ def render(sim: Simulation, link: int = LINK_ETHERNET, vantage: str = "prober") 
         addr[i, :len(a)] = np.frombuffer(a, np.uint8)
     # the prober-side address of each packet names its ENI
     eni_addr = np.where(pk["from_prober"], pk["src"], pk["dst"])
-    enis, eni = np.unique(eni_addr, return_inverse=True) if n else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    eni, enis = pd.factorize(eni_addr, sort=True)
     eni_mac = np.zeros((max(len(enis), 1), 6), np.uint8)
     eni_mac[:, :5] = np.frombuffer(bytes.fromhex("0200000001"), np.uint8)
     eni_mac[:, 5] = np.arange(1, max(len(enis), 1) + 1)
@@ -62,11 +63,14 @@ def render(sim: Simulation, link: int = LINK_ETHERNET, vantage: str = "prober") 
         ifindex = np.zeros(n, np.int64)
     frame_len = np.zeros(n, np.int64)
     groups = []
-    keys = np.stack([pk["kind"], fam, pk["size"]], axis=1) if n else np.zeros((0, 3), np.int64)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True) if n else (keys, np.zeros(0, np.int64))
-    inv = inv.reshape(-1)
-    for g, (kind, family, size) in enumerate(uniq):
-        rows = np.flatnonzero(inv == g)
+    # one group per layout (kind, family, size); factorize a packed key rather than sorting rows
+    key = (pk["kind"].astype(np.int64) << 40) | (fam.astype(np.int64) << 32) | pk["size"].astype(np.int64)
+    inv, uniq = pd.factorize(key, sort=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    for g, k in enumerate(uniq):
+        kind, family, size = int(k) >> 40, (int(k) >> 32) & 0xFF, int(k) & 0xFFFFFFFF
+        rows = order[bounds[g]:bounds[g + 1]]
         lay = Layout(int(kind), int(family), int(size), link)
         alen = 4 if family == 4 else 16
         plen = int(pk["payload_len"][rows].max())

@@ -1,0 +1,225 @@
+"""Reader speed and memory, side by side in one run (this machine is noisy: compare ratios).
+
+Builds a probe-traffic capture (ICMP echo request/reply, TCP SYN / SYN-ACK / RST from two ENIs) of
+--packets packets as pcap and pcapng with probekit.synth, then times each reader in its own process
+(peak RSS measured there): probekit, dpkt objects, dpkt Reader + struct, scapy PcapReader (100 k
+slice), pyshark (10 k slice), tshark -T fields. Prints packets/s, the ratio to dpkt objects and peak
+memory, and checks probekit's table equals the dpkt backend's field by field.
+
+    python benchmarks/bench_read.py [--packets 1000000] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+
+
+def build(n_packets: int) -> dict[str, Path]:
+    from probekit.synth import synth
+    DATA.mkdir(exist_ok=True)
+    # healthy scenario: per pair of probes (ICMP + TCP) 2 + 3 packets; loss 0 keeps the count exact
+    rate = 200.0
+    duration = n_packets / 5 / rate
+    out = {}
+    for fmt in ("pcap", "pcapng"):
+        p = DATA / f"probes-{n_packets}.{fmt}"
+        if not p.exists():
+            synth("healthy", p, seed=42, duration_s=duration, rate_per_s=rate, loss=0.0, send_jitter_ms=0.5)
+        out[fmt] = p
+    return out
+
+
+def slice_pcap(src: Path, n: int) -> Path:
+    """The first n records of a classic pcap (for the slow readers)."""
+    import dpkt
+    dst = src.with_name(f"{src.stem}-first{n}.pcap")
+    if dst.exists():
+        return dst
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        r = dpkt.pcap.Reader(f)
+        w = dpkt.pcap.Writer(g, snaplen=r.snaplen, linktype=r.datalink())
+        for i, (ts, buf) in enumerate(r):
+            if i == n:
+                break
+            w.writepkt(buf, ts)
+    return dst
+
+
+# ------------------------------------------------------------------ one reader, run in a subprocess
+def run_probekit(path):
+    import probekit
+    df = probekit.read_capture(path)
+    return len(df)
+
+
+def run_dpkt_objects(path):
+    import dpkt
+    n = 0
+    with open(path, "rb") as f:
+        reader = dpkt.pcapng.Reader(f) if str(path).endswith(".pcapng") else dpkt.pcap.Reader(f)
+        for ts, buf in reader:
+            eth = dpkt.ethernet.Ethernet(buf)
+            ip = eth.data
+            l4 = ip.data
+            _ = (ip.src, ip.dst, ip.p, ip.len, ip.ttl, ip.id)
+            if isinstance(l4, dpkt.tcp.TCP):
+                _ = (l4.sport, l4.dport, l4.flags, l4.seq, l4.ack, len(l4.data))
+            elif isinstance(l4, dpkt.icmp.ICMP):
+                _ = (l4.type, l4.code, l4.data.id, l4.data.seq)
+            n += 1
+    return n
+
+
+def run_dpkt_struct(path):
+    import struct
+    import dpkt
+    n = 0
+    u_ip = struct.Struct(">BBHHHBBH4s4s").unpack_from
+    u_tcp = struct.Struct(">HHIIH").unpack_from
+    u_icmp = struct.Struct(">BBHHH").unpack_from
+    with open(path, "rb") as f:
+        reader = dpkt.pcapng.Reader(f) if str(path).endswith(".pcapng") else dpkt.pcap.Reader(f)
+        for ts, buf in reader:
+            v, _tos, tot, ipid, _ff, ttl, p, _s, src, dst = u_ip(buf, 14)
+            ihl = (v & 15) * 4
+            if p == 6:
+                u_tcp(buf, 14 + ihl)
+            elif p == 1:
+                u_icmp(buf, 14 + ihl)
+            n += 1
+    return n
+
+
+def run_scapy(path):
+    from scapy.utils import PcapReader
+    n = 0
+    from scapy.layers.inet import IP
+    for pkt in PcapReader(str(path)):
+        ip = pkt.getlayer(IP)
+        _ = ip.src, ip.dst, ip.proto
+        n += 1
+    return n
+
+
+def run_pyshark(path):
+    import pyshark
+    n = 0
+    cap = pyshark.FileCapture(str(path), keep_packets=False)
+    for pkt in cap:
+        _ = pkt.ip.src
+        n += 1
+    cap.close()
+    return n
+
+
+def run_tshark(path):
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch", "-e", "ip.src",
+                          "-e", "ip.dst", "-e", "ip.proto", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.flags",
+                          "-e", "tcp.seq_raw", "-e", "icmp.ident", "-e", "icmp.seq"],
+                         capture_output=True, check=True)
+    return out.stdout.count(b"\n")
+
+
+RUNNERS = {"probekit": run_probekit, "dpkt-objects": run_dpkt_objects, "dpkt-struct": run_dpkt_struct,
+           "scapy": run_scapy, "pyshark": run_pyshark, "tshark": run_tshark}
+
+
+def child(name: str, path: str, repeat: int) -> None:
+    fn = RUNNERS[name]
+    if name == "probekit":  # compile (or load the cached) kernels outside the timing
+        import probekit
+        probekit.read_capture(Path(__file__).resolve().parents[1] / "captures" / "healthy.pcap")
+    base = _hwm_kib()
+    best = float("inf")
+    n = 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        n = fn(path)
+        best = min(best, time.perf_counter() - t)
+    peak = _hwm_kib()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # tshark's, for the tshark row
+    print(json.dumps(dict(n=n, seconds=best, peak_kib=max(peak, kids) if name == "tshark" else peak, base_kib=base)))
+
+
+def _hwm_kib() -> int:
+    """Peak RSS of this process image (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def measure(name, path, repeat):
+    p = subprocess.run([sys.executable, __file__, "--child", name, str(path), "--repeat", str(repeat)],
+                       capture_output=True, text=True)
+    if p.returncode:
+        return dict(error=p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def check_equal(path: Path) -> str:
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import probekit
+    from tables import table_diffs
+    a = probekit.read_capture(path)
+    b = probekit.read_capture(path, backend="dpkt")
+    d = table_diffs(a, b)
+    return "equal, field by field" if not d else "DIFFERENT: " + "; ".join(d[:5])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--child", nargs=2)
+    ap.add_argument("--check-slice", type=int, default=100_000, help="packets compared with the dpkt backend")
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child[0], args.child[1], args.repeat)
+    files = build(args.packets)
+    size = {k: v.stat().st_size for k, v in files.items()}
+    s100k = slice_pcap(files["pcap"], 100_000)
+    s10k = slice_pcap(files["pcap"], 10_000)
+    plan = [("probekit", "pcap", files["pcap"], args.repeat), ("dpkt-objects", "pcap", files["pcap"], 1),
+            ("dpkt-struct", "pcap", files["pcap"], 1),
+            ("probekit", "pcapng", files["pcapng"], args.repeat), ("dpkt-objects", "pcapng", files["pcapng"], 1),
+            ("scapy", "pcap 100k", s100k, 1), ("pyshark", "pcap 10k", s10k, 1)]
+    if shutil.which("tshark"):
+        plan.append(("tshark", "pcap", files["pcap"], 1))
+    results = []
+    for name, label, path, rep in plan:
+        r = measure(name, path, rep)
+        results.append((name, label, path, r))
+        print(f"  measured {name} on {label}: {r}", file=sys.stderr)
+    ref = {lab: r["n"] / r["seconds"] for name, lab, _p, r in results if name == "dpkt-objects" and "n" in r}
+    ref_any = ref.get("pcap")
+    print(f"\nprobe-traffic capture: {args.packets} packets; pcap {size['pcap'] / 1e6:.1f} MB, "
+          f"pcapng {size['pcapng'] / 1e6:.1f} MB; {os.cpu_count()} cores; best of {args.repeat} for probekit\n")
+    print(f"{'reader':<14}{'file':<11}{'packets/s':>13}{'× dpkt objects':>16}{'peak RSS MB':>13}"
+          f"{'growth/file':>13}")
+    for name, label, path, r in results:
+        if "error" in r:
+            print(f"{name:<14}{label:<11}  error: {r['error']}")
+            continue
+        pps = r["n"] / r["seconds"]
+        base = ref.get(label.split()[0], ref_any)
+        fsize = path.stat().st_size
+        growth = (r["peak_kib"] - r["base_kib"]) * 1024 / fsize  # memory the read itself added, per file byte
+        print(f"{name:<14}{label:<11}{pps:>13,.0f}{pps / base:>16.1f}{r['peak_kib'] / 1024:>13.0f}"
+              f"{growth:>13.1f}")
+    cut = slice_pcap(files["pcap"], args.check_slice)
+    print(f"\nprobekit vs dpkt backend on the first {args.check_slice} packets: {check_equal(cut)}")
+
+
+if __name__ == "__main__":
+    main()
