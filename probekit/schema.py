@@ -71,6 +71,58 @@ PACKETS: tuple[Column, ...] = (
 
 PACKET_COLUMNS = tuple(c.name for c in PACKETS)
 
+OUTCOMES = ("answered", "refused", "late", "lost", "unknown")
+"""Values of a probe's ``outcome``: answered (echo reply / SYN-ACK within the timeout), refused (RST/ACK
+within the timeout: the port is closed, yet the path works), late (a reply after the timeout: lost for
+the metrics), lost (no reply in the capture), unknown (the capture ended before the timeout ran out)."""
+
+PROBES: tuple[Column, ...] = (
+    Column("ts_ns", "int64", "request time at the capture point, ns since the epoch"),
+    Column("protocol", "category", "icmp, icmpv6 or tcp"),
+    Column("source", "category", "prober address (the ENI)"),
+    Column("destination", "category", "target address"),
+    Column("port", "UInt16", "TCP destination port; <NA> for ICMP"),
+    Column("size", "Int32", "probe size: ICMP message or TCP segment bytes (IP total length - IP header)"),
+    Column("ident", "UInt32", "ICMP echo identifier, or the TCP source port"),
+    Column("seq", "UInt32", "ICMP echo sequence number, or the TCP initial sequence number"),
+    Column("outcome", "category", "one of " + ", ".join(OUTCOMES)),
+    Column("rtt_us", "float64", "reply time - request time in µs, for answered/refused probes; NaN "
+                                "otherwise (never 0 for no reply). At the target's side of the path "
+                                "this is the target's turnaround"),
+    Column("reply_delay_us", "float64", "reply time - request time for any reply, late ones included"),
+    Column("request_frame", "int64", "frame number of the request (the first one, if re-sent)"),
+    Column("reply_frame", "Int64", "frame number of the first reply"),
+    Column("reset_frame", "Int64", "frame number of the prober's RST after the SYN/ACK (TCP)"),
+    Column("reset_after_us", "float64", "prober's RST time - SYN/ACK time, µs (TCP)"),
+    Column("retransmits", "int32", "further requests with the same identity (re-sent SYNs, repeated echo)"),
+    Column("extra_replies", "int32", "replies after the first (duplicates, re-sent SYN/ACKs)"),
+)
+PROBE_COLUMNS = tuple(c.name for c in PROBES)
+
+PERIOD_STATUS = ("ok", "loss", "no_reply", "no_probes")
+"""``status`` of a period: ok (every probe answered), loss (some lost), no_reply (probes sent, none
+answered: 100 % loss), no_probes (nothing sent: no data, metrics NaN, never 0 % loss)."""
+
+PERIODS: tuple[Column, ...] = (
+    Column("protocol", "category", "stream key (columns present depend on ``by``)"),
+    Column("source", "category", "stream key: prober address (absent when aggregated over sources)"),
+    Column("destination", "category", "stream key"),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("period_start_ns", "int64", "start of the aggregation period, aligned to multiples of the "
+                                       "period since the epoch, as CloudWatch aligns them"),
+    Column("period_s", "int32", "aggregation period, 30 or 60 s"),
+    Column("sent", "int64", "probes sent in the period (outcome unknown excluded)"),
+    Column("answered", "int64", "answered or refused within the timeout"),
+    Column("late", "int64", "replies after the timeout (counted as lost)"),
+    Column("loss_pct", "float64", "100 * (sent - answered) / sent; NaN when nothing was sent"),
+    Column("rtt_mean_us", "float64", "RTT statistics over answered probes, µs; NaN when none answered"),
+    Column("rtt_median_us", "float64", "median RTT, µs"),
+    Column("rtt_p95_us", "float64", "95th-percentile RTT, µs"),
+    Column("rtt_min_us", "float64", "minimum RTT, µs"),
+    Column("rtt_max_us", "float64", "maximum RTT, µs"),
+    Column("status", "category", "one of " + ", ".join(PERIOD_STATUS)),
+)
+
 
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
@@ -92,6 +144,14 @@ def check_packets(df: pd.DataFrame) -> None:
 
 
 
+def check_table(df: pd.DataFrame, columns: tuple[Column, ...]) -> None:
+    """Raise AssertionError unless ``df`` has ``columns`` (in order; PERIODS' optional keys may be absent)."""
+    want = [c for c in columns if c.name in df.columns]
+    assert [c.name for c in want] == list(df.columns), f"columns differ: {list(df.columns)}"
+    for c in want:
+        assert str(df[c.name].dtype) == c.dtype, f"{c.name}: dtype {df[c.name].dtype}, schema says {c.dtype}"
+
+
 def markdown(columns: tuple[Column, ...] = PACKETS) -> str:
     """The table's documentation as Markdown rows (docs/packets-table.md embeds this verbatim)."""
     rows = ["| column | dtype | meaning |", "|---|---|---|"]
@@ -100,4 +160,6 @@ def markdown(columns: tuple[Column, ...] = PACKETS) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    print(markdown(), end="")
+    import sys
+    print(markdown({"packets": PACKETS, "probes": PROBES, "periods": PERIODS}[(sys.argv[1:] or ["packets"])[0]]),
+          end="")

@@ -1,0 +1,1 @@
+"""Analyses over the packets and probes tables. Nothing here reads files or knows their formats."""
