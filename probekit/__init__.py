@@ -2,15 +2,41 @@
 
 The public API is this module's ``__all__`` (pinned by tests/test_public_api.py).
 """
+from .analysis.match import match_probes
+from .analysis.metrics import PROBE_LEVEL, STREAM, audit_cloudwatch, period_metrics, read_cloudwatch_csv
+from .analysis.sizes import size_changes
+from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares
+from .analysis.timing import find_gaps, inter_arrivals, timing_summary
 from .capture import read_capture
+from .spec import Monitor, Probe, SpecError
 from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
-from .schema import PACKETS, PACKET_COLUMNS
+from .schema import PACKETS, PACKET_COLUMNS, PERIODS, PROBES
 from . import accessor as _accessor  # registers df.probekit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "read_capture",
+    "match_probes",
+    "period_metrics",
+    "audit_cloudwatch",
+    "read_cloudwatch_csv",
+    "inter_arrivals",
+    "timing_summary",
+    "find_gaps",
+    "source_shares",
+    "balance_test",
+    "alternation",
+    "source_rate",
+    "source_quality",
+    "size_changes",
+    "STREAM",
+    "PROBE_LEVEL",
+    "Monitor",
+    "Probe",
+    "SpecError",
+    "PROBES",
+    "PERIODS",
     "CaptureError",
     "CaptureWarning",
     "BackendError",

@@ -32,6 +32,16 @@ class PacketsAccessor:
                 out.append(bytes(buf[o:o + n]) if o >= 0 and n > 0 else b"")
         return pd.Series(out, index=df.index, name="payload", dtype=object)
 
+    def probes(self, timeout_s: float = 1.0, vantage: str = "auto") -> pd.DataFrame:
+        """The probes table of this packets table (``probekit.match_probes``)."""
+        from .analysis.match import match_probes
+        return match_probes(self._df, timeout_s=timeout_s, vantage=vantage)
+
+    def span_ns(self) -> tuple[int, int]:
+        """First and last timestamp of the capture (ns), for gap detection at its edges."""
+        ts = self._df["ts_ns"].dropna()
+        return (int(ts.min()), int(ts.max())) if len(ts) else (0, 0)
+
     def flags(self, *names: str) -> pd.Series:
         """True where every named TCP flag is set, e.g. ``df.probekit.flags("SYN", "ACK")``."""
         from .schema import TCP_FLAGS

@@ -53,6 +53,54 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _probes_of(args):
+    from .analysis.match import match_probes
+    from .capture import read_capture
+    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    return df, match_probes(df, timeout_s=args.timeout, vantage=args.vantage)
+
+
+def _emit(table, args) -> None:
+    import pandas as pd
+    t = table.copy()
+    for c in t.columns:
+        if c.endswith("_ns") and c != "period_s":
+            t[c.replace("_ns", "_utc")] = pd.to_datetime(t[c], unit="ns", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if getattr(args, "json", False):
+        print(t.to_json(orient="records", indent=1, date_format="iso"))
+    elif getattr(args, "csv", False):
+        print(t.to_csv(index=False), end="")
+    else:
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
+            print(t.drop(columns=[c for c in t.columns if c.endswith("_ns")]).to_string(index=False))
+
+
+def _cmd_metrics(args) -> int:
+    from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics
+    _, probes = _probes_of(args)
+    per = period_metrics(probes, args.period, by=PROBE_LEVEL if args.per_probe else STREAM)
+    _emit(per, args)
+    return 0
+
+
+def _cmd_timing(args) -> int:
+    from .analysis.timing import find_gaps, timing_summary
+    df, probes = _probes_of(args)
+    span = df.probekit.span_ns()
+    summary = timing_summary(probes, span_ns=span, gap_factor=args.gap_factor)
+    gaps = find_gaps(probes, factor=args.gap_factor, span_ns=span)
+    if args.json:
+        import json
+        print(json.dumps({"streams": json.loads(summary.to_json(orient="records")),
+                          "gaps": json.loads(gaps.to_json(orient="records"))}, indent=1))
+    else:
+        _emit(summary, args)
+        if len(gaps):
+            print("\ngaps (stretches without probes):")
+            _emit(gaps, args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
                                                                "probe captures.")
@@ -76,6 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     reader_opts(sp)
     sp.set_defaults(func=_cmd_summary)
+
+    def analysis_opts(sp):
+        sp.add_argument("capture")
+        sp.add_argument("--timeout", type=float, default=1.0, help="reply timeout in seconds (default 1)")
+        sp.add_argument("--vantage", choices=("auto", "prober", "target"), default="auto",
+                        help="where the capture was taken (default: decided from TTLs)")
+        sp.add_argument("--json", action="store_true")
+        reader_opts(sp)
+
+    sp = sub.add_parser("metrics", help="per-period loss and RTT per stream (honest: no probes = no data)")
+    analysis_opts(sp)
+    sp.add_argument("--period", type=int, choices=(30, 60), default=30)
+    sp.add_argument("--csv", action="store_true")
+    sp.add_argument("--per-probe", action="store_true", help="sources together, as CloudWatch publishes")
+    sp.set_defaults(func=_cmd_metrics)
+
+    sp = sub.add_parser("timing", help="inter-arrival rate, jitter, dominant period, bursts and gaps")
+    analysis_opts(sp)
+    sp.add_argument("--gap-factor", type=float, default=5.0, help="a gap is > this × the median inter-arrival")
+    sp.set_defaults(func=_cmd_timing)
 
     from .synth.scenarios import SCENARIO_DOCS
     sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario",
