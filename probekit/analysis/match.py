@@ -207,6 +207,7 @@ def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, timeout_ns: int) ->
     probes["reply_frame"] = pd.array([pd.NA] * n, dtype="Int64")
     probes["reply_kind"] = None
     probes["extra_replies"] = 0
+    probes["reply_ts_ns"] = -1
     probes.attrs["orphans"] = 0
     if n == 0 or rep.empty:
         probes.attrs["orphans"] = len(rep)
@@ -255,7 +256,7 @@ def _attach_resets(probes: pd.DataFrame, rst: pd.DataFrame) -> pd.DataFrame:
     n = len(probes)
     probes["reset_frame"] = pd.array([pd.NA] * n, dtype="Int64")
     probes["reset_after_us"] = np.nan
-    if n == 0 or rst is None or rst.empty or "key" not in probes:
+    if n == 0 or rst is None or rst.empty:
         return probes
     pk, rk = _key_codes(probes, rst)
     hit = _asof(rst.assign(key=rk), probes.assign(key=pk), "key", 60 * _NS)

@@ -93,7 +93,7 @@ def read_cloudwatch_csv(path) -> pd.DataFrame:
     if pd.api.types.is_numeric_dtype(ts):
         df["period_start_ns"] = (ts.astype("float64") * 1e9).round().astype("int64")
     else:
-        df["period_start_ns"] = pd.to_datetime(ts, utc=True).astype("int64")
+        df["period_start_ns"] = pd.to_datetime(ts, utc=True).dt.as_unit("ns").astype("int64")
     if "probe" in df.columns:
         parts = df["probe"].astype(str).str.split(":", n=1, expand=True)
         df["protocol"] = parts[0]
