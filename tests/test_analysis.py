@@ -281,7 +281,7 @@ def test_cli_metrics_and_timing_json():
 def test_reordered_replies_still_match_their_requests(tmp_path):
     """RTT jitter far above the probe interval: replies arrive in another order than the requests."""
     cap = tmp_path / "r.pcapng"
-    truth = synth("lossy", cap, seed=5, duration_s=60, rtt_jitter_ms=300.0, rate_per_s=20)
+    truth = synth("lossy", cap, seed=5, duration_s=60, rtt_median_ms=400.0, rtt_jitter_ms=300.0, rate_per_s=20)
     probes = probekit.read_capture(cap).probekit.probes()
     j = _join(probes, truth, 1)
     assert (j["_merge"] == "both").all()

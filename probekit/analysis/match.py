@@ -19,12 +19,14 @@ _NS = 1_000_000_000
 
 
 def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "auto",
-                 resend_window_s: float = 30.0) -> pd.DataFrame:
+                 resend_window_s: float = 30.0, reply_window_s: float = 120.0) -> pd.DataFrame:
     """One row per probe (request), with its outcome and RTT.
 
     timeout_s: a reply later than this makes the probe ``late`` (lost for the metrics).
     vantage: 'prober' or 'target' (where the capture was taken) or 'auto' (decided from the TTLs: the
     capturing host's own packets leave with an initial TTL such as 64).
+    resend_window_s: requests with one identity this close together are one probe sent again.
+    reply_window_s: a reply later than this after every request of its identity is an orphan.
     ``df.attrs``: vantage, timeout_s, capture_end_ns, orphan_replies (replies with no request in the
     capture, e.g. a capture started late).
     """
@@ -39,7 +41,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     if vantage == "auto":
         vantage = detect_vantage(req, rep)
     probes = _dedupe(req, int(resend_window_s * _NS))
-    probes = _attach_replies(probes, rep, int(timeout_s * _NS))
+    probes = _attach_replies(probes, rep, int(reply_window_s * _NS))
     probes = _attach_resets(probes, rst)
     late = probes["reply_delay_ns"] > timeout_s * _NS
     got = probes["reply_delay_ns"].notna()
@@ -200,7 +202,7 @@ def _asof(events: pd.DataFrame, probes: pd.DataFrame, by: str, tolerance_ns: int
     return out
 
 
-def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, timeout_ns: int) -> pd.DataFrame:
+def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, window: int) -> pd.DataFrame:
     probes = probes.copy()
     n = len(probes)
     probes["reply_delay_ns"] = np.nan
@@ -212,7 +214,6 @@ def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, timeout_ns: int) ->
     if n == 0 or rep.empty:
         probes.attrs["orphans"] = len(rep)
         return probes
-    window = max(60 * _NS, 10 * timeout_ns)
     exact = rep[rep["kind"] != "rst_ack"]
     loose = rep[rep["kind"] == "rst_ack"]
     pk, ek = _key_codes(probes, exact)

@@ -19,7 +19,7 @@ class Conditions:
     rate_per_s: float = 2.0              # probes per second per probe (all its sources together)
     send_jitter_ms: float = 2.0          # uniform ± jitter of the send schedule
     rtt_median_ms: float = 12.0
-    rtt_jitter_ms: float = 1.5           # spread of the RTT distribution (lognormal around the median)
+    rtt_jitter_ms: float = 1.5           # RTT spread: lognormal around the median, sigma = ln(1 + jitter/median)
     loss: float = 0.002                  # probability each leg (request, reply) is lost
     timeout_s: float = 1.0               # a reply later than this is 'late' (lost for the metrics)
     rst_delay_us: float = 80.0           # prober's RST after the SYN/ACK arrives
