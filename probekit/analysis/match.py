@@ -45,7 +45,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     probes = _attach_resets(probes, rst)
     late = probes["reply_delay_ns"] > timeout_s * _NS
     got = probes["reply_delay_ns"].notna()
-    refused = probes["reply_kind"] == "rst_ack"
+    refused = probes["reply_kind"] == RST_ACK
     outcome = np.select([got & ~late & refused, got & ~late, got & late,
                          ~got & (probes["ts_ns"] + timeout_s * _NS > end_ns)],
                         ["refused", "answered", "late", "unknown"], "lost")
@@ -53,7 +53,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     rtt = probes["reply_delay_ns"].where(got & ~late) / 1e3
     out = pd.DataFrame({
         "ts_ns": probes["ts_ns"].astype("int64"),
-        "protocol": pd.Categorical(probes["protocol"], categories=["icmp", "icmpv6", "tcp"]),
+        "protocol": pd.Categorical.from_codes(probes["protocol"].astype(int), categories=["icmp", "icmpv6", "tcp"]),
         "source": pd.Categorical.from_codes(probes["a"].astype(int), categories=cats),
         "destination": pd.Categorical.from_codes(probes["b"].astype(int), categories=cats),
         "port": probes["port"].astype("UInt16"),
@@ -108,7 +108,7 @@ def _icmp_sides(p: pd.DataFrame):
     has_id = p["icmp_id"].notna().to_numpy() & p["ts_ns"].notna().to_numpy()
     v4, v6 = proto == 1, proto == 58
     sides = []
-    for req_t, rep_t, name, fam in ((8, 0, "icmp", v4), (128, 129, "icmpv6", v6)):
+    for req_t, rep_t, name, fam in ((8, 0, 0, v4), (128, 129, 1, v6)):
         for t, is_req in ((req_t, True), (rep_t, False)):
             m = fam & (typ == t) & has_id
             d = _base(p, m)
@@ -120,7 +120,7 @@ def _icmp_sides(p: pd.DataFrame):
                 d["a"], d["b"] = d["src"], d["dst"]
             else:
                 d["a"], d["b"] = d["dst"], d["src"]
-                d["kind"] = "echo_reply"
+                d["kind"] = ECHO_REPLY
             sides.append((is_req, d))
     req = pd.concat([d for r, d in sides if r], ignore_index=True)
     rep = pd.concat([d for r, d in sides if not r], ignore_index=True)
@@ -142,7 +142,7 @@ def _tcp_sides(p: pd.DataFrame):
 
     def side(m, outward: bool, seqv):
         d = _base(p, m)
-        d["protocol"] = "tcp"
+        d["protocol"] = 2
         if outward:
             d["a"], d["b"], d["ident"], d["port"] = d["src"], d["dst"], sport[m], dport[m]
         else:
@@ -153,9 +153,9 @@ def _tcp_sides(p: pd.DataFrame):
 
     req = side(syn, True, seq)
     sa = side(synack, False, ack - 1)
-    sa["kind"] = "syn_ack"
+    sa["kind"] = SYN_ACK
     ra = side(rstack, False, ack - 1)
-    ra["kind"] = "rst_ack"
+    ra["kind"] = RST_ACK
     ra["ack_raw"] = ack[rstack]
     rs = side(rst, True, seq - 1)
     return req, pd.concat([sa, ra], ignore_index=True), rs
@@ -165,10 +165,33 @@ def _tcp_sides(p: pd.DataFrame):
 _KEY = ["protocol", "a", "b", "ident", "port", "seq"]
 
 
+ECHO_REPLY, SYN_ACK, RST_ACK = 0, 1, 2   # reply kinds
+
+
 def _key_codes(*frames, cols=_KEY) -> list[np.ndarray]:
-    """One integer per distinct identity, shared by every frame given."""
-    both = pd.concat([f[cols] for f in frames], ignore_index=True)
-    codes, _ = pd.MultiIndex.from_frame(both.astype({"port": "Int64"}).fillna({"port": -1})).factorize()
+    """One integer per distinct identity, shared by every frame given. Packs the fields into int64s
+    (addresses are category codes, ports 16 bits, sequence numbers 32) and factorizes those."""
+    def col(name):
+        parts = [f[name] for f in frames]
+        if name == "port":
+            return np.concatenate([p.to_numpy("float64", na_value=np.nan) for p in parts])
+        return np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
+    proto, a, b = col("protocol"), col("a"), col("b")
+    port = col("port")
+    port = np.where(np.isnan(port), 65536, port).astype(np.int64)
+    if a.size and max(a.max(), b.max()) >= 1 << 20:  # pragma: no cover - over a million addresses
+        pair = pd.MultiIndex.from_arrays([proto, a, b, port]).factorize()[0]
+    else:
+        pair = pd.factorize((proto << 57) | (a << 37) | (b << 17) | port)[0].astype(np.int64)
+    ident = col("ident") & 0xFFFF
+    if "seq" in cols:
+        low = (ident << 32) | (col("seq") & 0xFFFFFFFF)
+        if pair.size and pair.max() >= 1 << 15:
+            codes = pd.MultiIndex.from_arrays([pair, low]).factorize()[0]
+        else:
+            codes = (pair << 48) | low
+    else:
+        codes = (pair << 16) | ident
     out, i = [], 0
     for f in frames:
         out.append(codes[i:i + len(f)])
@@ -207,15 +230,15 @@ def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, window: int) -> pd.
     n = len(probes)
     probes["reply_delay_ns"] = np.nan
     probes["reply_frame"] = pd.array([pd.NA] * n, dtype="Int64")
-    probes["reply_kind"] = None
+    probes["reply_kind"] = -1
     probes["extra_replies"] = 0
     probes["reply_ts_ns"] = -1
     probes.attrs["orphans"] = 0
     if n == 0 or rep.empty:
         probes.attrs["orphans"] = len(rep)
         return probes
-    exact = rep[rep["kind"] != "rst_ack"]
-    loose = rep[rep["kind"] == "rst_ack"]
+    exact = rep[rep["kind"] != RST_ACK]
+    loose = rep[rep["kind"] == RST_ACK]
     pk, ek = _key_codes(probes, exact)
     probes["key"] = pk
     hit = _asof(exact.assign(key=ek), probes, "key", window)
@@ -244,7 +267,7 @@ def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, window: int) -> pd.
     frame[pid] = firsts["frame"].to_numpy()
     probes["reply_frame"] = pd.array(np.where(frame >= 0, frame, 0), dtype="Int64")
     probes.loc[frame < 0, "reply_frame"] = pd.NA
-    kind = np.full(n, None, dtype=object)
+    kind = np.full(n, -1, dtype=np.int64)
     kind[pid] = firsts["kind"].to_numpy()
     probes["reply_kind"] = kind
     probes["extra_replies"] = np.bincount(matched["pid"].to_numpy("int64"), minlength=n) - (frame >= 0)
