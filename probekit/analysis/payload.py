@@ -1,0 +1,195 @@
+"""Payload randomness of probe requests: entropy, the ``ent`` test set, NIST SP 800-22 monobit and runs,
+duplicates, embedded timestamps and known fills, and a verdict per stream with its evidence."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from ..capture.reader import open_bytes
+
+__all__ = ["request_payloads", "payload_tests", "ent", "payload_verdicts", "ENT_MIN_BYTES"]
+
+ENT_MIN_BYTES = 1280          # 256 cells × 5 expected per cell: below this the chi-square is not valid
+WINDOWS_FILL = b"abcdefghijklmnopqrstuvwabcdefghi"
+TS_WINDOW_S = 86_400          # a decoded timestamp within a day of the frame time counts as one
+ALPHA = 0.01
+
+
+def request_payloads(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Series:
+    """Captured payload bytes of each probe's request (indexed like ``probes``)."""
+    rows = probes["request_frame"].to_numpy("int64") - 1
+    sub = packets.iloc[rows]
+    off = sub["payload_off"].to_numpy("int64", na_value=-1)
+    n = sub["payload_caplen"].to_numpy("int64", na_value=0)
+    path = packets.attrs.get("path")
+    out = []
+    if path and len(rows):
+        with open_bytes(path) as buf:
+            out = [bytes(buf[o:o + k]) if o >= 0 and k > 0 else b"" for o, k in zip(off.tolist(), n.tolist())]
+    return pd.Series(out if len(rows) else [], index=probes.index, dtype=object, name="payload")
+
+
+def _entropy(counts: np.ndarray, n: int) -> float:
+    p = counts[counts > 0] / n
+    return float(-(p * np.log2(p)).sum()) if n else float("nan")
+
+
+def _monobit_p(bits: np.ndarray) -> float:
+    s = abs(int(bits.sum()) * 2 - bits.size)
+    return float(special.erfc(s / math.sqrt(bits.size) / math.sqrt(2)))
+
+
+def _runs_p(bits: np.ndarray) -> float:
+    n = bits.size
+    pi = bits.mean()
+    if abs(pi - 0.5) >= 2 / math.sqrt(n):  # the frequency prerequisite fails: the runs test fails
+        return 0.0
+    v = 1 + int(np.count_nonzero(bits[1:] != bits[:-1]))
+    return float(special.erfc(abs(v - 2 * n * pi * (1 - pi)) / (2 * math.sqrt(2 * n) * pi * (1 - pi))))
+
+
+def _timestamp(b: bytes, frame_s: float) -> str | None:
+    """A timeval/timespec layout at the payload start that decodes to within a day of the frame time."""
+    layouts = [("<qq", 1e-6, "timeval64-le"), ("<qq", 1e-9, "timespec64-le"), ("<II", 1e-6, "timeval32-le"),
+               (">qq", 1e-6, "timeval64-be"), (">qq", 1e-9, "timespec64-be"), (">II", 1e-6, "timeval32-be"),
+               ("<II", 1e-9, "timespec32-le"), (">II", 1e-9, "timespec32-be")]
+    import struct
+    for fmt, unit, name in layouts:
+        size = struct.calcsize(fmt)
+        if len(b) < size:
+            continue
+        sec, frac = struct.unpack(fmt, b[:size])
+        if not 0 <= frac < (1e6 if unit == 1e-6 else 1e9):
+            continue
+        if abs(sec + frac * unit - frame_s) <= TS_WINDOW_S:
+            return name
+    return None
+
+
+def _fill(b: bytes) -> str | None:
+    if not b:
+        return None
+    if b.count(b[0]) == len(b):
+        return "zeros" if b[0] == 0 else f"constant 0x{b[0]:02x}"
+    a = np.frombuffer(b, np.uint8)
+    if np.all(np.diff(a.astype(np.int16)) % 256 == 1):
+        return "incrementing"
+    if len(b) > 16 and np.all(np.diff(a[16:].astype(np.int16)) % 256 == 1) and a[16] == 16:
+        return "iputils (timeval + 0x10, 0x11, ...)"
+    if b == (WINDOWS_FILL * (len(b) // len(WINDOWS_FILL) + 1))[:len(b)]:
+        return "windows alphabet"
+    return None
+
+
+def payload_tests(payloads: pd.Series, ts_ns: pd.Series) -> pd.DataFrame:
+    """Per payload: length, entropy (bits/byte) and normalised by log2(min(n, 256)), NIST monobit and runs
+    p-values (payloads of >= 100 bits), an embedded timestamp layout and a known fill, if any."""
+    rows = []
+    for b, t in zip(payloads.tolist(), ts_ns.to_numpy("int64").tolist()):
+        n = len(b)
+        if n == 0:
+            rows.append((0, np.nan, np.nan, np.nan, np.nan, None, None))
+            continue
+        a = np.frombuffer(b, np.uint8)
+        h = _entropy(np.bincount(a, minlength=256), n)
+        hmax = math.log2(min(n, 256)) if n > 1 else 1.0
+        bits = np.unpackbits(a)
+        mono = _monobit_p(bits) if bits.size >= 100 else np.nan
+        runs = _runs_p(bits) if bits.size >= 100 else np.nan
+        rows.append((n, h, h / hmax if hmax else np.nan, mono, runs, _timestamp(b, t / 1e9), _fill(b)))
+    return pd.DataFrame(rows, index=payloads.index, columns=["length", "entropy_bits", "entropy_norm", "monobit_p",
+                                                             "runs_p", "timestamp", "fill"])
+
+
+def ent(data: bytes) -> dict:
+    """The ``ent`` program's tests on a byte string: entropy (bits/byte), chi-square against uniform
+    bytes with its p-value (None below ENT_MIN_BYTES, with the reason), arithmetic mean, Monte Carlo π
+    from 24-bit coordinate pairs, and the serial correlation coefficient."""
+    a = np.frombuffer(data, np.uint8)
+    n = a.size
+    out = {"bytes": int(n)}
+    if n == 0:
+        return out | {"entropy_bits": None, "chi2": None, "chi2_p": None, "mean": None, "pi": None,
+                      "serial_correlation": None, "note": "no bytes"}
+    counts = np.bincount(a, minlength=256)
+    out["entropy_bits"] = _entropy(counts, n)
+    if n >= ENT_MIN_BYTES:
+        chi2, p = stats.chisquare(counts)
+        out["chi2"], out["chi2_p"], out["note"] = float(chi2), float(p), None
+    else:
+        out["chi2"] = out["chi2_p"] = None
+        out["note"] = f"chi-square needs >= {ENT_MIN_BYTES} bytes (5 expected per byte value), have {n}"
+    out["mean"] = float(a.mean())
+    m = n // 6
+    if m:
+        g = a[:m * 6].reshape(m, 6).astype(np.float64)
+        x = (g[:, 0] * 65536 + g[:, 1] * 256 + g[:, 2]) / 16777215.0
+        y = (g[:, 3] * 65536 + g[:, 4] * 256 + g[:, 5]) / 16777215.0
+        out["pi"] = float(4.0 * np.mean(x * x + y * y <= 1.0))
+    else:
+        out["pi"] = None
+    if n > 1:
+        u = a.astype(np.float64)
+        v = np.roll(u, -1)
+        num = n * (u * v).sum() - u.sum() ** 2
+        den = n * (u * u).sum() - u.sum() ** 2
+        out["serial_correlation"] = float(num / den) if den else None
+    else:
+        out["serial_correlation"] = None
+    return out
+
+
+def payload_verdicts(probes: pd.DataFrame, payloads: pd.Series, by=("protocol", "destination", "port", "source"),
+                     alpha: float = ALPHA) -> pd.DataFrame:
+    """Per stream: a verdict — random, repeated-random, patterned, constant, timestamped, empty — with
+    the evidence (ent results on all its bytes, pass rates of the per-payload NIST tests, duplicates)."""
+    tests = payload_tests(payloads, probes["ts_ns"])
+    df = probes[list(by)].assign(payload=payloads, **{c: tests[c] for c in tests.columns})
+    rows = []
+    for key, g in df.groupby(list(by), observed=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        data = b"".join(g["payload"].tolist())
+        e = ent(data)
+        n = len(g)
+        distinct = g["payload"].nunique()
+        dup_share = 1 - distinct / n if n else np.nan
+        ts_share = g["timestamp"].notna().mean() if n else np.nan
+        fills = g["fill"].dropna()
+        fill = fills.mode().iloc[0] if len(fills) else None
+        tested = g["monobit_p"].dropna()
+        mono_pass = float((tested >= alpha).mean()) if len(tested) else np.nan
+        runs_pass = float((g["runs_p"].dropna() >= alpha).mean()) if len(tested) else np.nan
+        verdict, why = _verdict(n, e, dup_share, ts_share, fill, len(fills) / n if n else 0, mono_pass, runs_pass,
+                                g["entropy_norm"].mean(), alpha)
+        rows.append((*key, n, int(g["length"].median()) if n else 0, distinct, dup_share, ts_share, fill,
+                     g["entropy_bits"].mean(), g["entropy_norm"].mean(), mono_pass, runs_pass, e["entropy_bits"],
+                     e["chi2"], e["chi2_p"], e["mean"], e["pi"], e["serial_correlation"], e.get("note"), verdict, why))
+    return pd.DataFrame(rows, columns=list(by) + [
+        "probes", "length", "distinct", "duplicate_share", "timestamp_share", "fill", "entropy_mean",
+        "entropy_norm_mean", "monobit_pass", "runs_pass", "ent_entropy", "ent_chi2", "ent_chi2_p", "ent_mean",
+        "ent_pi", "ent_serial_corr", "ent_note", "verdict", "evidence"])
+
+
+def _verdict(n, e, dup_share, ts_share, fill, fill_share, mono_pass, runs_pass, hnorm, alpha):
+    if n == 0 or not e.get("bytes"):
+        return "empty", "no payload bytes"
+    if ts_share >= 0.9:
+        return "timestamped", f"{ts_share:.0%} of payloads start with a timestamp near the frame time"
+    if fill is not None and fill_share >= 0.9:
+        kind = "constant" if fill.startswith(("zeros", "constant")) else "patterned"
+        return kind, f"{fill_share:.0%} of payloads are a known fill: {fill}"
+    if dup_share >= 0.5 and hnorm >= 0.85:
+        return "repeated-random", (f"high entropy ({hnorm:.2f} of the maximum) but {dup_share:.0%} of payloads "
+                                   "repeat an earlier one")
+    # per-payload tests at level alpha: expect a pass rate near 1 - alpha; allow binomial slack
+    lo = 1 - alpha - 3 * math.sqrt(alpha * (1 - alpha) / n)
+    chi_ok = e["chi2_p"] is None or e["chi2_p"] >= alpha / 10
+    if dup_share < 0.01 and mono_pass >= lo and runs_pass >= lo and chi_ok and hnorm >= 0.85:
+        chi = "chi-square n/a" if e["chi2_p"] is None else f"chi-square p={e['chi2_p']:.3g}"
+        return "random", (f"fresh payloads ({dup_share:.1%} repeats), monobit pass {mono_pass:.1%}, runs pass "
+                          f"{runs_pass:.1%}, {chi}, entropy {hnorm:.2f} of the maximum")
+    return "patterned", (f"fails randomness: monobit pass {mono_pass:.1%}, runs pass {runs_pass:.1%}, "
+                         f"entropy {hnorm:.2f} of the maximum, {dup_share:.0%} repeats")
