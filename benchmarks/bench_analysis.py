@@ -40,10 +40,19 @@ def main():
     probekit.size_changes(probes)
     steps["size changes"] = time.perf_counter() - t
     analysis = sum(v for k, v in steps.items() if k != "read")
+    t = time.perf_counter()
+    payloads = probekit.request_payloads(df, probes)
+    probekit.payload_verdicts(probes, payloads)
+    steps2 = {"payload randomness (all requests)": time.perf_counter() - t}
+    t = time.perf_counter()
+    probekit.tcp_connections(df)
+    steps2["TCP conn_state/history (all connections)"] = time.perf_counter() - t
     print(f"\n{len(df):,} packets, {len(probes):,} probes")
     for k, v in steps.items():
         print(f"  {k:<42}{v:8.3f} s")
-    print(f"  {'all analyses':<42}{analysis:8.3f} s  = {analysis / steps['read']:.2f} × the read")
+    print(f"  {'analyses I (match..size changes)':<42}{analysis:8.3f} s  = {analysis / steps['read']:.2f} × the read")
+    for k, v in steps2.items():
+        print(f"  {k:<42}{v:8.3f} s  = {v / steps['read']:.1f} × the read")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 The public API is this module's ``__all__`` (pinned by tests/test_public_api.py).
 """
+from .analysis.fingerprint import fingerprint
 from .analysis.match import match_probes
+from .analysis.payload import ent, payload_tests, payload_verdicts, request_payloads
 from .analysis.metrics import PROBE_LEVEL, STREAM, audit_cloudwatch, period_metrics, read_cloudwatch_csv
 from .analysis.sizes import size_changes
+from .analysis.tcp import tcp_connections
 from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares
 from .analysis.timing import find_gaps, inter_arrivals, timing_summary
 from .capture import read_capture
@@ -30,6 +33,12 @@ __all__ = [
     "source_rate",
     "source_quality",
     "size_changes",
+    "request_payloads",
+    "payload_tests",
+    "payload_verdicts",
+    "ent",
+    "tcp_connections",
+    "fingerprint",
     "STREAM",
     "PROBE_LEVEL",
     "Monitor",

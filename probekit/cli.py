@@ -101,6 +101,29 @@ def _cmd_timing(args) -> int:
     return 0
 
 
+def _cmd_payload(args) -> int:
+    from .analysis.payload import payload_verdicts, request_payloads
+    df, probes = _probes_of(args)
+    v = payload_verdicts(probes, request_payloads(df, probes))
+    _emit(v, args)
+    return 0
+
+
+def _cmd_tcp(args) -> int:
+    from .analysis.tcp import tcp_connections
+    from .capture import read_capture
+    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    _emit(tcp_connections(df, check_checksums=not args.ignore_checksums), args)
+    return 0
+
+
+def _cmd_fingerprint(args) -> int:
+    from .analysis.fingerprint import fingerprint
+    df, probes = _probes_of(args)
+    _emit(fingerprint(df, probes), args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
                                                                "probe captures.")
@@ -144,6 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     analysis_opts(sp)
     sp.add_argument("--gap-factor", type=float, default=5.0, help="a gap is > this × the median inter-arrival")
     sp.set_defaults(func=_cmd_timing)
+
+    sp = sub.add_parser("payload", help="payload randomness per stream: ent tests, NIST, duplicates, verdict")
+    analysis_opts(sp)
+    sp.set_defaults(func=_cmd_payload)
+
+    sp = sub.add_parser("tcp", help="TCP connections with Zeek's conn_state and history, resets, handshake RTT")
+    sp.add_argument("capture")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("-C", "--ignore-checksums", action="store_true", help="as zeek -C")
+    reader_opts(sp)
+    sp.set_defaults(func=_cmd_tcp)
+
+    sp = sub.add_parser("fingerprint", help="which tool sent each probe stream, with the evidence")
+    analysis_opts(sp)
+    sp.set_defaults(func=_cmd_fingerprint)
 
     from .synth.scenarios import SCENARIO_DOCS
     sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario",

@@ -24,7 +24,7 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
     feats = probes[list(STREAM)].assign(
         ip_id=req["ip_id"].to_numpy("float64", na_value=np.nan), win=req["tcp_win"].to_numpy("float64", na_value=np.nan),
         sport=req["sport"].to_numpy("float64", na_value=np.nan), seq=probes["seq"].to_numpy("float64", na_value=np.nan),
-        reset=probes["reset_frame"].notna().to_numpy(), answered=probes["outcome"].isin(["answered"]).to_numpy(),
+        reset=probes["reset_frame"].notna().to_numpy(), resent=probes["retransmits"].to_numpy(), answered=probes["outcome"].isin(["answered"]).to_numpy(),
         size=probes["size"].to_numpy("float64", na_value=np.nan))
     balance = balance_test(probes)
     rows = []
@@ -67,7 +67,8 @@ def _classify(proto: str, g: pd.DataFrame, v: pd.Series, sources: int, even: boo
     w = int(win.mode().iloc[0]) if len(win) else -1
     sport = g["sport"].dropna().to_numpy()
     step_one = sport.size > 2 and bool(np.all(np.diff(sport) % 65536 == 1))
-    same_port_seq = n > 1 and g["sport"].nunique() == 1 and g["seq"].nunique() == 1
+    # nping re-sends one identity (port, ISN) every probe: matching folds those into one probe re-sent
+    same_port_seq = (n > 1 or int(g["resent"].sum()) >= 2) and g["sport"].nunique() == 1 and g["seq"].nunique() == 1
     if fill == "constant 0x58":
         return "hping3", f"{length} × 'X' payload, window {w}" + (", source port +1 per probe" if step_one else "")
     if same_port_seq or (verdict == "repeated-random" and w == 1480):

@@ -295,12 +295,17 @@ def _checksums(packets: pd.DataFrame, tcp: pd.DataFrame) -> np.ndarray:
     return ok
 
 
-def tcp_connections(packets: pd.DataFrame, check_checksums: bool = True) -> pd.DataFrame:
+def tcp_connections(packets: pd.DataFrame, check_checksums: bool = True,
+                    likely_server_ports=LIKELY_SERVER_PORTS) -> pd.DataFrame:
     """One row per TCP connection, in order of first packet, with Zeek's conn_state and history.
 
     A SYN (without ACK) that arrives after both ends closed or reset, or with a new ISN after one end
     reset, starts a new connection on the same 4-tuple (what Zeek calls connection reuse), so repeated
-    probes from one source port stay separate."""
+    probes from one source port stay separate.
+
+    check_checksums: a segment whose TCP checksum fails is only recorded as 'C' (as Zeek does; ``False``
+    is zeek -C). likely_server_ports: ports that make the first packet's sender the responder when a
+    connection starts without a SYN (Zeek's likely_server_ports; empty as in zeek -b)."""
     m = (packets["ip_proto"] == 6).fillna(False) & packets["tcp_flags"].notna() & packets["ts_ns"].notna()
     tcp = packets[m.to_numpy()]
     ok = _checksums(packets, tcp) if check_checksums else np.ones(len(tcp), bool)
@@ -326,8 +331,8 @@ def tcp_connections(packets: pd.DataFrame, check_checksums: bool = True) -> pd.D
             c = _Conn(src, sport, dst, dport, ts, frame)
             conns[key] = c
             if not (flags & SYN) or (flags & ACK):  # partial: guess the responder by its port
-                if sport in LIKELY_SERVER_PORTS:
-                    if dport not in LIKELY_SERVER_PORTS or (not flags & SYN and sport < dport):
+                if sport in likely_server_ports:
+                    if dport not in likely_server_ports or (not flags & SYN and sport < dport):
                         c.flip()
         is_orig = (src, sport) == (c.orig_h, c.orig_p)
         c.last_ns = ts
