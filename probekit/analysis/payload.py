@@ -37,71 +37,98 @@ def _entropy(counts: np.ndarray, n: int) -> float:
     return float(-(p * np.log2(p)).sum()) if n else float("nan")
 
 
-def _monobit_p(bits: np.ndarray) -> float:
-    s = abs(int(bits.sum()) * 2 - bits.size)
-    return float(special.erfc(s / math.sqrt(bits.size) / math.sqrt(2)))
-
-
-def _runs_p(bits: np.ndarray) -> float:
-    n = bits.size
-    pi = bits.mean()
-    if abs(pi - 0.5) >= 2 / math.sqrt(n):  # the frequency prerequisite fails: the runs test fails
-        return 0.0
-    v = 1 + int(np.count_nonzero(bits[1:] != bits[:-1]))
-    return float(special.erfc(abs(v - 2 * n * pi * (1 - pi)) / (2 * math.sqrt(2 * n) * pi * (1 - pi))))
-
-
-def _timestamp(b: bytes, frame_s: float) -> str | None:
-    """A timeval/timespec layout at the payload start that decodes to within a day of the frame time."""
-    layouts = [("<qq", 1e-6, "timeval64-le"), ("<qq", 1e-9, "timespec64-le"), ("<II", 1e-6, "timeval32-le"),
-               (">qq", 1e-6, "timeval64-be"), (">qq", 1e-9, "timespec64-be"), (">II", 1e-6, "timeval32-be"),
-               ("<II", 1e-9, "timespec32-le"), (">II", 1e-9, "timespec32-be")]
-    import struct
-    for fmt, unit, name in layouts:
-        size = struct.calcsize(fmt)
-        if len(b) < size:
-            continue
-        sec, frac = struct.unpack(fmt, b[:size])
-        if not 0 <= frac < (1e6 if unit == 1e-6 else 1e9):
-            continue
-        if abs(sec + frac * unit - frame_s) <= TS_WINDOW_S:
-            return name
-    return None
-
-
-def _fill(b: bytes) -> str | None:
-    if not b:
-        return None
-    if b.count(b[0]) == len(b):
-        return "zeros" if b[0] == 0 else f"constant 0x{b[0]:02x}"
-    a = np.frombuffer(b, np.uint8)
-    if np.all(np.diff(a.astype(np.int16)) % 256 == 1):
-        return "incrementing"
-    if len(b) > 16 and np.all(np.diff(a[16:].astype(np.int16)) % 256 == 1) and a[16] == 16:
-        return "iputils (timeval + 0x10, 0x11, ...)"
-    if b == (WINDOWS_FILL * (len(b) // len(WINDOWS_FILL) + 1))[:len(b)]:
-        return "windows alphabet"
-    return None
-
-
 def payload_tests(payloads: pd.Series, ts_ns: pd.Series) -> pd.DataFrame:
     """Per payload: length, entropy (bits/byte) and normalised by log2(min(n, 256)), NIST monobit and runs
-    p-values (payloads of >= 100 bits), an embedded timestamp layout and a known fill, if any."""
-    rows = []
-    for b, t in zip(payloads.tolist(), ts_ns.to_numpy("int64").tolist()):
-        n = len(b)
-        if n == 0:
-            rows.append((0, np.nan, np.nan, np.nan, np.nan, None, None))
+    p-values (payloads of >= 100 bits), an embedded timestamp layout and a known fill, if any.
+    Vectorised over payloads of equal length."""
+    n_all = len(payloads)
+    out = pd.DataFrame({"length": np.zeros(n_all, np.int64), "entropy_bits": np.nan, "entropy_norm": np.nan,
+                        "monobit_p": np.nan, "runs_p": np.nan, "timestamp": None, "fill": None}, index=payloads.index)
+    if n_all == 0:
+        return out
+    blobs = payloads.tolist()
+    lengths = np.fromiter((len(b) for b in blobs), np.int64, n_all)
+    frame_s = ts_ns.to_numpy("int64") / 1e9
+    out["length"] = lengths
+    res = {k: np.full(n_all, np.nan) for k in ("entropy_bits", "entropy_norm", "monobit_p", "runs_p")}
+    ts_name = np.full(n_all, None, dtype=object)
+    fill = np.full(n_all, None, dtype=object)
+    for L in np.unique(lengths):
+        if L == 0:
             continue
-        a = np.frombuffer(b, np.uint8)
-        h = _entropy(np.bincount(a, minlength=256), n)
-        hmax = math.log2(min(n, 256)) if n > 1 else 1.0
-        bits = np.unpackbits(a)
-        mono = _monobit_p(bits) if bits.size >= 100 else np.nan
-        runs = _runs_p(bits) if bits.size >= 100 else np.nan
-        rows.append((n, h, h / hmax if hmax else np.nan, mono, runs, _timestamp(b, t / 1e9), _fill(b)))
-    return pd.DataFrame(rows, index=payloads.index, columns=["length", "entropy_bits", "entropy_norm", "monobit_p",
-                                                             "runs_p", "timestamp", "fill"])
+        rows = np.flatnonzero(lengths == L)
+        for lo in range(0, rows.size, 20000):
+            r = rows[lo:lo + 20000]
+            m = np.frombuffer(b"".join(blobs[i] for i in r), np.uint8).reshape(r.size, L)
+            h = _entropy_rows(m)
+            res["entropy_bits"][r] = h
+            res["entropy_norm"][r] = h / (math.log2(min(L, 256)) if L > 1 else 1.0)
+            if L * 8 >= 100:
+                res["monobit_p"][r], res["runs_p"][r] = _nist_rows(m)
+            ts_name[r] = _timestamp_rows(m, frame_s[r])
+            fill[r] = _fill_rows(m)
+    for k, v in res.items():
+        out[k] = v
+    out["timestamp"] = ts_name
+    out["fill"] = fill
+    return out
+
+
+def _entropy_rows(m: np.ndarray) -> np.ndarray:
+    n, L = m.shape
+    counts = np.zeros((n, 256), np.int32)
+    np.add.at(counts, (np.repeat(np.arange(n), L), m.ravel()), 1)
+    p = counts / L
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -(np.where(p > 0, p * np.log2(p), 0.0)).sum(axis=1)
+
+
+def _nist_rows(m: np.ndarray):
+    bits = np.unpackbits(m, axis=1).astype(np.int8)
+    nb = bits.shape[1]
+    ones = bits.sum(axis=1).astype(np.float64)
+    mono = special.erfc(np.abs(2 * ones - nb) / math.sqrt(nb) / math.sqrt(2))
+    pi = ones / nb
+    v = 1 + (bits[:, 1:] != bits[:, :-1]).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        runs = special.erfc(np.abs(v - 2 * nb * pi * (1 - pi)) / (2 * math.sqrt(2 * nb) * pi * (1 - pi)))
+    runs = np.where(np.abs(pi - 0.5) >= 2 / math.sqrt(nb), 0.0, runs)
+    return mono, runs
+
+
+_TS_LAYOUTS = [("<i8", 8, 1e-6, "timeval64-le"), ("<i8", 8, 1e-9, "timespec64-le"), ("<u4", 4, 1e-6, "timeval32-le"),
+               (">i8", 8, 1e-6, "timeval64-be"), (">i8", 8, 1e-9, "timespec64-be"), (">u4", 4, 1e-6, "timeval32-be"),
+               ("<u4", 4, 1e-9, "timespec32-le"), (">u4", 4, 1e-9, "timespec32-be")]
+
+
+def _timestamp_rows(m: np.ndarray, frame_s: np.ndarray) -> np.ndarray:
+    """Name of the first timeval/timespec layout at the payload start within a day of the frame time."""
+    out = np.full(m.shape[0], None, dtype=object)
+    for dt, size, unit, name in _TS_LAYOUTS:
+        if m.shape[1] < 2 * size:
+            continue
+        both = np.ascontiguousarray(m[:, :2 * size]).view(dt)
+        sec, frac = both[:, 0].astype(np.float64), both[:, 1].astype(np.float64)
+        ok = (frac >= 0) & (frac < (1e6 if unit == 1e-6 else 1e9)) & (np.abs(sec + frac * unit - frame_s) <= TS_WINDOW_S)
+        out[ok & (out == None)] = name  # noqa: E711 - elementwise test on an object array
+    return out
+
+
+def _fill_rows(m: np.ndarray) -> np.ndarray:
+    n, L = m.shape
+    out = np.full(n, None, dtype=object)
+    const = (m == m[:, :1]).all(axis=1)
+    for i in np.flatnonzero(const):
+        out[i] = "zeros" if m[i, 0] == 0 else f"constant 0x{m[i, 0]:02x}"
+    if L > 1:
+        inc = (np.diff(m.astype(np.int16), axis=1) % 256 == 1).all(axis=1) & ~const
+        out[inc] = "incrementing"
+    if L > 17:
+        ip = (m[:, 16] == 16) & (np.diff(m[:, 16:].astype(np.int16), axis=1) % 256 == 1).all(axis=1)
+        out[ip & (out == None)] = "iputils (timeval + 0x10, 0x11, ...)"  # noqa: E711
+    win = np.frombuffer((WINDOWS_FILL * (L // len(WINDOWS_FILL) + 1))[:L], np.uint8)
+    out[(m == win).all(axis=1)] = "windows alphabet"
+    return out
 
 
 def ent(data: bytes) -> dict:
