@@ -11,6 +11,8 @@ from .analysis.tcp import tcp_connections
 from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares
 from .analysis.timing import find_gaps, inter_arrivals, timing_summary
 from .capture import read_capture
+from .capture._pyshark import dissect
+from .session import Capture, open_capture
 from .spec import Monitor, Probe, SpecError
 from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
 from .schema import PACKETS, PACKET_COLUMNS, PERIODS, PROBES
@@ -20,6 +22,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "read_capture",
+    "open_capture",
+    "Capture",
+    "dissect",
     "match_probes",
     "period_metrics",
     "audit_cloudwatch",

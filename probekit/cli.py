@@ -124,6 +124,13 @@ def _cmd_fingerprint(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import build_report
+    out = build_report(args.capture, args.output, period_s=args.period, cloudwatch_csv=args.cloudwatch)
+    print(f"{out}: report on {len(args.capture)} capture(s)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
                                                                "probe captures.")
@@ -182,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("fingerprint", help="which tool sent each probe stream, with the evidence")
     analysis_opts(sp)
     sp.set_defaults(func=_cmd_fingerprint)
+
+    sp = sub.add_parser("report", help="run the notebooks on captures and write one self-contained HTML report")
+    sp.add_argument("capture", nargs="+")
+    sp.add_argument("-o", "--output", required=True, help="report.html")
+    sp.add_argument("--period", type=int, choices=(30, 60), default=30)
+    sp.add_argument("--cloudwatch", help="CloudWatch metrics export (CSV) to audit against the captures")
+    sp.set_defaults(func=_cmd_report)
 
     from .synth.scenarios import SCENARIO_DOCS
     sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario",

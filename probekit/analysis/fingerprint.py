@@ -57,10 +57,10 @@ def _classify(proto: str, g: pd.DataFrame, v: pd.Series, sources: int, even: boo
         if verdict == "repeated-random":
             return "nping", "random payload repeated in every probe" + (", same IP id every probe" if same_id else "")
         if verdict == "random":
-            cw = size == 56 and sources >= 2 and even
             why = (f"{size}-byte ICMP message, fresh random payload in every probe, no timestamp, "
                    f"{sources} source(s){' evenly' if even else ''}")
-            return ("cwnm-like" if cw or size == 56 else "unknown"), why
+            # Network Monitor's default is 56 bytes; another size still fits when several ENIs share the probe
+            return ("cwnm-like" if size == 56 or (sources >= 2 and even) else "unknown"), why
         return "unknown", f"payload verdict {verdict}: {v['evidence']}"
     # TCP
     win = g["win"].dropna()

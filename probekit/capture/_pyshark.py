@@ -247,3 +247,25 @@ def _to_table(rows: list[dict]) -> pd.DataFrame:
     df["truncated"] = df["truncated"].astype(bool)
     df["malformed"] = df["malformed"].astype(bool)
     return _address_categories(df)
+
+
+def dissect(path, frame: int) -> str:
+    """tshark's full dissection of one frame (as Wireshark's packet details pane shows it), through
+    pyshark; works inside a running Jupyter kernel."""
+    tshark = tshark_path()
+    path = str(path)
+
+    def one():
+        import pyshark
+        cap = pyshark.FileCapture(path, display_filter=f"frame.number == {int(frame)}", tshark_path=tshark,
+                                  keep_packets=False)
+        try:
+            for pkt in cap:
+                return str(pkt)
+        finally:
+            cap.close()
+        return ""
+    text = run_in_thread(one)
+    if not text:
+        raise CaptureError(path, None, f"no frame {frame} in the capture")
+    return text
