@@ -6,12 +6,16 @@ import tomllib
 from pathlib import Path
 
 import probekit
-from probekit.schema import PACKET_COLUMNS, check_packets, empty_packets, markdown
+from probekit.schema import PACKET_COLUMNS, PACKETS, check_packets, empty_packets, markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = {
-    "read_capture", "CaptureError", "CaptureWarning", "BackendError", "ProbekitError", "PACKETS",
+    "read_capture", "open_capture", "Capture", "dissect", "match_probes", "period_metrics", "audit_cloudwatch",
+    "read_cloudwatch_csv", "inter_arrivals", "timing_summary", "find_gaps", "source_shares", "balance_test",
+    "alternation", "source_rate", "source_quality", "size_changes", "request_payloads", "payload_tests",
+    "payload_verdicts", "ent", "tcp_connections", "fingerprint", "STREAM", "PROBE_LEVEL", "Monitor", "Probe",
+    "SpecError", "PROBES", "PERIODS", "CaptureError", "CaptureWarning", "BackendError", "ProbekitError", "PACKETS",
     "PACKET_COLUMNS", "__version__",
 }
 
@@ -22,9 +26,11 @@ def test_public_names_are_pinned():
         assert hasattr(probekit, name), name
 
 
-def test_docs_list_the_schema_verbatim():
-    doc = (ROOT / "docs" / "packets-table.md").read_text()
-    assert markdown() in doc, "regenerate the rows with `python -m probekit.schema`"
+def test_docs_list_the_schemas_verbatim():
+    from probekit.schema import PERIODS, PROBES
+    for name, cols in (("packets", PACKETS), ("probes", PROBES), ("periods", PERIODS)):
+        doc = (ROOT / "docs" / f"{name}-table.md").read_text()
+        assert markdown(cols) in doc, f"regenerate with `python -m probekit.schema {name}`"
 
 
 def test_empty_table_follows_schema():
