@@ -135,6 +135,12 @@ def _index_pcapng(buf, path) -> FrameIndex:
             raise CaptureError(path, off, f"truncated pcapng file: the section header block needs "
                                           f"at least 28 bytes, the file has {n - off}")
         btype_raw = bytes(buf[off:off + 4])
+        if n - off < 12 and section >= 0:  # too short for any block header: salvage what came before
+            err = _pcapng_stop_error(buf, path, off, K.STOP_SHORT_HEADER, n - off, be, total)
+            if not interfaces:
+                raise err
+            stop = err
+            break
         if btype_raw == PCAPNG_SHB:
             try:
                 be = _read_shb(buf, path, off)
@@ -155,7 +161,7 @@ def _index_pcapng(buf, path) -> FrameIndex:
             try:
                 interfaces.append(_read_idb(buf, path, off, be, section))
             except CaptureError as e:
-                if total == 0:
+                if not interfaces:
                     raise
                 stop = e
                 break
@@ -176,7 +182,7 @@ def _index_pcapng(buf, path) -> FrameIndex:
         if reason == K.STOP_END or reason == K.STOP_NEEDS_PYTHON:
             continue
         err = _pcapng_stop_error(buf, path, stop_off, reason, detail, be, total)
-        if total == 0:
+        if not interfaces:  # broken before any interface: not a readable capture at all
             raise err
         stop = err
         break
