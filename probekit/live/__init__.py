@@ -1,0 +1,1 @@
+"""Live probing: a real prober (raw sockets) and a network-namespace lab."""
