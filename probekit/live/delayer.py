@@ -22,7 +22,7 @@ NETLINK_NETFILTER = 12
 NFNL_SUBSYS_QUEUE = 3
 NFQNL_MSG_PACKET, NFQNL_MSG_VERDICT, NFQNL_MSG_CONFIG = 0, 1, 2
 NFQA_CFG_CMD, NFQA_CFG_PARAMS = 1, 2
-NFQA_PACKET_HDR, NFQA_VERDICT_HDR = 1, 2
+NFQA_PACKET_HDR, NFQA_VERDICT_HDR, NFQA_TIMESTAMP = 1, 2, 4
 NFQNL_CFG_CMD_BIND, NFQNL_CFG_CMD_UNBIND = 1, 2
 NFQNL_COPY_META = 1
 NLM_F_REQUEST, NLM_F_ACK = 1, 4
@@ -68,7 +68,7 @@ class Queue:
                 raise OSError(-err, f"nfnetlink_queue configuration refused: {os.strerror(-err)}")
 
     def packets(self, data: bytes):
-        """Packet ids in a batch of netlink messages."""
+        """(packet id, kernel receive time in ns or None) for each packet in a batch of messages."""
         off = 0
         while off + 16 <= len(data):
             length, mtype = struct.unpack_from("=IH", data, off)
@@ -76,13 +76,19 @@ class Queue:
                 break
             if mtype == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
                 a = off + 20
+                pid, ts = None, None
                 while a + 4 <= off + length:
                     alen, atype = struct.unpack_from("=HH", data, a)
                     if alen < 4:
                         break
                     if atype & 0x7FFF == NFQA_PACKET_HDR:
-                        yield struct.unpack_from("!I", data, a + 4)[0]
+                        pid = struct.unpack_from("!I", data, a + 4)[0]
+                    elif atype & 0x7FFF == NFQA_TIMESTAMP and alen >= 20:
+                        sec, usec = struct.unpack_from("!QQ", data, a + 4)
+                        ts = sec * 1_000_000_000 + usec * 1000
                     a += (alen + 3) & ~3
+                if pid is not None:
+                    yield pid, ts
             off += (length + 3) & ~3
 
     def accept(self, pid: int) -> None:
@@ -104,7 +110,7 @@ def run(queue: int, delay_ms: float, jitter_ms: float, keep_order: bool, seed: i
     signal.signal(signal.SIGINT, _stop)
     print(f"delayer: queue {queue}, delay {delay_ms} ms ± {jitter_ms} ms, keep_order={keep_order}", flush=True)
     while not stop:
-        now = time.monotonic_ns()
+        now = time.time_ns()
         while held and held[0][0] <= now:
             _, _, pid = heapq.heappop(held)
             q.accept(pid)
@@ -112,14 +118,16 @@ def run(queue: int, delay_ms: float, jitter_ms: float, keep_order: bool, seed: i
         timeout = max(0.0, (held[0][0] - now) / 1e9 - 0.0003) if held else 0.5
         r, _, _ = select.select([q.sock], [], [], min(timeout, 0.5))
         if not r:
-            while held and time.monotonic_ns() < held[0][0]:
+            while held and time.time_ns() < held[0][0]:
                 pass
             continue
         data = q.sock.recv(1 << 20)
-        t = time.monotonic_ns()
-        for pid in q.packets(data):
+        t = time.time_ns()
+        for pid, ts in q.packets(data):
             d = max(0.0, rng.gauss(delay_ms, jitter_ms) if jitter_ms > 0 else delay_ms)
-            release = t + int(d * 1e6)
+            # count the delay from when the kernel received the packet, not from when we read it
+            base = ts if ts is not None and 0 < t - ts < 1_000_000_000 else t
+            release = base + int(d * 1e6)
             if keep_order:
                 release = max(release, last_release)
                 last_release = release
