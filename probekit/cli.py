@@ -131,6 +131,54 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _probe_list(protocol, dest, port, size, sources):
+    from .spec import Probe
+    protos = ["icmp", "tcp"] if protocol == "both" else [protocol]
+    return [Probe(pr, dest, port if pr == "tcp" else None, size, tuple(sources)) for pr in protos]
+
+
+def _cmd_probe(args) -> int:
+    from .live.prober import Prober
+    probes = _probe_list(args.protocol, args.dest, args.port, args.size, args.source)
+    summary = Prober(probes, args.rate, args.duration, args.output, timeout_s=args.timeout, period_s=args.period,
+                     seed=args.seed, force=args.force, suppress_kernel_rst=not args.no_suppress_kernel_rst).run()
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_lab(args) -> int:
+    from .live.lab import Lab, LabConfig
+    lab = Lab(LabConfig(prefix=args.prefix, enis=args.enis))
+    if args.action == "up":
+        lab.up()
+        print(json.dumps(lab.status(), indent=1))
+    elif args.action == "down":
+        lab.down()
+        print("lab removed", file=sys.stderr)
+    elif args.action == "status":
+        print(json.dumps(lab.status(), indent=1))
+    elif args.action == "set":
+        what = args.what
+        if what in ("target-down", "target-up"):
+            lab.set_target(what == "target-up")
+        elif what in ("http-off", "http-on"):
+            lab.set_http(what == "http-on")
+        elif what in ("eni-down", "eni-up"):
+            lab.set_eni(args.eni, what == "eni-up")
+        elif what == "impair":
+            lab.impair(args.delay_ms, args.jitter_ms, args.loss, args.keep_order)
+        elif what == "clear":
+            lab.clear_impairment()
+        print(json.dumps(lab.status(), indent=1))
+    elif args.action == "run":
+        from .live.run import lab_run
+        res = lab_run(lab, out_dir=args.output, protocol=args.protocol, family=args.family, rate=args.rate,
+                      duration=args.duration, size=args.size, delay_ms=args.delay_ms, jitter_ms=args.jitter_ms,
+                      loss=args.loss, keep_order=args.keep_order, seed=args.seed)
+        print(json.dumps(res, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
                                                                "probe captures.")
@@ -196,6 +244,42 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--period", type=int, choices=(30, 60), default=30)
     sp.add_argument("--cloudwatch", help="CloudWatch metrics export (CSV) to audit against the captures")
     sp.set_defaults(func=_cmd_report)
+
+    sp = sub.add_parser("probe", help="send real Network-Monitor-style probes (raw sockets, root)")
+    sp.add_argument("--source", action="append", required=True, help="local source address (repeat per ENI)")
+    sp.add_argument("--dest", required=True)
+    sp.add_argument("--protocol", choices=("icmp", "tcp", "both"), default="both")
+    sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--size", type=int, default=56)
+    sp.add_argument("--rate", type=float, default=2.0, help="probes per second per probe (all sources together)")
+    sp.add_argument("--duration", type=float, required=True, help="seconds; required: the prober never runs unbounded")
+    sp.add_argument("--timeout", type=float, default=1.0)
+    sp.add_argument("--period", type=int, default=30)
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--force", action="store_true", help=f"allow a total rate above the cap")
+    sp.add_argument("--no-suppress-kernel-rst", action="store_true")
+    sp.add_argument("-o", "--output", required=True, help="results CSV (per-period metrics go beside it)")
+    sp.set_defaults(func=_cmd_probe)
+
+    sp = sub.add_parser("lab", help="the network-namespace lab: up, down, status, set, run (root)")
+    sp.add_argument("action", choices=("up", "down", "status", "set", "run"))
+    sp.add_argument("what", nargs="?", choices=("target-down", "target-up", "http-off", "http-on", "eni-down",
+                                                "eni-up", "impair", "clear"), help="for `set`")
+    sp.add_argument("--prefix", default="pk", help="namespace name prefix (default pk)")
+    sp.add_argument("--enis", type=int, default=2)
+    sp.add_argument("--eni", type=int, default=1, help="which ENI for eni-down/eni-up")
+    sp.add_argument("--delay-ms", type=float, default=0.0)
+    sp.add_argument("--jitter-ms", type=float, default=0.0)
+    sp.add_argument("--loss", type=float, default=0.0)
+    sp.add_argument("--keep-order", action="store_true")
+    sp.add_argument("--protocol", choices=("icmp", "tcp", "both"), default="both")
+    sp.add_argument("--family", type=int, choices=(4, 6), default=4)
+    sp.add_argument("--rate", type=float, default=10.0)
+    sp.add_argument("--duration", type=float, default=20.0)
+    sp.add_argument("--size", type=int, default=56)
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("-o", "--output", default="build/lab", help="folder for captures and results (run)")
+    sp.set_defaults(func=_cmd_lab)
 
     from .synth.scenarios import SCENARIO_DOCS
     sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario",

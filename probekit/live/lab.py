@@ -130,7 +130,8 @@ class Lab:
             for role in ("prober", "router", "target"):
                 _run(["ip", "netns", "add", c.ns(role)])
                 _run(["ip", "link", "set", "lo", "up"], ns=c.ns(role))
-                for key in ("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"):
+                for key in ("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+                            "net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"):
                     _run(["sysctl", "-qw", key], ns=c.ns(role))
             _run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], ns=c.ns("router"))
             _run(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"], ns=c.ns("router"))
@@ -250,17 +251,26 @@ http {{
         _run(["ip", "link", "set", "eth0", "up" if up else "down"], ns=self.config.ns("target"))
         if up:
             c = self.config
-            _run(["ip", "route", "replace", "default", "via", c.router_v4], ns=c.ns("target"))
-            _run(["ip", "-6", "route", "replace", "default", "via", c.router_v6], ns=c.ns("target"))
+            self._restore_default(c.ns("target"), [["ip", "route", "replace", "default", "via", c.router_v4],
+                                                   ["ip", "-6", "route", "replace", "default", "via", c.router_v6]])
+
+    @staticmethod
+    def _restore_default(ns: str, cmds: list[list[str]]) -> None:
+        """Routes come back once the link's connected routes have: retry for a moment."""
+        for cmd in cmds:
+            for attempt in range(50):
+                if _run(cmd, ns=ns, check=attempt == 49).returncode == 0:
+                    break
+                time.sleep(0.05)
 
     def set_eni(self, k: int, up: bool) -> None:
         _run(["ip", "link", "set", f"eni{k}", "up" if up else "down"], ns=self.config.ns("prober"))
         if up:
             c = self.config
-            _run(["ip", "route", "replace", "default", "via", c.eni_gw_v4(k), "dev", f"eni{k}", "table", str(100 + k)],
-                 ns=c.ns("prober"))
-            _run(["ip", "-6", "route", "replace", "default", "via", c.eni_gw_v6(k), "dev", f"eni{k}", "table",
-                  str(100 + k)], ns=c.ns("prober"))
+            t = str(100 + k)
+            self._restore_default(c.ns("prober"), [
+                ["ip", "route", "replace", "default", "via", c.eni_gw_v4(k), "dev", f"eni{k}", "table", t],
+                ["ip", "-6", "route", "replace", "default", "via", c.eni_gw_v6(k), "dev", f"eni{k}", "table", t]])
 
     def impair(self, delay_ms: float = 0.0, jitter_ms: float = 0.0, loss: float = 0.0, keep_order: bool = False,
                seed: int | None = None) -> None:

@@ -94,13 +94,14 @@ def _write_truth(path: Path, truth: pd.DataFrame, meta: dict) -> None:
 
 
 def read_truth(path) -> pd.DataFrame:
-    """The truth sidecar of a synthetic capture (the capture's path or the .truth.csv itself)."""
+    """The truth sidecar of a synthetic capture (the capture's path or the .truth.csv itself), or the live
+    prober's results CSV, which has the same columns."""
     p = Path(path)
-    if not p.name.endswith(".truth.csv"):
+    if not p.name.endswith(".csv"):
         p = truth_path(p)
     df = pd.read_csv(p, comment="#", dtype={"port": "UInt16", "answered": bool})
     assert tuple(df.columns) == TRUTH_COLUMNS, list(df.columns)
-    meta_line = next(ln for ln in p.read_text().splitlines() if ln.startswith("# meta: "))
-    df.attrs["meta"] = json.loads(meta_line[len("# meta: "):])
-    df["lost_leg"] = df["lost_leg"].fillna("")
+    meta_line = next((ln for ln in p.read_text().splitlines() if ln.startswith("# meta: ")), None)
+    df.attrs["meta"] = json.loads(meta_line[len("# meta: "):]) if meta_line else {}
+    df["lost_leg"] = df["lost_leg"].astype(object).fillna("").astype(str)
     return df
