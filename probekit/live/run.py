@@ -52,3 +52,48 @@ def lab_run(lab: Lab, out_dir, protocol: str = "both", family: int = 4, rate: fl
     return {"prober_capture": str(caps["prober"]), "target_capture": str(caps["target"]),
             "results": str(out / "results.csv"), "periods": str(out / "results.periods.jsonl"), "summary": summary,
             "impairment": dict(delay_ms=delay_ms, jitter_ms=jitter_ms, loss=loss, keep_order=keep_order)}
+
+
+def record_lab_captures(folder, seconds: float = 120.0) -> list[Path]:
+    """The real lab captures shipped in captures/lab/: healthy, target down half-way, port closed.
+    Each run writes the prober-side (SLL2, `tcpdump -i any`) capture and the prober's results."""
+    import shutil
+    import threading
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = Lab()
+    lab.up()
+    made = []
+
+    def keep(run, name):
+        for src, suffix in ((run["prober_capture"], ".pcap"), (run["results"], ".results.csv")):
+            dst = folder / f"{name}{suffix}"
+            shutil.copy(src, dst)
+            made.append(dst)
+    try:
+        with __import__("tempfile").TemporaryDirectory() as tmp:
+            keep(lab_run(lab, Path(tmp) / "h", rate=2, duration=seconds, seed=11), "lab-healthy")
+            timer = {}
+
+            def down_half_way(lab):
+                timer["t"] = threading.Timer(seconds / 2, lab.set_target, args=(False,))
+                timer["t"].start()
+            try:
+                keep(lab_run(lab, Path(tmp) / "d", rate=2, duration=seconds, seed=12, during=down_half_way),
+                     "lab-target-down")
+            finally:
+                lab.set_target(True)
+            lab.set_http(False)
+            try:
+                keep(lab_run(lab, Path(tmp) / "c", protocol="tcp", rate=2, duration=seconds / 2, seed=13),
+                     "lab-port-closed")
+            finally:
+                lab.set_http(True)
+    finally:
+        lab.down()
+    return made
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for p in record_lab_captures(sys.argv[1] if len(sys.argv) > 1 else "captures/lab"):
+        print(p)
