@@ -12,6 +12,7 @@ from .analysis.sources import alternation, balance_test, source_quality, source_
 from .analysis.timing import find_gaps, inter_arrivals, timing_summary
 from .capture import read_capture
 from .capture._pyshark import dissect
+from .scale import convert, dataset_probes, read_captures
 from .session import Capture, open_capture
 from .spec import Monitor, Probe, SpecError
 from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
@@ -23,6 +24,9 @@ __version__ = "0.1.0"
 __all__ = [
     "read_capture",
     "open_capture",
+    "read_captures",
+    "convert",
+    "dataset_probes",
     "Capture",
     "dissect",
     "match_probes",

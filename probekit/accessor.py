@@ -16,20 +16,36 @@ class PacketsAccessor:
     def __init__(self, df: pd.DataFrame):
         self._df = df
 
-    def payloads(self) -> pd.Series:
-        """Captured L4 payload bytes of every row (b"" where none), sliced from the capture file on
-        demand: the table itself never holds packet bytes."""
+    def files(self):
+        """(capture file path, row positions) for each file the table's rows come from."""
+        import numpy as np
         df = self._df
+        if "capture" in df.columns and df.attrs.get("paths"):
+            codes = df["capture"].cat.codes.to_numpy()
+            for i, name in enumerate(df["capture"].cat.categories):
+                rows = np.flatnonzero(codes == i)
+                if rows.size:
+                    yield df.attrs["paths"][name], rows
+            return
         path = df.attrs.get("path")
         if not path:
             raise ProbekitError("this table has no attrs['path']: payloads come from the capture file; "
-                                "read it with probekit.read_capture")
+                                "read it with probekit.read_capture or read_captures")
+        yield path, np.arange(len(df))
+
+    def payloads(self) -> pd.Series:
+        """Captured L4 payload bytes of every row (b"" where none), sliced from the capture file(s) on
+        demand: the table itself never holds packet bytes."""
+        df = self._df
         off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
         length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
-        out = []
-        with open_bytes(path) as buf:
-            for o, n in zip(off.tolist(), length.tolist()):
-                out.append(bytes(buf[o:o + n]) if o >= 0 and n > 0 else b"")
+        out = [b""] * len(df)
+        for path, rows in self.files():
+            with open_bytes(path) as buf:
+                for r in rows.tolist():
+                    o, n = off[r], length[r]
+                    if o >= 0 and n > 0:
+                        out[r] = bytes(buf[o:o + n])
         return pd.Series(out, index=df.index, name="payload", dtype=object)
 
     def probes(self, timeout_s: float = 1.0, vantage: str = "auto") -> pd.DataFrame:

@@ -179,6 +179,21 @@ def _cmd_lab(args) -> int:
     return 0
 
 
+def _cmd_convert(args) -> int:
+    from .scale import convert
+    res = convert(args.capture, args.output)
+    print(json.dumps(res))
+    return 0
+
+
+def _cmd_dataset_metrics(args) -> int:
+    from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics
+    from .scale import dataset_probes
+    probes = dataset_probes(args.dataset, timeout_s=args.timeout, scheduler=args.scheduler)
+    _emit(period_metrics(probes, args.period, by=PROBE_LEVEL if args.per_probe else STREAM), args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
                                                                "probe captures.")
@@ -280,6 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int)
     sp.add_argument("-o", "--output", default="build/lab", help="folder for captures and results (run)")
     sp.set_defaults(func=_cmd_lab)
+
+    sp = sub.add_parser("convert", help="append captures to a partitioned Parquet dataset (crash-safe)")
+    sp.add_argument("capture", nargs="+")
+    sp.add_argument("-o", "--output", required=True, help="dataset folder")
+    sp.set_defaults(func=_cmd_convert)
+
+    sp = sub.add_parser("dataset-metrics", help="per-period metrics over a Parquet dataset, through Dask")
+    sp.add_argument("dataset")
+    sp.add_argument("--period", type=int, choices=(30, 60), default=30)
+    sp.add_argument("--timeout", type=float, default=1.0)
+    sp.add_argument("--per-probe", action="store_true")
+    sp.add_argument("--scheduler", help="distributed scheduler address (tcp://host:8786); default a LocalCluster; "
+                                        "'synchronous' for one process")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--csv", action="store_true")
+    sp.set_defaults(func=_cmd_dataset_metrics)
 
     from .synth.scenarios import SCENARIO_DOCS
     sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario",

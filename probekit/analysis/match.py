@@ -19,7 +19,7 @@ _NS = 1_000_000_000
 
 
 def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "auto",
-                 resend_window_s: float = 30.0, reply_window_s: float = 120.0) -> pd.DataFrame:
+                 resend_window_s: float = 30.0, reply_window_s: float = 120.0, keep_orphans: bool = False):
     """One row per probe (request), with its outcome and RTT.
 
     timeout_s: a reply later than this makes the probe ``late`` (lost for the metrics).
@@ -27,6 +27,8 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     capturing host's own packets leave with an initial TTL such as 64).
     resend_window_s: requests with one identity this close together are one probe sent again.
     reply_window_s: a reply later than this after every request of its identity is an orphan.
+    keep_orphans: also return the replies that found no request, as a second table (the scale path
+    matches them against the next file's unjudged probes).
     ``df.attrs``: vantage, timeout_s, capture_end_ns, orphan_replies (replies with no request in the
     capture, e.g. a capture started late).
     """
@@ -74,6 +76,22 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     assert tuple(out.columns) == PROBE_COLUMNS
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
                      orphan_replies=int(probes.attrs.get("orphans", 0)), path=packets.attrs.get("path"))
+    if keep_orphans:
+        orphans = probes.attrs.get("orphan_rows")
+        cats = packets["src"].cat.categories
+        if orphans is None or orphans.empty:
+            orphans = pd.DataFrame(columns=["protocol", "source", "destination", "ident", "port", "seq", "ts_ns",
+                                            "frame", "kind", "ack_raw"])
+        else:
+            orphans = pd.DataFrame({
+                "protocol": np.array(["icmp", "icmpv6", "tcp"])[orphans["protocol"].to_numpy(int)],
+                "source": np.asarray(cats)[orphans["a"].to_numpy(int)],
+                "destination": np.asarray(cats)[orphans["b"].to_numpy(int)],
+                "ident": orphans["ident"].to_numpy("int64"), "port": orphans["port"].astype("Int64"),
+                "seq": orphans["seq"].to_numpy("int64"), "ts_ns": orphans["ts_ns"].to_numpy("int64"),
+                "frame": orphans["frame"].to_numpy("int64"), "kind": orphans["kind"].to_numpy("int64"),
+                "ack_raw": orphans["ack_raw"].to_numpy("float64") if "ack_raw" in orphans else np.nan})
+        return out, orphans
     return out
 
 
@@ -256,6 +274,7 @@ def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, window: int) -> pd.
         hit_l = np.where(valid, hit_l, -1)
     allrep = pd.concat([exact.assign(pid=hit), loose.assign(pid=hit_l)], ignore_index=True)
     probes.attrs["orphans"] = int((allrep["pid"] < 0).sum())
+    probes.attrs["orphan_rows"] = allrep[allrep["pid"] < 0]
     matched = allrep[allrep["pid"] >= 0].sort_values(["pid", "ts_ns", "frame"], kind="stable")
     firsts = matched.drop_duplicates("pid", keep="first")
     pid = firsts["pid"].to_numpy("int64")

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from ..capture.reader import open_bytes
 
 __all__ = ["request_payloads", "payload_tests", "ent", "payload_verdicts", "ENT_MIN_BYTES"]
 
@@ -21,15 +20,11 @@ ALPHA = 0.01
 def request_payloads(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Series:
     """Captured payload bytes of each probe's request (indexed like ``probes``)."""
     rows = probes["request_frame"].to_numpy("int64") - 1
+    if not len(rows):
+        return pd.Series([], index=probes.index, dtype=object, name="payload")
     sub = packets.iloc[rows]
-    off = sub["payload_off"].to_numpy("int64", na_value=-1)
-    n = sub["payload_caplen"].to_numpy("int64", na_value=0)
-    path = packets.attrs.get("path")
-    out = []
-    if path and len(rows):
-        with open_bytes(path) as buf:
-            out = [bytes(buf[o:o + k]) if o >= 0 and k > 0 else b"" for o, k in zip(off.tolist(), n.tolist())]
-    return pd.Series(out if len(rows) else [], index=probes.index, dtype=object, name="payload")
+    sub.attrs = packets.attrs
+    return pd.Series(sub.probekit.payloads().tolist(), index=probes.index, dtype=object, name="payload")
 
 
 def _entropy(counts: np.ndarray, n: int) -> float:

@@ -278,20 +278,25 @@ def _tcp_checksums_ok(buf, l4_off, l4_len, ip_off, is_v6, out):
 def _checksums(packets: pd.DataFrame, tcp: pd.DataFrame) -> np.ndarray:
     """True where the TCP checksum verifies; True too where it cannot be checked (segment not whole)."""
     ok = np.ones(len(tcp), bool)
-    path = packets.attrs.get("path")
     whole = (tcp["payload_caplen"] == tcp["payload_len"]).fillna(False).to_numpy() & tcp["payload_off"].notna().to_numpy()
-    if not path or not whole.any():
+    if not whole.any() or not (packets.attrs.get("path") or packets.attrs.get("paths")):
         return ok
-    sel = tcp[whole]
-    hdr = sel["tcp_hdr_len"].to_numpy("int64")
-    l4_off = sel["payload_off"].to_numpy("int64") - hdr
-    l4_len = hdr + sel["payload_len"].to_numpy("int64")
-    ip_off = l4_off - sel["ip_hdr_len"].to_numpy("int64")
-    is_v6 = (sel["l3"] == "ipv6").to_numpy()
-    out = np.ones(len(sel), bool)
-    with open_bytes(path) as buf:
-        _tcp_checksums_ok(buf, l4_off, l4_len, ip_off, is_v6, out)
-    ok[np.flatnonzero(whole)] = out
+    t = tcp.copy()
+    t.attrs = packets.attrs
+    for path, rows in t.probekit.files():
+        rows = rows[whole[rows]]
+        if not rows.size:
+            continue
+        sel = t.iloc[rows]
+        hdr = sel["tcp_hdr_len"].to_numpy("int64")
+        l4_off = sel["payload_off"].to_numpy("int64") - hdr
+        l4_len = hdr + sel["payload_len"].to_numpy("int64")
+        ip_off = l4_off - sel["ip_hdr_len"].to_numpy("int64")
+        is_v6 = (sel["l3"] == "ipv6").to_numpy()
+        out = np.ones(len(sel), bool)
+        with open_bytes(path) as buf:
+            _tcp_checksums_ok(buf, l4_off, l4_len, ip_off, is_v6, out)
+        ok[rows] = out
     return ok
 
 

@@ -51,14 +51,14 @@ L3_OTHER = 3
 L3_NONE = 4
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rd16(b, o, be):
     if be:
         return (np.int64(b[o]) << 8) | np.int64(b[o + 1])
     return (np.int64(b[o + 1]) << 8) | np.int64(b[o])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rd32(b, o, be):
     if be:
         return ((np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16)
@@ -67,24 +67,24 @@ def _rd32(b, o, be):
             | (np.int64(b[o + 1]) << 8) | np.int64(b[o]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _be16(b, o):
     return (np.int64(b[o]) << 8) | np.int64(b[o + 1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _be32(b, o):
     return ((np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16)
             | (np.int64(b[o + 2]) << 8) | np.int64(b[o + 3]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _be64(b, o):
     return (np.uint64(_be32(b, o)) << np.uint64(32)) | np.uint64(_be32(b, o + 4))
 
 
 # ----------------------------------------------------------------------------------------- pcap
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pcap_count(buf, start, be):
     """Count whole records from ``start``; return (count, stop_offset, stop_reason)."""
     n = buf.shape[0]
@@ -104,7 +104,7 @@ def pcap_count(buf, start, be):
         off += 16 + cap
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pcap_fill(buf, start, be, count, data_off, ts_sec, ts_frac, caplen, wirelen):
     off = start
     for i in range(count):
@@ -118,7 +118,7 @@ def pcap_fill(buf, start, be, count, data_off, ts_sec, ts_frac, caplen, wirelen)
 
 
 # --------------------------------------------------------------------------------------- pcapng
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pcapng_walk(buf, start, be, snap0, fill, base, data_off, ts_raw, caplen, wirelen, iface,
                 has_ts):
     """Walk packet blocks (EPB, SPB, obsolete PB) from ``start`` until a block Python must handle
@@ -186,7 +186,7 @@ def pcapng_walk(buf, start, be, snap0, fill, base, data_off, ts_raw, caplen, wir
 
 
 # -------------------------------------------------------------------------------------- decoder
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decode(buf, data_off, caplen, wirelen, kind, out8, out16, out32, out64, addr):
     """Decode link, network and transport headers of every frame.
 

@@ -37,6 +37,7 @@ class Conditions:
     failed_source: int = 1               # index of the source that stops
     vantage: str = "prober"              # where the capture is taken: 'prober' or 'target'
     hops: int = 6                        # TTL decrement between prober and target
+    start_s: float = 0.0                 # capture start after the synthetic epoch (rotated files follow on)
     names: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):

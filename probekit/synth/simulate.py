@@ -87,12 +87,12 @@ def _stream(k, probe, monitor, cond: Conditions, rng, aid, probe_base, pool_base
     phase = (k * 0.137) % 1.0 * interval           # streams do not send in lock-step
     t = np.arange(n_all) * interval + phase
     t = t + rng.uniform(-1, 1, n_all) * cond.send_jitter_ms / 1e3
-    t = np.clip(t, 0, None)
+    t = np.clip(t, 0, None) + cond.start_s
     slot = (np.arange(n_all) + k) % nsrc                 # round-robin over the sources
     keep = np.ones(n_all, bool)
     if probe.protocol == "tcp" and cond.tcp_activations_s is not None:
         active = np.zeros(n_all, bool)
-        for a in cond.tcp_activations_s:
+        for a in (x + cond.start_s for x in cond.tcp_activations_s):
             active |= (t >= a) & (t < a + cond.tcp_active_s)
         keep &= active
     if cond.eni_failure_at_s is not None:

@@ -1,0 +1,238 @@
+"""Many captures: read rotated files into one table, convert them to a partitioned Parquet dataset, and
+run the analyses over that dataset with Dask, in bounded memory, with the in-memory path's numbers.
+
+- ``read_captures(glob or paths)``: one packets table with a ``capture`` column, files read in parallel
+  (the compiled kernels release the GIL), one progress bar; ``frame`` counts across the files in order.
+- ``convert(captures, out_dir)``: one Parquet file per capture under ``out_dir/capture=NAME/``, each
+  written to a hidden temporary file and renamed into place, with a manifest; a crash leaves the
+  dataset readable (readers skip hidden files) and re-running converts only what is missing.
+- ``dataset_probes(out_dir, scheduler=None)``: probe matching per file on Dask workers, then the probes
+  a file could not judge (their reply is in the next file) are matched against the next files'
+  orphan replies, so a probe split by rotation counts as it does in memory. ``scheduler`` is None
+  (a LocalCluster), "synchronous", or a ``distributed`` scheduler address ("tcp://host:8786").
+"""
+from __future__ import annotations
+
+import glob as _glob
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .capture import read_capture
+from .errors import ProbekitError
+
+__all__ = ["read_captures", "convert", "dataset_files", "dataset_probes"]
+
+MANIFEST = "_probekit_manifest.json"
+
+
+def _expand(paths) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        p = str(paths)
+        found = sorted(_glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
+    else:
+        found = [str(x) for x in paths]
+    if not found:
+        raise ProbekitError(f"{paths}: no capture files match")
+    return [Path(f) for f in found]
+
+
+def _combine(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    from pandas.api.types import union_categoricals
+    if not tables:
+        raise ProbekitError("no captures to combine")
+    cats = union_categoricals([t["src"] for t in tables] + [t["dst"] for t in tables], ignore_order=True).categories
+    v4 = sorted((c for c in cats if ":" not in c), key=lambda a: tuple(int(x) for x in a.split(".")))
+    v6 = sorted((c for c in cats if ":" in c), key=lambda a: __import__("ipaddress").ip_address(a).packed)
+    dtype = pd.CategoricalDtype(v4 + v6)
+    parts = []
+    base = 0
+    for t, name in zip(tables, names):
+        t = t.copy()
+        t["src"] = t["src"].astype(dtype)
+        t["dst"] = t["dst"].astype(dtype)
+        t["frame"] = t["frame"] + base
+        base += len(t)
+        t.insert(0, "capture", name)
+        parts.append(t)
+    df = pd.concat(parts, ignore_index=True)
+    df["capture"] = pd.Categorical(df["capture"], categories=names)
+    return df
+
+
+def read_captures(paths, *, workers: int | None = None, progress: bool | None = None, backend: str = "fast",
+                  strict: bool = False) -> pd.DataFrame:
+    """Read many captures into one packets table (plus a leading ``capture`` column)."""
+    files = _expand(paths)
+    names = [f.name for f in files]
+    if len(set(names)) != len(names):
+        names = [str(f) for f in files]
+    bar = None
+    if progress or (progress is None and sys.stderr.isatty() and len(files) > 1):
+        from tqdm import tqdm
+        bar = tqdm(total=len(files), unit="file", desc="reading", leave=False)
+
+    def one(f):
+        t = read_capture(f, backend=backend, strict=strict, progress=False)
+        if bar is not None:
+            bar.update(1)
+        return t
+    try:
+        with ThreadPoolExecutor(max_workers=workers or min(len(files), os.cpu_count() or 1)) as ex:
+            tables = list(ex.map(one, files))
+    finally:
+        if bar is not None:
+            bar.close()
+    df = _combine(tables, names)
+    df.attrs.update(paths={n: str(f) for n, f in zip(names, files)}, format="many",
+                    notes=[n for t in tables for n in t.attrs.get("notes", [])])
+    return df
+
+
+# ------------------------------------------------------------------------------------- convert
+def convert(captures, out_dir, *, progress: bool | None = None) -> dict:
+    """Append captures to a Parquet dataset, one file per capture, safely; returns what was done."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    files = _expand(captures)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    man_path = out / MANIFEST
+    manifest = json.loads(man_path.read_text()) if man_path.exists() else {}
+    done, skipped = [], []
+    for f in files:
+        st = f.stat()
+        key = f.name
+        part = out / f"capture={key}"
+        target = part / "part-0.parquet"
+        entry = manifest.get(key)
+        if entry and entry["size"] == st.st_size and entry["mtime_ns"] == st.st_mtime_ns and target.exists():
+            skipped.append(key)
+            continue
+        df = read_capture(f, progress=progress)
+        df.attrs = {}
+        part.mkdir(parents=True, exist_ok=True)
+        tmp = part / f".tmp-{os.getpid()}.parquet"
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                               b"probekit.path": str(f.resolve()).encode()})
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+        manifest[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "rows": len(df), "path": str(f.resolve())}
+        tmp_man = out / f".{MANIFEST}.tmp"
+        tmp_man.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        os.replace(tmp_man, man_path)
+        done.append(key)
+    return {"converted": done, "skipped": skipped, "dataset": str(out)}
+
+
+def dataset_files(out_dir) -> list[Path]:
+    """The dataset's Parquet files in capture order (as the manifest lists them, then by name)."""
+    out = Path(out_dir)
+    files = sorted(p for p in out.glob("capture=*/part-0.parquet"))
+    if not files:
+        raise ProbekitError(f"{out}: no converted captures (probekit convert CAPTURES -o {out})")
+    return files
+
+
+def _load_partition(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+    t = pq.read_table(path)
+    df = t.to_pandas()
+    if "capture" in df.columns:
+        df = df.drop(columns=["capture"])
+    for c in ("src", "dst"):
+        df[c] = df[c].astype("category")
+    from pandas.api.types import union_categoricals
+    cats = union_categoricals([df["src"], df["dst"]]).categories
+    df["src"] = df["src"].cat.set_categories(cats)
+    df["dst"] = df["dst"].cat.set_categories(cats)
+    df.attrs["path"] = (t.schema.metadata or {}).get(b"probekit.path", b"").decode() or None
+    return df
+
+
+def _partition_probes(path: str, timeout_s: float, vantage: str):
+    from .analysis.match import match_probes
+    packets = _load_partition(Path(path))
+    probes, orphans = match_probes(packets, timeout_s=timeout_s, vantage=vantage, keep_orphans=True)
+    keep = probes.assign(source=probes["source"].astype(str), destination=probes["destination"].astype(str),
+                         capture=Path(path).parent.name.split("=", 1)[1])
+    return keep, orphans, probes.attrs.get("vantage")
+
+
+def dataset_probes(out_dir, *, timeout_s: float = 1.0, vantage: str = "auto", scheduler=None) -> pd.DataFrame:
+    """The probes table of a whole dataset, computed per file on Dask and stitched across files."""
+    import dask
+    files = [str(f) for f in dataset_files(out_dir)]
+    tasks = [dask.delayed(_partition_probes)(f, timeout_s, vantage) for f in files]
+    if scheduler == "synchronous":
+        results = dask.compute(*tasks, scheduler="synchronous")
+    else:
+        from distributed import Client, LocalCluster
+        if scheduler is None:
+            with LocalCluster(n_workers=min(len(files), os.cpu_count() or 1), threads_per_worker=1,
+                              processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+                results = client.compute(tasks, sync=True)
+        else:
+            with Client(scheduler) as client:
+                results = client.compute(tasks, sync=True)
+    probes = [r[0] for r in results]
+    orphans = [r[1].assign(file_index=i) for i, r in enumerate(results)]
+    probes = _stitch(probes, orphans, timeout_s)
+    probes.attrs.update(vantage=results[0][2] if results else vantage, timeout_s=timeout_s,
+                        capture_end_ns=int(probes["ts_ns"].max()) if len(probes) else 0)
+    return probes
+
+
+def _stitch(parts: list[pd.DataFrame], orphans: list[pd.DataFrame], timeout_s: float) -> pd.DataFrame:
+    """Give each file's unjudged probes ('unknown': the file ended before their timeout) the first orphan
+    reply with their identity in a later file; judge them as the in-memory path does."""
+    from .schema import OUTCOMES
+    timeout_ns = int(timeout_s * 1e9)
+    allp = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if allp.empty:
+        return allp
+    end_ns = int(allp["ts_ns"].max())
+    orph = pd.concat(orphans, ignore_index=True) if orphans else pd.DataFrame()
+    file_of = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    allp["_file"] = file_of
+    unknown = allp.index[allp["outcome"] == "unknown"]
+    if len(unknown) and len(orph):
+        o = orph.sort_values("ts_ns")
+        for i in unknown:
+            r = allp.loc[i]
+            proto = str(r["protocol"])
+            m = (o["protocol"] == proto) & (o["source"] == r["source"]) & (o["destination"] == r["destination"]) \
+                & (o["file_index"] > r["_file"]) & (o["ts_ns"] >= r["ts_ns"])
+            if proto == "tcp":
+                m &= (o["ident"] == int(r["ident"])) & (o["port"] == int(r["port"]))
+                exact = m & (o["seq"] == int(r["seq"])) & (o["kind"] != 2)
+                data = int(r["size"]) - 20 if not pd.isna(r["size"]) else 0
+                rst = m & (o["kind"] == 2) & (((o["ack_raw"] - int(r["seq"]) - 1) % 2**32 == 0)
+                                              | ((o["ack_raw"] - int(r["seq"]) - 1 - data) % 2**32 == 0))
+                m = exact | rst
+            else:
+                m &= (o["ident"] == int(r["ident"])) & (o["seq"] == int(r["seq"]))
+            hit = o[m]
+            if hit.empty:
+                continue
+            h = hit.iloc[0]
+            delay = int(h["ts_ns"]) - int(r["ts_ns"])
+            late = delay > timeout_ns
+            kind = "late" if late else ("refused" if h["kind"] == 2 else "answered")
+            allp.at[i, "outcome"] = kind
+            allp.at[i, "reply_delay_us"] = delay / 1e3
+            allp.at[i, "rtt_us"] = np.nan if late else delay / 1e3
+            o = o.drop(index=h.name)
+    # what is still unknown: judge against the end of the whole dataset, as one capture would be
+    still = (allp["outcome"] == "unknown") & (allp["ts_ns"] + timeout_ns <= end_ns)
+    allp.loc[still, "outcome"] = "lost"
+    allp["outcome"] = pd.Categorical(allp["outcome"].astype(str), categories=list(OUTCOMES))
+    for c in ("source", "destination"):
+        allp[c] = allp[c].astype("category")
+    return allp.drop(columns=["_file"]).sort_values(["ts_ns"], kind="stable").reset_index(drop=True)
