@@ -16,8 +16,7 @@ import threading
 import pandas as pd
 
 from ..errors import BackendError, CaptureError
-from ..schema import L3_KINDS, PACKETS
-from ._dpkt import _address_categories
+from ._dpkt import _to_table
 from ._frames import index_frames
 from .reader import open_bytes
 
@@ -229,24 +228,6 @@ def _payload(row: dict, layer, first_field: str, l4_hdr: int | None) -> None:
 
 def _addr6(text: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, str(text)))
-
-
-def _to_table(rows: list[dict]) -> pd.DataFrame:
-    cols = {}
-    for c in PACKETS:
-        vals = [r.get(c.name) for r in rows]
-        if c.name == "l3":
-            cols[c.name] = pd.Categorical(vals, categories=list(L3_KINDS))
-        elif c.dtype == "category":
-            cols[c.name] = vals
-        elif c.dtype == "bool":
-            cols[c.name] = [bool(v) for v in vals]
-        else:
-            cols[c.name] = pd.array(vals, dtype=c.dtype)
-    df = pd.DataFrame(cols)
-    df["truncated"] = df["truncated"].astype(bool)
-    df["malformed"] = df["malformed"].astype(bool)
-    return _address_categories(df)
 
 
 def dissect(path, frame: int) -> str:
