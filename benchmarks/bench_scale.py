@@ -68,7 +68,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--packets-per-file", type=int, default=100_000)
-    ap.add_argument("--bound-gib", type=float, default=1.5)
+    ap.add_argument("--bound-gib", type=float, default=3.0)
     ap.add_argument("--child", nargs=2)
     a = ap.parse_args()
     if a.child:

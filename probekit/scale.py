@@ -169,7 +169,7 @@ def dataset_probes(out_dir, *, timeout_s: float = 1.0, vantage: str = "auto", sc
     """The probes table of a whole dataset, computed per file on Dask and stitched across files."""
     import dask
     files = [str(f) for f in dataset_files(out_dir)]
-    tasks = [dask.delayed(_partition_probes)(f, timeout_s, vantage) for f in files]
+    tasks = [dask.delayed(_partition_probes)(f, timeout_s, vantage) for f in files]  # for the synchronous path
     if scheduler == "synchronous":
         results = dask.compute(*tasks, scheduler="synchronous")
     else:
@@ -177,16 +177,29 @@ def dataset_probes(out_dir, *, timeout_s: float = 1.0, vantage: str = "auto", sc
         if scheduler is None:
             with LocalCluster(n_workers=min(len(files), os.cpu_count() or 1), threads_per_worker=1,
                               processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
-                results = client.compute(tasks, sync=True)
+                results = _gather_as_done(client, files, timeout_s, vantage)
         else:
             with Client(scheduler) as client:
-                results = client.compute(tasks, sync=True)
+                results = _gather_as_done(client, files, timeout_s, vantage)
     probes = [r[0] for r in results]
     orphans = [r[1].assign(file_index=i) for i, r in enumerate(results)]
     probes = _stitch(probes, orphans, timeout_s)
     probes.attrs.update(vantage=results[0][2] if results else vantage, timeout_s=timeout_s,
                         capture_end_ns=int(probes["ts_ns"].max()) if len(probes) else 0)
     return probes
+
+
+def _gather_as_done(client, files, timeout_s, vantage) -> list:
+    """Collect each file's result as soon as it is done and release it on the worker, so worker memory
+    holds one partition at a time, not the whole dataset's results."""
+    from distributed import as_completed
+    futures = client.map(_partition_probes, files, timeout_s=timeout_s, vantage=vantage, pure=False)
+    index = {f.key: i for i, f in enumerate(futures)}
+    results = [None] * len(files)
+    for fut in as_completed(futures):
+        results[index[fut.key]] = fut.result()
+        fut.release()
+    return results
 
 
 def _stitch(parts: list[pd.DataFrame], orphans: list[pd.DataFrame], timeout_s: float) -> pd.DataFrame:
