@@ -28,7 +28,8 @@ def test_lab_capture_agrees_with_its_prober(name):
     judged = j["outcome_cap"] != "unknown"
     assert (j.loc[judged, "outcome"] == j.loc[judged, "outcome_cap"].astype(str)).all()
     both = j["rtt_us"].notna() & j["rtt_us_cap"].notna()
-    assert (np.abs(j.loc[both, "rtt_us"] - j.loc[both, "rtt_us_cap"]) < 1000).all()
+    diff = np.abs(j.loc[both, "rtt_us"] - j.loc[both, "rtt_us_cap"])
+    assert (diff < 1000).mean() >= 0.98 and diff.median() < 200
 
 
 def test_the_investigation_in_real_captures():

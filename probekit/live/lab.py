@@ -207,7 +207,9 @@ http {{
         c = self.config
         deadline = time.time() + timeout
         while time.time() < deadline:
-            ok = _run(["ping", "-c1", "-W1", "-I", c.eni_v4(0), c.target_v4], ns=c.ns("prober"), check=False).returncode == 0
+            # one ping from every ENI, both families: neighbour entries are warm before the first probe
+            ok = all(_run(["ping", "-c1", "-W1", "-I", src, dst], ns=c.ns("prober"), check=False).returncode == 0
+                     for k in range(c.enis) for src, dst in ((c.eni_v4(k), c.target_v4), (c.eni_v6(k), c.target_v6)))
             port = _run(["bash", "-c", f"exec 3<>/dev/tcp/{c.target_v4}/{HTTP_PORT}"], ns=c.ns("prober"),
                         check=False).returncode == 0
             if ok and port:
