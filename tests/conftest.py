@@ -37,3 +37,12 @@ def real_captures() -> list[str]:
         if p.is_file() and "oracle" not in p.relative_to(REAL).parts and p.suffix in (".pcap", ".pcapng"):
             out.append(str(p.relative_to(REAL)))
     return out
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Tests draw many figures; close them after each test."""
+    yield
+    import sys
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
