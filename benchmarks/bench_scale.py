@@ -50,7 +50,6 @@ def child(mode: str, folder: str, bound: float) -> None:
         from distributed import Client, LocalCluster
         ds = Path(folder).parent / "rotated-dataset"
         probekit.convert(f"{folder}/probes-*.pcap", ds)
-        t_conv = time.perf_counter() - t
         with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit=f"{bound / 2:.2f}GiB",
                           dashboard_address=None) as cluster, Client(cluster) as client:
             probes = probekit.dataset_probes(ds, scheduler=client.scheduler.address)

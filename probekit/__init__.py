@@ -17,7 +17,7 @@ from .session import Capture, open_capture
 from .spec import Monitor, Probe, SpecError
 from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
 from .schema import PACKETS, PACKET_COLUMNS, PERIODS, PROBES
-from . import accessor as _accessor  # registers df.probekit
+from . import accessor as _accessor  # noqa: F401 - registers df.probekit
 
 __version__ = "0.1.0"
 

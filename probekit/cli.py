@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=float, default=1.0)
     sp.add_argument("--period", type=int, default=30)
     sp.add_argument("--seed", type=int)
-    sp.add_argument("--force", action="store_true", help=f"allow a total rate above the cap")
+    sp.add_argument("--force", action="store_true", help="allow a total rate above the cap")
     sp.add_argument("--no-suppress-kernel-rst", action="store_true")
     sp.add_argument("-o", "--output", required=True, help="results CSV (per-period metrics go beside it)")
     sp.set_defaults(func=_cmd_probe)

@@ -78,7 +78,7 @@ class _State:
     impairment: dict = field(default_factory=dict)
 
 
-def _run(args: list[str], check: bool = True, ns: str | None = None, quiet: bool = False) -> subprocess.CompletedProcess:
+def _run(args: list[str], check: bool = True, ns: str | None = None) -> subprocess.CompletedProcess:
     cmd = (["ip", "netns", "exec", ns] if ns else []) + args
     p = subprocess.run(cmd, capture_output=True, text=True)
     if check and p.returncode:
