@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from pathlib import Path
 
 import dpkt
 import pandas as pd
@@ -193,3 +194,25 @@ def test_out_of_order_and_far_future_timestamps(tmp_path):
     frames = [(4_000_000_000, 5, ether(icmp4())), (2_147_483_648, 0, ether(icmp4())), (0, 0, ether(icmp4()))]
     df = read(tmp_path, W.pcap(frames))
     assert df["ts_ns"].tolist() == [4_000_000_000_000_005_000, 2_147_483_648 * 10**9, 0]
+
+
+def test_kernels_give_the_same_table_as_plain_python(tmp_path):
+    """The compiled kernels and the same functions run as plain Python (NUMBA_DISABLE_JIT=1) agree."""
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    caps = [root / "captures" / "lossy.pcapng", root / "captures" / "port-closed.pcap"]
+    code = ("import sys, probekit\n"
+            "for p in sys.argv[1:]:\n"
+            "    df = probekit.read_capture(p)\n"
+            "    df.to_parquet(p.replace('/', '_') + '.parquet')\n")
+    for jit in ("0", "1"):
+        d = tmp_path / jit
+        d.mkdir()
+        subprocess.run([sys.executable, "-c", code, *map(str, caps)], cwd=d, check=True,
+                       env=dict(os.environ, NUMBA_DISABLE_JIT=jit))
+    for p in caps:
+        name = str(p).replace("/", "_") + ".parquet"
+        a, b = pd.read_parquet(tmp_path / "0" / name), pd.read_parquet(tmp_path / "1" / name)
+        assert a.equals(b), p.name
