@@ -93,6 +93,19 @@ class Capture:
     def source_rate(self) -> pd.DataFrame:
         return sources.source_rate(self.probes, self.period_s)
 
+    @cached_property
+    def source_rate_table(self) -> pd.DataFrame:
+        """Probes per period (rows) and (protocol, source) (columns): each ENI's rate over time."""
+        return self.source_rate.pivot_table(index="period_start_ns", columns=["protocol", "source"], values="probes",
+                                            observed=True)
+
+    @cached_property
+    def connection_kinds(self) -> pd.DataFrame:
+        """TCP connections counted by conn_state, history and who reset."""
+        c = self.connections
+        return (c.groupby(["conn_state", "history", "reset_by"], observed=True, dropna=False).size()
+                .rename("connections").reset_index())
+
     def size_changes(self, configured_at_ns: int | None = None) -> pd.DataFrame:
         return sizes.size_changes(self.probes, configured_at_ns=configured_at_ns)
 
