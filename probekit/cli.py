@@ -341,10 +341,8 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import CaptureWarning
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from .errors import CaptureWarning
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CaptureWarning)

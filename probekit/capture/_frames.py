@@ -168,9 +168,8 @@ def _index_pcapng(buf, path) -> FrameIndex:
             off += _u32(buf, off + 4, be)
             continue
         snap0 = interfaces[section_base].snaplen if len(interfaces) > section_base else 0
-        dummy = np.empty(0, np.int64)
-        count, stop_off, reason, detail = K.pcapng_walk(
-            buf, off, be, snap0, False, 0, dummy, np.empty(0, np.uint64), np.empty(0, np.uint32),
+        count, stop_off, reason, detail = K.pcapng_walk(  # counting pass: the output arrays are unused
+            buf, off, be, snap0, False, 0, np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, np.uint32),
             np.empty(0, np.uint32), np.empty(0, np.int32), np.empty(0, np.bool_))
         if count:
             if len(interfaces) == section_base:
