@@ -54,7 +54,7 @@ def capture_summary(cap) -> dict:
             anomalies.append(f"{r.protocol} from {r.source}: no probes for {r.length_s:.0f} s from {_utc(r.start_ns)}"
                              + (" to the end of the capture" if r.kind == "trailing" else ""))
         for r in cap.balance.itertuples():
-            if r.balanced is False or (not pd.isna(r.balanced) and not r.balanced):
+            if r.balanced is not pd.NA and not r.balanced:  # <NA> (one source) is not an anomaly
                 anomalies.append(f"{r.protocol} {r.destination}: sources are not balanced (chi-square p={r.p_value:.2g})")
         for r in cap.size_changes().itertuples():
             anomalies.append(f"{r.protocol} {r.destination}: probe size {r.from_size} → {r.to_size} bytes at {_utc(r.ts_ns)}")

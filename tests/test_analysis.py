@@ -147,6 +147,9 @@ def test_per_eni_distribution():
     rate = probekit.source_rate(probes, 30)
     late = rate[(rate["source"].astype(str) == "198.51.100.11") & (rate["period_start_ns"] >= truth["send_ns"].min() + 180 * _NS)]
     assert (late["probes"] == 0).all()
+    # the report's summary names the imbalance, and only where there is one
+    assert sum("not balanced" in a for a in probekit.open_capture(CAPTURES / "eni-failure.pcap").summary()["anomalies"]) == 2
+    assert probekit.open_capture(CAPTURES / "healthy.pcap").summary()["anomalies"] == []
 
 
 def test_size_change_points():

@@ -79,7 +79,6 @@ def test_rst_behavior_baseline():
 
 def test_bad_checksum_syn_baseline():
     require_real_captures()
-    (r,) = zeek_log(ORACLE / "zeek" / "core.tcp.bad-checksum-syn" / "conn.log") or [None]
     rows = [ln.split("\t") for ln in (ORACLE / "zeek" / "core.tcp.bad-checksum-syn" / "conn.log").read_text().splitlines()
             if ln and not ln.startswith("#") and not ln.startswith("uid")]
     history, state = rows[0][3], rows[0][4]

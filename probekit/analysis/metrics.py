@@ -144,7 +144,7 @@ def _finding(r, loss_tol, rtt_tol) -> str:
     if r.status == "no_reply":
         if has_cw_loss and r.cw_loss_pct < 100 - loss_tol:
             return "zero_loss_but_no_replies" if r.cw_loss_pct == 0 else "loss_understated"
-        if has_cw_rtt and r.cw_rtt_us is not None:
+        if has_cw_rtt:
             return "rtt_reported_without_replies"
         return "agrees"
     if has_cw_loss and abs(r.cw_loss_pct - r.loss_pct) > loss_tol:

@@ -83,8 +83,10 @@ def _link(frame: bytes, kind: int):
         sll2 = dpkt.sll2.SLL2(frame)
         return sll2.ethtype, 20, None
     if kind in (L2_NULL, L2_LOOP):
-        lo = dpkt.loopback.Loopback(frame)
-        fam = lo.family
+        # dpkt's Loopback reads the family in this host's byte order and then parses the payload
+        # itself; the writer's byte order is what matters, so it is read here
+        if len(frame) < 4:
+            raise dpkt.NeedData
         if kind == L2_LOOP or (frame[0] == 0 and frame[1] == 0):
             fam = int.from_bytes(frame[:4], "big")
         else:
