@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TCP_FLAGS", "empty_packets"]
+__all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TCP_FLAGS", "empty_packets", "STREAM_KEYS",
+           "SOURCE_STREAM_KEYS"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class Column:
     dtype: str
     doc: str
 
+
+STREAM_KEYS = ("protocol", "destination", "port")
+"""A *stream*: every probe of one monitored target (what CloudWatch calls a probe), all sources together."""
+SOURCE_STREAM_KEYS = ("protocol", "source", "destination", "port")
+"""A *source stream*: one stream as sent from one source address (one ENI)."""
 
 L3_KINDS = ("ipv4", "ipv6", "arp", "other", "none")
 """Values of ``l3``: what the link layer carried ('arp' covers ARP and RARP; 'other': a known link
