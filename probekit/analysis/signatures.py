@@ -1,0 +1,197 @@
+"""What real tools put on the wire, as ordered rules over per-stream features: which tool sent a probe
+stream, with readable evidence. Recorded for real in the lab (``probekit.live.tools``, captures/tools/).
+
+Features are computed once per source stream from the probes table and the request headers (vectorised
+group-bys); the rules then run once per stream (there are few), first match wins. Tools that are
+identical on the wire share one label naming all of them (e.g. fping, smokeping's FPing and Zabbix's
+icmpping all run fping).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..schema import SOURCE_STREAM_KEYS
+
+__all__ = ["stream_features", "classify_stream", "payload_shape", "TOOL_LABELS"]
+
+TS_WINDOW_S = 86_400
+WINDOWS_FILL = b"abcdefghijklmnopqrstuvwabcdefghi"
+
+TOOL_LABELS = {
+    "cwnm-like": "CloudWatch Network Monitor (or a prober sending fresh random payloads like it)",
+    "iputils-ping": "iputils ping (also monitoring-plugins check_ping and smokeping's FPing-less probes, which run it)",
+    "inetutils-ping": "GNU inetutils ping",
+    "busybox-ping": "busybox ping",
+    "fping": "fping (also smokeping's FPing and Zabbix's icmpping, which run it)",
+    "scamper": "scamper ping",
+    "check_icmp": "monitoring-plugins check_icmp",
+    "oping": "oping / liboping",
+    "blackbox-exporter": "prometheus-blackbox-exporter (icmp module)",
+    "windows-ping": "Windows ping",
+    "nping": "nmap's nping",
+    "hping3": "hping3",
+    "mtr": "mtr",
+    "traceroute": "traceroute (Linux, -I for ICMP)",
+    "tcptraceroute": "tcptraceroute",
+    "nmap": "nmap SYN scan",
+    "zmap": "zmap",
+    "masscan": "masscan",
+    "tcp-connect": "a plain connect() client (check_tcp, blackbox-exporter tcp_connect, any socket connect)",
+    "unknown": "no known tool",
+}
+"""Every label :func:`classify_stream` gives, with what it names."""
+
+
+def payload_shape(p: bytes, frame_s: float) -> tuple[str, str]:
+    """(shape, evidence) of one request payload: text, zeros, constant, timeval+pattern layouts, ascending
+    pattern, windows alphabet or opaque."""
+    n = len(p)
+    if n == 0:
+        return "empty", "no payload"
+    a = np.frombuffer(p, np.uint8)
+    if not a.any():
+        return "zeros", f"{n}-byte all-zero payload"
+    if n >= 4 and bool(np.all(a == a[0])):
+        return f"constant 0x{a[0]:02x}", f"{n} × 0x{a[0]:02x} ({chr(a[0]) if 32 <= a[0] < 127 else '.'!r})"
+    d = np.diff(a.astype(np.int64)) % 256
+    if n >= 8 and bool(np.all(d == 1)):
+        return "ascending", f"ascending bytes from 0x{a[0]:02x} ({n} bytes)"
+    if n >= 8 and bool(np.all((a >= 32) & (a < 127) | (a == 10) | (a == 13) | (a == 0))) and a[:8].all():
+        text = p.split(b"\0")[0].decode("ascii", "replace")
+        return "text", f"payload is the ASCII text {text[:60]!r}"
+    if p.startswith(WINDOWS_FILL[: min(n, 32)]):
+        return "windows alphabet", f"{n}-byte 'abcdefghijklmnopqrstuvwabcdefghi' fill"
+    tv = n >= 16 and abs(int.from_bytes(p[:8], "little") - frame_s) < TS_WINDOW_S \
+        and int.from_bytes(p[8:16], "little") < 1_000_000
+    if tv:
+        rest = a[16:].astype(np.int64)
+        idx = np.arange(16, n)
+        if rest.size and bool(np.all(rest == idx % 256)):
+            return "timeval+iputils", "a struct timeval (the send time), then bytes 0x10, 0x11, … (iputils' fill)"
+        if rest.size and bool(np.all(rest == (idx - 16) % 256)):
+            return "timeval+inetutils", "a struct timeval (the send time), then bytes 0x00, 0x01, … (inetutils' fill)"
+        if rest.size >= 2 and not a[18:].any():
+            return "timeval+id", (f"a struct timeval (the send time), a 16-bit ping id {int.from_bytes(p[16:18], 'little')}, "
+                                  f"then zeros ({n} bytes)")
+        return "timeval", "a struct timeval near the frame time, then other bytes"
+    if n > 4 and a[:4].any() and not a[4:].any():
+        return "u32+zeros", f"a 32-bit counter/timestamp, then {n - 4} zero bytes"
+    return "opaque", f"{n} bytes without a known layout"
+
+
+def stream_features(packets: pd.DataFrame, probes: pd.DataFrame, payloads: pd.Series) -> pd.DataFrame:
+    """One row per source stream: counts and header/payload regularities the rules read."""
+    keys = list(SOURCE_STREAM_KEYS)
+    if probes.empty:
+        return pd.DataFrame(columns=keys)
+    rows = probes["request_frame"].to_numpy("int64") - 1
+    req = packets.iloc[rows]
+
+    def col(name):
+        return req[name].to_numpy("float64", na_value=np.nan)
+
+    f = probes[keys].reset_index(drop=True).assign(
+        ttl=col("ttl"), ip_id=col("ip_id"), win=col("tcp_win"), thl=col("tcp_hdr_len"),
+        sport=col("sport"), seq=probes["seq"].to_numpy("float64", na_value=np.nan),
+        size=probes["size"].to_numpy("float64", na_value=np.nan),
+        ts=probes["ts_ns"].to_numpy("int64"),
+        payload=payloads.to_numpy(object),
+        resent=probes["retransmits"].to_numpy("int64") if "retransmits" in probes else 0,
+        answered=probes["outcome"].astype(str).isin(["answered", "refused"]).to_numpy(),
+        reset=probes["reset_frame"].notna().to_numpy() if "reset_frame" in probes else False)
+    f["plen"] = f["payload"].map(len)
+    f = f.sort_values(keys + ["ts"], kind="stable")
+    g = f.groupby(keys, observed=True, dropna=False, sort=False)
+    f["id_step"] = g["ip_id"].diff()
+    f["sport_step"] = g["sport"].diff()
+    g = f.groupby(keys, observed=True, dropna=False, sort=False)
+    out = g.agg(probes=("ts", "size"), ttl_min=("ttl", "min"), ttl_max=("ttl", "max"), ttls=("ttl", "nunique"),
+                ip_ids=("ip_id", "nunique"), ip_id_first=("ip_id", "first"),
+                id_step_med=("id_step", "median"), id_step_max=("id_step", lambda s: s.abs().max()),
+                win=("win", lambda s: s.mode().iloc[0] if s.notna().any() else np.nan),
+                thl=("thl", lambda s: s.mode().iloc[0] if s.notna().any() else np.nan),
+                sports=("sport", "nunique"), sport_step=("sport_step", "median"), seqs=("seq", "nunique"),
+                size=("size", "median"), plen=("plen", "median"), payloads=("payload", "nunique"),
+                first_payload=("payload", "first"), first_ts=("ts", "first"),
+                resent=("resent", "sum"), answered=("answered", "mean"), reset=("reset", "mean")).reset_index()
+    shapes = [payload_shape(bytes(p), ts / 1e9) for p, ts in zip(out["first_payload"], out["first_ts"])]
+    out["shape"] = [s for s, _ in shapes]
+    out["shape_evidence"] = [e for _, e in shapes]
+    return out
+
+
+def _ttl_limited(r) -> bool:
+    return r["ttl_min"] <= 3 and r["ttls"] >= 2
+
+
+def classify_stream(r: pd.Series, sources: int = 1, even: bool = False) -> tuple[str, str]:
+    """(tool, evidence) for one row of :func:`stream_features`; first matching rule wins."""
+    proto, shape, ev = str(r["protocol"]), r["shape"], r["shape_evidence"]
+    n = int(r["probes"])
+    same_payload = n > 1 and r["payloads"] == 1
+    ttl = f"TTL {int(r['ttl_min'])}–{int(r['ttl_max'])} rising (a tracer)"
+    if proto in ("icmp", "icmpv6"):
+        text = ev if shape == "text" else ""
+        if "Prometheus Blackbox Exporter" in text:
+            return "blackbox-exporter", text
+        if "liboping" in text:
+            return "oping", text
+        if _ttl_limited(r):
+            if shape == "zeros":
+                return "mtr", f"{ttl}, {ev}"
+            if shape == "ascending":
+                return "traceroute", f"{ttl}, {ev}"
+            return "unknown", f"{ttl}, {ev}"
+        if shape == "timeval+iputils":
+            return "iputils-ping", ev
+        if shape == "timeval+inetutils":
+            return "inetutils-ping", ev
+        if shape == "timeval+id":
+            return "check_icmp", ev
+        if shape == "u32+zeros":
+            return "busybox-ping", ev
+        if shape == "windows alphabet":
+            return "windows-ping", ev
+        if shape == "zeros":
+            random_id = n >= 3 and r["id_step_max"] > 1024
+            if random_id:
+                return "scamper", f"{ev}, IP id changes at random between probes (scamper writes its own IP header)"
+            return "fping", f"{ev}, IP ids from the kernel"
+        if same_payload and shape == "opaque":
+            return "nping", ("one random payload repeated in every probe"
+                             + (", same IP id every probe" if r["ip_ids"] == 1 else ""))
+        if shape == "opaque" and (n == 1 or r["payloads"] == n):
+            size = int(r["size"])
+            why = (f"{size}-byte ICMP message, fresh random payload in every probe, no timestamp, "
+                   f"{sources} source(s){' evenly' if even else ''}")
+            return ("cwnm-like" if size == 56 or (sources >= 2 and even) else "unknown"), why
+        return "unknown", ev
+    # TCP SYNs
+    win, thl = r["win"], r["thl"]
+    w = "?" if np.isnan(win) else int(win)
+    if win == 0 and thl == 20:
+        return "tcptraceroute", ("SYN with window 0 and no TCP options, one source port and sequence number re-sent"
+                                 if r["resent"] else "SYN with window 0 and no TCP options")
+    if _ttl_limited(r):
+        return "mtr", f"{ttl}, SYNs from the kernel's connect() (window {w}, {int(thl)}-byte header)"
+    if shape == "constant 0x58":
+        return "hping3", f"{ev}, window {w}" + (", source port +1 per probe" if r["sport_step"] == 1 else "")
+    if r["ip_id_first"] == 54321 and r["ip_ids"] == 1:
+        return "zmap", f"IP id 54321 (zmap's fixed value), window {w}, TTL {int(r['ttl_max'])}"
+    if r["ttl_max"] == 255 and win == 1024 and thl == 20:
+        return "masscan", "TTL 255, window 1024, no TCP options (masscan's template SYN)"
+    if win == 1024 and thl == 24 and r["plen"] == 0:
+        return "nmap", "window 1024 and a lone MSS option (nmap's SYN-scan probe)"
+    if (r["sports"] == 1 and r["seqs"] == 1 and (n > 1 or r["resent"] >= 2)) or win == 1480:
+        return "nping", f"same source port and sequence number every probe, window {w}"
+    if shape == "opaque" and r["plen"] > 0:
+        why = (f"SYN carrying {int(r['plen'])} fresh random payload bytes ({int(r['size'])}-byte segment), window "
+               f"{w}, prober RST after {r['reset']:.0%} of SYN/ACKs, {sources} source(s){' evenly' if even else ''}")
+        return "cwnm-like", why
+    if r["plen"] == 0 and thl is not None and thl >= 32:
+        return "tcp-connect", (f"SYN without payload, window {w}, {int(thl)}-byte header with the kernel's options: "
+                               "a plain connect() (check_tcp, blackbox tcp_connect, …), not Network Monitor")
+    if r["plen"] == 0:
+        return "unknown", f"SYN without payload, window {w}: a plain connect() or scanner, not Network Monitor"
+    return "unknown", ev
