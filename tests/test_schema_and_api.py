@@ -1,8 +1,6 @@
-"""The public surface: names pinned, schema documented, dependencies declared in both places."""
+"""The public surface: names pinned, schema documented (dependencies: tests/test_packaging.py)."""
 from __future__ import annotations
 
-import re
-import tomllib
 from pathlib import Path
 
 import probekit
@@ -37,17 +35,3 @@ def test_empty_table_follows_schema():
     df = empty_packets()
     check_packets(df)
     assert tuple(df.columns) == PACKET_COLUMNS
-
-
-def _names(reqs):
-    return {re.split(r"[<>=!~ \[]", r.strip(), maxsplit=1)[0].lower() for r in reqs if r.strip()}
-
-
-def test_environment_yml_matches_pyproject():
-    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _names(py["dependencies"]) | _names(py["optional-dependencies"]["test"])
-    text = (ROOT / "environment.yml").read_text()
-    env_lines = text[text.index("\ndependencies:"):].splitlines()
-    deps = [ln.strip()[2:] for ln in env_lines if ln.startswith("  - ") and not ln.strip().startswith("- pip")]
-    have = _names(d for d in deps if not d.startswith("python=")) - {"wireshark"}
-    assert have == wanted, f"only in environment.yml: {have - wanted}; only in pyproject: {wanted - have}"

@@ -15,10 +15,10 @@ import threading
 
 import pandas as pd
 
+from .._io import open_bytes
 from ..errors import BackendError, CaptureError
 from ._dpkt import _to_table
 from ._frames import index_frames
-from .reader import open_bytes
 
 TSHARK_PREFS = {
     "ip.defragment": "FALSE",

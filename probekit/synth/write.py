@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pandas as pd
 
-from ..capture._kernels import njit
+from .._jit import njit
 from ..wire import LINK_ETHERNET, LINK_SLL2, Layout, build_frames
 from .simulate import Simulation
 
