@@ -134,11 +134,12 @@ def build_frames(lay: Layout, *, src: np.ndarray, dst: np.ndarray, ip_id: np.nda
     n = src.shape[0]
     block = np.empty((n, lay.frame_len), np.uint8)
     block[:] = np.frombuffer(_template(lay), np.uint8)
-    o = 0
     if lay.link == LINK_ETHERNET:
         block[:, 0:6] = mac_dst
         block[:, 6:12] = mac_src
     else:
+        if ifindex is None or outgoing is None:
+            raise ValueError("SLL2 frames need ifindex and outgoing")
         _put(block, 4, ifindex, 4)
         block[:, 10] = np.where(outgoing, 4, 0)     # PACKET_OUTGOING / PACKET_HOST
         block[:, 12:18] = mac_src

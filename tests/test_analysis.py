@@ -13,13 +13,14 @@ import pytest
 
 matplotlib.use("Agg")
 
+from conftest import ORACLE, REAL, require_real_captures
+from oracle import epoch_to_ns, load_tshark
+
 import probekit
 from probekit import plots
 from probekit.schema import PERIODS, PROBES, check_table
 from probekit.synth import read_truth, synth
 from probekit.synth.shipped import SHIPPED
-from conftest import ORACLE, REAL, require_real_captures
-from oracle import epoch_to_ns, load_tshark
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
@@ -202,7 +203,7 @@ def test_real_unanswered_pings_against_tshark():
     probes = probekit.read_capture(REAL / rel).probekit.probes(timeout_s=2.0)
     _, ts = load_tshark(ORACLE, rel)
     icmp = ts[ts["icmp.type"] != ""]
-    key = lambda d: set(zip(d["ip.src"], d["ip.dst"], d["icmp.ident"], d["icmp.seq"]))  # noqa: E731
+    key = lambda d: set(zip(d["ip.src"], d["ip.dst"], d["icmp.ident"], d["icmp.seq"]))
     reqs = icmp[icmp["icmp.type"] == "8"]
     reps = icmp[icmp["icmp.type"] == "0"]
     answered = key(reqs) & set(zip(reps["ip.dst"], reps["ip.src"], reps["icmp.ident"], reps["icmp.seq"]))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REAL, require_real_captures
 
 from probekit.report import build_report, run_notebook
-from conftest import REAL, require_real_captures
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = sorted((ROOT / "probekit" / "notebooks").glob("[0-9][0-9]-*.ipynb"))

@@ -15,12 +15,13 @@ import pytest
 
 matplotlib.use("Agg")
 
-import probekit
-from probekit import plots
-from probekit.analysis.payload import ENT_MIN_BYTES
 import capwriter as W
 from conftest import ORACLE, REAL, require_real_captures
 from test_formats import A4, B4, ether
+
+import probekit
+from probekit import plots
+from probekit.analysis.payload import ENT_MIN_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
@@ -90,7 +91,7 @@ def test_bad_checksum_syn_baseline():
 def test_originator_of_a_reordered_handshake_as_zeek():
     require_real_captures()
     line = (ORACLE / "zeek" / "scripts.policy.protocols.conn.community-id-logging-flipped" / "conn.log.cut").read_text()
-    oh, op, rh, rp = [ln for ln in line.splitlines() if not ln.startswith("#")][0].split("\t")[:4]
+    oh, op, rh, rp = next(ln for ln in line.splitlines() if not ln.startswith("#")).split("\t")[:4]
     c = probekit.tcp_connections(probekit.read_capture(REAL / "zeek" / "tcp/handshake-reorder.pcap"))
     assert (c["orig_h"].iloc[0], c["orig_p"].iloc[0], c["resp_h"].iloc[0], c["resp_p"].iloc[0]) == (oh, int(op), rh, int(rp))
 
@@ -111,7 +112,8 @@ def test_probe_patterns_in_zeek_terms(name, state, history):
         assert (main["reset_by"] == "orig").all() and not main["rst_ack_from_responder"].any()
         if "target" not in name:
             assert np.allclose(main["rst_after_synack_us"], 80, atol=1)
-            assert np.allclose(main["handshake_rtt_us"], df.probekit.probes().query("protocol == 'tcp' and outcome == 'answered'")["rtt_us"].median(), rtol=0.5)
+            answered = df.probekit.probes().query("protocol == 'tcp' and outcome == 'answered'")
+            assert np.allclose(main["handshake_rtt_us"], answered["rtt_us"].median(), rtol=0.5)
     else:
         assert main["rst_ack_from_responder"].all() and (main["reset_by"] == "resp").all()
 
