@@ -144,7 +144,6 @@ def build_frames(lay: Layout, *, src: np.ndarray, dst: np.ndarray, ip_id: np.nda
         block[:, 10] = np.where(outgoing, 4, 0)     # PACKET_OUTGOING / PACKET_HOST
         block[:, 12:18] = mac_src
     o = lay.l2_len
-    a = 4 if lay.family == 4 else 16
     if lay.family == 4:
         _put(block, o + 4, ip_id, 2)
         block[:, o + 8] = ttl
@@ -175,7 +174,6 @@ def build_frames(lay: Layout, *, src: np.ndarray, dst: np.ndarray, ip_id: np.nda
         block[:, q + 16:q + 18] = 0
         extra = _addr_sum(src) + _addr_sum(dst) + np.uint64(6) + np.uint64(l4n)
         _put(block, q + 16, checksum16(block[:, q:q + l4n], extra), 2)
-    del a
     return block
 
 

@@ -29,8 +29,6 @@ __all__ = ["Lab", "LabError", "LabConfig"]
 
 STATE_DIR = Path(os.environ.get("PROBEKIT_LAB_STATE", "/run/probekit-lab"))
 HTTP_PORT = 8080
-MARK = 0x70726B      # SO_MARK of the prober's own packets ("prk")
-PROBE_PORTS = (61000, 61999)   # outside Linux's ip_local_port_range, so no socket owns them
 
 
 class LabError(ProbekitError):
