@@ -39,7 +39,7 @@ def _env(tree: Path) -> dict:
 
 def _check_tree(tree: Path) -> None:
     """The interpreter must import probekit from ``tree``, not from an installed copy."""
-    out = subprocess.run([sys.executable, "-c", "import probekit; print(probekit.__file__)"], env=_env(tree),
+    out = subprocess.run([sys.executable, "-c", "import probekit; print(probekit.__file__)"], env=_env(tree), cwd=tree,
                          capture_output=True, text=True, check=True).stdout.strip()
     if not out.startswith(str(tree)):
         sys.exit(f"probekit imports from {out}, not from {tree}: is PYTHONPATH honoured?")
