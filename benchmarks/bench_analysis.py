@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import probekit
 from bench_read import build
+
+import probekit
 
 
 def main():

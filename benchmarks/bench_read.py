@@ -67,7 +67,7 @@ def run_dpkt_objects(path):
     n = 0
     with open(path, "rb") as f:
         reader = dpkt.pcapng.Reader(f) if str(path).endswith(".pcapng") else dpkt.pcap.Reader(f)
-        for ts, buf in reader:
+        for _ts, buf in reader:
             eth = dpkt.ethernet.Ethernet(buf)
             ip = eth.data
             l4 = ip.data
@@ -82,6 +82,7 @@ def run_dpkt_objects(path):
 
 def run_dpkt_struct(path):
     import struct
+
     import dpkt
     n = 0
     u_ip = struct.Struct(">BBHHHBBH4s4s").unpack_from
@@ -89,7 +90,7 @@ def run_dpkt_struct(path):
     u_icmp = struct.Struct(">BBHHH").unpack_from
     with open(path, "rb") as f:
         reader = dpkt.pcapng.Reader(f) if str(path).endswith(".pcapng") else dpkt.pcap.Reader(f)
-        for ts, buf in reader:
+        for _ts, buf in reader:
             v, _tos, tot, ipid, _ff, ttl, p, _s, src, dst = u_ip(buf, 14)
             ihl = (v & 15) * 4
             if p == 6:
@@ -169,8 +170,9 @@ def measure(name, path, repeat):
 
 def check_equal(path: Path) -> str:
     sys.path.insert(0, str(HERE.parent / "tests"))
-    import probekit
     from tables import table_diffs
+
+    import probekit
     a = probekit.read_capture(path)
     b = probekit.read_capture(path, backend="dpkt")
     d = table_diffs(a, b)

@@ -30,7 +30,7 @@ def run_atheris(argv: list[str]) -> int:
     except ImportError:
         print("atheris is not installed: pip install atheris", file=sys.stderr)
         return 2
-    import probekit.capture._kernels  # noqa: F401 - numba kernels stay uninstrumented (they are compiled)
+    import probekit.capture._kernels  # numba kernels stay uninstrumented (they are compiled)
     with atheris.instrument_imports(include=["probekit.capture._frames", "probekit.capture.reader",
                                              "probekit.capture._table", "probekit.capture.linktypes"]):
         import probekit

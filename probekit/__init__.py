@@ -1,65 +1,94 @@
 """probekit: read, generate and analyse network-monitor probe captures.
 
-The public API is this module's ``__all__`` (pinned by tests/test_public_api.py).
+The public API is this module's ``__all__`` (pinned by tests/test_schema_and_api.py). It is loaded
+lazily: ``import probekit`` imports nothing heavy, and each public name imports its own module on first
+use (``probekit.read_capture`` loads the reader only; ``probekit.match_probes`` the matcher), so that the
+command line starts at once and a script pays only for what it uses.
 """
-from .analysis.fingerprint import fingerprint
-from .analysis.match import match_probes
-from .analysis.payload import ent, payload_tests, payload_verdicts, request_payloads
-from .analysis.metrics import PROBE_LEVEL, STREAM, audit_cloudwatch, period_metrics, read_cloudwatch_csv
-from .analysis.sizes import size_changes
-from .analysis.tcp import tcp_connections
-from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares
-from .analysis.timing import find_gaps, inter_arrivals, timing_summary
-from .capture import read_capture
-from .capture._pyshark import dissect
-from .scale import convert, dataset_probes, read_captures
-from .session import Capture, open_capture
-from .spec import Monitor, Probe, SpecError
-from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
-from .schema import PACKETS, PACKET_COLUMNS, PERIODS, PROBES
-from . import accessor as _accessor  # noqa: F401 - registers df.probekit
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "read_capture",
-    "open_capture",
-    "read_captures",
-    "convert",
-    "dataset_probes",
-    "Capture",
-    "dissect",
-    "match_probes",
-    "period_metrics",
-    "audit_cloudwatch",
-    "read_cloudwatch_csv",
-    "inter_arrivals",
-    "timing_summary",
-    "find_gaps",
-    "source_shares",
-    "balance_test",
-    "alternation",
-    "source_rate",
-    "source_quality",
-    "size_changes",
-    "request_payloads",
-    "payload_tests",
-    "payload_verdicts",
-    "ent",
-    "tcp_connections",
-    "fingerprint",
-    "STREAM",
-    "PROBE_LEVEL",
-    "Monitor",
-    "Probe",
-    "SpecError",
-    "PROBES",
-    "PERIODS",
-    "CaptureError",
-    "CaptureWarning",
-    "BackendError",
-    "ProbekitError",
-    "PACKETS",
-    "PACKET_COLUMNS",
-    "__version__",
-]
+# public name -> the module (relative to this package) that defines it
+_PUBLIC: dict[str, str] = {
+    "read_capture": ".capture.reader",
+    "open_capture": ".session",
+    "read_captures": ".scale",
+    "convert": ".scale",
+    "dataset_probes": ".scale",
+    "Capture": ".session",
+    "dissect": ".capture._pyshark",
+    "match_probes": ".analysis.match",
+    "period_metrics": ".analysis.metrics",
+    "audit_cloudwatch": ".analysis.metrics",
+    "read_cloudwatch_csv": ".analysis.metrics",
+    "inter_arrivals": ".analysis.timing",
+    "timing_summary": ".analysis.timing",
+    "find_gaps": ".analysis.timing",
+    "source_shares": ".analysis.sources",
+    "balance_test": ".analysis.sources",
+    "alternation": ".analysis.sources",
+    "source_rate": ".analysis.sources",
+    "source_quality": ".analysis.sources",
+    "size_changes": ".analysis.sizes",
+    "request_payloads": ".analysis.payload",
+    "payload_tests": ".analysis.payload",
+    "payload_verdicts": ".analysis.payload",
+    "ent": ".analysis.payload",
+    "tcp_connections": ".analysis.tcp",
+    "fingerprint": ".analysis.fingerprint",
+    "STREAM": ".analysis.metrics",
+    "PROBE_LEVEL": ".analysis.metrics",
+    "Monitor": ".spec",
+    "Probe": ".spec",
+    "SpecError": ".spec",
+    "PROBES": ".schema",
+    "PERIODS": ".schema",
+    "CaptureError": ".errors",
+    "CaptureWarning": ".errors",
+    "BackendError": ".errors",
+    "ProbekitError": ".errors",
+    "PACKETS": ".schema",
+    "PACKET_COLUMNS": ".schema",
+}
+
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module of a public name on first use and keep the name here (PEP 562)."""
+    try:
+        module = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'probekit' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    if module not in (".errors", ".schema", ".spec"):
+        # a table-returning name: make sure df.probekit (the pandas accessor) is registered
+        importlib.import_module(".accessor", __name__)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .analysis.fingerprint import fingerprint
+    from .analysis.match import match_probes
+    from .analysis.metrics import PROBE_LEVEL, STREAM, audit_cloudwatch, period_metrics, read_cloudwatch_csv
+    from .analysis.payload import ent, payload_tests, payload_verdicts, request_payloads
+    from .analysis.sizes import size_changes
+    from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares
+    from .analysis.tcp import tcp_connections
+    from .analysis.timing import find_gaps, inter_arrivals, timing_summary
+    from .capture._pyshark import dissect
+    from .capture.reader import read_capture
+    from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
+    from .scale import convert, dataset_probes, read_captures
+    from .schema import PACKET_COLUMNS, PACKETS, PERIODS, PROBES
+    from .session import Capture, open_capture
+    from .spec import Monitor, Probe, SpecError

@@ -6,8 +6,11 @@ hold each kernel equal to its plain-Python run.
 """
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["njit", "HAVE_NUMBA"]
 
+_numba_njit: Any
 try:  # pragma: no cover - exercised by whichever mode the machine has
     from numba import njit as _numba_njit
     HAVE_NUMBA = True

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .capture.reader import open_bytes
+from ._io import open_bytes
 from .errors import ProbekitError
 
 __all__ = ["PacketsAccessor"]

@@ -84,6 +84,7 @@ def _cmd_metrics(args) -> int:
 
 
 def _cmd_timing(args) -> int:
+    from . import accessor  # noqa: F401 - registers df.probekit
     from .analysis.timing import find_gaps, timing_summary
     df, probes = _probes_of(args)
     span = df.probekit.span_ns()
@@ -312,10 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--csv", action="store_true")
     sp.set_defaults(func=_cmd_dataset_metrics)
 
-    from .synth.scenarios import SCENARIO_DOCS
-    sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario",
-                        description="Scenarios (join with '+' to compose): " + "; ".join(
-                            f"{k}: {v}" for k, v in SCENARIO_DOCS.items()))
+    sp = sub.add_parser("synth", help="write a deterministic synthetic capture of a probe scenario")
+    sp.__class__ = _SynthParser  # its description lists the scenarios, imported only for `synth --help`
     sp.add_argument("scenario", help="e.g. healthy, target-down, lossy+size-change")
     sp.add_argument("-o", "--output", required=True, help="OUT.pcap or OUT.pcapng")
     sp.add_argument("--seed", type=int, default=0)
@@ -333,6 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--snaplen", type=int, default=262144)
     sp.set_defaults(func=_cmd_synth)
     return p
+
+
+class _SynthParser(argparse.ArgumentParser):
+    """The ``synth`` subcommand's parser: the scenario list (from probekit.synth, which loads numpy and
+    pandas) is read only when its help is shown, so that ``--version`` and ``--help`` stay light."""
+
+    def format_help(self) -> str:
+        from .synth.scenarios import SCENARIO_DOCS
+        self.description = "Scenarios (join with '+' to compose): " + "; ".join(
+            f"{k}: {v}" for k, v in SCENARIO_DOCS.items())
+        return super().format_help()
 
 
 def _version() -> str:

@@ -1,6 +1,6 @@
 """Reproducible write-ups: run the notebooks with parameters, render one self-contained HTML file.
 
-``build_report(captures, "report.html")`` executes every notebook in ``notebooks/`` with the captures
+``build_report(captures, "report.html")`` executes every notebook in ``probekit/notebooks/`` with the captures
 injected (papermill's convention: a cell tagged ``parameters`` holds the defaults, an ``injected-
 parameters`` cell after it the overrides), puts a summary of findings at the top, and writes one HTML
 file with every figure embedded, readable offline.
@@ -18,7 +18,7 @@ from .errors import ProbekitError
 
 __all__ = ["capture_summary", "summary_markdown", "run_notebook", "build_report", "NOTEBOOKS_DIR"]
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # shipped as package data
 
 
 # ----------------------------------------------------------------------------------- summary

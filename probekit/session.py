@@ -12,6 +12,7 @@ import pandas as pd
 
 from .analysis import fingerprint as _fp
 from .analysis import match, metrics, payload, sizes, sources, tcp, timing
+from . import accessor as _accessor  # noqa: F401 - registers df.probekit (used by the payload and tcp analyses)
 
 __all__ = ["Capture", "open_capture"]
 

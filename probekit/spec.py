@@ -90,7 +90,7 @@ class Probe:
         """Payload bytes after the 8-byte ICMP or 20-byte TCP header."""
         return self.size - (8 if self.protocol == "icmp" else 20)
 
-    def with_size(self, size: int) -> "Probe":
+    def with_size(self, size: int) -> Probe:
         return Probe(self.protocol, self.destination, self.port, size, self.sources)
 
     def label(self) -> str:

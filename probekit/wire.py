@@ -134,16 +134,16 @@ def build_frames(lay: Layout, *, src: np.ndarray, dst: np.ndarray, ip_id: np.nda
     n = src.shape[0]
     block = np.empty((n, lay.frame_len), np.uint8)
     block[:] = np.frombuffer(_template(lay), np.uint8)
-    o = 0
     if lay.link == LINK_ETHERNET:
         block[:, 0:6] = mac_dst
         block[:, 6:12] = mac_src
     else:
+        if ifindex is None or outgoing is None:
+            raise ValueError("SLL2 frames need ifindex and outgoing")
         _put(block, 4, ifindex, 4)
         block[:, 10] = np.where(outgoing, 4, 0)     # PACKET_OUTGOING / PACKET_HOST
         block[:, 12:18] = mac_src
     o = lay.l2_len
-    a = 4 if lay.family == 4 else 16
     if lay.family == 4:
         _put(block, o + 4, ip_id, 2)
         block[:, o + 8] = ttl
@@ -174,7 +174,6 @@ def build_frames(lay: Layout, *, src: np.ndarray, dst: np.ndarray, ip_id: np.nda
         block[:, q + 16:q + 18] = 0
         extra = _addr_sum(src) + _addr_sum(dst) + np.uint64(6) + np.uint64(l4n)
         _put(block, q + 16, checksum16(block[:, q:q + l4n], extra), 2)
-    del a
     return block
 
 

@@ -13,13 +13,14 @@ import pytest
 
 matplotlib.use("Agg")
 
+from conftest import ORACLE, REAL, require_real_captures
+from oracle import epoch_to_ns, load_tshark
+
 import probekit
 from probekit import plots
 from probekit.schema import PERIODS, PROBES, check_table
 from probekit.synth import read_truth, synth
 from probekit.synth.shipped import SHIPPED
-from conftest import ORACLE, REAL, require_real_captures
-from oracle import epoch_to_ns, load_tshark
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
@@ -202,7 +203,7 @@ def test_real_unanswered_pings_against_tshark():
     probes = probekit.read_capture(REAL / rel).probekit.probes(timeout_s=2.0)
     _, ts = load_tshark(ORACLE, rel)
     icmp = ts[ts["icmp.type"] != ""]
-    key = lambda d: set(zip(d["ip.src"], d["ip.dst"], d["icmp.ident"], d["icmp.seq"]))  # noqa: E731
+    key = lambda d: set(zip(d["ip.src"], d["ip.dst"], d["icmp.ident"], d["icmp.seq"]))
     reqs = icmp[icmp["icmp.type"] == "8"]
     reps = icmp[icmp["icmp.type"] == "0"]
     answered = key(reqs) & set(zip(reps["ip.dst"], reps["ip.src"], reps["icmp.ident"], reps["icmp.seq"]))
@@ -255,18 +256,64 @@ def test_no_probes_period_is_drawn_apart_from_zero_loss():
     assert sum(t.get_text() == "no data" for t in ax.texts) == len(hatched)
 
 
-def test_every_plot_returns_its_axes(tmp_path):
+def test_every_plot_draws_its_table():
+    """Each figure holds what its table says: one mark per row, per group, per period (counted in the
+    artists), with its labels and title."""
+    from matplotlib.collections import EventCollection
+    from matplotlib.patches import Rectangle
     df, probes, truth = _pair("size-change.pcap")
+
     ia = probekit.inter_arrivals(probes)
-    outs = [plots.plot_inter_arrival(ia), plots.plot_timeline(probes), plots.plot_smokeping(probes),
-            plots.plot_shares(probekit.source_shares(probes)),
-            plots.plot_sizes(probes, probekit.size_changes(probes)),
-            plots.plot_loss_rtt(probekit.period_metrics(probes, 30, by=probekit.PROBE_LEVEL))]
-    for i, o in enumerate(outs):
-        fig = getattr(o, "figure", o)
-        out = tmp_path / f"{i}.png"
-        fig.savefig(out)
-        assert out.stat().st_size > 5000
+    fig = plots.plot_inter_arrival(ia)
+    h, c = fig.axes
+    per_source = ia.dropna(subset=["ia_s"]).groupby("source", observed=True).size()
+    assert len(h.patches) == len(c.lines) == len(per_source) > 1
+    assert sorted(t.get_text() for t in h.get_legend().get_texts()) == sorted(
+        f"{k} (n={n})" for k, n in per_source.items())
+    assert sorted(len(ln.get_ydata()) for ln in c.lines) == sorted(per_source.tolist())
+    assert all(ln.get_ydata()[-1] == 1.0 for ln in c.lines)
+    assert (h.get_title(), c.get_title()) == ("Inter-arrival histogram", "Inter-arrival CDF")
+
+    ax = plots.plot_timeline(probes)
+    events = [a for a in ax.collections if isinstance(a, EventCollection)]
+    groups = probes.groupby(["protocol", "source"], observed=True)
+    assert sum(len(e.get_positions()) for e in events) == len(probes)
+    assert len(ax.get_yticklabels()) == groups.ngroups == 4
+    assert ax.get_title().startswith("Probes per protocol and source")
+
+    ax = plots.plot_smokeping(probes)
+    kept = probes[probes["outcome"] != "unknown"]
+    step = 30 * 10**9
+    periods = ((kept["ts_ns"] - kept["ts_ns"].min() // step * step) // step)
+    with_rtt = periods[kept["rtt_us"].notna()].nunique()
+    medians = [a for a in ax.collections if type(a).__name__ == "LineCollection"]
+    assert len(medians) == with_rtt > 0 and ax.get_ylabel() == "RTT (ms)"
+
+    shares = probekit.source_shares(probes)
+    ax = plots.plot_shares(shares)
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(bars) == len(shares) and np.isclose(sum(b.get_width() for b in bars), shares.groupby(
+        ["protocol", "destination", "port"], observed=True, dropna=False).ngroups)
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(shares["source"].astype(str).unique())
+
+    changes = probekit.size_changes(probes)
+    ax = plots.plot_sizes(probes, changes)
+    points = [ln for ln in ax.lines if ln.get_linestyle() == "None"]
+    assert sum(len(ln.get_xdata()) for ln in points) == len(probes)
+    assert len(ax.texts) == len(changes) > 0
+    assert {t.get_text() for t in ax.texts} == {f"{a}→{b}" for a, b in zip(changes["from_size"], changes["to_size"])}
+    assert ax.get_ylabel() == "probe size (bytes)"
+
+    per = probekit.period_metrics(probes, 30, by=probekit.PROBE_LEVEL)
+    one = per[(per["protocol"] == "icmp")]
+    fig = plots.plot_loss_rtt(one)
+    loss_ax, rtt_ax = fig.axes
+    bars = [p for p in loss_ax.patches if isinstance(p, Rectangle) and p.get_hatch() is None]
+    assert len(bars) == len(one) > 0
+    assert np.allclose([b.get_height() for b in bars], np.nan_to_num(one["loss_pct"].to_numpy(float)))
+    (median,) = [ln for ln in rtt_ax.lines if ln.get_label() == "median"]
+    assert np.allclose(median.get_ydata(), one["rtt_median_us"].to_numpy(float) / 1e3, equal_nan=True)
+    assert loss_ax.get_ylabel() == "loss %" and rtt_ax.get_ylabel() == "RTT (ms)"
 
 
 def test_cli_metrics_and_timing_json():

@@ -11,12 +11,12 @@ import warnings
 from pathlib import Path
 
 import pytest
-
-import probekit
-from probekit.schema import check_packets
 from conftest import REAL, real_captures
 from tables import table_diffs
 from test_corpus import REFUSED
+
+import probekit
+from probekit.schema import check_packets
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.name for p in (ROOT / "captures").iterdir() if p.suffix in (".pcap", ".pcapng"))

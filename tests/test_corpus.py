@@ -8,10 +8,10 @@ import re
 import warnings
 
 import pytest
-
-import probekit
 from conftest import ORACLE, REAL, real_captures, require_real_captures
 from oracle import compare, load_tshark
+
+import probekit
 
 # rel path -> {field: reason}. Fields are those of oracle.compare ("ts_ns", "ip.src", "tcp.len", ...).
 KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {

@@ -11,11 +11,12 @@ import pytest
 
 matplotlib.use("Agg")
 
+import capwriter as W
+from test_formats import ether, icmp4
+
 import probekit
 from probekit import plots
 from probekit.synth import default_monitor, synth
-import capwriter as W
-from test_formats import ether, icmp4
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,13 +5,13 @@ import socket
 import struct
 from pathlib import Path
 
+import capwriter as W
 import dpkt
 import pandas as pd
 import pytest
 
 import probekit
 from probekit.schema import check_packets
-import capwriter as W
 
 A4, B4 = socket.inet_aton("192.0.2.10"), socket.inet_aton("198.51.100.7")
 A6, B6 = socket.inet_pton(socket.AF_INET6, "fd00::a"), socket.inet_pton(socket.AF_INET6, "fd00:1::7")

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import REAL, real_captures
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import probekit
 from probekit.schema import check_packets
-from conftest import REAL, real_captures
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = sorted(p for p in (ROOT / "captures").iterdir() if p.suffix in (".pcap", ".pcapng"))

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from probekit.report import build_report, run_notebook
 from conftest import REAL, require_real_captures
 
+from probekit.report import build_report, run_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
-NB = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+NB = sorted((ROOT / "probekit" / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 THEMES = ["00-quickstart", "01-inter-arrival-timing", "02-per-eni-distribution", "03-payload-randomness",
           "04-tcp-reset-behaviour", "05-loss-and-rtt-metrics"]
@@ -70,7 +70,7 @@ def test_every_notebook_runs_top_to_bottom_on_the_shipped_captures(path):
 ])
 def test_notebooks_on_real_captures_say_what_does_not_apply(rel, theme, needle):
     require_real_captures()
-    nb = run_notebook(ROOT / "notebooks" / f"{theme}.ipynb", {"captures": [str(REAL / rel)], "period": 30})
+    nb = run_notebook(ROOT / "probekit" / "notebooks" / f"{theme}.ipynb", {"captures": [str(REAL / rel)], "period": 30})
     text = "\n".join(o.get("data", {}).get("text/markdown", "") + o.get("text", "")
                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert needle in text
@@ -126,7 +126,7 @@ def test_jupyterlab_serves_the_notebooks(tmp_path):
                              f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--allow-root"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        url = f"http://127.0.0.1:{port}/api/contents/notebooks?token={token}"
+        url = f"http://127.0.0.1:{port}/api/contents/probekit/notebooks?token={token}"
         deadline = time.time() + 60
         while True:
             try:

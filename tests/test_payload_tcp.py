@@ -3,6 +3,7 @@ fingerprints."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,13 @@ import pytest
 
 matplotlib.use("Agg")
 
-import probekit
-from probekit import plots
-from probekit.analysis.payload import ENT_MIN_BYTES
 import capwriter as W
 from conftest import ORACLE, REAL, require_real_captures
 from test_formats import A4, B4, ether
+
+import probekit
+from probekit import plots
+from probekit.analysis.payload import ENT_MIN_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
@@ -90,7 +92,7 @@ def test_bad_checksum_syn_baseline():
 def test_originator_of_a_reordered_handshake_as_zeek():
     require_real_captures()
     line = (ORACLE / "zeek" / "scripts.policy.protocols.conn.community-id-logging-flipped" / "conn.log.cut").read_text()
-    oh, op, rh, rp = [ln for ln in line.splitlines() if not ln.startswith("#")][0].split("\t")[:4]
+    oh, op, rh, rp = next(ln for ln in line.splitlines() if not ln.startswith("#")).split("\t")[:4]
     c = probekit.tcp_connections(probekit.read_capture(REAL / "zeek" / "tcp/handshake-reorder.pcap"))
     assert (c["orig_h"].iloc[0], c["orig_p"].iloc[0], c["resp_h"].iloc[0], c["resp_p"].iloc[0]) == (oh, int(op), rh, int(rp))
 
@@ -111,7 +113,8 @@ def test_probe_patterns_in_zeek_terms(name, state, history):
         assert (main["reset_by"] == "orig").all() and not main["rst_ack_from_responder"].any()
         if "target" not in name:
             assert np.allclose(main["rst_after_synack_us"], 80, atol=1)
-            assert np.allclose(main["handshake_rtt_us"], df.probekit.probes().query("protocol == 'tcp' and outcome == 'answered'")["rtt_us"].median(), rtol=0.5)
+            answered = df.probekit.probes().query("protocol == 'tcp' and outcome == 'answered'")
+            assert np.allclose(main["handshake_rtt_us"], answered["rtt_us"].median(), rtol=0.5)
     else:
         assert main["rst_ack_from_responder"].all() and (main["reset_by"] == "resp").all()
 
@@ -234,18 +237,46 @@ def test_cli_payload_tcp_fingerprint_json():
         assert check(json.loads(p.stdout)), cmd
 
 
-def test_payload_and_tcp_plots(tmp_path):
+def test_payload_and_tcp_plots_draw_their_tables():
+    """Each figure holds what its table says (counted in the artists), with its labels."""
     df = probekit.read_capture(CAPTURES / "healthy.pcap")
     pr = df.probekit.probes()
     pl = probekit.request_payloads(df, pr)
     tests = probekit.payload_tests(pl, pr["ts_ns"])
     conns = probekit.tcp_connections(df)
+
+    ax = plots.plot_byte_histogram(pl)
+    nbytes = sum(len(b) for b in pl)
+    (bars,) = ax.containers  # the ±2σ band is a patch too, not a bar
+    assert len(bars) == 256 and sum(b.get_height() for b in bars) == nbytes > 0
+    assert np.array_equal([b.get_height() for b in bars],
+                          np.bincount(np.frombuffer(b"".join(pl), np.uint8), minlength=256))
+    assert ax.get_title() == f"Payload bytes ({nbytes} bytes)" and ax.get_xlabel() == "byte value"
+
+    ax = plots.plot_entropy(pr, tests)
+    assert sum(len(ln.get_xdata()) for ln in ax.lines) == len(pr)
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == sorted(pr["source"].astype(str).unique())
+
+    ax = plots.plot_payload_raster(pl)
+    (img,) = ax.images
+    rows = [b for b in pl.tolist()[:400] if b]
+    assert img.get_array().shape == (len(rows), max(len(b) for b in rows))
+    assert np.array_equal(img.get_array()[0, :len(rows[0])], np.frombuffer(rows[0], np.uint8))
+
+    ax = plots.plot_rst_delay(conns)
+    delay = next(c for c in conns.columns if c.endswith("after_synack_us"))
+    d = conns.dropna(subset=[delay])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sum(int(re.search(r"n=(\d+)", t).group(1)) for t in legend) == len(d) > 0
+    drawn = sum(p.get_height() for p in ax.patches)
+    assert 0.98 * len(d) <= drawn <= len(d)  # the bins stop a little past the 99th percentile
+
     c = conns.iloc[0]
-    outs = [plots.plot_byte_histogram(pl), plots.plot_entropy(pr, tests), plots.plot_payload_raster(pl),
-            plots.plot_rst_delay(conns), plots.plot_ladder(df, (c.orig_h, c.orig_p), (c.resp_h, c.resp_p))]
-    for i, ax in enumerate(outs):
-        out = tmp_path / f"{i}.png"
-        ax.figure.savefig(out)
-        assert out.stat().st_size > 5000
-    labels = [t.get_text() for t in outs[-1].texts if "len=" in t.get_text()]
-    assert [lb.split()[0] for lb in labels] == ["SYN", "SYN/ACK", "RST"], labels
+    ax = plots.plot_ladder(df, (c.orig_h, c.orig_p), (c.resp_h, c.resp_p))
+    between = ((df["src"].astype(str).isin([c.orig_h, c.resp_h])) & (df["dst"].astype(str).isin([c.orig_h, c.resp_h]))
+               & (df["sport"].isin([c.orig_p, c.resp_p])) & (df["dport"].isin([c.orig_p, c.resp_p]))).fillna(False)
+    arrows = [t for t in ax.texts if t.get_text() == ""]  # annotate() with an arrow and no text
+    labels = [t.get_text() for t in ax.texts if t.get_text()]
+    assert len(arrows) == len(labels) == int(between.sum()) >= 3
+    assert labels[0].startswith("SYN len=") and [t.get_text() for t in ax.get_xticklabels()] == [
+        f"{c.orig_h}:{c.orig_p}", f"{c.resp_h}:{c.resp_p}"]

@@ -47,7 +47,7 @@ def test_read_captures_is_one_table(rotated):
     first = parts[1].probekit.payloads().tolist()
     assert t[t["capture"] == "rot-1.pcap"].probekit.payloads().tolist() == first
     probes = t.probekit.probes()
-    per_file = sum(((p.probekit.probes()["outcome"] == "unknown").sum() for p in parts[:-1]))
+    per_file = sum((p.probekit.probes()["outcome"] == "unknown").sum() for p in parts[:-1])
     assert per_file > 0, "the fixture really splits probes across files"
     assert (probes["outcome"] == "unknown").sum() < per_file
 

@@ -1,8 +1,6 @@
-"""The public surface: names pinned, schema documented, dependencies declared in both places."""
+"""The public surface: names pinned, schema documented (dependencies: tests/test_packaging.py)."""
 from __future__ import annotations
 
-import re
-import tomllib
 from pathlib import Path
 
 import probekit
@@ -11,7 +9,8 @@ from probekit.schema import PACKET_COLUMNS, PACKETS, check_packets, empty_packet
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = {
-    "read_capture", "open_capture", "read_captures", "convert", "dataset_probes", "Capture", "dissect", "match_probes", "period_metrics", "audit_cloudwatch",
+    "read_capture", "open_capture", "read_captures", "convert", "dataset_probes", "Capture", "dissect", "match_probes",
+    "period_metrics", "audit_cloudwatch",
     "read_cloudwatch_csv", "inter_arrivals", "timing_summary", "find_gaps", "source_shares", "balance_test",
     "alternation", "source_rate", "source_quality", "size_changes", "request_payloads", "payload_tests",
     "payload_verdicts", "ent", "tcp_connections", "fingerprint", "STREAM", "PROBE_LEVEL", "Monitor", "Probe",
@@ -37,17 +36,3 @@ def test_empty_table_follows_schema():
     df = empty_packets()
     check_packets(df)
     assert tuple(df.columns) == PACKET_COLUMNS
-
-
-def _names(reqs):
-    return {re.split(r"[<>=!~ \[]", r.strip(), maxsplit=1)[0].lower() for r in reqs if r.strip()}
-
-
-def test_environment_yml_matches_pyproject():
-    py = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _names(py["dependencies"]) | _names(py["optional-dependencies"]["test"])
-    text = (ROOT / "environment.yml").read_text()
-    env_lines = text[text.index("\ndependencies:"):].splitlines()
-    deps = [ln.strip()[2:] for ln in env_lines if ln.startswith("  - ") and not ln.strip().startswith("- pip")]
-    have = _names(d for d in deps if not d.startswith("python=")) - {"wireshark"}
-    assert have == wanted, f"only in environment.yml: {have - wanted}; only in pyproject: {wanted - have}"

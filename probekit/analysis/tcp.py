@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..capture._kernels import njit
+from .._jit import njit
 from ..capture.reader import open_bytes
 
 __all__ = ["tcp_connections", "LIKELY_SERVER_PORTS"]

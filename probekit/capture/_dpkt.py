@@ -11,12 +11,11 @@ import dpkt
 import numpy as np
 import pandas as pd
 
+from .._io import open_bytes
 from ..errors import CaptureWarning
 from ..schema import L3_KINDS, PACKETS
 from ._frames import index_frames
-from .linktypes import (L2_ETHER, L2_IPNET, L2_IPV4, L2_IPV6, L2_LOOP, L2_NULL, L2_RAW, L2_SLL, L2_SLL2,
-                        decoder_kind)
-from .reader import open_bytes
+from .linktypes import L2_ETHER, L2_IPNET, L2_IPV4, L2_IPV6, L2_LOOP, L2_NULL, L2_RAW, L2_SLL, L2_SLL2, decoder_kind
 
 _ICMP_ECHO = {0, 8, 13, 14, 15, 16, 17, 18}
 _ICMP6_ECHO = {128, 129}

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels as K
 from ..errors import CaptureError
+from . import _kernels as K
 
 __all__ = ["FrameIndex", "Interface", "index_frames", "sniff_format"]
 
@@ -344,7 +344,7 @@ def _scale_timestamps(ts_raw: np.ndarray, iface: np.ndarray, interfaces: list[In
     out = np.zeros(ts_raw.shape[0], np.int64)
     if not interfaces or ts_raw.shape[0] == 0:
         return out
-    groups = {}
+    groups: dict[tuple, list[int]] = {}
     for i, itf in enumerate(interfaces):
         groups.setdefault((itf.units_per_s, itf.tsoffset_s), []).append(i)
     for (units, offset_s), members in groups.items():

@@ -15,10 +15,10 @@ import threading
 
 import pandas as pd
 
+from .._io import open_bytes
 from ..errors import BackendError, CaptureError
 from ._dpkt import _to_table
 from ._frames import index_frames
-from .reader import open_bytes
 
 TSHARK_PREFS = {
     "ip.defragment": "FALSE",
@@ -98,6 +98,7 @@ def _watch_children(loop) -> None:
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        watcher: asyncio.AbstractChildWatcher
         try:
             watcher = asyncio.PidfdChildWatcher()
         except (AttributeError, OSError):  # pragma: no cover - old kernels: threads reap each child
@@ -155,7 +156,8 @@ def _row(pkt) -> dict:
     ip, ip6 = _layer(pkt, "ip"), _layer(pkt, "ipv6")
     first_l3 = next((n for n in names if n in ("ip", "ipv6", "arp")), None)
     if first_l3 == "ip":
-        row.update(l3="ipv4", src=_get(ip, "src", str), dst=_get(ip, "dst", str), ip_proto=_get(ip, "proto"), ip_len=_get(ip, "len"),
+        row.update(l3="ipv4", src=_get(ip, "src", str), dst=_get(ip, "dst", str), ip_proto=_get(ip, "proto"),
+                   ip_len=_get(ip, "len"),
                    ip_hdr_len=_get(ip, "hdr_len"), ttl=_get(ip, "ttl"), ip_id=_get(ip, "id"),
                    ip_df=bool(_get(ip, "flags_df")), ip_mf=bool(_get(ip, "flags_mf")),
                    frag_offset=None if _get(ip, "frag_offset") is None else _get(ip, "frag_offset") * 8)
@@ -170,7 +172,7 @@ def _row(pkt) -> dict:
                        frag_offset=frag_off * 8)
         first_frag = not frag_off
         l4 = next((n for n in names if n in ("tcp", "udp", "icmpv6")), None)
-        row["ip_proto"] = {"tcp": 6, "udp": 17, "icmpv6": 58}.get(l4, _get(ip6, "fraghdr_nxt") or _get(ip6, "nxt"))
+        row["ip_proto"] = {"tcp": 6, "udp": 17, "icmpv6": 58}.get(l4 or "", _get(ip6, "fraghdr_nxt") or _get(ip6, "nxt"))
         if l4 is not None:
             first = "type" if l4 == "icmpv6" else "srcport"
             l4pos = getattr(_layer(pkt, l4).get_field(first), "pos", None)

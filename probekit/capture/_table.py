@@ -6,10 +6,10 @@ import socket
 import numpy as np
 import pandas as pd
 
+from ..schema import L3_KINDS, PACKET_COLUMNS
 from . import _kernels as K
 from ._frames import FrameIndex
 from .linktypes import decoder_kind
-from ..schema import L3_KINDS, PACKET_COLUMNS
 
 CHUNK = 1 << 20
 

@@ -1,16 +1,14 @@
 """read_capture: one capture file → the packets table, through the chosen backend."""
 from __future__ import annotations
 
-import mmap
 import os
 import sys
 import warnings
-from contextlib import contextmanager
 
-import numpy as np
 import pandas as pd
 
-from ..errors import CaptureError, CaptureWarning
+from .._io import open_bytes
+from ..errors import CaptureWarning
 from ._frames import index_frames
 from ._table import decode_frames
 from .linktypes import linktype_name
@@ -65,40 +63,6 @@ def read_capture(path, *, backend: str = "fast", strict: bool = False, progress:
         notes=list(idx.notes),
     )
     return df
-
-
-@contextmanager
-def open_bytes(path: str):
-    """The file's bytes as a read-only uint8 array (memory-mapped); CaptureError for what is no file."""
-    if os.path.isdir(path):
-        raise CaptureError(path, None, "is a directory, not a capture file")
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise CaptureError(path, None, "no such file") from None
-    except PermissionError:
-        raise CaptureError(path, None, "permission denied") from None
-    except OSError as e:
-        raise CaptureError(path, None, f"cannot open: {e.strerror or e}") from None
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            yield np.zeros(0, np.uint8)
-            return
-        try:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # pipes, special files: read them whole
-            yield np.frombuffer(f.read(), np.uint8)
-            return
-        try:
-            arr = np.frombuffer(mm, np.uint8)
-            yield arr
-        finally:
-            del arr
-            try:
-                mm.close()
-            except BufferError:  # a caller still holds a view; the map closes when it is freed
-                pass
 
 
 def _progress_bar(nbytes: int, nframes: int, progress):

@@ -61,7 +61,7 @@ class Queue:
 
     def _ack(self) -> None:
         data = self.sock.recv(65536)
-        length, mtype = struct.unpack_from("=IH", data, 0)
+        _length, mtype = struct.unpack_from("=IH", data, 0)
         if mtype == NLMSG_ERROR:
             (err,) = struct.unpack_from("=i", data, 16)
             if err:

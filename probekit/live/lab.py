@@ -29,8 +29,6 @@ __all__ = ["Lab", "LabError", "LabConfig"]
 
 STATE_DIR = Path(os.environ.get("PROBEKIT_LAB_STATE", "/run/probekit-lab"))
 HTTP_PORT = 8080
-MARK = 0x70726B      # SO_MARK of the prober's own packets ("prk")
-PROBE_PORTS = (61000, 61999)   # outside Linux's ip_local_port_range, so no socket owns them
 
 
 class LabError(ProbekitError):
@@ -120,7 +118,7 @@ class Lab:
         return set(self.namespaces()) >= {self.config.ns(r) for r in ("prober", "router", "target")}
 
     # --------------------------------------------------------------------------------- up
-    def up(self) -> "Lab":
+    def up(self) -> Lab:
         """Create the namespaces, links, addresses, routes and the HTTP server. Clears leftovers first,
         so a crashed earlier run never breaks this one."""
         _need_root()
@@ -221,7 +219,7 @@ http {{
     def down(self) -> None:
         """Remove everything this lab made, whatever state it is in."""
         st = self._load()
-        for name, pid in list(st.pids.items()):
+        for pid in list(st.pids.values()):
             _kill(pid)
         for ns in self.namespaces():
             for pid in _run(["ip", "netns", "pids", ns], check=False).stdout.split():
@@ -337,6 +335,7 @@ http {{
         proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-s", "0", "-i",
                                  iface, "-w", str(path), flt], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
+        assert proc.stderr is not None  # stderr=PIPE
         deadline = time.time() + 10
         line = ""
         while time.time() < deadline:

@@ -1,5 +1,6 @@
-"""matplotlib figures of the analyses. Every function takes tables (never files), accepts ``ax=None``
-and returns the Axes (or the Figure, for multi-panel plots)."""
+"""matplotlib figures of the analyses. Every function takes tables (never files) and returns what it drew
+on: single-panel plots accept ``ax=None`` and return the Axes; the multi-panel ones (``plot_loss_rtt``,
+``plot_inter_arrival``) accept ``fig=None`` and return the Figure."""
 from .metrics import plot_loss_rtt, plot_smokeping
 from .payload import plot_byte_histogram, plot_entropy, plot_payload_raster
 from .sizes import plot_sizes

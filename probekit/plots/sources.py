@@ -16,7 +16,7 @@ def plot_shares(shares: pd.DataFrame, by=("protocol", "destination", "port"), ax
         return ax
     by = list(by)
     srcs = list(shares["source"].astype(str).unique())
-    for row, (key, g) in enumerate(shares.groupby(by, observed=True, dropna=False)):
+    for row, (_key, g) in enumerate(shares.groupby(by, observed=True, dropna=False)):
         left = 0.0
         for _, r in g.iterrows():
             i = srcs.index(str(r["source"]))

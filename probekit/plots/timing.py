@@ -43,7 +43,7 @@ def plot_timeline(probes: pd.DataFrame, by=("protocol", "source"), ax=None, t0_n
                      "unknown": "#7f7f7f"}
     by = [by] if isinstance(by, str) else list(by)
     groups = list(probes.groupby(by, observed=True))
-    for row, (key, g) in enumerate(groups):
+    for row, (_key, g) in enumerate(groups):
         for outcome, gg in g.groupby("outcome", observed=True):
             ax.eventplot(seconds(gg["ts_ns"], t0), lineoffsets=row, linelengths=0.8, linewidths=0.6,
                          colors=outcome_color[str(outcome)])

@@ -15,8 +15,15 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProbekitError
-from ..spec import DEFAULT_DESTINATION_V4, DEFAULT_DESTINATION_V6, DEFAULT_SOURCES_V4, DEFAULT_SOURCES_V6, \
-    Monitor, Probe, SpecError
+from ..spec import (
+    DEFAULT_DESTINATION_V4,
+    DEFAULT_DESTINATION_V6,
+    DEFAULT_SOURCES_V4,
+    DEFAULT_SOURCES_V6,
+    Monitor,
+    Probe,
+    SpecError,
+)
 from ..wire import LINK_ETHERNET, LINK_SLL2
 from .scenarios import SCENARIO_DOCS, SCENARIOS, Conditions, scenario
 from .simulate import TRUTH_COLUMNS, Simulation, simulate

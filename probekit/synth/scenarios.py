@@ -53,7 +53,7 @@ class Conditions:
             if not ok:
                 raise SpecError(name, getattr(self, name), allowed)
 
-    def with_(self, **kw) -> "Conditions":
+    def with_(self, **kw) -> Conditions:
         known = {f.name for f in fields(self)}
         bad = set(kw) - known
         if bad:

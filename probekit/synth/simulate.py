@@ -25,7 +25,6 @@ __all__ = ["simulate", "Simulation", "EPOCH_S"]
 
 EPOCH_S = 1_767_225_600          # 2026-01-01T00:00:00Z: synthetic captures start here
 EPHEMERAL_LO, EPHEMERAL_HI = 32768, 61000
-OUTCOMES = ("answered", "late", "lost", "refused")
 
 
 @dataclass

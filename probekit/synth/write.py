@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pandas as pd
 
-from ..capture._kernels import njit
+from .._jit import njit
 from ..wire import LINK_ETHERNET, LINK_SLL2, Layout, build_frames
 from .simulate import Simulation
 
@@ -135,14 +135,14 @@ def write_pcap(path, t_ns: np.ndarray, r: Rendered, snaplen: int = 262144, nano:
 def write_pcapng(path, t_ns: np.ndarray, r: Rendered, snaplen: int = 262144, nano: bool = True) -> int:
     """Write pcapng: one section, one IDB per interface (if_tsresol 10^-9 when nano), EPBs."""
     n = r.n
-    head = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) +
+    blocks = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) +
                    _opt(4, b"probekit synth") + b"\0\0\0\0")]
     for name in r.iface_names:
         opts = _opt(2, name.encode())
         if nano:
             opts += _opt(9, bytes([9]))
-        head.append(_block(1, struct.pack("<HHI", r.link, 0, snaplen) + opts + b"\0\0\0\0"))
-    head = b"".join(head)
+        blocks.append(_block(1, struct.pack("<HHI", r.link, 0, snaplen) + opts + b"\0\0\0\0"))
+    head = b"".join(blocks)
     cap = np.minimum(r.frame_len, snaplen)
     pad = (-cap) % 4
     blen = 32 + cap + pad
