@@ -2,20 +2,35 @@
 
 ICMP/ICMPv6 echo requests meet their replies by (addresses, identifier, sequence number); TCP SYNs meet
 SYN/ACKs by 4-tuple and ack = ISN + 1, RST/ACKs by 4-tuple and ack = ISN + 1 (+ SYN data), and the
-prober's RST by 4-tuple and seq = ISN + 1. Requests with the same identity within ``resend_window_s``
-are one probe sent again; a reply is given to the latest request with its identity before it.
+prober's RST by 4-tuple and seq = ISN + 1 (the rules are in probekit.protocol). Requests with the same
+identity within ``resend_window_s`` are one probe sent again; a reply is given to the latest request
+with its identity before it.
+
+How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
+port, seq); a compiled hash join gives each identity an integer (:func:`_factorize`), one compiled
+sweep over the events in time order forms the probes and hands each reply to its probe
+(:func:`_sweep`), and a third kernel picks each probe's first reply and reset (:func:`_first_per_group`).
+The plain pandas implementation this replaced is kept as the test reference (tests/reference_match.py).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..schema import OUTCOMES, PROBE_COLUMNS
+from .._jit import njit
+from ..protocol import (ECHO_REPLY, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
+                        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, PROBE_PROTOCOLS, RST_ACK, SYN_ACK,
+                        classify_outcome, is_bare_rst, is_rst_ack, is_syn, is_syn_ack, rst_ack_accepts,
+                        reset_isn, syn_ack_isn, syn_data_len)
+from ..schema import OUTCOMES, PROBE_COLUMNS, ORPHANS
 
 __all__ = ["match_probes", "detect_vantage"]
 
 INITIAL_TTLS = (32, 64, 128, 255)
 _NS = 1_000_000_000
+_NO_PORT = 65536
+_RESET_WINDOW_NS = 60 * _NS
+_REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
 
 
 def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "auto",
@@ -27,302 +42,352 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     capturing host's own packets leave with an initial TTL such as 64).
     resend_window_s: requests with one identity this close together are one probe sent again.
     reply_window_s: a reply later than this after every request of its identity is an orphan.
-    keep_orphans: also return the replies that found no request, as a second table (the scale path
-    matches them against the next file's unjudged probes).
+    keep_orphans: also return the replies that found no request (schema.ORPHANS), as a second table
+    (the scale path matches them against the next file's unjudged probes).
     ``df.attrs``: vantage, timeout_s, capture_end_ns, orphan_replies (replies with no request in the
     capture, e.g. a capture started late).
     """
     if vantage not in ("auto", "prober", "target"):
         raise ValueError("vantage must be 'auto', 'prober' or 'target'")
-    req, rep, rst = _icmp_sides(packets)
-    treq, trep, trst = _tcp_sides(packets)
-    req = pd.concat([req, treq], ignore_index=True)
-    rep = pd.concat([rep, trep], ignore_index=True)
-    rst = trst
-    end_ns = int(packets["ts_ns"].max()) if len(packets) and packets["ts_ns"].notna().any() else 0
+    ev = _events(packets)
+    ts_all = packets["ts_ns"]
+    end_ns = int(ts_all.max()) if len(packets) and ts_all.notna().any() else 0
     if vantage == "auto":
-        vantage = detect_vantage(req, rep)
-    probes = _dedupe(req, int(resend_window_s * _NS))
-    probes = _attach_replies(probes, rep, int(reply_window_s * _NS))
-    probes = _attach_resets(probes, rst)
-    late = probes["reply_delay_ns"] > timeout_s * _NS
-    got = probes["reply_delay_ns"].notna()
-    refused = probes["reply_kind"] == RST_ACK
-    outcome = np.select([got & ~late & refused, got & ~late, got & late,
-                         ~got & (probes["ts_ns"] + timeout_s * _NS > end_ns)],
-                        ["refused", "answered", "late", "unknown"], "lost")
+        vantage = _vantage_from_ttls(ev["ttl"][ev["etype"] == _REQ], ev["ttl"][(ev["etype"] == _EXACT)
+                                                                              | (ev["etype"] == _LOOSE)])
+    m = _join(ev, int(resend_window_s * _NS), int(reply_window_s * _NS))
+    probes, orphan_idx = _probe_columns(ev, m)
+    delay = probes["reply_delay_ns"]
+    outcome = classify_outcome(probes["reply_kind"], delay, timeout_s * _NS,
+                               unjudged=probes["ts_ns"] + timeout_s * _NS > end_ns, codes=True)
+    rtt_ok = (outcome == OUTCOMES.index("answered")) | (outcome == OUTCOMES.index("refused"))
     cats = packets["src"].cat.categories
-    rtt = probes["reply_delay_ns"].where(got & ~late) / 1e3
+    order = _time_order(probes["ts_ns"], probes["frame"])
+    n = order.size
+
+    def take(a):
+        return a[order]
+
+    def nullable(a, dtype):
+        return _masked(take(a), dtype)
+
     out = pd.DataFrame({
-        "ts_ns": probes["ts_ns"].astype("int64"),
-        "protocol": pd.Categorical.from_codes(probes["protocol"].astype(int), categories=["icmp", "icmpv6", "tcp"]),
-        "source": pd.Categorical.from_codes(probes["a"].astype(int), categories=cats),
-        "destination": pd.Categorical.from_codes(probes["b"].astype(int), categories=cats),
-        "port": probes["port"].astype("UInt16"),
-        "size": probes["size"].astype("Int32"),
-        "ident": probes["ident"].astype("UInt32"),
-        "seq": probes["seq"].astype("UInt32"),
-        "outcome": pd.Categorical(outcome, categories=list(OUTCOMES)),
-        "rtt_us": rtt.astype("float64"),
-        "reply_delay_us": (probes["reply_delay_ns"] / 1e3).astype("float64"),
-        "request_frame": probes["frame"].astype("int64"),
-        "reply_frame": probes["reply_frame"].astype("Int64"),
-        "reset_frame": probes["reset_frame"].astype("Int64"),
-        "reset_after_us": probes["reset_after_us"].astype("float64"),
-        "retransmits": probes["retransmits"].astype("int32"),
-        "extra_replies": probes["extra_replies"].astype("int32"),
-    })
-    out = _drop_unused(out).sort_values(["ts_ns", "request_frame"], kind="stable").reset_index(drop=True)
+        "ts_ns": take(probes["ts_ns"]),
+        "protocol": pd.Categorical.from_codes(take(probes["protocol"]), categories=list(PROBE_PROTOCOLS)),
+        "source": pd.Categorical.from_codes(take(probes["a"]), categories=cats),
+        "destination": pd.Categorical.from_codes(take(probes["b"]), categories=cats),
+        "port": _masked(np.where(take(probes["port"]) == _NO_PORT, -1, take(probes["port"])), "UInt16"),
+        "size": _masked(take(probes["size"]), "Int32"),
+        "ident": pd.array(take(probes["ident"]).astype(np.uint32), dtype="UInt32"),
+        "seq": pd.array(take(probes["seq"]).astype(np.uint32), dtype="UInt32"),
+        "outcome": pd.Categorical.from_codes(take(outcome).astype(np.int8), categories=list(OUTCOMES)),
+        "rtt_us": np.where(take(rtt_ok), take(delay) / 1e3, np.nan),
+        "reply_delay_us": take(delay) / 1e3,
+        "request_frame": take(probes["frame"]),
+        "reply_frame": nullable(probes["reply_frame"], "Int64"),
+        "reset_frame": nullable(probes["reset_frame"], "Int64"),
+        "reset_after_us": take(probes["reset_after_us"]),
+        "retransmits": take(probes["retransmits"]).astype(np.int32),
+        "extra_replies": take(probes["extra_replies"]).astype(np.int32),
+    }, index=pd.RangeIndex(n))
+    for c in ("source", "destination"):
+        out[c] = out[c].cat.remove_unused_categories()
     assert tuple(out.columns) == PROBE_COLUMNS
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
-                     orphan_replies=int(probes.attrs.get("orphans", 0)), path=packets.attrs.get("path"))
+                     orphan_replies=int(orphan_idx.size), path=packets.attrs.get("path"))
     if keep_orphans:
-        orphans = probes.attrs.get("orphan_rows")
-        cats = packets["src"].cat.categories
-        if orphans is None or orphans.empty:
-            orphans = pd.DataFrame(columns=["protocol", "source", "destination", "ident", "port", "seq", "ts_ns",
-                                            "frame", "kind", "ack_raw"])
-        else:
-            orphans = pd.DataFrame({
-                "protocol": np.array(["icmp", "icmpv6", "tcp"])[orphans["protocol"].to_numpy(int)],
-                "source": np.asarray(cats)[orphans["a"].to_numpy(int)],
-                "destination": np.asarray(cats)[orphans["b"].to_numpy(int)],
-                "ident": orphans["ident"].to_numpy("int64"), "port": orphans["port"].astype("Int64"),
-                "seq": orphans["seq"].to_numpy("int64"), "ts_ns": orphans["ts_ns"].to_numpy("int64"),
-                "frame": orphans["frame"].to_numpy("int64"), "kind": orphans["kind"].to_numpy("int64"),
-                "ack_raw": orphans["ack_raw"].to_numpy("float64") if "ack_raw" in orphans else np.nan})
-        return out, orphans
+        return out, _orphans(ev, orphan_idx, cats)
     return out
 
 
 def detect_vantage(req: pd.DataFrame, rep: pd.DataFrame) -> str:
     """'prober' when requests leave with an initial TTL and replies arrive with less; 'target' the other
-    way round; 'prober' when it cannot tell."""
-    def initial_share(ttl):
-        ttl = ttl.dropna()
-        return float(ttl.isin(INITIAL_TTLS).mean()) if len(ttl) else np.nan
-    a, b = initial_share(req.get("ttl", pd.Series(dtype=float))), initial_share(rep.get("ttl", pd.Series(dtype=float)))
+    way round; 'prober' when it cannot tell. ``req``/``rep``: anything with a ``ttl`` column."""
+    def ttl(d):
+        t = d.get("ttl") if hasattr(d, "get") else None
+        return np.zeros(0) if t is None else np.asarray(pd.Series(t).to_numpy("float64", na_value=np.nan))
+    return _vantage_from_ttls(ttl(req), ttl(rep))
+
+
+def _vantage_from_ttls(req_ttl: np.ndarray, rep_ttl: np.ndarray) -> str:
+    def initial_share(t):
+        t = t[~np.isnan(t)]
+        return float(np.isin(t, INITIAL_TTLS).mean()) if t.size else np.nan
+    a, b = initial_share(req_ttl), initial_share(rep_ttl)
     if not np.isnan(a) and not np.isnan(b) and b > a:
         return "target"
     return "prober"
 
 
-# ---------------------------------------------------------------------------------------- sides
-def _base(p: pd.DataFrame, m: np.ndarray) -> pd.DataFrame:
-    sub = p.loc[m]
-    return pd.DataFrame({
-        "ts_ns": sub["ts_ns"].to_numpy("int64", na_value=-1),
-        "frame": sub["frame"].to_numpy("int64"),
-        "src": sub["src"].cat.codes.to_numpy("int64"),
-        "dst": sub["dst"].cat.codes.to_numpy("int64"),
-        "ttl": sub["ttl"].to_numpy("float64", na_value=np.nan),
-        "size": (sub["ip_len"] - sub["ip_hdr_len"]).to_numpy("float64", na_value=np.nan),
-    })
+# ------------------------------------------------------------------------------------------ events
+def _events(p: pd.DataFrame) -> dict:
+    """Requests, replies and resets of the packets table as one set of event columns (numpy), in the
+    order: ICMP, ICMPv6 echo requests, SYNs | echo replies, SYN/ACKs | RST/ACKs | bare RSTs (each in
+    frame order). Which packet is which is decided by probekit.protocol; a kernel lays the fields out."""
+    has_ts = p["ts_ns"].notna().to_numpy()
+    proto = p["ip_proto"].to_numpy("int16", na_value=-1)
+    typ = p["icmp_type"].to_numpy("int16", na_value=-1)
+    icmp_ok = p["icmp_id"].notna().to_numpy() & has_ts
+    flags = p["tcp_flags"].to_numpy("int32", na_value=0)
+    tcp_ok = (proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts
+    v4, v6 = (proto == IPPROTO_ICMP) & icmp_ok, (proto == IPPROTO_ICMPV6) & icmp_ok
+    classes = [  # (mask, event type, protocol code, outward (a = src), reply kind); order = _CLASS_*
+        (v4 & (typ == ICMP_ECHO_REQUEST), _REQ, 0, True, -1),
+        (v6 & (typ == ICMPV6_ECHO_REQUEST), _REQ, 1, True, -1),
+        (tcp_ok & is_syn(flags), _REQ, 2, True, -1),
+        (v4 & (typ == ICMP_ECHO_REPLY), _EXACT, 0, False, ECHO_REPLY),
+        (v6 & (typ == ICMPV6_ECHO_REPLY), _EXACT, 1, False, ECHO_REPLY),
+        (tcp_ok & is_syn_ack(flags), _EXACT, 2, False, SYN_ACK),
+        (tcp_ok & is_rst_ack(flags), _LOOSE, 2, False, RST_ACK),
+        (tcp_ok & is_bare_rst(flags), _RESET, 2, True, -1),
+    ]
+    cls = np.full(len(p), -1, np.int8)
+    for i, c in enumerate(classes):   # the classes exclude one another
+        cls[c[0]] = i
+    meta = np.array([c[1:] for c in classes], dtype=np.int64)
+    rows, keys, ts, frame, kind, etype, ack = _layout(
+        cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), p["src"].cat.codes.to_numpy(np.int64),
+        p["dst"].cat.codes.to_numpy(np.int64), _raw(p["icmp_id"], 0), _raw(p["icmp_seq"], 0), _raw(p["sport"], 0),
+        _raw(p["dport"], 0), _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0))
+    # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
+    tcp_reply = (keys[:, 0] == 2) & ((etype == _EXACT) | (etype == _LOOSE))
+    keys[tcp_reply, 5] = syn_ack_isn(ack[tcp_reply])
+    reset = etype == _RESET
+    keys[reset, 5] = reset_isn(keys[reset, 5])
+    ip_len = p["ip_len"].to_numpy("float64", na_value=np.nan)[rows]
+    hdr = p["ip_hdr_len"].to_numpy("float64", na_value=np.nan)[rows]
+    return {"row": rows, "etype": etype, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
+            "protocol": keys[:, 0], "a": keys[:, 1], "b": keys[:, 2], "port": keys[:, 3], "ident": keys[:, 4],
+            "seq": keys[:, 5], "ttl": p["ttl"].to_numpy("float64", na_value=np.nan)[rows], "size": ip_len - hdr}
 
 
-def _icmp_sides(p: pd.DataFrame):
-    proto = p["ip_proto"].to_numpy("int64", na_value=-1)
-    typ = p["icmp_type"].to_numpy("int64", na_value=-1)
-    has_id = p["icmp_id"].notna().to_numpy() & p["ts_ns"].notna().to_numpy()
-    v4, v6 = proto == 1, proto == 58
-    sides = []
-    for req_t, rep_t, name, fam in ((8, 0, 0, v4), (128, 129, 1, v6)):
-        for t, is_req in ((req_t, True), (rep_t, False)):
-            m = fam & (typ == t) & has_id
-            d = _base(p, m)
-            d["protocol"] = name
-            d["ident"] = p.loc[m, "icmp_id"].to_numpy("int64")
-            d["seq"] = p.loc[m, "icmp_seq"].to_numpy("int64")
-            d["port"] = pd.array([pd.NA] * int(m.sum()), dtype="Int64")
-            if is_req:
-                d["a"], d["b"] = d["src"], d["dst"]
-            else:
-                d["a"], d["b"] = d["dst"], d["src"]
-                d["kind"] = ECHO_REPLY
-            sides.append((is_req, d))
-    req = pd.concat([d for r, d in sides if r], ignore_index=True)
-    rep = pd.concat([d for r, d in sides if not r], ignore_index=True)
-    return req, rep, None
+def _raw(s: pd.Series, na: int) -> np.ndarray:
+    """An integer column's values without a copy (the values under <NA> are arbitrary: callers only
+    read the rows whose class says the field is there); ``na`` where <NA> when there is no buffer."""
+    data = getattr(s.array, "_data", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iu":
+        return data
+    return s.to_numpy("int64", na_value=na)
 
 
-def _tcp_sides(p: pd.DataFrame):
-    proto = p["ip_proto"].to_numpy("int64", na_value=-1)
-    flags = p["tcp_flags"].to_numpy("int64", na_value=-1)
-    ok = (proto == 6) & (flags >= 0) & p["ts_ns"].notna().to_numpy()
-    syn = ok & ((flags & 0x12) == 0x02) & ((flags & 0x04) == 0)
-    synack = ok & ((flags & 0x12) == 0x12) & ((flags & 0x04) == 0)
-    rstack = ok & ((flags & 0x16) == 0x14)
-    rst = ok & ((flags & 0x16) == 0x04)
-    seq = p["tcp_seq"].to_numpy("int64", na_value=0)
-    ack = p["tcp_ack"].to_numpy("int64", na_value=0)
-    sport = p["sport"].to_numpy("int64", na_value=0)
-    dport = p["dport"].to_numpy("int64", na_value=0)
-
-    def side(m, outward: bool, seqv):
-        d = _base(p, m)
-        d["protocol"] = 2
-        if outward:
-            d["a"], d["b"], d["ident"], d["port"] = d["src"], d["dst"], sport[m], dport[m]
-        else:
-            d["a"], d["b"], d["ident"], d["port"] = d["dst"], d["src"], dport[m], sport[m]
-        d["port"] = d["port"].astype("Int64")
-        d["seq"] = seqv[m] % 2**32
-        return d
-
-    req = side(syn, True, seq)
-    sa = side(synack, False, ack - 1)
-    sa["kind"] = SYN_ACK
-    ra = side(rstack, False, ack - 1)
-    ra["kind"] = RST_ACK
-    ra["ack_raw"] = ack[rstack]
-    rs = side(rst, True, seq - 1)
-    return req, pd.concat([sa, ra], ignore_index=True), rs
+def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
+    """Identities → integers (hash join), then the sweep; returns per-event probe ids and the probes."""
+    etype = ev["etype"]
+    key, n_keys = _factorize(ev["keys"], etype != _LOOSE, 6)
+    key4, n_keys4 = _factorize(ev["keys"], (etype == _REQ) | (etype == _LOOSE), 5)
+    order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
+    pid, first_req, n_probes = _sweep(order, etype, key, key4, ev["ts"], n_keys, n_keys4, resend_ns, reply_ns,
+                                      _RESET_WINDOW_NS)
+    return {"pid": pid, "first": first_req[:n_probes], "n": int(n_probes)}
 
 
-# ------------------------------------------------------------------------------------ matching
-_KEY = ["protocol", "a", "b", "ident", "port", "seq"]
-
-
-ECHO_REPLY, SYN_ACK, RST_ACK = 0, 1, 2   # reply kinds
-
-
-def _key_codes(*frames, cols=_KEY) -> list[np.ndarray]:
-    """One integer per distinct identity, shared by every frame given. Packs the fields into int64s
-    (addresses are category codes, ports 16 bits, sequence numbers 32) and factorizes those."""
-    def col(name):
-        parts = [f[name] for f in frames]
-        if name == "port":
-            return np.concatenate([p.to_numpy("float64", na_value=np.nan) for p in parts])
-        return np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-    proto, a, b = col("protocol"), col("a"), col("b")
-    port = col("port")
-    port = np.where(np.isnan(port), 65536, port).astype(np.int64)
-    if a.size and max(a.max(), b.max()) >= 1 << 20:  # pragma: no cover - over a million addresses
-        pair = pd.MultiIndex.from_arrays([proto, a, b, port]).factorize()[0]
-    else:
-        pair = pd.factorize((proto << 57) | (a << 37) | (b << 17) | port)[0].astype(np.int64)
-    ident = col("ident") & 0xFFFF
-    if "seq" in cols:
-        low = (ident << 32) | (col("seq") & 0xFFFFFFFF)
-        if pair.size and pair.max() >= 1 << 15:
-            codes = pd.MultiIndex.from_arrays([pair, low]).factorize()[0]
-        else:
-            codes = (pair << 48) | low
-    else:
-        codes = (pair << 16) | ident
-    out, i = [], 0
-    for f in frames:
-        out.append(codes[i:i + len(f)])
-        i += len(f)
-    return out
-
-
-def _dedupe(req: pd.DataFrame, window_ns: int) -> pd.DataFrame:
-    if req.empty:
-        return req.assign(key=np.zeros(0, np.int64), retransmits=np.zeros(0, np.int64))
-    (key,) = _key_codes(req)
-    req = req.assign(key=key).sort_values(["key", "ts_ns", "frame"], kind="stable").reset_index(drop=True)
-    new = np.ones(len(req), bool)
-    new[1:] = (req["key"].to_numpy()[1:] != req["key"].to_numpy()[:-1]) | (np.diff(req["ts_ns"].to_numpy()) > window_ns)
-    probe_id = np.cumsum(new) - 1
-    first = req.loc[new].copy()
-    first["retransmits"] = np.bincount(probe_id) - 1
-    first["probe_id"] = np.arange(len(first))
-    return first.reset_index(drop=True)
-
-
-def _asof(events: pd.DataFrame, probes: pd.DataFrame, by: str, tolerance_ns: int) -> np.ndarray:
-    """Index of the latest probe with the same ``by`` value at or before each event (-1 if none)."""
-    if events.empty or probes.empty:
-        return np.full(len(events), -1)
-    e = events[["ts_ns", by]].assign(_i=np.arange(len(events))).sort_values("ts_ns", kind="stable")
-    p = probes[["ts_ns", by, "probe_id"]].sort_values("ts_ns", kind="stable")
-    m = pd.merge_asof(e, p, on="ts_ns", by=by, direction="backward", tolerance=tolerance_ns)
-    out = np.full(len(events), -1)
-    out[m["_i"].to_numpy()] = m["probe_id"].fillna(-1).to_numpy("int64")
-    return out
-
-
-def _attach_replies(probes: pd.DataFrame, rep: pd.DataFrame, window: int) -> pd.DataFrame:
-    probes = probes.copy()
-    n = len(probes)
-    probes["reply_delay_ns"] = np.nan
-    probes["reply_frame"] = pd.array([pd.NA] * n, dtype="Int64")
-    probes["reply_kind"] = -1
-    probes["extra_replies"] = 0
-    probes["reply_ts_ns"] = -1
-    probes.attrs["orphans"] = 0
-    if n == 0 or rep.empty:
-        probes.attrs["orphans"] = len(rep)
-        return probes
-    exact = rep[rep["kind"] != RST_ACK]
-    loose = rep[rep["kind"] == RST_ACK]
-    pk, ek = _key_codes(probes, exact)
-    probes["key"] = pk
-    hit = _asof(exact.assign(key=ek), probes, "key", window)
-    # RST/ACK: same 4-tuple, ack = ISN + 1 or ISN + 1 + the SYN's payload
-    four = ["protocol", "a", "b", "ident", "port"]
-    pk4, lk4 = _key_codes(probes, loose, cols=four)
-    hit_l = _asof(loose.assign(key4=lk4), probes.assign(key4=pk4), "key4", window)
-    if len(loose):
-        ok = hit_l >= 0
-        isn = np.where(ok, probes["seq"].to_numpy("int64")[np.maximum(hit_l, 0)], -1)
-        seg = probes["size"].to_numpy("float64")[np.maximum(hit_l, 0)]
-        data = np.where(np.isnan(seg), 0, seg - 20).astype(np.int64)
-        ackv = loose["ack_raw"].to_numpy("int64")
-        valid = ok & (((ackv - isn - 1) % 2**32 == 0) | ((ackv - isn - 1 - data) % 2**32 == 0))
-        hit_l = np.where(valid, hit_l, -1)
-    allrep = pd.concat([exact.assign(pid=hit), loose.assign(pid=hit_l)], ignore_index=True)
-    probes.attrs["orphans"] = int((allrep["pid"] < 0).sum())
-    probes.attrs["orphan_rows"] = allrep[allrep["pid"] < 0]
-    matched = allrep[allrep["pid"] >= 0].sort_values(["pid", "ts_ns", "frame"], kind="stable")
-    firsts = matched.drop_duplicates("pid", keep="first")
-    pid = firsts["pid"].to_numpy("int64")
-    t0 = probes["ts_ns"].to_numpy("int64")
-    delay = np.full(n, np.nan)
-    delay[pid] = firsts["ts_ns"].to_numpy("int64") - t0[pid]
-    probes["reply_delay_ns"] = delay
-    frame = np.full(n, -1)
-    frame[pid] = firsts["frame"].to_numpy()
-    probes["reply_frame"] = pd.array(np.where(frame >= 0, frame, 0), dtype="Int64")
-    probes.loc[frame < 0, "reply_frame"] = pd.NA
-    kind = np.full(n, -1, dtype=np.int64)
-    kind[pid] = firsts["kind"].to_numpy()
-    probes["reply_kind"] = kind
-    probes["extra_replies"] = np.bincount(matched["pid"].to_numpy("int64"), minlength=n) - (frame >= 0)
-    probes["reply_ts_ns"] = np.where(frame >= 0, t0 + np.nan_to_num(delay).astype(np.int64), -1)
-    return probes
-
-
-def _attach_resets(probes: pd.DataFrame, rst: pd.DataFrame) -> pd.DataFrame:
-    probes = probes.copy()
-    n = len(probes)
-    probes["reset_frame"] = pd.array([pd.NA] * n, dtype="Int64")
-    probes["reset_after_us"] = np.nan
-    if n == 0 or rst is None or rst.empty:
-        return probes
-    pk, rk = _key_codes(probes, rst)
-    hit = _asof(rst.assign(key=rk), probes.assign(key=pk), "key", 60 * _NS)
-    rs = rst.assign(pid=hit)
-    rs = rs[rs["pid"] >= 0]
-    reply_t = probes["reply_ts_ns"].to_numpy("int64")
+def _probe_columns(ev: dict, m: dict):
+    """Per probe: identity, first request, first reply (and how many more), the prober's reset."""
+    etype, pid, first, n = ev["etype"], m["pid"].copy(), m["first"], m["n"]
+    is_req = etype == _REQ
+    retransmits = np.bincount(pid[is_req], minlength=n) - 1 if n else np.zeros(0, np.int64)
+    seq0, size0, ts0 = ev["seq"][first], ev["size"][first], ev["ts"][first]
+    loose = np.flatnonzero((etype == _LOOSE) & (pid >= 0))
+    if loose.size:  # RST/ACK: same 4-tuple, and its ack must acknowledge the SYN (and maybe its data)
+        cand = pid[loose]
+        ok = rst_ack_accepts(ev["ack"][loose], seq0[cand], syn_data_len(size0[cand]))
+        pid[loose[~ok]] = -1
+    is_reply = (etype == _EXACT) | (etype == _LOOSE)
+    orphan_idx = np.flatnonzero(is_reply & (pid < 0))
+    rep = np.flatnonzero(is_reply & (pid >= 0))
+    has, r, count = _firsts(rep, ev, pid, n)
+    reply_ts = np.where(has, ev["ts"][r], -1)
+    delay = np.where(has, (reply_ts - ts0).astype(np.float64), np.nan)
+    reply_frame = np.where(has, ev["frame"][r], -1)
+    reply_kind = np.where(has, ev["kind"][r], -1)
     # the prober's RST answers the SYN/ACK: the first RST at or after the first reply
-    rs = rs[rs["ts_ns"].to_numpy() >= reply_t[rs["pid"].to_numpy()]]
-    rs = rs[reply_t[rs["pid"].to_numpy()] >= 0].sort_values(["pid", "ts_ns"], kind="stable").drop_duplicates("pid")
-    pid = rs["pid"].to_numpy("int64")
-    frame = np.full(n, -1)
-    frame[pid] = rs["frame"].to_numpy()
-    after = np.full(n, np.nan)
-    after[pid] = (rs["ts_ns"].to_numpy("int64") - reply_t[pid]) / 1e3
-    probes["reset_frame"] = pd.array(np.where(frame >= 0, frame, 0), dtype="Int64")
-    probes.loc[frame < 0, "reset_frame"] = pd.NA
-    probes["reset_after_us"] = after
-    return probes
+    rs = np.flatnonzero((etype == _RESET) & (pid >= 0))
+    rs = rs[has[pid[rs]]]
+    rs = rs[ev["ts"][rs] >= reply_ts[pid[rs]]]
+    rhas, rr, _ = _firsts(rs, ev, pid, n)
+    reset_frame = np.where(rhas, ev["frame"][rr], -1)
+    reset_after = np.where(rhas, (ev["ts"][rr] - reply_ts) / 1e3, np.nan)
+    probes = {
+        "ts_ns": ts0, "frame": ev["frame"][first], "protocol": ev["protocol"][first], "a": ev["a"][first],
+        "b": ev["b"][first], "port": ev["port"][first], "ident": ev["ident"][first], "seq": seq0,
+        "size": np.where(np.isnan(size0), -1, np.nan_to_num(size0)).astype(np.int64),
+        "retransmits": retransmits, "reply_delay_ns": delay, "reply_frame": reply_frame, "reply_kind": reply_kind,
+        "extra_replies": np.maximum(count - 1, 0), "reset_frame": reset_frame, "reset_after_us": reset_after,
+    }
+    return probes, orphan_idx
 
 
-def _drop_unused(df: pd.DataFrame) -> pd.DataFrame:
-    for c in ("source", "destination"):
-        df[c] = df[c].cat.remove_unused_categories()
-    return df
+def _firsts(sel: np.ndarray, ev: dict, pid: np.ndarray, n: int):
+    """For the events ``sel`` grouped by probe: whether each probe has one, the event index of its
+    earliest (by time, frame; 0 where none) and how many it has."""
+    best, count = _first_per_group(pid[sel], ev["ts"][sel], ev["frame"][sel], n)
+    has = best >= 0
+    row = sel[np.maximum(best, 0)] if sel.size else np.zeros(n, np.int64)
+    return has, np.where(has, row, 0), count
 
 
+def _orphans(ev: dict, idx: np.ndarray, cats) -> pd.DataFrame:
+    names = np.asarray(cats, dtype=object)
+    port = ev["port"][idx]
+    return pd.DataFrame({
+        "protocol": pd.array(np.asarray(PROBE_PROTOCOLS, dtype=object)[ev["protocol"][idx]], dtype="str"),
+        "source": pd.array(names[ev["a"][idx]], dtype="str"),
+        "destination": pd.array(names[ev["b"][idx]], dtype="str"),
+        "ident": ev["ident"][idx], "port": _masked(np.where(port == _NO_PORT, -1, port), "Int64"),
+        "seq": ev["seq"][idx], "ts_ns": ev["ts"][idx], "frame": ev["frame"][idx], "kind": ev["kind"][idx],
+        "ack_raw": np.where(ev["etype"][idx] == _LOOSE, ev["ack"][idx], np.nan).astype("float64"),
+    }, columns=[c.name for c in ORPHANS])
+
+
+def _masked(a: np.ndarray, dtype: str):
+    """A nullable array from int64 values with -1 for <NA>."""
+    return pd.arrays.IntegerArray(np.where(a >= 0, a, 0).astype(dtype.lower()), a < 0)
+
+
+def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Indices sorting the probes by (time, request frame)."""
+    if ts.size < 2:
+        return np.arange(ts.size)
+    dts, dfr = np.diff(ts), np.diff(frame)
+    if np.all((dts > 0) | ((dts == 0) & (dfr > 0))):
+        return np.arange(ts.size)
+    return np.lexsort((frame, ts))
+
+
+# ----------------------------------------------------------------------------------------- kernels
+@njit(nogil=True)
+def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, tack):
+    """Gather the events (packets with class ``cls`` >= 0) class by class, each in frame order, with
+    their identity (protocol, a = prober side, b = target side, port, ident, seq) as rows of ``keys``.
+    ``meta[class]`` = (event type, protocol code, outward, reply kind)."""
+    n_cls = meta.shape[0]
+    counts = np.zeros(n_cls + 1, np.int64)
+    for i in range(cls.size):
+        if cls[i] >= 0:
+            counts[cls[i] + 1] += 1
+    for c in range(n_cls):
+        counts[c + 1] += counts[c]
+    m = counts[n_cls]
+    pos = counts[:n_cls].copy()
+    rows = np.empty(m, np.int64)
+    keys = np.empty((m, 6), np.int64)
+    ets, fr, kind, etype, ack = (np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64),
+                                 np.empty(m, np.int64), np.empty(m, np.int64))
+    for i in range(cls.size):
+        c = cls[i]
+        if c < 0:
+            continue
+        j = pos[c]
+        pos[c] += 1
+        rows[j] = i
+        et, pcode, outward, kd = meta[c, 0], meta[c, 1], meta[c, 2], meta[c, 3]
+        a, b = (src[i], dst[i]) if outward else (dst[i], src[i])
+        keys[j, 0] = pcode
+        keys[j, 1] = a
+        keys[j, 2] = b
+        if pcode < 2:
+            keys[j, 3] = 65536
+            keys[j, 4] = icmp_id[i] & 0xFFFF
+            keys[j, 5] = icmp_seq[i] & 0xFFFF
+        else:
+            keys[j, 3] = dport[i] if outward else sport[i]
+            keys[j, 4] = (sport[i] if outward else dport[i]) & 0xFFFF
+            keys[j, 5] = tseq[i] & 0xFFFFFFFF
+        ets[j] = ts[i]
+        fr[j] = frame[i]
+        kind[j] = kd
+        etype[j] = et
+        ack[j] = tack[i]
+    return rows, keys, ets, fr, kind, etype, ack
+
+
+@njit(nogil=True)
+def _factorize(keys, use, ncols):
+    """The rows of ``keys`` where ``use`` → dense integers in first-seen order (-1 elsewhere): an
+    open-addressing hash join on the first ``ncols`` columns. Returns (ids, number of distinct rows)."""
+    n = keys.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    table = np.full(size, -1, np.int64)
+    ids = np.full(n, -1, np.int64)
+    nid = 0
+    for i in range(n):
+        if not use[i]:
+            continue
+        h = np.uint64(0x9E3779B97F4A7C15)
+        for j in range(ncols):
+            h = (h ^ np.uint64(keys[i, j] & 0x7FFFFFFFFFFFFFFF)) * np.uint64(0xFF51AFD7ED558CCD)
+            h ^= h >> np.uint64(29)
+        slot = np.int64(h & np.uint64(size - 1))
+        while True:
+            r = table[slot]
+            if r < 0:
+                table[slot] = i
+                ids[i] = nid
+                nid += 1
+                break
+            same = True
+            for j in range(ncols):
+                if keys[r, j] != keys[i, j]:
+                    same = False
+                    break
+            if same:
+                ids[i] = ids[r]
+                break
+            slot = (slot + 1) & (size - 1)
+    return ids, nid
+
+
+@njit(nogil=True)
+def _sweep(order, etype, key, key4, ts, n_keys, n_keys4, resend_ns, reply_ns, reset_ns):
+    """One pass over the events in time order. A request opens a probe unless the last request with
+    its identity was at most ``resend_ns`` before (then it is that probe sent again); a reply or reset
+    goes to the latest probe of its identity (RST/ACKs: of its 4-tuple) if that began at most the
+    window before it. Returns (probe id per event or -1, first event of each probe, probes)."""
+    cur = np.full(n_keys, -1, np.int64)
+    last = np.zeros(n_keys, np.int64)
+    cur4 = np.full(n_keys4, -1, np.int64)
+    m = order.size
+    pid = np.full(m, -1, np.int64)
+    first = np.empty(m, np.int64)
+    start = np.empty(m, np.int64)
+    n = 0
+    for e in order:
+        t = ts[e]
+        et = etype[e]
+        if et == 0:
+            k = key[e]
+            p = cur[k]
+            if p < 0 or t - last[k] > resend_ns:
+                p = n
+                n += 1
+                first[p] = e
+                start[p] = t
+                cur[k] = p
+                cur4[key4[e]] = p
+            pid[e] = p
+            last[k] = t
+        elif et == 2:
+            p = cur4[key4[e]]
+            if p >= 0 and t - start[p] <= reply_ns:
+                pid[e] = p
+        else:
+            p = cur[key[e]]
+            if p >= 0 and t - start[p] <= (reply_ns if et == 1 else reset_ns):
+                pid[e] = p
+    return pid, first, n
+
+
+@njit(nogil=True)
+def _first_per_group(group, ts, frame, n_groups):
+    """Per group: the index of its earliest member by (time, frame), -1 for none, and the member count."""
+    best = np.full(n_groups, -1, np.int64)
+    count = np.zeros(n_groups, np.int64)
+    for i in range(group.size):
+        g = group[i]
+        count[g] += 1
+        b = best[g]
+        if b < 0 or ts[i] < ts[b] or (ts[i] == ts[b] and frame[i] < frame[b]):
+            best[g] = i
+    return best, count
