@@ -85,7 +85,7 @@ class StreamName(str):
         return self
 
     def __reduce__(self):
-        return (str, (str(self),))
+        return (StreamName, (str(self),))
 
 
 @dataclass
