@@ -204,6 +204,8 @@ def _cmd_lab(args) -> int:
             lab.impair(args.delay_ms, args.jitter_ms, args.loss, args.keep_order)
         elif what == "clear":
             lab.clear_impairment()
+        elif what in ("mirror-on", "mirror-off"):
+            lab.set_mirror(what == "mirror-on")
         print(json.dumps(lab.status(), indent=1))
     elif args.action == "run":
         from .live.run import lab_run
@@ -315,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("lab", help="the network-namespace lab: up, down, status, set, run (root)")
     sp.add_argument("action", choices=("up", "down", "status", "set", "run"))
     sp.add_argument("what", nargs="?", choices=("target-down", "target-up", "http-off", "http-on", "eni-down",
-                                                "eni-up", "impair", "clear"), help="for `set`")
+                                                "eni-up", "impair", "clear", "mirror-on", "mirror-off"),
+                    help="for `set` (mirror-on: the target's traffic in VXLAN to a mirror-target namespace)")
     sp.add_argument("--prefix", default="pk", help="namespace name prefix (default pk)")
     sp.add_argument("--enis", type=int, default=2)
     sp.add_argument("--eni", type=int, default=1, help="which ENI for eni-down/eni-up")
