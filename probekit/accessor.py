@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ._io import open_bytes
+from ._io import capture_bytes
 from .errors import ProbekitError
 
 __all__ = ["PacketsAccessor"]
@@ -34,14 +34,20 @@ class PacketsAccessor:
         yield path, np.arange(len(df))
 
     def payloads(self) -> pd.Series:
-        """Captured L4 payload bytes of every row (b"" where none), sliced from the capture file(s) on
-        demand: the table itself never holds packet bytes."""
+        """Captured L4 payload bytes of every row (b"" where none), sliced from the capture on demand: the
+        table itself never holds packet bytes. A plain file is memory-mapped again; a compressed file is
+        decompressed again up to the last payload asked for (the time of one decompression); a table
+        read from a stream (stdin, a pipe, a file object) slices the bytes it holds."""
         df = self._df
         off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
         length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
         out = [b""] * len(df)
         for path, rows in self.files():
-            with open_bytes(path) as buf:
+            has = rows[(off[rows] >= 0) & (length[rows] > 0)]
+            if not has.size:
+                continue
+            upto = int((off[has] + length[has]).max())
+            with capture_bytes(path, upto=upto) as buf:
                 for r in rows.tolist():
                     o, n = off[r], length[r]
                     if o >= 0 and n > 0:

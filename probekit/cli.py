@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -12,9 +13,42 @@ from .errors import ProbekitError
 __all__ = ["main"]
 
 
+def _source(arg: str):
+    """A capture argument as read_capture takes it: ``-`` is stdin (binary); a path, also of a named pipe,
+    stays a path."""
+    return sys.stdin.buffer if arg == "-" else arg
+
+
+@contextlib.contextmanager
+def _as_files(args: list[str]):
+    """Capture arguments for commands that open captures by name more than once (report, convert): stdin
+    (``-``) and named pipes are copied to files in a temporary folder first, named ``stdin`` or the
+    pipe's name; regular files pass as they are."""
+    import shutil
+    import stat
+    import tempfile
+    with contextlib.ExitStack() as stack:
+        out = []
+        tmp = None
+        for a in args:
+            is_pipe = a != "-" and os.path.exists(a) and not stat.S_ISREG(os.stat(a).st_mode) \
+                and not os.path.isdir(a)
+            if a != "-" and not is_pipe:
+                out.append(a)
+                continue
+            if tmp is None:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="probekit-"))
+            dest = os.path.join(tmp, "stdin" if a == "-" else os.path.basename(a))
+            with (open(a, "rb") if is_pipe else contextlib.nullcontext(sys.stdin.buffer)) as src, \
+                    open(dest, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            out.append(dest)
+        yield out
+
+
 def _cmd_read(args) -> int:
     from .capture import read_capture
-    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
     out = args.output
     if out.endswith(".csv"):
         df.to_csv(out, index=False)
@@ -31,7 +65,7 @@ def _cmd_summary(args) -> int:
     from .summary import format_summary, summarize
     results = []
     for path in args.capture:
-        df = read_capture(path, backend=args.backend, strict=args.strict)
+        df = read_capture(_source(path), backend=args.backend, strict=args.strict)
         results.append(summarize(df))
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -56,7 +90,7 @@ def _cmd_synth(args) -> int:
 def _probes_of(args):
     from .analysis.match import match_probes
     from .capture import read_capture
-    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
     return df, match_probes(df, timeout_s=args.timeout, vantage=args.vantage)
 
 
@@ -113,7 +147,7 @@ def _cmd_payload(args) -> int:
 def _cmd_tcp(args) -> int:
     from .analysis.tcp import tcp_connections
     from .capture import read_capture
-    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
     _emit(tcp_connections(df, check_checksums=not args.ignore_checksums), args)
     return 0
 
@@ -127,7 +161,8 @@ def _cmd_fingerprint(args) -> int:
 
 def _cmd_report(args) -> int:
     from .report import build_report
-    out = build_report(args.capture, args.output, period_s=args.period, cloudwatch_csv=args.cloudwatch)
+    with _as_files(args.capture) as captures:
+        out = build_report(captures, args.output, period_s=args.period, cloudwatch_csv=args.cloudwatch)
     print(f"{out}: report on {len(args.capture)} capture(s)", file=sys.stderr)
     return 0
 
@@ -170,6 +205,8 @@ def _cmd_lab(args) -> int:
             lab.impair(args.delay_ms, args.jitter_ms, args.loss, args.keep_order)
         elif what == "clear":
             lab.clear_impairment()
+        elif what in ("mirror-on", "mirror-off"):
+            lab.set_mirror(what == "mirror-on")
         print(json.dumps(lab.status(), indent=1))
     elif args.action == "run":
         from .live.run import lab_run
@@ -182,7 +219,8 @@ def _cmd_lab(args) -> int:
 
 def _cmd_convert(args) -> int:
     from .scale import convert
-    res = convert(args.capture, args.output)
+    with _as_files(args.capture) as captures:
+        res = convert(captures, args.output)
     print(json.dumps(res))
     return 0
 
@@ -280,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("lab", help="the network-namespace lab: up, down, status, set, run (root)")
     sp.add_argument("action", choices=("up", "down", "status", "set", "run"))
     sp.add_argument("what", nargs="?", choices=("target-down", "target-up", "http-off", "http-on", "eni-down",
-                                                "eni-up", "impair", "clear"), help="for `set`")
+                                                "eni-up", "impair", "clear", "mirror-on", "mirror-off"),
+                    help="for `set` (mirror-on: the target's traffic in VXLAN to a mirror-target namespace)")
     sp.add_argument("--prefix", default="pk", help="namespace name prefix (default pk)")
     sp.add_argument("--enis", type=int, default=2)
     sp.add_argument("--eni", type=int, default=1, help="which ENI for eni-down/eni-up")

@@ -31,10 +31,26 @@ __all__ = ["read_captures", "convert", "dataset_files", "dataset_probes"]
 MANIFEST = "_probekit_manifest.json"
 
 
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd", ".lz4")
+
+
+def _rotation_key(path: str):
+    """Sort key putting rotated captures in the order they were written: numbers compare as numbers
+    (``cap``, ``cap1``, ``cap2``, ..., ``cap10`` as ``tcpdump -C`` names them) and a compression
+    suffix (``tcpdump -z gzip``) does not count."""
+    import re
+    name = path
+    for suf in _COMPRESSED_SUFFIXES:
+        if name.endswith(suf):
+            name = name[:-len(suf)]
+            break
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
 def _expand(paths) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
         p = str(paths)
-        found = sorted(_glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
+        found = sorted(_glob.glob(p), key=_rotation_key) if any(ch in p for ch in "*?[") else [p]
     else:
         found = [str(x) for x in paths]
     if not found:
@@ -67,7 +83,11 @@ def _combine(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
 
 def read_captures(paths, *, workers: int | None = None, progress: bool | None = None, backend: str = "fast",
                   strict: bool = False) -> pd.DataFrame:
-    """Read many captures into one packets table (plus a leading ``capture`` column)."""
+    """Read many captures into one packets table (plus a leading ``capture`` column).
+
+    paths: a glob or a list. Compressed rotations (``tcpdump -G/-C ... -z gzip``, also bzip2, xz, zstd,
+    lz4) are read as they are; a glob sorts numbers as numbers and ignores the compression suffix, so
+    ``cap``, ``cap1.gz``, ..., ``cap10.gz`` come in the order tcpdump wrote them."""
     files = _expand(paths)
     names = [f.name for f in files]
     if len(set(names)) != len(names):

@@ -10,14 +10,18 @@ import numpy as np
 from ..errors import CaptureError
 from . import _kernels as K
 
-__all__ = ["FrameIndex", "Interface", "index_frames", "sniff_format"]
+__all__ = ["FrameIndex", "Interface", "PcapHeader", "index_frames", "sniff_format", "pcap_header", "pcap_records"]
 
-PCAP_MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1000),  # µs, little endian
-    b"\xa1\xb2\xc3\xd4": (">", 1000),  # µs, big endian
-    b"\x4d\x3c\xb2\xa1": ("<", 1),     # ns, little endian
-    b"\xa1\xb2\x3c\x4d": (">", 1),     # ns, big endian
+PCAP_MAGICS = {  # first four bytes → (byte order, ns per timestamp fraction unit, record header bytes)
+    b"\xd4\xc3\xb2\xa1": ("<", 1000, 16),  # µs, little endian
+    b"\xa1\xb2\xc3\xd4": (">", 1000, 16),  # µs, big endian
+    b"\x4d\x3c\xb2\xa1": ("<", 1, 16),     # ns, little endian
+    b"\xa1\xb2\x3c\x4d": (">", 1, 16),     # ns, big endian
+    b"\x34\xcd\xb2\xa1": ("<", 1000, 24),  # "modified" pcap (0xa1b2cd34, Kuznetsov's patch), little endian
+    b"\xa1\xb2\xcd\x34": (">", 1000, 24),  # the same, big endian
 }
+PCAP_HEADER = 24
+DLT_EN10MB = 1
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 SHB_INSANE_MAX = 1 << 20   # libpcap's BT_SHB_INSANE_MAX
 MAX_DEC_RESOL = 19         # 10^-19 s still fits an unsigned 64-bit count per second
@@ -74,49 +78,88 @@ def index_frames(buf: np.ndarray, path: str) -> FrameIndex:
     if n < 4:
         raise CaptureError(path, 0, f"file too short ({n} bytes) to be a pcap or pcapng capture")
     raise CaptureError(path, 0, f"not a pcap or pcapng capture (first bytes {head.hex(' ')}; "
-                                "pcap starts a1b2c3d4/a1b23c4d in either byte order, pcapng 0a0d0d0a)")
+                                "pcap starts a1b2c3d4/a1b23c4d/a1b2cd34 in either byte order, pcapng 0a0d0d0a)")
 
 
 # --------------------------------------------------------------------------------------- pcap
-def _index_pcap(buf, path) -> FrameIndex:
-    n = buf.shape[0]
-    order, frac_ns = PCAP_MAGICS[bytes(buf[:4])]
-    if n < 24:
-        raise CaptureError(path, 0, f"truncated pcap file header: needs 24 bytes, the file has {n}")
-    major, minor, _zone, _sigfigs, snaplen, lt_field = struct.unpack(order + "HHiIII", bytes(buf[4:24]))
-    if (major, minor) not in ((2, 4), (2, 3), (2, 2)):
-        raise CaptureError(path, 4, f"unsupported pcap file version {major}.{minor} (2.4 expected)")
+@dataclass
+class PcapHeader:
+    """A classic pcap file header, read as libpcap's sf-pcap.c reads it."""
+    be: bool
+    frac_ns: int          # ns per unit of the record's fraction field (1000 for µs, 1 for ns)
+    hdrsize: int          # record header bytes: 16, or 24 for the modified (0xa1b2cd34) format
+    swap: int             # K.LEN_NOT_SWAPPED / LEN_SWAPPED / LEN_MAYBE_SWAPPED
+    version: tuple
+    linktype: int
+    snaplen: int
+
+
+def pcap_header(head: bytes, path) -> PcapHeader:
+    """Parse the 24-byte pcap file header as libpcap does (pcap_check_header): versions 2.0 to 2.4 and
+    DG/UX's 543.0; caplen and len in the pre-2.3 order for versions before 2.3 and for 543.0, and for
+    2.3 only where the first field exceeds the second (some 2.3 writers kept the old order)."""
+    order, frac_ns, hdrsize = PCAP_MAGICS[head[:4]]
+    if len(head) < PCAP_HEADER:
+        raise CaptureError(path, 0, f"truncated pcap file header: needs {PCAP_HEADER} bytes, the file has "
+                                    f"{len(head)}")
+    major, minor, _zone, _sigfigs, snaplen, lt_field = struct.unpack(order + "HHiIII", head[4:24])
+    if not ((major == 2 and minor <= 4) or (major, minor) == (543, 0)):
+        raise CaptureError(path, 4, f"unsupported pcap file version {major}.{minor} (libpcap reads 2.0 to 2.4 "
+                                    "and 543.0)")
     if lt_field & 0x03FF0000:
         raise CaptureError(path, 20, f"link-type field has reserved bits set (0x{lt_field:08x}); "
                                      "the file header is corrupt")
+    if major == 543 or minor < 3:
+        swap = K.LEN_SWAPPED
+    elif minor == 3:
+        swap = K.LEN_MAYBE_SWAPPED
+    else:
+        swap = K.LEN_NOT_SWAPPED
     linktype = lt_field & 0xFFFF
-    be = order == ">"
-    count, stop_off, reason = K.pcap_count(buf, 24, be)
+    if hdrsize == 24 and linktype == DLT_EN10MB:
+        snaplen = min(snaplen + 14, 2**31 - 1)   # libpcap: may be a cooked capture with a faked header
+    return PcapHeader(order == ">", frac_ns, hdrsize, swap, (major, minor), linktype, snaplen)
+
+
+def pcap_records(buf, start: int, h: PcapHeader, limit: int = -1):
+    """Walk whole records of ``buf`` from ``start``: (data_off, ts_ns, caplen, wirelen, stop_off, reason)."""
+    count, stop_off, reason = K.pcap_count(buf, start, h.be, h.hdrsize, h.swap, limit)
     data_off = np.empty(count, np.int64)
     ts_sec = np.empty(count, np.uint32)
     ts_frac = np.empty(count, np.uint32)
     caplen = np.empty(count, np.uint32)
     wirelen = np.empty(count, np.uint32)
-    K.pcap_fill(buf, 24, be, count, data_off, ts_sec, ts_frac, caplen, wirelen)
-    ts_ns = ts_sec.astype(np.int64) * 1_000_000_000 + ts_frac.astype(np.int64) * frac_ns
+    K.pcap_fill(buf, start, h.be, count, data_off, ts_sec, ts_frac, caplen, wirelen, h.hdrsize, h.swap)
+    ts_ns = ts_sec.astype(np.int64) * 1_000_000_000 + ts_frac.astype(np.int64) * h.frac_ns
+    return data_off, ts_ns, caplen, wirelen, stop_off, reason
+
+
+def _index_pcap(buf, path) -> FrameIndex:
+    h = pcap_header(bytes(buf[:PCAP_HEADER]), path)
+    data_off, ts_ns, caplen, wirelen, stop_off, reason = pcap_records(buf, PCAP_HEADER, h)
+    count = len(data_off)
     idx = FrameIndex("pcap", data_off, caplen, wirelen, ts_ns, None,
-                     np.zeros(count, np.int32), [Interface(linktype, snaplen, 10**9 // frac_ns)])
+                     np.zeros(count, np.int32), [Interface(h.linktype, h.snaplen, 10**9 // h.frac_ns)])
     if reason != K.STOP_END:
-        idx.stop = _pcap_stop_error(buf, path, stop_off, reason, be, count)
+        idx.stop = pcap_stop_error(buf, path, stop_off, reason, h, count)
     return idx
 
 
-def _pcap_stop_error(buf, path, off, reason, be, count) -> CaptureError:
+def pcap_stop_error(buf, path, off, reason, h: PcapHeader, count, base: int = 0) -> CaptureError:
+    """Why the record walk stopped at ``off`` of ``buf`` (``base``: buf's offset in the stream)."""
     n = buf.shape[0]
     after = f"after {count} whole record{'s' if count != 1 else ''}"
+    hs = h.hdrsize
     if reason == K.STOP_SHORT_HEADER:
-        return CaptureError(path, off, f"file ends inside a record header ({n - off} of 16 bytes) {after}")
-    cap = struct.unpack((">" if be else "<") + "I", bytes(buf[off + 8:off + 12]))[0]
+        return CaptureError(path, base + off, f"file ends inside a record header ({n - off} of {hs} bytes) "
+                                              f"{after}")
+    a, b = struct.unpack((">" if h.be else "<") + "II", bytes(buf[off + 8:off + 16]))
+    cap = b if h.swap == K.LEN_SWAPPED or (h.swap == K.LEN_MAYBE_SWAPPED and a > b) else a
     if reason == K.STOP_HUGE_RECORD:
-        return CaptureError(path, off, f"record claims {cap} captured bytes (over {K.MAX_RECORD}); "
-                                       f"the file is corrupt from here, {after}")
-    return CaptureError(path, off, f"file ends inside a record: header promises {cap} bytes, "
-                                   f"{n - off - 16} remain, {after}")
+        return CaptureError(path, base + off, f"record claims {cap} captured bytes (over {K.MAX_RECORD}); "
+                                              f"the file is corrupt from here, {after}")
+    return CaptureError(path, base + off, f"file ends inside a record: header promises {cap} bytes, "
+                                          f"{n - off - hs} remain, {after}")
 
 
 # ------------------------------------------------------------------------------------- pcapng

@@ -77,37 +77,59 @@ def _be64(b, o):
 
 
 # ----------------------------------------------------------------------------------------- pcap
+# Record-header layouts of classic pcap (libpcap sf-pcap.c): the usual 16-byte header, or the 24-byte
+# "patched" header of magic 0xa1b2cd34 (Alexey Kuznetsov's patch: + ifindex, protocol, pkt_type, pad).
+# Length order (``swap``): 0 caplen then len (2.4); 1 len then caplen (before 2.3, and DG/UX 543.0);
+# 2 "maybe" (2.3: swapped only where the first field exceeds the second).
+LEN_NOT_SWAPPED = 0
+LEN_SWAPPED = 1
+LEN_MAYBE_SWAPPED = 2
+
+
 @njit(cache=True, nogil=True)
-def pcap_count(buf, start, be):
-    """Count whole records from ``start``; return (count, stop_offset, stop_reason)."""
+def _pcap_lengths(buf, off, be, swap):
+    a = _rd32(buf, off + 8, be)
+    b = _rd32(buf, off + 12, be)
+    if swap == LEN_SWAPPED or (swap == LEN_MAYBE_SWAPPED and a > b):
+        return b, a
+    return a, b
+
+
+@njit(cache=True, nogil=True)
+def pcap_count(buf, start, be, hdrsize=16, swap=0, limit=-1):
+    """Count whole records from ``start`` (at most ``limit`` if >= 0); return (count, stop_offset,
+    stop_reason). A record that does not fit the buffer stops the walk (STOP_SHORT_*), so a chunked
+    caller reads more and walks again from stop_offset."""
     n = buf.shape[0]
     off = start
     count = 0
     while True:
+        if count == limit:
+            return count, off, STOP_END
         if off == n:
             return count, off, STOP_END
-        if off + 16 > n:
+        if off + hdrsize > n:
             return count, off, STOP_SHORT_HEADER
-        cap = _rd32(buf, off + 8, be)
+        cap, _wire = _pcap_lengths(buf, off, be, swap)
         if cap > MAX_RECORD:
             return count, off, STOP_HUGE_RECORD
-        if off + 16 + cap > n:
+        if off + hdrsize + cap > n:
             return count, off, STOP_SHORT_DATA
         count += 1
-        off += 16 + cap
+        off += hdrsize + cap
 
 
 @njit(cache=True, nogil=True)
-def pcap_fill(buf, start, be, count, data_off, ts_sec, ts_frac, caplen, wirelen):
+def pcap_fill(buf, start, be, count, data_off, ts_sec, ts_frac, caplen, wirelen, hdrsize=16, swap=0):
     off = start
     for i in range(count):
         ts_sec[i] = _rd32(buf, off, be)
         ts_frac[i] = _rd32(buf, off + 4, be)
-        cap = _rd32(buf, off + 8, be)
+        cap, wire = _pcap_lengths(buf, off, be, swap)
         caplen[i] = cap
-        wirelen[i] = _rd32(buf, off + 12, be)
-        data_off[i] = off + 16
-        off += 16 + cap
+        wirelen[i] = wire
+        data_off[i] = off + hdrsize
+        off += hdrsize + cap
 
 
 # --------------------------------------------------------------------------------------- pcapng

@@ -6,6 +6,15 @@ real HTTP server; tcpdump on both ends. Only documentation ranges, only inside n
     eni1 198.51.100.26/28 ── r1 198.51.100.17/28     rt 192.0.2.1/24 ── eth0 192.0.2.10/24 (nginx :8080)
     (fd00:5:K::10/64)          (fd00:5:K::1/64)     (fd00:6::1/64)      (fd00:6::10/64)
 
+With the mirror switched on (``Lab.set_mirror(True)``, ``probekit lab set mirror-on``), every frame the
+target's eth0 receives or sends is copied, as VPC Traffic Mirroring does, into VXLAN (VNI 4242, UDP
+4789) towards a mirror-target namespace that captures and drops it:
+
+    target ns: eth0 ── nftables netdev ingress + egress `dup to vx0`
+               vx0 (vxlan 4242, remote 198.51.100.246) over mt0 198.51.100.245/30 ── mt1 198.51.100.246/30
+    mirror ns: tcpdump -i mt1 udp port 4789; nft input `udp dport 4789 drop` (silently: no ICMP port
+               unreachable comes back, which would otherwise be mirrored again and grow into a loop)
+
 Each ENI has its own policy-routing table (``ip rule from ADDR``), so a probe leaves by the interface
 of its source address. Impairment sits on the router's forward path towards the target: loss with
 iptables' statistic match, delay and jitter with a userspace NFQUEUE delayer (this kernel has no netem;
@@ -29,6 +38,9 @@ __all__ = ["Lab", "LabError", "LabConfig"]
 
 STATE_DIR = Path(os.environ.get("PROBEKIT_LAB_STATE", "/run/probekit-lab"))
 HTTP_PORT = 8080
+MIRROR_VNI = 4242
+VXLAN_PORT = 4789
+MIRROR_MTU = 9000              # the underlay carries a full 1500-byte frame plus 50 bytes of VXLAN
 
 
 class LabError(ProbekitError):
@@ -59,6 +71,8 @@ class LabConfig:
     target_v6: str = "fd00:6::10"
     router_v4: str = "192.0.2.1"
     router_v6: str = "fd00:6::1"
+    mirror_local_v4: str = "198.51.100.245"    # the target's end of the mirror link (VXLAN source)
+    mirror_v4: str = "198.51.100.246"          # the mirror target (VXLAN destination)
 
     @property
     def sources_v4(self) -> list[str]:
@@ -231,7 +245,7 @@ http {{
     def status(self) -> dict:
         st = self._load()
         alive = {k: _alive(v) for k, v in st.pids.items()}
-        return {"up": self.is_up(), "namespaces": self.namespaces(), "processes": alive,
+        return {"up": self.is_up(), "mirror": self.mirroring(), "namespaces": self.namespaces(), "processes": alive,
                 "impairment": st.impairment, "sources_v4": self.config.sources_v4, "target_v4": self.config.target_v4,
                 "sources_v6": self.config.sources_v6, "target_v6": self.config.target_v6}
 
@@ -262,6 +276,54 @@ http {{
                 if _run(cmd, ns=ns, check=attempt == 49).returncode == 0:
                     break
                 time.sleep(0.05)
+
+    def mirroring(self) -> bool:
+        """Is the VXLAN mirror of the target's traffic on?"""
+        return self.config.ns("mirror") in self.namespaces()
+
+    def set_mirror(self, on: bool) -> None:
+        """Mirror every frame the target's eth0 receives and sends into VXLAN towards a mirror-target
+        namespace (capture it with ``start_capture("mirror", path)``), as VPC Traffic Mirroring delivers
+        mirrored traffic to its target; off removes the mirror and its namespace."""
+        c = self.config
+        tgt, mir = c.ns("target"), c.ns("mirror")
+        if not on:
+            _run(["nft", "delete", "table", "netdev", "pkmirror"], ns=tgt, check=False)
+            _run(["ip", "link", "del", "vx0"], ns=tgt, check=False)
+            _run(["ip", "link", "del", "mt0"], ns=tgt, check=False)
+            if mir in self.namespaces():
+                for pid in _run(["ip", "netns", "pids", mir], check=False).stdout.split():
+                    _kill(int(pid))
+                _run(["ip", "netns", "del", mir], check=False)
+            return
+        if not shutil.which("nft"):
+            raise LabError("`nft` is not installed: apt-get install nftables (./kit test installs it)")
+        if not self.is_up():
+            raise LabError("the lab is not up: run `probekit lab up` (Lab.up()) before switching the mirror on")
+        self.set_mirror(False)
+        try:
+            _run(["ip", "netns", "add", mir])
+            _run(["ip", "link", "set", "lo", "up"], ns=mir)
+            self._veth("mt0", tgt, "mt1", mir)
+            for ns, dev, addr in ((tgt, "mt0", c.mirror_local_v4), (mir, "mt1", c.mirror_v4)):
+                _run(["ip", "link", "set", dev, "mtu", str(MIRROR_MTU)], ns=ns)
+                _run(["ip", "addr", "add", f"{addr}/30", "dev", dev], ns=ns)
+            _run(["ip", "link", "add", "vx0", "type", "vxlan", "id", str(MIRROR_VNI), "dstport", str(VXLAN_PORT),
+                  "remote", c.mirror_v4, "local", c.mirror_local_v4, "dev", "mt0"], ns=tgt)
+            _run(["ip", "link", "set", "vx0", "mtu", str(MIRROR_MTU - 50)], ns=tgt)
+            # vx0 sends only mirrored frames: no IPv6 of its own (router solicitations, DAD)
+            _run(["sysctl", "-qw", "net.ipv6.conf.vx0.disable_ipv6=1"], ns=tgt)
+            _run(["ip", "link", "set", "vx0", "up"], ns=tgt)
+            _nft(tgt, f"""table netdev pkmirror {{
+  chain rx {{ type filter hook ingress device "eth0" priority 0; dup to "vx0"; }}
+  chain tx {{ type filter hook egress device "eth0" priority 0; dup to "vx0"; }}
+}}""")
+            _nft(mir, f"""table inet pkmirror {{
+  chain input {{ type filter hook input priority 0; udp dport {VXLAN_PORT} drop; }}
+}}""")
+        except Exception:
+            self.set_mirror(False)
+            raise
 
     def set_eni(self, k: int, up: bool) -> None:
         _run(["ip", "link", "set", f"eni{k}", "up" if up else "down"], ns=self.config.ns("prober"))
@@ -325,13 +387,13 @@ http {{
 
     # -------------------------------------------------------------------------- captures
     def start_capture(self, where: str, path: Path) -> int:
-        """tcpdump at the target (its Ethernet interface) or the prober (``-i any``: Linux SLL2); returns
-        once tcpdump says it is listening."""
+        """tcpdump at the target (its Ethernet interface), the prober (``-i any``: Linux SLL2) or the mirror
+        target (the VXLAN packets on its link, see set_mirror); returns once tcpdump says it is listening."""
         ns = self.config.ns(where)
-        iface = "eth0" if where == "target" else "any"
+        iface = {"target": "eth0", "mirror": "mt1"}.get(where, "any")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        flt = "icmp or icmp6 or tcp"
+        flt = f"udp port {VXLAN_PORT}" if where == "mirror" else "icmp or icmp6 or tcp"
         proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-s", "0", "-i",
                                  iface, "-w", str(path), flt], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
@@ -360,6 +422,12 @@ http {{
         if pid:
             _kill(pid, signal.SIGINT, wait=5.0)
         self._save(st)
+
+
+def _nft(ns: str, ruleset: str) -> None:
+    p = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=ruleset, capture_output=True, text=True)
+    if p.returncode:
+        raise LabError(f"nft in {ns} refused the mirror rules: {p.stderr.strip()}")
 
 
 def _alive(pid: int) -> bool:
