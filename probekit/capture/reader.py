@@ -21,8 +21,8 @@ BACKENDS = ("fast", "dpkt", "pyshark")
 PROGRESS_BYTES = 50 * 1024 * 1024
 
 
-def read_capture(path, *, backend: str = "fast", strict: bool = False, progress: bool | None = None
-                 ) -> pd.DataFrame:
+def read_capture(path, *, backend: str = "fast", strict: bool = False, progress: bool | None = None,
+                 decapsulate: bool = True) -> pd.DataFrame:
     """Read a pcap or pcapng file into the packets table (see ``probekit.schema.PACKETS``).
 
     backend: ``"fast"`` (compiled record walk and decoder, the default), ``"dpkt"`` (dpkt objects, the
@@ -30,6 +30,9 @@ def read_capture(path, *, backend: str = "fast", strict: bool = False, progress:
     strict: a file cut short or corrupt part-way raises CaptureError instead of returning every whole
     record before the damage with a CaptureWarning.
     progress: show a tqdm bar; default: only for files over 50 MB when stderr is a terminal.
+    decapsulate: open tunnels (VXLAN, GENEVE, GRE/ERSPAN, IP-in-IP, 6in4, Teredo, GTP-U; see
+    ``probekit.capture.encaps``) so that the L3/L4 columns describe the innermost IP packet; False
+    keeps the outermost headers.
 
     ``df.attrs`` carries ``path``, ``format``, ``interfaces`` and ``notes`` (salvage notes).
     """
@@ -38,7 +41,7 @@ def read_capture(path, *, backend: str = "fast", strict: bool = False, progress:
     path = os.fspath(path)
     if backend == "dpkt":
         from ._dpkt import read_dpkt
-        return read_dpkt(path, strict=strict)
+        return read_dpkt(path, strict=strict, decapsulate=decapsulate)
     if backend == "pyshark":
         from ._pyshark import read_pyshark
         return read_pyshark(path)
@@ -52,7 +55,7 @@ def read_capture(path, *, backend: str = "fast", strict: bool = False, progress:
             warnings.warn(note, CaptureWarning, stacklevel=2)
         bar = _progress_bar(buf.shape[0], len(idx), progress)
         try:
-            df = decode_frames(buf, idx, bar)
+            df = decode_frames(buf, idx, bar, decapsulate=decapsulate)
         finally:
             if bar is not None:
                 bar.close()
