@@ -25,6 +25,7 @@ import pandas as pd
 
 from .capture import read_capture
 from .errors import ProbekitError
+from .schema import packets_for_storage, packets_from_storage
 
 __all__ = ["read_captures", "convert", "dataset_files", "dataset_probes"]
 
@@ -138,7 +139,7 @@ def convert(captures, out_dir, *, progress: bool | None = None) -> dict:
         df.attrs = {}
         part.mkdir(parents=True, exist_ok=True)
         tmp = part / f".tmp-{os.getpid()}.parquet"
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = pa.Table.from_pandas(packets_for_storage(df), preserve_index=False)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                b"probekit.path": str(f.resolve()).encode()})
         pq.write_table(table, tmp)
@@ -163,7 +164,7 @@ def dataset_files(out_dir) -> list[Path]:
 def _load_partition(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
     t = pq.read_table(path)
-    df = t.to_pandas()
+    df = packets_from_storage(t.to_pandas())
     if "capture" in df.columns:
         df = df.drop(columns=["capture"])
     for c in ("src", "dst"):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TCP_FLAGS", "empty_packets", "STREAM_KEYS",
-           "SOURCE_STREAM_KEYS", "TABLES", "check_table", "empty_table", "tables_markdown"]
+__all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TUNNEL_KINDS", "TCP_FLAGS", "empty_packets",
+           "STREAM_KEYS", "SOURCE_STREAM_KEYS", "SPARSE", "TABLES", "check_table", "empty_table", "tables_markdown"]
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,23 @@ L3_KINDS = ("ipv4", "ipv6", "arp", "other", "none")
 layer with another protocol;
 'none': nothing decodable, e.g. an unknown link type or a frame too short for its link header)."""
 
+TUNNEL_KINDS = ("none", "vxlan", "geneve", "gre", "erspan", "ipip", "6in4", "ip6ip6", "teredo", "gtpu")
+"""Values of ``tunnel``: the outermost encapsulation the decoder opened (see probekit.capture.encaps)."""
+
+SPARSE = "Sparse[float64, nan]"
+"""dtype of the rarely-filled numeric packets columns (tunnel and quoted-header fields): only the rows
+that have a value cost memory (12 bytes each); NaN where the field does not apply. Integer values are
+exact (all fit in 2^53); ``s.astype("UInt32")`` (or UInt16/UInt8) gives the nullable integer column."""
+SPARSE_TEXT = "Sparse[object, nan]"
+"""dtype of the rarely-filled address columns (quoted_src, quoted_dst): text, NaN where absent."""
+
 TCP_FLAGS = {"FIN": 0x001, "SYN": 0x002, "RST": 0x004, "PSH": 0x008, "ACK": 0x010, "URG": 0x020,
              "ECE": 0x040, "CWR": 0x080, "AE": 0x100}
 """Bits of ``tcp_flags`` (the 12-bit field after the data offset, as tshark's ``tcp.flags``)."""
 
 PACKETS: tuple[Column, ...] = (
     Column("frame", "int64", "frame number, 1-based, in file order (tshark's frame.number)"),
-    Column("iface", "int32", "interface id: pcapng IDB index counted across sections; 0 for pcap"),
+    Column("iface", "uint16", "interface id: pcapng IDB index counted across sections; 0 for pcap"),
     Column("linktype", "uint16", "LINKTYPE_ value of the frame's interface (see probekit.capture.linktypes)"),
     Column("ts_ns", "Int64", "capture timestamp, integer nanoseconds since the Unix epoch (exact); <NA> "
                              "for pcapng Simple Packet Blocks, which carry none"),
@@ -74,7 +85,29 @@ PACKETS: tuple[Column, ...] = (
                                    "df.probekit.payloads()); <NA> when none of it was captured"),
     Column("payload_caplen", "Int32", "payload bytes actually present in the file (<= payload_len)"),
     Column("truncated", "bool", "caplen < wirelen, or a header was cut by the snap length"),
-    Column("malformed", "bool", "a header is inconsistent (bad IHL, lengths, version vs link type, ...)"),
+    Column("malformed", "bool", "a header is inconsistent (bad IHL, lengths, version vs link type, a tunnel "
+                                "header longer than its packet, ...)"),
+    Column("offload", "bool", "segmentation-offload super-frame: IPv4 total length 0 or beyond the frame; "
+                              "the captured length is taken instead (as Zeek does), L4 fields are kept"),
+    Column("tunnel", "category", "outermost encapsulation opened: " + ", ".join(TUNNEL_KINDS) + "; the L3/L4 "
+                                 "columns above then describe the innermost IP packet"),
+    Column("tunnel_depth", "uint8", "number of nested encapsulations opened (0 = none)"),
+    Column("outer_src", "category", "source address of the outermost IP header (tunnelled frames only)"),
+    Column("outer_dst", "category", "destination address of the outermost IP header (tunnelled frames only)"),
+    Column("tunnel_id", SPARSE, "the outermost tunnel's id: VXLAN/GENEVE VNI, GRE key (PPTP call id), GTP-U "
+                                "TEID, ERSPAN session id"),
+    Column("outer_ttl", SPARSE, "TTL / hop limit of the outermost IP header (tunnelled frames only)"),
+    Column("quoted_src", SPARSE_TEXT, "source address of the IP header an ICMP error (types 3, 4, 5, 11, 12) "
+                                      "or ICMPv6 error (types 1-4) quotes"),
+    Column("quoted_dst", SPARSE_TEXT, "destination address of the quoted IP header"),
+    Column("quoted_proto", SPARSE, "protocol of the quoted IP header (IPv6: after extension headers)"),
+    Column("quoted_sport", SPARSE, "TCP/UDP source port of the quoted datagram"),
+    Column("quoted_dport", SPARSE, "TCP/UDP destination port of the quoted datagram"),
+    Column("quoted_icmp_id", SPARSE, "echo identifier of a quoted ICMP/ICMPv6 echo"),
+    Column("quoted_icmp_seq", SPARSE, "echo sequence number of a quoted ICMP/ICMPv6 echo"),
+    Column("quoted_tcp_seq", SPARSE, "TCP sequence number of the quoted segment (raw)"),
+    Column("icmp_mtu", SPARSE, "next-hop MTU of an ICMP fragmentation-needed (type 3 code 4) or ICMPv6 "
+                               "packet-too-big (type 2)"),
 )
 
 PACKET_COLUMNS = tuple(c.name for c in PACKETS)
@@ -246,7 +279,8 @@ def empty_packets() -> pd.DataFrame:
     cols = {}
     for c in PACKETS:
         if c.dtype == "category":
-            cols[c.name] = pd.Categorical([], categories=(L3_KINDS if c.name == "l3" else []))
+            cats = {"l3": L3_KINDS, "tunnel": TUNNEL_KINDS}.get(c.name, [])
+            cols[c.name] = pd.Categorical([], categories=list(cats))
         else:
             cols[c.name] = pd.Series([], dtype=c.dtype)
     return pd.DataFrame(cols)
@@ -272,6 +306,32 @@ TABLES: dict[str, tuple[tuple[Column, ...], str]] = {
     "truth": (TRUTH, "Ground truth of a synthetic capture / the live prober's results CSV: "
                      "`probekit.synth.read_truth`."),
 }
+
+
+def packets_for_storage(df: pd.DataFrame) -> pd.DataFrame:
+    """The packets table with its sparse columns made dense (float64 / object with NaN), for Arrow and
+    Parquet, which cannot hold pandas sparse data; :func:`packets_from_storage` restores them."""
+    sparse = [c.name for c in PACKETS if c.dtype in (SPARSE, SPARSE_TEXT) and c.name in df.columns]
+    if not sparse:
+        return df
+    out = df.copy(deep=False)
+    for c in sparse:
+        if isinstance(out[c].dtype, pd.SparseDtype):
+            out[c] = out[c].sparse.to_dense()
+    return out
+
+
+def packets_from_storage(df: pd.DataFrame) -> pd.DataFrame:
+    """Inverse of :func:`packets_for_storage` (in place): the sparse columns' dtypes back."""
+    for c in PACKETS:
+        if c.dtype in (SPARSE, SPARSE_TEXT) and c.name in df.columns and str(df[c.name].dtype) != c.dtype:
+            col = df[c.name]
+            if c.dtype == SPARSE_TEXT:
+                col = col.astype(object).where(col.notna(), np.nan)
+            else:
+                col = col.astype(np.float64)
+            df[c.name] = col.astype(c.dtype)
+    return df
 
 
 def check_packets(df: pd.DataFrame) -> None:

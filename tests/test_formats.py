@@ -204,9 +204,10 @@ def test_kernels_give_the_same_table_as_plain_python(tmp_path):
     root = Path(__file__).resolve().parents[1]
     caps = [root / "captures" / "lossy.pcapng", root / "captures" / "port-closed.pcap"]
     code = ("import sys, probekit\n"
+            "from probekit.schema import packets_for_storage\n"
             "for p in sys.argv[1:]:\n"
             "    df = probekit.read_capture(p)\n"
-            "    df.to_parquet(p.replace('/', '_') + '.parquet')\n")
+            "    packets_for_storage(df).to_parquet(p.replace('/', '_') + '.parquet')\n")
     for jit in ("0", "1"):
         d = tmp_path / jit
         d.mkdir()

@@ -1,6 +1,9 @@
 """backend="dpkt": the reference decoder. Frames are located by probekit's container walk (dpkt's own
-pcapng reader handles neither mixed-endian sections nor per-interface link types); every header is
-decoded by dpkt objects, one packet at a time, and mapped onto the same schema."""
+pcapng reader handles neither mixed-endian sections nor per-interface link types); headers are decoded
+one packet at a time in plain Python — dpkt objects where dpkt has a class that accepts the bytes
+(link layers, VLAN tags, MPLS labels, UDP, TCP, ICMP echo), byte slices where it has none or refuses
+partial headers (cut IP headers, VXLAN, GENEVE, ERSPAN, GTP-U, Teredo, quoted headers) — and mapped
+onto the same schema. It is written apart from the compiled decoder so the two check each other."""
 from __future__ import annotations
 
 import socket
@@ -13,7 +16,8 @@ import pandas as pd
 
 from .._io import open_bytes
 from ..errors import CaptureWarning
-from ..schema import L3_KINDS, PACKETS
+from ..schema import L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
+from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from ._frames import index_frames
 from .linktypes import L2_ETHER, L2_IPNET, L2_IPV4, L2_IPV6, L2_LOOP, L2_NULL, L2_RAW, L2_SLL, L2_SLL2, decoder_kind
 
@@ -21,9 +25,11 @@ _ICMP_ECHO = {0, 8, 13, 14, 15, 16, 17, 18}
 _ICMP6_ECHO = {128, 129}
 _QINQ = {0x8100, 0x88A8, 0x9100}
 _V6_EXT = {0, 43, 44, 51, 60, 135, 139, 140}
+_ICMP_ERRORS = {3, 4, 5, 11, 12}
+_ICMP6_ERRORS = {1, 2, 3, 4}
 
 
-def read_dpkt(path: str, strict: bool = False) -> pd.DataFrame:
+def read_dpkt(path: str, strict: bool = False, decapsulate: bool = True) -> pd.DataFrame:
     with open_bytes(path) as buf:
         idx = index_frames(buf, path)
         if idx.stop is not None:
@@ -37,7 +43,7 @@ def read_dpkt(path: str, strict: bool = False) -> pd.DataFrame:
         itf = idx.interfaces[int(idx.iface[i])]
         off = int(idx.data_off[i])
         cap = int(idx.caplen[i])
-        row = _decode(raw[off:off + cap], decoder_kind(itf.linktype), int(idx.wirelen[i]))
+        row = decode_frame(raw[off:off + cap], decoder_kind(itf.linktype), int(idx.wirelen[i]), decapsulate)
         if row.get("payload_off") is not None:
             row["payload_off"] += off
         row.update(frame=i + 1, iface=int(idx.iface[i]), linktype=itf.linktype,
@@ -50,165 +56,414 @@ def read_dpkt(path: str, strict: bool = False) -> pd.DataFrame:
     return df
 
 
-def _link(frame: bytes, kind: int):
-    """(ethertype-ish, l3 offset, vlan) using dpkt's link-layer classes."""
-    if kind == L2_ETHER:
-        # dpkt's Ethernet stops after two VLAN tags; walk the stack with its tag and label classes
+K_ETYPE = -1   # "the payload's ethertype is known" (tunnel payloads)
+_IP_FIELDS = ("src", "dst", "ip_proto", "ip_len", "ip_hdr_len", "ttl", "ip_id", "ip_df", "ip_mf", "frag_offset")
+
+
+def _ver(b: bytes, at: int = 0) -> int:
+    """ethertype by the IP version nibble: -1 when cut, -2 when neither 4 nor 6."""
+    if len(b) <= at:
+        return -1
+    return {4: 0x0800, 6: 0x86DD}.get(b[at] >> 4, -2)
+
+
+def _link(frame: bytes, kind: int, et0: int):
+    """(ethertype, l3 offset, vlan, truncated, malformed): ethertype -1 none, -2 other."""
+    if kind == K_ETYPE:
+        et, hl = et0, 0
+        trunc = et0 == -1
+    elif kind == L2_ETHER:
         if len(frame) < 14:
-            raise dpkt.NeedData
-        et = int.from_bytes(frame[12:14], "big")
-        hl, vlan = 14, None
-        while et in _QINQ:
-            if len(frame) < hl + 4:
-                raise dpkt.NeedData
-            tag = dpkt.ethernet.VLANtag8021Q(frame[hl:hl + 4])
-            vlan = tag.id if vlan is None else vlan
-            et, hl = tag.type, hl + 4
-        if et in (0x8847, 0x8848):
-            while True:
-                if len(frame) < hl + 4:
-                    raise dpkt.NeedData
-                lbl = dpkt.ethernet.MPLSlabel(frame[hl:hl + 4])
-                hl += 4
-                if lbl.s:
-                    break
-            v = frame[hl] >> 4 if len(frame) > hl else 0
-            return {4: 0x0800, 6: 0x86DD}.get(v, -2), hl, vlan
-        return et, hl, vlan
-    if kind == L2_SLL:
-        sll = dpkt.sll.SLL(frame)
-        return sll.ethtype, 16, None
-    if kind == L2_SLL2:
-        sll2 = dpkt.sll2.SLL2(frame)
-        return sll2.ethtype, 20, None
-    if kind in (L2_NULL, L2_LOOP):
-        # dpkt's Loopback reads the family in this host's byte order and then parses the payload
-        # itself; the writer's byte order is what matters, so it is read here
+            return -1, 0, None, True, False
+        et, hl, trunc = int.from_bytes(frame[12:14], "big"), 14, False
+    elif kind == L2_SLL:
+        if len(frame) < 16:
+            return -1, 0, None, True, False
+        et, hl, trunc = dpkt.sll.SLL(frame).ethtype, 16, False
+    elif kind == L2_SLL2:
+        if len(frame) < 20:
+            return -1, 0, None, True, False
+        et, hl, trunc = dpkt.sll2.SLL2(frame).ethtype, 20, False
+    elif kind in (L2_NULL, L2_LOOP):
+        # dpkt's Loopback reads the family in this host's byte order; the writer's order matters
         if len(frame) < 4:
-            raise dpkt.NeedData
+            return -1, 0, None, True, False
         if kind == L2_LOOP or (frame[0] == 0 and frame[1] == 0):
             fam = int.from_bytes(frame[:4], "big")
         else:
             fam = int.from_bytes(frame[:4], "little")
-        return {2: 0x0800, 24: 0x86DD, 28: 0x86DD, 30: 0x86DD, 10: 0x86DD}.get(fam, -2), 4, None
-    if kind in (L2_RAW, L2_IPV4, L2_IPV6):
-        v = frame[0] >> 4
-        return {4: 0x0800, 6: 0x86DD}.get(v, -3), 0, None
-    if kind == L2_IPNET:
+        et, hl, trunc = {2: 0x0800, 24: 0x86DD, 28: 0x86DD, 30: 0x86DD, 10: 0x86DD}.get(fam, -2), 4, False
+    elif kind in (L2_RAW, L2_IPV4, L2_IPV6):
+        et = _ver(frame)
+        if et == -1:
+            return -1, 0, None, True, False
+        if et == -2:
+            return -2, 0, None, False, True
+        hl, trunc = 0, False
+    elif kind == L2_IPNET:
         if len(frame) < 24:
-            raise dpkt.NeedData
-        return {2: 0x0800, 26: 0x86DD}.get(frame[1], -2), 24, None
-    return None, 0, None
+            return -1, 0, None, True, False
+        et, hl, trunc = {2: 0x0800, 26: 0x86DD}.get(frame[1], -2), 24, False
+    else:
+        return -1, 0, None, False, False
+    vlan = None
+    while et in _QINQ:   # dpkt's Ethernet stops after two tags: walk the stack with its tag class
+        if len(frame) < hl + 4:
+            return -1, hl, vlan, True, False
+        tag = dpkt.ethernet.VLANtag8021Q(frame[hl:hl + 4])
+        vlan = tag.id if vlan is None else vlan
+        et, hl = tag.type, hl + 4
+    if et in (0x8847, 0x8848):
+        while True:
+            if len(frame) < hl + 4:
+                return -1, hl, vlan, True, False
+            lbl = dpkt.ethernet.MPLSlabel(frame[hl:hl + 4])
+            hl += 4
+            if lbl.s:
+                break
+        et = _ver(frame, hl)
+        if et == -1:
+            return -1, hl, vlan, True, False
+    return et, hl, vlan, trunc, False
 
 
-def _decode(frame: bytes, kind: int, wirelen: int) -> dict:
-    row: dict = {"l3": "none", "truncated": False, "malformed": False}
-    try:
-        et, hl, vlan = _link(frame, kind)
-    except (dpkt.NeedData, dpkt.UnpackError, IndexError):
-        row["truncated"] = True
-        return row
-    row["vlan"] = vlan
-    if et is None:
-        return row
-    if et == -2:
+def decode_frame(frame: bytes, kind: int, wirelen: int, decapsulate: bool = True) -> dict:
+    """One frame's row (payload_off relative to the frame)."""
+    row: dict = {"l3": "none", "truncated": False, "malformed": False, "offload": False, "tunnel": "none",
+                 "tunnel_depth": 0}
+    _layer(row, frame, kind, -1, wirelen, 0, decapsulate)
+    return row
+
+
+def _layer(row: dict, frame: bytes, kind: int, et0: int, wire: int, base: int, decap: bool) -> None:
+    et, hl, vlan, trunc, bad = _link(frame, kind, et0)
+    if row.get("vlan") is None and vlan is not None:
+        row["vlan"] = vlan
+    row["truncated"] |= trunc
+    row["malformed"] |= bad
+    if et == -1:
+        row["l3"] = "none"
+        return
+    if et in (0x0806, 0x8035):
+        row["l3"] = "arp"
+        return
+    if et not in (0x0800, 0x86DD):
         row["l3"] = "other"
-        return row
-    if et == -3:
-        row.update(l3="other", malformed=True)
-        return row
+        return
     want = {L2_IPV4: 0x0800, L2_IPV6: 0x86DD}.get(kind)
     if want is not None and et != want:
         row["malformed"] = True
     l3b = frame[hl:]
-    if et in (0x0806, 0x8035):
-        row["l3"] = "arp"
-        return row
-    if et not in (0x0800, 0x86DD):
-        row["l3"] = "other"
-        return row
-    wire_l3 = wirelen - hl
+    wire_l3 = wire - hl
     if et == 0x0800:
         row["l3"] = "ipv4"
-        if len(l3b) < 20:
-            row["truncated"] = True
-            return row
-        if l3b[0] >> 4 != 4:
-            row["malformed"] = True
-            return row
-        try:
-            ip = dpkt.ip.IP(l3b)
-        except (dpkt.NeedData, dpkt.UnpackError):
-            ip = None
-        if ip is None:  # options cut off or lengths inconsistent: the fixed 20-byte header only
-            v_hl, _tos, tot, ipid, ff, ttl, proto, _sum, src, dst = struct.unpack(">BBHHHBBH4s4s", l3b[:20])
-            ihl = (v_hl & 15) * 4
-            row.update(src=socket.inet_ntoa(src), dst=socket.inet_ntoa(dst), ip_proto=proto, ip_len=tot,
-                       ip_hdr_len=ihl, ttl=ttl, ip_id=ipid, ip_df=bool(ff & 0x4000), ip_mf=bool(ff & 0x2000),
-                       frag_offset=(ff & 0x1FFF) * 8)
-            if ihl < 20 or tot < ihl or tot > wire_l3:
-                row["malformed"] = True
+        got = _ipv4(row, l3b, wire_l3, quoted=False)
+    else:
+        row["l3"] = "ipv6"
+        got = _ipv6(row, l3b, wire_l3, quoted=False)
+    if got is None:
+        return
+    proto, l4at, l4len = got
+    if decap and row["tunnel_depth"] < MAX_DEPTH and proto in (4, 41, 47, 17):
+        t = _tunnel(l3b, l4at, l4len, proto, row["l3"] == "ipv6")
+        if t is not None:
+            name, inner_at, ik, iet, tid, bad = t
+            if bad:
+                row["truncated" if bad == "truncated" else "malformed"] = True
             else:
-                row["truncated"] = True
-            return row
-        ihl = ip.hl * 4
-        row.update(src=socket.inet_ntoa(ip.src), dst=socket.inet_ntoa(ip.dst), ip_proto=ip.p, ip_len=ip.len,
-                   ip_hdr_len=ihl, ttl=ip.ttl, ip_id=ip.id, ip_df=bool(ip.df), ip_mf=bool(ip.mf),
-                   frag_offset=ip.offset * 8)
-        if ihl < 20 or ip.len < ihl:
+                if row["tunnel_depth"] == 0:
+                    row.update(tunnel=name, outer_src=row.get("src"), outer_dst=row.get("dst"),
+                               outer_ttl=row.get("ttl"), tunnel_id=tid)
+                row["tunnel_depth"] += 1
+                for f in _IP_FIELDS:
+                    row.pop(f, None)
+                row["offload"] = False
+                lim = l4at + l4len
+                inner = l3b[inner_at:min(len(l3b), lim)]
+                _layer(row, inner, ik, iet, lim - inner_at, base + hl + inner_at, decap)
+                return
+    _l4(row, proto, l3b[l4at:], l4len, base + hl + l4at)
+
+
+def _ipv4(row: dict, b: bytes, wire: int, quoted: bool):
+    """Fields of an IPv4 header whose bytes were captured; (proto, l4 offset, l4 length) when the L4
+    header is to be decoded, else None. ``quoted``: the header inside an ICMP error (quoted_* keys)."""
+    pre = "quoted_" if quoted else ""
+    if not b:
+        row["truncated"] |= not quoted
+        return None
+    if b[0] >> 4 != 4:
+        if not quoted:
             row["malformed"] = True
-            return row
-        l4len = ip.len - ihl
-        if ip.len > wire_l3:
+        return None
+    ihl = (b[0] & 15) * 4
+    n = len(b)
+    tot = int.from_bytes(b[2:4], "big") if n >= 4 else 0
+    ff = int.from_bytes(b[6:8], "big") if n >= 8 else 0
+    if not quoted:
+        row["ip_hdr_len"] = ihl
+        if n >= 4:
+            row["ip_len"] = tot
+        if n >= 6:
+            row["ip_id"] = int.from_bytes(b[4:6], "big")
+        if n >= 8:
+            row.update(ip_df=bool(ff & 0x4000), ip_mf=bool(ff & 0x2000), frag_offset=(ff & 0x1FFF) * 8)
+        if n >= 9:
+            row["ttl"] = b[8]
+    if n >= 10:
+        row[pre + ("proto" if quoted else "ip_proto")] = b[9]
+    if n >= 16:
+        row[pre + "src"] = socket.inet_ntoa(b[12:16])
+    if n >= 20:
+        row[pre + "dst"] = socket.inet_ntoa(b[16:20])
+    if n < 20:
+        row["truncated"] |= not quoted
+        return None
+    if ihl < 20 or (tot < ihl and tot != 0):
+        row["malformed"] |= not quoted
+        return None
+    if n < ihl:
+        row["truncated"] |= not quoted
+        return None
+    if ff & 0x1FFF:
+        return None
+    if tot == 0 or tot > wire:
+        if not quoted:
+            row["offload"] = True
+        return b[9], ihl, n - ihl
+    return b[9], ihl, tot - ihl
+
+
+def _ipv6(row: dict, b: bytes, wire: int, quoted: bool):
+    pre = "quoted_" if quoted else ""
+    if not b:
+        row["truncated"] |= not quoted
+        return None
+    if b[0] >> 4 != 6:
+        if not quoted:
             row["malformed"] = True
-            l4len = wire_l3 - ihl
-        if ip.offset:
-            return row
-        return _l4(row, ip.p, l3b[ihl:], l4len, hl + ihl)
-    row["l3"] = "ipv6"
-    if len(l3b) < 40:
-        row["truncated"] = True
-        return row
-    if l3b[0] >> 4 != 6:
-        row["malformed"] = True
-        return row
-    try:
-        ip6 = dpkt.ip6.IP6(l3b)
-    except (dpkt.NeedData, dpkt.UnpackError):
-        ip6 = None
-    _vfc, plen, nxt, hlim, src, dst = struct.unpack(">IHBB16s16s", l3b[:40])
-    row.update(src=socket.inet_ntop(socket.AF_INET6, src), dst=socket.inet_ntop(socket.AF_INET6, dst),
-               ip_len=40 + plen, ttl=hlim)
-    # walk the extension headers from dpkt's parsed list, in wire order
-    nh = nxt
+        return None
+    n = len(b)
+    plen = int.from_bytes(b[4:6], "big") if n >= 6 else 0
+    if not quoted:
+        if n >= 6:
+            row["ip_len"] = 40 + plen
+        if n >= 8:
+            row["ttl"] = b[7]
+    if n >= 24:
+        row[pre + "src"] = socket.inet_ntop(socket.AF_INET6, b[8:24])
+    proto_key = "quoted_proto" if quoted else "ip_proto"
+    if n < 40:
+        if n >= 7:
+            row[proto_key] = b[6]
+        row["truncated"] |= not quoted
+        return None
+    row[pre + "dst"] = socket.inet_ntop(socket.AF_INET6, b[24:40])
+    nh = b[6]
     pos = 40
     first = True
-    exts = getattr(ip6, "all_extension_headers", None) if ip6 is not None else None
-    for ext in exts or []:
-        if nh not in _V6_EXT:
+    cut = False
+    while nh in _V6_EXT:   # the extension chain, in wire order
+        if pos + 8 > n:
+            cut = True
             break
-        if isinstance(ext, dpkt.ip6.IP6FragmentHeader):
-            row.update(ip_id=ext.id, ip_mf=bool(ext.m_flag), frag_offset=ext.frag_off * 8)
-            first = ext.frag_off == 0
-        pos += len(ext)
-        nh = ext.nxt
+        if nh == 44:
+            fo = int.from_bytes(b[pos + 2:pos + 4], "big")
+            if not quoted:
+                row.update(ip_id=int.from_bytes(b[pos + 4:pos + 8], "big"), ip_mf=bool(fo & 1),
+                           frag_offset=fo & 0xFFF8)
+            first = (fo & 0xFFF8) == 0
+            nh2, pos = b[pos], pos + 8
+        elif nh == 51:
+            nh2, pos = b[pos], pos + (b[pos + 1] + 2) * 4
+        else:
+            nh2, pos = b[pos], pos + (b[pos + 1] + 1) * 8
+        nh = nh2
         if not first:
             break
-    if ip6 is None or (nh in _V6_EXT and first):
-        row.update(ip_proto=nh, ip_hdr_len=pos)
-        row["truncated"] = True
-        return row
-    row.update(ip_proto=nh, ip_hdr_len=pos)
+    row[proto_key] = nh
+    if not quoted:
+        row["ip_hdr_len"] = pos
+    if cut:
+        row["truncated"] |= not quoted
+        return None
     if pos - 40 > plen:
-        row["malformed"] = True
-        return row
-    l4len = plen - (pos - 40)
-    if 40 + plen > wire_l3:
-        row["malformed"] = True
-        l4len = wire_l3 - pos
-    if not first:
-        return row
-    return _l4(row, nh, l3b[pos:], l4len, hl + pos)
+        row["malformed"] |= not quoted
+        return None
+    if 40 + plen > wire:
+        row["malformed"] |= not quoted
+        if first and pos <= n:
+            return nh, pos, wire - pos
+        return None
+    if first and pos <= n:
+        return nh, pos, plen - (pos - 40)
+    if pos > n:
+        row["truncated"] |= not quoted
+    return None
+
+
+def _need(b: bytes, at: int, lim: int, name: str):
+    """None when b holds `at` bytes within lim; else the tunnel's bad reason."""
+    if at > lim:
+        return (name, 0, 0, 0, None, "malformed")
+    if at > len(b):
+        return (name, 0, 0, 0, None, "truncated")
+    return None
+
+
+def _tunnel(b: bytes, q: int, l4len: int, proto: int, outer_v6: bool):
+    """(name, inner offset, inner kind, inner ethertype, id, bad) or None (not an encapsulation)."""
+    lim = q + l4len
+    if proto == 4:
+        return "ipip", q, K_ETYPE, 0x0800, None, None
+    if proto == 41:
+        return ("ip6ip6" if outer_v6 else "6in4"), q, K_ETYPE, 0x86DD, None, None
+    if proto == 47:
+        if len(b) < q + 4:
+            return ("gre", 0, 0, 0, None, "truncated" if q + 4 <= lim else "malformed")
+        fw, ptype = struct.unpack(">HH", b[q:q + 4])
+        ver, h, tid = fw & 7, q + 4, None
+        if ver == 0:
+            if fw & (dpkt.gre.GRE_CP | dpkt.gre.GRE_RP):
+                h += 4
+            if fw & dpkt.gre.GRE_KP:
+                bad = _need(b, h + 4, lim, "gre")
+                if bad:
+                    return bad
+                tid = int.from_bytes(b[h:h + 4], "big")
+                h += 4
+            if fw & dpkt.gre.GRE_SP:
+                h += 4
+            if fw & dpkt.gre.GRE_RP:
+                while True:
+                    bad = _need(b, h + 4, lim, "gre")
+                    if bad:
+                        return bad
+                    sl = b[h + 3]
+                    h += 4 + sl
+                    if sl == 0:
+                        break
+        elif ver == 1:
+            if not fw & dpkt.gre.GRE_KP:
+                return None
+            bad = _need(b, h + 4, lim, "gre")
+            if bad:
+                return bad
+            tid = int.from_bytes(b[h + 2:h + 4], "big")
+            h += 4 + (4 if fw & dpkt.gre.GRE_SP else 0) + (4 if fw & dpkt.gre.GRE_AP else 0)
+        else:
+            return None
+        bad = _need(b, h, lim, "gre")
+        if bad:
+            return bad
+        if ptype in (0x88BE, 0x22EB):
+            if ptype == 0x88BE and not fw & dpkt.gre.GRE_SP:
+                return "erspan", h, L2_ETHER, -1, None, None
+            eh = 8 if ptype == 0x88BE else 12
+            bad = _need(b, h + eh, lim, "erspan")
+            if bad:
+                return bad
+            sid = int.from_bytes(b[h + 2:h + 4], "big") & 0x3FF
+            ik, iet = L2_ETHER, -1
+            if ptype == 0x22EB:
+                ft = (b[h + 10] >> 2) & 0x1F
+                if b[h + 11] & 1:
+                    eh += 8
+                    bad = _need(b, h + eh, lim, "erspan")
+                    if bad:
+                        return bad
+                if ft == 2:
+                    ik, iet = K_ETYPE, _ver(b, h + eh)
+            return "erspan", h + eh, ik, iet, sid, None
+        if ver == 1:
+            iet, h = _ppp(b, h)
+            return "gre", h, K_ETYPE, iet, tid, None
+        if ptype == 0x6558:
+            return "gre", h, L2_ETHER, -1, tid, None
+        return "gre", h, K_ETYPE, ptype, tid, None
+    # UDP
+    if len(b) < q + 8 or l4len < 8:
+        return None
+    udp = dpkt.udp.UDP(b[q:q + 8])
+    u = q + 8
+    if udp.dport == UDP_VXLAN:
+        bad = _need(b, u + 8, lim, "vxlan")
+        if bad:
+            return bad
+        return "vxlan", u + 8, L2_ETHER, -1, int.from_bytes(b[u + 4:u + 7], "big"), None
+    if udp.dport == UDP_GENEVE:
+        bad = _need(b, u + 8, lim, "geneve")
+        if bad:
+            return bad
+        if b[u] >> 6:
+            return None
+        h = u + 8 + (b[u] & 0x3F) * 4
+        bad = _need(b, h, lim, "geneve")
+        if bad:
+            return bad
+        ptype = int.from_bytes(b[u + 2:u + 4], "big")
+        vni = int.from_bytes(b[u + 4:u + 7], "big")
+        if ptype == 0x6558:
+            return "geneve", h, L2_ETHER, -1, vni, None
+        return "geneve", h, K_ETYPE, ptype, vni, None
+    if UDP_GTPU in (udp.sport, udp.dport):
+        if len(b) < u + 8 or lim < u + 8:
+            return None
+        fl, mtype, _ln, teid = struct.unpack(">BBHI", b[u:u + 8])
+        if fl >> 5 != 1 or not fl & 0x10 or mtype != 255:
+            return None
+        h = u + 8
+        if fl & 7:
+            bad = _need(b, h + 4, lim, "gtpu")
+            if bad:
+                return bad
+            nxt = b[h + 3]
+            h += 4
+            if fl & 4:
+                while nxt:
+                    bad = _need(b, h + 1, lim, "gtpu")
+                    if bad:
+                        return bad
+                    el = b[h] * 4
+                    if el == 0:
+                        return ("gtpu", 0, 0, 0, None, "malformed")
+                    bad = _need(b, h + el, lim, "gtpu")
+                    if bad:
+                        return bad
+                    nxt = b[h + el - 1]
+                    h += el
+        iet = _ver(b, h)
+        if iet == -1:
+            return ("gtpu", 0, 0, 0, None, "truncated" if h < lim else "malformed")
+        return "gtpu", h, K_ETYPE, iet, teid, None
+    if UDP_TEREDO in (udp.sport, udp.dport):
+        h = u
+        bl = min(len(b), lim)
+        if h + 2 <= bl and b[h:h + 2] == b"\x00\x01":
+            if h + 4 > bl:
+                return None
+            h += 4 + b[h + 2] + b[h + 3] + 9
+        if h + 2 <= bl and b[h:h + 2] == b"\x00\x00":
+            h += 8
+        if h + 40 > bl or b[h] >> 4 != 6 or h + 40 + int.from_bytes(b[h + 4:h + 6], "big") > lim:
+            return None
+        return "teredo", h, K_ETYPE, 0x86DD, None, None
+    return None
+
+
+def _ppp(b: bytes, h: int):
+    """PPP: optional FF 03, a 1- or 2-byte protocol → (ethertype, offset)."""
+    if b[h:h + 2] == b"\xff\x03":
+        h += 2
+    if h >= len(b):
+        return -1, h
+    if b[h] & 1:
+        pr, h = b[h], h + 1
+    else:
+        if h + 2 > len(b):
+            return -1, h
+        pr, h = int.from_bytes(b[h:h + 2], "big"), h + 2
+    return {0x21: 0x0800, 0x57: 0x86DD}.get(pr, -2), h
 
 
 def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
@@ -217,10 +472,12 @@ def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
         if len(b) >= 4:
             row.update(sport=int.from_bytes(b[0:2], "big"), dport=int.from_bytes(b[2:4], "big"))
         if len(b) >= 20:
-            tcp = dpkt.tcp.TCP(b[:20])  # fixed header through dpkt; options need the full header
-            doff = tcp.off * 4
-            row.update(tcp_seq=tcp.seq, tcp_ack=tcp.ack, tcp_flags=tcp._off_flags & 0x0FFF,
-                       tcp_win=tcp.win, tcp_hdr_len=doff)
+            seq, ack, off_flags, win = struct.unpack(">IIHH", b[4:16])  # dpkt refuses a data offset < 5
+            doff = (off_flags >> 12) * 4
+            if doff >= 20:
+                tcp = dpkt.tcp.TCP(b[:20])
+                assert (tcp.seq, tcp.ack, tcp._off_flags, tcp.win) == (seq, ack, off_flags, win)
+            row.update(tcp_seq=seq, tcp_ack=ack, tcp_flags=off_flags & 0x0FFF, tcp_win=win, tcp_hdr_len=doff)
             if doff < 20 or doff > l4len:
                 row["malformed"] = True
             elif doff > len(b):
@@ -254,6 +511,12 @@ def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
                     if b[0] in echo:
                         e = dpkt.icmp.ICMP.Echo(b[4:8])
                         row.update(icmp_id=e.id, icmp_seq=e.seq)
+                    elif b[0] in (_ICMP_ERRORS if proto == 1 else _ICMP6_ERRORS):
+                        if proto == 1 and b[0] == 3 and b[1] == 4:
+                            row["icmp_mtu"] = int.from_bytes(b[6:8], "big")
+                        elif proto == 58 and b[0] == 2:
+                            row["icmp_mtu"] = int.from_bytes(b[4:8], "big")
+                        _quoted(row, b[8:max(8, min(len(b), l4len))])
             else:
                 row["truncated"] = True
         else:
@@ -265,12 +528,43 @@ def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
     return row
 
 
+def _quoted(row: dict, b: bytes) -> None:
+    """The header an ICMP/ICMPv6 error quotes: addresses, protocol, ports / echo id+seq / TCP seq."""
+    et = _ver(b)
+    if et == 0x0800:
+        got = _ipv4(row, b, len(b), quoted=True)
+    elif et == 0x86DD:
+        got = _ipv6(row, b, len(b), quoted=True)
+    else:
+        return
+    if got is None:
+        return
+    proto, at, _l4len = got
+    s = b[at:]
+    if proto in (6, 17) and len(s) >= 4:
+        row.update(quoted_sport=int.from_bytes(s[0:2], "big"), quoted_dport=int.from_bytes(s[2:4], "big"))
+        if proto == 6 and len(s) >= 8:
+            row["quoted_tcp_seq"] = int.from_bytes(s[4:8], "big")
+    elif proto in (1, 58) and len(s) >= 8 and s[0] in (_ICMP_ECHO if proto == 1 else _ICMP6_ECHO):
+        row.update(quoted_icmp_id=int.from_bytes(s[4:6], "big"), quoted_icmp_seq=int.from_bytes(s[6:8], "big"))
+
+
 def _to_table(rows: list[dict]) -> pd.DataFrame:
     cols = {}
+    defaults = {"tunnel": "none", "tunnel_depth": 0, "offload": False}
     for c in PACKETS:
-        vals = [r.get(c.name) for r in rows]
+        d = defaults.get(c.name)
+        vals = [r.get(c.name, d) for r in rows]
         if c.name == "l3":
             cols[c.name] = pd.Categorical(vals, categories=list(L3_KINDS))
+        elif c.name == "tunnel":
+            cols[c.name] = pd.Categorical(vals, categories=list(TUNNEL_KINDS))
+        elif c.dtype == SPARSE:
+            cols[c.name] = pd.arrays.SparseArray(np.array([np.nan if v is None else float(v) for v in vals],
+                                                          dtype=np.float64), fill_value=np.nan)
+        elif c.dtype == SPARSE_TEXT:
+            cols[c.name] = pd.arrays.SparseArray(np.array([np.nan if v is None else v for v in vals], dtype=object),
+                                                 fill_value=np.nan, dtype=pd.SparseDtype(object, np.nan))
         elif c.dtype == "category":
             cols[c.name] = vals
         elif c.dtype in ("bool",):
@@ -278,15 +572,16 @@ def _to_table(rows: list[dict]) -> pd.DataFrame:
         else:
             cols[c.name] = pd.array(vals, dtype=c.dtype)
     df = pd.DataFrame(cols)
-    return _address_categories(df)
+    df = _address_categories(df, "src", "dst")
+    return _address_categories(df, "outer_src", "outer_dst")
 
 
-def _address_categories(df: pd.DataFrame) -> pd.DataFrame:
+def _address_categories(df: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """Same category order as the fast backend: IPv4 sorted numerically, then IPv6 sorted by bytes."""
-    vals = set(df["src"].dropna()) | set(df["dst"].dropna())
+    vals = set(df[a].dropna()) | set(df[b].dropna())
     v4 = sorted((v for v in vals if ":" not in v), key=lambda a: socket.inet_aton(a))
     v6 = sorted((v for v in vals if ":" in v), key=lambda a: socket.inet_pton(socket.AF_INET6, a))
     dtype = pd.CategoricalDtype(v4 + v6)
-    df["src"] = df["src"].astype(dtype)
-    df["dst"] = df["dst"].astype(dtype)
+    df[a] = df[a].astype(dtype)
+    df[b] = df[b].astype(dtype)
     return df

@@ -6,109 +6,170 @@ import socket
 import numpy as np
 import pandas as pd
 
-from ..schema import L3_KINDS, PACKET_COLUMNS
-from . import _kernels as K
+from . import _decode as D
 from ._frames import FrameIndex
 from .linktypes import decoder_kind
+from ..errors import CaptureError
+from ..schema import L3_KINDS, PACKET_COLUMNS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
 
 CHUNK = 1 << 20
 
 
-def decode_frames(buf: np.ndarray, idx: FrameIndex, progress=None) -> pd.DataFrame:
+def decode_frames(buf: np.ndarray, idx: FrameIndex, progress=None, decapsulate: bool = True) -> pd.DataFrame:
     n = len(idx)
     lt_of_iface = np.array([i.linktype for i in idx.interfaces] or [0], dtype=np.uint16)
     kind_of_iface = np.array([decoder_kind(i.linktype) for i in idx.interfaces] or [0], dtype=np.int8)
     linktype = lt_of_iface[idx.iface] if n else np.zeros(0, np.uint16)
     kind = kind_of_iface[idx.iface] if n else np.zeros(0, np.int8)
+    if n and int(idx.iface.max()) > 0xFFFF:
+        raise CaptureError(idx.path if hasattr(idx, "path") else None, None,
+                           f"interface id {int(idx.iface.max())} beyond 65535 (the table's iface is uint16)")
 
-    out8 = np.zeros((7, n), np.uint8)
-    out16 = np.zeros((9, n), np.uint16)
-    out32 = np.zeros((7, n), np.uint32)
-    out64 = np.zeros((1, n), np.int64)
-    addr = np.zeros((4, n), np.uint64)
+    out8 = np.zeros((D.N8, n), np.uint8)
+    out16 = np.zeros((D.N16, n), np.uint16)
+    out32 = np.zeros((D.N32, n), np.uint32)
+    out64 = np.zeros((D.N64, n), np.int64)
+    addr = np.zeros((D.NA, n), np.uint64)
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        K.decode(buf, idx.data_off[lo:hi], idx.caplen[lo:hi], idx.wirelen[lo:hi], kind[lo:hi],
+        D.decode(buf, idx.data_off[lo:hi], idx.caplen[lo:hi], idx.wirelen[lo:hi], kind[lo:hi], bool(decapsulate),
                  out8[:, lo:hi], out16[:, lo:hi], out32[:, lo:hi], out64[:, lo:hi], addr[:, lo:hi])
         if progress is not None:
             progress.update(hi - lo)
+    return packets_table(n, out8, out16, out32, out64, addr, idx.iface, linktype, idx.ts_ns,
+                         None if idx.has_ts is None else ~idx.has_ts, idx.caplen, idx.wirelen)
 
-    present = out32[4]
-    flags = out8[6]
+
+def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts_missing, caplen, wirelen
+                  ) -> pd.DataFrame:
+    """The decoder's rows → schema.PACKETS columns (zero-copy masked arrays where possible)."""
+    present = out32[D.R32_PRESENT]
+    flags = out8[D.R8_FLAGS]
 
     def m(values, bit):
         return pd.arrays.IntegerArray(values, (present & bit) == 0)
 
-    src, dst = _addresses(out8[0], present, addr)
-    ts_mask = np.zeros(n, bool) if idx.has_ts is None else ~idx.has_ts
+    def sparse(values, bit):
+        rows = np.flatnonzero(present & bit)
+        return _sparse(values[rows].astype(np.float64), rows, n)
+
+    l3 = out8[D.R8_L3]
+    src, dst = _addresses(l3, present & D.P_SRC, present & D.P_DST, addr, D.RA_SRC)
+    outer = (present & D.P_OUTER) != 0
+    osrc, odst = _addresses(out8[D.R8_OUTER_L3], outer, outer, addr, D.RA_OUTER_SRC)
+    qsrc, qdst = _quoted_addresses(present, addr, n)
+    ts_mask = np.zeros(n, bool) if ts_missing is None else ts_missing
     cols = {
         "frame": np.arange(1, n + 1, dtype=np.int64),
-        "iface": idx.iface.astype(np.int32, copy=False),
+        "iface": iface.astype(np.uint16, copy=False),
         "linktype": linktype,
-        "ts_ns": pd.arrays.IntegerArray(idx.ts_ns, ts_mask),
-        "caplen": idx.caplen,
-        "wirelen": idx.wirelen,
-        "l3": pd.Categorical.from_codes(out8[0].astype(np.int8), categories=list(L3_KINDS)),
-        "vlan": m(out16[0], K.P_VLAN),
+        "ts_ns": pd.arrays.IntegerArray(ts_ns, ts_mask),
+        "caplen": caplen,
+        "wirelen": wirelen,
+        "l3": pd.Categorical.from_codes(l3.astype(np.int8), categories=list(L3_KINDS)),
+        "vlan": m(out16[D.R16_VLAN], D.P_VLAN),
         "src": src,
         "dst": dst,
-        "ip_proto": m(out8[1], K.P_IP),
-        "ip_len": m(out32[0], K.P_IP),
-        "ip_hdr_len": m(out16[1], K.P_IP),
-        "ttl": m(out8[2], K.P_IP),
-        "ip_id": m(out32[1], K.P_IPID),
-        "ip_df": pd.arrays.BooleanArray((flags & 4) != 0, (present & K.P_IPV4FLAGS) == 0),
-        "ip_mf": pd.arrays.BooleanArray((flags & 8) != 0, (present & K.P_FRAG) == 0),
-        "frag_offset": m(out16[2], K.P_FRAG),
-        "icmp_type": m(out8[3], K.P_ICMP),
-        "icmp_code": m(out8[4], K.P_ICMP),
-        "icmp_id": m(out16[3], K.P_ICMPID),
-        "icmp_seq": m(out16[4], K.P_ICMPID),
-        "sport": m(out16[5], K.P_PORTS),
-        "dport": m(out16[6], K.P_PORTS),
-        "tcp_flags": m(out16[7], K.P_TCP),
-        "tcp_seq": m(out32[2], K.P_TCP),
-        "tcp_ack": m(out32[3], K.P_TCP),
-        "tcp_win": m(out16[8], K.P_TCP),
-        "tcp_hdr_len": m(out8[5], K.P_TCP),
-        "payload_len": m(out32[5].view(np.int32), K.P_PAYLOAD),
-        "payload_off": m(out64[0], K.P_PAYOFF),
-        "payload_caplen": m(out32[6].view(np.int32), K.P_PAYOFF),
-        "truncated": (flags & 1) != 0,
-        "malformed": (flags & 2) != 0,
+        "ip_proto": m(out8[D.R8_PROTO], D.P_PROTO),
+        "ip_len": m(out32[D.R32_IP_LEN], D.P_IPLEN),
+        "ip_hdr_len": m(out16[D.R16_IP_HDR_LEN], D.P_IPHL),
+        "ttl": m(out8[D.R8_TTL], D.P_TTL),
+        "ip_id": m(out32[D.R32_IP_ID], D.P_IPID),
+        "ip_df": pd.arrays.BooleanArray((flags & D.F_DF) != 0, (present & D.P_IPV4FLAGS) == 0),
+        "ip_mf": pd.arrays.BooleanArray((flags & D.F_MF) != 0, (present & D.P_FRAG) == 0),
+        "frag_offset": m(out16[D.R16_FRAG], D.P_FRAG),
+        "icmp_type": m(out8[D.R8_ICMP_TYPE], D.P_ICMP),
+        "icmp_code": m(out8[D.R8_ICMP_CODE], D.P_ICMP),
+        "icmp_id": m(out16[D.R16_ICMP_ID], D.P_ICMPID),
+        "icmp_seq": m(out16[D.R16_ICMP_SEQ], D.P_ICMPID),
+        "sport": m(out16[D.R16_SPORT], D.P_PORTS),
+        "dport": m(out16[D.R16_DPORT], D.P_PORTS),
+        "tcp_flags": m(out16[D.R16_TCP_FLAGS], D.P_TCP),
+        "tcp_seq": m(out32[D.R32_TCP_SEQ], D.P_TCP),
+        "tcp_ack": m(out32[D.R32_TCP_ACK], D.P_TCP),
+        "tcp_win": m(out16[D.R16_TCP_WIN], D.P_TCP),
+        "tcp_hdr_len": m(out8[D.R8_TCP_HDR_LEN], D.P_TCP),
+        "payload_len": m(out32[D.R32_PAYLOAD_LEN].view(np.int32), D.P_PAYLOAD),
+        "payload_off": m(out64[D.R64_PAYLOAD_OFF], D.P_PAYOFF),
+        "payload_caplen": m(out32[D.R32_PAYLOAD_CAPLEN].view(np.int32), D.P_PAYOFF),
+        "truncated": (flags & D.F_TRUNC) != 0,
+        "malformed": (flags & D.F_MALFORMED) != 0,
+        "offload": (flags & D.F_OFFLOAD) != 0,
+        "tunnel": pd.Categorical.from_codes(out8[D.R8_TUNNEL].astype(np.int8), categories=list(TUNNEL_KINDS)),
+        "tunnel_depth": out8[D.R8_DEPTH],
+        "outer_src": osrc,
+        "outer_dst": odst,
+        "tunnel_id": sparse(out32[D.R32_TUNNEL_ID], D.P_TID),
+        "outer_ttl": sparse(out8[D.R8_OUTER_TTL], D.P_OUTER),
+        "quoted_src": qsrc,
+        "quoted_dst": qdst,
+        "quoted_proto": sparse(out8[D.R8_Q_PROTO], D.P_QPROTO),
+        "quoted_sport": sparse(out16[D.R16_Q_SPORT], D.P_QPORTS),
+        "quoted_dport": sparse(out16[D.R16_Q_DPORT], D.P_QPORTS),
+        "quoted_icmp_id": sparse(out16[D.R16_Q_ICMP_ID], D.P_QICMPID),
+        "quoted_icmp_seq": sparse(out16[D.R16_Q_ICMP_SEQ], D.P_QICMPID),
+        "quoted_tcp_seq": sparse(out32[D.R32_Q_TCP_SEQ], D.P_QSEQ),
+        "icmp_mtu": sparse(out32[D.R32_MTU], D.P_MTU),
     }
     df = pd.DataFrame(cols, copy=False)
     assert tuple(df.columns) == PACKET_COLUMNS
     return df
 
 
-def _addresses(l3: np.ndarray, present: np.ndarray, addr: np.ndarray):
-    """src/dst as categoricals over one shared, sorted category list (IPv4 first, then IPv6)."""
+def _sparse(values: np.ndarray, rows: np.ndarray, n: int, dtype=SPARSE):
+    """A SparseArray of ``n`` rows holding ``values`` at ``rows`` (NaN elsewhere), built without a dense copy."""
+    dt = pd.SparseDtype(np.float64 if dtype == SPARSE else object, np.nan)
+    if hasattr(pd.arrays.SparseArray, "from_indices"):
+        return pd.arrays.SparseArray.from_indices(values, rows.astype(np.int32), n, fill_value=np.nan,
+                                                  dtype=dt.subtype)
+    from pandas._libs.sparse import IntIndex  # pandas < 3.1
+    return pd.arrays.SparseArray(values, sparse_index=IntIndex(n, rows.astype(np.int32)), fill_value=np.nan,
+                                 dtype=dt)
+
+
+def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int):
+    """quoted_src/quoted_dst as sparse text columns (the quoted header's family from its P_QV6 bit)."""
+    out = []
+    for bit, row in ((D.P_QSRC, D.RA_Q_SRC), (D.P_QDST, D.RA_Q_DST)):
+        rows = np.flatnonzero(present & bit)
+        v6 = (present[rows] & D.P_QV6) != 0
+        hi, lo = addr[row, rows], addr[row + 1, rows]
+        texts = [socket.inet_ntop(socket.AF_INET6, int(h).to_bytes(8, "big") + int(x).to_bytes(8, "big")) if f
+                 else socket.inet_ntoa(int(x).to_bytes(4, "big")) for h, x, f in zip(hi, lo, v6)]
+        out.append(_sparse(np.array(texts, dtype=object), rows, n, SPARSE_TEXT))
+    return out
+
+
+def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: np.ndarray, base: int):
+    """src/dst (rows base.. of addr) as categoricals over one shared, sorted category list (IPv4 first,
+    then IPv6); l3 holds each row's family (L3_IPV4/L3_IPV6)."""
     n = l3.shape[0]
-    has = (present & K.P_IP) != 0
-    v4 = np.flatnonzero(has & (l3 == K.L3_IPV4))
-    v6 = np.flatnonzero(has & (l3 == K.L3_IPV6))
     codes = np.full((2, n), -1, np.int64)
     cats: list[str] = []
-    if v4.size:
-        keys = np.concatenate([addr[1, v4], addr[3, v4]]).astype(np.uint32)
+    sel = []
+    for fam in (D.L3_IPV4, D.L3_IPV6):
+        isf = l3 == fam
+        sel.append((np.flatnonzero(isf & (has_src != 0)), np.flatnonzero(isf & (has_dst != 0))))
+    (s4, d4), (s6, d6) = sel
+    if s4.size or d4.size:
+        keys = np.concatenate([addr[base + 1, s4], addr[base + 3, d4]]).astype(np.uint32)
         uniq, inv = _factorize_sorted(keys)
         cats.extend(socket.inet_ntoa(int(u).to_bytes(4, "big")) for u in uniq)
-        codes[0, v4] = inv[:v4.size]
-        codes[1, v4] = inv[v4.size:]
-    if v6.size:
-        pairs = np.empty((2 * v6.size, 2), np.uint64)
-        pairs[:v6.size, 0] = addr[0, v6]
-        pairs[:v6.size, 1] = addr[1, v6]
-        pairs[v6.size:, 0] = addr[2, v6]
-        pairs[v6.size:, 1] = addr[3, v6]
+        codes[0, s4] = inv[:s4.size]
+        codes[1, d4] = inv[s4.size:]
+    if s6.size or d6.size:
+        pairs = np.empty((s6.size + d6.size, 2), np.uint64)
+        pairs[:s6.size, 0] = addr[base, s6]
+        pairs[:s6.size, 1] = addr[base + 1, s6]
+        pairs[s6.size:, 0] = addr[base + 2, d6]
+        pairs[s6.size:, 1] = addr[base + 3, d6]
         uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
         inv = inv.reshape(-1)
-        base = len(cats)
+        first = len(cats)
         cats.extend(socket.inet_ntop(socket.AF_INET6, int(h).to_bytes(8, "big") + int(lo_).to_bytes(8, "big"))
                     for h, lo_ in uniq)
-        codes[0, v6] = inv[:v6.size] + base
-        codes[1, v6] = inv[v6.size:] + base
+        codes[0, s6] = inv[:s6.size] + first
+        codes[1, d6] = inv[s6.size:] + first
     dtype = pd.CategoricalDtype(cats)
     return (pd.Categorical.from_codes(codes[0], dtype=dtype),
             pd.Categorical.from_codes(codes[1], dtype=dtype))

@@ -20,8 +20,8 @@ BACKENDS = ("fast", "dpkt", "pyshark")
 PROGRESS_BYTES = 50 * 1024 * 1024
 
 
-def read_capture(source, *, backend: str = "fast", strict: bool = False, progress: bool | None = None
-                 ) -> pd.DataFrame:
+def read_capture(source, *, backend: str = "fast", strict: bool = False, progress: bool | None = None,
+                 decapsulate: bool = True) -> pd.DataFrame:
     """Read a pcap or pcapng capture into the packets table (see ``probekit.schema.PACKETS``).
 
     source: a path (a regular file or a named pipe) or a binary file object (``sys.stdin.buffer``, an
@@ -33,6 +33,9 @@ def read_capture(source, *, backend: str = "fast", strict: bool = False, progres
     strict: a capture cut short or corrupt part-way (also in its compressed layer) raises CaptureError
     instead of returning every whole record before the damage with a CaptureWarning.
     progress: show a tqdm bar; default: only for captures over 50 MB when stderr is a terminal.
+    decapsulate: open tunnels (VXLAN, GENEVE, GRE/ERSPAN, IP-in-IP, 6in4, Teredo, GTP-U; see
+    ``probekit.capture.encaps``) so that the L3/L4 columns describe the innermost IP packet; False
+    keeps the outermost headers.
 
     ``df.attrs`` carries ``path``, ``format``, ``compression``, ``interfaces`` and ``notes`` (salvage
     notes). For compressed or streamed input ``payload_off`` counts in the decompressed stream; the
@@ -42,7 +45,7 @@ def read_capture(source, *, backend: str = "fast", strict: bool = False, progres
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend != "fast":
-        return _read_other(source, backend, strict)
+        return _read_other(source, backend, strict, decapsulate)
     with _io.open_capture_bytes(source, retain=True) as ob:
         buf = ob.buf
         try:
@@ -61,7 +64,7 @@ def read_capture(source, *, backend: str = "fast", strict: bool = False, progres
             warnings.warn(f"{ob.name}: {note}", CaptureWarning, stacklevel=2)
         bar = _progress_bar(buf.shape[0], len(idx), progress)
         try:
-            df = decode_frames(buf, idx, bar)
+            df = decode_frames(buf, idx, bar, decapsulate=decapsulate)
         finally:
             if bar is not None:
                 bar.close()
@@ -103,12 +106,12 @@ def _stop_of(idx, ob) -> CaptureError | None:
     return None
 
 
-def _read_other(source, backend, strict):
+def _read_other(source, backend, strict, decapsulate=True):
     """The reference backends read a file by name: a stream is spooled to a temporary file first."""
     with _io.spooled_path(source) as path:
         if backend == "dpkt":
             from ._dpkt import read_dpkt
-            df = read_dpkt(path, strict=strict)
+            df = read_dpkt(path, strict=strict, decapsulate=decapsulate)
         else:
             from ._pyshark import read_pyshark
             df = read_pyshark(path)

@@ -1,0 +1,790 @@
+"""The compiled per-frame decoder: link layer → (tunnels →) network → transport, and the header an
+ICMP/ICMPv6 error quotes.
+
+Written in the subset of Python that numba compiles (``probekit._jit.njit``); with NUMBA_DISABLE_JIT=1
+or without numba the same functions run as plain Python, slowly but identically. Integers are
+widened with ``np.int64`` before shifting so that uint8 arithmetic never wraps in either mode.
+
+The kernel writes one column per frame into a few stacked arrays; the row of each field is a named
+constant below (R8_*, R16_*, R32_*, R64_*, RA_*), the one place ``_table.py`` reads them from.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import njit
+from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .linktypes import (L2_ETHER, L2_IPNET, L2_IPV4, L2_IPV6, L2_LOOP, L2_NULL, L2_RAW, L2_SLL,
+                        L2_SLL2)
+from ..schema import TUNNEL_KINDS
+
+T_NONE = TUNNEL_KINDS.index("none")
+T_VXLAN = TUNNEL_KINDS.index("vxlan")
+T_GENEVE = TUNNEL_KINDS.index("geneve")
+T_GRE = TUNNEL_KINDS.index("gre")
+T_ERSPAN = TUNNEL_KINDS.index("erspan")
+T_IPIP = TUNNEL_KINDS.index("ipip")
+T_6IN4 = TUNNEL_KINDS.index("6in4")
+T_IP6IP6 = TUNNEL_KINDS.index("ip6ip6")
+T_TEREDO = TUNNEL_KINDS.index("teredo")
+T_GTPU = TUNNEL_KINDS.index("gtpu")
+
+# internal link kind: "the payload's ethertype is known" (tunnel payloads, GRE protocol types)
+K_ETYPE = 100
+
+# ------------------------------------------------------------------------ output rows (one place)
+R8_L3, R8_PROTO, R8_TTL, R8_ICMP_TYPE, R8_ICMP_CODE, R8_TCP_HDR_LEN, R8_FLAGS, R8_TUNNEL, R8_DEPTH, \
+    R8_OUTER_TTL, R8_OUTER_L3, R8_Q_PROTO = range(12)
+N8 = 12
+R16_VLAN, R16_IP_HDR_LEN, R16_FRAG, R16_ICMP_ID, R16_ICMP_SEQ, R16_SPORT, R16_DPORT, R16_TCP_FLAGS, \
+    R16_TCP_WIN, R16_Q_SPORT, R16_Q_DPORT, R16_Q_ICMP_ID, R16_Q_ICMP_SEQ = range(13)
+N16 = 13
+R32_IP_LEN, R32_IP_ID, R32_TCP_SEQ, R32_TCP_ACK, R32_PRESENT, R32_PAYLOAD_LEN, R32_PAYLOAD_CAPLEN, \
+    R32_TUNNEL_ID, R32_Q_TCP_SEQ, R32_MTU = range(10)
+N32 = 10
+R64_PAYLOAD_OFF = 0
+N64 = 1
+# address rows: (hi, lo) 64-bit halves; IPv4 in lo
+RA_SRC, RA_DST, RA_OUTER_SRC, RA_OUTER_DST, RA_Q_SRC, RA_Q_DST = 0, 2, 4, 6, 8, 10
+NA = 12
+
+# Bits of the R8_FLAGS byte
+F_TRUNC = 1
+F_MALFORMED = 2
+F_DF = 4
+F_MF = 8
+F_OFFLOAD = 16
+
+# Bits of the per-frame "present" word: which optional columns the decoder filled.
+P_VLAN = 1 << 0
+P_SRC = 1 << 1
+P_IPID = 1 << 2
+P_IPV4FLAGS = 1 << 3    # ip_df
+P_FRAG = 1 << 4         # ip_mf, frag_offset
+P_ICMP = 1 << 5         # icmp_type, icmp_code
+P_ICMPID = 1 << 6       # icmp_id, icmp_seq
+P_PORTS = 1 << 7        # sport, dport
+P_TCP = 1 << 8          # tcp_flags, seq, ack, win, hdr_len
+P_PAYLOAD = 1 << 9      # payload_len
+P_PAYOFF = 1 << 10      # payload_off, payload_caplen
+P_DST = 1 << 11
+P_PROTO = 1 << 12       # ip_proto
+P_IPLEN = 1 << 13       # ip_len
+P_IPHL = 1 << 14        # ip_hdr_len
+P_TTL = 1 << 15         # ttl
+P_TID = 1 << 16         # tunnel_id
+P_OUTER = 1 << 17       # outer_src, outer_dst, outer_ttl
+P_QSRC = 1 << 18
+P_QDST = 1 << 19
+P_QPROTO = 1 << 20
+P_QPORTS = 1 << 21
+P_QICMPID = 1 << 22
+P_QSEQ = 1 << 23
+P_MTU = 1 << 24
+P_QV6 = 1 << 25         # the quoted header is IPv6
+P_IP = P_SRC | P_DST | P_PROTO | P_IPLEN | P_IPHL | P_TTL
+KEEP_ACROSS_TUNNEL = P_VLAN | P_TID | P_OUTER   # what an inner layer does not reset
+
+# l3 codes (index into schema.L3_KINDS)
+L3_IPV4 = 0
+L3_IPV6 = 1
+L3_ARP = 2
+L3_OTHER = 3
+L3_NONE = 4
+
+
+@njit(nogil=True)
+def _be16(b, o):
+    return (np.int64(b[o]) << 8) | np.int64(b[o + 1])
+
+
+@njit(nogil=True)
+def _le32(b, o):
+    return ((np.int64(b[o + 3]) << 24) | (np.int64(b[o + 2]) << 16)
+            | (np.int64(b[o + 1]) << 8) | np.int64(b[o]))
+
+
+@njit(nogil=True)
+def _be32(b, o):
+    return ((np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16)
+            | (np.int64(b[o + 2]) << 8) | np.int64(b[o + 3]))
+
+
+@njit(nogil=True)
+def _be64(b, o):
+    return (np.uint64(_be32(b, o)) << np.uint64(32)) | np.uint64(_be32(b, o + 4))
+
+
+@njit(nogil=True)
+def _ver_et(b, p, end):
+    """ethertype chosen by an IP version nibble; -2 when it is neither 4 nor 6, -1 when cut."""
+    if p >= end:
+        return -1
+    v = np.int64(b[p]) >> 4
+    if v == 4:
+        return 0x0800
+    if v == 6:
+        return 0x86DD
+    return -2
+
+
+# ----------------------------------------------------------------------------------- link layer
+@njit(nogil=True)
+def _link(buf, p, end, k, et0, i, out16, present):
+    """Find the network layer. Returns (ethertype or -1 none / -2 other, offset, flags, want, present)."""
+    fl = 0
+    et = -1
+    want = 0
+    if k == K_ETYPE:
+        et = et0
+        if et == -1:
+            fl |= F_TRUNC
+    elif k == L2_ETHER:
+        if p + 14 <= end:
+            et = _be16(buf, p + 12)
+            p += 14
+        else:
+            fl |= F_TRUNC
+    elif k == L2_SLL:
+        if p + 16 <= end:
+            et = _be16(buf, p + 14)
+            p += 16
+        else:
+            fl |= F_TRUNC
+    elif k == L2_SLL2:
+        if p + 20 <= end:
+            et = _be16(buf, p)
+            p += 20
+        else:
+            fl |= F_TRUNC
+    elif k == L2_NULL or k == L2_LOOP:
+        if p + 4 <= end:
+            if k == L2_LOOP or (buf[p] == 0 and buf[p + 1] == 0):
+                fam = _be32(buf, p)
+            else:
+                fam = _le32(buf, p)
+            p += 4
+            if fam == 2:
+                et = 0x0800
+            elif fam == 24 or fam == 28 or fam == 30 or fam == 10:
+                et = 0x86DD
+            else:
+                et = -2
+        else:
+            fl |= F_TRUNC
+    elif k == L2_RAW or k == L2_IPV4 or k == L2_IPV6:
+        if k == L2_IPV4:
+            want = 4
+        elif k == L2_IPV6:
+            want = 6
+        et = _ver_et(buf, p, end)
+        if et == -1:
+            fl |= F_TRUNC
+        elif et == -2:
+            fl |= F_MALFORMED
+    elif k == L2_IPNET:
+        if p + 24 <= end:
+            fam = np.int64(buf[p + 1])
+            p += 24
+            if fam == 2:
+                et = 0x0800
+            elif fam == 26:
+                et = 0x86DD
+            else:
+                et = -2
+        else:
+            fl |= F_TRUNC
+    # VLAN tags (802.1Q, 802.1ad, old QinQ 0x9100) and MPLS label stacks
+    while et == 0x8100 or et == 0x88A8 or et == 0x9100:
+        if p + 4 > end:
+            fl |= F_TRUNC
+            et = -1
+            break
+        if (present & P_VLAN) == 0:
+            out16[R16_VLAN, i] = _be16(buf, p) & 0x0FFF
+            present |= P_VLAN
+        et = _be16(buf, p + 2)
+        p += 4
+    if et == 0x8847 or et == 0x8848:
+        et = -1
+        while p + 4 <= end:
+            bos = np.int64(buf[p + 2]) & 1
+            p += 4
+            if bos == 1:
+                et = _ver_et(buf, p, end)
+                break
+        if et == -1:
+            fl |= F_TRUNC
+    return et, p, fl, want, present
+
+
+# ------------------------------------------------------------------------------------- tunnels
+@njit(nogil=True)
+def _gre_etype(buf, h, end, ptype):
+    """(kind, ethertype, offset, kind code) for the payload of a GRE / GENEVE protocol type."""
+    if ptype == 0x6558:
+        return L2_ETHER, -1, h
+    return K_ETYPE, ptype, h
+
+
+@njit(nogil=True)
+def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
+    """Recognise an encapsulation at the L4 header ``q`` (l4len bytes per the IP header).
+
+    Returns (tunnel code, inner offset, inner kind, inner ethertype, tunnel id, has id, bad flags).
+    tunnel code T_NONE: not an encapsulation. bad != 0: recognised but cut (F_TRUNC) or lying
+    (F_MALFORMED): not opened.
+    """
+    lim = q + l4len     # end of the L4 bytes per the IP header
+    if proto == 4:
+        return T_IPIP, q, K_ETYPE, 0x0800, 0, False, 0
+    if proto == 41:
+        return (T_IP6IP6 if outer_v6 else T_6IN4), q, K_ETYPE, 0x86DD, 0, False, 0
+    if proto == 47:
+        if q + 4 > end:
+            return T_GRE, 0, 0, 0, 0, False, F_TRUNC if q + 4 <= lim else F_MALFORMED
+        fw = _be16(buf, q)
+        ver = fw & 7
+        ptype = _be16(buf, q + 2)
+        h = q + 4
+        tid = 0
+        has = False
+        if ver == 0:
+            if fw & 0xC000:
+                h += 4
+            if fw & 0x2000:
+                if h + 4 > end or h + 4 > lim:
+                    return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
+                tid = _be32(buf, h)
+                has = True
+                h += 4
+            if fw & 0x1000:
+                h += 4
+            if fw & 0x4000:     # RFC 1701 source route entries, until one of length 0
+                while True:
+                    if h + 4 > end or h + 4 > lim:
+                        return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
+                    sl = np.int64(buf[h + 3])
+                    h += 4 + sl
+                    if sl == 0:
+                        break
+        elif ver == 1:      # enhanced GRE (PPTP): payload length + call id always, seq, ack
+            if (fw & 0x2000) == 0:
+                return T_NONE, 0, 0, 0, 0, False, 0
+            if h + 4 > end or h + 4 > lim:
+                return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
+            tid = _be16(buf, h + 2)
+            has = True
+            h += 4
+            if fw & 0x1000:
+                h += 4
+            if fw & 0x0080:
+                h += 4
+        else:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        if h > lim:
+            return T_GRE, 0, 0, 0, 0, False, F_MALFORMED
+        if h > end:
+            return T_GRE, 0, 0, 0, 0, False, F_TRUNC
+        if ptype == 0x88BE or ptype == 0x22EB:
+            if ptype == 0x88BE and (fw & 0x1000) == 0:      # type I: no ERSPAN header
+                return T_ERSPAN, h, L2_ETHER, -1, 0, False, 0
+            eh = 8 if ptype == 0x88BE else 12
+            if h + eh > lim:
+                return T_ERSPAN, 0, 0, 0, 0, False, F_MALFORMED
+            if h + eh > end:
+                return T_ERSPAN, 0, 0, 0, 0, False, F_TRUNC
+            sid = _be16(buf, h + 2) & 0x3FF
+            ik = L2_ETHER
+            iet = -1
+            if ptype == 0x22EB:
+                ft = (np.int64(buf[h + 10]) >> 2) & 0x1F
+                if np.int64(buf[h + 11]) & 1:
+                    eh += 8
+                    if h + eh > lim:
+                        return T_ERSPAN, 0, 0, 0, 0, False, F_MALFORMED
+                    if h + eh > end:
+                        return T_ERSPAN, 0, 0, 0, 0, False, F_TRUNC
+                if ft == 2:
+                    ik = K_ETYPE
+                    iet = _ver_et(buf, h + eh, end)
+            return T_ERSPAN, h + eh, ik, iet, sid, True, 0
+        if ver == 1:
+            iet, h = _ppp_proto(buf, h, end)
+            return T_GRE, h, K_ETYPE, iet, tid, has, 0
+        ik, iet, h = _gre_etype(buf, h, end, ptype)
+        return T_GRE, h, ik, iet, tid, has, 0
+    if proto != 17:
+        return T_NONE, 0, 0, 0, 0, False, 0
+    u = q + 8
+    if dport == UDP_VXLAN:
+        if u + 8 > lim:
+            return T_VXLAN, 0, 0, 0, 0, False, F_MALFORMED
+        if u + 8 > end:
+            return T_VXLAN, 0, 0, 0, 0, False, F_TRUNC
+        return T_VXLAN, u + 8, L2_ETHER, -1, _be32(buf, u + 4) >> 8, True, 0
+    if dport == UDP_GENEVE:
+        if u + 8 > lim:
+            return T_GENEVE, 0, 0, 0, 0, False, F_MALFORMED
+        if u + 8 > end:
+            return T_GENEVE, 0, 0, 0, 0, False, F_TRUNC
+        if (np.int64(buf[u]) >> 6) != 0:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        h = u + 8 + (np.int64(buf[u]) & 0x3F) * 4
+        if h > lim:
+            return T_GENEVE, 0, 0, 0, 0, False, F_MALFORMED
+        if h > end:
+            return T_GENEVE, 0, 0, 0, 0, False, F_TRUNC
+        ik, iet, h = _gre_etype(buf, h, end, _be16(buf, u + 2))
+        return T_GENEVE, h, ik, iet, _be32(buf, u + 4) >> 8, True, 0
+    if dport == UDP_GTPU or sport == UDP_GTPU:
+        if u + 8 > end or u + 8 > lim:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        fl = np.int64(buf[u])
+        if (fl >> 5) != 1 or (fl & 0x10) == 0 or buf[u + 1] != 255:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        teid = _be32(buf, u + 4)
+        h = u + 8
+        if fl & 7:
+            if h + 4 > lim:
+                return T_GTPU, 0, 0, 0, 0, False, F_MALFORMED
+            if h + 4 > end:
+                return T_GTPU, 0, 0, 0, 0, False, F_TRUNC
+            nxt = np.int64(buf[h + 3])
+            h += 4
+            if fl & 4:
+                while nxt != 0:
+                    if h + 1 > lim:
+                        return T_GTPU, 0, 0, 0, 0, False, F_MALFORMED
+                    if h + 1 > end:
+                        return T_GTPU, 0, 0, 0, 0, False, F_TRUNC
+                    el = np.int64(buf[h]) * 4
+                    if el == 0 or h + el > lim:
+                        return T_GTPU, 0, 0, 0, 0, False, F_MALFORMED
+                    if h + el > end:
+                        return T_GTPU, 0, 0, 0, 0, False, F_TRUNC
+                    nxt = np.int64(buf[h + el - 1])
+                    h += el
+        iet = _ver_et(buf, h, end)
+        if iet == -1:
+            return T_GTPU, 0, 0, 0, 0, False, F_TRUNC if h < lim else F_MALFORMED
+        return T_GTPU, h, K_ETYPE, iet, teid, True, 0
+    if dport == UDP_TEREDO or sport == UDP_TEREDO:
+        h = u
+        if h + 2 <= end and h + 2 <= lim and _be16(buf, h) == 1:     # authentication indicator
+            if h + 4 > end or h + 4 > lim:
+                return T_NONE, 0, 0, 0, 0, False, 0
+            h += 4 + np.int64(buf[h + 2]) + np.int64(buf[h + 3]) + 9
+        if h + 2 <= end and h + 2 <= lim and _be16(buf, h) == 0:     # origin indicator
+            h += 8
+        if h + 40 > end or h + 40 > lim or (np.int64(buf[h]) >> 4) != 6:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        if h + 40 + _be16(buf, h + 4) > lim:     # the IPv6 packet must fit the UDP datagram
+            return T_NONE, 0, 0, 0, 0, False, 0
+        return T_TEREDO, h, K_ETYPE, 0x86DD, 0, False, 0
+    return T_NONE, 0, 0, 0, 0, False, 0
+
+
+@njit(nogil=True)
+def _ppp_proto(buf, h, end):
+    """PPP (RFC 1661/1662): optional 0xFF03 address/control, 1- or 2-byte protocol → ethertype."""
+    if h + 2 <= end and buf[h] == 0xFF and buf[h + 1] == 0x03:
+        h += 2
+    if h >= end:
+        return -1, h
+    if np.int64(buf[h]) & 1:
+        pr = np.int64(buf[h])
+        h += 1
+    else:
+        if h + 2 > end:
+            return -1, h
+        pr = _be16(buf, h)
+        h += 2
+    if pr == 0x21:
+        return 0x0800, h
+    if pr == 0x57:
+        return 0x86DD, h
+    return -2, h
+
+
+# ------------------------------------------------------------------------------ network layer
+@njit(nogil=True)
+def _ipv4(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags):
+    """IPv4 header at p: every field whose bytes were captured. Returns (q, l4len, proto, present,
+    flags); q = -1 when no L4 header is to be decoded."""
+    q = -1
+    l4len = 0
+    proto = -1
+    if p >= end:
+        return q, l4len, proto, present, flags | F_TRUNC
+    if (np.int64(buf[p]) >> 4) != 4:
+        return q, l4len, proto, present, flags | F_MALFORMED
+    ihl = (np.int64(buf[p]) & 15) * 4
+    if ra == RA_SRC:
+        out16[R16_IP_HDR_LEN, i] = ihl
+        present |= P_IPHL
+    tot = 0
+    ff = 0
+    if p + 4 <= end:
+        tot = _be16(buf, p + 2)
+        if ra == RA_SRC:
+            out32[R32_IP_LEN, i] = tot
+            present |= P_IPLEN
+    if ra == RA_SRC and p + 6 <= end:
+        out32[R32_IP_ID, i] = _be16(buf, p + 4)
+        present |= P_IPID
+    if p + 8 <= end:
+        ff = _be16(buf, p + 6)
+        if ra == RA_SRC:
+            out16[R16_FRAG, i] = (ff & 0x1FFF) * 8
+            present |= P_IPV4FLAGS | P_FRAG
+            if ff & 0x4000:
+                flags |= F_DF
+            if ff & 0x2000:
+                flags |= F_MF
+    if p + 9 <= end and ra == RA_SRC:
+        out8[R8_TTL, i] = buf[p + 8]
+        present |= P_TTL
+    if p + 10 <= end:
+        proto = np.int64(buf[p + 9])
+        if ra == RA_SRC:
+            out8[R8_PROTO, i] = proto
+            present |= P_PROTO
+        else:
+            out8[R8_Q_PROTO, i] = proto
+            present |= P_QPROTO
+    if p + 16 <= end:
+        addr[ra, i] = 0
+        addr[ra + 1, i] = np.uint64(_be32(buf, p + 12))
+        present |= P_SRC if ra == RA_SRC else P_QSRC
+    if p + 20 <= end:
+        addr[ra + 2, i] = 0
+        addr[ra + 3, i] = np.uint64(_be32(buf, p + 16))
+        present |= P_DST if ra == RA_SRC else P_QDST
+    if p + 20 > end:
+        return q, l4len, -1, present, flags | F_TRUNC
+    if ihl < 20 or (tot < ihl and tot != 0):
+        return q, l4len, proto, present, flags | F_MALFORMED
+    if p + ihl > end:
+        return q, l4len, proto, present, flags | F_TRUNC
+    if (ff & 0x1FFF) != 0:
+        return q, l4len, proto, present, flags
+    q = p + ihl
+    if tot == 0 or p + tot > wire_end:
+        # segmentation-offload super-frame: the length field is 0 or beyond the frame; take the
+        # captured length, as Zeek does (a quoted header only keeps what is there)
+        if ra == RA_SRC:
+            flags |= F_OFFLOAD
+        l4len = end - q
+    else:
+        l4len = tot - ihl
+    return q, l4len, proto, present, flags
+
+
+@njit(nogil=True)
+def _ipv6(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags):
+    """IPv6 header and extension chain at p; same contract as _ipv4."""
+    q = -1
+    l4len = 0
+    proto = -1
+    if p >= end:
+        return q, l4len, proto, present, flags | F_TRUNC
+    if (np.int64(buf[p]) >> 4) != 6:
+        return q, l4len, proto, present, flags | F_MALFORMED
+    plen = 0
+    if p + 6 <= end:
+        plen = _be16(buf, p + 4)
+        if ra == RA_SRC:
+            out32[R32_IP_LEN, i] = 40 + plen
+            present |= P_IPLEN
+    nh = -1
+    if p + 7 <= end:
+        nh = np.int64(buf[p + 6])
+    if p + 8 <= end and ra == RA_SRC:
+        out8[R8_TTL, i] = buf[p + 7]
+        present |= P_TTL
+    if p + 24 <= end:
+        addr[ra, i] = _be64(buf, p + 8)
+        addr[ra + 1, i] = _be64(buf, p + 16)
+        present |= P_SRC if ra == RA_SRC else P_QSRC
+    if p + 40 > end:
+        if nh >= 0:
+            if ra == RA_SRC:
+                out8[R8_PROTO, i] = nh
+                present |= P_PROTO
+            else:
+                out8[R8_Q_PROTO, i] = nh
+                present |= P_QPROTO
+        return q, l4len, proto, present, flags | F_TRUNC
+    addr[ra + 2, i] = _be64(buf, p + 24)
+    addr[ra + 3, i] = _be64(buf, p + 32)
+    present |= P_DST if ra == RA_SRC else P_QDST
+    r = p + 40
+    first_frag = True
+    cut = False
+    while nh == 0 or nh == 43 or nh == 44 or nh == 51 or nh == 60 or nh == 135 \
+            or nh == 139 or nh == 140:
+        if r + 8 > end:
+            cut = True
+            break
+        if nh == 44:
+            fo = _be16(buf, r + 2)
+            if ra == RA_SRC:
+                out16[R16_FRAG, i] = fo & 0xFFF8
+                if fo & 1:
+                    flags |= F_MF
+                out32[R32_IP_ID, i] = _be32(buf, r + 4)
+                present |= P_IPID | P_FRAG
+            if (fo & 0xFFF8) != 0:
+                first_frag = False
+            nh2 = np.int64(buf[r])
+            r += 8
+        elif nh == 51:
+            nh2 = np.int64(buf[r])
+            r += (np.int64(buf[r + 1]) + 2) * 4
+        else:
+            nh2 = np.int64(buf[r])
+            r += (np.int64(buf[r + 1]) + 1) * 8
+        nh = nh2
+        if not first_frag:
+            break
+    if ra == RA_SRC:
+        out16[R16_IP_HDR_LEN, i] = r - p
+        out8[R8_PROTO, i] = nh
+        present |= P_IPHL | P_PROTO
+    else:
+        out8[R8_Q_PROTO, i] = nh
+        present |= P_QPROTO
+    proto = nh
+    if cut:
+        return q, l4len, -1, present, flags | F_TRUNC
+    if r - p - 40 > plen:
+        return q, l4len, proto, present, flags | F_MALFORMED
+    if p + 40 + plen > wire_end:
+        if ra == RA_SRC:
+            flags |= F_MALFORMED
+        if first_frag and r <= end:
+            q = r
+            l4len = wire_end - q
+        return q, l4len, proto, present, flags
+    if first_frag and r <= end:
+        q = r
+        l4len = plen - (r - p - 40)
+    elif r > end:
+        flags |= F_TRUNC
+    return q, l4len, proto, present, flags
+
+
+# ---------------------------------------------------------------------------- quoted headers
+@njit(nogil=True)
+def _quoted(buf, s, end, i, out8, out16, out32, addr, present):
+    """The IP header (and the first 8 bytes of its L4 header) an ICMP/ICMPv6 error quotes at s."""
+    et = _ver_et(buf, s, end)
+    if et == 0x0800:
+        q, l4len, proto, present, _f = _ipv4(buf, s, end, end, i, out8, out16, out32, addr, RA_Q_SRC,
+                                             present, 0)
+    elif et == 0x86DD:
+        present |= P_QV6
+        q, l4len, proto, present, _f = _ipv6(buf, s, end, end, i, out8, out16, out32, addr, RA_Q_SRC,
+                                             present, 0)
+    else:
+        return present
+    if q < 0:
+        return present
+    if (proto == 6 or proto == 17) and q + 4 <= end:
+        out16[R16_Q_SPORT, i] = _be16(buf, q)
+        out16[R16_Q_DPORT, i] = _be16(buf, q + 2)
+        present |= P_QPORTS
+        if proto == 6 and q + 8 <= end:
+            out32[R32_Q_TCP_SEQ, i] = _be32(buf, q + 4)
+            present |= P_QSEQ
+    elif (proto == 1 or proto == 58) and q + 8 <= end:
+        t = np.int64(buf[q])
+        if _is_echo(proto, t):
+            out16[R16_Q_ICMP_ID, i] = _be16(buf, q + 4)
+            out16[R16_Q_ICMP_SEQ, i] = _be16(buf, q + 6)
+            present |= P_QICMPID
+    return present
+
+
+@njit(nogil=True)
+def _is_echo(proto, t):
+    if proto == 1:
+        return t == 0 or t == 8 or t == 13 or t == 14 or t == 15 or t == 16 or t == 17 or t == 18
+    return t == 128 or t == 129
+
+
+@njit(nogil=True)
+def _is_error(proto, t):
+    if proto == 1:
+        return t == 3 or t == 4 or t == 5 or t == 11 or t == 12
+    return t >= 1 and t <= 4
+
+
+# -------------------------------------------------------------------------------------- decoder
+@njit(cache=True, nogil=True)
+def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out64, addr):
+    """Decode link, (tunnel,) network and transport headers of every frame into the R*_ rows."""
+    for i in range(data_off.shape[0]):
+        off = data_off[i]
+        end = off + np.int64(caplen[i])
+        wire_end = off + np.int64(wirelen[i])
+        k = np.int64(kind[i])
+        et0 = -1
+        flags = 0
+        present = 0
+        if caplen[i] < wirelen[i]:
+            flags |= F_TRUNC
+        p = off
+        depth = 0
+        l3 = L3_NONE
+        q = -1
+        l4len = 0
+        proto = -1
+        while True:
+            et, p, fl, want, present = _link(buf, p, end, k, et0, i, out16, present)
+            flags |= fl
+            q = -1
+            l4len = 0
+            proto = -1
+            if et == 0x0800:
+                l3 = L3_IPV4
+                if want == 6:
+                    flags |= F_MALFORMED
+                q, l4len, proto, present, flags = _ipv4(buf, p, end, wire_end, i, out8, out16, out32,
+                                                        addr, RA_SRC, present, flags)
+            elif et == 0x86DD:
+                l3 = L3_IPV6
+                if want == 4:
+                    flags |= F_MALFORMED
+                q, l4len, proto, present, flags = _ipv6(buf, p, end, wire_end, i, out8, out16, out32,
+                                                        addr, RA_SRC, present, flags)
+            elif et == 0x0806 or et == 0x8035:
+                l3 = L3_ARP
+            elif et == -1:
+                l3 = L3_NONE
+            else:
+                l3 = L3_OTHER
+            if not decap or q < 0 or depth >= MAX_DEPTH or (proto != 4 and proto != 41 and proto != 47
+                                                             and proto != 17):
+                break
+            sport = -1
+            dport = -1
+            if proto == 17:
+                if q + 8 > end or l4len < 8:
+                    break
+                sport = _be16(buf, q)
+                dport = _be16(buf, q + 2)
+            t, inner, ik, iet, tid, has, bad = _tunnel(buf, q, end, l4len, proto, sport, dport,
+                                                       l3 == L3_IPV6)
+            if t == T_NONE:
+                break
+            if bad != 0:
+                flags |= bad
+                break
+            if depth == 0:
+                out8[R8_TUNNEL, i] = t
+                out8[R8_OUTER_TTL, i] = out8[R8_TTL, i]
+                out8[R8_OUTER_L3, i] = l3
+                for a in range(4):
+                    addr[RA_OUTER_SRC + a, i] = addr[RA_SRC + a, i]
+                present |= P_OUTER
+                if has:
+                    out32[R32_TUNNEL_ID, i] = tid
+                    present |= P_TID
+            depth += 1
+            lim = q + l4len
+            if lim < end:
+                end = lim
+            wire_end = lim
+            present &= KEEP_ACROSS_TUNNEL
+            flags &= ~(F_DF | F_MF | F_OFFLOAD)
+            p = inner
+            k = ik
+            et0 = iet
+            l3 = L3_NONE
+        out8[R8_DEPTH, i] = depth
+        # ---------------------------------------------------------- transport layer
+        if q >= 0:
+            avail = end - q
+            hl = -1
+            if proto == 6:
+                if avail >= 4:
+                    out16[R16_SPORT, i] = _be16(buf, q)
+                    out16[R16_DPORT, i] = _be16(buf, q + 2)
+                    present |= P_PORTS
+                if avail >= 20:
+                    doff = (np.int64(buf[q + 12]) >> 4) * 4
+                    out32[R32_TCP_SEQ, i] = _be32(buf, q + 4)
+                    out32[R32_TCP_ACK, i] = _be32(buf, q + 8)
+                    out16[R16_TCP_FLAGS, i] = _be16(buf, q + 12) & 0x0FFF
+                    out16[R16_TCP_WIN, i] = _be16(buf, q + 14)
+                    out8[R8_TCP_HDR_LEN, i] = doff
+                    present |= P_TCP
+                    if doff < 20 or doff > l4len:
+                        flags |= F_MALFORMED
+                    elif doff > avail:
+                        flags |= F_TRUNC
+                    else:
+                        hl = doff
+                else:
+                    flags |= F_TRUNC
+            elif proto == 17:
+                if avail >= 4:
+                    out16[R16_SPORT, i] = _be16(buf, q)
+                    out16[R16_DPORT, i] = _be16(buf, q + 2)
+                    present |= P_PORTS
+                if avail >= 8:
+                    if l4len < 8:
+                        flags |= F_MALFORMED
+                    else:
+                        hl = 8
+                else:
+                    flags |= F_TRUNC
+            elif proto == 1 or proto == 58:
+                if avail >= 2:
+                    ty = np.int64(buf[q])
+                    out8[R8_ICMP_TYPE, i] = ty
+                    out8[R8_ICMP_CODE, i] = buf[q + 1]
+                    present |= P_ICMP
+                    if avail >= 8:
+                        if l4len < 8:
+                            flags |= F_MALFORMED
+                        else:
+                            hl = 8
+                            if _is_echo(proto, ty):
+                                out16[R16_ICMP_ID, i] = _be16(buf, q + 4)
+                                out16[R16_ICMP_SEQ, i] = _be16(buf, q + 6)
+                                present |= P_ICMPID
+                            elif _is_error(proto, ty):
+                                code = np.int64(buf[q + 1])
+                                if proto == 1 and ty == 3 and code == 4:
+                                    out32[R32_MTU, i] = _be16(buf, q + 6)
+                                    present |= P_MTU
+                                elif proto == 58 and ty == 2:
+                                    out32[R32_MTU, i] = _be32(buf, q + 4)
+                                    present |= P_MTU
+                                qend = q + l4len
+                                if qend > end:
+                                    qend = end
+                                present = _quoted(buf, q + 8, qend, i, out8, out16, out32, addr,
+                                                  present)
+                    else:
+                        flags |= F_TRUNC
+                else:
+                    flags |= F_TRUNC
+            if hl >= 0:
+                plen_l4 = l4len - hl
+                out32[R32_PAYLOAD_LEN, i] = plen_l4
+                present |= P_PAYLOAD
+                have = end - (q + hl)
+                if have > plen_l4:
+                    have = plen_l4
+                if have < 0:
+                    have = 0
+                out64[R64_PAYLOAD_OFF, i] = q + hl
+                out32[R32_PAYLOAD_CAPLEN, i] = have
+                present |= P_PAYOFF
+        out8[R8_L3, i] = l3
+        out8[R8_FLAGS, i] = flags
+        out32[R32_PRESENT, i] = present

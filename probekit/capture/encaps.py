@@ -1,0 +1,67 @@
+"""The one registry of encapsulations (tunnels) the decoder opens, like the link-type registry.
+
+Each entry names the tunnel category written to the packets table's ``tunnel`` column
+(``probekit.schema.TUNNEL_KINDS``), how the decoder recognises it and what ``tunnel_id`` holds.
+The compiled decoder (``_decode.py``) switches on the ``code`` values and the port numbers defined
+here; the dpkt reference backend reads the same table.
+
+Decapsulation happens only when the encapsulation header is whole and consistent with the outer
+length; a cut header flags the row ``truncated``, one that claims more bytes than its packet holds
+flags it ``malformed`` — the row then describes the outer packet (no exception, nothing invented).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..schema import TUNNEL_KINDS
+
+__all__ = ["Encap", "ENCAPS", "MAX_DEPTH", "UDP_VXLAN", "UDP_GENEVE", "UDP_GTPU", "UDP_TEREDO"]
+
+MAX_DEPTH = 8          # nested encapsulations opened per frame, at most
+
+UDP_VXLAN = 4789       # RFC 7348, destination port
+UDP_GENEVE = 6081      # RFC 8926, destination port
+UDP_GTPU = 2152        # 3GPP TS 29.281, either port
+UDP_TEREDO = 3544      # RFC 4380, either port
+
+
+@dataclass(frozen=True)
+class Encap:
+    name: str           # value of the ``tunnel`` column
+    code: int           # index into schema.TUNNEL_KINDS (what the kernel writes)
+    match: str          # how the decoder recognises it
+    tunnel_id: str      # what ``tunnel_id`` holds for it
+    doc: str
+
+
+def _code(name: str) -> int:
+    return TUNNEL_KINDS.index(name)
+
+
+ENCAPS: dict[str, Encap] = {e.name: e for e in (
+    Encap("vxlan", _code("vxlan"), f"UDP destination port {UDP_VXLAN}", "VNI (24 bits)",
+          "RFC 7348: 8-byte header, then an Ethernet frame (AWS VPC Traffic Mirroring)"),
+    Encap("geneve", _code("geneve"), f"UDP destination port {UDP_GENEVE}, version 0", "VNI (24 bits)",
+          "RFC 8926: 8 bytes + options (length field x 4 bytes, skipped), then the protocol type "
+          "(0x6558 Ethernet, 0x0800/0x86DD IP, ...) (AWS Gateway Load Balancer)"),
+    Encap("gre", _code("gre"), "IP protocol 47, version 0 or 1", "GRE key (version 0), call id (version 1)",
+          "RFC 2784/2890/1701: checksum, routing (SREs walked), key and sequence fields by their bits; "
+          "transparent Ethernet bridging (0x6558), IPv4, IPv6, MPLS or any ethertype; version 1 "
+          "(PPTP) carries PPP"),
+    Encap("erspan", _code("erspan"), "GRE protocol 0x88BE (type I without, type II with the sequence bit) "
+          "or 0x22EB (type III)", "ERSPAN session id (10 bits; <NA> for type I)",
+          "Cisco ERSPAN: type I none, type II 8 bytes, type III 12 (+8 platform-specific with the O bit) "
+          "before the mirrored Ethernet frame (type III frame type 2: an IP packet)"),
+    Encap("ipip", _code("ipip"), "IP protocol 4 (IPv4 inside IPv4 or IPv6)", "none",
+          "RFC 2003 IP-in-IP, RFC 2473 IPv4-in-IPv6"),
+    Encap("6in4", _code("6in4"), "IP protocol 41 inside IPv4", "none", "RFC 4213 IPv6-in-IPv4 (6in4, 6to4, ISATAP)"),
+    Encap("ip6ip6", _code("ip6ip6"), "IP protocol 41 inside IPv6", "none", "RFC 2473 IPv6-in-IPv6"),
+    Encap("teredo", _code("teredo"), f"UDP port {UDP_TEREDO} (either), payload an IPv6 header", "none",
+          "RFC 4380: optional authentication indicator (0x0001, with client id, auth value, nonce, "
+          "confirmation) and origin indicator (0x0000, 8 bytes) before the IPv6 packet"),
+    Encap("gtpu", _code("gtpu"), f"UDP port {UDP_GTPU} (either), GTPv1 G-PDU (type 255)", "TEID (32 bits)",
+          "3GPP TS 29.281: 8 bytes, +4 when E/S/PN is set, then the extension header chain (length x 4 "
+          "bytes each), then an IPv4 or IPv6 packet; signalling messages are not decapsulated"),
+)}
+
+assert sorted(e.code for e in ENCAPS.values()) == list(range(1, len(TUNNEL_KINDS)))
