@@ -625,7 +625,7 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
     """One pass over the packets (file order). Returns the connection arrays, each packet's connection
     index (-1: not part of one) and the history events (connection, letter; 0 = reset to '^h')."""
     n = ts.shape[0]
-    cap = n + 1
+    cap = nkeys + 16
     ci = np.zeros((cap, NCI), np.int64)
     ei = np.zeros((cap, 2, NEI), np.int64)
     blo = np.zeros((cap, 2, NBLK), np.int64)
@@ -646,6 +646,20 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
         if c >= 0 and kind[i] == K_TCP and _is_reuse(ci, ei, c, flags[i], seq[i]):
             c = -1
         if c < 0:
+            if nc == cap:  # more connections than keys (reuse, timeouts): grow the state arrays
+                cap = cap * 2
+                ci2 = np.zeros((cap, NCI), np.int64)
+                ci2[:nc] = ci[:nc]
+                ci = ci2
+                ei2 = np.zeros((cap, 2, NEI), np.int64)
+                ei2[:nc] = ei[:nc]
+                ei = ei2
+                b2 = np.zeros((cap, 2, NBLK), np.int64)
+                b2[:nc] = blo[:nc]
+                blo = b2
+                b3 = np.zeros((cap, 2, NBLK), np.int64)
+                b3[:nc] = bhi[:nc]
+                bhi = b3
             c = nc
             nc += 1
             _new_conn(ci, ei, c, k, now, kind[i], i, params)

@@ -131,6 +131,15 @@ def _is_local(cats, nets) -> np.ndarray:
     return out
 
 
+_STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
+
+
+def _l3(packets) -> np.ndarray:
+    """The l3 column as an object array, from the categorical's codes (no per-row string work)."""
+    c = packets["l3"].array
+    return np.asarray(c.categories, dtype=object)[c.codes]
+
+
 def _empty() -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in CONNECTIONS if c.name != "community_id"})
 
@@ -150,7 +159,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         likely_server_ports = BARE_LIKELY_SERVER_PORTS
     to = dict(TIMEOUTS_S, **(timeouts_s or {}))
     proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    l3 = packets["l3"].astype(str).to_numpy()
+    l3 = _l3(packets)
     ipv4 = l3 == "ipv4"
     ts_ok = packets["ts_ns"].notna().to_numpy()
     frag = (packets["frag_offset"].to_numpy("int64", na_value=0) > 0) | packets["ip_mf"].to_numpy(bool, na_value=False)
@@ -168,26 +177,30 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     rows = np.flatnonzero(keep)
     if not rows.size:
         return _empty()
-    p = packets.iloc[rows]
+
+    def col(name, na=0):
+        return packets[name].to_numpy("int64", na_value=na)[rows]
     l4_ok = l4_ok[rows]
     kind = np.where(is_tcp[rows], K.K_TCP, np.where(is_udp[rows], K.K_UDP, K.K_ICMP)).astype(np.int64)
-    cats = pd.Index(p["src"].cat.categories).union(pd.Index(p["dst"].cat.categories))
-    sa = pd.Categorical(p["src"].astype(object), categories=cats).codes.astype(np.int64)
-    da = pd.Categorical(p["dst"].astype(object), categories=cats).codes.astype(np.int64)
-    sport = p["sport"].to_numpy("int64", na_value=0)
-    dport = p["dport"].to_numpy("int64", na_value=0)
+    src, dst = packets["src"].array, packets["dst"].array
+    cats = pd.Index(src.categories).union(pd.Index(dst.categories))
+    sa = cats.get_indexer(src.categories).astype(np.int64)[src.codes[rows]]
+    da = cats.get_indexer(dst.categories).astype(np.int64)[dst.codes[rows]]
+    sport = col("sport")
+    dport = col("dport")
+    pr = proto[rows]
     icmp = kind == K.K_ICMP
-    one_way = np.zeros(len(p), bool)
+    one_way = np.zeros(len(rows), bool)
     if icmp.any():
-        it = p["icmp_type"].to_numpy("int64", na_value=0)
-        ic = p["icmp_code"].to_numpy("int64", na_value=0)
-        v6 = proto[rows] == 58
+        it = col("icmp_type") & 0xFF
+        ic = col("icmp_code")
+        v6 = pr == 58
         table4 = np.full(256, -1, np.int64)
         table6 = np.full(256, -1, np.int64)
-        for a, b in _TWO_WAY_ICMP4.items():
-            table4[a] = b
-        for a, b in _TWO_WAY_ICMP6.items():
-            table6[a] = b
+        for x, y in _TWO_WAY_ICMP4.items():
+            table4[x] = y
+        for x, y in _TWO_WAY_ICMP6.items():
+            table6[x] = y
         cp = np.where(v6, table6[it], table4[it])
         one_way = icmp & (cp < 0)
         sport = np.where(icmp, it, sport)
@@ -197,21 +210,25 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     side = ((ep_s > ep_d) & ~one_way).astype(np.int64)
     lo = np.where(side == 0, ep_s, ep_d)
     hi = np.where(side == 0, ep_d, ep_s)
-    pr = proto[rows]
-    key = pd.DataFrame({"a": pr * 2 + one_way, "b": lo, "c": hi}).groupby(["a", "b", "c"], sort=False).ngroup()
-    key = key.to_numpy(np.int64)
+    pk = (pr & 0xFF) * 2 + one_way
+    if len(cats) < (1 << 13):  # the 5-tuple fits one int64: hash-factorise it
+        key = pd.factorize((pk << 58) | (lo << 29) | hi)[0].astype(np.int64)
+    else:
+        key = pd.DataFrame({"a": pk, "b": lo, "c": hi}).groupby(["a", "b", "c"], sort=False).ngroup()
+        key = key.to_numpy(np.int64)
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
-    src_lsp = np.where(kind == K.K_TCP, np.isin(sport, tcp_lsp), np.where(kind == K.K_UDP, np.isin(sport, udp_lsp), False))
-    dst_lsp = np.where(kind == K.K_TCP, np.isin(dport, tcp_lsp), np.where(kind == K.K_UDP, np.isin(dport, udp_lsp), False))
-    bcast = (p["dst"].astype(object) == "255.255.255.255").to_numpy(bool)
+    is_t, is_u = kind == K.K_TCP, kind == K.K_UDP
+    src_lsp = (is_t & np.isin(sport, tcp_lsp)) | (is_u & np.isin(sport, udp_lsp))
+    dst_lsp = (is_t & np.isin(dport, tcp_lsp)) | (is_u & np.isin(dport, udp_lsp))
+    bcast_code = cats.get_indexer(["255.255.255.255"])[0]
+    bcast = (da == bcast_code) if bcast_code >= 0 else np.zeros(len(rows), bool)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
-    src_long = (kind == K.K_TCP) & np.isin(sport, long_ports)
-    dst_long = (kind == K.K_TCP) & np.isin(dport, long_ports)
-    length = p["payload_len"].to_numpy("int64", na_value=0)
-    pcap = p["payload_caplen"].to_numpy("int64", na_value=0)
+    src_long = is_t & np.isin(sport, long_ports)
+    dst_long = is_t & np.isin(dport, long_ports)
     off = offload[rows]
-    length = np.where(off, pcap, length)  # TCP.cc / UDP.cc / ICMP.cc: total length 0 -> what was captured
-    ipl = np.where(off, 0, p["ip_len"].to_numpy("int64", na_value=0))
+    # TCP.cc / UDP.cc / ICMP.cc: total length 0 -> use what was captured
+    length = np.where(off, col("payload_caplen"), col("payload_len"))
+    ipl = np.where(off, 0, col("ip_len"))
     ns = 1_000_000_000
     params = np.array([to["tcp_attempt_delay"], to["tcp_reset_delay"], to["tcp_close_delay"],
                        to["tcp_connection_linger"], to["tcp_inactivity_timeout"], to["udp_inactivity_timeout"],
@@ -220,15 +237,14 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     params = (params * ns).astype(np.int64)
     params[K.P_MAX_ABOVE_HOLE] = 16384
     params[K.P_EXCESSIVE] = 10 * 1024 * 1024
-    ts = p["ts_ns"].to_numpy("int64")
+    ts = col("ts_ns")
     ci, ei, conn_of, ev_c, ev_ch = K.conn_kernel(
-        ts, kind, key, side, p["tcp_flags"].to_numpy("int64", na_value=0), p["tcp_seq"].to_numpy("int64", na_value=0),
-        p["tcp_ack"].to_numpy("int64", na_value=0), p["tcp_win"].to_numpy("int64", na_value=1), length, ipl,
+        ts, kind, key, side, col("tcp_flags"), col("tcp_seq"), col("tcp_ack"), col("tcp_win", 1), length, ipl,
         l4_ok, sport, dport, src_lsp, dst_lsp, bcast, src_long, dst_long, int(key.max()) + 1, params)
     state, size, pkts, ipb = K.conn_finish(ci, ei)
     hist = K.history_matrix(len(ci), ev_c, ev_ch)
     hist_s = hist.view(f"S{hist.shape[1]}").ravel().astype(str)
-    return _table(p, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr,
+    return _table(col("frame"), ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr,
                   local_nets, community_id)
 
 
@@ -237,7 +253,7 @@ def K_checksums(packets):
     return checksums_ok(packets)
 
 
-def _table(p, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr, local_nets,
+def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr, local_nets,
            community_id) -> pd.DataFrame:
     C = K
     first = ci[:, C.C_FIRSTPKT]
@@ -253,21 +269,20 @@ def _table(p, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, ca
     start, last = ci[:, C.C_START], ci[:, C.C_LAST]
     dur_ns = last - start
     has_dur = dur_ns > 0
-    states = np.array(K.STATES, dtype=object)[state]
-    cand = state == 12
-    if cand.any():  # conn_state(): /\^?S[^HAFGIQ]*R.*/ == history
-        h = pd.Series(hist_s[cand])
-        states[cand] = np.where(h.str.fullmatch(r"\^?S[^HAFGIQ]*R.*"), "RSTOS0", "OTH")
-    kinds = np.array(["tcp", "udp", "icmp"], dtype=object)[kind[first]]
+    # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH; categories: _STATE_CATS
+    cand = np.flatnonzero(state == 12)
+    state = np.where(state >= 12, 12, state)
+    if cand.size:  # conn_state(): /\^?S[^HAFGIQ]*R.*/ == history
+        rst = pd.Series(hist_s[cand]).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
+        state[cand[rst]] = 8
     ip_proto = pr[first]
     ahash = _addr_hash(cats)
     uid = _uids([start, ip_proto, op, rp, ahash[oa], ahash[ra]])
     is_tcp = kind[first] == K.K_TCP
     rst_side = ci[:, C.C_RSTSIDE]
-    reset_by = np.where(rst_side < 0, None, np.where(rst_side == o, "orig", "resp"))
+    reset_by = np.where(rst_side < 0, -1, np.where(rst_side == o, 0, 1))
     synts, synackts, rstts = ci[:, C.C_SYNTS], ci[:, C.C_SYNACKTS], ci[:, C.C_RSTTS]
-    frames = p["frame"].to_numpy("int64")
-    catv = np.asarray(cats, dtype=object)
+    catv = pd.Index(cats)
     local = _is_local(cats, local_nets) if local_nets else None
     n = len(ci)
 
@@ -276,15 +291,15 @@ def _table(p, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, ca
     out = pd.DataFrame({
         "ts_ns": start,
         "uid": pd.Series(uid, dtype="str"),
-        "orig_h": pd.Categorical(catv[oa], categories=catv),
+        "orig_h": pd.Categorical.from_codes(oa, categories=catv),
         "orig_p": op.astype("uint16"),
-        "resp_h": pd.Categorical(catv[ra], categories=catv),
+        "resp_h": pd.Categorical.from_codes(ra, categories=catv),
         "resp_p": rp.astype("uint16"),
-        "proto": pd.Categorical(kinds, categories=["tcp", "udp", "icmp"]),
+        "proto": pd.Categorical.from_codes(kind[first], categories=["tcp", "udp", "icmp"]),
         "duration_s": np.where(has_dur, dur_ns / 1e9, np.nan),
         "orig_bytes": opt(has_dur, size[:, 0], "Int64"),
         "resp_bytes": opt(has_dur, size[:, 1], "Int64"),
-        "conn_state": pd.Categorical(states, categories=[s for s in K.STATES if s != "RSTOS0?"]),
+        "conn_state": pd.Categorical.from_codes(state, categories=_STATE_CATS),
         "local_orig": pd.array(local[oa], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "local_resp": pd.array(local[ra], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "missed_bytes": ci[:, C.C_MISSED],
@@ -301,7 +316,7 @@ def _table(p, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, ca
         "syns": ci[:, C.C_SYNS].astype("int32"),
         "synacks": ci[:, C.C_SYNACKS].astype("int32"),
         "handshake_rtt_us": np.where((synts >= 0) & (synackts >= 0), (synackts - synts) / 1e3, np.nan),
-        "reset_by": pd.Categorical(reset_by, categories=["orig", "resp"]),
+        "reset_by": pd.Categorical.from_codes(reset_by, categories=["orig", "resp"]),
         "reset_after_synack_us": np.where((rstts >= 0) & (synackts >= 0), (rstts - synackts) / 1e3, np.nan),
         "reset_ack_from_responder": (rst_side >= 0) & (rst_side != o) & (ci[:, C.C_RSTACK] == 1),
     })

@@ -67,7 +67,8 @@ def checksums_ok(packets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     if not n or not (packets.attrs.get("path") or packets.attrs.get("paths")):
         return ip_ok, l4_ok
     proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    l3 = packets["l3"].astype(str).to_numpy()
+    l3c = packets["l3"].array
+    l3 = np.asarray(l3c.categories, dtype=object)[l3c.codes] if len(l3c.categories) else np.full(n, "none", object)
     is_v6 = l3 == "ipv6"
     ipv = (l3 == "ipv4") | is_v6
     hdr = np.where(proto == 6, packets["tcp_hdr_len"].to_numpy("int64", na_value=-1), 8)
