@@ -39,7 +39,7 @@ NCI = 31
 NEI = 29
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sd(a, b):
     """seq_delta: a - b as a signed 32-bit difference."""
     d = (a - b) & M32
@@ -48,14 +48,14 @@ def _sd(a, b):
     return d
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hist(ev_c, ev_ch, nev, c, ch):
     ev_c[nev] = c
     ev_ch[nev] = ch
     return nev + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_history(ci, ev_c, ev_ch, nev, c, code):
     """Session::AddHistory."""
     if ci[c, C_HLEN] == 0:
@@ -64,7 +64,7 @@ def _add_history(ci, ev_c, ev_ch, nev, c, code):
     return _hist(ev_c, ev_ch, nev, c, code)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _flip(ci, ei, c, ev_c, ev_ch, nev):
     """Connection::FlipRoles + TCPSessionAdapter::FlipRoles: swap roles, record '^'."""
     ci[c, C_ORIGSIDE] = 1 - ci[c, C_ORIGSIDE]
@@ -74,7 +74,7 @@ def _flip(ci, ei, c, ev_c, ev_ch, nev):
     return _add_history(ci, ev_c, ev_ch, nev, c, 94)  # '^'
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
     """TCP_Endpoint::CheckHistory: the flip heuristic (history exactly 'H', then A or D), then
     Session::CheckHistory (record the letter the first time). Returns (seen_before, nev)."""
@@ -96,7 +96,7 @@ def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
     return False, nev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev):
     """TCP_Endpoint::AddHistory."""
     if e != ci[c, C_ORIGSIDE]:
@@ -104,7 +104,7 @@ def _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev):
     return _add_history(ci, ev_c, ev_ch, nev, c, code)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scaled(ci, ei, c, e, code, fc, ft, ev_c, ev_ch, nev):
     """Session::ScaledHistoryEntry: the letter at the 1st, 10th, 100th ... occurrence."""
     ei[c, e, fc] += 1
@@ -120,12 +120,12 @@ def _scaled(ci, ei, c, e, code, fc, ft, ev_c, ev_ch, nev):
     return nev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _is_hs(s):
     return s == INACTIVE or s == SYN_SENT or s == SYN_ACK_SENT
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _set_state(ci, ei, c, e, s, params):
     """TCP_Endpoint::SetState: leaving the handshake switches to tcp_inactivity_timeout."""
     cur = ei[c, e, E_STATE]
@@ -136,7 +136,7 @@ def _set_state(ci, ei, c, e, s, params):
         ei[c, e, E_STATE] = s
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _rel(ei, c, e, cur, last, wraps):
     """get_relative_seq -> (rel, underflow)."""
     d = _sd(cur, last)
@@ -170,7 +170,7 @@ def _size(ei, c, e):
     return size
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _is_clean(ei, c, e):
     s = ei[c, e, E_STATE]
     return s == ESTABLISHED or (s == CLOSED and ei[c, e, E_PREV] == ESTABLISHED)
