@@ -152,6 +152,38 @@ def _cmd_tcp(args) -> int:
     return 0
 
 
+# ---- conn: Zeek's conn.log (one block) ----
+def _cmd_conn(args) -> int:
+    from .analysis.connections import connections
+    from .capture import read_capture
+    from .zeeklog import write_conn_json, write_conn_tsv
+    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    conns = connections(df, check_checksums=not args.ignore_checksums, bare=args.bare,
+                        community_id=args.community_id)
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        (write_conn_json if args.zeek_json else write_conn_tsv)(conns, out)
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def _add_conn_parser(sub, reader_opts) -> None:
+    sp = sub.add_parser("conn", help="Zeek's conn.log (TCP, UDP, ICMP) in Zeek's TSV or JSON format")
+    sp.add_argument("capture")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--zeek-tsv", action="store_true", help="Zeek's ASCII log format (the default)")
+    g.add_argument("--zeek-json", action="store_true", help="Zeek's JSON log format, one object per line")
+    sp.add_argument("-C", "--ignore-checksums", action="store_true", help="as zeek -C")
+    sp.add_argument("-b", "--bare", action="store_true", help="as zeek -b: no protocol analyzers' server ports")
+    sp.add_argument("--community-id", action="store_true", help="add the community_id field")
+    sp.add_argument("-o", "--output", help="write to this file instead of stdout")
+    reader_opts(sp)
+    sp.set_defaults(func=_cmd_conn)
+# ---- end conn ----
+
+
 def _cmd_fingerprint(args) -> int:
     from .analysis.fingerprint import fingerprint
     df, probes = _probes_of(args)
@@ -287,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-C", "--ignore-checksums", action="store_true", help="as zeek -C")
     reader_opts(sp)
     sp.set_defaults(func=_cmd_tcp)
+
+    _add_conn_parser(sub, reader_opts)
 
     sp = sub.add_parser("fingerprint", help="which tool sent each probe stream, with the evidence")
     analysis_opts(sp)

@@ -273,6 +273,60 @@ TRUTH: tuple[Column, ...] = (
 """The truth sidecar (``CAPTURE.truth.csv``) of a synthetic capture and the live prober's results CSV."""
 TRUTH_COLUMNS = tuple(c.name for c in TRUTH)
 
+# ------------------------------------------------------------------------------------ CONNECTIONS
+CONNECTIONS: tuple[Column, ...] = (
+    # conn.log's fields (docs from Zeek's scripts/base/protocols/conn/main.zeek, Conn::Info)
+    Column("ts_ns", "int64", "conn.log ts: this is the time of the first packet (ns since the epoch)"),
+    Column("uid", "str", "a unique identifier of the connection (deterministic here: a hash of its identity)"),
+    Column("orig_h", "category", "id.orig_h: the originator's address"),
+    Column("orig_p", "uint16", "id.orig_p: the originator's port (ICMP: the message type)"),
+    Column("resp_h", "category", "id.resp_h: the responder's address"),
+    Column("resp_p", "uint16", "id.resp_p: the responder's port (ICMP: the counterpart type, or the code "
+                               "for one-way messages)"),
+    Column("proto", "category", "the transport layer protocol of the connection: tcp, udp, icmp"),
+    Column("duration_s", "float64", "how long the connection lasted, s; NaN where Zeek leaves it unset "
+                                    "(duration 0). Trailing non-productive TCP packets after both sides "
+                                    "closed are not covered"),
+    Column("orig_bytes", "Int64", "the number of payload bytes the originator sent. For TCP this is taken "
+                                  "from sequence numbers and might be inaccurate; <NA> when duration is unset"),
+    Column("resp_bytes", "Int64", "the number of payload bytes the responder sent (see orig_bytes)"),
+    Column("conn_state", "category", "S0 attempt, no reply; S1 established, not terminated; SF normal "
+                                     "establishment and termination; REJ attempt rejected; S2/S3 established, "
+                                     "close attempt by originator/responder only; RSTO/RSTR originator/responder "
+                                     "aborted; RSTOS0 SYN then RST from the originator, no SYN-ACK; RSTRH "
+                                     "SYN-ACK then RST from the responder, no SYN; SH/SHR SYN/SYN-ACK then FIN, "
+                                     "half open; OTH no SYN seen, midstream traffic"),
+    Column("local_orig", "boolean", "T if the connection is originated locally (Site::local_nets, by "
+                                    "default Site::private_address_space); <NA> with no local nets"),
+    Column("local_resp", "boolean", "T if the connection is responded to locally"),
+    Column("missed_bytes", "int64", "the number of bytes missed in content gaps, representative of packet loss"),
+    Column("history", "str", "the state history as letters (s SYN, h SYN+ACK, a pure ACK, d data, f FIN, r "
+                             "RST, c bad checksum, g content gap, t retransmitted payload, w zero window, i "
+                             "FIN+RST, q multi-flag, ^ flipped; upper case from the originator); c, g, t, w "
+                             "are logarithmic: again at 10, 100, 1000 ... occurrences. Application-layer "
+                             "letters (x) are out of scope"),
+    Column("orig_pkts", "int64", "number of packets that the originator sent"),
+    Column("orig_ip_bytes", "int64", "number of IP level bytes that the originator sent (from the IP total "
+                                     "length header field)"),
+    Column("resp_pkts", "int64", "number of packets that the responder sent"),
+    Column("resp_ip_bytes", "int64", "number of IP level bytes that the responder sent"),
+    Column("tunnel_parents", "str", "uids of encapsulating parent connections (not computed yet: <NA>)"),
+    Column("ip_proto", "uint8", "the protocol identifier passed in the IP header"),
+    Column("community_id", "str", "Community ID v1 flow hash (only with community_id=True)"),
+    # probe analysis extras (TCP; <NA>/NaN/0 otherwise)
+    Column("first_frame", "int64", "frame number of the connection's first packet"),
+    Column("isn", "Int64", "the first SYN's sequence number"),
+    Column("syn_payload", "Int32", "payload bytes of the first SYN"),
+    Column("syns", "int32", "SYNs (without ACK) seen: more than 1 means re-sent"),
+    Column("synacks", "int32", "SYN/ACKs seen: more than 1 means re-sent"),
+    Column("handshake_rtt_us", "float64", "first SYN/ACK time - first SYN time, µs"),
+    Column("reset_by", "category", "who sent the first RST: orig or resp"),
+    Column("reset_after_synack_us", "float64", "first RST time - first SYN/ACK time, µs"),
+    Column("reset_ack_from_responder", "bool", "the first RST came from the responder with ACK set (a "
+                                               "closed port's answer)"),
+)
+CONNECTION_COLUMNS = tuple(c.name for c in CONNECTIONS)
+
 
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
@@ -303,6 +357,7 @@ TABLES: dict[str, tuple[tuple[Column, ...], str]] = {
     "source_quality": (SOURCE_QUALITY, "Loss and RTT per source over the capture: `probekit.source_quality`."),
     "size_changes": (SIZE_CHANGES, "Change points of the probe size: `probekit.size_changes`."),
     "orphans": (ORPHANS, "Replies without a request: `match_probes(..., keep_orphans=True)[1]`."),
+    "connections": (CONNECTIONS, "TCP, UDP and ICMP connections as Zeek's conn.log: `probekit.connections`."),
     "truth": (TRUTH, "Ground truth of a synthetic capture / the live prober's results CSV: "
                      "`probekit.synth.read_truth`."),
 }

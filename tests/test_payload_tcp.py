@@ -110,18 +110,18 @@ def test_probe_patterns_in_zeek_terms(name, state, history):
     main = c[(c["conn_state"] == state) & (c["history"] == history)]
     assert (main["syn_payload"] == 36).all() and (main["syns"] == 1).all()
     if state == "RSTO":
-        assert (main["reset_by"] == "orig").all() and not main["rst_ack_from_responder"].any()
+        assert (main["reset_by"] == "orig").all() and not main["reset_ack_from_responder"].any()
         if "target" not in name:
-            assert np.allclose(main["rst_after_synack_us"], 80, atol=1)
+            assert np.allclose(main["reset_after_synack_us"], 80, atol=1)
             answered = df.probekit.probes().query("protocol == 'tcp' and outcome == 'answered'")
             assert np.allclose(main["handshake_rtt_us"], answered["rtt_us"].median(), rtol=0.5)
     else:
-        assert main["rst_ack_from_responder"].all() and (main["reset_by"] == "resp").all()
+        assert main["reset_ack_from_responder"].all() and (main["reset_by"] == "resp").all()
 
 
 def test_target_down_is_s0():
     c = probekit.tcp_connections(probekit.read_capture(CAPTURES / "target-down.pcap"))
-    late = c[c["first_ns"] > c["first_ns"].min() + 121 * 10**9]
+    late = c[c["ts_ns"] > c["ts_ns"].min() + 121 * 10**9]
     assert (late["conn_state"] == "S0").all() and len(late) > 300
 
 

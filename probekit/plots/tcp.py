@@ -42,13 +42,13 @@ def plot_ladder(packets: pd.DataFrame, orig: tuple[str, int], resp: tuple[str, i
 def plot_rst_delay(conns: pd.DataFrame, ax=None):
     """Histogram of the time from SYN/ACK to the RST (µs), split by who reset."""
     ax = axes(ax, (6, 3))
-    d = conns.dropna(subset=["rst_after_synack_us"])
+    d = conns.dropna(subset=["reset_after_synack_us"])
     if d.empty:
         ax.text(0.5, 0.5, "no RST after a SYN/ACK", ha="center", transform=ax.transAxes)
         return ax
-    bins = np.linspace(0, np.percentile(d["rst_after_synack_us"], 99) * 1.05 + 1, 50)
+    bins = np.linspace(0, np.percentile(d["reset_after_synack_us"], 99) * 1.05 + 1, 50)
     for who, g in d.groupby("reset_by"):
-        ax.hist(g["rst_after_synack_us"], bins=bins, alpha=0.7, label=f"reset by {who} (n={len(g)})")
+        ax.hist(g["reset_after_synack_us"], bins=bins, alpha=0.7, label=f"reset by {who} (n={len(g)})")
     ax.set(xlabel="µs from SYN/ACK to RST", ylabel="connections", title="Reset delay after the SYN/ACK")
     ax.legend(fontsize=8)
     return ax

@@ -1,0 +1,380 @@
+"""Connections exactly as Zeek's conn.log has them — TCP, UDP and ICMP — from the packets table, with a
+compiled state machine (``_conn_kernel``), plus what a probe analyst asks of a TCP connection (who
+reset, how long after the SYN/ACK, the SYN's payload, handshake RTT, re-sent SYNs and SYN/ACKs).
+
+Zeek's rules followed (docs/design.md, "Connections as Zeek logs them"): connection lifetime by its
+timers and ``IsReuse``; the flip heuristics (likely server ports, SYN/SYN-ACK reversal, ``^h``);
+history letters with scaled C/G/T/W; content gaps and ``missed_bytes``; ``Size()`` byte counts;
+IPv4 header and L4 checksums (``check_checksums=False`` is ``zeek -C``); offload super-frames.
+Out of scope: application-layer letters (``X``) and ``service`` (Zeek's protocol analyzers), IP
+fragment reassembly (fragments are skipped), ``tunnel_parents`` (the outer connection's uid needs
+the outer ports), the reassembler's deferred close while data is pending.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+
+import numpy as np
+import pandas as pd
+
+from ..schema import CONNECTIONS
+from . import _conn_kernel as K
+
+__all__ = ["connections", "tcp_connections", "probe_connections", "community_ids", "LIKELY_SERVER_PORTS",
+           "BARE_LIKELY_SERVER_PORTS", "PRIVATE_ADDRESS_SPACE", "TIMEOUTS_S"]
+
+# Ports Zeek's default scripts register as server ports (Analyzer::register_for_ports and
+# PacketAnalyzer::register_for_ports add them to likely_server_ports; scripts/base/protocols/*/main.zeek
+# and scripts/base/packet-protocols/*/main.zeek).
+_PACKET_PROTOCOL_PORTS = ("5072/udp", "6081/udp", "4754/udp", "2152/udp", "2123/udp", "3544/udp", "4789/udp")
+BARE_LIKELY_SERVER_PORTS = frozenset(_PACKET_PROTOCOL_PORTS)
+"""zeek -b: only the packet-protocol (tunnel) ports, loaded by init-bare.zeek."""
+LIKELY_SERVER_PORTS = frozenset(_PACKET_PROTOCOL_PORTS + (
+    "135/tcp",                                        # dce-rpc
+    "67/udp", "4011/udp",                             # dhcp (68/udp is a client port)
+    "20000/tcp", "20000/udp",                         # dnp3
+    "53/udp", "53/tcp", "137/udp", "5353/udp", "5355/udp",  # dns
+    "79/tcp",                                         # finger
+    "21/tcp", "2811/tcp",                             # ftp
+    "80/tcp", "81/tcp", "631/tcp", "1080/tcp", "3128/tcp", "8000/tcp", "8080/tcp", "8888/tcp",  # http
+    "143/tcp",                                        # imap
+    "6666/tcp", "6667/tcp", "6668/tcp", "6669/tcp",   # irc
+    "88/tcp", "88/udp",                               # krb
+    "389/tcp", "3268/tcp", "389/udp",                 # ldap
+    "502/tcp", "1883/tcp", "1434/tcp", "3306/tcp",    # modbus, mqtt, mysql
+    "123/udp", "5432/tcp", "443/udp", "1812/udp",     # ntp, postgresql, quic, radius
+    "3389/tcp", "3389/udp", "6379/tcp", "5060/udp",   # rdp, rdpeudp, redis, sip
+    "139/tcp", "445/tcp", "25/tcp", "587/tcp",        # smb, smtp
+    "161/udp", "162/udp", "1080/tcp", "22/tcp",       # snmp, socks, ssh
+    "443/tcp", "465/tcp", "563/tcp", "585/tcp", "614/tcp", "636/tcp", "989/tcp", "990/tcp", "992/tcp",
+    "993/tcp", "995/tcp", "5223/tcp",                 # ssl
+    "514/udp", "514/tcp", "5222/tcp", "5269/tcp",     # syslog, xmpp
+))
+"""Zeek's default likely_server_ports (zeek without -b)."""
+_LONG_INACTIVITY_PORTS = (21, 22, 23, 513)  # Conn::port_inactivity_timeouts (base/protocols/conn/inactivity.zeek)
+
+TIMEOUTS_S = dict(tcp_attempt_delay=5.0, tcp_reset_delay=5.0, tcp_close_delay=5.0, tcp_connection_linger=5.0,
+                  tcp_inactivity_timeout=300.0, udp_inactivity_timeout=60.0, icmp_inactivity_timeout=60.0,
+                  tcp_SYN_timeout=5.0, tcp_session_timer=6.0, port_inactivity_timeout=3600.0)
+"""Zeek's timer defaults (scripts/base/init-bare.zeek; the last from base/protocols/conn/inactivity.zeek)."""
+
+PRIVATE_ADDRESS_SPACE = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "2002::/24", "10.0.0.0/8", "2002:a00::/24", "100.64.0.0/10", "2002:6440::/26", "127.0.0.0/8",
+    "2002:7f00::/24", "169.254.0.0/16", "2002:a9fe::/32", "172.16.0.0/12", "2002:ac10::/28", "192.0.0.0/24",
+    "2002:c000::/40", "192.0.2.0/24", "2002:c000:200::/40", "192.168.0.0/16", "2002:c0a8::/32", "198.18.0.0/15",
+    "2002:c612::/31", "198.51.100.0/24", "2002:c633:6400::/40", "203.0.113.0/24", "2002:cb00:7100::/40",
+    "224.0.0.0/24", "2002:e000::/40", "239.0.0.0/8", "2002:ef00::/24", "240.0.0.0/4", "2002:f000::/20",
+    "255.255.255.255/32", "2002:ffff:ffff::/48", "::/128", "::1/128", "64:ff9b:1::/48", "100::/64", "2001::/23",
+    "2001:2::/48", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10"))
+"""Site::private_address_space, which Zeek's Site::local_nets includes by default."""
+
+_TWO_WAY_ICMP4 = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+_TWO_WAY_ICMP6 = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130,
+                  139: 140, 140: 139, 144: 145, 145: 144}
+
+
+def _port_sets(ports) -> tuple[np.ndarray, np.ndarray]:
+    tcp, udp = [], []
+    for p in ports:
+        if isinstance(p, str):
+            num, _, proto = p.partition("/")
+            (tcp if proto == "tcp" else udp if proto == "udp" else []).append(int(num))
+        else:
+            tcp.append(int(p))
+            udp.append(int(p))
+    return np.array(sorted(set(tcp)), np.int64), np.array(sorted(set(udp)), np.int64)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (uint64 arrays)."""
+    x = x.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+_B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
+
+
+def _uids(parts: list[np.ndarray]) -> np.ndarray:
+    """Deterministic Zeek-style uids ('C' + 17 base62 digits) from the connection's identity."""
+    h1 = np.zeros(len(parts[0]), np.uint64)
+    h2 = np.full(len(parts[0]), 0x9E3779B97F4A7C15, np.uint64)
+    with np.errstate(over="ignore"):
+        for p in parts:
+            h1 = _mix(h1 ^ p.astype(np.uint64))
+            h2 = _mix(h2 + p.astype(np.uint64) * np.uint64(0x100000001B3))
+    digits = np.empty((len(h1), 18), np.uint8)
+    digits[:, 0] = ord("C")
+    for j, (h, nd) in enumerate(((h1, 11), (h2, 6))):
+        for k in range(nd):
+            digits[:, 1 + (0 if j == 0 else 11) + k] = _B62[(h % np.uint64(62)).astype(np.int64)]
+            h = h // np.uint64(62)
+    return digits.view("S18").ravel().astype(str)
+
+
+def _addr_hash(cats) -> np.ndarray:
+    return np.array([int.from_bytes(hashlib.blake2b(str(a).encode(), digest_size=8).digest(), "little")
+                     for a in cats], np.uint64)
+
+
+def _is_local(cats, nets) -> np.ndarray:
+    out = np.zeros(len(cats), bool)
+    for i, a in enumerate(cats):
+        try:
+            ip = ipaddress.ip_address(str(a))
+        except ValueError:
+            continue
+        out[i] = any(ip.version == n.version and ip in n for n in nets)
+    return out
+
+
+_STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
+
+
+def _l3(packets) -> np.ndarray:
+    """The l3 column as an object array, from the categorical's codes (no per-row string work)."""
+    c = packets["l3"].array
+    return np.asarray(c.categories, dtype=object)[c.codes]
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in CONNECTIONS if c.name != "community_id"})
+
+
+def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
+                bare: bool = False, local_nets=PRIVATE_ADDRESS_SPACE, timeouts_s: dict | None = None,
+                community_id: bool = False) -> pd.DataFrame:
+    """One row per TCP, UDP and ICMP connection as Zeek logs it (schema.CONNECTIONS), in order of the
+    connection's first packet.
+
+    check_checksums: drop what Zeek drops (bad IPv4 header checksum, IPv4 total length 0) and record
+    a bad L4 checksum as 'C' (False is ``zeek -C``). likely_server_ports: "80/tcp"-style strings (ints
+    mean TCP and UDP). bare: ``zeek -b`` (no protocol analyzers: only the tunnel ports are likely server
+    ports, no per-port inactivity timeouts). local_nets: for local_orig/local_resp (empty: <NA>).
+    timeouts_s: overrides of TIMEOUTS_S. community_id: add the Community ID column."""
+    if bare and likely_server_ports is LIKELY_SERVER_PORTS:
+        likely_server_ports = BARE_LIKELY_SERVER_PORTS
+    to = dict(TIMEOUTS_S, **(timeouts_s or {}))
+    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
+    l3 = _l3(packets)
+    ipv4 = l3 == "ipv4"
+    ts_ok = packets["ts_ns"].notna().to_numpy()
+    frag = (packets["frag_offset"].to_numpy("int64", na_value=0) > 0) | packets["ip_mf"].to_numpy(bool, na_value=False)
+    ip_len = packets["ip_len"].to_numpy("int64", na_value=-1)
+    is_tcp = (proto == 6) & packets["tcp_flags"].notna().to_numpy()
+    is_udp = (proto == 17) & packets["sport"].notna().to_numpy()
+    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & (l3 == "ipv6")) & packets["icmp_type"].notna().to_numpy()
+    keep = ts_ok & ~frag & (ipv4 | (l3 == "ipv6")) & (is_tcp | is_udp | is_icmp)
+    offload = ipv4 & (ip_len == 0)
+    if check_checksums:
+        ip_ok, l4_ok = K_checksums(packets)
+        keep &= ip_ok & ~offload  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
+    else:
+        l4_ok = np.ones(len(packets), bool)
+    rows = np.flatnonzero(keep)
+    if not rows.size:
+        return _empty()
+
+    def col(name, na=0):
+        return packets[name].to_numpy("int64", na_value=na)[rows]
+    l4_ok = l4_ok[rows]
+    kind = np.where(is_tcp[rows], K.K_TCP, np.where(is_udp[rows], K.K_UDP, K.K_ICMP)).astype(np.int64)
+    src, dst = packets["src"].array, packets["dst"].array
+    cats = pd.Index(src.categories).union(pd.Index(dst.categories))
+    sa = cats.get_indexer(src.categories).astype(np.int64)[src.codes[rows]]
+    da = cats.get_indexer(dst.categories).astype(np.int64)[dst.codes[rows]]
+    sport = col("sport")
+    dport = col("dport")
+    pr = proto[rows]
+    icmp = kind == K.K_ICMP
+    one_way = np.zeros(len(rows), bool)
+    if icmp.any():
+        it = col("icmp_type") & 0xFF
+        ic = col("icmp_code")
+        v6 = pr == 58
+        table4 = np.full(256, -1, np.int64)
+        table6 = np.full(256, -1, np.int64)
+        for x, y in _TWO_WAY_ICMP4.items():
+            table4[x] = y
+        for x, y in _TWO_WAY_ICMP6.items():
+            table6[x] = y
+        cp = np.where(v6, table6[it], table4[it])
+        one_way = icmp & (cp < 0)
+        sport = np.where(icmp, it, sport)
+        dport = np.where(icmp, np.where(cp < 0, ic, cp), dport)
+    ep_s = sa * 65536 + sport
+    ep_d = da * 65536 + dport
+    side = ((ep_s > ep_d) & ~one_way).astype(np.int64)
+    lo = np.where(side == 0, ep_s, ep_d)
+    hi = np.where(side == 0, ep_d, ep_s)
+    pk = (pr & 0xFF) * 2 + one_way
+    if len(cats) < (1 << 13):  # the 5-tuple fits one int64: hash-factorise it
+        key = pd.factorize((pk << 58) | (lo << 29) | hi)[0].astype(np.int64)
+    else:
+        key = pd.DataFrame({"a": pk, "b": lo, "c": hi}).groupby(["a", "b", "c"], sort=False).ngroup()
+        key = key.to_numpy(np.int64)
+    tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
+    is_t, is_u = kind == K.K_TCP, kind == K.K_UDP
+    src_lsp = (is_t & np.isin(sport, tcp_lsp)) | (is_u & np.isin(sport, udp_lsp))
+    dst_lsp = (is_t & np.isin(dport, tcp_lsp)) | (is_u & np.isin(dport, udp_lsp))
+    bcast_code = cats.get_indexer(["255.255.255.255"])[0]
+    bcast = (da == bcast_code) if bcast_code >= 0 else np.zeros(len(rows), bool)
+    long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
+    src_long = is_t & np.isin(sport, long_ports)
+    dst_long = is_t & np.isin(dport, long_ports)
+    off = offload[rows]
+    # TCP.cc / UDP.cc / ICMP.cc: total length 0 -> use what was captured
+    length = np.where(off, col("payload_caplen"), col("payload_len"))
+    ipl = np.where(off, 0, col("ip_len"))
+    ns = 1_000_000_000
+    params = np.array([to["tcp_attempt_delay"], to["tcp_reset_delay"], to["tcp_close_delay"],
+                       to["tcp_connection_linger"], to["tcp_inactivity_timeout"], to["udp_inactivity_timeout"],
+                       to["icmp_inactivity_timeout"], to["tcp_SYN_timeout"], to["tcp_session_timer"],
+                       0.0 if bare else to["port_inactivity_timeout"], 0, 0], np.float64)
+    params = (params * ns).astype(np.int64)
+    params[K.P_MAX_ABOVE_HOLE] = 16384
+    params[K.P_EXCESSIVE] = 10 * 1024 * 1024
+    ts = col("ts_ns")
+    ci, ei, conn_of, ev_c, ev_ch = K.conn_kernel(
+        ts, kind, key, side, col("tcp_flags"), col("tcp_seq"), col("tcp_ack"), col("tcp_win", 1), length, ipl,
+        l4_ok, sport, dport, src_lsp, dst_lsp, bcast, src_long, dst_long, int(key.max()) + 1, params)
+    state, size, pkts, ipb = K.conn_finish(ci, ei)
+    hist = K.history_matrix(len(ci), ev_c, ev_ch)
+    hist_s = hist.view(f"S{hist.shape[1]}").ravel().astype(str)
+    return _table(col("frame"), ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr,
+                  local_nets, community_id)
+
+
+def K_checksums(packets):
+    from ..capture.checksums import checksums_ok
+    return checksums_ok(packets)
+
+
+def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr, local_nets,
+           community_id) -> pd.DataFrame:
+    C = K
+    first = ci[:, C.C_FIRSTPKT]
+    fside = side[first]
+    o = ci[:, C.C_ORIGSIDE]
+    # endpoint of side 0 / 1 from the first packet, then by role
+    s0a = np.where(fside == 0, sa[first], da[first])
+    s1a = np.where(fside == 0, da[first], sa[first])
+    s0p = np.where(fside == 0, sport[first], dport[first])
+    s1p = np.where(fside == 0, dport[first], sport[first])
+    oa, ra = np.where(o == 0, s0a, s1a), np.where(o == 0, s1a, s0a)
+    op, rp = np.where(o == 0, s0p, s1p), np.where(o == 0, s1p, s0p)
+    start, last = ci[:, C.C_START], ci[:, C.C_LAST]
+    dur_ns = last - start
+    has_dur = dur_ns > 0
+    # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH; categories: _STATE_CATS
+    cand = np.flatnonzero(state == 12)
+    state = np.where(state >= 12, 12, state)
+    if cand.size:  # conn_state(): /\^?S[^HAFGIQ]*R.*/ == history
+        rst = pd.Series(hist_s[cand]).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
+        state[cand[rst]] = 8
+    ip_proto = pr[first]
+    ahash = _addr_hash(cats)
+    uid = _uids([start, ip_proto, op, rp, ahash[oa], ahash[ra]])
+    is_tcp = kind[first] == K.K_TCP
+    rst_side = ci[:, C.C_RSTSIDE]
+    reset_by = np.where(rst_side < 0, -1, np.where(rst_side == o, 0, 1))
+    synts, synackts, rstts = ci[:, C.C_SYNTS], ci[:, C.C_SYNACKTS], ci[:, C.C_RSTTS]
+    catv = pd.Index(cats)
+    local = _is_local(cats, local_nets) if local_nets else None
+    n = len(ci)
+
+    def opt(mask, vals, dtype):
+        return pd.Series(np.where(mask, vals, 0)).astype(dtype).mask(~mask)
+    out = pd.DataFrame({
+        "ts_ns": start,
+        "uid": pd.Series(uid, dtype="str"),
+        "orig_h": pd.Categorical.from_codes(oa, categories=catv),
+        "orig_p": op.astype("uint16"),
+        "resp_h": pd.Categorical.from_codes(ra, categories=catv),
+        "resp_p": rp.astype("uint16"),
+        "proto": pd.Categorical.from_codes(kind[first], categories=["tcp", "udp", "icmp"]),
+        "duration_s": np.where(has_dur, dur_ns / 1e9, np.nan),
+        "orig_bytes": opt(has_dur, size[:, 0], "Int64"),
+        "resp_bytes": opt(has_dur, size[:, 1], "Int64"),
+        "conn_state": pd.Categorical.from_codes(state, categories=_STATE_CATS),
+        "local_orig": pd.array(local[oa], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
+        "local_resp": pd.array(local[ra], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
+        "missed_bytes": ci[:, C.C_MISSED],
+        "history": pd.Series(hist_s, dtype="str"),
+        "orig_pkts": pkts[:, 0],
+        "orig_ip_bytes": ipb[:, 0],
+        "resp_pkts": pkts[:, 1],
+        "resp_ip_bytes": ipb[:, 1],
+        "tunnel_parents": pd.Series([pd.NA] * n, dtype="str"),
+        "ip_proto": ip_proto.astype("uint8"),
+        "first_frame": frames[first],
+        "isn": opt(is_tcp & (ci[:, C.C_ISN] >= 0), ci[:, C.C_ISN], "Int64"),
+        "syn_payload": opt(is_tcp & (ci[:, C.C_SYNPAY] >= 0), ci[:, C.C_SYNPAY], "Int32"),
+        "syns": ci[:, C.C_SYNS].astype("int32"),
+        "synacks": ci[:, C.C_SYNACKS].astype("int32"),
+        "handshake_rtt_us": np.where((synts >= 0) & (synackts >= 0), (synackts - synts) / 1e3, np.nan),
+        "reset_by": pd.Categorical.from_codes(reset_by, categories=["orig", "resp"]),
+        "reset_after_synack_us": np.where((rstts >= 0) & (synackts >= 0), (rstts - synackts) / 1e3, np.nan),
+        "reset_ack_from_responder": (rst_side >= 0) & (rst_side != o) & (ci[:, C.C_RSTACK] == 1),
+    })
+    out = out.sort_values(["ts_ns", "first_frame"], kind="stable").reset_index(drop=True)
+    if community_id:
+        out.insert(out.columns.get_loc("ip_proto") + 1, "community_id", community_ids(out))
+    return out
+
+
+def community_ids(conns: pd.DataFrame) -> pd.Series:
+    """Community ID v1 (seed 0, base64) of each connection, by the maintained ``communityid`` package,
+    as Zeek's policy/protocols/conn/community-id-logging computes it from the conn_id."""
+    import communityid
+    cid = communityid.CommunityID()
+    out = []
+    for oh, op, rh, rp, pr in zip(conns["orig_h"].astype(str), conns["orig_p"], conns["resp_h"].astype(str),
+                                  conns["resp_p"], conns["ip_proto"]):
+        pr, op, rp = int(pr), int(op), int(rp)
+        if pr in (1, 58):
+            two = _TWO_WAY_ICMP6 if pr == 58 else _TWO_WAY_ICMP4
+            code = 0 if op in two else rp
+            make = communityid.FlowTuple.make_icmp6 if pr == 58 else communityid.FlowTuple.make_icmp
+            tpl = make(oh, rh, op, code)
+        else:
+            tpl = communityid.FlowTuple(pr, oh, rh, op, rp)
+        out.append(cid.calc(tpl))
+    return pd.Series(out, index=conns.index, name="community_id", dtype="str")
+
+
+def tcp_connections(packets: pd.DataFrame, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
+                    **kw) -> pd.DataFrame:
+    """The TCP rows of :func:`connections` (the name probekit had before UDP and ICMP)."""
+    c = connections(packets, check_checksums=check_checksums, likely_server_ports=likely_server_ports, **kw)
+    return c[c["proto"] == "tcp"].reset_index(drop=True)
+
+
+def probe_connections(probes: pd.DataFrame, conns: pd.DataFrame) -> pd.DataFrame:
+    """Each probe's Zeek connection, keyed by ``request_frame``: uid, conn_state, history, reset_by.
+
+    A TCP probe is the connection with its source, source port (``ident``), destination, port and ISN
+    (``seq``); an ICMP probe is the echo connection of its source and destination that was open at the
+    probe's time (Zeek's ICMP connection spans every echo between two hosts until 60 s of silence)."""
+    cols = ["request_frame", "uid", "conn_state", "history", "reset_by"]
+    if probes.empty or conns.empty:
+        return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "request_frame" else "object") for c in cols})
+    pr = probes.assign(_src=probes["source"].astype(str), _dst=probes["destination"].astype(str))
+    cn = conns.assign(_src=conns["orig_h"].astype(str), _dst=conns["resp_h"].astype(str))
+    tcp = pr[pr["protocol"] == "tcp"]
+    t = tcp[["request_frame", "_src", "_dst", "ident", "port", "seq"]].astype(
+        {"ident": "int64", "port": "int64", "seq": "int64"}).merge(
+        cn[cn["proto"] == "tcp"].astype({"orig_p": "int64", "resp_p": "int64"}).dropna(subset=["isn"]).astype(
+            {"isn": "int64"}),
+        left_on=["_src", "_dst", "ident", "port", "seq"], right_on=["_src", "_dst", "orig_p", "resp_p", "isn"],
+        how="left").drop_duplicates("request_frame")
+    icmp = pr[pr["protocol"].isin(["icmp", "icmpv6"])][["request_frame", "ts_ns", "_src", "_dst"]].sort_values("ts_ns")
+    ic = cn[cn["proto"] == "icmp"][["ts_ns", "_src", "_dst", "uid", "conn_state", "history", "reset_by",
+                                    "duration_s"]].sort_values("ts_ns")
+    i = pd.merge_asof(icmp.astype({"ts_ns": "int64"}), ic.astype({"ts_ns": "int64"}), on="ts_ns",
+                      by=["_src", "_dst"], direction="backward")
+    out = pd.concat([t[cols], i[cols]], ignore_index=True)
+    return out.sort_values("request_frame").reset_index(drop=True)
