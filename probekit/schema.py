@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TUNNEL_KINDS", "TCP_FLAGS", "empty_packets",
-           "STREAM_KEYS", "SOURCE_STREAM_KEYS", "SPARSE", "TABLES", "check_table", "empty_table", "tables_markdown"]
+           "STREAM_KEYS", "SOURCE_STREAM_KEYS", "SPARSE", "TABLES", "check_table", "empty_table", "tables_markdown",
+           "PAYLOAD_TESTS", "PAYLOAD_VERDICTS", "FINGERPRINTS"]
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,59 @@ CONNECTIONS: tuple[Column, ...] = (
 )
 CONNECTION_COLUMNS = tuple(c.name for c in CONNECTIONS)
 
+# ------------------------------------------------------------------ payload and fingerprint tables
+PAYLOAD_TESTS: tuple[Column, ...] = (
+    Column("length", "int64", "captured payload bytes of the request"),
+    Column("entropy_bits", "float64", "Shannon entropy of the payload's bytes, bits per byte; NaN when empty"),
+    Column("entropy_norm", "float64", "entropy_bits / log2(min(length, 256)): 1 is the most the length allows"),
+    Column("monobit_p", "float64", "NIST SP 800-22 frequency (monobit) test p-value; NaN under 100 bits"),
+    Column("runs_p", "float64", "NIST SP 800-22 runs test p-value (0 when the monobit pre-test fails); NaN "
+                                "under 100 bits"),
+    Column("timestamp", "object", "timeval/timespec layout found at the payload start within a day of the "
+                                  "frame time (e.g. timeval64-le), else None"),
+    Column("fill", "object", "known fill: zeros, constant 0xNN, incrementing, iputils (timeval + 0x10, 0x11, "
+                             "...), windows alphabet; else None"),
+)
+"""Per probe request (rows like the probes table): ``probekit.payload_tests``."""
+
+PAYLOAD_VERDICTS: tuple[Column, ...] = (
+    Column("protocol", "category", "source-stream key (the columns present depend on ``by``)"),
+    Column("source", "category", "source-stream key: prober address"),
+    Column("destination", "category", "source-stream key"),
+    Column("port", "UInt16", "source-stream key (<NA> for ICMP)"),
+    Column("probes", "int64", "probes in the stream"),
+    Column("length", "int64", "median payload length, bytes (truncated to an integer)"),
+    Column("distinct", "int64", "distinct payloads (by length and a 128-bit hash of the bytes)"),
+    Column("duplicate_share", "float64", "1 - distinct / probes"),
+    Column("timestamp_share", "float64", "share of payloads starting with a timestamp near the frame time"),
+    Column("fill", "object", "most frequent known fill (ties: first in sorted order), else None"),
+    Column("entropy_mean", "float64", "mean per-payload entropy, bits per byte"),
+    Column("entropy_norm_mean", "float64", "mean per-payload normalised entropy"),
+    Column("monobit_pass", "float64", "share of tested payloads with monobit p >= alpha; NaN if none tested"),
+    Column("runs_pass", "float64", "share of tested payloads with runs p >= alpha; NaN if none tested"),
+    Column("ent_entropy", "float64", "ent: entropy of all the stream's payload bytes back to back, bits/byte"),
+    Column("ent_chi2", "float64", "ent: chi-square against uniform bytes; NaN under 1280 bytes"),
+    Column("ent_chi2_p", "float64", "ent: p-value of the chi-square (255 degrees of freedom)"),
+    Column("ent_mean", "float64", "ent: arithmetic mean of the bytes (127.5 for uniform)"),
+    Column("ent_pi", "float64", "ent: Monte-Carlo estimate of pi from 24-bit coordinate pairs"),
+    Column("ent_serial_corr", "float64", "ent: serial correlation coefficient of neighbouring bytes"),
+    Column("ent_note", "object", "why an ent result is missing, else None"),
+    Column("verdict", "str", "random, repeated-random, patterned, constant, timestamped or empty"),
+    Column("evidence", "str", "the numbers that decided the verdict, as a sentence"),
+)
+"""Per source stream: ``probekit.payload_verdicts``."""
+
+FINGERPRINTS: tuple[Column, ...] = (
+    Column("protocol", "category", "source-stream key"),
+    Column("source", "category", "source-stream key: prober address"),
+    Column("destination", "category", "source-stream key"),
+    Column("port", "UInt16", "source-stream key (<NA> for ICMP)"),
+    Column("probes", "int64", "probes in the stream"),
+    Column("tool", "str", "cwnm-like, iputils-ping, fping, hping3, nping, windows-ping or unknown"),
+    Column("evidence", "str", "what on the wire decided it"),
+)
+"""Per source stream: ``probekit.fingerprint``."""
+
 
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
@@ -358,6 +412,9 @@ TABLES: dict[str, tuple[tuple[Column, ...], str]] = {
     "size_changes": (SIZE_CHANGES, "Change points of the probe size: `probekit.size_changes`."),
     "orphans": (ORPHANS, "Replies without a request: `match_probes(..., keep_orphans=True)[1]`."),
     "connections": (CONNECTIONS, "TCP, UDP and ICMP connections as Zeek's conn.log: `probekit.connections`."),
+    "payload_tests": (PAYLOAD_TESTS, "Per request payload: entropy, NIST tests, timestamp, fill: `probekit.payload_tests`."),
+    "payload_verdicts": (PAYLOAD_VERDICTS, "Payload randomness verdict per stream: `probekit.payload_verdicts`."),
+    "fingerprints": (FINGERPRINTS, "Which tool sent each source stream, with evidence: `probekit.fingerprint`."),
     "truth": (TRUTH, "Ground truth of a synthetic capture / the live prober's results CSV: "
                      "`probekit.synth.read_truth`."),
 }

@@ -1,50 +1,178 @@
 """Which tool sent a probe stream: CloudWatch-Network-Monitor-like, iputils ping, fping, hping3, nping,
 Windows ping, or unknown — with the evidence that decided it (see shared/lab-notes.md for what each
-tool puts on the wire)."""
+tool puts on the wire).
+
+Everything is computed from per-stream aggregates over the whole probes table at once (counts, distinct
+IP ids, ports and sequence numbers, the most common window, whether source ports step by one, the share
+of SYN/ACKs the prober reset); only the sentence of evidence is written per stream.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .payload import payload_verdicts, request_payloads
+from .._jit import njit
+from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
+from .payload import _group_ids, _sorted_order, _typed_keys, payload_verdicts, request_payload_buffer
 from .sources import balance_test
 
-__all__ = ["fingerprint"]
+__all__ = ["fingerprint", "stream_features"]
 
-STREAM = ("protocol", "destination", "port", "source")
+STREAM = SOURCE_STREAM_KEYS
+STREAM_LEVEL = ("protocol", "destination", "port")
 
 
-def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
-    """One row per stream (protocol, destination, port, source): ``tool`` and ``evidence``."""
+@njit(nogil=True)
+def _one_value(x, lo, hi):  # pragma: no cover - compiled
+    """Series.nunique() == 1 over x[lo:hi]: exactly one distinct non-NaN value."""
+    seen = False
+    v0 = 0.0
+    for i in range(lo, hi):
+        v = x[i]
+        if np.isnan(v):
+            continue
+        if not seen:
+            seen = True
+            v0 = v
+        elif v != v0:
+            return False
+    return seen
+
+
+@njit(nogil=True)
+def _aggregates(bounds, ip_id, win, sport, seq, size, answered, reset, resent,
+                one_ipid, one_sport, one_seq, win_mode, size_median, step_one, n_resent, n_ans, n_reset
+                ):  # pragma: no cover - compiled
+    """Per stream (rows sorted by stream, probe order within): the features the classification uses."""
+    for g in range(bounds.shape[0] - 1):
+        lo, hi = bounds[g], bounds[g + 1]
+        one_ipid[g] = _one_value(ip_id, lo, hi)
+        one_sport[g] = _one_value(sport, lo, hi)
+        one_seq[g] = _one_value(seq, lo, hi)
+        # most frequent window, ties to the smallest (Series.mode().iloc[0])
+        w = win[lo:hi]
+        w = np.sort(w[~np.isnan(w)])
+        best, best_n, i = -1.0, 0, 0
+        while i < w.size:
+            j = i
+            while j < w.size and w[j] == w[i]:
+                j += 1
+            if j - i > best_n:
+                best, best_n = w[i], j - i
+            i = j
+        win_mode[g] = best
+        z = size[lo:hi]
+        z = np.sort(z[~np.isnan(z)])
+        if z.size == 0:
+            size_median[g] = np.nan
+        elif z.size % 2:
+            size_median[g] = z[z.size // 2]
+        else:
+            size_median[g] = (z[z.size // 2 - 1] + z[z.size // 2]) / 2
+        # source ports step by one (mod 2^16) from probe to probe, NaN ports skipped; needs 3 or more
+        k = 0
+        ok = True
+        prev = 0.0
+        for i in range(lo, hi):
+            v = sport[i]
+            if np.isnan(v):
+                continue
+            if k and (v - prev) % 65536 != 1:
+                ok = False
+            prev = v
+            k += 1
+        step_one[g] = ok and k > 2
+        r = 0
+        a = 0
+        ar = 0
+        for i in range(lo, hi):
+            r += resent[i]
+            if answered[i]:
+                a += 1
+                if reset[i]:
+                    ar += 1
+        n_resent[g] = r
+        n_ans[g] = a
+        n_reset[g] = ar
+
+
+def _take_float(col: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """col[rows] as float64 with NaN for <NA>, taking before converting."""
+    return col.array.take(rows).to_numpy("float64", na_value=np.nan)
+
+
+def stream_features(packets: pd.DataFrame, probes: pd.DataFrame, by=STREAM) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per stream the wire features the classification uses (one row per group of ``by``, groupby's
+    order), and each probe's stream number."""
+    by = list(by)
+    gid, keys = _group_ids(probes, by)
+    G = len(keys)
+    order = _sorted_order(gid, G)
+    bounds = np.searchsorted(gid[order], np.arange(G + 1)).astype(np.int64)
+    req = probes["request_frame"].to_numpy("int64")[order] - 1
+    pcol = lambda c: probes[c].array.take(order)  # noqa: E731
+    out = {k: np.zeros(G, bool) for k in ("one_ipid", "one_sport", "one_seq", "step_one")}
+    out |= {k: np.zeros(G, np.float64) for k in ("win_mode", "size_median")}
+    out |= {k: np.zeros(G, np.int64) for k in ("n_resent", "n_ans", "n_reset")}
+    _aggregates(bounds, _take_float(packets["ip_id"], req), _take_float(packets["tcp_win"], req),
+                _take_float(packets["sport"], req), pcol("seq").to_numpy("float64", na_value=np.nan),
+                pcol("size").to_numpy("float64", na_value=np.nan), (pcol("outcome") == "answered").astype(bool),
+                ~np.asarray(pd.isna(pcol("reset_frame"))), np.asarray(pcol("retransmits"), np.int64),
+                out["one_ipid"], out["one_sport"], out["one_seq"], out["win_mode"], out["size_median"],
+                out["step_one"], out["n_resent"], out["n_ans"], out["n_reset"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reset_share = np.where(out["n_ans"] > 0, out["n_reset"] / np.maximum(out["n_ans"], 1), np.nan)
+    feats = keys.assign(
+        probes=np.diff(bounds), one_ipid=out["one_ipid"], size=out["size_median"], win=out["win_mode"],
+        sport_step_one=out["step_one"], one_sport=out["one_sport"], one_seq=out["one_seq"],
+        resent=out["n_resent"], answered=out["n_ans"], reset_share=reset_share)
+    return feats, gid
+
+
+def _key_strings(df: pd.DataFrame, by) -> list[str]:
+    return ["|".join("NA" if pd.isna(x) else str(x) for x in t) for t in df[list(by)].astype(object).itertuples(index=False)]
+
+
+def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFrame | None = None,
+                balance: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per source stream (schema.FINGERPRINTS): ``tool`` and ``evidence``.
+
+    ``verdicts`` (``payload_verdicts(probes, ...)`` per source stream) and ``balance``
+    (``balance_test(probes)``) are computed when not given; a session passes the ones it holds."""
+    cols = [c.name for c in FINGERPRINTS]
     if probes.empty:
-        return pd.DataFrame(columns=list(STREAM) + ["probes", "tool", "evidence"])
-    payloads = request_payloads(packets, probes)
-    verdicts = payload_verdicts(probes, payloads, by=STREAM)
-    req = packets.iloc[probes["request_frame"].to_numpy("int64") - 1]
-    feats = probes[list(STREAM)].assign(
-        ip_id=req["ip_id"].to_numpy("float64", na_value=np.nan), win=req["tcp_win"].to_numpy("float64", na_value=np.nan),
-        sport=req["sport"].to_numpy("float64", na_value=np.nan), seq=probes["seq"].to_numpy("float64", na_value=np.nan),
-        reset=probes["reset_frame"].notna().to_numpy(), resent=probes["retransmits"].to_numpy(), answered=probes["outcome"].isin(["answered"]).to_numpy(),
-        size=probes["size"].to_numpy("float64", na_value=np.nan))
-    balance = balance_test(probes)
-    rows = []
-    for (key, g), (_, v) in zip(feats.groupby(list(STREAM), observed=True, dropna=False),
-                                verdicts.groupby(list(STREAM), observed=True, dropna=False)):
-        v = v.iloc[0]
-        b = balance[(balance["protocol"] == key[0]) & (balance["destination"] == key[1])
-                    & ((balance["port"] == key[2]) if not pd.isna(key[2]) else balance["port"].isna())]
-        sources = int(b["sources"].iloc[0]) if len(b) else 1
-        even = bool(b["balanced"].iloc[0]) if len(b) and not pd.isna(b["balanced"].iloc[0]) else False
-        tool, why = _classify(str(key[0]), g, v, sources, even)
-        rows.append((*key, len(g), tool, why))
-    return pd.DataFrame(rows, columns=list(STREAM) + ["probes", "tool", "evidence"])
+        return _typed_keys(pd.DataFrame({c: [] for c in STREAM}), probes).assign(
+            probes=pd.Series([], dtype="int64"), tool=pd.Series([], dtype="str"),
+            evidence=pd.Series([], dtype="str"))[cols]
+    if verdicts is None:
+        verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM)
+    if balance is None:
+        balance = balance_test(probes)
+    feats, _ = stream_features(packets, probes)
+    vk = dict(zip(_key_strings(verdicts, STREAM), range(len(verdicts))))
+    v_rows = np.array([vk[k] for k in _key_strings(feats, STREAM)], np.int64)
+    v = verdicts.iloc[v_rows].reset_index(drop=True)
+    bk = dict(zip(_key_strings(balance, STREAM_LEVEL), range(len(balance))))
+    b_rows = [bk.get(k, -1) for k in _key_strings(feats, STREAM_LEVEL)]
+    sources = np.array([int(balance["sources"].iloc[i]) if i >= 0 else 1 for i in b_rows])
+    bal = balance["balanced"]
+    even = np.array([bool(bal.iloc[i]) if i >= 0 and not pd.isna(bal.iloc[i]) else False for i in b_rows])
+    tools, whys = [], []
+    for i, f in enumerate(feats.itertuples(index=False)):     # per stream: the sentence of evidence
+        tool, why = _classify(str(f.protocol), f, v.iloc[i], int(sources[i]), bool(even[i]))
+        tools.append(tool)
+        whys.append(why)
+    out = _typed_keys(feats[list(STREAM)], probes).assign(probes=feats["probes"].astype("int64"),
+                                                          tool=pd.Series(tools, dtype="str"),
+                                                          evidence=pd.Series(whys, dtype="str"))
+    return out[cols]
 
 
-def _classify(proto: str, g: pd.DataFrame, v: pd.Series, sources: int, even: bool) -> tuple[str, str]:
+def _classify(proto: str, f, v: pd.Series, sources: int, even: bool) -> tuple[str, str]:
     verdict, fill, length = v["verdict"], v["fill"] or "", int(v["length"])
-    n = len(g)
-    same_id = n > 1 and g["ip_id"].nunique() == 1
-    size = int(g["size"].median())
+    n = int(f.probes)
+    same_id = n > 1 and bool(f.one_ipid)
+    size = int(f.size)
     if proto in ("icmp", "icmpv6"):
         if verdict == "timestamped" and fill.startswith("iputils"):
             return "iputils-ping", f"payload starts with a timeval, then {fill}"
@@ -63,19 +191,17 @@ def _classify(proto: str, g: pd.DataFrame, v: pd.Series, sources: int, even: boo
             return ("cwnm-like" if size == 56 or (sources >= 2 and even) else "unknown"), why
         return "unknown", f"payload verdict {verdict}: {v['evidence']}"
     # TCP
-    win = g["win"].dropna()
-    w = int(win.mode().iloc[0]) if len(win) else -1
-    sport = g["sport"].dropna().to_numpy()
-    step_one = sport.size > 2 and bool(np.all(np.diff(sport) % 65536 == 1))
+    w = int(f.win)
+    step_one = bool(f.sport_step_one)
     # nping re-sends one identity (port, ISN) every probe: matching folds those into one probe re-sent
-    same_port_seq = (n > 1 or int(g["resent"].sum()) >= 2) and g["sport"].nunique() == 1 and g["seq"].nunique() == 1
+    same_port_seq = (n > 1 or int(f.resent) >= 2) and bool(f.one_sport) and bool(f.one_seq)
     if fill == "constant 0x58":
         return "hping3", f"{length} × 'X' payload, window {w}" + (", source port +1 per probe" if step_one else "")
     if same_port_seq or (verdict == "repeated-random" and w == 1480):
         return "nping", (f"same source port and sequence number every probe, window {w}"
                          + (", one random payload repeated" if verdict == "repeated-random" else ""))
     if verdict == "random" and length > 0:
-        reset = float(g["reset"][g["answered"]].mean()) if g["answered"].any() else float("nan")
+        reset = float(f.reset_share)
         why = (f"SYN carrying {length} fresh random payload bytes ({size}-byte segment), window {w}, prober RST "
                f"after {reset:.0%} of SYN/ACKs, {sources} source(s){' evenly' if even else ''}")
         return "cwnm-like", why
