@@ -332,8 +332,8 @@ def estimate_clock_skew(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s
     if not determinable:
         note = (f"not determinable: every shift within ±{max_skew_s:g} s fits equally (no loss change to line up)")
     else:
-        note = (f"capture clock + {skew:+g} s lines up best with CloudWatch (every shift from {low:+g} to {high:+g} s "
-                f"fits as well; resolution {step_s:g} s); not applied unless asked")
+        note = (f"CloudWatch time = capture time {skew:+g} s lines the periods up best (shifts from {low:+g} to "
+                f"{high:+g} s fit as well; searched ±{max_skew_s:g} s in {step_s:g} s steps); not applied unless asked")
     return dict(skew_s=skew, low_s=low, high_s=high, determinable=bool(determinable), periods=used, note=note)
 
 
