@@ -5,7 +5,9 @@ The public API is this module's ``__all__`` (pinned by tests/test_public_api.py)
 from .analysis.fingerprint import fingerprint
 from .analysis.match import match_probes
 from .analysis.payload import ent, payload_tests, payload_verdicts, request_payloads
-from .analysis.metrics import PROBE_LEVEL, STREAM, audit_cloudwatch, period_metrics, read_cloudwatch_csv
+from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics, read_cloudwatch_csv
+from .analysis.cloudwatch import audit_cloudwatch
+from .capture.cloudwatch import read_cloudwatch
 from .analysis.sizes import size_changes
 from .analysis.tcp import tcp_connections
 from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares
@@ -33,6 +35,7 @@ __all__ = [
     "period_metrics",
     "audit_cloudwatch",
     "read_cloudwatch_csv",
+    "read_cloudwatch",
     "inter_arrivals",
     "timing_summary",
     "find_gaps",

@@ -37,8 +37,8 @@ _TO_US = {"Microseconds": 1.0, "Milliseconds": 1e3, "Seconds": 1e6, None: 1.0}
 def _key(protocol, destination, port) -> np.ndarray:
     """'protocol|destination|port' strings (port empty for ICMP), one per row."""
     port = pd.Series(port).astype(object).map(lambda v: "" if v is None or pd.isna(v) else str(int(v)))
-    return (pd.Series(protocol).astype(object).astype(str).to_numpy(object) + "|"
-            + pd.Series(destination).astype(object).astype(str).to_numpy(object) + "|" + port.to_numpy(object))
+    return (pd.Series(protocol).astype(object).map(str).to_numpy(object) + "|"
+            + pd.Series(destination).astype(object).map(str).to_numpy(object) + "|" + port.to_numpy(object))
 
 
 def _period_of(cloudwatch: pd.DataFrame, period_s: int | None) -> int:
@@ -68,7 +68,7 @@ def _cw_wide(cloudwatch: pd.DataFrame, step_ns: int) -> tuple[pd.DataFrame, int]
     rtt = cw["metric"] == "RTT"
     cw.loc[rtt, "value"] = cw.loc[rtt, "value"] * cw.loc[rtt, "unit"].map(lambda u: _TO_US.get(u, 1.0)).astype(float)
     cw["key"] = np.where(cw["protocol"].notna(), _key(cw["protocol"], cw["destination"], cw["port"]),
-                         "id|" + cw["probe_id"].astype(str))
+                         "id|" + cw["probe_id"].astype(object).map(str))
     ident = cw.drop_duplicates("key")[["key", "probe_id", "resolved", "protocol", "destination", "port"]]
     val = cw.pivot_table(index=["key", "period_start_ns"], columns="metric", values="value", aggfunc="first",
                          observed=True)

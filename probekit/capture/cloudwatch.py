@@ -362,9 +362,9 @@ def read_cloudwatch(paths, monitor=None) -> pd.DataFrame:
 
 
 def _resolve(cw, monitors, files, notes) -> pd.DataFrame:
-    for c in ("destination", "protocol", "port", "size", "period_s"):
-        if c not in cw:
-            cw[c] = None
+    for c in CLOUDWATCH:
+        if c.name not in cw:
+            cw[c.name] = None
     if not len(cw):
         return cw
     named = sorted({m for m in cw["monitor"].dropna().unique()})
