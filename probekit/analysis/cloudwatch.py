@@ -189,7 +189,7 @@ def audit_cloudwatch(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s: i
     out.attrs["tolerances"] = dict(loss_tolerance_pct=loss_tolerance_pct, rtt_tolerance_pct=rtt_tolerance_pct,
                                    rtt_tolerance_us=rtt_tolerance_us, zero_rtt_us=zero_rtt_us)
     out.attrs["period_s"] = period_s
-    out.attrs["clock_skew"] = estimate_clock_skew(p, cw, period_s)
+    out.attrs["clock_skew"] = estimate_clock_skew(p, cw, period_s, loss_tolerance_pct=loss_tolerance_pct)
     out.attrs["clock_skew"]["applied_s"] = clock_skew_s
     return out
 
@@ -274,11 +274,12 @@ def _typed(m: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------- clock skew
 def estimate_clock_skew(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s: int, max_skew_s: int | None = None,
-                        step_s: float = 1.0) -> dict:
+                        step_s: float = 1.0, loss_tolerance_pct: float = TOLERANCES["loss_tolerance_pct"]) -> dict:
     """The shift of the capture's clock (CloudWatch time = capture time + skew) that best lines the
     capture's per-period loss up with CloudWatch's PacketLoss, searched over ±``max_skew_s`` (default:
-    one period less a step) in ``step_s`` steps. Streams whose CloudWatch loss matches no shift at all
-    cost every shift the same and do not move the estimate.
+    one period less a step) in ``step_s`` steps. A period costs the loss difference beyond the audit's
+    tolerance (max(``loss_tolerance_pct``, one probe's share)); a stream CloudWatch gets wrong at every
+    shift (median difference over 10 %-points) is left out, as it says nothing about the clocks.
 
     Returns ``skew_s`` (the best shift nearest 0), ``low_s``/``high_s`` (every shift as good as the best),
     ``determinable`` (False when the data cannot tell: no loss changes, or every shift fits), ``periods``
@@ -312,7 +313,9 @@ def estimate_clock_skew(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s
         ans = np.bincount(idx, weights=ok, minlength=len(keys) * span)[at]
         with np.errstate(invalid="ignore", divide="ignore"):
             loss = np.where(sent > 0, 100.0 * (sent - ans) / np.maximum(sent, 1), np.nan)
-        diff[i] = np.where(np.isnan(loss), 100.0, np.abs(loss - cw_v))
+        d = np.abs(loss - cw_v)
+        d[d <= np.maximum(loss_tolerance_pct, 100.0 / np.maximum(sent, 1))] = 0.0  # within tolerance: a match
+        diff[i] = np.where(np.isnan(loss), 100.0, d)
     # a stream CloudWatch gets wrong at every shift (the TCP 0 % case) says nothing about the clocks
     keep = np.zeros(len(at), dtype=bool)
     for k in np.unique(code_c):

@@ -55,8 +55,7 @@ def read_json_documents(path) -> list:
         try:
             doc, j = dec.raw_decode(text, i)
         except json.JSONDecodeError as e:
-            end = len(text.rstrip())
-            what = f"cut short at its end (truncated JSON: {e.msg})" if e.pos >= end - 1 else e.msg
+            what = f"the file ends inside it (truncated JSON; {e.msg})" if _open_at_end(text, i) else e.msg
             raise ProbekitError(f"{path}: byte {len(text[:e.pos].encode())}: invalid JSON in document "
                                 f"{len(docs) + 1}: {what}") from None
         docs.append(doc)
@@ -64,6 +63,26 @@ def read_json_documents(path) -> list:
     if not docs:
         raise ProbekitError(f"{path}: empty file: no JSON document")
     return docs
+
+
+def _open_at_end(text: str, i: int) -> bool:
+    """Whether the JSON text from ``i`` on ends with a string, object or array still open (a cut file)."""
+    depth, in_str, esc = 0, False, False
+    for ch in text[i:]:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+    return in_str or depth > 0
 
 
 def _flatten(docs):
