@@ -23,8 +23,9 @@ _PUBLIC: dict[str, str] = {
     "dissect": ".capture._pyshark",
     "match_probes": ".analysis.match",
     "period_metrics": ".analysis.metrics",
-    "audit_cloudwatch": ".analysis.metrics",
+    "audit_cloudwatch": ".analysis.cloudwatch",
     "read_cloudwatch_csv": ".analysis.metrics",
+    "read_cloudwatch": ".capture.cloudwatch",
     "inter_arrivals": ".analysis.timing",
     "timing_summary": ".analysis.timing",
     "find_gaps": ".analysis.timing",
@@ -79,7 +80,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .analysis.fingerprint import fingerprint
     from .analysis.match import match_probes
-    from .analysis.metrics import PROBE_LEVEL, STREAM, audit_cloudwatch, period_metrics, read_cloudwatch_csv
+    from .analysis.cloudwatch import audit_cloudwatch
+    from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics, read_cloudwatch_csv
+    from .capture.cloudwatch import read_cloudwatch
     from .analysis.payload import ent, payload_tests, payload_verdicts, request_payloads
     from .analysis.sizes import size_changes
     from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares

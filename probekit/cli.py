@@ -191,12 +191,126 @@ def _cmd_fingerprint(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- CloudWatch audit, fetch and the report
 def _cmd_report(args) -> int:
     from .report import build_report
     with _as_files(args.capture) as captures:
-        out = build_report(captures, args.output, period_s=args.period, cloudwatch_csv=args.cloudwatch)
+        out = build_report(captures, args.output, period_s=args.period, cloudwatch=args.cloudwatch,
+                           monitor=args.monitor)
     print(f"{out}: report on {len(args.capture)} capture(s)", file=sys.stderr)
     return 0
+
+
+def _cloudwatch_of(args, capture=None):
+    """The CloudWatch table of --cloudwatch/--monitor, or of the exports beside the capture."""
+    from pathlib import Path
+
+    from .capture.cloudwatch import read_cloudwatch
+    from .session import CLOUDWATCH_SIDECARS, MONITOR_SIDECAR
+    files, monitor = list(args.cloudwatch or []), list(args.monitor or [])
+    if not files and capture is not None:
+        cap = Path(capture)
+        files = [str(q) for q in (cap.with_name(cap.name + s) for s in CLOUDWATCH_SIDECARS) if q.is_file()][:1]
+        mon = cap.with_name(cap.name + MONITOR_SIDECAR)
+        if files and not monitor and mon.is_file():
+            monitor = [str(mon)]
+    if not files:
+        raise ProbekitError("no CloudWatch export: give --cloudwatch FILE (get-metric-data or get-metric-statistics "
+                            "JSON, a console CSV, or `probekit cloudwatch fetch` output)")
+    for f in files + monitor:
+        if not Path(f).is_file():
+            raise ProbekitError(f"{f}: no such file")
+    return read_cloudwatch(files, monitor=monitor or None)
+
+
+def _notes(table) -> None:
+    for n in table.attrs.get("notes", []):
+        print(f"probekit: note: {n}", file=sys.stderr)
+
+
+def _cmd_audit(args) -> int:
+    import pandas as pd
+
+    from .analysis.cloudwatch import audit_cloudwatch, audit_summary
+    df, probes = _probes_of(args)
+    cw = _cloudwatch_of(args, args.capture)
+    audit = audit_cloudwatch(probes, cw, period_s=args.period, packets=df)
+    summary = audit_summary(audit)
+    _notes(audit)
+    if args.json:
+        def records(t):
+            return json.loads(t.to_json(orient="records", date_format="iso"))
+        print(json.dumps({"audit": records(audit), "summary": records(summary), "period_s": audit.attrs["period_s"],
+                          "tolerances": audit.attrs["tolerances"], "clock_skew": audit.attrs["clock_skew"],
+                          "notes": audit.attrs["notes"]}, indent=1))
+        return 0
+    _emit(audit.drop(columns=["detail", "period_s", "agrees", "resolved", "cw_status_code", "rtt_median_us"]), args)
+    tol = audit.attrs["tolerances"]
+    print(f"\n{int((~audit['agrees']).sum())} of {len(audit)} periods ({audit.attrs['period_s']} s) disagree; "
+          f"tolerances: loss ±max({tol['loss_tolerance_pct']:g} %-points, one probe's share), RTT "
+          f"±max({tol['rtt_tolerance_pct']:g} %, {tol['rtt_tolerance_us'] / 1e3:g} ms)")
+    print(f"clock skew: {audit.attrs['clock_skew']['note']}")
+    for r in summary.itertuples():
+        port = "" if pd.isna(r.port) else f":{int(r.port)}"
+        what = f"{r.protocol} {r.destination}{port}" if r.protocol else f"probe {r.probe_id}"
+        print(f"- {r.finding}: {what}, {r.periods} period(s) from {pd.Timestamp(r.first_period_start_ns, tz='UTC')}")
+    return 0
+
+
+def _cmd_cloudwatch(args) -> int:
+    if args.cw_command == "fetch":
+        from .live.cloudwatch import fetch_cloudwatch
+        res = fetch_cloudwatch(args.monitor, args.output, start=args.start, end=args.end, region=args.region,
+                               profile=args.profile)
+        print(f"{res['output']}: monitor {res['monitor']}, {res['probes']} probe(s), {res['datapoints']} datapoints "
+              f"in {res['pages']} page(s), {res['start']} to {res['end']}", file=sys.stderr)
+        return 0
+    cw = _cloudwatch_of(args)
+    _notes(cw)
+    _emit(cw.drop(columns=["source_file"]), args)
+    return 0
+
+
+def _cloudwatch_parsers(sub, analysis_opts) -> None:
+    sp = sub.add_parser("audit", help="line CloudWatch's PacketLoss/RTT up with a capture, period by period, and "
+                                      "name every disagreement (exit 0 either way)")
+    analysis_opts(sp)
+    sp.add_argument("--cloudwatch", action="append", metavar="FILE",
+                    help="CloudWatch export (repeatable): get-metric-data / get-metric-statistics JSON, console CSV, "
+                         "`probekit cloudwatch fetch` output (default: CAPTURE.cloudwatch.json beside the capture)")
+    sp.add_argument("--monitor", action="append", metavar="FILE",
+                    help="monitor description: `aws networkmonitor get-monitor` output (default: CAPTURE.monitor.json)")
+    sp.add_argument("--period", type=int, choices=(30, 60), help="aggregation period (default: the export's)")
+    sp.add_argument("--csv", action="store_true")
+    sp.set_defaults(func=_cmd_audit)
+
+    sp = sub.add_parser("cloudwatch", help="CloudWatch's numbers: fetch them from AWS, or show an export as a table")
+    csub = sp.add_subparsers(dest="cw_command", required=True, metavar="ACTION")
+    f = csub.add_parser("fetch", help="a monitor's probes and every probe's PacketLoss/RTT, with boto3 (your AWS "
+                                      "credentials and region chain; nothing of them is written)")
+    f.add_argument("--monitor", required=True, help="monitor name")
+    f.add_argument("--start", help="ISO 8601 (default: 3 hours before --end)")
+    f.add_argument("--end", help="ISO 8601 (default: now)")
+    f.add_argument("--region", help="AWS region (default: the usual chain)")
+    f.add_argument("--profile", help="AWS profile (default: the usual chain)")
+    f.add_argument("-o", "--output", required=True, help="cw.json")
+    f.set_defaults(func=_cmd_cloudwatch)
+    r = csub.add_parser("read", help="read exports (any format) into the CloudWatch table and print it")
+    r.add_argument("cloudwatch", nargs="+", metavar="FILE")
+    r.add_argument("--monitor", action="append", metavar="FILE")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--csv", action="store_true")
+    r.set_defaults(func=_cmd_cloudwatch)
+
+    sp = sub.add_parser("report", help="run the notebooks on captures and write one self-contained HTML report")
+    sp.add_argument("capture", nargs="+")
+    sp.add_argument("-o", "--output", required=True, help="report.html")
+    sp.add_argument("--period", type=int, choices=(30, 60), default=30)
+    sp.add_argument("--cloudwatch", action="append", metavar="FILE",
+                    help="CloudWatch export to audit against the captures (default: NAME.cloudwatch.json beside each)")
+    sp.add_argument("--monitor", action="append", metavar="FILE", help="monitor description (get-monitor output)")
+    sp.set_defaults(func=_cmd_report)
+# ---------------------------------------------------------------- end of the CloudWatch block
 
 
 def _probe_list(protocol, dest, port, size, sources):
@@ -326,12 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     analysis_opts(sp)
     sp.set_defaults(func=_cmd_fingerprint)
 
-    sp = sub.add_parser("report", help="run the notebooks on captures and write one self-contained HTML report")
-    sp.add_argument("capture", nargs="+")
-    sp.add_argument("-o", "--output", required=True, help="report.html")
-    sp.add_argument("--period", type=int, choices=(30, 60), default=30)
-    sp.add_argument("--cloudwatch", help="CloudWatch metrics export (CSV) to audit against the captures")
-    sp.set_defaults(func=_cmd_report)
+    _cloudwatch_parsers(sub, analysis_opts)
 
     sp = sub.add_parser("probe", help="send real Network-Monitor-style probes (raw sockets, root)")
     sp.add_argument("--source", action="append", required=True, help="local source address (repeat per ENI)")

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import ProbekitError
+from .session import capture_summary  # noqa: F401 - kept importable from here (it moved to session)
 
 __all__ = ["capture_summary", "summary_markdown", "run_notebook", "build_report", "NOTEBOOKS_DIR"]
 
@@ -22,58 +22,26 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # shipped as pack
 
 
 # ----------------------------------------------------------------------------------- summary
-def capture_summary(cap) -> dict:
-    """Streams (per Network Monitor probe), their verdicts, loss/RTT and the anomalies found."""
-    probes = cap.probes
-    streams, anomalies = [], []
-    if len(probes):
-        fp = cap.fingerprints
-        pv = cap.payload_verdicts
-        q = cap.probe_periods
-        for key, g in probes.groupby(["protocol", "destination", "port"], observed=True, dropna=False):
-            proto, dst, port = key
-            label = f"{proto} {dst}" + ("" if pd.isna(port) else f":{int(port)}")
-            judged = g[g["outcome"] != "unknown"]
-            ok = judged["outcome"].isin(["answered", "refused"])
-            sel = (fp["protocol"] == proto) & (fp["destination"] == dst)
-            sel_v = (pv["protocol"] == proto) & (pv["destination"] == dst)
-            streams.append(dict(
-                stream=label, sources=int(g["source"].nunique()), probes=int(len(g)),
-                loss_pct=float(100 * (1 - ok.mean())) if len(judged) else float("nan"),
-                rtt_median_us=float(judged["rtt_us"].median()) if ok.any() else float("nan"),
-                tool=", ".join(sorted(set(fp.loc[sel, "tool"]))), payload=", ".join(sorted(set(pv.loc[sel_v, "verdict"]))),
-                outcomes=", ".join(f"{k} {v}" for k, v in g["outcome"].value_counts().items() if v)))
-            qq = q[(q["protocol"] == proto) & (q["destination"] == dst)]
-            for status, what in (("no_reply", "100 % loss (no reply at all)"), ("no_probes", "no probes at all")):
-                n = int((qq["status"] == status).sum())
-                if n:
-                    first = qq.loc[qq["status"] == status, "period_start_ns"].min()
-                    anomalies.append(f"{label}: {n} period(s) of {cap.period_s} s with {what}, the first at "
-                                     f"{_utc(first)}")
-        for r in cap.gaps.itertuples():
-            anomalies.append(f"{r.protocol} from {r.source}: no probes for {r.length_s:.0f} s from {_utc(r.start_ns)}"
-                             + (" to the end of the capture" if r.kind == "trailing" else ""))
-        for r in cap.balance.itertuples():
-            if r.balanced is not pd.NA and not r.balanced:  # <NA> (one source) is not an anomaly
-                anomalies.append(f"{r.protocol} {r.destination}: sources are not balanced (chi-square p={r.p_value:.2g})")
-        for r in cap.size_changes().itertuples():
-            anomalies.append(f"{r.protocol} {r.destination}: probe size {r.from_size} → {r.to_size} bytes at {_utc(r.ts_ns)}")
-    return dict(capture=cap.name, packets=int(len(cap.packets)), probes=int(len(probes)),
-                vantage=probes.attrs.get("vantage"), span_s=(cap.span_ns[1] - cap.span_ns[0]) / 1e9,
-                streams=streams, anomalies=anomalies, notes=list(cap.packets.attrs.get("notes", [])))
-
-
-def _utc(ns) -> str:
-    return pd.Timestamp(int(ns), unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def summary_markdown(summaries: list[dict]) -> str:
+    """The report's opening: per capture its most important finding first, then its streams and the rest."""
     lines = ["# Summary of findings", ""]
+    lead = [f"- **{s['capture']}**: " + (s["headline"] or "no anomalies found.") for s in summaries]
+    lines += ["Most important finding per capture (a CloudWatch disagreement first, then 100 %-loss periods, gaps, "
+              "imbalance, size changes):", ""] + lead + [""]
+    without = [s["capture"] for s in summaries if not s["cloudwatch"]]
+    if without:
+        lines += [("No CloudWatch export for " + ("any capture" if len(without) == len(summaries) else
+                                                  ", ".join(f"`{c}`" for c in without))
+                   + " (give one with `--cloudwatch`, or put `NAME.cloudwatch.json` / `NAME.monitor.json` beside the "
+                     "capture), so " + ("their" if len(without) > 1 else "its") + " CloudWatch numbers are not audited."),
+                  ""]
     for s in summaries:
         lines.append(f"## {s['capture']}")
         lines.append(f"{s['packets']} packets, {s['probes']} probes over {s['span_s']:.0f} s, captured at the "
                      f"{s['vantage'] or '?'} side.")
         lines.append("")
+        if s.get("cloudwatch_status"):
+            lines += [s["cloudwatch_status"], ""]
         if s["streams"]:
             lines.append("| probe | sources | probes | loss % | median RTT (ms) | sent by | payload | outcomes |")
             lines.append("|---|---:|---:|---:|---:|---|---|---|")
@@ -86,7 +54,7 @@ def summary_markdown(summaries: list[dict]) -> str:
             lines.append("No probes (ICMP echo or TCP SYN) in this capture.")
         lines.append("")
         if s["anomalies"]:
-            lines.append("**Anomalies**")
+            lines.append("**Anomalies** (most important first)")
             lines.append("")
             lines += [f"- {a}" for a in s["anomalies"]]
         else:
@@ -137,34 +105,90 @@ def run_notebook(path, params: dict | None = None, timeout: int = 600, cwd=None)
     return nb
 
 
-def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, cloudwatch_csv=None) -> Path:
-    """Run every notebook on ``captures`` and write one self-contained HTML report."""
+_WARM_UP = "import probekit, probekit.plots, matplotlib.pyplot, IPython.display  # probekit report: warm-up"
+
+
+def _headed(book: str, nb, captures) -> list:
+    """The notebook's cells, each tagged with its notebook's name (for errors and for the report)."""
     import nbformat
+    cells = []
+    for cell in nb.cells:
+        cell.metadata["probekit_book"] = book
+        cells.append(cell)
+    return cells
+
+
+def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, cloudwatch=None, monitor=None,
+                 cloudwatch_csv=None, timeout: int = 600) -> Path:
+    """Run every notebook on ``captures`` and write one self-contained HTML report.
+
+    Each capture is read and analysed once, here: its tables are saved to a temporary folder that the
+    notebooks' kernel loads (parameter ``tables``). The notebooks run one after another in one kernel,
+    which starts (and imports probekit) while the captures are being analysed. ``cloudwatch``/``monitor``:
+    a CloudWatch export (any format ``probekit.capture.cloudwatch`` reads) and the monitor description,
+    audited against every capture; without them each capture's own ``NAME.cloudwatch.json`` /
+    ``NAME.monitor.json`` beside it are used when present. ``cloudwatch_csv`` is the old name of
+    ``cloudwatch``.
+    """
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
     from nbconvert import HTMLExporter
+
     from .session import Capture
+    cloudwatch = cloudwatch if cloudwatch is not None else cloudwatch_csv
     captures = [str(Path(c).resolve()) for c in captures]
     for c in captures:
         if not Path(c).is_file():
             raise ProbekitError(f"{c}: no such capture file")
+    cw_files = [str(Path(p).resolve()) for p in ([cloudwatch] if isinstance(cloudwatch, (str, Path)) else cloudwatch or [])]
+    mon_files = [str(Path(p).resolve()) for p in ([monitor] if isinstance(monitor, (str, Path)) else monitor or [])]
+    for f in cw_files + mon_files:
+        if not Path(f).is_file():
+            raise ProbekitError(f"{f}: no such CloudWatch export or monitor description")
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
     books = sorted(nb_dir.glob("[0-9][0-9]-*.ipynb"))
     if not books:
         raise ProbekitError(f"{nb_dir}: no notebooks found")
-    summaries = [capture_summary(Capture(c, period_s=period_s)) for c in captures]
+    with tempfile.TemporaryDirectory(prefix="probekit-report-") as tables:
+        params = {"captures": captures, "period": period_s, "cloudwatch": cw_files or None,
+                  "monitor": mon_files or None, "tables": tables}
+        work = nbformat.v4.new_notebook()
+        work.metadata["language_info"] = {"name": "python"}
+        for book in books:
+            work.cells += _headed(book.stem, inject_parameters(nbformat.read(book, as_version=4), params), captures)
+        client = NotebookClient(work, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(nb_dir)}})
+        with client.setup_kernel():
+            client.kc.execute(_WARM_UP, silent=True)  # the kernel imports while we analyse below
+            sessions = [Capture(c, period_s=period_s, cloudwatch=cw_files or None, monitor=mon_files or None)
+                        for c in captures]
+            summaries = []
+            for cap in sessions:
+                summaries.append(cap.summary())
+                cap.save_tables(tables)
+            client.reset_execution_trackers()
+            for index, cell in enumerate(work.cells):
+                try:
+                    client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                except CellExecutionError as e:
+                    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+                    raise ProbekitError(f"{cell.metadata.get('probekit_book', '?')}.ipynb: a cell failed: "
+                                        f"{lines[-1] if lines else 'error'}") from None
     report = nbformat.v4.new_notebook()
     report.cells.append(nbformat.v4.new_markdown_cell(
         "# probekit report\n\nCaptures: " + ", ".join(f"`{Path(c).name}`" for c in captures)
         + f"  \nAggregation period: {period_s} s. Generated by `probekit report`; every figure below was computed "
-          "by the notebooks in `notebooks/`, run on these captures."))
+          "by the notebooks in `notebooks/`, run on these captures (each capture read and analysed once)."))
     report.cells.append(nbformat.v4.new_markdown_cell(summary_markdown(summaries)))
-    params = {"captures": captures, "period": period_s,
-              "cloudwatch_csv": str(Path(cloudwatch_csv).resolve()) if cloudwatch_csv else None}
-    for book in books:
-        nb = run_notebook(book, params, cwd=book.parent)
-        for cell in nb.cells:
-            if "parameters" in cell.metadata.get("tags", []) or "injected-parameters" in cell.metadata.get("tags", []):
-                continue
-            report.cells.append(cell)
+    for cell in work.cells:
+        tags = cell.metadata.get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            continue
+        cell.metadata.pop("probekit_book", None)
+        report.cells.append(cell)
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
     html, _ = exporter.from_notebook_node(report)

@@ -13,7 +13,8 @@ import pandas as pd
 
 __all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TUNNEL_KINDS", "TCP_FLAGS", "empty_packets",
            "STREAM_KEYS", "SOURCE_STREAM_KEYS", "SPARSE", "TABLES", "check_table", "empty_table", "tables_markdown",
-           "PAYLOAD_TESTS", "PAYLOAD_VERDICTS", "FINGERPRINTS"]
+           "PAYLOAD_TESTS", "PAYLOAD_VERDICTS", "FINGERPRINTS", "CLOUDWATCH", "AUDIT",
+           "AUDIT_SUMMARY"]
 
 
 @dataclass(frozen=True)
@@ -381,6 +382,95 @@ FINGERPRINTS: tuple[Column, ...] = (
 )
 """Per source stream: ``probekit.fingerprint``."""
 
+# ------------------------------------------------------------------------------ CloudWatch
+CLOUDWATCH_METRICS = ("PacketLoss", "RTT", "HealthIndicator")
+"""Network Monitor's metrics in namespace ``AWS/NetworkMonitor`` (dimensions ``Monitor`` and ``Probe``):
+PacketLoss in percent, RTT in microseconds, HealthIndicator (AWS network health: 0 healthy, 100 degraded)."""
+
+PROBE_RESOLUTION = ("monitor", "export", "guessed", "unresolved", "not_in_monitor")
+"""``resolved``: how a CloudWatch row's probe id became destination/protocol/port — monitor (found in the
+monitor description, ``aws networkmonitor get-monitor``), export (the file itself names them: probekit's
+old CSV), guessed (one probe id and one capture stream: assumed to be the same; the audit says so),
+unresolved (no monitor description to look the id up in), not_in_monitor (the id is absent from the
+monitor description given)."""
+
+CLOUDWATCH: tuple[Column, ...] = (
+    Column("period_start_ns", "int64", "start of the CloudWatch period (its datapoint timestamp), ns since the "
+                                       "epoch, UTC"),
+    Column("period_s", "Int32", "aggregation period in s: the monitor's aggregationPeriod, else the spacing of "
+                                "the timestamps; <NA> when neither says"),
+    Column("monitor", "object", "monitor name (dimension Monitor), None when the export does not say"),
+    Column("probe_id", "object", "probe id (dimension Probe, 'probe-...'), None when the export does not say"),
+    Column("destination", "object", "target address, from the monitor description (None if unresolved)"),
+    Column("port", "UInt16", "TCP destination port; <NA> for ICMP or unresolved"),
+    Column("protocol", "object", "icmp, icmpv6 or tcp (None if unresolved)"),
+    Column("size", "Int32", "the probe's packetSize in bytes from the monitor description"),
+    Column("metric", "category", "one of " + ", ".join(CLOUDWATCH_METRICS)),
+    Column("statistic", "object", "Average, Maximum, Minimum, Sum, SampleCount or pNN (Average when the "
+                                  "export does not say)"),
+    Column("value", "float64", "the datapoint's value, in ``unit``"),
+    Column("unit", "object", "Percent (PacketLoss), Microseconds (RTT), None (HealthIndicator)"),
+    Column("resolved", "category", "how the probe id was resolved: one of " + ", ".join(PROBE_RESOLUTION)),
+    Column("status_code", "object", "GetMetricData's StatusCode for the series (Complete, PartialData, ...), "
+                                    "None for other formats"),
+    Column("source_file", "object", "the export file the row was read from"),
+)
+CLOUDWATCH_COLUMNS = tuple(c.name for c in CLOUDWATCH)
+
+AUDIT_FINDINGS = ("agrees", "zero_loss_but_no_replies", "zero_rtt_without_reply", "metric_without_probes",
+                  "probes_without_metric", "loss_differs", "rtt_differs", "probe_not_in_monitor",
+                  "unresolved_probe")
+"""``finding`` of an audit row, worst first: zero_loss_but_no_replies (CloudWatch ~0 % loss for a period whose
+probes all went unanswered), zero_rtt_without_reply (an RTT of 0 with no reply at all), metric_without_probes
+(CloudWatch published a datapoint for a period in which the capture shows no probe of the stream),
+probes_without_metric (probes were sent but CloudWatch has no datapoint), loss_differs / rtt_differs
+(beyond the stated tolerances), probe_not_in_monitor / unresolved_probe (the probe id could not be
+lined up with a capture stream)."""
+
+AUDIT: tuple[Column, ...] = (
+    Column("period_start_ns", "int64", "period start, aligned to multiples of period_s since the epoch, as "
+                                       "CloudWatch aligns them"),
+    Column("period_s", "int32", "aggregation period, s"),
+    Column("protocol", "object", "stream key (None for a probe id that could not be resolved)"),
+    Column("destination", "object", "stream key"),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("probe_id", "object", "CloudWatch's probe id, when known"),
+    Column("resolved", "object", "how the probe id was resolved (schema.PROBE_RESOLUTION); None where "
+                                 "CloudWatch has no row"),
+    Column("cw_loss_pct", "float64", "CloudWatch's PacketLoss for the period, %; NaN if not published"),
+    Column("cw_rtt_us", "float64", "CloudWatch's RTT for the period, µs; NaN if not published"),
+    Column("cw_status_code", "object", "GetMetricData's StatusCode of the series, when known"),
+    Column("sent", "int64", "probes the capture shows sent in the period (all sources)"),
+    Column("answered", "int64", "of which answered or refused within the timeout"),
+    Column("loss_pct", "float64", "the capture's loss, %; NaN when nothing was sent"),
+    Column("rtt_mean_us", "float64", "the capture's mean RTT over answered probes, µs"),
+    Column("rtt_median_us", "float64", "the capture's median RTT, µs"),
+    Column("status", "category", "the capture's period status (schema.PERIOD_STATUS)"),
+    Column("icmp_errors", "Int64", "ICMP/ICMPv6 error messages (unreachable, time exceeded) sent to a prober "
+                                   "source in the period; <NA> when no packets table was given"),
+    Column("probing_stopped", "bool", "the capture shows no probe of this stream in the period"),
+    Column("finding", "category", "one of " + ", ".join(AUDIT_FINDINGS)),
+    Column("agrees", "bool", "finding == 'agrees'"),
+    Column("detail", "object", "the finding in words, with the numbers and tolerance that decided it"),
+)
+AUDIT_COLUMNS = tuple(c.name for c in AUDIT)
+
+AUDIT_SUMMARY: tuple[Column, ...] = (
+    Column("protocol", "object", "stream key (None for an unresolved probe id)"),
+    Column("destination", "object", "stream key"),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("probe_id", "object", "CloudWatch's probe id, when known"),
+    Column("finding", "category", "one of " + ", ".join(AUDIT_FINDINGS) + " (never agrees)"),
+    Column("periods", "int64", "periods with this finding"),
+    Column("first_period_start_ns", "int64", "start of the first such period, ns since the epoch"),
+    Column("last_period_start_ns", "int64", "start of the last such period"),
+    Column("cw_loss_pct", "float64", "CloudWatch's mean PacketLoss over those periods, %"),
+    Column("cw_rtt_us", "float64", "CloudWatch's mean RTT over those periods, µs"),
+    Column("sent", "int64", "probes the capture shows sent in those periods"),
+    Column("answered", "int64", "of which answered"),
+)
+"""The audit in brief: one row per probe and finding other than agrees, worst finding first."""
+
 
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
@@ -415,6 +505,9 @@ TABLES: dict[str, tuple[tuple[Column, ...], str]] = {
     "payload_tests": (PAYLOAD_TESTS, "Per request payload: entropy, NIST tests, timestamp, fill: `probekit.payload_tests`."),
     "payload_verdicts": (PAYLOAD_VERDICTS, "Payload randomness verdict per stream: `probekit.payload_verdicts`."),
     "fingerprints": (FINGERPRINTS, "Which tool sent each source stream, with evidence: `probekit.fingerprint`."),
+    "cloudwatch": (CLOUDWATCH, "CloudWatch's own datapoints, from any export format: `probekit.read_cloudwatch`."),
+    "audit": (AUDIT, "CloudWatch's periods beside the capture's, with a finding each: `probekit.audit_cloudwatch`."),
+    "audit_summary": (AUDIT_SUMMARY, "One row per probe: the audit's findings counted."),
     "truth": (TRUTH, "Ground truth of a synthetic capture / the live prober's results CSV: "
                      "`probekit.synth.read_truth`."),
 }

@@ -2,34 +2,106 @@
 
 This is what notebooks and the report call, so that they narrate and plot while all computation stays
 in probekit. Each property is one analysis module's function applied with the session's settings.
+
+``tables=FOLDER``: the session's tables are loaded from ``FOLDER`` when a session with the same file and
+settings saved them there (``save_tables``): ``probekit report`` analyses each capture once, saves its
+tables, and the notebooks' kernels load them instead of reading and analysing the capture again.
+Without it (a notebook opened in JupyterLab), everything is computed from the capture.
+
+CloudWatch: ``cloudwatch=`` export file(s) and ``monitor=`` the monitor description; by default the
+session looks beside the capture for ``NAME.cloudwatch.json`` (else ``NAME.cloudwatch-console.csv``) and
+``NAME.monitor.json``; ``cloudwatch=False`` looks for nothing.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from .analysis import cloudwatch as _cw
 from .analysis import fingerprint as _fp
 from .analysis import match, metrics, payload, sizes, sources, tcp, timing
 from . import accessor as _accessor  # noqa: F401 - registers df.probekit (used by the payload and tcp analyses)
+from .schema import STREAM_KEYS
 
-__all__ = ["Capture", "open_capture"]
+__all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", "MONITOR_SIDECAR"]
+
+CLOUDWATCH_SIDECARS = (".cloudwatch.json", ".cloudwatch-console.csv")
+"""Exports looked for beside a capture, first found wins (``target-down.pcap.cloudwatch.json``)."""
+MONITOR_SIDECAR = ".monitor.json"
+_TABLES = ("packets", "probes", "periods", "probe_periods", "inter_arrivals", "timing", "gaps", "shares", "balance",
+           "alternation", "source_quality", "source_rate", "source_rate_table", "connections", "connection_kinds",
+           "payloads", "payload_tests", "payload_verdicts", "fingerprints", "default_size_changes", "cloudwatch",
+           "cloudwatch_audit", "cloudwatch_summary")
+
+
+def _files(x) -> list[Path]:
+    if x is None or x is False:
+        return []
+    if isinstance(x, (str, os.PathLike)):
+        return [Path(x)]
+    return [Path(p) for p in x]
 
 
 class Capture:
     """A capture file and its analyses (``period_s`` for metrics, ``timeout_s`` for matching)."""
 
     def __init__(self, path, period_s: int = 30, timeout_s: float = 1.0, vantage: str = "auto",
-                 backend: str = "fast"):
+                 backend: str = "fast", cloudwatch=None, monitor=None, tables=None):
         self.path = Path(path)
         self.period_s = period_s
         self.timeout_s = timeout_s
         self.vantage = vantage
         self.backend = backend
+        if cloudwatch is False:
+            self.cloudwatch_files, self.monitor_files = [], []
+        elif cloudwatch is None:
+            side = [self.path.with_name(self.path.name + s) for s in CLOUDWATCH_SIDECARS]
+            self.cloudwatch_files = [next(p for p in side if p.is_file())] if any(p.is_file() for p in side) else []
+            mon = self.path.with_name(self.path.name + MONITOR_SIDECAR)
+            self.monitor_files = _files(monitor) or ([mon] if self.cloudwatch_files and mon.is_file() else [])
+        else:
+            self.cloudwatch_files, self.monitor_files = _files(cloudwatch), _files(monitor)
+        self.tables_dir = Path(tables) if tables else None
+        if self.tables_dir is not None:
+            self._load_tables()
 
     def __repr__(self) -> str:
         return f"Capture({str(self.path)!r}, period_s={self.period_s})"
+
+    # ------------------------------------------------------------------ saved tables
+    def _key(self) -> str:
+        st = self.path.stat()
+        parts = [str(self.path.resolve()), st.st_size, st.st_mtime_ns, self.period_s, self.timeout_s, self.vantage,
+                 self.backend] + [str(p.resolve()) for p in self.cloudwatch_files + self.monitor_files]
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+    def save_tables(self, folder=None) -> Path:
+        """Compute every table and save them to ``folder`` (default: the session's ``tables``) for sessions
+        opened later with the same file and settings; returns the file written."""
+        folder = Path(folder or self.tables_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in _TABLES:
+            getattr(self, name)
+        out = folder / f"{self._key()}.pkl"
+        tmp = out.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump({k: self.__dict__[k] for k in _TABLES if k in self.__dict__}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, out)
+        return out
+
+    def _load_tables(self) -> bool:
+        f = self.tables_dir / f"{self._key()}.pkl"
+        if not f.is_file():
+            return False
+        with open(f, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+        return True
 
     @property
     def name(self) -> str:
@@ -60,7 +132,7 @@ class Capture:
     @cached_property
     def probe_periods(self) -> pd.DataFrame:
         """Per Network Monitor probe (sources together) and period: the CloudWatch view."""
-        return metrics.period_metrics(self.probes, self.period_s, by=metrics.PROBE_LEVEL)
+        return metrics.period_metrics(self.probes, self.period_s, by=STREAM_KEYS)
 
     @cached_property
     def inter_arrivals(self) -> pd.DataFrame:
@@ -108,7 +180,63 @@ class Capture:
                 .rename("connections").reset_index())
 
     def size_changes(self, configured_at_ns: int | None = None) -> pd.DataFrame:
+        if configured_at_ns is None:
+            return self.default_size_changes
         return sizes.size_changes(self.probes, configured_at_ns=configured_at_ns)
+
+    @cached_property
+    def default_size_changes(self) -> pd.DataFrame:
+        return sizes.size_changes(self.probes)
+
+    # ------------------------------------------------------------------ CloudWatch
+    @cached_property
+    def cloudwatch(self) -> pd.DataFrame | None:
+        """CloudWatch's numbers for this capture (schema.CLOUDWATCH), or None without an export."""
+        if not self.cloudwatch_files:
+            return None
+        from .capture.cloudwatch import read_cloudwatch
+        return read_cloudwatch(self.cloudwatch_files, monitor=self.monitor_files or None)
+
+    @cached_property
+    def cloudwatch_audit(self) -> pd.DataFrame | None:
+        """CloudWatch's periods beside the capture's, with findings (schema.AUDIT); None without an export."""
+        if self.cloudwatch is None:
+            return None
+        return _cw.audit_cloudwatch(self.probes, self.cloudwatch, packets=self.packets, span_ns=self.span_ns)
+
+    @cached_property
+    def cloudwatch_summary(self) -> pd.DataFrame | None:
+        """The audit in brief (schema.AUDIT_SUMMARY): one row per probe and finding, worst first."""
+        return None if self.cloudwatch_audit is None else _cw.audit_summary(self.cloudwatch_audit)
+
+    def cloudwatch_disagreements(self) -> pd.DataFrame | None:
+        """The audit's rows that do not agree (what a reader wants to see first)."""
+        a = self.cloudwatch_audit
+        return None if a is None else a[~a["agrees"]].reset_index(drop=True)
+
+    def cloudwatch_by_probe(self) -> dict:
+        """The audit's rows per probe: {'tcp 192.0.2.10:80': rows, ...} (empty without an export)."""
+        a = self.cloudwatch_audit
+        if a is None:
+            return {}
+        lab = [(_label(p, d, o) if p else f"probe {i}") for p, d, o, i in
+               zip(a["protocol"], a["destination"], a["port"], a["probe_id"])]
+        return {k: a[np.asarray(lab, dtype=object) == k].reset_index(drop=True) for k in dict.fromkeys(lab)}
+
+    def cloudwatch_status(self) -> str:
+        """One line: which export was audited, the clock skew estimate and the reader's notes."""
+        if not self.cloudwatch_files:
+            return f"{self.name}: no CloudWatch export."
+        a = self.cloudwatch_audit
+        sk = a.attrs["clock_skew"]
+        tol = a.attrs["tolerances"]
+        files = ", ".join(f"`{p.name}`" for p in self.cloudwatch_files + self.monitor_files)
+        lines = [f"{self.name}: CloudWatch export {files}; {int((~a['agrees']).sum())} of {len(a)} periods "
+                 f"({a.attrs['period_s']} s) disagree. Tolerances: loss ±max({tol['loss_tolerance_pct']:g} %-points, one "
+                 f"probe's share), RTT ±max({tol['rtt_tolerance_pct']:g} %, {tol['rtt_tolerance_us'] / 1e3:g} ms). "
+                 f"Clock skew: {sk['note']}."]
+        lines += [f"- note: {n}" for n in a.attrs["notes"]]
+        return "\n".join(lines)
 
     @cached_property
     def payloads(self) -> pd.Series:
@@ -150,11 +278,101 @@ class Capture:
         return None
 
     def summary(self) -> dict:
-        """Headline facts for a report: streams, verdicts, loss/RTT and anomalies."""
-        from .report import capture_summary
+        """Headline facts for a report: streams, verdicts, loss/RTT, the CloudWatch audit and anomalies."""
         return capture_summary(self)
 
 
 def open_capture(path, **kw) -> Capture:
-    """A :class:`Capture` session for ``path`` (keyword arguments: period_s, timeout_s, vantage, backend)."""
+    """A :class:`Capture` session for ``path`` (keyword arguments: period_s, timeout_s, vantage, backend,
+    cloudwatch, monitor, tables)."""
     return Capture(path, **kw)
+
+
+# ----------------------------------------------------------------------------------- summary
+def _utc(ns) -> str:
+    return pd.Timestamp(int(ns), unit="ns", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _label(proto, dst, port) -> str:
+    return f"{proto} {dst}" + ("" if port is None or pd.isna(port) else f":{int(port)}")
+
+
+def _cloudwatch_findings(cap) -> list[str]:
+    """The audit's disagreements in words, worst first (one line per probe and finding)."""
+    s = cap.cloudwatch_summary
+    if s is None:
+        return []
+    out = []
+    for r in s.itertuples():
+        what = _label(r.protocol, r.destination, r.port) if r.protocol else f"probe {r.probe_id}"
+        when = f"{r.periods} period(s) from {_utc(r.first_period_start_ns)}"
+        cw = (f"CloudWatch said {r.cw_loss_pct:.0f} % loss" if not np.isnan(r.cw_loss_pct) else "CloudWatch said nothing") \
+            + ("" if np.isnan(r.cw_rtt_us) else f" and {r.cw_rtt_us / 1e3:.0f} ms RTT")
+        f = r.finding
+        if f == "zero_loss_but_no_replies":
+            text = f"{cw} for {what} while none of its {r.sent} probes was answered ({when})"
+        elif f == "zero_rtt_without_reply":
+            text = f"{cw} for {what}: an RTT of 0 while none of its {r.sent} probes was answered ({when})"
+        elif f == "metric_without_probes":
+            text = f"{cw} for {what} while the capture shows no probe of it at all ({when})"
+        elif f == "probes_without_metric":
+            text = f"CloudWatch has no datapoint for {what} although {r.sent} probes were sent ({when})"
+        elif f == "loss_differs":
+            text = f"{cw} for {what}; the capture's loss differs beyond the tolerance ({when})"
+        elif f == "rtt_differs":
+            text = f"{cw} for {what}; the capture's RTT differs beyond the tolerance ({when})"
+        else:
+            text = f"{what}: {f.replace('_', ' ')} ({when})"
+        out.append(f"**CloudWatch disagrees** (`{f}`): {text}")
+    return out
+
+
+def capture_summary(cap) -> dict:
+    """Streams (per Network Monitor probe), their verdicts, loss/RTT, the anomalies found and the CloudWatch
+    audit's findings; ``headline``: the most important finding (a CloudWatch disagreement first, then
+    100 %-loss periods, gaps, imbalance, size changes)."""
+    probes = cap.probes
+    streams, ranked = [], {k: [] for k in ("cloudwatch", "no_reply", "no_probes", "gaps", "balance", "sizes")}
+    if len(probes):
+        fp = cap.fingerprints
+        pv = cap.payload_verdicts
+        q = cap.probe_periods
+        for key, g in probes.groupby(list(STREAM_KEYS), observed=True, dropna=False):
+            proto, dst, port = key
+            label = _label(proto, dst, port)
+            judged = g[g["outcome"] != "unknown"]
+            ok = judged["outcome"].isin(["answered", "refused"])
+            sel = (fp["protocol"] == proto) & (fp["destination"] == dst)
+            sel_v = (pv["protocol"] == proto) & (pv["destination"] == dst)
+            streams.append(dict(
+                stream=label, sources=int(g["source"].nunique()), probes=int(len(g)),
+                loss_pct=float(100 * (1 - ok.mean())) if len(judged) else float("nan"),
+                rtt_median_us=float(judged["rtt_us"].median()) if ok.any() else float("nan"),
+                tool=", ".join(sorted(set(fp.loc[sel, "tool"]))), payload=", ".join(sorted(set(pv.loc[sel_v, "verdict"]))),
+                outcomes=", ".join(f"{k} {v}" for k, v in g["outcome"].value_counts().items() if v)))
+            qq = q[(q["protocol"] == proto) & (q["destination"] == dst)]
+            for status, what in (("no_reply", "100 % loss (no reply at all)"), ("no_probes", "no probes at all")):
+                n = int((qq["status"] == status).sum())
+                if n:
+                    first = qq.loc[qq["status"] == status, "period_start_ns"].min()
+                    ranked[status].append(f"{label}: {n} period(s) of {cap.period_s} s with {what}, the first at "
+                                          f"{_utc(first)}")
+        for r in cap.gaps.itertuples():
+            ranked["gaps"].append(f"{r.protocol} from {r.source}: no probes for {r.length_s:.0f} s from {_utc(r.start_ns)}"
+                                  + (" to the end of the capture" if r.kind == "trailing" else ""))
+        for r in cap.balance.itertuples():
+            if r.balanced is not pd.NA and not r.balanced:  # <NA> (one source) is not an anomaly
+                ranked["balance"].append(f"{r.protocol} {r.destination}: sources are not balanced "
+                                         f"(chi-square p={r.p_value:.2g})")
+        for r in cap.size_changes().itertuples():
+            ranked["sizes"].append(f"{r.protocol} {r.destination}: probe size {r.from_size} → {r.to_size} bytes at "
+                                   f"{_utc(r.ts_ns)}")
+        ranked["cloudwatch"] = _cloudwatch_findings(cap)
+    anomalies = [a for k in ranked for a in ranked[k]]
+    audit = cap.cloudwatch_audit if len(probes) else None
+    return dict(capture=cap.name, packets=int(len(cap.packets)), probes=int(len(probes)),
+                vantage=probes.attrs.get("vantage"), span_s=(cap.span_ns[1] - cap.span_ns[0]) / 1e9,
+                streams=streams, anomalies=anomalies, headline=anomalies[0] if anomalies else None,
+                cloudwatch=[p.name for p in cap.cloudwatch_files],
+                cloudwatch_status=cap.cloudwatch_status() if audit is not None else None,
+                notes=list(cap.packets.attrs.get("notes", [])))

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = {
     "read_capture", "open_capture", "read_captures", "convert", "dataset_probes", "Capture", "dissect", "match_probes",
     "period_metrics", "audit_cloudwatch",
-    "read_cloudwatch_csv", "inter_arrivals", "timing_summary", "find_gaps", "source_shares", "balance_test",
+    "read_cloudwatch_csv", "read_cloudwatch", "inter_arrivals", "timing_summary", "find_gaps", "source_shares", "balance_test",
     "alternation", "source_rate", "source_quality", "size_changes", "request_payloads", "payload_tests",
     "payload_verdicts", "ent", "tcp_connections", "fingerprint", "STREAM", "PROBE_LEVEL", "Monitor", "Probe",
     "SpecError", "PROBES", "PERIODS", "CaptureError", "CaptureWarning", "BackendError", "ProbekitError", "PACKETS",

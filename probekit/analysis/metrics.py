@@ -80,75 +80,20 @@ def _typed(out: pd.DataFrame, probes: pd.DataFrame, by) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------ CloudWatch audit
 def read_cloudwatch_csv(path) -> pd.DataFrame:
-    """CloudWatch metrics exported as CSV: columns timestamp, metric (PacketLoss or RTT), value, and the
-    probe (``probe`` as 'protocol:destination[:port]', or columns protocol/destination/port).
-    Timestamps are ISO 8601 or epoch seconds; RTT in µs (as Network Monitor publishes it)."""
-    df = pd.read_csv(path)
-    need = {"timestamp", "metric", "value"}
-    missing = need - set(df.columns)
-    if missing:
-        from ..errors import ProbekitError
-        raise ProbekitError(f"{path}: CloudWatch CSV lacks column(s) {', '.join(sorted(missing))}")
-    ts = df["timestamp"]
-    if pd.api.types.is_numeric_dtype(ts):
-        df["period_start_ns"] = (ts.astype("float64") * 1e9).round().astype("int64")
-    else:
-        df["period_start_ns"] = pd.to_datetime(ts, utc=True).dt.as_unit("ns").astype("int64")
-    if "probe" in df.columns:
-        parts = df["probe"].astype(str).str.split(":", n=1, expand=True)
-        df["protocol"] = parts[0]
-        rest = parts[1].str.rsplit(":", n=1, expand=True)
-        is_tcp = df["protocol"] == "tcp"
-        df["destination"] = np.where(is_tcp, rest[0], parts[1])
-        df["port"] = pd.array(np.where(is_tcp, rest[1] if rest.shape[1] > 1 else None, None), dtype="Int64")
-    df["port"] = df["port"].astype("UInt16") if "port" in df else pd.array([pd.NA] * len(df), dtype="UInt16")
-    return df[["period_start_ns", "protocol", "destination", "port", "metric", "value"]]
+    """Deprecated (0.2): use ``probekit.capture.cloudwatch.read_cloudwatch``, which reads every CloudWatch
+    export format (this name reads them too)."""
+    import warnings
+    warnings.warn("read_cloudwatch_csv is deprecated: use probekit.read_cloudwatch", DeprecationWarning, stacklevel=2)
+    from ..capture.cloudwatch import read_cloudwatch  # the one exception to "analysis opens no file", for one release
+    return read_cloudwatch(path)
 
 
 def audit_cloudwatch(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s: int = 30,
                      loss_tolerance_pct: float = 0.5, rtt_tolerance_pct: float = 20.0) -> pd.DataFrame:
-    """Line CloudWatch's PacketLoss/RTT up with the capture's periods (per probe, sources together)
-    and flag every disagreement. ``finding`` names the kind; the worst is CloudWatch reporting 0 % loss
-    (or an RTT) for a period in which the capture shows no reply or no probe at all."""
-    ours = period_metrics(probes, period_s, by=PROBE_LEVEL)
-    ours = ours.assign(protocol=ours["protocol"].astype(str), destination=ours["destination"].astype(str))
-    cw = cloudwatch.copy()
-    cw["metric"] = cw["metric"].str.lower().map({"packetloss": "cw_loss_pct", "rtt": "cw_rtt_us"})
-    wide = cw.pivot_table(index=["period_start_ns", "protocol", "destination", "port"], columns="metric",
-                          values="value", aggfunc="first", dropna=False).reset_index()
-    for c in ("cw_loss_pct", "cw_rtt_us"):
-        if c not in wide:
-            wide[c] = np.nan
-    wide["port"] = wide["port"].astype("UInt16")
-    m = wide.merge(ours, on=["period_start_ns", "protocol", "destination", "port"], how="outer")
-    m["status"] = m["status"].astype(object).fillna("no_probes")
-    findings = []
-    for r in m.itertuples(index=False):
-        findings.append(_finding(r, loss_tolerance_pct, rtt_tolerance_pct))
-    m["finding"] = findings
-    m["agrees"] = m["finding"] == "agrees"
-    keep = ["period_start_ns", "protocol", "destination", "port", "cw_loss_pct", "cw_rtt_us", "sent", "answered",
-            "loss_pct", "rtt_median_us", "rtt_mean_us", "status", "finding", "agrees"]
-    return m[keep].sort_values(["protocol", "destination", "port", "period_start_ns"]).reset_index(drop=True)
-
-
-def _finding(r, loss_tol, rtt_tol) -> str:
-    has_cw_loss = not pd.isna(r.cw_loss_pct)
-    has_cw_rtt = not pd.isna(r.cw_rtt_us)
-    if not has_cw_loss and not has_cw_rtt:
-        return "agrees" if r.status == "no_probes" else "cloudwatch_missing"
-    if r.status == "no_probes":
-        if has_cw_loss and r.cw_loss_pct == 0:
-            return "zero_loss_but_no_probes"
-        return "cloudwatch_data_but_no_probes"
-    if r.status == "no_reply":
-        if has_cw_loss and r.cw_loss_pct < 100 - loss_tol:
-            return "zero_loss_but_no_replies" if r.cw_loss_pct == 0 else "loss_understated"
-        if has_cw_rtt:
-            return "rtt_reported_without_replies"
-        return "agrees"
-    if has_cw_loss and abs(r.cw_loss_pct - r.loss_pct) > loss_tol:
-        return "loss_differs"
-    if has_cw_rtt and r.rtt_mean_us and abs(r.cw_rtt_us - r.rtt_mean_us) > rtt_tol / 100 * r.rtt_mean_us:
-        return "rtt_differs"
-    return "agrees"
+    """Deprecated (0.2): use ``probekit.analysis.cloudwatch.audit_cloudwatch`` (schema.AUDIT)."""
+    import warnings
+    warnings.warn("probekit.analysis.metrics.audit_cloudwatch is deprecated: use probekit.audit_cloudwatch "
+                  "(probekit.analysis.cloudwatch)", DeprecationWarning, stacklevel=2)
+    from .cloudwatch import audit_cloudwatch as audit
+    return audit(probes, cloudwatch, period_s=period_s, loss_tolerance_pct=loss_tolerance_pct,
+                 rtt_tolerance_pct=rtt_tolerance_pct)

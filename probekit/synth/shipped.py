@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from . import default_monitor, synth
+from .cloudwatch import write_cloudwatch_exports
 
 # file name -> (scenario, seed, keyword arguments for synth)
 SHIPPED: dict[str, tuple[str, int, dict]] = {
@@ -21,25 +22,8 @@ SHIPPED: dict[str, tuple[str, int, dict]] = {
                                                      "duration_s": 120.0}),
 }
 
-
-def cloudwatch_as_observed(truth, period_s: int = 30):
-    """What CloudWatch published in the investigation, made from a capture's truth: per probe and period,
-    PacketLoss and RTT — except that TCP periods with no reply at all read 0 % loss and 0 ms, the
-    defect the investigation found. For testing the audit; not a model of CloudWatch's arithmetic."""
-    import pandas as pd
-    t = truth.assign(period=truth["send_ns"] // (period_s * 10**9) * period_s)
-    t["probe"] = t["protocol"] + ":" + t["destination"] + t["port"].map(lambda p: "" if pd.isna(p) else f":{int(p)}")
-    rows = []
-    for (probe, period), g in t.groupby(["probe", "period"]):
-        loss = 100.0 * (1 - g["answered"].mean())
-        rtt = g["rtt_us"].mean()
-        if probe.startswith("tcp") and not g["answered"].any():
-            loss, rtt = 0.0, 0.0
-        ts = pd.Timestamp(int(period), unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows.append((ts, probe, "PacketLoss", round(loss, 3)))
-        if not pd.isna(rtt):
-            rows.append((ts, probe, "RTT", round(float(rtt), 1)))
-    return pd.DataFrame(rows, columns=["timestamp", "probe", "metric", "value"])
+# capture -> monitor name of the CloudWatch exports written beside it
+CLOUDWATCH_EXPORTS = {"target-down.pcap": "probekit-target-down"}
 
 
 def regenerate(folder) -> list[Path]:
@@ -50,10 +34,8 @@ def regenerate(folder) -> list[Path]:
         path = folder / name
         truth = synth(scen, path, seed=seed, **kw)
         out.append(path)
-        if name == "target-down.pcap":
-            cw = folder / "target-down.cloudwatch.csv"
-            cloudwatch_as_observed(truth).to_csv(cw, index=False, lineterminator="\n")
-            out.append(cw)
+        if name in CLOUDWATCH_EXPORTS:  # synthetic CloudWatch exports in AWS's formats (probekit.synth.cloudwatch)
+            out += write_cloudwatch_exports(truth, path, CLOUDWATCH_EXPORTS[name])
     return out
 
 
