@@ -130,6 +130,56 @@ PERIODS: tuple[Column, ...] = (
 )
 
 
+# ------------------------------------------------------------------------ forensics (issue 13)
+STREAM_KINDS = ("probe", "client", "scan", "other")
+"""``kind`` of a stream: probe (a monitor's regular probing, whatever tool), client (connections that
+carry data: browsers, ssh, API clients), scan (one or two requests per target across many targets from
+one source), other (anything else). The rules are in docs/streams.md."""
+
+STREAMS: tuple[Column, ...] = (
+    Column("protocol", "category", "icmp, icmpv6, tcp (udp: traceroute-style probes, once matched)"),
+    Column("destination", "category", "target address"),
+    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP"),
+    Column("kind", "category", "one of " + ", ".join(STREAM_KINDS)),
+    Column("sources", "int32", "number of source addresses in this row (source streams of the same kind "
+                               "to the same target are one row)"),
+    Column("source_list", "object", "the source addresses, comma-separated, sorted"),
+    Column("requests", "int64", "requests (probes table rows) in the row"),
+    Column("first_ns", "int64", "first request, ns since the epoch"),
+    Column("last_ns", "int64", "last request, ns since the epoch"),
+    Column("rate_per_s", "float64", "requests per second over the row's span (NaN for one request)"),
+    Column("gap_median_s", "float64", "median gap between requests of one source, s (median over "
+                                      "sources); NaN with fewer than two requests per source"),
+    Column("on_schedule_pct", "float64", "share of per-source gaps within 20 % of a whole multiple of "
+                                         "that source's median gap: 100 for a fixed schedule, even with "
+                                         "lost requests; NaN without gaps"),
+    Column("per_target_max", "int64", "most requests any one source sent to this target"),
+    Column("source_targets", "int64", "most distinct targets (protocol, destination, port) any source "
+                                      "of this row sent one or two requests to (a scanner's fan-out)"),
+    Column("data_pct", "float64", "TCP: share of connections that carried data after the SYN (either "
+                                  "way); NaN for ICMP/UDP"),
+    Column("payload_len_median", "float64", "median L4 payload bytes of the requests (SYN data for TCP, "
+                                            "echo data for ICMP)"),
+    Column("payload_lengths", "int32", "distinct request payload lengths"),
+    Column("tool", "object", "prober fingerprint (probekit.fingerprint's tool) when a fingerprints "
+                             "table was given; several joined by '/'; <NA> otherwise"),
+    Column("decided_by", "category", "rule or user (a user override)"),
+    Column("evidence", "object", "the rule that decided the kind, in words, with the numbers"),
+)
+STREAM_COLUMNS = tuple(c.name for c in STREAMS)
+
+OTHER_TRAFFIC: tuple[Column, ...] = (
+    Column("kind", "category", "stream kind (client, scan, other) or, for packets in no stream, what "
+                               "they are: arp, dns, ntp, udp, icmp, tcp, ip, non-ip"),
+    Column("talkers", "int64", "distinct addresses taking part"),
+    Column("top_talkers", "object", "the busiest address pairs, 'a > b (n)', up to three"),
+    Column("packets", "int64", "frames"),
+    Column("bytes", "int64", "wire bytes (wirelen)"),
+    Column("first_ns", "Int64", "first frame, ns since the epoch"),
+    Column("last_ns", "Int64", "last frame, ns since the epoch"),
+)
+
+
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
     cols = {}

@@ -1,0 +1,175 @@
+"""Streams: the Network Monitor streams found among a real browser and a real scan (mergecap/editcap)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import probekit
+from probekit.analysis.streams import other_traffic, packet_kinds, select_probe_streams, stream_key, streams
+from probekit.schema import OTHER_TRAFFIC, STREAMS, check_table
+
+from conftest import ROOT, require_real_captures
+
+HEALTHY = ROOT / "captures" / "healthy.pcap"
+SOURCES = "198.51.100.10,198.51.100.11"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} (Debian's wireshark-common) is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+def _shift_to(src: Path, start_ns: int, out: Path) -> Path:
+    first = int(probekit.read_capture(src)["ts_ns"].min())
+    shift_s = (start_ns - first) / 1e9
+    subprocess.run([_tool("editcap"), "-t", f"{shift_s:.6f}", str(src), str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """healthy.pcap + zeek/wikipedia.pcap (a browser, 60 s in) + zeek/nmap-vsn.pcap (a scan, 120 s in),
+    merged by time with the real mergecap, as a new user would."""
+    real = require_real_captures()
+    d = tmp_path_factory.mktemp("mixed")
+    t0 = int(probekit.read_capture(HEALTHY)["ts_ns"].min())
+    w = _shift_to(real / "zeek" / "wikipedia.pcap", t0 + 60 * 10**9, d / "w.pcap")
+    n = _shift_to(real / "zeek" / "nmap-vsn.pcap", t0 + 120 * 10**9, d / "n.pcap")
+    out = d / "mixed.pcap"
+    subprocess.run([_tool("mergecap"), "-F", "pcap", "-w", str(out), str(HEALTHY), str(w), str(n)], check=True,
+                   capture_output=True)
+    df = probekit.read_capture(out)
+    probes = probekit.match_probes(df)
+    fp = probekit.fingerprint(df, probes)
+    return df, probes, streams(df, probes, fp)
+
+
+def test_mixed_capture_has_exactly_the_monitor_streams_as_probes(mixed):
+    df, probes, st = mixed
+    check_table(st, STREAMS)
+    # the matcher alone sees more TCP "probe" streams than the monitor's one
+    assert probes.groupby(["protocol", "destination", "port"], observed=True, dropna=False).ngroups > 3
+    pr = st[st["kind"] == "probe"]
+    got = sorted((str(r.protocol), str(r.destination), None if pd.isna(r.port) else int(r.port), r.source_list)
+                 for r in pr.itertuples())
+    assert got == [("icmp", "192.0.2.10", None, SOURCES), ("tcp", "192.0.2.10", 80, SOURCES)]
+    assert set(pr["tool"]) == {"cwnm-like"}
+    assert (pr["on_schedule_pct"] == 100).all()
+
+
+def test_browser_is_client_and_nmap_is_scan(mixed):
+    df, probes, st = mixed
+    browser = st[st["source_list"] == "141.142.220.118"]
+    scanner = st[st["source_list"] == "192.168.1.71"]
+    assert len(browser) >= 3 and set(browser["kind"]) == {"client"}
+    assert (browser["data_pct"] >= 50).all()
+    assert len(scanner) >= 8 and set(scanner["kind"]) == {"scan"}
+    assert (scanner["per_target_max"] <= 2).all() and (scanner["source_targets"] >= 8).all()
+    # every row is explained in words with its numbers
+    assert all(str(r.requests) in r.evidence for r in st.itertuples())
+
+
+def test_other_traffic_summarises_the_rest(mixed):
+    df, probes, st = mixed
+    ot = other_traffic(df, st)
+    check_table(ot, OTHER_TRAFFIC)
+    kinds = set(ot["kind"].astype(str))
+    assert {"client", "scan", "dns", "arp"} <= kinds and "probe" not in kinds
+    # every frame is counted once: probe frames + other traffic = the capture
+    pk = packet_kinds(df, st)
+    assert int(ot["packets"].sum()) + int((pk == "probe").sum()) == len(df)
+    # the probe frames are exactly the frames of healthy.pcap
+    healthy = probekit.read_capture(HEALTHY)
+    assert int((pk == "probe").sum()) == len(healthy)
+    assert int(ot.loc[ot["kind"] == "client", "bytes"].iloc[0]) == int(df.loc[(pk == "client").to_numpy(), "wirelen"].sum())
+
+
+@pytest.mark.parametrize("by", [("protocol", "source", "destination", "port"), ("protocol", "destination", "port")])
+def test_probe_stream_metrics_equal_the_capture_without_background(mixed, by):
+    df, probes, st = mixed
+    sel = select_probe_streams(probes, st)
+    alone = probekit.match_probes(probekit.read_capture(HEALTHY))
+    a = probekit.period_metrics(sel, 30, by=by)
+    b = probekit.period_metrics(alone, 30, by=by)
+    assert len(a) == len(b) > 0
+    pd.testing.assert_frame_equal(a, b)
+    # without the filter the browser and the scan add streams and no_probes periods
+    c = probekit.period_metrics(probes, 30, by=by)
+    assert len(c) > len(a) and (c["status"] == "no_probes").sum() > (a["status"] == "no_probes").sum()
+
+
+def test_overrides_and_explicit_keys(mixed):
+    df, probes, st = mixed
+    st2 = streams(df, probes, overrides={"tcp:208.80.152.3:80": "probe",
+                                         "tcp:198.51.100.11>192.0.2.10:80": "other"})
+    row = st2[(st2["destination"] == "208.80.152.3")]
+    assert list(row["kind"]) == ["probe"] and list(row["decided_by"]) == ["user"]
+    tcp = st2[(st2["protocol"] == "tcp") & (st2["destination"] == "192.0.2.10")]
+    assert dict(zip(tcp["source_list"], tcp["kind"].astype(str))) == {"198.51.100.10": "probe",
+                                                                     "198.51.100.11": "other"}
+    sel = select_probe_streams(probes, st2)
+    assert "208.80.152.3" in set(sel["destination"].astype(str))
+    assert not ((sel["protocol"] == "tcp") & (sel["source"] == "198.51.100.11")
+                & (sel["destination"] == "192.0.2.10")).any()
+    # explicit keys on the rule-based table: add the scan target, drop the ICMP stream
+    sel2 = select_probe_streams(probes, st, keys=["tcp:192.168.1.63:443"], exclude=[("icmp", "192.0.2.10", None)])
+    assert set(sel2["protocol"].astype(str)) == {"tcp"}
+    assert ((sel2["destination"] == "192.168.1.63") & (sel2["port"] == 443)).sum() == 2
+    assert len(select_probe_streams(probes, st, kinds=None)) == len(probes)
+    with pytest.raises(ValueError):
+        streams(df, probes, overrides={"tcp:1.2.3.4:80": "monitor"})
+
+
+def test_stream_key_text():
+    assert stream_key("tcp:192.0.2.10:80") == ("tcp", "192.0.2.10", 80)
+    assert stream_key("icmpv6:2001:db8::1") == ("icmpv6", "2001:db8::1", None)
+    assert stream_key("tcp:[2001:db8::1]:443") == ("tcp", "2001:db8::1", 443)
+    assert stream_key("udp:198.51.100.10>192.0.2.10:33434") == ("udp", "198.51.100.10", "192.0.2.10", 33434)
+
+
+def test_irregular_schedule_is_not_a_probe():
+    """The same packets with the TCP requests' times replaced by a Poisson process: not a schedule."""
+    df = probekit.read_capture(HEALTHY)
+    probes = probekit.match_probes(df)
+    rng = np.random.default_rng(5)
+    tcp = (probes["protocol"] == "tcp").to_numpy()
+    ts = probes["ts_ns"].to_numpy().copy()
+    ts[tcp] = ts[tcp].min() + np.cumsum(rng.exponential(0.5e9, tcp.sum())).astype(np.int64)
+    st = streams(df, probes.assign(ts_ns=ts))
+    row = st[st["protocol"] == "tcp"].iloc[0]
+    assert row["kind"] == "other" and row["on_schedule_pct"] < 80
+    assert "under 80 % of gaps on schedule" in row["evidence"]
+    assert set(st.loc[st["protocol"] == "icmp", "kind"]) == {"probe"}
+
+
+def test_lost_requests_keep_the_schedule():
+    """A target-side capture misses the requests lost on the way: gaps of two periods stay on schedule."""
+    df = probekit.read_capture(HEALTHY)
+    probes = probekit.match_probes(df)
+    drop = np.random.default_rng(1).random(len(probes)) < 0.3
+    st = streams(df, probes[~drop].reset_index(drop=True))
+    assert set(st["kind"]) == {"probe"} and (st["on_schedule_pct"] == 100).all()
+
+
+def test_empty_inputs():
+    df = probekit.read_capture(HEALTHY)
+    probes = probekit.match_probes(df).iloc[:0]
+    st = streams(df, probes)
+    check_table(st, STREAMS)
+    assert st.empty
+    ot = other_traffic(df, st)
+    check_table(ot, OTHER_TRAFFIC)
+    assert int(ot["packets"].sum()) == len(df)
+    assert select_probe_streams(probes, st).empty
