@@ -9,12 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, require_real_captures
 
 import probekit
-from probekit.analysis.streams import other_traffic, packet_kinds, select_probe_streams, stream_key, streams
+from probekit.analysis.streams import (
+    other_traffic,
+    packet_kinds,
+    select_probe_streams,
+    stream_key,
+    streams,
+)
 from probekit.schema import OTHER_TRAFFIC, STREAMS, check_table
-
-from conftest import ROOT, require_real_captures
 
 HEALTHY = ROOT / "captures" / "healthy.pcap"
 SOURCES = "198.51.100.10,198.51.100.11"
@@ -57,7 +62,7 @@ def mixed(tmp_path_factory):
 
 
 def test_mixed_capture_has_exactly_the_monitor_streams_as_probes(mixed):
-    df, probes, st = mixed
+    _df, probes, st = mixed
     check_table(st, STREAMS)
     # the matcher alone sees more TCP "probe" streams than the monitor's one
     assert probes.groupby(["protocol", "destination", "port"], observed=True, dropna=False).ngroups > 3
@@ -70,7 +75,7 @@ def test_mixed_capture_has_exactly_the_monitor_streams_as_probes(mixed):
 
 
 def test_browser_is_client_and_nmap_is_scan(mixed):
-    df, probes, st = mixed
+    _df, _probes, st = mixed
     browser = st[st["source_list"] == "141.142.220.118"]
     scanner = st[st["source_list"] == "192.168.1.71"]
     assert len(browser) >= 3 and set(browser["kind"]) == {"client"}
@@ -82,7 +87,7 @@ def test_browser_is_client_and_nmap_is_scan(mixed):
 
 
 def test_other_traffic_summarises_the_rest(mixed):
-    df, probes, st = mixed
+    df, _probes, st = mixed
     ot = other_traffic(df, st)
     check_table(ot, OTHER_TRAFFIC)
     kinds = set(ot["kind"].astype(str))
@@ -98,7 +103,7 @@ def test_other_traffic_summarises_the_rest(mixed):
 
 @pytest.mark.parametrize("by", [("protocol", "source", "destination", "port"), ("protocol", "destination", "port")])
 def test_probe_stream_metrics_equal_the_capture_without_background(mixed, by):
-    df, probes, st = mixed
+    _df, probes, st = mixed
     sel = select_probe_streams(probes, st)
     alone = probekit.match_probes(probekit.read_capture(HEALTHY))
     a = probekit.period_metrics(sel, 30, by=by)

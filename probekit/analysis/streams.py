@@ -14,9 +14,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..schema import OTHER_TRAFFIC, SOURCE_STREAM_KEYS, STREAM_COLUMNS, STREAM_KEYS, STREAM_KINDS, STREAMS
+from ..schema import (
+    OTHER_TRAFFIC,
+    SOURCE_STREAM_KEYS,
+    STREAM_COLUMNS,
+    STREAM_KEYS,
+    STREAM_KINDS,
+    STREAMS,
+)
 
-__all__ = ["streams", "select_probe_streams", "other_traffic", "stream_key"]
+__all__ = ["other_traffic", "select_probe_streams", "stream_key", "streams"]
 
 _SS = list(SOURCE_STREAM_KEYS)
 _NS = 1_000_000_000
