@@ -180,6 +180,41 @@ OTHER_TRAFFIC: tuple[Column, ...] = (
 )
 
 
+DATAGRAM_REASONS = ("complete", "conflict", "incomplete", "timeout", "overlap", "multiple_tails", "beyond_end",
+                    "bad_length")
+"""``reason`` of a datagram: complete (reassembled), conflict (complete under overlap='first', but
+overlapping fragments disagreed: the first bytes won), incomplete (fragments missing when the capture
+ended), timeout (fragments missing when the reassembly timeout ran out), overlap (fragments overlap:
+discarded, RFC 5722 for IPv6 / Linux for IPv4), multiple_tails (two last fragments with different ends),
+beyond_end (a fragment past the end the last fragment set), bad_length (a non-last fragment whose length
+is not a multiple of 8, or a fragment with no data or a negative length)."""
+
+DATAGRAMS: tuple[Column, ...] = (
+    Column("datagram", "int64", "datagram number, 0-based, in order of its first fragment"),
+    Column("l3", "category", "ipv4 or ipv6"),
+    Column("src", "category", "source address"),
+    Column("dst", "category", "destination address"),
+    Column("ip_proto", "UInt8", "protocol of the reassembled payload (from the offset-0 fragment; <NA> "
+                                "without it)"),
+    Column("ip_id", "UInt32", "IPv4 identification / IPv6 fragment identification"),
+    Column("first_frame", "int64", "frame of the first fragment to arrive"),
+    Column("offset0_frame", "Int64", "frame of the offset-0 fragment (its row carries the L4 header)"),
+    Column("last_frame", "int64", "frame that completed the datagram (tshark's reassembled_in), or the "
+                                  "last fragment seen"),
+    Column("first_ts_ns", "int64", "first fragment's time, ns since the epoch"),
+    Column("last_ts_ns", "int64", "last_frame's time: when the datagram became whole"),
+    Column("fragments", "int32", "fragments used"),
+    Column("dropped", "int32", "fragments of this datagram not used (duplicates, overlaps)"),
+    Column("payload_len", "Int32", "reassembled IP payload bytes (the last fragment's end); <NA> when the "
+                                   "last fragment never came"),
+    Column("received_len", "int32", "IP payload bytes received (the union of the fragments)"),
+    Column("complete", "bool", "every byte from 0 to payload_len arrived, and nothing was discarded"),
+    Column("reason", "category", "one of " + ", ".join(DATAGRAM_REASONS)),
+    Column("note", "object", "what went wrong, with frames and byte ranges ('' when complete)"),
+)
+DATAGRAM_COLUMNS = tuple(c.name for c in DATAGRAMS)
+
+
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
     cols = {}
