@@ -215,6 +215,52 @@ DATAGRAMS: tuple[Column, ...] = (
 DATAGRAM_COLUMNS = tuple(c.name for c in DATAGRAMS)
 
 
+ERROR_OUTCOMES = ("unreachable", "ttl_exceeded", "frag_needed", "packet_too_big", "param_problem")
+"""Probe outcomes an ICMP/ICMPv6 error gives (beside OUTCOMES): unreachable (ICMP type 3 except code 4,
+ICMPv6 type 1; ``code`` says net, host, port, protocol, admin_prohibited ...), ttl_exceeded (ICMP 11 /
+ICMPv6 3), frag_needed (ICMP 3 code 4, with the next-hop MTU), packet_too_big (ICMPv6 2, with the MTU),
+param_problem (ICMP 12 / ICMPv6 4). All count as lost in the metrics."""
+
+QUOTED_COLUMNS = ("quoted_src", "quoted_dst", "quoted_proto", "quoted_sport", "quoted_dport", "quoted_icmp_id",
+                  "quoted_icmp_seq", "quoted_tcp_seq")
+"""Packets-table columns (the decoder's) with the header quoted inside an ICMP/ICMPv6 error; with
+``icmp_mtu`` (next-hop MTU of frag-needed / packet-too-big). Error attribution needs them."""
+
+ICMP_ERRORS: tuple[Column, ...] = (
+    Column("error_frame", "int64", "frame of the ICMP/ICMPv6 error"),
+    Column("ts_ns", "int64", "its time, ns since the epoch"),
+    Column("reporter", "category", "who sent the error (a router on the path, a firewall, the target)"),
+    Column("icmp_type", "UInt8", "ICMP or ICMPv6 type"),
+    Column("icmp_code", "UInt8", "ICMP or ICMPv6 code"),
+    Column("outcome", "category", "one of " + ", ".join(ERROR_OUTCOMES)),
+    Column("code", "category", "the code by name: net, host, protocol, port, frag_needed, admin_prohibited, "
+                               "net_prohibited, host_prohibited, no_route, beyond_scope, address, source_policy, "
+                               "reject_route, ttl, reassembly, too_big, pointer, ..., or code_N"),
+    Column("mtu", "UInt32", "next-hop MTU named by frag_needed / packet_too_big (<NA> otherwise, or "
+                            "without the icmp_mtu column)"),
+    Column("protocol", "category", "quoted packet's protocol: icmp, icmpv6, tcp, udp (or ip_N)"),
+    Column("source", "category", "quoted packet's source: the prober, when it quotes a probe"),
+    Column("destination", "category", "quoted packet's destination"),
+    Column("port", "UInt16", "quoted TCP/UDP destination port"),
+    Column("ident", "UInt32", "quoted echo identifier, or TCP/UDP source port"),
+    Column("seq", "UInt32", "quoted echo sequence number, or TCP sequence number"),
+    Column("request_frame", "Int64", "the probe it answers (probes table's request_frame); <NA> if none"),
+    Column("error_after_us", "float64", "error time - request time, µs"),
+    Column("note", "object", "why it was not attributed ('' when it was)"),
+)
+
+PROBE_ERRORS: tuple[Column, ...] = (
+    Column("request_frame", "int64", "the probe (probes table key)"),
+    Column("outcome", "category", "one of " + ", ".join(ERROR_OUTCOMES) + " (the first error)"),
+    Column("code", "category", "the first error's code by name (see ICMP_ERRORS)"),
+    Column("reporter", "category", "who sent the first error"),
+    Column("mtu", "UInt32", "MTU named by a frag_needed / packet_too_big error"),
+    Column("error_frame", "int64", "frame of the first error"),
+    Column("error_after_us", "float64", "first error time - request time, µs"),
+    Column("errors", "int32", "errors quoting this probe"),
+)
+
+
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
     cols = {}
