@@ -261,6 +261,47 @@ PROBE_ERRORS: tuple[Column, ...] = (
 )
 
 
+PATH_KINDS = ("fits", "fragments", "black_hole", "frag_needed", "packet_too_big", "unknown")
+"""``path`` of the MTU table: fits (every size passed whole), fragments (sizes above the MTU crossed in
+fragments), black_hole (sizes above some limit vanish with no error), frag_needed / packet_too_big (the
+path answers oversize probes with the ICMP / ICMPv6 error naming the MTU), unknown (size does not decide
+the outcome, e.g. every size lost)."""
+
+MTU_SIZES: tuple[Column, ...] = (
+    Column("protocol", "category", "stream key"),
+    Column("destination", "category", "stream key"),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("size", "Int32", "probe size (ICMP message / TCP segment bytes)"),
+    Column("ip_len", "Int32", "IP packet bytes of that size (size + 20 for IPv4, + 40 for IPv6)"),
+    Column("first_ns", "int64", "first probe of this size"),
+    Column("last_ns", "int64", "last probe of this size"),
+    Column("sent", "int64", "probes of this size (outcome unknown excluded)"),
+    Column("answered", "int64", "answered or refused"),
+    Column("lost", "int64", "lost or late with no ICMP error"),
+    Column("too_big", "int64", "answered by frag_needed / packet_too_big"),
+    Column("other_errors", "int64", "answered by another ICMP error (unreachable, ttl_exceeded, ...)"),
+    Column("fragmented", "int64", "probes whose request or reply crossed in fragments"),
+    Column("mtu", "UInt32", "MTU named by the too-big errors (the most common value)"),
+    Column("verdict", "category", "pass (some answered), fail (none answered of >= min_probes), or few"),
+)
+
+MTU: tuple[Column, ...] = (
+    Column("protocol", "category", "stream key"),
+    Column("destination", "category", "stream key"),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("sizes", "int32", "distinct probe sizes seen"),
+    Column("largest_pass", "Int32", "largest size answered"),
+    Column("smallest_fail", "Int32", "smallest size above largest_pass that was never answered"),
+    Column("path", "category", "one of " + ", ".join(PATH_KINDS)),
+    Column("mtu", "UInt32", "the path MTU in IP bytes: named by the routers' errors, or the largest "
+                            "fragment of a fragmenting path; <NA> when only bounds are known"),
+    Column("mtu_low", "UInt32", "the MTU is at least this (IP bytes of largest_pass, or of the largest fragment)"),
+    Column("mtu_high", "UInt32", "the MTU is below this (IP bytes of smallest_fail); <NA> when nothing failed"),
+    Column("reporters", "object", "who sent the too-big errors, comma-separated"),
+    Column("evidence", "object", "what decided the path, in words"),
+)
+
+
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
     cols = {}
