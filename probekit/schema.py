@@ -471,6 +471,177 @@ AUDIT_SUMMARY: tuple[Column, ...] = (
 )
 """The audit in brief: one row per probe and finding other than agrees, worst finding first."""
 
+# ------------------------------------------------------------------------ forensics (issue 13)
+STREAM_KINDS = ("probe", "client", "scan", "other")
+"""``kind`` of a stream: probe (a monitor's regular probing, whatever tool), client (connections that
+carry data: browsers, ssh, API clients), scan (one or two requests per target across many targets from
+one source), other (anything else). The rules are in docs/streams.md."""
+
+STREAMS: tuple[Column, ...] = (
+    Column("protocol", "category", "icmp, icmpv6, tcp (udp: traceroute-style probes, once matched)"),
+    Column("destination", "category", "target address"),
+    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP"),
+    Column("kind", "category", "one of " + ", ".join(STREAM_KINDS)),
+    Column("sources", "int32", "number of source addresses in this row (source streams of the same kind "
+                               "to the same target are one row)"),
+    Column("source_list", "object", "the source addresses, comma-separated, sorted"),
+    Column("requests", "int64", "requests (probes table rows) in the row"),
+    Column("first_ns", "int64", "first request, ns since the epoch"),
+    Column("last_ns", "int64", "last request, ns since the epoch"),
+    Column("rate_per_s", "float64", "requests per second over the row's span (NaN for one request)"),
+    Column("gap_median_s", "float64", "median gap between requests of one source, s (median over "
+                                      "sources); NaN with fewer than two requests per source"),
+    Column("on_schedule_pct", "float64", "share of per-source gaps within 20 % of a whole multiple of "
+                                         "that source's median gap: 100 for a fixed schedule, even with "
+                                         "lost requests; NaN without gaps"),
+    Column("per_target_max", "int64", "most requests any one source sent to this target"),
+    Column("source_targets", "int64", "most distinct targets (protocol, destination, port) any source "
+                                      "of this row sent one or two requests to (a scanner's fan-out)"),
+    Column("data_pct", "float64", "TCP: share of connections that carried data after the SYN (either "
+                                  "way); NaN for ICMP/UDP"),
+    Column("payload_len_median", "float64", "median L4 payload bytes of the requests (SYN data for TCP, "
+                                            "echo data for ICMP)"),
+    Column("payload_lengths", "int32", "distinct request payload lengths"),
+    Column("tool", "object", "prober fingerprint (probekit.fingerprint's tool) when a fingerprints "
+                             "table was given; several joined by '/'; <NA> otherwise"),
+    Column("decided_by", "category", "rule or user (a user override)"),
+    Column("evidence", "object", "the rule that decided the kind, in words, with the numbers"),
+)
+STREAM_COLUMNS = tuple(c.name for c in STREAMS)
+
+OTHER_TRAFFIC: tuple[Column, ...] = (
+    Column("kind", "category", "stream kind (client, scan, other) or, for packets in no stream, what "
+                               "they are: arp, dns, ntp, udp, icmp, tcp, ip, non-ip"),
+    Column("talkers", "int64", "distinct addresses taking part"),
+    Column("top_talkers", "object", "the busiest address pairs, 'a > b (n)', up to three"),
+    Column("packets", "int64", "frames"),
+    Column("bytes", "int64", "wire bytes (wirelen)"),
+    Column("first_ns", "Int64", "first frame, ns since the epoch"),
+    Column("last_ns", "Int64", "last frame, ns since the epoch"),
+)
+
+
+DATAGRAM_REASONS = ("complete", "conflict", "incomplete", "timeout", "overlap", "multiple_tails", "beyond_end",
+                    "bad_length")
+"""``reason`` of a datagram: complete (reassembled), conflict (complete under overlap='first', but
+overlapping fragments disagreed: the first bytes won), incomplete (fragments missing when the capture
+ended), timeout (fragments missing when the reassembly timeout ran out), overlap (fragments overlap:
+discarded, RFC 5722 for IPv6 / Linux for IPv4), multiple_tails (two last fragments with different ends),
+beyond_end (a fragment past the end the last fragment set), bad_length (a non-last fragment whose length
+is not a multiple of 8, or a fragment with no data or a negative length)."""
+
+DATAGRAMS: tuple[Column, ...] = (
+    Column("datagram", "int64", "datagram number, 0-based, in order of its first fragment"),
+    Column("l3", "category", "ipv4 or ipv6"),
+    Column("src", "category", "source address"),
+    Column("dst", "category", "destination address"),
+    Column("ip_proto", "UInt8", "protocol of the reassembled payload (from the offset-0 fragment; <NA> "
+                                "without it)"),
+    Column("ip_id", "UInt32", "IPv4 identification / IPv6 fragment identification"),
+    Column("first_frame", "int64", "frame of the first fragment to arrive"),
+    Column("offset0_frame", "Int64", "frame of the offset-0 fragment (its row carries the L4 header)"),
+    Column("last_frame", "int64", "frame that completed the datagram (tshark's reassembled_in), or the "
+                                  "last fragment seen"),
+    Column("first_ts_ns", "int64", "first fragment's time, ns since the epoch"),
+    Column("last_ts_ns", "int64", "last_frame's time: when the datagram became whole"),
+    Column("fragments", "int32", "fragments used"),
+    Column("dropped", "int32", "fragments of this datagram not used (duplicates, overlaps)"),
+    Column("payload_len", "Int32", "reassembled IP payload bytes (the last fragment's end); <NA> when the "
+                                   "last fragment never came"),
+    Column("received_len", "int32", "IP payload bytes received (the union of the fragments)"),
+    Column("complete", "bool", "every byte from 0 to payload_len arrived, and nothing was discarded"),
+    Column("reason", "category", "one of " + ", ".join(DATAGRAM_REASONS)),
+    Column("note", "object", "what went wrong, with frames and byte ranges ('' when complete)"),
+)
+DATAGRAM_COLUMNS = tuple(c.name for c in DATAGRAMS)
+
+
+ERROR_OUTCOMES = ("unreachable", "ttl_exceeded", "frag_needed", "packet_too_big", "param_problem")
+"""Probe outcomes an ICMP/ICMPv6 error gives (beside OUTCOMES): unreachable (ICMP type 3 except code 4,
+ICMPv6 type 1; ``code`` says net, host, port, protocol, admin_prohibited ...), ttl_exceeded (ICMP 11 /
+ICMPv6 3), frag_needed (ICMP 3 code 4, with the next-hop MTU), packet_too_big (ICMPv6 2, with the MTU),
+param_problem (ICMP 12 / ICMPv6 4). All count as lost in the metrics."""
+
+QUOTED_COLUMNS = ("quoted_src", "quoted_dst", "quoted_proto", "quoted_sport", "quoted_dport", "quoted_icmp_id",
+                  "quoted_icmp_seq", "quoted_tcp_seq")
+"""Packets-table columns (the decoder's) with the header quoted inside an ICMP/ICMPv6 error; with
+``icmp_mtu`` (next-hop MTU of frag-needed / packet-too-big). Error attribution needs them."""
+
+ICMP_ERRORS: tuple[Column, ...] = (
+    Column("error_frame", "int64", "frame of the ICMP/ICMPv6 error"),
+    Column("ts_ns", "int64", "its time, ns since the epoch"),
+    Column("reporter", "category", "who sent the error (a router on the path, a firewall, the target)"),
+    Column("icmp_type", "UInt8", "ICMP or ICMPv6 type"),
+    Column("icmp_code", "UInt8", "ICMP or ICMPv6 code"),
+    Column("outcome", "category", "one of " + ", ".join(ERROR_OUTCOMES)),
+    Column("code", "category", "the code by name: net, host, protocol, port, frag_needed, admin_prohibited, "
+                               "net_prohibited, host_prohibited, no_route, beyond_scope, address, source_policy, "
+                               "reject_route, ttl, reassembly, too_big, pointer, ..., or code_N"),
+    Column("mtu", "UInt32", "next-hop MTU named by frag_needed / packet_too_big (<NA> otherwise, or "
+                            "without the icmp_mtu column)"),
+    Column("protocol", "category", "quoted packet's protocol: icmp, icmpv6, tcp, udp (or ip_N)"),
+    Column("source", "category", "quoted packet's source: the prober, when it quotes a probe"),
+    Column("destination", "category", "quoted packet's destination"),
+    Column("port", "UInt16", "quoted TCP/UDP destination port"),
+    Column("ident", "UInt32", "quoted echo identifier, or TCP/UDP source port"),
+    Column("seq", "UInt32", "quoted echo sequence number, or TCP sequence number"),
+    Column("request_frame", "Int64", "the probe it answers (probes table's request_frame); <NA> if none"),
+    Column("error_after_us", "float64", "error time - request time, µs"),
+    Column("note", "object", "why it was not attributed ('' when it was)"),
+)
+
+PROBE_ERRORS: tuple[Column, ...] = (
+    Column("request_frame", "int64", "the probe (probes table key)"),
+    Column("outcome", "category", "one of " + ", ".join(ERROR_OUTCOMES) + " (the first error)"),
+    Column("code", "category", "the first error's code by name (see ICMP_ERRORS)"),
+    Column("reporter", "category", "who sent the first error"),
+    Column("mtu", "UInt32", "MTU named by a frag_needed / packet_too_big error"),
+    Column("error_frame", "int64", "frame of the first error"),
+    Column("error_after_us", "float64", "first error time - request time, µs"),
+    Column("errors", "int32", "errors quoting this probe"),
+)
+
+
+PATH_KINDS = ("fits", "fragments", "black_hole", "frag_needed", "packet_too_big", "unknown")
+"""``path`` of the MTU table: fits (every size passed whole), fragments (sizes above the MTU crossed in
+fragments), black_hole (sizes above some limit vanish with no error), frag_needed / packet_too_big (the
+path answers oversize probes with the ICMP / ICMPv6 error naming the MTU), unknown (size does not decide
+the outcome, e.g. every size lost)."""
+
+MTU_SIZES: tuple[Column, ...] = (
+    Column("protocol", "category", "stream key"),
+    Column("destination", "category", "stream key"),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("size", "Int32", "probe size (ICMP message / TCP segment bytes)"),
+    Column("ip_len", "Int32", "IP packet bytes of that size (size + 20 for IPv4, + 40 for IPv6)"),
+    Column("first_ns", "int64", "first probe of this size"),
+    Column("last_ns", "int64", "last probe of this size"),
+    Column("sent", "int64", "probes of this size (outcome unknown excluded)"),
+    Column("answered", "int64", "answered or refused"),
+    Column("lost", "int64", "lost or late with no ICMP error"),
+    Column("too_big", "int64", "answered by frag_needed / packet_too_big"),
+    Column("other_errors", "int64", "answered by another ICMP error (unreachable, ttl_exceeded, ...)"),
+    Column("fragmented", "int64", "probes whose request or reply crossed in fragments"),
+    Column("mtu", "UInt32", "MTU named by the too-big errors (the most common value)"),
+    Column("verdict", "category", "pass (some answered), fail (none answered of >= min_probes), or few"),
+)
+
+MTU: tuple[Column, ...] = (
+    Column("protocol", "category", "stream key"),
+    Column("destination", "category", "stream key"),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("sizes", "int32", "distinct probe sizes seen"),
+    Column("largest_pass", "Int32", "largest size answered"),
+    Column("smallest_fail", "Int32", "smallest size above largest_pass that was never answered"),
+    Column("path", "category", "one of " + ", ".join(PATH_KINDS)),
+    Column("mtu", "UInt32", "the path MTU in IP bytes: named by the routers' errors, or the largest "
+                            "fragment of a fragmenting path; <NA> when only bounds are known"),
+    Column("mtu_low", "UInt32", "the MTU is at least this (IP bytes of largest_pass, or of the largest fragment)"),
+    Column("mtu_high", "UInt32", "the MTU is below this (IP bytes of smallest_fail); <NA> when nothing failed"),
+    Column("reporters", "object", "who sent the too-big errors, comma-separated"),
+    Column("evidence", "object", "what decided the path, in words"),
+)
+
 
 def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
@@ -508,6 +679,13 @@ TABLES: dict[str, tuple[tuple[Column, ...], str]] = {
     "cloudwatch": (CLOUDWATCH, "CloudWatch's own datapoints, from any export format: `probekit.read_cloudwatch`."),
     "audit": (AUDIT, "CloudWatch's periods beside the capture's, with a finding each: `probekit.audit_cloudwatch`."),
     "audit_summary": (AUDIT_SUMMARY, "One row per probe: the audit's findings counted."),
+    "streams": (STREAMS, "Every candidate stream with its evidence and kind (probe, client, scan, other): `probekit.streams`."),
+    "other_traffic": (OTHER_TRAFFIC, "What is not a probe stream, summarised: `probekit.other_traffic`."),
+    "datagrams": (DATAGRAMS, "IPv4/IPv6 fragments reassembled into datagrams: `probekit.datagrams`."),
+    "icmp_errors": (ICMP_ERRORS, "ICMP/ICMPv6 errors with what they quote: `probekit.icmp_errors`."),
+    "probe_errors": (PROBE_ERRORS, "Each probe that drew an ICMP error, with outcome, code and reporter."),
+    "mtu_sizes": (MTU_SIZES, "Probe size against outcome per stream: `probekit.mtu_sizes`."),
+    "mtu": (MTU, "The path MTU per stream: largest size that passes, smallest that fails: `probekit.path_mtu`."),
     "truth": (TRUTH, "Ground truth of a synthetic capture / the live prober's results CSV: "
                      "`probekit.synth.read_truth`."),
 }

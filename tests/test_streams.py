@@ -1,184 +1,180 @@
-"""Captures from streams: file objects, named pipes, stdin for the CLI, all read front to back without a
-seek, equal to the plain file's table row for row; payload slicing works from the bytes held; a stream
-that closes mid-record salvages every whole record with a warning."""
+"""Streams: the Network Monitor streams found among a real browser and a real scan (mergecap/editcap)."""
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import os
-import pickle
+import shutil
 import subprocess
-import sys
-import threading
-import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-import zstandard
+from conftest import ROOT, require_real_captures
 
-from probekit import CaptureError, CaptureWarning, read_capture
+import probekit
+from probekit.analysis.streams import (
+    other_traffic,
+    packet_kinds,
+    select_probe_streams,
+    stream_key,
+    streams,
+)
+from probekit.schema import OTHER_TRAFFIC, STREAMS, check_table
 
-ROOT = Path(__file__).resolve().parents[1]
 HEALTHY = ROOT / "captures" / "healthy.pcap"
-PCAPNG = ROOT / "captures" / "lossy.pcapng"
+SOURCES = "198.51.100.10,198.51.100.11"
 
 
-class OnlyRead:
-    """A stream that can only be read, a few bytes at a time: no seek, no tell, no fileno, no readinto."""
-
-    def __init__(self, data: bytes, step: int = 7):
-        self._b = io.BytesIO(data)
-        self._step = step
-        self.calls = 0
-
-    def read(self, n=-1):
-        self.calls += 1
-        return self._b.read(min(self._step, n if n >= 0 else self._step))
-
-    def seek(self, *a):
-        raise AssertionError("the reader seeked")
-
-    tell = seek
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} (Debian's wireshark-common) is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
 
 
-def same(a: pd.DataFrame, b: pd.DataFrame):
-    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True)
+def _shift_to(src: Path, start_ns: int, out: Path) -> Path:
+    first = int(probekit.read_capture(src)["ts_ns"].min())
+    shift_s = (start_ns - first) / 1e9
+    subprocess.run([_tool("editcap"), "-t", f"{shift_s:.6f}", str(src), str(out)], check=True,
+                   capture_output=True)
+    return out
 
 
-@pytest.mark.parametrize("path", [HEALTHY, PCAPNG])
-@pytest.mark.parametrize("compress", [None, "gzip", "zstd"])
-def test_file_object_without_seek_equals_plain(path, compress):
-    want = read_capture(path)
-    data = path.read_bytes()
-    if compress == "gzip":
-        data = gzip.compress(data)
-    elif compress == "zstd":
-        data = zstandard.ZstdCompressor().compress(data)
-    src = OnlyRead(data, step=4093)
-    got = read_capture(src)
-    same(got, want)
-    assert src.calls > 10
-    assert got.probekit.payloads().tolist() == want.probekit.payloads().tolist()
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """healthy.pcap + zeek/wikipedia.pcap (a browser, 60 s in) + zeek/nmap-vsn.pcap (a scan, 120 s in),
+    merged by time with the real mergecap, as a new user would."""
+    real = require_real_captures()
+    d = tmp_path_factory.mktemp("mixed")
+    t0 = int(probekit.read_capture(HEALTHY)["ts_ns"].min())
+    w = _shift_to(real / "zeek" / "wikipedia.pcap", t0 + 60 * 10**9, d / "w.pcap")
+    n = _shift_to(real / "zeek" / "nmap-vsn.pcap", t0 + 120 * 10**9, d / "n.pcap")
+    out = d / "mixed.pcap"
+    subprocess.run([_tool("mergecap"), "-F", "pcap", "-w", str(out), str(HEALTHY), str(w), str(n)], check=True,
+                   capture_output=True)
+    df = probekit.read_capture(out)
+    probes = probekit.match_probes(df)
+    fp = probekit.fingerprint(df, probes)
+    return df, probes, streams(df, probes, fp)
 
 
-def test_tiny_reads_and_bytesio():
-    want = read_capture(HEALTHY)
-    with pytest.warns(CaptureWarning, match=r"<OnlyRead>: byte offset \d+: file ends inside a record"):
-        got = read_capture(OnlyRead(HEALTHY.read_bytes()[:30000], step=3))
-    assert 0 < len(got) < len(want)
-    same(got, want.iloc[:len(got)])
-    same(read_capture(io.BytesIO(HEALTHY.read_bytes())), want)
+def test_mixed_capture_has_exactly_the_monitor_streams_as_probes(mixed):
+    _df, probes, st = mixed
+    check_table(st, STREAMS)
+    # the matcher alone sees more TCP "probe" streams than the monitor's one
+    assert probes.groupby(["protocol", "destination", "port"], observed=True, dropna=False).ngroups > 3
+    pr = st[st["kind"] == "probe"]
+    got = sorted((str(r.protocol), str(r.destination), None if pd.isna(r.port) else int(r.port), r.source_list)
+                 for r in pr.itertuples())
+    assert got == [("icmp", "192.0.2.10", None, SOURCES), ("tcp", "192.0.2.10", 80, SOURCES)]
+    assert set(pr["tool"]) == {"cwnm-like"}
+    assert (pr["on_schedule_pct"] == 100).all()
 
 
-def test_payloads_survive_copies_and_pickle_says_why_not():
-    want = read_capture(HEALTHY)
-    got = read_capture(io.BytesIO(gzip.compress(HEALTHY.read_bytes())))
-    sub = got[got["payload_caplen"].fillna(0) > 0].copy()
-    assert sub.probekit.payloads().tolist() == want.loc[sub.index].probekit.payloads().tolist()
-    back = pickle.loads(pickle.dumps(sub))
-    with pytest.raises(CaptureError, match="no longer held"):
-        back.probekit.payloads()
+def test_browser_is_client_and_nmap_is_scan(mixed):
+    _df, _probes, st = mixed
+    browser = st[st["source_list"] == "141.142.220.118"]
+    scanner = st[st["source_list"] == "192.168.1.71"]
+    assert len(browser) >= 3 and set(browser["kind"]) == {"client"}
+    assert (browser["data_pct"] >= 50).all()
+    assert len(scanner) >= 8 and set(scanner["kind"]) == {"scan"}
+    assert (scanner["per_target_max"] <= 2).all() and (scanner["source_targets"] >= 8).all()
+    # every row is explained in words with its numbers
+    assert all(str(r.requests) in r.evidence for r in st.itertuples())
 
 
-def test_text_mode_file_object_is_a_clear_error(tmp_path):
-    with open(HEALTHY, encoding="latin-1") as f, pytest.raises(CaptureError, match="binary mode"):
-        read_capture(f)
+def test_other_traffic_summarises_the_rest(mixed):
+    df, _probes, st = mixed
+    ot = other_traffic(df, st)
+    check_table(ot, OTHER_TRAFFIC)
+    kinds = set(ot["kind"].astype(str))
+    assert {"client", "scan", "dns", "arp"} <= kinds and "probe" not in kinds
+    # every frame is counted once: probe frames + other traffic = the capture
+    pk = packet_kinds(df, st)
+    assert int(ot["packets"].sum()) + int((pk == "probe").sum()) == len(df)
+    # the probe frames are exactly the frames of healthy.pcap
+    healthy = probekit.read_capture(HEALTHY)
+    assert int((pk == "probe").sum()) == len(healthy)
+    assert int(ot.loc[ot["kind"] == "client", "bytes"].iloc[0]) == int(df.loc[(pk == "client").to_numpy(), "wirelen"].sum())
 
 
-def _feed_fifo(fifo: Path, data: bytes, close_early: int | None = None):
-    def run():
-        with open(fifo, "wb") as f:
-            f.write(data if close_early is None else data[:close_early])
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
+@pytest.mark.parametrize("by", [("protocol", "source", "destination", "port"), ("protocol", "destination", "port")])
+def test_probe_stream_metrics_equal_the_capture_without_background(mixed, by):
+    _df, probes, st = mixed
+    sel = select_probe_streams(probes, st)
+    alone = probekit.match_probes(probekit.read_capture(HEALTHY))
+    a = probekit.period_metrics(sel, 30, by=by)
+    b = probekit.period_metrics(alone, 30, by=by)
+    assert len(a) == len(b) > 0
+    pd.testing.assert_frame_equal(a, b)
+    # without the filter the browser and the scan add streams and no_probes periods
+    c = probekit.period_metrics(probes, 30, by=by)
+    assert len(c) > len(a) and (c["status"] == "no_probes").sum() > (a["status"] == "no_probes").sum()
 
 
-@pytest.mark.parametrize("compress", [False, True])
-def test_named_pipe(tmp_path, compress):
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    data = HEALTHY.read_bytes()
-    t = _feed_fifo(fifo, gzip.compress(data) if compress else data)
-    got = read_capture(fifo)
-    t.join(5)
-    want = read_capture(HEALTHY)
-    same(got, want)
-    assert got.probekit.payloads().tolist() == want.probekit.payloads().tolist()
+def test_overrides_and_explicit_keys(mixed):
+    df, probes, st = mixed
+    st2 = streams(df, probes, overrides={"tcp:208.80.152.3:80": "probe",
+                                         "tcp:198.51.100.11>192.0.2.10:80": "other"})
+    row = st2[(st2["destination"] == "208.80.152.3")]
+    assert list(row["kind"]) == ["probe"] and list(row["decided_by"]) == ["user"]
+    tcp = st2[(st2["protocol"] == "tcp") & (st2["destination"] == "192.0.2.10")]
+    assert dict(zip(tcp["source_list"], tcp["kind"].astype(str))) == {"198.51.100.10": "probe",
+                                                                     "198.51.100.11": "other"}
+    sel = select_probe_streams(probes, st2)
+    assert "208.80.152.3" in set(sel["destination"].astype(str))
+    assert not ((sel["protocol"] == "tcp") & (sel["source"] == "198.51.100.11")
+                & (sel["destination"] == "192.0.2.10")).any()
+    # explicit keys on the rule-based table: add the scan target, drop the ICMP stream
+    sel2 = select_probe_streams(probes, st, keys=["tcp:192.168.1.63:443"], exclude=[("icmp", "192.0.2.10", None)])
+    assert set(sel2["protocol"].astype(str)) == {"tcp"}
+    assert ((sel2["destination"] == "192.168.1.63") & (sel2["port"] == 443)).sum() == 2
+    assert len(select_probe_streams(probes, st, kinds=None)) == len(probes)
+    with pytest.raises(ValueError):
+        streams(df, probes, overrides={"tcp:1.2.3.4:80": "monitor"})
 
 
-def test_pipe_closing_mid_record_salvages(tmp_path):
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    data = HEALTHY.read_bytes()
-    t = _feed_fifo(fifo, data, close_early=100_000)
-    with pytest.warns(CaptureWarning, match=rf"{fifo}: byte offset \d+: file ends inside a record"):
-        got = read_capture(fifo)
-    t.join(5)
-    want = read_capture(HEALTHY)
-    assert 0 < len(got) < len(want)
-    same(got, want.iloc[:len(got)])
-    t = _feed_fifo(fifo, data, close_early=100_000)
-    with pytest.raises(CaptureError, match="ends inside a record"):
-        read_capture(fifo, strict=True)
-    t.join(5)
+def test_stream_key_text():
+    assert stream_key("tcp:192.0.2.10:80") == ("tcp", "192.0.2.10", 80)
+    assert stream_key("icmpv6:2001:db8::1") == ("icmpv6", "2001:db8::1", None)
+    assert stream_key("tcp:[2001:db8::1]:443") == ("tcp", "2001:db8::1", 443)
+    assert stream_key("udp:198.51.100.10>192.0.2.10:33434") == ("udp", "198.51.100.10", "192.0.2.10", 33434)
 
 
-def _cli(args, stdin: bytes | None = None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "probekit", *args], input=stdin, capture_output=True, env=env,
-                          timeout=300)
+def test_irregular_schedule_is_not_a_probe():
+    """The same packets with the TCP requests' times replaced by a Poisson process: not a schedule."""
+    df = probekit.read_capture(HEALTHY)
+    probes = probekit.match_probes(df)
+    rng = np.random.default_rng(5)
+    tcp = (probes["protocol"] == "tcp").to_numpy()
+    ts = probes["ts_ns"].to_numpy().copy()
+    ts[tcp] = ts[tcp].min() + np.cumsum(rng.exponential(0.5e9, tcp.sum())).astype(np.int64)
+    st = streams(df, probes.assign(ts_ns=ts))
+    row = st[st["protocol"] == "tcp"].iloc[0]
+    assert row["kind"] == "other" and row["on_schedule_pct"] < 80
+    assert "under 80 % of gaps on schedule" in row["evidence"]
+    assert set(st.loc[st["protocol"] == "icmp", "kind"]) == {"probe"}
 
 
-def test_cli_reads_stdin_for_every_reading_command(tmp_path):
-    data = gzip.compress(HEALTHY.read_bytes())
-    r = _cli(["summary", "-", "--json"], stdin=data)
-    assert r.returncode == 0, r.stderr
-    f = _cli(["summary", str(HEALTHY), "--json"])
-    a, b = json.loads(r.stdout), json.loads(f.stdout)
-    assert a.pop("path") == "<stdin>"
-    b.pop("path")
-    assert a == b
-    for cmd in (["metrics", "-", "--csv"], ["payload", "-", "--json"], ["timing", "-", "--json"],
-                ["tcp", "-", "--json"], ["fingerprint", "-", "--json"]):
-        r = _cli(cmd, stdin=data)
-        f = _cli([cmd[0], str(HEALTHY), *cmd[2:]])
-        assert r.returncode == 0, (cmd, r.stderr)
-        assert r.stdout == f.stdout, cmd
-    out = tmp_path / "p.parquet"
-    r = _cli(["read", "-", "-o", str(out)], stdin=data)
-    assert r.returncode == 0, r.stderr
-    same(pd.read_parquet(out), read_capture(HEALTHY))
-    r = _cli(["convert", "-", "-o", str(tmp_path / "ds")], stdin=data)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["converted"] == ["stdin"]
+def test_lost_requests_keep_the_schedule():
+    """A target-side capture misses the requests lost on the way: gaps of two periods stay on schedule."""
+    df = probekit.read_capture(HEALTHY)
+    probes = probekit.match_probes(df)
+    drop = np.random.default_rng(1).random(len(probes)) < 0.3
+    st = streams(df, probes[~drop].reset_index(drop=True))
+    assert set(st["kind"]) == {"probe"} and (st["on_schedule_pct"] == 100).all()
 
 
-def test_cli_stdin_errors_are_one_line():
-    r = _cli(["summary", "-"], stdin=b"\x1f\x8b\x08\x00" + b"\xff" * 64)
-    assert r.returncode == 1
-    lines = r.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("probekit: error: <stdin>") and "gzip" in lines[0]
-    r = _cli(["summary", "-"], stdin=b"")
-    assert r.returncode == 1 and "empty" in r.stderr.decode()
-
-
-def test_cli_named_pipe(tmp_path):
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    t = _feed_fifo(fifo, HEALTHY.read_bytes())
-    r = _cli(["metrics", str(fifo), "--csv"])
-    t.join(5)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == _cli(["metrics", str(HEALTHY), "--csv"]).stdout
-
-
-def test_other_backends_read_streams(tmp_path):
-    want = read_capture(HEALTHY, backend="dpkt")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = read_capture(io.BytesIO(HEALTHY.read_bytes()), backend="dpkt")
-    cols = [c for c in want.columns]
-    same(got[cols], want[cols])
+def test_empty_inputs():
+    df = probekit.read_capture(HEALTHY)
+    probes = probekit.match_probes(df).iloc[:0]
+    st = streams(df, probes)
+    check_table(st, STREAMS)
+    assert st.empty
+    ot = other_traffic(df, st)
+    check_table(ot, OTHER_TRAFFIC)
+    assert int(ot["packets"].sum()) == len(df)
+    assert select_probe_streams(probes, st).empty

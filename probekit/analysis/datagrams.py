@@ -1,0 +1,484 @@
+"""IPv4 and IPv6 fragments reassembled into datagrams (schema.DATAGRAMS), one row per datagram.
+
+The packets table keeps one row per frame; this is the datagram view beside it. Fragments are the rows
+with the more-fragments flag or a non-zero offset. They are grouped by the reassembly key (IPv4: source,
+destination, protocol, identification — RFC 791; IPv6: source, destination, identification — RFC 8200),
+sorted by arrival, and walked by one compiled kernel that keeps each datagram's byte ranges: out-of-order
+fragments fill holes, duplicates are dropped, a datagram completes when the bytes 0..end of the last
+fragment are all there, and fragments that come after the timeout start a new datagram.
+
+Overlap policy (``overlap=``):
+- ``"rfc"`` (default): what a modern host does, so that "was the probe received" means what the target
+  saw. IPv6 follows RFC 5722: any overlap discards the datagram; an exact duplicate is dropped and the
+  datagram kept (RFC 8200 §4.5 allows it). IPv4 follows Linux since 4.19 (``inet_frag_queue_insert``,
+  the FragmentSmack fix): a fragment lying inside bytes already received is a duplicate and dropped
+  (first wins), a fragment that partly overlaps discards the datagram.
+- ``"first"``: the analyst's view of everything that arrived: overlaps are kept, the bytes that arrived
+  first win (as BSD and Windows do for most overlap shapes), and a disagreement is named (``conflict``).
+Either way a bad chain is a row with a ``reason`` and a ``note``, never an exception.
+
+Timeout: ``timeout_s`` from the first fragment; by default the Linux defaults, 30 s for IPv4
+(net.ipv4.ipfrag_time) and 60 s for IPv6 (net.ipv6.ip6frag_time, RFC 8200's 60 s).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._jit import njit
+from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS
+
+__all__ = ["datagram_fragments", "datagram_payloads", "datagrams", "fragment_rows", "reassembled_packets"]
+
+_NS = 1_000_000_000
+R_COMPLETE, R_CONFLICT, R_INCOMPLETE, R_TIMEOUT, R_OVERLAP, R_TAILS, R_BEYOND, R_BADLEN = range(8)
+_OPEN = -1
+MAX_END = 65535
+
+
+def fragment_rows(packets: pd.DataFrame) -> np.ndarray:
+    """Row positions of the fragments: IPv4/IPv6 rows with more-fragments set or a non-zero offset."""
+    mf = packets["ip_mf"].to_numpy("bool", na_value=False)
+    off = packets["frag_offset"].to_numpy("int64", na_value=0)
+    l3 = packets["l3"].astype(str).to_numpy()
+    ok = np.isin(l3, ("ipv4", "ipv6")) & packets["ts_ns"].notna().to_numpy() & packets["ip_id"].notna().to_numpy()
+    return np.flatnonzero(ok & (mf | (off > 0)))
+
+
+@njit
+def _reassemble(grp, ts, start, end, last, v6, timeout_ns, policy, capture_end_ns):
+    """Walk fragments sorted by (key, arrival). Returns per fragment: datagram, used, overlapping; per
+    datagram: first and last fragment index, end (-1 unknown), bytes received, reason, used, dropped."""
+    n = grp.shape[0]
+    dg = np.full(n, -1, np.int64)
+    used = np.zeros(n, np.int8)
+    ovl = np.zeros(n, np.int8)
+    eff = end.copy()
+    d_first = np.zeros(n, np.int64)
+    d_last = np.zeros(n, np.int64)
+    d_total = np.full(n, -1, np.int64)
+    d_recv = np.zeros(n, np.int64)
+    d_reason = np.full(n, -1, np.int8)
+    d_used = np.zeros(n, np.int32)
+    d_drop = np.zeros(n, np.int32)
+    d_bad = np.zeros(n, np.int8)
+    d_clip = np.zeros(n, np.int8)
+    acc_s = np.zeros(n, np.int64)
+    acc_e = np.zeros(n, np.int64)
+    nacc = 0
+    cur = -1
+    state = 0            # 0: closed (or none), 1: open
+    for i in range(n):
+        newdg = cur < 0 or state != 1 or grp[i] != grp[i - 1] or ts[i] - ts[d_first[cur]] > timeout_ns[i]
+        if newdg:
+            if cur >= 0 and state == 1:
+                f = d_first[cur]
+                d_reason[cur] = R_TIMEOUT if capture_end_ns - ts[f] > timeout_ns[f] else R_INCOMPLETE
+                if d_bad[cur]:
+                    d_reason[cur] = R_BADLEN
+            cur += 1
+            d_first[cur] = i
+            nacc = 0
+            state = 1
+        dg[i] = cur
+        d_last[cur] = i
+        s = start[i]
+        e = end[i]
+        ln = e - s
+        if ln > 0 and not last[i] and ln % 8 != 0:
+            if v6[i]:
+                ln = 0               # RFC 8200: discard the fragment
+            elif policy == 0:
+                e = s + (ln & ~7)    # Linux trims a non-last IPv4 fragment to a multiple of 8
+                ln = e - s
+        if ln <= 0 or e > MAX_END:
+            d_bad[cur] = 1
+            d_drop[cur] += 1
+            continue
+        total = d_total[cur]
+        if last[i]:
+            if total >= 0 and total != e:
+                d_reason[cur] = R_TAILS
+                d_drop[cur] += 1
+                state = 0
+                continue
+            beyond = False
+            for j in range(nacc):
+                if acc_e[j] > e:
+                    beyond = True
+            if beyond:
+                if policy == 0:
+                    d_reason[cur] = R_BEYOND
+                    d_drop[cur] += 1
+                    state = 0
+                    continue
+                d_clip[cur] = 1
+                for j in range(nacc):
+                    acc_e[j] = min(acc_e[j], e)
+            d_total[cur] = e
+            total = e
+        elif total >= 0 and e > total:
+            if policy == 0:
+                d_reason[cur] = R_BEYOND
+                d_drop[cur] += 1
+                state = 0
+                continue
+            d_clip[cur] = 1
+            e = total
+            if e <= s:
+                d_drop[cur] += 1
+                continue
+        kind = 0             # 1 exact duplicate, 2 inside received bytes, 3 partial overlap
+        for j in range(nacc):
+            if s < acc_e[j] and acc_s[j] < e:
+                if s == acc_s[j] and e == acc_e[j]:
+                    k = 1
+                elif s >= acc_s[j] and e <= acc_e[j]:
+                    k = 2
+                else:
+                    k = 3
+                kind = max(kind, k)
+        if kind > 0:
+            ovl[i] = 1
+        if policy == 0:
+            if kind == 1 or (kind == 2 and not v6[i]):
+                d_drop[cur] += 1
+                continue
+            if kind >= 2:
+                d_reason[cur] = R_OVERLAP
+                d_drop[cur] += 1
+                state = 0
+                continue
+        elif kind == 1 or kind == 2:
+            d_drop[cur] += 1
+            continue
+        # accept: insert keeping acc sorted by start, then the union length
+        j = nacc
+        while j > 0 and acc_s[j - 1] > s:
+            acc_s[j] = acc_s[j - 1]
+            acc_e[j] = acc_e[j - 1]
+            j -= 1
+        acc_s[j] = s
+        acc_e[j] = e
+        nacc += 1
+        used[i] = 1
+        eff[i] = e
+        d_used[cur] += 1
+        recv = 0
+        hi = -1
+        for j in range(nacc):
+            a = acc_s[j]
+            b = acc_e[j]
+            if a > hi:
+                recv += b - a
+                hi = b
+            elif b > hi:
+                recv += b - hi
+                hi = b
+        d_recv[cur] = recv
+        if total >= 0 and recv == total:
+            d_reason[cur] = R_COMPLETE
+            state = 0
+    if cur >= 0 and state == 1:
+        f = d_first[cur]
+        d_reason[cur] = R_TIMEOUT if capture_end_ns - ts[f] > timeout_ns[f] else R_INCOMPLETE
+        if d_bad[cur]:
+            d_reason[cur] = R_BADLEN
+    m = cur + 1
+    return (dg, used, ovl, eff, d_first[:m], d_last[:m], d_total[:m], d_recv[:m], d_reason[:m], d_used[:m],
+            d_drop[:m], d_bad[:m], d_clip[:m])
+
+
+def _inputs(packets: pd.DataFrame, timeout_s):
+    rows = fragment_rows(packets)
+    sub = packets.iloc[rows]
+    v6 = (sub["l3"].astype(str) == "ipv6").to_numpy()
+    src = sub["src"].cat.codes.to_numpy("int64")
+    dst = sub["dst"].cat.codes.to_numpy("int64")
+    proto = np.where(v6, 0, sub["ip_proto"].to_numpy("int64", na_value=0))
+    ipid = sub["ip_id"].to_numpy("int64")
+    key = pd.MultiIndex.from_arrays([v6, src, dst, proto, ipid]).factorize()[0] if len(rows) else np.zeros(0, np.int64)
+    ts = sub["ts_ns"].to_numpy("int64")
+    frame = sub["frame"].to_numpy("int64")
+    start = sub["frag_offset"].to_numpy("int64", na_value=0)
+    length = (sub["ip_len"].to_numpy("int64", na_value=0) - sub["ip_hdr_len"].to_numpy("int64", na_value=0))
+    last = ~sub["ip_mf"].to_numpy("bool", na_value=False)
+    if timeout_s is None:
+        tmo = np.where(v6, 60 * _NS, 30 * _NS).astype(np.int64)
+    else:
+        tmo = np.full(len(rows), int(timeout_s * _NS), np.int64)
+    order = np.lexsort((frame, ts, key))
+    return rows[order], key[order], ts[order], start[order], (start + length)[order], last[order], v6[order], \
+        tmo[order], frame[order]
+
+
+def _run(packets: pd.DataFrame, timeout_s, overlap: str):
+    if overlap not in ("rfc", "first"):
+        raise ValueError("overlap must be 'rfc' (RFC 5722 / Linux) or 'first' (first bytes win)")
+    rows, key, ts, start, end, last, v6, tmo, frame = _inputs(packets, timeout_s)
+    cap_end = int(packets["ts_ns"].max()) if len(packets) and packets["ts_ns"].notna().any() else 0
+    res = _reassemble(key.astype(np.int64), ts, start, end, last, v6, tmo, 0 if overlap == "rfc" else 1, cap_end)
+    frags = pd.DataFrame({"frame": frame, "row": rows, "datagram": res[0], "start": start, "end": res[3],
+                          "last": last, "used": res[1].astype(bool), "overlaps": res[2].astype(bool), "ts_ns": ts})
+    return frags, res
+
+
+def datagram_fragments(packets: pd.DataFrame, timeout_s: float | None = None, overlap: str = "rfc") -> pd.DataFrame:
+    """One row per fragment: frame, row (position in ``packets``), datagram, byte range [start, end) in
+    the datagram's IP payload, last (no more-fragments flag), used, overlaps (an earlier fragment of its
+    datagram covers some of its bytes), ts_ns; in the kernel's order (key, arrival)."""
+    frags, _ = _run(packets, timeout_s, overlap)
+    return _renumber(frags)[0]
+
+
+def _renumber(frags: pd.DataFrame):
+    """Datagram numbers in order of first arrival (the kernel numbers them in key order)."""
+    if frags.empty:
+        return frags, np.zeros(0, np.int64)
+    first = frags.groupby("datagram")["frame"].min()
+    order = np.argsort(first.to_numpy(), kind="stable")
+    new = np.empty(len(order), np.int64)
+    new[order] = np.arange(len(order))
+    frags = frags.assign(datagram=new[frags["datagram"].to_numpy()])
+    return frags, new
+
+
+def datagrams(packets: pd.DataFrame, timeout_s: float | None = None, overlap: str = "rfc") -> pd.DataFrame:
+    """Every fragmented datagram of the capture, reassembled (schema.DATAGRAMS); see the module doc for
+    the overlap policy and the timeout."""
+    frags, res = _run(packets, timeout_s, overlap)
+    _, _, _, _, d_first, d_last, d_total, d_recv, d_reason, d_used, d_drop, d_bad, d_clip = res
+    nd = len(d_first)
+    if nd == 0:
+        return _typed(pd.DataFrame({c: [] for c in DATAGRAM_COLUMNS}), packets)
+    sub = packets.iloc[frags["row"].to_numpy()]
+    fi = d_first
+    # the offset-0 fragment of each datagram (the used one, else any)
+    zero = frags.assign(_z=(frags["start"] == 0), _i=np.arange(len(frags)))
+    zero = zero[zero["_z"]].sort_values(["datagram", "used", "_i"], ascending=[True, False, True])
+    zero = zero.drop_duplicates("datagram")
+    z_row = np.full(nd, -1, np.int64)
+    z_row[zero["datagram"].to_numpy()] = zero["_i"].to_numpy()
+    proto = sub["ip_proto"].to_numpy("float64", na_value=np.nan)
+    frame = frags["frame"].to_numpy()
+    reason = d_reason.astype(np.int64)
+    out = pd.DataFrame({
+        "l3": sub["l3"].astype(str).to_numpy()[fi],
+        "src": sub["src"].to_numpy()[fi], "dst": sub["dst"].to_numpy()[fi],
+        "ip_proto": np.where(z_row >= 0, proto[np.maximum(z_row, 0)], np.nan),
+        "ip_id": sub["ip_id"].to_numpy("int64")[fi],
+        "first_frame": frame[fi],
+        "offset0_frame": np.where(z_row >= 0, frame[np.maximum(z_row, 0)], -1),
+        "last_frame": frame[d_last], "first_ts_ns": frags["ts_ns"].to_numpy()[fi],
+        "last_ts_ns": frags["ts_ns"].to_numpy()[d_last], "fragments": d_used, "dropped": d_drop,
+        "payload_len": d_total, "received_len": d_recv, "reason_code": reason, "bad": d_bad, "clipped": d_clip,
+    })
+    frags_r, new = _renumber(frags)
+    out.index = new
+    out = out.sort_index()
+    out["datagram"] = np.arange(nd)
+    if overlap == "first":
+        _mark_conflicts(packets, frags_r, out)
+    out["complete"] = out["reason_code"].isin([R_COMPLETE, R_CONFLICT]).to_numpy()
+    out["reason"] = np.asarray(DATAGRAM_REASONS, dtype=object)[out["reason_code"].to_numpy()]
+    out["note"] = _notes(out, frags_r, packets, overlap)
+    return _typed(out, packets)
+
+
+def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overlap: str) -> list:
+    notes = [""] * len(out)
+    bad = np.flatnonzero((out["reason"].to_numpy() != "complete") | (out["clipped"].to_numpy() > 0))
+    if not bad.size:
+        return notes
+    byd = {d: g for d, g in frags[frags["datagram"].isin(bad)].groupby("datagram")}
+    for d in bad.tolist():          # only the datagrams that went wrong (bad input is rare)
+        r = out.iloc[d]
+        g = byd.get(d)
+        frames = ", ".join(str(f) for f in g["frame"].tolist()) if g is not None else ""
+        have = f"{int(r['received_len'])} of {'?' if r['payload_len'] < 0 else int(r['payload_len'])} bytes"
+        if r["reason"] in ("complete", "conflict") and r["clipped"]:
+            notes[d] = (f"a fragment reached past the end the last fragment set ({int(r['payload_len'])} "
+                        f"bytes): clipped (overlap='first'); frames {frames}")
+        elif r["reason"] in ("incomplete", "timeout"):
+            holes = _holes(g, int(r["payload_len"]))
+            when = ("the capture ended" if r["reason"] == "incomplete"
+                    else "the reassembly timeout ran out")
+            notes[d] = f"fragments missing ({holes}) when {when}: {have} from frame(s) {frames}"
+        elif r["reason"] == "overlap":
+            o = g[g["overlaps"] | ~g["used"]]
+            ex = o.iloc[-1] if len(o) else g.iloc[-1]
+            agree = _agreement(packets, g)
+            notes[d] = (f"frame {int(ex['frame'])} (bytes {int(ex['start'])}-{int(ex['end'])}) overlaps bytes "
+                        f"already received{agree}: datagram discarded ({'RFC 5722' if r['l3'] == 'ipv6' else 'Linux'}"
+                        f" policy; overlap='first' keeps it); frames {frames}")
+        elif r["reason"] == "conflict":
+            notes[d] = f"overlapping fragments disagree; the bytes that arrived first were kept; frames {frames}"
+        elif r["reason"] == "multiple_tails":
+            notes[d] = f"two last fragments with different ends; datagram discarded; frames {frames}"
+        elif r["reason"] == "beyond_end":
+            notes[d] = f"a fragment reaches past the end the last fragment set; datagram discarded; frames {frames}"
+        elif r["reason"] == "bad_length":
+            ex = g[~g["used"]].iloc[-1] if (~g["used"]).any() else g.iloc[-1]
+            notes[d] = (f"frame {int(ex['frame'])}: fragment bytes {int(ex['start'])}-{int(ex['end'])} "
+                        f"discarded (no data, a negative length, past 65535, or an IPv6 non-last fragment "
+                        f"not a multiple of 8) and the datagram never completed ({have}); frames {frames}")
+    return notes
+
+
+def _holes(g: pd.DataFrame | None, total: int) -> str:
+    if g is None:
+        return "all"
+    iv = sorted(zip(g.loc[g["used"], "start"].tolist(), g.loc[g["used"], "end"].tolist()))
+    holes, hi = [], 0
+    for a, b in iv:
+        if a > hi:
+            holes.append(f"{hi}-{a}")
+        hi = max(hi, b)
+    holes.append(f"{hi}-{total}" if total >= 0 else f"{hi}-end (the last fragment never came)")
+    if total >= 0 and hi >= total:
+        holes.pop()
+    return "bytes " + ", ".join(holes) if holes else "none"
+
+
+# ------------------------------------------------------------------------------------ payload bytes
+def _fragment_data(packets: pd.DataFrame, rows: np.ndarray, start: np.ndarray) -> list:
+    """Captured bytes of each fragment's data (its share of the datagram's IP payload), or None when the
+    table cannot locate them: an offset-0 fragment's data is its L4 header + payload (the header length
+    is known for TCP, UDP, ICMP); a later fragment's data needs ``payload_off`` on its row (the decoder
+    sets it to the fragment data, when it does)."""
+    sub = packets.iloc[rows]
+    off = sub["payload_off"].to_numpy("float64", na_value=np.nan)
+    cap = sub["payload_caplen"].to_numpy("float64", na_value=np.nan)
+    proto = sub["ip_proto"].to_numpy("int64", na_value=-1)
+    tcph = sub["tcp_hdr_len"].to_numpy("float64", na_value=np.nan)
+    hdr = np.select([proto == 6, np.isin(proto, (1, 17, 58))], [tcph, 8.0], np.nan)
+    hdr = np.where(start == 0, hdr, 0.0)
+    ok = ~np.isnan(off) & ~np.isnan(hdr) & ~np.isnan(cap)
+    view = pd.DataFrame({"payload_off": pd.array(np.where(ok, off - hdr, 0).astype(np.int64), dtype="Int64"),
+                         "payload_caplen": pd.array(np.where(ok, cap + hdr, 0).astype(np.int64), dtype="Int32")})
+    for extra in ("capture",):
+        if extra in sub.columns:
+            view[extra] = sub[extra].to_numpy()
+    view.attrs = dict(packets.attrs)
+    blobs = view.probekit.payloads().tolist()
+    return [b if k else None for b, k in zip(blobs, ok)]
+
+
+def _agreement(packets: pd.DataFrame, g: pd.DataFrame) -> str:
+    try:
+        data = _fragment_data(packets, g["row"].to_numpy(), g["start"].to_numpy())
+    except Exception:          # no file behind the table: the note just cannot say
+        return ""
+    known = [(int(s), b) for s, b in zip(g["start"].tolist(), data) if b is not None]
+    for i in range(len(known)):
+        for j in range(i + 1, len(known)):
+            (s1, b1), (s2, b2) = known[i], known[j]
+            lo, hi = max(s1, s2), min(s1 + len(b1), s2 + len(b2))
+            if lo < hi and b1[lo - s1:hi - s1] != b2[lo - s2:hi - s2]:
+                return f" with different bytes at {lo}-{hi}"
+    return ""
+
+
+def _mark_conflicts(packets: pd.DataFrame, frags: pd.DataFrame, out: pd.DataFrame) -> None:
+    d_ovl = frags.loc[frags["overlaps"], "datagram"].unique()
+    for d in d_ovl.tolist():            # only datagrams with overlapping fragments
+        g = frags[frags["datagram"] == d]
+        if _agreement(packets, g) and out.at[d, "reason_code"] == R_COMPLETE:
+            out.at[d, "reason_code"] = R_CONFLICT
+
+
+def datagram_payloads(packets: pd.DataFrame, timeout_s: float | None = None, overlap: str = "rfc") -> pd.Series:
+    """The reassembled IP payload of every complete datagram (indexed by datagram number), the bytes
+    that arrived first winning; None where a datagram is incomplete or a fragment's bytes cannot be
+    located in the file (see ``_fragment_data``) or were cut by the snap length."""
+    frags = datagram_fragments(packets, timeout_s, overlap)
+    d = datagrams(packets, timeout_s, overlap)
+    out = pd.Series([None] * len(d), index=d["datagram"].to_numpy(), dtype=object, name="payload")
+    if d.empty:
+        return out
+    use = frags[frags["used"] & frags["datagram"].isin(d.loc[d["complete"], "datagram"])]
+    data = _fragment_data(packets, use["row"].to_numpy(), use["start"].to_numpy())
+    use = use.assign(data=data)
+    for dgn, g in use.groupby("datagram"):    # per complete datagram
+        total = int(d.at[dgn, "payload_len"])
+        buf = bytearray(total)
+        have = np.zeros(total, bool)
+        ok = True
+        for s, e, b in zip(g["start"].tolist(), g["end"].tolist(), g["data"].tolist()):
+            if b is None or len(b) < e - s:
+                ok = False
+                break
+            new = ~have[s:e]
+            if new.any():
+                seg = np.frombuffer(b[:e - s], np.uint8)
+                arr = np.frombuffer(bytes(buf[s:e]), np.uint8).copy()
+                arr[new] = seg[new]
+                buf[s:e] = arr.tobytes()
+                have[s:e] = True
+        out.at[dgn] = bytes(buf) if ok and have.all() else None
+    return out
+
+
+# ---------------------------------------------------------------------------- the matcher's view
+def reassembled_packets(packets: pd.DataFrame, datagrams_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The packets table with each fragmented datagram as one row, for matching: the offset-0 fragment's
+    row (it carries the L4 header) stands for the datagram, with ``ts_ns`` the time the datagram became
+    whole, ``ip_len``/``payload_len`` of the whole datagram and ``ip_mf``/``frag_offset`` cleared; the
+    other fragments are dropped, and so are incomplete datagrams (a probe whose reply lost a fragment
+    finds no reply; a request that never became whole was never received). Frame numbers are kept."""
+    d = datagrams(packets) if datagrams_table is None else datagrams_table
+    rows = fragment_rows(packets)
+    if not len(rows):
+        return packets
+    keep = np.ones(len(packets), bool)
+    keep[rows] = False
+    good = d[d["complete"] & d["offset0_frame"].notna()]
+    pos = pd.Index(packets["frame"].to_numpy()).get_indexer(good["offset0_frame"].to_numpy("int64"))
+    keep[pos] = True
+    out = packets.copy()
+    ts = out["ts_ns"].to_numpy("int64", na_value=0).copy()
+    ts[pos] = good["last_ts_ns"].to_numpy("int64")
+    out["ts_ns"] = pd.arrays.IntegerArray(ts, packets["ts_ns"].isna().to_numpy())
+    hdr = out["ip_hdr_len"].to_numpy("int64", na_value=0)
+    iplen = out["ip_len"].to_numpy("int64", na_value=0).copy()
+    plen = out["payload_len"].to_numpy("float64", na_value=np.nan).copy()
+    total = good["payload_len"].to_numpy("int64")
+    old_l4 = iplen[pos] - hdr[pos]
+    iplen[pos] = hdr[pos] + total
+    plen[pos] = plen[pos] + (total - old_l4)
+    out["ip_len"] = pd.arrays.IntegerArray(iplen.astype(np.uint32), packets["ip_len"].isna().to_numpy())
+    out["payload_len"] = pd.arrays.IntegerArray(np.nan_to_num(plen).astype(np.int32), np.isnan(plen))
+    mf = out["ip_mf"].copy()
+    mf.iloc[pos] = False
+    out["ip_mf"] = mf
+    out = out[keep].reset_index(drop=True)
+    out.attrs = dict(packets.attrs)
+    return out
+
+
+def _typed(out: pd.DataFrame, packets: pd.DataFrame) -> pd.DataFrame:
+    cats = packets["src"].cat.categories if "src" in packets else []
+    res = {}
+    for c in DATAGRAMS:
+        v = out[c.name] if c.name in out else pd.Series([], dtype=object)
+        if c.name == "l3":
+            res[c.name] = pd.Categorical(v, categories=["ipv4", "ipv6"])
+        elif c.name in ("src", "dst"):
+            res[c.name] = pd.Categorical(v, categories=cats)
+        elif c.name == "reason":
+            res[c.name] = pd.Categorical(v, categories=list(DATAGRAM_REASONS))
+        elif c.dtype in ("UInt8", "UInt32", "Int32", "Int64"):
+            f = pd.Series(v).to_numpy("float64", na_value=np.nan) if len(v) else np.zeros(0)
+            if c.name in ("payload_len", "offset0_frame"):
+                f = np.where(f < 0, np.nan, f)
+            res[c.name] = pd.array(np.where(np.isnan(f), 0, f).astype("int64"), dtype=c.dtype)
+            res[c.name][np.isnan(f)] = pd.NA
+        elif c.dtype == "object":
+            res[c.name] = pd.Series(v, dtype=object).to_numpy()
+        else:
+            res[c.name] = pd.Series(v).to_numpy().astype(c.dtype)
+    out = pd.DataFrame(res)
+    for c in DATAGRAMS:
+        if c.dtype == "object":
+            out[c.name] = out[c.name].astype(object)
+    return out

@@ -1,0 +1,205 @@
+"""Probe size against outcome: does the path carry each size, and what is its MTU (schema.MTU_SIZES,
+schema.MTU).
+
+Network Monitor probes may be 56 to 8,500 bytes. A path whose MTU is smaller either fragments them
+(they arrive in pieces and are answered), drops them silently (a black hole: every probe above some size
+is lost and nothing says why), or answers "fragmentation needed" (ICMP type 3 code 4) / "packet too big"
+(ICMPv6 type 2) naming the next-hop MTU. Per stream: the largest size answered, the smallest size above
+it never answered, the path's behaviour and the MTU — named by the routers when they say it, the largest
+fragment's IP length when the path fragments, bounds otherwise.
+
+Inputs: the probes table (error outcomes already merged, e.g. by errors_icmp.with_error_outcomes, or
+the PROBE_ERRORS table given as ``errors``), and optionally the packets table and the DATAGRAMS table to
+see which probes crossed in fragments.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..schema import ERROR_OUTCOMES, MTU, MTU_SIZES, PATH_KINDS, STREAM_KEYS
+
+__all__ = ["path_mtu", "size_outcomes"]
+
+_KEYS = list(STREAM_KEYS)
+_TOO_BIG = ("frag_needed", "packet_too_big")
+
+
+def _with_errors(probes: pd.DataFrame, errors: pd.DataFrame | None) -> pd.DataFrame:
+    if errors is None or errors.empty or probes["outcome"].astype(str).isin(ERROR_OUTCOMES).any():
+        return probes
+    from .errors_icmp import with_error_outcomes
+    return with_error_outcomes(probes, errors)
+
+
+def _fragmented(probes: pd.DataFrame, packets: pd.DataFrame | None, datagrams: pd.DataFrame | None) -> np.ndarray:
+    """True where the probe's request or reply was (the offset-0 fragment of) a fragmented datagram."""
+    out = np.zeros(len(probes), bool)
+    frames = set()
+    if datagrams is not None and len(datagrams):
+        frames |= set(datagrams["offset0_frame"].dropna().astype("int64").tolist())
+        frames |= set(datagrams["first_frame"].astype("int64").tolist())
+    if packets is not None and len(packets):
+        f = packets["ip_mf"].fillna(False).to_numpy(bool) | (packets["frag_offset"].fillna(0).to_numpy() > 0)
+        frames |= set(packets.loc[f, "frame"].astype("int64").tolist())
+    if not frames:
+        return out
+    fr = np.fromiter(frames, np.int64)
+    out |= np.isin(probes["request_frame"].to_numpy("int64"), fr)
+    out |= np.isin(probes["reply_frame"].to_numpy("float64", na_value=-1).astype(np.int64), fr)
+    return out
+
+
+def _ip_header(probes: pd.DataFrame) -> np.ndarray:
+    v6 = (probes["protocol"].astype(str) == "icmpv6").to_numpy() | \
+        probes["destination"].astype(str).str.contains(":").to_numpy()
+    return np.where(v6, 40, 20)
+
+
+def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: pd.DataFrame | None = None,
+                  datagrams: pd.DataFrame | None = None, min_probes: int = 3) -> pd.DataFrame:
+    """One row per stream and probe size: sent, answered, lost, too-big errors, fragmented, the MTU the
+    errors named, and a verdict (schema.MTU_SIZES)."""
+    names = [c.name for c in MTU_SIZES]
+    p = _with_errors(probes, errors)
+    p = p[p["outcome"].astype(str) != "unknown"]
+    if p.empty or p["size"].isna().all():
+        return _typed(pd.DataFrame({c: [] for c in names}), MTU_SIZES)
+    o = p["outcome"].astype(str)
+    mtu = p["mtu"].to_numpy("float64", na_value=np.nan) if "mtu" in p.columns else np.full(len(p), np.nan)
+    d = pd.DataFrame({
+        "protocol": p["protocol"].astype(str).to_numpy(), "destination": p["destination"].astype(str).to_numpy(),
+        "port": p["port"].to_numpy("float64", na_value=-1).astype(np.int64),
+        "size": p["size"].to_numpy("float64", na_value=np.nan), "ts_ns": p["ts_ns"].to_numpy("int64"),
+        "ok": o.isin(["answered", "refused"]).to_numpy(), "lost": o.isin(["lost", "late"]).to_numpy(),
+        "too_big": o.isin(_TOO_BIG).to_numpy(),
+        "other_errors": (o.isin(ERROR_OUTCOMES) & ~o.isin(_TOO_BIG)).to_numpy(),
+        "frag": _fragmented(p, packets, datagrams), "mtu": mtu, "hdr": _ip_header(p)})
+    d = d.dropna(subset=["size"])
+    g = d.groupby(_KEYS + ["size"], sort=True)
+    out = g.agg(first_ns=("ts_ns", "min"), last_ns=("ts_ns", "max"), sent=("ok", "size"), answered=("ok", "sum"),
+                lost=("lost", "sum"), too_big=("too_big", "sum"), other_errors=("other_errors", "sum"),
+                fragmented=("frag", "sum"), hdr=("hdr", "first"),
+                mtu=("mtu", lambda s: s.mode().iloc[0] if s.notna().any() else np.nan)).reset_index()
+    out["ip_len"] = out["size"] + out["hdr"]
+    out["verdict"] = np.select([out["answered"] > 0, out["sent"] >= min_probes], ["pass", "fail"], "few")
+    return _typed(out[names], MTU_SIZES)
+
+
+def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: pd.DataFrame | None = None,
+             datagrams: pd.DataFrame | None = None, min_probes: int = 3) -> pd.DataFrame:
+    """One row per stream: largest size that passes, smallest that fails, how the path treats the rest
+    (fits, fragments, black_hole, frag_needed, packet_too_big, unknown) and the MTU (schema.MTU)."""
+    sizes = size_outcomes(probes, errors, packets, datagrams, min_probes)
+    names = [c.name for c in MTU]
+    if sizes.empty:
+        return _typed(pd.DataFrame({c: [] for c in names}), MTU)
+    p = _with_errors(probes, errors)
+    rep = {}
+    if "reporter" in p.columns:
+        tb = p[p["outcome"].astype(str).isin(_TOO_BIG)]
+        for key, g in tb.groupby([tb["protocol"].astype(str), tb["destination"].astype(str),
+                                  tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
+            rep[key] = ",".join(sorted(set(g["reporter"].astype(str))))
+    frag_len = _largest_fragments(p, packets, datagrams)
+    rows = []
+    s = sizes.assign(port_k=sizes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
+                     protocol=sizes["protocol"].astype(str), destination=sizes["destination"].astype(str))
+    for key, g in s.groupby(["protocol", "destination", "port_k"], sort=True):   # per stream
+        rows.append(_decide(key, g, rep.get(key, ""), frag_len.get(key)))
+    out = pd.DataFrame(rows, columns=["protocol", "destination", "port"] + names[3:])
+    return _typed(out, MTU)
+
+
+def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
+    """Largest IP length among the fragments of each stream's probes (a fragmenting path's MTU)."""
+    if packets is None or datagrams is None or datagrams.empty:
+        return {}
+    from .datagrams import datagram_fragments
+    fr = datagram_fragments(packets)
+    if fr.empty:
+        return {}
+    iplen = packets["ip_len"].to_numpy("float64", na_value=np.nan)[fr["row"].to_numpy()]
+    biggest = pd.Series(iplen).groupby(fr["datagram"].to_numpy()).max()
+    zero = fr[fr["start"] == 0].drop_duplicates("datagram")
+    by_frame = pd.Series(biggest.reindex(zero["datagram"].to_numpy()).to_numpy(), index=zero["frame"].to_numpy())
+    by_frame = by_frame[~by_frame.index.duplicated()]
+    req = by_frame.reindex(p["request_frame"].to_numpy("int64")).to_numpy("float64")
+    rep = by_frame.reindex(p["reply_frame"].to_numpy("float64", na_value=-1).astype(np.int64)).to_numpy("float64")
+    m = np.fmax(req, rep)
+    d = pd.DataFrame({"protocol": p["protocol"].astype(str).to_numpy(),
+                      "destination": p["destination"].astype(str).to_numpy(),
+                      "port": p["port"].to_numpy("float64", na_value=-1).astype(np.int64), "m": m}).dropna()
+    if d.empty:
+        return {}
+    return {k: int(v) for k, v in d.groupby(["protocol", "destination", "port"])["m"].max().items()}
+
+
+def _decide(key, g: pd.DataFrame, reporters: str, frag_len):
+    g = g.sort_values("size")
+    size = g["size"].to_numpy("int64")
+    iplen = g["ip_len"].to_numpy("int64")
+    verdict = g["verdict"].astype(str).to_numpy()
+    passed = verdict == "pass"
+    failed = verdict == "fail"
+    largest = int(size[passed].max()) if passed.any() else None
+    above = failed & (size > (largest if largest is not None else -1))
+    smallest = int(size[above].min()) if above.any() else None
+    big = g["too_big"].to_numpy() > 0
+    mtu_named = g["mtu"].dropna()
+    mtu_named = int(mtu_named.mode().iloc[0]) if len(mtu_named) else None
+    fragmented = int(g["fragmented"].sum())
+    lo = int(iplen[passed].max()) if passed.any() else None
+    hi = int(iplen[size == smallest][0]) if smallest is not None else None
+    proto = key[0]
+    if big.any():
+        kind = "packet_too_big" if proto == "icmpv6" or ":" in key[1] else "frag_needed"
+        mtu = mtu_named
+        why = (f"{int(g['too_big'].sum())} probe(s) of {', '.join(str(x) for x in size[big])} bytes answered "
+               f"'{'packet too big' if kind == 'packet_too_big' else 'fragmentation needed'}'"
+               + (f" naming MTU {mtu}" if mtu else " (no MTU column to read it from)")
+               + (f" from {reporters}" if reporters else ""))
+    elif smallest is not None and largest is not None:
+        kind, mtu = "black_hole", None
+        why = (f"sizes up to {largest} answered, {smallest} and above never ({int(g.loc[above, 'sent'].sum())} "
+               f"probe(s)) and no ICMP error: a black hole; the MTU is {lo} to {hi - 1} IP bytes")
+    elif smallest is not None:
+        kind, mtu = "unknown", None
+        why = "no size was answered: size does not decide the outcome"
+    elif fragmented:
+        kind, mtu = "fragments", frag_len
+        why = (f"{fragmented} probe(s) crossed in fragments and were answered"
+               + (f"; the largest fragment is {frag_len} IP bytes" if frag_len else ""))
+    else:
+        kind, mtu = "fits", None
+        why = f"every size answered whole (largest {largest} bytes = {lo} IP bytes)"
+    if kind == "fragments" and frag_len:
+        lo = max(lo or 0, frag_len)
+    if largest is not None and smallest is not None and smallest < largest:
+        kind, why = "unknown", why + "; but smaller sizes failed too"
+    return (key[0], key[1], key[2] if key[2] >= 0 else None, len(size), largest, smallest, kind, mtu, lo, hi,
+            reporters, why)
+
+
+def _typed(out: pd.DataFrame, columns) -> pd.DataFrame:
+    res = {}
+    for c in columns:
+        v = out[c.name]
+        if c.dtype == "category":
+            cats = list(PATH_KINDS) if c.name == "path" else (["pass", "fail", "few"] if c.name == "verdict" else None)
+            vals = v.astype(object)
+            res[c.name] = pd.Categorical(vals, categories=cats) if cats else pd.Categorical(vals)
+        elif c.dtype in ("UInt16", "UInt32", "Int32"):
+            f = pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy("float64") if len(v) else np.zeros(0)
+            if c.name == "port":
+                f = np.where(f < 0, np.nan, f)
+            arr = pd.array(np.nan_to_num(f).astype("int64"), dtype=c.dtype)
+            arr[np.isnan(f)] = pd.NA
+            res[c.name] = arr
+        else:
+            res[c.name] = pd.Series(v).to_numpy().astype(c.dtype)
+    df = pd.DataFrame(res)
+    for c in columns:
+        if c.dtype == "object":
+            df[c.name] = df[c.name].astype(object)
+    return df
