@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 import probekit
-from probekit.analysis.payload import request_payloads
-from probekit.analysis.signatures import TOOL_LABELS, classify_stream, stream_features
+from probekit.analysis.signatures import TOOL_LABELS
 
 TOOLS = Path(__file__).resolve().parents[1] / "captures" / "tools"
 
@@ -35,9 +34,8 @@ def _labels(name: str) -> set[str]:
         df = probekit.read_capture(TOOLS / f"{name}.pcap")
     info = json.loads((TOOLS / f"{name}.tool.json").read_text())
     probes = probekit.match_probes(df)
-    probes = probes[probes["source"].astype(str) == info["source"]]
-    feats = stream_features(df, probes, request_payloads(df, probes))
-    return {classify_stream(r)[0] for _, r in feats.iterrows()}
+    fp = probekit.fingerprint(df, probes)
+    return set(fp.loc[fp["source"].astype(str) == info["source"], "tool"])
 
 
 def test_every_recording_is_known():
@@ -64,6 +62,5 @@ def test_no_other_tool_gets_the_label():
 def test_shipped_network_monitor_captures_are_cwnm_like():
     for name in ("healthy.pcap", "lab/lab-healthy.pcap"):
         df = probekit.read_capture(TOOLS.parent / name)
-        probes = probekit.match_probes(df)
-        feats = stream_features(df, probes, request_payloads(df, probes))
-        assert {classify_stream(r, sources=2, even=True)[0] for _, r in feats.iterrows()} == {"cwnm-like"}
+        fp = probekit.fingerprint(df, probekit.match_probes(df))
+        assert set(fp["tool"]) == {"cwnm-like"}, fp

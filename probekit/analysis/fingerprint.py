@@ -1,6 +1,5 @@
-"""Which tool sent a probe stream: CloudWatch-Network-Monitor-like, iputils ping, fping, hping3, nping,
-Windows ping, or unknown — with the evidence that decided it (see shared/lab-notes.md for what each
-tool puts on the wire).
+"""Which tool sent a probe stream — Network Monitor or one of the monitoring and scanning tools recorded
+for real in the lab (analysis/signatures.py lists them and their rules) — with the evidence that decided it.
 
 Everything is computed from per-stream aggregates over the whole probes table at once (counts, distinct
 IP ids, ports and sequence numbers, the most common window, whether source ports step by one, the share
@@ -14,6 +13,7 @@ import pandas as pd
 from .._jit import njit
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
 from .payload import _group_ids, _sorted_order, _typed_keys, payload_verdicts, request_payload_buffer
+from .signatures import classify_stream, payload_shape
 from .sources import balance_test
 
 __all__ = ["fingerprint", "stream_features"]
@@ -122,11 +122,44 @@ def stream_features(packets: pd.DataFrame, probes: pd.DataFrame, by=STREAM) -> t
                 out["step_one"], out["n_resent"], out["n_ans"], out["n_reset"])
     with np.errstate(invalid="ignore", divide="ignore"):
         reset_share = np.where(out["n_ans"] > 0, out["n_reset"] / np.maximum(out["n_ans"], 1), np.nan)
+    extra = _header_aggregates(packets, req, bounds)
     feats = keys.assign(
         probes=np.diff(bounds), one_ipid=out["one_ipid"], size=out["size_median"], win=out["win_mode"],
         sport_step_one=out["step_one"], one_sport=out["one_sport"], one_seq=out["one_seq"],
-        resent=out["n_resent"], answered=out["n_ans"], reset_share=reset_share)
+        resent=out["n_resent"], answered=out["n_ans"], reset_share=reset_share, **extra)
     return feats, gid
+
+
+def _header_aggregates(packets: pd.DataFrame, req: np.ndarray, bounds: np.ndarray) -> dict:
+    """TTL range, IP-id jumps, TCP header length, payload length and the first request's frame per stream
+    (rows sorted by stream): what tells tracers, scanners and the ping family apart."""
+    G = bounds.size - 1
+    if G == 0 or req.size == 0:
+        z = np.zeros(G)
+        return dict(ttl_min=z, ttl_max=z, ttls=z, id_step_max=z, ip_id_first=z, thl=z, plen=z,
+                    first_frame=np.zeros(G, np.int64))
+    starts = bounds[:-1]
+    ttl = _take_float(packets["ttl"], req)
+    ipid = _take_float(packets["ip_id"], req)
+    thl = _take_float(packets["tcp_hdr_len"], req)
+    plen = _take_float(packets["payload_caplen"], req)
+    with np.errstate(invalid="ignore"):
+        t = np.where(np.isnan(ttl), np.inf, ttl)
+        ttl_min = np.minimum.reduceat(t, starts)
+        ttl_max = np.maximum.reduceat(np.where(np.isnan(ttl), -np.inf, ttl), starts)
+        # distinct TTLs per stream: sort (stream, ttl) pairs and count changes
+        gid = np.repeat(np.arange(G), np.diff(bounds))
+        o = np.lexsort((t, gid))
+        new = np.ones(o.size, bool)
+        new[1:] = (gid[o][1:] != gid[o][:-1]) | (t[o][1:] != t[o][:-1])
+        ttls = np.bincount(gid[o][new & np.isfinite(t[o])], minlength=G)
+        step = np.abs(np.diff(ipid, prepend=np.nan))
+        step[starts] = np.nan
+        id_step_max = np.fmax.reduceat(np.where(np.isnan(step), -1.0, step), starts)
+        thl_mode = np.fmax.reduceat(np.where(np.isnan(thl), -1.0, thl), starts)   # SYN headers agree within a tool
+        plen_med = np.fmax.reduceat(np.where(np.isnan(plen), 0.0, plen), starts)
+    return dict(ttl_min=ttl_min, ttl_max=ttl_max, ttls=ttls, id_step_max=id_step_max, ip_id_first=ipid[starts],
+                thl=np.where(thl_mode < 0, np.nan, thl_mode), plen=plen_med, first_frame=req[starts] + 1)
 
 
 def _key_strings(df: pd.DataFrame, by) -> list[str]:
@@ -157,9 +190,22 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFr
     sources = np.array([int(balance["sources"].iloc[i]) if i >= 0 else 1 for i in b_rows])
     bal = balance["balanced"]
     even = np.array([bool(bal.iloc[i]) if i >= 0 and not pd.isna(bal.iloc[i]) else False for i in b_rows])
+    first = packets.iloc[feats["first_frame"].to_numpy("int64") - 1]
+    first.attrs = packets.attrs
+    firsts = first.probekit.payloads().tolist()
+    first_s = first["ts_ns"].to_numpy("float64", na_value=np.nan) / 1e9
     tools, whys = [], []
-    for i, f in enumerate(feats.itertuples(index=False)):     # per stream: the sentence of evidence
-        tool, why = _classify(str(f.protocol), f, v.iloc[i], int(sources[i]), bool(even[i]))
+    for i, f in enumerate(feats.itertuples(index=False)):     # per stream (few): the rules and their evidence
+        shape, shape_ev = payload_shape(firsts[i], first_s[i])
+        verdict = str(v["verdict"].iloc[i])
+        n = int(f.probes)
+        row = dict(protocol=str(f.protocol), shape=shape, shape_evidence=shape_ev, probes=n, verdict=verdict,
+                   payloads=1 if verdict == "repeated-random" else n, ttl_min=f.ttl_min, ttl_max=f.ttl_max,
+                   ttls=f.ttls, id_step_max=f.id_step_max, ip_ids=1 if f.one_ipid else n, ip_id_first=f.ip_id_first,
+                   win=f.win, thl=f.thl, sport_step=1 if f.sport_step_one else 0, sports=1 if f.one_sport else n,
+                   seqs=1 if f.one_seq else n, resent=int(f.resent), plen=f.plen, size=f.size,
+                   reset=f.reset_share)
+        tool, why = classify_stream(row, int(sources[i]), bool(even[i]))
         tools.append(tool)
         whys.append(why)
     out = _typed_keys(feats[list(STREAM)], probes).assign(probes=feats["probes"].astype("int64"),
@@ -167,44 +213,3 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFr
                                                           evidence=pd.Series(whys, dtype="str"))
     return out[cols]
 
-
-def _classify(proto: str, f, v: pd.Series, sources: int, even: bool) -> tuple[str, str]:
-    verdict, fill, length = v["verdict"], v["fill"] or "", int(v["length"])
-    n = int(f.probes)
-    same_id = n > 1 and bool(f.one_ipid)
-    size = int(f.size)
-    if proto in ("icmp", "icmpv6"):
-        if verdict == "timestamped" and fill.startswith("iputils"):
-            return "iputils-ping", f"payload starts with a timeval, then {fill}"
-        if verdict == "timestamped":
-            return "iputils-ping", "payload starts with a timestamp near the frame time (ping's timeval)"
-        if fill == "zeros":
-            return "fping", f"{length}-byte all-zero payload"
-        if fill == "windows alphabet":
-            return "windows-ping", f"{length}-byte 'abcdefghijklmnopqrstuvwabcdefghi' fill"
-        if verdict == "repeated-random":
-            return "nping", "random payload repeated in every probe" + (", same IP id every probe" if same_id else "")
-        if verdict == "random":
-            why = (f"{size}-byte ICMP message, fresh random payload in every probe, no timestamp, "
-                   f"{sources} source(s){' evenly' if even else ''}")
-            # Network Monitor's default is 56 bytes; another size still fits when several ENIs share the probe
-            return ("cwnm-like" if size == 56 or (sources >= 2 and even) else "unknown"), why
-        return "unknown", f"payload verdict {verdict}: {v['evidence']}"
-    # TCP
-    w = int(f.win)
-    step_one = bool(f.sport_step_one)
-    # nping re-sends one identity (port, ISN) every probe: matching folds those into one probe re-sent
-    same_port_seq = (n > 1 or int(f.resent) >= 2) and bool(f.one_sport) and bool(f.one_seq)
-    if fill == "constant 0x58":
-        return "hping3", f"{length} × 'X' payload, window {w}" + (", source port +1 per probe" if step_one else "")
-    if same_port_seq or (verdict == "repeated-random" and w == 1480):
-        return "nping", (f"same source port and sequence number every probe, window {w}"
-                         + (", one random payload repeated" if verdict == "repeated-random" else ""))
-    if verdict == "random" and length > 0:
-        reset = float(f.reset_share)
-        why = (f"SYN carrying {length} fresh random payload bytes ({size}-byte segment), window {w}, prober RST "
-               f"after {reset:.0%} of SYN/ACKs, {sources} source(s){' evenly' if even else ''}")
-        return "cwnm-like", why
-    if length == 0:
-        return "unknown", f"SYN without payload, window {w}: a plain connect() or scanner, not Network Monitor"
-    return "unknown", f"payload verdict {verdict}: {v['evidence']}"

@@ -1,19 +1,17 @@
 """What real tools put on the wire, as ordered rules over per-stream features: which tool sent a probe
 stream, with readable evidence. Recorded for real in the lab (``probekit.live.tools``, captures/tools/).
 
-Features are computed once per source stream from the probes table and the request headers (vectorised
-group-bys); the rules then run once per stream (there are few), first match wins. Tools that are
+Features are computed once per source stream by ``fingerprint.stream_features`` (compiled aggregates over
+the probes table and the request headers); the rules then run once per stream (there are few), first
+match wins. Tools that are
 identical on the wire share one label naming all of them (e.g. fping, smokeping's FPing and Zabbix's
 icmpping all run fping).
 """
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from ..schema import SOURCE_STREAM_KEYS
-
-__all__ = ["stream_features", "classify_stream", "payload_shape", "TOOL_LABELS"]
+__all__ = ["classify_stream", "payload_shape", "TOOL_LABELS"]
 
 TS_WINDOW_S = 86_400
 WINDOWS_FILL = b"abcdefghijklmnopqrstuvwabcdefghi"
@@ -80,53 +78,13 @@ def payload_shape(p: bytes, frame_s: float) -> tuple[str, str]:
     return "opaque", f"{n} bytes without a known layout"
 
 
-def stream_features(packets: pd.DataFrame, probes: pd.DataFrame, payloads: pd.Series) -> pd.DataFrame:
-    """One row per source stream: counts and header/payload regularities the rules read."""
-    keys = list(SOURCE_STREAM_KEYS)
-    if probes.empty:
-        return pd.DataFrame(columns=keys)
-    rows = probes["request_frame"].to_numpy("int64") - 1
-    req = packets.iloc[rows]
-
-    def col(name):
-        return req[name].to_numpy("float64", na_value=np.nan)
-
-    f = probes[keys].reset_index(drop=True).assign(
-        ttl=col("ttl"), ip_id=col("ip_id"), win=col("tcp_win"), thl=col("tcp_hdr_len"),
-        sport=col("sport"), seq=probes["seq"].to_numpy("float64", na_value=np.nan),
-        size=probes["size"].to_numpy("float64", na_value=np.nan),
-        ts=probes["ts_ns"].to_numpy("int64"),
-        payload=payloads.to_numpy(object),
-        resent=probes["retransmits"].to_numpy("int64") if "retransmits" in probes else 0,
-        answered=probes["outcome"].astype(str).isin(["answered", "refused"]).to_numpy(),
-        reset=probes["reset_frame"].notna().to_numpy() if "reset_frame" in probes else False)
-    f["plen"] = f["payload"].map(len)
-    f = f.sort_values(keys + ["ts"], kind="stable")
-    g = f.groupby(keys, observed=True, dropna=False, sort=False)
-    f["id_step"] = g["ip_id"].diff()
-    f["sport_step"] = g["sport"].diff()
-    g = f.groupby(keys, observed=True, dropna=False, sort=False)
-    out = g.agg(probes=("ts", "size"), ttl_min=("ttl", "min"), ttl_max=("ttl", "max"), ttls=("ttl", "nunique"),
-                ip_ids=("ip_id", "nunique"), ip_id_first=("ip_id", "first"),
-                id_step_med=("id_step", "median"), id_step_max=("id_step", lambda s: s.abs().max()),
-                win=("win", lambda s: s.mode().iloc[0] if s.notna().any() else np.nan),
-                thl=("thl", lambda s: s.mode().iloc[0] if s.notna().any() else np.nan),
-                sports=("sport", "nunique"), sport_step=("sport_step", "median"), seqs=("seq", "nunique"),
-                size=("size", "median"), plen=("plen", "median"), payloads=("payload", "nunique"),
-                first_payload=("payload", "first"), first_ts=("ts", "first"),
-                resent=("resent", "sum"), answered=("answered", "mean"), reset=("reset", "mean")).reset_index()
-    shapes = [payload_shape(bytes(p), ts / 1e9) for p, ts in zip(out["first_payload"], out["first_ts"])]
-    out["shape"] = [s for s, _ in shapes]
-    out["shape_evidence"] = [e for _, e in shapes]
-    return out
-
-
 def _ttl_limited(r) -> bool:
     return r["ttl_min"] <= 3 and r["ttls"] >= 2
 
 
-def classify_stream(r: pd.Series, sources: int = 1, even: bool = False) -> tuple[str, str]:
-    """(tool, evidence) for one row of :func:`stream_features`; first matching rule wins."""
+def classify_stream(r, sources: int = 1, even: bool = False) -> tuple[str, str]:
+    """(tool, evidence) for one stream's features (a mapping: see ``fingerprint.fingerprint``); first
+    matching rule wins."""
     proto, shape, ev = str(r["protocol"]), r["shape"], r["shape_evidence"]
     n = int(r["probes"])
     same_payload = n > 1 and r["payloads"] == 1
@@ -158,15 +116,16 @@ def classify_stream(r: pd.Series, sources: int = 1, even: bool = False) -> tuple
             if random_id:
                 return "scamper", f"{ev}, IP id changes at random between probes (scamper writes its own IP header)"
             return "fping", f"{ev}, IP ids from the kernel"
+        fresh = r.get("verdict") == "random" or (shape == "opaque" and r["payloads"] == n)
         if same_payload and shape == "opaque":
             return "nping", ("one random payload repeated in every probe"
                              + (", same IP id every probe" if r["ip_ids"] == 1 else ""))
-        if shape == "opaque" and (n == 1 or r["payloads"] == n):
+        if shape == "opaque" and fresh:
             size = int(r["size"])
             why = (f"{size}-byte ICMP message, fresh random payload in every probe, no timestamp, "
                    f"{sources} source(s){' evenly' if even else ''}")
             return ("cwnm-like" if size == 56 or (sources >= 2 and even) else "unknown"), why
-        return "unknown", ev
+        return "unknown", f"payload verdict {r.get('verdict', '?')}: {ev}"
     # TCP SYNs
     win, thl = r["win"], r["thl"]
     w = "?" if np.isnan(win) else int(win)
@@ -185,7 +144,7 @@ def classify_stream(r: pd.Series, sources: int = 1, even: bool = False) -> tuple
         return "nmap", "window 1024 and a lone MSS option (nmap's SYN-scan probe)"
     if (r["sports"] == 1 and r["seqs"] == 1 and (n > 1 or r["resent"] >= 2)) or win == 1480:
         return "nping", f"same source port and sequence number every probe, window {w}"
-    if shape == "opaque" and r["plen"] > 0:
+    if shape == "opaque" and r["plen"] > 0 and r.get("verdict", "random") == "random":
         why = (f"SYN carrying {int(r['plen'])} fresh random payload bytes ({int(r['size'])}-byte segment), window "
                f"{w}, prober RST after {r['reset']:.0%} of SYN/ACKs, {sources} source(s){' evenly' if even else ''}")
         return "cwnm-like", why
@@ -194,4 +153,4 @@ def classify_stream(r: pd.Series, sources: int = 1, even: bool = False) -> tuple
                                "a plain connect() (check_tcp, blackbox tcp_connect, …), not Network Monitor")
     if r["plen"] == 0:
         return "unknown", f"SYN without payload, window {w}: a plain connect() or scanner, not Network Monitor"
-    return "unknown", ev
+    return "unknown", f"payload verdict {r.get('verdict', '?')}: {ev}"
