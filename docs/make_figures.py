@@ -4,8 +4,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import probekit  # noqa: E402
-from probekit import plots  # noqa: E402
+import probekit
+from probekit import plots
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "figures"

@@ -8,6 +8,7 @@ command line starts at once and a script pays only for what it uses.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -60,11 +61,13 @@ __all__ = [*_PUBLIC, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the module of a public name on first use and keep the name here (PEP 562)."""
-    try:
-        module = _PUBLIC[name]
-    except KeyError:
-        raise AttributeError(f"module 'probekit' has no attribute {name!r}") from None
+    """Import the module of a public name on first use and keep the name here (PEP 562). A subpackage or
+    module (``probekit.schema``, ``probekit.plots``) is imported on first use too, as it was eagerly before."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)
+        raise AttributeError(f"module 'probekit' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
     if module not in (".errors", ".schema", ".spec"):
         # a table-returning name: make sure df.probekit (the pandas accessor) is registered

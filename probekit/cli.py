@@ -88,6 +88,7 @@ def _cmd_synth(args) -> int:
 
 
 def _probes_of(args):
+    from . import accessor  # noqa: F401 - registers df.probekit, which the payload and tcp analyses use
     from .analysis.match import match_probes
     from .capture import read_capture
     df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
@@ -118,7 +119,6 @@ def _cmd_metrics(args) -> int:
 
 
 def _cmd_timing(args) -> int:
-    from . import accessor  # noqa: F401 - registers df.probekit
     from .analysis.timing import find_gaps, timing_summary
     df, probes = _probes_of(args)
     span = df.probekit.span_ns()
@@ -145,6 +145,7 @@ def _cmd_payload(args) -> int:
 
 
 def _cmd_tcp(args) -> int:
+    from . import accessor  # noqa: F401 - registers df.probekit, which tcp_connections uses
     from .analysis.tcp import tcp_connections
     from .capture import read_capture
     df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)

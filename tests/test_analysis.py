@@ -13,10 +13,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-from conftest import ORACLE, REAL, require_real_captures
-from oracle import epoch_to_ns, load_tshark
-
 import probekit
+from helpers.corpus import ORACLE, REAL, require_real_captures
+from helpers.oracle import epoch_to_ns, load_tshark
 from probekit import plots
 from probekit.schema import PERIODS, PROBES, check_table
 from probekit.synth import read_truth, synth

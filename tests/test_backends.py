@@ -11,11 +11,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import REAL, real_captures
-from tables import table_diffs
-from test_corpus import REFUSED
 
 import probekit
+from helpers.corpus import REAL, REFUSED, real_captures
+from helpers.tables import table_diffs
 from probekit.schema import check_packets
 
 ROOT = Path(__file__).resolve().parents[1]

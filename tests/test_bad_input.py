@@ -5,11 +5,11 @@ import subprocess
 import sys
 import warnings
 
-import capwriter as W
 import pytest
-from test_formats import ether, icmp4, icmp6
 
 import probekit
+from helpers import capwriter as W
+from helpers.frames import ether, icmp4, icmp6
 
 FRAMES = [(100 + i, i, ether(icmp4(seq=i))) for i in range(5)]
 

@@ -8,10 +8,10 @@ import re
 import warnings
 
 import pytest
-from conftest import ORACLE, REAL, real_captures, require_real_captures
-from oracle import compare, load_tshark
 
 import probekit
+from helpers.corpus import ORACLE, REAL, REFUSED, real_captures, require_real_captures
+from helpers.oracle import compare, load_tshark
 
 # rel path -> {field: reason}. Fields are those of oracle.compare ("ts_ns", "ip.src", "tcp.len", ...).
 KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
@@ -68,23 +68,6 @@ KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
 NOT_PACKETS = {
     "pcapng-test-generator/output_le/difficult/test202.pcapng":
         ({1, 7, 10}, "tshark 4.0 lists the three pcapng custom blocks (CB/DCB) as frames; they hold no packet"),
-}
-# Files libpcap refuses (oracle/libpcap/TESTrun-errstr.tsv) -> (byte offset, pattern of our reason)
-REFUSED = {
-    "libpcap/linktype-reserved-field-not-zero.pcap": (20, r"reserved bits set \(0x00300000\)"),
-    "libpcap/pcap-empty-file.pcap": (0, r"empty file"),
-    "libpcap/pcap-invalid-version-1.pcap": (4, r"unsupported pcap file version 1\.4"),
-    "libpcap/pcap-truncated-hdr-23.pcap": (0, r"truncated pcap file header: needs 24 bytes, the file has 23"),
-    "libpcap/pcapng-block-len-not-mult4.pcapng": (32, r"length of 21 that is not a multiple of 4"),
-    "libpcap/pcapng-block-len-too-small.pcapng": (32, r"length of 4 < 12"),
-    "libpcap/pcapng-idb-tsresol-dec-high.pcapng": (44, r"if_tsresol resolution 10\^-100 is too high"),
-    "libpcap/pcapng-invalid-vers-1.pcapng": (12, r"unsupported pcapng version 0\.1"),
-    "libpcap/pcapng-packet-before-idb.pcapng": (28, r"packet block before any interface description block"),
-    "libpcap/pcapng-shb-len-insane.pcapng": (4, r"invalid length 2097152"),
-    "libpcap/pcapng-truncated-shb.pcapng": (0, r"needs 28 bytes, 16 remain"),
-    # libpcap names 32 as the header length (it re-reads the block after the fixed SHB fields); the
-    # SHB's own length field says 52, and its trailer at offset 48 holds 0x30303030 = 808464432.
-    "libpcap/shb-option-too-long.pcapng": (48, r"header 52 and trailer 808464432 don't match"),
 }
 # libpcap refuses these, probekit reads them, with the reason
 READ_DESPITE_LIBPCAP = {

@@ -11,10 +11,9 @@ import pytest
 
 matplotlib.use("Agg")
 
-import capwriter as W
-from test_formats import ether, icmp4
-
 import probekit
+from helpers import capwriter as W
+from helpers.frames import ether, icmp4
 from probekit import plots
 from probekit.synth import default_monitor, synth
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REAL, real_captures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import probekit
+from helpers.corpus import REAL, real_captures
 from probekit.schema import check_packets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def test_mutated_captures_raise_only_capture_errors(tmp_path_factory, data):
 
 @pytest.mark.parametrize("tail", [b"\x01", b"\x01\x02", b"\x01\x02\x03", b"\x01" * 11])
 def test_pcapng_with_a_few_trailing_bytes(tmp_path, tail):
-    import capwriter as W
+    from helpers import capwriter as W
     p = tmp_path / "idb-then-tail.pcapng"
     p.write_bytes(W.shb() + W.idb(1) + tail)
     with pytest.warns(probekit.CaptureWarning, match="file ends inside a block header"):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REAL, require_real_captures
 
+from helpers.corpus import REAL, require_real_captures
 from probekit.report import build_report, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]

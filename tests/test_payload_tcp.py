@@ -16,11 +16,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-import capwriter as W
-from conftest import ORACLE, REAL, require_real_captures
-from test_formats import A4, B4, ether
-
 import probekit
+from helpers import capwriter as W
+from helpers.corpus import ORACLE, REAL, require_real_captures
+from helpers.frames import A4, B4, ether
 from probekit import plots
 from probekit.analysis.payload import ENT_MIN_BYTES
 

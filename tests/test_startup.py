@@ -77,6 +77,9 @@ def test_every_public_name_resolves_and_dir_lists_them():
         assert getattr(probekit, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         probekit.no_such_name  # noqa: B018
+    # submodules are reachable as attributes, as when `import probekit` imported them all
+    assert _modules_after("import probekit\nprobekit.schema.empty_packets()\nprobekit.plots.plot_sizes") >= {
+        "probekit.schema", "probekit.plots"}
     # a public name is the object of its defining module, not a copy
     from probekit.capture.reader import read_capture
     assert probekit.read_capture is read_capture
