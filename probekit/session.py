@@ -12,6 +12,7 @@ import pandas as pd
 
 from .analysis import fingerprint as _fp
 from .analysis import match, metrics, payload, sizes, sources, tcp, timing
+from .schema import STREAM_KEYS
 
 __all__ = ["Capture", "open_capture"]
 
@@ -59,7 +60,7 @@ class Capture:
     @cached_property
     def probe_periods(self) -> pd.DataFrame:
         """Per Network Monitor probe (sources together) and period: the CloudWatch view."""
-        return metrics.period_metrics(self.probes, self.period_s, by=metrics.PROBE_LEVEL)
+        return metrics.period_metrics(self.probes, self.period_s, by=STREAM_KEYS)
 
     @cached_property
     def inter_arrivals(self) -> pd.DataFrame:
