@@ -44,6 +44,8 @@ _PUBLIC: dict[str, str] = {
     "fingerprint": ".analysis.fingerprint",
     "STREAM": ".analysis.metrics",
     "PROBE_LEVEL": ".analysis.metrics",
+    "STREAM_KEYS": ".schema",
+    "SOURCE_STREAM_KEYS": ".schema",
     "Monitor": ".spec",
     "Probe": ".spec",
     "SpecError": ".spec",
@@ -95,6 +97,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .capture.reader import read_capture
     from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
     from .scale import convert, dataset_probes, read_captures
-    from .schema import PACKET_COLUMNS, PACKETS, PERIODS, PROBES
+    from .schema import PACKET_COLUMNS, PACKETS, PERIODS, PROBES, SOURCE_STREAM_KEYS, STREAM_KEYS
     from .session import Capture, open_capture
     from .spec import Monitor, Probe, SpecError

@@ -111,9 +111,10 @@ def _emit(table, args) -> None:
 
 
 def _cmd_metrics(args) -> int:
-    from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics
+    from .analysis.metrics import period_metrics
+    from .schema import SOURCE_STREAM_KEYS, STREAM_KEYS
     _, probes = _probes_of(args)
-    per = period_metrics(probes, args.period, by=PROBE_LEVEL if args.per_probe else STREAM)
+    per = period_metrics(probes, args.period, by=STREAM_KEYS if args.per_probe else SOURCE_STREAM_KEYS)
     _emit(per, args)
     return 0
 
@@ -373,10 +374,11 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_dataset_metrics(args) -> int:
-    from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics
+    from .analysis.metrics import period_metrics
+    from .schema import SOURCE_STREAM_KEYS, STREAM_KEYS
     from .scale import dataset_probes
     probes = dataset_probes(args.dataset, timeout_s=args.timeout, scheduler=args.scheduler)
-    _emit(period_metrics(probes, args.period, by=PROBE_LEVEL if args.per_probe else STREAM), args)
+    _emit(period_metrics(probes, args.period, by=STREAM_KEYS if args.per_probe else SOURCE_STREAM_KEYS), args)
     return 0
 
 

@@ -147,10 +147,10 @@ PERIOD_STATUS = ("ok", "loss", "no_reply", "no_probes")
 answered: 100 % loss), no_probes (nothing sent: no data, metrics NaN, never 0 % loss)."""
 
 PERIODS: tuple[Column, ...] = (
-    Column("protocol", "category", "stream key (columns present depend on ``by``)"),
-    Column("source", "category", "stream key: prober address (absent when aggregated over sources)"),
-    Column("destination", "category", "stream key"),
-    Column("port", "UInt16", "stream key (<NA> for ICMP)"),
+    Column("protocol", "category", "stream key (columns present depend on ``by``)", optional=True),
+    Column("source", "category", "stream key: prober address (absent when aggregated over sources)", optional=True),
+    Column("destination", "category", "stream key", optional=True),
+    Column("port", "UInt16", "stream key (<NA> for ICMP)", optional=True),
     Column("period_start_ns", "int64", "start of the aggregation period, aligned to multiples of the "
                                        "period since the epoch, as CloudWatch aligns them"),
     Column("period_s", "int32", "aggregation period, 30 or 60 s"),

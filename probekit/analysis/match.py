@@ -7,7 +7,7 @@ identity within ``resend_window_s`` are one probe sent again; a reply is given t
 with its identity before it.
 
 How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
-port, seq); a compiled hash join gives each identity an integer (:func:`_factorize`), one compiled
+port, seq); a compiled hash join gives each identity an integer (:func:`probekit.analysis._groups.factorize_rows`), one compiled
 sweep over the events in time order forms the probes and hands each reply to its probe
 (:func:`_sweep`), and a third kernel picks each probe's first reply and reset (:func:`_first_per_group`).
 The plain pandas implementation this replaced is kept as the test reference (tests/reference_match.py).
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
+from ._groups import factorize_rows as _factorize
 from ..protocol import (ECHO_REPLY, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
                         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, PROBE_PROTOCOLS, RST_ACK, SYN_ACK,
                         classify_outcome, is_bare_rst, is_rst_ack, is_syn, is_syn_ack, rst_ack_accepts,
@@ -299,44 +300,6 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
         etype[j] = et
         ack[j] = tack[i]
     return rows, keys, ets, fr, kind, etype, ack
-
-
-@njit(nogil=True)
-def _factorize(keys, use, ncols):
-    """The rows of ``keys`` where ``use`` → dense integers in first-seen order (-1 elsewhere): an
-    open-addressing hash join on the first ``ncols`` columns. Returns (ids, number of distinct rows)."""
-    n = keys.shape[0]
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    table = np.full(size, -1, np.int64)
-    ids = np.full(n, -1, np.int64)
-    nid = 0
-    for i in range(n):
-        if not use[i]:
-            continue
-        h = np.uint64(0x9E3779B97F4A7C15)
-        for j in range(ncols):
-            h = (h ^ np.uint64(keys[i, j] & 0x7FFFFFFFFFFFFFFF)) * np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(29)
-        slot = np.int64(h & np.uint64(size - 1))
-        while True:
-            r = table[slot]
-            if r < 0:
-                table[slot] = i
-                ids[i] = nid
-                nid += 1
-                break
-            same = True
-            for j in range(ncols):
-                if keys[r, j] != keys[i, j]:
-                    same = False
-                    break
-            if same:
-                ids[i] = ids[r]
-                break
-            slot = (slot + 1) & (size - 1)
-    return ids, nid
 
 
 @njit(nogil=True)

@@ -1,28 +1,50 @@
 """Per-period loss and RTT, the CloudWatch view done honestly (schema.PERIODS).
 
 A period with no probes has no data (status ``no_probes``, NaN metrics, never 0 % loss); a period whose
-probes all went unanswered is 100 % loss (``no_reply``) with NaN RTT, never 0 ms.
+probes all went unanswered is 100 % loss (``no_reply``) with NaN RTT, never 0 ms (the rules:
+probekit.protocol.period_status and loss_pct). Vectorised: one group-by, counts by bincount, the RTT
+order statistics in one compiled pass (analysis._groups.cell_stats).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..schema import PERIOD_STATUS, PERIODS
+from ..protocol import ANSWERED, loss_pct, period_status
+from ..schema import PERIOD_STATUS, SOURCE_STREAM_KEYS, STREAM_KEYS
+from ._groups import cell_stats, group_by
 
-__all__ = ["period_metrics", "STREAM", "PROBE_LEVEL", "audit_cloudwatch", "read_cloudwatch_csv"]
+__all__ = ["period_metrics", "audit_cloudwatch", "read_cloudwatch_csv"]
 
-STREAM = ("protocol", "source", "destination", "port")
-"""One stream per prober address: the per-ENI view."""
-PROBE_LEVEL = ("protocol", "destination", "port")
-"""One stream per Network Monitor probe (sources together): what CloudWatch publishes."""
+_DEPRECATED = {"STREAM": ("SOURCE_STREAM_KEYS", SOURCE_STREAM_KEYS), "PROBE_LEVEL": ("STREAM_KEYS", STREAM_KEYS)}
 _NS = 1_000_000_000
 
 
-def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=STREAM, start_ns: int | None = None,
-                   end_ns: int | None = None) -> pd.DataFrame:
-    """One row per stream and period, every period of the span present (``no_probes`` where empty).
+def __getattr__(name):
+    """``STREAM`` and ``PROBE_LEVEL``: deprecated names of probekit.schema's SOURCE_STREAM_KEYS and
+    STREAM_KEYS (removed in the release after 0.2)."""
+    if name in _DEPRECATED:
+        import warnings
+        new, value = _DEPRECATED[name]
+        warnings.warn(f"probekit.analysis.metrics.{name} is deprecated; use probekit.schema.{new}",
+                      DeprecationWarning, stacklevel=2)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+def outcome_codes(probes: pd.DataFrame, names) -> np.ndarray:
+    """Is each probe's outcome one of ``names``? (vectorised over the categorical's codes)"""
+    cats = list(probes["outcome"].cat.categories)
+    want = [cats.index(n) for n in names if n in cats]
+    return np.isin(probes["outcome"].cat.codes.to_numpy(), want)
+
+
+def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KEYS, start_ns: int | None = None,
+                   end_ns: int | None = None) -> pd.DataFrame:
+    """One row per stream and period (schema.PERIODS), every period of the span present (``no_probes``
+    where empty).
+
+    by: SOURCE_STREAM_KEYS (per source, the default) or STREAM_KEYS (sources together, as CloudWatch).
     The span runs from the period holding the first probe of any stream to the one holding the last
     (or ``start_ns``/``end_ns``), so a stream that stops shows ``no_probes`` rather than vanishing.
     Probes whose outcome is ``unknown`` (the capture ended too soon to judge them) are not counted.
@@ -30,51 +52,41 @@ def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=STREAM, start_ns
     if period_s <= 0:
         raise ValueError("period_s must be positive")
     by = list(by)
-    p = probes[probes["outcome"] != "unknown"]
-    cols = by + ["period_start_ns", "period_s", "sent", "answered", "late", "loss_pct", "rtt_mean_us",
-                 "rtt_median_us", "rtt_p95_us", "rtt_min_us", "rtt_max_us", "status"]
-    if p.empty:
-        return _typed(pd.DataFrame({c: [] for c in cols}), probes, by)
-    step = period_s * _NS
-    lo = (int(p["ts_ns"].min()) if start_ns is None else start_ns) // step * step
-    hi = (int(p["ts_ns"].max()) if end_ns is None else end_ns) // step * step
-    starts = np.arange(lo, hi + step, step, dtype=np.int64)
-    p = p.assign(period_start_ns=(p["ts_ns"].to_numpy() // step) * step,
-                 ok=p["outcome"].isin(["answered", "refused"]).to_numpy(),
-                 is_late=(p["outcome"] == "late").to_numpy())
-    p = p[(p["period_start_ns"] >= lo) & (p["period_start_ns"] <= hi)]
-    keys = p[by].drop_duplicates()
-    grid = keys.merge(pd.DataFrame({"period_start_ns": starts}), how="cross")
-    g = p.groupby(by + ["period_start_ns"], observed=True, dropna=False)
-    agg = g.agg(sent=("ok", "size"), answered=("ok", "sum"), late=("is_late", "sum")).reset_index()
-    rtt = p[p["ok"]].groupby(by + ["period_start_ns"], observed=True, dropna=False)["rtt_us"]
-    stats = rtt.agg(rtt_mean_us="mean", rtt_median_us="median", rtt_min_us="min", rtt_max_us="max").reset_index()
-    p95 = rtt.quantile(0.95).rename("rtt_p95_us").reset_index()
-    out = grid.merge(agg, on=by + ["period_start_ns"], how="left").merge(stats, on=by + ["period_start_ns"], how="left")
-    out = out.merge(p95, on=by + ["period_start_ns"], how="left")
-    for c in ("sent", "answered", "late"):
-        out[c] = out[c].fillna(0).astype("int64")
-    out["period_s"] = np.int32(period_s)
-    sent = out["sent"].to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["loss_pct"] = np.where(sent > 0, 100.0 * (sent - out["answered"]) / sent, np.nan)
-    out["status"] = np.select([sent == 0, out["answered"] == 0, out["answered"] < sent],
-                              ["no_probes", "no_reply", "loss"], "ok")
-    out = out[cols].sort_values(by + ["period_start_ns"], kind="stable").reset_index(drop=True)
-    return _typed(out, probes, by)
-
-
-def _typed(out: pd.DataFrame, probes: pd.DataFrame, by) -> pd.DataFrame:
-    for c in by:
-        if c in ("protocol", "source", "destination"):
-            out[c] = pd.Categorical(out[c], categories=probes[c].cat.categories)
-        elif c == "port":
-            out[c] = out[c].astype("UInt16")
-    out["status"] = pd.Categorical(out["status"], categories=list(PERIOD_STATUS))
-    types = {c.name: c.dtype for c in PERIODS}
-    for c in out.columns:
-        if c not in by and c != "status":
-            out[c] = out[c].astype(types[c])
+    judged = ~outcome_codes(probes, ["unknown"])
+    ts = probes["ts_ns"].to_numpy(np.int64)
+    step = int(period_s * _NS)
+    if judged.any():
+        lo = (int(ts[judged].min()) if start_ns is None else start_ns) // step * step
+        hi = (int(ts[judged].max()) if end_ns is None else end_ns) // step * step
+    else:
+        lo, hi = 0, -step
+    pstart = ts // step * step
+    rows = np.flatnonzero(judged & (pstart >= lo) & (pstart <= hi))
+    sub = probes.iloc[rows] if rows.size < len(probes) else probes
+    g = group_by(sub[by], by)
+    n_per = max((hi - lo) // step + 1, 0)
+    cell = g.gid * n_per + (pstart[rows] - lo) // step
+    n_cells = g.n * n_per
+    ok = outcome_codes(sub, ANSWERED)
+    sent = np.bincount(cell, minlength=n_cells)
+    answered = np.bincount(cell[ok], minlength=n_cells)
+    late = np.bincount(cell[outcome_codes(sub, ["late"])], minlength=n_cells)
+    st = cell_stats(cell[ok], sub["rtt_us"].to_numpy("float64", na_value=np.nan)[ok], n_cells, (0.5, 0.95))
+    out = sub[by].iloc[np.repeat(g.first, n_per)].reset_index(drop=True)
+    out["period_start_ns"] = np.tile(np.arange(lo, hi + step, step, dtype=np.int64), g.n) if n_cells else \
+        np.zeros(0, np.int64)
+    out["period_s"] = np.full(n_cells, period_s, np.int32)
+    out["sent"] = sent.astype(np.int64)
+    out["answered"] = answered.astype(np.int64)
+    out["late"] = late.astype(np.int64)
+    out["loss_pct"] = loss_pct(sent, answered) if n_cells else np.zeros(0)
+    out["rtt_mean_us"] = st["mean"]
+    out["rtt_median_us"] = st[0.5]
+    out["rtt_p95_us"] = st[0.95]
+    out["rtt_min_us"] = st["min"]
+    out["rtt_max_us"] = st["max"]
+    out["status"] = pd.Categorical.from_codes(period_status(sent, answered, codes=True).reshape(-1).astype(np.int8),
+                                              categories=list(PERIOD_STATUS))
     return out
 
 

@@ -1,39 +1,61 @@
-"""Packet-size changes on the wire: when, from what to what, and how long after the configuration."""
+"""Packet-size changes on the wire: when, from what to what, and how long after the configuration.
+Vectorised: one group-by and sort, run lengths of equal sizes, and the state (the size in force) as a
+forward fill of the qualifying change points."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .metrics import PROBE_LEVEL
+from ..schema import STREAM_KEYS
+from ._groups import group_by
 
 __all__ = ["size_changes"]
 
 
-def size_changes(probes: pd.DataFrame, by=PROBE_LEVEL, configured_at_ns: int | None = None,
+def size_changes(probes: pd.DataFrame, by=STREAM_KEYS, configured_at_ns: int | None = None,
                  min_run: int = 3) -> pd.DataFrame:
-    """Change points of the probe size per probe (sources together).
+    """Change points of the probe size per stream, sources together (schema.SIZE_CHANGES).
 
-    A change is where the size differs from the one before it and then holds for at least ``min_run``
-    probes (so one odd packet is not a change). ``last_old_ns`` is the last probe at the old size;
-    with ``configured_at_ns`` (when the configuration was changed), ``delay_s`` says how long the wire
-    took to follow.
+    A change is where the size differs from the one in force and then holds for ``min_run`` probes
+    (or to the end of the stream, if fewer remain), so one odd packet is not a change. ``last_old_ns``
+    is the probe before the change; with ``configured_at_ns`` (when the configuration was changed),
+    ``delay_s`` says how long the wire took to follow.
     """
     by = list(by)
-    rows = []
-    for key, g in probes.sort_values("ts_ns", kind="stable").groupby(by, observed=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        size = g["size"].to_numpy("float64", na_value=np.nan)
-        ts = g["ts_ns"].to_numpy(np.int64)
-        if size.size < 2:
-            continue
-        current = size[0]
-        i = 1
-        while i < size.size:
-            if size[i] != current and not np.isnan(size[i]):
-                run = size[i:i + min_run]
-                if (run.size == min_run and np.all(run == size[i])) or (i + run.size == size.size and np.all(run == size[i])):
-                    delay = (ts[i] - configured_at_ns) / 1e9 if configured_at_ns is not None else np.nan
-                    rows.append((*key, int(ts[i]), int(current), int(size[i]), int(ts[i - 1]), delay))
-                    current = size[i]
-            i += 1
-    return pd.DataFrame(rows, columns=by + ["ts_ns", "from_size", "to_size", "last_old_ns", "delay_s"])
+    g = group_by(probes[by], by)
+    ts_all = probes["ts_ns"].to_numpy(np.int64)
+    order = np.lexsort((ts_all, g.gid))
+    gs, ts = g.gid[order], ts_all[order]
+    size = probes["size"].to_numpy("float64", na_value=np.nan)[order]
+    m = size.size
+    idx = np.arange(m)
+    start = np.searchsorted(gs, np.arange(g.n), "left")
+    end = np.searchsorted(gs, np.arange(g.n), "right")
+    # forward run of equal sizes: where the run holding i ends
+    brk = np.ones(m, bool)
+    if m > 1:
+        brk[:-1] = (gs[1:] != gs[:-1]) | (size[1:] != size[:-1])   # NaN != NaN: NaNs never run
+    run_end = np.empty(m, np.int64)
+    if m:
+        ends = np.flatnonzero(brk)
+        run_end = ends[np.searchsorted(ends, idx)] + 1
+    need = np.minimum(min_run, end[gs] - idx) if m else np.zeros(0, np.int64)
+    qualifies = ~np.isnan(size) & (run_end - idx >= need) & (idx > start[gs] if m else np.zeros(0, bool))
+    # the size in force before i: that of the latest qualifying point before it, else the first probe's
+    mark = np.where(qualifies, idx, -1)
+    if m:
+        mark[start[g.size > 0]] = start[g.size > 0]
+    last = np.maximum.accumulate(mark) if m else mark
+    before = np.empty(m, np.float64)
+    if m:
+        before[1:] = size[last[:-1]]
+        before[0] = np.nan
+    change = np.flatnonzero(qualifies & (size != before) & ~np.isnan(before))
+    out = g.keys(probes, by, g.first[gs[change]])
+    out["ts_ns"] = ts[change]
+    out["from_size"] = before[change].astype(np.int64)
+    out["to_size"] = size[change].astype(np.int64)
+    out["last_old_ns"] = ts[change - 1] if change.size else np.zeros(0, np.int64)
+    out["delay_s"] = (ts[change] - configured_at_ns) / 1e9 if configured_at_ns is not None else \
+        np.full(change.size, np.nan)
+    return out

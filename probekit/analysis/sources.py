@@ -1,79 +1,140 @@
 """Per-ENI distribution: shares, a chi-square balance test, the alternation pattern, per-source rate
-over time, and per-source loss and RTT."""
+over time, and per-source loss and RTT. Vectorised over the probes table (one group-by each, counts by
+bincount, RTT order statistics in one compiled pass)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .metrics import PROBE_LEVEL
+from ..protocol import ANSWERED, loss_pct
+from ..schema import STREAM_KEYS
+from ._groups import cell_stats, group_by
+from .metrics import outcome_codes
 
 __all__ = ["source_shares", "balance_test", "alternation", "source_rate", "source_quality"]
+_NS = 1_000_000_000
 
 
-def source_shares(probes: pd.DataFrame, by=PROBE_LEVEL) -> pd.DataFrame:
-    """Probes per source within each probe (``by``), and each source's share of them."""
+def _per_source(probes: pd.DataFrame, by):
+    """Groups by ``by`` + source, and each one's parent group by ``by``."""
+    inner = group_by(probes[by + ["source"]], by + ["source"])
+    outer = group_by(probes[by], by)
+    return inner, outer, outer.gid[inner.first] if inner.n else np.zeros(0, np.int64)
+
+
+def source_shares(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
+    """Probes per source within each stream (``by``), and each source's share of them
+    (schema.SOURCE_SHARES)."""
     by = list(by)
-    c = probes.groupby(by + ["source"], observed=True, dropna=False).size().rename("probes").reset_index()
-    c["share"] = c["probes"] / c.groupby(by, observed=True, dropna=False)["probes"].transform("sum")
-    return c
-
-
-def balance_test(probes: pd.DataFrame, by=PROBE_LEVEL, alpha: float = 0.01) -> pd.DataFrame:
-    """Chi-square goodness-of-fit of the per-source counts against an even split, per probe.
-    ``balanced`` is p >= alpha; with one source the test does not apply (NaN)."""
-    rows = []
-    by = list(by)
-    for key, g in source_shares(probes, by).groupby(by, observed=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        counts = g["probes"].to_numpy()
-        if counts.size < 2:
-            rows.append((*key, counts.size, int(counts.sum()), np.nan, np.nan, pd.NA))
-            continue
-        chi2, p = stats.chisquare(counts)
-        rows.append((*key, counts.size, int(counts.sum()), float(chi2), float(p), bool(p >= alpha)))
-    out = pd.DataFrame(rows, columns=by + ["sources", "probes", "chi2", "p_value", "balanced"])
-    out["balanced"] = out["balanced"].astype("boolean")
+    inner, outer, parent = _per_source(probes, by)
+    total = np.bincount(parent, weights=inner.size, minlength=outer.n)
+    out = inner.keys(probes, by + ["source"])
+    out["probes"] = inner.size.astype(np.int64)
+    out["share"] = inner.size / total[parent] if inner.n else np.zeros(0)
     return out
 
 
-def alternation(probes: pd.DataFrame, by=PROBE_LEVEL) -> pd.DataFrame:
-    """How sources take turns within each probe: run lengths of consecutive probes from the same
-    source; ``round_robin`` is True when every run has length 1 and the sources keep one cyclic order."""
-    rows = []
+def balance_test(probes: pd.DataFrame, by=STREAM_KEYS, alpha: float = 0.01) -> pd.DataFrame:
+    """Chi-square goodness-of-fit of the per-source counts against an even split, per stream
+    (schema.BALANCE). ``balanced`` is p >= alpha; with one source the test does not apply (<NA>)."""
+    from scipy.stats import chi2 as _chi2
     by = list(by)
-    for key, g in probes.sort_values("ts_ns", kind="stable").groupby(by, observed=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        s = g["source"].cat.codes.to_numpy()
-        if s.size == 0:
-            continue
-        change = np.flatnonzero(np.diff(s) != 0)
-        bounds = np.concatenate([[0], change + 1, [s.size]])
-        runs = np.diff(bounds)
-        k = len(np.unique(s))
-        cyclic = k > 1 and bool(np.all(runs == 1)) and (s.size <= k or bool(np.all(s[k:] == s[:-k])))
-        rows.append((*key, k, runs.size, float(runs.mean()), int(runs.max()), float((runs == 1).mean()), cyclic))
-    return pd.DataFrame(rows, columns=by + ["sources", "runs", "mean_run", "longest_run", "share_runs_of_1",
-                                            "round_robin"])
-
-
-def source_rate(probes: pd.DataFrame, period_s: int = 30, by=PROBE_LEVEL) -> pd.DataFrame:
-    """Probes per source per period (periods aligned like CloudWatch's), zero-filled over the span."""
-    by = list(by)
-    step = period_s * 1_000_000_000
-    p = probes.assign(period_start_ns=probes["ts_ns"] // step * step)
-    c = p.groupby(by + ["source", "period_start_ns"], observed=True, dropna=False).size().rename("probes")
-    out = c.unstack("period_start_ns", fill_value=0).stack().rename("probes").reset_index()
-    out["rate_per_s"] = out["probes"] / period_s
+    inner, outer, parent = _per_source(probes, by)
+    counts = inner.size.astype(np.float64)
+    k = np.bincount(parent, minlength=outer.n)
+    total = np.bincount(parent, weights=counts, minlength=outer.n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / k
+        stat = np.bincount(parent, weights=(counts - mean[parent]) ** 2 / mean[parent], minlength=outer.n) \
+            if inner.n else np.zeros(0)
+    applies = k >= 2
+    chi2 = np.where(applies, stat, np.nan)
+    p = np.where(applies, _chi2.sf(np.where(applies, stat, 0), np.maximum(k - 1, 1)), np.nan)
+    out = outer.keys(probes, by)
+    out["sources"] = k.astype(np.int64)
+    out["probes"] = total.astype(np.int64)
+    out["chi2"] = chi2
+    out["p_value"] = p
+    out["balanced"] = pd.arrays.BooleanArray(p >= alpha, ~applies)
     return out
 
 
-def source_quality(probes: pd.DataFrame, by=PROBE_LEVEL) -> pd.DataFrame:
-    """Per probe and source: sent, answered, loss % and RTT statistics (µs) over the whole capture."""
+def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
+    """How sources take turns within each stream (schema.ALTERNATION): run lengths of consecutive
+    probes from the same source; ``round_robin`` is True when every run has length 1 and the sources
+    keep one cyclic order."""
     by = list(by)
-    p = probes[probes["outcome"] != "unknown"].assign(ok=lambda d: d["outcome"].isin(["answered", "refused"]))
-    g = p.groupby(by + ["source"], observed=True, dropna=False)
-    out = g.agg(sent=("ok", "size"), answered=("ok", "sum"), rtt_median_us=("rtt_us", "median"),
-                rtt_mean_us=("rtt_us", "mean"), rtt_p95_us=("rtt_us", lambda r: r.quantile(0.95))).reset_index()
-    out["loss_pct"] = np.where(out["sent"] > 0, 100.0 * (out["sent"] - out["answered"]) / out["sent"], np.nan)
+    g = group_by(probes[by], by)
+    order = np.lexsort((probes["ts_ns"].to_numpy(np.int64), g.gid))
+    gs = g.gid[order]
+    s = probes["source"].cat.codes.to_numpy(np.int64)[order]
+    m = s.size
+    new_group = np.ones(m, bool)
+    new_group[1:] = gs[1:] != gs[:-1]
+    new_run = new_group.copy()
+    new_run[1:] |= s[1:] != s[:-1]
+    run_id = np.cumsum(new_run) - 1
+    run_len = np.bincount(run_id) if m else np.zeros(0, np.int64)
+    run_grp = gs[new_run]
+    runs = np.bincount(run_grp, minlength=g.n)
+    # distinct sources per group
+    pair = group_by(probes[by + ["source"]], by + ["source"]) if m else None
+    k = np.bincount(g.gid[pair.first], minlength=g.n) if m else np.zeros(0, np.int64)
+    longest = np.zeros(g.n, np.int64)
+    if m:
+        np.maximum.at(longest, run_grp, run_len)
+    ones = np.bincount(run_grp[run_len == 1], minlength=g.n)
+    # cyclic order: each probe's source equals the one k probes before it (within its group)
+    start = np.searchsorted(gs, np.arange(g.n), "left")
+    pos = np.arange(m) - start[gs] if m else np.zeros(0, np.int64)
+    back = pos >= k[gs] if m else np.zeros(0, bool)
+    idx = np.flatnonzero(back)
+    broken = np.bincount(gs[idx[s[idx] != s[idx - k[gs[idx]]]]], minlength=g.n)
+    out = g.keys(probes, by)
+    out["sources"] = k.astype(np.int64)
+    out["runs"] = runs.astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["mean_run"] = g.size / runs
+        out["share_runs_of_1"] = ones / runs
+    out["longest_run"] = longest
+    out = out[by + ["sources", "runs", "mean_run", "longest_run", "share_runs_of_1"]]
+    out["round_robin"] = (k > 1) & (longest == 1) & (broken == 0)
+    return out
+
+
+def source_rate(probes: pd.DataFrame, period_s: int = 30, by=STREAM_KEYS) -> pd.DataFrame:
+    """Probes per source per period (schema.SOURCE_RATE; periods aligned like CloudWatch's), every
+    period from the first probe's to the last's present for every source, 0 where it sent none."""
+    by = list(by)
+    step = int(period_s * _NS)
+    inner, _, _ = _per_source(probes, by)
+    ts = probes["ts_ns"].to_numpy(np.int64)
+    pstart = ts // step * step
+    lo, hi = (int(pstart.min()), int(pstart.max())) if ts.size else (0, -step)
+    n_per = (hi - lo) // step + 1
+    cell = inner.gid * n_per + (pstart - lo) // step
+    counts = np.bincount(cell, minlength=inner.n * n_per)
+    out = inner.keys(probes, by + ["source"], np.repeat(inner.first, n_per))
+    out["period_start_ns"] = np.tile(np.arange(lo, hi + step, step, dtype=np.int64), inner.n)
+    out["probes"] = counts.astype(np.int64)
+    out["rate_per_s"] = counts / period_s
+    return out
+
+
+def source_quality(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
+    """Per stream and source (schema.SOURCE_QUALITY): sent, answered, RTT statistics (µs) and loss %
+    over the whole capture; probes the capture could not judge (outcome unknown) are not counted."""
+    by = list(by)
+    p = probes[~outcome_codes(probes, ["unknown"])]
+    inner = group_by(p[by + ["source"]], by + ["source"])
+    ok = outcome_codes(p, ANSWERED)
+    answered = np.bincount(inner.gid[ok], minlength=inner.n)
+    st = cell_stats(inner.gid, p["rtt_us"].to_numpy("float64", na_value=np.nan), inner.n, (0.5, 0.95))
+    out = inner.keys(p, by + ["source"])
+    out["sent"] = inner.size.astype(np.int64)
+    out["answered"] = answered.astype(np.int64)
+    out["rtt_median_us"] = st[0.5]
+    out["rtt_mean_us"] = st["mean"]
+    out["rtt_p95_us"] = st[0.95]
+    out["loss_pct"] = loss_pct(inner.size, answered) if inner.n else np.zeros(0)
     return out

@@ -1,21 +1,43 @@
-"""Inter-arrival timing of probes: rate, jitter, dominant period, bursts and gaps (where probing stopped)."""
+"""Inter-arrival timing of probes: rate, jitter, dominant period, bursts and gaps (where probing stopped).
+
+Vectorised over the probes table (one group-by, one sort, per-group statistics in one compiled pass);
+only the spectrum of each group's probe train (:func:`dominant_period_s`) is computed group by group.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .metrics import STREAM
+from ..schema import GAP_KINDS, SOURCE_STREAM_KEYS
+from ._groups import cell_stats, group_by
 
 __all__ = ["inter_arrivals", "timing_summary", "find_gaps", "dominant_period_s"]
 _NS = 1_000_000_000
 
 
-def inter_arrivals(probes: pd.DataFrame, by=STREAM) -> pd.DataFrame:
-    """Each probe with ``ia_s``: seconds since the previous probe of its group (NaN for the first)."""
+def _sorted(probes: pd.DataFrame, by):
+    """Groups, the row order by (group, time), and per sorted row: group, time, inter-arrival (ns, NaN
+    for a group's first probe)."""
+    g = group_by(probes[list(by)], by)
+    ts = probes["ts_ns"].to_numpy(np.int64)
+    order = np.lexsort((ts, g.gid))
+    gs, tss = g.gid[order], ts[order]
+    ia = np.full(tss.size, np.nan)
+    if tss.size > 1:
+        same = gs[1:] == gs[:-1]
+        ia[1:] = np.where(same, (tss[1:] - tss[:-1]).astype(np.float64), np.nan)
+    return g, order, gs, tss, ia
+
+
+def inter_arrivals(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
+    """Each probe with ``ia_s``: seconds since the previous probe of its group (NaN for the first);
+    schema.INTER_ARRIVALS, sorted by group and time."""
     by = list(by)
-    p = probes.sort_values(by + ["ts_ns"], kind="stable")
-    ia = p.groupby(by, observed=True, dropna=False)["ts_ns"].diff() / _NS
-    return p.assign(ia_s=ia.astype("float64"))[by + ["ts_ns", "ia_s"]].reset_index(drop=True)
+    g, order, gs, tss, ia = _sorted(probes, by)
+    out = probes[by].iloc[order].reset_index(drop=True)
+    out["ts_ns"] = tss
+    out["ia_s"] = ia / _NS
+    return out
 
 
 def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
@@ -48,63 +70,82 @@ def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
     return float(1.0 / f) if f > 0 else float("nan")
 
 
-def find_gaps(probes: pd.DataFrame, by=STREAM, factor: float = 5.0, min_gap_s: float = 0.0,
+def find_gaps(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, factor: float = 5.0, min_gap_s: float = 0.0,
               span_ns: tuple[int, int] | None = None) -> pd.DataFrame:
-    """Stretches without probes: between two probes of a group more than ``factor`` × its median
-    inter-arrival (and at least ``min_gap_s``) apart; also before its first and after its last probe
-    when ``span_ns`` (capture start, end) is given — a stream that stopped for good shows as a
-    ``trailing`` gap. Columns: group keys, start_ns, end_ns, length_s, kind (gap, leading, trailing)."""
-    by = list(by)
-    rows = []
-    if span_ns is None and len(probes):
-        span_ns = None
-    for key, g in probes.sort_values("ts_ns").groupby(by, observed=True, dropna=False):
-        ts = g["ts_ns"].to_numpy(np.int64)
-        if ts.size < 2:
-            continue
-        ia = np.diff(ts)
-        limit = max(factor * float(np.median(ia)), min_gap_s * _NS)
-        key = key if isinstance(key, tuple) else (key,)
-        for i in np.flatnonzero(ia > limit):
-            rows.append((*key, int(ts[i]), int(ts[i + 1]), ia[i] / _NS, "gap"))
-        if span_ns is not None:
-            if ts[0] - span_ns[0] > limit:
-                rows.append((*key, int(span_ns[0]), int(ts[0]), (ts[0] - span_ns[0]) / _NS, "leading"))
-            if span_ns[1] - ts[-1] > limit:
-                rows.append((*key, int(ts[-1]), int(span_ns[1]), (span_ns[1] - ts[-1]) / _NS, "trailing"))
-    out = pd.DataFrame(rows, columns=by + ["start_ns", "end_ns", "length_s", "kind"])
-    return out.sort_values(by + ["start_ns"], kind="stable").reset_index(drop=True)
+    """Stretches without probes (schema.GAPS): between two probes of a group more than ``factor`` × its
+    median inter-arrival (and at least ``min_gap_s``) apart; also before its first and after its last
+    probe when ``span_ns`` (capture start, end) is given — a stream that stopped for good shows as a
+    ``trailing`` gap. Groups with fewer than two probes have none."""
+    return _gaps(probes, list(by), factor, min_gap_s, span_ns)[0]
 
 
-def timing_summary(probes: pd.DataFrame, by=STREAM, gap_factor: float = 5.0, burst_factor: float = 0.25,
+def _gaps(probes, by, factor, min_gap_s, span_ns, sorted_=None):
+    g, order, gs, tss, ia = sorted_ if sorted_ is not None else _sorted(probes, by)
+    med = cell_stats(gs, ia, g.n, (0.5,))[0.5]
+    limit = np.maximum(factor * med, min_gap_s * _NS)
+    has2 = g.size >= 2
+    inner = np.flatnonzero(ia > limit[gs] if ia.size else np.zeros(0, bool))   # index of the probe after
+    start, end, grp, seqno, kind = [tss[inner - 1]], [tss[inner]], [gs[inner]], [inner], [np.zeros(inner.size, np.int8)]
+    if span_ns is not None and g.n:
+        first = np.searchsorted(gs, np.arange(g.n), "left")
+        last = np.searchsorted(gs, np.arange(g.n), "right") - 1
+        t0, t1 = tss[first], tss[last]
+        lead = np.flatnonzero(has2 & (t0 - span_ns[0] > limit))
+        trail = np.flatnonzero(has2 & (span_ns[1] - t1 > limit))
+        start += [np.full(lead.size, span_ns[0], np.int64), t1[trail]]
+        end += [t0[lead], np.full(trail.size, span_ns[1], np.int64)]
+        grp += [lead, trail]
+        seqno += [np.full(lead.size, tss.size), np.full(trail.size, tss.size + 1)]
+        kind += [np.ones(lead.size, np.int8), np.full(trail.size, 2, np.int8)]
+    start, end, grp, seqno, kind = (np.concatenate(x) for x in (start, end, grp, seqno, kind))
+    o = np.lexsort((seqno, start, grp))
+    start, end, grp, kind = start[o].astype(np.int64), end[o].astype(np.int64), grp[o], kind[o]
+    out = probes[by].iloc[g.first[grp]].reset_index(drop=True)
+    out["start_ns"] = start
+    out["end_ns"] = end
+    out["length_s"] = (end - start) / _NS
+    out["kind"] = pd.Categorical.from_codes(kind, categories=list(GAP_KINDS))
+    return out, grp
+
+
+def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: float = 5.0, burst_factor: float = 0.25,
                    span_ns: tuple[int, int] | None = None) -> pd.DataFrame:
-    """Per group: probes, rate, inter-arrival median/mean, jitter as ``ia_std_ms`` (standard deviation)
-    and ``ia_mad_ms`` (mean absolute deviation from the mean), dominant period, bursts (inter-arrivals
-    under ``burst_factor`` × median) and gaps (over ``gap_factor`` × median)."""
+    """Per group (schema.TIMING_SUMMARY): probes, rate, inter-arrival median/mean, jitter as
+    ``ia_std_ms`` (standard deviation) and ``ia_mad_ms`` (mean absolute deviation from the mean),
+    dominant period, bursts (inter-arrivals under ``burst_factor`` × median) and gaps (over
+    ``gap_factor`` × median, see find_gaps)."""
     by = list(by)
-    gaps = find_gaps(probes, by, gap_factor, span_ns=span_ns)
-    rows = []
-    for key, g in probes.groupby(by, observed=True, dropna=False):
-        ts = np.sort(g["ts_ns"].to_numpy(np.int64))
-        key = key if isinstance(key, tuple) else (key,)
-        ia = np.diff(ts) / _NS
-        n = ts.size
-        if ia.size:
-            med = float(np.median(ia))
-            mean = float(ia.mean())
-            rate = (n - 1) / ((ts[-1] - ts[0]) / _NS) if ts[-1] > ts[0] else np.nan
-            std = float(ia.std(ddof=1)) * 1e3 if ia.size > 1 else np.nan
-            mad = float(np.abs(ia - mean).mean()) * 1e3
-            bursts = int((ia < burst_factor * med).sum())
-        else:
-            med = mean = rate = std = mad = np.nan
-            bursts = 0
-        sel = np.ones(len(gaps), bool)
-        for c, v in zip(by, key):
-            sel &= (gaps[c].astype(object) == v).to_numpy() if not pd.isna(v) else gaps[c].isna().to_numpy()
-        gk = gaps[sel]
-        rows.append((*key, n, rate, med, mean, std, mad, dominant_period_s(ts), bursts, len(gk),
-                     float(gk["length_s"].max()) if len(gk) else 0.0))
-    cols = by + ["probes", "rate_per_s", "ia_median_s", "ia_mean_s", "ia_std_ms", "ia_mad_ms",
-                 "dominant_period_s", "bursts", "gaps", "longest_gap_s"]
-    return pd.DataFrame(rows, columns=cols)
+    sorted_ = _sorted(probes, by)
+    g, order, gs, tss, ia = sorted_
+    gaps, gap_grp = _gaps(probes, by, gap_factor, 0.0, span_ns, sorted_)
+    ia_s = ia / _NS
+    st = cell_stats(gs, ia_s, g.n, (0.5,))
+    n = g.size
+    med, mean = st[0.5], st["mean"]
+    dev = ia_s - mean[gs] if gs.size else ia_s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = cell_stats(gs, dev * dev, g.n)["sum"] / (st["count"] - 1)
+        mad = cell_stats(gs, np.abs(dev), g.n)["mean"] * 1e3
+        first = np.searchsorted(gs, np.arange(g.n), "left")
+        last = np.searchsorted(gs, np.arange(g.n), "right") - 1
+        span = (tss[last] - tss[first]) / _NS if g.n else np.zeros(0)
+        rate = np.where(span > 0, (n - 1) / np.where(span > 0, span, 1), np.nan)
+    std = np.where(st["count"] > 1, np.sqrt(var) * 1e3, np.nan)
+    bursts = np.bincount(gs[ia_s < burst_factor * med[gs]], minlength=g.n) if gs.size else np.zeros(0, np.int64)
+    ngaps = np.bincount(gap_grp, minlength=g.n)
+    longest = np.zeros(g.n)
+    if gap_grp.size:
+        np.maximum.at(longest, gap_grp, gaps["length_s"].to_numpy())
+    dom = np.array([dominant_period_s(tss[first[k]:last[k] + 1]) for k in range(g.n)], dtype=np.float64)
+    out = probes[by].iloc[g.first].reset_index(drop=True)
+    out["probes"] = n.astype(np.int64)
+    out["rate_per_s"] = rate.astype(np.float64)
+    out["ia_median_s"] = med
+    out["ia_mean_s"] = mean
+    out["ia_std_ms"] = std
+    out["ia_mad_ms"] = mad
+    out["dominant_period_s"] = dom
+    out["bursts"] = bursts.astype(np.int64)
+    out["gaps"] = ngaps.astype(np.int64)
+    out["longest_gap_s"] = longest
+    return out

@@ -5,8 +5,13 @@ SYNs carrying (size - 20) random bytes, answered SYN/ACKs reset at once from the
 so the wire shows SYN → SYN/ACK → RST. The kernel's own RST to the SYN/ACK (no socket owns the port) is
 dropped by an nftables rule that lets through only packets marked by the prober (SO_MARK).
 Round-robin over the sources at a fixed rate for a bounded duration; RTTs from kernel receive
-timestamps (SO_TIMESTAMPNS). Results are written as the generator's truth format (one row per probe)
-plus per-period metrics, flushed every period, so a kill loses at most the current period.
+timestamps (SO_TIMESTAMPNS). Results are written as the generator's truth format (one row per probe,
+schema.TRUTH) as soon as each probe's outcome is decided, plus ``RESULTS.periods.jsonl``: exactly one
+record per (stream, source, period), written (and fsynced) when the period closes, that is once the
+outcome of its last probe is decided (``2 × timeout_s`` after the period's end). ``kill -9`` therefore
+loses at most the periods still open: the current one, and the one before it for ``2 × timeout_s``
+after a boundary. The rules (what answers a probe, its outcome, a period's status) are
+probekit.protocol's.
 """
 from __future__ import annotations
 
@@ -29,8 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ProbekitError
+from ..protocol import (ANSWERED, REPLY_KINDS, classify_outcome, echo_request_type,
+                        is_echo_reply, loss_pct, period_status, rst_ack_accepts, syn_ack_isn, syn_data_len)
+from ..schema import TRUTH_COLUMNS
 from ..spec import Probe
-from ..synth.simulate import TRUTH_COLUMNS
 
 __all__ = ["Prober", "ProberError", "MAX_RATE"]
 
@@ -119,7 +126,9 @@ class Prober:
         self.stop = threading.Event()
         self.socks: dict[tuple, socket.socket] = {}
         self.nft_table: str | None = None
-        self.schedule_err_ns: list[int] = []
+        self.cells: dict[tuple, list] = {}          # (stream label, source, period start) -> final rows
+        self.first_period_ns: int | None = None
+        self.next_close_ns: int | None = None       # start of the oldest period not yet written
 
     # -------------------------------------------------------------------------- sockets
     def _open(self) -> None:
@@ -200,7 +209,7 @@ class Prober:
         if p.protocol == "icmp":
             ident, seq = st.ids[src], st.seqs[src]
             st.seqs[src] = (seq + 1) % 65536
-            typ = 8 if p.family == 4 else 128
+            typ = echo_request_type(p.family)
             msg = struct.pack("!BBHHH", typ, 0, 0, ident, seq) + payload
             if p.family == 4:
                 msg = msg[:2] + struct.pack("!H", _csum(msg)) + msg[4:]
@@ -263,7 +272,7 @@ class Prober:
             l4 = data
         proto = s.proto
         if proto in (socket.IPPROTO_ICMP, socket.IPPROTO_ICMPV6):
-            if len(l4) < 8 or l4[0] not in (0, 129):
+            if len(l4) < 8 or not is_echo_reply(l4[0]):
                 return
             ident, seq = struct.unpack("!HH", l4[4:8])
             key = ("icmp", local, ident, seq)
@@ -279,13 +288,13 @@ class Prober:
         sport, dport, seq, ack, _off, flags = struct.unpack("!HHIIBB", l4[:14])
         if not PROBE_PORTS[0] <= dport <= PROBE_PORTS[1]:
             return
-        key = ("tcp", local, dport, (ack - 1) % 2**32)
+        key = ("tcp", local, dport, syn_ack_isn(ack))
         with self.lock:
             rec = self.sent.get(key)
             if rec is None and flags & 0x04:
                 # a RST/ACK may acknowledge the SYN's data as well: ack = ISN + 1 + payload
                 cand = self.by_port.get((local, dport))
-                if cand is not None and (ack - cand.seq - 1 - (cand.size - 20)) % 2**32 == 0:
+                if cand is not None and rst_ack_accepts(ack, cand.seq, syn_data_len(cand.size)):
                     rec = cand
             if rec is None:
                 return
@@ -303,13 +312,9 @@ class Prober:
         st = self.streams[rec.stream]
         p = st.probe
         delay = None if rec.first_reply_ns is None else rec.first_reply_ns - rec.send_ns
-        if delay is None:
-            outcome = "lost"
-        elif delay > self.timeout_ns:
-            outcome = "late"
-        else:
-            outcome = "refused" if rec.kind == "rst_ack" else "answered"
-        answered = outcome in ("answered", "refused")
+        kind = REPLY_KINDS.index(rec.kind) if rec.kind else -1
+        outcome = classify_outcome(kind, np.nan if delay is None else delay, self.timeout_ns)
+        answered = outcome in ANSWERED
         return {"probe_id": rec.probe_id, "stream": p.label(), "protocol": p.protocol, "source": rec.source,
                 "destination": p.destination, "port": p.port if p.port else "", "size_configured": p.size,
                 "size": rec.size, "send_ns": rec.send_ns, "answered": answered,
@@ -319,6 +324,8 @@ class Prober:
                 "replies": rec.replies}
 
     def _flush(self, writer, fh, periods_fh, upto_ns: int | None) -> None:
+        """Write the probes whose outcome is decided (sent 2 × timeout before ``upto_ns``; all of them
+        when None), then every period that holds no undecided probe any more."""
         with self.lock:
             ready = [r for r in self.by_id.values() if upto_ns is None or r.send_ns + 2 * self.timeout_ns <= upto_ns]
             for r in ready:
@@ -328,22 +335,45 @@ class Prober:
             writer.writerow(row)
         fh.flush()
         os.fsync(fh.fileno())
-        self._write_periods(rows, periods_fh)
-
-    def _write_periods(self, rows: list[dict], fh) -> None:
         step = self.period_s * 1_000_000_000
-        groups: dict = {}
         for r in rows:
-            groups.setdefault((r["stream"], r["source"], r["send_ns"] // step * step), []).append(r)
-        for (stream, source, start), g in sorted(groups.items()):
-            ok = [float(r["rtt_us"]) for r in g if r["answered"]]
-            sent = len(g)
-            fh.write(json.dumps({"stream": stream, "source": source, "period_start_ns": start, "period_s": self.period_s,
-                                 "sent": sent, "answered": len(ok), "loss_pct": 100.0 * (sent - len(ok)) / sent,
-                                 "rtt_median_us": float(np.median(ok)) if ok else None,
-                                 "status": "ok" if len(ok) == sent else ("no_reply" if not ok else "loss")}) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+            start = r["send_ns"] // step * step
+            self.cells.setdefault((r["stream"], r["source"], start), []).append(r)
+            if self.first_period_ns is None or start < self.first_period_ns:
+                self.first_period_ns = start
+        self._close_periods(periods_fh, None if upto_ns is None else upto_ns - 2 * self.timeout_ns)
+
+    def _close_periods(self, fh, decided_ns: int | None) -> None:
+        """Write one record per (stream, source) for every period that ended by ``decided_ns`` (every
+        period with probes when None), oldest first; a source that sent nothing in it gets no_probes."""
+        if self.first_period_ns is None:
+            return
+        step = self.period_s * 1_000_000_000
+        start = self.next_close_ns if self.next_close_ns is not None else self.first_period_ns
+        last = (max(k[2] for k in self.cells) if self.cells else start - step) if decided_ns is None \
+            else decided_ns // step * step - step
+        pairs = [(st.probe.label(), src) for st in self.streams for src in st.probe.sources]
+        lines = []
+        while start <= last:
+            for stream, source in pairs:
+                lines.append(self._period_record(stream, source, start, self.cells.pop((stream, source, start), [])))
+            start += step
+        self.next_close_ns = start
+        if lines:
+            fh.write("".join(lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _period_record(self, stream: str, source: str, start: int, rows: list[dict]) -> str:
+        ok = [float(r["rtt_us"]) for r in rows if r["answered"]]
+        sent = len(rows)
+        loss = loss_pct(sent, len(ok))
+        return json.dumps({"stream": stream, "source": source, "period_start_ns": int(start),
+                           "period_s": self.period_s, "sent": sent, "answered": len(ok),
+                           "late": sum(r["outcome"] == "late" for r in rows),
+                           "loss_pct": None if np.isnan(loss) else loss,
+                           "rtt_median_us": float(np.median(ok)) if ok else None,
+                           "status": period_status(sent, len(ok))}) + "\n"
 
     # ------------------------------------------------------------------------------- run
     def run(self) -> dict:
@@ -364,7 +394,9 @@ class Prober:
                 writer = csv.DictWriter(fh, fieldnames=list(TRUTH_COLUMNS), lineterminator="\n")
                 writer.writeheader()
                 start = time.time_ns() + 50_000_000
-                next_flush = start + self.period_s * 1_000_000_000
+                step = self.period_s * 1_000_000_000
+                # flush when the oldest open period's last probe is decided, and at least every period
+                next_flush = (start // step + 1) * step + 2 * self.timeout_ns
                 for pid, (off, k, src) in enumerate(sched):
                     target = start + off
                     prepared = self._prepare(k, src, pid)
@@ -377,7 +409,7 @@ class Prober:
                     errors.append(self._fire(prepared, target))
                     if time.time_ns() >= next_flush:
                         self._flush(writer, fh, pfh, time.time_ns())
-                        next_flush += self.period_s * 1_000_000_000
+                        next_flush += step
                 # wait out the late window of the last probes, then write everything
                 time.sleep(2 * self.timeout_ns / 1e9 + 0.05)
                 self._flush(writer, fh, pfh, None)

@@ -36,8 +36,7 @@ class Simulation:
     sources: list[str]           # text form of each source address in ``addresses`` order
 
 
-TRUTH_COLUMNS = ("probe_id", "stream", "protocol", "source", "destination", "port", "size_configured",
-                 "size", "send_ns", "answered", "rtt_us", "outcome", "lost_leg", "replies")
+from ..schema import TRUTH_COLUMNS  # noqa: E402 - the truth sidecar's columns (schema.TRUTH)
 
 
 def simulate(monitor: Monitor, cond: Conditions, rng: np.random.Generator) -> Simulation:
