@@ -72,6 +72,7 @@ class StreamName(str):
     bytes (an unpickled table can no longer slice payloads of a pipe)."""
 
     buffer: np.ndarray | None
+    base: int = 0        # stream offset of buffer[0] (a chunk of a stream holds only its own bytes)
 
     def __new__(cls, name: str, buffer: np.ndarray | None = None):
         s = super().__new__(cls, name)
@@ -492,7 +493,7 @@ def capture_bytes(ref, upto: int | None = None):
             raise CaptureError(str(ref), None, "this table was read from a stream whose bytes are no longer "
                                                "held (the table went through pickle or Parquet): read the "
                                                "capture from a file to slice payloads")
-        yield ref.buffer
+        yield ref.buffer if not ref.base else _Shifted(ref.buffer, ref.base)
         return
     name = os.fspath(ref)
     f, kind = _open_path(name)
@@ -514,6 +515,16 @@ def capture_bytes(ref, upto: int | None = None):
             if upto is not None and grow.n >= upto:
                 break
         yield grow.array()
+
+
+class _Shifted:
+    """A buffer holding stream bytes from offset ``base`` on, sliced with stream offsets."""
+
+    def __init__(self, buf: np.ndarray, base: int):
+        self.buf, self.base = buf, base
+
+    def __getitem__(self, sl: slice):
+        return self.buf[sl.start - self.base:sl.stop - self.base]
 
 
 @contextmanager

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels as K
 from ..errors import CaptureError
+from . import _kernels as K
 
 __all__ = ["FrameIndex", "Interface", "PcapHeader", "index_frames", "sniff_format", "pcap_header", "pcap_records"]
 
