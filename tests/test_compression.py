@@ -257,3 +257,38 @@ def test_read_captures_takes_compressed_rotations_as_they_are(tmp_path, plain):
     pd.testing.assert_frame_equal(got[cols].reset_index(drop=True), want[cols].reset_index(drop=True),
                                   check_categorical=False)
     assert df.probekit.payloads().tolist() == want.probekit.payloads().tolist()
+
+
+def _wild_compressed():
+    from conftest import SHARED
+    root = SHARED / "captures-wild" / "compressed"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.gz")) if root.is_dir() else []
+
+
+@pytest.mark.parametrize("rel", _wild_compressed() or ["<corpus missing>"])
+def test_real_compressed_captures_match_tshark(rel):
+    """captures-wild's gzip'd captures (from scapy's and zeek's test data): frame count, timestamps and
+    lengths equal tshark's (which reads gzip itself)."""
+    import os
+    from conftest import SHARED
+    root = SHARED / "captures-wild"
+    if rel == "<corpus missing>":
+        msg = f"captures-wild is not at {root} (set PROBEKIT_SHARED)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    oracle = root / "oracle" / "compressed" / (rel + ".tsv")
+    rc = int((root / "oracle" / "compressed" / (rel + ".rc")).read_text().strip() or 0)
+    assert rc == 0
+    want = pd.read_csv(oracle, sep="\t", dtype=str, keep_default_na=False)
+    want = want[want["frame.interface_id"] != ""] if "pcapng" in rel else want   # tshark numbers custom blocks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CaptureWarning)
+        got = read_capture(root / "compressed" / rel)
+    assert got.attrs["compression"] == "gzip"
+    assert len(got) == len(want)
+    assert got["caplen"].tolist() == want["frame.cap_len"].astype(int).tolist()
+    assert got["wirelen"].tolist() == want["frame.len"].astype(int).tolist()
+    sec, _, frac = zip(*(t.partition(".") for t in want["frame.time_epoch"]))
+    ns = [int(s) * 10**9 + int((f + "000000000")[:9]) for s, f in zip(sec, frac)]
+    assert got["ts_ns"].astype("int64").tolist() == ns
