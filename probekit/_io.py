@@ -328,8 +328,10 @@ def _decompressed_chunks(read, kind: str, problems: list):
 class _Grow:
     """An anonymous memory map that grows by mremap (no copy of what it holds)."""
 
-    def __init__(self, size=16 << 20):
-        self.mm = mmap.mmap(-1, size)
+    def __init__(self, size=1 << 16):
+        # private: a shared anonymous map is a fixed-size shmem object, and growing it by mremap would
+        # leave the new pages without backing (SIGBUS)
+        self.mm = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.n = 0
 
     def _room(self, k):
@@ -508,7 +510,7 @@ def capture_bytes(ref, upto: int | None = None):
         if kind != "file":
             raise CaptureError(name, None, "is a pipe: its bytes cannot be read again for payloads (read "
                                            "the table with read_capture from the pipe in this process)")
-        grow = _Grow(1 << 20)
+        grow = _Grow()
         problems: list[StreamProblem] = []
         for out in _decompressed_chunks(_Head(_read_fn(f, name)).read, comp, problems):
             grow.write(out)
