@@ -35,7 +35,7 @@ import numpy as np
 from .errors import CaptureError
 
 __all__ = ["COMPRESSIONS", "READ_CHUNK", "OpenedBytes", "StreamEnd", "StreamName", "StreamProblem", "capture_bytes",
-           "iter_stream_chunks", "open_capture_bytes", "sniff_compression", "source_name", "spooled_path"]
+           "iter_stream_chunks", "open_capture_bytes", "sniff_compression", "source_name"]
 
 READ_CHUNK = 1 << 20            # raw bytes per read() of a stream
 OUT_CHUNK = 8 << 20             # at most this many decompressed bytes per decompress() call
@@ -527,32 +527,3 @@ class _Shifted:
 
     def __getitem__(self, sl: slice):
         return self.buf[sl.start - self.base:sl.stop - self.base]
-
-
-@contextmanager
-def spooled_path(source):
-    """A path with the source's raw bytes: the path itself for a regular file, else a temporary file
-    holding a copy of the stream (for tools that need a file name, e.g. tshark)."""
-    if isinstance(source, (str, os.PathLike)):
-        p = os.fspath(source)
-        if not os.path.exists(p) or stat.S_ISREG(os.stat(p).st_mode):
-            yield p
-            return
-        f, _ = _open_path(p)
-        own = True
-    else:
-        f, own = source, False
-    import tempfile
-    rd = _read_fn(f, source_name(source))
-    try:
-        with tempfile.NamedTemporaryFile(prefix="probekit-", suffix=".cap") as tmp:
-            while True:
-                b = rd(READ_CHUNK)
-                if not b:
-                    break
-                tmp.write(b)
-            tmp.flush()
-            yield tmp.name
-    finally:
-        if own:
-            f.close()

@@ -8,13 +8,12 @@ import io
 import warnings
 from pathlib import Path
 
+import capwriter as W
 import pandas as pd
 import pytest
 
 from probekit import CaptureError, CaptureWarning, read_capture
 from probekit.capture import iter_packet_chunks
-
-import capwriter as W
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPS = ["healthy.pcap", "lossy.pcapng", "lossy+size-change.pcapng", "healthy-ipv6-target-side.pcap"]

@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
+from capwriter import pcap
 
 from probekit import CaptureError, CaptureWarning, read_capture
 from probekit._io import sniff_compression
 from probekit.scale import read_captures
-
-from capwriter import pcap
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["healthy.pcap", "lossy.pcapng"]
@@ -270,6 +269,7 @@ def test_real_compressed_captures_match_tshark(rel):
     """captures-wild's gzip'd captures (from scapy's and zeek's test data): frame count, timestamps and
     lengths equal tshark's (which reads gzip itself)."""
     import os
+
     from conftest import SHARED
     root = SHARED / "captures-wild"
     if rel == "<corpus missing>":

@@ -118,16 +118,25 @@ def _stop_of(idx, ob) -> CaptureError | None:
 
 
 def _read_other(source, backend, strict):
-    """The reference backends read a file by name: a stream is spooled to a temporary file first."""
-    with _io.spooled_path(source) as path:
+    """The reference backends read a plain file by name: other input (compressed, a stream) is
+    decompressed into a temporary file first, so their offsets count in the decompressed stream too."""
+    import tempfile
+
+    def run(path):
         if backend == "dpkt":
             from ._dpkt import read_dpkt
-            df = read_dpkt(path, strict=strict)
-        else:
-            from ._pyshark import read_pyshark
-            df = read_pyshark(path)
-    if not isinstance(source, (str, os.PathLike)):
-        df.attrs["path"] = _io.source_name(source)
+            return read_dpkt(path, strict=strict)
+        from ._pyshark import read_pyshark
+        return read_pyshark(path)
+    with _io.open_capture_bytes(source, retain=True) as ob:
+        if ob.kind == "file" and ob.compression is None:
+            return run(ob.name)
+        with tempfile.NamedTemporaryFile(prefix="probekit-", suffix=".cap") as tmp:
+            tmp.write(memoryview(ob.buf))
+            tmp.flush()
+            df = run(tmp.name)
+        df.attrs["path"] = ob.ref
+        df.attrs["compression"] = ob.compression
     return df
 
 
