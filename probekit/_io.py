@@ -21,6 +21,7 @@ Foundation layer: knows nothing about pcap or pcapng. What it gives the reader:
 from __future__ import annotations
 
 import bz2
+import io
 import lzma
 import mmap
 import os
@@ -334,7 +335,7 @@ class _Grow:
         self.mm = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.n = 0
 
-    def _room(self, k):
+    def room(self, k):
         need = self.n + k
         if need > len(self.mm):
             new = len(self.mm)
@@ -346,7 +347,7 @@ class _Grow:
         k = len(b)
         if not k:
             return
-        self._room(k)
+        self.room(k)
         self.mm[self.n:self.n + k] = b
         self.n += k
 
@@ -388,7 +389,7 @@ def open_capture_bytes(source, *, retain: bool = False):
         grow = _Grow()
         problems: list[StreamProblem] = []
         if comp is None:
-            _copy_plain(src, grow)
+            _copy_plain(src, grow, f)
         else:
             for out in _decompressed_chunks(src.read, comp, problems):
                 grow.write(out)
@@ -406,7 +407,24 @@ def open_capture_bytes(source, *, retain: bool = False):
             f.close()
 
 
-def _copy_plain(src: _Head, grow: _Grow) -> None:
+def _copy_plain(src: _Head, grow: _Grow, f=None) -> None:
+    """Copy a plain stream into the buffer: straight into the map with readinto where the file object
+    has it (one copy, no bytes objects), else chunk by chunk."""
+    grow.write(src.read(SNIFF_BYTES))   # the sniffed head first
+    readinto = getattr(f, "readinto", None)
+    if readinto is not None:
+        try:
+            while True:
+                grow.room(READ_CHUNK)
+                with memoryview(grow.mm) as mv:
+                    got = readinto(mv[grow.n:grow.n + READ_CHUNK])
+                if not got:
+                    return
+                grow.n += got
+        except (io.UnsupportedOperation, AttributeError, TypeError):
+            pass
+        except OSError as e:
+            raise CaptureError(source_name(f), grow.n, f"cannot read: {e.strerror or e}") from None
     while True:
         b = src.read(READ_CHUNK)
         if not b:
