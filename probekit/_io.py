@@ -21,6 +21,7 @@ Foundation layer: knows nothing about pcap or pcapng. What it gives the reader:
 from __future__ import annotations
 
 import bz2
+import io
 import lzma
 import mmap
 import os
@@ -35,7 +36,7 @@ import numpy as np
 from .errors import CaptureError
 
 __all__ = ["open_bytes", "COMPRESSIONS", "READ_CHUNK", "OpenedBytes", "StreamEnd", "StreamName", "StreamProblem", "capture_bytes",
-           "iter_stream_chunks", "open_capture_bytes", "sniff_compression", "source_name", "spooled_path"]
+           "iter_stream_chunks", "open_capture_bytes", "sniff_compression", "source_name"]
 
 READ_CHUNK = 1 << 20            # raw bytes per read() of a stream
 OUT_CHUNK = 8 << 20             # at most this many decompressed bytes per decompress() call
@@ -72,6 +73,7 @@ class StreamName(str):
     bytes (an unpickled table can no longer slice payloads of a pipe)."""
 
     buffer: np.ndarray | None
+    base: int = 0        # stream offset of buffer[0] (a chunk of a stream holds only its own bytes)
 
     def __new__(cls, name: str, buffer: np.ndarray | None = None):
         s = super().__new__(cls, name)
@@ -327,11 +329,13 @@ def _decompressed_chunks(read, kind: str, problems: list):
 class _Grow:
     """An anonymous memory map that grows by mremap (no copy of what it holds)."""
 
-    def __init__(self, size=16 << 20):
-        self.mm = mmap.mmap(-1, size)
+    def __init__(self, size=1 << 16):
+        # private: a shared anonymous map is a fixed-size shmem object, and growing it by mremap would
+        # leave the new pages without backing (SIGBUS)
+        self.mm = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.n = 0
 
-    def _room(self, k):
+    def room(self, k):
         need = self.n + k
         if need > len(self.mm):
             new = len(self.mm)
@@ -343,7 +347,7 @@ class _Grow:
         k = len(b)
         if not k:
             return
-        self._room(k)
+        self.room(k)
         self.mm[self.n:self.n + k] = b
         self.n += k
 
@@ -385,7 +389,7 @@ def open_capture_bytes(source, *, retain: bool = False):
         grow = _Grow()
         problems: list[StreamProblem] = []
         if comp is None:
-            _copy_plain(src, grow)
+            _copy_plain(src, grow, f)
         else:
             for out in _decompressed_chunks(src.read, comp, problems):
                 grow.write(out)
@@ -403,7 +407,24 @@ def open_capture_bytes(source, *, retain: bool = False):
             f.close()
 
 
-def _copy_plain(src: _Head, grow: _Grow) -> None:
+def _copy_plain(src: _Head, grow: _Grow, f=None) -> None:
+    """Copy a plain stream into the buffer: straight into the map with readinto where the file object
+    has it (one copy, no bytes objects), else chunk by chunk."""
+    grow.write(src.read(SNIFF_BYTES))   # the sniffed head first
+    readinto = getattr(f, "readinto", None)
+    if readinto is not None:
+        try:
+            while True:
+                grow.room(READ_CHUNK)
+                with memoryview(grow.mm) as mv:
+                    got = readinto(mv[grow.n:grow.n + READ_CHUNK])
+                if not got:
+                    return
+                grow.n += got
+        except (io.UnsupportedOperation, AttributeError, TypeError):
+            pass
+        except OSError as e:
+            raise CaptureError(source_name(f), grow.n, f"cannot read: {e.strerror or e}") from None
     while True:
         b = src.read(READ_CHUNK)
         if not b:
@@ -492,7 +513,7 @@ def capture_bytes(ref, upto: int | None = None):
             raise CaptureError(str(ref), None, "this table was read from a stream whose bytes are no longer "
                                                "held (the table went through pickle or Parquet): read the "
                                                "capture from a file to slice payloads")
-        yield ref.buffer
+        yield ref.buffer if not ref.base else _Shifted(ref.buffer, ref.base)
         return
     name = os.fspath(ref)
     f, kind = _open_path(name)
@@ -507,7 +528,7 @@ def capture_bytes(ref, upto: int | None = None):
         if kind != "file":
             raise CaptureError(name, None, "is a pipe: its bytes cannot be read again for payloads (read "
                                            "the table with read_capture from the pipe in this process)")
-        grow = _Grow(1 << 20)
+        grow = _Grow()
         problems: list[StreamProblem] = []
         for out in _decompressed_chunks(_Head(_read_fn(f, name)).read, comp, problems):
             grow.write(out)
@@ -516,33 +537,14 @@ def capture_bytes(ref, upto: int | None = None):
         yield grow.array()
 
 
-@contextmanager
-def spooled_path(source):
-    """A path with the source's raw bytes: the path itself for a regular file, else a temporary file
-    holding a copy of the stream (for tools that need a file name, e.g. tshark)."""
-    if isinstance(source, (str, os.PathLike)):
-        p = os.fspath(source)
-        if not os.path.exists(p) or stat.S_ISREG(os.stat(p).st_mode):
-            yield p
-            return
-        f, _ = _open_path(p)
-        own = True
-    else:
-        f, own = source, False
-    import tempfile
-    rd = _read_fn(f, source_name(source))
-    try:
-        with tempfile.NamedTemporaryFile(prefix="probekit-", suffix=".cap") as tmp:
-            while True:
-                b = rd(READ_CHUNK)
-                if not b:
-                    break
-                tmp.write(b)
-            tmp.flush()
-            yield tmp.name
-    finally:
-        if own:
-            f.close()
+class _Shifted:
+    """A buffer holding stream bytes from offset ``base`` on, sliced with stream offsets."""
+
+    def __init__(self, buf: np.ndarray, base: int):
+        self.buf, self.base = buf, base
+
+    def __getitem__(self, sl: slice):
+        return self.buf[sl.start - self.base:sl.stop - self.base]
 
 
 @contextmanager

@@ -5,16 +5,30 @@ import os
 import sys
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from .. import _io
 from .._io import open_bytes
 from ..errors import CaptureError, CaptureWarning
-from ._frames import index_frames
+from . import _kernels as K
+from ._frames import (
+    PCAP_HEADER,
+    PCAPNG_SHB,
+    SHB_INSANE_MAX,
+    FrameIndex,
+    Interface,
+    _index_pcapng,
+    index_frames,
+    pcap_header,
+    pcap_records,
+    pcap_stop_error,
+    sniff_format,
+)
 from ._table import decode_frames
 from .linktypes import linktype_name
 
-__all__ = ["read_capture", "open_bytes"]
+__all__ = ["iter_packet_chunks", "open_bytes", "read_capture"]
 
 BACKENDS = ("fast", "dpkt", "pyshark")
 PROGRESS_BYTES = 50 * 1024 * 1024
@@ -107,16 +121,25 @@ def _stop_of(idx, ob) -> CaptureError | None:
 
 
 def _read_other(source, backend, strict, decapsulate=True):
-    """The reference backends read a file by name: a stream is spooled to a temporary file first."""
-    with _io.spooled_path(source) as path:
+    """The reference backends read a plain file by name: other input (compressed, a stream) is
+    decompressed into a temporary file first, so their offsets count in the decompressed stream too."""
+    import tempfile
+
+    def run(path):
         if backend == "dpkt":
             from ._dpkt import read_dpkt
-            df = read_dpkt(path, strict=strict, decapsulate=decapsulate)
-        else:
-            from ._pyshark import read_pyshark
-            df = read_pyshark(path)
-    if not isinstance(source, (str, os.PathLike)):
-        df.attrs["path"] = _io.source_name(source)
+            return read_dpkt(path, strict=strict, decapsulate=decapsulate)
+        from ._pyshark import read_pyshark
+        return read_pyshark(path)
+    with _io.open_capture_bytes(source, retain=True) as ob:
+        if ob.kind == "file" and ob.compression is None:
+            return run(ob.name)
+        with tempfile.NamedTemporaryFile(prefix="probekit-", suffix=".cap") as tmp:
+            tmp.write(memoryview(ob.buf))
+            tmp.flush()
+            df = run(tmp.name)
+        df.attrs["path"] = ob.ref
+        df.attrs["compression"] = ob.compression
     return df
 
 
@@ -127,3 +150,267 @@ def _progress_bar(nbytes: int, nframes: int, progress):
         return None
     from tqdm import tqdm
     return tqdm(total=nframes, unit="pkt", unit_scale=True, desc="decoding", leave=False)
+
+
+# ------------------------------------------------------------------------------------------ chunks
+def iter_packet_chunks(source, packets_per_chunk: int = 1_000_000, *, strict: bool = False,
+                       read_bytes: int = 16 << 20):
+    """Read a capture as a sequence of packets tables in bounded memory (huge captures, pipes).
+
+    Each table has at most ``packets_per_chunk`` rows (pcap: exactly that many except the last;
+    pcapng: chunks also end where an interface or section block starts) and the columns of
+    ``read_capture``, with ``frame`` counting from 1 across the whole capture and ``payload_off`` the
+    byte offset in the whole (decompressed) stream — file-absolute for a plain file, so
+    ``chunk.probekit.payloads()`` works on every chunk. Memory: the bytes of one chunk's records plus
+    one read (``read_bytes``), never the whole capture; the stream is read front to back, never seeked.
+    A cut or corrupt capture ends with a CaptureWarning after the last whole record (CaptureError with
+    ``strict``), as in read_capture. Each table's ``attrs['chunk']`` is its 0-based index.
+    """
+    if packets_per_chunk < 1:
+        raise ValueError("packets_per_chunk must be at least 1")
+    walker = _ChunkWalker(source, packets_per_chunk, strict, read_bytes)
+    yield from walker.run()
+
+
+class _ChunkWalker:
+    """The window of bytes not yet turned into rows, walked with the same kernels and checks as
+    read_capture; offsets are carried over to the whole stream."""
+
+    def __init__(self, source, limit, strict, read_bytes):
+        self.limit = limit
+        self.strict = strict
+        self.end = _io.StreamEnd()
+        self.chunks = _io.iter_stream_chunks(source, read_bytes, self.end)
+        self.name = _io.source_name(source)
+        self.plain_file = isinstance(source, (str, os.PathLike))
+        self.W = b""          # the window
+        self.B = 0            # stream offset of W[0]
+        self.eof = False
+        self.frames = 0       # rows yielded so far
+        self.nchunk = 0
+        self.interfaces: list[Interface] = []   # every interface so far, numbered over the whole capture
+
+    # --- the window
+    def more(self) -> bool:
+        """Append the next read to the window; False at the end of the stream."""
+        if not self.eof:
+            for _off, data in self.chunks:
+                self.W = self.W + data if self.W else data
+                return True
+            self.eof = True
+        return False
+
+    def need(self, n) -> bool:
+        while len(self.W) < n:
+            if not self.more():
+                return False
+        return True
+
+    def consume(self, k):
+        self.W = self.W[k:]
+        self.B += k
+
+    # --- shared
+    def _ob(self, buf=None):
+        return _io.OpenedBytes(np.frombuffer(self.W, np.uint8) if buf is None else buf, self.name, self.name,
+                               self.end.compression, "stream", self.end.problem)
+
+    def _explain(self, err: CaptureError) -> CaptureError:
+        if self.end.compression is not None:
+            while self.more():    # the compressed layer's verdict comes at its end
+                pass
+            err = _explain(err, self._ob())
+        return err
+
+    def _stop(self, err: CaptureError):
+        """The capture ends early: raise (strict, or nothing read yet) or warn after the whole records."""
+        err = self._explain(err)
+        if self.strict or not self.interfaces:
+            raise err
+        warnings.warn(f"salvaged {self.frames} whole record(s); stopped: {err}", CaptureWarning, stacklevel=4)
+
+    def _boundary_problem(self):
+        """The decompressed data ended on a record boundary, but the compressed layer ended badly."""
+        if self.end.problem is not None:
+            self._stop(CaptureError(self.name, self.B, f"{self.end.problem.reason}; the decompressed data ends on a "
+                                                       f"record boundary after {self.frames} whole record(s) (byte "
+                                                       f"offsets count in the decompressed {self.end.compression} "
+                                                       "stream)"))
+
+    def _table(self, df, fmt, window: bytes, shift: int, iface_base: int = 0):
+        """Give a decoded table its place in the whole capture: frame numbers, stream offsets, interfaces."""
+        n = len(df)
+        df["frame"] = np.arange(self.frames + 1, self.frames + n + 1, dtype=np.int64)
+        if shift:
+            df["payload_off"] = df["payload_off"] + shift
+        if iface_base:
+            df["iface"] = df["iface"] + np.int32(iface_base)
+        if self.plain_file and self.end.compression is None:
+            ref = self.name                       # file offsets: slice the file itself
+        else:
+            ref = _io.StreamName(self.name, np.frombuffer(window, np.uint8))
+            ref.base = shift
+        df.attrs.update(path=ref, format=fmt, compression=self.end.compression, chunk=self.nchunk, notes=[],
+                        interfaces=[{"linktype": i.linktype, "linktype_name": linktype_name(i.linktype),
+                                     "snaplen": i.snaplen, "units_per_s": i.units_per_s,
+                                     "tsoffset_s": i.tsoffset_s, "name": i.name, "section": i.section}
+                                    for i in self.interfaces])
+        self.frames += n
+        self.nchunk += 1
+        return df
+
+    def run(self):
+        self.need(4)
+        if len(self.W) < 4 or sniff_format(self.W[:4]) is None:
+            buf = np.frombuffer(self.W, np.uint8)
+            ob = self._ob(buf)
+            if buf.shape[0] == 0 and ob.problem is not None:
+                raise _explain(CaptureError(self.name, 0, "empty"), ob)
+            try:
+                index_frames(buf, self.name)      # the same CaptureError as read_capture's
+            except CaptureError as e:
+                raise self._explain(e) from None
+            return
+        if sniff_format(self.W[:4]) == "pcap":
+            yield from self._run_pcap()
+        else:
+            yield from self._run_pcapng()
+        for note in self.end.notes:
+            warnings.warn(f"{self.name}: {note}", CaptureWarning, stacklevel=3)
+
+    # --- pcap
+    def _run_pcap(self):
+        self.need(PCAP_HEADER)
+        try:
+            h = pcap_header(self.W[:PCAP_HEADER], self.name)
+        except CaptureError as e:
+            raise self._explain(e) from None
+        self.interfaces = [Interface(h.linktype, h.snaplen, 10**9 // h.frac_ns)]
+        pos = PCAP_HEADER
+        while True:
+            buf = np.frombuffer(self.W, np.uint8)
+            count, stop_off, reason = K.pcap_count(buf, pos, h.be, h.hdrsize, h.swap, self.limit)
+            wants_more = reason in (K.STOP_SHORT_HEADER, K.STOP_SHORT_DATA) or (
+                reason == K.STOP_END and stop_off == len(self.W))
+            if count < self.limit and wants_more and self.more():
+                continue
+            if count:
+                data_off, ts_ns, caplen, wirelen, _s, _r = pcap_records(buf, pos, h, count)
+                idx = FrameIndex("pcap", data_off, caplen, wirelen, ts_ns, None, np.zeros(count, np.int32),
+                                 self.interfaces)
+                yield self._table(decode_frames(buf, idx), "pcap", self.W[:stop_off], self.B)
+            self.consume(stop_off)
+            pos = 0
+            if count == self.limit:
+                continue
+            if not self.W:
+                self._boundary_problem()
+                return
+            self._stop(pcap_stop_error(np.frombuffer(self.W, np.uint8), self.name, 0, reason, h, self.frames,
+                                       base=self.B))
+            return
+
+    # --- pcapng
+    def _run_pcapng(self):
+        """Packet blocks between section and interface blocks are indexed by read_capture's own pcapng walk
+        on [the section's SHB and IDBs] + [the blocks], so every check is the same; offsets are shifted."""
+        prefix = b""            # the current section's SHB and IDBs
+        section_first = 0       # global number of the current section's first interface
+        section = -1
+        be = False
+        while True:
+            if not self.need(12):
+                if self.W or section == -1:
+                    yield from self._region(prefix, len(self.W), section_first)
+                else:
+                    self._boundary_problem()
+                return
+            is_shb = self.W[:4] == PCAPNG_SHB
+            if is_shb or (section >= 0 and _u32(self.W, 0, be) == 1):
+                bbe = (self.W[8:12] == b"\x1a\x2b\x3c\x4d") if is_shb else be
+                blen = _u32(self.W, 4, bbe)
+                if blen < 12 or blen > SHB_INSANE_MAX or not self.need(blen):
+                    # bad or cut: read_capture's walk says exactly what and where
+                    yield from self._region(prefix, len(self.W), section_first)
+                    return
+                new_prefix = self.W[:blen] if is_shb else prefix + self.W[:blen]
+                at = 0 if is_shb else len(prefix)
+                try:
+                    idx = _index_pcapng(np.frombuffer(new_prefix, np.uint8), self.name)
+                    err = idx.stop
+                except CaptureError as e:
+                    err = e
+                if err is not None:
+                    self._stop(self._shifted(err, at))
+                    return
+                if is_shb:
+                    section += 1
+                    section_first = len(self.interfaces)
+                    be = bbe
+                prefix = new_prefix
+                self.interfaces[section_first:] = [Interface(i.linktype, i.snaplen, i.units_per_s, i.tsoffset_s,
+                                                             i.name, section) for i in idx.interfaces]
+                self.consume(blen)
+                continue
+            if section == -1:
+                raise self._explain(CaptureError(self.name, self.B, "not a pcapng file: it must start with a "
+                                                                    "section header block"))
+            buf = np.frombuffer(self.W, np.uint8)
+            snap0 = self.interfaces[section_first].snaplen if len(self.interfaces) > section_first else 0
+            e32 = np.empty(0, np.uint32)
+            count, stop_off, reason, _d = K.pcapng_walk(buf, 0, be, snap0, False, 0, np.empty(0, np.int64),
+                                                         np.empty(0, np.uint64), e32, e32, np.empty(0, np.int32),
+                                                         np.empty(0, np.bool_))
+            wants_more = reason in (K.STOP_SHORT_HEADER, K.STOP_SHORT_DATA) or (
+                reason == K.STOP_END and stop_off == len(self.W))
+            if count < self.limit and wants_more and self.more():
+                continue
+            short = reason in (K.STOP_SHORT_HEADER, K.STOP_SHORT_DATA)
+            broken = reason not in (K.STOP_END, K.STOP_NEEDS_PYTHON) and not (short and not self.eof)
+            if broken:      # cut at the end, or corrupt: the walk over all of it reports it
+                yield from self._region(prefix, len(self.W), section_first)
+                return
+            if stop_off:
+                ok = yield from self._region(prefix, stop_off, section_first)
+                if not ok:
+                    return
+            self.consume(stop_off)
+
+    def _shifted(self, err: CaptureError, at: int) -> CaptureError:
+        """An error of the synthetic buffer [prefix][W...] (W starting at ``at``) in stream offsets."""
+        off = None if err.offset is None else self.B + err.offset - at
+        return CaptureError(err.path, off, err.reason)
+
+    def _region(self, prefix, end, section_first):
+        """Index and decode W[:end] after the section's prefix; yield its tables (at most limit rows each).
+        Returns False when the capture stopped there."""
+        synth = prefix + self.W[:end]
+        buf = np.frombuffer(synth, np.uint8)
+        try:
+            idx = _index_pcapng(buf, self.name)
+        except CaptureError as e:
+            self._stop(self._shifted(e, len(prefix)))
+            return False
+        n = len(idx)
+        if n:
+            df = decode_frames(buf, idx)
+            shift = self.B - len(prefix)
+            for lo in range(0, n, self.limit):
+                part = df.iloc[lo:lo + self.limit].reset_index(drop=True)
+                yield self._table(part, "pcapng", synth, shift, iface_base=section_first)
+        if idx.stop is not None:
+            e = idx.stop
+            self._stop(self._shifted(CaptureError(e.path, e.offset, _recount(e.reason, self.frames - n)),
+                                     len(prefix)))
+            return False
+        return True
+
+
+def _recount(reason: str, before: int) -> str:
+    """'after N whole packets' of one region → counted over the whole capture."""
+    import re
+    return re.sub(r"after (\d+) whole", lambda m: f"after {int(m.group(1)) + before} whole", reason)
+
+
+def _u32(b: bytes, off: int, be: bool) -> int:
+    return int.from_bytes(b[off:off + 4], "big" if be else "little")
