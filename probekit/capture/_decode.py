@@ -62,9 +62,9 @@ P_IPID = 1 << 2
 P_IPV4FLAGS = 1 << 3    # ip_df
 P_FRAG = 1 << 4         # ip_mf, frag_offset
 P_ICMP = 1 << 5         # icmp_type, icmp_code
-P_ICMPID = 1 << 6       # icmp_id, icmp_seq
+P_ICMPID = 1 << 6       # icmp_id
 P_PORTS = 1 << 7        # sport, dport
-P_TCP = 1 << 8          # tcp_flags, seq, ack, win, hdr_len
+P_TCP = 1 << 8          # tcp_seq
 P_PAYLOAD = 1 << 9      # payload_len
 P_PAYOFF = 1 << 10      # payload_off, payload_caplen
 P_DST = 1 << 11
@@ -82,6 +82,10 @@ P_QICMPID = 1 << 22
 P_QSEQ = 1 << 23
 P_MTU = 1 << 24
 P_QV6 = 1 << 25         # the quoted header is IPv6
+P_TACK = 1 << 26        # tcp_ack
+P_TFLAGS = 1 << 27      # tcp_flags, tcp_hdr_len
+P_TWIN = 1 << 28        # tcp_win
+P_ICMPSEQ = 1 << 29     # icmp_seq
 P_IP = P_SRC | P_DST | P_PROTO | P_IPLEN | P_IPHL | P_TTL
 KEEP_ACROSS_TUNNEL = P_VLAN | P_TID | P_OUTER   # what an inner layer does not reset
 
@@ -317,13 +321,18 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
     if proto != 17:
         return T_NONE, 0, 0, 0, 0, False, 0
     u = q + 8
-    if dport == UDP_VXLAN:
+    # the destination port decides; the source port when the destination is no tunnel port (tshark
+    # and Zeek try both)
+    port = dport
+    if dport != UDP_VXLAN and dport != UDP_GENEVE and (sport == UDP_VXLAN or sport == UDP_GENEVE):
+        port = sport
+    if port == UDP_VXLAN:
         if u + 8 > lim:
             return T_VXLAN, 0, 0, 0, 0, False, F_MALFORMED
         if u + 8 > end:
             return T_VXLAN, 0, 0, 0, 0, False, F_TRUNC
         return T_VXLAN, u + 8, L2_ETHER, -1, _be32(buf, u + 4) >> 8, True, 0
-    if dport == UDP_GENEVE:
+    if port == UDP_GENEVE:
         if u + 8 > lim:
             return T_GENEVE, 0, 0, 0, 0, False, F_MALFORMED
         if u + 8 > end:
@@ -519,6 +528,12 @@ def _ipv6(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags
     addr[ra + 2, i] = _be64(buf, p + 24)
     addr[ra + 3, i] = _be64(buf, p + 32)
     present |= P_DST if ra == RA_SRC else P_QDST
+    if plen == 0 and nh != 59 and p + 40 < end:
+        # payload length 0 with bytes after the header: a jumbogram or a BIG TCP / GSO super-frame;
+        # take the captured length, as for IPv4 (the row says offload)
+        plen = end - p - 40
+        if ra == RA_SRC:
+            flags |= F_OFFLOAD
     r = p + 40
     first_frag = True
     cut = False
@@ -647,6 +662,9 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
             q = -1
             l4len = 0
             proto = -1
+            if et == 0x0800 and p < end and (np.int64(buf[p]) >> 4) == 6:
+                et = 0x86DD      # an IPv6 header under the IPv4 ethertype: decoded as IPv6 (as tshark)
+                flags |= F_MALFORMED
             if et == 0x0800:
                 l3 = L3_IPV4
                 if want == 6:
@@ -713,14 +731,22 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                     out16[R16_SPORT, i] = _be16(buf, q)
                     out16[R16_DPORT, i] = _be16(buf, q + 2)
                     present |= P_PORTS
+                # every field whose bytes were captured
+                if avail >= 8:
+                    out32[R32_TCP_SEQ, i] = _be32(buf, q + 4)
+                    present |= P_TCP
+                if avail >= 12:
+                    out32[R32_TCP_ACK, i] = _be32(buf, q + 8)
+                    present |= P_TACK
+                if avail >= 14:
+                    out16[R16_TCP_FLAGS, i] = _be16(buf, q + 12) & 0x0FFF
+                    out8[R8_TCP_HDR_LEN, i] = (np.int64(buf[q + 12]) >> 4) * 4
+                    present |= P_TFLAGS
+                if avail >= 16:
+                    out16[R16_TCP_WIN, i] = _be16(buf, q + 14)
+                    present |= P_TWIN
                 if avail >= 20:
                     doff = (np.int64(buf[q + 12]) >> 4) * 4
-                    out32[R32_TCP_SEQ, i] = _be32(buf, q + 4)
-                    out32[R32_TCP_ACK, i] = _be32(buf, q + 8)
-                    out16[R16_TCP_FLAGS, i] = _be16(buf, q + 12) & 0x0FFF
-                    out16[R16_TCP_WIN, i] = _be16(buf, q + 14)
-                    out8[R8_TCP_HDR_LEN, i] = doff
-                    present |= P_TCP
                     if doff < 20 or doff > l4len:
                         flags |= F_MALFORMED
                     elif doff > avail:
@@ -747,16 +773,20 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                     out8[R8_ICMP_TYPE, i] = ty
                     out8[R8_ICMP_CODE, i] = buf[q + 1]
                     present |= P_ICMP
+                    have_icmp = avail if avail < l4len else l4len
+                    if _is_echo(proto, ty):
+                        if have_icmp >= 6:
+                            out16[R16_ICMP_ID, i] = _be16(buf, q + 4)
+                            present |= P_ICMPID
+                        if have_icmp >= 8:
+                            out16[R16_ICMP_SEQ, i] = _be16(buf, q + 6)
+                            present |= P_ICMPSEQ
                     if avail >= 8:
                         if l4len < 8:
                             flags |= F_MALFORMED
                         else:
                             hl = 8
-                            if _is_echo(proto, ty):
-                                out16[R16_ICMP_ID, i] = _be16(buf, q + 4)
-                                out16[R16_ICMP_SEQ, i] = _be16(buf, q + 6)
-                                present |= P_ICMPID
-                            elif _is_error(proto, ty):
+                            if _is_error(proto, ty):
                                 code = np.int64(buf[q + 1])
                                 if proto == 1 and ty == 3 and code == 4:
                                     out32[R32_MTU, i] = _be16(buf, q + 6)

@@ -156,6 +156,9 @@ def _layer(row: dict, frame: bytes, kind: int, et0: int, wire: int, base: int, d
         row["malformed"] = True
     l3b = frame[hl:]
     wire_l3 = wire - hl
+    if et == 0x0800 and l3b and l3b[0] >> 4 == 6:   # IPv6 under the IPv4 ethertype, as tshark decodes it
+        et = 0x86DD
+        row["malformed"] = True
     if et == 0x0800:
         row["l3"] = "ipv4"
         got = _ipv4(row, l3b, wire_l3, quoted=False)
@@ -261,6 +264,10 @@ def _ipv6(row: dict, b: bytes, wire: int, quoted: bool):
         return None
     row[pre + "dst"] = socket.inet_ntop(socket.AF_INET6, b[24:40])
     nh = b[6]
+    if plen == 0 and nh != 59 and n > 40:   # jumbogram / BIG TCP: the captured length
+        plen = n - 40
+        if not quoted:
+            row["offload"] = True
     pos = 40
     first = True
     cut = False
@@ -387,12 +394,15 @@ def _tunnel(b: bytes, q: int, l4len: int, proto: int, outer_v6: bool):
         return None
     udp = dpkt.udp.UDP(b[q:q + 8])
     u = q + 8
-    if udp.dport == UDP_VXLAN:
+    port = udp.dport
+    if port not in (UDP_VXLAN, UDP_GENEVE) and udp.sport in (UDP_VXLAN, UDP_GENEVE):
+        port = udp.sport
+    if port == UDP_VXLAN:
         bad = _need(b, u + 8, lim, "vxlan")
         if bad:
             return bad
         return "vxlan", u + 8, L2_ETHER, -1, int.from_bytes(b[u + 4:u + 7], "big"), None
-    if udp.dport == UDP_GENEVE:
+    if port == UDP_GENEVE:
         bad = _need(b, u + 8, lim, "geneve")
         if bad:
             return bad
@@ -472,13 +482,21 @@ def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
     if proto == 6:
         if len(b) >= 4:
             row.update(sport=int.from_bytes(b[0:2], "big"), dport=int.from_bytes(b[2:4], "big"))
+        # every field whose bytes were captured
+        if len(b) >= 8:
+            row["tcp_seq"] = int.from_bytes(b[4:8], "big")
+        if len(b) >= 12:
+            row["tcp_ack"] = int.from_bytes(b[8:12], "big")
+        if len(b) >= 14:
+            row.update(tcp_flags=int.from_bytes(b[12:14], "big") & 0x0FFF, tcp_hdr_len=(b[12] >> 4) * 4)
+        if len(b) >= 16:
+            row["tcp_win"] = int.from_bytes(b[14:16], "big")
         if len(b) >= 20:
-            seq, ack, off_flags, win = struct.unpack(">IIHH", b[4:16])  # dpkt refuses a data offset < 5
-            doff = (off_flags >> 12) * 4
-            if doff >= 20:
+            doff = (b[12] >> 4) * 4
+            if doff >= 20:  # dpkt refuses a data offset < 5
                 tcp = dpkt.tcp.TCP(b[:20])
-                assert (tcp.seq, tcp.ack, tcp._off_flags, tcp.win) == (seq, ack, off_flags, win)
-            row.update(tcp_seq=seq, tcp_ack=ack, tcp_flags=off_flags & 0x0FFF, tcp_win=win, tcp_hdr_len=doff)
+                assert (tcp.seq, tcp.ack, tcp._off_flags & 0x0FFF, tcp.win) == (
+                    row["tcp_seq"], row["tcp_ack"], row["tcp_flags"], row["tcp_win"])
             if doff < 20 or doff > l4len:
                 row["malformed"] = True
             elif doff > len(b):
@@ -503,16 +521,19 @@ def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
     elif proto in (1, 58):
         if len(b) >= 2:
             row.update(icmp_type=b[0], icmp_code=b[1])
+            have = min(len(b), l4len)
+            if b[0] in (_ICMP_ECHO if proto == 1 else _ICMP6_ECHO):
+                if have >= 6:
+                    row["icmp_id"] = int.from_bytes(b[4:6], "big")
+                if have >= 8:
+                    e = dpkt.icmp.ICMP.Echo(b[4:8])
+                    row.update(icmp_id=e.id, icmp_seq=e.seq)
             if len(b) >= 8:
                 if l4len < 8:
                     row["malformed"] = True
                 else:
                     hl = 8
-                    echo = _ICMP_ECHO if proto == 1 else _ICMP6_ECHO
-                    if b[0] in echo:
-                        e = dpkt.icmp.ICMP.Echo(b[4:8])
-                        row.update(icmp_id=e.id, icmp_seq=e.seq)
-                    elif b[0] in (_ICMP_ERRORS if proto == 1 else _ICMP6_ERRORS):
+                    if b[0] in (_ICMP_ERRORS if proto == 1 else _ICMP6_ERRORS):
                         if proto == 1 and b[0] == 3 and b[1] == 4:
                             row["icmp_mtu"] = int.from_bytes(b[6:8], "big")
                         elif proto == 58 and b[0] == 2:
