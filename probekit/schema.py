@@ -31,10 +31,11 @@ STREAM_KEYS = ("protocol", "destination", "port")
 SOURCE_STREAM_KEYS = ("protocol", "source", "destination", "port")
 """A *source stream*: one stream as sent from one source address (one ENI)."""
 
-L3_KINDS = ("ipv4", "ipv6", "arp", "other", "none")
+L3_KINDS = ("ipv4", "ipv6", "arp", "other", "none", "encrypted")
 """Values of ``l3``: what the link layer carried ('arp' covers ARP and RARP; 'other': a known link
 layer with another protocol;
-'none': nothing decodable, e.g. an unknown link type or a frame too short for its link header)."""
+'none': nothing decodable, e.g. an unknown link type or a frame too short for its link header;
+'encrypted': the link layer hides its payload — MACsec with encryption, an 802.11 protected frame)."""
 
 TUNNEL_KINDS = ("none", "vxlan", "geneve", "gre", "erspan", "ipip", "6in4", "ip6ip6", "teredo", "gtpu")
 """Values of ``tunnel``: the outermost encapsulation the decoder opened (see probekit.capture.encaps)."""

@@ -61,8 +61,6 @@ KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
     "zeek/tcp/truncated-header.pcap": {
         "tcp.len": "TCP header cut by the snap length: probekit leaves the payload length unknown (<NA>), "
                    "tshark says 0"},
-    "zeek/trunc/icmp-header-trunc.pcap": {
-        "icmp.ident": "ICMP header cut to 6 bytes: probekit fills id/seq only from a whole 8-byte echo header"},
 }
 # rel path -> (frames tshark lists that are not packets, reason)
 NOT_PACKETS = {

@@ -14,8 +14,9 @@ import numpy as np
 
 from .._jit import njit
 from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
-from .linktypes import (L2_ETHER, L2_IPNET, L2_IPV4, L2_IPV6, L2_LOOP, L2_NULL, L2_RAW, L2_SLL,
-                        L2_SLL2)
+from .linktypes import (L2_80211, L2_ARCNET, L2_ARCNET_LINUX, L2_CHDLC, L2_ETHER, L2_FDDI, L2_FRELAY, L2_IPNET,
+                        L2_IPOIB, L2_IPV4, L2_IPV6, L2_LOOP, L2_NFLOG, L2_NULL, L2_PKTAP, L2_PPI, L2_PPP,
+                        L2_RADIOTAP, L2_RAW, L2_SLL, L2_SLL2)
 from ..schema import TUNNEL_KINDS
 
 T_NONE = TUNNEL_KINDS.index("none")
@@ -62,9 +63,9 @@ P_IPID = 1 << 2
 P_IPV4FLAGS = 1 << 3    # ip_df
 P_FRAG = 1 << 4         # ip_mf, frag_offset
 P_ICMP = 1 << 5         # icmp_type, icmp_code
-P_ICMPID = 1 << 6       # icmp_id, icmp_seq
+P_ICMPID = 1 << 6       # icmp_id
 P_PORTS = 1 << 7        # sport, dport
-P_TCP = 1 << 8          # tcp_flags, seq, ack, win, hdr_len
+P_TCP = 1 << 8          # tcp_seq
 P_PAYLOAD = 1 << 9      # payload_len
 P_PAYOFF = 1 << 10      # payload_off, payload_caplen
 P_DST = 1 << 11
@@ -82,6 +83,10 @@ P_QICMPID = 1 << 22
 P_QSEQ = 1 << 23
 P_MTU = 1 << 24
 P_QV6 = 1 << 25         # the quoted header is IPv6
+P_TACK = 1 << 26        # tcp_ack
+P_TFLAGS = 1 << 27      # tcp_flags, tcp_hdr_len
+P_TWIN = 1 << 28        # tcp_win
+P_ICMPSEQ = 1 << 29     # icmp_seq
 P_IP = P_SRC | P_DST | P_PROTO | P_IPLEN | P_IPHL | P_TTL
 KEEP_ACROSS_TUNNEL = P_VLAN | P_TID | P_OUTER   # what an inner layer does not reset
 
@@ -91,6 +96,7 @@ L3_IPV6 = 1
 L3_ARP = 2
 L3_OTHER = 3
 L3_NONE = 4
+L3_ENCRYPTED = 5
 
 
 @njit(nogil=True)
@@ -129,22 +135,76 @@ def _ver_et(b, p, end):
 
 
 # ----------------------------------------------------------------------------------- link layer
+ET_NONE = -1        # nothing decodable (cut, or unknown link type)
+ET_OTHER = -2       # a known link layer carrying something else
+ET_ENCRYPTED = -3   # the link layer hides its payload (MACsec with encryption, 802.11 protected)
+MAX_LINK_STEPS = 64
+
+
+@njit(nogil=True)
+def _le16(b, o):
+    return (np.int64(b[o + 1]) << 8) | np.int64(b[o])
+
+
+@njit(nogil=True)
+def _llc(buf, p, end):
+    """802.2 LLC at p: SNAP (AA AA 03, OUI, type) gives its ethertype. Returns (ethertype, p, flags)."""
+    if p + 3 > end:
+        return ET_NONE, p, F_TRUNC
+    if buf[p] == 0xAA and buf[p + 1] == 0xAA and buf[p + 2] == 0x03:
+        if p + 8 > end:
+            return ET_NONE, p, F_TRUNC
+        return _be16(buf, p + 6), p + 8, 0
+    return ET_OTHER, p, 0
+
+
+@njit(nogil=True)
+def _ether(buf, p, end):
+    """An Ethernet II / 802.3 header at p. Returns (ethertype, p after it, flags)."""
+    if p + 14 > end:
+        return ET_NONE, p, F_TRUNC
+    et = _be16(buf, p + 12)
+    if et <= 1500:          # 802.3 length field: LLC follows
+        return _llc(buf, p + 14, end)
+    return et, p + 14, 0
+
+
+@njit(nogil=True)
+def _wlan(buf, p, end):
+    """IEEE 802.11 MAC header at p (data frames): (ethertype, p, flags)."""
+    if p + 24 > end:
+        return ET_NONE, p, F_TRUNC
+    fc0 = np.int64(buf[p])
+    fc1 = np.int64(buf[p + 1])
+    if ((fc0 >> 2) & 3) != 2:             # management / control frames
+        return ET_OTHER, p, 0
+    sub = fc0 >> 4
+    h = 24
+    if (fc1 & 3) == 3:                    # to-DS and from-DS: 4 addresses
+        h = 30
+    if sub & 8:                           # QoS data
+        h += 2
+        if fc1 & 0x80:                    # +HTC
+            h += 4
+    if sub & 4:                           # null data: no payload
+        return ET_OTHER, p, 0
+    if fc1 & 0x40:                        # protected frame
+        return ET_ENCRYPTED, p, 0
+    return _llc(buf, p + h, end)
+
+
 @njit(nogil=True)
 def _link(buf, p, end, k, et0, i, out16, present):
-    """Find the network layer. Returns (ethertype or -1 none / -2 other, offset, flags, want, present)."""
+    """Find the network layer. Returns (ethertype or ET_*, offset, flags, want, present)."""
     fl = 0
-    et = -1
+    et = ET_NONE
     want = 0
     if k == K_ETYPE:
         et = et0
-        if et == -1:
+        if et == ET_NONE:
             fl |= F_TRUNC
     elif k == L2_ETHER:
-        if p + 14 <= end:
-            et = _be16(buf, p + 12)
-            p += 14
-        else:
-            fl |= F_TRUNC
+        et, p, fl = _ether(buf, p, end)
     elif k == L2_SLL:
         if p + 16 <= end:
             et = _be16(buf, p + 14)
@@ -169,7 +229,7 @@ def _link(buf, p, end, k, et0, i, out16, present):
             elif fam == 24 or fam == 28 or fam == 30 or fam == 10:
                 et = 0x86DD
             else:
-                et = -2
+                et = ET_OTHER
         else:
             fl |= F_TRUNC
     elif k == L2_RAW or k == L2_IPV4 or k == L2_IPV6:
@@ -178,9 +238,9 @@ def _link(buf, p, end, k, et0, i, out16, present):
         elif k == L2_IPV6:
             want = 6
         et = _ver_et(buf, p, end)
-        if et == -1:
+        if et == ET_NONE:
             fl |= F_TRUNC
-        elif et == -2:
+        elif et == ET_OTHER:
             fl |= F_MALFORMED
     elif k == L2_IPNET:
         if p + 24 <= end:
@@ -191,30 +251,248 @@ def _link(buf, p, end, k, et0, i, out16, present):
             elif fam == 26:
                 et = 0x86DD
             else:
-                et = -2
+                et = ET_OTHER
         else:
             fl |= F_TRUNC
-    # VLAN tags (802.1Q, 802.1ad, old QinQ 0x9100) and MPLS label stacks
-    while et == 0x8100 or et == 0x88A8 or et == 0x9100:
-        if p + 4 > end:
+    elif k == L2_PPP:
+        et, p = _ppp_proto(buf, p, end)
+        if et == ET_NONE:
             fl |= F_TRUNC
-            et = -1
-            break
-        if (present & P_VLAN) == 0:
-            out16[R16_VLAN, i] = _be16(buf, p) & 0x0FFF
-            present |= P_VLAN
-        et = _be16(buf, p + 2)
-        p += 4
-    if et == 0x8847 or et == 0x8848:
-        et = -1
-        while p + 4 <= end:
-            bos = np.int64(buf[p + 2]) & 1
+    elif k == L2_CHDLC:
+        if p + 4 <= end:
+            et = _be16(buf, p + 2)
             p += 4
-            if bos == 1:
-                et = _ver_et(buf, p, end)
-                break
-        if et == -1:
+        else:
             fl |= F_TRUNC
+    elif k == L2_FRELAY:
+        a = p       # Q.922 address: 2 to 4 bytes, the last with its EA bit set
+        while a < end and a < p + 4 and (np.int64(buf[a]) & 1) == 0:
+            a += 1
+        a += 1
+        if a < p + 2:
+            a = p + 2
+        if a + 2 > end:
+            fl |= F_TRUNC
+        elif buf[a] != 0x03:               # Cisco encapsulation: an ethertype after the address
+            et = _be16(buf, a)
+            p = a + 2
+        else:
+            o = a + 1
+            if buf[o] == 0 and o + 1 < end:   # a pad byte before the NLPID
+                o += 1
+            nl = np.int64(buf[o])
+            if nl == 0xCC:
+                et = 0x0800
+                p = o + 1
+            elif nl == 0x8E:
+                et = 0x86DD
+                p = o + 1
+            elif nl == 0x80:
+                if o + 6 <= end:
+                    et = _be16(buf, o + 4)
+                    p = o + 6
+                else:
+                    fl |= F_TRUNC
+            else:
+                et = ET_OTHER
+    elif k == L2_FDDI:
+        if p + 13 <= end:
+            et, p, fl = _llc(buf, p + 13, end)
+        else:
+            fl |= F_TRUNC
+    elif k == L2_ARCNET or k == L2_ARCNET_LINUX:
+        tpos = 2 if k == L2_ARCNET else 4
+        if p + tpos + 1 > end:
+            fl |= F_TRUNC
+        else:
+            at = np.int64(buf[p + tpos])
+            old = at == 240 or at == 241 or at == 0x80
+            if old:
+                h = tpos + 1
+            elif k == L2_ARCNET:
+                h = 6
+                if p + 4 <= end and buf[p + 3] == 0xFF:
+                    h = 10
+            else:
+                h = 8
+            if p + h > end:
+                fl |= F_TRUNC
+            else:
+                p += h
+                if at == 212 or at == 240:
+                    et = 0x0800
+                elif at == 0xC4:
+                    et = 0x86DD
+                elif at == 213 or at == 241 or at == 214:
+                    et = 0x0806
+                else:
+                    et = ET_OTHER
+    elif k == L2_80211:
+        et, p, fl = _wlan(buf, p, end)
+    elif k == L2_RADIOTAP:
+        if p + 4 <= end:
+            p += _le16(buf, p + 2)
+            et, p, fl = _wlan(buf, p, end)
+        else:
+            fl |= F_TRUNC
+    elif k == L2_PPI:
+        if p + 8 <= end:
+            dlt = _le32(buf, p + 4)
+            p += _le16(buf, p + 2)
+            if dlt == 105:
+                et, p, fl = _wlan(buf, p, end)
+            elif dlt == 1:
+                et, p, fl = _ether(buf, p, end)
+        else:
+            fl |= F_TRUNC
+    elif k == L2_IPOIB:
+        if p + 4 <= end:
+            et = _be16(buf, p)
+            p += 4
+        else:
+            fl |= F_TRUNC
+    elif k == L2_PKTAP:
+        if p + 8 <= end:
+            dlt = _le32(buf, p + 4)
+            p += _le32(buf, p)
+            if dlt == 1:
+                et, p, fl = _ether(buf, p, end)
+        else:
+            fl |= F_TRUNC
+    elif k == L2_NFLOG:
+        if p + 4 <= end:
+            fam = np.int64(buf[p])
+            p += 4
+            while True:
+                if p + 4 > end:
+                    fl |= F_TRUNC
+                    break
+                tl = _le16(buf, p)
+                if tl < 4:
+                    fl |= F_MALFORMED
+                    break
+                if _le16(buf, p + 2) == 9:      # NFULA_PAYLOAD: the packet
+                    p += 4
+                    if fam == 2:
+                        et = 0x0800
+                    elif fam == 10:
+                        et = 0x86DD
+                    else:
+                        et = _ver_et(buf, p, end)
+                    break
+                p += (tl + 3) & ~3
+        else:
+            fl |= F_TRUNC
+    # tags, label stacks and shims between the link header and the network layer
+    steps = 0
+    while et >= 0 and steps < MAX_LINK_STEPS:
+        steps += 1
+        if et == 0x8100 or et == 0x88A8 or et == 0x9100:       # 802.1Q, 802.1ad, old QinQ
+            if p + 4 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            if (present & P_VLAN) == 0:
+                out16[R16_VLAN, i] = _be16(buf, p) & 0x0FFF
+                present |= P_VLAN
+            et = _be16(buf, p + 2)
+            p += 4
+        elif et == 0x88E7:                                      # PBB 802.1ah: I-tag + C-DA + C-SA
+            if p + 18 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            et = _be16(buf, p + 16)
+            p += 18
+        elif et == 0x8909:                                      # Cisco MetaData (SGT)
+            if p + 8 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            et = _be16(buf, p + 6)
+            p += 8
+        elif et == 0x8926:                                      # VN-Tag
+            if p + 6 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            et = _be16(buf, p + 4)
+            p += 6
+        elif et == 0x8903:                                      # Cisco FabricPath: FTag/TTL, then the frame
+            et, p, f2 = _ether(buf, p + 2, end)
+            fl |= f2
+        elif et == 0x88E5:                                      # MACsec SecTAG
+            if p + 6 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            tci = np.int64(buf[p])
+            h = 14 if tci & 0x20 else 6
+            if tci & 0x0C:                    # E (encrypted) or C (changed text)
+                et = ET_ENCRYPTED
+                break
+            if p + h + 2 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            et = _be16(buf, p + h)
+            p += h + 2
+        elif et == 0x8864:                                      # PPPoE session
+            if p + 6 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            et, p = _ppp_proto(buf, p + 6, end)
+            if et == ET_NONE:
+                fl |= F_TRUNC
+        elif et == 0x894F:                                      # NSH
+            if p + 8 > end:
+                fl |= F_TRUNC
+                et = ET_NONE
+                break
+            nl = (np.int64(buf[p + 1]) & 0x3F) * 4
+            nxt = np.int64(buf[p + 3])
+            if nl < 8:
+                fl |= F_MALFORMED
+                et = ET_OTHER
+                break
+            p += nl
+            if nxt == 1:
+                et = 0x0800
+            elif nxt == 2:
+                et = 0x86DD
+            elif nxt == 3:
+                et, p, f2 = _ether(buf, p, end)
+                fl |= f2
+            elif nxt == 4:
+                et = 0x894F
+            elif nxt == 5:
+                et = 0x8847
+            else:
+                et = ET_OTHER
+        elif et == 0x8847 or et == 0x8848:                      # MPLS label stack
+            et = ET_NONE
+            while p + 4 <= end:
+                bos = np.int64(buf[p + 2]) & 1
+                p += 4
+                if bos == 1:
+                    if p >= end:
+                        break
+                    v = np.int64(buf[p]) >> 4
+                    if v == 4:
+                        et = 0x0800
+                    elif v == 6:
+                        et = 0x86DD
+                    elif v == 0:                                # pseudowire control word, then Ethernet
+                        et, p, f2 = _ether(buf, p + 4, end)
+                        fl |= f2
+                    else:
+                        et = ET_OTHER
+                    break
+            if et == ET_NONE:
+                fl |= F_TRUNC
+        else:
+            break
     return et, p, fl, want, present
 
 
@@ -317,13 +595,18 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
     if proto != 17:
         return T_NONE, 0, 0, 0, 0, False, 0
     u = q + 8
-    if dport == UDP_VXLAN:
+    # the destination port decides; the source port when the destination is no tunnel port (tshark
+    # and Zeek try both)
+    port = dport
+    if dport != UDP_VXLAN and dport != UDP_GENEVE and (sport == UDP_VXLAN or sport == UDP_GENEVE):
+        port = sport
+    if port == UDP_VXLAN:
         if u + 8 > lim:
             return T_VXLAN, 0, 0, 0, 0, False, F_MALFORMED
         if u + 8 > end:
             return T_VXLAN, 0, 0, 0, 0, False, F_TRUNC
         return T_VXLAN, u + 8, L2_ETHER, -1, _be32(buf, u + 4) >> 8, True, 0
-    if dport == UDP_GENEVE:
+    if port == UDP_GENEVE:
         if u + 8 > lim:
             return T_GENEVE, 0, 0, 0, 0, False, F_MALFORMED
         if u + 8 > end:
@@ -404,6 +687,10 @@ def _ppp_proto(buf, h, end):
         return 0x0800, h
     if pr == 0x57:
         return 0x86DD, h
+    if pr == 0x281:
+        return 0x8847, h
+    if pr == 0x283:
+        return 0x8848, h
     return -2, h
 
 
@@ -519,6 +806,12 @@ def _ipv6(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags
     addr[ra + 2, i] = _be64(buf, p + 24)
     addr[ra + 3, i] = _be64(buf, p + 32)
     present |= P_DST if ra == RA_SRC else P_QDST
+    if plen == 0 and nh != 59 and p + 40 < end:
+        # payload length 0 with bytes after the header: a jumbogram or a BIG TCP / GSO super-frame;
+        # take the captured length, as for IPv4 (the row says offload)
+        plen = end - p - 40
+        if ra == RA_SRC:
+            flags |= F_OFFLOAD
     r = p + 40
     first_frag = True
     cut = False
@@ -647,6 +940,9 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
             q = -1
             l4len = 0
             proto = -1
+            if et == 0x0800 and p < end and (np.int64(buf[p]) >> 4) == 6:
+                et = 0x86DD      # an IPv6 header under the IPv4 ethertype: decoded as IPv6 (as tshark)
+                flags |= F_MALFORMED
             if et == 0x0800:
                 l3 = L3_IPV4
                 if want == 6:
@@ -661,8 +957,10 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                                                         addr, RA_SRC, present, flags)
             elif et == 0x0806 or et == 0x8035:
                 l3 = L3_ARP
-            elif et == -1:
+            elif et == ET_NONE:
                 l3 = L3_NONE
+            elif et == ET_ENCRYPTED:
+                l3 = L3_ENCRYPTED
             else:
                 l3 = L3_OTHER
             if not decap or q < 0 or depth >= MAX_DEPTH or (proto != 4 and proto != 41 and proto != 47
@@ -713,14 +1011,22 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                     out16[R16_SPORT, i] = _be16(buf, q)
                     out16[R16_DPORT, i] = _be16(buf, q + 2)
                     present |= P_PORTS
+                # every field whose bytes were captured
+                if avail >= 8:
+                    out32[R32_TCP_SEQ, i] = _be32(buf, q + 4)
+                    present |= P_TCP
+                if avail >= 12:
+                    out32[R32_TCP_ACK, i] = _be32(buf, q + 8)
+                    present |= P_TACK
+                if avail >= 14:
+                    out16[R16_TCP_FLAGS, i] = _be16(buf, q + 12) & 0x0FFF
+                    out8[R8_TCP_HDR_LEN, i] = (np.int64(buf[q + 12]) >> 4) * 4
+                    present |= P_TFLAGS
+                if avail >= 16:
+                    out16[R16_TCP_WIN, i] = _be16(buf, q + 14)
+                    present |= P_TWIN
                 if avail >= 20:
                     doff = (np.int64(buf[q + 12]) >> 4) * 4
-                    out32[R32_TCP_SEQ, i] = _be32(buf, q + 4)
-                    out32[R32_TCP_ACK, i] = _be32(buf, q + 8)
-                    out16[R16_TCP_FLAGS, i] = _be16(buf, q + 12) & 0x0FFF
-                    out16[R16_TCP_WIN, i] = _be16(buf, q + 14)
-                    out8[R8_TCP_HDR_LEN, i] = doff
-                    present |= P_TCP
                     if doff < 20 or doff > l4len:
                         flags |= F_MALFORMED
                     elif doff > avail:
@@ -747,16 +1053,20 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                     out8[R8_ICMP_TYPE, i] = ty
                     out8[R8_ICMP_CODE, i] = buf[q + 1]
                     present |= P_ICMP
+                    have_icmp = avail if avail < l4len else l4len
+                    if _is_echo(proto, ty):
+                        if have_icmp >= 6:
+                            out16[R16_ICMP_ID, i] = _be16(buf, q + 4)
+                            present |= P_ICMPID
+                        if have_icmp >= 8:
+                            out16[R16_ICMP_SEQ, i] = _be16(buf, q + 6)
+                            present |= P_ICMPSEQ
                     if avail >= 8:
                         if l4len < 8:
                             flags |= F_MALFORMED
                         else:
                             hl = 8
-                            if _is_echo(proto, ty):
-                                out16[R16_ICMP_ID, i] = _be16(buf, q + 4)
-                                out16[R16_ICMP_SEQ, i] = _be16(buf, q + 6)
-                                present |= P_ICMPID
-                            elif _is_error(proto, ty):
+                            if _is_error(proto, ty):
                                 code = np.int64(buf[q + 1])
                                 if proto == 1 and ty == 3 and code == 4:
                                     out32[R32_MTU, i] = _be16(buf, q + 6)

@@ -19,7 +19,9 @@ from ..errors import CaptureWarning
 from ..schema import L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
 from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from ._frames import index_frames
-from .linktypes import L2_ETHER, L2_IPNET, L2_IPV4, L2_IPV6, L2_LOOP, L2_NULL, L2_RAW, L2_SLL, L2_SLL2, decoder_kind
+from .linktypes import (L2_80211, L2_ARCNET, L2_ARCNET_LINUX, L2_CHDLC, L2_ETHER, L2_FDDI, L2_FRELAY, L2_IPNET,
+                        L2_IPOIB, L2_IPV4, L2_IPV6, L2_LOOP, L2_NFLOG, L2_NULL, L2_PKTAP, L2_PPI, L2_PPP,
+                        L2_RADIOTAP, L2_RAW, L2_SLL, L2_SLL2, decoder_kind)
 
 _ICMP_ECHO = {0, 8, 13, 14, 15, 16, 17, 18}
 _ICMP6_ECHO = {128, 129}
@@ -67,64 +69,249 @@ def _ver(b: bytes, at: int = 0) -> int:
     return {4: 0x0800, 6: 0x86DD}.get(b[at] >> 4, -2)
 
 
+def _llc(f: bytes, p: int):
+    """802.2 LLC at p; SNAP gives its ethertype: (ethertype, p, truncated)."""
+    if len(f) < p + 3:
+        return -1, p, True
+    if f[p:p + 3] == b"\xaa\xaa\x03":
+        if len(f) < p + 8:
+            return -1, p, True
+        return int.from_bytes(f[p + 6:p + 8], "big"), p + 8, False
+    return -2, p, False
+
+
+def _ether(f: bytes, p: int):
+    if len(f) < p + 14:
+        return -1, p, True
+    et = int.from_bytes(f[p + 12:p + 14], "big")
+    if et <= 1500:
+        return _llc(f, p + 14)
+    return et, p + 14, False
+
+
+def _wlan(f: bytes, p: int):
+    if len(f) < p + 24:
+        return -1, p, True
+    fc0, fc1 = f[p], f[p + 1]
+    if (fc0 >> 2) & 3 != 2:
+        return -2, p, False
+    sub = fc0 >> 4
+    h = 30 if fc1 & 3 == 3 else 24
+    if sub & 8:
+        h += 2 + (4 if fc1 & 0x80 else 0)
+    if sub & 4:
+        return -2, p, False
+    if fc1 & 0x40:
+        return -3, p, False
+    return _llc(f, p + h)
+
+
 def _link(frame: bytes, kind: int, et0: int):
-    """(ethertype, l3 offset, vlan, truncated, malformed): ethertype -1 none, -2 other."""
+    """(ethertype, l3 offset, vlan, truncated, malformed): ethertype -1 none, -2 other, -3 encrypted."""
+    f = frame
+    n = len(f)
+    trunc = bad = False
+    p = 0
+    et = -1
     if kind == K_ETYPE:
-        et, hl = et0, 0
-        trunc = et0 == -1
+        et, trunc = et0, et0 == -1
     elif kind == L2_ETHER:
-        if len(frame) < 14:
-            return -1, 0, None, True, False
-        et, hl, trunc = int.from_bytes(frame[12:14], "big"), 14, False
+        et, p, trunc = _ether(f, 0)
     elif kind == L2_SLL:
-        if len(frame) < 16:
+        if n < 16:
             return -1, 0, None, True, False
-        et, hl, trunc = dpkt.sll.SLL(frame).ethtype, 16, False
+        et, p = dpkt.sll.SLL(f).ethtype, 16
     elif kind == L2_SLL2:
-        if len(frame) < 20:
+        if n < 20:
             return -1, 0, None, True, False
-        et, hl, trunc = dpkt.sll2.SLL2(frame).ethtype, 20, False
+        et, p = dpkt.sll2.SLL2(f).ethtype, 20
     elif kind in (L2_NULL, L2_LOOP):
         # dpkt's Loopback reads the family in this host's byte order; the writer's order matters
-        if len(frame) < 4:
+        if n < 4:
             return -1, 0, None, True, False
-        if kind == L2_LOOP or (frame[0] == 0 and frame[1] == 0):
-            fam = int.from_bytes(frame[:4], "big")
+        if kind == L2_LOOP or (f[0] == 0 and f[1] == 0):
+            fam = int.from_bytes(f[:4], "big")
         else:
-            fam = int.from_bytes(frame[:4], "little")
-        et, hl, trunc = {2: 0x0800, 24: 0x86DD, 28: 0x86DD, 30: 0x86DD, 10: 0x86DD}.get(fam, -2), 4, False
+            fam = int.from_bytes(f[:4], "little")
+        et, p = {2: 0x0800, 24: 0x86DD, 28: 0x86DD, 30: 0x86DD, 10: 0x86DD}.get(fam, -2), 4
     elif kind in (L2_RAW, L2_IPV4, L2_IPV6):
-        et = _ver(frame)
+        et = _ver(f)
         if et == -1:
             return -1, 0, None, True, False
         if et == -2:
             return -2, 0, None, False, True
-        hl, trunc = 0, False
     elif kind == L2_IPNET:
-        if len(frame) < 24:
+        if n < 24:
             return -1, 0, None, True, False
-        et, hl, trunc = {2: 0x0800, 26: 0x86DD}.get(frame[1], -2), 24, False
+        et, p = {2: 0x0800, 26: 0x86DD}.get(f[1], -2), 24
+    elif kind == L2_PPP:
+        et, p = _ppp(f, 0)
+        trunc = et == -1
+    elif kind == L2_CHDLC:
+        if n < 4:
+            return -1, 0, None, True, False
+        et, p = int.from_bytes(f[2:4], "big"), 4
+    elif kind == L2_FRELAY:
+        a = 0
+        while a < n and a < 4 and not f[a] & 1:
+            a += 1
+        a = max(a + 1, 2)
+        if n < a + 2:
+            return -1, 0, None, True, False
+        if f[a] != 0x03:
+            et, p = int.from_bytes(f[a:a + 2], "big"), a + 2
+        else:
+            o = a + 1
+            if f[o] == 0 and o + 1 < n:
+                o += 1
+            nl = f[o]
+            if nl == 0xCC:
+                et, p = 0x0800, o + 1
+            elif nl == 0x8E:
+                et, p = 0x86DD, o + 1
+            elif nl == 0x80:
+                if o + 6 <= n:
+                    et, p = int.from_bytes(f[o + 4:o + 6], "big"), o + 6
+                else:
+                    trunc = True
+            else:
+                et = -2
+    elif kind == L2_FDDI:
+        if n < 13:
+            return -1, 0, None, True, False
+        et, p, trunc = _llc(f, 13)
+    elif kind in (L2_ARCNET, L2_ARCNET_LINUX):
+        tpos = 2 if kind == L2_ARCNET else 4
+        if n < tpos + 1:
+            return -1, 0, None, True, False
+        at = f[tpos]
+        if at in (240, 241, 0x80):
+            h = tpos + 1
+        elif kind == L2_ARCNET:
+            h = 10 if n >= 4 and f[3] == 0xFF else 6
+        else:
+            h = 8
+        if n < h:
+            return -1, 0, None, True, False
+        p = h
+        et = 0x0800 if at in (212, 240) else 0x86DD if at == 0xC4 else 0x0806 if at in (213, 241, 214) else -2
+    elif kind == L2_80211:
+        et, p, trunc = _wlan(f, 0)
+    elif kind == L2_RADIOTAP:
+        if n < 4:
+            return -1, 0, None, True, False
+        et, p, trunc = _wlan(f, int.from_bytes(f[2:4], "little"))
+    elif kind == L2_PPI:
+        if n < 8:
+            return -1, 0, None, True, False
+        dlt = int.from_bytes(f[4:8], "little")
+        p = int.from_bytes(f[2:4], "little")
+        if dlt == 105:
+            et, p, trunc = _wlan(f, p)
+        elif dlt == 1:
+            et, p, trunc = _ether(f, p)
+    elif kind == L2_IPOIB:
+        if n < 4:
+            return -1, 0, None, True, False
+        et, p = int.from_bytes(f[0:2], "big"), 4
+    elif kind == L2_PKTAP:
+        if n < 8:
+            return -1, 0, None, True, False
+        dlt, p = int.from_bytes(f[4:8], "little"), int.from_bytes(f[0:4], "little")
+        if dlt == 1:
+            et, p, trunc = _ether(f, p)
+    elif kind == L2_NFLOG:
+        if n < 4:
+            return -1, 0, None, True, False
+        fam, p = f[0], 4
+        while True:
+            if n < p + 4:
+                trunc = True
+                break
+            tl, tt = int.from_bytes(f[p:p + 2], "little"), int.from_bytes(f[p + 2:p + 4], "little")
+            if tl < 4:
+                bad = True
+                break
+            if tt == 9:
+                p += 4
+                et = {2: 0x0800, 10: 0x86DD}.get(fam) or _ver(f, p)
+                break
+            p += (tl + 3) & ~3
     else:
         return -1, 0, None, False, False
     vlan = None
-    while et in _QINQ:   # dpkt's Ethernet stops after two tags: walk the stack with its tag class
-        if len(frame) < hl + 4:
-            return -1, hl, vlan, True, False
-        tag = dpkt.ethernet.VLANtag8021Q(frame[hl:hl + 4])
-        vlan = tag.id if vlan is None else vlan
-        et, hl = tag.type, hl + 4
-    if et in (0x8847, 0x8848):
-        while True:
-            if len(frame) < hl + 4:
-                return -1, hl, vlan, True, False
-            lbl = dpkt.ethernet.MPLSlabel(frame[hl:hl + 4])
-            hl += 4
-            if lbl.s:
+    steps = 0
+    while et >= 0 and steps < 64:
+        steps += 1
+        if et in _QINQ:   # dpkt's Ethernet stops after two tags: walk the stack with its tag class
+            if n < p + 4:
+                return -1, p, vlan, True, bad
+            tag = dpkt.ethernet.VLANtag8021Q(f[p:p + 4])
+            vlan = tag.id if vlan is None else vlan
+            et, p = tag.type, p + 4
+        elif et == 0x88E7:
+            if n < p + 18:
+                return -1, p, vlan, True, bad
+            et, p = int.from_bytes(f[p + 16:p + 18], "big"), p + 18
+        elif et == 0x8909:
+            if n < p + 8:
+                return -1, p, vlan, True, bad
+            et, p = int.from_bytes(f[p + 6:p + 8], "big"), p + 8
+        elif et == 0x8926:
+            if n < p + 6:
+                return -1, p, vlan, True, bad
+            et, p = int.from_bytes(f[p + 4:p + 6], "big"), p + 6
+        elif et == 0x8903:
+            et, p, t = _ether(f, p + 2)
+            trunc |= t
+        elif et == 0x88E5:
+            if n < p + 6:
+                return -1, p, vlan, True, bad
+            h = 14 if f[p] & 0x20 else 6
+            if f[p] & 0x0C:
+                et = -3
                 break
-        et = _ver(frame, hl)
-        if et == -1:
-            return -1, hl, vlan, True, False
-    return et, hl, vlan, trunc, False
+            if n < p + h + 2:
+                return -1, p, vlan, True, bad
+            et, p = int.from_bytes(f[p + h:p + h + 2], "big"), p + h + 2
+        elif et == 0x8864:
+            if n < p + 6:
+                return -1, p, vlan, True, bad
+            et, p = _ppp(f, p + 6)
+            trunc |= et == -1
+        elif et == 0x894F:
+            if n < p + 8:
+                return -1, p, vlan, True, bad
+            nl, nxt = (f[p + 1] & 0x3F) * 4, f[p + 3]
+            if nl < 8:
+                et, bad = -2, True
+                break
+            p += nl
+            if nxt == 3:
+                et, p, t = _ether(f, p)
+                trunc |= t
+            else:
+                et = {1: 0x0800, 2: 0x86DD, 4: 0x894F, 5: 0x8847}.get(nxt, -2)
+        elif et in (0x8847, 0x8848):
+            et = -1
+            while n >= p + 4:
+                lbl = dpkt.ethernet.MPLSlabel(f[p:p + 4])
+                p += 4
+                if lbl.s:
+                    if p >= n:
+                        break
+                    v = f[p] >> 4
+                    if v == 0:
+                        et, p, t = _ether(f, p + 4)
+                        trunc |= t
+                    else:
+                        et = {4: 0x0800, 6: 0x86DD}.get(v, -2)
+                    break
+            if et == -1:
+                trunc = True
+        else:
+            break
+    return et, p, vlan, trunc, bad
 
 
 def decode_frame(frame: bytes, kind: int, wirelen: int, decapsulate: bool = True) -> dict:
@@ -144,6 +331,9 @@ def _layer(row: dict, frame: bytes, kind: int, et0: int, wire: int, base: int, d
     if et == -1:
         row["l3"] = "none"
         return
+    if et == -3:
+        row["l3"] = "encrypted"
+        return
     if et in (0x0806, 0x8035):
         row["l3"] = "arp"
         return
@@ -155,6 +345,9 @@ def _layer(row: dict, frame: bytes, kind: int, et0: int, wire: int, base: int, d
         row["malformed"] = True
     l3b = frame[hl:]
     wire_l3 = wire - hl
+    if et == 0x0800 and l3b and l3b[0] >> 4 == 6:   # IPv6 under the IPv4 ethertype, as tshark decodes it
+        et = 0x86DD
+        row["malformed"] = True
     if et == 0x0800:
         row["l3"] = "ipv4"
         got = _ipv4(row, l3b, wire_l3, quoted=False)
@@ -260,6 +453,10 @@ def _ipv6(row: dict, b: bytes, wire: int, quoted: bool):
         return None
     row[pre + "dst"] = socket.inet_ntop(socket.AF_INET6, b[24:40])
     nh = b[6]
+    if plen == 0 and nh != 59 and n > 40:   # jumbogram / BIG TCP: the captured length
+        plen = n - 40
+        if not quoted:
+            row["offload"] = True
     pos = 40
     first = True
     cut = False
@@ -386,12 +583,15 @@ def _tunnel(b: bytes, q: int, l4len: int, proto: int, outer_v6: bool):
         return None
     udp = dpkt.udp.UDP(b[q:q + 8])
     u = q + 8
-    if udp.dport == UDP_VXLAN:
+    port = udp.dport
+    if port not in (UDP_VXLAN, UDP_GENEVE) and udp.sport in (UDP_VXLAN, UDP_GENEVE):
+        port = udp.sport
+    if port == UDP_VXLAN:
         bad = _need(b, u + 8, lim, "vxlan")
         if bad:
             return bad
         return "vxlan", u + 8, L2_ETHER, -1, int.from_bytes(b[u + 4:u + 7], "big"), None
-    if udp.dport == UDP_GENEVE:
+    if port == UDP_GENEVE:
         bad = _need(b, u + 8, lim, "geneve")
         if bad:
             return bad
@@ -463,7 +663,7 @@ def _ppp(b: bytes, h: int):
         if h + 2 > len(b):
             return -1, h
         pr, h = int.from_bytes(b[h:h + 2], "big"), h + 2
-    return {0x21: 0x0800, 0x57: 0x86DD}.get(pr, -2), h
+    return {0x21: 0x0800, 0x57: 0x86DD, 0x281: 0x8847, 0x283: 0x8848}.get(pr, -2), h
 
 
 def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
@@ -471,13 +671,21 @@ def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
     if proto == 6:
         if len(b) >= 4:
             row.update(sport=int.from_bytes(b[0:2], "big"), dport=int.from_bytes(b[2:4], "big"))
+        # every field whose bytes were captured
+        if len(b) >= 8:
+            row["tcp_seq"] = int.from_bytes(b[4:8], "big")
+        if len(b) >= 12:
+            row["tcp_ack"] = int.from_bytes(b[8:12], "big")
+        if len(b) >= 14:
+            row.update(tcp_flags=int.from_bytes(b[12:14], "big") & 0x0FFF, tcp_hdr_len=(b[12] >> 4) * 4)
+        if len(b) >= 16:
+            row["tcp_win"] = int.from_bytes(b[14:16], "big")
         if len(b) >= 20:
-            seq, ack, off_flags, win = struct.unpack(">IIHH", b[4:16])  # dpkt refuses a data offset < 5
-            doff = (off_flags >> 12) * 4
-            if doff >= 20:
+            doff = (b[12] >> 4) * 4
+            if doff >= 20:  # dpkt refuses a data offset < 5
                 tcp = dpkt.tcp.TCP(b[:20])
-                assert (tcp.seq, tcp.ack, tcp._off_flags, tcp.win) == (seq, ack, off_flags, win)
-            row.update(tcp_seq=seq, tcp_ack=ack, tcp_flags=off_flags & 0x0FFF, tcp_win=win, tcp_hdr_len=doff)
+                assert (tcp.seq, tcp.ack, tcp._off_flags & 0x0FFF, tcp.win) == (
+                    row["tcp_seq"], row["tcp_ack"], row["tcp_flags"], row["tcp_win"])
             if doff < 20 or doff > l4len:
                 row["malformed"] = True
             elif doff > len(b):
@@ -502,16 +710,19 @@ def _l4(row: dict, proto: int, b: bytes, l4len: int, l4off: int) -> dict:
     elif proto in (1, 58):
         if len(b) >= 2:
             row.update(icmp_type=b[0], icmp_code=b[1])
+            have = min(len(b), l4len)
+            if b[0] in (_ICMP_ECHO if proto == 1 else _ICMP6_ECHO):
+                if have >= 6:
+                    row["icmp_id"] = int.from_bytes(b[4:6], "big")
+                if have >= 8:
+                    e = dpkt.icmp.ICMP.Echo(b[4:8])
+                    row.update(icmp_id=e.id, icmp_seq=e.seq)
             if len(b) >= 8:
                 if l4len < 8:
                     row["malformed"] = True
                 else:
                     hl = 8
-                    echo = _ICMP_ECHO if proto == 1 else _ICMP6_ECHO
-                    if b[0] in echo:
-                        e = dpkt.icmp.ICMP.Echo(b[4:8])
-                        row.update(icmp_id=e.id, icmp_seq=e.seq)
-                    elif b[0] in (_ICMP_ERRORS if proto == 1 else _ICMP6_ERRORS):
+                    if b[0] in (_ICMP_ERRORS if proto == 1 else _ICMP6_ERRORS):
                         if proto == 1 and b[0] == 3 and b[1] == 4:
                             row["icmp_mtu"] = int.from_bytes(b[6:8], "big")
                         elif proto == 58 and b[0] == 2:

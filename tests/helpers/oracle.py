@@ -57,11 +57,12 @@ def relative_tcp(df: pd.DataFrame) -> tuple[list, list]:
             continue
         key = (str(row.src), row.sport, str(row.dst), row.dport)
         rkey = (str(row.dst), row.dport, str(row.src), row.sport)
-        syn = int(row.tcp_flags) & 0x02
+        flags = 0 if pd.isna(row.tcp_flags) else int(row.tcp_flags)   # a cut header: seq only
+        syn = flags & 0x02
         if key not in base:
             base[key] = int(row.tcp_seq) - (0 if syn else 1)
         seqs.append((int(row.tcp_seq) - base[key]) % 2**32)
-        if int(row.tcp_flags) & 0x10:
+        if flags & 0x10 and not pd.isna(row.tcp_ack):
             if rkey not in base:
                 base[rkey] = int(row.tcp_ack) - 1
             acks.append((int(row.tcp_ack) - base[rkey]) % 2**32)
