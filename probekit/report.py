@@ -108,18 +108,15 @@ def run_notebook(path, params: dict | None = None, timeout: int = 600, cwd=None)
 _WARM_UP = "import probekit, probekit.plots, matplotlib.pyplot, IPython.display  # probekit report: warm-up"
 
 
-def _headed(book: str, nb, captures) -> list:
-    """The notebook's cells, each tagged with its notebook's name (for errors and for the report)."""
-    import nbformat
-    cells = []
+def _tagged(book: str, nb) -> list:
+    """The notebook's cells, each tagged with its notebook's name (to name it when a cell fails)."""
     for cell in nb.cells:
         cell.metadata["probekit_book"] = book
-        cells.append(cell)
-    return cells
+    return list(nb.cells)
 
 
 def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, cloudwatch=None, monitor=None,
-                 cloudwatch_csv=None, timeout: int = 600) -> Path:
+                 cloudwatch_csv=None, timeout: int = 600, notebook_out=None) -> Path:
     """Run every notebook on ``captures`` and write one self-contained HTML report.
 
     Each capture is read and analysed once, here: its tables are saved to a temporary folder that the
@@ -128,7 +125,7 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
     a CloudWatch export (any format ``probekit.capture.cloudwatch`` reads) and the monitor description,
     audited against every capture; without them each capture's own ``NAME.cloudwatch.json`` /
     ``NAME.monitor.json`` beside it are used when present. ``cloudwatch_csv`` is the old name of
-    ``cloudwatch``.
+    ``cloudwatch``. ``notebook_out``: also write the executed report as a notebook (.ipynb).
     """
     import tempfile
 
@@ -158,7 +155,7 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
         work = nbformat.v4.new_notebook()
         work.metadata["language_info"] = {"name": "python"}
         for book in books:
-            work.cells += _headed(book.stem, inject_parameters(nbformat.read(book, as_version=4), params), captures)
+            work.cells += _tagged(book.stem, inject_parameters(nbformat.read(book, as_version=4), params))
         client = NotebookClient(work, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(nb_dir)}})
         with client.setup_kernel():
@@ -189,6 +186,8 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
             continue
         cell.metadata.pop("probekit_book", None)
         report.cells.append(cell)
+    if notebook_out:
+        nbformat.write(report, str(notebook_out))
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
     html, _ = exporter.from_notebook_node(report)
