@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ProbekitError
 
-__all__ = ["capture_summary", "summary_markdown", "run_notebook", "build_report", "NOTEBOOKS_DIR"]
+__all__ = ["summary_markdown", "run_notebook", "build_report", "NOTEBOOKS_DIR"]  # capture_summary: see __getattr__
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 

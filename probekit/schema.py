@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 __all__ = ["Column", "PACKETS", "PACKET_COLUMNS", "L3_KINDS", "TCP_FLAGS", "empty_packets", "STREAM_KEYS",
-           "SOURCE_STREAM_KEYS", "CLOUDWATCH", "AUDIT",
-           "AUDIT_SUMMARY"]
+           "SOURCE_STREAM_KEYS"]
 
 
 @dataclass(frozen=True)
@@ -258,6 +257,5 @@ def markdown(columns: tuple[Column, ...] = PACKETS) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     import sys
-    print(markdown({"packets": PACKETS, "probes": PROBES, "periods": PERIODS, "cloudwatch": CLOUDWATCH,
-                    "audit": AUDIT, "audit-summary": AUDIT_SUMMARY}[(sys.argv[1:] or ["packets"])[0]]),
+    print(markdown({"packets": PACKETS, "probes": PROBES, "periods": PERIODS}[(sys.argv[1:] or ["packets"])[0]]),
           end="")

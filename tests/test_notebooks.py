@@ -191,7 +191,7 @@ def test_sessions_load_saved_tables_without_reading_the_capture(tmp_path, monkey
     assert again.probes.equals(cap.probes) and again.cloudwatch_audit.equals(cap.cloudwatch_audit)
     other = probekit.open_capture(ROOT / "captures" / "target-down.pcap", period_s=60, tables=tmp_path)
     with pytest.raises(AssertionError, match="read again"):
-        other.packets  # other settings: not the saved tables
+        _ = other.packets  # other settings: not the saved tables
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (./kit test installs it)")
