@@ -119,6 +119,7 @@ def test_report_summary_leads_with_the_cloudwatch_disagreement(report_files):
     assert "- **healthy.pcap**: no anomalies found." in lead
     text = "\n".join([summary] + [m for c in nb.cells for m in _markdown_outputs(c)])
     assert text.count("No CloudWatch export for") == 1, "one line for every capture without an export"
+    assert text.count("without a CloudWatch export") == 1, "notebook 05 says it once, for all captures"
     assert "`tcp-stops-after-activation.pcap`, `healthy.pcap`" in lead
     assert "no CloudWatch export given" not in text
 
