@@ -1,24 +1,35 @@
 """Reproducible write-ups: run the notebooks with parameters, render one self-contained HTML file.
 
-``build_report(captures, "report.html")`` executes every notebook in ``probekit/notebooks/`` with the captures
-injected (papermill's convention: a cell tagged ``parameters`` holds the defaults, an ``injected-
-parameters`` cell after it the overrides), puts a summary of findings at the top, and writes one HTML
-file with every figure embedded, readable offline.
+``build_report(captures, "report.html")`` reads and analyses each capture once (``probekit.session``),
+saves its tables to a temporary folder, and executes every notebook in ``probekit/notebooks/`` with the captures
+and that folder injected (papermill's convention: a cell tagged ``parameters`` holds the defaults, an
+``injected-parameters`` cell after it the overrides) on a small pool of kernels that load the tables
+instead of recomputing them. The summary of findings at the top leads, per capture, with its most
+important finding; the HTML embeds every figure and reads offline.
 """
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ProbekitError
-from .session import capture_summary  # noqa: F401 - kept importable from here (it moved to session)
 
-__all__ = ["capture_summary", "summary_markdown", "run_notebook", "build_report", "NOTEBOOKS_DIR"]
+__all__ = ["summary_markdown", "run_notebook", "build_report", "NOTEBOOKS_DIR"]  # capture_summary: see __getattr__
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # shipped as package data
+
+
+def __getattr__(name: str):
+    """``capture_summary`` moved to probekit.session (kept importable from here). Imported on use, so that
+    the report can start its kernels before the analyses are imported."""
+    if name == "capture_summary":
+        from .session import capture_summary
+        return capture_summary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------------- summary
@@ -105,39 +116,96 @@ def run_notebook(path, params: dict | None = None, timeout: int = 600, cwd=None)
     return nb
 
 
-_WARM_UP = "import probekit, probekit.plots, matplotlib.pyplot, IPython.display  # probekit report: warm-up"
+_WARM_UP = ("import probekit, probekit.plots, matplotlib.pyplot, IPython.display  # probekit report: warm-up\n"
+            "from matplotlib_inline.config import InlineBackend\n"
+            "InlineBackend.instance().print_figure_kwargs = {'bbox_inches': None}  # figures use constrained layout")
 
 
-def _headed(book: str, nb, captures) -> list:
-    """The notebook's cells, each tagged with its notebook's name (for errors and for the report)."""
-    import nbformat
-    cells = []
-    for cell in nb.cells:
-        cell.metadata["probekit_book"] = book
-        cells.append(cell)
-    return cells
+def _kernels(n_books: int) -> int:
+    """How many kernels run the notebooks side by side: one per CPU, at most 2 (PROBEKIT_REPORT_KERNELS)."""
+    want = os.environ.get("PROBEKIT_REPORT_KERNELS")
+    n = int(want) if want else min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
+                                   (os.cpu_count() or 1))
+    return max(1, min(n, n_books))
+
+
+async def _execute(books: list, analyse, nb_dir: Path, timeout: int, n_kernels: int) -> None:
+    """Run the notebooks (name, notebook) on a pool of kernels, each taking the next notebook when free.
+    The kernels start and import probekit while ``analyse`` (the captures' tables) runs in a thread;
+    no cell runs before it has finished."""
+    import asyncio
+
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in books:
+        queue.put_nowait(item)
+    ready = asyncio.Event()
+
+    async def worker() -> None:
+        import nbformat
+        client = NotebookClient(nbformat.v4.new_notebook(), timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(nb_dir)}})
+        async with client.async_setup_kernel():
+            client.kc.execute(_WARM_UP, silent=True)
+            await ready.wait()
+            while not queue.empty():
+                name, nb = queue.get_nowait()
+                client.nb = nb
+                client.reset_execution_trackers()
+                for index, cell in enumerate(nb.cells):
+                    try:
+                        await client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                    except CellExecutionError as e:
+                        lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+                        raise ProbekitError(f"{name}.ipynb: a cell failed: {lines[-1] if lines else 'error'}") from None
+
+    async def prepare() -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, analyse)
+        finally:
+            ready.set()
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(n_kernels)]
+    prep = asyncio.ensure_future(prepare())
+    try:
+        await prep
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _run(coro) -> None:
+    """asyncio.run, also from inside a running event loop (a Jupyter kernel): then in a thread."""
+    import asyncio
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
 
 
 def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, cloudwatch=None, monitor=None,
-                 cloudwatch_csv=None, timeout: int = 600) -> Path:
+                 cloudwatch_csv=None, timeout: int = 600, notebook_out=None) -> Path:
     """Run every notebook on ``captures`` and write one self-contained HTML report.
 
     Each capture is read and analysed once, here: its tables are saved to a temporary folder that the
-    notebooks' kernel loads (parameter ``tables``). The notebooks run one after another in one kernel,
-    which starts (and imports probekit) while the captures are being analysed. ``cloudwatch``/``monitor``:
-    a CloudWatch export (any format ``probekit.capture.cloudwatch`` reads) and the monitor description,
-    audited against every capture; without them each capture's own ``NAME.cloudwatch.json`` /
-    ``NAME.monitor.json`` beside it are used when present. ``cloudwatch_csv`` is the old name of
-    ``cloudwatch``.
+    notebooks' kernels load (parameter ``tables``). The notebooks run on a pool of kernels (one per CPU,
+    at most 2), which start and import probekit while the captures are being analysed.
+    ``cloudwatch``/``monitor``: a CloudWatch export (any format ``probekit.capture.cloudwatch`` reads) and
+    the monitor description, audited against every capture; without them each capture's own
+    ``NAME.cloudwatch.json`` / ``NAME.monitor.json`` beside it are used when present. ``cloudwatch_csv``
+    is the old name of ``cloudwatch``. ``notebook_out``: also write the executed report as a notebook.
     """
     import tempfile
 
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
     from nbconvert import HTMLExporter
-
-    from .session import Capture
     cloudwatch = cloudwatch if cloudwatch is not None else cloudwatch_csv
     captures = [str(Path(c).resolve()) for c in captures]
     for c in captures:
@@ -149,46 +217,38 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
         if not Path(f).is_file():
             raise ProbekitError(f"{f}: no such CloudWatch export or monitor description")
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
-    books = sorted(nb_dir.glob("[0-9][0-9]-*.ipynb"))
-    if not books:
+    paths = sorted(nb_dir.glob("[0-9][0-9]-*.ipynb"))
+    if not paths:
         raise ProbekitError(f"{nb_dir}: no notebooks found")
+    summaries: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="probekit-report-") as tables:
         params = {"captures": captures, "period": period_s, "cloudwatch": cw_files or None,
                   "monitor": mon_files or None, "tables": tables}
-        work = nbformat.v4.new_notebook()
-        work.metadata["language_info"] = {"name": "python"}
-        for book in books:
-            work.cells += _headed(book.stem, inject_parameters(nbformat.read(book, as_version=4), params), captures)
-        client = NotebookClient(work, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(nb_dir)}})
-        with client.setup_kernel():
-            client.kc.execute(_WARM_UP, silent=True)  # the kernel imports while we analyse below
-            sessions = [Capture(c, period_s=period_s, cloudwatch=cw_files or None, monitor=mon_files or None)
-                        for c in captures]
-            summaries = []
-            for cap in sessions:
+        books = [(p.stem, inject_parameters(nbformat.read(p, as_version=4), params)) for p in paths]
+
+        def analyse() -> None:
+            from .session import Capture  # here: the kernels start meanwhile
+            for c in captures:
+                cap = Capture(c, period_s=period_s, cloudwatch=cw_files or None, monitor=mon_files or None)
                 summaries.append(cap.summary())
                 cap.save_tables(tables)
-            client.reset_execution_trackers()
-            for index, cell in enumerate(work.cells):
-                try:
-                    client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
-                except CellExecutionError as e:
-                    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-                    raise ProbekitError(f"{cell.metadata.get('probekit_book', '?')}.ipynb: a cell failed: "
-                                        f"{lines[-1] if lines else 'error'}") from None
+
+        _run(_execute(books, analyse, nb_dir, timeout, _kernels(len(books))))
     report = nbformat.v4.new_notebook()
+    report.metadata["language_info"] = {"name": "python"}
     report.cells.append(nbformat.v4.new_markdown_cell(
         "# probekit report\n\nCaptures: " + ", ".join(f"`{Path(c).name}`" for c in captures)
         + f"  \nAggregation period: {period_s} s. Generated by `probekit report`; every figure below was computed "
           "by the notebooks in `notebooks/`, run on these captures (each capture read and analysed once)."))
     report.cells.append(nbformat.v4.new_markdown_cell(summary_markdown(summaries)))
-    for cell in work.cells:
-        tags = cell.metadata.get("tags", [])
-        if "parameters" in tags or "injected-parameters" in tags:
-            continue
-        cell.metadata.pop("probekit_book", None)
-        report.cells.append(cell)
+    for _, nb in books:
+        for cell in nb.cells:
+            tags = cell.metadata.get("tags", [])
+            if "parameters" in tags or "injected-parameters" in tags:
+                continue
+            report.cells.append(cell)
+    if notebook_out:
+        nbformat.write(report, str(notebook_out))
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
     html, _ = exporter.from_notebook_node(report)

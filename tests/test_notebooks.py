@@ -76,12 +76,20 @@ def test_notebooks_on_real_captures_say_what_does_not_apply(rel, theme, needle):
     assert needle in text
 
 
+REPORT_CAPTURES = ["target-down.pcap", "tcp-stops-after-activation.pcap", "healthy.pcap"]
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "report.html"
-    caps = [ROOT / "captures" / "target-down.pcap", ROOT / "captures" / "tcp-stops-after-activation.pcap"]
-    build_report(caps, out, period_s=30)
-    return out
+    build_report([ROOT / "captures" / n for n in REPORT_CAPTURES], out, period_s=30,
+                 notebook_out=out.with_suffix(".ipynb"))
+    return out, nbformat.read(out.with_suffix(".ipynb"), as_version=4)
+
+
+@pytest.fixture(scope="module")
+def report(report_files):
+    return report_files[0]
 
 
 def test_report_is_self_contained_with_every_section(report):
@@ -94,6 +102,97 @@ def test_report_is_self_contained_with_every_section(report):
     assert not re.search(r"<script[^>]*src=\"https?://", html) and "cdnjs" not in html
     assert "100 % loss (no reply at all)" in html and "to the end of the capture" in html
     assert "zero_loss_but_no_replies" in html, "the audit of the investigation's CloudWatch numbers"
+
+
+def _markdown_outputs(cell) -> list[str]:
+    return [o.get("data", {}).get("text/markdown", "") for o in cell.get("outputs", [])]
+
+
+def test_report_summary_leads_with_the_cloudwatch_disagreement(report_files):
+    _, nb = report_files
+    summary = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# Summary"))
+    lead = summary.split("\n## ", 1)[0]
+    first = [ln for ln in lead.splitlines() if ln.startswith("- **target-down.pcap**")]
+    assert len(first) == 1 and "CloudWatch said 0 % loss and 0 ms RTT for tcp 192.0.2.10:80 while none of its" in first[0]
+    assert "100 % loss" in next(ln for ln in lead.splitlines() if ln.startswith("- **tcp-stops-after-activation.pcap**")) \
+        or "no probes at all" in lead
+    assert "- **healthy.pcap**: no anomalies found." in lead
+    text = "\n".join([summary] + [m for c in nb.cells for m in _markdown_outputs(c)])
+    assert text.count("No CloudWatch export for") == 1, "one line for every capture without an export"
+    assert text.count("without a CloudWatch export") == 1, "notebook 05 says it once, for all captures"
+    assert "`tcp-stops-after-activation.pcap`, `healthy.pcap`" in lead
+    assert "no CloudWatch export given" not in text
+
+
+def test_every_figure_and_table_sits_under_its_captures_heading(report_files):
+    """Each figure and table of a multi-capture report follows, in its cell, a heading naming the capture."""
+    _, nb = report_files
+    names = set(REPORT_CAPTURES)
+    checked = 0
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        heading = None
+        for o in c.outputs:
+            md = o.get("data", {}).get("text/markdown", "")
+            if md.startswith("### "):
+                heading = md[4:].split(",")[0].split(":")[0].strip()
+            if "image/png" in o.get("data", {}) or "text/html" in o.get("data", {}):
+                assert heading in names, f"output without a capture heading in: {c.source[:80]!r}"
+                checked += 1
+    assert checked >= 30
+
+
+def test_report_reads_and_analyses_each_capture_once(tmp_path, monkeypatch):
+    """The report process reads each capture once and saves its tables; the notebooks' kernel loads them."""
+    import probekit.capture as capture_pkg
+    calls = []
+    real = capture_pkg.read_capture
+
+    def counting(path, *a, **kw):
+        calls.append(Path(path).name)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(capture_pkg, "read_capture", counting)
+    books = tmp_path / "nb"
+    books.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("captures = []\nperiod = 30\ncloudwatch = None\nmonitor = None\ntables = None")
+    params.metadata["tags"] = ["parameters"]
+    probe = nbformat.v4.new_code_cell(
+        "import probekit\n"
+        "caps = [probekit.open_capture(p, period_s=period, cloudwatch=cloudwatch, monitor=monitor, tables=tables)"
+        " for p in captures]\n"
+        "assert tables is not None\n"
+        "loaded = [n for n in ('packets', 'probes', 'connections', 'payload_verdicts', 'cloudwatch_audit')"
+        " if all(n in c.__dict__ for c in caps)]\n"
+        "print('loaded:', ','.join(loaded), 'audit rows:', len(caps[0].cloudwatch_audit))")
+    nb.cells = [nbformat.v4.new_markdown_cell("# probe"), params, probe]
+    nbformat.write(nb, books / "00-probe.ipynb")
+    caps = [ROOT / "captures" / "target-down.pcap", ROOT / "captures" / "healthy.pcap"]
+    out = tmp_path / "r.html"
+    build_report(caps, out, notebooks_dir=books, notebook_out=tmp_path / "r.ipynb")
+    assert sorted(calls) == sorted(p.name for p in caps), calls
+    done = nbformat.read(tmp_path / "r.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in done.cells if c.cell_type == "code" for o in c.outputs)
+    assert "loaded: packets,probes,connections,payload_verdicts,cloudwatch_audit audit rows: 20" in printed
+
+
+def test_sessions_load_saved_tables_without_reading_the_capture(tmp_path, monkeypatch):
+    import probekit
+    import probekit.capture as capture_pkg
+    cap = probekit.open_capture(ROOT / "captures" / "target-down.pcap")
+    cap.save_tables(tmp_path)
+
+    def boom(*a, **kw):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(capture_pkg, "read_capture", boom)
+    again = probekit.open_capture(ROOT / "captures" / "target-down.pcap", tables=tmp_path)
+    assert again.probes.equals(cap.probes) and again.cloudwatch_audit.equals(cap.cloudwatch_audit)
+    other = probekit.open_capture(ROOT / "captures" / "target-down.pcap", period_s=60, tables=tmp_path)
+    with pytest.raises(AssertionError, match="read again"):
+        _ = other.packets  # other settings: not the saved tables
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (./kit test installs it)")

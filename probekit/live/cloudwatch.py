@@ -19,14 +19,15 @@ from ..errors import ProbekitError
 __all__ = ["fetch_cloudwatch", "metric_queries", "NAMESPACE", "METRICS"]
 
 NAMESPACE = "AWS/NetworkMonitor"
-METRICS = ("PacketLoss", "RTT")
+METRICS = ("PacketLoss", "RTT", "HealthIndicator")  # an absent metric comes back as an empty series
 _MAX_QUERIES = 500  # GetMetricData's limit per call
 _SECRETS = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
 
 
 def metric_queries(monitor: str, probes: list[dict], period_s: int, stat: str = "Average") -> list[dict]:
-    """GetMetricData queries for every probe's PacketLoss and RTT; the labels name monitor, probe, metric
-    and statistic (GetMetricData returns no dimensions, so the reader takes them from the label)."""
+    """GetMetricData queries for every probe's PacketLoss, RTT and HealthIndicator; the labels name
+    monitor, probe, metric and statistic (GetMetricData returns no dimensions, so the reader takes them
+    from the label)."""
     out = []
     for i, p in enumerate(probes):
         for metric in METRICS:
