@@ -112,7 +112,7 @@ def _uids(parts: list[np.ndarray]) -> np.ndarray:
         for k in range(nd):
             digits[:, 1 + (0 if j == 0 else 11) + k] = _B62[(h % np.uint64(62)).astype(np.int64)]
             h = h // np.uint64(62)
-    return digits.view("S18").ravel().astype(str)
+    return digits
 
 
 def _addr_hash(cats) -> np.ndarray:
@@ -132,6 +132,35 @@ def _is_local(cats, nets) -> np.ndarray:
 
 
 _STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
+
+
+def _int_col(packets, name, rows, na=0) -> np.ndarray:
+    """Column ``name`` at ``rows`` as int64 (``na`` where missing), without a full-column NA fill."""
+    a = packets[name].array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if data is None or mask is None:
+        return packets[name].to_numpy("int64", na_value=na)[rows]
+    out = data[rows].astype(np.int64)
+    m = mask[rows]
+    if m.any():
+        out[m] = na
+    return out
+
+
+def _port_table(ports: np.ndarray) -> np.ndarray:
+    t = np.zeros(65536, bool)
+    t[ports[(ports >= 0) & (ports < 65536)]] = True
+    return t
+
+
+def _str_column(m: np.ndarray) -> pd.Series:
+    """A 'str' column from a zero-padded byte matrix, through Arrow buffers (no Python strings)."""
+    import pyarrow as pa
+    nz = m != 0
+    off = np.zeros(len(m) + 1, np.int32)
+    np.cumsum(nz.sum(1), out=off[1:])
+    arr = pa.StringArray.from_buffers(len(m), pa.py_buffer(off), pa.py_buffer(np.ascontiguousarray(m[nz]).tobytes()))
+    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def _l3(packets) -> np.ndarray:
@@ -170,7 +199,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     keep = ts_ok & ~frag & (ipv4 | (l3 == "ipv6")) & (is_tcp | is_udp | is_icmp)
     offload = ipv4 & (ip_len == 0)
     if check_checksums:
-        ip_ok, l4_ok = K_checksums(packets)
+        ip_ok, l4_ok = K_checksums(packets, np.flatnonzero(keep))
         keep &= ip_ok & ~offload  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
     else:
         l4_ok = np.ones(len(packets), bool)
@@ -179,7 +208,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         return _empty()
 
     def col(name, na=0):
-        return packets[name].to_numpy("int64", na_value=na)[rows]
+        return _int_col(packets, name, rows, na)
     l4_ok = l4_ok[rows]
     kind = np.where(is_tcp[rows], K.K_TCP, np.where(is_udp[rows], K.K_UDP, K.K_ICMP)).astype(np.int64)
     src, dst = packets["src"].array, packets["dst"].array
@@ -218,13 +247,16 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         key = key.to_numpy(np.int64)
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
     is_t, is_u = kind == K.K_TCP, kind == K.K_UDP
-    src_lsp = (is_t & np.isin(sport, tcp_lsp)) | (is_u & np.isin(sport, udp_lsp))
-    dst_lsp = (is_t & np.isin(dport, tcp_lsp)) | (is_u & np.isin(dport, udp_lsp))
+    tt, ut = _port_table(tcp_lsp), _port_table(udp_lsp)
+    sp16, dp16 = sport & 0xFFFF, dport & 0xFFFF
+    src_lsp = (is_t & tt[sp16]) | (is_u & ut[sp16])
+    dst_lsp = (is_t & tt[dp16]) | (is_u & ut[dp16])
     bcast_code = cats.get_indexer(["255.255.255.255"])[0]
     bcast = (da == bcast_code) if bcast_code >= 0 else np.zeros(len(rows), bool)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
-    src_long = is_t & np.isin(sport, long_ports)
-    dst_long = is_t & np.isin(dport, long_ports)
+    lt = _port_table(long_ports)
+    src_long = is_t & lt[sp16]
+    dst_long = is_t & lt[dp16]
     off = offload[rows]
     # TCP.cc / UDP.cc / ICMP.cc: total length 0 -> use what was captured
     length = np.where(off, col("payload_caplen"), col("payload_len"))
@@ -243,17 +275,16 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         l4_ok, sport, dport, src_lsp, dst_lsp, bcast, src_long, dst_long, int(key.max()) + 1, params)
     state, size, pkts, ipb = K.conn_finish(ci, ei)
     hist = K.history_matrix(len(ci), ev_c, ev_ch)
-    hist_s = hist.view(f"S{hist.shape[1]}").ravel().astype(str)
-    return _table(col("frame"), ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr,
+    return _table(col("frame"), ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr,
                   local_nets, community_id)
 
 
-def K_checksums(packets):
+def K_checksums(packets, rows):
     from ..capture.checksums import checksums_ok
-    return checksums_ok(packets)
+    return checksums_ok(packets, rows)
 
 
-def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr, local_nets,
+def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr, local_nets,
            community_id) -> pd.DataFrame:
     C = K
     first = ci[:, C.C_FIRSTPKT]
@@ -273,7 +304,8 @@ def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dpor
     cand = np.flatnonzero(state == 12)
     state = np.where(state >= 12, 12, state)
     if cand.size:  # conn_state(): /\^?S[^HAFGIQ]*R.*/ == history
-        rst = pd.Series(hist_s[cand]).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
+        hs = hist[cand].view(f"S{hist.shape[1]}").ravel().astype(str)
+        rst = pd.Series(hs, dtype=object).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
         state[cand[rst]] = 8
     ip_proto = pr[first]
     ahash = _addr_hash(cats)
@@ -290,7 +322,7 @@ def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dpor
         return pd.Series(np.where(mask, vals, 0)).astype(dtype).mask(~mask)
     out = pd.DataFrame({
         "ts_ns": start,
-        "uid": pd.Series(uid, dtype="str"),
+        "uid": _str_column(uid),
         "orig_h": pd.Categorical.from_codes(oa, categories=catv),
         "orig_p": op.astype("uint16"),
         "resp_h": pd.Categorical.from_codes(ra, categories=catv),
@@ -303,7 +335,7 @@ def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dpor
         "local_orig": pd.array(local[oa], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "local_resp": pd.array(local[ra], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "missed_bytes": ci[:, C.C_MISSED],
-        "history": pd.Series(hist_s, dtype="str"),
+        "history": _str_column(hist),
         "orig_pkts": pkts[:, 0],
         "orig_ip_bytes": ipb[:, 0],
         "resp_pkts": pkts[:, 1],
