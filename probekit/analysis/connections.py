@@ -140,11 +140,23 @@ def _int_col(packets, name, rows, na=0) -> np.ndarray:
     data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
     if data is None or mask is None:
         return packets[name].to_numpy("int64", na_value=na)[rows]
-    out = data[rows].astype(np.int64)
+    out = np.asarray(data[rows], dtype=np.int64)
+    if out is data or np.shares_memory(out, data):
+        out = out.copy()
     m = mask[rows]
     if m.any():
         out[m] = na
     return out
+
+
+def _present(packets, name) -> np.ndarray:
+    m = getattr(packets[name].array, "_mask", None)
+    return ~m if m is not None else packets[name].notna().to_numpy()
+
+
+def _null_str(n: int) -> pd.Series:
+    import pyarrow as pa
+    return pd.Series(pa.nulls(n, pa.string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def _port_table(ports: np.ndarray) -> np.ndarray:
@@ -187,15 +199,16 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     if bare and likely_server_ports is LIKELY_SERVER_PORTS:
         likely_server_ports = BARE_LIKELY_SERVER_PORTS
     to = dict(TIMEOUTS_S, **(timeouts_s or {}))
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
+    allr = slice(None)
+    proto = _int_col(packets, "ip_proto", allr, -1)
     l3 = _l3(packets)
     ipv4 = l3 == "ipv4"
-    ts_ok = packets["ts_ns"].notna().to_numpy()
-    frag = (packets["frag_offset"].to_numpy("int64", na_value=0) > 0) | packets["ip_mf"].to_numpy(bool, na_value=False)
-    ip_len = packets["ip_len"].to_numpy("int64", na_value=-1)
-    is_tcp = (proto == 6) & packets["tcp_flags"].notna().to_numpy()
-    is_udp = (proto == 17) & packets["sport"].notna().to_numpy()
-    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & (l3 == "ipv6")) & packets["icmp_type"].notna().to_numpy()
+    ts_ok = _present(packets, "ts_ns")
+    frag = (_int_col(packets, "frag_offset", allr, 0) > 0) | (_int_col(packets, "ip_mf", allr, 0) > 0)
+    ip_len = _int_col(packets, "ip_len", allr, -1)
+    is_tcp = (proto == 6) & _present(packets, "tcp_flags")
+    is_udp = (proto == 17) & _present(packets, "sport")
+    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & (l3 == "ipv6")) & _present(packets, "icmp_type")
     keep = ts_ok & ~frag & (ipv4 | (l3 == "ipv6")) & (is_tcp | is_udp | is_icmp)
     offload = ipv4 & (ip_len == 0)
     if check_checksums:
@@ -340,7 +353,7 @@ def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport,
         "orig_ip_bytes": ipb[:, 0],
         "resp_pkts": pkts[:, 1],
         "resp_ip_bytes": ipb[:, 1],
-        "tunnel_parents": pd.Series([pd.NA] * n, dtype="str"),
+        "tunnel_parents": _null_str(n),
         "ip_proto": ip_proto.astype("uint8"),
         "first_frame": frames[first],
         "isn": opt(is_tcp & (ci[:, C.C_ISN] >= 0), ci[:, C.C_ISN], "Int64"),
