@@ -242,3 +242,21 @@ def test_conn_log_read_by_a_zeek_log_reader(tmp_path, fmt):
         assert r["conn_state"] == str(w.conn_state) and r["history"] == w.history
         assert int(r["orig_pkts"]) == w.orig_pkts and int(r["resp_ip_bytes"]) == w.resp_ip_bytes
         assert abs(float(r["ts"]) - w.ts_ns / 1e9) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["icmp", "icmp6"])
+def test_icmp_connections_and_community_ids_equal_zeeks(name):
+    """bifs.community_id.run-pcaps lists every connection of the trace with its Community ID: the ICMP
+    'ports' (type, counterpart type or code for one-way messages) and the hash must both agree."""
+    require_real_captures()
+    import re
+    exp = set()
+    for ln in (ORACLE / "zeek" / "bifs.community_id.run-pcaps" / f"{name}.pcap.out").read_text().splitlines():
+        m = re.match(r"\[orig_h=([^,]+), orig_p=(\d+)/\w+, resp_h=([^,]+), resp_p=(\d+)/\w+, proto=(\d+).*\], (\S+)", ln)
+        if m:
+            exp.add(m.groups())
+    assert exp
+    c = connections(probekit.read_capture(REAL / "zeek" / "communityid" / f"{name}.pcap"), community_id=True)
+    got = {(str(r.orig_h), str(r.orig_p), str(r.resp_h), str(r.resp_p), str(r.ip_proto), r.community_id)
+           for r in c.itertuples()}
+    assert got == exp
