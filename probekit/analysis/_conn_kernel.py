@@ -152,7 +152,7 @@ def _rel(ei, c, e, cur, last, wraps):
     return (wraps << 32) + cur - ei[c, e, E_START], False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _size(ei, c, e):
     """TCP_Endpoint::Size: payload bytes from the sequence numbers."""
     p = 1 - e
@@ -176,7 +176,7 @@ def _is_clean(ei, c, e):
     return s == ESTABLISHED or (s == CLOSED and ei[c, e, E_PREV] == ESTABLISHED)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
     """TCP_Reassembler::Gap: 'G' (scaled) and missed_bytes, for cleanly established connections."""
     if _is_clean(ei, c, e) and _is_clean(ei, c, 1 - e):
@@ -185,7 +185,7 @@ def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
     return nev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _deliver(ei, blo, bhi, c, e):
     """Deliver buffered blocks that the contiguous point now reaches."""
     moved = True
@@ -296,7 +296,7 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
     return nev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _conn_closed(ci, ei, c, e, gen_event, params):
     """TCPSessionAdapter::ConnectionClosed (timers only; data-pending deferral not modelled)."""
     p = 1 - e
@@ -322,7 +322,7 @@ def _conn_closed(ci, ei, c, e, gen_event, params):
             ci[c, C_CH2] = base
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _expired(ci, ei, c, now, params):
     """The session and analyzer timers (Session::InactivityTimer, TCPSessionAdapter::ExpireTimer,
     AttemptTimer, ConnDeleteTimer) that fire in (previous packet, now]: True if one removes ``c``."""
@@ -361,7 +361,7 @@ def _expired(ci, ei, c, now, params):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _is_reuse(ci, ei, c, flags, seq):
     """TCPSessionAdapter::IsReuse."""
     if not flags & SYN:
