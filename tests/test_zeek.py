@@ -260,3 +260,25 @@ def test_icmp_connections_and_community_ids_equal_zeeks(name):
     got = {(str(r.orig_h), str(r.orig_p), str(r.resp_h), str(r.resp_p), str(r.ip_proto), r.community_id)
            for r in c.itertuples()}
     assert got == exp
+
+
+def test_tunnel_parents_from_the_tunnel_columns():
+    """With the reader's tunnel columns (branch decode), each inner connection names its encapsulation;
+    without them the field is unset, as Zeek's for untunnelled traffic."""
+    df = probekit.read_capture(ROOT / "captures" / "port-closed.pcap")
+    plain = connections(df)
+    assert plain["tunnel_parents"].isna().all()
+    t = df.copy()
+    half = np.arange(len(t)) < len(t) // 2
+    t["tunnel"] = pd.Series(np.where(half, "vxlan", None), dtype="object")
+    t["outer_src"] = "10.9.0.1"
+    t["outer_dst"] = "10.9.0.2"
+    t["tunnel_id"] = pd.array(np.where(half, 42, 43), dtype="UInt32")
+    t["tunnel_depth"] = 1
+    t["outer_ttl"] = 64
+    t.attrs = df.attrs
+    c = connections(t)
+    tp = c["tunnel_parents"]
+    assert tp.notna().any() and tp.isna().any()
+    assert tp.dropna().nunique() == 1 and tp.dropna().iloc[0].startswith("C")
+    pd.testing.assert_frame_equal(c.drop(columns="tunnel_parents"), plain.drop(columns="tunnel_parents"))

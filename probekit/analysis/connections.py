@@ -6,9 +6,11 @@ Zeek's rules followed (docs/design.md, "Connections as Zeek logs them"): connect
 timers and ``IsReuse``; the flip heuristics (likely server ports, SYN/SYN-ACK reversal, ``^h``);
 history letters with scaled C/G/T/W; content gaps and ``missed_bytes``; ``Size()`` byte counts;
 IPv4 header and L4 checksums (``check_checksums=False`` is ``zeek -C``); offload super-frames.
-Out of scope: application-layer letters (``X``) and ``service`` (Zeek's protocol analyzers), IP
-fragment reassembly (fragments are skipped), ``tunnel_parents`` (the outer connection's uid needs
-the outer ports), the reassembler's deferred close while data is pending.
+``tunnel_parents`` from the packets table's tunnel columns when its reader decapsulated (the parent's
+uid is made from the encapsulation's kind, outer addresses and id: the outer UDP connection itself is
+not a row, as the packets table holds the inner packet). Out of scope: application-layer letters
+(``X``) and ``service`` (Zeek's protocol analyzers), IP fragment reassembly (fragments are skipped),
+the reassembler's deferred close while data is pending.
 """
 from __future__ import annotations
 
@@ -288,8 +290,37 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         l4_ok, sport, dport, src_lsp, dst_lsp, bcast, src_long, dst_long, int(key.max()) + 1, params)
     state, size, pkts, ipb = K.conn_finish(ci, ei)
     hist = K.history_matrix(len(ci), ev_c, ev_ch)
+    parents = _tunnel_parents(packets, rows, conn_of, len(ci))
     return _table(col("frame"), ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr,
-                  local_nets, community_id)
+                  local_nets, community_id, parents)
+
+
+TUNNEL_COLUMNS = ("tunnel", "outer_src", "outer_dst", "tunnel_id")
+
+
+def _tunnel_parents(packets, rows, conn_of, nc) -> pd.Series:
+    """conn.zeek's tunnel_parents: the set of encapsulating connections' uids seen over the connection's
+    lifetime. The packets table (when its reader decapsulates) names the encapsulation by kind, outer
+    addresses and tunnel id; its uid is made from those as our uids are from a connection's identity."""
+    if not all(c in packets.columns for c in TUNNEL_COLUMNS):
+        return _null_str(nc)
+    t = packets.iloc[rows][list(TUNNEL_COLUMNS)]
+    m = t["tunnel"].notna().to_numpy() & (conn_of != -1)
+    if not m.any():
+        return _null_str(nc)
+    c = np.where(conn_of < 0, -1 - conn_of, conn_of)[m]
+    t = t[m]
+    parts = []
+    for name in TUNNEL_COLUMNS:
+        v = t[name].astype(str).to_numpy(dtype=object)
+        u, inv = np.unique(v, return_inverse=True)
+        parts.append(_addr_hash(u)[inv])
+    pid = _uids(parts).view("S18").ravel().astype(str)
+    d = pd.DataFrame({"c": c, "p": pid}).drop_duplicates().sort_values(["c", "p"])
+    joined = d.groupby("c")["p"].agg(",".join)
+    out = np.full(nc, None, dtype=object)
+    out[joined.index.to_numpy()] = joined.to_numpy()
+    return pd.Series(out, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def K_checksums(packets, rows):
@@ -298,7 +329,7 @@ def K_checksums(packets, rows):
 
 
 def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr, local_nets,
-           community_id) -> pd.DataFrame:
+           community_id, parents) -> pd.DataFrame:
     C = K
     first = ci[:, C.C_FIRSTPKT]
     fside = side[first]
@@ -353,7 +384,7 @@ def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport,
         "orig_ip_bytes": ipb[:, 0],
         "resp_pkts": pkts[:, 1],
         "resp_ip_bytes": ipb[:, 1],
-        "tunnel_parents": _null_str(n),
+        "tunnel_parents": parents,
         "ip_proto": ip_proto.astype("uint8"),
         "first_frame": frames[first],
         "isn": opt(is_tcp & (ci[:, C.C_ISN] >= 0), ci[:, C.C_ISN], "Int64"),
