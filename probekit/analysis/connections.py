@@ -177,6 +177,12 @@ def _str_column(m: np.ndarray) -> pd.Series:
     return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
+def _arrow_str(offsets: np.ndarray, data: np.ndarray) -> pd.Series:
+    import pyarrow as pa
+    arr = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
+    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
 def _l3(packets) -> np.ndarray:
     """The l3 column as an object array, from the categorical's codes (no per-row string work)."""
     c = packets["l3"].array
@@ -289,7 +295,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         ts, kind, key, side, col("tcp_flags"), col("tcp_seq"), col("tcp_ack"), col("tcp_win", 1), length, ipl,
         l4_ok, sport, dport, src_lsp, dst_lsp, bcast, src_long, dst_long, int(key.max()) + 1, params)
     state, size, pkts, ipb = K.conn_finish(ci, ei)
-    hist = K.history_matrix(len(ci), ev_c, ev_ch)
+    hist = K.history_buffers(len(ci), ev_c, ev_ch)
     parents = _tunnel_parents(packets, rows, conn_of, len(ci))
     return _table(col("frame"), ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr,
                   local_nets, community_id, parents)
@@ -348,7 +354,8 @@ def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport,
     cand = np.flatnonzero(state == 12)
     state = np.where(state >= 12, 12, state)
     if cand.size:  # conn_state(): /\^?S[^HAFGIQ]*R.*/ == history
-        hs = hist[cand].view(f"S{hist.shape[1]}").ravel().astype(str)
+        off, data = hist
+        hs = [bytes(data[off[i]:off[i + 1]]).decode() for i in cand]
         rst = pd.Series(hs, dtype=object).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
         state[cand[rst]] = 8
     ip_proto = pr[first]
@@ -379,7 +386,7 @@ def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport,
         "local_orig": pd.array(local[oa], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "local_resp": pd.array(local[ra], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "missed_bytes": ci[:, C.C_MISSED],
-        "history": _str_column(hist),
+        "history": _arrow_str(*hist),
         "orig_pkts": pkts[:, 0],
         "orig_ip_bytes": ipb[:, 0],
         "resp_pkts": pkts[:, 1],
