@@ -183,10 +183,11 @@ def _arrow_str(offsets: np.ndarray, data: np.ndarray) -> pd.Series:
     return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
-def _l3(packets) -> np.ndarray:
-    """The l3 column as an object array, from the categorical's codes (no per-row string work)."""
+def _l3_is(packets, kind: str) -> np.ndarray:
+    """l3 == kind, from the categorical's codes (no per-row string work)."""
     c = packets["l3"].array
-    return np.asarray(c.categories, dtype=object)[c.codes]
+    i = pd.Index(c.categories).get_indexer([kind])[0]
+    return c.codes == i if i >= 0 else np.zeros(len(c), bool)
 
 
 def _empty() -> pd.DataFrame:
@@ -209,15 +210,14 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     to = dict(TIMEOUTS_S, **(timeouts_s or {}))
     allr = slice(None)
     proto = _int_col(packets, "ip_proto", allr, -1)
-    l3 = _l3(packets)
-    ipv4 = l3 == "ipv4"
+    ipv4, ipv6 = _l3_is(packets, "ipv4"), _l3_is(packets, "ipv6")
     ts_ok = _present(packets, "ts_ns")
     frag = (_int_col(packets, "frag_offset", allr, 0) > 0) | (_int_col(packets, "ip_mf", allr, 0) > 0)
     ip_len = _int_col(packets, "ip_len", allr, -1)
     is_tcp = (proto == 6) & _present(packets, "tcp_flags")
     is_udp = (proto == 17) & _present(packets, "sport")
-    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & (l3 == "ipv6")) & _present(packets, "icmp_type")
-    keep = ts_ok & ~frag & (ipv4 | (l3 == "ipv6")) & (is_tcp | is_udp | is_icmp)
+    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & ipv6) & _present(packets, "icmp_type")
+    keep = ts_ok & ~frag & (ipv4 | ipv6) & (is_tcp | is_udp | is_icmp)
     offload = ipv4 & (ip_len == 0)
     if check_checksums:
         ip_ok, l4_ok = K_checksums(packets, np.flatnonzero(keep))

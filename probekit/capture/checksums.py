@@ -70,19 +70,27 @@ def checksums_ok(packets: pd.DataFrame, rows: np.ndarray | None = None) -> tuple
     sel = np.arange(n) if rows is None else np.asarray(rows, np.int64)
 
     def col(name, na):
-        return packets[name].to_numpy("int64", na_value=na)[sel]
+        a = packets[name].array
+        data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+        if data is None or mask is None:
+            return packets[name].to_numpy("int64", na_value=na)[sel]
+        out = np.array(data[sel], dtype=np.int64)
+        out[mask[sel]] = na
+        return out
     proto = col("ip_proto", -1)
     l3c = packets["l3"].array
-    l3 = np.asarray(l3c.categories, dtype=object)[l3c.codes[sel]]
-    is_v6 = l3 == "ipv6"
-    ipv = (l3 == "ipv4") | is_v6
+    cats = pd.Index(l3c.categories)
+    codes = l3c.codes[sel]
+    i4, i6 = cats.get_indexer(["ipv4"])[0], cats.get_indexer(["ipv6"])[0]
+    is_v6 = (codes == i6) if i6 >= 0 else np.zeros(len(sel), bool)
+    ipv = ((codes == i4) if i4 >= 0 else np.zeros(len(sel), bool)) | is_v6
     hdr = np.where(proto == 6, col("tcp_hdr_len", -1), 8)
     poff = col("payload_off", -1)
     iphl = col("ip_hdr_len", 0)
     iplen = col("ip_len", 0)
     pcap = col("payload_caplen", -1)
     frag = col("frag_offset", 0) > 0
-    mf = packets["ip_mf"].to_numpy(bool, na_value=False)[sel]
+    mf = col("ip_mf", 0) > 0
     l4 = np.isin(proto, (1, 6, 17, 58)) & (hdr > 0) & (poff >= 0) & ~frag & ~mf
     l4_off = np.where(l4, poff - hdr, -1)
     ip_off = np.where(ipv & (poff >= 0) & (hdr > 0), poff - hdr - iphl, -1)
