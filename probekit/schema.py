@@ -313,7 +313,9 @@ CONNECTIONS: tuple[Column, ...] = (
                                      "length header field)"),
     Column("resp_pkts", "int64", "number of packets that the responder sent"),
     Column("resp_ip_bytes", "int64", "number of IP level bytes that the responder sent"),
-    Column("tunnel_parents", "str", "uids of encapsulating parent connections (not computed yet: <NA>)"),
+    Column("tunnel_parents", "str", "if this connection was over a tunnel, the uids of the encapsulating "
+                                    "parent connections used over its lifetime (comma-separated; <NA> "
+                                    "when not tunnelled or the packets table has no tunnel columns)"),
     Column("ip_proto", "uint8", "the protocol identifier passed in the IP header"),
     Column("community_id", "str", "Community ID v1 flow hash (only with community_id=True)"),
     # probe analysis extras (TCP; <NA>/NaN/0 otherwise)

@@ -242,3 +242,43 @@ def test_conn_log_read_by_a_zeek_log_reader(tmp_path, fmt):
         assert r["conn_state"] == str(w.conn_state) and r["history"] == w.history
         assert int(r["orig_pkts"]) == w.orig_pkts and int(r["resp_ip_bytes"]) == w.resp_ip_bytes
         assert abs(float(r["ts"]) - w.ts_ns / 1e9) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["icmp", "icmp6"])
+def test_icmp_connections_and_community_ids_equal_zeeks(name):
+    """bifs.community_id.run-pcaps lists every connection of the trace with its Community ID: the ICMP
+    'ports' (type, counterpart type or code for one-way messages) and the hash must both agree."""
+    require_real_captures()
+    import re
+    exp = set()
+    for ln in (ORACLE / "zeek" / "bifs.community_id.run-pcaps" / f"{name}.pcap.out").read_text().splitlines():
+        m = re.match(r"\[orig_h=([^,]+), orig_p=(\d+)/\w+, resp_h=([^,]+), resp_p=(\d+)/\w+, proto=(\d+).*\], (\S+)", ln)
+        if m:
+            exp.add(m.groups())
+    assert exp
+    c = connections(probekit.read_capture(REAL / "zeek" / "communityid" / f"{name}.pcap"), community_id=True)
+    got = {(str(r.orig_h), str(r.orig_p), str(r.resp_h), str(r.resp_p), str(r.ip_proto), r.community_id)
+           for r in c.itertuples()}
+    assert got == exp
+
+
+def test_tunnel_parents_from_the_tunnel_columns():
+    """With the reader's tunnel columns (branch decode), each inner connection names its encapsulation;
+    without them the field is unset, as Zeek's for untunnelled traffic."""
+    df = probekit.read_capture(ROOT / "captures" / "port-closed.pcap")
+    plain = connections(df)
+    assert plain["tunnel_parents"].isna().all()
+    t = df.copy()
+    half = np.arange(len(t)) < len(t) // 2
+    t["tunnel"] = pd.Series(np.where(half, "vxlan", None), dtype="object")
+    t["outer_src"] = "10.9.0.1"
+    t["outer_dst"] = "10.9.0.2"
+    t["tunnel_id"] = pd.array(np.where(half, 42, 43), dtype="UInt32")
+    t["tunnel_depth"] = 1
+    t["outer_ttl"] = 64
+    t.attrs = df.attrs
+    c = connections(t)
+    tp = c["tunnel_parents"]
+    assert tp.notna().any() and tp.isna().any()
+    assert tp.dropna().nunique() == 1 and tp.dropna().iloc[0].startswith("C")
+    pd.testing.assert_frame_equal(c.drop(columns="tunnel_parents"), plain.drop(columns="tunnel_parents"))

@@ -35,8 +35,8 @@ NCI = 31
 # endpoint-level int64 fields (ei[conn, side, field])
 (E_STATE, E_PREV, E_START, E_LAST, E_ACK, E_SWRAP, E_AWRAP, E_CLOSED, E_FINCNT, E_RSTCNT, E_FINSEQ, E_HSYN,
  E_HFIN, E_HRST, E_CHKC, E_CHKT, E_RXC, E_RXT, E_W0C, E_W0T, E_GAPC, E_GAPT, E_REASM, E_TRIM, E_SKIP,
- E_NBLK, E_PKTS, E_IPB, E_LEN) = range(29)
-NEI = 29
+ E_NBLK, E_PKTS, E_IPB, E_LEN, E_SLOT) = range(30)
+NEI = 30
 
 
 @njit(cache=True, inline="always")
@@ -152,7 +152,7 @@ def _rel(ei, c, e, cur, last, wraps):
     return (wraps << 32) + cur - ei[c, e, E_START], False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _size(ei, c, e):
     """TCP_Endpoint::Size: payload bytes from the sequence numbers."""
     p = 1 - e
@@ -176,7 +176,7 @@ def _is_clean(ei, c, e):
     return s == ESTABLISHED or (s == CLOSED and ei[c, e, E_PREV] == ESTABLISHED)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
     """TCP_Reassembler::Gap: 'G' (scaled) and missed_bytes, for cleanly established connections."""
     if _is_clean(ei, c, e) and _is_clean(ei, c, 1 - e):
@@ -185,29 +185,31 @@ def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
     return nev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _deliver(ei, blo, bhi, c, e):
     """Deliver buffered blocks that the contiguous point now reaches."""
+    s = ei[c, e, E_SLOT]
     moved = True
     while moved:
         moved = False
         n = ei[c, e, E_NBLK]
         for k in range(n):
-            if blo[c, e, k] <= ei[c, e, E_REASM]:
-                if bhi[c, e, k] > ei[c, e, E_REASM]:
-                    ei[c, e, E_REASM] = bhi[c, e, k]
-                blo[c, e, k] = blo[c, e, n - 1]
-                bhi[c, e, k] = bhi[c, e, n - 1]
+            if blo[s, k] <= ei[c, e, E_REASM]:
+                if bhi[s, k] > ei[c, e, E_REASM]:
+                    ei[c, e, E_REASM] = bhi[s, k]
+                blo[s, k] = blo[s, n - 1]
+                bhi[s, k] = bhi[s, n - 1]
                 ei[c, e, E_NBLK] = n - 1
                 moved = True
                 break
 
 
 @njit(cache=True)
-def _data_sent(ei, blo, bhi, c, e, seq, length, params):
+def _data_sent(ei, blo, bhi, pool, c, e, seq, length, params):
     """TCP_Reassembler::DataSent / NewBlock / BlockInserted, with a bounded block list."""
     if ei[c, e, E_SKIP]:
         return
+    s = ei[c, e, E_SLOT]
     ack = (ei[c, e, E_AWRAP] << 32) + ei[c, e, E_ACK] - ei[c, e, E_START]
     upper = seq + length
     if seq < ack:
@@ -226,27 +228,31 @@ def _data_sent(ei, blo, bhi, c, e, seq, length, params):
         n = ei[c, e, E_NBLK]
         merged = False
         for k in range(n):
-            if seq <= bhi[c, e, k] and upper >= blo[c, e, k]:
-                blo[c, e, k] = min(blo[c, e, k], seq)
-                bhi[c, e, k] = max(bhi[c, e, k], upper)
+            if seq <= bhi[s, k] and upper >= blo[s, k]:
+                blo[s, k] = min(blo[s, k], seq)
+                bhi[s, k] = max(bhi[s, k], upper)
                 merged = True
                 break
         if not merged:
+            if s < 0:  # the endpoint's first hole: take a row of the block pool
+                s = pool[0]
+                pool[0] += 1
+                ei[c, e, E_SLOT] = s
             if n < NBLK:
-                blo[c, e, n] = seq
-                bhi[c, e, n] = upper
+                blo[s, n] = seq
+                bhi[s, n] = upper
                 ei[c, e, E_NBLK] = n + 1
             else:  # bounded: widen the highest block (a documented approximation)
                 j = 0
                 for k in range(n):
-                    if bhi[c, e, k] > bhi[c, e, j]:
+                    if bhi[s, k] > bhi[s, j]:
                         j = k
-                blo[c, e, j] = min(blo[c, e, j], seq)
-                bhi[c, e, j] = max(bhi[c, e, j], upper)
+                blo[s, j] = min(blo[s, j], seq)
+                bhi[s, j] = max(bhi[s, j], upper)
     # above_hole_data_without_any_acks / excessive_data_without_further_acks: stop reassembling
     pending = 0
     for k in range(ei[c, e, E_NBLK]):
-        pending += bhi[c, e, k] - blo[c, e, k]
+        pending += bhi[s, k] - blo[s, k]
     ack64 = (ei[c, e, E_AWRAP] << 32) + ei[c, e, E_ACK]
     no_data_acked = ack64 == ei[c, e, E_START] or ack64 == ei[c, e, E_START] + 1
     if (no_data_acked and pending > params[P_MAX_ABOVE_HOLE]) or pending > params[P_EXCESSIVE]:
@@ -257,6 +263,7 @@ def _data_sent(ei, blo, bhi, c, e, seq, length, params):
 @njit(cache=True)
 def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
     """TCP_Reassembler::AckReceived -> TrimToSeq -> Undelivered: content gaps."""
+    s = ei[c, e, E_SLOT]
     if ei[c, e, E_FINCNT] > 0 and seq >= ei[c, e, E_FINSEQ]:
         seq = ei[c, e, E_FINSEQ] - 1
     if seq <= ei[c, e, E_TRIM]:
@@ -268,15 +275,15 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
                     n = ei[c, e, E_NBLK]
                     j = -1
                     for k in range(n):
-                        if blo[c, e, k] < seq and blo[c, e, k] >= ei[c, e, E_REASM] and \
-                                (j < 0 or blo[c, e, k] < blo[c, e, j]):
+                        if blo[s, k] < seq and blo[s, k] >= ei[c, e, E_REASM] and \
+                                (j < 0 or blo[s, k] < blo[s, j]):
                             j = k
                     if j < 0:
                         break
-                    gl = blo[c, e, j] - ei[c, e, E_REASM]
+                    gl = blo[s, j] - ei[c, e, E_REASM]
                     if gl > 0:
                         nev = _gap(ci, ei, c, e, gl, ev_c, ev_ch, nev)
-                    ei[c, e, E_REASM] = blo[c, e, j]
+                    ei[c, e, E_REASM] = blo[s, j]
                     _deliver(ei, blo, bhi, c, e)
                 if seq > ei[c, e, E_REASM]:
                     nev = _gap(ci, ei, c, e, seq - ei[c, e, E_REASM], ev_c, ev_ch, nev)
@@ -286,17 +293,17 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
     # drop blocks wholly below the trim point
     k = 0
     while k < ei[c, e, E_NBLK]:
-        if bhi[c, e, k] <= seq:
+        if bhi[s, k] <= seq:
             n = ei[c, e, E_NBLK]
-            blo[c, e, k] = blo[c, e, n - 1]
-            bhi[c, e, k] = bhi[c, e, n - 1]
+            blo[s, k] = blo[s, n - 1]
+            bhi[s, k] = bhi[s, n - 1]
             ei[c, e, E_NBLK] = n - 1
         else:
             k += 1
     return nev
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _conn_closed(ci, ei, c, e, gen_event, params):
     """TCPSessionAdapter::ConnectionClosed (timers only; data-pending deferral not modelled)."""
     p = 1 - e
@@ -322,7 +329,7 @@ def _conn_closed(ci, ei, c, e, gen_event, params):
             ci[c, C_CH2] = base
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _expired(ci, ei, c, now, params):
     """The session and analyzer timers (Session::InactivityTimer, TCPSessionAdapter::ExpireTimer,
     AttemptTimer, ConnDeleteTimer) that fire in (previous packet, now]: True if one removes ``c``."""
@@ -361,7 +368,7 @@ def _expired(ci, ei, c, now, params):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _is_reuse(ci, ei, c, flags, seq):
     """TCPSessionAdapter::IsReuse."""
     if not flags & SYN:
@@ -383,7 +390,7 @@ def _is_reuse(ci, ei, c, flags, seq):
 
 
 @njit(cache=True)
-def _tcp_process(ci, ei, blo, bhi, c, e, ts, flags, seq, ack, win, length, params, ev_c, ev_ch, nev):
+def _tcp_process(ci, ei, blo, bhi, pool, c, e, ts, flags, seq, ack, win, length, params, ev_c, ev_ch, nev):
     """TCPSessionAdapter::Process and UpdateStateMachine for one segment from endpoint side ``e``."""
     p = 1 - e
     is_orig = e == ci[c, C_ORIGSIDE]  # Zeek's (possibly stale, after a flip) is_orig argument
@@ -578,7 +585,7 @@ def _tcp_process(ci, ei, blo, bhi, c, e, ts, flags, seq, ack, win, length, param
         nev = _ack_received(ci, ei, blo, bhi, c, p, rel_ack, ev_c, ev_ch, nev)
     rel_data = rel_seq + 1 if fsyn else rel_seq
     if length > 0 and not frst and not underflow:
-        _data_sent(ei, blo, bhi, c, e, rel_data, length, params)
+        _data_sent(ei, blo, bhi, pool, c, e, rel_data, length, params)
     # CheckPIA_FirstPacket
     ci[c, C_FPS] |= 1 if is_orig else 2
     if do_close:
@@ -598,6 +605,7 @@ def _new_conn(ci, ei, n, key, ts, kind, i, params):
         ei[n, s, E_REASM] = 1
         ei[n, s, E_TRIM] = 1
         ei[n, s, E_LEN] = -1
+        ei[n, s, E_SLOT] = -1
     ci[n, C_KEY] = key
     ci[n, C_START] = ts
     ci[n, C_LAST] = ts
@@ -628,8 +636,13 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
     cap = nkeys + 16
     ci = np.zeros((cap, NCI), np.int64)
     ei = np.zeros((cap, 2, NEI), np.int64)
-    blo = np.zeros((cap, 2, NBLK), np.int64)
-    bhi = np.zeros((cap, 2, NBLK), np.int64)
+    ndata = 1
+    for i in range(n):
+        if kind[i] == K_TCP and length[i] > 0:
+            ndata += 1
+    blo = np.zeros((ndata, NBLK), np.int64)   # block pool: one row per endpoint that ever had a hole
+    bhi = np.zeros((ndata, NBLK), np.int64)
+    pool = np.zeros(1, np.int64)
     active = np.full(nkeys, -1, np.int64)
     conn_of = np.full(n, -1, np.int64)
     ev_c = np.empty(6 * n + 16, np.int64)
@@ -654,12 +667,6 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
                 ei2 = np.zeros((cap, 2, NEI), np.int64)
                 ei2[:nc] = ei[:nc]
                 ei = ei2
-                b2 = np.zeros((cap, 2, NBLK), np.int64)
-                b2[:nc] = blo[:nc]
-                blo = b2
-                b3 = np.zeros((cap, 2, NBLK), np.int64)
-                b3[:nc] = bhi[:nc]
-                bhi = b3
             c = nc
             nc += 1
             _new_conn(ci, ei, c, k, now, kind[i], i, params)
@@ -704,7 +711,7 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
                 ci[c, C_RSTTS] = now
                 ci[c, C_RSTACK] = 1 if f & ACK else 0
             ci[c, C_ESTAB] = 0
-            nev = _tcp_process(ci, ei, blo, bhi, c, e, now, f, seq[i], ack[i], win[i], length[i], params,
+            nev = _tcp_process(ci, ei, blo, bhi, pool, c, e, now, f, seq[i], ack[i], win[i], length[i], params,
                                ev_c, ev_ch, nev)
             if ci[c, C_ESTAB] and params[P_LONG_INACT] > 0:  # Conn::port_inactivity_timeouts
                 o = ci[c, C_ORIGSIDE]
@@ -804,40 +811,43 @@ STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH"
 
 
 @njit(cache=True)
-def history_matrix(nc, ev_c, ev_ch):
-    """The history strings as a fixed-width byte matrix (events sorted by connection, stably)."""
-    order = np.argsort(ev_c, kind="mergesort")
-    start = np.zeros(nc, np.int64)
-    count = np.zeros(nc, np.int64)
-    mark = np.zeros(nc, np.bool_)
+def history_buffers(nc, ev_c, ev_ch):
+    """The history strings as Arrow-style buffers: int32 offsets (nc + 1) and the letters, in connection
+    order. A reset marker (0) means ReplaceHistory("^h"): what came before it is dropped."""
     nev = ev_c.shape[0]
-    # effective start: after the last reset marker
-    j = 0
-    while j < nev:
-        c = ev_c[order[j]]
-        k = j
-        s = j
-        while k < nev and ev_c[order[k]] == c:
+    # counting sort by connection (stable: the events are in packet order)
+    cnt = np.zeros(nc + 1, np.int64)
+    for j in range(nev):
+        cnt[ev_c[j] + 1] += 1
+    for c in range(nc):
+        cnt[c + 1] += cnt[c]
+    order = np.empty(nev, np.int64)
+    pos = cnt[:nc].copy()
+    for j in range(nev):
+        c = ev_c[j]
+        order[pos[c]] = j
+        pos[c] += 1
+    # per connection: the events after its last marker, '^h' first if there was one
+    first = np.empty(nc, np.int64)
+    length = np.zeros(nc, np.int64)
+    for c in range(nc):
+        b = cnt[c]
+        for k in range(cnt[c], cnt[c + 1]):
             if ev_ch[order[k]] == 0:
-                s = k + 1
-                mark[c] = True
-            k += 1
-        start[c] = s
-        count[c] = k - s
-        j = k
-    width = 2
+                b = k + 1
+        first[c] = b
+        length[c] = cnt[c + 1] - b + (2 if b > cnt[c] else 0)
+    offsets = np.zeros(nc + 1, np.int32)
     for c in range(nc):
-        if count[c] + 2 > width:
-            width = count[c] + 2
-    out = np.zeros((nc, width), np.uint8)
+        offsets[c + 1] = offsets[c] + length[c]
+    data = np.empty(offsets[nc], np.uint8)
     for c in range(nc):
-        pos = 0
-        s = start[c]
-        if mark[c]:
-            out[c, 0] = 94
-            out[c, 1] = 104
-            pos = 2
-        for q in range(count[c]):
-            out[c, pos] = ev_ch[order[s + q]]
-            pos += 1
-    return out
+        o = offsets[c]
+        if first[c] > cnt[c]:
+            data[o] = 94
+            data[o + 1] = 104
+            o += 2
+        for k in range(first[c], cnt[c + 1]):
+            data[o] = ev_ch[order[k]]
+            o += 1
+    return offsets, data

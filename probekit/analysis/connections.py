@@ -6,9 +6,11 @@ Zeek's rules followed (docs/design.md, "Connections as Zeek logs them"): connect
 timers and ``IsReuse``; the flip heuristics (likely server ports, SYN/SYN-ACK reversal, ``^h``);
 history letters with scaled C/G/T/W; content gaps and ``missed_bytes``; ``Size()`` byte counts;
 IPv4 header and L4 checksums (``check_checksums=False`` is ``zeek -C``); offload super-frames.
-Out of scope: application-layer letters (``X``) and ``service`` (Zeek's protocol analyzers), IP
-fragment reassembly (fragments are skipped), ``tunnel_parents`` (the outer connection's uid needs
-the outer ports), the reassembler's deferred close while data is pending.
+``tunnel_parents`` from the packets table's tunnel columns when its reader decapsulated (the parent's
+uid is made from the encapsulation's kind, outer addresses and id: the outer UDP connection itself is
+not a row, as the packets table holds the inner packet). Out of scope: application-layer letters
+(``X``) and ``service`` (Zeek's protocol analyzers), IP fragment reassembly (fragments are skipped),
+the reassembler's deferred close while data is pending.
 """
 from __future__ import annotations
 
@@ -112,7 +114,7 @@ def _uids(parts: list[np.ndarray]) -> np.ndarray:
         for k in range(nd):
             digits[:, 1 + (0 if j == 0 else 11) + k] = _B62[(h % np.uint64(62)).astype(np.int64)]
             h = h // np.uint64(62)
-    return digits.view("S18").ravel().astype(str)
+    return digits
 
 
 def _addr_hash(cats) -> np.ndarray:
@@ -134,10 +136,58 @@ def _is_local(cats, nets) -> np.ndarray:
 _STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
 
 
-def _l3(packets) -> np.ndarray:
-    """The l3 column as an object array, from the categorical's codes (no per-row string work)."""
+def _int_col(packets, name, rows, na=0) -> np.ndarray:
+    """Column ``name`` at ``rows`` as int64 (``na`` where missing), without a full-column NA fill."""
+    a = packets[name].array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if data is None or mask is None:
+        return packets[name].to_numpy("int64", na_value=na)[rows]
+    out = np.asarray(data[rows], dtype=np.int64)
+    if out is data or np.shares_memory(out, data):
+        out = out.copy()
+    m = mask[rows]
+    if m.any():
+        out[m] = na
+    return out
+
+
+def _present(packets, name) -> np.ndarray:
+    m = getattr(packets[name].array, "_mask", None)
+    return ~m if m is not None else packets[name].notna().to_numpy()
+
+
+def _null_str(n: int) -> pd.Series:
+    import pyarrow as pa
+    return pd.Series(pa.nulls(n, pa.string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _port_table(ports: np.ndarray) -> np.ndarray:
+    t = np.zeros(65536, bool)
+    t[ports[(ports >= 0) & (ports < 65536)]] = True
+    return t
+
+
+def _str_column(m: np.ndarray) -> pd.Series:
+    """A 'str' column from a zero-padded byte matrix, through Arrow buffers (no Python strings)."""
+    import pyarrow as pa
+    nz = m != 0
+    off = np.zeros(len(m) + 1, np.int32)
+    np.cumsum(nz.sum(1), out=off[1:])
+    arr = pa.StringArray.from_buffers(len(m), pa.py_buffer(off), pa.py_buffer(np.ascontiguousarray(m[nz]).tobytes()))
+    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _arrow_str(offsets: np.ndarray, data: np.ndarray) -> pd.Series:
+    import pyarrow as pa
+    arr = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
+    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _l3_is(packets, kind: str) -> np.ndarray:
+    """l3 == kind, from the categorical's codes (no per-row string work)."""
     c = packets["l3"].array
-    return np.asarray(c.categories, dtype=object)[c.codes]
+    i = pd.Index(c.categories).get_indexer([kind])[0]
+    return c.codes == i if i >= 0 else np.zeros(len(c), bool)
 
 
 def _empty() -> pd.DataFrame:
@@ -158,19 +208,19 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     if bare and likely_server_ports is LIKELY_SERVER_PORTS:
         likely_server_ports = BARE_LIKELY_SERVER_PORTS
     to = dict(TIMEOUTS_S, **(timeouts_s or {}))
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    l3 = _l3(packets)
-    ipv4 = l3 == "ipv4"
-    ts_ok = packets["ts_ns"].notna().to_numpy()
-    frag = (packets["frag_offset"].to_numpy("int64", na_value=0) > 0) | packets["ip_mf"].to_numpy(bool, na_value=False)
-    ip_len = packets["ip_len"].to_numpy("int64", na_value=-1)
-    is_tcp = (proto == 6) & packets["tcp_flags"].notna().to_numpy()
-    is_udp = (proto == 17) & packets["sport"].notna().to_numpy()
-    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & (l3 == "ipv6")) & packets["icmp_type"].notna().to_numpy()
-    keep = ts_ok & ~frag & (ipv4 | (l3 == "ipv6")) & (is_tcp | is_udp | is_icmp)
+    allr = slice(None)
+    proto = _int_col(packets, "ip_proto", allr, -1)
+    ipv4, ipv6 = _l3_is(packets, "ipv4"), _l3_is(packets, "ipv6")
+    ts_ok = _present(packets, "ts_ns")
+    frag = (_int_col(packets, "frag_offset", allr, 0) > 0) | (_int_col(packets, "ip_mf", allr, 0) > 0)
+    ip_len = _int_col(packets, "ip_len", allr, -1)
+    is_tcp = (proto == 6) & _present(packets, "tcp_flags")
+    is_udp = (proto == 17) & _present(packets, "sport")
+    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & ipv6) & _present(packets, "icmp_type")
+    keep = ts_ok & ~frag & (ipv4 | ipv6) & (is_tcp | is_udp | is_icmp)
     offload = ipv4 & (ip_len == 0)
     if check_checksums:
-        ip_ok, l4_ok = K_checksums(packets)
+        ip_ok, l4_ok = K_checksums(packets, np.flatnonzero(keep))
         keep &= ip_ok & ~offload  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
     else:
         l4_ok = np.ones(len(packets), bool)
@@ -179,7 +229,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         return _empty()
 
     def col(name, na=0):
-        return packets[name].to_numpy("int64", na_value=na)[rows]
+        return _int_col(packets, name, rows, na)
     l4_ok = l4_ok[rows]
     kind = np.where(is_tcp[rows], K.K_TCP, np.where(is_udp[rows], K.K_UDP, K.K_ICMP)).astype(np.int64)
     src, dst = packets["src"].array, packets["dst"].array
@@ -218,13 +268,16 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         key = key.to_numpy(np.int64)
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
     is_t, is_u = kind == K.K_TCP, kind == K.K_UDP
-    src_lsp = (is_t & np.isin(sport, tcp_lsp)) | (is_u & np.isin(sport, udp_lsp))
-    dst_lsp = (is_t & np.isin(dport, tcp_lsp)) | (is_u & np.isin(dport, udp_lsp))
+    tt, ut = _port_table(tcp_lsp), _port_table(udp_lsp)
+    sp16, dp16 = sport & 0xFFFF, dport & 0xFFFF
+    src_lsp = (is_t & tt[sp16]) | (is_u & ut[sp16])
+    dst_lsp = (is_t & tt[dp16]) | (is_u & ut[dp16])
     bcast_code = cats.get_indexer(["255.255.255.255"])[0]
     bcast = (da == bcast_code) if bcast_code >= 0 else np.zeros(len(rows), bool)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
-    src_long = is_t & np.isin(sport, long_ports)
-    dst_long = is_t & np.isin(dport, long_ports)
+    lt = _port_table(long_ports)
+    src_long = is_t & lt[sp16]
+    dst_long = is_t & lt[dp16]
     off = offload[rows]
     # TCP.cc / UDP.cc / ICMP.cc: total length 0 -> use what was captured
     length = np.where(off, col("payload_caplen"), col("payload_len"))
@@ -242,19 +295,47 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         ts, kind, key, side, col("tcp_flags"), col("tcp_seq"), col("tcp_ack"), col("tcp_win", 1), length, ipl,
         l4_ok, sport, dport, src_lsp, dst_lsp, bcast, src_long, dst_long, int(key.max()) + 1, params)
     state, size, pkts, ipb = K.conn_finish(ci, ei)
-    hist = K.history_matrix(len(ci), ev_c, ev_ch)
-    hist_s = hist.view(f"S{hist.shape[1]}").ravel().astype(str)
-    return _table(col("frame"), ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr,
-                  local_nets, community_id)
+    hist = K.history_buffers(len(ci), ev_c, ev_ch)
+    parents = _tunnel_parents(packets, rows, conn_of, len(ci))
+    return _table(col("frame"), ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr,
+                  local_nets, community_id, parents)
 
 
-def K_checksums(packets):
+TUNNEL_COLUMNS = ("tunnel", "outer_src", "outer_dst", "tunnel_id")
+
+
+def _tunnel_parents(packets, rows, conn_of, nc) -> pd.Series:
+    """conn.zeek's tunnel_parents: the set of encapsulating connections' uids seen over the connection's
+    lifetime. The packets table (when its reader decapsulates) names the encapsulation by kind, outer
+    addresses and tunnel id; its uid is made from those as our uids are from a connection's identity."""
+    if not all(c in packets.columns for c in TUNNEL_COLUMNS):
+        return _null_str(nc)
+    t = packets.iloc[rows][list(TUNNEL_COLUMNS)]
+    m = t["tunnel"].notna().to_numpy() & (conn_of != -1)
+    if not m.any():
+        return _null_str(nc)
+    c = np.where(conn_of < 0, -1 - conn_of, conn_of)[m]
+    t = t[m]
+    parts = []
+    for name in TUNNEL_COLUMNS:
+        v = t[name].astype(str).to_numpy(dtype=object)
+        u, inv = np.unique(v, return_inverse=True)
+        parts.append(_addr_hash(u)[inv])
+    pid = _uids(parts).view("S18").ravel().astype(str)
+    d = pd.DataFrame({"c": c, "p": pid}).drop_duplicates().sort_values(["c", "p"])
+    joined = d.groupby("c")["p"].agg(",".join)
+    out = np.full(nc, None, dtype=object)
+    out[joined.index.to_numpy()] = joined.to_numpy()
+    return pd.Series(out, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def K_checksums(packets, rows):
     from ..capture.checksums import checksums_ok
-    return checksums_ok(packets)
+    return checksums_ok(packets, rows)
 
 
-def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dport, cats, kind, pr, local_nets,
-           community_id) -> pd.DataFrame:
+def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr, local_nets,
+           community_id, parents) -> pd.DataFrame:
     C = K
     first = ci[:, C.C_FIRSTPKT]
     fside = side[first]
@@ -273,7 +354,9 @@ def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dpor
     cand = np.flatnonzero(state == 12)
     state = np.where(state >= 12, 12, state)
     if cand.size:  # conn_state(): /\^?S[^HAFGIQ]*R.*/ == history
-        rst = pd.Series(hist_s[cand]).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
+        off, data = hist
+        hs = [bytes(data[off[i]:off[i + 1]]).decode() for i in cand]
+        rst = pd.Series(hs, dtype=object).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
         state[cand[rst]] = 8
     ip_proto = pr[first]
     ahash = _addr_hash(cats)
@@ -290,7 +373,7 @@ def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dpor
         return pd.Series(np.where(mask, vals, 0)).astype(dtype).mask(~mask)
     out = pd.DataFrame({
         "ts_ns": start,
-        "uid": pd.Series(uid, dtype="str"),
+        "uid": _str_column(uid),
         "orig_h": pd.Categorical.from_codes(oa, categories=catv),
         "orig_p": op.astype("uint16"),
         "resp_h": pd.Categorical.from_codes(ra, categories=catv),
@@ -303,12 +386,12 @@ def _table(frames, ci, state, size, pkts, ipb, hist_s, side, sa, da, sport, dpor
         "local_orig": pd.array(local[oa], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "local_resp": pd.array(local[ra], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
         "missed_bytes": ci[:, C.C_MISSED],
-        "history": pd.Series(hist_s, dtype="str"),
+        "history": _arrow_str(*hist),
         "orig_pkts": pkts[:, 0],
         "orig_ip_bytes": ipb[:, 0],
         "resp_pkts": pkts[:, 1],
         "resp_ip_bytes": ipb[:, 1],
-        "tunnel_parents": pd.Series([pd.NA] * n, dtype="str"),
+        "tunnel_parents": parents,
         "ip_proto": ip_proto.astype("uint8"),
         "first_frame": frames[first],
         "isn": opt(is_tcp & (ci[:, C.C_ISN] >= 0), ci[:, C.C_ISN], "Int64"),

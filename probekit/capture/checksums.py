@@ -59,34 +59,55 @@ def _verify(buf, ip_off, ip_hdr_len, is_v6, proto, l4_off, l4_len, whole, ip_ok,
         l4_ok[i] = _fold(_sum16(buf, o, n, s)) == 0xFFFF
 
 
-def checksums_ok(packets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(IPv4 header checksum ok, L4 checksum ok) per row of ``packets``; True where not checkable."""
+def checksums_ok(packets: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(IPv4 header checksum ok, L4 checksum ok) per row of ``packets``; True where not checkable.
+    ``rows``: verify only these row positions (the others stay True)."""
     n = len(packets)
     ip_ok = np.ones(n, bool)
     l4_ok = np.ones(n, bool)
     if not n or not (packets.attrs.get("path") or packets.attrs.get("paths")):
         return ip_ok, l4_ok
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
+    sel = np.arange(n) if rows is None else np.asarray(rows, np.int64)
+
+    def col(name, na):
+        a = packets[name].array
+        data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+        if data is None or mask is None:
+            return packets[name].to_numpy("int64", na_value=na)[sel]
+        out = np.array(data[sel], dtype=np.int64)
+        out[mask[sel]] = na
+        return out
+    proto = col("ip_proto", -1)
     l3c = packets["l3"].array
-    l3 = np.asarray(l3c.categories, dtype=object)[l3c.codes] if len(l3c.categories) else np.full(n, "none", object)
-    is_v6 = l3 == "ipv6"
-    ipv = (l3 == "ipv4") | is_v6
-    hdr = np.where(proto == 6, packets["tcp_hdr_len"].to_numpy("int64", na_value=-1), 8)
-    poff = packets["payload_off"].to_numpy("int64", na_value=-1)
-    iphl = packets["ip_hdr_len"].to_numpy("int64", na_value=0)
-    iplen = packets["ip_len"].to_numpy("int64", na_value=0)
-    pcap = packets["payload_caplen"].to_numpy("int64", na_value=-1)
-    frag = packets["frag_offset"].to_numpy("int64", na_value=0) > 0
-    mf = packets["ip_mf"].to_numpy(bool, na_value=False)
+    cats = pd.Index(l3c.categories)
+    codes = l3c.codes[sel]
+    i4, i6 = cats.get_indexer(["ipv4"])[0], cats.get_indexer(["ipv6"])[0]
+    is_v6 = (codes == i6) if i6 >= 0 else np.zeros(len(sel), bool)
+    ipv = ((codes == i4) if i4 >= 0 else np.zeros(len(sel), bool)) | is_v6
+    hdr = np.where(proto == 6, col("tcp_hdr_len", -1), 8)
+    poff = col("payload_off", -1)
+    iphl = col("ip_hdr_len", 0)
+    iplen = col("ip_len", 0)
+    pcap = col("payload_caplen", -1)
+    frag = col("frag_offset", 0) > 0
+    mf = col("ip_mf", 0) > 0
     l4 = np.isin(proto, (1, 6, 17, 58)) & (hdr > 0) & (poff >= 0) & ~frag & ~mf
     l4_off = np.where(l4, poff - hdr, -1)
     ip_off = np.where(ipv & (poff >= 0) & (hdr > 0), poff - hdr - iphl, -1)
     l4_len = iplen - iphl
     whole = l4 & (iplen > 0) & (pcap >= 0) & (pcap >= l4_len - hdr)
-    for path, rows in packets.probekit.files():
+    a = np.ones(len(sel), bool)
+    b = np.ones(len(sel), bool)
+    pos = np.full(n, -1, np.int64)
+    pos[sel] = np.arange(len(sel))
+    for path, frows in packets.probekit.files():
+        r = pos[frows]
+        r = r[r >= 0]
+        if not r.size:
+            continue
         with open_bytes(path) as buf:
-            a, b = ip_ok[rows], l4_ok[rows]
-            _verify(buf, ip_off[rows], iphl[rows], is_v6[rows], proto[rows], l4_off[rows], l4_len[rows],
-                    whole[rows], a, b)
-            ip_ok[rows], l4_ok[rows] = a, b
+            x, y = a[r], b[r]
+            _verify(buf, ip_off[r], iphl[r], is_v6[r], proto[r], l4_off[r], l4_len[r], whole[r], x, y)
+            a[r], b[r] = x, y
+    ip_ok[sel], l4_ok[sel] = a, b
     return ip_ok, l4_ok
