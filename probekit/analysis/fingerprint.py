@@ -16,7 +16,7 @@ from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
 from .payload import _group_ids, _sorted_order, _typed_keys, payload_verdicts, request_payload_buffer
 from .sources import balance_test
 
-__all__ = ["fingerprint", "stream_features"]
+__all__ = ["fingerprint", "fingerprint_from", "stream_features", "request_columns"]
 
 STREAM = SOURCE_STREAM_KEYS
 STREAM_LEVEL = ("protocol", "destination", "port")
@@ -101,21 +101,28 @@ def _take_float(col: pd.Series, rows: np.ndarray) -> np.ndarray:
     return col.array.take(rows).to_numpy("float64", na_value=np.nan)
 
 
-def stream_features(packets: pd.DataFrame, probes: pd.DataFrame, by=STREAM) -> tuple[pd.DataFrame, np.ndarray]:
+def request_columns(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
+    """The request packet's ip_id, tcp_win and sport of each probe (rows like ``probes``)."""
+    rows = probes["request_frame"].to_numpy("int64") - 1
+    return pd.DataFrame({c: packets[c].array.take(rows) for c in ("ip_id", "tcp_win", "sport")})
+
+
+def stream_features(probes: pd.DataFrame, req: pd.DataFrame, by=STREAM) -> tuple[pd.DataFrame, np.ndarray]:
     """Per stream the wire features the classification uses (one row per group of ``by``, groupby's
-    order), and each probe's stream number."""
+    order), and each probe's stream number. ``req``: :func:`request_columns`."""
     by = list(by)
     gid, keys = _group_ids(probes, by)
     G = len(keys)
     order = _sorted_order(gid, G)
     bounds = np.searchsorted(gid[order], np.arange(G + 1)).astype(np.int64)
-    req = probes["request_frame"].to_numpy("int64")[order] - 1
+    req = req.iloc[order].reset_index(drop=True)
+    rows = np.arange(len(req))
     pcol = lambda c: probes[c].array.take(order)  # noqa: E731
     out = {k: np.zeros(G, bool) for k in ("one_ipid", "one_sport", "one_seq", "step_one")}
     out |= {k: np.zeros(G, np.float64) for k in ("win_mode", "size_median")}
     out |= {k: np.zeros(G, np.int64) for k in ("n_resent", "n_ans", "n_reset")}
-    _aggregates(bounds, _take_float(packets["ip_id"], req), _take_float(packets["tcp_win"], req),
-                _take_float(packets["sport"], req), pcol("seq").to_numpy("float64", na_value=np.nan),
+    _aggregates(bounds, _take_float(req["ip_id"], rows), _take_float(req["tcp_win"], rows),
+                _take_float(req["sport"], rows), pcol("seq").to_numpy("float64", na_value=np.nan),
                 pcol("size").to_numpy("float64", na_value=np.nan), (pcol("outcome") == "answered").astype(bool),
                 ~np.asarray(pd.isna(pcol("reset_frame"))), np.asarray(pcol("retransmits"), np.int64),
                 out["one_ipid"], out["one_sport"], out["one_seq"], out["win_mode"], out["size_median"],
@@ -139,16 +146,27 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFr
 
     ``verdicts`` (``payload_verdicts(probes, ...)`` per source stream) and ``balance``
     (``balance_test(probes)``) are computed when not given; a session passes the ones it holds."""
+    if probes.empty:
+        return fingerprint_from(probes, pd.DataFrame(), verdicts, balance)
+    if verdicts is None:
+        verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM)
+    return fingerprint_from(probes, request_columns(packets, probes), verdicts, balance)
+
+
+def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataFrame | None = None,
+                     balance: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`fingerprint` from the probes, their request columns (:func:`request_columns`) and their
+    payload verdicts (the chunked and Dask drivers hold these, not the packets table)."""
     cols = [c.name for c in FINGERPRINTS]
     if probes.empty:
         return _typed_keys(pd.DataFrame({c: [] for c in STREAM}), probes).assign(
             probes=pd.Series([], dtype="int64"), tool=pd.Series([], dtype="str"),
             evidence=pd.Series([], dtype="str"))[cols]
     if verdicts is None:
-        verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM)
+        raise ValueError("fingerprint_from needs the payload verdicts of the probes")
     if balance is None:
         balance = balance_test(probes)
-    feats, _ = stream_features(packets, probes)
+    feats, _ = stream_features(probes, req)
     vk = dict(zip(_key_strings(verdicts, STREAM), range(len(verdicts))))
     v_rows = np.array([vk[k] for k in _key_strings(feats, STREAM)], np.int64)
     v = verdicts.iloc[v_rows].reset_index(drop=True)
