@@ -156,6 +156,18 @@ def _concat(a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _concat_many(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Several packets tables as one (file order), src/dst on one sorted category list."""
+    cats = set()
+    for t in tables:
+        cats |= set(t["src"].cat.categories) | set(t["dst"].cat.categories)
+    dtype = pd.CategoricalDtype(_sorted_addresses(cats))
+    parts = [t.assign(src=t["src"].astype(dtype), dst=t["dst"].astype(dtype)) for t in tables]
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    out.attrs = tables[-1].attrs
+    return out
+
+
 def _sorted_addresses(addrs) -> list[str]:
     v4 = sorted((x for x in addrs if ":" not in x), key=lambda s: ipaddress.IPv4Address(s).packed)
     v6 = sorted((x for x in addrs if ":" in x), key=lambda s: ipaddress.IPv6Address(s).packed)
