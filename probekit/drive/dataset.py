@@ -87,7 +87,19 @@ def _window(files: list[str], infos: list[dict], i: int, timeout_s: float, vanta
         t = scale._load_partition(Path(files[k]))
         t["frame"] = t["frame"] + int(base[k])
         tables[k] = t
-    window = _concat_many([tables[k] for k in use])
+    window_parts = []
+    for k in use:           # neighbours only for the time the window needs
+        t = tables[k]
+        if k != i:
+            ts = t["ts_ns"].to_numpy("int64", na_value=np.iinfo(np.int64).max)
+            if k < i:
+                m = ts >= lo - carry_ns
+            else:
+                m = (ts < nxt + hold_ns) if nxt is not None else np.ones(len(t), bool)
+                m &= ts != np.iinfo(np.int64).max
+            t = t[m]
+        window_parts.append(t)
+    window = _concat_many(window_parts)
     probes = match_probes(window, timeout_s=timeout_s, vantage=vantage, resend_window_s=resend_window_s,
                           reply_window_s=reply_window_s)
     t0 = probes["ts_ns"].to_numpy("int64")
