@@ -154,7 +154,7 @@ def _scan(data, offsets, rows, gid, tab, tab_off, pop, win, do_groups,
     ``gid[k]``: byte counts, sum, sum of squares, sum of products of neighbours, first/last byte, bytes,
     Monte-Carlo points inside the circle and points, and the pending bytes of the next point."""
     counts = np.zeros(256, np.int64)
-    lanes = np.zeros(8, np.float64)
+    terms = np.zeros(256, np.float64)
     m1 = np.uint64(0x100000001B3)
     m2 = np.uint64(0x9E3779B97F4A7C15)
     for k in range(rows.shape[0]):
@@ -242,20 +242,13 @@ def _scan(data, offsets, rows, gid, tab, tab_off, pop, win, do_groups,
             gstate[g, 6] = s_in
             gstate[g, 7] = s_m
             gstate[g, 8] = s_plen
-        # numpy's pairwise sum of the 256 terms c/L·log2(c/L): two blocks of 128, eight lanes each
-        # (v % 8), lanes summed in v order; absent values add exactly 0.0 and are skipped
+        # numpy's pairwise sum of the 256 terms c/L·log2(c/L) in byte-value order (branch-free)
         base = tab_off[k]
-        total = 0.0
-        for blk in range(2):
-            lanes[:] = 0.0
-            for v in range(blk * 128, blk * 128 + 128):
-                c = counts[v]
-                if c != 0:
-                    lanes[v & 7] += tab[base + c]
-                    counts[v] = 0
-            part_sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
-            total = part_sum if blk == 0 else total + part_sum
-        ent_h[k] = -total
+        for v in range(256):
+            terms[v] = tab[base + counts[v]]
+        for j in range(L):          # clear only what this row set
+            counts[data[lo + j]] = 0
+        ent_h[k] = -_pairwise(terms, 0, 256)
         ones[k] = n1
         trans[k] = tr
         code = 0
