@@ -272,66 +272,69 @@ def dataset_analyses(out_dir, *, period_s: int = 30, timeout_s: float = 1.0, van
 def _connections(run: _Runner, files: list[str], parts: list[dict]) -> pd.DataFrame:
     """Per-file connections, with every 4-tuple seen in consecutive files recomputed over those files."""
     base = np.concatenate([[0], np.cumsum([p["rows"] for p in parts])])
-    runs: dict = {}      # key hash -> (first file, last file) of its current run of consecutive files
-    spans = []           # (first, last, key) for runs of two files or more
-    for i, p in enumerate(parts):
-        for k in p["keys"].tolist():
-            r = runs.get(k)
-            if r is not None and r[1] == i - 1:
-                runs[k] = (r[0], i)
-            else:
-                if r is not None and r[1] > r[0]:
-                    spans.append((r[0], r[1], k))
-                runs[k] = (i, i)
-    spans += [(a, b, k) for k, (a, b) in runs.items() if b > a]
     tables = []
     for i, p in enumerate(parts):
         c = p["conns"].copy()
         c["first_frame"] = c["first_frame"] + int(base[i])
-        c["_file"] = i
         tables.append(c)
-    if spans:
-        need: dict = {}
-        for a, b, k in spans:
-            for i in range(a, b + 1):
-                need.setdefault(i, []).append(k)
-        idx = sorted(need)
-        got = run.map(_tcp_packets, [files[i] for i in idx], [np.array(need[i], np.uint64) for i in idx])
-        names = [Path(f).parent.name.split("=", 1)[1] for f in files]
-        pk = []
-        for i, t in zip(idx, got):
-            t = t.copy()
-            t["frame"] = t["frame"] + int(base[i])
-            t.insert(0, "capture", names[i])
-            pk.append(t)
-        allp = pd.concat(pk, ignore_index=True)
-        allp["capture"] = pd.Categorical(allp["capture"], categories=names)
-        cats = sorted(set(allp["src"]) | set(allp["dst"]))
-        allp["src"] = pd.Categorical(allp["src"], categories=cats)
-        allp["dst"] = pd.Categorical(allp["dst"], categories=cats)
-        allp = allp.sort_values("frame", kind="stable").reset_index(drop=True)
-        allp.attrs["paths"] = {n: parts[i]["path"] for i, n in enumerate(names)}
-        _, h = _tcp_keys(allp)
-        run_of = {k: (a, b) for a, b, k in spans}
-        runs_list = sorted(set(run_of.values()))
-        run_id = {r: i for i, r in enumerate(runs_list)}
-        rid = np.array([run_id.get(run_of.get(int(x)), -1) for x in h.tolist()], np.int64)
-        codes = allp["capture"].cat.codes.to_numpy()
-        redo = []
-        for j, (a, b) in enumerate(runs_list):      # per run of files (few), not per packet
-            sel = (rid == j) & (codes >= a) & (codes <= b)
-            sub = allp[sel]
-            sub.attrs = allp.attrs
-            redo.append((a, b, set(h[rid == j].tolist()), tcp.tcp_connections(sub)))
-        for a, b, ks, new in redo:
-            for i in range(a, b + 1):
-                t = tables[i]
-                th = _conn_hash(t)
-                tables[i] = t[~np.isin(th, np.array(list(ks), np.uint64))]
-            tables.append(new.assign(_file=a))
+    # runs of consecutive files per 4-tuple hash (vectorised over all files' hashes)
+    K = np.concatenate([p["keys"] for p in parts]) if parts else np.zeros(0, np.uint64)
+    F = np.repeat(np.arange(len(parts)), [p["keys"].size for p in parts])
+    order = np.lexsort((F, K))
+    K, F = K[order], F[order]
+    new_run = np.ones(K.size, bool)
+    new_run[1:] = (K[1:] != K[:-1]) | (F[1:] != F[:-1] + 1)
+    rid = np.cumsum(new_run) - 1
+    length = np.bincount(rid) if rid.size else np.zeros(0, np.int64)
+    multi = np.flatnonzero(length >= 2)
+    if not multi.size:
+        return _finish(tables)
+    starts = np.flatnonzero(new_run)[multi]
+    keys, a_s = K[starts], F[starts]
+    b_s = a_s + length[multi] - 1
+    pairs, group = np.unique(np.stack([a_s, b_s], axis=1), axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    need: dict = {}
+    for g, (a, b) in enumerate(pairs.tolist()):       # per run of files (few), not per connection
+        for i in range(a, b + 1):
+            need.setdefault(i, []).append(keys[group == g])
+    idx = sorted(need)
+    got = run.map(_tcp_packets, [files[i] for i in idx], [np.concatenate(need[i]) for i in idx])
+    names = [Path(f).parent.name.split("=", 1)[1] for f in files]
+    pk = []
+    for i, t in zip(idx, got):
+        t = t.copy()
+        t["frame"] = t["frame"] + int(base[i])
+        t.insert(0, "capture", names[i])
+        pk.append(t)
+    allp = pd.concat(pk, ignore_index=True)
+    allp["capture"] = pd.Categorical(allp["capture"], categories=names)
+    cats = sorted(set(allp["src"]) | set(allp["dst"]))
+    allp["src"] = pd.Categorical(allp["src"], categories=cats)
+    allp["dst"] = pd.Categorical(allp["dst"], categories=cats)
+    allp = allp.sort_values("frame", kind="stable").reset_index(drop=True)
+    allp.attrs["paths"] = {n: parts[i]["path"] for i, n in enumerate(names)}
+    _, h = _tcp_keys(allp)
+    ks = np.argsort(keys)
+    at = np.clip(np.searchsorted(keys[ks], h), 0, keys.size - 1)
+    pkt_group = np.where(keys[ks][at] == h, group[ks][at], -1)
+    codes = allp["capture"].cat.codes.to_numpy()
+    hashes = [_conn_hash(t) for t in tables]
+    for g, (a, b) in enumerate(pairs.tolist()):
+        sub = allp[(pkt_group == g) & (codes >= a) & (codes <= b)]
+        sub.attrs = allp.attrs
+        gk = keys[group == g]
+        for i in range(a, b + 1):
+            m = ~np.isin(hashes[i], gk)
+            tables[i], hashes[i] = tables[i][m], hashes[i][m]
+        tables.append(tcp.tcp_connections(sub))
+    return _finish(tables)
+
+
+def _finish(tables: list[pd.DataFrame]) -> pd.DataFrame:
     out = pd.concat(tables, ignore_index=True).sort_values("first_frame", kind="stable").reset_index(drop=True)
     out["conn_state"] = out["conn_state"].astype(str).astype("category")
-    return out.drop(columns=["_file"])
+    return out
 
 
 def _conn_hash(c: pd.DataFrame) -> np.ndarray:
