@@ -161,3 +161,14 @@ def test_verdict_keys_follow_the_vocabulary():
     v = P.payload_verdicts(df.probekit.probes(), P.request_payload_buffer(df, df.probekit.probes()))
     assert list(v.columns[:4]) == list(SOURCE_STREAM_KEYS)
     assert str(v["port"].dtype) == "UInt16" and v["protocol"].dtype == "category"
+
+
+@pytest.mark.parametrize("by", [list(SOURCE_STREAM_KEYS), REF_KEYS, ["protocol", "destination", "port"], ["source"]])
+def test_stream_numbers_follow_groupby(by):
+    """The packed-code stream numbers are groupby(observed, dropna=False).ngroup() (NaN keys last)."""
+    for rel in SHIPPED:
+        pr = probekit.read_capture(ROOT / rel).probekit.probes()
+        gid, keys = P._group_ids(pr, by)
+        want = pr[by].groupby(by, observed=True, dropna=False, sort=True).ngroup().to_numpy()
+        assert (gid == want).all(), rel
+        assert len(keys) == gid.max() + 1
