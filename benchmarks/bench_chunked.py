@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ SHIFT_S = 1020          # a multiple of 30 and 60 s: periods stay aligned
 
 def write_repeated(src: Path, out: Path, copies: int) -> int:
     import numpy as np
+
     import probekit
     from probekit.capture._frames import index_frames
     from probekit.capture.reader import open_bytes
@@ -65,6 +65,7 @@ def child(path: str, chunk: int) -> None:
 
 def expected(src: Path, copies: int):
     import pandas as pd
+
     import probekit
     probes = probekit.read_capture(src).probekit.probes()[["ts_ns", "protocol", "source", "destination", "port",
                                                             "outcome", "rtt_us"]]

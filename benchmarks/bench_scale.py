@@ -71,6 +71,7 @@ def child_all(mode: str, folder: str, bound: float) -> None:
         del df
     else:
         from distributed import Client, LocalCluster
+
         from probekit.drive.dataset import dataset_analyses
         ds = Path(folder).parent / "rotated-dataset"
         probekit.convert(f"{folder}/probes-*.pcap", ds)

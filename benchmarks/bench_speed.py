@@ -27,8 +27,9 @@ def timed(fn, repeat=1):
 
 
 def run(n: int, old_max: int, repeat: int):
-    import probekit
     from bench_read import build
+
+    import probekit
     from probekit.analysis import payload as P
     from probekit.analysis.fingerprint import fingerprint
     from probekit.drive.chunked import chunked_analyses

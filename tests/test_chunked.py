@@ -6,13 +6,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from test_payload_speed import SHIPPED
 
 import probekit
 from probekit.drive import chunked as C
-from test_payload_speed import SHIPPED
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,10 @@ import pytest
 import probekit
 from probekit import scale
 from probekit.drive.dataset import dataset_analyses
+from probekit.schema import (
+    PROBE_COLUMNS as PROBE_COLS,  # every column, frame numbers across the files too
+)
 from probekit.synth import synth
-
-from probekit.schema import PROBE_COLUMNS as PROBE_COLS  # every column, frame numbers across the files too
 
 
 def same(a: pd.DataFrame, b: pd.DataFrame, what: str, cols=None):
@@ -88,7 +89,7 @@ def test_every_analysis_equals_in_memory(both):
     same(got["connections"], conns, "connections")
 
 
-def test_connections_cut_by_rotation_are_stitched(both, rotated):  # noqa: F811
+def test_connections_cut_by_rotation_are_stitched(both, rotated):
     """Without the stitch a connection cut by the rotation would be two half connections."""
     ds, df, _ = both
     per_file = sum(len(probekit.tcp_connections(probekit.read_capture(p))) for p in sorted(rotated.glob("rot-*.pcap")))

@@ -13,10 +13,16 @@ import pandas as pd
 
 from .._jit import njit
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
-from .payload import _group_ids, _sorted_order, _typed_keys, payload_verdicts, request_payload_buffer
+from .payload import (
+    _group_ids,
+    _sorted_order,
+    _typed_keys,
+    payload_verdicts,
+    request_payload_buffer,
+)
 from .sources import balance_test
 
-__all__ = ["fingerprint", "fingerprint_from", "stream_features", "request_columns"]
+__all__ = ["fingerprint", "fingerprint_from", "request_columns", "stream_features"]
 
 STREAM = SOURCE_STREAM_KEYS
 STREAM_LEVEL = ("protocol", "destination", "port")
@@ -117,7 +123,7 @@ def stream_features(probes: pd.DataFrame, req: pd.DataFrame, by=STREAM) -> tuple
     bounds = np.searchsorted(gid[order], np.arange(G + 1)).astype(np.int64)
     req = req.iloc[order].reset_index(drop=True)
     rows = np.arange(len(req))
-    pcol = lambda c: probes[c].array.take(order)  # noqa: E731
+    pcol = lambda c: probes[c].array.take(order)
     out = {k: np.zeros(G, bool) for k in ("one_ipid", "one_sport", "one_seq", "step_one")}
     out |= {k: np.zeros(G, np.float64) for k in ("win_mode", "size_median")}
     out |= {k: np.zeros(G, np.int64) for k in ("n_resent", "n_ans", "n_reset")}

@@ -22,8 +22,15 @@ from .._jit import njit
 from ..accessor import PacketsAccessor
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
 
-__all__ = ["PayloadBuffer", "request_payloads", "request_payload_buffer", "payload_tests", "ent",
-           "payload_verdicts", "ENT_MIN_BYTES"]
+__all__ = [
+    "ENT_MIN_BYTES",
+    "PayloadBuffer",
+    "ent",
+    "payload_tests",
+    "payload_verdicts",
+    "request_payload_buffer",
+    "request_payloads",
+]
 
 ENT_MIN_BYTES = 1280          # 256 cells × 5 expected per cell: below this the chi-square is not valid
 WINDOWS_FILL = b"abcdefghijklmnopqrstuvwabcdefghi"
@@ -48,7 +55,7 @@ class PayloadBuffer:
         return np.diff(self.offsets)
 
     @classmethod
-    def from_series(cls, payloads: pd.Series) -> "PayloadBuffer":
+    def from_series(cls, payloads: pd.Series) -> PayloadBuffer:
         blobs = payloads.tolist()
         lengths = np.fromiter(map(len, blobs), np.int64, len(blobs))
         offsets = np.zeros(len(blobs) + 1, np.int64)
@@ -368,6 +375,7 @@ def _tests_table(lengths: np.ndarray, raw: dict, frame_s: np.ndarray, index) -> 
         "timestamp": pd.Series(_TS_NAMES[ts_code], index=index, dtype=object),
         "fill": pd.Series(_FILL_NAMES[np.where(empty, 0, raw["fill"])], index=index, dtype=object),
     }, index=index)
+    assert tuple(out.columns) == tuple(c.name for c in PAYLOAD_TESTS)
     return out
 
 

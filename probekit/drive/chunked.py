@@ -35,10 +35,22 @@ from ..capture._table import decode_frames
 from ..capture.linktypes import linktype_name
 from ..capture.reader import open_bytes
 from ..errors import CaptureError
-from ..schema import OUTCOMES, PERIOD_STATUS, PERIODS, PROBE_COLUMNS, SOURCE_STREAM_KEYS, STREAM_KEYS
+from ..schema import (
+    PERIOD_STATUS,
+    PERIODS,
+    PROBE_COLUMNS,
+    SOURCE_STREAM_KEYS,
+    STREAM_KEYS,
+)
 
-__all__ = ["chunk_source", "chunked_probes", "chunked_analyses", "ChunkedResult", "CHUNK_PACKETS",
-           "CHUNKED_FILE_BYTES"]
+__all__ = [
+    "CHUNKED_FILE_BYTES",
+    "CHUNK_PACKETS",
+    "ChunkedResult",
+    "chunk_source",
+    "chunked_analyses",
+    "chunked_probes",
+]
 
 CHUNK_PACKETS = 2_000_000
 """Packets per chunk by default (about 250 MB of packets table)."""

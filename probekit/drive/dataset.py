@@ -26,7 +26,7 @@ from ..analysis import fingerprint as _fp
 from ..analysis import metrics, payload, sizes, sources, tcp, timing
 from ..schema import SOURCE_STREAM_KEYS, STREAM_KEYS
 
-__all__ = ["dataset_analyses", "DATASET_ANALYSES"]
+__all__ = ["DATASET_ANALYSES", "dataset_analyses"]
 
 DATASET_ANALYSES = ("probes", "periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
                     "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints",
