@@ -8,12 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-import probekit
 import reference_payload as R
 from conftest import REAL, real_captures, require_real_captures
+
+import probekit
 from probekit.analysis import payload as P
-from probekit.schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS, check_table
+from probekit.schema import (
+    PAYLOAD_TESTS,
+    PAYLOAD_VERDICTS,
+    SOURCE_STREAM_KEYS,
+    check_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "captures").rglob("*") if p.suffix in (".pcap", ".pcapng"))
@@ -41,7 +46,7 @@ def assert_tests_equal(new: pd.DataFrame, ref: pd.DataFrame):
 
 def assert_verdicts_equal(new: pd.DataFrame, ref: pd.DataFrame):
     assert len(new) == len(ref)
-    key = lambda d: pd.Series(["|".join("NA" if pd.isna(x) else str(x) for x in t) for t in d[REF_KEYS].astype(object).itertuples(index=False)],  # noqa: E731
+    key = lambda d: pd.Series(["|".join("NA" if pd.isna(x) else str(x) for x in t) for t in d[REF_KEYS].astype(object).itertuples(index=False)],
                               index=d.index)
     a = new.assign(_k=key(new)).sort_values("_k").reset_index(drop=True)
     b = ref.assign(_k=key(ref)).sort_values("_k").reset_index(drop=True)
@@ -88,7 +93,7 @@ def test_equal_to_reference_on_the_real_corpus():
 
 
 def _families(r):
-    ts = lambda b: (1_767_225_600).to_bytes(8, "little") + (123_456).to_bytes(8, "little") + b  # noqa: E731
+    ts = lambda b: (1_767_225_600).to_bytes(8, "little") + (123_456).to_bytes(8, "little") + b
     return {
         "random48": [r.integers(0, 256, 48, dtype=np.uint8).tobytes() for _ in range(500)],
         "constant": [bytes(48)] * 300 + [b"\x07" * 48] * 20,
@@ -161,3 +166,14 @@ def test_verdict_keys_follow_the_vocabulary():
     v = P.payload_verdicts(df.probekit.probes(), P.request_payload_buffer(df, df.probekit.probes()))
     assert list(v.columns[:4]) == list(SOURCE_STREAM_KEYS)
     assert str(v["port"].dtype) == "UInt16" and v["protocol"].dtype == "category"
+
+
+@pytest.mark.parametrize("by", [list(SOURCE_STREAM_KEYS), REF_KEYS, ["protocol", "destination", "port"], ["source"]])
+def test_stream_numbers_follow_groupby(by):
+    """The packed-code stream numbers are groupby(observed, dropna=False).ngroup() (NaN keys last)."""
+    for rel in SHIPPED:
+        pr = probekit.read_capture(ROOT / rel).probekit.probes()
+        gid, keys = P._group_ids(pr, by)
+        want = pr[by].groupby(by, observed=True, dropna=False, sort=True).ngroup().to_numpy()
+        assert (gid == want).all(), rel
+        assert len(keys) == gid.max() + 1

@@ -1,5 +1,5 @@
 """Which tool sent a probe stream — Network Monitor or one of the monitoring and scanning tools recorded
-for real in the lab (analysis/signatures.py lists them and their rules) — with the evidence that decided it.
+for real in the lab (the rules: analysis/signatures.py) — with the evidence that decided it.
 
 Everything is computed from per-stream aggregates over the whole probes table at once (counts, distinct
 IP ids, ports and sequence numbers, the most common window, whether source ports step by one, the share
@@ -12,11 +12,17 @@ import pandas as pd
 
 from .._jit import njit
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
-from .payload import _group_ids, _sorted_order, _typed_keys, payload_verdicts, request_payload_buffer
-from .signatures import classify_stream, payload_shape
+from .payload import (
+    _group_ids,
+    _sorted_order,
+    _typed_keys,
+    payload_verdicts,
+    request_payload_buffer,
+)
+from .signatures import classify_stream, payload_shape, shape_from_verdict
 from .sources import balance_test
 
-__all__ = ["fingerprint", "stream_features"]
+__all__ = ["fingerprint", "fingerprint_from", "request_columns", "stream_features", "REQUEST_COLUMNS"]
 
 STREAM = SOURCE_STREAM_KEYS
 STREAM_LEVEL = ("protocol", "destination", "port")
@@ -101,65 +107,74 @@ def _take_float(col: pd.Series, rows: np.ndarray) -> np.ndarray:
     return col.array.take(rows).to_numpy("float64", na_value=np.nan)
 
 
-def stream_features(packets: pd.DataFrame, probes: pd.DataFrame, by=STREAM) -> tuple[pd.DataFrame, np.ndarray]:
+REQUEST_COLUMNS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_caplen")
+
+
+def request_columns(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
+    """The request packet's header fields the rules read, for each probe (rows like ``probes``)."""
+    rows = probes["request_frame"].to_numpy("int64") - 1
+    return pd.DataFrame({c: packets[c].array.take(rows) for c in REQUEST_COLUMNS})
+
+
+def _header_aggregates(req: pd.DataFrame, bounds: np.ndarray) -> dict:
+    """TTL range, IP-id jumps, TCP header length and payload length per stream (rows sorted by stream):
+    what tells tracers, scanners and the ping family apart. Vectorised with reduceat over the bounds."""
+    G = bounds.size - 1
+    if G == 0 or len(req) == 0:
+        z = np.zeros(G)
+        return dict(ttl_min=z, ttl_max=z, ttls=z, id_step_max=z, ip_id_first=z, thl=z, plen=z)
+    starts = bounds[:-1]
+    rows = np.arange(len(req))
+    ttl = _take_float(req["ttl"], rows)
+    ipid = _take_float(req["ip_id"], rows)
+    thl = _take_float(req["tcp_hdr_len"], rows)
+    plen = _take_float(req["payload_caplen"], rows)
+    t = np.where(np.isnan(ttl), np.inf, ttl)
+    ttl_min = np.minimum.reduceat(t, starts)
+    ttl_max = np.maximum.reduceat(np.where(np.isnan(ttl), -np.inf, ttl), starts)
+    gid = np.repeat(np.arange(G), np.diff(bounds))          # distinct TTLs: count changes in (stream, ttl) order
+    o = np.lexsort((t, gid))
+    new = np.ones(o.size, bool)
+    new[1:] = (gid[o][1:] != gid[o][:-1]) | (t[o][1:] != t[o][:-1])
+    ttls = np.bincount(gid[o][new & np.isfinite(t[o])], minlength=G)
+    step = np.abs(np.diff(ipid, prepend=np.nan))
+    step[starts] = np.nan
+    id_step_max = np.fmax.reduceat(np.where(np.isnan(step), -1.0, step), starts)
+    thl_max = np.fmax.reduceat(np.where(np.isnan(thl), -1.0, thl), starts)   # SYN headers agree within a tool
+    plen_max = np.fmax.reduceat(np.where(np.isnan(plen), 0.0, plen), starts)
+    return dict(ttl_min=ttl_min, ttl_max=ttl_max, ttls=ttls, id_step_max=id_step_max, ip_id_first=ipid[starts],
+                thl=np.where(thl_max < 0, np.nan, thl_max), plen=plen_max)
+
+
+def stream_features(probes: pd.DataFrame, req: pd.DataFrame, by=STREAM) -> tuple[pd.DataFrame, np.ndarray]:
     """Per stream the wire features the classification uses (one row per group of ``by``, groupby's
-    order), and each probe's stream number."""
+    order), and each probe's stream number. ``req``: :func:`request_columns`."""
     by = list(by)
     gid, keys = _group_ids(probes, by)
     G = len(keys)
     order = _sorted_order(gid, G)
     bounds = np.searchsorted(gid[order], np.arange(G + 1)).astype(np.int64)
-    req = probes["request_frame"].to_numpy("int64")[order] - 1
-    pcol = lambda c: probes[c].array.take(order)  # noqa: E731
+    req = req.iloc[order].reset_index(drop=True)
+    rows = np.arange(len(req))
+    pcol = lambda c: probes[c].array.take(order)
     out = {k: np.zeros(G, bool) for k in ("one_ipid", "one_sport", "one_seq", "step_one")}
     out |= {k: np.zeros(G, np.float64) for k in ("win_mode", "size_median")}
     out |= {k: np.zeros(G, np.int64) for k in ("n_resent", "n_ans", "n_reset")}
-    _aggregates(bounds, _take_float(packets["ip_id"], req), _take_float(packets["tcp_win"], req),
-                _take_float(packets["sport"], req), pcol("seq").to_numpy("float64", na_value=np.nan),
+    _aggregates(bounds, _take_float(req["ip_id"], rows), _take_float(req["tcp_win"], rows),
+                _take_float(req["sport"], rows), pcol("seq").to_numpy("float64", na_value=np.nan),
                 pcol("size").to_numpy("float64", na_value=np.nan), (pcol("outcome") == "answered").astype(bool),
                 ~np.asarray(pd.isna(pcol("reset_frame"))), np.asarray(pcol("retransmits"), np.int64),
                 out["one_ipid"], out["one_sport"], out["one_seq"], out["win_mode"], out["size_median"],
                 out["step_one"], out["n_resent"], out["n_ans"], out["n_reset"])
     with np.errstate(invalid="ignore", divide="ignore"):
         reset_share = np.where(out["n_ans"] > 0, out["n_reset"] / np.maximum(out["n_ans"], 1), np.nan)
-    extra = _header_aggregates(packets, req, bounds)
     feats = keys.assign(
         probes=np.diff(bounds), one_ipid=out["one_ipid"], size=out["size_median"], win=out["win_mode"],
         sport_step_one=out["step_one"], one_sport=out["one_sport"], one_seq=out["one_seq"],
-        resent=out["n_resent"], answered=out["n_ans"], reset_share=reset_share, **extra)
+        resent=out["n_resent"], answered=out["n_ans"], reset_share=reset_share,
+        first_request=np.asarray(pcol("request_frame"), np.int64)[bounds[:-1]] if G else np.zeros(0, np.int64),
+        **_header_aggregates(req, bounds))
     return feats, gid
-
-
-def _header_aggregates(packets: pd.DataFrame, req: np.ndarray, bounds: np.ndarray) -> dict:
-    """TTL range, IP-id jumps, TCP header length, payload length and the first request's frame per stream
-    (rows sorted by stream): what tells tracers, scanners and the ping family apart."""
-    G = bounds.size - 1
-    if G == 0 or req.size == 0:
-        z = np.zeros(G)
-        return dict(ttl_min=z, ttl_max=z, ttls=z, id_step_max=z, ip_id_first=z, thl=z, plen=z,
-                    first_frame=np.zeros(G, np.int64))
-    starts = bounds[:-1]
-    ttl = _take_float(packets["ttl"], req)
-    ipid = _take_float(packets["ip_id"], req)
-    thl = _take_float(packets["tcp_hdr_len"], req)
-    plen = _take_float(packets["payload_caplen"], req)
-    with np.errstate(invalid="ignore"):
-        t = np.where(np.isnan(ttl), np.inf, ttl)
-        ttl_min = np.minimum.reduceat(t, starts)
-        ttl_max = np.maximum.reduceat(np.where(np.isnan(ttl), -np.inf, ttl), starts)
-        # distinct TTLs per stream: sort (stream, ttl) pairs and count changes
-        gid = np.repeat(np.arange(G), np.diff(bounds))
-        o = np.lexsort((t, gid))
-        new = np.ones(o.size, bool)
-        new[1:] = (gid[o][1:] != gid[o][:-1]) | (t[o][1:] != t[o][:-1])
-        ttls = np.bincount(gid[o][new & np.isfinite(t[o])], minlength=G)
-        step = np.abs(np.diff(ipid, prepend=np.nan))
-        step[starts] = np.nan
-        id_step_max = np.fmax.reduceat(np.where(np.isnan(step), -1.0, step), starts)
-        thl_mode = np.fmax.reduceat(np.where(np.isnan(thl), -1.0, thl), starts)   # SYN headers agree within a tool
-        plen_med = np.fmax.reduceat(np.where(np.isnan(plen), 0.0, plen), starts)
-    return dict(ttl_min=ttl_min, ttl_max=ttl_max, ttls=ttls, id_step_max=id_step_max, ip_id_first=ipid[starts],
-                thl=np.where(thl_mode < 0, np.nan, thl_mode), plen=plen_med, first_frame=req[starts] + 1)
 
 
 def _key_strings(df: pd.DataFrame, by) -> list[str]:
@@ -172,16 +187,28 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFr
 
     ``verdicts`` (``payload_verdicts(probes, ...)`` per source stream) and ``balance``
     (``balance_test(probes)``) are computed when not given; a session passes the ones it holds."""
+    if probes.empty:
+        return fingerprint_from(probes, pd.DataFrame(), verdicts, balance)
+    if verdicts is None:
+        verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM)
+    return fingerprint_from(probes, request_columns(packets, probes), verdicts, balance, packets=packets)
+
+
+def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataFrame | None = None,
+                     balance: pd.DataFrame | None = None, packets: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`fingerprint` from the probes, their request columns (:func:`request_columns`) and their
+    payload verdicts (the chunked and Dask drivers hold these, not the packets table). With ``packets``
+    the first request payload of each stream gives its layout; without, the verdict's fill does."""
     cols = [c.name for c in FINGERPRINTS]
     if probes.empty:
         return _typed_keys(pd.DataFrame({c: [] for c in STREAM}), probes).assign(
             probes=pd.Series([], dtype="int64"), tool=pd.Series([], dtype="str"),
             evidence=pd.Series([], dtype="str"))[cols]
     if verdicts is None:
-        verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM)
+        raise ValueError("fingerprint_from needs the payload verdicts of the probes")
     if balance is None:
         balance = balance_test(probes)
-    feats, _ = stream_features(packets, probes)
+    feats, _ = stream_features(probes, req)
     vk = dict(zip(_key_strings(verdicts, STREAM), range(len(verdicts))))
     v_rows = np.array([vk[k] for k in _key_strings(feats, STREAM)], np.int64)
     v = verdicts.iloc[v_rows].reset_index(drop=True)
@@ -190,21 +217,17 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFr
     sources = np.array([int(balance["sources"].iloc[i]) if i >= 0 else 1 for i in b_rows])
     bal = balance["balanced"]
     even = np.array([bool(bal.iloc[i]) if i >= 0 and not pd.isna(bal.iloc[i]) else False for i in b_rows])
-    first = packets.iloc[feats["first_frame"].to_numpy("int64") - 1]
-    first.attrs = packets.attrs
-    firsts = first.probekit.payloads().tolist()
-    first_s = first["ts_ns"].to_numpy("float64", na_value=np.nan) / 1e9
+    shapes = _stream_shapes(feats, v, packets)
     tools, whys = [], []
     for i, f in enumerate(feats.itertuples(index=False)):     # per stream (few): the rules and their evidence
-        shape, shape_ev = payload_shape(firsts[i], first_s[i])
         verdict = str(v["verdict"].iloc[i])
         n = int(f.probes)
-        row = dict(protocol=str(f.protocol), shape=shape, shape_evidence=shape_ev, probes=n, verdict=verdict,
-                   payloads=1 if verdict == "repeated-random" else n, ttl_min=f.ttl_min, ttl_max=f.ttl_max,
-                   ttls=f.ttls, id_step_max=f.id_step_max, ip_ids=1 if f.one_ipid else n, ip_id_first=f.ip_id_first,
-                   win=f.win, thl=f.thl, sport_step=1 if f.sport_step_one else 0, sports=1 if f.one_sport else n,
-                   seqs=1 if f.one_seq else n, resent=int(f.resent), plen=f.plen, size=f.size,
-                   reset=f.reset_share)
+        row = dict(protocol=str(f.protocol), shape=shapes[i][0], shape_evidence=shapes[i][1], probes=n,
+                   verdict=verdict, payloads=1 if verdict == "repeated-random" else n, ttl_min=f.ttl_min,
+                   ttl_max=f.ttl_max, ttls=f.ttls, id_step_max=f.id_step_max, ip_ids=1 if f.one_ipid else n,
+                   ip_id_first=f.ip_id_first, win=f.win, thl=f.thl, sport_step=1 if f.sport_step_one else 0,
+                   sports=1 if f.one_sport else n, seqs=1 if f.one_seq else n, resent=int(f.resent), plen=f.plen,
+                   size=f.size, reset=f.reset_share)
         tool, why = classify_stream(row, int(sources[i]), bool(even[i]))
         tools.append(tool)
         whys.append(why)
@@ -213,3 +236,15 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFr
                                                           evidence=pd.Series(whys, dtype="str"))
     return out[cols]
 
+
+
+def _stream_shapes(feats: pd.DataFrame, verdicts: pd.DataFrame, packets: pd.DataFrame | None) -> list:
+    """(shape, evidence) of each stream's payload: from its first request's bytes when the packets table
+    is at hand (one payload per stream), else from the payload verdict's fill."""
+    if packets is None or not len(feats):
+        return [shape_from_verdict(verdicts.iloc[i]) for i in range(len(feats))]
+    first = packets.iloc[feats["first_request"].to_numpy("int64") - 1]
+    first.attrs = packets.attrs
+    heads = first.probekit.payloads().tolist()
+    secs = first["ts_ns"].to_numpy("float64", na_value=np.nan) / 1e9
+    return [payload_shape(heads[i], secs[i]) for i in range(len(feats))]

@@ -22,8 +22,15 @@ from .._jit import njit
 from ..accessor import PacketsAccessor
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
 
-__all__ = ["PayloadBuffer", "request_payloads", "request_payload_buffer", "payload_tests", "ent",
-           "payload_verdicts", "ENT_MIN_BYTES"]
+__all__ = [
+    "ENT_MIN_BYTES",
+    "PayloadBuffer",
+    "ent",
+    "payload_tests",
+    "payload_verdicts",
+    "request_payload_buffer",
+    "request_payloads",
+]
 
 ENT_MIN_BYTES = 1280          # 256 cells × 5 expected per cell: below this the chi-square is not valid
 WINDOWS_FILL = b"abcdefghijklmnopqrstuvwabcdefghi"
@@ -48,7 +55,7 @@ class PayloadBuffer:
         return np.diff(self.offsets)
 
     @classmethod
-    def from_series(cls, payloads: pd.Series) -> "PayloadBuffer":
+    def from_series(cls, payloads: pd.Series) -> PayloadBuffer:
         blobs = payloads.tolist()
         lengths = np.fromiter(map(len, blobs), np.int64, len(blobs))
         offsets = np.zeros(len(blobs) + 1, np.int64)
@@ -154,7 +161,7 @@ def _scan(data, offsets, rows, gid, tab, tab_off, pop, win, do_groups,
     ``gid[k]``: byte counts, sum, sum of squares, sum of products of neighbours, first/last byte, bytes,
     Monte-Carlo points inside the circle and points, and the pending bytes of the next point."""
     counts = np.zeros(256, np.int64)
-    lanes = np.zeros(8, np.float64)
+    terms = np.zeros(256, np.float64)
     m1 = np.uint64(0x100000001B3)
     m2 = np.uint64(0x9E3779B97F4A7C15)
     for k in range(rows.shape[0]):
@@ -242,20 +249,13 @@ def _scan(data, offsets, rows, gid, tab, tab_off, pop, win, do_groups,
             gstate[g, 6] = s_in
             gstate[g, 7] = s_m
             gstate[g, 8] = s_plen
-        # numpy's pairwise sum of the 256 terms c/L·log2(c/L): two blocks of 128, eight lanes each
-        # (v % 8), lanes summed in v order; absent values add exactly 0.0 and are skipped
+        # numpy's pairwise sum of the 256 terms c/L·log2(c/L) in byte-value order (branch-free)
         base = tab_off[k]
-        total = 0.0
-        for blk in range(2):
-            lanes[:] = 0.0
-            for v in range(blk * 128, blk * 128 + 128):
-                c = counts[v]
-                if c != 0:
-                    lanes[v & 7] += tab[base + c]
-                    counts[v] = 0
-            part_sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
-            total = part_sum if blk == 0 else total + part_sum
-        ent_h[k] = -total
+        for v in range(256):
+            terms[v] = tab[base + counts[v]]
+        for j in range(L):          # clear only what this row set
+            counts[data[lo + j]] = 0
+        ent_h[k] = -_pairwise(terms, 0, 256)
         ones[k] = n1
         trans[k] = tr
         code = 0
@@ -375,6 +375,7 @@ def _tests_table(lengths: np.ndarray, raw: dict, frame_s: np.ndarray, index) -> 
         "timestamp": pd.Series(_TS_NAMES[ts_code], index=index, dtype=object),
         "fill": pd.Series(_FILL_NAMES[np.where(empty, 0, raw["fill"])], index=index, dtype=object),
     }, index=index)
+    assert tuple(out.columns) == tuple(c.name for c in PAYLOAD_TESTS)
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["classify_stream", "payload_shape", "TOOL_LABELS"]
+__all__ = ["classify_stream", "payload_shape", "shape_from_verdict", "TOOL_LABELS"]
 
 TS_WINDOW_S = 86_400
 WINDOWS_FILL = b"abcdefghijklmnopqrstuvwabcdefghi"
@@ -52,14 +52,14 @@ def payload_shape(p: bytes, frame_s: float) -> tuple[str, str]:
         return "zeros", f"{n}-byte all-zero payload"
     if n >= 4 and bool(np.all(a == a[0])):
         return f"constant 0x{a[0]:02x}", f"{n} × 0x{a[0]:02x} ({chr(a[0]) if 32 <= a[0] < 127 else '.'!r})"
+    if p.startswith(WINDOWS_FILL[: min(n, 32)]):
+        return "windows alphabet", f"{n}-byte 'abcdefghijklmnopqrstuvwabcdefghi' fill"
     d = np.diff(a.astype(np.int64)) % 256
     if n >= 8 and bool(np.all(d == 1)):
         return "ascending", f"ascending bytes from 0x{a[0]:02x} ({n} bytes)"
     if n >= 8 and bool(np.all((a >= 32) & (a < 127) | (a == 10) | (a == 13) | (a == 0))) and a[:8].all():
         text = p.split(b"\0")[0].decode("ascii", "replace")
         return "text", f"payload is the ASCII text {text[:60]!r}"
-    if p.startswith(WINDOWS_FILL[: min(n, 32)]):
-        return "windows alphabet", f"{n}-byte 'abcdefghijklmnopqrstuvwabcdefghi' fill"
     tv = n >= 16 and abs(int.from_bytes(p[:8], "little") - frame_s) < TS_WINDOW_S \
         and int.from_bytes(p[8:16], "little") < 1_000_000
     if tv:
@@ -76,6 +76,22 @@ def payload_shape(p: bytes, frame_s: float) -> tuple[str, str]:
     if n > 4 and a[:4].any() and not a[4:].any():
         return "u32+zeros", f"a 32-bit counter/timestamp, then {n - 4} zero bytes"
     return "opaque", f"{n} bytes without a known layout"
+
+
+def shape_from_verdict(v) -> tuple[str, str]:
+    """(shape, evidence) from a payload verdict row when no payload bytes are at hand (chunked, Dask)."""
+    fill, length, verdict = v.get("fill") or "", int(v.get("length", 0) or 0), str(v.get("verdict"))
+    if length == 0:
+        return "empty", "no payload"
+    if fill == "zeros":
+        return "zeros", f"{length}-byte all-zero payload"
+    if fill == "windows alphabet":
+        return "windows alphabet", f"{length}-byte 'abcdefghijklmnopqrstuvwabcdefghi' fill"
+    if fill.startswith("constant"):
+        return fill, f"{length} × {fill.removeprefix('constant ')}"
+    if verdict == "timestamped" and fill.startswith("iputils"):
+        return "timeval+iputils", "a struct timeval (the send time), then bytes 0x10, 0x11, … (iputils' fill)"
+    return "opaque", f"{length} bytes, payload verdict {verdict}"
 
 
 def _ttl_limited(r) -> bool:

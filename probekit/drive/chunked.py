@@ -1,0 +1,461 @@
+"""Huge single captures in bounded memory: the reader walks the file in chunks, probes are matched on a
+sliding window (each chunk plus the packets of the last few minutes), and every analysis is accumulated
+with the numbers of the in-memory path.
+
+- ``chunk_source(path, chunk_packets)`` yields packets tables of at most ``chunk_packets`` rows with
+  absolute frame numbers and payload offsets (the one function a streaming reader can replace).
+- ``chunked_probes`` matches each window with ``match_probes`` and keeps a probe once nothing later can
+  change it: its request is more than ``max(reply_window_s, timeout_s, 60 s) + 1 s`` before the
+  window's last packet (no reply, SYN/ACK or RST can still come). The packets of the last
+  ``resend_window_s + 1 s`` before that point are carried into the next window, so a probe whose
+  reply or RST falls in the next chunk meets it there, and a re-sent request meets its first one.
+- ``chunked_analyses`` also keeps per-period metrics period by period (complete periods are
+  aggregated and dropped as the walk goes), so ``probekit metrics`` needs memory for one chunk, the
+  window and one row per stream and period; with ``keep_probes`` (the default) it keeps the probes
+  table and computes timing, sources, sizes, payload verdicts and fingerprints on it at the end.
+
+Limits (the in-memory path is the reference): a request identity re-sent without a pause of more
+than ``resend_window_s`` for longer than the window (nping re-sending one SYN for minutes) is split
+into one probe per window; records far out of time order (more than the carry) are matched as the
+window sees them; ``vantage='auto'`` is decided on the first window.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import fingerprint as _fp
+from ..analysis import match, metrics, payload, sizes, sources, timing
+from ..capture._frames import FrameIndex, index_frames, sniff_format
+from ..capture._table import decode_frames
+from ..capture.linktypes import linktype_name
+from ..capture.reader import open_bytes
+from ..errors import CaptureError
+from ..schema import (
+    PERIOD_STATUS,
+    PERIODS,
+    PROBE_COLUMNS,
+    SOURCE_STREAM_KEYS,
+    STREAM_KEYS,
+)
+
+__all__ = [
+    "CHUNKED_FILE_BYTES",
+    "CHUNK_PACKETS",
+    "ChunkedResult",
+    "chunk_source",
+    "chunked_analyses",
+    "chunked_probes",
+]
+
+CHUNK_PACKETS = 2_000_000
+"""Packets per chunk by default (about 250 MB of packets table)."""
+CHUNKED_FILE_BYTES = 2 << 30
+"""Files larger than this are worth the chunked path (what ``open_capture`` can use to pick it)."""
+WINDOW_BYTES = 256 << 20
+_NS = 1_000_000_000
+_REQ_COLS = ("ip_id", "tcp_win", "sport", "payload_off", "payload_caplen")
+
+
+# ----------------------------------------------------------------------------------- chunks
+def chunk_source(path, chunk_packets: int = CHUNK_PACKETS, window_bytes: int = WINDOW_BYTES):
+    """Packets tables of at most ``chunk_packets`` frames, in file order, frame numbers and payload
+    offsets absolute (as ``read_capture`` gives them). Classic pcap is read window by window with
+    ordinary reads (memory: one window); pcapng through one memory map of the file."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if sniff_format(head) == "pcap":
+        yield from _pcap_chunks(path, chunk_packets, window_bytes)
+    else:
+        yield from _mapped_chunks(path, chunk_packets)
+
+
+def _attrs(path, idx: FrameIndex, notes) -> dict:
+    return dict(path=path, format=idx.format, notes=list(notes),
+                interfaces=[dict(linktype=i.linktype, linktype_name=linktype_name(i.linktype), snaplen=i.snaplen,
+                                 units_per_s=i.units_per_s, tsoffset_s=i.tsoffset_s, name=i.name, section=i.section)
+                            for i in idx.interfaces])
+
+
+def _slice(idx: FrameIndex, lo: int, hi: int) -> FrameIndex:
+    return FrameIndex(idx.format, idx.data_off[lo:hi], idx.caplen[lo:hi], idx.wirelen[lo:hi], idx.ts_ns[lo:hi],
+                      None if idx.has_ts is None else idx.has_ts[lo:hi], idx.iface[lo:hi], idx.interfaces)
+
+
+def _decode(buf, idx, lo, hi, frame_base: int, shift: int, attrs: dict) -> pd.DataFrame:
+    df = decode_frames(buf, _slice(idx, lo, hi))
+    df["frame"] += frame_base + lo
+    if shift:
+        df["payload_off"] = df["payload_off"] + shift
+    df.attrs.update(attrs)
+    return df
+
+
+def _mapped_chunks(path, chunk_packets):
+    with open_bytes(path) as buf:
+        idx = index_frames(buf, path)
+        notes = list(idx.notes)
+        if idx.stop is not None:
+            notes.append(f"salvaged {len(idx)} whole record(s); stopped: {idx.stop}")
+        attrs = _attrs(path, idx, notes)
+        for lo in range(0, max(len(idx), 1), chunk_packets):
+            yield _decode(buf, idx, lo, min(len(idx), lo + chunk_packets), 0, 0, attrs)
+
+
+def _pcap_chunks(path, chunk_packets, window_bytes):
+    """A classic pcap as windows of bytes: the file header, then whole records from the window's start;
+    the record cut by the window's end starts the next window."""
+    size = os.path.getsize(path)
+    frames = 0
+    with open(path, "rb") as f:
+        header = f.read(24)
+        pos = 24
+        attrs = None
+        while True:
+            f.seek(pos)
+            body = f.read(window_bytes)
+            eof = pos + len(body) >= size
+            buf = np.frombuffer(header + body, np.uint8)
+            idx = index_frames(buf, path)
+            n = len(idx)
+            stop = idx.stop
+            notes = []
+            if stop is not None and eof:
+                offset = None if stop.offset is None else stop.offset - 24 + pos
+                stop = CaptureError(path, offset, stop.reason.replace(f"after {n} whole",
+                                                                      f"after {frames + n} whole"))
+                notes.append(f"salvaged {frames + n} whole record(s); stopped: {stop}")
+            huge = stop is not None and "over" in stop.reason and "captured bytes" in stop.reason
+            if attrs is None:
+                attrs = _attrs(path, idx, notes)
+            elif notes:
+                attrs = {**attrs, "notes": attrs["notes"] + notes}
+            if n == 0 and not eof and not huge:
+                window_bytes *= 2          # one record longer than the window
+                continue
+            for lo in range(0, n, chunk_packets):
+                yield _decode(buf, idx, lo, min(n, lo + chunk_packets), frames, pos - 24, attrs)
+            if n == 0 and frames == 0:
+                yield _decode(buf, idx, 0, 0, 0, 0, attrs)
+            frames += n
+            if eof or huge or n == 0:
+                return
+            pos += int(idx.data_off[-1] + idx.caplen[-1]) - 24
+
+
+# --------------------------------------------------------------------------------- matching
+def _concat(a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFrame:
+    """Two packets tables as one, src/dst on one sorted category list (IPv4, then IPv6)."""
+    if a is None or a.empty:
+        return b
+    if b.empty:
+        return a
+    cats = _sorted_addresses(set(a["src"].cat.categories) | set(b["src"].cat.categories))
+    dtype = pd.CategoricalDtype(cats)
+    parts = []
+    for t in (a, b):
+        t = t.copy()
+        t["src"] = t["src"].astype(dtype)
+        t["dst"] = t["dst"].astype(dtype)
+        parts.append(t)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs = b.attrs
+    return out
+
+
+def _concat_many(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Several packets tables as one (file order), src/dst on one sorted category list."""
+    cats = set()
+    for t in tables:
+        cats |= set(t["src"].cat.categories) | set(t["dst"].cat.categories)
+    dtype = pd.CategoricalDtype(_sorted_addresses(cats))
+    parts = [t.assign(src=t["src"].astype(dtype), dst=t["dst"].astype(dtype)) for t in tables]
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    out.attrs = tables[-1].attrs
+    return out
+
+
+def _sorted_addresses(addrs) -> list[str]:
+    v4 = sorted((x for x in addrs if ":" not in x), key=lambda s: ipaddress.IPv4Address(s).packed)
+    v6 = sorted((x for x in addrs if ":" in x), key=lambda s: ipaddress.IPv6Address(s).packed)
+    return v4 + v6
+
+
+@dataclass
+class _ProbeParts:
+    """Probes kept so far, batch by batch, with their request packet's columns."""
+    probes: list = field(default_factory=list)
+    req: list = field(default_factory=list)
+
+
+def _iter_final_probes(chunks, timeout_s, vantage, resend_window_s, reply_window_s):
+    """(probes, request columns, window packets) per window: the probes no later packet can change."""
+    hold_ns = int((max(reply_window_s, timeout_s, 60.0) + 1.0) * _NS)
+    carry_ns = int((resend_window_s + 1.0) * _NS)
+    carry = None
+    lower = None   # probes before this were kept from an earlier window
+    decided = None
+    chunks = iter(chunks)
+    nxt = next(chunks, None)
+    while nxt is not None:
+        window = _concat(carry, nxt)
+        nxt = next(chunks, None)
+        last = nxt is None
+        ts = window["ts_ns"].to_numpy("int64", na_value=np.iinfo(np.int64).min)
+        end = int(ts.max()) if ts.size else 0
+        probes = match.match_probes(window, timeout_s=timeout_s, vantage=decided or vantage,
+                                    resend_window_s=resend_window_s, reply_window_s=reply_window_s)
+        decided = decided or probes.attrs.get("vantage")
+        t0 = probes["ts_ns"].to_numpy("int64")
+        upper = None if last else end - hold_ns
+        keep = np.ones(len(probes), bool)
+        if lower is not None:
+            keep &= t0 >= lower
+        if upper is not None:
+            keep &= t0 < upper
+        kept = probes[keep]
+        rows = np.searchsorted(window["frame"].to_numpy("int64"), kept["request_frame"].to_numpy("int64"))
+        req = pd.DataFrame({c: window[c].array.take(rows) for c in _REQ_COLS})
+        yield kept, req, probes.attrs, window.attrs, upper
+        if upper is not None:
+            lower = upper
+            carry = window[ts >= upper - carry_ns].reset_index(drop=True)
+
+
+def _unify(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate probe batches: addresses on the sorted list of those used, rows in the in-memory order."""
+    parts = [p for p in parts if len(p)] or parts[:1]
+    addrs = set()
+    for p in parts:
+        addrs |= set(p["source"].cat.categories) | set(p["destination"].cat.categories)
+    dtype = pd.CategoricalDtype(_sorted_addresses(addrs))
+    fixed = [p.assign(source=p["source"].astype(dtype), destination=p["destination"].astype(dtype)) for p in parts]
+    out = pd.concat(fixed, ignore_index=True)
+    for c in ("source", "destination"):
+        out[c] = out[c].cat.remove_unused_categories()
+    return out
+
+
+def chunked_probes(path, *, chunk_packets: int = CHUNK_PACKETS, timeout_s: float = 1.0, vantage: str = "auto",
+                   resend_window_s: float = 30.0, reply_window_s: float = 120.0) -> pd.DataFrame:
+    """The probes table of a capture walked in chunks: ``match_probes(read_capture(path))``'s rows."""
+    return chunked_analyses(path, chunk_packets=chunk_packets, timeout_s=timeout_s, vantage=vantage,
+                            resend_window_s=resend_window_s, reply_window_s=reply_window_s,
+                            analyses=()).probes
+
+
+# ---------------------------------------------------------------------------------- periods
+class _Periods:
+    """Per-period metrics accumulated as the walk goes: a period is aggregated once no later probe can
+    fall into it (its end is before the kept probes' lower bound), then only its rows are kept."""
+
+    def __init__(self, period_s: int, by):
+        self.period_s = period_s
+        self.step = period_s * _NS
+        self.by = list(by)
+        self.rows: list[pd.DataFrame] = []
+        self.pending: list[pd.DataFrame] = []
+        self.lo = None
+        self.hi = None
+
+    def add(self, probes: pd.DataFrame, complete_before_ns: int | None):
+        p = probes[probes["outcome"] != "unknown"]
+        if len(p):
+            t = p["ts_ns"].to_numpy()
+            self.lo = int(t.min()) if self.lo is None else min(self.lo, int(t.min()))
+            self.hi = int(t.max()) if self.hi is None else max(self.hi, int(t.max()))
+            self.pending.append(p)
+        if complete_before_ns is None:
+            self._flush(None)
+        else:
+            self._flush(complete_before_ns // self.step * self.step)
+
+    def _flush(self, boundary):
+        if not self.pending:
+            return
+        p = pd.concat(self.pending, ignore_index=True) if len(self.pending) > 1 else self.pending[0]
+        if boundary is None:
+            done, rest = p, p.iloc[:0]
+        else:
+            m = p["ts_ns"].to_numpy() < boundary
+            done, rest = p[m], p[~m]
+        self.pending = [rest] if len(rest) else []
+        if len(done):
+            per = metrics.period_metrics(done, self.period_s, by=self.by)
+            self.rows.append(per[per["sent"] > 0].astype({c: object for c in self.by if c != "port"}))
+
+    def table(self, categories: dict) -> pd.DataFrame:
+        """Every stream × every period of the span, as ``period_metrics`` of the whole probes table."""
+        by = self.by
+        cols = [c.name for c in PERIODS if c.name not in SOURCE_STREAM_KEYS or c.name in by]
+        if not self.rows:
+            empty = pd.DataFrame({c: [] for c in cols})
+            return _period_types(empty, by, categories)
+        got = pd.concat(self.rows, ignore_index=True)
+        starts = np.arange(self.lo // self.step * self.step, self.hi // self.step * self.step + self.step,
+                           self.step, dtype=np.int64)
+        keys = got[by].drop_duplicates()
+        grid = keys.merge(pd.DataFrame({"period_start_ns": starts}), how="cross")
+        out = grid.merge(got, on=by + ["period_start_ns"], how="left")
+        for c in ("sent", "answered", "late"):
+            out[c] = out[c].fillna(0).astype("int64")
+        out["period_s"] = np.int32(self.period_s)
+        out["status"] = out["status"].astype(object).where(out["sent"] > 0, "no_probes")
+        out = _period_types(out[cols], by, categories)
+        return out.sort_values(by + ["period_start_ns"], kind="stable").reset_index(drop=True)
+
+
+def _period_types(out: pd.DataFrame, by, categories: dict) -> pd.DataFrame:
+    types = {c.name: c.dtype for c in PERIODS}
+    for c in out.columns:
+        if c in ("protocol", "source", "destination"):
+            out[c] = pd.Categorical(out[c], categories=categories[c])
+        elif c == "status":
+            out[c] = pd.Categorical(out[c], categories=list(PERIOD_STATUS))
+        else:
+            out[c] = out[c].astype(types[c])
+    return out
+
+
+# --------------------------------------------------------------------------------- analyses
+class _LazyPayloads:
+    """Request payload bytes of the kept probes, read through the packets accessor piece by piece."""
+
+    def __init__(self, path: str, off: np.ndarray, caplen: np.ndarray):
+        self.path = path
+        self.off = off
+        self.caplen = caplen
+        n = np.where(off >= 0, caplen, 0)
+        self._lengths = n.astype(np.int64)
+
+    def __len__(self):
+        return self.off.size
+
+    @property
+    def lengths(self):
+        return self._lengths
+
+    def piece(self, rows):
+        from ..accessor import PacketsAccessor
+        t = pd.DataFrame({"payload_off": pd.array(np.where(self.off[rows] >= 0, self.off[rows], 0), dtype="Int64"),
+                          "payload_caplen": pd.array(self._lengths[rows].astype(np.int32), dtype="Int32")})
+        t.loc[self.off[rows] < 0, "payload_off"] = pd.NA
+        t.attrs["path"] = self.path
+        data, offsets = PacketsAccessor(t).payload_buffer()
+        return data, offsets, np.arange(len(rows), dtype=np.int64)
+
+
+@dataclass
+class ChunkedResult:
+    """What the chunked walk computed (tables as the in-memory ``Capture`` properties name them)."""
+    probes: pd.DataFrame | None
+    tables: dict
+    packets: int
+    chunks: int
+    span_ns: tuple[int, int]
+    attrs: dict
+
+    def __getattr__(self, name):
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+ALL_ANALYSES = ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
+                "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints")
+
+
+def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int = 30, timeout_s: float = 1.0,
+                     vantage: str = "auto", resend_window_s: float = 30.0, reply_window_s: float = 120.0,
+                     analyses=ALL_ANALYSES, keep_probes: bool = True, window_bytes: int = WINDOW_BYTES
+                     ) -> ChunkedResult:
+    """Walk ``path`` in chunks and compute ``analyses`` (names of ``Capture`` properties) with the
+    in-memory numbers. ``keep_probes=False`` keeps only the per-period metrics (bounded memory for any
+    file size); the other analyses need the probes table and imply ``keep_probes``."""
+    path = os.fspath(path)
+    analyses = tuple(analyses)
+    need_probes = keep_probes or any(a not in ("periods", "probe_periods") for a in analyses)
+    per = {}
+    if "periods" in analyses:
+        per["periods"] = _Periods(period_s, SOURCE_STREAM_KEYS)
+    if "probe_periods" in analyses:
+        per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
+    parts = _ProbeParts()
+    n_packets, first_ns, last_ns, n_chunks = 0, None, None, 0
+    used = {"source": set(), "destination": set()}
+    attrs, pattrs = {}, {}
+
+    def counted(chunks):
+        nonlocal n_packets, first_ns, last_ns, n_chunks
+        for c in chunks:
+            n_packets += len(c)
+            n_chunks += 1
+            ts = c["ts_ns"].dropna()
+            if len(ts):
+                first_ns = int(ts.min()) if first_ns is None else min(first_ns, int(ts.min()))
+                last_ns = int(ts.max()) if last_ns is None else max(last_ns, int(ts.max()))
+            yield c
+
+    for kept, req, pattrs, attrs, upper in _iter_final_probes(counted(chunk_source(path, chunk_packets, window_bytes)),
+                                                              timeout_s, vantage, resend_window_s, reply_window_s):
+        for c in used:
+            used[c] |= set(kept[c].cat.remove_unused_categories().cat.categories)
+        for acc in per.values():
+            acc.add(kept, upper)
+        if need_probes:
+            parts.probes.append(kept)
+            parts.req.append(req)
+    # the in-memory probes table's categories: the addresses used in each column, in address order
+    cats = {"protocol": ["icmp", "icmpv6", "tcp"], "source": _sorted_addresses(used["source"]),
+            "destination": _sorted_addresses(used["destination"])}
+    tables = {}
+    probes = None
+    span = (first_ns or 0, last_ns or 0)
+    if need_probes and parts.probes:
+        probes = _unify(parts.probes)
+        req = pd.concat(parts.req, ignore_index=True)
+        order = np.lexsort((probes["request_frame"].to_numpy(), probes["ts_ns"].to_numpy()))
+        probes = probes.iloc[order].reset_index(drop=True)
+        req = req.iloc[order].reset_index(drop=True)
+        assert tuple(probes.columns) == PROBE_COLUMNS
+        probes.attrs.update(vantage=pattrs.get("vantage"), timeout_s=timeout_s, capture_end_ns=span[1], path=path)
+    for name, acc in per.items():
+        tables[name] = acc.table(cats)
+    if probes is not None:
+        tables.update(_on_probes(probes, req, path, period_s, span, analyses))
+    return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs)
+
+
+def _on_probes(probes, req, path, period_s, span, analyses) -> dict:
+    out = {}
+    want = set(analyses)
+    if "timing" in want:
+        out["timing"] = timing.timing_summary(probes, span_ns=span)
+    if "gaps" in want:
+        out["gaps"] = timing.find_gaps(probes, span_ns=span)
+    if "shares" in want:
+        out["shares"] = sources.source_shares(probes)
+    if "balance" in want or "fingerprints" in want:
+        out["balance"] = sources.balance_test(probes)
+    if "alternation" in want:
+        out["alternation"] = sources.alternation(probes)
+    if "source_quality" in want:
+        out["source_quality"] = sources.source_quality(probes)
+    if "source_rate" in want:
+        out["source_rate"] = sources.source_rate(probes, period_s)
+    if "size_changes" in want:
+        out["size_changes"] = sizes.size_changes(probes)
+    if "payload_verdicts" in want or "fingerprints" in want:
+        lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
+                             req["payload_caplen"].to_numpy("int64", na_value=0))
+        out["payload_verdicts"] = payload.payload_verdicts(probes, lazy)
+    if "fingerprints" in want:
+        out["fingerprints"] = _fp.fingerprint_from(probes, req, verdicts=out["payload_verdicts"],
+                                                   balance=out["balance"])
+    return {k: v for k, v in out.items() if k in want}

@@ -1,0 +1,102 @@
+"""The chunked driver gives the in-memory numbers: every shipped capture walked 1,000 packets at a time
+(so probes, their replies and RSTs are split across chunks) yields the same probes table, per-period
+metrics, timing, sources, sizes, payload verdicts and fingerprints as reading it whole."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_payload_speed import SHIPPED
+
+import probekit
+from probekit.drive import chunked as C
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def in_memory(path, period_s=30):
+    cap = probekit.open_capture(path, period_s=period_s)
+    return cap
+
+
+def assert_same(a: pd.DataFrame, b: pd.DataFrame, what: str):
+    assert list(a.columns) == list(b.columns), what
+    assert len(a) == len(b), (what, len(a), len(b))
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True,
+                                  obj=what)
+
+
+def _splits(pr: pd.DataFrame, chunk: int) -> bool:
+    """Some probe's reply or RST is in a later chunk than its request."""
+    req = (pr["request_frame"] - 1) // chunk
+    later = [((pr[c].fillna(pr["request_frame"]) - 1) // chunk) != req for c in ("reply_frame", "reset_frame")]
+    return bool((later[0] | later[1]).any())
+
+
+@pytest.mark.parametrize("rel", SHIPPED)
+def test_chunked_equals_in_memory(rel):
+    path = ROOT / rel
+    cap = in_memory(path)
+    # 1,000 packets per chunk; where that splits no probe (small captures), also the first smaller size that does
+    n = len(cap.packets)
+    sizes = [c for c in (1000, 333, 97, 31) if n > c and _splits(cap.probes, c)][:1]
+    assert sizes, "some chunk size splits a probe from its reply or RST"
+    for chunk in sorted({1000, sizes[0]} if n > 1000 else {sizes[0]}, reverse=True):
+        res = C.chunked_analyses(path, chunk_packets=chunk, window_bytes=64 << 10)
+        assert res.packets == len(cap.packets) and res.chunks >= -(-len(cap.packets) // chunk) > 1
+        assert_same(res.probes, cap.probes, "probes")
+        assert res.probes.attrs["capture_end_ns"] == cap.probes.attrs["capture_end_ns"]
+        for name in ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
+                     "source_quality", "source_rate", "payload_verdicts", "fingerprints"):
+            mem = getattr(cap, name)
+            if name == "payload_verdicts":
+                mem = probekit.payload_verdicts(cap.probes, cap.payloads)
+            if name == "fingerprints":
+                mem = probekit.fingerprint(cap.packets, cap.probes)
+            assert_same(res.tables[name], mem, name)
+        assert_same(res.tables["size_changes"], cap.size_changes(), "size_changes")
+
+
+@pytest.mark.parametrize("rel", SHIPPED[:4])
+def test_periods_alone_in_bounded_memory(rel):
+    """keep_probes=False: only the per-period tables, kept period by period."""
+    path = ROOT / rel
+    cap = in_memory(path, period_s=60)
+    res = C.chunked_analyses(path, chunk_packets=1000, period_s=60, analyses=("periods", "probe_periods"),
+                             keep_probes=False)
+    assert res.probes is None
+    assert_same(res.tables["periods"], cap.periods, "periods")
+    assert_same(res.tables["probe_periods"], cap.probe_periods, "probe_periods")
+
+
+def test_chunks_are_the_packets_table():
+    path = ROOT / "captures" / "lossy.pcapng"
+    whole = probekit.read_capture(path)
+    parts = list(C.chunk_source(path, 777))
+    assert all(len(p) <= 777 for p in parts) and len(parts) > 2
+    cat = pd.concat([p.assign(src=p["src"].astype(str), dst=p["dst"].astype(str)) for p in parts], ignore_index=True)
+    ref = whole.assign(src=whole["src"].astype(str), dst=whole["dst"].astype(str))
+    pd.testing.assert_frame_equal(cat, ref)
+
+
+def test_pcap_windows_cut_records(tmp_path):
+    """Windows far smaller than a record's neighbours: every record is whole, offsets absolute."""
+    path = ROOT / "captures" / "healthy.pcap"
+    whole = probekit.read_capture(path)
+    parts = list(C.chunk_source(path, 500, window_bytes=1000))
+    got = pd.concat([p.assign(src=p["src"].astype(str), dst=p["dst"].astype(str)) for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(got, whole.assign(src=whole["src"].astype(str), dst=whole["dst"].astype(str)))
+
+
+def test_cut_pcap_salvages_like_the_reader(tmp_path):
+    src = (ROOT / "captures" / "healthy.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(src[:len(src) * 2 // 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = probekit.read_capture(cut)
+    parts = list(C.chunk_source(cut, 1000, window_bytes=4096))
+    assert sum(len(p) for p in parts) == len(whole)
+    assert any("salvaged" in n for n in parts[-1].attrs["notes"])
