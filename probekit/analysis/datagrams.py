@@ -40,8 +40,10 @@ def fragment_rows(packets: pd.DataFrame) -> np.ndarray:
     """Row positions of the fragments: IPv4/IPv6 rows with more-fragments set or a non-zero offset."""
     mf = packets["ip_mf"].to_numpy("bool", na_value=False)
     off = packets["frag_offset"].to_numpy("int64", na_value=0)
-    l3 = packets["l3"].astype(str).to_numpy()
-    ok = np.isin(l3, ("ipv4", "ipv6")) & packets["ts_ns"].notna().to_numpy() & packets["ip_id"].notna().to_numpy()
+    l3 = packets["l3"]
+    ip = np.isin(l3.cat.codes.to_numpy(), [i for i in l3.cat.categories.get_indexer(["ipv4", "ipv6"]) if i >= 0]) \
+        if isinstance(l3.dtype, pd.CategoricalDtype) else np.isin(l3.astype(object).to_numpy(), ("ipv4", "ipv6"))
+    ok = ip & packets["ts_ns"].notna().to_numpy() & packets["ip_id"].notna().to_numpy()
     return np.flatnonzero(ok & (mf | (off > 0)))
 
 
