@@ -326,7 +326,7 @@ def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overla
             ex = o.iloc[-1] if len(o) else g.iloc[-1]
             agree = _agreement(packets, g)
             notes[d] = (f"frame {int(ex['frame'])} (bytes {int(ex['start'])}-{int(ex['end'])}) overlaps bytes "
-                        f"already received{agree}: datagram discarded ({'RFC 5722' if r['l3'] == 'ipv6' else 'Linux'}"
+                        f"already received{agree}: datagram discarded ({'RFC 5722' if r['l3'] in (1, 'ipv6') else 'Linux'}"
                         f" policy; overlap='first' keeps it); frames {frames}")
         elif r["reason"] == "conflict":
             notes[d] = f"overlapping fragments disagree; the bytes that arrived first were kept; frames {frames}"
