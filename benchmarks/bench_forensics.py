@@ -16,6 +16,7 @@ from pathlib import Path
 import probekit
 from bench_read import build
 from probekit.analysis.datagrams import datagrams, reassembled_packets
+from probekit.synth import synth
 from probekit.analysis.errors_icmp import attribute_errors
 from probekit.analysis.streams import other_traffic, select_probe_streams, streams
 
@@ -61,7 +62,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "frag.pcap"
         rate = max(2.0, args.packets / 300 / 2 / 16)      # about args.packets / 2 frames in 300 s
-        probekit.synth.synth("fragmenting-path+unreachable+background", path, seed=1, rate_per_s=rate,
+        synth("fragmenting-path+unreachable+background", path, seed=1, rate_per_s=rate,
                              size_change_at_s=0.0, size_apply_delay_s=0.0)
         show("fragmenting-path+unreachable+background", run(path))
 
