@@ -382,6 +382,58 @@ def _cmd_dataset_metrics(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ forensics: streams and MTU (issue 13)
+def _forensic_probes(args):
+    """Packets, the matcher's view with fragments reassembled, its probes, and their ICMP errors merged."""
+    from .analysis.datagrams import datagrams, reassembled_packets
+    from .analysis.errors_icmp import attribute_errors, with_error_outcomes
+    from .analysis.match import match_probes
+    from .capture import read_capture
+    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
+    dg = datagrams(df)
+    view = reassembled_packets(df, dg)
+    probes = match_probes(view, timeout_s=args.timeout, vantage=args.vantage)
+    probes = with_error_outcomes(probes, attribute_errors(df, probes))
+    return df, view, dg, probes
+
+
+def _cmd_streams(args) -> int:
+    from .analysis.fingerprint import fingerprint
+    from .analysis.streams import other_traffic, streams
+    _, view, _, probes = _forensic_probes(args)
+    st = streams(view, probes, fingerprint(view, probes) if len(probes) else None)
+    if args.other:
+        _emit(other_traffic(view, st), args)
+    else:
+        _emit(st, args)
+    return 0
+
+
+def _cmd_mtu(args) -> int:
+    from .analysis.mtu import path_mtu, size_outcomes
+    from .analysis.streams import select_probe_streams, streams
+    df, view, dg, probes = _forensic_probes(args)
+    if not args.all_streams:
+        probes = select_probe_streams(probes, streams(view, probes))
+    _emit((size_outcomes if args.sizes else path_mtu)(probes, packets=df, datagrams=dg), args)
+    return 0
+
+
+def _forensics_parsers(sub, analysis_opts) -> None:
+    sp = sub.add_parser("streams", help="every request stream with its kind (probe, client, scan, other) and evidence")
+    analysis_opts(sp)
+    sp.add_argument("--other", action="store_true", help="the other-traffic summary instead (kind, talkers, bytes)")
+    sp.add_argument("--csv", action="store_true")
+    sp.set_defaults(func=_cmd_streams)
+    sp = sub.add_parser("mtu", help="probe size against outcome: largest that passes, smallest that fails, path MTU")
+    analysis_opts(sp)
+    sp.add_argument("--sizes", action="store_true", help="one row per stream and size instead")
+    sp.add_argument("--all-streams", action="store_true", help="every request stream, not only the probe streams")
+    sp.add_argument("--csv", action="store_true")
+    sp.set_defaults(func=_cmd_mtu)
+# ------------------------------------------------------------------------------ end of the forensics block
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="probekit", description="Read, generate and analyse network-monitor "
                                                                "probe captures.")
@@ -516,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--link", choices=("ethernet", "sll2"), default="ethernet")
     sp.add_argument("--snaplen", type=int, default=262144)
     sp.set_defaults(func=_cmd_synth)
+    _forensics_parsers(sub, analysis_opts)
     return p
 
 

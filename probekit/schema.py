@@ -272,9 +272,13 @@ TRUTH: tuple[Column, ...] = (
     Column("lost_leg", "str", "where an unanswered probe was lost (request, reply, target_down, late, "
                                  "send_error, unknown); empty when answered"),
     Column("replies", "int64", "replies that arrived"),
+    Column("error_code", "str", "scenarios with ICMP errors: the error's code by name (as "
+                                "probekit.analysis.errors_icmp names it)", optional=True),
+    Column("reporter", "str", "scenarios with ICMP errors: the router that sent it", optional=True),
+    Column("mtu", "Int32", "scenarios with a path MTU: the MTU the error named", optional=True),
 )
 """The truth sidecar (``CAPTURE.truth.csv``) of a synthetic capture and the live prober's results CSV."""
-TRUTH_COLUMNS = tuple(c.name for c in TRUTH)
+TRUTH_COLUMNS = tuple(c.name for c in TRUTH if not c.optional)
 
 # ------------------------------------------------------------------------------------ CONNECTIONS
 CONNECTIONS: tuple[Column, ...] = (

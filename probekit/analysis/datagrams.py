@@ -40,8 +40,10 @@ def fragment_rows(packets: pd.DataFrame) -> np.ndarray:
     """Row positions of the fragments: IPv4/IPv6 rows with more-fragments set or a non-zero offset."""
     mf = packets["ip_mf"].to_numpy("bool", na_value=False)
     off = packets["frag_offset"].to_numpy("int64", na_value=0)
-    l3 = packets["l3"].astype(str).to_numpy()
-    ok = np.isin(l3, ("ipv4", "ipv6")) & packets["ts_ns"].notna().to_numpy() & packets["ip_id"].notna().to_numpy()
+    l3 = packets["l3"]
+    ip = np.isin(l3.cat.codes.to_numpy(), [i for i in l3.cat.categories.get_indexer(["ipv4", "ipv6"]) if i >= 0]) \
+        if isinstance(l3.dtype, pd.CategoricalDtype) else np.isin(l3.astype(object).to_numpy(), ("ipv4", "ipv6"))
+    ok = ip & packets["ts_ns"].notna().to_numpy() & packets["ip_id"].notna().to_numpy()
     return np.flatnonzero(ok & (mf | (off > 0)))
 
 
@@ -189,20 +191,28 @@ def _reassemble(grp, ts, start, end, last, v6, timeout_ns, policy, capture_end_n
             d_drop[:m], d_bad[:m], d_clip[:m])
 
 
+def _col(packets: pd.DataFrame, name: str, rows: np.ndarray, dtype="int64", na=0) -> np.ndarray:
+    """One column at ``rows`` as numpy (no take of the whole table)."""
+    return packets[name].to_numpy(dtype, na_value=na)[rows]
+
+
 def _inputs(packets: pd.DataFrame, timeout_s):
     rows = fragment_rows(packets)
-    sub = packets.iloc[rows]
-    v6 = (sub["l3"].astype(str) == "ipv6").to_numpy()
-    src = sub["src"].cat.codes.to_numpy("int64")
-    dst = sub["dst"].cat.codes.to_numpy("int64")
-    proto = np.where(v6, 0, sub["ip_proto"].to_numpy("int64", na_value=0))
-    ipid = sub["ip_id"].to_numpy("int64")
-    key = pd.MultiIndex.from_arrays([v6, src, dst, proto, ipid]).factorize()[0] if len(rows) else np.zeros(0, np.int64)
-    ts = sub["ts_ns"].to_numpy("int64")
-    frame = sub["frame"].to_numpy("int64")
-    start = sub["frag_offset"].to_numpy("int64", na_value=0)
-    length = (sub["ip_len"].to_numpy("int64", na_value=0) - sub["ip_hdr_len"].to_numpy("int64", na_value=0))
-    last = ~sub["ip_mf"].to_numpy("bool", na_value=False)
+    l3 = packets["l3"]
+    v6_code = l3.cat.categories.get_indexer(["ipv6"])[0] if isinstance(l3.dtype, pd.CategoricalDtype) else -2
+    v6 = (l3.cat.codes.to_numpy()[rows] == v6_code) if v6_code != -2 else (l3.astype(object).to_numpy()[rows] == "ipv6")
+    src = packets["src"].cat.codes.to_numpy("int64")[rows]
+    dst = packets["dst"].cat.codes.to_numpy("int64")[rows]
+    proto = np.where(v6, 0, _col(packets, "ip_proto", rows))
+    ipid = _col(packets, "ip_id", rows)
+    n = np.int64(len(packets["src"].cat.categories) + 1)
+    pair = pd.factorize((src + 1) * n + (dst + 1))[0].astype(np.int64) if len(rows) else np.zeros(0, np.int64)
+    key = (((pair * 2 + v6) * 256 + proto) << 32) | ipid          # RFC 791 / RFC 8200 reassembly key
+    ts = _col(packets, "ts_ns", rows)
+    frame = _col(packets, "frame", rows)
+    start = _col(packets, "frag_offset", rows)
+    length = _col(packets, "ip_len", rows) - _col(packets, "ip_hdr_len", rows)
+    last = ~_col(packets, "ip_mf", rows, "bool", False)
     if timeout_s is None:
         tmo = np.where(v6, 60 * _NS, 30 * _NS).astype(np.int64)
     else:
@@ -219,7 +229,8 @@ def _run(packets: pd.DataFrame, timeout_s, overlap: str):
     cap_end = int(packets["ts_ns"].max()) if len(packets) and packets["ts_ns"].notna().any() else 0
     res = _reassemble(key.astype(np.int64), ts, start, end, last, v6, tmo, 0 if overlap == "rfc" else 1, cap_end)
     frags = pd.DataFrame({"frame": frame, "row": rows, "datagram": res[0], "start": start, "end": res[3],
-                          "last": last, "used": res[1].astype(bool), "overlaps": res[2].astype(bool), "ts_ns": ts})
+                          "last": last, "used": res[1].astype(bool), "overlaps": res[2].astype(bool), "ts_ns": ts,
+                          "v6": v6})
     return frags, res
 
 
@@ -251,7 +262,7 @@ def datagrams(packets: pd.DataFrame, timeout_s: float | None = None, overlap: st
     nd = len(d_first)
     if nd == 0:
         return _typed(pd.DataFrame({c: [] for c in DATAGRAM_COLUMNS}), packets)
-    sub = packets.iloc[frags["row"].to_numpy()]
+    rr = frags["row"].to_numpy()
     fi = d_first
     # the offset-0 fragment of each datagram (the used one, else any)
     zero = frags.assign(_z=(frags["start"] == 0), _i=np.arange(len(frags)))
@@ -259,14 +270,16 @@ def datagrams(packets: pd.DataFrame, timeout_s: float | None = None, overlap: st
     zero = zero.drop_duplicates("datagram")
     z_row = np.full(nd, -1, np.int64)
     z_row[zero["datagram"].to_numpy()] = zero["_i"].to_numpy()
-    proto = sub["ip_proto"].to_numpy("float64", na_value=np.nan)
+    proto = _col(packets, "ip_proto", rr, "float64", np.nan)
     frame = frags["frame"].to_numpy()
     reason = d_reason.astype(np.int64)
+    first_rows = rr[fi]
+    sc = packets["src"].cat.codes.to_numpy()[first_rows]
+    dc = packets["dst"].cat.codes.to_numpy()[first_rows]
     out = pd.DataFrame({
-        "l3": sub["l3"].astype(str).to_numpy()[fi],
-        "src": sub["src"].to_numpy()[fi], "dst": sub["dst"].to_numpy()[fi],
+        "l3": frags["v6"].to_numpy()[fi].astype(np.int8), "src": sc, "dst": dc,
         "ip_proto": np.where(z_row >= 0, proto[np.maximum(z_row, 0)], np.nan),
-        "ip_id": sub["ip_id"].to_numpy("int64")[fi],
+        "ip_id": _col(packets, "ip_id", first_rows),
         "first_frame": frame[fi],
         "offset0_frame": np.where(z_row >= 0, frame[np.maximum(z_row, 0)], -1),
         "last_frame": frame[d_last], "first_ts_ns": frags["ts_ns"].to_numpy()[fi],
@@ -280,8 +293,12 @@ def datagrams(packets: pd.DataFrame, timeout_s: float | None = None, overlap: st
     if overlap == "first":
         _mark_conflicts(packets, frags_r, out)
     out["complete"] = out["reason_code"].isin([R_COMPLETE, R_CONFLICT]).to_numpy()
-    out["reason"] = np.asarray(DATAGRAM_REASONS, dtype=object)[out["reason_code"].to_numpy()]
+    out["reason"] = pd.Categorical.from_codes(out["reason_code"].to_numpy(), categories=list(DATAGRAM_REASONS))
     out["note"] = _notes(out, frags_r, packets, overlap)
+    cats = packets["src"].cat.categories
+    out["l3"] = pd.Categorical.from_codes(out["l3"].to_numpy(), categories=["ipv4", "ipv6"])
+    out["src"] = pd.Categorical.from_codes(out["src"].to_numpy(), categories=cats)
+    out["dst"] = pd.Categorical.from_codes(out["dst"].to_numpy(), categories=cats)
     return _typed(out, packets)
 
 
@@ -309,7 +326,7 @@ def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overla
             ex = o.iloc[-1] if len(o) else g.iloc[-1]
             agree = _agreement(packets, g)
             notes[d] = (f"frame {int(ex['frame'])} (bytes {int(ex['start'])}-{int(ex['end'])}) overlaps bytes "
-                        f"already received{agree}: datagram discarded ({'RFC 5722' if r['l3'] == 'ipv6' else 'Linux'}"
+                        f"already received{agree}: datagram discarded ({'RFC 5722' if r['l3'] in (1, 'ipv6') else 'Linux'}"
                         f" policy; overlap='first' keeps it); frames {frames}")
         elif r["reason"] == "conflict":
             notes[d] = f"overlapping fragments disagree; the bytes that arrived first were kept; frames {frames}"
@@ -461,7 +478,9 @@ def _typed(out: pd.DataFrame, packets: pd.DataFrame) -> pd.DataFrame:
     res = {}
     for c in DATAGRAMS:
         v = out[c.name] if c.name in out else pd.Series([], dtype=object)
-        if c.name == "l3":
+        if isinstance(v.dtype, pd.CategoricalDtype):
+            res[c.name] = v.array
+        elif c.name == "l3":
             res[c.name] = pd.Categorical(v, categories=["ipv4", "ipv6"])
         elif c.name in ("src", "dst"):
             res[c.name] = pd.Categorical(v, categories=cats)

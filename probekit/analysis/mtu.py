@@ -102,11 +102,12 @@ def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: 
                                   tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
             rep[key] = ",".join(sorted(set(g["reporter"].astype(str))))
     frag_len = _largest_fragments(p, packets, datagrams)
+    loose = _unattributed_too_big(p, packets)
     rows = []
     s = sizes.assign(port_k=sizes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
                      protocol=sizes["protocol"].astype(str), destination=sizes["destination"].astype(str))
     for key, g in s.groupby(["protocol", "destination", "port_k"], sort=True):   # per stream
-        rows.append(_decide(key, g, rep.get(key, ""), frag_len.get(key)))
+        rows.append(_decide(key, g, rep.get(key, ""), frag_len.get(key), loose.get(key)))
     out = pd.DataFrame(rows, columns=["protocol", "destination", "port"] + names[3:])
     return _typed(out, MTU)
 
@@ -135,7 +136,29 @@ def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
     return {k: int(v) for k, v in d.groupby(["protocol", "destination", "port"])["m"].max().items()}
 
 
-def _decide(key, g: pd.DataFrame, reporters: str, frag_len):
+def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
+    """Frag-needed / packet-too-big errors sent to a stream's sources when the probes carry no error
+    outcome (a packets table without the quoted_* columns): (count, reporters) per stream."""
+    if packets is None or packets.empty or p["outcome"].astype(str).isin(_TOO_BIG).any():
+        return {}
+    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
+    typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
+    code = packets["icmp_code"].to_numpy("int64", na_value=-1)
+    m = ((proto == 1) & (typ == 3) & (code == 4)) | ((proto == 58) & (typ == 2))
+    if not m.any():
+        return {}
+    err = pd.DataFrame({"to": packets.loc[m, "dst"].astype(str).to_numpy(),
+                        "by": packets.loc[m, "src"].astype(str).to_numpy()})
+    out = {}
+    srcs = p.assign(port_k=p["port"].to_numpy("float64", na_value=-1).astype(np.int64))
+    for key, g in srcs.groupby([srcs["protocol"].astype(str), srcs["destination"].astype(str), "port_k"]):
+        e = err[err["to"].isin(set(g["source"].astype(str)))]
+        if len(e):
+            out[key] = (len(e), ",".join(sorted(set(e["by"]))))
+    return out
+
+
+def _decide(key, g: pd.DataFrame, reporters: str, frag_len, loose=None):
     g = g.sort_values("size")
     size = g["size"].to_numpy("int64")
     iplen = g["ip_len"].to_numpy("int64")
@@ -159,6 +182,13 @@ def _decide(key, g: pd.DataFrame, reporters: str, frag_len):
                f"'{'packet too big' if kind == 'packet_too_big' else 'fragmentation needed'}'"
                + (f" naming MTU {mtu}" if mtu else " (no MTU column to read it from)")
                + (f" from {reporters}" if reporters else ""))
+    elif smallest is not None and largest is not None and loose:
+        kind = "packet_too_big" if proto == "icmpv6" or ":" in key[1] else "frag_needed"
+        mtu, reporters = None, loose[1]
+        why = (f"sizes up to {largest} answered, {smallest} and above never; the capture holds {loose[0]} "
+               f"'{'packet too big' if kind == 'packet_too_big' else 'fragmentation needed'}' error(s) to its "
+               f"sources from {loose[1]}, not attributed to probes (the packets table lacks the quoted_* "
+               f"columns); the MTU is {lo} to {hi - 1} IP bytes")
     elif smallest is not None and largest is not None:
         kind, mtu = "black_hole", None
         why = (f"sizes up to {largest} answered, {smallest} and above never ({int(g.loc[above, 'sent'].sum())} "

@@ -26,6 +26,7 @@ from ..schema import (
 __all__ = ["other_traffic", "select_probe_streams", "stream_key", "streams"]
 
 _SS = list(SOURCE_STREAM_KEYS)
+_PROTO = {"icmp": 1, "icmpv6": 58, "tcp": 6, "udp": 17}
 _NS = 1_000_000_000
 
 
@@ -71,6 +72,35 @@ def _frame_rows(packets: pd.DataFrame, frames: np.ndarray) -> np.ndarray:
     return pd.Index(fr).get_indexer(frames)
 
 
+def _obj(s: pd.Series) -> np.ndarray:
+    """Text values as an object array (None for missing); fast for categoricals (one take)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.asarray(s.cat.categories.astype(object), dtype=object)
+        c = s.cat.codes.to_numpy()
+        out = cats[np.maximum(c, 0)] if len(cats) else np.full(len(c), None, dtype=object)
+        if (c < 0).any():
+            out = out.copy()
+            out[c < 0] = None
+        return out
+    return s.astype(object).to_numpy()
+
+
+def _is(s: pd.Series, value: str) -> np.ndarray:
+    """s == value, by category code when categorical."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        i = s.cat.categories.get_indexer([value])[0]
+        return s.cat.codes.to_numpy() == i if i >= 0 else np.zeros(len(s), bool)
+    return (s.astype(object) == value).to_numpy()
+
+
+def _l3_is(packets: pd.DataFrame, *names: str) -> np.ndarray:
+    l3 = packets["l3"]
+    if isinstance(l3.dtype, pd.CategoricalDtype):
+        idx = [i for i in l3.cat.categories.get_indexer(list(names)) if i >= 0]
+        return np.isin(l3.cat.codes.to_numpy(), idx)
+    return np.isin(l3.astype(object).to_numpy(), names)
+
+
 def _port_array(ports) -> pd.arrays.IntegerArray:
     """int64 ports with -1 for none → UInt16 with <NA>."""
     v = np.asarray(ports, dtype=np.int64)
@@ -81,17 +111,26 @@ def _ports(s: pd.Series) -> np.ndarray:
     return s.to_numpy("float64", na_value=-1).astype(np.int64)
 
 
+def _codes_in(s: pd.Series, cats: pd.Index) -> np.ndarray:
+    """Positions of s's values in ``cats`` (-1 where absent), by mapping categories, not values."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        m = cats.get_indexer(s.cat.categories)
+        c = s.cat.codes.to_numpy()
+        return np.where(c >= 0, m[np.maximum(c, 0)] if len(m) else -1, -1).astype(np.int64)
+    return cats.get_indexer(s.astype(object)).astype(np.int64)
+
+
 def _connection_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
     """True for each TCP probe whose connection carried data after the SYN: a segment with payload, in
     either direction, on the probe's 4-tuple, later than the SYN and before the next SYN of that tuple."""
     out = np.zeros(len(probes), bool)
-    tcp = (probes["protocol"].astype(str) == "tcp").to_numpy()
+    tcp = _is(probes["protocol"], "tcp")
     if not tcp.any() or packets.empty:
         return out
     cats = packets["src"].cat.categories
     pr = probes[tcp]
-    a = cats.get_indexer(pr["source"].astype(str))
-    b = cats.get_indexer(pr["destination"].astype(str))
+    a = _codes_in(pr["source"], cats)
+    b = _codes_in(pr["destination"], cats)
     psport = pr["ident"].to_numpy("int64")
     pdport = _ports(pr["port"])
     flags = packets["tcp_flags"].to_numpy("int64", na_value=0)
@@ -121,41 +160,74 @@ def _connection_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per source stream: counts, schedule, data, payload; and the per-probe frame with the stream id."""
-    p = pd.DataFrame({
-        "protocol": probes["protocol"].astype(str).to_numpy(), "source": probes["source"].astype(str).to_numpy(),
-        "destination": probes["destination"].astype(str).to_numpy(), "port": _ports(probes["port"]),
-        "ts_ns": probes["ts_ns"].to_numpy("int64")})
+def _group_median(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np.ndarray:
+    """Median of ``values`` per group (NaNs ignored; NaN for a group without values)."""
+    med = pd.Series(values).groupby(gid).median()
+    return med.reindex(np.arange(ngroups)).to_numpy("float64")
+
+
+def _group_nunique(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np.ndarray:
+    """Distinct non-NaN integer values per group (payload lengths fit 17 bits)."""
+    ok = ~np.isnan(values)
+    u = np.unique(gid[ok].astype(np.int64) * 131072 + values[ok].astype(np.int64))
+    return np.bincount(u // 131072, minlength=ngroups)
+
+
+def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+    """Per source stream: counts, schedule, data, payload — numpy over the probes sorted by stream and time."""
+    addrs = _address_index(packets, probes)
+    protos = pd.Index(list(_PROTO) + sorted(set(_obj(probes["protocol"].drop_duplicates())) - set(_PROTO)))
+    pc = _codes_in(probes["protocol"], protos)
+    sc = _codes_in(probes["source"], addrs)
+    dc = _codes_in(probes["destination"], addrs)
+    port = _ports(probes["port"])
+    ts = probes["ts_ns"].to_numpy("int64")
     rows = _frame_rows(packets, probes["request_frame"].to_numpy("int64"))
-    plen = packets["payload_len"].to_numpy("float64", na_value=np.nan)
-    p["payload_len"] = np.where(rows >= 0, plen[np.maximum(rows, 0)], np.nan) if len(rows) else np.zeros(0)
-    p["data"] = _connection_data(packets, probes)
-    p["ss"] = p.groupby(_SS, sort=True).ngroup()
-    p = p.sort_values(["ss", "ts_ns"], kind="stable").reset_index(drop=True)
-    ss_id = p["ss"].to_numpy()
-    ts = p["ts_ns"].to_numpy()
-    same = np.zeros(len(p), bool)
-    same[1:] = ss_id[1:] == ss_id[:-1]
-    gap = np.where(same, np.diff(ts, prepend=0), np.nan) / _NS
-    p["gap_s"] = gap
-    med = p.groupby("ss")["gap_s"].transform("median").to_numpy()
+    plen_all = packets["payload_len"].to_numpy("float64", na_value=np.nan)
+    plen = np.where(rows >= 0, plen_all[np.maximum(rows, 0)], np.nan) if len(rows) else np.zeros(0)
+    data = _connection_data(packets, probes)
+    key = _packed(pc, sc, dc, port, len(addrs)) if len(protos) <= 15 else \
+        pd.MultiIndex.from_arrays([pc, sc, dc, port]).factorize()[0]
+    order = np.lexsort((ts, key))
+    k, t = key[order], ts[order]
+    new = np.ones(len(k), bool)
+    new[1:] = k[1:] != k[:-1]
+    gid = np.cumsum(new) - 1
+    ng = int(gid[-1]) + 1
+    first = np.flatnonzero(new)
+    cnt = np.bincount(gid, minlength=ng)
+    last = first + cnt - 1
+    gap = np.full(len(k), np.nan)
+    gap[1:] = np.where(~new[1:], np.diff(t) / _NS, np.nan)
+    med = _group_median(gid, gap, ng)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = gap / med
-        k = np.maximum(np.round(ratio), 1)
-        near = np.abs(ratio - k) <= tolerance      # within 20 % of one period, at any multiple
-    has_gap = ~np.isnan(gap) & (med > 0)
-    p["near"] = np.where(has_gap, near, False)
-    p["has_gap"] = has_gap
-    g = p.groupby("ss", sort=True)
-    ss = g.agg(protocol=("protocol", "first"), source=("source", "first"), destination=("destination", "first"),
-               port=("port", "first"), requests=("ts_ns", "size"), first_ns=("ts_ns", "min"),
-               last_ns=("ts_ns", "max"), gap_median_s=("gap_s", "median"), gaps=("has_gap", "sum"),
-               near=("near", "sum"), data=("data", "sum"), payload_len_median=("payload_len", "median"),
-               payload_lengths=("payload_len", "nunique"))
+        ratio = gap / med[gid]
+        near = np.abs(ratio - np.maximum(np.round(ratio), 1)) <= tolerance   # within 20 % of a whole period
+    has_gap = ~np.isnan(gap) & (med[gid] > 0)
+    gaps = np.bincount(gid, weights=has_gap, minlength=ng)
+    nears = np.bincount(gid, weights=has_gap & near, minlength=ng)
+    o = order[first]
+    a = np.asarray(addrs.astype(object), dtype=object)
+    ss = pd.DataFrame({
+        "protocol": np.asarray(protos.astype(object), dtype=object)[pc[o]], "source": a[sc[o]],
+        "destination": a[dc[o]], "port": port[o], "requests": cnt, "first_ns": t[first], "last_ns": t[last],
+        "gap_median_s": med, "gaps": gaps.astype(np.int64), "near": nears.astype(np.int64),
+        "data": np.bincount(gid, weights=data[order], minlength=ng).astype(np.int64),
+        "payload_len_median": _group_median(gid, plen[order], ng),
+        "payload_lengths": _group_nunique(gid, plen[order], ng)})
     with np.errstate(invalid="ignore", divide="ignore"):
         ss["on_schedule_pct"] = np.where(ss["gaps"] > 0, 100.0 * ss["near"] / ss["gaps"], np.nan)
-    return ss.reset_index(), p
+    return ss
+
+
+def _address_index(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Index:
+    """The packets' address categories, plus any probe address they lack."""
+    cats = packets["src"].cat.categories if len(packets) else pd.Index([])
+    extra = []
+    for c in ("source", "destination"):
+        v = probes[c].cat.categories if isinstance(probes[c].dtype, pd.CategoricalDtype) else pd.Index(probes[c].unique())
+        extra += list(np.asarray(v.astype(object))[cats.get_indexer(v) < 0])
+    return cats.append(pd.Index(sorted(set(extra)), dtype=cats.dtype)) if extra else cats
 
 
 def streams(packets: pd.DataFrame, probes: pd.DataFrame, fingerprints: pd.DataFrame | None = None,
@@ -178,7 +250,7 @@ def streams(packets: pd.DataFrame, probes: pd.DataFrame, fingerprints: pd.DataFr
     """
     if probes.empty:
         return _typed(pd.DataFrame({c: [] for c in STREAM_COLUMNS}))
-    ss, _ = _source_streams(packets, probes, tolerance)
+    ss = _source_streams(packets, probes, tolerance)
     # a scanner's fan-out: targets each source sent only one or two requests to
     few = ss["requests"] <= scan_max_per_target
     fan = ss[few].groupby("source").size()
@@ -292,15 +364,26 @@ def _typed(out: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _selected_keys(streams: pd.DataFrame, kinds, keys) -> pd.DataFrame:
-    s = streams[streams["kind"].isin(list(kinds))]
+def _stream_sources(streams: pd.DataFrame, kinds) -> pd.DataFrame:
+    """(protocol, source, destination, port, kind) for every source of the chosen kinds' rows (per stream row)."""
+    s = streams[streams["kind"].isin(list(kinds))] if kinds is not None else streams
     rows = []
     for r in s.itertuples(index=False):                     # per stream row, not per packet
         port = -1 if pd.isna(r.port) else int(r.port)
         for src in str(r.source_list).split(","):
-            rows.append((str(r.protocol), src, str(r.destination), port))
-    sel = pd.DataFrame(rows, columns=_SS)
-    return sel
+            rows.append((str(r.protocol), src, str(r.destination), port, str(r.kind)))
+    return pd.DataFrame(rows, columns=[*_SS, "kind"])
+
+
+def _packed(proto, src, dst, port, n_addr: int) -> np.ndarray:
+    """One int64 per (protocol code < 16, source code, destination code, port); exact for up to a million
+    addresses (the address pair needs 40 bits, the port 17, the protocol 4)."""
+    n = np.int64(max(n_addr, 1) + 1)
+    pair = (np.asarray(src, np.int64) + 1) * n + (np.asarray(dst, np.int64) + 1)
+    if n > 1_000_001:  # pragma: no cover
+        from ..errors import ProbekitError
+        raise ProbekitError(f"{n - 1:,} distinct addresses: the stream keys are packed for up to a million")
+    return (pair * 65537 + (np.asarray(port, np.int64) + 1)) * 16 + (np.asarray(proto, np.int64) & 15)
 
 
 def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("probe",), keys=None,
@@ -308,24 +391,27 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
     """The rows of ``probes`` in streams of the given ``kinds`` (default: the probe streams), plus the
     streams named in ``keys`` and minus those in ``exclude`` (keys as for ``streams(overrides=...)``).
     ``kinds=None`` keeps every kind (the --all-streams view)."""
-    if kinds is None:
-        kinds = STREAM_KINDS
-    p = pd.DataFrame({"protocol": probes["protocol"].astype(str).to_numpy(),
-                      "source": probes["source"].astype(str).to_numpy(),
-                      "destination": probes["destination"].astype(str).to_numpy(),
-                      "port": _ports(probes["port"])})
-    sel = _selected_keys(streams, kinds, keys)
-    keep = p.merge(sel.drop_duplicates().assign(_in=True), on=_SS, how="left")["_in"].fillna(False).to_numpy(bool).copy()
+    sel = _stream_sources(streams, kinds)
+    addrs = pd.Index(sorted(set(sel["source"]) | set(sel["destination"])), dtype=object)
+    protos = pd.Index(list(_PROTO) + sorted(set(sel["protocol"]) - set(_PROTO)), dtype=object)
+    pc = _codes_in(probes["protocol"], protos)
+    sc = _codes_in(probes["source"], addrs)
+    dc = _codes_in(probes["destination"], addrs)
+    port = _ports(probes["port"])
+    pk = _packed(pc, sc, dc, port, len(addrs))
+    want = _packed(protos.get_indexer(sel["protocol"]), addrs.get_indexer(sel["source"]),
+                   addrs.get_indexer(sel["destination"]), sel["port"].to_numpy(np.int64), len(addrs))
+    keep = np.isin(pk, want) & (pc >= 0) & (sc >= 0) & (dc >= 0) if len(sel) else np.zeros(len(probes), bool)
+    keep = np.array(keep, copy=True) if kinds is not None else np.ones(len(probes), bool)
 
     def named(ks):
-        m = np.zeros(len(p), bool)
-        for key in ks or ():
+        m = np.zeros(len(probes), bool)
+        for key in ks or ():                                 # per named key
             k = _norm_key(key)
-            if len(k) == 3:
-                m |= (p["protocol"] == k[0]).to_numpy() & (p["destination"] == k[1]).to_numpy() & (p["port"] == k[2]).to_numpy()
-            else:
-                m |= ((p["protocol"] == k[0]).to_numpy() & (p["source"] == k[1]).to_numpy()
-                      & (p["destination"] == k[2]).to_numpy() & (p["port"] == k[3]).to_numpy())
+            hit = _is(probes["protocol"], k[0]) & (port == k[-1]) & _is(probes["destination"], k[-2])
+            if len(k) == 4:
+                hit &= _is(probes["source"], k[1])
+            m |= hit
         return m
     keep |= named(keys)
     keep &= ~named(exclude)
@@ -338,86 +424,92 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
 
 
 # ---------------------------------------------------------------------------------- other traffic
-_ECHO_REQ = {1: 8, 58: 128}
-_ECHO_REP = {1: 0, 58: 129}
-_PROTO = {"icmp": 1, "icmpv6": 58, "tcp": 6, "udp": 17}
 
 
-def packet_kinds(packets: pd.DataFrame, streams: pd.DataFrame) -> pd.Series:
-    """The kind of every frame: the kind of the source stream it belongs to (its requests and the answers
-    to them, by addresses, protocol and port), else what it is (arp, dns, ntp, udp, icmp, tcp, ip, non-ip)."""
+_FALLBACK = ("arp", "dns", "ntp", "udp", "icmp", "tcp", "ip", "non-ip")
+PACKET_KINDS = STREAM_KINDS + _FALLBACK
+
+
+def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarray:
+    """Index into PACKET_KINDS of every frame (see packet_kinds)."""
     n = len(packets)
-    kind = np.full(n, "", dtype=object)
+    kind = np.full(n, -1, np.int8)
     if n == 0:
-        return pd.Series(kind, index=packets.index, name="kind")
+        return kind
     cats = packets["src"].cat.categories
     src = packets["src"].cat.codes.to_numpy("int64")
     dst = packets["dst"].cat.codes.to_numpy("int64")
     proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
     sport, dport = _ports(packets["sport"]), _ports(packets["dport"])
     typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
-    nc = max(len(cats), 1)
+    nc = len(cats)
     if len(streams):
-        rows = []
-        for r in streams.itertuples(index=False):           # per stream row
-            port = -1 if pd.isna(r.port) else int(r.port)
-            for s in str(r.source_list).split(","):
-                rows.append((_PROTO.get(str(r.protocol), -2), s, str(r.destination), port, str(r.kind)))
-        t = pd.DataFrame(rows, columns=["proto", "source", "destination", "port", "kind"])
-        t["a"] = cats.get_indexer(t["source"])
-        t["b"] = cats.get_indexer(t["destination"])
-        t = t[(t["a"] >= 0) & (t["b"] >= 0)]
+        t = _stream_sources(streams, None)
+        a = cats.get_indexer(t["source"])
+        b = cats.get_indexer(t["destination"])
+        ok = (a >= 0) & (b >= 0)
+        num = t["protocol"].map(_PROTO).fillna(0).to_numpy(np.int64)
+        num = np.select([num == 1, num == 6, num == 17, num == 58], [1, 2, 3, 4], 15)
+        lk = _packed(num, a, b, t["port"].to_numpy(np.int64), nc)[ok]
+        lv = np.array([STREAM_KINDS.index(k) for k in t["kind"]], np.int64)[ok]
+        srt = np.argsort(lk, kind="stable")
+        lk, lv = lk[srt], lv[srt]
         is_icmp = np.isin(proto, (1, 58))
-        fwd_port = np.where(is_icmp, -1, dport)
-        rev_port = np.where(is_icmp, -1, sport)
-        req_ok = np.where(is_icmp, typ == np.vectorize(_ECHO_REQ.get, otypes=[np.int64])(np.where(is_icmp, proto, 1)), True)
-        rep_ok = np.where(is_icmp, typ == np.vectorize(_ECHO_REP.get, otypes=[np.int64])(np.where(is_icmp, proto, 1)), True)
-        tk = ((t["proto"].to_numpy(np.int64) << 56) ^ ((t["a"].to_numpy(np.int64) * nc + t["b"].to_numpy(np.int64)) << 17)
-              ^ (t["port"].to_numpy(np.int64) + 1))
-        lut = pd.Series(t["kind"].to_numpy(), index=tk)
-        lut = lut[~lut.index.duplicated()]
-        for a, b, port, ok in ((src, dst, fwd_port, req_ok), (dst, src, rev_port, rep_ok)):
-            k = (proto << 56) ^ ((a * nc + b) << 17) ^ (port + 1)
-            hit = lut.reindex(k).to_numpy()
-            m = (kind == "") & ok & pd.notna(hit) & (proto >= 0)
-            kind[m] = hit[m]
-    rest = kind == ""
-    l3 = packets["l3"].astype(str).to_numpy()
+        req_ok = np.where(is_icmp, typ == np.where(proto == 1, 8, 128), True) & (proto >= 0)
+        rep_ok = np.where(is_icmp, typ == np.where(proto == 1, 0, 129), True) & (proto >= 0)
+        for x, y, port, good in ((src, dst, np.where(is_icmp, -1, dport), req_ok),
+                                 (dst, src, np.where(is_icmp, -1, sport), rep_ok)):
+            small = np.select([proto == 1, proto == 6, proto == 17, proto == 58], [1, 2, 3, 4], 14)
+            q = _packed(small, x, y, port, nc)
+            i = np.minimum(np.searchsorted(lk, q), max(len(lk) - 1, 0))
+            found = (lk[i] == q) if len(lk) else np.zeros(len(q), bool)
+            m = (kind < 0) & good & found & (x >= 0) & (y >= 0)
+            kind[m] = lv[i[m]].astype(np.int8)
     udp = proto == 17
     dns = udp & ((sport == 53) | (dport == 53) | (sport == 5353) | (dport == 5353))
     ntp = udp & ((sport == 123) | (dport == 123))
-    fallback = np.select([l3 == "arp", dns, ntp, udp, np.isin(proto, (1, 58)), proto == 6,
-                          np.isin(l3, ("ipv4", "ipv6"))],
-                         ["arp", "dns", "ntp", "udp", "icmp", "tcp", "ip"], "non-ip")
+    off = len(STREAM_KINDS)
+    fallback = np.select([_l3_is(packets, "arp"), dns, ntp, udp, np.isin(proto, (1, 58)), proto == 6,
+                          _l3_is(packets, "ipv4", "ipv6")], list(range(off, off + 7)), off + 7).astype(np.int8)
+    rest = kind < 0
     kind[rest] = fallback[rest]
-    return pd.Series(kind, index=packets.index, name="kind")
+    return kind
+
+
+def packet_kinds(packets: pd.DataFrame, streams: pd.DataFrame) -> pd.Series:
+    """The kind of every frame: the kind of the source stream it belongs to (its requests and the answers
+    to them, by addresses, protocol and port), else what it is (arp, dns, ntp, udp, icmp, tcp, ip, non-ip)."""
+    codes = packet_kind_codes(packets, streams)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=list(PACKET_KINDS)), index=packets.index, name="kind")
 
 
 def other_traffic(packets: pd.DataFrame, streams: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     """Everything that is not a probe stream, summarised per kind: talkers, frames, bytes, span
     (schema.OTHER_TRAFFIC)."""
-    kinds = packet_kinds(packets, streams)
-    m = (kinds != "probe").to_numpy()
+    codes = packet_kind_codes(packets, streams)
+    m = codes != STREAM_KINDS.index("probe")
     names = [c.name for c in OTHER_TRAFFIC]
     if not m.any():
         return _typed_other(pd.DataFrame({c: [] for c in names}))
-    p = pd.DataFrame({"kind": kinds[m].to_numpy(), "src": packets["src"].astype(str).to_numpy()[m],
-                      "dst": packets["dst"].astype(str).to_numpy()[m],
-                      "wirelen": packets["wirelen"].to_numpy("int64")[m],
+    k = codes[m].astype(np.int64)
+    src = packets["src"].cat.codes.to_numpy("int64")[m]
+    dst = packets["dst"].cat.codes.to_numpy("int64")[m]
+    p = pd.DataFrame({"k": k, "src": src, "dst": dst, "wirelen": packets["wirelen"].to_numpy("int64")[m],
                       "ts_ns": packets["ts_ns"][m].reset_index(drop=True)})
-    g = p.groupby("kind", sort=True)
+    g = p.groupby("k", sort=True)
     out = g.agg(packets=("wirelen", "size"), bytes=("wirelen", "sum"), first_ns=("ts_ns", "min"),
                 last_ns=("ts_ns", "max")).reset_index()
-    addrs = pd.concat([p[["kind", "src"]].rename(columns={"src": "a"}), p[["kind", "dst"]].rename(columns={"dst": "a"})])
-    addrs = addrs[(addrs["a"] != "nan") & (addrs["a"] != "<NA>")]
-    out["talkers"] = out["kind"].map(addrs.groupby("kind")["a"].nunique()).fillna(0).astype("int64")
-    pairs = p[(p["src"] != "nan") & (p["src"] != "<NA>")].groupby(["kind", "src", "dst"]).size().rename("n").reset_index()
-    pairs = pairs.sort_values(["kind", "n", "src", "dst"], ascending=[True, False, True, True])
-    tops = pairs.groupby("kind").head(top)
-    text = tops.assign(t=tops["src"] + " > " + tops["dst"] + " (" + tops["n"].astype(str) + ")")
-    out["top_talkers"] = out["kind"].map(text.groupby("kind")["t"].agg(", ".join)).fillna("")
-    order = {k: i for i, k in enumerate(STREAM_KINDS)}
-    out = out.assign(_o=out["kind"].map(order).fillna(9)).sort_values(["_o", "bytes"], ascending=[True, False])
+    both = pd.DataFrame({"k": np.concatenate([k, k]), "a": np.concatenate([src, dst])})
+    out["talkers"] = out["k"].map(both[both["a"] >= 0].groupby("k")["a"].nunique()).fillna(0).astype("int64")
+    pairs = p[p["src"] >= 0].groupby(["k", "src", "dst"]).size().rename("n").reset_index()
+    pairs = pairs.sort_values(["k", "n", "src", "dst"], ascending=[True, False, True, True]).groupby("k").head(top)
+    a = np.asarray(packets["src"].cat.categories.astype(object), dtype=object)
+    text = [f"{a[s_]} > {a[d_] if d_ >= 0 else '?'} ({n_})" for s_, d_, n_ in
+            zip(pairs["src"].tolist(), pairs["dst"].tolist(), pairs["n"].tolist())]   # at most top per kind
+    pairs = pairs.assign(t=text)
+    out["top_talkers"] = out["k"].map(pairs.groupby("k")["t"].agg(", ".join)).fillna("")
+    out["kind"] = np.asarray(PACKET_KINDS, dtype=object)[out["k"].to_numpy()]
+    out = out.sort_values(["k", "bytes"], ascending=[True, False])
     return _typed_other(out[names].reset_index(drop=True))
 
 

@@ -27,7 +27,8 @@ from ..spec import (
 from ..wire import LINK_ETHERNET, LINK_SLL2
 from .scenarios import SCENARIO_DOCS, SCENARIOS, Conditions, scenario
 from .simulate import TRUTH_COLUMNS, Simulation, simulate
-from .write import render, write_pcap, write_pcapng
+from .extras import render_all
+from .write import write_pcap, write_pcapng
 
 __all__ = ["synth", "default_monitor", "read_truth", "truth_path", "Conditions", "scenario", "SCENARIOS",
            "SCENARIO_DOCS", "simulate", "Simulation"]
@@ -77,8 +78,7 @@ def synth(scenario_name: str = "healthy", out=None, *, monitor: Monitor | None =
         fmt = fmt or ("pcapng" if out.suffix == ".pcapng" else "pcap")
         if fmt not in ("pcap", "pcapng"):
             raise ProbekitError(f"{out}: format must be pcap or pcapng, not {fmt}")
-        r = render(sim, LINKS[link], cond.vantage)
-        t = sim.packets["t_ns"]
+        t, r = render_all(sim, LINKS[link], cond.vantage)   # probes + fragments, ICMP errors, background
         if fmt == "pcap":
             write_pcap(out, t, r, snaplen, nano=bool(nano))
         else:
@@ -86,7 +86,7 @@ def synth(scenario_name: str = "healthy", out=None, *, monitor: Monitor | None =
         _write_truth(truth_path(out), sim.truth, dict(
             scenario=list(cond.names), seed=seed, link=link, format=fmt, snaplen=snaplen,
             monitor=dict(period_s=monitor.period_s, probes=[asdict(p) for p in monitor.probes]),
-            conditions={k: v for k, v in asdict(cond).items() if k != "names"}))
+            conditions=cond.as_meta()))
     return sim.truth
 
 
@@ -107,7 +107,7 @@ def read_truth(path) -> pd.DataFrame:
     if not p.name.endswith(".csv"):
         p = truth_path(p)
     df = pd.read_csv(p, comment="#", dtype={"port": "UInt16", "answered": bool})
-    assert tuple(df.columns) == TRUTH_COLUMNS, list(df.columns)
+    assert tuple(df.columns[:len(TRUTH_COLUMNS)]) == TRUTH_COLUMNS, list(df.columns)   # + TRUTH_ERROR_COLUMNS
     meta_line = next((ln for ln in p.read_text().splitlines() if ln.startswith("# meta: ")), None)
     df.attrs["meta"] = json.loads(meta_line[len("# meta: "):]) if meta_line else {}
     df["lost_leg"] = df["lost_leg"].astype(object).fillna("").astype(str)

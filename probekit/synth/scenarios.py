@@ -5,11 +5,11 @@ knobs it is about, so compositions are well defined (later names win on the same
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..spec import SpecError
 
-__all__ = ["Conditions", "SCENARIOS", "scenario"]
+__all__ = ["SCENARIOS", "Conditions", "scenario"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,12 @@ class Conditions:
     vantage: str = "prober"              # where the capture is taken: 'prober' or 'target'
     hops: int = 6                        # TTL decrement between prober and target
     start_s: float = 0.0                 # capture start after the synthetic epoch (rotated files follow on)
+    # forensics (issue 13): ordinary traffic, ICMP errors, the path MTU
+    background: bool = False             # web clients, ssh, DNS, NTP, ARP and a scanner beside the probes
+    router_error: str | None = None      # while the target is down the last router answers: host, net, admin_prohibited
+    tcp_reject: str | None = None        # a firewall rejects every TCP probe with this ICMP unreachable code
+    path_mtu: int | None = None          # IP bytes the path carries; larger probes meet ``oversize``
+    oversize: str = "drop"               # drop (black hole), frag_needed (ICMP names the MTU), fragment
     names: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
@@ -48,10 +54,25 @@ class Conditions:
                   ("rtt_jitter_ms", self.rtt_jitter_ms >= 0, "must be >= 0 ms"),
                   ("timeout_s", self.timeout_s > 0, "must be > 0 seconds"),
                   ("vantage", self.vantage in ("prober", "target"), "must be 'prober' or 'target'"),
-                  ("new_size", 56 <= self.new_size <= 8500, "must be 56 to 8500 bytes")]
+                  ("new_size", 56 <= self.new_size <= 8500, "must be 56 to 8500 bytes"),
+                  ("router_error", self.router_error in (None, *ERROR_CODES), "must be one of " + ", ".join(ERROR_CODES)),
+                  ("tcp_reject", self.tcp_reject in (None, *ERROR_CODES), "must be one of " + ", ".join(ERROR_CODES)),
+                  ("path_mtu", self.path_mtu is None or 1280 <= self.path_mtu <= 65535,
+                   "must be 1280 to 65535 IP bytes (IPv6's minimum MTU is 1280)"),
+                  ("oversize", self.oversize in ("drop", "frag_needed", "fragment"),
+                   "must be 'drop', 'frag_needed' or 'fragment'")]
         for name, ok, allowed in checks:
             if not ok:
                 raise SpecError(name, getattr(self, name), allowed)
+
+    def as_meta(self) -> dict:
+        """The conditions as the truth sidecar records them: every knob but ``names``, and the forensics
+        knobs only when set (so captures made before they existed keep byte-identical sidecars)."""
+        out = {k: v for k, v in asdict(self).items() if k != "names"}
+        for k in FORENSIC_KNOBS:
+            if out[k] == getattr(Conditions, k):
+                del out[k]
+        return out
 
     def with_(self, **kw) -> Conditions:
         known = {f.name for f in fields(self)}
@@ -69,6 +90,12 @@ SCENARIOS: dict[str, dict] = {
     "size-change": {"size_change_at_s": 60.0},
     "lossy": {"loss": 0.08, "rtt_jitter_ms": 30.0, "send_jitter_ms": 5.0},
     "eni-failure": {"eni_failure_at_s": 150.0},
+    "background": {"background": True},
+    "unreachable": {"target_down_at_s": 120.0, "router_error": "host"},
+    "admin-prohibited": {"tcp_reject": "admin_prohibited"},
+    "mtu-blackhole": {"path_mtu": 1400, "oversize": "drop", "size_change_at_s": 60.0, "new_size": 1472},
+    "fragmenting-path": {"path_mtu": 1500, "oversize": "fragment", "size_change_at_s": 60.0, "new_size": 8500},
+    "pmtu": {"path_mtu": 1400, "oversize": "frag_needed", "size_change_at_s": 60.0, "new_size": 1472},
 }
 SCENARIO_DOCS = {
     "healthy": "continuous probing from every source, round-robin, small loss",
@@ -78,7 +105,18 @@ SCENARIO_DOCS = {
     "size-change": "the size is reconfigured at 60 s and the wire follows 60 s later",
     "lossy": "8 % loss per leg and 30 ms RTT jitter, so replies reorder",
     "eni-failure": "source 2 stops at 150 s",
+    "background": "ordinary traffic beside the probes: web clients, an ssh session, DNS, NTP, ARP, a port scan",
+    "unreachable": "the target goes down at 120 s and the last router answers every probe with host unreachable",
+    "admin-prohibited": "a firewall rejects every TCP probe with ICMP admin-prohibited; ICMP probes pass",
+    "mtu-blackhole": "the size goes to 1472 (on the wire at 120 s); the path's 1400-byte MTU drops it silently",
+    "fragmenting-path": "the size goes to 8500 (on the wire at 120 s); requests and replies cross in 1500-byte fragments",
+    "pmtu": "the size goes to 1472 (on the wire at 120 s); the router answers 'fragmentation needed', MTU 1400",
 }
+
+FORENSIC_KNOBS = ("background", "router_error", "tcp_reject", "path_mtu", "oversize")
+
+ERROR_CODES = ("host", "net", "port", "protocol", "admin_prohibited", "host_prohibited", "net_prohibited")
+"""ICMP unreachable codes a scenario can make a router or firewall send (names as errors_icmp gives them)."""
 
 
 def scenario(name: str, **overrides) -> Conditions:
