@@ -25,7 +25,7 @@ _PUBLIC: dict[str, str] = {
     "match_probes": ".analysis.match",
     "period_metrics": ".analysis.metrics",
     "audit_cloudwatch": ".analysis.cloudwatch",
-    "read_cloudwatch_csv": ".analysis.metrics",
+    "read_cloudwatch_csv": ".capture.cloudwatch",
     "read_cloudwatch": ".capture.cloudwatch",
     "inter_arrivals": ".analysis.timing",
     "timing_summary": ".analysis.timing",
@@ -86,8 +86,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .analysis.fingerprint import fingerprint
     from .analysis.match import match_probes
     from .analysis.cloudwatch import audit_cloudwatch
-    from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics, read_cloudwatch_csv
-    from .capture.cloudwatch import read_cloudwatch
+    from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics
+    from .capture.cloudwatch import read_cloudwatch, read_cloudwatch_csv
     from .analysis.payload import ent, payload_tests, payload_verdicts, request_payloads
     from .analysis.sizes import size_changes
     from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares

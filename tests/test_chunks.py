@@ -8,7 +8,7 @@ import io
 import warnings
 from pathlib import Path
 
-import capwriter as W
+from helpers import capwriter as W
 import pandas as pd
 import pytest
 

@@ -382,13 +382,11 @@ def test_audit_of_a_target_side_capture_does_not_compare_rtt(tmp_path):
 
 def test_the_legacy_names_still_work_and_warn(td, tmp_path):
     _, probes, _ = td
-    from probekit.analysis import metrics
     f = tmp_path / "old.csv"
     _cw_from(probekit.period_metrics(probes, 30, by=probekit.schema.STREAM_KEYS)).to_csv(f, index=False)
     with pytest.warns(DeprecationWarning):
-        cw = metrics.read_cloudwatch_csv(f)
-    with pytest.warns(DeprecationWarning):
-        a = metrics.audit_cloudwatch(probes, cw, period_s=30)
+        cw = probekit.read_cloudwatch_csv(f)
+    a = probekit.audit_cloudwatch(probes, cw, period_s=30)
     assert a[a["protocol"] == "icmp"]["agrees"].all()
 
 

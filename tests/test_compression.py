@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
-from capwriter import pcap
+from helpers.capwriter import pcap
 
 from probekit import CaptureError, CaptureWarning, read_capture
 from probekit._io import sniff_compression

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from capwriter import pcap
+from helpers.capwriter import pcap
 from conftest import ROOT, SHARED, require_real_captures
 
 import probekit

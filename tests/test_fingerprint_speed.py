@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import capwriter as W
+from helpers import capwriter as W
 import numpy as np
 import pandas as pd
 import pytest

@@ -20,8 +20,8 @@ from scapy.layers.vxlan import VXLAN
 import probekit
 from probekit.capture.encaps import ENCAPS
 from probekit.schema import TUNNEL_KINDS, check_packets
-from capwriter import pcap
-from tables import table_diffs
+from helpers.capwriter import pcap
+from helpers.tables import table_diffs
 
 O4 = dict(src="203.0.113.7", dst="198.51.100.9", ttl=61)
 O6 = dict(src="2001:db8::7", dst="2001:db8::9", hlim=59)

@@ -18,9 +18,9 @@ import pytest
 import probekit
 from probekit.analysis.connections import BARE_LIKELY_SERVER_PORTS, connections, probe_connections
 from probekit.schema import CONNECTIONS, check_table
-import capwriter as W
+from helpers import capwriter as W
 from conftest import ORACLE, REAL, require_real_captures
-from test_formats import A4, B4, ether
+from helpers.frames import A4, B4, ether
 
 ROOT = Path(__file__).resolve().parents[1]
 HTTP = frozenset({"80/tcp", "81/tcp", "631/tcp", "1080/tcp", "3128/tcp", "8000/tcp", "8080/tcp", "8888/tcp"})

@@ -136,8 +136,8 @@ def audit_cloudwatch(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s: i
         notes.append(f"{off} CloudWatch timestamp(s) were not on the {period_s} s grid and were floored to their "
                      "period's start")
     if span_ns is None:
-        span_ns = packets.probekit.span_ns() if packets is not None and len(packets) else (
-            (int(p["ts_ns"].min()), int(p["ts_ns"].max())) if len(p) else None)
+        ts = packets["ts_ns"].dropna() if packets is not None and len(packets) else p["ts_ns"]
+        span_ns = (int(ts.min()), int(ts.max())) if len(ts) else None
     elif clock_skew_s:
         span_ns = (span_ns[0] + int(clock_skew_s * _NS), span_ns[1] + int(clock_skew_s * _NS))
     if span_ns is not None:

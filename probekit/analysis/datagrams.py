@@ -27,6 +27,7 @@ import pandas as pd
 
 from .._jit import njit
 from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS
+from ..capture.payloads import payloads
 
 __all__ = ["datagram_fragments", "datagram_payloads", "datagrams", "fragment_rows", "reassembled_packets"]
 
@@ -377,7 +378,7 @@ def _fragment_data(packets: pd.DataFrame, rows: np.ndarray, start: np.ndarray) -
         if extra in sub.columns:
             view[extra] = sub[extra].to_numpy()
     view.attrs = dict(packets.attrs)
-    blobs = view.probekit.payloads().tolist()
+    blobs = payloads(view).tolist()
     return [b if k else None for b, k in zip(blobs, ok)]
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .._jit import njit
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
+from ..capture.payloads import payloads
 from .payload import (
     _group_ids,
     _sorted_order,
@@ -245,6 +246,6 @@ def _stream_shapes(feats: pd.DataFrame, verdicts: pd.DataFrame, packets: pd.Data
         return [shape_from_verdict(verdicts.iloc[i]) for i in range(len(feats))]
     first = packets.iloc[feats["first_request"].to_numpy("int64") - 1]
     first.attrs = packets.attrs
-    heads = first.probekit.payloads().tolist()
+    heads = payloads(first).tolist()
     secs = first["ts_ns"].to_numpy("float64", na_value=np.nan) / 1e9
     return [payload_shape(heads[i], secs[i]) for i in range(len(feats))]

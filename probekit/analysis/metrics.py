@@ -14,7 +14,7 @@ from ..protocol import ANSWERED, loss_pct, period_status
 from ..schema import PERIOD_STATUS, SOURCE_STREAM_KEYS, STREAM_KEYS
 from ._groups import cell_stats, group_by
 
-__all__ = ["period_metrics", "audit_cloudwatch", "read_cloudwatch_csv"]
+__all__ = ["period_metrics"]
 
 _DEPRECATED = {"STREAM": ("SOURCE_STREAM_KEYS", SOURCE_STREAM_KEYS), "PROBE_LEVEL": ("STREAM_KEYS", STREAM_KEYS)}
 _NS = 1_000_000_000
@@ -88,24 +88,3 @@ def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KE
     out["status"] = pd.Categorical.from_codes(period_status(sent, answered, codes=True).reshape(-1).astype(np.int8),
                                               categories=list(PERIOD_STATUS))
     return out
-
-
-# ------------------------------------------------------------------------------ CloudWatch audit
-def read_cloudwatch_csv(path) -> pd.DataFrame:
-    """Deprecated (0.2): use ``probekit.capture.cloudwatch.read_cloudwatch``, which reads every CloudWatch
-    export format (this name reads them too)."""
-    import warnings
-    warnings.warn("read_cloudwatch_csv is deprecated: use probekit.read_cloudwatch", DeprecationWarning, stacklevel=2)
-    from ..capture.cloudwatch import read_cloudwatch  # the one exception to "analysis opens no file", for one release
-    return read_cloudwatch(path)
-
-
-def audit_cloudwatch(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s: int = 30,
-                     loss_tolerance_pct: float = 0.5, rtt_tolerance_pct: float = 20.0) -> pd.DataFrame:
-    """Deprecated (0.2): use ``probekit.analysis.cloudwatch.audit_cloudwatch`` (schema.AUDIT)."""
-    import warnings
-    warnings.warn("probekit.analysis.metrics.audit_cloudwatch is deprecated: use probekit.audit_cloudwatch "
-                  "(probekit.analysis.cloudwatch)", DeprecationWarning, stacklevel=2)
-    from .cloudwatch import audit_cloudwatch as audit
-    return audit(probes, cloudwatch, period_s=period_s, loss_tolerance_pct=loss_tolerance_pct,
-                 rtt_tolerance_pct=rtt_tolerance_pct)

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import special, stats
 
 from .._jit import njit
-from ..accessor import PacketsAccessor
+from ..capture.payloads import payload_buffer
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
 
 __all__ = [
@@ -88,7 +88,7 @@ def request_payload_buffer(packets: pd.DataFrame, probes: pd.DataFrame) -> Paylo
     sub.attrs = packets.attrs
     if not len(rows):
         return PayloadBuffer(np.zeros(0, np.uint8), np.zeros(1, np.int64), probes.index)
-    data, offsets = PacketsAccessor(sub).payload_buffer()
+    data, offsets = payload_buffer(sub)
     return PayloadBuffer(data, offsets, probes.index)
 
 

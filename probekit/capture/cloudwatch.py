@@ -29,7 +29,7 @@ import pandas as pd
 from ..errors import ProbekitError
 from ..schema import CLOUDWATCH, CLOUDWATCH_METRICS, PROBE_RESOLUTION
 
-__all__ = ["read_cloudwatch", "read_monitors", "read_json_documents", "parse_label"]
+__all__ = ["read_cloudwatch", "read_monitors", "read_json_documents", "parse_label", "read_cloudwatch_csv"]
 
 _METRIC_RE = re.compile(r"(?<![A-Za-z])(PacketLoss|RTT|HealthIndicator)(?![A-Za-z])")
 _PROBE_RE = re.compile(r"(?<![A-Za-z0-9])(probe-[0-9A-Za-z]+)")
@@ -461,3 +461,11 @@ def _typed(cw) -> pd.DataFrame:
         else:
             out[c.name] = col.astype(c.dtype)
     return out
+
+
+def read_cloudwatch_csv(path):
+    """Deprecated (0.2): use :func:`read_cloudwatch`, which reads every CloudWatch export format (this name
+    reads them too)."""
+    import warnings
+    warnings.warn("read_cloudwatch_csv is deprecated: use probekit.read_cloudwatch", DeprecationWarning, stacklevel=2)
+    return read_cloudwatch(path)

@@ -341,12 +341,12 @@ class _LazyPayloads:
         return self._lengths
 
     def piece(self, rows):
-        from ..accessor import PacketsAccessor
+        from ..capture.payloads import payload_buffer
         t = pd.DataFrame({"payload_off": pd.array(np.where(self.off[rows] >= 0, self.off[rows], 0), dtype="Int64"),
                           "payload_caplen": pd.array(self._lengths[rows].astype(np.int32), dtype="Int32")})
         t.loc[self.off[rows] < 0, "payload_off"] = pd.NA
         t.attrs["path"] = self.path
-        data, offsets = PacketsAccessor(t).payload_buffer()
+        data, offsets = payload_buffer(t)
         return data, offsets, np.arange(len(rows), dtype=np.int64)
 
 

@@ -195,7 +195,7 @@ class _LazyPayloads:
         return self._lengths
 
     def piece(self, rows):
-        from ..accessor import PacketsAccessor
+        from ..capture.payloads import payload_buffer
         off = self.off[rows]
         t = pd.DataFrame({"capture": pd.Categorical.from_codes(self.paths[rows], categories=[str(i) for i in
                                                                                          range(len(self.names))]),
@@ -203,7 +203,7 @@ class _LazyPayloads:
                           "payload_caplen": pd.array(self._lengths[rows].astype(np.int32), dtype="Int32")})
         t.loc[off < 0, "payload_off"] = pd.NA
         t.attrs["paths"] = {str(i): p for i, p in enumerate(self.names)}
-        data, offsets = PacketsAccessor(t).payload_buffer()
+        data, offsets = payload_buffer(t)
         return data, offsets, np.arange(len(rows), dtype=np.int64)
 
 

@@ -1,0 +1,79 @@
+"""Payload bytes of packets-table rows: the one place that knows where they live (the capture file a
+table's ``attrs`` names, memory-mapped, decompressed or held from a stream). ``df.probekit.payloads()``
+and every analysis that reads payload bytes come here."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._io import capture_bytes
+from .._jit import njit
+from ..errors import ProbekitError
+
+__all__ = ["payload_files", "payloads", "payload_buffer"]
+
+
+def payload_files(df: pd.DataFrame):
+    """(capture file path, row positions) for each file the table's rows come from."""
+    if "capture" in df.columns and df.attrs.get("paths"):
+        codes = df["capture"].cat.codes.to_numpy()
+        for i, name in enumerate(df["capture"].cat.categories):
+            rows = np.flatnonzero(codes == i)
+            if rows.size:
+                yield df.attrs["paths"][name], rows
+        return
+    path = df.attrs.get("path")
+    if not path:
+        raise ProbekitError("this table has no attrs['path']: payloads come from the capture file; "
+                            "read it with probekit.read_capture or read_captures")
+    yield path, np.arange(len(df))
+
+
+def payloads(df: pd.DataFrame) -> pd.Series:
+    """Captured L4 payload bytes of every row (b"" where none), sliced from the capture on demand: the
+    table itself never holds packet bytes. A plain file is memory-mapped again; a compressed file is
+    decompressed again up to the last payload asked for (the time of one decompression); a table read
+    from a stream (stdin, a pipe, a file object) slices the bytes it holds."""
+    off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
+    length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
+    out = [b""] * len(df)
+    for path, rows in payload_files(df):
+        has = rows[(off[rows] >= 0) & (length[rows] > 0)]
+        if not has.size:
+            continue
+        with capture_bytes(path, upto=int((off[has] + length[has]).max())) as buf:
+            for r in has.tolist():
+                out[r] = bytes(buf[off[r]:off[r] + length[r]])
+    return pd.Series(out, index=df.index, name="payload", dtype=object)
+
+
+def payload_buffer(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The same bytes as :func:`payloads`, back to back without a Python object per row: ``(data,
+    offsets)`` with ``data`` uint8 and ``offsets`` int64 of len(df) + 1 entries (row i's payload is
+    ``data[offsets[i]:offsets[i + 1]]``), gathered in one compiled pass per file."""
+    off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
+    length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
+    length = np.where((off >= 0) & (length > 0), length, 0)
+    offsets = np.zeros(len(df) + 1, np.int64)
+    np.cumsum(length, out=offsets[1:])
+    data = np.empty(int(offsets[-1]), np.uint8)
+    if data.size:
+        for path, rows in payload_files(df):
+            has = rows[length[rows] > 0]
+            if not has.size:
+                continue
+            with capture_bytes(path, upto=int((off[has] + length[has]).max())) as buf:
+                _gather(buf, off[rows], length[rows], offsets[rows], data)
+    return data, offsets
+
+
+@njit(nogil=True)
+def _gather(buf, src_off, length, dst_off, out):  # pragma: no cover - compiled
+    for i in range(src_off.shape[0]):
+        n = length[i]
+        s = src_off[i]
+        d = dst_off[i]
+        if s + n > buf.shape[0]:  # never for a table read from this file; keeps a stale table memory-safe
+            n = max(0, buf.shape[0] - s)
+        for j in range(n):
+            out[d + j] = buf[s + j]
