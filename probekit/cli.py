@@ -53,7 +53,8 @@ def _cmd_read(args) -> int:
     if out.endswith(".csv"):
         df.to_csv(out, index=False)
     elif out.endswith(".parquet") or out.endswith(".pq"):
-        df.to_parquet(out, index=False)
+        from .schema import packets_for_storage
+        packets_for_storage(df).to_parquet(out, index=False)
     else:
         raise ProbekitError(f"{out}: output must end in .parquet or .csv")
     print(f"{out}: {len(df)} packets", file=sys.stderr)

@@ -321,7 +321,7 @@ CONNECTIONS: tuple[Column, ...] = (
                                     "parent connections used over its lifetime (comma-separated; <NA> "
                                     "when not tunnelled or the packets table has no tunnel columns)"),
     Column("ip_proto", "uint8", "the protocol identifier passed in the IP header"),
-    Column("community_id", "str", "Community ID v1 flow hash (only with community_id=True)"),
+    Column("community_id", "str", "Community ID v1 flow hash (only with community_id=True)", optional=True),
     # probe analysis extras (TCP; <NA>/NaN/0 otherwise)
     Column("first_frame", "int64", "frame number of the connection's first packet"),
     Column("isn", "Int64", "the first SYN's sequence number"),

@@ -114,7 +114,9 @@ def test_corpus_errors_classified_as_tshark_dissects_them(name):
 
 
 def test_without_quoted_columns_the_tables_are_empty():
+    """A packets table without the decoder's quoted-header columns (e.g. from another tool's export)."""
     df = probekit.read_capture(LAB_DOWN)
+    df = df.drop(columns=[c for c in df.columns if c.startswith("quoted_") or c == "icmp_mtu"])
     assert not has_quoted_columns(df)
     probes = probekit.match_probes(df)
     e = icmp_errors(df, probes)

@@ -223,8 +223,8 @@ def test_fingerprints_of_shipped_and_real():
     require_real_captures()
     df = probekit.read_capture(REAL / "zeek/icmp/5-pings.pcap")
     assert probekit.fingerprint(df, df.probekit.probes())["tool"].tolist() == ["iputils-ping"]
-    df = probekit.read_capture(REAL / "zeek/nmap-vsn.pcap")
-    assert set(probekit.fingerprint(df, df.probekit.probes())["tool"]) == {"unknown"}
+    df = probekit.read_capture(REAL / "zeek/nmap-vsn.pcap")   # a version scan: connect() SYNs with the kernel's options
+    assert set(probekit.fingerprint(df, df.probekit.probes())["tool"]) == {"tcp-connect"}
 
 
 def test_cli_payload_tcp_fingerprint_json():

@@ -311,7 +311,8 @@ def _tunnel_parents(packets, rows, conn_of, nc) -> pd.Series:
     if not all(c in packets.columns for c in TUNNEL_COLUMNS):
         return _null_str(nc)
     t = packets.iloc[rows][list(TUNNEL_COLUMNS)]
-    m = t["tunnel"].notna().to_numpy() & (conn_of != -1)
+    kind = t["tunnel"]
+    m = (kind.notna() & (kind.astype(object) != "none")).to_numpy(bool) & (conn_of != -1)
     if not m.any():
         return _null_str(nc)
     c = np.where(conn_of < 0, -1 - conn_of, conn_of)[m]

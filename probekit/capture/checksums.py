@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
-from .reader import open_bytes
+from .._io import open_bytes
+from .payloads import payload_files
 
 __all__ = ["checksums_ok"]
 
@@ -100,7 +101,7 @@ def checksums_ok(packets: pd.DataFrame, rows: np.ndarray | None = None) -> tuple
     b = np.ones(len(sel), bool)
     pos = np.full(n, -1, np.int64)
     pos[sel] = np.arange(len(sel))
-    for path, frows in packets.probekit.files():
+    for path, frows in payload_files(packets):
         r = pos[frows]
         r = r[r >= 0]
         if not r.size:
