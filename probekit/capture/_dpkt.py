@@ -5,33 +5,30 @@ from __future__ import annotations
 
 import socket
 import struct
-import warnings
 
 import dpkt
 import numpy as np
 import pandas as pd
 
-from ..errors import CaptureWarning
+from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
 from ..schema import L3_KINDS, PACKETS
 from ._frames import index_frames
 from .linktypes import (L2_ETHER, L2_IPNET, L2_IPV4, L2_IPV6, L2_LOOP, L2_NULL, L2_RAW, L2_SLL, L2_SLL2,
                         decoder_kind)
 from .reader import open_bytes
 
-_ICMP_ECHO = {0, 8, 13, 14, 15, 16, 17, 18}
-_ICMP6_ECHO = {128, 129}
+_ICMP_ECHO = ICMP_ID_SEQ_TYPES
+_ICMP6_ECHO = ICMPV6_ID_SEQ_TYPES
 _QINQ = {0x8100, 0x88A8, 0x9100}
 _V6_EXT = {0, 43, 44, 51, 60, 135, 139, 140}
 
 
-def read_dpkt(path: str, strict: bool = False) -> pd.DataFrame:
+def read_dpkt(path: str, strict: bool = False):
+    """(packets table, frame index) through dpkt; read_capture sets ``attrs`` and the salvage note."""
     with open_bytes(path) as buf:
         idx = index_frames(buf, path)
-        if idx.stop is not None:
-            if strict:
-                raise idx.stop
-            warnings.warn(f"salvaged {len(idx)} whole record(s); stopped: {idx.stop}", CaptureWarning,
-                          stacklevel=3)
+        if idx.stop is not None and strict:
+            raise idx.stop
         raw = bytes(buf)
     rows = []
     for i in range(len(idx)):
@@ -46,9 +43,7 @@ def read_dpkt(path: str, strict: bool = False) -> pd.DataFrame:
                    caplen=cap, wirelen=int(idx.wirelen[i]))
         row["truncated"] = row.get("truncated", False) or cap < int(idx.wirelen[i])
         rows.append(row)
-    df = _to_table(rows)
-    df.attrs.update(path=path, format=idx.format, backend="dpkt")
-    return df
+    return _to_table(rows), idx
 
 
 def _link(frame: bytes, kind: int):

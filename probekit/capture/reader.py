@@ -31,40 +31,50 @@ def read_capture(path, *, backend: str = "fast", strict: bool = False, progress:
     record before the damage with a CaptureWarning.
     progress: show a tqdm bar; default: only for files over 50 MB when stderr is a terminal.
 
-    ``df.attrs`` carries ``path``, ``format``, ``interfaces`` and ``notes`` (salvage notes).
+    ``df.attrs`` carries ``path``, ``format``, ``backend``, ``interfaces`` and ``notes`` (salvage
+    notes), set here alone, the same for every backend.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     path = os.fspath(path)
     if backend == "dpkt":
         from ._dpkt import read_dpkt
-        return read_dpkt(path, strict=strict)
-    if backend == "pyshark":
+        df, idx = read_dpkt(path, strict=strict)
+        _salvage_note(idx, strict)
+    elif backend == "pyshark":
         from ._pyshark import read_pyshark
-        return read_pyshark(path)
-    with open_bytes(path) as buf:
-        idx = index_frames(buf, path)
-        if idx.stop is not None:
-            if strict:
-                raise idx.stop
-            note = f"salvaged {len(idx)} whole record(s); stopped: {idx.stop}"
-            idx.notes.append(note)
-            warnings.warn(note, CaptureWarning, stacklevel=2)
-        bar = _progress_bar(buf.shape[0], len(idx), progress)
-        try:
-            df = decode_frames(buf, idx, bar)
-        finally:
-            if bar is not None:
-                bar.close()
+        df, idx = read_pyshark(path)
+        _salvage_note(idx, strict)
+    else:
+        with open_bytes(path) as buf:
+            idx = index_frames(buf, path)
+            _salvage_note(idx, strict)
+            bar = _progress_bar(buf.shape[0], len(idx), progress)
+            try:
+                df = decode_frames(buf, idx, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
     df.attrs.update(
         path=path,
         format=idx.format,
+        backend=backend,
         interfaces=[dict(linktype=i.linktype, linktype_name=linktype_name(i.linktype), snaplen=i.snaplen,
                          units_per_s=i.units_per_s, tsoffset_s=i.tsoffset_s, name=i.name, section=i.section)
                     for i in idx.interfaces],
         notes=list(idx.notes),
     )
     return df
+
+
+def _salvage_note(idx, strict: bool) -> None:
+    """A file cut short: raise (strict) or note and warn that the whole records before it were kept."""
+    if idx.stop is not None:
+        if strict:
+            raise idx.stop
+        note = f"salvaged {len(idx)} whole record(s); stopped: {idx.stop}"
+        idx.notes.append(note)
+        warnings.warn(note, CaptureWarning, stacklevel=3)
 
 
 @contextmanager
