@@ -204,7 +204,10 @@ def _gather_as_done(client, files, timeout_s, vantage) -> list:
 
 def _stitch(parts: list[pd.DataFrame], orphans: list[pd.DataFrame], timeout_s: float) -> pd.DataFrame:
     """Give each file's unjudged probes ('unknown': the file ended before their timeout) the first orphan
-    reply with their identity in a later file; judge them as the in-memory path does."""
+    reply with their identity in a later file; judge them as the in-memory path does (the rules:
+    probekit.protocol). Loops over the unjudged probes only: those sent less than the timeout before a
+    file's end."""
+    from .protocol import ECHO_REPLY, RST_ACK, classify_outcome, rst_ack_accepts, syn_data_len
     from .schema import OUTCOMES
     timeout_ns = int(timeout_s * 1e9)
     allp = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
