@@ -1,59 +1,94 @@
-"""Analysis cost beside read cost, in one run: read a 1 M-packet probe capture, then match probes,
-per-period metrics, timing and per-source analyses; prints each step and the ratio to the read.
+"""Analysis cost beside read cost, in one run: read a probe capture of --packets packets (bench_read's
+file), then time matching, per-period metrics, timing, per-source analyses and size changes, each
+with the new (compiled/vectorised) implementation and the old one (tests/reference_*.py) side by side;
+prints each step's time, its ratio to the read, and the old/new speed-up. Best of --repeat runs.
 
-    python benchmarks/bench_analysis.py [--packets 1000000]
+    python benchmarks/bench_analysis.py [--packets 1000000] [--repeat 3] [--no-old] [--extras]
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from bench_read import build
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
 
-import probekit
+import probekit  # noqa: E402
+from bench_read import build  # noqa: E402
+from probekit.analysis import match, metrics, sizes, sources, timing  # noqa: E402
+from probekit.schema import SOURCE_STREAM_KEYS, STREAM_KEYS  # noqa: E402
+
+
+def best(fn, repeat):
+    t = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        t = min(t, time.perf_counter() - t0)
+    return t
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-old", action="store_true", help="skip the old implementations")
+    ap.add_argument("--extras", action="store_true", help="also time payload verdicts and TCP connections")
     args = ap.parse_args()
     path = build(args.packets)["pcap"]
-    probekit.read_capture(path)  # warm the page cache and the compiled kernels
-    steps = {}
-    t = time.perf_counter()
-    df = probekit.read_capture(path)
-    steps["read"] = time.perf_counter() - t
-    t = time.perf_counter()
-    probes = probekit.match_probes(df)
-    steps["match"] = time.perf_counter() - t
-    t = time.perf_counter()
-    probekit.period_metrics(probes, 30)
-    probekit.period_metrics(probes, 60, by=probekit.PROBE_LEVEL)
-    steps["metrics (30 s per ENI + 60 s per probe)"] = time.perf_counter() - t
-    t = time.perf_counter()
-    probekit.timing_summary(probes, span_ns=df.probekit.span_ns())
-    steps["timing"] = time.perf_counter() - t
-    t = time.perf_counter()
-    probekit.balance_test(probes), probekit.alternation(probes), probekit.source_quality(probes)
-    probekit.source_rate(probes, 30)
-    steps["per-source"] = time.perf_counter() - t
-    t = time.perf_counter()
-    probekit.size_changes(probes)
-    steps["size changes"] = time.perf_counter() - t
-    analysis = sum(v for k, v in steps.items() if k != "read")
-    t = time.perf_counter()
-    payloads = probekit.request_payloads(df, probes)
-    probekit.payload_verdicts(probes, payloads)
-    steps2 = {"payload randomness (all requests)": time.perf_counter() - t}
-    t = time.perf_counter()
-    probekit.tcp_connections(df)
-    steps2["TCP conn_state/history (all connections)"] = time.perf_counter() - t
-    print(f"\n{len(df):,} packets, {len(probes):,} probes")
-    for k, v in steps.items():
-        print(f"  {k:<42}{v:8.3f} s")
-    print(f"  {'analyses I (match..size changes)':<42}{analysis:8.3f} s  = {analysis / steps['read']:.2f} × the read")
-    for k, v in steps2.items():
-        print(f"  {k:<42}{v:8.3f} s  = {v / steps['read']:.1f} × the read")
+    df = probekit.read_capture(path)  # warm the page cache and the compiled kernels
+    read = best(lambda: probekit.read_capture(path), args.repeat)
+    probes = match.match_probes(df)
+    span = df.probekit.span_ns()
+    new = {
+        "match": lambda: match.match_probes(df),
+        "periods (30 s per source + 60 s per stream)": lambda: (
+            metrics.period_metrics(probes, 30), metrics.period_metrics(probes, 60, by=STREAM_KEYS)),
+        "timing (summary with gaps)": lambda: timing.timing_summary(probes, span_ns=span),
+        "sources (shares, balance, alternation, rate, quality)": lambda: (
+            sources.balance_test(probes), sources.alternation(probes), sources.source_quality(probes),
+            sources.source_rate(probes, 30), sources.source_shares(probes)),
+        "size changes": lambda: sizes.size_changes(probes),
+    }
+    old = {}
+    if not args.no_old:
+        import reference_analyses as R
+        import reference_match as RM
+        old = {
+            "match": lambda: RM.match_probes(df),
+            "periods (30 s per source + 60 s per stream)": lambda: (
+                R.period_metrics(probes, 30), R.period_metrics(probes, 60, by=STREAM_KEYS)),
+            "timing (summary with gaps)": lambda: R.timing_summary(probes, span_ns=span),
+            "sources (shares, balance, alternation, rate, quality)": lambda: (
+                R.balance_test(probes), R.alternation(probes), R.source_quality(probes),
+                R.source_rate(probes, 30), R.source_shares(probes)),
+            "size changes": lambda: R.size_changes(probes),
+        }
+    for f in new.values():
+        f()  # compile / warm
+    print(f"\n{len(df):,} packets, {len(probes):,} probes; read {read:.3f} s (best of {args.repeat})")
+    print(f"  {'step':<54}{'new s':>8}{'× read':>8}{'old s':>9}{'× read':>8}{'speed-up':>10}")
+    tot_new = tot_old = 0.0
+    for k, f in new.items():
+        t_new = best(f, args.repeat)
+        tot_new += t_new
+        line = f"  {k:<54}{t_new:8.3f}{t_new / read:8.2f}"
+        if k in old:
+            t_old = best(old[k], 1 if args.packets > 2_000_000 else args.repeat)
+            tot_old += t_old
+            line += f"{t_old:9.3f}{t_old / read:8.2f}{t_old / t_new:9.1f}×"
+        print(line)
+    line = f"  {'matching + periods + timing + sources + sizes':<54}{tot_new:8.3f}{tot_new / read:8.2f}"
+    if old:
+        line += f"{tot_old:9.3f}{tot_old / read:8.2f}{tot_old / tot_new:9.1f}×"
+    print(line)
+    if args.extras:
+        t = best(lambda: probekit.payload_verdicts(probes, probekit.request_payloads(df, probes)), 1)
+        print(f"  {'payload randomness (all requests)':<54}{t:8.3f}{t / read:8.2f}")
+        t = best(lambda: probekit.tcp_connections(df), 1)
+        print(f"  {'TCP conn_state/history (all connections)':<54}{t:8.3f}{t / read:8.2f}")
 
 
 if __name__ == "__main__":

@@ -225,7 +225,10 @@ def _gather_as_done(client, files, timeout_s, vantage) -> list:
 
 def _stitch(parts: list[pd.DataFrame], orphans: list[pd.DataFrame], timeout_s: float) -> pd.DataFrame:
     """Give each file's unjudged probes ('unknown': the file ended before their timeout) the first orphan
-    reply with their identity in a later file; judge them as the in-memory path does."""
+    reply with their identity in a later file; judge them as the in-memory path does (the rules:
+    probekit.protocol). Loops over the unjudged probes only: those sent less than the timeout before a
+    file's end."""
+    from .protocol import ECHO_REPLY, RST_ACK, classify_outcome, rst_ack_accepts, syn_data_len
     from .schema import OUTCOMES
     timeout_ns = int(timeout_s * 1e9)
     allp = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -237,7 +240,7 @@ def _stitch(parts: list[pd.DataFrame], orphans: list[pd.DataFrame], timeout_s: f
     allp["_file"] = file_of
     unknown = allp.index[allp["outcome"] == "unknown"]
     if len(unknown) and len(orph):
-        o = orph.sort_values("ts_ns")
+        o = orph.sort_values("ts_ns", kind="stable")
         for i in unknown:
             r = allp.loc[i]
             proto = str(r["protocol"])
@@ -245,10 +248,11 @@ def _stitch(parts: list[pd.DataFrame], orphans: list[pd.DataFrame], timeout_s: f
                 & (o["file_index"] > r["_file"]) & (o["ts_ns"] >= r["ts_ns"])
             if proto == "tcp":
                 m &= (o["ident"] == int(r["ident"])) & (o["port"] == int(r["port"]))
-                exact = m & (o["seq"] == int(r["seq"])) & (o["kind"] != 2)
-                data = int(r["size"]) - 20 if not pd.isna(r["size"]) else 0
-                rst = m & (o["kind"] == 2) & (((o["ack_raw"] - int(r["seq"]) - 1) % 2**32 == 0)
-                                              | ((o["ack_raw"] - int(r["seq"]) - 1 - data) % 2**32 == 0))
+                exact = m & (o["seq"] == int(r["seq"])) & (o["kind"] != RST_ACK)
+                data = syn_data_len(np.nan if pd.isna(r["size"]) else float(r["size"]))
+                ack = o["ack_raw"].to_numpy("float64")
+                accepts = rst_ack_accepts(np.nan_to_num(ack, nan=-1).astype(np.int64), int(r["seq"]), data)
+                rst = m & (o["kind"] == RST_ACK) & ~np.isnan(ack) & accepts
                 m = exact | rst
             else:
                 m &= (o["ident"] == int(r["ident"])) & (o["seq"] == int(r["seq"]))
@@ -257,15 +261,16 @@ def _stitch(parts: list[pd.DataFrame], orphans: list[pd.DataFrame], timeout_s: f
                 continue
             h = hit.iloc[0]
             delay = int(h["ts_ns"]) - int(r["ts_ns"])
-            late = delay > timeout_ns
-            kind = "late" if late else ("refused" if h["kind"] == 2 else "answered")
+            kind = classify_outcome(int(h["kind"]) if not pd.isna(h["kind"]) else ECHO_REPLY, delay, timeout_ns)
             allp.at[i, "outcome"] = kind
             allp.at[i, "reply_delay_us"] = delay / 1e3
-            allp.at[i, "rtt_us"] = np.nan if late else delay / 1e3
+            allp.at[i, "rtt_us"] = np.nan if kind == "late" else delay / 1e3
             o = o.drop(index=h.name)
     # what is still unknown: judge against the end of the whole dataset, as one capture would be
-    still = (allp["outcome"] == "unknown") & (allp["ts_ns"] + timeout_ns <= end_ns)
-    allp.loc[still, "outcome"] = "lost"
+    still = (allp["outcome"] == "unknown").to_numpy()
+    ts = allp.loc[still, "ts_ns"].to_numpy(np.int64)
+    allp.loc[still, "outcome"] = classify_outcome(np.full(ts.size, -1), np.full(ts.size, np.nan), timeout_ns,
+                                                  unjudged=ts + timeout_ns > end_ns)
     allp["outcome"] = pd.Categorical(allp["outcome"].astype(str), categories=list(OUTCOMES))
     for c in ("source", "destination"):
         allp[c] = allp[c].astype("category")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import socket
 import struct
-import warnings
 
 import dpkt
 import numpy as np
 import pandas as pd
 
 from .._io import open_bytes
-from ..errors import CaptureWarning
+from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
 from ..schema import L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
 from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from ._frames import index_frames
@@ -23,22 +22,20 @@ from .linktypes import (L2_80211, L2_ARCNET, L2_ARCNET_LINUX, L2_CHDLC, L2_ETHER
                         L2_IPOIB, L2_IPV4, L2_IPV6, L2_LOOP, L2_NFLOG, L2_NULL, L2_PKTAP, L2_PPI, L2_PPP,
                         L2_RADIOTAP, L2_RAW, L2_SLL, L2_SLL2, decoder_kind)
 
-_ICMP_ECHO = {0, 8, 13, 14, 15, 16, 17, 18}
-_ICMP6_ECHO = {128, 129}
+_ICMP_ECHO = ICMP_ID_SEQ_TYPES
+_ICMP6_ECHO = ICMPV6_ID_SEQ_TYPES
 _QINQ = {0x8100, 0x88A8, 0x9100}
 _V6_EXT = {0, 43, 44, 51, 60, 135, 139, 140}
 _ICMP_ERRORS = {3, 4, 5, 11, 12}
 _ICMP6_ERRORS = {1, 2, 3, 4}
 
 
-def read_dpkt(path: str, strict: bool = False, decapsulate: bool = True) -> pd.DataFrame:
+def read_dpkt(path: str, strict: bool = False, decapsulate: bool = True):
+    """(packets table, frame index) through dpkt; read_capture sets ``attrs`` and the salvage note."""
     with open_bytes(path) as buf:
         idx = index_frames(buf, path)
-        if idx.stop is not None:
-            if strict:
-                raise idx.stop
-            warnings.warn(f"salvaged {len(idx)} whole record(s); stopped: {idx.stop}", CaptureWarning,
-                          stacklevel=3)
+        if idx.stop is not None and strict:
+            raise idx.stop
         raw = bytes(buf)
     rows = []
     for i in range(len(idx)):
@@ -53,9 +50,7 @@ def read_dpkt(path: str, strict: bool = False, decapsulate: bool = True) -> pd.D
                    caplen=cap, wirelen=int(idx.wirelen[i]))
         row["truncated"] = row.get("truncated", False) or cap < int(idx.wirelen[i])
         rows.append(row)
-    df = _to_table(rows)
-    df.attrs.update(path=path, format=idx.format, backend="dpkt")
-    return df
+    return _to_table(rows), idx
 
 
 K_ETYPE = -1   # "the payload's ethertype is known" (tunnel payloads)

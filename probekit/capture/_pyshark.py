@@ -17,6 +17,7 @@ import pandas as pd
 
 from .._io import open_bytes
 from ..errors import BackendError, CaptureError
+from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
 from ._dpkt import _to_table
 from ._frames import index_frames
 
@@ -28,7 +29,7 @@ TSHARK_PREFS = {
     "tcp.analyze_sequence_numbers": "FALSE",
     "udp.try_heuristic_first": "FALSE",
 }
-_ICMP_ECHO = {0, 8, 13, 14, 15, 16, 17, 18}
+_ICMP_ECHO = ICMP_ID_SEQ_TYPES
 
 
 def tshark_path() -> str:
@@ -41,7 +42,8 @@ def tshark_path() -> str:
     return path
 
 
-def read_pyshark(path: str) -> pd.DataFrame:
+def read_pyshark(path: str):
+    """(packets table, frame index) through tshark; read_capture sets ``attrs``."""
     tshark = tshark_path()
     # probekit's own container walk gives the interface table and the file offsets of payloads
     with open_bytes(path) as buf:
@@ -64,9 +66,7 @@ def read_pyshark(path: str) -> pd.DataFrame:
         row["linktype"] = idx.interfaces[int(idx.iface[i])].linktype
         if row.get("payload_rel") is not None:
             row["payload_off"] = int(idx.data_off[i]) + row.pop("payload_rel")
-    df = _to_table(rows)
-    df.attrs.update(path=path, format=idx.format, backend="pyshark")
-    return df
+    return _to_table(rows), idx
 
 
 def run_in_thread(fn):
@@ -205,7 +205,7 @@ def _row(pkt) -> dict:
     elif icmp is not None:
         t = _get(icmp, "type")
         row.update(icmp_type=t, icmp_code=_get(icmp, "code"))
-        echo = _ICMP_ECHO if row["l3"] == "ipv4" else {128, 129}
+        echo = _ICMP_ECHO if row["l3"] == "ipv4" else ICMPV6_ID_SEQ_TYPES
         if t in echo:
             row.update(icmp_id=_get(icmp, "ident") if row["l3"] == "ipv4" else _get(icmp, "echo_identifier"),
                        icmp_seq=_get(icmp, "seq") if row["l3"] == "ipv4" else _get(icmp, "echo_sequence_number"))

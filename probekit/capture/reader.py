@@ -51,48 +51,61 @@ def read_capture(source, *, backend: str = "fast", strict: bool = False, progres
     ``probekit.capture.encaps``) so that the L3/L4 columns describe the innermost IP packet; False
     keeps the outermost headers.
 
-    ``df.attrs`` carries ``path``, ``format``, ``compression``, ``interfaces`` and ``notes`` (salvage
-    notes). For compressed or streamed input ``payload_off`` counts in the decompressed stream; the
+    ``df.attrs`` carries ``path``, ``format``, ``compression``, ``backend``, ``interfaces`` and ``notes``
+    (salvage notes), set here alone, the same for every backend. For compressed or streamed input ``payload_off`` counts in the decompressed stream; the
     bytes of a stream (stdin, a pipe, a file object) are held while the table lives, so that
     ``df.probekit.payloads()`` works (one copy of the decompressed capture in memory).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend != "fast":
-        return _read_other(source, backend, strict, decapsulate)
     with _io.open_capture_bytes(source, retain=True) as ob:
-        buf = ob.buf
-        try:
-            idx = index_frames(buf, ob.name)
-        except CaptureError as e:
-            raise _explain(e, ob) from None
-        stop = _stop_of(idx, ob)
-        if stop is not None:
-            if strict:
-                raise stop
-            note = f"salvaged {len(idx)} whole record(s); stopped: {stop}"
-            idx.notes.append(note)
-            warnings.warn(note, CaptureWarning, stacklevel=2)
-        for note in ob.notes:
-            idx.notes.append(note)
-            warnings.warn(f"{ob.name}: {note}", CaptureWarning, stacklevel=2)
-        bar = _progress_bar(buf.shape[0], len(idx), progress)
-        try:
-            df = decode_frames(buf, idx, bar, decapsulate=decapsulate)
-        finally:
-            if bar is not None:
-                bar.close()
+        if backend != "fast":
+            df, idx = _read_other(ob, backend, strict, decapsulate)
+            _salvage(idx, _stop_of(idx, ob), ob, strict)
+        else:
+            buf = ob.buf
+            try:
+                idx = index_frames(buf, ob.name)
+            except CaptureError as e:
+                raise _explain(e, ob) from None
+            _salvage(idx, _stop_of(idx, ob), ob, strict)
+            bar = _progress_bar(buf.shape[0], len(idx), progress)
+            try:
+                df = decode_frames(buf, idx, bar, decapsulate=decapsulate)
+            finally:
+                if bar is not None:
+                    bar.close()
         ref = ob.ref
+    _set_attrs(df, idx, ref, ob.compression, backend)
+    return df
+
+
+def _salvage(idx, stop: CaptureError | None, ob, strict: bool) -> None:
+    """A capture cut short: raise (strict) or note and warn that the whole records before it were kept;
+    the compressed layer's notes join them. The same for every backend."""
+    if stop is not None:
+        if strict:
+            raise stop
+        note = f"salvaged {len(idx)} whole record(s); stopped: {stop}"
+        idx.notes.append(note)
+        warnings.warn(note, CaptureWarning, stacklevel=3)
+    for note in ob.notes:
+        idx.notes.append(note)
+        warnings.warn(f"{ob.name}: {note}", CaptureWarning, stacklevel=3)
+
+
+def _set_attrs(df: pd.DataFrame, idx, ref, compression, backend: str) -> None:
+    """``df.attrs``, set here alone, the same for every backend."""
     df.attrs.update(
         path=ref,
         format=idx.format,
-        compression=ob.compression,
+        compression=compression,
+        backend=backend,
         interfaces=[dict(linktype=i.linktype, linktype_name=linktype_name(i.linktype), snaplen=i.snaplen,
                          units_per_s=i.units_per_s, tsoffset_s=i.tsoffset_s, name=i.name, section=i.section)
                     for i in idx.interfaces],
         notes=list(idx.notes),
     )
-    return df
 
 
 def _explain(e: CaptureError, ob) -> CaptureError:
@@ -120,9 +133,10 @@ def _stop_of(idx, ob) -> CaptureError | None:
     return None
 
 
-def _read_other(source, backend, strict, decapsulate=True):
-    """The reference backends read a plain file by name: other input (compressed, a stream) is
-    decompressed into a temporary file first, so their offsets count in the decompressed stream too."""
+def _read_other(ob, backend, strict, decapsulate=True):
+    """(table, frame index) from a reference backend, which reads a plain file by name: other input
+    (compressed, a stream) is written decompressed to a temporary file first, so that offsets count in
+    the decompressed stream as the fast reader's do."""
     import tempfile
 
     def run(path):
@@ -131,16 +145,12 @@ def _read_other(source, backend, strict, decapsulate=True):
             return read_dpkt(path, strict=strict, decapsulate=decapsulate)
         from ._pyshark import read_pyshark
         return read_pyshark(path)
-    with _io.open_capture_bytes(source, retain=True) as ob:
-        if ob.kind == "file" and ob.compression is None:
-            return run(ob.name)
-        with tempfile.NamedTemporaryFile(prefix="probekit-", suffix=".cap") as tmp:
-            tmp.write(memoryview(ob.buf))
-            tmp.flush()
-            df = run(tmp.name)
-        df.attrs["path"] = ob.ref
-        df.attrs["compression"] = ob.compression
-    return df
+    if ob.kind == "file" and ob.compression is None:
+        return run(ob.name)
+    with tempfile.NamedTemporaryFile(prefix="probekit-", suffix=".cap") as tmp:
+        tmp.write(memoryview(ob.buf))
+        tmp.flush()
+        return run(tmp.name)
 
 
 def _progress_bar(nbytes: int, nframes: int, progress):

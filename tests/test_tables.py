@@ -1,0 +1,102 @@
+"""Every table-returning public function returns exactly its declared table (probekit.schema.TABLES):
+the declared columns in order, with their dtypes, on an empty capture and on real shipped ones.
+
+Adding a table: declare it in probekit/schema.py, add one entry to schema.TABLES, and one entry to
+PRODUCERS below (table name → a function of (packets, probes) returning the table)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import probekit
+from probekit import schema
+from probekit.schema import SOURCE_STREAM_KEYS, STREAM_KEYS, check_table, empty_packets
+from probekit.synth import read_truth
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPTURES = ROOT / "captures"
+
+
+def _span(df):
+    return df.probekit.span_ns() if len(df) and df["ts_ns"].notna().any() else None
+
+
+PRODUCERS = {
+    "packets": lambda df, pr: df,
+    "probes": lambda df, pr: pr,
+    "periods": lambda df, pr: probekit.period_metrics(pr, 30),
+    "periods/stream": lambda df, pr: probekit.period_metrics(pr, 60, by=STREAM_KEYS),
+    "inter_arrivals": lambda df, pr: probekit.inter_arrivals(pr),
+    "timing_summary": lambda df, pr: probekit.timing_summary(pr, span_ns=_span(df)),
+    "timing_summary/stream": lambda df, pr: probekit.timing_summary(pr, by=STREAM_KEYS),
+    "gaps": lambda df, pr: probekit.find_gaps(pr, span_ns=_span(df)),
+    "source_shares": lambda df, pr: probekit.source_shares(pr),
+    "balance": lambda df, pr: probekit.balance_test(pr),
+    "alternation": lambda df, pr: probekit.alternation(pr),
+    "source_rate": lambda df, pr: probekit.source_rate(pr, 30),
+    "source_quality": lambda df, pr: probekit.source_quality(pr),
+    "size_changes": lambda df, pr: probekit.size_changes(pr, configured_at_ns=0),
+    "orphans": lambda df, pr: probekit.match_probes(df, keep_orphans=True)[1],
+}
+INPUTS = ["empty", "healthy.pcap", "size-change.pcap", "lossy+size-change.pcapng", "tcp-stops-after-activation.pcap",
+          "eni-failure.pcap", "port-closed.pcap"]
+
+
+def _inputs(name):
+    df = empty_packets() if name == "empty" else probekit.read_capture(CAPTURES / name)
+    return df, probekit.match_probes(df)
+
+
+_cache: dict = {}
+
+
+@pytest.mark.parametrize("producer", sorted(PRODUCERS))
+@pytest.mark.parametrize("capture", INPUTS)
+def test_function_returns_its_declared_table(producer, capture):
+    if capture not in _cache:
+        _cache[capture] = _inputs(capture)
+    df, pr = _cache[capture]
+    out = PRODUCERS[producer](df, pr)
+    check_table(out, schema.TABLES[producer.split("/")[0]][0])
+    if capture != "empty" and producer not in ("orphans", "size_changes", "gaps"):
+        assert len(out) > 0, "a real capture gives rows"
+
+
+def test_every_registered_table_has_a_producer():
+    assert {p.split("/")[0] for p in PRODUCERS} | {"truth"} == set(schema.TABLES)
+
+
+@pytest.mark.parametrize("name", ["healthy.pcap", "lossy.pcapng"])
+def test_truth_sidecar_is_its_declared_table(name):
+    check_table(read_truth(CAPTURES / name), schema.TRUTH)
+
+
+def test_source_keys_follow_by():
+    df, pr = _inputs("healthy.pcap")
+    assert "source" not in probekit.period_metrics(pr, 30, by=STREAM_KEYS).columns
+    assert "source" in probekit.timing_summary(pr, by=SOURCE_STREAM_KEYS).columns
+    with pytest.raises(AssertionError, match="missing"):
+        check_table(probekit.timing_summary(pr).drop(columns="probes"), schema.TIMING_SUMMARY)
+
+
+def test_docs_tables_md_is_generated_from_the_schema():
+    assert (ROOT / "docs" / "tables.md").read_text() == schema.tables_markdown(), \
+        "regenerate: python -m probekit.schema --all > docs/tables.md"
+
+
+@pytest.mark.parametrize("backend", ["fast", "dpkt"])
+def test_read_capture_sets_the_same_attrs_for_every_backend(tmp_path, backend):
+    """A cut file: every backend's table carries the one salvage note, set by read_capture alone."""
+    import warnings
+    data = (CAPTURES / "healthy.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:5000])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        df = probekit.read_capture(cut, backend=backend)
+    ref = probekit.read_capture(CAPTURES / "healthy.pcap", backend="fast")
+    assert set(df.attrs) == set(ref.attrs) == {"path", "format", "backend", "interfaces", "notes"}
+    assert df.attrs["backend"] == backend and len(df.attrs["notes"]) == 1 and "salvaged" in df.attrs["notes"][0]
+    assert sum("salvaged" in str(x.message) for x in w) == 1
+    assert df.attrs["interfaces"] == ref.attrs["interfaces"]
