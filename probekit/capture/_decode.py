@@ -346,9 +346,9 @@ def _link(buf, p, end, k, et0, i, out16, present):
         else:
             fl |= F_TRUNC
     elif k == L2_IPOIB:
-        if p + 4 <= end:
-            et = _be16(buf, p)
-            p += 4
+        if p + 44 <= end:                  # 40-byte pseudo-header (hardware addresses), type, reserved
+            et = _be16(buf, p + 40)
+            p += 44
         else:
             fl |= F_TRUNC
     elif k == L2_PKTAP:

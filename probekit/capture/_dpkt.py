@@ -206,9 +206,9 @@ def _link(frame: bytes, kind: int, et0: int):
         elif dlt == 1:
             et, p, trunc = _ether(f, p)
     elif kind == L2_IPOIB:
-        if n < 4:
+        if n < 44:
             return -1, 0, None, True, False
-        et, p = int.from_bytes(f[0:2], "big"), 4
+        et, p = int.from_bytes(f[40:42], "big"), 44
     elif kind == L2_PKTAP:
         if n < 8:
             return -1, 0, None, True, False

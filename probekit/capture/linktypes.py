@@ -35,7 +35,7 @@ L2_80211 = 16     # IEEE 802.11 MAC header (data frames), LLC/SNAP; protected fr
 L2_RADIOTAP = 17  # radiotap header (length at bytes 2-3, little endian), then 802.11
 L2_PPI = 18       # PPI header (length at 2-3, DLT at 4-7, little endian), then that link type
 L2_NFLOG = 19     # Linux NFLOG: 4-byte header, TLVs (host-order length), the packet in TLV 9
-L2_IPOIB = 20     # IP over InfiniBand: 2-byte ethertype, 2 reserved
+L2_IPOIB = 20     # IP over InfiniBand: 40-byte pseudo-header (hardware addresses), 2-byte type, 2 reserved
 L2_PKTAP = 21     # Apple PKTAP: header length (LE32) and DLT (LE32) first, then that link type
 
 
