@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 
-__all__ = ["CONN_FIELDS", "write_conn_tsv", "write_conn_json"]
+__all__ = ["CONN_FIELDS", "write_conn_json", "write_conn_tsv"]
 
 # (Zeek field, Zeek type, our column)
 CONN_FIELDS = (
