@@ -163,12 +163,12 @@ def _cmd_conn(args) -> int:
     df = read_capture(args.capture, backend=args.backend, strict=args.strict)
     conns = connections(df, check_checksums=not args.ignore_checksums, bare=args.bare,
                         community_id=args.community_id)
-    out = open(args.output, "w") if args.output else sys.stdout
-    try:
-        (write_conn_json if args.zeek_json else write_conn_tsv)(conns, out)
-    finally:
-        if args.output:
-            out.close()
+    write = write_conn_json if args.zeek_json else write_conn_tsv
+    if args.output:
+        with open(args.output, "w") as out:
+            write(conns, out)
+    else:
+        write(conns, sys.stdout)
     return 0
 
 

@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 
-__all__ = ["CONN_FIELDS", "write_conn_tsv", "write_conn_json"]
+__all__ = ["CONN_FIELDS", "write_conn_json", "write_conn_tsv"]
 
 # (Zeek field, Zeek type, our column)
 CONN_FIELDS = (
@@ -35,12 +35,13 @@ def _fields(conns: pd.DataFrame):
     return f
 
 
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+def _missing(v, name: str = "") -> bool:
+    # conn.zeek's set_conn: history is only set when not empty
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or (name == "history" and v == "")
 
 
-def _tsv_value(v, typ: str) -> str:
-    if _missing(v):
+def _tsv_value(v, typ: str, name: str) -> str:
+    if _missing(v, name):
         return "-"
     if typ == "time":
         return f"{int(v) // 1000 / 1e6:.6f}"
@@ -66,9 +67,9 @@ def write_conn_tsv(conns: pd.DataFrame, out) -> None:
     out.write("#fields\t" + "\t".join(f for f, _, _ in fields) + "\n")
     out.write("#types\t" + "\t".join(t for _, t, _ in fields) + "\n")
     cols = [conns[c].tolist() if c is not None else [None] * len(conns) for _, _, c in fields]
-    types = [t for _, t, _ in fields]
+    types = [(t, f) for f, t, _ in fields]
     for row in zip(*cols):
-        out.write("\t".join(_tsv_value(v, t) for v, t in zip(row, types)) + "\n")
+        out.write("\t".join(_tsv_value(v, t, f) for v, (t, f) in zip(row, types)) + "\n")
     out.write(f"#close\t{_stamp(time.time())}\n")
 
 
@@ -79,7 +80,7 @@ def write_conn_json(conns: pd.DataFrame, out) -> None:
     for row in zip(*cols):
         obj = {}
         for (name, typ, _), v in zip(fields, row):
-            if _missing(v):
+            if _missing(v, name):
                 continue
             if typ == "time":
                 v = int(v) / 1e9

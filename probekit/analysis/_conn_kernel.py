@@ -162,7 +162,7 @@ def _size(ei, c, e):
             not (ack64 == start or ack64 == start + 1):
         return 0
     last64 = (ei[c, e, E_SWRAP] << 32) + ei[c, e, E_LAST]
-    size = (last64 if last64 > ack64 else ack64) - start
+    size = (max(ack64, last64)) - start
     if size != 0:
         size -= 1
     if ei[c, e, E_FINCNT] > 0 and size != 0:
@@ -195,8 +195,7 @@ def _deliver(ei, blo, bhi, c, e):
         n = ei[c, e, E_NBLK]
         for k in range(n):
             if blo[s, k] <= ei[c, e, E_REASM]:
-                if bhi[s, k] > ei[c, e, E_REASM]:
-                    ei[c, e, E_REASM] = bhi[s, k]
+                ei[c, e, E_REASM] = max(ei[c, e, E_REASM], bhi[s, k])
                 blo[s, k] = blo[s, n - 1]
                 bhi[s, k] = bhi[s, n - 1]
                 ei[c, e, E_NBLK] = n - 1
@@ -218,11 +217,9 @@ def _data_sent(ei, blo, bhi, pool, c, e, seq, length, params):
         seq = ack
     if upper <= ei[c, e, E_TRIM]:
         return
-    if seq < ei[c, e, E_TRIM]:
-        seq = ei[c, e, E_TRIM]
+    seq = max(seq, ei[c, e, E_TRIM])
     if seq <= ei[c, e, E_REASM]:
-        if upper > ei[c, e, E_REASM]:
-            ei[c, e, E_REASM] = upper
+        ei[c, e, E_REASM] = max(ei[c, e, E_REASM], upper)
         _deliver(ei, blo, bhi, c, e)
     else:
         n = ei[c, e, E_NBLK]
@@ -287,8 +284,7 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
                     _deliver(ei, blo, bhi, c, e)
                 if seq > ei[c, e, E_REASM]:
                     nev = _gap(ci, ei, c, e, seq - ei[c, e, E_REASM], ev_c, ev_ch, nev)
-            if seq > ei[c, e, E_REASM]:
-                ei[c, e, E_REASM] = seq
+            ei[c, e, E_REASM] = max(ei[c, e, E_REASM], seq)
     ei[c, e, E_TRIM] = seq
     # drop blocks wholly below the trim point
     k = 0
@@ -686,7 +682,6 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
             if flip and not resp_bcast[i]:
                 nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
         conn_of[i] = c
-        is_orig = e == ci[c, C_ORIGSIDE]
         ci[c, C_LASTPKT] = now
         kd = kind[i]
         if kd == K_TCP:

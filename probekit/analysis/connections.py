@@ -23,8 +23,16 @@ import pandas as pd
 from ..schema import CONNECTIONS
 from . import _conn_kernel as K
 
-__all__ = ["connections", "tcp_connections", "probe_connections", "community_ids", "LIKELY_SERVER_PORTS",
-           "BARE_LIKELY_SERVER_PORTS", "PRIVATE_ADDRESS_SPACE", "TIMEOUTS_S"]
+__all__ = [
+    "BARE_LIKELY_SERVER_PORTS",
+    "LIKELY_SERVER_PORTS",
+    "PRIVATE_ADDRESS_SPACE",
+    "TIMEOUTS_S",
+    "community_ids",
+    "connections",
+    "probe_connections",
+    "tcp_connections",
+]
 
 # Ports Zeek's default scripts register as server ports (Analyzer::register_for_ports and
 # PacketAnalyzer::register_for_ports add them to likely_server_ports; scripts/base/protocols/*/main.zeek

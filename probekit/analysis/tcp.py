@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from .connections import LIKELY_SERVER_PORTS, tcp_connections
 
-__all__ = ["tcp_connections", "LIKELY_SERVER_PORTS"]
+__all__ = ["LIKELY_SERVER_PORTS", "tcp_connections"]
