@@ -99,9 +99,30 @@ def test_connections_cut_by_rotation_are_stitched(both, rotated):
     assert len(got["connections"]) == len(whole)
 
 
-def test_on_a_local_cluster(both):
+def test_on_a_cluster_by_its_tcp_address(both):
+    """``scheduler="tcp://host:port"`` (here a LocalCluster's address, as `dask scheduler` would give)."""
+    from distributed import LocalCluster
     ds, df, mem = both
-    got = dataset_analyses(ds, scheduler=None, analyses=("probes", "periods", "fingerprints", "connections"))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        got = dataset_analyses(ds, scheduler=cluster.scheduler_address,
+                               analyses=("probes", "periods", "fingerprints", "connections"))
     same(got["periods"], probekit.period_metrics(mem, 30), "periods")
     same(got["fingerprints"], probekit.fingerprint(df, mem), "fingerprints")
-    assert len(got["connections"]) == len(probekit.tcp_connections(df))
+    same(got["connections"], probekit.tcp_connections(df), "connections")
+
+
+def test_a_4_tuple_reused_files_apart_is_one_connection_as_in_memory(tmp_path):
+    """tcp_connections has no inactivity timeout: a SYN from the same port files later continues the
+    connection (found on bench_scale's 100 files); the dataset path recomputes it over all its files."""
+    import capwriter as W
+    from test_payload_tcp import _syn_frames
+    for i, port in enumerate((5000, 6000, 5000)):
+        frames = [(ts + 100 * i, us, data) for ts, us, data in _syn_frames([b""], 1024, lambda k, p=port: p,
+                                                                           lambda k, i=i: 1000 + i)]
+        (tmp_path / f"r-{i}.pcap").write_bytes(W.pcap(frames))
+    mem = probekit.tcp_connections(scale.read_captures(str(tmp_path / "r-*.pcap")))
+    scale.convert(str(tmp_path / "r-*.pcap"), tmp_path / "ds")
+    got = dataset_analyses(tmp_path / "ds", scheduler="synchronous", analyses=("connections",))["connections"]
+    assert len(mem) == 2 and mem["syns"].tolist() == [2, 1]
+    same(got, mem, "connections")

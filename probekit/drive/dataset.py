@@ -8,7 +8,7 @@ this file, with frame numbers counted across the dataset as ``read_captures`` co
 packet's columns of each probe; the file's TCP connections (``tcp_connections``, the per-file function)
 and the hashes of its 4-tuples. In the client: the analyses of the probes table (periods, timing, gaps,
 sources, size changes), payload verdicts (request bytes read back from the original captures through
-the packets accessor, piece by piece), fingerprints, and the connections: a 4-tuple seen in consecutive
+the packets accessor, piece by piece), fingerprints, and the connections: a 4-tuple seen in two or more
 files is one run; its packets from those files are fetched from the workers and ``tcp_connections`` runs
 on them together, replacing the per-file rows, so a connection cut by a rotation is one connection.
 Memory: a worker holds a window of a few files; the client holds the probes table.
@@ -270,36 +270,31 @@ def dataset_analyses(out_dir, *, period_s: int = 30, timeout_s: float = 1.0, van
 
 
 def _connections(run: _Runner, files: list[str], parts: list[dict]) -> pd.DataFrame:
-    """Per-file connections, with every 4-tuple seen in consecutive files recomputed over those files."""
+    """Per-file connections; a 4-tuple seen in two files or more is recomputed from all its packets."""
     base = np.concatenate([[0], np.cumsum([p["rows"] for p in parts])])
     tables = []
     for i, p in enumerate(parts):
         c = p["conns"].copy()
         c["first_frame"] = c["first_frame"] + int(base[i])
         tables.append(c)
-    # runs of consecutive files per 4-tuple hash (vectorised over all files' hashes)
+    # 4-tuple hashes seen in two files or more (tcp_connections has no inactivity timeout: a 4-tuple
+    # reused files apart continues its connection in memory too), vectorised over all files' hashes
     K = np.concatenate([p["keys"] for p in parts]) if parts else np.zeros(0, np.uint64)
     F = np.repeat(np.arange(len(parts)), [p["keys"].size for p in parts])
     order = np.lexsort((F, K))
     K, F = K[order], F[order]
-    new_run = np.ones(K.size, bool)
-    new_run[1:] = (K[1:] != K[:-1]) | (F[1:] != F[:-1] + 1)
-    rid = np.cumsum(new_run) - 1
-    length = np.bincount(rid) if rid.size else np.zeros(0, np.int64)
-    multi = np.flatnonzero(length >= 2)
+    new_key = np.ones(K.size, bool)
+    new_key[1:] = K[1:] != K[:-1]
+    kid = np.cumsum(new_key) - 1
+    nfiles = np.bincount(kid) if kid.size else np.zeros(0, np.int64)
+    multi = np.flatnonzero(nfiles >= 2)
     if not multi.size:
         return _finish(tables)
-    starts = np.flatnonzero(new_run)[multi]
-    keys, a_s = K[starts], F[starts]
-    b_s = a_s + length[multi] - 1
-    pairs, group = np.unique(np.stack([a_s, b_s], axis=1), axis=0, return_inverse=True)
-    group = group.reshape(-1)
-    need: dict = {}
-    for g, (a, b) in enumerate(pairs.tolist()):       # per run of files (few), not per connection
-        for i in range(a, b + 1):
-            need.setdefault(i, []).append(keys[group == g])
+    keys = K[np.flatnonzero(new_key)[multi]]
+    in_multi = nfiles[kid] >= 2
+    need = {int(i): K[in_multi & (F == i)] for i in np.unique(F[in_multi]).tolist()}
     idx = sorted(need)
-    got = run.map(_tcp_packets, [files[i] for i in idx], [np.concatenate(need[i]) for i in idx])
+    got = run.map(_tcp_packets, [files[i] for i in idx], [need[i] for i in idx])
     names = [Path(f).parent.name.split("=", 1)[1] for f in files]
     pk = []
     for i, t in zip(idx, got):
@@ -314,20 +309,10 @@ def _connections(run: _Runner, files: list[str], parts: list[dict]) -> pd.DataFr
     allp["dst"] = pd.Categorical(allp["dst"], categories=cats)
     allp = allp.sort_values("frame", kind="stable").reset_index(drop=True)
     allp.attrs["paths"] = {n: parts[i]["path"] for i, n in enumerate(names)}
-    _, h = _tcp_keys(allp)
-    ks = np.argsort(keys)
-    at = np.clip(np.searchsorted(keys[ks], h), 0, keys.size - 1)
-    pkt_group = np.where(keys[ks][at] == h, group[ks][at], -1)
-    codes = allp["capture"].cat.codes.to_numpy()
-    hashes = [_conn_hash(t) for t in tables]
-    for g, (a, b) in enumerate(pairs.tolist()):
-        sub = allp[(pkt_group == g) & (codes >= a) & (codes <= b)]
-        sub.attrs = allp.attrs
-        gk = keys[group == g]
-        for i in range(a, b + 1):
-            m = ~np.isin(hashes[i], gk)
-            tables[i], hashes[i] = tables[i][m], hashes[i][m]
-        tables.append(tcp.tcp_connections(sub))
+    # tcp_connections keeps each 4-tuple's state on its own: one call recomputes every shared 4-tuple
+    for i, t in enumerate(tables):
+        tables[i] = t[~np.isin(_conn_hash(t), keys)]
+    tables.append(tcp.tcp_connections(allp))
     return _finish(tables)
 
 
