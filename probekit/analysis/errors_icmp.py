@@ -76,25 +76,33 @@ def icmp_errors(packets: pd.DataFrame, probes: pd.DataFrame | None = None, windo
     e = packets[m]
     p, t = proto[m], typ[m]
     c = e["icmp_code"].to_numpy("int64", na_value=-1)
-    outcome = np.array([ERROR_TYPES[(a, b)] for a, b in zip(p.tolist(), t.tolist())], dtype=object)
+    tk = p * 256 + t
+    outcome = pd.Series(tk).map({a * 256 + b: v for (a, b), v in ERROR_TYPES.items()}).to_numpy(object)
     outcome[(p == 1) & (t == 3) & (c == 4)] = "frag_needed"
-    code = np.array([_CODES[(a, b)].get(k, f"code_{k}") for a, b, k in zip(p.tolist(), t.tolist(), c.tolist())],
-                    dtype=object)
+    names = {(a * 256 + b) * 256 + k: v for (a, b), d in _CODES.items() for k, v in d.items()}
+    code = pd.Series(tk * 256 + c).map(names).to_numpy(object)
+    unnamed = pd.isna(code)
+    if unnamed.any():            # codes no RFC names: said as such (rare)
+        code[unnamed] = [f"code_{k}" for k in c[unnamed].tolist()]
     mtu = _num(e["icmp_mtu"]) if "icmp_mtu" in e.columns else np.full(len(e), np.nan)
     mtu = np.where(np.isin(outcome, ("frag_needed", "packet_too_big")), mtu, np.nan)
     qproto = _num(e["quoted_proto"])
-    qname = np.array([_PROTO_NAMES.get(int(x), f"ip_{int(x)}") if not np.isnan(x) else "" for x in qproto.tolist()],
-                     dtype=object)
+    qname = pd.Series(qproto).map({float(k): v for k, v in _PROTO_NAMES.items()}).to_numpy(object)
+    other = pd.isna(qname) & ~np.isnan(qproto)
+    if other.any():              # quoted protocols other than ICMP, TCP, UDP (rare)
+        qname[other] = [f"ip_{int(x)}" for x in qproto[other].tolist()]
+    qname[np.isnan(qproto)] = ""
     is_icmp = np.isin(qproto, (1, 58))
     is_l4 = np.isin(qproto, (6, 17))
     ident = np.where(is_icmp, _num(e["quoted_icmp_id"]), np.where(is_l4, _num(e["quoted_sport"]), np.nan))
     port = np.where(is_l4, _num(e["quoted_dport"]), np.nan)
     seq = np.where(is_icmp, _num(e["quoted_icmp_seq"]), np.where(qproto == 6, _num(e["quoted_tcp_seq"]), np.nan))
-    qsrc = e["quoted_src"].astype(object).where(e["quoted_src"].notna(), None).to_numpy()
-    qdst = e["quoted_dst"].astype(object).where(e["quoted_dst"].notna(), None).to_numpy()
+    from .streams import _obj
+    qsrc = _obj(e["quoted_src"])
+    qdst = _obj(e["quoted_dst"])
     out = pd.DataFrame({
         "error_frame": e["frame"].to_numpy("int64"), "ts_ns": e["ts_ns"].to_numpy("int64"),
-        "reporter": e["src"].astype(str).to_numpy(), "icmp_type": t, "icmp_code": c, "outcome": outcome,
+        "reporter": _obj(e["src"]), "icmp_type": t, "icmp_code": c, "outcome": outcome,
         "code": code, "mtu": mtu, "protocol": qname, "source": qsrc, "destination": qdst, "port": port,
         "ident": ident, "seq": seq})
     # what the quoted header lacks, said in words
@@ -122,17 +130,29 @@ def _attach(out: pd.DataFrame, probes: pd.DataFrame, window_s: float) -> None:
         out.loc[ok, "note"] = "quotes no probe sent in the capture before it (within the window)"
         return
     udp = (out["protocol"] == "udp").to_numpy()
+    protos = pd.Index(["icmp", "icmpv6", "tcp", "udp"], dtype=object)
+    addrs = []
+    for c in ("source", "destination"):
+        v = probes[c]
+        addrs += list(v.cat.categories.astype(object)) if isinstance(v.dtype, pd.CategoricalDtype) else list(v.unique())
+    addrs = pd.Index(sorted(set(map(str, addrs))), dtype=object)
+
+    def codes(values, index):
+        return index.get_indexer(pd.Index(values, dtype=object))
+
     ev = pd.DataFrame({
-        "ts_ns": out["ts_ns"].to_numpy("int64"), "protocol": out["protocol"].astype(str).to_numpy(),
-        "source": out["source"].astype(str).to_numpy(), "destination": out["destination"].astype(str).to_numpy(),
+        "ts_ns": out["ts_ns"].to_numpy("int64"), "protocol": codes(out["protocol"].to_numpy(object), protos),
+        "source": codes(out["source"].to_numpy(object), addrs),
+        "destination": codes(out["destination"].to_numpy(object), addrs),
         "ident": np.nan_to_num(out["ident"].to_numpy("float64"), nan=-1).astype(np.int64),
         "port": np.nan_to_num(out["port"].to_numpy("float64"), nan=-1).astype(np.int64),
         "seq": np.where(udp, -1, np.nan_to_num(out["seq"].to_numpy("float64"), nan=-1)).astype(np.int64),
         "_i": np.arange(len(out))})[ok]
-    pr_udp = (probes["protocol"].astype(str) == "udp").to_numpy()
+    from .streams import _codes_in, _is
+    pr_udp = _is(probes["protocol"], "udp")
     pr = pd.DataFrame({
-        "ts_ns": probes["ts_ns"].to_numpy("int64"), "protocol": probes["protocol"].astype(str).to_numpy(),
-        "source": probes["source"].astype(str).to_numpy(), "destination": probes["destination"].astype(str).to_numpy(),
+        "ts_ns": probes["ts_ns"].to_numpy("int64"), "protocol": _codes_in(probes["protocol"], protos),
+        "source": _codes_in(probes["source"], addrs), "destination": _codes_in(probes["destination"], addrs),
         "ident": probes["ident"].to_numpy("int64", na_value=-1),
         "port": probes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
         "seq": np.where(pr_udp, -1, probes["seq"].to_numpy("int64", na_value=-1)),

@@ -108,7 +108,11 @@ def _port_array(ports) -> pd.arrays.IntegerArray:
 
 
 def _ports(s: pd.Series) -> np.ndarray:
-    return s.to_numpy("float64", na_value=-1).astype(np.int64)
+    """Ports as int64 with -1 for <NA>."""
+    try:
+        return s.to_numpy("int64", na_value=-1)
+    except (TypeError, ValueError):
+        return s.to_numpy("float64", na_value=-1).astype(np.int64)
 
 
 def _codes_in(s: pd.Series, cats: pd.Index) -> np.ndarray:
@@ -457,22 +461,27 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
         is_icmp = np.isin(proto, (1, 58))
         req_ok = np.where(is_icmp, typ == np.where(proto == 1, 8, 128), True) & (proto >= 0)
         rep_ok = np.where(is_icmp, typ == np.where(proto == 1, 0, 129), True) & (proto >= 0)
+        small = np.full(n, 14, np.int64)
+        for num_, code_ in ((1, 1), (6, 2), (17, 3), (58, 4)):
+            small[proto == num_] = code_
         for x, y, port, good in ((src, dst, np.where(is_icmp, -1, dport), req_ok),
                                  (dst, src, np.where(is_icmp, -1, sport), rep_ok)):
-            small = np.select([proto == 1, proto == 6, proto == 17, proto == 58], [1, 2, 3, 4], 14)
             q = _packed(small, x, y, port, nc)
             i = np.minimum(np.searchsorted(lk, q), max(len(lk) - 1, 0))
             found = (lk[i] == q) if len(lk) else np.zeros(len(q), bool)
             m = (kind < 0) & good & found & (x >= 0) & (y >= 0)
             kind[m] = lv[i[m]].astype(np.int8)
-    udp = proto == 17
-    dns = udp & ((sport == 53) | (dport == 53) | (sport == 5353) | (dport == 5353))
-    ntp = udp & ((sport == 123) | (dport == 123))
+    rest = np.flatnonzero(kind < 0)
+    if not rest.size:
+        return kind
+    pr_, sp_, dp_ = proto[rest], sport[rest], dport[rest]
+    udp = pr_ == 17
+    dns = udp & ((sp_ == 53) | (dp_ == 53) | (sp_ == 5353) | (dp_ == 5353))
+    ntp = udp & ((sp_ == 123) | (dp_ == 123))
     off = len(STREAM_KINDS)
-    fallback = np.select([_l3_is(packets, "arp"), dns, ntp, udp, np.isin(proto, (1, 58)), proto == 6,
-                          _l3_is(packets, "ipv4", "ipv6")], list(range(off, off + 7)), off + 7).astype(np.int8)
-    rest = kind < 0
-    kind[rest] = fallback[rest]
+    fallback = np.select([_l3_is(packets, "arp")[rest], dns, ntp, udp, np.isin(pr_, (1, 58)), pr_ == 6,
+                          _l3_is(packets, "ipv4", "ipv6")[rest]], list(range(off, off + 7)), off + 7)
+    kind[rest] = fallback.astype(np.int8)
     return kind
 
 
