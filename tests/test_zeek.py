@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import capwriter as W
 import dpkt
 import numpy as np
 import pandas as pd
