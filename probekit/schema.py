@@ -118,7 +118,9 @@ PACKET_COLUMNS = tuple(c.name for c in PACKETS)
 OUTCOMES = ("answered", "refused", "late", "lost", "unknown")
 """Values of a probe's ``outcome``: answered (echo reply / SYN-ACK within the timeout), refused (RST/ACK
 within the timeout: the port is closed, yet the path works), late (a reply after the timeout: lost for
-the metrics), lost (no reply in the capture), unknown (the capture ended before the timeout ran out)."""
+the metrics), lost (no reply in the capture), unknown (the capture ended before the timeout ran out); and,
+once ICMP errors are attributed, the ERROR_OUTCOMES (unreachable, ttl_exceeded, frag_needed,
+packet_too_big, param_problem), which count as lost."""
 
 PROBES: tuple[Column, ...] = (
     Column("ts_ns", "int64", "request time at the capture point, ns since the epoch"),
@@ -140,8 +142,12 @@ PROBES: tuple[Column, ...] = (
     Column("reset_after_us", "float64", "prober's RST time - SYN/ACK time, µs (TCP)"),
     Column("retransmits", "int32", "further requests with the same identity (re-sent SYNs, repeated echo)"),
     Column("extra_replies", "int32", "replies after the first (duplicates, re-sent SYN/ACKs)"),
+    Column("error_code", "category", "the ICMP/ICMPv6 error this probe drew, its code by name (schema.ICMP_ERRORS); "
+                                     "present once errors are attributed (sessions do)", optional=True),
+    Column("reporter", "category", "the router or host that sent that error", optional=True),
+    Column("mtu", "UInt32", "the MTU a fragmentation-needed / packet-too-big error named", optional=True),
 )
-PROBE_COLUMNS = tuple(c.name for c in PROBES)
+PROBE_COLUMNS = tuple(c.name for c in PROBES if not c.optional)
 
 PERIOD_STATUS = ("ok", "loss", "no_reply", "no_probes")
 """``status`` of a period: ok (every probe answered), loss (some lost), no_reply (probes sent, none

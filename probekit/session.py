@@ -25,7 +25,12 @@ import pandas as pd
 
 from .analysis import cloudwatch as _cw
 from .analysis import fingerprint as _fp
-from .analysis import match, metrics, payload, sizes, sources, tcp, timing
+from .analysis import connections as _conn
+from .analysis import datagrams as _dg
+from .analysis import errors_icmp as _err
+from .analysis import match, metrics, payload, sizes, sources, timing
+from .analysis import mtu as _mtu
+from .analysis import streams as _streams
 from . import accessor as _accessor  # noqa: F401 - registers df.probekit (used by the payload and tcp analyses)
 from .schema import STREAM_KEYS
 
@@ -34,7 +39,8 @@ __all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", 
 CLOUDWATCH_SIDECARS = (".cloudwatch.json", ".cloudwatch-console.csv")
 """Exports looked for beside a capture, first found wins (``target-down.pcap.cloudwatch.json``)."""
 MONITOR_SIDECAR = ".monitor.json"
-_TABLES = ("packets", "probes", "periods", "probe_periods", "inter_arrivals", "timing", "gaps", "shares", "balance",
+_TABLES = ("packets", "datagrams", "all_probes", "icmp_errors", "streams", "other_traffic", "mtu", "period_errors",
+           "probes", "periods", "probe_periods", "inter_arrivals", "timing", "gaps", "shares", "balance",
            "alternation", "source_quality", "source_rate", "source_rate_table", "connections", "connection_kinds",
            "payloads", "payload_tests", "payload_verdicts", "fingerprints", "default_size_changes", "cloudwatch",
            "cloudwatch_audit", "cloudwatch_summary")
@@ -52,8 +58,11 @@ class Capture:
     """A capture file and its analyses (``period_s`` for metrics, ``timeout_s`` for matching)."""
 
     def __init__(self, path, period_s: int = 30, timeout_s: float = 1.0, vantage: str = "auto",
-                 backend: str = "fast", cloudwatch=None, monitor=None, tables=None):
+                 backend: str = "fast", cloudwatch=None, monitor=None, tables=None, all_streams: bool = False,
+                 stream_overrides: dict | None = None):
         self.path = Path(path)
+        self.all_streams = all_streams
+        self.stream_overrides = dict(stream_overrides or {})
         self.period_s = period_s
         self.timeout_s = timeout_s
         self.vantage = vantage
@@ -78,7 +87,7 @@ class Capture:
     def _key(self) -> str:
         st = self.path.stat()
         parts = [str(self.path.resolve()), st.st_size, st.st_mtime_ns, self.period_s, self.timeout_s, self.vantage,
-                 self.backend] + [str(p.resolve()) for p in self.cloudwatch_files + self.monitor_files]
+                 self.backend, self.all_streams, sorted(self.stream_overrides.items())] + [str(p.resolve()) for p in self.cloudwatch_files + self.monitor_files]
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
     def save_tables(self, folder=None) -> Path:
@@ -112,9 +121,52 @@ class Capture:
         from .capture import read_capture
         return read_capture(self.path, backend=self.backend)
 
+    # ------------------------------------------------------------------ streams, fragments, errors
+    @cached_property
+    def datagrams(self) -> pd.DataFrame:
+        """Fragments reassembled into datagrams (schema.DATAGRAMS)."""
+        return _dg.datagrams(self.packets)
+
+    @cached_property
+    def all_probes(self) -> pd.DataFrame:
+        """Every request the matcher finds (probe streams or not), matched on reassembled datagrams, with the
+        outcome an ICMP error gave it (schema.PROBES)."""
+        view = _dg.reassembled_packets(self.packets, self.datagrams)
+        probes = match.match_probes(view, timeout_s=self.timeout_s, vantage=self.vantage)
+        return _err.with_error_outcomes(probes, _err.attribute_errors(self.packets, probes))
+
+    @cached_property
+    def icmp_errors(self) -> pd.DataFrame:
+        """Every ICMP/ICMPv6 error with what it quotes and the probe it answers (schema.ICMP_ERRORS)."""
+        return _err.icmp_errors(self.packets, self.all_probes)
+
+    @cached_property
+    def streams(self) -> pd.DataFrame:
+        """Every candidate stream with its evidence and kind: probe, client, scan, other (schema.STREAMS)."""
+        fp = _fp.fingerprint(self.packets, self.all_probes)
+        return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
+
+    @cached_property
+    def other_traffic(self) -> pd.DataFrame:
+        """What is not a probe stream, summarised per kind (schema.OTHER_TRAFFIC)."""
+        return _streams.other_traffic(self.packets, self.streams)
+
     @cached_property
     def probes(self) -> pd.DataFrame:
-        return match.match_probes(self.packets, timeout_s=self.timeout_s, vantage=self.vantage)
+        """The probes of probe streams (every request with ``all_streams=True``): what the analyses use."""
+        if self.all_streams:
+            return self.all_probes
+        return _streams.select_probe_streams(self.all_probes, self.streams).reset_index(drop=True)
+
+    @cached_property
+    def mtu(self) -> pd.DataFrame:
+        """Per stream: the largest size that passes, the smallest that fails, the path MTU (schema.MTU)."""
+        return _mtu.path_mtu(self.probes, packets=self.packets, datagrams=self.datagrams)
+
+    @cached_property
+    def period_errors(self) -> pd.DataFrame:
+        """Per source stream and period: probes that drew each kind of ICMP error, and from whom."""
+        return _err.period_errors(self.probes, self.period_s)
 
     @property
     def span_ns(self) -> tuple[int, int]:
@@ -176,6 +228,7 @@ class Capture:
     def connection_kinds(self) -> pd.DataFrame:
         """TCP connections counted by conn_state, history and who reset."""
         c = self.connections
+        c = c[c["proto"].astype(str) == "tcp"]
         return (c.groupby(["conn_state", "history", "reset_by"], observed=True, dropna=False).size()
                 .rename("connections").reset_index())
 
@@ -252,7 +305,8 @@ class Capture:
 
     @cached_property
     def connections(self) -> pd.DataFrame:
-        return tcp.tcp_connections(self.packets)
+        """TCP, UDP and ICMP connections as Zeek's conn.log has them (schema.CONNECTIONS)."""
+        return _conn.connections(self.packets)
 
     @cached_property
     def fingerprints(self) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from conftest import REAL, real_captures, require_real_captures
 from probekit.analysis import match, metrics, sizes, sources, timing
 from probekit.errors import CaptureError
 from probekit.schema import SOURCE_STREAM_KEYS, STREAM_KEYS
-from tables import table_diffs
+from helpers.tables import table_diffs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "captures").glob("*.pcap*") if "truth" not in p.name)

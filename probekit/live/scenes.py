@@ -59,21 +59,24 @@ def clear_reject(lab: Lab) -> None:
 
 
 _CLIENT = r"""
-import socket, sys, time, urllib.request
-target, router, port, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+import http.client, socket, sys, time
+target, router, port, duration, src = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 end = time.time() + duration
 k = 0
 while time.time() < end:
     k += 1
     try:  # a web client: a GET, and every third round a POST with a body (data transfer)
-        data = (b"x" * 4000) if k % 3 == 0 else None
-        urllib.request.urlopen(f"http://{target}:{port}/page{k}", data=data, timeout=2).read()
+        c = http.client.HTTPConnection(target, port, timeout=2, source_address=(src, 0))
+        c.request("POST" if k % 3 == 0 else "GET", f"/page{k}", body=(b"x" * 4000) if k % 3 == 0 else None)
+        c.getresponse().read()
+        c.close()
     except Exception:
         pass
     for dst, dport, payload in ((router, 53, b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"),
                                 (target, 123, b"\x1b" + b"\x00" * 47)):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # DNS to the router, NTP to the target:
-        s.settimeout(0.2)                                      # nobody listens, ICMP port unreachable
+        s.bind((src, 0))                                       # nobody listens, ICMP port unreachable
+        s.settimeout(0.2)
         try:
             s.sendto(payload, (dst, dport)); s.recvfrom(512)
         except OSError:
@@ -81,6 +84,9 @@ while time.time() < end:
         s.close()
     time.sleep(1.3)
 """
+BACKGROUND_V4 = "198.51.100.11"
+"""The analyst's own host beside the prober's ENIs (a second address on eni0's subnet): background traffic
+comes from it, as it would from another machine."""
 
 
 class Background:
@@ -95,12 +101,13 @@ class Background:
     def __enter__(self) -> "Background":
         c = self.lab.config
         ns = c.ns("prober")
+        _run(["ip", "addr", "replace", f"{BACKGROUND_V4}/28", "dev", "eni0"], ns=ns)
         self.procs.append(subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _CLIENT, c.target_v4,
-                                            c.router_v4, str(HTTP_PORT), str(self.duration_s)],
+                                            c.router_v4, str(HTTP_PORT), str(self.duration_s), BACKGROUND_V4],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         if self.scan and shutil.which("nmap"):
             self.procs.append(subprocess.Popen(["ip", "netns", "exec", ns, "nmap", "-n", "-Pn", "-sS", "--max-rate",
-                                                "50", "-p", "1-100", c.target_v4],
+                                                "50", "-p", "1-100", "-S", BACKGROUND_V4, "-e", "eni0", c.target_v4],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return self
 
@@ -115,9 +122,9 @@ class Background:
 def record_mixed_capture(folder, seconds: float = 40.0, prefix: str = "pkX") -> dict:
     """A real capture at the prober (``tcpdump -i any``) of Network-Monitor-style probes (ICMP and TCP from
     two ENIs) mixed with background traffic; half-way the router starts REJECTing the TCP probes with
-    admin-prohibited; the router-to-target link has a 1,400-byte MTU: a 1,600-byte ICMP probe stream is
-    fragmented by the prober's kernel at 1,500 and again by the router, a non-DF 3,000-byte ping crosses in
-    fragments, and a DF-set 1,500-byte ping draws "fragmentation needed" naming the MTU. Writes
+    admin-prohibited; the router-to-target link has a 1,400-byte MTU: the analyst's non-DF 3,000-byte ping
+    crosses it in fragments (cut at 1,500 by the sender and again by the router), and a DF-set 1,500-byte
+    ping draws "fragmentation needed" naming the MTU. Writes
     ``lab-mixed.pcap`` and ``lab-mixed.results.csv`` (the prober's own view) and ``lab-mixed.scene.json``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,7 +132,8 @@ def record_mixed_capture(folder, seconds: float = 40.0, prefix: str = "pkX") -> 
     c = lab.config
     ns = c.ns("prober")
     scene = {"seconds": seconds, "reject_tcp_from_s": seconds / 2, "reject_with": "icmp-admin-prohibited",
-             "path_mtu": 1400, "big_icmp_size": 1600, "fragmented_ping_size": 3000, "df_ping_size": 1472}
+             "path_mtu": 1400, "fragmented_ping_size": 3000, "df_ping_size": 1472,
+             "background_source": BACKGROUND_V4}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pcap = Path(tmp) / "mixed.pcap"
@@ -142,21 +150,16 @@ def record_mixed_capture(folder, seconds: float = 40.0, prefix: str = "pkX") -> 
                      "--seed", "21", "-o", str(Path(tmp) / "results.csv")]
             for s in c.sources_v4:
                 probe += ["--source", s]
-            big = ["ip", "netns", "exec", ns, sys.executable, "-m", "probekit", "probe", "--dest", c.target_v4,
-                   "--protocol", "icmp", "--size", str(scene["big_icmp_size"]), "--rate", "0.5", "--duration",
-                   str(seconds / 2), "--seed", "22", "--source", c.eni_v4(0), "-o", str(Path(tmp) / "big.csv")]
             p1 = subprocess.Popen(probe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            p2 = subprocess.Popen(big, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             timer = threading.Timer(seconds / 2, reject, args=(lab, "tcp", scene["reject_with"]))
             timer.start()
             with Background(lab, seconds - 5):
                 _run(["ping", "-n", "-c", "3", "-i", "1", "-M", "dont", "-s", str(scene["fragmented_ping_size"]),
-                      "-I", c.eni_v4(1), c.target_v4], ns=ns, check=False)
+                      "-I", BACKGROUND_V4, c.target_v4], ns=ns, check=False)
                 # a DF-set 1,500-byte ping: the router answers "fragmentation needed", naming the 1,400 MTU
                 _run(["ping", "-n", "-c", "2", "-i", "1", "-M", "do", "-s", str(scene["df_ping_size"]),
-                      "-I", c.eni_v4(0), c.target_v4], ns=ns, check=False)
+                      "-I", BACKGROUND_V4, c.target_v4], ns=ns, check=False)
             out1, err1 = p1.communicate(timeout=seconds + 60)
-            p2.communicate(timeout=seconds + 60)
             timer.join()
             time.sleep(1.0)
             dump.send_signal(signal.SIGINT)
@@ -165,7 +168,6 @@ def record_mixed_capture(folder, seconds: float = 40.0, prefix: str = "pkX") -> 
                 raise LabError(f"the prober failed: {err1.strip().splitlines()[-1] if err1.strip() else p1.returncode}")
             shutil.copy(pcap, folder / "lab-mixed.pcap")
             shutil.copy(Path(tmp) / "results.csv", folder / "lab-mixed.results.csv")
-            shutil.copy(Path(tmp) / "big.csv", folder / "lab-mixed.big.results.csv")
         (folder / "lab-mixed.scene.json").write_text(json.dumps(scene, indent=1) + "\n")
     finally:
         clear_reject(lab)
