@@ -88,12 +88,19 @@ def _cmd_synth(args) -> int:
     return 0
 
 
-def _probes_of(args):
-    from . import accessor  # noqa: F401 - registers df.probekit, which the payload and tcp analyses use
-    from .analysis.match import match_probes
+def _session(args):
+    """The capture as a session: probes of probe streams unless --all-streams, fragments reassembled,
+    ICMP errors attributed — the same pipeline as notebooks and the report."""
     from .capture import read_capture
+    from .session import Capture
     df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
-    return df, match_probes(df, timeout_s=args.timeout, vantage=args.vantage)
+    return Capture.from_packets(df, args.capture, timeout_s=args.timeout, vantage=args.vantage,
+                                all_streams=getattr(args, "all_streams", False))
+
+
+def _probes_of(args):
+    cap = _session(args)
+    return cap.packets, cap.probes
 
 
 def _emit(table, args) -> None:
@@ -122,8 +129,8 @@ def _cmd_metrics(args) -> int:
 
 def _cmd_timing(args) -> int:
     from .analysis.timing import find_gaps, timing_summary
-    df, probes = _probes_of(args)
-    span = df.probekit.span_ns()
+    cap = _session(args)
+    probes, span = cap.probes, cap.span_ns
     summary = timing_summary(probes, span_ns=span, gap_factor=args.gap_factor)
     gaps = find_gaps(probes, factor=args.gap_factor, span_ns=span)
     if args.json:
@@ -139,19 +146,24 @@ def _cmd_timing(args) -> int:
 
 
 def _cmd_payload(args) -> int:
-    from .analysis.payload import payload_verdicts, request_payloads
-    df, probes = _probes_of(args)
-    v = payload_verdicts(probes, request_payloads(df, probes))
-    _emit(v, args)
+    _emit(_session(args).payload_verdicts, args)
     return 0
 
 
 def _cmd_tcp(args) -> int:
-    from . import accessor  # noqa: F401 - registers df.probekit, which tcp_connections uses
-    from .analysis.tcp import tcp_connections
-    from .capture import read_capture
-    df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
-    _emit(tcp_connections(df, check_checksums=not args.ignore_checksums), args)
+    """TCP connections in Zeek's terms: those of the probe streams' probes (every one with --all-streams)."""
+    from .analysis.connections import probe_connections, tcp_connections
+    cap = _session(args)
+    conns = tcp_connections(cap.packets, check_checksums=not args.ignore_checksums)
+    if not args.all_streams:
+        conns = conns[conns["uid"].isin(probe_connections(cap.probes, conns)["uid"])]
+    _emit(conns.reset_index(drop=True), args)
+    return 0
+
+
+def _cmd_probes(args) -> int:
+    """The probes table: outcome (ICMP errors included, with code and reporter), RTT, frames."""
+    _emit(_session(args).probes, args)
     return 0
 
 
@@ -188,9 +200,7 @@ def _add_conn_parser(sub, reader_opts) -> None:
 
 
 def _cmd_fingerprint(args) -> int:
-    from .analysis.fingerprint import fingerprint
-    df, probes = _probes_of(args)
-    _emit(fingerprint(df, probes), args)
+    _emit(_session(args).fingerprints, args)
     return 0
 
 
@@ -384,39 +394,16 @@ def _cmd_dataset_metrics(args) -> int:
 
 
 # ------------------------------------------------------------------ forensics: streams and MTU (issue 13)
-def _forensic_probes(args):
-    """Packets, the matcher's view with fragments reassembled, its probes, and their ICMP errors merged."""
-    from .analysis.datagrams import datagrams, reassembled_packets
-    from .analysis.errors_icmp import attribute_errors, with_error_outcomes
-    from .analysis.match import match_probes
-    from .capture import read_capture
-    df = read_capture(args.capture, backend=args.backend, strict=args.strict)
-    dg = datagrams(df)
-    view = reassembled_packets(df, dg)
-    probes = match_probes(view, timeout_s=args.timeout, vantage=args.vantage)
-    probes = with_error_outcomes(probes, attribute_errors(df, probes))
-    return df, view, dg, probes
-
-
 def _cmd_streams(args) -> int:
-    from .analysis.fingerprint import fingerprint
-    from .analysis.streams import other_traffic, streams
-    _, view, _, probes = _forensic_probes(args)
-    st = streams(view, probes, fingerprint(view, probes) if len(probes) else None)
-    if args.other:
-        _emit(other_traffic(view, st), args)
-    else:
-        _emit(st, args)
+    cap = _session(args)
+    _emit(cap.other_traffic if args.other else cap.streams, args)
     return 0
 
 
 def _cmd_mtu(args) -> int:
-    from .analysis.mtu import path_mtu, size_outcomes
-    from .analysis.streams import select_probe_streams, streams
-    df, view, dg, probes = _forensic_probes(args)
-    if not args.all_streams:
-        probes = select_probe_streams(probes, streams(view, probes))
-    _emit((size_outcomes if args.sizes else path_mtu)(probes, packets=df, datagrams=dg), args)
+    from .analysis.mtu import size_outcomes
+    cap = _session(args)
+    _emit(size_outcomes(cap.probes, packets=cap.packets, datagrams=cap.datagrams) if args.sizes else cap.mtu, args)
     return 0
 
 
@@ -429,7 +416,6 @@ def _forensics_parsers(sub, analysis_opts) -> None:
     sp = sub.add_parser("mtu", help="probe size against outcome: largest that passes, smallest that fails, path MTU")
     analysis_opts(sp)
     sp.add_argument("--sizes", action="store_true", help="one row per stream and size instead")
-    sp.add_argument("--all-streams", action="store_true", help="every request stream, not only the probe streams")
     sp.add_argument("--csv", action="store_true")
     sp.set_defaults(func=_cmd_mtu)
 # ------------------------------------------------------------------------------ end of the forensics block
@@ -465,7 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--vantage", choices=("auto", "prober", "target"), default="auto",
                         help="where the capture was taken (default: decided from TTLs)")
         sp.add_argument("--json", action="store_true")
+        sp.add_argument("--all-streams", action="store_true",
+                        help="every request stream (clients, scans, ...), not only the probe streams")
         reader_opts(sp)
+
+    sp = sub.add_parser("probes", help="one row per probe: outcome (ICMP errors with code and reporter), RTT, frames")
+    analysis_opts(sp)
+    sp.add_argument("--csv", action="store_true")
+    sp.set_defaults(func=_cmd_probes)
 
     sp = sub.add_parser("metrics", help="per-period loss and RTT per stream (honest: no probes = no data)")
     analysis_opts(sp)
@@ -484,10 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_cmd_payload)
 
     sp = sub.add_parser("tcp", help="TCP connections with Zeek's conn_state and history, resets, handshake RTT")
-    sp.add_argument("capture")
-    sp.add_argument("--json", action="store_true")
+    analysis_opts(sp)
     sp.add_argument("-C", "--ignore-checksums", action="store_true", help="as zeek -C")
-    reader_opts(sp)
     sp.set_defaults(func=_cmd_tcp)
 
     _add_conn_parser(sub, reader_opts)

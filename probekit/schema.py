@@ -151,7 +151,9 @@ PROBE_COLUMNS = tuple(c.name for c in PROBES if not c.optional)
 
 PERIOD_STATUS = ("ok", "loss", "no_reply", "no_probes")
 """``status`` of a period: ok (every probe answered), loss (some lost), no_reply (probes sent, none
-answered: 100 % loss), no_probes (nothing sent: no data, metrics NaN, never 0 % loss)."""
+answered: 100 % loss), no_probes (nothing sent: no data, metrics NaN, never 0 % loss); with ICMP errors
+attributed (sessions), ``errors``: 100 % loss, every probe answered by an ICMP error (unreachable, TTL
+exceeded, too big) — the path refused rather than stayed silent."""
 
 PERIODS: tuple[Column, ...] = (
     Column("protocol", "category", "stream key (columns present depend on ``by``)", optional=True),
@@ -170,7 +172,12 @@ PERIODS: tuple[Column, ...] = (
     Column("rtt_p95_us", "float64", "95th-percentile RTT, µs"),
     Column("rtt_min_us", "float64", "minimum RTT, µs"),
     Column("rtt_max_us", "float64", "maximum RTT, µs"),
-    Column("status", "category", "one of " + ", ".join(PERIOD_STATUS)),
+    Column("status", "category", "one of " + ", ".join(PERIOD_STATUS) + " (and errors, see PERIOD_STATUS)"),
+    Column("unreachable", "int64", "probes that drew ICMP destination unreachable (sessions)", optional=True),
+    Column("ttl_exceeded", "int64", "probes that drew ICMP time exceeded (sessions)", optional=True),
+    Column("too_big", "int64", "probes that drew fragmentation needed / packet too big (sessions)", optional=True),
+    Column("param_problem", "int64", "probes that drew a parameter problem (sessions)", optional=True),
+    Column("reporters", "str", "who sent those errors, 'address (count), ...' (sessions)", optional=True),
 )
 
 

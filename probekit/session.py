@@ -83,6 +83,13 @@ class Capture:
     def __repr__(self) -> str:
         return f"Capture({str(self.path)!r}, period_s={self.period_s})"
 
+    @classmethod
+    def from_packets(cls, packets: pd.DataFrame, name, **kw) -> Capture:
+        """A session over a packets table already read (e.g. from stdin): ``name`` labels it."""
+        cap = cls(name, **kw)
+        cap.__dict__["packets"] = packets
+        return cap
+
     # ------------------------------------------------------------------ saved tables
     def _key(self) -> str:
         st = self.path.stat()
@@ -178,13 +185,14 @@ class Capture:
 
     @cached_property
     def periods(self) -> pd.DataFrame:
-        """Per source stream and period."""
-        return metrics.period_metrics(self.probes, self.period_s)
+        """Per source stream and period, with the ICMP errors its probes drew and who sent them."""
+        return _err.periods_with_errors(metrics.period_metrics(self.probes, self.period_s), self.probes, self.period_s)
 
     @cached_property
     def probe_periods(self) -> pd.DataFrame:
-        """Per Network Monitor probe (sources together) and period: the CloudWatch view."""
-        return metrics.period_metrics(self.probes, self.period_s, by=STREAM_KEYS)
+        """Per Network Monitor probe (sources together) and period: the CloudWatch view, errors beside it."""
+        return _err.periods_with_errors(metrics.period_metrics(self.probes, self.period_s, by=STREAM_KEYS),
+                                        self.probes, self.period_s)
 
     @cached_property
     def inter_arrivals(self) -> pd.DataFrame:

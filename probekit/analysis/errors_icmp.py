@@ -243,6 +243,38 @@ def period_errors(probes: pd.DataFrame, period_s: int = 30, by=("protocol", "sou
     return out.merge(txt.rename(columns={"t": "reporters"}), on=keys, how="left")[cols]
 
 
+def periods_with_errors(periods: pd.DataFrame, probes: pd.DataFrame, period_s: int = 30) -> pd.DataFrame:
+    """The periods table with how many of its probes drew each kind of ICMP error and from whom (0 and ''
+    elsewhere); the errors stay lost in ``loss_pct``, as CloudWatch counts them. A period whose every probe
+    drew an error reads ``errors`` instead of ``no_reply``: the path answered, with a refusal."""
+    keys = [c for c in ("protocol", "source", "destination", "port") if c in periods.columns]
+    pe = period_errors(probes, period_s, by=keys)
+    out = periods.copy()
+    for c in ("unreachable", "ttl_exceeded", "too_big", "param_problem"):
+        out[c] = np.zeros(len(out), np.int64)
+    out["reporters"] = ""
+    if len(pe) and len(out):
+        def k(df):
+            return pd.MultiIndex.from_arrays([df[c].astype(str) for c in keys] + [df["period_start_ns"].astype("int64")])
+        pos = k(out).get_indexer(k(pe))
+        ok = pos >= 0
+        for c in ("unreachable", "ttl_exceeded", "too_big", "param_problem"):
+            v = out[c].to_numpy().copy()
+            v[pos[ok]] = pe[c].to_numpy("int64")[ok]
+            out[c] = v
+        r = out["reporters"].to_numpy(object).copy()
+        r[pos[ok]] = pe["reporters"].fillna("").to_numpy(object)[ok]
+        out["reporters"] = r
+        errs = out[["unreachable", "ttl_exceeded", "too_big", "param_problem"]].sum(axis=1).to_numpy()
+        st = out["status"].astype(str).to_numpy(object)
+        all_err = (st == "no_reply") & (errs >= out["sent"].to_numpy("int64")) & (errs > 0)
+        st[all_err] = "errors"
+        out["status"] = pd.Categorical(st, categories=list(out["status"].cat.categories) + ["errors"])
+    else:
+        out["status"] = out["status"].cat.add_categories(["errors"])
+    return out
+
+
 def _typed(out: pd.DataFrame, columns) -> pd.DataFrame:
     res = {}
     for c in columns:
