@@ -206,3 +206,42 @@ def _cell_stats(cell, values, n_cells, qs):
             # numpy's lerp: exact at both ends
             quant[c, j] = b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
     return count, total, vmin, vmax, quant
+
+
+@njit(nogil=True)
+def factorize_words(w1, w2, use):
+    """:func:`factorize_rows` for identities packed into two int64 words: the table holds the words
+    themselves beside the id (one cache line per probe of the table, no second look-up)."""
+    n = w1.size
+    m = 0
+    for i in range(n):
+        if use[i]:
+            m += 1
+    size = 16
+    while size < 2 * m:
+        size *= 2
+    table = np.empty((size, 3), np.int64)
+    table[:, 2] = -1
+    ids = np.full(n, -1, np.int64)
+    nid = 0
+    for i in range(n):
+        if not use[i]:
+            continue
+        a, b = w1[i], w2[i]
+        h = (np.uint64(a & 0x7FFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)) ^ \
+            (np.uint64(b & 0x7FFFFFFFFFFFFFFF) * np.uint64(0xFF51AFD7ED558CCD))
+        h ^= h >> np.uint64(31)
+        slot = np.int64(h & np.uint64(size - 1))
+        while True:
+            if table[slot, 2] < 0:
+                table[slot, 0] = a
+                table[slot, 1] = b
+                table[slot, 2] = nid
+                ids[i] = nid
+                nid += 1
+                break
+            if table[slot, 0] == a and table[slot, 1] == b:
+                ids[i] = table[slot, 2]
+                break
+            slot = (slot + 1) & (size - 1)
+    return ids, nid
