@@ -18,7 +18,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import probekit  # noqa: E402
 from bench_read import build  # noqa: E402
 from probekit.analysis import match, metrics, sizes, sources, timing  # noqa: E402
-from probekit.schema import SOURCE_STREAM_KEYS, STREAM_KEYS  # noqa: E402
+from probekit.schema import STREAM_KEYS  # noqa: E402
 
 
 def best(fn, repeat):

@@ -31,6 +31,13 @@ def _key_codes(col: pd.Series) -> np.ndarray:
     if isinstance(col.dtype, pd.CategoricalDtype):
         c = col.cat.codes.to_numpy(np.int64)
         return np.where(c < 0, len(col.cat.categories), c)
+    arr = col.array
+    data, mask = getattr(arr, "_data", None), getattr(arr, "_mask", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iu" and isinstance(mask, np.ndarray):
+        v = data.astype(np.int64)
+        hi = int(v[~mask].max()) + 1 if (~mask).any() else 0
+        v[mask] = hi
+        return v
     v = col.to_numpy("float64", na_value=np.nan)
     hi = np.nanmax(v) + 1 if v.size and not np.all(np.isnan(v)) else 0
     return np.where(np.isnan(v), hi, v).astype(np.int64)
@@ -126,7 +133,8 @@ def cell_stats(cell: np.ndarray, values: np.ndarray, n_cells: int, qs=()) -> dic
     """Per cell (integer group 0..n_cells-1): count, sum, mean, min, max of ``values`` (NaNs ignored)
     and the quantiles ``qs`` (linear interpolation); NaN where a cell has no value."""
     q = np.asarray(qs, dtype=np.float64)
-    count, total, vmin, vmax, quant = _cell_stats(np.asarray(cell, np.int64), np.asarray(values, np.float64),
+    stats = _cell_stats if q.size else _cell_moments
+    count, total, vmin, vmax, quant = stats(np.asarray(cell, np.int64), np.asarray(values, np.float64),
                                                   int(n_cells), q)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
@@ -134,6 +142,27 @@ def cell_stats(cell: np.ndarray, values: np.ndarray, n_cells: int, qs=()) -> dic
     for j, qq in enumerate(q):
         out[float(qq)] = quant[:, j]
     return out
+
+
+@njit(nogil=True)
+def _cell_moments(cell, values, n_cells, qs):
+    """count, sum, min, max per cell in one pass (no order statistics asked: no sort)."""
+    count = np.zeros(n_cells, np.int64)
+    total = np.zeros(n_cells, np.float64)
+    vmin = np.full(n_cells, np.nan)
+    vmax = np.full(n_cells, np.nan)
+    for i in range(cell.size):
+        x = values[i]
+        if np.isnan(x):
+            continue
+        c = cell[i]
+        if count[c] == 0 or x < vmin[c]:
+            vmin[c] = x
+        if count[c] == 0 or x > vmax[c]:
+            vmax[c] = x
+        count[c] += 1
+        total[c] += x
+    return count, total, vmin, vmax, np.full((n_cells, 0), np.nan)
 
 
 @njit(nogil=True)
@@ -177,3 +206,42 @@ def _cell_stats(cell, values, n_cells, qs):
             # numpy's lerp: exact at both ends
             quant[c, j] = b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
     return count, total, vmin, vmax, quant
+
+
+@njit(nogil=True)
+def factorize_words(w1, w2, use):
+    """:func:`factorize_rows` for identities packed into two int64 words: the table holds the words
+    themselves beside the id (one cache line per probe of the table, no second look-up)."""
+    n = w1.size
+    m = 0
+    for i in range(n):
+        if use[i]:
+            m += 1
+    size = 16
+    while size < 2 * m:
+        size *= 2
+    table = np.empty((size, 3), np.int64)
+    table[:, 2] = -1
+    ids = np.full(n, -1, np.int64)
+    nid = 0
+    for i in range(n):
+        if not use[i]:
+            continue
+        a, b = w1[i], w2[i]
+        h = (np.uint64(a & 0x7FFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)) ^ \
+            (np.uint64(b & 0x7FFFFFFFFFFFFFFF) * np.uint64(0xFF51AFD7ED558CCD))
+        h ^= h >> np.uint64(31)
+        slot = np.int64(h & np.uint64(size - 1))
+        while True:
+            if table[slot, 2] < 0:
+                table[slot, 0] = a
+                table[slot, 1] = b
+                table[slot, 2] = nid
+                ids[i] = nid
+                nid += 1
+                break
+            if table[slot, 0] == a and table[slot, 1] == b:
+                ids[i] = table[slot, 2]
+                break
+            slot = (slot + 1) & (size - 1)
+    return ids, nid

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .._jit import njit
 from ._groups import factorize_rows as _factorize
+from ._groups import factorize_words as _factorize_words
 from ..protocol import (ECHO_REPLY, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
                         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, PROBE_PROTOCOLS, RST_ACK, SYN_ACK,
                         classify_outcome, is_bare_rst, is_rst_ack, is_syn, is_syn_ack, rst_ack_accepts,
@@ -174,8 +175,17 @@ def _raw(s: pd.Series, na: int) -> np.ndarray:
 def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
     """Identities → integers (hash join), then the sweep; returns per-event probe ids and the probes."""
     etype = ev["etype"]
-    key, n_keys = _factorize(ev["keys"], etype != _LOOSE, 6)
-    key4, n_keys4 = _factorize(ev["keys"], (etype == _REQ) | (etype == _LOOSE), 5)
+    k = ev["keys"]
+    use_full, use_four = etype != _LOOSE, (etype == _REQ) | (etype == _LOOSE)
+    if k.shape[0] and max(int(k[:, 1].max()), int(k[:, 2].max())) < 1 << 20:
+        # protocol 2 bits | a 20 | b 20 | port 17 ; ident 16 | seq 32
+        w1 = (k[:, 0] << 57) | (k[:, 1] << 37) | (k[:, 2] << 17) | k[:, 3]
+        w2 = (k[:, 4] << 32) | k[:, 5]
+        key, n_keys = _factorize_words(w1, w2, use_full)
+        key4, n_keys4 = _factorize_words(w1, k[:, 4], use_four)
+    else:  # pragma: no cover - over a million addresses
+        key, n_keys = _factorize(k, use_full, 6)
+        key4, n_keys4 = _factorize(k, use_four, 5)
     order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
     pid, first_req, n_probes = _sweep(order, etype, key, key4, ev["ts"], n_keys, n_keys4, resend_ns, reply_ns,
                                       _RESET_WINDOW_NS)

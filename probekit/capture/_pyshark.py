@@ -13,7 +13,6 @@ import shutil
 import socket
 import threading
 
-import pandas as pd
 
 from .._io import open_bytes
 from ..errors import BackendError, CaptureError
