@@ -218,7 +218,7 @@ def _index_pcapng(buf, path) -> FrameIndex:
             if len(interfaces) == section_base:
                 raise CaptureError(path, off, "the capture has a packet block before any interface "
                                               "description block")
-            segments.append((off, be, snap0, section_base, count))
+            segments.append((off, be, snap0, section_base, count, len(interfaces) - section_base))
             total += count
         off = stop_off
         if reason == K.STOP_END or reason == K.STOP_NEEDS_PYTHON:
@@ -235,15 +235,15 @@ def _index_pcapng(buf, path) -> FrameIndex:
     iface = np.empty(total, np.int32)
     has_ts = np.empty(total, np.bool_)
     base = 0
-    for start, sbe, snap0, ibase, count in segments:
+    for start, sbe, snap0, ibase, count, nif in segments:
         K.pcapng_walk(buf, start, sbe, snap0, True, base, data_off, ts_raw, caplen, wirelen, iface, has_ts)
-        nif = _section_iface_count(interfaces, interfaces[ibase].section)
+        # as libpcap: a packet may name only an interface whose IDB came before it in its section
         local = iface[base:base + count]
         bad = np.flatnonzero((local < 0) | (local >= nif))
         if bad.size:
             j = base + int(bad[0])
             raise CaptureError(path, int(data_off[j]) - 28, f"packet block names interface {int(iface[j])}, "
-                                                             f"but its section has {nif} interface(s)")
+                                                             f"but its section has {nif} interface(s) before it")
         local += ibase
         base += count
     ts_ns = _scale_timestamps(ts_raw, iface, interfaces)
@@ -356,10 +356,6 @@ def _options(buf, path, start, end, be, what):
                                           "of its block")
         yield code, off, bytes(buf[off + 4:off + 4 + length])
         off += 4 + ((length + 3) & ~3)
-
-
-def _section_iface_count(interfaces, section) -> int:
-    return sum(1 for i in interfaces if i.section == section)
 
 
 def _pcapng_stop_error(buf, path, off, reason, detail, be, total) -> CaptureError:

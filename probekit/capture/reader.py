@@ -399,8 +399,14 @@ class _ChunkWalker:
         try:
             idx = _index_pcapng(buf, self.name)
         except CaptureError as e:
-            self._stop(self._shifted(e, len(prefix)))
-            return False
+            err = self._shifted(e, len(prefix))
+            if self.interfaces and not e.reason.startswith(_FATAL_PCAPNG):
+                # raised only because this section has no interface yet: read_capture, which knows the
+                # earlier sections' interfaces, salvages there
+                self._stop(err)
+                return False
+            raise self._explain(err) from None   # what read_capture raises rather than salvages
+        n = len(idx)
         n = len(idx)
         if n:
             df = decode_frames(buf, idx)
@@ -416,10 +422,16 @@ class _ChunkWalker:
         return True
 
 
+_FATAL_PCAPNG = ("packet block names interface", "the capture has a packet block before any interface")
+
+
 def _recount(reason: str, before: int) -> str:
     """'after N whole packets' of one region → counted over the whole capture."""
     import re
-    return re.sub(r"after (\d+) whole", lambda m: f"after {int(m.group(1)) + before} whole", reason)
+    def fix(m):
+        n = int(m.group(1)) + before
+        return f"after {n} whole {m.group(2)}{'s' if n != 1 else ''}"
+    return re.sub(r"after (\d+) whole (packet|record)s?", fix, reason)
 
 
 def _u32(b: bytes, off: int, be: bool) -> int:
