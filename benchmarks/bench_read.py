@@ -254,6 +254,58 @@ def check_equal(path: Path) -> str:
     return "equal, field by field" if not d else "DIFFERENT: " + "; ".join(d[:5])
 
 
+# ----------------------------------------------------------------------------- VXLAN (Traffic Mirroring)
+def mirror_vxlan(src: Path) -> Path:
+    """The same capture as VPC Traffic Mirroring delivers it: every frame inside Ethernet/IPv4/UDP 4789/VXLAN
+    (VNI 42), outer addresses of a mirror session; outer IPv4 length and UDP length consistent."""
+    import struct
+    from probekit.capture._frames import index_frames
+    from probekit.capture.reader import open_bytes
+    dst = src.with_name(src.stem + "-vxlan.pcap")
+    if dst.exists():
+        return dst
+    with open_bytes(str(src)) as buf:
+        idx = index_frames(buf, str(src))
+        raw = bytes(buf)
+    eth = bytes.fromhex("0a0000000002" "0a0000000001" "0800")
+    out = [raw[:24]]
+    for i in range(len(idx)):
+        o, c, w = int(idx.data_off[i]), int(idx.caplen[i]), int(idx.wirelen[i])
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + 16 + w, i & 0xFFFF, 0x4000, 64, 17, 0,
+                         bytes([10, 0, 0, 5]), bytes([10, 0, 9, 9]))
+        udp = struct.pack(">HHHH", 49152 + (i & 0x3FFF), 4789, 16 + w, 0)
+        hdr = eth + ip + udp + b"\x08\x00\x00\x00\x00\x00\x2a\x00"
+        out.append(raw[o - 16:o - 8] + struct.pack("<II", c + 50, w + 50) + hdr + raw[o:o + c])
+    dst.write_bytes(b"".join(out))
+    return dst
+
+
+def vxlan_section(plain: Path, repeat: int, check_slice: int) -> None:
+    """probekit on the VXLAN-mirrored capture beside its plain counterpart (issue 12: within 1.5x), with the
+    packets table's bytes per packet (issue 16: <= 120) for both."""
+    mirrored = mirror_vxlan(plain)
+    rp = measure("probekit", plain, repeat)
+    rv = measure("probekit", mirrored, repeat)
+    mem = subprocess.run([sys.executable, "-c", (
+        "import sys, probekit\n"
+        "for p in sys.argv[1:]:\n"
+        "    df = probekit.read_capture(p)\n"
+        "    print(df.memory_usage(deep=True).sum() / len(df), (df.tunnel == 'vxlan').mean())\n"),
+        str(plain), str(mirrored)], capture_output=True, text=True, check=True).stdout.split()
+    print(f"\nVXLAN-mirrored capture ({mirrored.stat().st_size / 1e6:.1f} MB) beside the plain one:")
+    for label, r, b in (("plain", rp, mem[0]), ("vxlan", rv, mem[2])):
+        if "error" in r:
+            print(f"  {label:<6} error: {r['error']}")
+            continue
+        print(f"  {label:<6}{r['n'] / r['seconds']:>13,.0f} packets/s  {r['seconds']:.3f} s  "
+              f"table {float(b):.1f} bytes/packet")
+    if "error" not in rp and "error" not in rv:
+        print(f"  vxlan / plain read time: {rv['seconds'] / rp['seconds']:.2f}x (target <= 1.5x); "
+              f"frames decapsulated: {float(mem[3]):.0%}")
+    print(f"  probekit vs dpkt backend on the first {check_slice} mirrored packets: "
+          f"{check_equal(slice_pcap(mirrored, check_slice))}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=1_000_000)
@@ -301,6 +353,7 @@ def main():
     compressed_and_piped(files, args.repeat, args.pipe_gb)
     cut = slice_pcap(files["pcap"], args.check_slice)
     print(f"\nprobekit vs dpkt backend on the first {args.check_slice} packets: {check_equal(cut)}")
+    vxlan_section(files["pcap"], args.repeat, args.check_slice)
 
 
 if __name__ == "__main__":

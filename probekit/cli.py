@@ -81,7 +81,7 @@ def _cmd_synth(args) -> int:
                               port=args.port, period_s=args.period)
     over = dict(duration_s=args.duration, rate_per_s=args.rate, loss=args.loss, vantage=args.vantage)
     truth = synth(args.scenario, args.output, monitor=monitor, seed=args.seed, link=args.link,
-                  snaplen=args.snaplen, **{k: v for k, v in over.items() if v is not None})
+                  snaplen=args.snaplen, encap=args.encap, **{k: v for k, v in over.items() if v is not None})
     answered = int(truth["answered"].sum())
     print(f"{args.output}: {len(truth)} probes ({answered} answered), truth in {args.output}.truth.csv",
           file=sys.stderr)
@@ -559,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--vantage", choices=("prober", "target"), help="where the capture is taken")
     sp.add_argument("--link", choices=("ethernet", "sll2"), default="ethernet")
     sp.add_argument("--snaplen", type=int, default=262144)
+    sp.add_argument("--encap", choices=("vxlan", "geneve", "gre"),
+                    help="write the frames mirrored inside this tunnel (vxlan: as VPC Traffic Mirroring delivers them)")
     sp.set_defaults(func=_cmd_synth)
     _forensics_parsers(sub, analysis_opts)
     return p

@@ -230,3 +230,30 @@ def test_compiled_decoder_equals_its_plain_python_run_on_tunnels(tmp_path):
     import pandas as pd
     a, b = pd.read_pickle(tmp_path / "0.pkl"), pd.read_pickle(tmp_path / "1.pkl")
     assert len(a) == len(frames) and a.equals(b)
+
+
+def test_shipped_traffic_mirroring_capture_gives_the_probes_of_its_truth(tmp_path):
+    """captures/healthy-vxlan-mirror.pcap (VXLAN, as VPC Traffic Mirroring delivers it): every frame is
+    decapsulated, and the probes matched in it are those of the same scenario written unmirrored, and
+    those of its truth (send times, outcomes, RTTs)."""
+    from pathlib import Path
+    from probekit.synth import read_truth, synth
+    from probekit.synth.shipped import SHIPPED
+    root = Path(__file__).resolve().parents[1]
+    path = root / "captures" / "healthy-vxlan-mirror.pcap"
+    scen, seed, kw = SHIPPED[path.name]
+    plain = tmp_path / "plain.pcap"
+    synth(scen, plain, seed=seed, **{k: v for k, v in kw.items() if k != "encap"})
+    df = probekit.read_capture(path)
+    assert (df["tunnel"] == "vxlan").all() and (df["tunnel_id"] == 42).all()
+    assert (df["outer_src"] == "10.0.0.5").all() and (df["outer_dst"] == "10.0.9.9").all()
+    a = probekit.open_capture(path).probes
+    b = probekit.open_capture(plain).probes
+    assert len(a) > 0
+    pd_cols = [c for c in a.columns if c not in ("request_frame", "reply_frame", "reset_frame")]
+    assert a[pd_cols].reset_index(drop=True).equals(b[pd_cols].reset_index(drop=True))
+    truth = read_truth(path)
+    assert len(a) == len(truth)
+    assert np.array_equal(np.sort(a["ts_ns"].to_numpy(np.int64)), np.sort(truth["send_ns"].to_numpy(np.int64)
+                                                                            // 1000 * 1000))
+    assert (a["outcome"] == "answered").sum() == int(truth["answered"].sum())

@@ -144,13 +144,20 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
     """src/dst (rows base.. of addr) as categoricals over one shared, sorted category list (IPv4 first,
     then IPv6); l3 holds each row's family (L3_IPV4/L3_IPV6)."""
     n = l3.shape[0]
-    codes = np.full((2, n), -1, np.int64)
     cats: list[str] = []
-    sel = []
-    for fam in (D.L3_IPV4, D.L3_IPV6):
-        isf = l3 == fam
-        sel.append((np.flatnonzero(isf & (has_src != 0)), np.flatnonzero(isf & (has_dst != 0))))
-    (s4, d4), (s6, d6) = sel
+    is4 = l3 == D.L3_IPV4
+    hs, hd = has_src != 0, has_dst != 0
+    if n and is4.all() and hs.all() and hd.all():
+        # the common case (every frame IPv4 with both addresses): no gathers, no scatters
+        keys = np.concatenate([addr[base + 1], addr[base + 3]]).astype(np.uint32)
+        uniq, inv = _factorize_sorted(keys)
+        cats.extend(socket.inet_ntoa(int(u).to_bytes(4, "big")) for u in uniq)
+        dtype = pd.CategoricalDtype(cats)
+        return (pd.Categorical.from_codes(inv[:n], dtype=dtype), pd.Categorical.from_codes(inv[n:], dtype=dtype))
+    codes = np.full((2, n), -1, np.int32)
+    is6 = l3 == D.L3_IPV6
+    s4, d4 = np.flatnonzero(is4 & hs), np.flatnonzero(is4 & hd)
+    s6, d6 = np.flatnonzero(is6 & hs), np.flatnonzero(is6 & hd)
     if s4.size or d4.size:
         keys = np.concatenate([addr[base + 1, s4], addr[base + 3, d4]]).astype(np.uint32)
         uniq, inv = _factorize_sorted(keys)
@@ -176,5 +183,10 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
 
 
 def _factorize_sorted(keys: np.ndarray):
-    codes, uniques = pd.factorize(keys, sort=True)
-    return np.asarray(uniques), codes
+    """Sorted unique keys and each key's code: hash factorize, then sort only the (few) uniques."""
+    codes, uniques = pd.factorize(keys, sort=False)
+    uniques = np.asarray(uniques)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(order.size, np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    return uniques[order], rank[codes]

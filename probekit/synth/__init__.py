@@ -28,7 +28,7 @@ from ..wire import LINK_ETHERNET, LINK_SLL2
 from .scenarios import SCENARIO_DOCS, SCENARIOS, Conditions, scenario
 from .simulate import TRUTH_COLUMNS, Simulation, simulate
 from .extras import render_all
-from .write import write_pcap, write_pcapng
+from .write import ENCAPS, encapsulate, write_pcap, write_pcapng
 
 __all__ = ["synth", "default_monitor", "read_truth", "truth_path", "Conditions", "scenario", "SCENARIOS",
            "SCENARIO_DOCS", "simulate", "Simulation"]
@@ -61,14 +61,17 @@ def truth_path(capture) -> Path:
 
 def synth(scenario_name: str = "healthy", out=None, *, monitor: Monitor | None = None, seed: int = 0,
           link: str = "ethernet", snaplen: int = 262144, fmt: str | None = None, nano: bool | None = None,
-          conditions: Conditions | None = None, **overrides) -> pd.DataFrame:
+          conditions: Conditions | None = None, encap: str | None = None, **overrides) -> pd.DataFrame:
     """Simulate a scenario; write the capture (pcap or pcapng by ``fmt`` or the file suffix) and its
     truth sidecar when ``out`` is given. Returns the truth table. Extra keyword arguments override
-    scenario conditions (``duration_s``, ``rate_per_s``, ``loss``, ...)."""
+    scenario conditions (``duration_s``, ``rate_per_s``, ``loss``, ...). ``encap`` (``vxlan``, ``geneve``,
+    ``gre``) writes the same frames mirrored inside that tunnel, as VPC Traffic Mirroring delivers them."""
     cond = conditions if conditions is not None else scenario(scenario_name, **overrides)
     monitor = monitor or default_monitor()
     if link not in LINKS:
         raise SpecError("link", link, f"must be one of {', '.join(LINKS)}")
+    if encap is not None and (encap not in ENCAPS or link != "ethernet"):
+        raise SpecError("encap", encap, f"must be one of {', '.join(ENCAPS)}, with the ethernet link")
     if not 64 <= snaplen <= 262144:
         raise SpecError("snaplen", snaplen, "must be 64 to 262144 bytes")
     rng = np.random.default_rng(seed)
@@ -79,14 +82,19 @@ def synth(scenario_name: str = "healthy", out=None, *, monitor: Monitor | None =
         if fmt not in ("pcap", "pcapng"):
             raise ProbekitError(f"{out}: format must be pcap or pcapng, not {fmt}")
         t, r = render_all(sim, LINKS[link], cond.vantage)   # probes + fragments, ICMP errors, background
+        if encap is not None:
+            r = encapsulate(r, encap)
         if fmt == "pcap":
             write_pcap(out, t, r, snaplen, nano=bool(nano))
         else:
             write_pcapng(out, t, r, snaplen, nano=True if nano is None else nano)
-        _write_truth(truth_path(out), sim.truth, dict(
+        meta = dict(
             scenario=list(cond.names), seed=seed, link=link, format=fmt, snaplen=snaplen,
             monitor=dict(period_s=monitor.period_s, probes=[asdict(p) for p in monitor.probes]),
-            conditions=cond.as_meta()))
+            conditions=cond.as_meta())
+        if encap is not None:
+            meta["encap"] = encap
+        _write_truth(truth_path(out), sim.truth, meta)
     return sim.truth
 
 

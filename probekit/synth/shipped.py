@@ -20,6 +20,7 @@ SHIPPED: dict[str, tuple[str, int, dict]] = {
     "lossy+size-change.pcapng": ("lossy+size-change", 8, {}),
     "healthy-ipv6-target-side.pcap": ("healthy", 9, {"monitor": default_monitor(family=6), "vantage": "target",
                                                      "duration_s": 120.0}),
+    "healthy-vxlan-mirror.pcap": ("healthy", 10, {"encap": "vxlan", "duration_s": 120.0}),
 }
 
 # capture -> monitor name of the CloudWatch exports written beside it

@@ -10,7 +10,7 @@ from .._jit import njit
 from ..wire import LINK_ETHERNET, LINK_SLL2, Layout, build_frames
 from .simulate import Simulation
 
-__all__ = ["render", "write_pcap", "write_pcapng", "Rendered"]
+__all__ = ["render", "encapsulate", "ENCAPS", "write_pcap", "write_pcapng", "Rendered"]
 
 GATEWAY_PROBER = bytes.fromhex("020000000001")
 GATEWAY_TARGET = bytes.fromhex("020000000002")
@@ -91,6 +91,60 @@ def render(sim: Simulation, link: int = LINK_ETHERNET, vantage: str = "prober") 
             frame_len[rows] = np.where(local_out[rows], lay.frame_len, ETH_MIN)
         groups.append((rows, block))
     return Rendered(n, frame_len, iface, groups, names, link)
+
+
+ENCAPS = ("vxlan", "geneve", "gre")
+MIRROR_SOURCE = bytes([10, 0, 0, 5])        # the mirrored ENI's address (outer source)
+MIRROR_TARGET = bytes([10, 0, 9, 9])        # the mirror target (outer destination)
+MIRROR_MAC_SRC = bytes.fromhex("0a0000000001")
+MIRROR_MAC_DST = bytes.fromhex("0a0000000009")
+MIRROR_VNI = 42                             # the Traffic Mirroring session's VNI (GRE: the key)
+
+
+def _ipv4_checksum(h: bytes) -> int:
+    s = sum(struct.unpack(f">{len(h) // 2}H", h))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def encapsulate(r: Rendered, kind: str, vni: int = MIRROR_VNI) -> Rendered:
+    """Every Ethernet frame of ``r`` inside Ethernet/IPv4 and a VXLAN (UDP 4789, as VPC Traffic Mirroring
+    delivers it), GENEVE (UDP 6081, protocol 0x6558) or GRE (transparent Ethernet bridging, key = vni)
+    header, from the mirror source to the mirror target. UDP checksums are 0 (allowed over IPv4)."""
+    if kind not in ENCAPS:
+        raise ValueError(f"encap must be one of {', '.join(ENCAPS)}, not {kind!r}")
+    if r.link != LINK_ETHERNET:
+        raise ValueError("only Ethernet frames can be mirrored")
+    groups = []
+    for rows, block in r.groups:
+        # the frames of one layout differ in length only by Ethernet padding: one header per length
+        lens = r.frame_len[rows]
+        for inner in np.unique(lens):
+            sel = lens == inner
+            hdr = _mirror_header(kind, int(inner), vni)
+            out = np.zeros((int(sel.sum()), hdr.size + block.shape[1]), np.uint8)
+            out[:, :hdr.size] = hdr
+            out[:, hdr.size:] = block[sel]
+            groups.append((rows[sel], out))
+    extra = _mirror_header(kind, 0, vni).size
+    return Rendered(r.n, r.frame_len + extra, r.iface, groups, r.iface_names, r.link)
+
+
+def _mirror_header(kind: str, inner: int, vni: int) -> np.ndarray:
+    """Outer Ethernet + IPv4 + tunnel header for an inner frame of ``inner`` bytes."""
+    if kind == "gre":
+        tun = struct.pack(">HHI", 0x2000, 0x6558, vni)
+        proto = 47
+    else:
+        shim = (struct.pack(">BBHI", 0x08, 0, 0, vni << 8) if kind == "vxlan"
+                else struct.pack(">BBHI", 0, 0, 0x6558, vni << 8))
+        tun = struct.pack(">HHHH", 49152, 4789 if kind == "vxlan" else 6081, 8 + len(shim) + inner, 0) + shim
+        proto = 17
+    ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tun) + inner, 0, 0x4000, 64, proto, 0,
+                               MIRROR_SOURCE, MIRROR_TARGET))
+    ip[10:12] = struct.pack(">H", _ipv4_checksum(bytes(ip)))
+    return np.frombuffer(MIRROR_MAC_DST + MIRROR_MAC_SRC + b"\x08\x00" + bytes(ip) + tun, np.uint8)
 
 
 def _ip_ids(pk, rows) -> np.ndarray:
