@@ -13,6 +13,8 @@ from ..errors import CaptureError
 from ..schema import L3_KINDS, PACKET_COLUMNS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
 
 CHUNK = 1 << 20
+SPARSE_BITS = (D.P_TID | D.P_OUTER | D.P_QSRC | D.P_QDST | D.P_QPROTO | D.P_QPORTS | D.P_QICMPID | D.P_QSEQ
+               | D.P_MTU)
 
 
 def decode_frames(buf: np.ndarray, idx: FrameIndex, progress=None, decapsulate: bool = True) -> pd.DataFrame:
@@ -49,15 +51,24 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
     def m(values, bit):
         return pd.arrays.IntegerArray(values, (present & bit) == 0)
 
+    # the rows that fill any sparse column (none in a plain capture): one scan of the table, then
+    # each sparse column looks at those rows only
+    any_rows = np.flatnonzero(present & SPARSE_BITS)
+    sub = present[any_rows]
+
+    def rows_with(bit):
+        m = (sub & bit) != 0
+        return any_rows if m.all() else any_rows[m]
+
     def sparse(values, bit):
-        rows = np.flatnonzero(present & bit)
+        rows = rows_with(bit)
         return _sparse(values[rows].astype(np.float64), rows, n)
 
     l3 = out8[D.R8_L3]
     src, dst = _addresses(l3, present & D.P_SRC, present & D.P_DST, addr, D.RA_SRC)
     outer = (present & D.P_OUTER) != 0
     osrc, odst = _addresses(out8[D.R8_OUTER_L3], outer, outer, addr, D.RA_OUTER_SRC)
-    qsrc, qdst = _quoted_addresses(present, addr, n)
+    qsrc, qdst = _quoted_addresses(present, addr, n, rows_with)
     ts_mask = np.zeros(n, bool) if ts_missing is None else ts_missing
     cols = {
         "frame": np.arange(1, n + 1, dtype=np.int64),
@@ -127,11 +138,11 @@ def _sparse(values: np.ndarray, rows: np.ndarray, n: int, dtype=SPARSE):
                                  dtype=dt)
 
 
-def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int):
+def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int, rows_with):
     """quoted_src/quoted_dst as sparse text columns (the quoted header's family from its P_QV6 bit)."""
     out = []
     for bit, row in ((D.P_QSRC, D.RA_Q_SRC), (D.P_QDST, D.RA_Q_DST)):
-        rows = np.flatnonzero(present & bit)
+        rows = rows_with(bit)
         v6 = (present[rows] & D.P_QV6) != 0
         hi, lo = addr[row, rows], addr[row + 1, rows]
         texts = [socket.inet_ntop(socket.AF_INET6, int(h).to_bytes(8, "big") + int(x).to_bytes(8, "big")) if f
