@@ -95,7 +95,7 @@ def _session(args):
     from .session import Capture
     df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
     return Capture.from_packets(df, args.capture, timeout_s=args.timeout, vantage=args.vantage,
-                                all_streams=getattr(args, "all_streams", False))
+                                period_s=getattr(args, "period", 30), all_streams=getattr(args, "all_streams", False))
 
 
 def _probes_of(args):
@@ -121,10 +121,29 @@ def _emit(table, args) -> None:
 def _cmd_metrics(args) -> int:
     from .analysis.metrics import period_metrics
     from .schema import SOURCE_STREAM_KEYS, STREAM_KEYS
-    _, probes = _probes_of(args)
-    per = period_metrics(probes, args.period, by=STREAM_KEYS if args.per_probe else SOURCE_STREAM_KEYS)
-    _emit(per, args)
+    if _huge(args):   # bounded memory: the chunked walk keeps per-period counts only
+        from .drive.chunked import chunked_analyses
+        name = "probe_periods" if args.per_probe else "periods"
+        res = chunked_analyses(args.capture, period_s=args.period, timeout_s=args.timeout, vantage=args.vantage,
+                               analyses=(name,), keep_probes=False)
+        print(f"{args.capture}: {res.packets} packets read in {res.chunks} chunks (every request stream counts: "
+              "stream selection needs the in-memory path, --chunked never)", file=sys.stderr)
+        _emit(res.tables[name], args)
+        return 0
+    cap = _session(args)
+    _emit(cap.probe_periods if args.per_probe else cap.periods, args)   # with the ICMP errors each period drew
     return 0
+
+
+def _huge(args) -> bool:
+    """A plain capture file over 2 GiB (or --chunked always), read chunk by chunk with the fast backend."""
+    mode = getattr(args, "chunked", "auto")
+    if mode == "never" or args.capture == "-" or args.backend != "fast":
+        return False
+    if mode == "always":
+        return True
+    from .drive.chunked import CHUNKED_FILE_BYTES
+    return os.path.isfile(args.capture) and os.path.getsize(args.capture) > CHUNKED_FILE_BYTES
 
 
 def _cmd_timing(args) -> int:
@@ -465,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--period", type=int, choices=(30, 60), default=30)
     sp.add_argument("--csv", action="store_true")
     sp.add_argument("--per-probe", action="store_true", help="sources together, as CloudWatch publishes")
+    sp.add_argument("--chunked", choices=("auto", "always", "never"), default="auto",
+                    help="walk the capture in chunks in bounded memory (auto: plain files over 2 GiB)")
     sp.set_defaults(func=_cmd_metrics)
 
     sp = sub.add_parser("timing", help="inter-arrival rate, jitter, dominant period, bursts and gaps")

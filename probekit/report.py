@@ -53,6 +53,8 @@ def summary_markdown(summaries: list[dict]) -> str:
         lines.append("")
         if s.get("cloudwatch_status"):
             lines += [s["cloudwatch_status"], ""]
+        if s.get("forensics"):
+            lines += [f"- {f}" for f in s["forensics"]] + [""]
         if s["streams"]:
             lines.append("| probe | sources | probes | loss % | median RTT (ms) | sent by | payload | outcomes |")
             lines.append("|---|---:|---:|---:|---:|---|---|---|")

@@ -59,8 +59,10 @@ class Capture:
 
     def __init__(self, path, period_s: int = 30, timeout_s: float = 1.0, vantage: str = "auto",
                  backend: str = "fast", cloudwatch=None, monitor=None, tables=None, all_streams: bool = False,
-                 stream_overrides: dict | None = None):
+                 stream_overrides: dict | None = None, chunked: bool | None = None, chunk_packets: int | None = None):
         self.path = Path(path)
+        self.chunked = chunked
+        self.chunk_packets = chunk_packets
         self.all_streams = all_streams
         self.stream_overrides = dict(stream_overrides or {})
         self.period_s = period_s
@@ -123,8 +125,31 @@ class Capture:
     def name(self) -> str:
         return self.path.name
 
+    # ------------------------------------------------------------------ huge captures: the chunked path
+    @cached_property
+    def is_chunked(self) -> bool:
+        """Whether the analyses come from the chunked walk (bounded memory): ``chunked=True``, or ``None``
+        and a plain file over ``probekit.drive.chunked.CHUNKED_FILE_BYTES`` (2 GiB)."""
+        if self.chunked is not None:
+            return bool(self.chunked)
+        if "packets" in self.__dict__ or not self.path.is_file():
+            return False
+        from .drive.chunked import CHUNKED_FILE_BYTES
+        return self.path.stat().st_size > CHUNKED_FILE_BYTES
+
+    @cached_property
+    def _chunked(self):
+        from .drive.chunked import CHUNK_PACKETS, chunked_analyses
+        return chunked_analyses(self.path, chunk_packets=self.chunk_packets or CHUNK_PACKETS, period_s=self.period_s,
+                                timeout_s=self.timeout_s, vantage=self.vantage)
+
     @cached_property
     def packets(self) -> pd.DataFrame:
+        if self.is_chunked:
+            from .errors import ProbekitError
+            raise ProbekitError(f"{self.name}: a huge capture is analysed chunk by chunk and its packets table is not "
+                                "held; open it with chunked=False to read it whole (it needs about 120 bytes of "
+                                "memory per packet)")
         from .capture import read_capture
         return read_capture(self.path, backend=self.backend)
 
@@ -160,7 +185,10 @@ class Capture:
 
     @cached_property
     def probes(self) -> pd.DataFrame:
-        """The probes of probe streams (every request with ``all_streams=True``): what the analyses use."""
+        """The probes of probe streams (every request with ``all_streams=True``): what the analyses use.
+        On the chunked path: every request (streams are classified on the in-memory path only)."""
+        if self.is_chunked:
+            return self._chunked.probes
         if self.all_streams:
             return self.all_probes
         return _streams.select_probe_streams(self.all_probes, self.streams).reset_index(drop=True)
@@ -177,7 +205,10 @@ class Capture:
 
     @property
     def span_ns(self) -> tuple[int, int]:
-        return self.packets.probekit.span_ns()
+        if self.is_chunked:
+            return self._chunked.span_ns
+        ts = self.packets["ts_ns"].dropna()
+        return (int(ts.min()), int(ts.max())) if len(ts) else (0, 0)
 
     def has_probes(self, protocol: str | None = None) -> bool:
         p = self.probes
@@ -191,6 +222,8 @@ class Capture:
     @cached_property
     def probe_periods(self) -> pd.DataFrame:
         """Per Network Monitor probe (sources together) and period: the CloudWatch view, errors beside it."""
+        if self.is_chunked:
+            return self._chunked.tables["periods"]
         return _err.periods_with_errors(metrics.period_metrics(self.probes, self.period_s, by=STREAM_KEYS),
                                         self.probes, self.period_s)
 
@@ -200,35 +233,51 @@ class Capture:
 
     @cached_property
     def timing(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["timing"]
         return timing.timing_summary(self.probes, span_ns=self.span_ns)
 
     @cached_property
     def gaps(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["gaps"]
         return timing.find_gaps(self.probes, span_ns=self.span_ns)
 
     @cached_property
     def shares(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["shares"]
         return sources.source_shares(self.probes)
 
     @cached_property
     def balance(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["balance"]
         return sources.balance_test(self.probes)
 
     @cached_property
     def alternation(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["alternation"]
         return sources.alternation(self.probes)
 
     @cached_property
     def source_quality(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["source_quality"]
         return sources.source_quality(self.probes)
 
     @cached_property
     def source_rate(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["source_rate"]
         return sources.source_rate(self.probes, self.period_s)
 
     @cached_property
     def source_rate_table(self) -> pd.DataFrame:
         """Probes per period (rows) and (protocol, source) (columns): each ENI's rate over time."""
+        if self.is_chunked:
+            return self._chunked.tables["probe_periods"]
         return self.source_rate.pivot_table(index="period_start_ns", columns=["protocol", "source"], values="probes",
                                             observed=True)
 
@@ -247,6 +296,8 @@ class Capture:
 
     @cached_property
     def default_size_changes(self) -> pd.DataFrame:
+        if self.is_chunked:
+            return self._chunked.tables["size_changes"]
         return sizes.size_changes(self.probes)
 
     # ------------------------------------------------------------------ CloudWatch
@@ -301,15 +352,23 @@ class Capture:
 
     @cached_property
     def payloads(self) -> pd.Series:
-        return payload.request_payloads(self.packets, self.probes)
+        """Each probe's request payload as bytes (for plots; the tests read the buffer below)."""
+        return self.payload_buffer.to_series()
+
+    @cached_property
+    def payload_buffer(self):
+        """Every probe's request payload back to back (one gather from the capture)."""
+        return payload.request_payload_buffer(self.packets, self.probes)
 
     @cached_property
     def payload_tests(self) -> pd.DataFrame:
-        return payload.payload_tests(self.payloads, self.probes["ts_ns"])
+        return payload.payload_tests(self.payload_buffer, self.probes["ts_ns"])
 
     @cached_property
     def payload_verdicts(self) -> pd.DataFrame:
-        return payload.payload_verdicts(self.probes, self.payloads)
+        if self.is_chunked:
+            return self._chunked.tables["payload_verdicts"]
+        return payload.payload_verdicts(self.probes, self.payload_buffer)
 
     @cached_property
     def connections(self) -> pd.DataFrame:
@@ -318,7 +377,9 @@ class Capture:
 
     @cached_property
     def fingerprints(self) -> pd.DataFrame:
-        return _fp.fingerprint(self.packets, self.probes)
+        if self.is_chunked:
+            return self._chunked.tables["fingerprints"]
+        return _fp.fingerprint(self.packets, self.probes, verdicts=self.payload_verdicts, balance=self.balance)
 
     def not_applicable(self, theme: str) -> str | None:
         """Why a theme does not apply to this capture (None when it does): 'probes', 'tcp', 'sources',
@@ -389,6 +450,35 @@ def _cloudwatch_findings(cap) -> list[str]:
     return out
 
 
+def _forensics_lines(cap) -> list[str]:
+    """Which streams are probes and who sends them, what was set aside, which routers answered with ICMP
+    errors, and the path MTU: the report's lines on a messy capture."""
+    out = []
+    st = cap.streams
+    if st.empty:
+        return out
+    pr = st[st["kind"].astype(str) == "probe"]
+    if len(pr):
+        out.append("Probe streams: " + "; ".join(
+            f"{_label(r.protocol, r.destination, r.port)} from {r.sources} source(s) ({r.source_list}), "
+            f"{r.tool or 'unknown tool'}" for r in pr.itertuples()) + ".")
+    if cap.all_streams:
+        out.append("Every request stream is analysed (all_streams=True).")
+    ot = cap.other_traffic
+    if len(ot):
+        out.append("Set aside as other traffic: " + ", ".join(
+            f"{r.kind} ({r.packets} packets, {r.bytes} bytes)" for r in ot.itertuples()) + ".")
+    e = cap.icmp_errors
+    if len(e):
+        g = e.groupby(["reporter", "outcome", "code"], observed=True).size().sort_values(ascending=False)
+        out.append("ICMP errors: " + ", ".join(f"{rep} sent {n} × {outc} ({code})" for (rep, outc, code), n in
+                                               g.head(6).items()) + (" …" if len(g) > 6 else "") + ".")
+    for r in cap.mtu.itertuples():
+        if r.path != "fits":
+            out.append(f"Path MTU, {_label(r.protocol, r.destination, r.port)}: {r.path} — {r.evidence}.")
+    return out
+
+
 def capture_summary(cap) -> dict:
     """Streams (per Network Monitor probe), their verdicts, loss/RTT, the anomalies found and the CloudWatch
     audit's findings; ``headline``: the most important finding (a CloudWatch disagreement first, then
@@ -430,9 +520,22 @@ def capture_summary(cap) -> dict:
             ranked["sizes"].append(f"{r.protocol} {r.destination}: probe size {r.from_size} → {r.to_size} bytes at "
                                    f"{_utc(r.ts_ns)}")
         ranked["cloudwatch"] = _cloudwatch_findings(cap)
-    anomalies = [a for k in ranked for a in ranked[k]]
+    for k in ("errors", "mtu"):
+        ranked.setdefault(k, [])
+    if len(probes):
+        q = cap.probe_periods
+        for key, g in q[q["status"].astype(str) == "errors"].groupby(list(STREAM_KEYS), observed=True, dropna=False):
+            ranked["errors"].append(f"{_label(*key)}: {len(g)} period(s) in which every probe drew an ICMP error "
+                                    f"instead of a reply ({g['reporters'].iloc[0]}), the first at "
+                                    f"{_utc(g['period_start_ns'].min())}")
+        for r in cap.mtu.itertuples():
+            if r.path in ("black_hole", "frag_needed", "packet_too_big"):
+                ranked["mtu"].append(f"{_label(r.protocol, r.destination, r.port)}: path MTU — {r.evidence}")
+    anomalies = [a for k in ("cloudwatch", "no_reply", "errors", "no_probes", "gaps", "balance", "sizes", "mtu")
+                 for a in ranked[k]]
     audit = cap.cloudwatch_audit if len(probes) else None
     return dict(capture=cap.name, packets=int(len(cap.packets)), probes=int(len(probes)),
+                forensics=_forensics_lines(cap),
                 vantage=probes.attrs.get("vantage"), span_s=(cap.span_ns[1] - cap.span_ns[0]) / 1e9,
                 streams=streams, anomalies=anomalies, headline=anomalies[0] if anomalies else None,
                 cloudwatch=[p.name for p in cap.cloudwatch_files],

@@ -58,7 +58,7 @@ CHUNKED_FILE_BYTES = 2 << 30
 """Files larger than this are worth the chunked path (what ``open_capture`` can use to pick it)."""
 WINDOW_BYTES = 256 << 20
 _NS = 1_000_000_000
-_REQ_COLS = ("ip_id", "tcp_win", "sport", "payload_off", "payload_caplen")
+_REQ_COLS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen")
 
 
 # ----------------------------------------------------------------------------------- chunks
@@ -292,7 +292,7 @@ class _Periods:
     def table(self, categories: dict) -> pd.DataFrame:
         """Every stream × every period of the span, as ``period_metrics`` of the whole probes table."""
         by = self.by
-        cols = [c.name for c in PERIODS if c.name not in SOURCE_STREAM_KEYS or c.name in by]
+        cols = [c.name for c in PERIODS if (c.name not in SOURCE_STREAM_KEYS or c.name in by) and (not c.optional or c.name in SOURCE_STREAM_KEYS)]
         if not self.rows:
             empty = pd.DataFrame({c: [] for c in cols})
             return _period_types(empty, by, categories)

@@ -31,7 +31,7 @@ __all__ = ["DATASET_ANALYSES", "dataset_analyses"]
 DATASET_ANALYSES = ("probes", "periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
                     "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints",
                     "connections")
-_REQ = ("ip_id", "tcp_win", "sport", "payload_off", "payload_caplen")
+_REQ = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen")
 _TCP_COLS = ("frame", "ts_ns", "l3", "src", "dst", "ip_proto", "ip_hdr_len", "sport", "dport", "tcp_flags", "tcp_seq",
              "tcp_ack", "tcp_win", "tcp_hdr_len", "payload_len", "payload_off", "payload_caplen")
 
