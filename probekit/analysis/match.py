@@ -116,14 +116,14 @@ def _base(p: pd.DataFrame, m: np.ndarray) -> pd.DataFrame:
         "src": sub["src"].cat.codes.to_numpy("int64"),
         "dst": sub["dst"].cat.codes.to_numpy("int64"),
         "ttl": sub["ttl"].to_numpy("float64", na_value=np.nan),
-        "size": (sub["ip_len"] - sub["ip_hdr_len"]).to_numpy("float64", na_value=np.nan),
+        "size": (sub["ip_len"].astype("Int64") - sub["ip_hdr_len"].astype("Int64")).to_numpy("float64", na_value=np.nan),
     })
 
 
 def _icmp_sides(p: pd.DataFrame):
     proto = p["ip_proto"].to_numpy("int64", na_value=-1)
     typ = p["icmp_type"].to_numpy("int64", na_value=-1)
-    has_id = p["icmp_id"].notna().to_numpy() & p["ts_ns"].notna().to_numpy()
+    has_id = p["icmp_id"].notna().to_numpy() & p["icmp_seq"].notna().to_numpy() & p["ts_ns"].notna().to_numpy()
     v4, v6 = proto == 1, proto == 58
     sides = []
     for req_t, rep_t, name, fam in ((8, 0, 0, v4), (128, 129, 1, v6)):
