@@ -129,7 +129,8 @@ def _events(p: pd.DataFrame) -> dict:
     has_ts = p["ts_ns"].notna().to_numpy()
     proto = p["ip_proto"].to_numpy("int16", na_value=-1)
     typ = p["icmp_type"].to_numpy("int16", na_value=-1)
-    icmp_ok = p["icmp_id"].notna().to_numpy() & has_ts
+    # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
+    icmp_ok = p["icmp_id"].notna().to_numpy() & p["icmp_seq"].notna().to_numpy() & has_ts
     flags = p["tcp_flags"].to_numpy("int32", na_value=0)
     tcp_ok = (proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts
     v4, v6 = (proto == IPPROTO_ICMP) & icmp_ok, (proto == IPPROTO_ICMPV6) & icmp_ok
