@@ -40,6 +40,7 @@ CLOUDWATCH_SIDECARS = (".cloudwatch.json", ".cloudwatch-console.csv")
 """Exports looked for beside a capture, first found wins (``target-down.pcap.cloudwatch.json``)."""
 MONITOR_SIDECAR = ".monitor.json"
 _TABLES = ("packets", "datagrams", "all_probes", "icmp_errors", "streams", "other_traffic", "mtu", "period_errors",
+           "error_reporters",
            "probes", "periods", "probe_periods", "inter_arrivals", "timing", "gaps", "shares", "balance",
            "alternation", "source_quality", "source_rate", "source_rate_table", "connections", "connection_kinds",
            "payloads", "payload_tests", "payload_verdicts", "fingerprints", "default_size_changes", "cloudwatch",
@@ -177,6 +178,13 @@ class Capture:
         """Every candidate stream with its evidence and kind: probe, client, scan, other (schema.STREAMS)."""
         fp = _fp.fingerprint(self.packets, self.all_probes)
         return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
+
+    @cached_property
+    def error_reporters(self) -> pd.DataFrame:
+        """ICMP errors counted by outcome, code and the router or host that sent them."""
+        e = self.icmp_errors
+        return (e.groupby(["outcome", "code", "reporter"], observed=True).size().rename("errors")
+                .sort_values(ascending=False).reset_index())
 
     @cached_property
     def other_traffic(self) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from reference_payload import payload_verdicts, request_payloads
-from probekit.analysis.signatures import classify_stream, payload_shape
+from probekit.analysis.signatures import classify_stream, payload_shape, shape_from_verdict
 from probekit.analysis.sources import balance_test
 
 __all__ = ["fingerprint"]
@@ -51,6 +51,8 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
         n = len(g)
         sp = g["sport"].dropna().to_numpy()
         shape, ev = payload_shape(bytes(g["payload"].iloc[0]), g["ts"].iloc[0] / 1e9)
+        if shape == "opaque":
+            shape, ev = shape_from_verdict(v)
         ans = g["answered"].to_numpy()
         verdict = str(v["verdict"])
         r = dict(protocol=str(key[0]), shape=shape, shape_evidence=ev, probes=n, verdict=verdict,

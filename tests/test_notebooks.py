@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NB = sorted((ROOT / "probekit" / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 THEMES = ["00-quickstart", "01-inter-arrival-timing", "02-per-eni-distribution", "03-payload-randomness",
-          "04-tcp-reset-behaviour", "05-loss-and-rtt-metrics"]
+          "04-tcp-reset-behaviour", "05-loss-and-rtt-metrics", "06-streams-errors-and-mtu"]
 
 
 def test_the_six_notebooks_exist_and_are_stripped():

@@ -248,4 +248,8 @@ def _stream_shapes(feats: pd.DataFrame, verdicts: pd.DataFrame, packets: pd.Data
     first.attrs = packets.attrs
     heads = payloads(first).tolist()
     secs = first["ts_ns"].to_numpy("float64", na_value=np.nan) / 1e9
-    return [payload_shape(heads[i], secs[i]) for i in range(len(feats))]
+    out = []
+    for i in range(len(feats)):     # a payload without a known layout is described by its verdict, as the
+        sh = payload_shape(heads[i], secs[i])          # chunked and Dask drivers (no payload bytes) describe it
+        out.append(shape_from_verdict(verdicts.iloc[i]) if sh[0] == "opaque" else sh)
+    return out

@@ -80,7 +80,11 @@ def payload_shape(p: bytes, frame_s: float) -> tuple[str, str]:
 
 def shape_from_verdict(v) -> tuple[str, str]:
     """(shape, evidence) from a payload verdict row when no payload bytes are at hand (chunked, Dask)."""
-    fill, length, verdict = v.get("fill") or "", int(v.get("length", 0) or 0), str(v.get("verdict"))
+    fill = v.get("fill")
+    fill = fill if isinstance(fill, str) else ""
+    length = v.get("length", 0)
+    length = 0 if length is None or length != length else int(length)
+    verdict = str(v.get("verdict"))
     if length == 0:
         return "empty", "no payload"
     if fill == "zeros":
