@@ -725,7 +725,7 @@ def packets_for_storage(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def packets_from_storage(df: pd.DataFrame) -> pd.DataFrame:
-    """Inverse of :func:`packets_for_storage` (in place): the sparse columns' dtypes back."""
+    """Inverse of :func:`packets_for_storage` (in place): the sparse and categorical columns' dtypes back."""
     for c in PACKETS:
         if c.dtype in (SPARSE, SPARSE_TEXT) and c.name in df.columns and str(df[c.name].dtype) != c.dtype:
             col = df[c.name]
@@ -734,6 +734,8 @@ def packets_from_storage(df: pd.DataFrame) -> pd.DataFrame:
             else:
                 col = col.astype(np.float64)
             df[c.name] = col.astype(c.dtype)
+        elif c.dtype == "category" and c.name in df.columns and not isinstance(df[c.name].dtype, pd.CategoricalDtype):
+            df[c.name] = df[c.name].astype("category")   # an all-null categorical comes back from Parquet as object
     return df
 
 
@@ -772,7 +774,7 @@ def empty_table(columns: tuple[Column, ...], by=None) -> pd.DataFrame:
 def markdown(columns: tuple[Column, ...] = PACKETS) -> str:
     """The table's documentation as Markdown rows (docs/packets-table.md embeds this verbatim)."""
     rows = ["| column | dtype | meaning |", "|---|---|---|"]
-    rows += [f"| `{c.name}` | {c.dtype} | {c.doc}{' (grouping key, present when grouped by it)' if c.optional and not c.doc.startswith('stream key') else ''} |"
+    rows += [f"| `{c.name}` | {c.dtype} | {c.doc}{' (optional: present only where the text says)' if c.optional and not c.doc.startswith('stream key') else ''} |"
              for c in columns]
     return "\n".join(rows) + "\n"
 

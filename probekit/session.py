@@ -199,7 +199,13 @@ class Capture:
             return self._chunked.probes
         if self.all_streams:
             return self.all_probes
-        return _streams.select_probe_streams(self.all_probes, self.streams).reset_index(drop=True)
+        st = self.streams
+        # no stream looks like a monitor's (a short capture, a handful of pings): keep what is not a client or
+        # a scan, rather than nothing
+        kinds = ("probe",) if (st["kind"].astype(str) == "probe").any() else ("probe", "other")
+        out = _streams.select_probe_streams(self.all_probes, st, kinds=kinds).reset_index(drop=True)
+        out.attrs["stream_kinds"] = kinds
+        return out
 
     @cached_property
     def mtu(self) -> pd.DataFrame:

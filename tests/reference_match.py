@@ -124,7 +124,9 @@ def _base(p: pd.DataFrame, m: np.ndarray) -> pd.DataFrame:
 def _icmp_sides(p: pd.DataFrame):
     proto = p["ip_proto"].to_numpy("int64", na_value=-1)
     typ = p["icmp_type"].to_numpy("int64", na_value=-1)
-    has_id = p["icmp_id"].notna().to_numpy() & p["ts_ns"].notna().to_numpy()
+    # an echo cut after its id (no seq captured) is no request: the rule the matcher follows since the
+    # decoder keeps partial headers
+    has_id = p["icmp_id"].notna().to_numpy() & p["icmp_seq"].notna().to_numpy() & p["ts_ns"].notna().to_numpy()
     v4, v6 = proto == 1, proto == 58
     sides = []
     for req_t, rep_t, name, fam in ((8, 0, 0, v4), (128, 129, 1, v6)):

@@ -32,8 +32,10 @@ DATASET_ANALYSES = ("probes", "periods", "probe_periods", "timing", "gaps", "sha
                     "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints",
                     "connections")
 _REQ = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen")
-_TCP_COLS = ("frame", "ts_ns", "l3", "src", "dst", "ip_proto", "ip_hdr_len", "sport", "dport", "tcp_flags", "tcp_seq",
-             "tcp_ack", "tcp_win", "tcp_hdr_len", "payload_len", "payload_off", "payload_caplen")
+_TCP_COLS = ("frame", "ts_ns", "caplen", "l3", "src", "dst", "ip_proto", "ip_len", "ip_hdr_len", "ip_mf", "frag_offset",
+             "icmp_type", "icmp_code", "sport", "dport", "tcp_flags", "tcp_seq", "tcp_ack", "tcp_win", "tcp_hdr_len",
+             "payload_len", "payload_off", "payload_caplen", "offload", "tunnel", "outer_src", "outer_dst", "tunnel_id")
+"""The packets-table columns the connection table reads (Zeek's state machine and its checksum check)."""
 
 
 def _tcp_keys(packets: pd.DataFrame):
