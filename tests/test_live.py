@@ -120,7 +120,7 @@ def test_port_closed_is_rej(lab, tmp_path):
     finally:
         lab.set_http(True)
     conns = probekit.tcp_connections(probekit.read_capture(run["prober_capture"]))
-    assert (conns["conn_state"] == "REJ").all() and conns["rst_ack_from_responder"].all()
+    assert (conns["conn_state"] == "REJ").all() and conns["reset_ack_from_responder"].all()
     assert set(read_truth(run["results"])["outcome"]) == {"refused"}
 
 

@@ -81,9 +81,12 @@ def compare_capture(path: Path):
     return len(pr)
 
 
+UDP_ONLY = ("mtr-udp", "scamper-trace", "traceroute-udp")   # recordings of UDP tracers: no echo or SYN probe
+
+
 @pytest.mark.parametrize("rel", SHIPPED)
 def test_equal_to_reference_on_shipped_captures(rel):
-    assert compare_capture(ROOT / rel) > 0
+    assert (compare_capture(ROOT / rel) > 0) != any(t in rel for t in UDP_ONLY)
 
 
 def test_equal_to_reference_on_the_real_corpus():
@@ -173,6 +176,8 @@ def test_stream_numbers_follow_groupby(by):
     """The packed-code stream numbers are groupby(observed, dropna=False).ngroup() (NaN keys last)."""
     for rel in SHIPPED:
         pr = probekit.read_capture(ROOT / rel).probekit.probes()
+        if pr.empty:
+            continue
         gid, keys = P._group_ids(pr, by)
         want = pr[by].groupby(by, observed=True, dropna=False, sort=True).ngroup().to_numpy()
         assert (gid == want).all(), rel
