@@ -283,6 +283,11 @@ KNOWN: dict[str, dict[str, str]] = {
     "the-tcpdump-group__tcpdump/tests/wccp_redirect_gre.pcap": {
         f: "GRE protocol 0x883E (WCCP redirect header) is not opened" for f in
         ("tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq", "tcp.ack")},
+    "compressed/zeek__zeek/testing/btest/Traces/trunc/mpls-6in6-broken.pcap.gz": {
+        f: "a fuzzed trace (Zeek's trunc/ test): after a label stack of dozens of labels, the bottom label is "
+           "followed by a first nibble 0, which probekit takes as an RFC 4385 pseudowire control word and then "
+           "Ethernet (so it finds an IPv4 header), while tshark's MPLS heuristic tries IPv6 and shows data"
+        for f in ("ip.src", "ip.dst", "ip.proto")},
     "zeek__zeek/testing/btest/Traces/icmp/icmp6-redirect-hdr-opt.pcap": {
         "udp.srcport": "the packet an ICMPv6 redirect's option carries: probekit quotes the headers of errors "
                        "(types 1-4) only", "udp.dstport": "same frame"},
@@ -297,7 +302,6 @@ MAY_REFUSE = {
     "the-tcpdump-group__libpcap/tests/pcapng-invalid-vers-2.pcapng":
         "pcapng version 1.1 (libpcap's own test file: libpcap refuses it too)",
 }
-COMPRESSED_REASON = "gzip-compressed capture: read once the compressed-input support (issue 12 item 1) is in"
 
 
 def check_file(rel: str):
