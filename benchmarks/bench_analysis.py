@@ -15,8 +15,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-import probekit  # noqa: E402
 from bench_read import build  # noqa: E402
+
+import probekit  # noqa: E402
 from probekit.analysis import match, metrics, sizes, sources, timing  # noqa: E402
 from probekit.schema import STREAM_KEYS  # noqa: E402
 

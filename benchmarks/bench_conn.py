@@ -33,7 +33,7 @@ def _old_tcp_connections():
     mod.__package__ = "probekit.analysis"
     sys.modules[mod.__name__] = mod
     src = src.replace("from ..capture._kernels import njit", "from numba import njit").replace("@njit(cache=True)", "@njit")
-    exec(compile(src, "old_tcp.py", "exec"), mod.__dict__)  # noqa: S102 - probekit 0.1's own code, from git history
+    exec(compile(src, "old_tcp.py", "exec"), mod.__dict__)
     return mod.tcp_connections
 
 

@@ -13,12 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import probekit
 from bench_read import build
+
+import probekit
 from probekit.analysis.datagrams import datagrams, reassembled_packets
-from probekit.synth import synth
 from probekit.analysis.errors_icmp import attribute_errors
 from probekit.analysis.streams import other_traffic, select_probe_streams, streams
+from probekit.synth import synth
 
 
 def run(path: Path) -> dict:

@@ -152,7 +152,8 @@ def run_probekit_pipe(path):
     return len(df)
 
 
-RUNNERS = {"probekit": run_probekit, "probekit-pipe": run_probekit_pipe, "gzip-dc": run_gzip_dc, "dpkt-objects": run_dpkt_objects, "dpkt-struct": run_dpkt_struct,
+RUNNERS = {"probekit": run_probekit, "probekit-pipe": run_probekit_pipe, "gzip-dc": run_gzip_dc,
+           "dpkt-objects": run_dpkt_objects, "dpkt-struct": run_dpkt_struct,
            "scapy": run_scapy, "pyshark": run_pyshark, "tshark": run_tshark}
 
 
@@ -259,6 +260,7 @@ def mirror_vxlan(src: Path) -> Path:
     """The same capture as VPC Traffic Mirroring delivers it: every frame inside Ethernet/IPv4/UDP 4789/VXLAN
     (VNI 42), outer addresses of a mirror session; outer IPv4 length and UDP length consistent."""
     import struct
+
     from probekit.capture._frames import index_frames
     from probekit.capture.reader import open_bytes
     dst = src.with_name(src.stem + "-vxlan.pcap")

@@ -83,17 +83,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .analysis.cloudwatch import audit_cloudwatch
     from .analysis.fingerprint import fingerprint
     from .analysis.match import match_probes
-    from .analysis.cloudwatch import audit_cloudwatch
     from .analysis.metrics import PROBE_LEVEL, STREAM, period_metrics
-    from .capture.cloudwatch import read_cloudwatch, read_cloudwatch_csv
     from .analysis.payload import ent, payload_tests, payload_verdicts, request_payloads
     from .analysis.sizes import size_changes
     from .analysis.sources import alternation, balance_test, source_quality, source_rate, source_shares
     from .analysis.tcp import tcp_connections
     from .analysis.timing import find_gaps, inter_arrivals, timing_summary
     from .capture._pyshark import dissect
+    from .capture.cloudwatch import read_cloudwatch, read_cloudwatch_csv
     from .capture.reader import read_capture
     from .errors import BackendError, CaptureError, CaptureWarning, ProbekitError
     from .scale import convert, dataset_probes, read_captures

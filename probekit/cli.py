@@ -119,8 +119,6 @@ def _emit(table, args) -> None:
 
 
 def _cmd_metrics(args) -> int:
-    from .analysis.metrics import period_metrics
-    from .schema import SOURCE_STREAM_KEYS, STREAM_KEYS
     if _huge(args):   # bounded memory: the chunked walk keeps per-period counts only
         from .drive.chunked import chunked_analyses
         name = "probe_periods" if args.per_probe else "periods"
@@ -405,8 +403,8 @@ def _cmd_convert(args) -> int:
 
 def _cmd_dataset_metrics(args) -> int:
     from .analysis.metrics import period_metrics
-    from .schema import SOURCE_STREAM_KEYS, STREAM_KEYS
     from .scale import dataset_probes
+    from .schema import SOURCE_STREAM_KEYS, STREAM_KEYS
     probes = dataset_probes(args.dataset, timeout_s=args.timeout, scheduler=args.scheduler)
     _emit(period_metrics(probes, args.period, by=STREAM_KEYS if args.per_probe else SOURCE_STREAM_KEYS), args)
     return 0

@@ -187,7 +187,7 @@ PERIODS: tuple[Column, ...] = (
 def _keys(source: bool = True) -> tuple[Column, ...]:
     cols = (Column("protocol", "category", "stream key: icmp, icmpv6 or tcp", optional=True),)
     if source:
-        cols += (Column("source", "category", "stream key: prober address (the ENI)", optional=True),)
+        cols += (Column("source", "category", "stream key: prober address (the ENI)", optional=True),)  # type: ignore[assignment]
     return cols + (Column("destination", "category", "stream key: target address", optional=True),
                    Column("port", "UInt16", "stream key: TCP destination port (<NA> for ICMP)", optional=True))
 
@@ -774,7 +774,8 @@ def empty_table(columns: tuple[Column, ...], by=None) -> pd.DataFrame:
 def markdown(columns: tuple[Column, ...] = PACKETS) -> str:
     """The table's documentation as Markdown rows (docs/packets-table.md embeds this verbatim)."""
     rows = ["| column | dtype | meaning |", "|---|---|---|"]
-    rows += [f"| `{c.name}` | {c.dtype} | {c.doc}{' (optional: present only where the text says)' if c.optional and not c.doc.startswith('stream key') else ''} |"
+    note = " (optional: present only where the text says)"
+    rows += [f"| `{c.name}` | {c.dtype} | {c.doc}{note if c.optional and not c.doc.startswith('stream key') else ''} |"
              for c in columns]
     return "\n".join(rows) + "\n"
 

@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import accessor as _accessor  # noqa: F401 - registers df.probekit (used by the payload and tcp analyses)
 from .analysis import cloudwatch as _cw
-from .analysis import fingerprint as _fp
 from .analysis import connections as _conn
 from .analysis import datagrams as _dg
 from .analysis import errors_icmp as _err
+from .analysis import fingerprint as _fp
 from .analysis import match, metrics, payload, sizes, sources, timing
 from .analysis import mtu as _mtu
 from .analysis import streams as _streams
-from . import accessor as _accessor  # noqa: F401 - registers df.probekit (used by the payload and tcp analyses)
 from .schema import STREAM_KEYS
 
 __all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", "MONITOR_SIDECAR"]
@@ -97,7 +97,8 @@ class Capture:
     def _key(self) -> str:
         st = self.path.stat()
         parts = [str(self.path.resolve()), st.st_size, st.st_mtime_ns, self.period_s, self.timeout_s, self.vantage,
-                 self.backend, self.all_streams, sorted(self.stream_overrides.items())] + [str(p.resolve()) for p in self.cloudwatch_files + self.monitor_files]
+                 self.backend, self.all_streams, sorted(self.stream_overrides.items())]
+        parts += [str(p.resolve()) for p in self.cloudwatch_files + self.monitor_files]
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
     def save_tables(self, folder=None) -> Path:
@@ -511,7 +512,7 @@ def capture_summary(cap) -> dict:
             sel = (fp["protocol"] == proto) & (fp["destination"] == dst)
             sel_v = (pv["protocol"] == proto) & (pv["destination"] == dst)
             streams.append(dict(
-                stream=label, sources=int(g["source"].nunique()), probes=int(len(g)),
+                stream=label, sources=int(g["source"].nunique()), probes=len(g),
                 loss_pct=float(100 * (1 - ok.mean())) if len(judged) else float("nan"),
                 rtt_median_us=float(judged["rtt_us"].median()) if ok.any() else float("nan"),
                 tool=", ".join(sorted(set(fp.loc[sel, "tool"]))), payload=", ".join(sorted(set(pv.loc[sel_v, "verdict"]))),
@@ -548,7 +549,7 @@ def capture_summary(cap) -> dict:
     anomalies = [a for k in ("cloudwatch", "no_reply", "errors", "no_probes", "gaps", "balance", "sizes", "mtu")
                  for a in ranked[k]]
     audit = cap.cloudwatch_audit if len(probes) else None
-    return dict(capture=cap.name, packets=int(len(cap.packets)), probes=int(len(probes)),
+    return dict(capture=cap.name, packets=len(cap.packets), probes=len(probes),
                 forensics=_forensics_lines(cap),
                 vantage=probes.attrs.get("vantage"), span_s=(cap.span_ns[1] - cap.span_ns[0]) / 1e9,
                 streams=streams, anomalies=anomalies, headline=anomalies[0] if anomalies else None,

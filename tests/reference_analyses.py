@@ -265,7 +265,7 @@ def size_changes(probes: pd.DataFrame, by=PROBE_LEVEL, configured_at_ns: int | N
         while i < size.size:
             if size[i] != current and not np.isnan(size[i]):
                 run = size[i:i + min_run]
-                if run.size == min_run and np.all(run == size[i]) or i + run.size == size.size and np.all(run == size[i]):
+                if (run.size == min_run and np.all(run == size[i])) or (i + run.size == size.size and np.all(run == size[i])):
                     delay = (ts[i] - configured_at_ns) / 1e9 if configured_at_ns is not None else np.nan
                     rows.append((*key, int(ts[i]), int(current), int(size[i]), int(ts[i - 1]), delay))
                     current = size[i]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reference_payload import payload_verdicts, request_payloads
 from probekit.analysis.signatures import classify_stream, payload_shape, shape_from_verdict
 from probekit.analysis.sources import balance_test
+from reference_payload import payload_verdicts, request_payloads
 
 __all__ = ["fingerprint"]
 

@@ -12,7 +12,6 @@ from scipy import special, stats
 
 import probekit.accessor  # noqa: F401 - registers df.probekit
 
-
 __all__ = ["request_payloads", "payload_tests", "ent", "payload_verdicts", "ENT_MIN_BYTES"]
 
 ENT_MIN_BYTES = 1280          # 256 cells × 5 expected per cell: below this the chi-square is not valid

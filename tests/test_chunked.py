@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_payload_speed import SHIPPED
 
 import probekit
 from probekit.drive import chunked as C
+from test_payload_speed import SHIPPED
 
 ROOT = Path(__file__).resolve().parents[1]
 

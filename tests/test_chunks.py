@@ -8,10 +8,10 @@ import io
 import warnings
 from pathlib import Path
 
-from helpers import capwriter as W
 import pandas as pd
 import pytest
 
+from helpers import capwriter as W
 from probekit import CaptureError, CaptureWarning, read_capture
 from probekit.capture import iter_packet_chunks
 

@@ -12,8 +12,19 @@ import pandas as pd
 import pytest
 
 import probekit
-from cloudwatch_shapes import (CONSOLE_CSV, GET_METRIC_DATA_PAGES, GET_METRIC_STATISTICS, GET_MONITOR, ICMP_ID,
-                               LIST_MONITORS, MONITOR, OTHER_CONSOLE_CSV, TCP_ID, check_shape, output_shape)
+from cloudwatch_shapes import (
+    CONSOLE_CSV,
+    GET_METRIC_DATA_PAGES,
+    GET_METRIC_STATISTICS,
+    GET_MONITOR,
+    ICMP_ID,
+    LIST_MONITORS,
+    MONITOR,
+    OTHER_CONSOLE_CSV,
+    TCP_ID,
+    check_shape,
+    output_shape,
+)
 from probekit.analysis.cloudwatch import audit_cloudwatch, audit_summary, estimate_clock_skew
 from probekit.capture.cloudwatch import read_cloudwatch, read_monitors
 from probekit.errors import ProbekitError

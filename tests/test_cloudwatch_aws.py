@@ -91,7 +91,7 @@ class _NetworkMonitor(BaseHTTPRequestHandler):
     monitors: dict = {}
     seen: list = []
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self.seen.append((self.path, self.headers.get("Authorization", "")))
         name = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
         if name == "forbidden":
@@ -163,7 +163,7 @@ def published(moto_url):
     data = []
     for r in per.itertuples():
         dims = [{"Name": "Monitor", "Value": MONITOR}, {"Name": "Probe", "Value": r.probe_id}]
-        ts = dt.datetime.fromtimestamp(r.period_start_ns / 1e9, dt.timezone.utc)
+        ts = dt.datetime.fromtimestamp(r.period_start_ns / 1e9, dt.UTC)
         data.append({"MetricName": "PacketLoss", "Dimensions": dims, "Timestamp": ts, "Value": float(r.loss_pct),
                      "Unit": "Percent"})
         if r.rtt_us == r.rtt_us:

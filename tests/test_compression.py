@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
-from helpers.capwriter import pcap
 
+from helpers.capwriter import pcap
 from probekit import CaptureError, CaptureWarning, read_capture
 from probekit._io import sniff_compression
 from probekit.scale import read_captures

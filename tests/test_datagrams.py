@@ -10,10 +10,10 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.capwriter import pcap
-from conftest import ROOT, SHARED, require_real_captures
 
 import probekit
+from conftest import ROOT, SHARED, require_real_captures
+from helpers.capwriter import pcap
 from probekit.analysis import datagrams as dgm
 from probekit.analysis.datagrams import (
     datagram_fragments,

@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from conftest import ROOT, SHARED
-from quoted_oracle import add_quoted, tshark_quoted
 
 import probekit
+from conftest import ROOT, SHARED
 from probekit.analysis.errors_icmp import (
     attribute_errors,
     has_quoted_columns,
@@ -18,6 +17,7 @@ from probekit.analysis.errors_icmp import (
     with_error_outcomes,
 )
 from probekit.schema import ICMP_ERRORS, PROBE_ERRORS, check_table
+from quoted_oracle import add_quoted, tshark_quoted
 
 LAB_DOWN = ROOT / "captures" / "lab" / "lab-target-down.pcap"
 ICMP_DIR = "zeek__zeek/testing/btest/Traces/icmp"

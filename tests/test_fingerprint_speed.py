@@ -6,19 +6,19 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from helpers import capwriter as W
 import numpy as np
 import pandas as pd
 import pytest
-import reference_fingerprint as RF
-from conftest import REAL, real_captures, require_real_captures
-from test_payload_speed import SHIPPED, assert_verdicts_equal
-from test_payload_tcp import _icmp_frames, _syn_frames
 
 import probekit
+import reference_fingerprint as RF
+from conftest import REAL, real_captures, require_real_captures
+from helpers import capwriter as W
 from probekit.analysis import payload as P
 from probekit.analysis.fingerprint import fingerprint
 from probekit.schema import FINGERPRINTS, check_table
+from test_payload_speed import SHIPPED, assert_verdicts_equal
+from test_payload_tcp import _icmp_frames, _syn_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 

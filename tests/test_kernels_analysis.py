@@ -18,10 +18,10 @@ import probekit
 import reference_analyses as R
 import reference_match
 from conftest import REAL, real_captures, require_real_captures
+from helpers.tables import table_diffs
 from probekit.analysis import match, metrics, sizes, sources, timing
 from probekit.errors import CaptureError
 from probekit.schema import SOURCE_STREAM_KEYS, STREAM_KEYS
-from helpers.tables import table_diffs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "captures").glob("*.pcap*") if "truth" not in p.name)
@@ -77,7 +77,7 @@ def check_all(path) -> None:
             key = [*by, "start_ns"]
             a, b = R.find_gaps(pr, by, span_ns=sp), timing.find_gaps(pr, by, span_ns=sp)
             # the reference sorted addresses as text, the new one in address order
-            srt = lambda d: d.assign(**{k: d[k].astype(str) for k in by}).sort_values(key, kind="stable")  # noqa: E731
+            srt = lambda d: d.assign(**{k: d[k].astype(str) for k in by}).sort_values(key, kind="stable")
             assert_same(srt(a), srt(b.assign(kind=b["kind"].astype(str))), "gaps")
             assert_same(R.timing_summary(pr, by, span_ns=sp), timing.timing_summary(pr, by, span_ns=sp), "timing")
     for by in (STREAM_KEYS, ["protocol", "destination"]):

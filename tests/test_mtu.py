@@ -2,9 +2,8 @@
 tests/test_scenarios_forensics.py, where their truth is known; here the shipped captures."""
 from __future__ import annotations
 
-from conftest import ROOT
-
 import probekit
+from conftest import ROOT
 from probekit.analysis.mtu import path_mtu, size_outcomes
 from probekit.plots.mtu import plot_mtu
 from probekit.schema import MTU, MTU_SIZES, check_table

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import reference_payload as R
-from conftest import REAL, real_captures, require_real_captures
 
 import probekit
+import reference_payload as R
+from conftest import REAL, real_captures, require_real_captures
 from probekit.analysis import payload as P
 from probekit.schema import (
     PAYLOAD_TESTS,
@@ -46,7 +46,8 @@ def assert_tests_equal(new: pd.DataFrame, ref: pd.DataFrame):
 
 def assert_verdicts_equal(new: pd.DataFrame, ref: pd.DataFrame):
     assert len(new) == len(ref)
-    key = lambda d: pd.Series(["|".join("NA" if pd.isna(x) else str(x) for x in t) for t in d[REF_KEYS].astype(object).itertuples(index=False)],
+    key = lambda d: pd.Series(["|".join("NA" if pd.isna(x) else str(x) for x in t)
+                               for t in d[REF_KEYS].astype(object).itertuples(index=False)],
                               index=d.index)
     a = new.assign(_k=key(new)).sort_values("_k").reset_index(drop=True)
     b = ref.assign(_k=key(ref)).sort_values("_k").reset_index(drop=True)

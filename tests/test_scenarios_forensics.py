@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from quoted_oracle import add_quoted
-from test_datagrams import tshark_reassembled
 
 import probekit
 from probekit.analysis.datagrams import datagrams, reassembled_packets
@@ -17,6 +15,8 @@ from probekit.analysis.streams import other_traffic, select_probe_streams, strea
 from probekit.spec import SpecError
 from probekit.synth import SCENARIOS, default_monitor, read_truth, scenario, synth
 from probekit.synth.simulate import FIREWALL, ROUTER, TRUTH_COLUMNS, TRUTH_ERROR_COLUMNS
+from quoted_oracle import add_quoted
+from test_datagrams import tshark_reassembled
 
 NEW = ("background", "unreachable", "admin-prohibited", "mtu-blackhole", "fragmenting-path", "pmtu")
 

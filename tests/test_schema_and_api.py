@@ -13,7 +13,8 @@ PUBLIC = {
     "period_metrics", "audit_cloudwatch",
     "read_cloudwatch_csv", "read_cloudwatch", "inter_arrivals", "timing_summary", "find_gaps", "source_shares", "balance_test",
     "alternation", "source_rate", "source_quality", "size_changes", "request_payloads", "payload_tests",
-    "payload_verdicts", "ent", "tcp_connections", "fingerprint", "STREAM", "PROBE_LEVEL", "STREAM_KEYS", "SOURCE_STREAM_KEYS", "Monitor", "Probe",
+    "payload_verdicts", "ent", "tcp_connections", "fingerprint", "STREAM", "PROBE_LEVEL", "STREAM_KEYS",
+    "SOURCE_STREAM_KEYS", "Monitor", "Probe",
     "SpecError", "PROBES", "PERIODS", "CaptureError", "CaptureWarning", "BackendError", "ProbekitError", "PACKETS",
     "PACKET_COLUMNS", "__version__",
 }

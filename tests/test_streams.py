@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, require_real_captures
 
 import probekit
+from conftest import ROOT, require_real_captures
 from probekit.analysis.streams import (
     other_traffic,
     packet_kinds,

@@ -18,10 +18,10 @@ from scapy.layers.l2 import GRE, Ether
 from scapy.layers.vxlan import VXLAN
 
 import probekit
-from probekit.capture.encaps import ENCAPS
-from probekit.schema import TUNNEL_KINDS, check_packets
 from helpers.capwriter import pcap
 from helpers.tables import table_diffs
+from probekit.capture.encaps import ENCAPS
+from probekit.schema import TUNNEL_KINDS, check_packets
 
 O4 = dict(src="203.0.113.7", dst="198.51.100.9", ttl=61)
 O6 = dict(src="2001:db8::7", dst="2001:db8::9", hlim=59)
@@ -237,6 +237,7 @@ def test_shipped_traffic_mirroring_capture_gives_the_probes_of_its_truth(tmp_pat
     decapsulated, and the probes matched in it are those of the same scenario written unmirrored, and
     those of its truth (send times, outcomes, RTTs)."""
     from pathlib import Path
+
     from probekit.synth import read_truth, synth
     from probekit.synth.shipped import SHIPPED
     root = Path(__file__).resolve().parents[1]

@@ -14,11 +14,11 @@ import dpkt
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import capwriter as W
-from conftest import ORACLE, REAL, require_real_captures
-from helpers.frames import A4, B4, ether
 
 import probekit
+from conftest import ORACLE, REAL, require_real_captures
+from helpers import capwriter as W
+from helpers.frames import A4, B4, ether
 from probekit.analysis.connections import (
     BARE_LIKELY_SERVER_PORTS,
     connections,

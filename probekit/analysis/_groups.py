@@ -140,7 +140,7 @@ def cell_stats(cell: np.ndarray, values: np.ndarray, n_cells: int, qs=()) -> dic
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     out = {"count": count, "sum": total, "mean": mean, "min": vmin, "max": vmax}
     for j, qq in enumerate(q):
-        out[float(qq)] = quant[:, j]
+        out[float(qq)] = quant[:, j]  # type: ignore[index]
     return out
 
 

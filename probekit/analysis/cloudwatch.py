@@ -285,7 +285,7 @@ def estimate_clock_skew(probes: pd.DataFrame, cloudwatch: pd.DataFrame, period_s
     ``determinable`` (False when the data cannot tell: no loss changes, or every shift fits), ``periods``
     (CloudWatch periods compared) and ``note``.
     """
-    max_skew_s = period_s - step_s if max_skew_s is None else max_skew_s
+    max_skew_s = period_s - step_s if max_skew_s is None else max_skew_s  # type: ignore[assignment]
     cw = cloudwatch[(cloudwatch["metric"] == "PacketLoss") & cloudwatch["protocol"].notna()]
     if "statistic" in cw:
         cw = cw[cw["statistic"].isin(["Average"]) | ~cw["statistic"].isin(["Average"]).any()]

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
-from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS
 from ..capture.payloads import payloads
+from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS
 
 __all__ = ["datagram_fragments", "datagram_payloads", "datagrams", "fragment_rows", "reassembled_packets"]
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
-from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
 from ..capture.payloads import payloads
+from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
 from .payload import (
     _group_ids,
     _sorted_order,

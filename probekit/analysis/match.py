@@ -18,13 +18,31 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
+from ..protocol import (
+    ECHO_REPLY,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    ICMPV6_ECHO_REPLY,
+    ICMPV6_ECHO_REQUEST,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    PROBE_PROTOCOLS,
+    RST_ACK,
+    SYN_ACK,
+    classify_outcome,
+    is_bare_rst,
+    is_rst_ack,
+    is_syn,
+    is_syn_ack,
+    reset_isn,
+    rst_ack_accepts,
+    syn_ack_isn,
+    syn_data_len,
+)
+from ..schema import ORPHANS, OUTCOMES, PROBE_COLUMNS
 from ._groups import factorize_rows as _factorize
 from ._groups import factorize_words as _factorize_words
-from ..protocol import (ECHO_REPLY, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST,
-                        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, PROBE_PROTOCOLS, RST_ACK, SYN_ACK,
-                        classify_outcome, is_bare_rst, is_rst_ack, is_syn, is_syn_ack, rst_ack_accepts,
-                        reset_isn, syn_ack_isn, syn_data_len)
-from ..schema import OUTCOMES, PROBE_COLUMNS, ORPHANS
 
 __all__ = ["match_probes", "detect_vantage"]
 

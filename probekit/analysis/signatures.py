@@ -54,7 +54,7 @@ def payload_shape(p: bytes, frame_s: float) -> tuple[str, str]:
         return f"constant 0x{a[0]:02x}", f"{n} × 0x{a[0]:02x} ({chr(a[0]) if 32 <= a[0] < 127 else '.'!r})"
     if p.startswith(WINDOWS_FILL[: min(n, 32)]):
         return "windows alphabet", f"{n}-byte 'abcdefghijklmnopqrstuvwabcdefghi' fill"
-    d = np.diff(a.astype(np.int64)) % 256
+    d = np.diff(a.astype(np.int64)) % 256  # type: ignore[operator]
     if n >= 8 and bool(np.all(d == 1)):
         return "ascending", f"ascending bytes from 0x{a[0]:02x} ({n} bytes)"
     if n >= 8 and bool(np.all((a >= 32) & (a < 127) | (a == 10) | (a == 13) | (a == 0))) and a[:8].all():

@@ -13,11 +13,31 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import njit
-from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
-from .linktypes import (L2_80211, L2_ARCNET, L2_ARCNET_LINUX, L2_CHDLC, L2_ETHER, L2_FDDI, L2_FRELAY, L2_IPNET,
-                        L2_IPOIB, L2_IPV4, L2_IPV6, L2_LOOP, L2_NFLOG, L2_NULL, L2_PKTAP, L2_PPI, L2_PPP,
-                        L2_RADIOTAP, L2_RAW, L2_SLL, L2_SLL2)
 from ..schema import TUNNEL_KINDS
+from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .linktypes import (
+    L2_80211,
+    L2_ARCNET,
+    L2_ARCNET_LINUX,
+    L2_CHDLC,
+    L2_ETHER,
+    L2_FDDI,
+    L2_FRELAY,
+    L2_IPNET,
+    L2_IPOIB,
+    L2_IPV4,
+    L2_IPV6,
+    L2_LOOP,
+    L2_NFLOG,
+    L2_NULL,
+    L2_PKTAP,
+    L2_PPI,
+    L2_PPP,
+    L2_RADIOTAP,
+    L2_RAW,
+    L2_SLL,
+    L2_SLL2,
+)
 
 T_NONE = TUNNEL_KINDS.index("none")
 T_VXLAN = TUNNEL_KINDS.index("vxlan")

@@ -16,11 +16,32 @@ import pandas as pd
 from .._io import open_bytes
 from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
 from ..schema import L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
-from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from ._frames import index_frames
-from .linktypes import (L2_80211, L2_ARCNET, L2_ARCNET_LINUX, L2_CHDLC, L2_ETHER, L2_FDDI, L2_FRELAY, L2_IPNET,
-                        L2_IPOIB, L2_IPV4, L2_IPV6, L2_LOOP, L2_NFLOG, L2_NULL, L2_PKTAP, L2_PPI, L2_PPP,
-                        L2_RADIOTAP, L2_RAW, L2_SLL, L2_SLL2, decoder_kind)
+from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .linktypes import (
+    L2_80211,
+    L2_ARCNET,
+    L2_ARCNET_LINUX,
+    L2_CHDLC,
+    L2_ETHER,
+    L2_FDDI,
+    L2_FRELAY,
+    L2_IPNET,
+    L2_IPOIB,
+    L2_IPV4,
+    L2_IPV6,
+    L2_LOOP,
+    L2_NFLOG,
+    L2_NULL,
+    L2_PKTAP,
+    L2_PPI,
+    L2_PPP,
+    L2_RADIOTAP,
+    L2_RAW,
+    L2_SLL,
+    L2_SLL2,
+    decoder_kind,
+)
 
 _ICMP_ECHO = ICMP_ID_SEQ_TYPES
 _ICMP6_ECHO = ICMPV6_ID_SEQ_TYPES

@@ -13,7 +13,6 @@ import shutil
 import socket
 import threading
 
-
 from .._io import open_bytes
 from ..errors import BackendError, CaptureError
 from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES

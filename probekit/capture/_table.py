@@ -6,11 +6,11 @@ import socket
 import numpy as np
 import pandas as pd
 
+from ..errors import CaptureError
+from ..schema import L3_KINDS, PACKET_COLUMNS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
 from . import _decode as D
 from ._frames import FrameIndex
 from .linktypes import decoder_kind
-from ..errors import CaptureError
-from ..schema import L3_KINDS, PACKET_COLUMNS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
 
 CHUNK = 1 << 20
 SPARSE_BITS = (D.P_TID | D.P_OUTER | D.P_QSRC | D.P_QDST | D.P_QPROTO | D.P_QPORTS | D.P_QICMPID | D.P_QSEQ

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._jit import njit
 from .._io import open_bytes
+from .._jit import njit
 from .payloads import payload_files
 
 __all__ = ["checksums_ok"]

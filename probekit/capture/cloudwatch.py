@@ -200,8 +200,8 @@ def _rows(path, ts_ns, values, meta: dict) -> pd.DataFrame:
     n = len(ts_ns)
     d = {"period_start_ns": np.asarray(ts_ns, dtype=np.int64), "value": np.asarray(values, dtype=np.float64)}
     for k in ("monitor", "probe_id", "metric", "statistic", "unit", "status_code", "resolved"):
-        d[k] = [meta.get(k)] * n
-    d["source_file"] = [str(path)] * n
+        d[k] = [meta.get(k)] * n  # type: ignore[assignment]
+    d["source_file"] = [str(path)] * n  # type: ignore[assignment]
     return pd.DataFrame(d)
 
 
@@ -401,7 +401,8 @@ def _resolve(cw, monitors, files, notes) -> pd.DataFrame:
     if probes:
         known = ids.isin(list(probes))
         if todo.any() and not (known & todo).any() and ids[todo].notna().any():
-            raise ProbekitError(f"{files[0]}: none of the export's probe ids ({', '.join(sorted(ids[todo].dropna().unique())[:4])}) "
+            shown = ", ".join(sorted(ids[todo].dropna().unique())[:4])
+            raise ProbekitError(f"{files[0]}: none of the export's probe ids ({shown}) "
                                 f"is in the description of monitor {', '.join(sorted(monitors))}: an export for "
                                 "another monitor?")
         hit = todo & known

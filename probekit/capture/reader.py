@@ -52,7 +52,8 @@ def read_capture(source, *, backend: str = "fast", strict: bool = False, progres
     keeps the outermost headers.
 
     ``df.attrs`` carries ``path``, ``format``, ``compression``, ``backend``, ``interfaces`` and ``notes``
-    (salvage notes), set here alone, the same for every backend. For compressed or streamed input ``payload_off`` counts in the decompressed stream; the
+    (salvage notes), set here alone, the same for every backend. For compressed or streamed input
+    ``payload_off`` counts in the decompressed stream; the
     bytes of a stream (stdin, a pipe, a file object) are held while the table lives, so that
     ``df.probekit.payloads()`` works (one copy of the decompressed capture in memory).
     """
@@ -415,7 +416,7 @@ class _ChunkWalker:
                 part = df.iloc[lo:lo + self.limit].reset_index(drop=True)
                 yield self._table(part, "pcapng", synth, shift, iface_base=section_first)
         if idx.stop is not None:
-            e = idx.stop
+            e = idx.stop  # type: ignore[misc]
             self._stop(self._shifted(CaptureError(e.path, e.offset, _recount(e.reason, self.frames - n)),
                                      len(prefix)))
             return False

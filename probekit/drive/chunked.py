@@ -267,8 +267,8 @@ class _Periods:
         p = probes[probes["outcome"] != "unknown"]
         if len(p):
             t = p["ts_ns"].to_numpy()
-            self.lo = int(t.min()) if self.lo is None else min(self.lo, int(t.min()))
-            self.hi = int(t.max()) if self.hi is None else max(self.hi, int(t.max()))
+            self.lo = int(t.min()) if self.lo is None else min(self.lo, int(t.min()))  # type: ignore[assignment]
+            self.hi = int(t.max()) if self.hi is None else max(self.hi, int(t.max()))  # type: ignore[assignment]
             self.pending.append(p)
         if complete_before_ns is None:
             self._flush(None)
@@ -292,7 +292,8 @@ class _Periods:
     def table(self, categories: dict) -> pd.DataFrame:
         """Every stream × every period of the span, as ``period_metrics`` of the whole probes table."""
         by = self.by
-        cols = [c.name for c in PERIODS if (c.name not in SOURCE_STREAM_KEYS or c.name in by) and (not c.optional or c.name in SOURCE_STREAM_KEYS)]
+        cols = [c.name for c in PERIODS if (c.name not in SOURCE_STREAM_KEYS or c.name in by)
+                and (not c.optional or c.name in SOURCE_STREAM_KEYS)]
         if not self.rows:
             empty = pd.DataFrame({c: [] for c in cols})
             return _period_types(empty, by, categories)
@@ -402,7 +403,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
                 last_ns = int(ts.max()) if last_ns is None else max(last_ns, int(ts.max()))
             yield c
 
-    for kept, req, pattrs, attrs, upper in _iter_final_probes(counted(chunk_source(path, chunk_packets, window_bytes)),
+    for kept, req, _p_attrs, _c_attrs, upper in _iter_final_probes(counted(chunk_source(path, chunk_packets, window_bytes)),
                                                               timeout_s, vantage, resend_window_s, reply_window_s):
         for c in used:
             used[c] |= set(kept[c].cat.remove_unused_categories().cat.categories)

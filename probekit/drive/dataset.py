@@ -294,7 +294,7 @@ def _connections(run: _Runner, files: list[str], parts: list[dict]) -> pd.DataFr
         return _finish(tables)
     keys = K[np.flatnonzero(new_key)[multi]]
     in_multi = nfiles[kid] >= 2
-    need = {int(i): K[in_multi & (F == i)] for i in np.unique(F[in_multi]).tolist()}
+    need = {int(i): K[in_multi & (i == F)] for i in np.unique(F[in_multi]).tolist()}
     idx = sorted(need)
     got = run.map(_tcp_packets, [files[i] for i in idx], [need[i] for i in idx])
     names = [Path(f).parent.name.split("=", 1)[1] for f in files]

@@ -45,17 +45,17 @@ def _time(x, default: dt.datetime) -> dt.datetime:
     if x is None:
         return default
     if isinstance(x, dt.datetime):
-        return x if x.tzinfo else x.replace(tzinfo=dt.timezone.utc)
+        return x if x.tzinfo else x.replace(tzinfo=dt.UTC)
     try:
         t = dt.datetime.fromisoformat(str(x).replace("Z", "+00:00"))
     except ValueError:
         raise ProbekitError(f"{x!r}: not an ISO 8601 time (e.g. 2026-01-01T00:00:00Z)") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _jsonable(o):
     if isinstance(o, dt.datetime):
-        return o.astimezone(dt.timezone.utc).isoformat()
+        return o.astimezone(dt.UTC).isoformat()
     raise TypeError(type(o).__name__)
 
 
@@ -68,7 +68,7 @@ def _scrub(text: str, session) -> str:
     try:
         creds = session.get_credentials()
         frozen = creds.get_frozen_credentials() if creds else None
-    except Exception:  # noqa: BLE001 - the credential chain itself may be what failed
+    except Exception:
         frozen = None
     for secret in (getattr(frozen, "secret_key", None), getattr(frozen, "token", None),
                    getattr(frozen, "access_key", None)):
@@ -91,7 +91,7 @@ def fetch_cloudwatch(monitor: str, out, start=None, end=None, *, region: str | N
         session = boto3.Session(profile_name=profile, region_name=region)
     except bx.ProfileNotFound as e:
         raise ProbekitError(f"AWS: {e}") from None
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     end_t = _time(end, now)
     start_t = _time(start, end_t - dt.timedelta(hours=3))
     if start_t >= end_t:

@@ -314,10 +314,10 @@ http {{
             # vx0 sends only mirrored frames: no IPv6 of its own (router solicitations, DAD)
             _run(["sysctl", "-qw", "net.ipv6.conf.vx0.disable_ipv6=1"], ns=tgt)
             _run(["ip", "link", "set", "vx0", "up"], ns=tgt)
-            _nft(tgt, f"""table netdev pkmirror {{
-  chain rx {{ type filter hook ingress device "eth0" priority 0; dup to "vx0"; }}
-  chain tx {{ type filter hook egress device "eth0" priority 0; dup to "vx0"; }}
-}}""")
+            _nft(tgt, """table netdev pkmirror {
+  chain rx { type filter hook ingress device "eth0" priority 0; dup to "vx0"; }
+  chain tx { type filter hook egress device "eth0" priority 0; dup to "vx0"; }
+}""")
             _nft(mir, f"""table inet pkmirror {{
   chain input {{ type filter hook input priority 0; udp dport {VXLAN_PORT} drop; }}
 }}""")

@@ -34,8 +34,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ProbekitError
-from ..protocol import (ANSWERED, REPLY_KINDS, classify_outcome, echo_request_type,
-                        is_echo_reply, loss_pct, period_status, rst_ack_accepts, syn_ack_isn, syn_data_len)
+from ..protocol import (
+    ANSWERED,
+    REPLY_KINDS,
+    classify_outcome,
+    echo_request_type,
+    is_echo_reply,
+    loss_pct,
+    period_status,
+    rst_ack_accepts,
+    syn_ack_isn,
+    syn_data_len,
+)
 from ..schema import TRUTH_COLUMNS
 from ..spec import Probe
 

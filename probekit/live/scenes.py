@@ -72,7 +72,8 @@ while time.time() < end:
         c.close()
     except Exception:
         pass
-    for dst, dport, payload in ((router, 53, b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"),
+    dns = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+    for dst, dport, payload in ((router, 53, dns),
                                 (target, 123, b"\x1b" + b"\x00" * 47)):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # DNS to the router, NTP to the target:
         s.bind((src, 0))                                       # nobody listens, ICMP port unreachable
@@ -98,7 +99,7 @@ class Background:
         self.lab, self.duration_s, self.scan = lab, duration_s, scan
         self.procs: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "Background":
+    def __enter__(self) -> Background:
         c = self.lab.config
         ns = c.ns("prober")
         _run(["ip", "addr", "replace", f"{BACKGROUND_V4}/28", "dev", "eni0"], ns=ns)
@@ -144,7 +145,7 @@ def record_mixed_capture(folder, seconds: float = 40.0, prefix: str = "pkX") -> 
             while time.time() < deadline and "listening on" not in dump.stderr.readline():
                 if dump.poll() is not None:
                     raise LabError("tcpdump stopped before listening")
-            set_path_mtu(lab, scene["path_mtu"])
+            set_path_mtu(lab, scene["path_mtu"])  # type: ignore[arg-type]
             probe = ["ip", "netns", "exec", ns, sys.executable, "-m", "probekit", "probe", "--dest", c.target_v4,
                      "--protocol", "both", "--port", str(HTTP_PORT), "--rate", "2", "--duration", str(seconds),
                      "--seed", "21", "-o", str(Path(tmp) / "results.csv")]

@@ -146,11 +146,11 @@ def _run_blackbox(lab: Lab, module: str, dst: str, src: str, runs: int = 5) -> s
                     break
                 time.sleep(0.2)
             for _ in range(runs):
-                p = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c",
+                p = subprocess.run(["ip", "netns", "exec", ns, "python3", "-c",  # type: ignore[assignment]
                                     f"import urllib.request;print(urllib.request.urlopen({url!r}).read().decode())"],
                                    capture_output=True, text=True, timeout=10)
-                out.append("\n".join(line for line in p.stdout.splitlines()
-                                     if line.startswith(("probe_success", "probe_duration_seconds",
+                out.append("\n".join(line for line in p.stdout.splitlines()  # type: ignore[misc]
+                                     if line.startswith(("probe_success", "probe_duration_seconds",  # type: ignore[arg-type]
                                                          "probe_icmp_duration_seconds"))))
                 time.sleep(0.2)
             return "\n".join(out)
@@ -184,7 +184,7 @@ def record_tool(lab: Lab, name: str, out_dir) -> dict:
     try:
         if recipe.argv.startswith("blackbox:"):
             argv = ["prometheus-blackbox-exporter", recipe.argv.split(":", 1)[1]]
-            printed, rc = _run_blackbox(lab, argv[1], fields["dst"], fields["src"]), 0
+            printed, rc = _run_blackbox(lab, argv[1], fields["dst"], fields["src"]), 0  # type: ignore[arg-type]
         else:
             argv = shlex.split(recipe.argv.format(**fields))
             p = subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,

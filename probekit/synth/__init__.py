@@ -25,9 +25,9 @@ from ..spec import (
     SpecError,
 )
 from ..wire import LINK_ETHERNET, LINK_SLL2
+from .extras import render_all
 from .scenarios import SCENARIO_DOCS, SCENARIOS, Conditions, scenario
 from .simulate import TRUTH_COLUMNS, Simulation, simulate
-from .extras import render_all
 from .write import ENCAPS, encapsulate, write_pcap, write_pcapng
 
 __all__ = ["synth", "default_monitor", "read_truth", "truth_path", "Conditions", "scenario", "SCENARIOS",

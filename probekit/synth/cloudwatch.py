@@ -120,7 +120,7 @@ def get_metric_data_output(truth: pd.DataFrame, monitor: str, period_s: int = 30
                             "StatusCode": "PartialData" if k < pages - 1 else "Complete"})
         page = {"MetricDataResults": results, "Messages": []}
         if k < pages - 1:
-            page["NextToken"] = hashlib.sha256(f"{monitor}|page{k + 1}".encode()).hexdigest()
+            page["NextToken"] = hashlib.sha256(f"{monitor}|page{k + 1}".encode()).hexdigest()  # type: ignore[assignment]
         out.append(page)
     return out
 

@@ -39,6 +39,7 @@ class Simulation:
 
 
 from ..schema import TRUTH_COLUMNS  # noqa: E402 - the truth sidecar's columns (schema.TRUTH)
+
 TRUTH_ERROR_COLUMNS = ("error_code", "reporter", "mtu")
 """Appended to the truth when a scenario makes ICMP errors or sets a path MTU: the error's code by name
 (as probekit.analysis.errors_icmp names it), who sent it, and the MTU it named."""
