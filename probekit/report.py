@@ -97,9 +97,24 @@ def inject_parameters(nb, params: dict):
     return nb
 
 
+def _std_fds_open() -> None:
+    """Give file descriptors 0-2 a target (/dev/null) where the process started without them (CI runs with
+    no standard input): otherwise a kernel's first ZeroMQ socket takes fd 0, and a subprocess it starts
+    (tshark, for ``probekit.dissect``) inherits and closes it — "Socket operation on non-socket"."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def run_notebook(path, params: dict | None = None, timeout: int = 600, cwd=None):
     """Execute a notebook (every cell) with parameters injected; returns the executed notebook.
     A failing cell raises ProbekitError naming the notebook and the cell."""
+    _std_fds_open()
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -204,6 +219,7 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
     ``NAME.cloudwatch.json`` / ``NAME.monitor.json`` beside it are used when present. ``cloudwatch_csv``
     is the old name of ``cloudwatch``. ``notebook_out``: also write the executed report as a notebook.
     """
+    _std_fds_open()
     import tempfile
 
     import nbformat

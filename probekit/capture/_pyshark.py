@@ -231,22 +231,20 @@ def _addr6(text: str) -> str:
 
 
 def dissect(path, frame: int) -> str:
-    """tshark's full dissection of one frame (as Wireshark's packet details pane shows it), through
-    pyshark; works inside a running Jupyter kernel."""
+    """tshark's full dissection of one frame, as Wireshark's packet details pane shows it (``tshark -V``).
+    tshark runs as a plain subprocess with no standard input, so this works inside a running Jupyter kernel
+    (no event loop involved, none of the kernel's descriptors inherited)."""
+    import subprocess
     tshark = tshark_path()
     path = str(path)
-
-    def one():
-        import pyshark
-        cap = pyshark.FileCapture(path, display_filter=f"frame.number == {int(frame)}", tshark_path=tshark,
-                                  keep_packets=False)
-        try:
-            for pkt in cap:
-                return str(pkt)
-        finally:
-            cap.close()
-        return ""
-    text = run_in_thread(one)
+    try:
+        p = subprocess.run([tshark, "-n", "-r", path, "-Y", f"frame.number == {int(frame)}", "-V"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, close_fds=True)
+    except subprocess.TimeoutExpired:
+        raise CaptureError(path, None, f"tshark took over 120 s to dissect frame {frame}") from None
+    if p.returncode != 0:
+        raise CaptureError(path, None, f"tshark could not dissect it: {(p.stderr or '').strip().splitlines()[-1:]}")
+    text = p.stdout.strip()
     if not text:
         raise CaptureError(path, None, f"no frame {frame} in the capture")
     return text
