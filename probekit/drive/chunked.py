@@ -434,6 +434,15 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
 
 
 def _on_probes(probes, req, path, period_s, span, analyses) -> dict:
+    lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
+                         req["payload_caplen"].to_numpy("int64", na_value=0))
+    return probe_tables(probes, req, lazy, period_s, span, analyses)
+
+
+def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
+    """The analyses of a probes table, as the in-memory session computes them: the one implementation the
+    chunked and Dask drivers share. ``req``: the requests' header columns (fingerprint.request_columns);
+    ``payloads``: their payload bytes (anything payload_verdicts takes)."""
     out = {}
     want = set(analyses)
     if "timing" in want:
@@ -442,7 +451,7 @@ def _on_probes(probes, req, path, period_s, span, analyses) -> dict:
         out["gaps"] = timing.find_gaps(probes, span_ns=span)
     if "shares" in want:
         out["shares"] = sources.source_shares(probes)
-    if "balance" in want or "fingerprints" in want:
+    if want & {"balance", "fingerprints"}:
         out["balance"] = sources.balance_test(probes)
     if "alternation" in want:
         out["alternation"] = sources.alternation(probes)
@@ -452,10 +461,8 @@ def _on_probes(probes, req, path, period_s, span, analyses) -> dict:
         out["source_rate"] = sources.source_rate(probes, period_s)
     if "size_changes" in want:
         out["size_changes"] = sizes.size_changes(probes)
-    if "payload_verdicts" in want or "fingerprints" in want:
-        lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
-                             req["payload_caplen"].to_numpy("int64", na_value=0))
-        out["payload_verdicts"] = payload.payload_verdicts(probes, lazy)
+    if want & {"payload_verdicts", "fingerprints"}:
+        out["payload_verdicts"] = payload.payload_verdicts(probes, payloads)
     if "fingerprints" in want:
         out["fingerprints"] = _fp.fingerprint_from(probes, req, verdicts=out["payload_verdicts"],
                                                    balance=out["balance"])

@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import scale
-from ..analysis import fingerprint as _fp
-from ..analysis import metrics, payload, sizes, sources, tcp, timing
+from ..analysis import metrics, tcp
 from ..schema import SOURCE_STREAM_KEYS, STREAM_KEYS
 
 __all__ = ["DATASET_ANALYSES", "dataset_analyses"]
@@ -224,7 +223,7 @@ def dataset_analyses(out_dir, *, period_s: int = 30, timeout_s: float = 1.0, van
                         want_conns=want_conns)
         conns = _connections(run, files, parts) if want_conns else None
     base = np.concatenate([[0], np.cumsum([p["rows"] for p in parts])])
-    from .chunked import _unify
+    from .chunked import _unify, probe_tables
     probes = _unify([p["probes"] for p in parts])
     req = pd.concat([p["req"] for p in parts], ignore_index=True)
     order = np.lexsort((probes["request_frame"].to_numpy(), probes["ts_ns"].to_numpy()))
@@ -240,30 +239,10 @@ def dataset_analyses(out_dir, *, period_s: int = 30, timeout_s: float = 1.0, van
         out["periods"] = metrics.period_metrics(probes, period_s, by=SOURCE_STREAM_KEYS)
     if "probe_periods" in want:
         out["probe_periods"] = metrics.period_metrics(probes, period_s, by=STREAM_KEYS)
-    if "timing" in want:
-        out["timing"] = timing.timing_summary(probes, span_ns=span)
-    if "gaps" in want:
-        out["gaps"] = timing.find_gaps(probes, span_ns=span)
-    if "shares" in want:
-        out["shares"] = sources.source_shares(probes)
-    if want & {"balance", "fingerprints"}:
-        out["balance"] = sources.balance_test(probes)
-    if "alternation" in want:
-        out["alternation"] = sources.alternation(probes)
-    if "source_quality" in want:
-        out["source_quality"] = sources.source_quality(probes)
-    if "source_rate" in want:
-        out["source_rate"] = sources.source_rate(probes, period_s)
-    if "size_changes" in want:
-        out["size_changes"] = sizes.size_changes(probes)
-    if want & {"payload_verdicts", "fingerprints"}:
-        lazy = _LazyPayloads(file_of.astype(np.int64), [p["path"] for p in parts],
-                             req["payload_off"].to_numpy("int64", na_value=-1),
-                             req["payload_caplen"].to_numpy("int64", na_value=0))
-        out["payload_verdicts"] = payload.payload_verdicts(probes, lazy)
-    if "fingerprints" in want:
-        out["fingerprints"] = _fp.fingerprint_from(probes, req, verdicts=out["payload_verdicts"],
-                                                   balance=out["balance"])
+    lazy = _LazyPayloads(file_of.astype(np.int64), [p["path"] for p in parts],
+                         req["payload_off"].to_numpy("int64", na_value=-1),
+                         req["payload_caplen"].to_numpy("int64", na_value=0))
+    out.update(probe_tables(probes, req, lazy, period_s, span, want))
     if conns is not None:
         out["connections"] = conns
     out["span_ns"] = span
