@@ -102,7 +102,7 @@ def test_probes_and_period_metrics_in_the_mirror_equal_the_targets(mirrored_run)
     assert (np.abs(dt) < 1_000_000).all()
     drtt = np.abs(mir["rtt_us"].to_numpy(float) - tgt["rtt_us"].to_numpy(float))
     assert np.nanmax(drtt) < 500
-    for by in (probekit.PROBE_LEVEL, probekit.STREAM):
+    for by in (probekit.STREAM_KEYS, probekit.SOURCE_STREAM_KEYS):
         pt = probekit.period_metrics(tgt, 30, by=by)
         pm = probekit.period_metrics(mir, 30, by=by)
         cols = [*by, "period_start_ns", "sent", "answered", "loss_pct", "status"]
