@@ -386,14 +386,15 @@ http {{
             self._save(st)
 
     # -------------------------------------------------------------------------- captures
-    def start_capture(self, where: str, path: Path) -> int:
+    def start_capture(self, where: str, path: Path, iface: str | None = None, flt: str | None = None) -> int:
         """tcpdump at the target (its Ethernet interface), the prober (``-i any``: Linux SLL2) or the mirror
-        target (the VXLAN packets on its link, see set_mirror); returns once tcpdump says it is listening."""
+        target (the VXLAN packets on its link, see set_mirror); ``iface``/``flt`` override the interface and
+        the capture filter. Returns once tcpdump says it is listening."""
         ns = self.config.ns(where)
-        iface = {"target": "eth0", "mirror": "mt1"}.get(where, "any")
+        iface = iface or {"target": "eth0", "mirror": "mt1"}.get(where, "any")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        flt = f"udp port {VXLAN_PORT}" if where == "mirror" else "icmp or icmp6 or tcp"
+        flt = flt or (f"udp port {VXLAN_PORT}" if where == "mirror" else "icmp or icmp6 or tcp")
         proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-s", "0", "-i",
                                  iface, "-w", str(path), flt], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)

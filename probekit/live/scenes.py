@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from .lab import HTTP_PORT, Lab, LabConfig, LabError, _run
@@ -138,13 +136,7 @@ def record_mixed_capture(folder, seconds: float = 40.0, prefix: str = "pkX") -> 
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pcap = Path(tmp) / "mixed.pcap"
-            dump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-s", "0",
-                                     "-i", "any", "-w", str(pcap), "not ip6 or icmp6"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-            deadline = time.time() + 10
-            while time.time() < deadline and "listening on" not in dump.stderr.readline():
-                if dump.poll() is not None:
-                    raise LabError("tcpdump stopped before listening")
+            lab.start_capture("prober", pcap, iface="any", flt="not ip6 or icmp6")
             set_path_mtu(lab, scene["path_mtu"])  # type: ignore[arg-type]
             probe = ["ip", "netns", "exec", ns, sys.executable, "-m", "probekit", "probe", "--dest", c.target_v4,
                      "--protocol", "both", "--port", str(HTTP_PORT), "--rate", "2", "--duration", str(seconds),
@@ -162,9 +154,7 @@ def record_mixed_capture(folder, seconds: float = 40.0, prefix: str = "pkX") -> 
                       "-I", BACKGROUND_V4, c.target_v4], ns=ns, check=False)
             out1, err1 = p1.communicate(timeout=seconds + 60)
             timer.join()
-            time.sleep(1.0)
-            dump.send_signal(signal.SIGINT)
-            dump.wait(timeout=10)
+            lab.stop_capture("prober", settle_s=1.0)
             if p1.returncode:
                 raise LabError(f"the prober failed: {err1.strip().splitlines()[-1] if err1.strip() else p1.returncode}")
             shutil.copy(pcap, folder / "lab-mixed.pcap")

@@ -174,13 +174,7 @@ def record_tool(lab: Lab, name: str, out_dir) -> dict:
     pcap = out_dir / f"{name}.pcap"
     ns = c.ns("prober")
     fields = dict(src=c.eni_v4(0), dst=c.target_v4, port=HTTP_PORT, iface="eni0", gw_mac=_gw_mac(lab))
-    tcpdump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-s", "0",
-                                "-i", "eni0", "-w", str(pcap), "ip or ip6"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 10
-    while time.time() < deadline and "listening on" not in tcpdump.stderr.readline():
-        if tcpdump.poll() is not None:
-            raise LabError(f"tcpdump in {ns} stopped before listening")
+    lab.start_capture("prober", pcap, iface="eni0", flt="ip or ip6")
     try:
         if recipe.argv.startswith("blackbox:"):
             argv = ["prometheus-blackbox-exporter", recipe.argv.split(":", 1)[1]]
@@ -191,12 +185,7 @@ def record_tool(lab: Lab, name: str, out_dir) -> dict:
                                timeout=recipe.timeout_s)
             printed, rc = (p.stdout + p.stderr).strip(), p.returncode
     finally:
-        time.sleep(0.7)
-        tcpdump.send_signal(signal.SIGINT)
-        try:
-            tcpdump.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            tcpdump.kill()
+        lab.stop_capture("prober", settle_s=0.7)
     version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", recipe.package], capture_output=True,
                              text=True).stdout.strip()
     info = {"tool": name, "package": recipe.package, "version": version, "command": argv, "exit_status": rc,
