@@ -771,6 +771,45 @@ def empty_table(columns: tuple[Column, ...], by=None) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+_NULLABLE_INTS = ("UInt8", "UInt16", "UInt32", "UInt64", "Int8", "Int16", "Int32", "Int64")
+
+
+def typed(df: pd.DataFrame, columns: tuple[Column, ...], categories: dict | None = None,
+          negative_na: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``df`` cast to the declared columns, in their order (the one cast every producer of a small table
+    uses). A declared column that ``df`` lacks is all missing. ``object`` columns hold None for missing;
+    ``category`` columns take their categories from ``categories[name]`` when given (else from the
+    values, or kept if already categorical); nullable integer columns take <NA> for missing values
+    (and for negative ones in the ``negative_na`` columns: "-1 means none" in a kernel's output)."""
+    categories = categories or {}
+    n = len(df)
+    out = {}
+    for c in columns:
+        v = df[c.name] if c.name in df else pd.Series([None] * n, index=df.index, dtype=object)
+        if c.dtype == "object":
+            out[c.name] = v.astype(object).where(v.notna(), None)
+        elif c.dtype == "category":
+            cats = categories.get(c.name)
+            if cats is None and isinstance(v.dtype, pd.CategoricalDtype):
+                out[c.name] = v
+            else:
+                vals = v.astype(object).where(v.notna(), None)
+                out[c.name] = pd.Series(pd.Categorical(vals, categories=None if cats is None else list(cats)),
+                                        index=df.index)
+        elif c.dtype in _NULLABLE_INTS:
+            f = (pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy("float64", na_value=np.nan)
+                 if n else np.zeros(0))
+            if c.name in negative_na:
+                f = np.where(f < 0, np.nan, f)
+            missing = np.isnan(f)
+            arr = pd.array(np.where(missing, 0, f).astype("int64"), dtype=c.dtype)
+            arr[missing] = pd.NA
+            out[c.name] = pd.Series(arr, index=df.index)
+        else:
+            out[c.name] = v.astype(c.dtype)
+    return pd.DataFrame(out, index=df.index)
+
+
 def markdown(columns: tuple[Column, ...] = PACKETS) -> str:
     """The table's documentation as Markdown rows (docs/packets-table.md embeds this verbatim)."""
     rows = ["| column | dtype | meaning |", "|---|---|---|"]

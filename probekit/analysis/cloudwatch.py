@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..schema import AUDIT, AUDIT_FINDINGS, AUDIT_SUMMARY, PERIOD_STATUS, STREAM_KEYS
+from ..schema import AUDIT, AUDIT_FINDINGS, AUDIT_SUMMARY, PERIOD_STATUS, STREAM_KEYS, typed
 from .metrics import period_metrics
 
 __all__ = ["audit_cloudwatch", "estimate_clock_skew", "audit_summary", "TOLERANCES"]
@@ -256,20 +256,7 @@ def _detail(f, cw_loss, cw_rtt, loss, rtt, sent, answered, tol, rtt_allow, pid, 
 
 
 def _typed(m: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=m.index)
-    for c in AUDIT:
-        col = m[c.name] if c.name in m else pd.Series([None] * len(m), index=m.index)
-        if c.dtype == "object":
-            out[c.name] = col.astype(object).where(col.notna(), None)
-        elif c.name == "status":
-            out[c.name] = pd.Categorical(col, categories=list(PERIOD_STATUS))
-        elif c.name == "finding":
-            out[c.name] = pd.Categorical(col, categories=list(AUDIT_FINDINGS))
-        elif c.dtype == "UInt16":
-            out[c.name] = pd.array([pd.NA if v is None or pd.isna(v) else int(v) for v in col], dtype="UInt16")
-        else:
-            out[c.name] = col.astype(c.dtype)
-    return out
+    return typed(m, AUDIT, categories={"status": PERIOD_STATUS, "finding": AUDIT_FINDINGS})
 
 
 # ----------------------------------------------------------------------------------- clock skew
@@ -358,15 +345,4 @@ def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
 
 
 def _typed_summary(s: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=s.index)
-    for c in AUDIT_SUMMARY:
-        col = s[c.name]
-        if c.dtype == "object":
-            out[c.name] = col.astype(object).where(col.notna(), None)
-        elif c.name == "finding":
-            out[c.name] = pd.Categorical(col.astype(object), categories=list(AUDIT_FINDINGS))
-        elif c.dtype == "UInt16":
-            out[c.name] = pd.array([pd.NA if v is None or pd.isna(v) else int(v) for v in col], dtype="UInt16")
-        else:
-            out[c.name] = col.astype(c.dtype)
-    return out
+    return typed(s, AUDIT_SUMMARY, categories={"finding": AUDIT_FINDINGS})

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProbekitError
-from ..schema import CLOUDWATCH, CLOUDWATCH_METRICS, PROBE_RESOLUTION
+from ..schema import CLOUDWATCH, CLOUDWATCH_METRICS, PROBE_RESOLUTION, typed
 
 __all__ = ["read_cloudwatch", "read_monitors", "read_json_documents", "parse_label", "read_cloudwatch_csv"]
 
@@ -448,20 +448,7 @@ def _spacing_s(cw) -> int | None:
 
 
 def _typed(cw) -> pd.DataFrame:
-    out = pd.DataFrame(index=cw.index)
-    for c in CLOUDWATCH:
-        col = cw[c.name] if c.name in cw else pd.Series([None] * len(cw), index=cw.index)
-        if c.dtype == "object":
-            out[c.name] = col.astype(object).where(col.notna(), None)
-        elif c.name == "metric":
-            out[c.name] = pd.Categorical(col, categories=list(CLOUDWATCH_METRICS))
-        elif c.name == "resolved":
-            out[c.name] = pd.Categorical(col, categories=list(PROBE_RESOLUTION))
-        elif c.dtype in ("UInt16", "Int32"):
-            out[c.name] = pd.array([pd.NA if v is None or pd.isna(v) else int(v) for v in col], dtype=c.dtype)
-        else:
-            out[c.name] = col.astype(c.dtype)
-    return out
+    return typed(cw, CLOUDWATCH, categories={"metric": CLOUDWATCH_METRICS, "resolved": PROBE_RESOLUTION})
 
 
 def read_cloudwatch_csv(path):
