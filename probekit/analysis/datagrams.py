@@ -613,51 +613,60 @@ def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overla
     bad = np.flatnonzero((out["reason"].to_numpy() != "complete") | (out["clipped"].to_numpy() > 0))
     if not bad.size:
         return notes
-    byd = {d: g for d, g in frags[frags["datagram"].isin(bad)].groupby("datagram")}
+    dgn = frags["datagram"].to_numpy()
+    sel = np.flatnonzero(np.isin(dgn, bad))
+    sel = sel[np.argsort(dgn[sel], kind="stable")]          # kernel order within each datagram
+    cuts = np.flatnonzero(np.diff(dgn[sel])) + 1
+    cols = {c: frags[c].to_numpy() for c in ("frame", "start", "end", "used", "overlaps")}
+    groups = {int(dgn[g[0]]): g for g in np.split(sel, cuts) if g.size}
+    reason = out["reason"].astype(str).to_numpy()
     for d in bad.tolist():          # only the datagrams that went wrong (bad input is rare)
         r = out.iloc[d]
-        g = byd.get(d)
-        frames = ", ".join(str(f) for f in g["frame"].tolist()) if g is not None else ""
+        why = reason[d]
+        gi = groups.get(d)
+        f = {c: v[gi] for c, v in cols.items()} if gi is not None else None
+        frames = ", ".join(str(x) for x in f["frame"].tolist()) if f is not None else ""
         have = f"{int(r['received_len'])} of {'?' if r['payload_len'] < 0 else int(r['payload_len'])} bytes"
-        if r["reason"] in ("complete", "conflict") and r["clipped"]:
+        if why in ("complete", "conflict") and r["clipped"]:
             notes[d] = (f"a fragment reached past the end the last fragment set ({int(r['payload_len'])} "
                         f"bytes): clipped (overlap='first'); frames {frames}")
-        elif r["reason"] in ("incomplete", "timeout"):
-            holes = _holes(g, int(r["payload_len"]))
-            when = ("the capture ended" if r["reason"] == "incomplete"
-                    else "the reassembly timeout ran out")
+        elif why in ("incomplete", "timeout"):
+            holes = _holes(f, int(r["payload_len"]))
+            when = "the capture ended" if why == "incomplete" else "the reassembly timeout ran out"
             notes[d] = f"fragments missing ({holes}) when {when}: {have} from frame(s) {frames}"
-        elif r["reason"] == "overlap":
-            o = g[g["overlaps"] | ~g["used"]]
-            ex = o.iloc[-1] if len(o) else g.iloc[-1]
-            agree = _agreement(packets, g)
-            notes[d] = (f"frame {int(ex['frame'])} (bytes {int(ex['start'])}-{int(ex['end'])}) overlaps bytes "
-                        f"already received{agree}: datagram discarded ({'RFC 5722' if r['l3'] in (1, 'ipv6') else 'Linux'}"
-                        f" policy; overlap='first' keeps it); frames {frames}")
-        elif r["reason"] == "conflict":
+        elif why == "overlap" and f is not None:
+            o = np.flatnonzero(f["overlaps"] | ~f["used"])
+            ex = o[-1] if o.size else len(gi) - 1
+            agree = _agreement(packets, frags.iloc[gi])
+            notes[d] = (f"frame {int(f['frame'][ex])} (bytes {int(f['start'][ex])}-{int(f['end'][ex])}) overlaps "
+                        f"bytes already received{agree}: datagram discarded ("
+                        f"{'RFC 5722' if r['l3'] in (1, 'ipv6') else 'Linux'} policy; overlap='first' keeps it); "
+                        f"frames {frames}")
+        elif why == "conflict":
             notes[d] = f"overlapping fragments disagree; the bytes that arrived first were kept; frames {frames}"
-        elif r["reason"] == "multiple_tails":
+        elif why == "multiple_tails":
             notes[d] = f"two last fragments with different ends; datagram discarded; frames {frames}"
-        elif r["reason"] == "beyond_end":
+        elif why == "beyond_end":
             notes[d] = f"a fragment reaches past the end the last fragment set; datagram discarded; frames {frames}"
-        elif r["reason"] == "bad_length":
-            ex = g[~g["used"]].iloc[-1] if (~g["used"]).any() else g.iloc[-1]
-            notes[d] = (f"frame {int(ex['frame'])}: fragment bytes {int(ex['start'])}-{int(ex['end'])} "
+        elif why == "bad_length" and f is not None:
+            un = np.flatnonzero(~f["used"])
+            ex = un[-1] if un.size else len(gi) - 1
+            notes[d] = (f"frame {int(f['frame'][ex])}: fragment bytes {int(f['start'][ex])}-{int(f['end'][ex])} "
                         f"discarded (no data, a negative length, past 65535, or an IPv6 non-last fragment "
                         f"not a multiple of 8) and the datagram never completed ({have}); frames {frames}")
-        if r["cut"] and g is not None:
-            z = g[(g["start"] == 0) & ~g["used"]]
-            zf = int(z["frame"].iloc[0]) if len(z) else int(g["frame"].iloc[0])
+        if r["cut"] and f is not None:
+            z = np.flatnonzero((f["start"] == 0) & ~f["used"])
+            zf = int(f["frame"][z[0]]) if z.size else int(f["frame"][0])
             notes[d] = (f"frame {zf}: the offset-0 fragment does not hold the upper-layer header after its "
                         f"extension headers, discarded (RFC 8200 4.5; Linux ipv6frag_thdr_truncated); "
                         + notes[d]).rstrip("; ")
     return notes
 
 
-def _holes(g: pd.DataFrame | None, total: int) -> str:
-    if g is None:
+def _holes(f: dict | None, total: int) -> str:
+    if f is None:
         return "all"
-    iv = sorted(zip(g.loc[g["used"], "start"].tolist(), g.loc[g["used"], "end"].tolist()))
+    iv = sorted(zip(f["start"][f["used"]].tolist(), f["end"][f["used"]].tolist()))
     holes, hi = [], 0
     for a, b in iv:
         if a > hi:
