@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probekit.analysis.datagrams import _agreement, _chain_protocols, _fragment_data, fragment_headers, fragment_rows
+from probekit.analysis.datagrams import (
+    _agreement,
+    _bad_length_note,
+    _chain_protocols,
+    _fragment_data,
+    fragment_headers,
+    fragment_rows,
+)
 from probekit.schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS
 
 __all__ = ["datagram_fragments", "datagram_payloads", "datagrams", "fragment_rows", "reassembled_packets"]
@@ -19,7 +26,7 @@ R_COMPLETE, R_CONFLICT, R_INCOMPLETE, R_TIMEOUT, R_OVERLAP, R_TAILS, R_BEYOND, R
 MAX_END = 65535
 
 
-def _reassemble(grp, ts, start, end, last, v6, cut, timeout_ns, policy, capture_end_ns):
+def _reassemble(grp, ts, start, end, last, v6, cut, hdr, timeout_ns, policy, capture_end_ns):
     """Walk fragments sorted by (key, arrival). Returns per fragment: datagram, used, overlapping; per
     datagram: first and last fragment index, end (-1 unknown), bytes received, reason, used, dropped."""
     n = grp.shape[0]
@@ -37,6 +44,7 @@ def _reassemble(grp, ts, start, end, last, v6, cut, timeout_ns, policy, capture_
     d_bad = np.zeros(n, np.int8)
     d_clip = np.zeros(n, np.int8)
     d_cut = np.zeros(n, np.int8)
+    d_hdr0 = np.full(n, -1, np.int64)
     acc_s = np.zeros(n, np.int64)
     acc_e = np.zeros(n, np.int64)
     nacc = 0
@@ -65,12 +73,18 @@ def _reassemble(grp, ts, start, end, last, v6, cut, timeout_ns, policy, capture_
         ln = e - s
         if ln > 0 and not last[i] and ln % 8 != 0:
             if v6[i]:
-                ln = 0               # RFC 8200: discard the fragment
+                ln = -1              # RFC 8200: discard the fragment
             elif policy == 0:
                 e = s + (ln & ~7)    # Linux trims a non-last IPv4 fragment to a multiple of 8
                 ln = e - s
-        if ln <= 0 or e > MAX_END:
+        if ln == 0 and policy == 0:  # Linux ip_frag_queue / ip6_frag_queue: end == offset discards the queue
             d_bad[cur] = 1
+            d_reason[cur] = R_BADLEN
+            d_drop[cur] += 1
+            state = 0
+            continue
+        if ln <= 0 or (e > MAX_END and (v6[i] or policy != 0)):
+            d_bad[cur] = 1           # IPv6: past 65535 the fragment is discarded (RFC 8200 4.5)
             d_drop[cur] += 1
             continue
         total = d_total[cur]
@@ -154,8 +168,13 @@ def _reassemble(grp, ts, start, end, last, v6, cut, timeout_ns, policy, capture_
                 recv += b - hi
                 hi = b
         d_recv[cur] = recv
+        if s == 0 and d_hdr0[cur] < 0:
+            d_hdr0[cur] = hdr[i]
         if total >= 0 and recv == total:
             d_reason[cur] = R_COMPLETE
+            if policy == 0 and not v6[i] and d_hdr0[cur] + total > MAX_END:
+                d_reason[cur] = R_BADLEN     # Linux ip_frag_reasm: header + payload past 65535 (oversize)
+                d_bad[cur] = 1
             state = 0
     if cur >= 0 and state == 1:
         f = d_first[cur]
@@ -204,7 +223,7 @@ def _run(packets: pd.DataFrame, timeout_s, overlap: str):
         raise ValueError("overlap must be 'rfc' (RFC 5722 / Linux) or 'first' (first bytes win)")
     rows, key, ts, start, end, last, v6, tmo, frame, cut, upper, hdr, nxt = _inputs(packets, timeout_s)
     cap_end = int(packets["ts_ns"].max()) if len(packets) and packets["ts_ns"].notna().any() else 0
-    res = _reassemble(key.astype(np.int64), ts, start, end, last, v6, cut, tmo, 0 if overlap == "rfc" else 1,
+    res = _reassemble(key.astype(np.int64), ts, start, end, last, v6, cut, hdr, tmo, 0 if overlap == "rfc" else 1,
                       cap_end)
     frags = pd.DataFrame({"frame": frame, "row": rows, "datagram": res[0], "start": start, "end": res[3],
                           "last": last, "used": res[1].astype(bool), "overlaps": res[2].astype(bool), "ts_ns": ts,
@@ -316,10 +335,7 @@ def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overla
         elif r["reason"] == "beyond_end":
             notes[d] = f"a fragment reaches past the end the last fragment set; datagram discarded; frames {frames}"
         elif r["reason"] == "bad_length":
-            ex = g[~g["used"]].iloc[-1] if (~g["used"]).any() else g.iloc[-1]
-            notes[d] = (f"frame {int(ex['frame'])}: fragment bytes {int(ex['start'])}-{int(ex['end'])} "
-                        f"discarded (no data, a negative length, past 65535, or an IPv6 non-last fragment "
-                        f"not a multiple of 8) and the datagram never completed ({have}); frames {frames}")
+            notes[d] = _bad_length_note(g, r, overlap, have, frames)
         if r["cut"] and g is not None:
             z = g[(g["start"] == 0) & ~g["used"]]
             zf = int(z["frame"].iloc[0]) if len(z) else int(g["frame"].iloc[0])

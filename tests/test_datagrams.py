@@ -235,15 +235,17 @@ def test_kernel_equals_plain_python(tmp_path):
     grp = np.sort(rng.integers(0, 40, n)).astype(np.int64)
     ts = np.cumsum(rng.integers(1, 10**9, n)).astype(np.int64)
     start = (rng.integers(0, 20, n) * 8).astype(np.int64)
+    start[rng.random(n) < 0.03] = 65528 - 40                      # near the end: some reach past 65535
     end = start + (rng.integers(0, 6, n) * 8 + rng.integers(0, 2, n) * 3).astype(np.int64)
     last = rng.random(n) < 0.3
     v6 = rng.random(n) < 0.5
     tmo = np.full(n, 5 * 10**9, np.int64)
     cut = (rng.random(n) < 0.5) & v6 & (start == 0)
     frame = np.arange(1, n + 1, dtype=np.int64)
+    hdr = np.where(v6, 48, 20).astype(np.int64)
     for policy in (0, 1):
-        a = dgm._reassemble(grp, ts, start, end, last, v6, cut, frame, tmo, policy, int(ts[-1]))
-        b = ref._reassemble(grp, ts, start, end, last, v6, cut, tmo, policy, int(ts[-1]))   # plain Python
+        a = dgm._reassemble(grp, ts, start, end, last, v6, cut, hdr, frame, tmo, policy, int(ts[-1]))
+        b = ref._reassemble(grp, ts, start, end, last, v6, cut, hdr, tmo, policy, int(ts[-1]))   # plain Python
         for x, y in zip(a[:14], b):
             np.testing.assert_array_equal(x, y)
         assert set(np.unique(a[8])) > {dgm.R_COMPLETE}         # the random chains hit several reasons
@@ -419,34 +421,46 @@ def test_fuzzed_chains_are_notes_never_exceptions(tmp_path):
     _same_as_reference(df)
 
 
-@pytest.mark.parametrize("what", ["zero-length", "past-64k", "huge-offset-alone", "disagreeing-overlap-v6"])
+@pytest.mark.parametrize("what", ["zero-length", "past-64k-v4", "past-64k-v6", "huge-offset-alone",
+                                  "disagreeing-overlap-v6"])
 def test_bad_fragments_are_named(tmp_path, what):
     body = _udp(bytes(range(256)) * 2)
-    if what == "zero-length":        # a non-last fragment with no data, then the rest
-        pk = [_ip4("192.0.2.1", "192.0.2.2", 4, 0, True, b""), _ip4("192.0.2.1", "192.0.2.2", 4, 0, True, body[:256]),
-              _ip4("192.0.2.1", "192.0.2.2", 4, 256, False, body[256:])]
-        reason = "complete"          # the empty one is dropped, the other two make the datagram
-    elif what == "past-64k":         # the last fragment ends past 65535 bytes (the ping of death)
-        pk = [_ip4("192.0.2.1", "192.0.2.2", 4, 0, True, body[:512]),
-              _ip4("192.0.2.1", "192.0.2.2", 4, 65528, False, bytes(100))]
-        reason = "bad_length"
+    src, dst = "192.0.2.1", "192.0.2.2"
+    if what == "zero-length":        # a fragment with no data, then the two real ones
+        pk = [_ip4(src, dst, 4, 0, True, b""), _ip4(src, dst, 4, 0, True, body[:256]),
+              _ip4(src, dst, 4, 256, False, body[256:])]
+        # Linux (ip_frag_queue: end == offset) discards the queue; the next two make a datagram of their own
+        want = {"rfc": ["bad_length", "complete"], "first": ["complete"]}
+    elif what == "past-64k-v4":      # the ping of death: 65528 bytes in 1456-byte pieces, then 100 more
+        cuts = [*range(0, 65528, 1456), 65528]
+        pk = [_ip4(src, dst, 4, a, True, bytes(b - a)) for a, b in zip(cuts[:-1], cuts[1:])]
+        pk.append(_ip4(src, dst, 4, 65528, False, bytes(100)))
+        want = {"rfc": ["bad_length"], "first": ["bad_length"]}   # Linux ip_frag_reasm / the last one dropped
+    elif what == "past-64k-v6":      # RFC 8200 4.5: a fragment ending past 65535 is discarded
+        pk = [_ip6(4, 0, True, body[:512]), _ip6(4, 65528, False, bytes(100))]
+        want = {"rfc": ["bad_length"], "first": ["bad_length"]}
     elif what == "huge-offset-alone":   # the largest offset, one byte, no head: never completes
         pk = [_ip6(4, 65528, False, b"\x01")]
-        reason = "incomplete"
+        want = {"rfc": ["incomplete"], "first": ["incomplete"]}
     else:                            # RFC 5722: overlapping IPv6 fragments with different bytes
         pk = [_ip6(4, 0, True, body[:256]), _ip6(4, 128, True, bytes(256)), _ip6(4, 384, False, body[384:])]
-        reason = "overlap"
+        want = {"rfc": ["overlap", "incomplete"], "first": ["conflict"]}
     df = probekit.read_capture(_write(tmp_path, f"{what}.pcap", [(i * 0.01, f) for i, f in enumerate(pk)],
                                       linktype=101))
+    for policy in ("rfc", "first"):
+        d = datagrams(df, overlap=policy)
+        assert list(d["reason"]) == want[policy], policy
+        bad = d[d["reason"] != "complete"]
+        assert (bad["note"].str.len() > 0).all()
     d = datagrams(df)
-    assert d["reason"].iloc[0] == reason
-    if reason != "complete":
-        assert d["note"].iloc[0]
-    else:
-        assert int(d["dropped"].iloc[0]) == 1 and int(d["fragments"].iloc[0]) == 2
-    if what == "past-64k":
-        assert "past 65535" in d["note"].iloc[0]
+    note = d["note"].iloc[0]
+    if what == "zero-length":
+        assert "carries no data" in note and "ip_frag_queue" in note
+        assert int(datagrams(df, overlap="first")["dropped"].iloc[0]) == 1
+    if what == "past-64k-v4":
+        assert "65648 bytes" in note and "ip_frag_reasm" in note
+    if what == "past-64k-v6":
+        assert "past 65535" in note
     if what == "disagreeing-overlap-v6":
-        assert "different bytes" in d["note"].iloc[0] and "RFC 5722" in d["note"].iloc[0]
-        assert datagrams(df, overlap="first")["reason"].iloc[0] == "conflict"
+        assert "different bytes" in note and "RFC 5722" in note
     _same_as_reference(df)

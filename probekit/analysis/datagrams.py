@@ -319,7 +319,7 @@ def fragment_headers(packets: pd.DataFrame, rows: np.ndarray):
 
 # ------------------------------------------------------------------------------------- the kernel
 @njit
-def _reassemble(grp, ts, start, end, last, v6, cut, frame, timeout_ns, policy, capture_end_ns):
+def _reassemble(grp, ts, start, end, last, v6, cut, hdr, frame, timeout_ns, policy, capture_end_ns):
     """Walk fragments sorted by (key, arrival). Returns per fragment: datagram, used, overlapping, end
     kept; per datagram: first and last fragment index, end (-1 unknown), bytes received, reason, used,
     dropped, bad (a fragment discarded for its length), clipped, header-cut (an IPv6 offset-0 fragment
@@ -340,6 +340,7 @@ def _reassemble(grp, ts, start, end, last, v6, cut, frame, timeout_ns, policy, c
     d_bad = np.zeros(n, np.int8)
     d_clip = np.zeros(n, np.int8)
     d_cut = np.zeros(n, np.int8)
+    d_hdr0 = np.full(n, -1, np.int64)
     acc_s = np.zeros(n, np.int64)
     acc_e = np.zeros(n, np.int64)
     nacc = 0
@@ -368,12 +369,18 @@ def _reassemble(grp, ts, start, end, last, v6, cut, frame, timeout_ns, policy, c
         ln = e - s
         if ln > 0 and not last[i] and ln % 8 != 0:
             if v6[i]:
-                ln = 0               # RFC 8200: discard the fragment
+                ln = -1              # RFC 8200: discard the fragment
             elif policy == 0:
                 e = s + (ln & ~7)    # Linux trims a non-last IPv4 fragment to a multiple of 8
                 ln = e - s
-        if ln <= 0 or e > MAX_END:
+        if ln == 0 and policy == 0:  # Linux ip_frag_queue / ip6_frag_queue: end == offset discards the queue
             d_bad[cur] = 1
+            d_reason[cur] = R_BADLEN
+            d_drop[cur] += 1
+            state = 0
+            continue
+        if ln <= 0 or (e > MAX_END and (v6[i] or policy != 0)):
+            d_bad[cur] = 1           # IPv6: past 65535 the fragment is discarded (RFC 8200 4.5)
             d_drop[cur] += 1
             continue
         total = d_total[cur]
@@ -457,8 +464,13 @@ def _reassemble(grp, ts, start, end, last, v6, cut, frame, timeout_ns, policy, c
                 recv += b - hi
                 hi = b
         d_recv[cur] = recv
+        if s == 0 and d_hdr0[cur] < 0:
+            d_hdr0[cur] = hdr[i]
         if total >= 0 and recv == total:
             d_reason[cur] = R_COMPLETE
+            if policy == 0 and not v6[i] and d_hdr0[cur] + total > MAX_END:
+                d_reason[cur] = R_BADLEN     # Linux ip_frag_reasm: header + payload past 65535 (oversize)
+                d_bad[cur] = 1
             state = 0
     if cur >= 0 and state == 1:
         f = d_first[cur]
@@ -514,7 +526,7 @@ def _run(packets: pd.DataFrame, timeout_s, overlap: str):
         raise ValueError("overlap must be 'rfc' (RFC 5722 / Linux) or 'first' (first bytes win)")
     rows, key, ts, start, end, last, v6, tmo, frame, cut, upper, hdr, nxt = _inputs(packets, timeout_s)
     cap_end = int(packets["ts_ns"].max()) if len(packets) and packets["ts_ns"].notna().any() else 0
-    res = _reassemble(key, ts, start, end, last, v6, cut, frame, tmo, 0 if overlap == "rfc" else 1, cap_end)
+    res = _reassemble(key, ts, start, end, last, v6, cut, hdr, frame, tmo, 0 if overlap == "rfc" else 1, cap_end)
     # datagram numbers in order of first arrival (the kernel numbers them in key order)
     nd = len(res[4])
     new = np.empty(nd, np.int64)
@@ -617,7 +629,7 @@ def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overla
     sel = np.flatnonzero(np.isin(dgn, bad))
     sel = sel[np.argsort(dgn[sel], kind="stable")]          # kernel order within each datagram
     cuts = np.flatnonzero(np.diff(dgn[sel])) + 1
-    cols = {c: frags[c].to_numpy() for c in ("frame", "start", "end", "used", "overlaps")}
+    cols = {c: frags[c].to_numpy() for c in ("frame", "start", "end", "used", "overlaps", "last", "v6", "hdr")}
     groups = {int(dgn[g[0]]): g for g in np.split(sel, cuts) if g.size}
     reason = out["reason"].astype(str).to_numpy()
     for d in bad.tolist():          # only the datagrams that went wrong (bad input is rare)
@@ -649,11 +661,8 @@ def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overla
         elif why == "beyond_end":
             notes[d] = f"a fragment reaches past the end the last fragment set; datagram discarded; frames {frames}"
         elif why == "bad_length" and f is not None:
-            un = np.flatnonzero(~f["used"])
-            ex = un[-1] if un.size else len(gi) - 1
-            notes[d] = (f"frame {int(f['frame'][ex])}: fragment bytes {int(f['start'][ex])}-{int(f['end'][ex])} "
-                        f"discarded (no data, a negative length, past 65535, or an IPv6 non-last fragment "
-                        f"not a multiple of 8) and the datagram never completed ({have}); frames {frames}")
+            g = frags.iloc[gi]
+            notes[d] = _bad_length_note(g, r, overlap, have, frames)
         if r["cut"] and f is not None:
             z = np.flatnonzero((f["start"] == 0) & ~f["used"])
             zf = int(f["frame"][z[0]]) if z.size else int(f["frame"][0])
@@ -661,6 +670,28 @@ def _notes(out: pd.DataFrame, frags: pd.DataFrame, packets: pd.DataFrame, overla
                         f"extension headers, discarded (RFC 8200 4.5; Linux ipv6frag_thdr_truncated); "
                         + notes[d]).rstrip("; ")
     return notes
+
+
+def _bad_length_note(g: pd.DataFrame, r: pd.Series, overlap: str, have: str, frames: str) -> str:
+    """The note of a ``bad_length`` datagram (``g``: its fragments in kernel order, ``r``: its row)."""
+    v6 = r["l3"] in (1, "ipv6")
+    span = g["end"].to_numpy() - g["start"].to_numpy()
+    used = g["used"].to_numpy()
+    if overlap == "rfc" and not v6 and r["payload_len"] >= 0 and r["received_len"] == r["payload_len"]:
+        z = g[used & (g["start"].to_numpy() == 0)]
+        h = int(z["hdr"].iloc[0]) if len(z) else 20
+        return (f"the reassembled datagram would be {h + int(r['payload_len'])} bytes with its {h}-byte header, "
+                f"past 65535: discarded (Linux ip_frag_reasm); frames {frames}")
+    empty = ~used & (span >= 0) & (span < 8) & ((span == 0) | (~g["last"].to_numpy() & ~g["v6"].to_numpy()))
+    if overlap == "rfc" and empty.any():
+        ex = g[empty].iloc[-1]
+        return (f"frame {int(ex['frame'])} (bytes {int(ex['start'])}-{int(ex['end'])}) carries no data (a non-last "
+                f"IPv4 fragment is trimmed to a multiple of 8): datagram discarded (Linux ip_frag_queue / "
+                f"ip6_frag_queue: a fragment that ends where it starts kills the queue); frames {frames}")
+    ex = g[~g["used"]].iloc[-1] if (~g["used"]).any() else g.iloc[-1]
+    return (f"frame {int(ex['frame'])}: fragment bytes {int(ex['start'])}-{int(ex['end'])} "
+            f"discarded (no data, a negative length, past 65535, or an IPv6 non-last fragment "
+            f"not a multiple of 8) and the datagram never completed ({have}); frames {frames}")
 
 
 def _holes(f: dict | None, total: int) -> str:
