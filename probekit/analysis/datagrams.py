@@ -27,11 +27,15 @@ Overlap policy (``overlap=``):
   upper-layer header does not fit in it is discarded (RFC 8200 §4.5 "should be discarded"; Linux's
   ``ipv6frag_thdr_truncated``: the extension headers through the Fragment header and the ones after it,
   then 20 bytes for TCP, 8 for UDP and ICMPv6, 1 for anything else, must lie within the fragment).
+  Lengths as Linux's ``ip_frag_queue`` / ``ip6_frag_queue`` / ``ip_frag_reasm``: a fragment that ends
+  where it starts (no data, or an IPv4 non-last one trimmed to a multiple of 8 down to nothing) discards
+  the datagram; an IPv6 fragment ending past 65,535 bytes or non-last and not a multiple of 8 is
+  discarded alone (RFC 8200 §4.5); an IPv4 datagram whose header and payload pass 65,535 bytes is
+  refused when it completes (``bad_length``).
 - ``"first"``: the analyst's view of everything that arrived: overlaps are kept, the bytes that arrived
-  first win (as BSD and Windows do for most overlap shapes), and a disagreement is named (``conflict``).
-Either way a bad chain is a row with a ``reason`` and a ``note``, never an exception: a fragment with no
-data, one reaching past 65,535 bytes, an IPv6 non-last fragment whose length is not a multiple of 8 is
-discarded (RFC 8200 §4.5; Linux trims an IPv4 one to a multiple of 8) and named in the note.
+  first win (as BSD and Windows do for most overlap shapes), and a disagreement is named (``conflict``);
+  fragments with no data or past 65,535 bytes are dropped alone.
+Either way a bad chain is a row with a ``reason`` and a ``note``, never an exception.
 
 Timeout: ``timeout_s`` from the first fragment; by default the Linux defaults, 30 s for IPv4
 (net.ipv4.ipfrag_time) and 60 s for IPv6 (net.ipv6.ip6frag_time, RFC 8200's 60 s).
