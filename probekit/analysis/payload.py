@@ -291,15 +291,26 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_inde
             h2[k] = _fmix(b)
             continue
         first = np.int64(data[lo])
-        counts[first] += 1
-        bm[first >> 6] |= one << np.uint64(first & 63)
+        # known fills, decided on the first bytes for almost every payload: stop once none can hold
         inc_bad = L < 2
         ip_bad = not (L > 17 and data[lo + 16] == 16)
         const_bad = False
         win_bad = first != win[0]
+        j = 1
+        while j < L and not (inc_bad and ip_bad and const_bad and win_bad):
+            iv = np.int64(data[lo + j])
+            bad = ((iv - np.int64(data[lo + j - 1])) & 255) != 1
+            inc_bad |= bad
+            if j >= 17:
+                ip_bad |= bad
+            const_bad |= iv != first
+            win_bad |= iv != win[j & 31]
+            j += 1
+        # byte counts, the values present, bit transitions between bytes, products of neighbours
+        counts[first] += 1
+        bm[first >> 6] |= one << np.uint64(first & 63)
         tr = 0
         uv = 0
-        word = np.uint64(first)
         prev = first
         for j in range(1, L):
             iv = np.int64(data[lo + j])
@@ -307,26 +318,21 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_inde
             bm[iv >> 6] |= one << np.uint64(iv & 63)
             tr += (prev & 1) ^ (iv >> 7)
             uv += prev * iv
-            bad = ((iv - prev) & 255) != 1
-            inc_bad |= bad
-            if j >= 17:
-                ip_bad |= bad
-            const_bad |= iv != first
-            win_bad |= iv != win[j & 31]
-            sh = j & 7
-            if sh == 0:
-                a = (a ^ word) * m1
-                a ^= a >> s32
-                b = (b + word) * m2
-                b ^= b >> s29
-                word = np.uint64(iv)
-            else:
-                word |= np.uint64(iv) << (u8 * np.uint64(sh))
             prev = iv
-        a = (a ^ word) * m1
-        a ^= a >> s32
-        b = (b + word) * m2
-        b ^= b >> s29
+        # the hashes, eight bytes (little-endian) at a time, the last word zero-padded
+        q = 0
+        while q < L:
+            if q + 8 <= L:
+                word = _words(data, lo + q)[0]
+            else:
+                word = np.uint64(0)
+                for j in range(L - q):
+                    word |= np.uint64(data[lo + q + j]) << (u8 * np.uint64(j))
+            a = (a ^ word) * m1
+            a ^= a >> s32
+            b = (b + word) * m2
+            b ^= b >> s29
+            q += 8
         h1[k] = _fmix(a)
         h2[k] = _fmix(b)
         # the byte values present, ascending: entropy terms, ones, in-byte transitions, stream counts
@@ -366,8 +372,15 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_inde
         fill[k] = code
         # an embedded timeval/timespec at the start, within a day of the frame time (first layout wins)
         code = 0
-        if L >= 8:
+        near = False
+        if L >= 8:              # cheap test first: some layout's seconds within a day (+ 2 s) of the frame time
             le0, be0 = _words(data, lo)
+            fk = frame_s[k]
+            near = (abs(np.float64(np.int64(np.uint64(le0))) - fk) <= TS_WINDOW_S + 2
+                    or abs(np.float64(np.int64(np.uint64(be0))) - fk) <= TS_WINDOW_S + 2
+                    or abs(np.float64(np.uint64(le0) & low32) - fk) <= TS_WINDOW_S + 2
+                    or abs(np.float64(np.uint64(be0) >> s32) - fk) <= TS_WINDOW_S + 2)
+        if near:
             le1 = be1 = np.uint64(0)
             if L >= 16:
                 le1, be1 = _words(data, lo + 8)
