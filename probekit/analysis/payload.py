@@ -1,13 +1,19 @@
 """Payload randomness of probe requests: entropy, the ``ent`` test set, NIST SP 800-22 monobit and runs,
 duplicates, embedded timestamps and known fills, and a verdict per stream with its evidence.
 
-Every test runs in one compiled pass over the payload bytes (:func:`_scan`): per payload its byte counts,
-entropy, ones and bit transitions, fill pattern, first 16 bytes and a 128-bit hash; per stream the byte
-counts, sums for the serial correlation and Monte-Carlo π over the stream's bytes back to back. Rows are
-taken in pieces of at most ``PIECE_ROWS`` with the per-stream state carried from piece to piece, so a huge
-capture is judged in bounded memory with exactly the numbers of one pass. The floating-point formulas are
-the ones the tests hold this module to (``tests/reference_payload.py``, the implementation before issue
-16): the same operations in the same order, so the results are identical, not merely close.
+The request bytes come from the capture in one compiled gather (``probekit.capture.payloads``, by row
+positions: the packets table is not taken). Every test runs in one compiled pass over them (:func:`_scan`),
+rows in stream order: per payload its byte counts, entropy (only the byte values present are visited, each
+term added where numpy's pairwise sum of the 256 terms adds it), ones and bit transitions, fill pattern,
+timestamp layout and a 128-bit hash; per stream the byte counts, the sum of neighbour products and
+Monte-Carlo π over the stream's bytes back to back. The per-stream numbers are compiled passes over the
+streams' row ranges (medians, modal fill, pass counts, distinct hashes, pandas' means) or numpy over all
+streams at once (ent's formulas, the chi-square of a 2-D table); Python visits a stream only to word its
+verdict. Rows are taken in pieces of at most ``PIECE_ROWS`` with the per-stream state carried from piece to
+piece, so a huge capture is judged in bounded memory with exactly the numbers of one pass. The
+floating-point formulas are the ones the tests hold this module to (``tests/reference_payload.py``, the
+implementation before issue 16): the same operations in the same order, so the results are identical,
+not merely close.
 """
 from __future__ import annotations
 
@@ -386,7 +392,7 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_inde
                 le1, be1 = _words(data, lo + 8)
             for i in range(ts_size.shape[0]):
                 size = ts_size[i]
-                if L < 2 * size:
+                if 2 * size > L:
                     continue
                 if size == 8:
                     sec = np.float64(np.int64(np.uint64(be0 if ts_big[i] else le0)))   # signed, as '<i8'
@@ -815,7 +821,7 @@ def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alph
     ents = _ent_rows(groups.counts[:G], groups.state[:G])
     words = [_verdict(int(n[i]), ents[i], dup_share[i], ts_share[i], fill[i], fill_share[i], mono_pass[i],
                       runs_pass[i], hnorm[i], alpha) for i in range(G)]
-    pick = lambda k: [e[k] for e in ents]   # noqa: E731
+    pick = lambda k: [e[k] for e in ents]
     body = pd.DataFrame({
         "probes": n, "length": med, "distinct": distinct, "duplicate_share": dup_share, "timestamp_share": ts_share,
         "fill": pd.Series(fill, dtype=object), "entropy_mean": hmean, "entropy_norm_mean": hnorm,
