@@ -110,7 +110,21 @@ def _families(r):
         "jumbo": [r.integers(0, 256, 8472, dtype=np.uint8).tobytes() for _ in range(30)],
         "empty": [b""] * 10,
         "ties": [bytes(20)] * 5 + [b"\x01" * 20] * 5,
+        "timestamp layouts": [_stamp(i, r) for i in range(8) for _ in range(6)],
+        "near timestamps": [_stamp(i, r, off_s=86_400 + d) for i in range(8) for d in (-1, 0, 1, 2)],
     }
+
+
+_T0 = 1_767_225_600 + 7      # a frame time of the families below is within a few seconds of this
+
+
+def _stamp(i: int, r, off_s: int = 0) -> bytes:
+    """A payload starting with layout i of reference_payload._TS_LAYOUTS near the families' frame times,
+    ``off_s`` seconds away (beyond a day: no timestamp)."""
+    dt, size, unit, _ = R._TS_LAYOUTS[i]
+    frac = int(r.integers(0, 1_000_000 if unit == 1e-6 else 1_000_000_000))
+    head = np.array([_T0 + off_s, frac], dtype=dt).tobytes()
+    return head + r.integers(0, 256, int(r.integers(0, 40)), dtype=np.uint8).tobytes()
 
 
 @pytest.mark.parametrize("family", list(_families(np.random.default_rng(0))))
@@ -144,16 +158,112 @@ def test_kernel_equals_its_plain_python_run(monkeypatch):
     monkeypatch.setattr(P, "_scan", P._scan.py_func)
     monkeypatch.setattr(P, "_pairwise", P._pairwise.py_func)
     monkeypatch.setattr(P, "_pairwise_block", P._pairwise_block.py_func)
+    for name in ("_words", "_inside", "_fmix", "_segment_sums", "_distinct_sorted", "_stream_stats", "_nan_means"):
+        monkeypatch.setattr(P, name, getattr(P, name).py_func)
     with np.errstate(over="ignore"):   # the hashes wrap around by design
         assert P.payload_verdicts(pr, pb).equals(compiled)
 
 
 def test_pairwise_sum_is_numpys():
     r = np.random.default_rng(2)
-    for n in (1, 7, 8, 100, 128, 129, 200, 256):
-        for _ in range(50):
+    for n in (0, 1, 7, 8, 100, 128, 129, 200, 256, 257, 1000, 1023, 4096, 10_001, 100_003):
+        for _ in range(50 if n <= 256 else 5):
             a = r.random(n) * r.choice([1e-6, 1.0, 1e6], n)
-            assert P._pairwise(a, 0, n) == np.add.reduce(a)
+            assert P._pairwise(a, 0, n) == np.add.reduce(a), n
+            lo = int(r.integers(0, 50))
+            b = np.concatenate([r.random(lo), a])
+            assert P._pairwise(b, lo, n) == np.add.reduce(a), n
+
+
+def _segments(r, n_groups: int, most: int):
+    sizes = r.integers(1, most, n_groups)
+    bounds = np.zeros(n_groups + 1, np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    return bounds, np.repeat(np.arange(n_groups), sizes)
+
+
+def test_segment_sums_and_means_are_numpys_and_pandas():
+    """Per-segment sums equal np.add.reduce of each slice; per-segment means equal pandas' Series.mean
+    (NaN skipped; an all-NaN segment gives NaN)."""
+    r = np.random.default_rng(3)
+    bounds, _ = _segments(r, 60, 700)
+    x = r.random(bounds[-1]) * r.choice([1e-3, 1.0, 1e3], bounds[-1])
+    x[r.random(x.size) < 0.1] = np.nan
+    x[bounds[5]:bounds[6]] = np.nan
+    sums = P._segment_sums(np.nan_to_num(x), bounds)
+    means = P._nan_means(x, bounds)
+    for i in range(60):
+        seg = x[bounds[i]:bounds[i + 1]]
+        assert sums[i] == np.add.reduce(np.nan_to_num(seg))
+        want = pd.Series(seg).mean()
+        assert (np.isnan(means[i]) and np.isnan(want)) or means[i] == want, i
+
+
+def test_distinct_counts_equal_pandas():
+    r = np.random.default_rng(4)
+    bounds, gid = _segments(r, 40, 300)
+    pool = r.integers(0, 2**63, (50, 2), dtype=np.int64).astype(np.uint64)
+    pick = np.where(r.random(gid.size) < 0.5, r.integers(0, 50, gid.size), -1)
+    h = r.integers(0, 2**63, (gid.size, 2), dtype=np.int64).astype(np.uint64)
+    h[pick >= 0] = pool[pick[pick >= 0]]
+    h[:, 0][r.random(gid.size) < 0.05] = pool[0, 0]          # same first hash, other second hash
+    got = P._distinct_sorted(gid, h[:, 0].copy(), h[:, 1].copy(), bounds)
+    want = pd.DataFrame({"g": gid, "a": h[:, 0], "b": h[:, 1]}).drop_duplicates().groupby("g").size()
+    assert got.tolist() == want.reindex(range(40), fill_value=0).tolist()
+
+
+def test_stream_stats_equal_pandas():
+    """Median length, timestamps, the modal fill (ties: first name in sorted order) and NIST pass counts per
+    stream, against pandas on the same rows."""
+    r = np.random.default_rng(6)
+    bounds, gid = _segments(r, 50, 80)
+    n = gid.size
+    lens = r.integers(0, 60, n)
+    fill = np.where(r.random(n) < 0.5, r.choice([0, 1, 2, 257, 258, 259], n), 0)
+    ts = (r.random(n) < 0.3).astype(np.int64)
+    mono = np.where(r.random(n) < 0.2, np.nan, r.random(n) * 0.05)
+    runs = np.where(np.isnan(mono), np.nan, r.random(n) * 0.05)
+    med, n_ts, mode, n_fill, n_mono, ok_mono, n_runs, ok_runs = P._stream_stats(
+        bounds, lens, fill, ts, mono, runs, 0.01, P._FILL_RANK, P._FILL_NAMES.size)
+    names = pd.Series(P._FILL_NAMES[fill], dtype=object)
+    for i in range(50):
+        sl = slice(bounds[i], bounds[i + 1])
+        assert med[i] == int(np.median(lens[sl])) and n_ts[i] == ts[sl].sum()
+        f = names[sl].dropna()
+        assert n_fill[i] == len(f) and P._FILL_NAMES[mode[i]] == (f.mode().iloc[0] if len(f) else None)
+        m = pd.Series(mono[sl]).dropna()
+        assert n_mono[i] == len(m) and ok_mono[i] == (m >= 0.01).sum()
+        u = pd.Series(runs[sl]).dropna()
+        assert n_runs[i] == len(u) and ok_runs[i] == (u >= 0.01).sum()
+
+
+def test_ent_of_many_streams_equals_ent_of_each():
+    """The per-stream ent results computed for all streams at once (chi-square over a 2-D table) are
+    those of the reference's ent on each stream's bytes."""
+    r = np.random.default_rng(8)
+    blobs = [r.integers(0, int(r.integers(2, 257)), int(n), dtype=np.uint8).tobytes()
+             for n in r.integers(0, 5000, 30)] + [b"", b"\x05", bytes(2000)]
+    g = P._Groups(len(blobs))
+    pb = P.PayloadBuffer.from_series(pd.Series(blobs, dtype=object))
+    P._scan_rows(pb, np.arange(len(blobs)), np.zeros(len(blobs)), np.arange(len(blobs)), g)
+    assert P._ent_rows(g.counts, g.state) == [R.ent(b) for b in blobs]
+
+
+def test_payload_buffer_of_rows_equals_buffer_of_taken_rows():
+    """payload_buffer(df, rows) gives the bytes of df.iloc[rows] (any order, repeats), for one capture and
+    for a table of several captures."""
+    r = np.random.default_rng(9)
+    tables = [probekit.read_capture(ROOT / rel) for rel in SHIPPED[:2]]
+    from probekit.capture.payloads import payload_buffer
+    for df in tables + [probekit.read_captures([str(ROOT / rel) for rel in SHIPPED[:3]], workers=1, progress=False)]:
+        rows = r.integers(0, len(df), 500)
+        sub = df.iloc[rows]
+        sub.attrs = df.attrs
+        got = payload_buffer(df, rows)
+        want = payload_buffer(sub)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        raw = got[0].tobytes()
+        assert [raw[a:b] for a, b in zip(got[1][:-1], got[1][1:])] == sub.probekit.payloads().tolist()
 
 
 def test_payload_buffer_equals_payloads_row_by_row():

@@ -1,16 +1,23 @@
 """Payload randomness of probe requests: entropy, the ``ent`` test set, NIST SP 800-22 monobit and runs,
 duplicates, embedded timestamps and known fills, and a verdict per stream with its evidence.
 
-Every test runs in one compiled pass over the payload bytes (:func:`_scan`): per payload its byte counts,
-entropy, ones and bit transitions, fill pattern, first 16 bytes and a 128-bit hash; per stream the byte
-counts, sums for the serial correlation and Monte-Carlo π over the stream's bytes back to back. Rows are
-taken in pieces of at most ``PIECE_ROWS`` with the per-stream state carried from piece to piece, so a huge
-capture is judged in bounded memory with exactly the numbers of one pass. The floating-point formulas are
-the ones the tests hold this module to (``tests/reference_payload.py``, the implementation before issue
-16): the same operations in the same order, so the results are identical, not merely close.
+The request bytes come from the capture in one compiled gather (``probekit.capture.payloads``, by row
+positions: the packets table is not taken). Every test runs in one compiled pass over them (:func:`_scan`),
+rows in stream order: per payload its byte counts, entropy (only the byte values present are visited, each
+term added where numpy's pairwise sum of the 256 terms adds it), ones and bit transitions, fill pattern,
+timestamp layout and a 128-bit hash; per stream the byte counts, the sum of neighbour products and
+Monte-Carlo π over the stream's bytes back to back. The per-stream numbers are compiled passes over the
+streams' row ranges (medians, modal fill, pass counts, distinct hashes, pandas' means) or numpy over all
+streams at once (ent's formulas, the chi-square of a 2-D table); Python visits a stream only to word its
+verdict. Rows are taken in pieces of at most ``PIECE_ROWS`` with the per-stream state carried from piece to
+piece, so a huge capture is judged in bounded memory with exactly the numbers of one pass. The
+floating-point formulas are the ones the tests hold this module to (``tests/reference_payload.py``, the
+implementation before issue 16): the same operations in the same order, so the results are identical,
+not merely close.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -82,13 +89,12 @@ def _as_payloads(payloads) -> PayloadBuffer:
 
 def request_payload_buffer(packets: pd.DataFrame, probes: pd.DataFrame) -> PayloadBuffer:
     """Captured payload bytes of each probe's request, back to back (rows like ``probes``), through the
-    packets table's accessor (the one place that knows where payload bytes live)."""
+    one place that knows where payload bytes live (probekit.capture.payloads), for the request rows
+    only: the packets table is not taken."""
     rows = probes["request_frame"].to_numpy("int64") - 1
-    sub = packets.iloc[rows]
-    sub.attrs = packets.attrs
     if not len(rows):
         return PayloadBuffer(np.zeros(0, np.uint8), np.zeros(1, np.int64), probes.index)
-    data, offsets = payload_buffer(sub)
+    data, offsets = payload_buffer(packets, rows)
     return PayloadBuffer(data, offsets, probes.index)
 
 
@@ -101,14 +107,28 @@ def request_payloads(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Series:
 
 # ---------------------------------------------------------------------------------- the kernel
 _POP = np.array([bin(i).count("1") for i in range(256)], np.int64)
+_TIN = _POP[(np.arange(256) ^ (np.arange(256) >> 1)) & 0x7F]    # bit transitions inside a byte
 _WIN = np.frombuffer(WINDOWS_FILL, np.uint8).copy()
+_DEBRUIJN = 0x03F79D71B4CA8B09                                   # lowest set bit of a word -> its index
+_DB_INDEX = np.zeros(64, np.int64)
+_DB_INDEX[[((1 << i) * _DEBRUIJN % (1 << 64)) >> 58 for i in range(64)]] = np.arange(64)
 # fill codes: 0 none, 1 + v constant byte v, then these
 _F_INC, _F_IPUTILS, _F_WIN = 257, 258, 259
 _FILL_NAMES = np.array([None] + ["zeros"] + [f"constant 0x{v:02x}" for v in range(1, 256)]
                        + ["incrementing", "iputils (timeval + 0x10, 0x11, ...)", "windows alphabet"], dtype=object)
-# per-stream state columns
-_S, _SUU, _SUV, _FIRST, _LAST, _N, _PI_IN, _PI_M, _PLEN = range(9)
-_NSTATE = 9
+_TS_LAYOUTS = [("<i8", 8, 1e-6, "timeval64-le"), ("<i8", 8, 1e-9, "timespec64-le"), ("<u4", 4, 1e-6, "timeval32-le"),
+               (">i8", 8, 1e-6, "timeval64-be"), (">i8", 8, 1e-9, "timespec64-be"), (">u4", 4, 1e-6, "timeval32-be"),
+               ("<u4", 4, 1e-9, "timespec32-le"), (">u4", 4, 1e-9, "timespec32-be")]
+_TS_NAMES = np.array([None] + [x[3] for x in _TS_LAYOUTS], dtype=object)
+_TS_SIZE = np.array([x[1] for x in _TS_LAYOUTS], np.int64)                 # 8: signed 64-bit, 4: unsigned 32-bit
+_TS_BIG = np.array([x[0][0] == ">" for x in _TS_LAYOUTS], np.bool_)
+_TS_UNIT = np.array([x[2] for x in _TS_LAYOUTS], np.float64)
+_TS_LIM = np.array([1e6 if x[2] == 1e-6 else 1e9 for x in _TS_LAYOUTS], np.float64)
+# per-stream state columns (the byte sum and sum of squares come from the stream's byte counts)
+_SUV, _FIRST, _LAST, _N, _PI_IN, _PI_M, _PLEN, _PACC = range(8)
+_NSTATE = 8
+_M1 = 0xFF51AFD7ED558CCD
+_M2 = 0xC4CEB9FE1A85EC53
 
 
 @njit(nogil=True)
@@ -142,134 +162,385 @@ def _pairwise_block(a, lo, n):  # pragma: no cover - compiled
 
 @njit(nogil=True)
 def _pairwise(a, lo, n):  # pragma: no cover - compiled
-    """``np.add.reduce`` of a contiguous float64 run of n <= 256, in numpy's order (one split at
-    n > 128, as numpy's recursion does; not recursive here: numba's cache cannot reload recursion)."""
-    if n > 128:
-        n2 = n // 2
-        n2 -= n2 % 8
-        return _pairwise_block(a, lo, n2) + _pairwise_block(a, lo + n2, n - n2)
-    return _pairwise_block(a, lo, n)
+    """``np.add.reduce`` of a contiguous float64 run of any length, in numpy's order: blocks of <= 128
+    with eight accumulators, longer runs split in two (at n // 2 rounded down to a multiple of 8) as
+    numpy's recursion does. Not recursive here (numba's cache cannot reload recursion): a stack of
+    frames (start, length, stage, left half's sum)."""
+    if n <= 128:
+        return _pairwise_block(a, lo, n)
+    s_lo = np.empty(64, np.int64)
+    s_n = np.empty(64, np.int64)
+    s_stage = np.zeros(64, np.int64)
+    s_left = np.zeros(64, np.float64)
+    s_lo[0] = lo
+    s_n[0] = n
+    sp = 1
+    ret = 0.0
+    have = False        # ret holds the sum of the top frame's current half
+    while True:
+        f = sp - 1
+        if have:
+            if s_stage[f] == 1:         # left half done: keep it, do the right half
+                s_left[f] = ret
+                s_stage[f] = 2
+                h = s_n[f] // 2
+                h -= h % 8
+                s_lo[sp] = s_lo[f] + h
+                s_n[sp] = s_n[f] - h
+                s_stage[sp] = 0
+                sp += 1
+                have = False
+            else:                       # both halves done
+                ret = s_left[f] + ret
+                sp -= 1
+                if sp == 0:
+                    return ret
+            continue
+        m = s_n[f]
+        if m <= 128:
+            ret = _pairwise_block(a, s_lo[f], m)
+            sp -= 1
+            if sp == 0:
+                return ret
+            have = True
+            continue
+        h = m // 2
+        h -= h % 8
+        s_stage[f] = 1
+        s_lo[sp] = s_lo[f]
+        s_n[sp] = h
+        s_stage[sp] = 0
+        sp += 1
 
 
 @njit(nogil=True)
-def _scan(data, offsets, rows, gid, tab, tab_off, pop, win, do_groups,
-          ent_h, ones, trans, fill, head, h1, h2, gcounts, gstate, gpart):  # pragma: no cover - compiled
-    """One pass over the payloads ``rows`` (positions into ``offsets``), in the order given.
+def _segment_sums(a, bounds):  # pragma: no cover - compiled
+    """``np.add.reduce(a[bounds[i]:bounds[i + 1]])`` for every i (numpy's pairwise order)."""
+    out = np.zeros(bounds.shape[0] - 1, np.float64)
+    for i in range(out.shape[0]):
+        out[i] = _pairwise(a, bounds[i], bounds[i + 1] - bounds[i])
+    return out
 
-    Per row k: entropy (bits/byte, numpy's formula and summation order), ones, bit transitions, fill
-    code, first 16 bytes, two 64-bit hashes. With ``do_groups``, also the per-stream state of stream
-    ``gid[k]``: byte counts, sum, sum of squares, sum of products of neighbours, first/last byte, bytes,
-    Monte-Carlo points inside the circle and points, and the pending bytes of the next point."""
+
+@njit(nogil=True)
+def _fmix(h):  # pragma: no cover - compiled
+    """MurmurHash3's 64-bit finaliser."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(_M1)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(_M2)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(nogil=True)
+def _words(data, lo):  # pragma: no cover - compiled
+    """The 8 bytes at ``lo`` as a little-endian and as a big-endian unsigned 64-bit integer."""
+    le = np.uint64(0)
+    be = np.uint64(0)
+    for j in range(8):
+        x = np.uint64(data[lo + j])
+        le |= x << np.uint64(8 * j)
+        be = (be << np.uint64(8)) | x
+    return le, be
+
+
+@njit(nogil=True)
+def _inside(xi, yi):  # pragma: no cover - compiled
+    """ent's Monte-Carlo test: is the point of two 24-bit coordinates inside the unit circle (1 or 0)."""
+    x = np.float64(xi) / 16777215.0
+    y = np.float64(yi) / 16777215.0
+    return 1 if x * x + y * y <= 1.0 else 0
+
+
+@njit(nogil=True)
+def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_index,
+          ts_size, ts_big, ts_unit, ts_lim, do_groups,
+          ent_h, ones, trans, fill, ts, h1, h2, gcounts, gstate):  # pragma: no cover - compiled
+    """One pass over the payloads ``pos`` (positions into ``offsets``), in the order given; row k's
+    results go to index k of the outputs.
+
+    Per row: entropy (bits/byte, numpy's formula and summation order), ones, bit transitions, fill
+    code, embedded timestamp layout (1 + index into _TS_LAYOUTS, 0 none), a 128-bit hash of length and
+    bytes. With ``do_groups``, the state of stream ``gid[k]`` too: byte counts, sum of products of
+    neighbours, first/last byte, bytes, Monte-Carlo points inside the circle and points, and the pending
+    bytes of the next point. The entropy visits only the byte values present (a bitmap of them, in
+    ascending order), adding each term to the accumulator numpy's pairwise sum of the 256 terms would add
+    it to: the absent values' terms are 0.0 and adding 0.0 changes no sum, so the result is numpy's."""
     counts = np.zeros(256, np.int64)
-    terms = np.zeros(256, np.float64)
-    m1 = np.uint64(0x100000001B3)
-    m2 = np.uint64(0x9E3779B97F4A7C15)
-    for k in range(rows.shape[0]):
-        r = rows[k]
-        lo = offsets[r]
-        L = offsets[r + 1] - lo
-        a = np.uint64(0xCBF29CE484222325)
-        b = np.uint64(0x84222325CBF29CE4) ^ np.uint64(L)
-        for j in range(16):
-            head[k, j] = data[lo + j] if j < L else 0
+    bm = np.zeros(4, np.uint64)
+    one = np.uint64(1)
+    db = np.uint64(_DEBRUIJN)
+    s58 = np.uint64(58)
+    acc = np.zeros(16, np.float64)
+    sa = np.uint64(0x9E3779B97F4A7C15)
+    sb = np.uint64(0x6A09E667F3BCC909)
+    m1 = np.uint64(_M1)
+    m2 = np.uint64(_M2)
+    u8 = np.uint64(8)
+    s29 = np.uint64(29)
+    s32 = np.uint64(32)
+    low32 = np.uint64(0xFFFFFFFF)
+    for k in range(pos.shape[0]):
+        p = pos[k]
+        lo = offsets[p]
+        L = offsets[p + 1] - lo
+        a = sa ^ np.uint64(L)
+        b = sb + np.uint64(L)
         if L == 0:
             ent_h[k] = np.nan
             ones[k] = 0
             trans[k] = 0
             fill[k] = 0
-            h1[k] = a
-            h2[k] = b
+            ts[k] = 0
+            h1[k] = _fmix(a)
+            h2[k] = _fmix(b)
             continue
         first = np.int64(data[lo])
-        const = True
-        inc = L > 1
-        ip = L > 17 and data[lo + 16] == 16
-        w = True
-        n1 = 0
+        # known fills, decided on the first bytes for almost every payload: stop once none can hold
+        inc_bad = L < 2
+        ip_bad = not (L > 17 and data[lo + 16] == 16)
+        const_bad = False
+        win_bad = first != win[0]
+        j = 1
+        while j < L and not (inc_bad and ip_bad and const_bad and win_bad):
+            iv = np.int64(data[lo + j])
+            bad = ((iv - np.int64(data[lo + j - 1])) & 255) != 1
+            inc_bad |= bad
+            if j >= 17:
+                ip_bad |= bad
+            const_bad |= iv != first
+            win_bad |= iv != win[j & 31]
+            j += 1
+        # byte counts, the values present, bit transitions between bytes, products of neighbours
+        counts[first] += 1
+        bm[first >> 6] |= one << np.uint64(first & 63)
         tr = 0
-        prev = -1
-        g = gid[k]
-        # this stream's state in locals for the row (stored back below)
-        s_sum = gstate[g, 0]
-        s_uu = gstate[g, 1]
-        s_uv = gstate[g, 2]
-        s_first = gstate[g, 3]
-        s_last = gstate[g, 4]
-        s_n = gstate[g, 5]
-        s_in = gstate[g, 6]
-        s_m = gstate[g, 7]
-        s_plen = gstate[g, 8]
-        for j in range(L):
+        uv = 0
+        prev = first
+        for j in range(1, L):
             iv = np.int64(data[lo + j])
             counts[iv] += 1
-            n1 += pop[iv]
-            tr += pop[(iv ^ (iv >> 1)) & 0x7F]
-            if prev >= 0:
-                tr += (prev & 1) ^ (iv >> 7)
-                if (iv - prev) & 255 != 1:
-                    inc = False
-                    if j >= 17:
-                        ip = False
+            bm[iv >> 6] |= one << np.uint64(iv & 63)
+            tr += (prev & 1) ^ (iv >> 7)
+            uv += prev * iv
             prev = iv
-            if iv != first:
-                const = False
-            if iv != win[j & 31]:
-                w = False
-            a = (a ^ np.uint64(iv)) * m1
-            b = (b + np.uint64(iv + 1)) * m2
-            b ^= b >> np.uint64(29)
-            if do_groups:
-                if s_last >= 0:
-                    s_uv += s_last * iv
-                else:
-                    s_first = iv
-                s_last = iv
-                s_sum += iv
-                s_uu += iv * iv
-                s_n += 1
-                gcounts[g, iv] += 1
-                gpart[g, s_plen] = iv
-                s_plen += 1
-                if s_plen == 6:
-                    x = (np.float64(gpart[g, 0]) * 65536 + np.float64(gpart[g, 1]) * 256
-                         + np.float64(gpart[g, 2])) / 16777215.0
-                    y = (np.float64(gpart[g, 3]) * 65536 + np.float64(gpart[g, 4]) * 256
-                         + np.float64(iv)) / 16777215.0
-                    if x * x + y * y <= 1.0:
-                        s_in += 1
-                    s_m += 1
-                    s_plen = 0
-        if do_groups:
-            gstate[g, 0] = s_sum
-            gstate[g, 1] = s_uu
-            gstate[g, 2] = s_uv
-            gstate[g, 3] = s_first
-            gstate[g, 4] = s_last
-            gstate[g, 5] = s_n
-            gstate[g, 6] = s_in
-            gstate[g, 7] = s_m
-            gstate[g, 8] = s_plen
-        # numpy's pairwise sum of the 256 terms c/L·log2(c/L) in byte-value order (branch-free)
+        # the hashes, eight bytes (little-endian) at a time, the last word zero-padded
+        q = 0
+        while q < L:
+            if q + 8 <= L:
+                word = _words(data, lo + q)[0]
+            else:
+                word = np.uint64(0)
+                for j in range(L - q):
+                    word |= np.uint64(data[lo + q + j]) << (u8 * np.uint64(j))
+            a = (a ^ word) * m1
+            a ^= a >> s32
+            b = (b + word) * m2
+            b ^= b >> s29
+            q += 8
+        h1[k] = _fmix(a)
+        h2[k] = _fmix(b)
+        # the byte values present, ascending: entropy terms, ones, in-byte transitions, stream counts
+        g = gid[k]
         base = tab_off[k]
-        for v in range(256):
-            terms[v] = tab[base + counts[v]]
-        for j in range(L):          # clear only what this row set
-            counts[data[lo + j]] = 0
-        ent_h[k] = -_pairwise(terms, 0, 256)
+        for i in range(16):
+            acc[i] = 0.0
+        n1 = 0
+        for i in range(4):
+            w = bm[i]
+            bm[i] = 0
+            while w:
+                low = w & (~w + one)
+                w ^= low
+                v = i * 64 + db_index[np.int64((low * db) >> s58)]
+                c = counts[v]
+                counts[v] = 0
+                acc[(v >> 7) * 8 + (v & 7)] += tab[base + c]
+                n1 += pop[v] * c
+                tr += tin[v] * c
+                if do_groups:
+                    gcounts[g, v] += c
+        s0 = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        s1 = ((acc[8] + acc[9]) + (acc[10] + acc[11])) + ((acc[12] + acc[13]) + (acc[14] + acc[15]))
+        ent_h[k] = -(s0 + s1)
         ones[k] = n1
         trans[k] = tr
         code = 0
-        if const:
+        if not const_bad:
             code = 1 + first
-        if inc and not const:
-            code = 257
-        elif ip and code == 0:
-            code = 258
-        if w:
-            code = 259
+        elif not inc_bad:
+            code = _F_INC
+        elif not ip_bad:
+            code = _F_IPUTILS
+        if not win_bad:
+            code = _F_WIN
         fill[k] = code
-        h1[k] = a
-        h2[k] = b
+        # an embedded timeval/timespec at the start, within a day of the frame time (first layout wins)
+        code = 0
+        near = False
+        if L >= 8:              # cheap test first: some layout's seconds within a day (+ 2 s) of the frame time
+            le0, be0 = _words(data, lo)
+            fk = frame_s[k]
+            near = (abs(np.float64(np.int64(np.uint64(le0))) - fk) <= TS_WINDOW_S + 2
+                    or abs(np.float64(np.int64(np.uint64(be0))) - fk) <= TS_WINDOW_S + 2
+                    or abs(np.float64(np.uint64(le0) & low32) - fk) <= TS_WINDOW_S + 2
+                    or abs(np.float64(np.uint64(be0) >> s32) - fk) <= TS_WINDOW_S + 2)
+        if near:
+            le1 = be1 = np.uint64(0)
+            if L >= 16:
+                le1, be1 = _words(data, lo + 8)
+            for i in range(ts_size.shape[0]):
+                size = ts_size[i]
+                if 2 * size > L:
+                    continue
+                if size == 8:
+                    sec = np.float64(np.int64(np.uint64(be0 if ts_big[i] else le0)))   # signed, as '<i8'
+                    frac = np.float64(np.int64(np.uint64(be1 if ts_big[i] else le1)))
+                elif ts_big[i]:
+                    sec = np.float64(be0 >> s32)
+                    frac = np.float64(be0 & low32)
+                else:
+                    sec = np.float64(le0 & low32)
+                    frac = np.float64(le0 >> s32)
+                if frac >= 0 and frac < ts_lim[i] and abs(sec + frac * ts_unit[i] - frame_s[k]) <= TS_WINDOW_S:
+                    code = i + 1
+                    break
+        ts[k] = code
+        if do_groups:
+            s_uv = gstate[g, _SUV] + uv
+            if gstate[g, _LAST] >= 0:
+                s_uv += gstate[g, _LAST] * first
+            else:
+                gstate[g, _FIRST] = first
+            gstate[g, _SUV] = s_uv
+            gstate[g, _LAST] = prev
+            gstate[g, _N] += L
+            # Monte-Carlo π: the stream's bytes back to back, six to a point (two 24-bit coordinates)
+            s_in = gstate[g, _PI_IN]
+            s_m = gstate[g, _PI_M]
+            s_plen = gstate[g, _PLEN]
+            s_acc = gstate[g, _PACC]
+            j = 0
+            while s_plen and j < L:                 # finish the point the previous payload began
+                s_acc = (s_acc << 8) | np.int64(data[lo + j])
+                s_plen += 1
+                j += 1
+                if s_plen == 6:
+                    s_in += _inside(s_acc >> 24, s_acc & 0xFFFFFF)
+                    s_m += 1
+                    s_plen = 0
+                    s_acc = 0
+            while j + 6 <= L:
+                d = lo + j
+                s_in += _inside((np.int64(data[d]) << 16) | (np.int64(data[d + 1]) << 8) | np.int64(data[d + 2]),
+                                (np.int64(data[d + 3]) << 16) | (np.int64(data[d + 4]) << 8) | np.int64(data[d + 5]))
+                s_m += 1
+                j += 6
+            while j < L:                            # the start of a point the next payload finishes
+                s_acc = (s_acc << 8) | np.int64(data[lo + j])
+                s_plen += 1
+                j += 1
+            gstate[g, _PI_IN] = s_in
+            gstate[g, _PI_M] = s_m
+            gstate[g, _PLEN] = s_plen
+            gstate[g, _PACC] = s_acc
+
+
+@njit(nogil=True)
+def _distinct_sorted(gid, h1, h2, bounds):  # pragma: no cover - compiled
+    """Distinct (h1, h2) pairs in each stream; rows sorted by stream, stream i is rows
+    ``bounds[i]:bounds[i + 1]``. One open-addressing table, sized for the largest stream, reused."""
+    n_groups = bounds.shape[0] - 1
+    out = np.zeros(n_groups, np.int64)
+    big = 0
+    for i in range(n_groups):
+        big = max(big, bounds[i + 1] - bounds[i])
+    size = 2
+    while size < 2 * big:
+        size *= 2
+    mask = np.uint64(size - 1)
+    ka = np.zeros(size, np.uint64)
+    kb = np.zeros(size, np.uint64)
+    stamp = np.full(size, -1, np.int64)
+    for i in range(n_groups):
+        d = 0
+        for r in range(bounds[i], bounds[i + 1]):
+            x = h1[r]
+            y = h2[r]
+            s = np.int64(x & mask)
+            while True:
+                if stamp[s] != i:
+                    stamp[s] = i
+                    ka[s] = x
+                    kb[s] = y
+                    d += 1
+                    break
+                if ka[s] == x and kb[s] == y:
+                    break
+                s = (s + 1) & (size - 1)
+        out[i] = d
+    return out
+
+
+@njit(nogil=True)
+def _stream_stats(bounds, lens, fill, ts, mono, runs, alpha, fill_rank, n_codes):  # pragma: no cover
+    """Per stream (rows sorted by stream): median length (np.median truncated), payloads with a
+    timestamp, the most frequent fill code (ties: the lowest rank; 0 none) and how many have one,
+    payloads monobit-tested and passing, runs-tested and passing."""
+    n_groups = bounds.shape[0] - 1
+    med = np.zeros(n_groups, np.int64)
+    n_ts = np.zeros(n_groups, np.int64)
+    mode = np.zeros(n_groups, np.int64)
+    n_fill = np.zeros(n_groups, np.int64)
+    n_mono = np.zeros(n_groups, np.int64)
+    ok_mono = np.zeros(n_groups, np.int64)
+    n_runs = np.zeros(n_groups, np.int64)
+    ok_runs = np.zeros(n_groups, np.int64)
+    tally = np.zeros(n_codes, np.int64)
+    for i in range(n_groups):
+        a, b = bounds[i], bounds[i + 1]
+        srt = np.sort(lens[a:b])
+        m = b - a
+        if m % 2:
+            med[i] = srt[m // 2]
+        else:
+            med[i] = np.int64((np.float64(srt[m // 2 - 1]) + np.float64(srt[m // 2])) / 2.0)
+        best = 0
+        for r in range(a, b):
+            n_ts[i] += ts[r]
+            c = fill[r]
+            if c > 0:
+                n_fill[i] += 1
+                tally[c] += 1
+                if best == 0 or tally[c] > tally[best] or (tally[c] == tally[best] and fill_rank[c] < fill_rank[best]):
+                    best = c
+            if not np.isnan(mono[r]):
+                n_mono[i] += 1
+                ok_mono[i] += mono[r] >= alpha
+            if not np.isnan(runs[r]):
+                n_runs[i] += 1
+                ok_runs[i] += runs[r] >= alpha
+        mode[i] = best
+        for r in range(a, b):
+            tally[fill[r]] = 0
+    return med, n_ts, mode, n_fill, n_mono, ok_mono, n_runs, ok_runs
+
+
+@njit(nogil=True)
+def _nan_means(x, bounds):  # pragma: no cover - compiled
+    """pandas' Series.mean of every segment: NaN counted out, the rest summed in numpy's pairwise order
+    (NaN as 0.0, as pandas fills it), divided by the count; NaN when none."""
+    filled = np.where(np.isnan(x), 0.0, x)
+    out = np.full(bounds.shape[0] - 1, np.nan)
+    for i in range(out.shape[0]):
+        a, b = bounds[i], bounds[i + 1]
+        cnt = 0
+        for r in range(a, b):
+            cnt += not np.isnan(x[r])
+        if cnt:
+            out[i] = _pairwise(filled, a, b - a) / np.float64(cnt)
+    return out
 
 
 def _entropy_tables(lengths: np.ndarray):
@@ -308,81 +579,56 @@ class _Groups:
         self.state = np.zeros((max(n_groups, 1), _NSTATE), np.int64)
         self.state[:, _FIRST] = -1
         self.state[:, _LAST] = -1
-        self.part = np.zeros((max(n_groups, 1), 6), np.int64)
 
 
-def _scan_rows(payloads, order: np.ndarray, gid_sorted: np.ndarray | None, groups: _Groups | None):
-    """Run the kernel over ``order`` (row positions) in pieces; per-row results in row positions."""
-    n = len(payloads)
+def _scan_rows(payloads, order: np.ndarray, frame_s: np.ndarray, gid_sorted: np.ndarray | None,
+               groups: _Groups | None) -> dict:
+    """Run the kernel over ``order`` (row positions) in pieces; per-row results in the order of
+    ``order`` (``frame_s`` and ``gid_sorted`` are in that order too)."""
+    n = order.size
     lengths = payloads.lengths
     out = dict(ent_h=np.full(n, np.nan), ones=np.zeros(n, np.int64), trans=np.zeros(n, np.int64),
-               fill=np.zeros(n, np.int64), head=np.zeros((n, 16), np.uint8), h1=np.zeros(n, np.uint64),
+               fill=np.zeros(n, np.int64), ts=np.zeros(n, np.int64), h1=np.zeros(n, np.uint64),
                h2=np.zeros(n, np.uint64))
-    dummy = _Groups(1)
-    g = groups or dummy
-    for lo in range(0, order.size, PIECE_ROWS):
-        rows = order[lo:lo + PIECE_ROWS]
-        m = rows.size
+    g = groups or _Groups(1)
+    frame_s = np.ascontiguousarray(frame_s, np.float64)
+    for lo in range(0, n, PIECE_ROWS):
+        hi = min(n, lo + PIECE_ROWS)
+        rows = order[lo:hi]
         data, offsets, pos = payloads.piece(rows)
         tab, tab_off = _entropy_tables(lengths[rows])
-        part = {k: (np.zeros((m, 16), np.uint8) if k == "head" else np.zeros(m, v.dtype)) for k, v in out.items()}
-        gid = gid_sorted[lo:lo + PIECE_ROWS] if gid_sorted is not None else np.zeros(m, np.int64)
-        _scan(data, offsets, np.ascontiguousarray(pos, np.int64), np.ascontiguousarray(gid, np.int64), tab, tab_off,
-              _POP, _WIN, groups is not None, part["ent_h"], part["ones"], part["trans"], part["fill"],
-              part["head"], part["h1"], part["h2"], g.counts, g.state, g.part)
-        for k, v in part.items():
-            out[k][rows] = v
+        gid = gid_sorted[lo:hi] if gid_sorted is not None else np.zeros(hi - lo, np.int64)
+        _scan(data, offsets, np.ascontiguousarray(pos, np.int64), np.ascontiguousarray(gid, np.int64),
+              frame_s[lo:hi], tab, tab_off, _POP, _TIN, _WIN, _DB_INDEX,
+              _TS_SIZE, _TS_BIG, _TS_UNIT, _TS_LIM, groups is not None,
+              *(v[lo:hi] for v in out.values()), g.counts, g.state)
     return out
 
 
-def _tests_table(lengths: np.ndarray, raw: dict, frame_s: np.ndarray, index) -> pd.DataFrame:
-    """The per-payload table (schema.PAYLOAD_TESTS) from the kernel's per-row results, with the
-    reference's floating-point formulas elementwise."""
+def _nist(lengths: np.ndarray, ones: np.ndarray, trans: np.ndarray):
+    """NIST SP 800-22 monobit and runs p-values of payloads of >= 100 bits (NaN for shorter ones), from
+    each payload's ones and bit transitions (the reference's formulas elementwise)."""
     n = lengths.size
-    h = raw["ent_h"]
-    uniq, inv = _unique_lengths(lengths)
-    div = np.array([math.log2(min(int(L), 256)) if L > 1 else 1.0 for L in uniq.tolist()] or [1.0])[inv]
-    norm = h / div if n else np.zeros(0)
     mono = np.full(n, np.nan)
     runs = np.full(n, np.nan)
     t = np.flatnonzero(lengths * 8 >= 100)
     if t.size:
         nb = lengths[t] * 8
-        ones = raw["ones"][t].astype(np.float64)
-        mono[t] = special.erfc(np.abs(2 * ones - nb) / np.sqrt(nb) / math.sqrt(2))
-        pi = ones / nb
-        v = 1 + raw["trans"][t]
+        o = ones[t].astype(np.float64)
+        mono[t] = special.erfc(np.abs(2 * o - nb) / np.sqrt(nb) / math.sqrt(2))
+        pi = o / nb
+        v = 1 + trans[t]
         with np.errstate(divide="ignore", invalid="ignore"):
             rr = special.erfc(np.abs(v - 2 * nb * pi * (1 - pi)) / (2 * np.sqrt(2 * nb) * pi * (1 - pi)))
         runs[t] = np.where(np.abs(pi - 0.5) >= 2 / np.sqrt(nb), 0.0, rr)
-    ts_code = np.zeros(n, np.int64)
-    head = raw["head"]
-    for i, (dt, size, unit, _name) in enumerate(_TS_LAYOUTS):
-        rows = np.flatnonzero((lengths >= 2 * size) & (ts_code == 0))
-        if not rows.size:
-            continue
-        both = np.ascontiguousarray(head[rows, :2 * size]).view(dt)
-        sec, frac = both[:, 0].astype(np.float64), both[:, 1].astype(np.float64)
-        ok = (frac >= 0) & (frac < (1e6 if unit == 1e-6 else 1e9)) & (np.abs(sec + frac * unit - frame_s[rows])
-                                                                     <= TS_WINDOW_S)
-        ts_code[rows[ok]] = i + 1
-    empty = lengths == 0
-    out = pd.DataFrame({
-        "length": lengths.astype(np.int64),
-        "entropy_bits": np.where(empty, np.nan, h),
-        "entropy_norm": np.where(empty, np.nan, norm),
-        "monobit_p": mono, "runs_p": runs,
-        "timestamp": pd.Series(_TS_NAMES[ts_code], index=index, dtype=object),
-        "fill": pd.Series(_FILL_NAMES[np.where(empty, 0, raw["fill"])], index=index, dtype=object),
-    }, index=index)
-    assert tuple(out.columns) == tuple(c.name for c in PAYLOAD_TESTS)
-    return out
+    return mono, runs
 
 
-_TS_LAYOUTS = [("<i8", 8, 1e-6, "timeval64-le"), ("<i8", 8, 1e-9, "timespec64-le"), ("<u4", 4, 1e-6, "timeval32-le"),
-               (">i8", 8, 1e-6, "timeval64-be"), (">i8", 8, 1e-9, "timespec64-be"), (">u4", 4, 1e-6, "timeval32-be"),
-               ("<u4", 4, 1e-9, "timespec32-le"), (">u4", 4, 1e-9, "timespec32-be")]
-_TS_NAMES = np.array([None] + [x[3] for x in _TS_LAYOUTS], dtype=object)
+def _normalised(lengths: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Entropy over log2(min(n, 256)) (over 1 for payloads of 0 or 1 byte)."""
+    uniq, inv = _unique_lengths(lengths)
+    div = np.array([math.log2(min(int(L), 256)) if L > 1 else 1.0 for L in uniq.tolist()] or [1.0])[inv]
+    return h / div if lengths.size else np.zeros(0)
 
 
 def payload_tests(payloads, ts_ns) -> pd.DataFrame:
@@ -392,13 +638,20 @@ def payload_tests(payloads, ts_ns) -> pd.DataFrame:
     pb = _as_payloads(payloads)
     n = len(pb)
     frame_s = np.asarray(ts_ns.to_numpy("int64") if isinstance(ts_ns, pd.Series) else ts_ns, np.int64) / 1e9
-    raw = _scan_rows(pb, np.arange(n, dtype=np.int64), None, None)
-    return _tests_table(pb.lengths, raw, frame_s, pb.index)
-
-
-def _entropy(counts: np.ndarray, n: int) -> float:
-    p = counts[counts > 0] / n
-    return float(-(p * np.log2(p)).sum()) if n else float("nan")
+    raw = _scan_rows(pb, np.arange(n, dtype=np.int64), frame_s, None, None)
+    lengths = pb.lengths
+    mono, runs = _nist(lengths, raw["ones"], raw["trans"])
+    index = pb.index
+    out = pd.DataFrame({
+        "length": lengths.astype(np.int64),
+        "entropy_bits": raw["ent_h"],
+        "entropy_norm": _normalised(lengths, raw["ent_h"]),
+        "monobit_p": mono, "runs_p": runs,
+        "timestamp": pd.Series(_TS_NAMES[raw["ts"]], index=index, dtype=object),
+        "fill": pd.Series(_FILL_NAMES[raw["fill"]], index=index, dtype=object),
+    }, index=index)
+    assert tuple(out.columns) == tuple(c.name for c in PAYLOAD_TESTS)
+    return out
 
 
 def ent(data: bytes) -> dict:
@@ -407,37 +660,60 @@ def ent(data: bytes) -> dict:
     from 24-bit coordinate pairs, and the serial correlation coefficient."""
     a = np.frombuffer(data, np.uint8)
     g = _Groups(1)
-    offsets = np.array([0, a.size], np.int64)
-    pb = PayloadBuffer(a, offsets, pd.RangeIndex(1))
-    _scan_rows(pb, np.zeros(1, np.int64), np.zeros(1, np.int64), g)
-    return _ent_of(g.counts[0], g.state[0])
+    pb = PayloadBuffer(a, np.array([0, a.size], np.int64), pd.RangeIndex(1))
+    _scan_rows(pb, np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int64), g)
+    return _ent_rows(g.counts, g.state)[0]
 
 
-def _ent_of(counts: np.ndarray, st: np.ndarray) -> dict:
-    """ent's results from one stream's state (the reference's formulas on the exact integer sums)."""
-    n = int(st[_N])
-    out = {"bytes": n}
-    if n == 0:
-        return out | {"entropy_bits": None, "chi2": None, "chi2_p": None, "mean": None, "pi": None,
-                      "serial_correlation": None, "note": "no bytes"}
-    out["entropy_bits"] = _entropy(counts, n)
-    if n >= ENT_MIN_BYTES:
-        chi2, p = stats.chisquare(counts)
-        out["chi2"], out["chi2_p"], out["note"] = float(chi2), float(p), None
-    else:
-        out["chi2"] = out["chi2_p"] = None
-        out["note"] = f"chi-square needs >= {ENT_MIN_BYTES} bytes (5 expected per byte value), have {n}"
-    out["mean"] = float(np.float64(st[_S]) / n)
-    m = int(st[_PI_M])
-    out["pi"] = float(4.0 * (np.float64(st[_PI_IN]) / m)) if m else None
-    if n > 1:
-        su = np.float64(st[_S])
-        suv = np.float64(st[_SUV] + st[_LAST] * st[_FIRST])   # the wrap-around pair, as np.roll
-        num = n * suv - su ** 2
-        den = n * np.float64(st[_SUU]) - su ** 2
-        out["serial_correlation"] = float(num / den) if den else None
-    else:
-        out["serial_correlation"] = None
+def _ent_rows(counts: np.ndarray, st: np.ndarray) -> list[dict]:
+    """ent's results of each stream from its state (the reference's formulas on the exact integer sums,
+    all streams at once; scalar powers as numpy's scalar ``**``, i.e. C's pow, not x·x)."""
+    n = st[:, _N].copy()
+    G = n.size
+    v = np.arange(256, dtype=np.int64)
+    s = counts @ v                       # exact: integers
+    suu = counts @ (v * v)
+    nz = counts > 0
+    rep = np.repeat(n, nz.sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = counts[nz] / rep
+        terms = p * np.log2(p)
+    bounds = np.zeros(G + 1, np.int64)
+    np.cumsum(nz.sum(axis=1), out=bounds[1:])
+    ent_bits = -_segment_sums(np.ascontiguousarray(terms, np.float64), bounds)
+    chi2 = np.full(G, np.nan)
+    chi2_p = np.full(G, np.nan)
+    big = np.flatnonzero(n >= ENT_MIN_BYTES)
+    if big.size:
+        r = stats.chisquare(counts[big], axis=1)
+        chi2[big], chi2_p[big] = r.statistic, r.pvalue
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s.astype(np.float64) / n
+        m = st[:, _PI_M]
+        pi = 4.0 * (st[:, _PI_IN].astype(np.float64) / m)
+        su = s.astype(np.float64)
+        su2 = np.fromiter(map(math.pow, su.tolist(), itertools.repeat(2.0)), np.float64, G)
+        suv = (st[:, _SUV] + st[:, _LAST] * st[:, _FIRST]).astype(np.float64)   # the wrap-around pair, as np.roll
+        num = n * suv - su2
+        den = n * suu.astype(np.float64) - su2
+        sc = num / den
+    out = []
+    for i in range(G):
+        ni = int(n[i])
+        if ni == 0:
+            out.append({"bytes": 0, "entropy_bits": None, "chi2": None, "chi2_p": None, "mean": None, "pi": None,
+                        "serial_correlation": None, "note": "no bytes"})
+            continue
+        e = {"bytes": ni, "entropy_bits": float(ent_bits[i])}
+        if ni >= ENT_MIN_BYTES:
+            e["chi2"], e["chi2_p"], e["note"] = float(chi2[i]), float(chi2_p[i]), None
+        else:
+            e["chi2"] = e["chi2_p"] = None
+            e["note"] = f"chi-square needs >= {ENT_MIN_BYTES} bytes (5 expected per byte value), have {ni}"
+        e["mean"] = float(mean[i])
+        e["pi"] = float(pi[i]) if m[i] else None
+        e["serial_correlation"] = float(sc[i]) if ni > 1 and den[i] else None
+        out.append(e)
     return out
 
 
@@ -505,7 +781,11 @@ def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alph
     """Per stream (schema.PAYLOAD_VERDICTS): a verdict — random, repeated-random, patterned, constant,
     timestamped, empty — with the evidence (ent results on all its bytes, pass rates of the per-payload
     NIST tests, duplicates). ``payloads``: a Series of bytes, a :class:`PayloadBuffer` or a lazy source
-    (the chunked driver's), rows like ``probes``."""
+    (the chunked driver's), rows like ``probes``.
+
+    The rows are visited stream by stream (a stable sort by stream number); every per-payload number is
+    made by the kernel in that order and every per-stream number by a compiled pass over the streams'
+    row ranges or by numpy over all streams at once. Python visits each stream only to word its verdict."""
     by = list(by)
     pb = _as_payloads(payloads)
     n_all = len(probes)
@@ -515,48 +795,42 @@ def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alph
             pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in PAYLOAD_VERDICTS
                           if c.name not in SOURCE_STREAM_KEYS}))[cols]
     gid, keys = _group_ids(probes, by)
-    order = _sorted_order(gid, len(keys))
-    groups = _Groups(len(keys))
-    raw = _scan_rows(pb, order, gid[order], groups)
-    lengths = pb.lengths
-    tests = _tests_table(lengths, raw, probes["ts_ns"].to_numpy("int64") / 1e9, pd.RangeIndex(n_all))
-    bounds = np.searchsorted(gid[order], np.arange(len(keys) + 1))
-    distinct = _distinct(gid, raw["h1"], raw["h2"], len(keys))
-    fill_code = np.where(lengths == 0, 0, raw["fill"])
-    has_ts = tests["timestamp"].notna().to_numpy()
-    eb = tests["entropy_bits"].to_numpy()[order]
-    en = tests["entropy_norm"].to_numpy()[order]
-    mono = tests["monobit_p"].to_numpy()[order]
-    runs = tests["runs_p"].to_numpy()[order]
-    lens = lengths[order]
-    fills_sorted = fill_code[order]
-    ts_sorted = has_ts[order]
-    rows = []
-    for i in range(len(keys)):      # per stream, not per probe: the evidence is text per stream
-        a, b = bounds[i], bounds[i + 1]
-        e = _ent_of(groups.counts[i], groups.state[i])
-        n = int(b - a)
-        d = int(distinct[i])
-        dup_share = 1 - d / n
-        ts_share = float(np.float64(ts_sorted[a:b].sum()) / n)
-        fc = fills_sorted[a:b]
-        fc = fc[fc > 0]
-        fill = _mode_name(fc)
-        m = mono[a:b]
-        tested = ~np.isnan(m)
-        nt = int(tested.sum())
-        mono_pass = float(np.float64((m[tested] >= alpha).sum()) / nt) if nt else np.nan
-        r = runs[a:b]
-        r = r[~np.isnan(r)]
-        runs_pass = (float(np.float64((r >= alpha).sum()) / r.size) if r.size else np.nan) if nt else np.nan
-        hmean = pd.Series(eb[a:b]).mean()
-        hnorm = pd.Series(en[a:b]).mean()
-        verdict, why = _verdict(n, e, dup_share, ts_share, fill, fc.size / n, mono_pass, runs_pass, hnorm, alpha)
-        rows.append((n, int(np.median(lens[a:b])), d, dup_share, ts_share, fill, hmean, hnorm, mono_pass, runs_pass,
-                     e["entropy_bits"], e["chi2"], e["chi2_p"], e["mean"], e["pi"], e["serial_correlation"],
-                     e.get("note"), verdict, why))
-    stats_cols = [c.name for c in PAYLOAD_VERDICTS if c.name not in SOURCE_STREAM_KEYS]
-    body = pd.DataFrame(rows, columns=stats_cols)
+    G = len(keys)
+    order = _sorted_order(gid, G)
+    gid_sorted = np.ascontiguousarray(gid[order])
+    frame_s = (probes["ts_ns"].to_numpy("int64") / 1e9)[order]
+    groups = _Groups(G)
+    raw = _scan_rows(pb, order, frame_s, gid_sorted, groups)
+    lens = np.ascontiguousarray(pb.lengths[order])
+    bounds = np.searchsorted(gid_sorted, np.arange(G + 1))
+    n = np.diff(bounds)
+    mono, runs = _nist(lens, raw["ones"], raw["trans"])
+    med, n_ts, mode, n_fill, n_mono, ok_mono, n_runs, ok_runs = _stream_stats(
+        bounds, lens, raw["fill"], (raw["ts"] > 0).astype(np.int64), mono, runs, float(alpha), _FILL_RANK,
+        _FILL_NAMES.size)
+    distinct = _distinct_sorted(gid_sorted, raw["h1"], raw["h2"], bounds)
+    hmean = _nan_means(raw["ent_h"], bounds)
+    hnorm = _nan_means(_normalised(lens, raw["ent_h"]), bounds)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dup_share = 1 - distinct / n
+        ts_share = n_ts.astype(np.float64) / n
+        mono_pass = np.where(n_mono > 0, ok_mono.astype(np.float64) / n_mono, np.nan)
+        runs_pass = np.where((n_mono > 0) & (n_runs > 0), ok_runs.astype(np.float64) / n_runs, np.nan)
+        fill_share = n_fill / n
+    fill = _FILL_NAMES[mode]
+    ents = _ent_rows(groups.counts[:G], groups.state[:G])
+    words = [_verdict(int(n[i]), ents[i], dup_share[i], ts_share[i], fill[i], fill_share[i], mono_pass[i],
+                      runs_pass[i], hnorm[i], alpha) for i in range(G)]
+    pick = lambda k: [e[k] for e in ents]
+    body = pd.DataFrame({
+        "probes": n, "length": med, "distinct": distinct, "duplicate_share": dup_share, "timestamp_share": ts_share,
+        "fill": pd.Series(fill, dtype=object), "entropy_mean": hmean, "entropy_norm_mean": hnorm,
+        "monobit_pass": mono_pass, "runs_pass": runs_pass,
+        "ent_entropy": pick("entropy_bits"), "ent_chi2": pick("chi2"), "ent_chi2_p": pick("chi2_p"),
+        "ent_mean": pick("mean"), "ent_pi": pick("pi"), "ent_serial_corr": pick("serial_correlation"),
+        "ent_note": pd.Series(pick("note"), dtype=object),
+        "verdict": [w[0] for w in words], "evidence": [w[1] for w in words]})
+    assert tuple(body.columns) == tuple(c.name for c in PAYLOAD_VERDICTS if c.name not in SOURCE_STREAM_KEYS)
     out = pd.concat([_typed_keys(keys, probes), body], axis=1)
     for c in PAYLOAD_VERDICTS:
         if c.name in out.columns and c.name not in SOURCE_STREAM_KEYS:
@@ -564,24 +838,9 @@ def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alph
     return out[cols]
 
 
-def _distinct(gid, h1, h2, n_groups: int) -> np.ndarray:
-    """Distinct payloads per stream, by a 128-bit hash of length and bytes (two 64-bit hashes)."""
-    t = pd.DataFrame({"g": gid, "a": h1, "b": h2}).drop_duplicates()   # h2 is seeded with the length
-    return np.bincount(t["g"].to_numpy(), minlength=n_groups)
-
-
 _FILL_ORDER = np.argsort(np.array(["" if x is None else x for x in _FILL_NAMES], dtype=object), kind="stable")
 _FILL_RANK = np.empty(_FILL_ORDER.size, np.int64)
 _FILL_RANK[_FILL_ORDER] = np.arange(_FILL_ORDER.size)
-
-
-def _mode_name(codes: np.ndarray):
-    """Series.mode().iloc[0] of the fill names: the most frequent, ties to the first in sorted order."""
-    if not codes.size:
-        return None
-    c = np.bincount(codes, minlength=_FILL_NAMES.size)
-    best = np.flatnonzero(c == c.max())
-    return _FILL_NAMES[best[np.argmin(_FILL_RANK[best])]]
 
 
 def _verdict(n, e, dup_share, ts_share, fill, fill_share, mono_pass, runs_pass, hnorm, alpha):

@@ -47,24 +47,45 @@ def payloads(df: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=df.index, name="payload", dtype=object)
 
 
-def payload_buffer(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def payload_buffer(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The same bytes as :func:`payloads`, back to back without a Python object per row: ``(data,
-    offsets)`` with ``data`` uint8 and ``offsets`` int64 of len(df) + 1 entries (row i's payload is
-    ``data[offsets[i]:offsets[i + 1]]``), gathered in one compiled pass per file."""
+    offsets)`` with ``data`` uint8 and ``offsets`` int64 of len(rows) + 1 entries (row i's payload is
+    ``data[offsets[i]:offsets[i + 1]]``), gathered in one compiled pass per file straight from its memory
+    map (a compressed file or a stream: from its bytes, as :func:`payloads`). ``rows``: row positions of
+    ``df`` to take, in that order (all rows by default), without taking the table itself."""
     off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
     length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
+    if rows is not None:
+        rows = np.asarray(rows, np.int64)
+        off, length = off[rows], length[rows]
     length = np.where((off >= 0) & (length > 0), length, 0)
-    offsets = np.zeros(len(df) + 1, np.int64)
+    offsets = np.zeros(length.size + 1, np.int64)
     np.cumsum(length, out=offsets[1:])
     data = np.empty(int(offsets[-1]), np.uint8)
     if data.size:
-        for path, rows in payload_files(df):
-            has = rows[length[rows] > 0]
+        for path, at in _files_of(df, rows):
+            has = at[length[at] > 0]
             if not has.size:
                 continue
             with capture_bytes(path, upto=int((off[has] + length[has]).max())) as buf:
-                _gather(buf, off[rows], length[rows], offsets[rows], data)
+                _gather(buf, off[has], length[has], offsets[has], data)
     return data, offsets
+
+
+def _files_of(df: pd.DataFrame, rows: np.ndarray | None):
+    """:func:`payload_files` of the rows ``rows`` (positions into ``rows``; all of ``df`` if None)."""
+    if rows is None:
+        yield from payload_files(df)
+        return
+    if "capture" in df.columns and df.attrs.get("paths"):
+        codes = df["capture"].cat.codes.to_numpy()[rows]
+        for i, name in enumerate(df["capture"].cat.categories):
+            at = np.flatnonzero(codes == i)
+            if at.size:
+                yield df.attrs["paths"][name], at
+        return
+    for path, _all in payload_files(df):   # one file: every row
+        yield path, np.arange(rows.size)
 
 
 @njit(nogil=True)
