@@ -49,6 +49,7 @@ INITIAL_TTLS = (32, 64, 128, 255)
 _NS = 1_000_000_000
 _NO_PORT = 65536
 _RESET_WINDOW_NS = 60 * _NS
+_BUCKET_EVENTS = 1 << 16   # events per bucket of the sweep: its hash tables stay in cache
 _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
 
 
@@ -193,15 +194,17 @@ def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
     k = ev["keys"]
     if k.shape[0] and max(int(k[:, 1].max()), int(k[:, 2].max())) < 1 << 20:
         f1, f2 = _pack_keys(k)   # the identity in two words; its 4-tuple part is (f1, ident)
-        g1, g2 = f1, k[:, 4]
+        g2 = k[:, 4]
     else:  # pragma: no cover - over a million addresses: number the identities first
-        f1, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 6)
-        g1, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 5)
-        f2 = g2 = np.zeros(k.shape[0], np.int64)
+        f1, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 5)   # the 4-tuple
+        f2, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 6)
+        g2 = np.zeros(k.shape[0], np.int64)
     order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
-    pid, first_req, n_probes = _sweep(order, ev["etype"], f1, f2, g1, g2, ev["ts"], resend_ns, reply_ns,
-                                      _RESET_WINDOW_NS)
-    return {"pid": pid, "first": first_req[:n_probes], "n": int(n_probes)}
+    m = order.size
+    bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
+    n_probes = _sweep(order, ev["etype"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
+                      bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
+    return {"pid": pid, "first": first[:n_probes], "n": int(n_probes)}
 
 
 def _probe_columns(ev: dict, m: dict):
@@ -344,17 +347,21 @@ def _pack_keys(keys):
 
 
 @njit(nogil=True)
-def _slot(a, b, mask):
+def _hash(a, b):
     h = (np.uint64(a & 0x7FFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)) ^ \
         (np.uint64(b & 0x7FFFFFFFFFFFFFFF) * np.uint64(0xFF51AFD7ED558CCD))
-    h ^= h >> np.uint64(31)
-    return np.int64(h & np.uint64(mask))
+    return h ^ (h >> np.uint64(31))
+
+
+@njit(nogil=True)
+def _slot(a, b, mask):
+    return np.int64(_hash(a, b) & np.uint64(mask))
 
 
 @njit(nogil=True)
 def _find(slots, words, a, b, mask):
-    """Open addressing: the slot holding the key (a, b), or the empty slot where it would go.
-    ``slots[s]``: 1 + the key's row in ``words`` (its two words), 0 for empty."""
+    """Open addressing over ``slots[:mask + 1]``: the slot holding the key (a, b), or the empty slot
+    where it would go. ``slots[s]``: 1 + the key's row in ``words`` (its two words first), 0 for empty."""
     s = _slot(a, b, mask)
     while True:
         r = slots[s] - 1
@@ -364,76 +371,128 @@ def _find(slots, words, a, b, mask):
 
 
 @njit(nogil=True)
-def _sweep(order, etype, f1, f2, g1, g2, ts, resend_ns, reply_ns, reset_ns):
+def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
+           bucket_events):
     """One pass over the events in time order. A request opens a probe unless the last request with
     its identity (f1, f2) was at most ``resend_ns`` before (then it is that probe sent again); a reply or
-    reset goes to the latest probe of its identity (RST/ACKs: of its 4-tuple, (g1, g2)) if that began at
-    most the window before it. The identities are hashed as the sweep meets them: the requests' only
-    (a reply whose identity no request had finds nothing). Returns (probe id per event or -1, first
-    event of each probe, probes)."""
+    reset goes to the latest probe of its identity (RST/ACKs: of its 4-tuple, (f1, g2): f1 holds the
+    target side of the identity, g2 the prober's port or ICMP identifier) if that began at most the window before it. Fills ``pid`` (probe id
+    per event or -1) and ``first`` (first event of each probe) and returns the number of probes,
+    numbered in time order.
+
+    How: the events are first partitioned by a hash of their identity (time order kept within a
+    bucket) and each bucket is swept on its own with hash tables small enough to stay in cache. In a
+    protocol with RST/ACK-like events (matched by 4-tuple) the hash is the 4-tuple's, which all the
+    identities under it share; other protocols spread by the whole identity (an ICMP stream has one
+    4-tuple). The probes are numbered afterwards by their first request's place in time order. (One sweep over a table of every identity waits on memory at each event.) The
+    large work arrays come from the caller (numpy allocates them in huge pages: a first touch of
+    fresh pages costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first``
+    (m,). ``bucket_events``: about how many events a bucket gets."""
     m = order.size
-    n_req = 0
+    nb = 1
+    while nb * bucket_events < m:
+        nb *= 2
+    # 1. bucket of each event, in time order
+    by4 = np.zeros(max(proto.max() + 1, 1) if m else 1, np.bool_)   # protocols with loose replies
     for e in range(m):
-        if etype[e] == 0:
-            n_req += 1
+        if etype[e] == 2:
+            by4[proto[e]] = True
+    bstart = np.zeros(nb + 1, np.int64)
+    for i in range(m):
+        e = order[i]
+        b = np.int64((_hash(f1[e], g2[e] if by4[proto[e]] else f2[e]) >> np.uint64(40)) & np.uint64(nb - 1))
+        bk[i] = b
+        bstart[b + 1] += 1
+    for b in range(nb):
+        bstart[b + 1] += bstart[b]
+    # 2. the events as records in bucket order: (place in time order × 4 + type, time, f1, f2, g2)
+    fill = bstart[:nb].copy()
+    big = 0
+    for i in range(m):
+        e = order[i]
+        j = fill[bk[i]]
+        fill[bk[i]] += 1
+        rec[j, 0] = 4 * i + etype[e]
+        rec[j, 1] = ts[e]
+        rec[j, 2] = f1[e]
+        rec[j, 3] = f2[e]
+        rec[j, 4] = g2[e]
+    for b in range(nb):
+        big = max(big, bstart[b + 1] - bstart[b])
     size = 16
-    while size < 2 * n_req:
+    while size < 2 * big:
         size *= 2
-    mask = size - 1
-    slots = np.zeros(size, np.int64)        # identity → 1 + its row below
-    words = np.empty((n_req, 4), np.int64)  # f1, f2, current probe, last request time
-    slots4 = np.zeros(size, np.int64)       # 4-tuple → 1 + its row below
-    words4 = np.empty((n_req, 3), np.int64)  # g1, g2, current probe
-    n_keys = 0
-    n_keys4 = 0
-    pid = np.full(m, -1, np.int64)
-    first = np.empty(n_req, np.int64)
-    start = np.empty(n_req, np.int64)
-    n = 0
-    for e in order:
-        t = ts[e]
-        et = etype[e]
-        if et == 0:
-            s = _find(slots, words, f1[e], f2[e], mask)
-            r = slots[s] - 1
-            if r < 0:
-                r = n_keys
-                n_keys += 1
-                slots[s] = r + 1
-                words[r, 0] = f1[e]
-                words[r, 1] = f2[e]
-                words[r, 2] = -1
-            p = words[r, 2]
-            if p < 0 or t - words[r, 3] > resend_ns:
-                p = n
-                n += 1
-                first[p] = e
-                start[p] = t
-                words[r, 2] = p
-                s4 = _find(slots4, words4, g1[e], g2[e], mask)
-                r4 = slots4[s4] - 1
-                if r4 < 0:
-                    r4 = n_keys4
-                    n_keys4 += 1
-                    slots4[s4] = r4 + 1
-                    words4[r4, 0] = g1[e]
-                    words4[r4, 1] = g2[e]
-                words4[r4, 2] = p
-            pid[e] = p
-            words[r, 3] = t
-        elif et == 2:
-            r4 = slots4[_find(slots4, words4, g1[e], g2[e], mask)] - 1
-            if r4 >= 0:
-                p = words4[r4, 2]
-                if t - start[p] <= reply_ns:
-                    pid[e] = p
-        else:
-            r = slots[_find(slots, words, f1[e], f2[e], mask)] - 1
-            if r >= 0:
+    slots = np.zeros(size, np.int32)         # identity → 1 + its row below
+    words = np.empty((big, 5), np.int64)     # f1, f2, current probe, last request, probe start
+    slots4 = np.zeros(size, np.int32)        # 4-tuple → 1 + its row below
+    words4 = np.empty((big, 4), np.int64)    # g1, g2, current probe, probe start
+    owner[:] = -1                            # per place in time order: the probe's first request's place
+    # 3. each bucket in time order
+    for b in range(nb):
+        lo, hi = bstart[b], bstart[b + 1]
+        if lo == hi:
+            continue
+        n_req = 0
+        for j in range(lo, hi):
+            if rec[j, 0] & 3 == 0:
+                n_req += 1
+        sz = 16
+        while sz < 2 * n_req:
+            sz *= 2
+        mask = sz - 1
+        slots[:sz] = 0
+        slots4[:sz] = 0
+        n_keys = 0
+        n_keys4 = 0
+        for j in range(lo, hi):
+            i, et, t = rec[j, 0] >> 2, rec[j, 0] & 3, rec[j, 1]
+            a, b2, c = rec[j, 2], rec[j, 3], rec[j, 4]
+            if et == 0:
+                s = _find(slots, words, a, b2, mask)
+                r = slots[s] - 1
+                if r < 0:
+                    r = n_keys
+                    n_keys += 1
+                    slots[s] = r + 1
+                    words[r, 0] = a
+                    words[r, 1] = b2
+                    words[r, 2] = -1
                 p = words[r, 2]
-                if t - start[p] <= (reply_ns if et == 1 else reset_ns):
-                    pid[e] = p
-    return pid, first, n
+                if p < 0 or t - words[r, 3] > resend_ns:
+                    p = i
+                    words[r, 2] = p
+                    words[r, 4] = t
+                    s4 = _find(slots4, words4, a, c, mask)
+                    r4 = slots4[s4] - 1
+                    if r4 < 0:
+                        r4 = n_keys4
+                        n_keys4 += 1
+                        slots4[s4] = r4 + 1
+                        words4[r4, 0] = a
+                        words4[r4, 1] = c
+                    words4[r4, 2] = p
+                    words4[r4, 3] = t
+                owner[i] = p
+                words[r, 3] = t
+            elif et == 2:
+                r4 = slots4[_find(slots4, words4, a, c, mask)] - 1
+                if r4 >= 0 and t - words4[r4, 3] <= reply_ns:
+                    owner[i] = words4[r4, 2]
+            else:
+                r = slots[_find(slots, words, a, b2, mask)] - 1
+                if r >= 0 and t - words[r, 4] <= (reply_ns if et == 1 else reset_ns):
+                    owner[i] = words[r, 2]
+    # 4. probes numbered by their first request's place in time order
+    number = bk   # reused: the probe number at its first request's place
+    n = 0
+    for i in range(m):
+        if owner[i] == i:
+            number[i] = n
+            first[n] = order[i]
+            n += 1
+    for i in range(m):
+        pid[order[i]] = number[owner[i]] if owner[i] >= 0 else -1
+    return n
 
 
 @njit(nogil=True)
