@@ -24,7 +24,6 @@ import probekit  # noqa: E402
 from probekit.analysis import match, metrics, sizes, sources, timing  # noqa: E402
 from probekit.schema import STREAM_KEYS  # noqa: E402
 
-
 CLOCK = time.perf_counter
 
 

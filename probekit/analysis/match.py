@@ -8,8 +8,9 @@ with its identity before it.
 
 How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
 port, seq); one compiled sweep over the events in time order hashes each identity as it meets it, forms
-the probes and hands each reply to its probe (:func:`_sweep`), and a second kernel picks each probe's
-first reply and reset (:func:`_attach`). The probes table is built from the finished arrays in one go.
+the probes and hands each reply to its probe (:func:`_sweep`: the events partitioned by identity hash
+first, so that each bucket's tables stay in cache), and a second kernel picks each probe's first reply
+and reset (:func:`_attach`). The probes table is built from the finished arrays in one go.
 The plain pandas implementation this replaced is kept as the test reference (tests/reference_match.py).
 """
 from __future__ import annotations
@@ -376,18 +377,19 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
     """One pass over the events in time order. A request opens a probe unless the last request with
     its identity (f1, f2) was at most ``resend_ns`` before (then it is that probe sent again); a reply or
     reset goes to the latest probe of its identity (RST/ACKs: of its 4-tuple, (f1, g2): f1 holds the
-    target side of the identity, g2 the prober's port or ICMP identifier) if that began at most the window before it. Fills ``pid`` (probe id
-    per event or -1) and ``first`` (first event of each probe) and returns the number of probes,
-    numbered in time order.
+    target side of the identity, g2 the prober's port or ICMP identifier) if that began at most the
+    window before it. Fills ``pid`` (probe id per event or -1) and ``first`` (first event of each
+    probe) and returns the number of probes, numbered in time order.
 
     How: the events are first partitioned by a hash of their identity (time order kept within a
-    bucket) and each bucket is swept on its own with hash tables small enough to stay in cache. In a
-    protocol with RST/ACK-like events (matched by 4-tuple) the hash is the 4-tuple's, which all the
-    identities under it share; other protocols spread by the whole identity (an ICMP stream has one
-    4-tuple). The probes are numbered afterwards by their first request's place in time order. (One sweep over a table of every identity waits on memory at each event.) The
-    large work arrays come from the caller (numpy allocates them in huge pages: a first touch of
-    fresh pages costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first``
-    (m,). ``bucket_events``: about how many events a bucket gets."""
+    bucket) and each bucket is swept on its own with hash tables small enough to stay in cache (one
+    sweep over a table of every identity waits on memory at each event). In a protocol with
+    RST/ACK-like events (matched by 4-tuple) the hash is the 4-tuple's, which all the identities under
+    it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
+    probes are numbered afterwards by their first request's place in time order. The large work
+    arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,).
+    ``bucket_events``: about how many events a bucket gets."""
     m = order.size
     nb = 1
     while nb * bucket_events < m:
