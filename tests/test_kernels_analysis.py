@@ -142,3 +142,131 @@ def test_kernels_compiled_equal_plain_python(rel, tmp_path):
         outs[mode] = [pd.read_pickle(base + s) for s in (".probes", ".periods", ".timing")]
     for a, b in zip(outs["0"], outs["1"]):
         assert table_diffs(a, b) == []
+
+
+# ------------------------------------------------------------------ the kernels on their own
+def _sweep_plain(order, etype, key, key4, ts, resend_ns, reply_ns, reset_ns):
+    """The sweep as first written (one table of every identity, dicts): the reference of the bucketed one."""
+    cur, last, cur4, start, first = {}, {}, {}, [], []
+    pid = np.full(order.size, -1, np.int64)
+    for e in order:
+        t, et = int(ts[e]), int(etype[e])
+        if et == 0:
+            k = key[e]
+            p = cur.get(k, -1)
+            if p < 0 or t - last[k] > resend_ns:
+                p = len(start)
+                start.append(t)
+                first.append(e)
+                cur[k] = p
+                cur4[key4[e]] = p
+            pid[e] = p
+            last[k] = t
+        else:
+            p = (cur4 if et == 2 else cur).get(key4[e] if et == 2 else key[e], -1)
+            if p >= 0 and t - start[p] <= (reply_ns if et == 1 else reset_ns if et == 3 else reply_ns):
+                pid[e] = p
+    return pid, np.asarray(first, np.int64), len(start)
+
+
+def _random_events(rng, m):
+    """Events of a few identities (so that requests repeat, replies come late and 4-tuples are shared),
+    two protocols, times with ties."""
+    etype = rng.integers(0, 4, m)
+    proto = rng.integers(0, 3, m)
+    etype[(proto < 2) & (etype == 2)] = 1   # loose replies only in protocol 2 (as TCP's RST/ACKs)
+    keys = np.zeros((m, 6), np.int64)
+    keys[:, 0] = proto
+    keys[:, 1] = rng.integers(0, 3, m)
+    keys[:, 2] = rng.integers(0, 2, m)
+    keys[:, 3] = np.where(proto < 2, 65536, 80)
+    keys[:, 4] = rng.integers(0, 4, m)
+    keys[:, 5] = rng.integers(0, 5, m)
+    ts = np.sort(rng.integers(0, m * 3, m))[rng.permutation(m)] * 1000   # not in event order
+    return etype, proto, keys, ts
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("bucket_events", [1, 5, 64, 1 << 16])
+def test_bucketed_sweep_equals_plain_sweep(seed, bucket_events):
+    rng = np.random.default_rng(seed)
+    m = 3000
+    etype, proto, keys, ts = _random_events(rng, m)
+    order = np.argsort(ts, kind="stable")
+    f1, f2 = match._pack_keys(keys)
+    key = [tuple(r) for r in keys.tolist()]
+    key4 = [r[:5] for r in key]
+    windows = (1_500_000, 3_000_000, 2_000_000)   # resend, reply, reset (ns): some repeats, some orphans
+    want_pid, want_first, want_n = _sweep_plain(order, etype, key, key4, ts, *windows)
+    pid, first = np.empty(m, np.int64), np.empty(m, np.int64)
+    n = match._sweep(order, etype, proto, f1, f2, np.ascontiguousarray(keys[:, 4]), ts, *windows,
+                     np.empty(m, np.int64), np.empty((m, 5), np.int64), np.empty(m, np.int64), pid, first,
+                     bucket_events)
+    assert n == want_n and (pid == want_pid).all() and (first[:n] == want_first).all()
+    assert 0 < (pid >= 0).sum() < m and n < (etype == 0).sum()   # resends and orphans both happened
+
+
+def test_attach_equals_plain_python():
+    rng = np.random.default_rng(7)
+    m, n = 4000, 300
+    etype, pid = rng.integers(0, 4, m), rng.integers(-1, n, m)
+    ts, frame = rng.integers(0, 50, m), rng.permutation(m)
+    requests, reply, count, reset = match._attach(etype, pid, ts, frame, n)
+    for p in range(n):
+        mine = [e for e in range(m) if pid[e] == p]
+        reps = [e for e in mine if etype[e] in (1, 2)]
+        best = min(reps, key=lambda e: (ts[e], frame[e])) if reps else -1
+        rsts = [e for e in mine if etype[e] == 3 and best >= 0 and ts[e] >= ts[best]]
+        assert requests[p] == sum(etype[e] == 0 for e in mine) and count[p] == len(reps) and reply[p] == best
+        assert reset[p] == (min(rsts, key=lambda e: (ts[e], frame[e])) if rsts else -1)
+
+
+def test_bucketed_matching_equals_reference(monkeypatch):
+    """The whole matcher with buckets of a few events (the shipped captures fit in one)."""
+    monkeypatch.setattr(match, "_BUCKET_EVENTS", 3)
+    for rel in ("captures/lossy+size-change.pcapng", "captures/port-closed.pcap", "captures/eni-failure.pcap"):
+        df = _read(ROOT / rel)
+        old, new = reference_match.match_probes(df), match.match_probes(df)
+        assert len(new) and table_diffs(old, new) == [] and old.attrs == new.attrs, rel
+
+
+def test_group_by_equals_pandas_groupby():
+    from probekit.analysis._groups import group_by
+    rng = np.random.default_rng(3)
+    n = 5000
+    pr = pd.DataFrame({
+        "protocol": pd.Categorical.from_codes(rng.integers(-1, 3, n), categories=["icmp", "icmpv6", "tcp"]),
+        "source": pd.Categorical.from_codes(rng.integers(0, 4, n), categories=list("abcde")),
+        "port": pd.array(np.where(rng.random(n) < 0.2, None, rng.choice([80, 443, 65535, 7], n)), dtype="UInt16"),
+        "size": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(-5, 10**7, n)), dtype="Int32"),
+        "x": rng.choice([0.5, 2.0, np.nan], n),
+    })
+    for by in (["protocol"], ["port"], ["protocol", "source", "port"], ["size"], ["x", "protocol"], ["source", "size"]):
+        g = group_by(pr, by)
+        want = pr.groupby(by, observed=True, dropna=False, sort=True).ngroup().to_numpy()
+        assert g.n == want.max() + 1 and (g.gid == want).all(), by
+        assert (g.gid[g.first] == np.arange(g.n)).all() and (g.size == np.bincount(want)).all()
+        if g.code is not None and len(by) > 1:
+            up, parent = g.parent(1)
+            want_up = pr.groupby(by[:1], observed=True, dropna=False, sort=True).ngroup().to_numpy()
+            assert (up.gid == want_up).all() and (parent[g.gid] == want_up).all()
+            assert (up.size == np.bincount(want_up)).all()
+
+
+def test_cell_stats_equal_numpy():
+    from probekit.analysis._groups import cell_stats
+    rng = np.random.default_rng(5)
+    n, cells = 20000, 37
+    cell = rng.integers(0, cells, n)
+    v = np.where(rng.random(n) < 0.1, np.nan, rng.gamma(2.0, 3.0, n).round(1))   # ties
+    v[cell == 4] = np.nan   # a cell with no value
+    st = cell_stats(cell, v, cells, (0.0, 0.5, 0.95, 1.0))
+    for c in range(cells):
+        x = v[(cell == c) & ~np.isnan(v)]
+        if not x.size:
+            assert st["count"][c] == 0 and np.isnan(st[0.5][c]) and np.isnan(st["mean"][c])
+            continue
+        assert st["count"][c] == x.size and st["min"][c] == x.min() and st["max"][c] == x.max()
+        assert np.isclose(st["sum"][c], x.sum(), rtol=1e-12)
+        for q in (0.0, 0.5, 0.95, 1.0):
+            assert st[q][c] == np.quantile(x, q), (c, q)

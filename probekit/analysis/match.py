@@ -7,9 +7,10 @@ identity within ``resend_window_s`` are one probe sent again; a reply is given t
 with its identity before it.
 
 How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
-port, seq); a compiled hash join gives each identity an integer (:func:`probekit.analysis._groups.factorize_rows`), one compiled
-sweep over the events in time order forms the probes and hands each reply to its probe
-(:func:`_sweep`), and a third kernel picks each probe's first reply and reset (:func:`_first_per_group`).
+port, seq); one compiled sweep over the events in time order hashes each identity as it meets it, forms
+the probes and hands each reply to its probe (:func:`_sweep`: the events partitioned by identity hash
+first, so that each bucket's tables stay in cache), and a second kernel picks each probe's first reply
+and reset (:func:`_attach`). The probes table is built from the finished arrays in one go.
 The plain pandas implementation this replaced is kept as the test reference (tests/reference_match.py).
 """
 from __future__ import annotations
@@ -42,7 +43,6 @@ from ..protocol import (
 )
 from ..schema import ORPHANS, OUTCOMES, PROBE_COLUMNS
 from ._groups import factorize_rows as _factorize
-from ._groups import factorize_words as _factorize_words
 
 __all__ = ["match_probes", "detect_vantage"]
 
@@ -50,6 +50,7 @@ INITIAL_TTLS = (32, 64, 128, 255)
 _NS = 1_000_000_000
 _NO_PORT = 65536
 _RESET_WINDOW_NS = 60 * _NS
+_BUCKET_EVENTS = 1 << 16   # events per bucket of the sweep: its hash tables stay in cache
 _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
 
 
@@ -83,35 +84,32 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     rtt_ok = (outcome == OUTCOMES.index("answered")) | (outcome == OUTCOMES.index("refused"))
     cats = packets["src"].cat.categories
     order = _time_order(probes["ts_ns"], probes["frame"])
-    n = order.size
 
     def take(a):
-        return a[order]
+        return a if order is None else a[order]
 
-    def nullable(a, dtype):
-        return _masked(take(a), dtype)
-
+    n = probes["ts_ns"].size
+    delay_us = take(probes["reply_delay_ns"]) / 1e3
+    port = take(probes["port"])
     out = pd.DataFrame({
         "ts_ns": take(probes["ts_ns"]),
-        "protocol": pd.Categorical.from_codes(take(probes["protocol"]), categories=list(PROBE_PROTOCOLS)),
-        "source": pd.Categorical.from_codes(take(probes["a"]), categories=cats),
-        "destination": pd.Categorical.from_codes(take(probes["b"]), categories=cats),
-        "port": _masked(np.where(take(probes["port"]) == _NO_PORT, -1, take(probes["port"])), "UInt16"),
-        "size": _masked(take(probes["size"]), "Int32"),
-        "ident": pd.array(take(probes["ident"]).astype(np.uint32), dtype="UInt32"),
-        "seq": pd.array(take(probes["seq"]).astype(np.uint32), dtype="UInt32"),
-        "outcome": pd.Categorical.from_codes(take(outcome).astype(np.int8), categories=list(OUTCOMES)),
-        "rtt_us": np.where(take(rtt_ok), take(delay) / 1e3, np.nan),
-        "reply_delay_us": take(delay) / 1e3,
+        "protocol": _categorical(take(probes["protocol"]), _PROTOCOLS),
+        "source": _used_categories(take(probes["a"]), cats),
+        "destination": _used_categories(take(probes["b"]), cats),
+        "port": pd.arrays.IntegerArray(np.where(port == _NO_PORT, 0, port).astype(np.uint16), port == _NO_PORT),
+        "size": _masked(take(probes["size"]), np.int32),
+        "ident": pd.arrays.IntegerArray(take(probes["ident"]).astype(np.uint32), np.zeros(n, np.bool_)),
+        "seq": pd.arrays.IntegerArray(take(probes["seq"]).astype(np.uint32), np.zeros(n, np.bool_)),
+        "outcome": _categorical(take(outcome), _OUTCOMES),
+        "rtt_us": np.where(take(rtt_ok), delay_us, np.nan),
+        "reply_delay_us": delay_us,
         "request_frame": take(probes["frame"]),
-        "reply_frame": nullable(probes["reply_frame"], "Int64"),
-        "reset_frame": nullable(probes["reset_frame"], "Int64"),
+        "reply_frame": _masked(take(probes["reply_frame"]), np.int64),
+        "reset_frame": _masked(take(probes["reset_frame"]), np.int64),
         "reset_after_us": take(probes["reset_after_us"]),
         "retransmits": take(probes["retransmits"]).astype(np.int32),
         "extra_replies": take(probes["extra_replies"]).astype(np.int32),
-    }, index=pd.RangeIndex(n))
-    for c in ("source", "destination"):
-        out[c] = out[c].cat.remove_unused_categories()
+    }, index=pd.RangeIndex(n), copy=False)
     assert tuple(out.columns) == PROBE_COLUMNS
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
                      orphan_replies=int(orphan_idx.size), path=packets.attrs.get("path"))
@@ -192,68 +190,51 @@ def _raw(s: pd.Series, na: int) -> np.ndarray:
 
 
 def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
-    """Identities → integers (hash join), then the sweep; returns per-event probe ids and the probes."""
-    etype = ev["etype"]
+    """The sweep over the events in time order, identities hashed on the way; returns per-event probe
+    ids and each probe's first request."""
     k = ev["keys"]
-    use_full, use_four = etype != _LOOSE, (etype == _REQ) | (etype == _LOOSE)
     if k.shape[0] and max(int(k[:, 1].max()), int(k[:, 2].max())) < 1 << 20:
-        # protocol 2 bits | a 20 | b 20 | port 17 ; ident 16 | seq 32
-        w1 = (k[:, 0] << 57) | (k[:, 1] << 37) | (k[:, 2] << 17) | k[:, 3]
-        w2 = (k[:, 4] << 32) | k[:, 5]
-        key, n_keys = _factorize_words(w1, w2, use_full)
-        key4, n_keys4 = _factorize_words(w1, k[:, 4], use_four)
-    else:  # pragma: no cover - over a million addresses
-        key, n_keys = _factorize(k, use_full, 6)
-        key4, n_keys4 = _factorize(k, use_four, 5)
+        f1, f2 = _pack_keys(k)   # the identity in two words; its 4-tuple part is (f1, ident)
+        g2 = k[:, 4]
+    else:  # pragma: no cover - over a million addresses: number the identities first
+        f1, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 5)   # the 4-tuple
+        f2, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 6)
+        g2 = np.zeros(k.shape[0], np.int64)
     order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
-    pid, first_req, n_probes = _sweep(order, etype, key, key4, ev["ts"], n_keys, n_keys4, resend_ns, reply_ns,
-                                      _RESET_WINDOW_NS)
-    return {"pid": pid, "first": first_req[:n_probes], "n": int(n_probes)}
+    m = order.size
+    bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
+    n_probes = _sweep(order, ev["etype"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
+                      bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
+    return {"pid": pid, "first": first[:n_probes], "n": int(n_probes)}
 
 
 def _probe_columns(ev: dict, m: dict):
     """Per probe: identity, first request, first reply (and how many more), the prober's reset."""
     etype, pid, first, n = ev["etype"], m["pid"].copy(), m["first"], m["n"]
-    is_req = etype == _REQ
-    retransmits = np.bincount(pid[is_req], minlength=n) - 1 if n else np.zeros(0, np.int64)
     seq0, size0, ts0 = ev["seq"][first], ev["size"][first], ev["ts"][first]
-    loose = np.flatnonzero((etype == _LOOSE) & (pid >= 0))
+    loose = np.flatnonzero(etype == _LOOSE)
+    loose = loose[pid[loose] >= 0]
     if loose.size:  # RST/ACK: same 4-tuple, and its ack must acknowledge the SYN (and maybe its data)
         cand = pid[loose]
         ok = rst_ack_accepts(ev["ack"][loose], seq0[cand], syn_data_len(size0[cand]))
         pid[loose[~ok]] = -1
-    is_reply = (etype == _EXACT) | (etype == _LOOSE)
-    orphan_idx = np.flatnonzero(is_reply & (pid < 0))
-    rep = np.flatnonzero(is_reply & (pid >= 0))
-    has, r, count = _firsts(rep, ev, pid, n)
-    reply_ts = np.where(has, ev["ts"][r], -1)
-    delay = np.where(has, (reply_ts - ts0).astype(np.float64), np.nan)
-    reply_frame = np.where(has, ev["frame"][r], -1)
-    reply_kind = np.where(has, ev["kind"][r], -1)
-    # the prober's RST answers the SYN/ACK: the first RST at or after the first reply
-    rs = np.flatnonzero((etype == _RESET) & (pid >= 0))
-    rs = rs[has[pid[rs]]]
-    rs = rs[ev["ts"][rs] >= reply_ts[pid[rs]]]
-    rhas, rr, _ = _firsts(rs, ev, pid, n)
-    reset_frame = np.where(rhas, ev["frame"][rr], -1)
-    reset_after = np.where(rhas, (ev["ts"][rr] - reply_ts) / 1e3, np.nan)
+    requests, r, count, rr = _attach(etype, pid, ev["ts"], ev["frame"], n)
+    has, rhas = r >= 0, rr >= 0
+    orphan_idx = np.flatnonzero(((etype == _EXACT) | (etype == _LOOSE)) & (pid < 0))
+    ts, frame = ev["ts"], ev["frame"]
+    reply_ts = np.where(has, ts[r], -1)
+    reset_ts = ts[rr]
     probes = {
-        "ts_ns": ts0, "frame": ev["frame"][first], "protocol": ev["protocol"][first], "a": ev["a"][first],
+        "ts_ns": ts0, "frame": frame[first], "protocol": ev["protocol"][first], "a": ev["a"][first],
         "b": ev["b"][first], "port": ev["port"][first], "ident": ev["ident"][first], "seq": seq0,
         "size": np.where(np.isnan(size0), -1, np.nan_to_num(size0)).astype(np.int64),
-        "retransmits": retransmits, "reply_delay_ns": delay, "reply_frame": reply_frame, "reply_kind": reply_kind,
-        "extra_replies": np.maximum(count - 1, 0), "reset_frame": reset_frame, "reset_after_us": reset_after,
+        "retransmits": requests - 1,
+        "reply_delay_ns": np.where(has, (reply_ts - ts0).astype(np.float64), np.nan),
+        "reply_frame": np.where(has, frame[r], -1), "reply_kind": np.where(has, ev["kind"][r], -1),
+        "extra_replies": np.maximum(count - 1, 0), "reset_frame": np.where(rhas, frame[rr], -1),
+        "reset_after_us": np.where(rhas, (reset_ts - reply_ts) / 1e3, np.nan),
     }
     return probes, orphan_idx
-
-
-def _firsts(sel: np.ndarray, ev: dict, pid: np.ndarray, n: int):
-    """For the events ``sel`` grouped by probe: whether each probe has one, the event index of its
-    earliest (by time, frame; 0 where none) and how many it has."""
-    best, count = _first_per_group(pid[sel], ev["ts"][sel], ev["frame"][sel], n)
-    has = best >= 0
-    row = sel[np.maximum(best, 0)] if sel.size else np.zeros(n, np.int64)
-    return has, np.where(has, row, 0), count
 
 
 def _orphans(ev: dict, idx: np.ndarray, cats) -> pd.DataFrame:
@@ -263,24 +244,46 @@ def _orphans(ev: dict, idx: np.ndarray, cats) -> pd.DataFrame:
         "protocol": pd.array(np.asarray(PROBE_PROTOCOLS, dtype=object)[ev["protocol"][idx]], dtype="str"),
         "source": pd.array(names[ev["a"][idx]], dtype="str"),
         "destination": pd.array(names[ev["b"][idx]], dtype="str"),
-        "ident": ev["ident"][idx], "port": _masked(np.where(port == _NO_PORT, -1, port), "Int64"),
+        "ident": ev["ident"][idx], "port": _masked(np.where(port == _NO_PORT, -1, port), np.int64),
         "seq": ev["seq"][idx], "ts_ns": ev["ts"][idx], "frame": ev["frame"][idx], "kind": ev["kind"][idx],
         "ack_raw": np.where(ev["etype"][idx] == _LOOSE, ev["ack"][idx], np.nan).astype("float64"),
     }, columns=[c.name for c in ORPHANS])
 
 
-def _masked(a: np.ndarray, dtype: str):
+def _masked(a: np.ndarray, dtype):
     """A nullable array from int64 values with -1 for <NA>."""
-    return pd.arrays.IntegerArray(np.where(a >= 0, a, 0).astype(dtype.lower()), a < 0)
+    na = a < 0
+    return pd.arrays.IntegerArray(np.where(na, 0, a).astype(dtype), na)
 
 
-def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Indices sorting the probes by (time, request frame)."""
+_PROTOCOLS = pd.CategoricalDtype(list(PROBE_PROTOCOLS))
+_OUTCOMES = pd.CategoricalDtype(list(OUTCOMES))
+
+
+def _categorical(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
+    """A categorical from codes already known to be valid (no re-validation, no re-coding)."""
+    return pd.Categorical.from_codes(codes.astype(np.int8 if len(dtype.categories) < 127 else np.int32),
+                                     dtype=dtype, validate=False)
+
+
+def _used_categories(codes: np.ndarray, cats: pd.Index) -> pd.Categorical:
+    """Codes into the packets table's address categories → a categorical of the used ones only (what
+    ``remove_unused_categories`` gives), re-coded through a lookup table instead of a factorization."""
+    valid = codes >= 0 if codes.size and codes.min() < 0 else None   # no address: NaN
+    present = codes if valid is None else codes[valid]
+    used = np.bincount(present, minlength=len(cats)) > 0 if present.size else np.zeros(len(cats), np.bool_)
+    new = np.cumsum(used) - 1
+    recoded = new[codes] if valid is None else np.where(valid, new[np.maximum(codes, 0)], -1)
+    return _categorical(recoded, pd.CategoricalDtype(cats[used]))
+
+
+def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
+    """Indices sorting the probes by (time, request frame); None when they already are."""
     if ts.size < 2:
-        return np.arange(ts.size)
+        return None
     dts, dfr = np.diff(ts), np.diff(frame)
     if np.all((dts > 0) | ((dts == 0) & (dfr > 0))):
-        return np.arange(ts.size)
+        return None
     return np.lexsort((frame, ts))
 
 
@@ -332,54 +335,197 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
 
 
 @njit(nogil=True)
-def _sweep(order, etype, key, key4, ts, n_keys, n_keys4, resend_ns, reply_ns, reset_ns):
-    """One pass over the events in time order. A request opens a probe unless the last request with
-    its identity was at most ``resend_ns`` before (then it is that probe sent again); a reply or reset
-    goes to the latest probe of its identity (RST/ACKs: of its 4-tuple) if that began at most the
-    window before it. Returns (probe id per event or -1, first event of each probe, probes)."""
-    cur = np.full(n_keys, -1, np.int64)
-    last = np.zeros(n_keys, np.int64)
-    cur4 = np.full(n_keys4, -1, np.int64)
-    m = order.size
-    pid = np.full(m, -1, np.int64)
-    first = np.empty(m, np.int64)
-    start = np.empty(m, np.int64)
-    n = 0
-    for e in order:
-        t = ts[e]
-        et = etype[e]
-        if et == 0:
-            k = key[e]
-            p = cur[k]
-            if p < 0 or t - last[k] > resend_ns:
-                p = n
-                n += 1
-                first[p] = e
-                start[p] = t
-                cur[k] = p
-                cur4[key4[e]] = p
-            pid[e] = p
-            last[k] = t
-        elif et == 2:
-            p = cur4[key4[e]]
-            if p >= 0 and t - start[p] <= reply_ns:
-                pid[e] = p
-        else:
-            p = cur[key[e]]
-            if p >= 0 and t - start[p] <= (reply_ns if et == 1 else reset_ns):
-                pid[e] = p
-    return pid, first, n
+def _pack_keys(keys):
+    """Identities (protocol, a, b, port, ident, seq; a and b < 2^20) as two words:
+    protocol 2 bits | a 20 | b 20 | port 17, and ident 16 | seq 32."""
+    m = keys.shape[0]
+    w1 = np.empty(m, np.int64)
+    w2 = np.empty(m, np.int64)
+    for i in range(m):
+        w1[i] = (keys[i, 0] << 57) | (keys[i, 1] << 37) | (keys[i, 2] << 17) | keys[i, 3]
+        w2[i] = (keys[i, 4] << 32) | keys[i, 5]
+    return w1, w2
 
 
 @njit(nogil=True)
-def _first_per_group(group, ts, frame, n_groups):
-    """Per group: the index of its earliest member by (time, frame), -1 for none, and the member count."""
-    best = np.full(n_groups, -1, np.int64)
-    count = np.zeros(n_groups, np.int64)
-    for i in range(group.size):
-        g = group[i]
-        count[g] += 1
-        b = best[g]
-        if b < 0 or ts[i] < ts[b] or (ts[i] == ts[b] and frame[i] < frame[b]):
-            best[g] = i
-    return best, count
+def _hash(a, b):
+    h = (np.uint64(a & 0x7FFFFFFFFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)) ^ \
+        (np.uint64(b & 0x7FFFFFFFFFFFFFFF) * np.uint64(0xFF51AFD7ED558CCD))
+    return h ^ (h >> np.uint64(31))
+
+
+@njit(nogil=True)
+def _slot(a, b, mask):
+    return np.int64(_hash(a, b) & np.uint64(mask))
+
+
+@njit(nogil=True)
+def _find(slots, words, a, b, mask):
+    """Open addressing over ``slots[:mask + 1]``: the slot holding the key (a, b), or the empty slot
+    where it would go. ``slots[s]``: 1 + the key's row in ``words`` (its two words first), 0 for empty."""
+    s = _slot(a, b, mask)
+    while True:
+        r = slots[s] - 1
+        if r < 0 or (words[r, 0] == a and words[r, 1] == b):
+            return s
+        s = (s + 1) & mask
+
+
+@njit(nogil=True)
+def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
+           bucket_events):
+    """One pass over the events in time order. A request opens a probe unless the last request with
+    its identity (f1, f2) was at most ``resend_ns`` before (then it is that probe sent again); a reply or
+    reset goes to the latest probe of its identity (RST/ACKs: of its 4-tuple, (f1, g2): f1 holds the
+    target side of the identity, g2 the prober's port or ICMP identifier) if that began at most the
+    window before it. Fills ``pid`` (probe id per event or -1) and ``first`` (first event of each
+    probe) and returns the number of probes, numbered in time order.
+
+    How: the events are first partitioned by a hash of their identity (time order kept within a
+    bucket) and each bucket is swept on its own with hash tables small enough to stay in cache (one
+    sweep over a table of every identity waits on memory at each event). In a protocol with
+    RST/ACK-like events (matched by 4-tuple) the hash is the 4-tuple's, which all the identities under
+    it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
+    probes are numbered afterwards by their first request's place in time order. The large work
+    arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,).
+    ``bucket_events``: about how many events a bucket gets."""
+    m = order.size
+    nb = 1
+    while nb * bucket_events < m:
+        nb *= 2
+    # 1. bucket of each event, in time order
+    by4 = np.zeros(max(proto.max() + 1, 1) if m else 1, np.bool_)   # protocols with loose replies
+    for e in range(m):
+        if etype[e] == 2:
+            by4[proto[e]] = True
+    bstart = np.zeros(nb + 1, np.int64)
+    for i in range(m):
+        e = order[i]
+        b = np.int64((_hash(f1[e], g2[e] if by4[proto[e]] else f2[e]) >> np.uint64(40)) & np.uint64(nb - 1))
+        bk[i] = b
+        bstart[b + 1] += 1
+    for b in range(nb):
+        bstart[b + 1] += bstart[b]
+    # 2. the events as records in bucket order: (place in time order × 4 + type, time, f1, f2, g2)
+    fill = bstart[:nb].copy()
+    big = 0
+    for i in range(m):
+        e = order[i]
+        j = fill[bk[i]]
+        fill[bk[i]] += 1
+        rec[j, 0] = 4 * i + etype[e]
+        rec[j, 1] = ts[e]
+        rec[j, 2] = f1[e]
+        rec[j, 3] = f2[e]
+        rec[j, 4] = g2[e]
+    for b in range(nb):
+        big = max(big, bstart[b + 1] - bstart[b])
+    size = 16
+    while size < 2 * big:
+        size *= 2
+    slots = np.zeros(size, np.int32)         # identity → 1 + its row below
+    words = np.empty((big, 5), np.int64)     # f1, f2, current probe, last request, probe start
+    slots4 = np.zeros(size, np.int32)        # 4-tuple → 1 + its row below
+    words4 = np.empty((big, 4), np.int64)    # g1, g2, current probe, probe start
+    owner[:] = -1                            # per place in time order: the probe's first request's place
+    # 3. each bucket in time order
+    for b in range(nb):
+        lo, hi = bstart[b], bstart[b + 1]
+        if lo == hi:
+            continue
+        n_req = 0
+        for j in range(lo, hi):
+            if rec[j, 0] & 3 == 0:
+                n_req += 1
+        sz = 16
+        while sz < 2 * n_req:
+            sz *= 2
+        mask = sz - 1
+        slots[:sz] = 0
+        slots4[:sz] = 0
+        n_keys = 0
+        n_keys4 = 0
+        for j in range(lo, hi):
+            i, et, t = rec[j, 0] >> 2, rec[j, 0] & 3, rec[j, 1]
+            a, b2, c = rec[j, 2], rec[j, 3], rec[j, 4]
+            if et == 0:
+                s = _find(slots, words, a, b2, mask)
+                r = slots[s] - 1
+                if r < 0:
+                    r = n_keys
+                    n_keys += 1
+                    slots[s] = r + 1
+                    words[r, 0] = a
+                    words[r, 1] = b2
+                    words[r, 2] = -1
+                p = words[r, 2]
+                if p < 0 or t - words[r, 3] > resend_ns:
+                    p = i
+                    words[r, 2] = p
+                    words[r, 4] = t
+                    s4 = _find(slots4, words4, a, c, mask)
+                    r4 = slots4[s4] - 1
+                    if r4 < 0:
+                        r4 = n_keys4
+                        n_keys4 += 1
+                        slots4[s4] = r4 + 1
+                        words4[r4, 0] = a
+                        words4[r4, 1] = c
+                    words4[r4, 2] = p
+                    words4[r4, 3] = t
+                owner[i] = p
+                words[r, 3] = t
+            elif et == 2:
+                r4 = slots4[_find(slots4, words4, a, c, mask)] - 1
+                if r4 >= 0 and t - words4[r4, 3] <= reply_ns:
+                    owner[i] = words4[r4, 2]
+            else:
+                r = slots[_find(slots, words, a, b2, mask)] - 1
+                if r >= 0 and t - words[r, 4] <= (reply_ns if et == 1 else reset_ns):
+                    owner[i] = words[r, 2]
+    # 4. probes numbered by their first request's place in time order
+    number = bk   # reused: the probe number at its first request's place
+    n = 0
+    for i in range(m):
+        if owner[i] == i:
+            number[i] = n
+            first[n] = order[i]
+            n += 1
+    for i in range(m):
+        pid[order[i]] = number[owner[i]] if owner[i] >= 0 else -1
+    return n
+
+
+@njit(nogil=True)
+def _attach(etype, pid, ts, frame, n):
+    """Per probe: its requests, its earliest reply (by time, frame; event index, -1 for none) and how
+    many replies it has, and the earliest of its resets at or after that reply (-1 for none)."""
+    requests = np.zeros(n, np.int64)
+    reply = np.full(n, -1, np.int64)
+    count = np.zeros(n, np.int64)
+    reset = np.full(n, -1, np.int64)
+    m = etype.size
+    for e in range(m):
+        p = pid[e]
+        if p < 0:
+            continue
+        et = etype[e]
+        if et == 0:
+            requests[p] += 1
+        elif et == 1 or et == 2:
+            count[p] += 1
+            b = reply[p]
+            if b < 0 or ts[e] < ts[b] or (ts[e] == ts[b] and frame[e] < frame[b]):
+                reply[p] = e
+    for e in range(m):
+        p = pid[e]
+        if p < 0 or etype[e] != 3:
+            continue
+        r = reply[p]
+        if r < 0 or ts[e] < ts[r]:
+            continue
+        b = reset[p]
+        if b < 0 or ts[e] < ts[b] or (ts[e] == ts[b] and frame[e] < frame[b]):
+            reset[p] = e
+    return requests, reply, count, reset

@@ -18,6 +18,7 @@ __all__ = ["period_metrics"]
 
 _DEPRECATED = {"STREAM": ("SOURCE_STREAM_KEYS", SOURCE_STREAM_KEYS), "PROBE_LEVEL": ("STREAM_KEYS", STREAM_KEYS)}
 _NS = 1_000_000_000
+_STATUS = pd.CategoricalDtype(list(PERIOD_STATUS))
 
 
 def __getattr__(name):
@@ -34,9 +35,11 @@ def __getattr__(name):
 
 def outcome_codes(probes: pd.DataFrame, names) -> np.ndarray:
     """Is each probe's outcome one of ``names``? (vectorised over the categorical's codes)"""
-    cats = list(probes["outcome"].cat.categories)
-    want = [cats.index(n) for n in names if n in cats]
-    return np.isin(probes["outcome"].cat.codes.to_numpy(), want)
+    arr = probes["outcome"].array
+    cats = list(arr.categories)
+    want = np.zeros(len(cats) + 1, np.bool_)   # a look-up by code; the last entry for <NA> (code -1)
+    want[[cats.index(n) for n in names if n in cats]] = True
+    return want[arr.codes]
 
 
 def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KEYS, start_ns: int | None = None,
@@ -61,18 +64,19 @@ def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KE
     else:
         lo, hi = 0, -step
     pstart = ts // step * step
-    rows = np.flatnonzero(judged & (pstart >= lo) & (pstart <= hi))
-    sub = probes.iloc[rows] if rows.size < len(probes) else probes
-    g = group_by(sub[by], by)
+    keep = judged & (pstart >= lo) & (pstart <= hi)
+    rows = None if keep.all() else np.flatnonzero(keep)
+    sub = probes if rows is None else probes.iloc[rows]
+    g = group_by(sub, by)
     n_per = max((hi - lo) // step + 1, 0)
-    cell = g.gid * n_per + (pstart[rows] - lo) // step
+    cell = g.gid * n_per + ((pstart if rows is None else pstart[rows]) - lo) // step
     n_cells = g.n * n_per
     ok = outcome_codes(sub, ANSWERED)
     sent = np.bincount(cell, minlength=n_cells)
     answered = np.bincount(cell[ok], minlength=n_cells)
     late = np.bincount(cell[outcome_codes(sub, ["late"])], minlength=n_cells)
     st = cell_stats(cell[ok], sub["rtt_us"].to_numpy("float64", na_value=np.nan)[ok], n_cells, (0.5, 0.95))
-    out = sub[by].iloc[np.repeat(g.first, n_per)].reset_index(drop=True)
+    out = g.keys(sub, by, np.repeat(g.first, n_per))
     out["period_start_ns"] = np.tile(np.arange(lo, hi + step, step, dtype=np.int64), g.n) if n_cells else \
         np.zeros(0, np.int64)
     out["period_s"] = np.full(n_cells, period_s, np.int32)
@@ -86,5 +90,5 @@ def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KE
     out["rtt_min_us"] = st["min"]
     out["rtt_max_us"] = st["max"]
     out["status"] = pd.Categorical.from_codes(period_status(sent, answered, codes=True).reshape(-1).astype(np.int8),
-                                              categories=list(PERIOD_STATUS))
-    return out
+                                              dtype=_STATUS, validate=False)
+    return pd.DataFrame(out, copy=False)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import STREAM_KEYS
-from ._groups import group_by
+from ._groups import group_by, group_time_order
 
 __all__ = ["size_changes"]
 
@@ -22,9 +22,9 @@ def size_changes(probes: pd.DataFrame, by=STREAM_KEYS, configured_at_ns: int | N
     ``delay_s`` says how long the wire took to follow.
     """
     by = list(by)
-    g = group_by(probes[by], by)
+    g = group_by(probes, by)
     ts_all = probes["ts_ns"].to_numpy(np.int64)
-    order = np.lexsort((ts_all, g.gid))
+    order = group_time_order(g, ts_all)
     gs, ts = g.gid[order], ts_all[order]
     size = probes["size"].to_numpy("float64", na_value=np.nan)[order]
     m = size.size
@@ -58,4 +58,4 @@ def size_changes(probes: pd.DataFrame, by=STREAM_KEYS, configured_at_ns: int | N
     out["last_old_ns"] = ts[change - 1] if change.size else np.zeros(0, np.int64)
     out["delay_s"] = (ts[change] - configured_at_ns) / 1e9 if configured_at_ns is not None else \
         np.full(change.size, np.nan)
-    return out
+    return pd.DataFrame(out, copy=False)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..protocol import ANSWERED, loss_pct
 from ..schema import STREAM_KEYS
-from ._groups import cell_stats, group_by
+from ._groups import cell_stats, group_by, group_time_order
 from .metrics import outcome_codes
 
 __all__ = ["source_shares", "balance_test", "alternation", "source_rate", "source_quality"]
@@ -16,10 +16,14 @@ _NS = 1_000_000_000
 
 
 def _per_source(probes: pd.DataFrame, by):
-    """Groups by ``by`` + source, and each one's parent group by ``by``."""
-    inner = group_by(probes[by + ["source"]], by + ["source"])
-    outer = group_by(probes[by], by)
-    return inner, outer, outer.gid[inner.first] if inner.n else np.zeros(0, np.int64)
+    """Groups by ``by`` + source, and each one's parent group by ``by`` (from the same codes: one pass
+    over the rows)."""
+    inner = group_by(probes, by + ["source"])
+    if inner.code is None:  # pragma: no cover - keys too wide to pack
+        outer = group_by(probes, by)
+        return inner, outer, outer.gid[inner.first] if inner.n else np.zeros(0, np.int64)
+    outer, parent = inner.parent(len(by))
+    return inner, outer, parent
 
 
 def source_shares(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
@@ -31,7 +35,7 @@ def source_shares(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     out = inner.keys(probes, by + ["source"])
     out["probes"] = inner.size.astype(np.int64)
     out["share"] = inner.size / total[parent] if inner.n else np.zeros(0)
-    return out
+    return pd.DataFrame(out, copy=False)
 
 
 def balance_test(probes: pd.DataFrame, by=STREAM_KEYS, alpha: float = 0.01) -> pd.DataFrame:
@@ -56,7 +60,7 @@ def balance_test(probes: pd.DataFrame, by=STREAM_KEYS, alpha: float = 0.01) -> p
     out["chi2"] = chi2
     out["p_value"] = p
     out["balanced"] = pd.arrays.BooleanArray(p >= alpha, ~applies)
-    return out
+    return pd.DataFrame(out, copy=False)
 
 
 def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
@@ -64,10 +68,10 @@ def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     probes from the same source; ``round_robin`` is True when every run has length 1 and the sources
     keep one cyclic order."""
     by = list(by)
-    g = group_by(probes[by], by)
-    order = np.lexsort((probes["ts_ns"].to_numpy(np.int64), g.gid))
+    inner, g, parent = _per_source(probes, by)
+    order = group_time_order(g, probes["ts_ns"].to_numpy(np.int64))
     gs = g.gid[order]
-    s = probes["source"].cat.codes.to_numpy(np.int64)[order]
+    s = probes["source"].array.codes.astype(np.int64)[order]
     m = s.size
     new_group = np.ones(m, bool)
     new_group[1:] = gs[1:] != gs[:-1]
@@ -77,9 +81,7 @@ def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     run_len = np.bincount(run_id) if m else np.zeros(0, np.int64)
     run_grp = gs[new_run]
     runs = np.bincount(run_grp, minlength=g.n)
-    # distinct sources per group
-    pair = group_by(probes[by + ["source"]], by + ["source"]) if m else None
-    k = np.bincount(g.gid[pair.first], minlength=g.n) if m else np.zeros(0, np.int64)
+    k = np.bincount(parent, minlength=g.n)   # distinct sources per group
     longest = np.zeros(g.n, np.int64)
     if m:
         np.maximum.at(longest, run_grp, run_len)
@@ -95,11 +97,10 @@ def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     out["runs"] = runs.astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["mean_run"] = g.size / runs
+        out["longest_run"] = longest
         out["share_runs_of_1"] = ones / runs
-    out["longest_run"] = longest
-    out = out[by + ["sources", "runs", "mean_run", "longest_run", "share_runs_of_1"]]
     out["round_robin"] = (k > 1) & (longest == 1) & (broken == 0)
-    return out
+    return pd.DataFrame(out, copy=False)
 
 
 def source_rate(probes: pd.DataFrame, period_s: int = 30, by=STREAM_KEYS) -> pd.DataFrame:
@@ -107,7 +108,7 @@ def source_rate(probes: pd.DataFrame, period_s: int = 30, by=STREAM_KEYS) -> pd.
     period from the first probe's to the last's present for every source, 0 where it sent none."""
     by = list(by)
     step = int(period_s * _NS)
-    inner, _, _ = _per_source(probes, by)
+    inner = group_by(probes, by + ["source"])
     ts = probes["ts_ns"].to_numpy(np.int64)
     pstart = ts // step * step
     lo, hi = (int(pstart.min()), int(pstart.max())) if ts.size else (0, -step)
@@ -118,15 +119,16 @@ def source_rate(probes: pd.DataFrame, period_s: int = 30, by=STREAM_KEYS) -> pd.
     out["period_start_ns"] = np.tile(np.arange(lo, hi + step, step, dtype=np.int64), inner.n)
     out["probes"] = counts.astype(np.int64)
     out["rate_per_s"] = counts / period_s
-    return out
+    return pd.DataFrame(out, copy=False)
 
 
 def source_quality(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     """Per stream and source (schema.SOURCE_QUALITY): sent, answered, RTT statistics (µs) and loss %
     over the whole capture; probes the capture could not judge (outcome unknown) are not counted."""
     by = list(by)
-    p = probes[~outcome_codes(probes, ["unknown"])]
-    inner = group_by(p[by + ["source"]], by + ["source"])
+    judged = ~outcome_codes(probes, ["unknown"])
+    p = probes if judged.all() else probes[judged]
+    inner = group_by(p, by + ["source"])
     ok = outcome_codes(p, ANSWERED)
     answered = np.bincount(inner.gid[ok], minlength=inner.n)
     st = cell_stats(inner.gid, p["rtt_us"].to_numpy("float64", na_value=np.nan), inner.n, (0.5, 0.95))
@@ -137,4 +139,4 @@ def source_quality(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     out["rtt_mean_us"] = st["mean"]
     out["rtt_p95_us"] = st[0.95]
     out["loss_pct"] = loss_pct(inner.size, answered) if inner.n else np.zeros(0)
-    return out
+    return pd.DataFrame(out, copy=False)

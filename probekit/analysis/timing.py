@@ -9,18 +9,19 @@ import numpy as np
 import pandas as pd
 
 from ..schema import GAP_KINDS, SOURCE_STREAM_KEYS
-from ._groups import cell_stats, group_by
+from ._groups import cell_stats, group_by, group_time_order
 
 __all__ = ["inter_arrivals", "timing_summary", "find_gaps", "dominant_period_s"]
 _NS = 1_000_000_000
+_GAP_KINDS = pd.CategoricalDtype(list(GAP_KINDS))
 
 
 def _sorted(probes: pd.DataFrame, by):
     """Groups, the row order by (group, time), and per sorted row: group, time, inter-arrival (ns, NaN
     for a group's first probe)."""
-    g = group_by(probes[list(by)], by)
+    g = group_by(probes, by)
     ts = probes["ts_ns"].to_numpy(np.int64)
-    order = np.lexsort((ts, g.gid))
+    order = group_time_order(g, ts)
     gs, tss = g.gid[order], ts[order]
     ia = np.full(tss.size, np.nan)
     if tss.size > 1:
@@ -34,15 +35,17 @@ def inter_arrivals(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
     schema.INTER_ARRIVALS, sorted by group and time."""
     by = list(by)
     g, order, gs, tss, ia = _sorted(probes, by)
-    out = probes[by].iloc[order].reset_index(drop=True)
+    out = g.keys(probes, by, order)
     out["ts_ns"] = tss
     out["ia_s"] = ia / _NS
-    return out
+    return pd.DataFrame(out, copy=False)
 
 
 def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
     """The strongest period of an event train, from the spectrum of its binned counts (NaN if < 8 events)."""
-    ts = np.sort(np.asarray(ts_ns, dtype=np.int64))
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if ts.size > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+        ts = np.sort(ts)
     if ts.size < 8:
         return float("nan")
     ia = np.diff(ts)
@@ -101,12 +104,12 @@ def _gaps(probes, by, factor, min_gap_s, span_ns, sorted_=None, med=None):
     start, end, grp, seqno, kind = (np.concatenate(x) for x in (start, end, grp, seqno, kind))
     o = np.lexsort((seqno, start, grp))
     start, end, grp, kind = start[o].astype(np.int64), end[o].astype(np.int64), grp[o], kind[o]
-    out = probes[by].iloc[g.first[grp]].reset_index(drop=True)
+    out = g.keys(probes, by, g.first[grp])
     out["start_ns"] = start
     out["end_ns"] = end
     out["length_s"] = (end - start) / _NS
-    out["kind"] = pd.Categorical.from_codes(kind, categories=list(GAP_KINDS))
-    return out, grp
+    out["kind"] = pd.Categorical.from_codes(kind, dtype=_GAP_KINDS, validate=False)
+    return pd.DataFrame(out, copy=False), grp
 
 
 def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: float = 5.0, burst_factor: float = 0.25,
@@ -139,7 +142,7 @@ def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: floa
     if gap_grp.size:
         np.maximum.at(longest, gap_grp, gaps["length_s"].to_numpy())
     dom = np.array([dominant_period_s(tss[first[k]:last[k] + 1]) for k in range(g.n)], dtype=np.float64)
-    out = probes[by].iloc[g.first].reset_index(drop=True)
+    out = g.keys(probes, by)
     out["probes"] = n.astype(np.int64)
     out["rate_per_s"] = rate.astype(np.float64)
     out["ia_median_s"] = med
@@ -150,4 +153,4 @@ def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: floa
     out["bursts"] = bursts.astype(np.int64)
     out["gaps"] = ngaps.astype(np.int64)
     out["longest_gap_s"] = longest
-    return out
+    return pd.DataFrame(out, copy=False)
