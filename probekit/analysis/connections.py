@@ -610,7 +610,7 @@ def _tunnel_parents(packets, rows, conn_of, nc):
     m = _tunnelled(packets, rows)
     if m is None:
         return None
-    m &= conn_of != -1
+    m = m & (conn_of != -1)
     if not m.any():
         return None
     c = np.where(conn_of < 0, -1 - conn_of, conn_of)[m]
