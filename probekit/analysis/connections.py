@@ -535,12 +535,14 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     keep, offload = np.empty(n, bool), np.empty(n, bool)
     _select(l3, v4, v6, *raw["ip_proto"], raw["ts_ns"][1], *raw["frag_offset"], *raw["ip_mf"], *raw["ip_len"],
             raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1], keep, offload)
+    rows = np.flatnonzero(keep)
     if check_checksums:
-        ip_ok, l4_all = checksums_ok(packets, np.flatnonzero(keep))
-        keep &= ip_ok & ~offload  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
+        ip_ok, l4_all = checksums_ok(packets, rows)
+        good = ip_ok[rows] & ~offload[rows]
+        if not good.all():  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
+            rows = rows[good]
     else:
         l4_all = np.ones(n, bool)
-    rows = np.flatnonzero(keep)
     if not rows.size:
         return _empty()
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
