@@ -1,12 +1,20 @@
-"""Connection table cost beside read cost, in one run: read the probe capture, then the old per-packet
-Python tcp_connections (probekit 0.1, loaded from git history), the new compiled TCP+UDP+ICMP table,
-and tshark's ``-z conv,tcp`` on the same file; prints seconds and the ratio to the read.
+"""Connection table cost beside read cost, in one run: read the probe capture, then the connection table
+as it was before issue #15 (connections.py and checksums.py at b77021f, loaded from git history), the
+current one, the old per-packet Python tcp_connections (probekit 0.1, also from git history), and
+tshark's ``-z conv,tcp`` on the same file; prints seconds and the ratio to the read.
 
-    python benchmarks/bench_conn.py [--packets 1000000] [--no-old]
+Each connection table is split in two: the compiled state machine (``_conn_kernel``'s conn_kernel,
+conn_finish and history_buffers, timed inside the same runs) and everything around it (gathering the
+inputs, checksums, uids, the DataFrame). Best of --repeat runs each, in wall time and in this process's
+CPU time (which other processes on a shared machine disturb less); read the ratios (the load average
+is printed).
+
+    python benchmarks/bench_conn.py [--packets 1000000] [--repeat 3] [--no-old] [--no-tshark]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -14,63 +22,152 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
 from bench_read import build
 
 import probekit
+from probekit.analysis import _conn_kernel as K
 from probekit.analysis.connections import connections
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = "d9b276f"  # the last commit with the per-packet Python state machine
+BEFORE = "b77021f"  # the connection table before issue #15 (the same state machine, pandas around it)
+KERNEL_STEPS = ("conn_kernel", "conn_finish", "history_buffers")
+
+
+def _git_show(commit: str, path: str) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _module(name: str, package: str, src: str, filename: str) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    mod.__package__ = package
+    sys.modules[name] = mod
+    exec(compile(src, filename, "exec"), mod.__dict__)
+    return mod
 
 
 def _old_tcp_connections():
-    try:
-        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{OLD}:probekit/analysis/tcp.py"],
-                             capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
+    src = _git_show(OLD, "probekit/analysis/tcp.py")
+    if src is None:
         return None
-    mod = types.ModuleType("probekit.analysis._old_tcp")
-    mod.__package__ = "probekit.analysis"
-    sys.modules[mod.__name__] = mod
     src = src.replace("from ..capture._kernels import njit", "from numba import njit").replace("@njit(cache=True)", "@njit")
-    exec(compile(src, "old_tcp.py", "exec"), mod.__dict__)
-    return mod.tcp_connections
+    return _module("probekit.analysis._old_tcp", "probekit.analysis", src, "old_tcp.py").tcp_connections
+
+
+def _before_connections():
+    """connections() as of BEFORE: its checksums module and its connections module, run against today's
+    state machine (the same kernel, so the difference is the code around it)."""
+    chk, conn = _git_show(BEFORE, "probekit/capture/checksums.py"), _git_show(BEFORE, "probekit/analysis/connections.py")
+    if chk is None or conn is None:
+        return None
+    chk = chk.replace("cache=True", "cache=False")
+    _module("probekit.capture._checksums_before", "probekit.capture", chk, "checksums_before.py")
+    conn = conn.replace("from ..capture.checksums import checksums_ok", "from ..capture._checksums_before import checksums_ok")
+    return _module("probekit.analysis._connections_before", "probekit.analysis", conn, "connections_before.py").connections
+
+
+class KernelClock:
+    """Adds up the (wall, CPU) time spent in the state machine's functions while installed (both tables
+    call them through the module, so the wrappers see every call)."""
+
+    def __init__(self):
+        self.spent = np.zeros(2)
+        self.orig = {n: getattr(K, n) for n in KERNEL_STEPS}
+
+    def __enter__(self):
+        for n, f in self.orig.items():
+            setattr(K, n, self._timed(f))
+        return self
+
+    def _timed(self, f):
+        def run(*a):
+            t = _now()
+            try:
+                return f(*a)
+            finally:
+                self.spent += _now() - t
+        return run
+
+    def __exit__(self, *exc):
+        for n, f in self.orig.items():
+            setattr(K, n, f)
+
+
+def _now() -> np.ndarray:
+    return np.array([time.perf_counter(), time.process_time()])
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-old", action="store_true", help="skip the old Python state machine (slow)")
+    ap.add_argument("--no-tshark", action="store_true", help="skip tshark")
     args = ap.parse_args()
     path = build(args.packets)["pcap"]
     df = probekit.read_capture(path)  # warm the page cache and the compiled kernels
-    connections(df.head(1000))
-    steps = {}
+    before = _before_connections()
+    for f in (connections, before):
+        if f is not None:
+            f(df.head(1000))
+    n = args.repeat
 
-    def best(f, n=3):  # best of n: the machine may be shared
+    def best(f):  # best of n (wall, CPU): the machine may be shared
         r = []
         for _ in range(n):
-            t = time.perf_counter()
+            t = _now()
             out = f()
-            r.append(time.perf_counter() - t)
-        return min(r), out
-    steps["read (best of 3)"], df = best(lambda: probekit.read_capture(path))
+            r.append(_now() - t)
+        return np.min(r, axis=0), out
+
+    def split(f):  # best of n by wall time, with its kernel part (from the same run)
+        r = []
+        for _ in range(n):
+            with KernelClock() as k:
+                t = _now()
+                out = f()
+                total = _now() - t
+            r.append((tuple(total), tuple(k.spent)))
+        total, kern = min(r)
+        return np.array(total), np.array(kern), out
+
+    steps: dict[str, np.ndarray] = {}
+    read, df = best(lambda: probekit.read_capture(path))
+    steps[f"read (best of {n})"] = read
+    load0 = os.getloadavg()
+    tables = {}
+    for label, f in ((f"before ({BEFORE})", before), ("now", connections)):
+        if f is None:
+            continue
+        total, kern, c = split(lambda f=f: f(df))
+        tables[label] = c
+        steps[f"connections {label}, {len(c):,} rows"] = total
+        steps[f"  {label}: state machine (conn_kernel, conn_finish, history_buffers)"] = kern
+        steps[f"  {label}: around it (inputs, checksums, uids, the table)"] = total - kern
+        dt, _ = best(lambda f=f: f(df, check_checksums=False))
+        steps[f"connections {label}, check_checksums=False (zeek -C)"] = dt
+    if len(tables) == 2:
+        a, b = tables.values()
+        print("tables before and now equal:", a.equals(b) and list(a.dtypes) == list(b.dtypes))
     old = None if args.no_old else _old_tcp_connections()
     if old is not None:
-        t = time.perf_counter()
+        t = _now()
         n_old = len(old(df))
-        steps[f"old tcp_connections (Python loop, {n_old:,} TCP)"] = time.perf_counter() - t
-    dt, c = best(lambda: connections(df))
-    steps[f"connections (TCP+UDP+ICMP, {len(c):,} rows, best of 3)"] = dt
-    dt, _ = best(lambda: connections(df, check_checksums=False))
-    steps["connections, check_checksums=False (zeek -C)"] = dt
-    if shutil.which("tshark"):
-        t = time.perf_counter()
+        steps[f"old tcp_connections (Python loop, {n_old:,} TCP)"] = _now() - t
+    if shutil.which("tshark") and not args.no_tshark:
+        t = _now()
         subprocess.run(["tshark", "-n", "-q", "-r", str(path), "-z", "conv,tcp"], capture_output=True, check=True)
-        steps["tshark -z conv,tcp"] = time.perf_counter() - t
-    print(f"\n{len(df):,} packets ({path})")
+        steps["tshark -z conv,tcp (its CPU time is not this process's)"] = _now() - t
+    load1 = os.getloadavg()
+    print(f"\n{len(df):,} packets ({path}); load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end")
+    print(f"  {'':<72s} {'wall s':>8s} {'× read':>7s}   {'CPU s':>8s} {'× read':>7s}")
     for k, v in steps.items():
-        print(f"  {k:<58s} {v:8.3f} s   {v / steps['read (best of 3)']:6.2f}× read")
+        print(f"  {k:<72s} {v[0]:8.3f} {v[0] / read[0]:6.2f}×   {v[1]:8.3f} {v[1] / read[1]:6.2f}×")
 
 
 if __name__ == "__main__":

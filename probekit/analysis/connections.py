@@ -20,6 +20,8 @@ import ipaddress
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
+from ..capture.checksums import checksums_ok, column_array, l3_code, raw_column
 from ..schema import CONNECTIONS
 from . import _conn_kernel as K
 
@@ -96,33 +98,64 @@ def _port_sets(ports) -> tuple[np.ndarray, np.ndarray]:
     return np.array(sorted(set(tcp)), np.int64), np.array(sorted(set(udp)), np.int64)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (uint64 arrays)."""
-    x = x.astype(np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
+_H2_SEED = 0x9E3779B97F4A7C15
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
+_STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
+_STATE_OTH, _STATE_RSTOS0 = _STATE_CATS.index("OTH"), _STATE_CATS.index("RSTOS0")
+_MAXBLOCK = 8192  # addresses below this: the 5-tuple packs into one int64
+
+
+def _counterparts(two_way: dict[int, int]) -> np.ndarray:
+    t = np.full(256, -1, np.int64)
+    for x, y in two_way.items():
+        t[x] = y
+    return t
+
+
+_ICMP4_CP, _ICMP6_CP = _counterparts(_TWO_WAY_ICMP4), _counterparts(_TWO_WAY_ICMP6)
+
+
+@njit(cache=True, inline="always")
+def _mix(x):
+    """splitmix64 finaliser (uint64)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _uid_step(h1, h2, p):
+    """One identity part into the uid's two hash lanes."""
+    return _mix(h1 ^ p), _mix(h2 + p * np.uint64(0x100000001B3))
+
+
+@njit(cache=True, inline="always")
+def _uid_write(out, j, h1, h2, b62):
+    """Row j of ``out`` := 'C' + 11 base62 digits of h1 + 6 of h2."""
+    out[j, 0] = 67
+    for d in range(11):
+        out[j, 1 + d] = b62[h1 % np.uint64(62)]
+        h1 = h1 // np.uint64(62)
+    for d in range(6):
+        out[j, 12 + d] = b62[h2 % np.uint64(62)]
+        h2 = h2 // np.uint64(62)
+
+
+@njit(cache=True)
+def _uid_matrix(parts, b62):
+    out = np.empty((parts.shape[1], 18), np.uint8)
+    for i in range(parts.shape[1]):
+        h1, h2 = np.uint64(0), np.uint64(_H2_SEED)
+        for k in range(parts.shape[0]):
+            h1, h2 = _uid_step(h1, h2, parts[k, i])
+        _uid_write(out, i, h1, h2, b62)
+    return out
 
 
 def _uids(parts: list[np.ndarray]) -> np.ndarray:
-    """Deterministic Zeek-style uids ('C' + 17 base62 digits) from the connection's identity."""
-    h1 = np.zeros(len(parts[0]), np.uint64)
-    h2 = np.full(len(parts[0]), 0x9E3779B97F4A7C15, np.uint64)
-    with np.errstate(over="ignore"):
-        for p in parts:
-            h1 = _mix(h1 ^ p.astype(np.uint64))
-            h2 = _mix(h2 + p.astype(np.uint64) * np.uint64(0x100000001B3))
-    digits = np.empty((len(h1), 18), np.uint8)
-    digits[:, 0] = ord("C")
-    for j, (h, nd) in enumerate(((h1, 11), (h2, 6))):
-        for k in range(nd):
-            digits[:, 1 + (0 if j == 0 else 11) + k] = _B62[(h % np.uint64(62)).astype(np.int64)]
-            h = h // np.uint64(62)
-    return digits
+    """Deterministic Zeek-style uids ('C' + 17 base62 digits) from the connection's identity: an
+    (n, 18) uint8 matrix."""
+    return _uid_matrix(np.stack([np.asarray(p).astype(np.uint64) for p in parts]), _B62)
 
 
 def _addr_hash(cats) -> np.ndarray:
@@ -141,65 +174,341 @@ def _is_local(cats, nets) -> np.ndarray:
     return out
 
 
-_STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
-
-
-def _int_col(packets, name, rows, na=0) -> np.ndarray:
-    """Column ``name`` at ``rows`` as int64 (``na`` where missing), without a full-column NA fill."""
-    a = packets[name].array
-    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
-    if data is None or mask is None:
-        return packets[name].to_numpy("int64", na_value=na)[rows]
-    out = np.asarray(data[rows], dtype=np.int64)
-    if out is data or np.shares_memory(out, data):
-        out = out.copy()
-    m = mask[rows]
-    if m.any():
-        out[m] = na
-    return out
-
-
-def _present(packets, name) -> np.ndarray:
-    m = getattr(packets[name].array, "_mask", None)
-    return ~m if m is not None else packets[name].notna().to_numpy()
-
-
-def _null_str(n: int) -> pd.Series:
-    import pyarrow as pa
-    return pd.Series(pa.nulls(n, pa.string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
-
-
 def _port_table(ports: np.ndarray) -> np.ndarray:
     t = np.zeros(65536, bool)
     t[ports[(ports >= 0) & (ports < 65536)]] = True
     return t
 
 
-def _str_column(m: np.ndarray) -> pd.Series:
-    """A 'str' column from a zero-padded byte matrix, through Arrow buffers (no Python strings)."""
+def _str_array(arr) -> pd.api.extensions.ExtensionArray:
+    """A 'str' column (pandas' Arrow-backed strings, NaN for missing) around an Arrow large_string array."""
+    return pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _null_str(n: int):
     import pyarrow as pa
-    nz = m != 0
-    off = np.zeros(len(m) + 1, np.int32)
-    np.cumsum(nz.sum(1), out=off[1:])
-    arr = pa.StringArray.from_buffers(len(m), pa.py_buffer(off), pa.py_buffer(np.ascontiguousarray(m[nz]).tobytes()))
-    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    return _str_array(pa.nulls(n, pa.large_string()))
 
 
-def _arrow_str(offsets: np.ndarray, data: np.ndarray) -> pd.Series:
+def _arrow_str(offsets: np.ndarray, data: np.ndarray):
+    """A 'str' column from string offsets (len + 1) and their bytes, without a Python string per row."""
     import pyarrow as pa
-    arr = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
-    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    off = np.ascontiguousarray(offsets, np.int64)
+    return _str_array(pa.LargeStringArray.from_buffers(len(off) - 1, pa.py_buffer(off),
+                                                       pa.py_buffer(np.ascontiguousarray(data))))
 
 
-def _l3_is(packets, kind: str) -> np.ndarray:
-    """l3 == kind, from the categorical's codes (no per-row string work)."""
-    c = packets["l3"].array
-    i = pd.Index(c.categories).get_indexer([kind])[0]
-    return c.codes == i if i >= 0 else np.zeros(len(c), bool)
+def _cat(codes: np.ndarray, categories) -> pd.Categorical:
+    """A categorical from codes the compiled passes made (in range by construction: not re-validated)."""
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False)
 
 
 def _empty() -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in CONNECTIONS if c.name != "community_id"})
+
+
+@njit(cache=True)
+def _select(l3, v4, v6, proto, proto_m, ts_m, frag, frag_m, mf, mf_m, iplen, iplen_m, flags_m, sport_m, itype_m,
+            keep, offload):
+    """Which packets are a connection's (timed, IPv4/6, not a fragment, TCP with flags, UDP with ports,
+    ICMP/ICMPv6 with a type) and which are offload super-frames (IPv4 total length 0)."""
+    for ii in range(l3.shape[0]):
+        i = np.uint64(ii)
+        c = l3[i]
+        is4, is6 = c == v4, c == v6
+        offload[i] = is4 and not iplen_m[i] and iplen[i] == 0
+        k = False
+        if not ts_m[i] and (is4 or is6) and (frag_m[i] or frag[i] <= 0) and (mf_m[i] or mf[i] == 0):
+            p = -1 if proto_m[i] else np.int64(proto[i])
+            if p == 6:
+                k = not flags_m[i]
+            elif p == 17:
+                k = not sport_m[i]
+            elif (p == 1 and is4) or (p == 58 and is6):
+                k = not itype_m[i]
+        keep[i] = k
+
+
+@njit(cache=True, inline="always")
+def _v(x, m, i, na):
+    return na if m[i] else np.int64(x[i])
+
+
+# rows of the int64 and bool matrices _gather fills: the state machine's inputs
+(G_TS, G_KIND, G_KEY, G_SIDE, G_FLAGS, G_SEQ, G_ACK, G_WIN, G_LEN, G_IPL, G_SPORT, G_DPORT, G_LO, G_HI) = range(14)
+(B_L4, B_SLSP, B_DLSP, B_BCAST, B_SLONG, B_DLONG) = range(6)
+
+
+# Gathering at ``rows`` is a few short compiled loops rather than one: a loop over many arrays at once
+# runs several times slower than the same work split (the memory streams outnumber what the
+# prefetchers follow), and a one-array loop vectorises.
+@njit(cache=True)
+def _take(rows, x, m, na, out):
+    """out[j] := x[rows[j]], or ``na`` where m marks it missing."""
+    for jj in range(rows.shape[0]):
+        j, i = np.uint64(jj), np.uint64(rows[jj])
+        out[j] = na if m[i] else np.int64(x[i])
+
+
+@njit(cache=True)
+def _take_sized(rows, x, m, alt, alt_m, offload, out):
+    """out[j] := x[rows[j]] (0 where missing), or where the packet is an offload super-frame (IPv4 total
+    length 0): ``alt`` (TCP.cc / UDP.cc / ICMP.cc use what was captured), or 0 when alt is empty."""
+    use_alt = alt.shape[0] > 0
+    for jj in range(rows.shape[0]):
+        j, i = np.uint64(jj), np.uint64(rows[jj])
+        if offload[i]:
+            out[j] = (0 if alt_m[i] else np.int64(alt[i])) if use_alt else 0
+        else:
+            out[j] = 0 if m[i] else np.int64(x[i])
+
+
+@njit(cache=True)
+def _ports(rows, proto, sport, sport_m, dport, dport_m, itype, itype_m, icode, icode_m, cp4, cp6, kind, sp_out,
+           dp_out, one_way):
+    """kind, and the 'ports': TCP/UDP's own; ICMP's the type and its counterpart (one-way types: the code)."""
+    for jj in range(rows.shape[0]):
+        j, i = np.uint64(jj), np.uint64(rows[jj])
+        p = np.int64(proto[i])
+        kd = K.K_TCP if p == 6 else (K.K_UDP if p == 17 else K.K_ICMP)
+        kind[j] = kd
+        ow = False
+        if kd == K.K_ICMP:
+            it = (0 if itype_m[i] else np.int64(itype[i])) & 0xFF
+            cp = cp6[it] if p == 58 else cp4[it]
+            ow = cp < 0
+            sp_out[j] = it
+            dp_out[j] = (0 if icode_m[i] else np.int64(icode[i])) if ow else cp
+        else:
+            sp_out[j] = 0 if sport_m[i] else np.int64(sport[i])
+            dp_out[j] = 0 if dport_m[i] else np.int64(dport[i])
+        one_way[j] = ow
+
+
+@njit(cache=True)
+def _keys(rows, proto, src, src_map, dst, dst_map, sp, dp, one_way, bcast_code, side_out, key, lo_out, hi_out,
+          bcast):
+    """Canonical endpoint order (IPBasedConnKey::InitTuple; one-way ICMP keeps its direction), the
+    5-tuple key packed into one int64 (or, when lo_out is not empty, its protocol part with the
+    endpoints apart), and whether the packet goes to 255.255.255.255."""
+    pack = lo_out.shape[0] == 0
+    for jj in range(rows.shape[0]):
+        j, i = np.uint64(jj), np.uint64(rows[jj])
+        sa = src_map[src[i]]
+        da = dst_map[dst[i]]
+        ep_s = sa * 65536 + sp[j]
+        ep_d = da * 65536 + dp[j]
+        ow = one_way[j]
+        side = 1 if ep_s > ep_d and not ow else 0
+        side_out[j] = side
+        if side == 0:
+            lo, hi = ep_s, ep_d
+        else:
+            lo, hi = ep_d, ep_s
+        pk = (np.int64(proto[i]) & 0xFF) * 2 + (1 if ow else 0)
+        if pack:
+            key[j] = (pk << 58) | (lo << 29) | hi
+        else:
+            key[j], lo_out[j], hi_out[j] = pk, lo, hi
+        bcast[j] = bcast_code >= 0 and da == bcast_code
+
+
+@njit(cache=True)
+def _port_flags(kind, sp, dp, tcp_tab, udp_tab, long_tab, slsp, dlsp, slong, dlong):
+    """Likely server ports (TCP/UDP) and Conn::port_inactivity_timeouts ports (TCP) at either end."""
+    for jj in range(kind.shape[0]):
+        j = np.uint64(jj)
+        a, b = np.uint64(sp[j] & 0xFFFF), np.uint64(dp[j] & 0xFFFF)
+        is_t, is_u = kind[j] == K.K_TCP, kind[j] == K.K_UDP
+        slsp[j] = (is_t and tcp_tab[a]) or (is_u and udp_tab[a])
+        dlsp[j] = (is_t and tcp_tab[b]) or (is_u and udp_tab[b])
+        slong[j] = is_t and long_tab[a]
+        dlong[j] = is_t and long_tab[b]
+
+
+def _gather(raw, packets, rows, l4_all, offload, cats, likely_server_ports, bare):
+    """The state machine's inputs at ``rows`` as (int64 matrix, bool matrix) with G_* / B_* rows: the
+    per-packet numbers with their missing values filled as the state machine expects (window 1, the
+    rest 0), kind, ports, canonical side, the 5-tuple key (packed when the addresses allow, else
+    G_KEY/G_LO/G_HI to be grouped), likely-server-port and long-inactivity flags."""
+    src, dst = column_array(packets, "src"), column_array(packets, "dst")
+    src_map = cats.get_indexer(src.categories).astype(np.int64)
+    dst_map = cats.get_indexer(dst.categories).astype(np.int64)
+    pack = len(cats) < _MAXBLOCK  # the 5-tuple fits one int64
+    m = len(rows)
+    # outputs allocated by numpy (large allocations get transparent huge pages; the compiled
+    # allocator's do not, and their page faults cost more than the pass that fills them)
+    g = np.empty((G_LO if pack else G_HI + 1, m), np.int64)
+    b = np.empty((B_DLONG + 1, m), bool)
+    for row, name, na in ((G_TS, "ts_ns", 0), (G_FLAGS, "tcp_flags", 0), (G_SEQ, "tcp_seq", 0),
+                          (G_ACK, "tcp_ack", 0), (G_WIN, "tcp_win", 1)):
+        _take(rows, *raw[name], na, g[row])
+    _take_sized(rows, *raw["payload_len"], *raw["payload_caplen"], offload, g[G_LEN])
+    empty = np.zeros(0, np.int64)
+    _take_sized(rows, *raw["ip_len"], empty, np.zeros(0, bool), offload, g[G_IPL])
+    np.take(l4_all, rows, out=b[B_L4])
+    one_way = np.empty(m, bool)
+    _ports(rows, raw["ip_proto"][0], *raw["sport"], *raw["dport"], *raw["icmp_type"], *raw["icmp_code"], _ICMP4_CP,
+           _ICMP6_CP, g[G_KIND], g[G_SPORT], g[G_DPORT], one_way)
+    lo, hi = (empty, empty) if pack else (g[G_LO], g[G_HI])
+    _keys(rows, raw["ip_proto"][0], src.codes, src_map, dst.codes, dst_map, g[G_SPORT], g[G_DPORT], one_way,
+          int(cats.get_indexer(["255.255.255.255"])[0]), g[G_SIDE], g[G_KEY], lo, hi, b[B_BCAST])
+    tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
+    long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
+    _port_flags(g[G_KIND], g[G_SPORT], g[G_DPORT], _port_table(tcp_lsp), _port_table(udp_lsp),
+                _port_table(long_ports), b[B_SLSP], b[B_DLSP], b[B_SLONG], b[B_DLONG])
+    return g, b, src_map, dst_map
+
+
+@njit(cache=True)
+def _factorize(x, slots, codes):
+    """codes := x's codes in order of first appearance (pandas.factorize's), by an open-addressing hash
+    table: ``slots`` (size, 2) of (key, code), code -1 where free, a power-of-two size. Returns the
+    number of distinct keys, or -1 - i when the table got half full at x[i] (call again, larger)."""
+    size = slots.shape[0]
+    bits = 0
+    while (1 << bits) < size:
+        bits += 1
+    mask = np.uint64(size - 1)
+    shift = np.uint64(64 - bits)
+    limit = size // 2
+    nk = 0
+    for ii in range(x.shape[0]):
+        i = np.uint64(ii)
+        k = x[i]
+        h = ((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+        while True:
+            c = slots[h, 1]
+            if c < 0:
+                if nk == limit:
+                    return -1 - ii
+                slots[h, 0] = k
+                slots[h, 1] = nk
+                codes[i] = nk
+                nk += 1
+                break
+            if slots[h, 0] == k:
+                codes[i] = c
+                break
+            h = (h + np.uint64(1)) & mask
+    return nk
+
+
+def _key_codes(key: np.ndarray) -> np.ndarray:
+    """pandas.factorize(key)[0] of an int64 array. The table starts small and doubles when half full
+    (a table sized for the distinct keys, not the packets, stays in cache); memory from numpy."""
+    codes = np.empty(len(key), np.int64)
+    size = 1 << 16
+    while True:
+        slots = np.empty((size, 2), np.int64)
+        slots[:, 1] = -1
+        if _factorize(key, slots, codes) >= 0:
+            return codes
+        size *= 4
+
+
+@njit(cache=True, inline="always")
+def _rstos0(hdata, a, b):
+    """conn.zeek conn_state(): ``/\\^?S[^HAFGIQ]*R.*/ == history`` on hdata[a:b]."""
+    k = a
+    if k < b and hdata[k] == 94:  # '^'
+        k += 1
+    if k >= b or hdata[k] != 83:  # 'S'
+        return False
+    for q in range(k + 1, b):
+        ch = hdata[q]
+        if ch == 82:  # 'R'
+            return True
+        if ch == 72 or ch == 65 or ch == 70 or ch == 71 or ch == 73 or ch == 81:  # H A F G I Q
+            return False
+    return False
+
+
+# rows of the int64, float64 and bool matrices _finish fills, and its narrow columns
+(F_TS, F_OA, F_RA, F_OB, F_RB, F_MISSED, F_OPK, F_OIPB, F_RPK, F_RIPB, F_FRAME, F_ISN) = range(12)
+(D_DUR, D_HS, D_RAFTER) = range(3)
+(M_NODUR, M_NOISN, M_NOSYNPAY, M_RACK) = range(4)
+(N_OP, N_RP) = range(2)
+(S_PROTO, S_STATE, S_RBY) = range(3)
+
+
+@njit(cache=True)
+def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst, dst_map, proto, frame, ahash,
+            order, b62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
+    """Every column of the table from the state machine's connection arrays, in output ``order``
+    (each row's connection index), by the originator's role; the history strings are copied into
+    ``hoff_out``/``hdata_out`` in that order unless those are empty (``order`` is the identity)."""
+    nc = order.shape[0]
+    if hoff_out.shape[0]:
+        hoff_out[0] = 0
+        for j in range(nc):
+            c = order[j]
+            a0 = hoff_out[j]
+            n = hoff[c + 1] - hoff[c]
+            hoff_out[j + 1] = a0 + n
+            hdata_out[a0:a0 + n] = hdata[hoff[c]:hoff[c + 1]]
+    for j in range(nc):
+        c = order[j]
+        f = ci[c, K.C_FIRSTPKT]
+        o = ci[c, K.C_ORIGSIDE]
+        r = rows[f]
+        sa, da = src_map[src[r]], dst_map[dst[r]]
+        sp, dp = g[G_SPORT, f], g[G_DPORT, f]
+        # endpoint of side 0 / 1 from the first packet, then by role
+        if g[G_SIDE, f] == 0:
+            s0a, s1a, s0p, s1p = sa, da, sp, dp
+        else:
+            s0a, s1a, s0p, s1p = da, sa, dp, sp
+        if o == 0:
+            xa, ya, xp, yp = s0a, s1a, s0p, s1p
+        else:
+            xa, ya, xp, yp = s1a, s0a, s1p, s0p
+        start = ci[c, K.C_START]
+        d = ci[c, K.C_LAST] - start
+        has_dur = d > 0
+        ints[F_TS, j], ints[F_OA, j], ints[F_RA, j] = start, xa, ya
+        ports[N_OP, j], ports[N_RP, j] = xp, yp
+        kd = g[G_KIND, f]
+        small[S_PROTO, j] = kd
+        floats[D_DUR, j] = d / 1e9 if has_dur else np.nan
+        ints[F_OB, j] = size[c, 0] if has_dur else 0
+        ints[F_RB, j] = size[c, 1] if has_dur else 0
+        flags[M_NODUR, j] = not has_dur
+        # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH
+        s = state[c]
+        if s == 12 and _rstos0(hdata, hoff[c], hoff[c + 1]):
+            s = _STATE_RSTOS0
+        elif s >= 12:
+            s = _STATE_OTH
+        small[S_STATE, j] = s
+        ints[F_MISSED, j] = ci[c, K.C_MISSED]
+        ints[F_OPK, j], ints[F_OIPB, j], ints[F_RPK, j], ints[F_RIPB, j] = pkts[c, 0], ipb[c, 0], pkts[c, 1], ipb[c, 1]
+        p = np.int64(proto[r])
+        ipp[j] = p
+        ints[F_FRAME, j] = frame[r]
+        is_tcp = kd == K.K_TCP
+        v = ci[c, K.C_ISN]
+        no = not (is_tcp and v >= 0)
+        flags[M_NOISN, j] = no
+        ints[F_ISN, j] = 0 if no else v
+        v = ci[c, K.C_SYNPAY]
+        no = not (is_tcp and v >= 0)
+        flags[M_NOSYNPAY, j] = no
+        synpay[j] = 0 if no else v
+        syns[j], synacks[j] = ci[c, K.C_SYNS], ci[c, K.C_SYNACKS]
+        synts, synackts, rstts = ci[c, K.C_SYNTS], ci[c, K.C_SYNACKTS], ci[c, K.C_RSTTS]
+        floats[D_HS, j] = (synackts - synts) / 1e3 if synts >= 0 and synackts >= 0 else np.nan
+        floats[D_RAFTER, j] = (rstts - synackts) / 1e3 if rstts >= 0 and synackts >= 0 else np.nan
+        rs = ci[c, K.C_RSTSIDE]
+        small[S_RBY, j] = -1 if rs < 0 else (0 if rs == o else 1)
+        flags[M_RACK, j] = rs >= 0 and rs != o and ci[c, K.C_RSTACK] == 1
+        h1, h2 = _uid_step(np.uint64(0), np.uint64(_H2_SEED), np.uint64(start))
+        h1, h2 = _uid_step(h1, h2, np.uint64(p))
+        h1, h2 = _uid_step(h1, h2, np.uint64(xp))
+        h1, h2 = _uid_step(h1, h2, np.uint64(yp))
+        h1, h2 = _uid_step(h1, h2, ahash[xa])
+        h1, h2 = _uid_step(h1, h2, ahash[ya])
+        _uid_write(uid, j, h1, h2, b62)
 
 
 def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
@@ -212,84 +521,39 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     a bad L4 checksum as 'C' (False is ``zeek -C``). likely_server_ports: "80/tcp"-style strings (ints
     mean TCP and UDP). bare: ``zeek -b`` (no protocol analyzers: only the tunnel ports are likely server
     ports, no per-port inactivity timeouts). local_nets: for local_orig/local_resp (empty: <NA>).
-    timeouts_s: overrides of TIMEOUTS_S. community_id: add the Community ID column."""
+    timeouts_s: overrides of TIMEOUTS_S. community_id: add the Community ID column (computed only then)."""
     if bare and likely_server_ports is LIKELY_SERVER_PORTS:
         likely_server_ports = BARE_LIKELY_SERVER_PORTS
     to = dict(TIMEOUTS_S, **(timeouts_s or {}))
-    allr = slice(None)
-    proto = _int_col(packets, "ip_proto", allr, -1)
-    ipv4, ipv6 = _l3_is(packets, "ipv4"), _l3_is(packets, "ipv6")
-    ts_ok = _present(packets, "ts_ns")
-    frag = (_int_col(packets, "frag_offset", allr, 0) > 0) | (_int_col(packets, "ip_mf", allr, 0) > 0)
-    ip_len = _int_col(packets, "ip_len", allr, -1)
-    is_tcp = (proto == 6) & _present(packets, "tcp_flags")
-    is_udp = (proto == 17) & _present(packets, "sport")
-    is_icmp = ((proto == 1) & ipv4 | (proto == 58) & ipv6) & _present(packets, "icmp_type")
-    keep = ts_ok & ~frag & (ipv4 | ipv6) & (is_tcp | is_udp | is_icmp)
-    offload = ipv4 & (ip_len == 0)
-    if check_checksums:
-        ip_ok, l4_ok = K_checksums(packets, np.flatnonzero(keep))
-        keep &= ip_ok & ~offload  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
-    else:
-        l4_ok = np.ones(len(packets), bool)
+    n = len(packets)
+    if not n:
+        return _empty()
+    # the stored buffers (values, missing) of every column used: no per-column conversion
+    raw = {name: raw_column(packets, name) for name in _PACKET_COLUMNS}
+    l3 = column_array(packets, "l3").codes
+    v4, v6 = l3_code(packets, "ipv4"), l3_code(packets, "ipv6")
+    keep, offload = np.empty(n, bool), np.empty(n, bool)
+    _select(l3, v4, v6, *raw["ip_proto"], raw["ts_ns"][1], *raw["frag_offset"], *raw["ip_mf"], *raw["ip_len"],
+            raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1], keep, offload)
     rows = np.flatnonzero(keep)
+    if check_checksums:
+        ip_ok, l4_all = checksums_ok(packets, rows)
+        good = ip_ok[rows] & ~offload[rows]
+        if not good.all():  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
+            rows = rows[good]
+    else:
+        l4_all = np.ones(n, bool)
     if not rows.size:
         return _empty()
-
-    def col(name, na=0):
-        return _int_col(packets, name, rows, na)
-    l4_ok = l4_ok[rows]
-    kind = np.where(is_tcp[rows], K.K_TCP, np.where(is_udp[rows], K.K_UDP, K.K_ICMP)).astype(np.int64)
-    src, dst = packets["src"].array, packets["dst"].array
+    src, dst = column_array(packets, "src"), column_array(packets, "dst")
     cats = pd.Index(src.categories).union(pd.Index(dst.categories))
-    sa = cats.get_indexer(src.categories).astype(np.int64)[src.codes[rows]]
-    da = cats.get_indexer(dst.categories).astype(np.int64)[dst.codes[rows]]
-    sport = col("sport")
-    dport = col("dport")
-    pr = proto[rows]
-    icmp = kind == K.K_ICMP
-    one_way = np.zeros(len(rows), bool)
-    if icmp.any():
-        it = col("icmp_type") & 0xFF
-        ic = col("icmp_code")
-        v6 = pr == 58
-        table4 = np.full(256, -1, np.int64)
-        table6 = np.full(256, -1, np.int64)
-        for x, y in _TWO_WAY_ICMP4.items():
-            table4[x] = y
-        for x, y in _TWO_WAY_ICMP6.items():
-            table6[x] = y
-        cp = np.where(v6, table6[it], table4[it])
-        one_way = icmp & (cp < 0)
-        sport = np.where(icmp, it, sport)
-        dport = np.where(icmp, np.where(cp < 0, ic, cp), dport)
-    ep_s = sa * 65536 + sport
-    ep_d = da * 65536 + dport
-    side = ((ep_s > ep_d) & ~one_way).astype(np.int64)
-    lo = np.where(side == 0, ep_s, ep_d)
-    hi = np.where(side == 0, ep_d, ep_s)
-    pk = (pr & 0xFF) * 2 + one_way
-    if len(cats) < (1 << 13):  # the 5-tuple fits one int64: hash-factorise it
-        key = pd.factorize((pk << 58) | (lo << 29) | hi)[0].astype(np.int64)
+    g, b, src_map, dst_map = _gather(raw, packets, rows, l4_all, offload, cats, likely_server_ports, bare)
+    pack = g.shape[0] <= G_LO
+    if pack:
+        key = _key_codes(g[G_KEY])
     else:
-        key = pd.DataFrame({"a": pk, "b": lo, "c": hi}).groupby(["a", "b", "c"], sort=False).ngroup()
+        key = pd.DataFrame({"a": g[G_KEY], "b": g[G_LO], "c": g[G_HI]}).groupby(["a", "b", "c"], sort=False).ngroup()
         key = key.to_numpy(np.int64)
-    tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
-    is_t, is_u = kind == K.K_TCP, kind == K.K_UDP
-    tt, ut = _port_table(tcp_lsp), _port_table(udp_lsp)
-    sp16, dp16 = sport & 0xFFFF, dport & 0xFFFF
-    src_lsp = (is_t & tt[sp16]) | (is_u & ut[sp16])
-    dst_lsp = (is_t & tt[dp16]) | (is_u & ut[dp16])
-    bcast_code = cats.get_indexer(["255.255.255.255"])[0]
-    bcast = (da == bcast_code) if bcast_code >= 0 else np.zeros(len(rows), bool)
-    long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
-    lt = _port_table(long_ports)
-    src_long = is_t & lt[sp16]
-    dst_long = is_t & lt[dp16]
-    off = offload[rows]
-    # TCP.cc / UDP.cc / ICMP.cc: total length 0 -> use what was captured
-    length = np.where(off, col("payload_caplen"), col("payload_len"))
-    ipl = np.where(off, 0, col("ip_len"))
     ns = 1_000_000_000
     params = np.array([to["tcp_attempt_delay"], to["tcp_reset_delay"], to["tcp_close_delay"],
                        to["tcp_connection_linger"], to["tcp_inactivity_timeout"], to["udp_inactivity_timeout"],
@@ -298,33 +562,61 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     params = (params * ns).astype(np.int64)
     params[K.P_MAX_ABOVE_HOLE] = 16384
     params[K.P_EXCESSIVE] = 10 * 1024 * 1024
-    ts = col("ts_ns")
     ci, ei, conn_of, ev_c, ev_ch = K.conn_kernel(
-        ts, kind, key, side, col("tcp_flags"), col("tcp_seq"), col("tcp_ack"), col("tcp_win", 1), length, ipl,
-        l4_ok, sport, dport, src_lsp, dst_lsp, bcast, src_long, dst_long, int(key.max()) + 1, params)
+        g[G_TS], g[G_KIND], key, g[G_SIDE], g[G_FLAGS], g[G_SEQ], g[G_ACK], g[G_WIN], g[G_LEN], g[G_IPL], b[B_L4],
+        g[G_SPORT], g[G_DPORT], b[B_SLSP], b[B_DLSP], b[B_BCAST], b[B_SLONG], b[B_DLONG], int(key.max()) + 1, params)
     state, size, pkts, ipb = K.conn_finish(ci, ei)
     hist = K.history_buffers(len(ci), ev_c, ev_ch)
     parents = _tunnel_parents(packets, rows, conn_of, len(ci))
-    return _table(col("frame"), ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr,
-                  local_nets, community_id, parents)
+    return _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
+                  community_id, parents)
 
 
+_PACKET_COLUMNS = ("ts_ns", "frame", "ip_proto", "frag_offset", "ip_mf", "ip_len", "tcp_flags", "sport", "dport",
+                   "icmp_type", "icmp_code", "tcp_seq", "tcp_ack", "tcp_win", "payload_len", "payload_caplen")
 TUNNEL_COLUMNS = ("tunnel", "outer_src", "outer_dst", "tunnel_id")
 
 
-def _tunnel_parents(packets, rows, conn_of, nc) -> pd.Series:
+def _tunnelled(packets, rows) -> np.ndarray | None:
+    """Which of ``rows`` came through a tunnel (the kind set and not 'none'); None when none did. A
+    categorical kind is read by its codes: a capture without tunnels costs one pass over int8 codes."""
+    kind = column_array(packets, "tunnel")
+    if isinstance(kind, pd.Categorical):
+        none = pd.Index(kind.categories).get_indexer(["none"])[0]
+        codes = kind.codes
+        if not _any_other(codes, none):
+            return None
+        codes = codes[rows]
+        return (codes >= 0) & (codes != none)
+    k = pd.Series(kind, copy=False).iloc[rows]
+    m = (k.notna() & (k.astype(object) != "none")).to_numpy(bool)
+    return m if m.any() else None
+
+
+@njit(cache=True)
+def _any_other(codes, none):
+    """Any code set (>= 0) and not ``none``."""
+    for c in codes:  # noqa: SIM110 - compiled: a loop, not any() over a generator
+        if c >= 0 and c != none:
+            return True
+    return False
+
+
+def _tunnel_parents(packets, rows, conn_of, nc):
     """conn.zeek's tunnel_parents: the set of encapsulating connections' uids seen over the connection's
-    lifetime. The packets table (when its reader decapsulates) names the encapsulation by kind, outer
-    addresses and tunnel id; its uid is made from those as our uids are from a connection's identity."""
+    lifetime (None: no connection has one). The packets table (when its reader decapsulates) names the
+    encapsulation by kind, outer addresses and tunnel id; its uid is made from those as our uids are
+    from a connection's identity. A capture without tunnels costs one look at the kind's codes."""
     if not all(c in packets.columns for c in TUNNEL_COLUMNS):
-        return _null_str(nc)
-    t = packets.iloc[rows][list(TUNNEL_COLUMNS)]
-    kind = t["tunnel"]
-    m = (kind.notna() & (kind.astype(object) != "none")).to_numpy(bool) & (conn_of != -1)
+        return None
+    m = _tunnelled(packets, rows)
+    if m is None:
+        return None
+    m = m & (conn_of != -1)
     if not m.any():
-        return _null_str(nc)
+        return None
     c = np.where(conn_of < 0, -1 - conn_of, conn_of)[m]
-    t = t[m]
+    t = packets.iloc[rows[m]][list(TUNNEL_COLUMNS)]
     parts = []
     for name in TUNNEL_COLUMNS:
         v = t[name].astype(str).to_numpy(dtype=object)
@@ -335,84 +627,94 @@ def _tunnel_parents(packets, rows, conn_of, nc) -> pd.Series:
     joined = d.groupby("c")["p"].agg(",".join)
     out = np.full(nc, None, dtype=object)
     out[joined.index.to_numpy()] = joined.to_numpy()
-    return pd.Series(out, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    return pd.Series(out, dtype=pd.StringDtype("pyarrow", na_value=np.nan)).array
 
 
-def K_checksums(packets, rows):
-    from ..capture.checksums import checksums_ok
-    return checksums_ok(packets, rows)
+@njit(cache=True)
+def _in_order(ci, rows, frame):
+    """Whether the connections are already by (first packet's time, its frame)."""
+    for c in range(1, ci.shape[0]):
+        a, b = ci[c - 1, K.C_START], ci[c, K.C_START]
+        if b < a or (b == a and frame[rows[ci[c, K.C_FIRSTPKT]]] < frame[rows[ci[c - 1, K.C_FIRSTPKT]]]):
+            return False
+    return True
 
 
-def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport, cats, kind, pr, local_nets,
+def _output_order(ci, rows, frame) -> np.ndarray | None:
+    """Connections by (first packet's time, its frame), or None when that is their order already: the
+    state machine makes them in file order, which is this order unless the file's timestamps go back."""
+    if _in_order(ci, rows, frame):
+        return None
+    return np.lexsort((frame[rows[ci[:, K.C_FIRSTPKT]]], ci[:, K.C_START])).astype(np.int64)
+
+
+def _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
            community_id, parents) -> pd.DataFrame:
-    C = K
-    first = ci[:, C.C_FIRSTPKT]
-    fside = side[first]
-    o = ci[:, C.C_ORIGSIDE]
-    # endpoint of side 0 / 1 from the first packet, then by role
-    s0a = np.where(fside == 0, sa[first], da[first])
-    s1a = np.where(fside == 0, da[first], sa[first])
-    s0p = np.where(fside == 0, sport[first], dport[first])
-    s1p = np.where(fside == 0, dport[first], sport[first])
-    oa, ra = np.where(o == 0, s0a, s1a), np.where(o == 0, s1a, s0a)
-    op, rp = np.where(o == 0, s0p, s1p), np.where(o == 0, s1p, s0p)
-    start, last = ci[:, C.C_START], ci[:, C.C_LAST]
-    dur_ns = last - start
-    has_dur = dur_ns > 0
-    # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH; categories: _STATE_CATS
-    cand = np.flatnonzero(state == 12)
-    state = np.where(state >= 12, 12, state)
-    if cand.size:  # conn_state(): /\^?S[^HAFGIQ]*R.*/ == history
-        off, data = hist
-        hs = [bytes(data[off[i]:off[i + 1]]).decode() for i in cand]
-        rst = pd.Series(hs, dtype=object).str.fullmatch(r"\^?S[^HAFGIQ]*R.*").to_numpy(bool)
-        state[cand[rst]] = 8
-    ip_proto = pr[first]
-    ahash = _addr_hash(cats)
-    uid = _uids([start, ip_proto, op, rp, ahash[oa], ahash[ra]])
-    is_tcp = kind[first] == K.K_TCP
-    rst_side = ci[:, C.C_RSTSIDE]
-    reset_by = np.where(rst_side < 0, -1, np.where(rst_side == o, 0, 1))
-    synts, synackts, rstts = ci[:, C.C_SYNTS], ci[:, C.C_SYNACKTS], ci[:, C.C_RSTTS]
+    frame = raw["frame"][0]
+    nc = len(ci)
+    order = _output_order(ci, rows, frame)
+    hoff, hdata = hist
+    if order is None:
+        hoff_out, hdata_out = np.empty(0, np.int32), np.empty(0, np.uint8)
+    else:
+        hoff_out, hdata_out = np.empty(nc + 1, np.int32), np.empty(len(hdata), np.uint8)
+    ints, floats = np.empty((F_ISN + 1, nc), np.int64), np.empty((D_RAFTER + 1, nc), np.float64)
+    flags, ports, small = np.empty((M_RACK + 1, nc), bool), np.empty((N_RP + 1, nc), np.uint16), \
+        np.empty((S_RBY + 1, nc), np.int8)
+    ipp, synpay = np.empty(nc, np.uint8), np.empty(nc, np.int32)
+    syns, synacks, uid = np.empty(nc, np.int32), np.empty(nc, np.int32), np.empty((nc, 18), np.uint8)
+    _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, column_array(packets, "src").codes, src_map,
+            column_array(packets, "dst").codes, dst_map, raw["ip_proto"][0], frame, _addr_hash(cats),
+            np.arange(nc, dtype=np.int64) if order is None else order, _B62, ints, floats, flags, ports, small, ipp,
+            synpay, syns, synacks, uid, hoff_out, hdata_out)
+    if order is not None:
+        hoff, hdata = hoff_out, hdata_out
     catv = pd.Index(cats)
-    local = _is_local(cats, local_nets) if local_nets else None
-    n = len(ci)
-
-    def opt(mask, vals, dtype):
-        return pd.Series(np.where(mask, vals, 0)).astype(dtype).mask(~mask)
+    oa, ra = ints[F_OA], ints[F_RA]
+    # each column its own buffers: a value set in one must not show in another
+    if local_nets:
+        local = _is_local(cats, local_nets)
+        lo_ = pd.arrays.BooleanArray(local[oa], np.zeros(nc, bool))
+        lr_ = pd.arrays.BooleanArray(local[ra], np.zeros(nc, bool))
+    else:
+        lo_ = pd.arrays.BooleanArray(np.zeros(nc, bool), np.ones(nc, bool))
+        lr_ = pd.arrays.BooleanArray(np.zeros(nc, bool), np.ones(nc, bool))
+    if parents is None:
+        tp = _null_str(nc)
+    else:
+        tp = parents if order is None else parents.take(order)
     out = pd.DataFrame({
-        "ts_ns": start,
-        "uid": _str_column(uid),
-        "orig_h": pd.Categorical.from_codes(oa, categories=catv),
-        "orig_p": op.astype("uint16"),
-        "resp_h": pd.Categorical.from_codes(ra, categories=catv),
-        "resp_p": rp.astype("uint16"),
-        "proto": pd.Categorical.from_codes(kind[first], categories=["tcp", "udp", "icmp"]),
-        "duration_s": np.where(has_dur, dur_ns / 1e9, np.nan),
-        "orig_bytes": opt(has_dur, size[:, 0], "Int64"),
-        "resp_bytes": opt(has_dur, size[:, 1], "Int64"),
-        "conn_state": pd.Categorical.from_codes(state, categories=_STATE_CATS),
-        "local_orig": pd.array(local[oa], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
-        "local_resp": pd.array(local[ra], dtype="boolean") if local is not None else pd.array([pd.NA] * n, dtype="boolean"),
-        "missed_bytes": ci[:, C.C_MISSED],
-        "history": _arrow_str(*hist),
-        "orig_pkts": pkts[:, 0],
-        "orig_ip_bytes": ipb[:, 0],
-        "resp_pkts": pkts[:, 1],
-        "resp_ip_bytes": ipb[:, 1],
-        "tunnel_parents": parents,
-        "ip_proto": ip_proto.astype("uint8"),
-        "first_frame": frames[first],
-        "isn": opt(is_tcp & (ci[:, C.C_ISN] >= 0), ci[:, C.C_ISN], "Int64"),
-        "syn_payload": opt(is_tcp & (ci[:, C.C_SYNPAY] >= 0), ci[:, C.C_SYNPAY], "Int32"),
-        "syns": ci[:, C.C_SYNS].astype("int32"),
-        "synacks": ci[:, C.C_SYNACKS].astype("int32"),
-        "handshake_rtt_us": np.where((synts >= 0) & (synackts >= 0), (synackts - synts) / 1e3, np.nan),
-        "reset_by": pd.Categorical.from_codes(reset_by, categories=["orig", "resp"]),
-        "reset_after_synack_us": np.where((rstts >= 0) & (synackts >= 0), (rstts - synackts) / 1e3, np.nan),
-        "reset_ack_from_responder": (rst_side >= 0) & (rst_side != o) & (ci[:, C.C_RSTACK] == 1),
-    })
-    out = out.sort_values(["ts_ns", "first_frame"], kind="stable").reset_index(drop=True)
+        "ts_ns": ints[F_TS],
+        "uid": _arrow_str(np.arange(0, 18 * (nc + 1), 18, dtype=np.int64), uid),
+        "orig_h": _cat(oa, catv),
+        "orig_p": ports[N_OP],
+        "resp_h": _cat(ra, catv),
+        "resp_p": ports[N_RP],
+        "proto": _cat(small[S_PROTO], ["tcp", "udp", "icmp"]),
+        "duration_s": floats[D_DUR],
+        "orig_bytes": pd.arrays.IntegerArray(ints[F_OB], flags[M_NODUR]),
+        "resp_bytes": pd.arrays.IntegerArray(ints[F_RB], flags[M_NODUR].copy()),
+        "conn_state": _cat(small[S_STATE], _STATE_CATS),
+        "local_orig": lo_,
+        "local_resp": lr_,
+        "missed_bytes": ints[F_MISSED],
+        "history": _arrow_str(hoff, hdata),
+        "orig_pkts": ints[F_OPK],
+        "orig_ip_bytes": ints[F_OIPB],
+        "resp_pkts": ints[F_RPK],
+        "resp_ip_bytes": ints[F_RIPB],
+        "tunnel_parents": tp,
+        "ip_proto": ipp,
+        "first_frame": ints[F_FRAME],
+        "isn": pd.arrays.IntegerArray(ints[F_ISN], flags[M_NOISN]),
+        "syn_payload": pd.arrays.IntegerArray(synpay, flags[M_NOSYNPAY]),
+        "syns": syns,
+        "synacks": synacks,
+        "handshake_rtt_us": floats[D_HS],
+        "reset_by": _cat(small[S_RBY], ["orig", "resp"]),
+        "reset_after_synack_us": floats[D_RAFTER],
+        "reset_ack_from_responder": flags[M_RACK],
+    }, copy=False)
     if community_id:
         out.insert(out.columns.get_loc("ip_proto") + 1, "community_id", community_ids(out))
     return out

@@ -5,6 +5,10 @@ capture file's bytes: the one place analyses get header bytes from (they never o
 and the L4 checksum verifies. Where a checksum cannot be checked (not IPv4 for the header; the segment
 not wholly captured, no L4 header, UDP over IPv4 with checksum 0) the answer is True, as Zeek skips
 the test then (IP.cc, TCP.cc ValidateChecksum, UDP.cc, ICMP.cc).
+
+One compiled pass per capture file: where the IP header and the L4 segment start is worked out per row
+from the stored columns' buffers (a nullable column is passed as its values and its mask, no copy), so
+no per-column array is built around the sums.
 """
 from __future__ import annotations
 
@@ -15,19 +19,78 @@ from .._io import open_bytes
 from .._jit import njit
 from .payloads import payload_files
 
-__all__ = ["checksums_ok"]
+__all__ = ["checksums_ok", "column_array", "raw_column", "l3_code"]
+
+_COLUMNS = ("ip_proto", "tcp_hdr_len", "payload_off", "ip_hdr_len", "ip_len", "payload_caplen", "frag_offset",
+            "ip_mf")
 
 
-@njit(cache=True)
+def column_array(packets: pd.DataFrame, name: str):
+    """Column ``name``'s stored array (numpy or pandas extension array), for reading only. Not through
+    ``packets[name]``: each Series pandas makes deep-copies the table's attrs (its notes and interfaces),
+    which costs more than the compiled passes over a million rows."""
+    get = getattr(packets, "_get_column_array", None)
+    if get is not None:
+        loc = packets.columns.get_loc(name)
+        if isinstance(loc, int):
+            return get(loc)
+    return packets[name].array
+
+
+def raw_column(packets: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, missing) of column ``name``: a nullable column's own buffers (no copy; a value under
+    the mask is meaningless), any other column's values with a mask of its missing entries."""
+    a = column_array(packets, name)
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):
+        return data, mask
+    s = pd.Series(a, copy=False)
+    missing = s.isna().to_numpy(bool)
+    if s.dtype.kind in "biu":
+        return s.to_numpy(), missing
+    return s.to_numpy("int64", na_value=0), missing
+
+
+def l3_code(packets: pd.DataFrame, kind: str) -> int:
+    """The code of ``kind`` in the l3 categorical (-2 when absent: matches no row, not even a missing one)."""
+    i = pd.Index(column_array(packets, "l3").categories).get_indexer([kind])[0]
+    return int(i) if i >= 0 else -2
+
+
+_U8, _U32, _ONE, _TWO = np.uint64(8), np.uint64(0xFFFFFFFF), np.uint64(1), np.uint64(2)
+
+
+@njit(cache=True, inline="always")
 def _sum16(buf, o, n, s):
-    for k in range(0, n - 1, 2):
-        s += (np.int64(buf[o + k]) << 8) | np.int64(buf[o + k + 1])
-    if n % 2 == 1:
-        s += np.int64(buf[o + n - 1]) << 8
-    return s
+    """s + the big-endian 16-bit words of buf[o:o+n] (an odd last byte padded), as RFC 1071 adds them,
+    folded to 16 bits. Computed over little-endian 64-bit words and byte-swapped at the end (the
+    one's-complement sum does not depend on byte order, RFC 1071 §2(B)); unsigned indices, so the
+    compiled loads carry no negative-index test."""
+    if n < 0:  # a total length shorter than the IP header: as the byte loop had it (n % 2 == 1 in Python)
+        if n % 2 == 1:
+            s += np.int64(buf[o + n - 1]) << 8
+        return _fold(s)
+    uo, m = np.uint64(o), np.uint64(n)
+    k = np.uint64(0)
+    le = np.uint64(0)
+    while k + _U8 <= m:
+        p = uo + k
+        w = (np.uint64(buf[p]) | (np.uint64(buf[p + np.uint64(1)]) << np.uint64(8))
+             | (np.uint64(buf[p + np.uint64(2)]) << np.uint64(16)) | (np.uint64(buf[p + np.uint64(3)]) << np.uint64(24))
+             | (np.uint64(buf[p + np.uint64(4)]) << np.uint64(32)) | (np.uint64(buf[p + np.uint64(5)]) << np.uint64(40))
+             | (np.uint64(buf[p + np.uint64(6)]) << np.uint64(48)) | (np.uint64(buf[p + np.uint64(7)]) << np.uint64(56)))
+        le += (w & _U32) + (w >> np.uint64(32))
+        k += _U8
+    while k + _ONE < m:
+        le += np.uint64(buf[uo + k]) | (np.uint64(buf[uo + k + _ONE]) << np.uint64(8))
+        k += _TWO
+    if k < m:
+        le += np.uint64(buf[uo + k])
+    x = _fold(np.int64(le))
+    return _fold(s + (((x & 0xFF) << 8) | (x >> 8)))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fold(s):
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
@@ -35,24 +98,47 @@ def _fold(s):
 
 
 @njit(cache=True)
-def _verify(buf, ip_off, ip_hdr_len, is_v6, proto, l4_off, l4_len, whole, ip_ok, l4_ok):
+def _verify(buf, rows, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iphl, iphl_m, iplen, iplen_m,
+            pcap, pcap_m, frag, frag_m, mf, mf_m, ip_ok, l4_ok):
+    """ip_ok[r], l4_ok[r] for each r in rows (left as they are where not checkable)."""
     size = buf.shape[0]
-    for i in range(ip_off.shape[0]):
-        a = ip_off[i]
-        if a < 0:
+    for j in range(rows.shape[0]):
+        i = np.uint64(rows[j])
+        p = -1 if proto_m[i] else np.int64(proto[i])
+        if p == 6:
+            hdr = -1 if thl_m[i] else np.int64(thl[i])
+        else:
+            hdr = 8
+        po = -1 if poff_m[i] else np.int64(poff[i])
+        if po < 0 or hdr <= 0:
             continue
-        if not is_v6[i] and a + ip_hdr_len[i] <= size:
-            ip_ok[i] = _fold(_sum16(buf, a, ip_hdr_len[i], np.int64(0))) == 0xFFFF
-        if not whole[i] or l4_off[i] < 0 or l4_off[i] + l4_len[i] > size:
+        code = l3[i]
+        is_v6 = code == v6
+        hl = 0 if iphl_m[i] else np.int64(iphl[i])
+        a = po - hdr - hl
+        if (code != v4 and not is_v6) or a < 0:
             continue
-        o, n, p = l4_off[i], l4_len[i], proto[i]
+        if not is_v6 and a + hl <= size:
+            ip_ok[i] = _fold(_sum16(buf, a, hl, np.int64(0))) == 0xFFFF
+        if p != 1 and p != 6 and p != 17 and p != 58:
+            continue
+        if (not frag_m[i] and frag[i] > 0) or (not mf_m[i] and mf[i] != 0):
+            continue
+        tot = 0 if iplen_m[i] else np.int64(iplen[i])
+        pc = -1 if pcap_m[i] else np.int64(pcap[i])
+        n = tot - hl
+        if tot <= 0 or pc < 0 or pc < n - hdr:
+            continue
+        o = po - hdr
+        if o < 0 or o + n > size:
+            continue
         s = np.int64(0)
         if p == 1:  # ICMPv4: no pseudo-header
             l4_ok[i] = _fold(_sum16(buf, o, n, s)) == 0xFFFF
             continue
-        if p == 17 and not is_v6[i] and n >= 8 and buf[o + 6] == 0 and buf[o + 7] == 0:
+        if p == 17 and not is_v6 and n >= 8 and buf[o + 6] == 0 and buf[o + 7] == 0:
             continue  # UDP over IPv4 without a checksum
-        if is_v6[i]:
+        if is_v6:
             s = _sum16(buf, a + 8, 32, s)
         else:
             s = _sum16(buf, a + 12, 8, s)
@@ -69,46 +155,21 @@ def checksums_ok(packets: pd.DataFrame, rows: np.ndarray | None = None) -> tuple
     if not n or not (packets.attrs.get("path") or packets.attrs.get("paths")):
         return ip_ok, l4_ok
     sel = np.arange(n) if rows is None else np.asarray(rows, np.int64)
-
-    def col(name, na):
-        a = packets[name].array
-        data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
-        if data is None or mask is None:
-            return packets[name].to_numpy("int64", na_value=na)[sel]
-        out = np.array(data[sel], dtype=np.int64)
-        out[mask[sel]] = na
-        return out
-    proto = col("ip_proto", -1)
-    l3c = packets["l3"].array
-    cats = pd.Index(l3c.categories)
-    codes = l3c.codes[sel]
-    i4, i6 = cats.get_indexer(["ipv4"])[0], cats.get_indexer(["ipv6"])[0]
-    is_v6 = (codes == i6) if i6 >= 0 else np.zeros(len(sel), bool)
-    ipv = ((codes == i4) if i4 >= 0 else np.zeros(len(sel), bool)) | is_v6
-    hdr = np.where(proto == 6, col("tcp_hdr_len", -1), 8)
-    poff = col("payload_off", -1)
-    iphl = col("ip_hdr_len", 0)
-    iplen = col("ip_len", 0)
-    pcap = col("payload_caplen", -1)
-    frag = col("frag_offset", 0) > 0
-    mf = col("ip_mf", 0) > 0
-    l4 = np.isin(proto, (1, 6, 17, 58)) & (hdr > 0) & (poff >= 0) & ~frag & ~mf
-    l4_off = np.where(l4, poff - hdr, -1)
-    ip_off = np.where(ipv & (poff >= 0) & (hdr > 0), poff - hdr - iphl, -1)
-    l4_len = iplen - iphl
-    whole = l4 & (iplen > 0) & (pcap >= 0) & (pcap >= l4_len - hdr)
-    a = np.ones(len(sel), bool)
-    b = np.ones(len(sel), bool)
-    pos = np.full(n, -1, np.int64)
-    pos[sel] = np.arange(len(sel))
-    for path, frows in payload_files(packets):
-        r = pos[frows]
-        r = r[r >= 0]
+    if not sel.size:
+        return ip_ok, l4_ok
+    cols = [x for name in _COLUMNS for x in raw_column(packets, name)]
+    l3 = column_array(packets, "l3").codes
+    v4, v6 = l3_code(packets, "ipv4"), l3_code(packets, "ipv6")
+    files = list(payload_files(packets))
+    for path, frows in files:
+        if len(files) == 1:
+            r = sel
+        else:
+            mine = np.zeros(n, bool)
+            mine[frows] = True
+            r = sel[mine[sel]]
         if not r.size:
             continue
         with open_bytes(path) as buf:
-            x, y = a[r], b[r]
-            _verify(buf, ip_off[r], iphl[r], is_v6[r], proto[r], l4_off[r], l4_len[r], whole[r], x, y)
-            a[r], b[r] = x, y
-    ip_ok[sel], l4_ok[sel] = a, b
+            _verify(buf, r, l3, v4, v6, *cols, ip_ok, l4_ok)
     return ip_ok, l4_ok

@@ -1,0 +1,223 @@
+"""The connection table around the compiled state machine (issue #15) against the code it replaced
+(tests/reference_conn_table.py, probekit at b77021f): the whole table equal, value for value and dtype
+for dtype, on every shipped capture, on the public corpus (the Zeek tests' traces with their options),
+on captures whose timestamps go back, on captures with corrupted bytes (bad checksums everywhere), and
+on packets tables whose columns are not the reader's own dtypes; each compiled helper against a plain
+implementation."""
+from __future__ import annotations
+
+import ipaddress
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import probekit
+import reference_conn_table as R
+from conftest import REAL, real_captures, require_real_captures
+from probekit.analysis import connections as C
+from probekit.capture import checksums as CS
+from probekit.schema import CONNECTIONS, check_table, packets_for_storage, packets_from_storage
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.name for p in (ROOT / "captures").iterdir() if p.suffix in (".pcap", ".pcapng"))
+HTTP = frozenset({"80/tcp", "81/tcp", "631/tcp", "1080/tcp", "3128/tcp", "8000/tcp", "8080/tcp", "8888/tcp"})
+# the option sets tests/test_zeek.py runs (zeek, zeek -b, zeek -C -b with HTTP's ports, local nets)
+OPTIONS = [
+    {},
+    {"bare": True},
+    {"check_checksums": False, "bare": True, "likely_server_ports": R.BARE_LIKELY_SERVER_PORTS | HTTP},
+    {"check_checksums": False, "local_nets": (ipaddress.ip_network("125.190.109.0/24"),)},
+    {"local_nets": (), "community_id": True, "timeouts_s": {"icmp_inactivity_timeout": 1.0}},
+]
+
+
+def same(packets: pd.DataFrame, **opts) -> pd.DataFrame:
+    """connections() and the reference on the same table: equal in every value, dtype and category,
+    and in the text they print to; returns the table."""
+    got = C.connections(packets, **opts)
+    want = R.connections(packets, **opts)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str))
+    assert got.to_csv(index=False) == want.to_csv(index=False)
+    check_table(got, CONNECTIONS)
+    return got
+
+
+# ------------------------------------------------------------------------------ whole tables
+@pytest.mark.parametrize("name", SHIPPED)
+def test_equal_on_shipped_captures(name):
+    df = probekit.read_capture(ROOT / "captures" / name)
+    rows = 0
+    for opts in OPTIONS:
+        rows += len(same(df, **opts))
+    assert rows > 0
+
+
+def test_equal_on_the_zeek_traces():
+    """Every trace of the Zeek tests' corpus with every option set they use."""
+    require_real_captures()
+    traces = sorted(p for p in (REAL / "zeek").rglob("*") if p.suffix in (".pcap", ".pcapng"))
+    assert len(traces) > 20
+    rows = 0
+    for p in traces:
+        df = probekit.read_capture(p)
+        for opts in OPTIONS:
+            rows += len(same(df, **opts))
+    assert rows > 100
+
+
+def test_equal_on_the_real_corpus():
+    require_real_captures()
+    n = 0
+    for rel in real_captures():
+        try:
+            df = probekit.read_capture(REAL / rel)
+        except probekit.CaptureError:
+            continue  # the files libpcap refuses too (tests/helpers/corpus.py REFUSED)
+        same(df)
+        n += 1
+    assert n > 50
+
+
+# ------------------------------------------------------------------------- rewritten captures
+def _records(path: Path) -> tuple[bytes, list[bytes]]:
+    """A classic pcap's file header and its records (16-byte header + data), by hand."""
+    raw = path.read_bytes()
+    e = "<" if raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    out, off = [], 24
+    while off + 16 <= len(raw):
+        incl = struct.unpack(e + "I", raw[off + 8:off + 12])[0]
+        out.append(raw[off:off + 16 + incl])
+        off += 16 + incl
+    return raw[:24], out
+
+
+@pytest.mark.parametrize("name", ["healthy-vxlan-mirror.pcap", "port-closed.pcap", "eni-failure.pcap"])
+def test_equal_when_timestamps_go_back(tmp_path, name):
+    """Records shuffled in the file (times kept): the connections come out of the state machine out of
+    time order, and the table is sorted, histories and tunnel parents with it."""
+    head, recs = _records(ROOT / "captures" / name)
+    order = np.random.default_rng(15).permutation(len(recs))
+    p = tmp_path / name
+    p.write_bytes(head + b"".join(recs[i] for i in order))
+    df = probekit.read_capture(p)
+    assert not df["ts_ns"].is_monotonic_increasing
+    for opts in OPTIONS[:3]:
+        got = same(df, **opts)
+        assert got["ts_ns"].is_monotonic_increasing and len(got) > 1
+        if name.startswith("healthy-vxlan"):
+            assert got["tunnel_parents"].notna().all()
+
+
+@pytest.mark.parametrize("name", ["healthy.pcap", "port-closed.pcap", "healthy-ipv6-target-side.pcap",
+                                  "healthy-vxlan-mirror.pcap", "target-down.pcap"])
+def test_equal_on_corrupted_bytes(tmp_path, name):
+    """One byte in three records of four changed past the link header: IPv4 header and L4 checksums
+    fail all over (the 'C' letters, dropped packets); both checksum passes and both tables agree."""
+    head, recs = _records(ROOT / "captures" / name)
+    rng = np.random.default_rng(len(name))
+    out = []
+    for r in recs:
+        r = bytearray(r)
+        if len(r) > 16 + 15 and rng.random() < 0.75:
+            at = int(rng.integers(16 + 14, len(r)))
+            r[at] ^= int(rng.integers(1, 256))
+        out.append(bytes(r))
+    p = tmp_path / name
+    p.write_bytes(head + b"".join(out))
+    df = probekit.read_capture(p)
+    ip_ok, l4_ok = CS.checksums_ok(df)
+    want_ip, want_l4 = R.checksums_ok(df)
+    assert (ip_ok == want_ip).all() and (l4_ok == want_l4).all()
+    assert (~l4_ok).sum() > 0  # the corruption reached the checksums (IPv4 header ones where there are)
+    assert (~ip_ok).sum() > 0 or not (df["l3"] == "ipv4").any()
+    rows = np.flatnonzero(np.arange(len(df)) % 3 != 1)
+    for a, b in zip(CS.checksums_ok(df, rows), R.checksums_ok(df, rows)):
+        assert (a == b).all()
+    for opts in OPTIONS[:3]:
+        same(df, **opts)
+
+
+def test_equal_on_stored_and_converted_columns():
+    """A packets table back from Parquet storage, and one whose nullable columns became float64 with
+    NaN and whose tunnel kind became plain strings: the fallbacks read them as the reference does."""
+    df = probekit.read_capture(ROOT / "captures" / "healthy-vxlan-mirror.pcap")
+    back = packets_from_storage(packets_for_storage(df))
+    back.attrs = dict(df.attrs)
+    same(back)
+    conv = df.copy()
+    for name in ("ip_proto", "sport", "dport", "tcp_seq", "payload_len", "ip_len", "tcp_win", "ip_mf"):
+        conv[name] = conv[name].astype("float64")
+    conv["tunnel"] = conv["tunnel"].astype(object)
+    conv.attrs = dict(df.attrs)
+    got = same(conv)
+    assert got["tunnel_parents"].notna().all()
+
+
+def test_empty_and_nothing_kept():
+    df = probekit.read_capture(ROOT / "captures" / "healthy.pcap")
+    same(df.iloc[:0])
+    arp = df.iloc[:5].copy()
+    arp["l3"] = pd.Categorical(["arp"] * 5, categories=df["l3"].cat.categories.union(["arp"]))
+    arp.attrs = dict(df.attrs)
+    assert len(same(arp)) == 0
+
+
+# ----------------------------------------------------------------- compiled helpers, one by one
+def _rfc1071(data: bytes, s: int = 0) -> int:
+    """RFC 1071's sum in plain Python: big-endian 16-bit words, an odd byte padded, folded."""
+    if len(data) % 2:
+        data += b"\0"
+    for k in range(0, len(data), 2):
+        s += (data[k] << 8) | data[k + 1]
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def test_checksum_sum_equals_rfc1071():
+    rng = np.random.default_rng(1071)
+    buf = rng.integers(0, 256, 4096, dtype=np.uint8)
+    buf[100:300] = 0
+    buf[300:500] = 255
+    for _ in range(3000):
+        o = int(rng.integers(0, 3900))
+        n = int(rng.integers(0, 120))
+        s = int(rng.integers(0, 1 << 20))
+        want = _rfc1071(bytes(buf[o:o + n]), s)
+        got = CS._sum16(buf, o, n, np.int64(s))
+        assert got == want, (o, n, s)
+        assert R._fold(R._sum16(buf, o, n, np.int64(s))) == want
+    for o, n in ((100, 64), (300, 64), (101, 63), (300, 0)):  # all zero, all 0xFF, odd, empty
+        assert CS._sum16(buf, o, n, np.int64(0)) == _rfc1071(bytes(buf[o:o + n]))
+
+
+def test_factorize_equals_pandas():
+    rng = np.random.default_rng(7)
+    for n, distinct in ((1, 1), (1000, 3), (200_000, 150_000), (300_000, 40_000)):
+        keys = rng.integers(-(1 << 62), 1 << 62, distinct)[rng.integers(0, distinct, n)]
+        keys[: min(n, 5)] = [-1, 0, 1 << 62, -(1 << 63), (1 << 63) - 1][: min(n, 5)]
+        assert (C._key_codes(keys) == pd.factorize(keys)[0]).all()
+
+
+def test_rstos0_equals_conn_zeek_regex():
+    pattern = re.compile(r"\^?S[^HAFGIQ]*R.*")
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"^ShHaAdDfFrRcCgGtTwWiIqQ", np.uint8)
+    hist = ["", "S", "R", "SR", "^SR", "^S", "S^R", "SaR", "SAR", "ShR", "SrR", "^^SR", "Sr", "SdDrR"]
+    hist += [bytes(letters[rng.integers(0, len(letters), rng.integers(0, 8))]).decode() for _ in range(5000)]
+    data = np.frombuffer("".join(hist).encode(), np.uint8)
+    off = np.zeros(len(hist) + 1, np.int64)
+    np.cumsum([len(h) for h in hist], out=off[1:])
+    for i, h in enumerate(hist):
+        assert C._rstos0(data, off[i], off[i + 1]) == bool(pattern.fullmatch(h)), h
+
+
+def test_uids_equal_reference():
+    rng = np.random.default_rng(3)
+    parts = [rng.integers(0, 1 << 62, 5000) for _ in range(5)] + [rng.integers(0, 1 << 63, 5000).astype(np.uint64)]
+    assert (C._uids(parts) == R._uids(parts)).all()
