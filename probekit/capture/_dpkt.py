@@ -15,7 +15,7 @@ import pandas as pd
 
 from .._io import open_bytes
 from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
-from ..schema import L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
+from ..schema import CODED, L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS, coded, sparse_at
 from ._frames import index_frames
 from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from .linktypes import (
@@ -779,10 +779,19 @@ def _quoted(row: dict, b: bytes) -> None:
 def _to_table(rows: list[dict]) -> pd.DataFrame:
     cols = {}
     defaults = {"tunnel": "none", "tunnel_depth": 0, "offload": False}
+    n = len(rows)
     for c in PACKETS:
         d = defaults.get(c.name)
         vals = [r.get(c.name, d) for r in rows]
-        if c.name == "l3":
+        if c.dtype.startswith("Sparse[") and c.dtype not in (SPARSE, SPARSE_TEXT):   # flags, tunnel_depth
+            dt = pd.api.types.pandas_dtype(c.dtype)
+            v = np.array([dt.fill_value if x is None else x for x in vals], dtype=dt.subtype)
+            at = np.flatnonzero(v != dt.fill_value)
+            cols[c.name] = sparse_at(v[at], at, n, c.dtype)
+        elif c.name in CODED:
+            at = np.array([i for i, x in enumerate(vals) if x is not None], dtype=np.int64)
+            cols[c.name] = coded(np.array([vals[i] for i in at], dtype=np.int64), at, n, c.name)
+        elif c.name == "l3":
             cols[c.name] = pd.Categorical(vals, categories=list(L3_KINDS))
         elif c.name == "tunnel":
             cols[c.name] = pd.Categorical(vals, categories=list(TUNNEL_KINDS))

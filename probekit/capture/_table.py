@@ -7,7 +7,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaptureError
-from ..schema import L3_KINDS, PACKET_COLUMNS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
+from ..schema import (
+    L3_KINDS,
+    PACKET_COLUMNS,
+    SPARSE,
+    SPARSE_COUNT,
+    SPARSE_FLAG,
+    SPARSE_TEXT,
+    TUNNEL_KINDS,
+    coded,
+    sparse_at,
+)
 from . import _decode as D
 from ._frames import FrameIndex
 from .linktypes import decoder_kind
@@ -62,12 +72,20 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
 
     def sparse(values, bit):
         rows = rows_with(bit)
-        return _sparse(values[rows].astype(np.float64), rows, n)
+        return sparse_at(values[rows], rows, n, SPARSE)
+
+    def flag(bit):
+        rows = np.flatnonzero(flags & bit)
+        return sparse_at(np.ones(rows.size, bool), rows, n, SPARSE_FLAG)
+
+    def dictionary(values, bit, name):
+        rows = rows_with(bit)
+        return coded(values[rows], rows, n, name)
 
     l3 = out8[D.R8_L3]
     src, dst = _addresses(l3, present & D.P_SRC, present & D.P_DST, addr, D.RA_SRC)
-    outer = (present & D.P_OUTER) != 0
-    osrc, odst = _addresses(out8[D.R8_OUTER_L3], outer, outer, addr, D.RA_OUTER_SRC)
+    outer_rows = rows_with(D.P_OUTER)     # the tunnelled frames: tunnel_depth > 0 exactly there
+    osrc, odst = _outer_addresses(out8[D.R8_OUTER_L3], outer_rows, addr, n)
     qsrc, qdst = _quoted_addresses(present, addr, n, rows_with)
     ts_mask = np.zeros(n, bool) if ts_missing is None else ts_missing
     cols = {
@@ -104,14 +122,14 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
         "payload_off": m(out64[D.R64_PAYLOAD_OFF], D.P_PAYOFF),
         "payload_caplen": m(out32[D.R32_PAYLOAD_CAPLEN].view(np.int32), D.P_PAYOFF),
         "truncated": (flags & D.F_TRUNC) != 0,
-        "malformed": (flags & D.F_MALFORMED) != 0,
-        "offload": (flags & D.F_OFFLOAD) != 0,
+        "malformed": flag(D.F_MALFORMED),
+        "offload": flag(D.F_OFFLOAD),
         "tunnel": pd.Categorical.from_codes(out8[D.R8_TUNNEL].astype(np.int8), categories=list(TUNNEL_KINDS)),
-        "tunnel_depth": out8[D.R8_DEPTH],
+        "tunnel_depth": sparse_at(out8[D.R8_DEPTH, outer_rows], outer_rows, n, SPARSE_COUNT),
         "outer_src": osrc,
         "outer_dst": odst,
-        "tunnel_id": sparse(out32[D.R32_TUNNEL_ID], D.P_TID),
-        "outer_ttl": sparse(out8[D.R8_OUTER_TTL], D.P_OUTER),
+        "tunnel_id": dictionary(out32[D.R32_TUNNEL_ID], D.P_TID, "tunnel_id"),
+        "outer_ttl": dictionary(out8[D.R8_OUTER_TTL], D.P_OUTER, "outer_ttl"),
         "quoted_src": qsrc,
         "quoted_dst": qdst,
         "quoted_proto": sparse(out8[D.R8_Q_PROTO], D.P_QPROTO),
@@ -127,17 +145,6 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
     return df
 
 
-def _sparse(values: np.ndarray, rows: np.ndarray, n: int, dtype=SPARSE):
-    """A SparseArray of ``n`` rows holding ``values`` at ``rows`` (NaN elsewhere), built without a dense copy."""
-    dt = pd.SparseDtype(np.float64 if dtype == SPARSE else object, np.nan)
-    if hasattr(pd.arrays.SparseArray, "from_indices"):
-        return pd.arrays.SparseArray.from_indices(values, rows.astype(np.int32), n, fill_value=np.nan,
-                                                  dtype=dt.subtype)
-    from pandas._libs.sparse import IntIndex  # pandas < 3.1
-    return pd.arrays.SparseArray(values, sparse_index=IntIndex(n, rows.astype(np.int32)), fill_value=np.nan,
-                                 dtype=dt)
-
-
 def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int, rows_with):
     """quoted_src/quoted_dst as sparse text columns (the quoted header's family from its P_QV6 bit)."""
     out = []
@@ -147,7 +154,23 @@ def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int, rows_with):
         hi, lo = addr[row, rows], addr[row + 1, rows]
         texts = [socket.inet_ntop(socket.AF_INET6, int(h).to_bytes(8, "big") + int(x).to_bytes(8, "big")) if f
                  else socket.inet_ntoa(int(x).to_bytes(4, "big")) for h, x, f in zip(hi, lo, v6)]
-        out.append(_sparse(np.array(texts, dtype=object), rows, n, SPARSE_TEXT))
+        out.append(sparse_at(np.array(texts, dtype=object), rows, n, SPARSE_TEXT))
+    return out
+
+
+def _outer_addresses(l3: np.ndarray, rows: np.ndarray, addr: np.ndarray, n: int):
+    """outer_src/outer_dst: categoricals over the tunnelled rows' outer addresses (<NA> elsewhere)."""
+    if rows.size == n:
+        ok = np.ones(n, bool)
+        return _addresses(l3, ok, ok, addr, D.RA_OUTER_SRC)
+    sub_l3 = l3[rows]
+    ok = np.ones(rows.size, bool)
+    s, d = _addresses(sub_l3, ok, ok, addr[:, rows], D.RA_OUTER_SRC)
+    out = []
+    for c in (s, d):
+        codes = np.full(n, -1, c.codes.dtype)
+        codes[rows] = c.codes
+        out.append(pd.Categorical.from_codes(codes, dtype=c.dtype))
     return out
 
 
