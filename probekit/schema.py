@@ -746,11 +746,34 @@ def coded(values: np.ndarray, rows: np.ndarray, n: int, name: str) -> pd.Categor
         lut[uniq] = np.arange(uniq.size, dtype=np.int32)
         inv = lut[v]
     else:
-        inv, uniq = pd.factorize(v, sort=True)
-        uniq = np.asarray(uniq, dtype=sub)
-    codes = np.full(n, -1, np.int8 if uniq.size < 127 else np.int32)
-    codes[rows] = inv
+        uniq, inv = factorize_sorted(v)
+    ct = np.int8 if uniq.size < 127 else np.int32
+    if rows.size == n:
+        codes = inv.astype(ct)
+    else:
+        codes = np.full(n, -1, ct)
+        codes[rows] = inv
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(uniq, dtype=sub)))
+
+
+def factorize_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys and each key's code (int32). One or two distinct keys (a mirror session's
+    addresses, a tunnel id) are found by a min/max look; more by a hash factorize, sorting only the uniques."""
+    if keys.size:
+        lo, hi = keys.min(), keys.max()
+        if lo == hi:
+            return keys[:1].copy(), np.zeros(keys.size, np.int32)
+        probe = keys[::997]
+        if ((probe == lo) | (probe == hi)).all():     # a cheap look first, then the whole array
+            is_hi = keys == hi
+            if (is_hi | (keys == lo)).all():
+                return np.array([lo, hi], dtype=keys.dtype), is_hi.astype(np.int32)
+    codes, uniques = pd.factorize(keys, sort=False)
+    uniques = np.asarray(uniques, dtype=keys.dtype)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(order.size, np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    return uniques[order], rank[codes]
 
 
 def _is_sparse(dtype: str) -> bool:

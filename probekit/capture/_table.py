@@ -16,6 +16,7 @@ from ..schema import (
     SPARSE_TEXT,
     TUNNEL_KINDS,
     coded,
+    factorize_sorted,
     sparse_at,
 )
 from . import _decode as D
@@ -184,7 +185,7 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
     if n and is4.all() and hs.all() and hd.all():
         # the common case (every frame IPv4 with both addresses): no gathers, no scatters
         keys = np.concatenate([addr[base + 1], addr[base + 3]]).astype(np.uint32)
-        uniq, inv = _factorize_sorted(keys)
+        uniq, inv = factorize_sorted(keys)
         cats.extend(socket.inet_ntoa(int(u).to_bytes(4, "big")) for u in uniq)
         dtype = pd.CategoricalDtype(cats)
         return (pd.Categorical.from_codes(inv[:n], dtype=dtype), pd.Categorical.from_codes(inv[n:], dtype=dtype))
@@ -194,7 +195,7 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
     s6, d6 = np.flatnonzero(is6 & hs), np.flatnonzero(is6 & hd)
     if s4.size or d4.size:
         keys = np.concatenate([addr[base + 1, s4], addr[base + 3, d4]]).astype(np.uint32)
-        uniq, inv = _factorize_sorted(keys)
+        uniq, inv = factorize_sorted(keys)
         cats.extend(socket.inet_ntoa(int(u).to_bytes(4, "big")) for u in uniq)
         codes[0, s4] = inv[:s4.size]
         codes[1, d4] = inv[s4.size:]
@@ -214,13 +215,3 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
     dtype = pd.CategoricalDtype(cats)
     return (pd.Categorical.from_codes(codes[0], dtype=dtype),
             pd.Categorical.from_codes(codes[1], dtype=dtype))
-
-
-def _factorize_sorted(keys: np.ndarray):
-    """Sorted unique keys and each key's code: hash factorize, then sort only the (few) uniques."""
-    codes, uniques = pd.factorize(keys, sort=False)
-    uniques = np.asarray(uniques)
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty(order.size, np.int32)
-    rank[order] = np.arange(order.size, dtype=np.int32)
-    return uniques[order], rank[codes]
