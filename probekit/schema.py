@@ -109,6 +109,10 @@ PACKETS: tuple[Column, ...] = (
                                     "GTP-U TEID, ERSPAN session id (dictionary-coded uint32, see CODED)"),
     Column("outer_ttl", "category", "TTL / hop limit of the outermost IP header (tunnelled frames only; "
                                     "dictionary-coded uint8)"),
+    Column("gwlb_flow_cookie", SPARSE, "AWS Gateway Load Balancer flow cookie: the 32-bit GENEVE option of class "
+                                       "0x0108 type 3 in the outermost GENEVE header; GWLB's name for the flow "
+                                       "the packet belongs to, to group one GWLB flow's packets (its two "
+                                       "directions, as GWLB hands them to the appliance and takes them back)"),
     Column("quoted_src", SPARSE_TEXT, "source address of the IP header an ICMP error (types 3, 4, 5, 11, 12) "
                                       "or ICMPv6 error (types 1-4) quotes"),
     Column("quoted_dst", SPARSE_TEXT, "destination address of the quoted IP header"),

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._jit import njit
 from ..schema import TUNNEL_KINDS
-from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .encaps import GENEVE_CLASS_AWS, GWLB_FLOW_COOKIE, MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from .linktypes import (
     L2_80211,
     L2_ARCNET,
@@ -61,8 +61,8 @@ R16_VLAN, R16_IP_HDR_LEN, R16_FRAG, R16_ICMP_ID, R16_ICMP_SEQ, R16_SPORT, R16_DP
     R16_TCP_WIN, R16_Q_SPORT, R16_Q_DPORT, R16_Q_ICMP_ID, R16_Q_ICMP_SEQ = range(13)
 N16 = 13
 R32_IP_LEN, R32_IP_ID, R32_TCP_SEQ, R32_TCP_ACK, R32_PRESENT, R32_PAYLOAD_LEN, R32_PAYLOAD_CAPLEN, \
-    R32_TUNNEL_ID, R32_Q_TCP_SEQ, R32_MTU = range(10)
-N32 = 10
+    R32_TUNNEL_ID, R32_Q_TCP_SEQ, R32_MTU, R32_GWLB_COOKIE = range(11)
+N32 = 11
 R64_PAYLOAD_OFF = 0
 N64 = 1
 # address rows: (hi, lo) 64-bit halves; IPv4 in lo (the hi half of an IPv4 address is never written
@@ -112,8 +112,9 @@ P_TACK = 1 << 26        # tcp_ack
 P_TFLAGS = 1 << 27      # tcp_flags, tcp_hdr_len
 P_TWIN = 1 << 28        # tcp_win
 P_ICMPSEQ = 1 << 29     # icmp_seq
+P_GWLB = 1 << 30        # gwlb_flow_cookie
 P_IP = P_SRC | P_DST | P_PROTO | P_IPLEN | P_IPHL | P_TTL
-KEEP_ACROSS_TUNNEL = P_VLAN | P_TID | P_OUTER   # what an inner layer does not reset
+KEEP_ACROSS_TUNNEL = P_VLAN | P_TID | P_OUTER | P_GWLB   # what an inner layer does not reset
 
 # l3 codes (index into schema.L3_KINDS)
 L3_IPV4 = 0
@@ -694,6 +695,23 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
 
 
 @njit(nogil=True)
+def _gwlb_cookie(buf, u):
+    """The AWS GWLB flow cookie among the options of the GENEVE header at u (whose options _tunnel has
+    checked to lie within the packet), or -1. Options: class (16 bits), type, 3 reserved bits and a
+    5-bit length in 4-byte words, then the data (RFC 8926 3.5)."""
+    o = u + 8
+    stop = o + (np.int64(buf[u]) & 0x3F) * 4
+    while o + 4 <= stop:
+        ln = (np.int64(buf[o + 3]) & 0x1F) * 4
+        if o + 4 + ln > stop:
+            return -1
+        if _be16(buf, o) == GENEVE_CLASS_AWS and buf[o + 2] == GWLB_FLOW_COOKIE and ln == 4:
+            return _be32(buf, o + 4)
+        o += 4 + ln
+    return -1
+
+
+@njit(nogil=True)
 def _ppp_proto(buf, h, end):
     """PPP (RFC 1661/1662): optional 0xFF03 address/control, 1- or 2-byte protocol → ethertype."""
     if h + 2 <= end and buf[h] == 0xFF and buf[h + 1] == 0x03:
@@ -1079,6 +1097,11 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                 if has:
                     out32[R32_TUNNEL_ID, i] = tid
                     present |= P_TID
+                if t == T_GENEVE:
+                    cookie = _gwlb_cookie(buf, q + 8)
+                    if cookie >= 0:
+                        out32[R32_GWLB_COOKIE, i] = cookie
+                        present |= P_GWLB
             depth += 1
             lim = q + l4len
             if lim < end:

@@ -18,7 +18,7 @@ from ..errors import BackendError, CaptureError
 from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
 from ._dpkt import _to_table
 from ._frames import index_frames
-from .encaps import MAX_DEPTH
+from .encaps import GENEVE_CLASS_AWS, GWLB_FLOW_COOKIE, MAX_DEPTH
 
 TSHARK_PREFS = {
     "ip.defragment": "FALSE",
@@ -144,7 +144,7 @@ _UDP_TUNNELS = {"vxlan": ("vxlan", "vni"), "geneve": ("geneve", "vni"), "gtp": (
 def _tunnels(layers, names, at: int):
     """Open the tunnels tshark dissected after the IP layer at ``at``, as probekit.capture.encaps does.
     Returns (index where the innermost packet's layers start, outermost kind, its id, depth)."""
-    start, kind, tid, depth = at, None, None, 0
+    start, kind, tid, depth, cookie = at, None, None, 0, None
     ip = at
     while depth < MAX_DEPTH and ip + 1 < len(names):
         nxt = names[ip + 1]
@@ -165,12 +165,29 @@ def _tunnels(layers, names, at: int):
             break
         if depth == 0:
             kind, tid = k, t
+            cookie = _gwlb_cookie(layers[ip + 2]) if k == "geneve" else None
         depth += 1
         start = inner
         ip = next((j for j in range(inner, len(names)) if names[j] in _IP_LAYERS + ("arp",)), None)
         if ip is None or names[ip] == "arp":
             break
-    return start, kind, tid, depth
+    return start, kind, tid, depth, cookie
+
+
+def _gwlb_cookie(geneve) -> int | None:
+    """The AWS GWLB flow cookie among the GENEVE options tshark lists (class, type, and for options it
+    does not know, their data 4 bytes after the option's start)."""
+    classes, types = geneve.get_field("option_class"), geneve.get_field("option_type")
+    data = geneve.get_field("option_unknown_data")
+    if classes is None or types is None or data is None:
+        return None
+    by_pos = {int(d.pos): d.raw_value for d in data.all_fields}
+    for c, t in zip(classes.all_fields, types.all_fields):
+        if int(str(c.show), 0) == GENEVE_CLASS_AWS and int(str(t.show), 0) == GWLB_FLOW_COOKIE:
+            raw = by_pos.get(int(c.pos) + 4)
+            if raw is not None and len(raw) == 8:
+                return int(raw, 16)
+    return None
 
 
 def _row(pkt, decapsulate: bool = True) -> dict:
@@ -194,14 +211,14 @@ def _row(pkt, decapsulate: bool = True) -> dict:
     at = next((j for j, n in enumerate(names) if n in _IP_LAYERS + ("arp",)), None)
     depth = 0
     if at is not None and names[at] != "arp":
-        start, kind, tid, depth = _tunnels(layers, names, at)
+        start, kind, tid, depth, cookie = _tunnels(layers, names, at)
     if depth and not decapsulate:     # the outer packet alone: its IP header and UDP header, if any
         end = at + (2 if names[at + 1] == "udp" else 1)
         layers, names = layers[:end], names[:end]
     elif depth:
         outer = layers[at]
         v6 = names[at] == "ipv6"
-        row.update(tunnel=kind, tunnel_depth=depth, tunnel_id=tid,
+        row.update(tunnel=kind, tunnel_depth=depth, tunnel_id=tid, gwlb_flow_cookie=cookie,
                    outer_src=_get(outer, "src", _addr6 if v6 else str),
                    outer_dst=_get(outer, "dst", _addr6 if v6 else str),
                    outer_ttl=_get(outer, "hlim" if v6 else "ttl"))

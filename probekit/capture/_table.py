@@ -24,7 +24,7 @@ from ._frames import FrameIndex
 from .linktypes import decoder_kind
 
 CHUNK = 1 << 20
-SPARSE_BITS = (D.P_TID | D.P_OUTER | D.P_QSRC | D.P_QDST | D.P_QPROTO | D.P_QPORTS | D.P_QICMPID | D.P_QSEQ
+SPARSE_BITS = (D.P_TID | D.P_OUTER | D.P_GWLB | D.P_QSRC | D.P_QDST | D.P_QPROTO | D.P_QPORTS | D.P_QICMPID | D.P_QSEQ
                | D.P_MTU)
 
 
@@ -131,6 +131,7 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
         "outer_dst": odst,
         "tunnel_id": dictionary(out32[D.R32_TUNNEL_ID], D.P_TID, "tunnel_id"),
         "outer_ttl": dictionary(out8[D.R8_OUTER_TTL], D.P_OUTER, "outer_ttl"),
+        "gwlb_flow_cookie": sparse(out32[D.R32_GWLB_COOKIE], D.P_GWLB),
         "quoted_src": qsrc,
         "quoted_dst": qdst,
         "quoted_proto": sparse(out8[D.R8_Q_PROTO], D.P_QPROTO),
