@@ -1037,8 +1037,15 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
         l4len = 0
         proto = -1
         while True:
-            et, p, fl, want, present = _link(buf, p, end, k, et0, i, out16, present)
-            flags |= fl
+            # Ethernet straight to IP (the plain frame and the VXLAN / GENEVE inner frame) without the
+            # general link walk, which gives the same for it
+            et = _be16(buf, p + 12) if k == L2_ETHER and p + 14 <= end else ET_NONE
+            if et == 0x0800 or et == 0x86DD:
+                p += 14
+                want = 0
+            else:
+                et, p, fl, want, present = _link(buf, p, end, k, et0, i, out16, present)
+                flags |= fl
             q = -1
             l4len = 0
             proto = -1
