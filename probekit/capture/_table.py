@@ -71,9 +71,12 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
         m = (sub & bit) != 0
         return any_rows if m.all() else any_rows[m]
 
+    def at(values, rows):
+        return values if rows.size == n else values[rows]
+
     def sparse(values, bit):
         rows = rows_with(bit)
-        return sparse_at(values[rows], rows, n, SPARSE)
+        return sparse_at(at(values, rows), rows, n, SPARSE)
 
     def flag(bit):
         rows = np.flatnonzero(flags & bit)
@@ -81,7 +84,7 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
 
     def dictionary(values, bit, name):
         rows = rows_with(bit)
-        return coded(values[rows], rows, n, name)
+        return coded(at(values, rows), rows, n, name)
 
     l3 = out8[D.R8_L3]
     src, dst = _addresses(l3, present & D.P_SRC, present & D.P_DST, addr, D.RA_SRC)
@@ -126,7 +129,7 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
         "malformed": flag(D.F_MALFORMED),
         "offload": flag(D.F_OFFLOAD),
         "tunnel": pd.Categorical.from_codes(out8[D.R8_TUNNEL].astype(np.int8), categories=list(TUNNEL_KINDS)),
-        "tunnel_depth": sparse_at(out8[D.R8_DEPTH, outer_rows], outer_rows, n, SPARSE_COUNT),
+        "tunnel_depth": sparse_at(at(out8[D.R8_DEPTH], outer_rows), outer_rows, n, SPARSE_COUNT),
         "outer_src": osrc,
         "outer_dst": odst,
         "tunnel_id": dictionary(out32[D.R32_TUNNEL_ID], D.P_TID, "tunnel_id"),
@@ -163,6 +166,13 @@ def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int, rows_with):
 def _outer_addresses(l3: np.ndarray, rows: np.ndarray, addr: np.ndarray, n: int):
     """outer_src/outer_dst: categoricals over the tunnelled rows' outer addresses (<NA> elsewhere)."""
     if rows.size == n:
+        if n and (l3 == D.L3_IPV4).all():
+            s, d = addr[D.RA_OUTER_SRC + 1], addr[D.RA_OUTER_DST + 1]
+            s0, d0 = int(s[0]), int(d[0])
+            if (s == s0).all() and (d == d0).all():     # one mirror session: two addresses, no factorize
+                uniq = sorted({s0, d0})
+                dtype = pd.CategoricalDtype([socket.inet_ntoa(u.to_bytes(4, "big")) for u in uniq])
+                return [pd.Categorical.from_codes(np.full(n, uniq.index(x), np.int8), dtype=dtype) for x in (s0, d0)]
         ok = np.ones(n, bool)
         return _addresses(l3, ok, ok, addr, D.RA_OUTER_SRC)
     sub_l3 = l3[rows]
