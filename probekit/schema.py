@@ -735,8 +735,18 @@ def sparse_at(values: np.ndarray, rows: np.ndarray, n: int, dtype: str) -> pd.ar
     rows = np.asarray(rows, dtype=np.int32)
     runs = int(np.count_nonzero(np.diff(rows) != 1)) + 1 if rows.size else 0
     kind = "block" if 2 * runs < rows.size else "integer"
-    return pd.arrays.SparseArray.from_indices(np.asarray(values, dtype=dt.subtype), rows, n,
-                                              fill_value=dt.fill_value, kind=kind, dtype=dt.subtype)
+    values = np.asarray(values, dtype=dt.subtype)
+    if hasattr(pd.arrays.SparseArray, "from_indices"):
+        return pd.arrays.SparseArray.from_indices(values, rows, n, fill_value=dt.fill_value, kind=kind,
+                                                  dtype=dt.subtype)
+    from pandas._libs.sparse import BlockIndex, IntIndex  # pandas < 3.1
+    if kind == "block":
+        starts = np.flatnonzero(np.diff(rows, prepend=-2) != 1)
+        lengths = np.diff(np.append(starts, rows.size))
+        index = BlockIndex(n, rows[starts].astype(np.int32), lengths.astype(np.int32))
+    else:
+        index = IntIndex(n, rows)
+    return pd.arrays.SparseArray(values, sparse_index=index, dtype=dt)
 
 
 def coded(values: np.ndarray, rows: np.ndarray, n: int, name: str) -> pd.Categorical:
