@@ -46,6 +46,14 @@ that have a value cost memory (12 bytes each); NaN where the field does not appl
 exact (all fit in 2^53); ``s.astype("UInt32")`` (or UInt16/UInt8) gives the nullable integer column."""
 SPARSE_TEXT = "Sparse[object, nan]"
 """dtype of the rarely-filled address columns (quoted_src, quoted_dst): text, NaN where absent."""
+SPARSE_FLAG = "Sparse[bool, False]"
+"""dtype of the rarely-true packets flags (malformed, offload): only the True rows cost memory."""
+SPARSE_COUNT = "Sparse[uint8, 0]"
+"""dtype of tunnel_depth: 0 (no tunnel, a real value, not a missing one) costs nothing."""
+CODED = {"tunnel_id": np.uint32, "outer_ttl": np.uint8}
+"""Dictionary-coded number columns (dtype ``category``): the distinct values, sorted, with this dtype are
+the categories, <NA> where the field does not apply. One byte per row for up to 127 distinct values, in a
+plain capture as in a mirrored one; ``s.astype("UInt32")`` gives the numbers."""
 
 TCP_FLAGS = {"FIN": 0x001, "SYN": 0x002, "RST": 0x004, "PSH": 0x008, "ACK": 0x010, "URG": 0x020,
              "ECE": 0x040, "CWR": 0x080, "AE": 0x100}
@@ -88,18 +96,23 @@ PACKETS: tuple[Column, ...] = (
                                    "df.probekit.payloads()); <NA> when none of it was captured"),
     Column("payload_caplen", "Int32", "payload bytes actually present in the file (<= payload_len)"),
     Column("truncated", "bool", "caplen < wirelen, or a header was cut by the snap length"),
-    Column("malformed", "bool", "a header is inconsistent (bad IHL, lengths, version vs link type, a tunnel "
+    Column("malformed", SPARSE_FLAG, "a header is inconsistent (bad IHL, lengths, version vs link type, a tunnel "
                                 "header longer than its packet, ...)"),
-    Column("offload", "bool", "segmentation-offload super-frame: IPv4 total length 0 or beyond the frame; "
+    Column("offload", SPARSE_FLAG, "segmentation-offload super-frame: IPv4 total length 0 or beyond the frame; "
                               "the captured length is taken instead (as Zeek does), L4 fields are kept"),
     Column("tunnel", "category", "outermost encapsulation opened: " + ", ".join(TUNNEL_KINDS) + "; the L3/L4 "
                                  "columns above then describe the innermost IP packet"),
-    Column("tunnel_depth", "uint8", "number of nested encapsulations opened (0 = none)"),
+    Column("tunnel_depth", SPARSE_COUNT, "number of nested encapsulations opened (0 = none)"),
     Column("outer_src", "category", "source address of the outermost IP header (tunnelled frames only)"),
     Column("outer_dst", "category", "destination address of the outermost IP header (tunnelled frames only)"),
-    Column("tunnel_id", SPARSE, "the outermost tunnel's id: VXLAN/GENEVE VNI, GRE key (PPTP call id), GTP-U "
-                                "TEID, ERSPAN session id"),
-    Column("outer_ttl", SPARSE, "TTL / hop limit of the outermost IP header (tunnelled frames only)"),
+    Column("tunnel_id", "category", "the outermost tunnel's id: VXLAN/GENEVE VNI, GRE key (PPTP call id), "
+                                    "GTP-U TEID, ERSPAN session id (dictionary-coded uint32, see CODED)"),
+    Column("outer_ttl", "category", "TTL / hop limit of the outermost IP header (tunnelled frames only; "
+                                    "dictionary-coded uint8)"),
+    Column("gwlb_flow_cookie", SPARSE, "AWS Gateway Load Balancer flow cookie: the 32-bit GENEVE option of class "
+                                       "0x0108 type 3 in the outermost GENEVE header; GWLB's name for the flow "
+                                       "the packet belongs to, to group one GWLB flow's packets (its two "
+                                       "directions, as GWLB hands them to the appliance and takes them back)"),
     Column("quoted_src", SPARSE_TEXT, "source address of the IP header an ICMP error (types 3, 4, 5, 11, 12) "
                                       "or ICMPv6 error (types 1-4) quotes"),
     Column("quoted_dst", SPARSE_TEXT, "destination address of the quoted IP header"),
@@ -667,7 +680,9 @@ def empty_packets() -> pd.DataFrame:
     """A packets table with no rows and the right dtypes."""
     cols = {}
     for c in PACKETS:
-        if c.dtype == "category":
+        if c.name in CODED:
+            cols[c.name] = pd.Categorical([], categories=pd.Index([], dtype=CODED[c.name]))
+        elif c.dtype == "category":
             cats = {"l3": L3_KINDS, "tunnel": TUNNEL_KINDS}.get(c.name, [])
             cols[c.name] = pd.Categorical([], categories=list(cats))
         else:
@@ -711,10 +726,78 @@ TABLES: dict[str, tuple[tuple[Column, ...], str]] = {
 }
 
 
+def sparse_at(values: np.ndarray, rows: np.ndarray, n: int, dtype: str) -> pd.arrays.SparseArray:
+    """A sparse column of ``n`` rows (one of the packets table's Sparse dtypes) holding ``values`` at the
+    increasing positions ``rows``, the fill value elsewhere, built without a dense copy. The index is a
+    block index (8 bytes per run of filled rows) where that is smaller than an integer index (4 bytes
+    per filled row): a mirrored capture's columns filled on every row cost only their values."""
+    dt = pd.api.types.pandas_dtype(dtype)
+    rows = np.asarray(rows, dtype=np.int32)
+    runs = int(np.count_nonzero(np.diff(rows) != 1)) + 1 if rows.size else 0
+    kind = "block" if 2 * runs < rows.size else "integer"
+    values = np.asarray(values, dtype=dt.subtype)
+    if hasattr(pd.arrays.SparseArray, "from_indices"):
+        return pd.arrays.SparseArray.from_indices(values, rows, n, fill_value=dt.fill_value, kind=kind,
+                                                  dtype=dt.subtype)
+    from pandas._libs.sparse import BlockIndex, IntIndex  # pandas < 3.1
+    if kind == "block":
+        starts = np.flatnonzero(np.diff(rows, prepend=-2) != 1)
+        lengths = np.diff(np.append(starts, rows.size))
+        index = BlockIndex(n, rows[starts].astype(np.int32), lengths.astype(np.int32))
+    else:
+        index = IntIndex(n, rows)
+    return pd.arrays.SparseArray(values, sparse_index=index, dtype=dt)
+
+
+def coded(values: np.ndarray, rows: np.ndarray, n: int, name: str) -> pd.Categorical:
+    """A dictionary-coded number column (see CODED) of ``n`` rows: ``values`` at ``rows``, <NA> elsewhere."""
+    sub = CODED[name]
+    v = np.asarray(values).astype(sub, copy=False)
+    if v.size and v.dtype.itemsize == 1:    # uint8: a lookup table instead of a hash
+        seen = np.bincount(v, minlength=256)
+        uniq = np.flatnonzero(seen).astype(sub)
+        lut = np.zeros(256, np.int32)
+        lut[uniq] = np.arange(uniq.size, dtype=np.int32)
+        inv = lut[v]
+    else:
+        uniq, inv = factorize_sorted(v)
+    ct = np.int8 if uniq.size < 127 else np.int32
+    if rows.size == n:
+        codes = inv.astype(ct)
+    else:
+        codes = np.full(n, -1, ct)
+        codes[rows] = inv
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(uniq, dtype=sub)))
+
+
+def factorize_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys and each key's code (int32). One or two distinct keys (a mirror session's
+    addresses, a tunnel id) are found by a min/max look; more by a hash factorize, sorting only the uniques."""
+    if keys.size:
+        lo, hi = keys.min(), keys.max()
+        if lo == hi:
+            return keys[:1].copy(), np.zeros(keys.size, np.int32)
+        probe = keys[::997]
+        if ((probe == lo) | (probe == hi)).all():     # a cheap look first, then the whole array
+            is_hi = keys == hi
+            if (is_hi | (keys == lo)).all():
+                return np.array([lo, hi], dtype=keys.dtype), is_hi.astype(np.int32)
+    codes, uniques = pd.factorize(keys, sort=False)
+    uniques = np.asarray(uniques, dtype=keys.dtype)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(order.size, np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    return uniques[order], rank[codes]
+
+
+def _is_sparse(dtype: str) -> bool:
+    return dtype.startswith("Sparse[")
+
+
 def packets_for_storage(df: pd.DataFrame) -> pd.DataFrame:
-    """The packets table with its sparse columns made dense (float64 / object with NaN), for Arrow and
-    Parquet, which cannot hold pandas sparse data; :func:`packets_from_storage` restores them."""
-    sparse = [c.name for c in PACKETS if c.dtype in (SPARSE, SPARSE_TEXT) and c.name in df.columns]
+    """The packets table with its sparse columns made dense (float64 / object with NaN, bool, uint8), for
+    Arrow and Parquet, which cannot hold pandas sparse data; :func:`packets_from_storage` restores them."""
+    sparse = [c.name for c in PACKETS if _is_sparse(c.dtype) and c.name in df.columns]
     if not sparse:
         return df
     out = df.copy(deep=False)
@@ -727,15 +810,25 @@ def packets_for_storage(df: pd.DataFrame) -> pd.DataFrame:
 def packets_from_storage(df: pd.DataFrame) -> pd.DataFrame:
     """Inverse of :func:`packets_for_storage` (in place): the sparse and categorical columns' dtypes back."""
     for c in PACKETS:
-        if c.dtype in (SPARSE, SPARSE_TEXT) and c.name in df.columns and str(df[c.name].dtype) != c.dtype:
-            col = df[c.name]
+        if c.name not in df.columns:
+            continue
+        col = df[c.name]
+        if _is_sparse(c.dtype) and str(col.dtype) != c.dtype:
+            dt = pd.api.types.pandas_dtype(c.dtype)
             if c.dtype == SPARSE_TEXT:
-                col = col.astype(object).where(col.notna(), np.nan)
-            else:
-                col = col.astype(np.float64)
-            df[c.name] = col.astype(c.dtype)
-        elif c.dtype == "category" and c.name in df.columns and not isinstance(df[c.name].dtype, pd.CategoricalDtype):
-            df[c.name] = df[c.name].astype("category")   # an all-null categorical comes back from Parquet as object
+                col = col.astype(object)
+            elif c.dtype in (SPARSE_FLAG, SPARSE_COUNT):
+                col = col.fillna(dt.fill_value)
+            v = col.to_numpy(dtype=object if c.dtype == SPARSE_TEXT else dt.subtype, na_value=np.nan)
+            rows = np.flatnonzero(pd.notna(v) if c.dtype in (SPARSE, SPARSE_TEXT) else v != dt.fill_value)
+            df[c.name] = sparse_at(v[rows], rows, len(v), c.dtype)
+        elif c.name in CODED and not (isinstance(col.dtype, pd.CategoricalDtype)
+                                      and col.cat.categories.dtype == CODED[c.name]):
+            v = pd.to_numeric(col.astype(object), errors="coerce").to_numpy(np.float64)
+            rows = np.flatnonzero(~np.isnan(v))
+            df[c.name] = coded(v[rows], rows, len(v), c.name)
+        elif c.dtype == "category" and not isinstance(col.dtype, pd.CategoricalDtype):
+            df[c.name] = col.astype("category")   # an all-null categorical comes back from Parquet as object
     return df
 
 

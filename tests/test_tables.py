@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import probekit
@@ -130,3 +131,30 @@ def test_read_capture_sets_the_same_attrs_for_every_backend(tmp_path, backend):
     assert df.attrs["backend"] == backend and len(df.attrs["notes"]) == 1 and "salvaged" in df.attrs["notes"][0]
     assert sum("salvaged" in str(x.message) for x in w) == 1
     assert df.attrs["interfaces"] == ref.attrs["interfaces"]
+
+
+@pytest.mark.parametrize("distinct", [1, 2, 3, 500])
+def test_factorize_sorted_equals_numpy_unique(distinct):
+    """The one/two-value shortcut and the hash path give np.unique's sorted uniques and inverse."""
+    from probekit.schema import factorize_sorted
+    rng = np.random.default_rng(distinct)
+    pool = rng.choice(2**32, size=distinct, replace=False).astype(np.uint32)
+    for keys in (pool[rng.integers(0, distinct, 5000)], pool[rng.integers(0, distinct, 3)]):
+        uniq, inv = factorize_sorted(keys)
+        u, i = np.unique(keys, return_inverse=True)
+        assert np.array_equal(uniq, u) and np.array_equal(inv, i) and uniq.dtype == keys.dtype
+
+
+@pytest.mark.parametrize("rows", [[], [0, 1, 2, 3, 4, 5, 6, 7], [1, 3, 5, 7], [0, 1, 2, 6, 7]])
+def test_sparse_at_holds_the_values_at_their_rows(rows):
+    """A block index where runs are long, an integer index where they are short; same values either way."""
+    from probekit.schema import SPARSE, SPARSE_COUNT, sparse_at
+    rows = np.array(rows, dtype=np.int64)
+    for dtype, vals in ((SPARSE, rows * 1.5 + 1), (SPARSE_COUNT, rows % 3 + 1)):
+        a = sparse_at(vals, rows, 8, dtype)
+        assert str(a.dtype) == dtype
+        dense = np.full(8, a.fill_value, dtype=object)
+        dense[rows] = vals
+        assert [x if x == x else None for x in a.to_numpy(dtype=object)] == [x if x == x else None for x in dense]
+        runs = 0 if not len(rows) else 1 + int(np.count_nonzero(np.diff(rows) != 1))
+        assert a.nbytes <= a.sp_values.nbytes + min(8 * runs, 4 * len(rows))

@@ -5,9 +5,11 @@ lies about its length gives a flagged row, never an exception."""
 from __future__ import annotations
 
 import random
+import struct
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scapy.contrib.erspan import ERSPAN_I, ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific
 from scapy.contrib.geneve import GENEVE
@@ -16,6 +18,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import GRE, Ether
 from scapy.layers.vxlan import VXLAN
+from scapy.packet import Raw
 
 import probekit
 from helpers.capwriter import pcap
@@ -36,6 +39,17 @@ def _eth(pkt):
     return Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b") / pkt
 
 
+def _geneve_option(cls: int, typ: int, data: bytes) -> bytes:
+    """One GENEVE option (RFC 8926 3.5): class, type, 3 reserved bits and the length in 4-byte words."""
+    return struct.pack(">HBB", cls, typ, len(data) // 4) + data
+
+
+def _gwlb_options(endpoint: int, attachment: int, cookie: int) -> bytes:
+    """AWS Gateway Load Balancer's three options, class 0x0108: endpoint id, attachment id, flow cookie."""
+    return (_geneve_option(0x0108, 1, endpoint.to_bytes(8, "big")) + _geneve_option(0x0108, 2, attachment.to_bytes(8, "big"))
+            + _geneve_option(0x0108, 3, cookie.to_bytes(4, "big")))
+
+
 # name -> (frame, tunnel, tunnel_id, depth, inner packet, outer addresses, outer ttl)
 CASES = {
     "vxlan": (_eth(IP(**O4) / UDP(sport=49152, dport=4789) / VXLAN(vni=0x00ABCD) / INNER_ETH / ICMP4),
@@ -49,6 +63,9 @@ CASES = {
                        "geneve", 77, 1, ICMP4, O4),
     "geneve-ip": (_eth(IP(**O4) / UDP(sport=5002, dport=6081) / GENEVE(vni=78, proto=0x0800) / SYN),
                   "geneve", 78, 1, SYN, O4),
+    "geneve-gwlb": (_eth(IP(**O4) / UDP(sport=5003, dport=6081) / GENEVE(vni=0, proto=0x0800, optionlen=8)
+                         / _gwlb_options(0x0123456789ABCDEF, 0x1122334455667788, 0xDEADBEEF) / ICMP4),
+                    "geneve", 0, 1, ICMP4, O4),
     "gre-ip": (_eth(IP(**O4) / GRE() / ICMP4), "gre", None, 1, ICMP4, O4),
     "gre-key-seq-csum": (_eth(IP(**O4) / GRE(chksum_present=1, key_present=1, key=0xDEADBEEF, seqnum_present=1,
                                              sequence_number=5) / SYN), "gre", 0xDEADBEEF, 1, SYN, O4),
@@ -227,7 +244,6 @@ def test_compiled_decoder_equals_its_plain_python_run_on_tunnels(tmp_path):
     for jit in ("0", "1"):
         subprocess.run([sys.executable, "-c", code, str(p), str(tmp_path / f"{jit}.pkl")], cwd=root, check=True,
                        env=dict(os.environ, NUMBA_DISABLE_JIT=jit, PYTHONPATH=str(root)))
-    import pandas as pd
     a, b = pd.read_pickle(tmp_path / "0.pkl"), pd.read_pickle(tmp_path / "1.pkl")
     assert len(a) == len(frames) and a.equals(b)
 
@@ -258,3 +274,100 @@ def test_shipped_traffic_mirroring_capture_gives_the_probes_of_its_truth(tmp_pat
     assert np.array_equal(np.sort(a["ts_ns"].to_numpy(np.int64)), np.sort(truth["send_ns"].to_numpy(np.int64)
                                                                             // 1000 * 1000))
     assert (a["outcome"] == "answered").sum() == int(truth["answered"].sum())
+
+
+def _mirrored(tmp_path, src):
+    """``src`` as VPC Traffic Mirroring delivers it: each frame inside Ethernet / IPv4 / UDP 4789 / VXLAN
+    (VNI 42), written by scapy; returns the new file's path."""
+    import dpkt
+    frames = []
+    with open(src, "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            frame = _eth(IP(src="10.0.0.5", dst="10.0.9.9", ttl=64) / UDP(sport=49152, dport=4789) / VXLAN(vni=42)
+                         / Raw(buf))
+            sec, frac = int(ts), round((ts - int(ts)) * 1e6)
+            frames.append((sec, frac, bytes(frame)))
+    p = tmp_path / "mirrored.pcap"
+    p.write_bytes(pcap(frames))
+    return p
+
+
+OUTER = ("tunnel", "tunnel_depth", "outer_src", "outer_dst", "tunnel_id", "outer_ttl")
+
+
+def test_a_mirrored_capture_costs_one_byte_a_row_more_than_the_plain_one(tmp_path):
+    """The outer columns are dictionary-coded (one byte a row, filled or not) or sparse with a block index
+    (a column filled on every row costs its values only): mirrored <= plain + 1 byte per packet, both
+    within issue 16's 120 bytes per packet, and the inner columns are the plain capture's."""
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[1] / "captures" / "healthy.pcap"
+    plain = probekit.read_capture(src)
+    mirrored = probekit.read_capture(_mirrored(tmp_path, src))
+    check_packets(mirrored)
+    assert (mirrored["tunnel"] == "vxlan").all() and (mirrored["tunnel_id"].astype("UInt32") == 42).all()
+    assert (mirrored["outer_ttl"].astype("UInt8") == 64).all() and (mirrored["tunnel_depth"] == 1).all()
+    n = len(plain)
+    a, b = plain.memory_usage(deep=True, index=False), mirrored.memory_usage(deep=True, index=False)
+    for c in ("tunnel", "outer_src", "outer_dst", "tunnel_id", "outer_ttl"):   # codes + a few categories
+        assert a[c] <= n + 1024 and b[c] <= n + 1024, c
+    assert a["tunnel_depth"] < 64 and n <= b["tunnel_depth"] < n + 64          # 0 implicit; one block of 1s
+    assert b.sum() <= a.sum() + n + 1024
+    assert a.sum() / n <= 120 and b.sum() / n <= 120
+    same = [c for c in plain.columns if c not in OUTER + ("caplen", "wirelen", "payload_off")]
+    assert table_diffs(plain[same], mirrored[same]) == []
+    assert ((mirrored["payload_off"] - plain["payload_off"]).dropna() == 50 * np.arange(1, len(plain) + 1)[
+        plain["payload_off"].notna().to_numpy()]).all()
+
+
+def test_mixed_tunnel_columns_survive_parquet(tmp_path):
+    """packets_for_storage / packets_from_storage: every dtype and value back, on frames of every tunnel
+    kind mixed with plain ones (sparse index kinds and dictionaries rebuilt)."""
+
+    from probekit.schema import packets_for_storage, packets_from_storage
+    frames = [(bytes(CASES[c][0]),) for c in sorted(CASES)] + [(bytes(_eth(ICMP4)),)] * 5
+    df = probekit.read_capture(_write(tmp_path, frames))
+    assert (df["tunnel"] != "none").sum() == len(CASES) and df["tunnel_id"].notna().any()
+    packets_for_storage(df).to_parquet(tmp_path / "t.parquet")
+    back = packets_from_storage(pd.read_parquet(tmp_path / "t.parquet"))
+    check_packets(back)
+    assert table_diffs(df, back) == []
+    assert list(back["tunnel_id"].cat.categories) == sorted({int(v) for v in df["tunnel_id"].dropna()})
+
+
+def _gwlb(cookie_opts: bytes, inner, sport=40000, outer=O4):
+    return _eth(IP(**outer) / UDP(sport=sport, dport=6081) / GENEVE(vni=0, proto=0x0800, optionlen=len(cookie_opts) // 4)
+                / cookie_opts / inner)
+
+
+def test_gwlb_flow_cookie_groups_the_two_directions_of_a_flow(tmp_path):
+    """AWS Gateway Load Balancer's flow cookie (GENEVE option class 0x0108 type 3) is kept in
+    gwlb_flow_cookie, whatever the other options around it; frames without it, another class's type 3, a
+    type 3 of the wrong length and VXLAN frames have none."""
+    req = IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=1, seq=1)
+    rep = IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=0, id=1, seq=1)
+    other = IP(src="10.0.0.1", dst="10.0.0.9") / TCP(sport=1234, dport=80, flags="S")
+    gcp = _geneve_option(0x0146, 3, b"\0\0\0\x07")             # another vendor's type 3
+    frames = [_gwlb(_gwlb_options(7, 8, 0xC0FFEE01), req),
+              _gwlb(_gwlb_options(7, 8, 0xC0FFEE01), rep, sport=40001),
+              _gwlb(gcp + _gwlb_options(7, 8, 0xC0FFEE02), other),
+              _gwlb(_geneve_option(0x0108, 3, b"\0" * 8), req),       # wrong length: not the cookie
+              _gwlb(gcp, req),
+              _gwlb(b"", req),
+              _eth(IP(**O4) / UDP(sport=1, dport=4789) / VXLAN(vni=5) / INNER_ETH / req)]
+    df = _read_both(_write(tmp_path, [(bytes(f),) for f in frames]))
+    assert (df["tunnel"] == pd.Series(["geneve"] * 6 + ["vxlan"])).all()
+    got = [None if c != c else int(c) for c in df["gwlb_flow_cookie"]]
+    assert got == [0xC0FFEE01, 0xC0FFEE01, 0xC0FFEE02, None, None, None, None]
+    flows = df.groupby("gwlb_flow_cookie")["src"].agg(lambda s: sorted(set(s)))
+    assert flows[0xC0FFEE01] == ["10.0.0.1", "10.0.0.2"]                 # both directions, one flow
+
+
+@pytest.mark.skipif(__import__("shutil").which("tshark") is None, reason="tshark is not installed")
+def test_gwlb_flow_cookie_equals_tsharks_option(tmp_path):
+    frames = [_gwlb(_geneve_option(0x0146, 1, b"\0" * 4) + _gwlb_options(7, 8, 0xC0FFEE00 + i), ICMP4)
+              for i in range(3)]
+    p = _write(tmp_path, [(bytes(f),) for f in frames])
+    fast = probekit.read_capture(p)
+    ts = probekit.read_capture(p, backend="pyshark")
+    assert table_diffs(fast, ts, skip=("malformed",)) == []
+    assert [int(c) for c in ts["gwlb_flow_cookie"]] == [0xC0FFEE00, 0xC0FFEE01, 0xC0FFEE02]

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._jit import njit
 from ..schema import TUNNEL_KINDS
-from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .encaps import GENEVE_CLASS_AWS, GWLB_FLOW_COOKIE, MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from .linktypes import (
     L2_80211,
     L2_ARCNET,
@@ -61,13 +61,18 @@ R16_VLAN, R16_IP_HDR_LEN, R16_FRAG, R16_ICMP_ID, R16_ICMP_SEQ, R16_SPORT, R16_DP
     R16_TCP_WIN, R16_Q_SPORT, R16_Q_DPORT, R16_Q_ICMP_ID, R16_Q_ICMP_SEQ = range(13)
 N16 = 13
 R32_IP_LEN, R32_IP_ID, R32_TCP_SEQ, R32_TCP_ACK, R32_PRESENT, R32_PAYLOAD_LEN, R32_PAYLOAD_CAPLEN, \
-    R32_TUNNEL_ID, R32_Q_TCP_SEQ, R32_MTU = range(10)
-N32 = 10
+    R32_TUNNEL_ID, R32_Q_TCP_SEQ, R32_MTU, R32_GWLB_COOKIE = range(11)
+N32 = 11
 R64_PAYLOAD_OFF = 0
 N64 = 1
-# address rows: (hi, lo) 64-bit halves; IPv4 in lo
+# address rows: (hi, lo) 64-bit halves; IPv4 in lo (the hi half of an IPv4 address is never written
+# nor read: the row's family says which halves count)
 RA_SRC, RA_DST, RA_OUTER_SRC, RA_OUTER_DST, RA_Q_SRC, RA_Q_DST = 0, 2, 4, 6, 8, 10
 NA = 12
+# what _ipv4/_ipv6 write (their ``ra`` argument): the row's own IP fields (RA_SRC), a quoted header's
+# (RA_Q_SRC), the outermost header of a tunnel (RA_OUTER_SRC: addresses and TTL only), or nothing
+# (W_NONE: a tunnel header between the outermost and the innermost)
+W_NONE = -1
 
 # Bits of the R8_FLAGS byte
 F_TRUNC = 1
@@ -107,8 +112,9 @@ P_TACK = 1 << 26        # tcp_ack
 P_TFLAGS = 1 << 27      # tcp_flags, tcp_hdr_len
 P_TWIN = 1 << 28        # tcp_win
 P_ICMPSEQ = 1 << 29     # icmp_seq
+P_GWLB = 1 << 30        # gwlb_flow_cookie
 P_IP = P_SRC | P_DST | P_PROTO | P_IPLEN | P_IPHL | P_TTL
-KEEP_ACROSS_TUNNEL = P_VLAN | P_TID | P_OUTER   # what an inner layer does not reset
+KEEP_ACROSS_TUNNEL = P_VLAN | P_TID | P_OUTER | P_GWLB   # what an inner layer does not reset
 
 # l3 codes (index into schema.L3_KINDS)
 L3_IPV4 = 0
@@ -525,7 +531,7 @@ def _gre_etype(buf, h, end, ptype):
     return K_ETYPE, ptype, h
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
     """Recognise an encapsulation at the L4 header ``q`` (l4len bytes per the IP header).
 
@@ -689,6 +695,23 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
 
 
 @njit(nogil=True)
+def _gwlb_cookie(buf, u):
+    """The AWS GWLB flow cookie among the options of the GENEVE header at u (whose options _tunnel has
+    checked to lie within the packet), or -1. Options: class (16 bits), type, 3 reserved bits and a
+    5-bit length in 4-byte words, then the data (RFC 8926 3.5)."""
+    o = u + 8
+    stop = o + (np.int64(buf[u]) & 0x3F) * 4
+    while o + 4 <= stop:
+        ln = (np.int64(buf[o + 3]) & 0x1F) * 4
+        if o + 4 + ln > stop:
+            return -1
+        if _be16(buf, o) == GENEVE_CLASS_AWS and buf[o + 2] == GWLB_FLOW_COOKIE and ln == 4:
+            return _be32(buf, o + 4)
+        o += 4 + ln
+    return -1
+
+
+@njit(nogil=True)
 def _ppp_proto(buf, h, end):
     """PPP (RFC 1661/1662): optional 0xFF03 address/control, 1- or 2-byte protocol → ethertype."""
     if h + 2 <= end and buf[h] == 0xFF and buf[h + 1] == 0x03:
@@ -715,10 +738,10 @@ def _ppp_proto(buf, h, end):
 
 
 # ------------------------------------------------------------------------------ network layer
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def _ipv4(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags):
-    """IPv4 header at p: every field whose bytes were captured. Returns (q, l4len, proto, present,
-    flags); q = -1 when no L4 header is to be decoded."""
+    """IPv4 header at p: every field whose bytes were captured, into the rows ``ra`` names (see W_NONE).
+    Returns (q, l4len, proto, present, flags); q = -1 when no L4 header is to be decoded."""
     q = -1
     l4len = 0
     proto = -1
@@ -749,25 +772,33 @@ def _ipv4(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags
                 flags |= F_DF
             if ff & 0x2000:
                 flags |= F_MF
-    if p + 9 <= end and ra == RA_SRC:
-        out8[R8_TTL, i] = buf[p + 8]
-        present |= P_TTL
+    if p + 9 <= end:
+        if ra == RA_SRC:
+            out8[R8_TTL, i] = buf[p + 8]
+            present |= P_TTL
+        elif ra == RA_OUTER_SRC:
+            out8[R8_OUTER_TTL, i] = buf[p + 8]
     if p + 10 <= end:
         proto = np.int64(buf[p + 9])
         if ra == RA_SRC:
             out8[R8_PROTO, i] = proto
             present |= P_PROTO
-        else:
+        elif ra == RA_Q_SRC:
             out8[R8_Q_PROTO, i] = proto
             present |= P_QPROTO
-    if p + 16 <= end:
-        addr[ra, i] = 0
-        addr[ra + 1, i] = np.uint64(_be32(buf, p + 12))
-        present |= P_SRC if ra == RA_SRC else P_QSRC
-    if p + 20 <= end:
-        addr[ra + 2, i] = 0
-        addr[ra + 3, i] = np.uint64(_be32(buf, p + 16))
-        present |= P_DST if ra == RA_SRC else P_QDST
+    if ra >= 0:
+        if p + 16 <= end:
+            addr[ra + 1, i] = np.uint64(_be32(buf, p + 12))
+            if ra == RA_SRC:
+                present |= P_SRC
+            elif ra == RA_Q_SRC:
+                present |= P_QSRC
+        if p + 20 <= end:
+            addr[ra + 3, i] = np.uint64(_be32(buf, p + 16))
+            if ra == RA_SRC:
+                present |= P_DST
+            elif ra == RA_Q_SRC:
+                present |= P_QDST
     if p + 20 > end:
         return q, l4len, -1, present, flags | F_TRUNC
     if ihl < 20 or (tot < ihl and tot != 0):
@@ -788,7 +819,7 @@ def _ipv4(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags
     return q, l4len, proto, present, flags
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def _ipv6(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags):
     """IPv6 header and extension chain at p; same contract as _ipv4."""
     q = -1
@@ -807,25 +838,35 @@ def _ipv6(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags
     nh = -1
     if p + 7 <= end:
         nh = np.int64(buf[p + 6])
-    if p + 8 <= end and ra == RA_SRC:
-        out8[R8_TTL, i] = buf[p + 7]
-        present |= P_TTL
-    if p + 24 <= end:
+    if p + 8 <= end:
+        if ra == RA_SRC:
+            out8[R8_TTL, i] = buf[p + 7]
+            present |= P_TTL
+        elif ra == RA_OUTER_SRC:
+            out8[R8_OUTER_TTL, i] = buf[p + 7]
+    if p + 24 <= end and ra >= 0:
         addr[ra, i] = _be64(buf, p + 8)
         addr[ra + 1, i] = _be64(buf, p + 16)
-        present |= P_SRC if ra == RA_SRC else P_QSRC
+        if ra == RA_SRC:
+            present |= P_SRC
+        elif ra == RA_Q_SRC:
+            present |= P_QSRC
     if p + 40 > end:
         if nh >= 0:
             if ra == RA_SRC:
                 out8[R8_PROTO, i] = nh
                 present |= P_PROTO
-            else:
+            elif ra == RA_Q_SRC:
                 out8[R8_Q_PROTO, i] = nh
                 present |= P_QPROTO
         return q, l4len, proto, present, flags | F_TRUNC
-    addr[ra + 2, i] = _be64(buf, p + 24)
-    addr[ra + 3, i] = _be64(buf, p + 32)
-    present |= P_DST if ra == RA_SRC else P_QDST
+    if ra >= 0:
+        addr[ra + 2, i] = _be64(buf, p + 24)
+        addr[ra + 3, i] = _be64(buf, p + 32)
+        if ra == RA_SRC:
+            present |= P_DST
+        elif ra == RA_Q_SRC:
+            present |= P_QDST
     if plen == 0 and nh != 59 and p + 40 < end:
         # payload length 0 with bytes after the header: a jumbogram or a BIG TCP / GSO super-frame;
         # take the captured length, as for IPv4 (the row says offload)
@@ -865,7 +906,7 @@ def _ipv6(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags
         out16[R16_IP_HDR_LEN, i] = r - p
         out8[R8_PROTO, i] = nh
         present |= P_IPHL | P_PROTO
-    else:
+    elif ra == RA_Q_SRC:
         out8[R8_Q_PROTO, i] = nh
         present |= P_QPROTO
     proto = nh
@@ -874,7 +915,7 @@ def _ipv6(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags
     if r - p - 40 > plen:
         return q, l4len, proto, present, flags | F_MALFORMED
     if p + 40 + plen > wire_end:
-        if ra == RA_SRC:
+        if ra != RA_Q_SRC:     # the row's header or a tunnel's (not a quoted one)
             flags |= F_MALFORMED
         if first_frag and r <= end:
             q = r
@@ -934,6 +975,47 @@ def _is_error(proto, t):
     return t >= 1 and t <= 4
 
 
+@njit(nogil=True)
+def _is_tunnel_port(port):
+    return port == UDP_VXLAN or port == UDP_GENEVE or port == UDP_GTPU or port == UDP_TEREDO
+
+
+@njit(nogil=True, inline="always")
+def _carrier(buf, p, end, v6):
+    """Whether the IP header at p may carry a tunnel: protocol 4, 41 or 47 right after it, or UDP to or
+    from a tunnel port (a cheap look, a superset of what _tunnel opens; IPv6 extension headers: no)."""
+    if v6:
+        if p + 40 > end:
+            return False
+        nh = np.int64(buf[p + 6])
+        u = p + 40
+    else:
+        if p + 20 > end:
+            return False
+        nh = np.int64(buf[p + 9])
+        u = p + (np.int64(buf[p]) & 15) * 4
+    if nh == 4 or nh == 41 or nh == 47:
+        return True
+    if nh != 17 or u + 4 > end:
+        return False
+    return _is_tunnel_port(_be16(buf, u)) or _is_tunnel_port(_be16(buf, u + 2))
+
+
+@njit(nogil=True, inline="always")
+def _open(buf, q, end, l4len, proto, outer_v6):
+    """_tunnel for the L4 header at q (q < 0: none), with the UDP header checked first."""
+    if q < 0 or (proto != 4 and proto != 41 and proto != 47 and proto != 17):
+        return T_NONE, 0, 0, 0, 0, False, 0
+    sport = -1
+    dport = -1
+    if proto == 17:
+        if q + 8 > end or l4len < 8:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        sport = _be16(buf, q)
+        dport = _be16(buf, q + 2)
+    return _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6)
+
+
 # -------------------------------------------------------------------------------------- decoder
 @njit(cache=True, nogil=True)
 def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out64, addr):
@@ -955,26 +1037,39 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
         l4len = 0
         proto = -1
         while True:
-            et, p, fl, want, present = _link(buf, p, end, k, et0, i, out16, present)
-            flags |= fl
+            # Ethernet straight to IP (the plain frame and the VXLAN / GENEVE inner frame) without the
+            # general link walk, which gives the same for it
+            et = _be16(buf, p + 12) if k == L2_ETHER and p + 14 <= end else ET_NONE
+            if et == 0x0800 or et == 0x86DD:
+                p += 14
+                want = 0
+            else:
+                et, p, fl, want, present = _link(buf, p, end, k, et0, i, out16, present)
+                flags |= fl
             q = -1
             l4len = 0
             proto = -1
             if et == 0x0800 and p < end and (np.int64(buf[p]) >> 4) == 6:
                 et = 0x86DD      # an IPv6 header under the IPv4 ethertype: decoded as IPv6 (as tshark)
                 flags |= F_MALFORMED
-            if et == 0x0800:
-                l3 = L3_IPV4
-                if want == 6:
+            ra = RA_SRC
+            f0 = flags
+            pr0 = present
+            if et == 0x0800 or et == 0x86DD:
+                v6 = et == 0x86DD
+                l3 = L3_IPV6 if v6 else L3_IPV4
+                if want == (4 if v6 else 6):
                     flags |= F_MALFORMED
-                q, l4len, proto, present, flags = _ipv4(buf, p, end, wire_end, i, out8, out16, out32,
-                                                        addr, RA_SRC, present, flags)
-            elif et == 0x86DD:
-                l3 = L3_IPV6
-                if want == 4:
-                    flags |= F_MALFORMED
-                q, l4len, proto, present, flags = _ipv6(buf, p, end, wire_end, i, out8, out16, out32,
-                                                        addr, RA_SRC, present, flags)
+                # a header that may carry a tunnel is decoded into the outer rows only (or nowhere,
+                # between the outermost and the innermost); the row gets the innermost packet's fields
+                if decap and depth < MAX_DEPTH and _carrier(buf, p, end, v6):
+                    ra = RA_OUTER_SRC if depth == 0 else W_NONE
+                if v6:
+                    q, l4len, proto, present, flags = _ipv6(buf, p, end, wire_end, i, out8, out16, out32,
+                                                            addr, ra, present, flags)
+                else:
+                    q, l4len, proto, present, flags = _ipv4(buf, p, end, wire_end, i, out8, out16, out32,
+                                                            addr, ra, present, flags)
             elif et == 0x0806 or et == 0x8035:
                 l3 = L3_ARP
             elif et == ET_NONE:
@@ -983,33 +1078,37 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                 l3 = L3_ENCRYPTED
             else:
                 l3 = L3_OTHER
-            if not decap or q < 0 or depth >= MAX_DEPTH or (proto != 4 and proto != 41 and proto != 47
-                                                             and proto != 17):
+            if ra == RA_SRC and (not decap or depth >= MAX_DEPTH):
                 break
-            sport = -1
-            dport = -1
-            if proto == 17:
-                if q + 8 > end or l4len < 8:
-                    break
-                sport = _be16(buf, q)
-                dport = _be16(buf, q + 2)
-            t, inner, ik, iet, tid, has, bad = _tunnel(buf, q, end, l4len, proto, sport, dport,
-                                                       l3 == L3_IPV6)
-            if t == T_NONE:
-                break
-            if bad != 0:
+            t, inner, ik, iet, tid, has, bad = _open(buf, q, end, l4len, proto, l3 == L3_IPV6)
+            if t == T_NONE or bad != 0:
+                if ra != RA_SRC:
+                    # not a tunnel after all (or one not opened): the header is the row's, decode it
+                    # into the row (rare: a tunnel port without a tunnel, a cut tunnel header)
+                    if l3 == L3_IPV6:
+                        q, l4len, proto, present, flags = _ipv6(buf, p, end, wire_end, i, out8, out16,
+                                                                out32, addr, RA_SRC, pr0, f0)
+                    else:
+                        q, l4len, proto, present, flags = _ipv4(buf, p, end, wire_end, i, out8, out16,
+                                                                out32, addr, RA_SRC, pr0, f0)
                 flags |= bad
                 break
             if depth == 0:
                 out8[R8_TUNNEL, i] = t
-                out8[R8_OUTER_TTL, i] = out8[R8_TTL, i]
                 out8[R8_OUTER_L3, i] = l3
-                for a in range(4):
-                    addr[RA_OUTER_SRC + a, i] = addr[RA_SRC + a, i]
+                if ra == RA_SRC:   # found after a full decode (IPv6 extension headers before the L4)
+                    out8[R8_OUTER_TTL, i] = out8[R8_TTL, i]
+                    for a in range(4):
+                        addr[RA_OUTER_SRC + a, i] = addr[RA_SRC + a, i]
                 present |= P_OUTER
                 if has:
                     out32[R32_TUNNEL_ID, i] = tid
                     present |= P_TID
+                if t == T_GENEVE:
+                    cookie = _gwlb_cookie(buf, q + 8)
+                    if cookie >= 0:
+                        out32[R32_GWLB_COOKIE, i] = cookie
+                        present |= P_GWLB
             depth += 1
             lim = q + l4len
             if lim < end:

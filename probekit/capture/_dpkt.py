@@ -15,9 +15,9 @@ import pandas as pd
 
 from .._io import open_bytes
 from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
-from ..schema import L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
+from ..schema import CODED, L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS, coded, sparse_at
 from ._frames import index_frames
-from .encaps import MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .encaps import GENEVE_CLASS_AWS, GWLB_FLOW_COOKIE, MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
 from .linktypes import (
     L2_80211,
     L2_ARCNET,
@@ -383,6 +383,8 @@ def _layer(row: dict, frame: bytes, kind: int, et0: int, wire: int, base: int, d
                 if row["tunnel_depth"] == 0:
                     row.update(tunnel=name, outer_src=row.get("src"), outer_dst=row.get("dst"),
                                outer_ttl=row.get("ttl"), tunnel_id=tid)
+                    if name == "geneve":
+                        row["gwlb_flow_cookie"] = gwlb_cookie(l3b[l4at + 8:inner_at])
                 row["tunnel_depth"] += 1
                 for f in _IP_FIELDS:
                     row.pop(f, None)
@@ -392,6 +394,21 @@ def _layer(row: dict, frame: bytes, kind: int, et0: int, wire: int, base: int, d
                 _layer(row, inner, ik, iet, lim - inner_at, base + hl + inner_at, decap)
                 return
     _l4(row, proto, l3b[l4at:], l4len, base + hl + l4at)
+
+
+def gwlb_cookie(geneve: bytes) -> int | None:
+    """The AWS GWLB flow cookie (option class 0x0108, type 3, 4 bytes) of a GENEVE header with its
+    options, or None (RFC 8926 3.5: class, type, 3 reserved bits + 5-bit length in words, data)."""
+    opts = geneve[8:8 + (geneve[0] & 0x3F) * 4]
+    o = 0
+    while o + 4 <= len(opts):
+        cls, typ, ln = int.from_bytes(opts[o:o + 2], "big"), opts[o + 2], (opts[o + 3] & 0x1F) * 4
+        if o + 4 + ln > len(opts):
+            return None
+        if cls == GENEVE_CLASS_AWS and typ == GWLB_FLOW_COOKIE and ln == 4:
+            return int.from_bytes(opts[o + 4:o + 8], "big")
+        o += 4 + ln
+    return None
 
 
 def _ipv4(row: dict, b: bytes, wire: int, quoted: bool):
@@ -779,10 +796,19 @@ def _quoted(row: dict, b: bytes) -> None:
 def _to_table(rows: list[dict]) -> pd.DataFrame:
     cols = {}
     defaults = {"tunnel": "none", "tunnel_depth": 0, "offload": False}
+    n = len(rows)
     for c in PACKETS:
         d = defaults.get(c.name)
         vals = [r.get(c.name, d) for r in rows]
-        if c.name == "l3":
+        if c.dtype.startswith("Sparse[") and c.dtype not in (SPARSE, SPARSE_TEXT):   # flags, tunnel_depth
+            dt = pd.api.types.pandas_dtype(c.dtype)
+            v = np.array([dt.fill_value if x is None else x for x in vals], dtype=dt.subtype)
+            at = np.flatnonzero(v != dt.fill_value)
+            cols[c.name] = sparse_at(v[at], at, n, c.dtype)
+        elif c.name in CODED:
+            at = np.array([i for i, x in enumerate(vals) if x is not None], dtype=np.int64)
+            cols[c.name] = coded(np.array([vals[i] for i in at], dtype=np.int64), at, n, c.name)
+        elif c.name == "l3":
             cols[c.name] = pd.Categorical(vals, categories=list(L3_KINDS))
         elif c.name == "tunnel":
             cols[c.name] = pd.Categorical(vals, categories=list(TUNNEL_KINDS))

@@ -18,6 +18,7 @@ from ..errors import BackendError, CaptureError
 from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
 from ._dpkt import _to_table
 from ._frames import index_frames
+from .encaps import GENEVE_CLASS_AWS, GWLB_FLOW_COOKIE, MAX_DEPTH
 
 TSHARK_PREFS = {
     "ip.defragment": "FALSE",
@@ -40,14 +41,14 @@ def tshark_path() -> str:
     return path
 
 
-def read_pyshark(path: str):
+def read_pyshark(path: str, decapsulate: bool = True):
     """(packets table, frame index) through tshark; read_capture sets ``attrs``."""
     tshark = tshark_path()
     # probekit's own container walk gives the interface table and the file offsets of payloads
     with open_bytes(path) as buf:
         idx = index_frames(buf, path)
     try:
-        rows = run_in_thread(lambda: _dissect(path, tshark))
+        rows = run_in_thread(lambda: _dissect(path, tshark, decapsulate))
     except Exception as e:  # pyshark raises its own classes for tshark's refusals
         if isinstance(e, (BackendError, CaptureError)):
             raise
@@ -105,14 +106,14 @@ def _watch_children(loop) -> None:
         asyncio.set_child_watcher(watcher)
 
 
-def _dissect(path: str, tshark: str) -> list[dict]:
+def _dissect(path: str, tshark: str, decapsulate: bool = True) -> list[dict]:
     import pyshark
 
     cap = pyshark.FileCapture(path, keep_packets=False, tshark_path=tshark, override_prefs=TSHARK_PREFS)
     rows = []
     try:
         for pkt in cap:
-            rows.append(_row(pkt))
+            rows.append(_row(pkt, decapsulate))
     finally:
         cap.close()
     return rows
@@ -127,14 +128,69 @@ def _get(layer, name, conv=int):
     return conv(v)
 
 
-def _layer(pkt, name):
-    for layer in pkt.layers:
+def _layer(layers, name):
+    for layer in layers:
         if layer.layer_name == name:
             return layer
     return None
 
 
-def _row(pkt) -> dict:
+_IP_LAYERS = ("ip", "ipv6")
+# tshark's layer name for the encapsulations carried in UDP -> the ``tunnel`` category and tunnel_id field
+_UDP_TUNNELS = {"vxlan": ("vxlan", "vni"), "geneve": ("geneve", "vni"), "gtp": ("gtpu", "teid"),
+                "teredo": ("teredo", None)}
+
+
+def _tunnels(layers, names, at: int):
+    """Open the tunnels tshark dissected after the IP layer at ``at``, as probekit.capture.encaps does.
+    Returns (index where the innermost packet's layers start, outermost kind, its id, depth)."""
+    start, kind, tid, depth, cookie = at, None, None, 0, None
+    ip = at
+    while depth < MAX_DEPTH and ip + 1 < len(names):
+        nxt = names[ip + 1]
+        if nxt in _IP_LAYERS:                          # IP-in-IP, 6in4, IPv6-in-IPv6
+            k = "ipip" if nxt == "ip" else ("ip6ip6" if names[ip] == "ipv6" else "6in4")
+            t, inner = None, ip + 1
+        elif nxt == "gre":
+            erspan = ip + 2 < len(names) and names[ip + 2] == "erspan"
+            k = "erspan" if erspan else "gre"
+            g = layers[ip + 2] if erspan else layers[ip + 1]
+            t = _get(g, "spanid") if erspan else (_get(g, "key") if _get(g, "key") is not None else _get(g, "call_id"))
+            inner = ip + (3 if erspan else 2)
+        elif nxt == "udp" and ip + 2 < len(names) and names[ip + 2] in _UDP_TUNNELS:
+            k, field = _UDP_TUNNELS[names[ip + 2]]
+            t = _get(layers[ip + 2], field) if field else None
+            inner = ip + 3
+        else:
+            break
+        if depth == 0:
+            kind, tid = k, t
+            cookie = _gwlb_cookie(layers[ip + 2]) if k == "geneve" else None
+        depth += 1
+        start = inner
+        ip = next((j for j in range(inner, len(names)) if names[j] in _IP_LAYERS + ("arp",)), None)
+        if ip is None or names[ip] == "arp":
+            break
+    return start, kind, tid, depth, cookie
+
+
+def _gwlb_cookie(geneve) -> int | None:
+    """The AWS GWLB flow cookie among the GENEVE options tshark lists (class, type, and for options it
+    does not know, their data 4 bytes after the option's start)."""
+    classes, types = geneve.get_field("option_class"), geneve.get_field("option_type")
+    data = geneve.get_field("option_unknown_data")
+    if classes is None or types is None or data is None:
+        return None
+    by_pos = {int(d.pos): d.raw_value for d in data.all_fields}
+    for c, t in zip(classes.all_fields, types.all_fields):
+        if int(str(c.show), 0) == GENEVE_CLASS_AWS and int(str(t.show), 0) == GWLB_FLOW_COOKIE:
+            raw = by_pos.get(int(c.pos) + 4)
+            if raw is not None and len(raw) == 8:
+                return int(raw, 16)
+    return None
+
+
+def _row(pkt, decapsulate: bool = True) -> dict:
     fr = pkt.frame_info
     epoch = fr.get_field("time_epoch")
     ts_ns = None
@@ -146,12 +202,28 @@ def _row(pkt) -> dict:
         "caplen": int(fr.cap_len),
         "wirelen": int(fr.len),
         "truncated": int(fr.cap_len) < int(fr.len),
-        "malformed": _layer(pkt, "_ws.malformed") is not None,
+        "malformed": _layer(pkt.layers, "_ws.malformed") is not None,
     }
-    names = [layer.layer_name for layer in pkt.layers]
-    vlan = next((lay for lay in pkt.layers if lay.layer_name in ("vlan", "ieee8021ad")), None)
+    layers = pkt.layers
+    names = [layer.layer_name for layer in layers]
+    vlan = next((lay for lay in layers if lay.layer_name in ("vlan", "ieee8021ad")), None)
     row["vlan"] = _get(vlan, "id")
-    ip, ip6 = _layer(pkt, "ip"), _layer(pkt, "ipv6")
+    at = next((j for j, n in enumerate(names) if n in _IP_LAYERS + ("arp",)), None)
+    depth = 0
+    if at is not None and names[at] != "arp":
+        start, kind, tid, depth, cookie = _tunnels(layers, names, at)
+    if depth and not decapsulate:     # the outer packet alone: its IP header and UDP header, if any
+        end = at + (2 if names[at + 1] == "udp" else 1)
+        layers, names = layers[:end], names[:end]
+    elif depth:
+        outer = layers[at]
+        v6 = names[at] == "ipv6"
+        row.update(tunnel=kind, tunnel_depth=depth, tunnel_id=tid, gwlb_flow_cookie=cookie,
+                   outer_src=_get(outer, "src", _addr6 if v6 else str),
+                   outer_dst=_get(outer, "dst", _addr6 if v6 else str),
+                   outer_ttl=_get(outer, "hlim" if v6 else "ttl"))
+        layers, names = layers[start:], names[start:]
+    ip, ip6 = _layer(layers, "ip"), _layer(layers, "ipv6")
     first_l3 = next((n for n in names if n in ("ip", "ipv6", "arp")), None)
     if first_l3 == "ip":
         row.update(l3="ipv4", src=_get(ip, "src", str), dst=_get(ip, "dst", str), ip_proto=_get(ip, "proto"),
@@ -173,7 +245,7 @@ def _row(pkt) -> dict:
         row["ip_proto"] = {"tcp": 6, "udp": 17, "icmpv6": 58}.get(l4 or "", _get(ip6, "fraghdr_nxt") or _get(ip6, "nxt"))
         if l4 is not None:
             first = "type" if l4 == "icmpv6" else "srcport"
-            l4pos = getattr(_layer(pkt, l4).get_field(first), "pos", None)
+            l4pos = getattr(_layer(layers, l4).get_field(first), "pos", None)
             v6pos = getattr(ip6.get_field("version"), "pos", None)
             if l4pos is not None and v6pos is not None:
                 row["ip_hdr_len"] = int(l4pos) - int(v6pos)
@@ -185,8 +257,8 @@ def _row(pkt) -> dict:
         return row
     if not first_frag:
         return row
-    tcp, udp = _layer(pkt, "tcp"), _layer(pkt, "udp")
-    icmp = _layer(pkt, "icmp") or _layer(pkt, "icmpv6")
+    tcp, udp = _layer(layers, "tcp"), _layer(layers, "udp")
+    icmp = _layer(layers, "icmp") or _layer(layers, "icmpv6")
     if tcp is not None:
         hl = _get(tcp, "hdr_len")
         row.update(sport=_get(tcp, "srcport"), dport=_get(tcp, "dstport"), tcp_flags=_get(tcp, "flags"),

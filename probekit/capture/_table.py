@@ -7,13 +7,24 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CaptureError
-from ..schema import L3_KINDS, PACKET_COLUMNS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS
+from ..schema import (
+    L3_KINDS,
+    PACKET_COLUMNS,
+    SPARSE,
+    SPARSE_COUNT,
+    SPARSE_FLAG,
+    SPARSE_TEXT,
+    TUNNEL_KINDS,
+    coded,
+    factorize_sorted,
+    sparse_at,
+)
 from . import _decode as D
 from ._frames import FrameIndex
 from .linktypes import decoder_kind
 
 CHUNK = 1 << 20
-SPARSE_BITS = (D.P_TID | D.P_OUTER | D.P_QSRC | D.P_QDST | D.P_QPROTO | D.P_QPORTS | D.P_QICMPID | D.P_QSEQ
+SPARSE_BITS = (D.P_TID | D.P_OUTER | D.P_GWLB | D.P_QSRC | D.P_QDST | D.P_QPROTO | D.P_QPORTS | D.P_QICMPID | D.P_QSEQ
                | D.P_MTU)
 
 
@@ -60,14 +71,25 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
         m = (sub & bit) != 0
         return any_rows if m.all() else any_rows[m]
 
+    def at(values, rows):
+        return values if rows.size == n else values[rows]
+
     def sparse(values, bit):
         rows = rows_with(bit)
-        return _sparse(values[rows].astype(np.float64), rows, n)
+        return sparse_at(at(values, rows), rows, n, SPARSE)
+
+    def flag(bit):
+        rows = np.flatnonzero(flags & bit)
+        return sparse_at(np.ones(rows.size, bool), rows, n, SPARSE_FLAG)
+
+    def dictionary(values, bit, name):
+        rows = rows_with(bit)
+        return coded(at(values, rows), rows, n, name)
 
     l3 = out8[D.R8_L3]
     src, dst = _addresses(l3, present & D.P_SRC, present & D.P_DST, addr, D.RA_SRC)
-    outer = (present & D.P_OUTER) != 0
-    osrc, odst = _addresses(out8[D.R8_OUTER_L3], outer, outer, addr, D.RA_OUTER_SRC)
+    outer_rows = rows_with(D.P_OUTER)     # the tunnelled frames: tunnel_depth > 0 exactly there
+    osrc, odst = _outer_addresses(out8[D.R8_OUTER_L3], outer_rows, addr, n)
     qsrc, qdst = _quoted_addresses(present, addr, n, rows_with)
     ts_mask = np.zeros(n, bool) if ts_missing is None else ts_missing
     cols = {
@@ -104,14 +126,15 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
         "payload_off": m(out64[D.R64_PAYLOAD_OFF], D.P_PAYOFF),
         "payload_caplen": m(out32[D.R32_PAYLOAD_CAPLEN].view(np.int32), D.P_PAYOFF),
         "truncated": (flags & D.F_TRUNC) != 0,
-        "malformed": (flags & D.F_MALFORMED) != 0,
-        "offload": (flags & D.F_OFFLOAD) != 0,
+        "malformed": flag(D.F_MALFORMED),
+        "offload": flag(D.F_OFFLOAD),
         "tunnel": pd.Categorical.from_codes(out8[D.R8_TUNNEL].astype(np.int8), categories=list(TUNNEL_KINDS)),
-        "tunnel_depth": out8[D.R8_DEPTH],
+        "tunnel_depth": sparse_at(at(out8[D.R8_DEPTH], outer_rows), outer_rows, n, SPARSE_COUNT),
         "outer_src": osrc,
         "outer_dst": odst,
-        "tunnel_id": sparse(out32[D.R32_TUNNEL_ID], D.P_TID),
-        "outer_ttl": sparse(out8[D.R8_OUTER_TTL], D.P_OUTER),
+        "tunnel_id": dictionary(out32[D.R32_TUNNEL_ID], D.P_TID, "tunnel_id"),
+        "outer_ttl": dictionary(out8[D.R8_OUTER_TTL], D.P_OUTER, "outer_ttl"),
+        "gwlb_flow_cookie": sparse(out32[D.R32_GWLB_COOKIE], D.P_GWLB),
         "quoted_src": qsrc,
         "quoted_dst": qdst,
         "quoted_proto": sparse(out8[D.R8_Q_PROTO], D.P_QPROTO),
@@ -127,17 +150,6 @@ def packets_table(n, out8, out16, out32, out64, addr, iface, linktype, ts_ns, ts
     return df
 
 
-def _sparse(values: np.ndarray, rows: np.ndarray, n: int, dtype=SPARSE):
-    """A SparseArray of ``n`` rows holding ``values`` at ``rows`` (NaN elsewhere), built without a dense copy."""
-    dt = pd.SparseDtype(np.float64 if dtype == SPARSE else object, np.nan)
-    if hasattr(pd.arrays.SparseArray, "from_indices"):
-        return pd.arrays.SparseArray.from_indices(values, rows.astype(np.int32), n, fill_value=np.nan,
-                                                  dtype=dt.subtype)
-    from pandas._libs.sparse import IntIndex  # pandas < 3.1
-    return pd.arrays.SparseArray(values, sparse_index=IntIndex(n, rows.astype(np.int32)), fill_value=np.nan,
-                                 dtype=dt)
-
-
 def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int, rows_with):
     """quoted_src/quoted_dst as sparse text columns (the quoted header's family from its P_QV6 bit)."""
     out = []
@@ -147,7 +159,30 @@ def _quoted_addresses(present: np.ndarray, addr: np.ndarray, n: int, rows_with):
         hi, lo = addr[row, rows], addr[row + 1, rows]
         texts = [socket.inet_ntop(socket.AF_INET6, int(h).to_bytes(8, "big") + int(x).to_bytes(8, "big")) if f
                  else socket.inet_ntoa(int(x).to_bytes(4, "big")) for h, x, f in zip(hi, lo, v6)]
-        out.append(_sparse(np.array(texts, dtype=object), rows, n, SPARSE_TEXT))
+        out.append(sparse_at(np.array(texts, dtype=object), rows, n, SPARSE_TEXT))
+    return out
+
+
+def _outer_addresses(l3: np.ndarray, rows: np.ndarray, addr: np.ndarray, n: int):
+    """outer_src/outer_dst: categoricals over the tunnelled rows' outer addresses (<NA> elsewhere)."""
+    if rows.size == n:
+        if n and (l3 == D.L3_IPV4).all():
+            s, d = addr[D.RA_OUTER_SRC + 1], addr[D.RA_OUTER_DST + 1]
+            s0, d0 = int(s[0]), int(d[0])
+            if (s == s0).all() and (d == d0).all():     # one mirror session: two addresses, no factorize
+                uniq = sorted({s0, d0})
+                dtype = pd.CategoricalDtype([socket.inet_ntoa(u.to_bytes(4, "big")) for u in uniq])
+                return [pd.Categorical.from_codes(np.full(n, uniq.index(x), np.int8), dtype=dtype) for x in (s0, d0)]
+        ok = np.ones(n, bool)
+        return _addresses(l3, ok, ok, addr, D.RA_OUTER_SRC)
+    sub_l3 = l3[rows]
+    ok = np.ones(rows.size, bool)
+    s, d = _addresses(sub_l3, ok, ok, addr[:, rows], D.RA_OUTER_SRC)
+    out = []
+    for c in (s, d):
+        codes = np.full(n, -1, c.codes.dtype)
+        codes[rows] = c.codes
+        out.append(pd.Categorical.from_codes(codes, dtype=c.dtype))
     return out
 
 
@@ -161,7 +196,7 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
     if n and is4.all() and hs.all() and hd.all():
         # the common case (every frame IPv4 with both addresses): no gathers, no scatters
         keys = np.concatenate([addr[base + 1], addr[base + 3]]).astype(np.uint32)
-        uniq, inv = _factorize_sorted(keys)
+        uniq, inv = factorize_sorted(keys)
         cats.extend(socket.inet_ntoa(int(u).to_bytes(4, "big")) for u in uniq)
         dtype = pd.CategoricalDtype(cats)
         return (pd.Categorical.from_codes(inv[:n], dtype=dtype), pd.Categorical.from_codes(inv[n:], dtype=dtype))
@@ -171,7 +206,7 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
     s6, d6 = np.flatnonzero(is6 & hs), np.flatnonzero(is6 & hd)
     if s4.size or d4.size:
         keys = np.concatenate([addr[base + 1, s4], addr[base + 3, d4]]).astype(np.uint32)
-        uniq, inv = _factorize_sorted(keys)
+        uniq, inv = factorize_sorted(keys)
         cats.extend(socket.inet_ntoa(int(u).to_bytes(4, "big")) for u in uniq)
         codes[0, s4] = inv[:s4.size]
         codes[1, d4] = inv[s4.size:]
@@ -191,13 +226,3 @@ def _addresses(l3: np.ndarray, has_src: np.ndarray, has_dst: np.ndarray, addr: n
     dtype = pd.CategoricalDtype(cats)
     return (pd.Categorical.from_codes(codes[0], dtype=dtype),
             pd.Categorical.from_codes(codes[1], dtype=dtype))
-
-
-def _factorize_sorted(keys: np.ndarray):
-    """Sorted unique keys and each key's code: hash factorize, then sort only the (few) uniques."""
-    codes, uniques = pd.factorize(keys, sort=False)
-    uniques = np.asarray(uniques)
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty(order.size, np.int32)
-    rank[order] = np.arange(order.size, dtype=np.int32)
-    return uniques[order], rank[codes]

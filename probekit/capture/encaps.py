@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from ..schema import TUNNEL_KINDS
 
-__all__ = ["Encap", "ENCAPS", "MAX_DEPTH", "UDP_VXLAN", "UDP_GENEVE", "UDP_GTPU", "UDP_TEREDO"]
+__all__ = ["Encap", "ENCAPS", "MAX_DEPTH", "UDP_VXLAN", "UDP_GENEVE", "UDP_GTPU", "UDP_TEREDO", "GENEVE_CLASS_AWS",
+           "GWLB_FLOW_COOKIE"]
 
 MAX_DEPTH = 8          # nested encapsulations opened per frame, at most
 
@@ -23,6 +24,12 @@ UDP_VXLAN = 4789       # RFC 7348, destination port
 UDP_GENEVE = 6081      # RFC 8926, destination port
 UDP_GTPU = 2152        # 3GPP TS 29.281, either port
 UDP_TEREDO = 3544      # RFC 4380, either port
+
+# AWS Gateway Load Balancer's GENEVE options (option class 0x0108, Amazon): type 1 the GWLB endpoint
+# (VPC endpoint) id, 64 bits; type 2 the attachment id, 64 bits; type 3 the flow cookie, 32 bits
+# ("Integrate your custom logic or appliance with AWS Gateway Load Balancer", AWS networking blog).
+GENEVE_CLASS_AWS = 0x0108
+GWLB_FLOW_COOKIE = 3
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,8 @@ ENCAPS: dict[str, Encap] = {e.name: e for e in (
           "RFC 7348: 8-byte header, then an Ethernet frame (AWS VPC Traffic Mirroring)"),
     Encap("geneve", _code("geneve"), f"UDP destination port {UDP_GENEVE}, version 0", "VNI (24 bits)",
           "RFC 8926: 8 bytes + options (length field x 4 bytes, skipped), then the protocol type "
-          "(0x6558 Ethernet, 0x0800/0x86DD IP, ...) (AWS Gateway Load Balancer)"),
+          "(0x6558 Ethernet, 0x0800/0x86DD IP, ...) (AWS Gateway Load Balancer: its flow-cookie option, "
+          "class 0x0108 type 3, goes to gwlb_flow_cookie)"),
     Encap("gre", _code("gre"), "IP protocol 47, version 0 or 1", "GRE key (version 0), call id (version 1)",
           "RFC 2784/2890/1701: checksum, routing (SREs walked), key and sequence fields by their bits; "
           "transparent Ethernet bridging (0x6558), IPv4, IPv6, MPLS or any ethertype; version 1 "

@@ -145,7 +145,7 @@ def _read_other(ob, backend, strict, decapsulate=True):
             from ._dpkt import read_dpkt
             return read_dpkt(path, strict=strict, decapsulate=decapsulate)
         from ._pyshark import read_pyshark
-        return read_pyshark(path)
+        return read_pyshark(path, decapsulate=decapsulate)
     if ob.kind == "file" and ob.compression is None:
         return run(ob.name)
     with tempfile.NamedTemporaryFile(prefix="probekit-", suffix=".cap") as tmp:
