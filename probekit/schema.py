@@ -890,8 +890,12 @@ def typed(df: pd.DataFrame, columns: tuple[Column, ...], categories: dict | None
                 out[c.name] = pd.Series(pd.Categorical(vals, categories=None if cats is None else list(cats)),
                                         index=df.index)
         elif c.dtype in _NULLABLE_INTS:
-            f = (pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy("float64", na_value=np.nan)
-                 if n else np.zeros(0))
+            if not n:
+                f = np.zeros(0)
+            elif v.dtype == object:
+                f = pd.to_numeric(v, errors="coerce").to_numpy("float64", na_value=np.nan)
+            else:
+                f = v.to_numpy("float64", na_value=np.nan)
             if c.name in negative_na:
                 f = np.where(f < 0, np.nan, f)
             missing = np.isnan(f)

@@ -51,7 +51,7 @@ from .._io import capture_bytes
 from .._jit import njit
 from ..capture._frames import index_frames
 from ..capture.payloads import payload_buffer, payload_files
-from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS
+from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS, typed
 
 __all__ = ["datagram_fragments", "datagram_payloads", "datagrams", "fragment_headers", "fragment_rows",
            "reassembled_packets"]
@@ -842,29 +842,6 @@ def reassembled_packets(packets: pd.DataFrame, datagrams_table: pd.DataFrame | N
 
 def _typed(out: pd.DataFrame, packets: pd.DataFrame) -> pd.DataFrame:
     cats = packets["src"].cat.categories if "src" in packets else []
-    res = {}
-    for c in DATAGRAMS:
-        v = out[c.name] if c.name in out else pd.Series([], dtype=object)
-        if isinstance(v.dtype, pd.CategoricalDtype):
-            res[c.name] = v.array
-        elif c.name == "l3":
-            res[c.name] = pd.Categorical(v, categories=["ipv4", "ipv6"])
-        elif c.name in ("src", "dst"):
-            res[c.name] = pd.Categorical(v, categories=cats)
-        elif c.name == "reason":
-            res[c.name] = pd.Categorical(v, categories=list(DATAGRAM_REASONS))
-        elif c.dtype in ("UInt8", "UInt32", "Int32", "Int64"):
-            f = pd.Series(v).to_numpy("float64", na_value=np.nan) if len(v) else np.zeros(0)
-            if c.name in ("payload_len", "offset0_frame"):
-                f = np.where(f < 0, np.nan, f)
-            res[c.name] = pd.array(np.where(np.isnan(f), 0, f).astype("int64"), dtype=c.dtype)
-            res[c.name][np.isnan(f)] = pd.NA
-        elif c.dtype == "object":
-            res[c.name] = pd.Series(v, dtype=object).to_numpy()
-        else:
-            res[c.name] = pd.Series(v).to_numpy().astype(c.dtype)
-    out = pd.DataFrame(res)
-    for c in DATAGRAMS:
-        if c.dtype == "object":
-            out[c.name] = out[c.name].astype(object)
-    return out
+    return typed(out.reset_index(drop=True), DATAGRAMS,
+                 categories={"l3": ("ipv4", "ipv6"), "src": cats, "dst": cats, "reason": DATAGRAM_REASONS},
+                 negative_na=("payload_len", "offset0_frame"))

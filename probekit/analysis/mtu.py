@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..schema import ERROR_OUTCOMES, MTU, MTU_SIZES, PATH_KINDS, STREAM_KEYS
+from ..schema import ERROR_OUTCOMES, MTU, MTU_SIZES, PATH_KINDS, STREAM_KEYS, typed
 
 __all__ = ["path_mtu", "size_outcomes"]
 
@@ -212,24 +212,5 @@ def _decide(key, g: pd.DataFrame, reporters: str, frag_len, loose=None):
 
 
 def _typed(out: pd.DataFrame, columns) -> pd.DataFrame:
-    res = {}
-    for c in columns:
-        v = out[c.name]
-        if c.dtype == "category":
-            cats = list(PATH_KINDS) if c.name == "path" else (["pass", "fail", "few"] if c.name == "verdict" else None)
-            vals = v.astype(object)
-            res[c.name] = pd.Categorical(vals, categories=cats) if cats else pd.Categorical(vals)
-        elif c.dtype in ("UInt16", "UInt32", "Int32"):
-            f = pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy("float64") if len(v) else np.zeros(0)
-            if c.name == "port":
-                f = np.where(f < 0, np.nan, f)
-            arr = pd.array(np.nan_to_num(f).astype("int64"), dtype=c.dtype)
-            arr[np.isnan(f)] = pd.NA
-            res[c.name] = arr
-        else:
-            res[c.name] = pd.Series(v).to_numpy().astype(c.dtype)
-    df = pd.DataFrame(res)
-    for c in columns:
-        if c.dtype == "object":
-            df[c.name] = df[c.name].astype(object)
-    return df
+    return typed(out.reset_index(drop=True), columns, categories={"path": PATH_KINDS, "verdict": ("pass", "fail", "few")},
+                 negative_na=("port",))
