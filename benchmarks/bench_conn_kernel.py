@@ -8,6 +8,7 @@ the whole ``connections()`` call is timed too.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -36,13 +37,19 @@ def _kernel_at(rev: str):
 
 
 def best(f, n):
-    r = []
+    """Best of n wall-clock seconds (and best CPU seconds of this process, steadier on a loaded box)."""
+    r, c = [], []
     out = None
     for _ in range(n):
-        t = time.perf_counter()
+        t, p = time.perf_counter(), time.process_time()
         out = f()
         r.append(time.perf_counter() - t)
+        c.append(time.process_time() - p)
+    CPU.append(min(c))
     return min(r), out
+
+
+CPU: list[float] = []
 
 
 def main():
@@ -82,8 +89,10 @@ def main():
         lambda: (K.conn_finish(ci, ei), K.history_buffers(len(ci), out[3], out[4])), args.repeat)
     rows["connections() (whole table)"], c = best(lambda: connections(df), args.repeat)
     print(f"\n{len(df):,} packets, {len(c):,} connections ({path}), best of {args.repeat}")
-    for k, v in rows.items():
-        print(f"  {k:<36s} {v:8.3f} s   {v / rows['read']:6.2f}× read")
+    print(f"  {'step':<36s} {'wall':>8s}     {'÷ read':>6s}   {'CPU':>6s}")
+    for (k, v), cpu in zip(rows.items(), CPU):
+        print(f"  {k:<36s} {v:8.3f} s   {v / rows['read']:6.2f}×   {cpu:6.3f} s")
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
