@@ -27,16 +27,26 @@ M32 = np.int64(0xFFFFFFFF)
 # timer parameters, in this order, in the `params` array (ns)
 P_ATTEMPT, P_RESET, P_CLOSE, P_LINGER, P_TCP_INACT, P_UDP_INACT, P_ICMP_INACT, P_SYN_TIMEOUT, P_SESSION, \
     P_LONG_INACT, P_MAX_ABOVE_HOLE, P_EXCESSIVE = range(12)
-# conn-level int64 fields (column index in `ci`)
-(C_KEY, C_START, C_LAST, C_LASTPKT, C_ORIGSIDE, C_KIND, C_FIRSTPKT, C_HLEN, C_HFIRST, C_HSEEN, C_PARTIAL,
- C_FPS, C_ACTIVE, C_INACT, C_DELETE, C_ATTEMPT, C_CH0, C_CH1, C_CH2, C_MISSED, C_SYNS, C_SYNACKS, C_ISN,
- C_SYNTS, C_SYNPAY, C_SYNACKTS, C_RSTSIDE, C_RSTTS, C_RSTACK, C_ESTAB, C_HADMARK) = range(31)
-NCI = 31
+# optional, after those twelve: dns_session_timeout (ns, 0 = no DNS analyzer), then the UDP ports the DNS
+# analyzer is registered for (DNS::ports; a connection whose responder port is one gets its ExpireTimer)
+P_DNS_TIMEOUT, P_DNS_PORTS = 12, 13
+DNS_SLACK = np.int64(1_000_000_000)  # DNS_Analyzer::ExpireTimer's "- 1.0"
+# conn-level int64 fields (column index in `ci`); the first NCO are the connection's facts that
+# conn_kernel returns (one row per connection), the rest live only while the connection is active
+(C_KEY, C_START, C_LAST, C_LASTPKT, C_ORIGSIDE, C_KIND, C_FIRSTPKT, C_HLEN, C_MISSED, C_SYNS, C_SYNACKS, C_ISN,
+ C_SYNTS, C_SYNPAY, C_SYNACKTS, C_RSTSIDE, C_RSTTS, C_RSTACK,
+ C_HFIRST, C_HSEEN, C_PARTIAL, C_FPS, C_ACTIVE, C_INACT, C_DELETE, C_ATTEMPT, C_CH0, C_CH1, C_CH2, C_ESTAB,
+ C_HADMARK, C_DNS, C_ID) = range(33)
+NCO = 18
+NCI = 33
 # endpoint-level int64 fields (ei[conn, side, field])
 (E_STATE, E_PREV, E_START, E_LAST, E_ACK, E_SWRAP, E_AWRAP, E_CLOSED, E_FINCNT, E_RSTCNT, E_FINSEQ, E_HSYN,
  E_HFIN, E_HRST, E_CHKC, E_CHKT, E_RXC, E_RXT, E_W0C, E_W0T, E_GAPC, E_GAPT, E_REASM, E_TRIM, E_SKIP,
  E_NBLK, E_PKTS, E_IPB, E_LEN, E_SLOT) = range(30)
 NEI = 30
+# what conn_kernel returns per endpoint (eo[conn, side, field]): all conn_finish needs
+O_STATE, O_SIZE, O_PKTS, O_IPB, O_LEN = range(5)
+NEO = 5
 
 
 @njit(cache=True, inline="always")
@@ -57,11 +67,11 @@ def _hist(ev_c, ev_ch, nev, c, ch):
 
 @njit(cache=True, inline="always")
 def _add_history(ci, ev_c, ev_ch, nev, c, code):
-    """Session::AddHistory."""
+    """Session::AddHistory (``c`` is the connection's state slot; events carry its id)."""
     if ci[c, C_HLEN] == 0:
         ci[c, C_HFIRST] = code
     ci[c, C_HLEN] += 1
-    return _hist(ev_c, ev_ch, nev, c, code)
+    return _hist(ev_c, ev_ch, nev, ci[c, C_ID], code)
 
 
 @njit(cache=True, inline="always")
@@ -81,7 +91,7 @@ def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
     if (code == 65 or code == 68) and ci[c, C_HLEN] == 1 and ci[c, C_HFIRST] == 72:
         nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
         # ReplaceHistory("^h"): a marker (0) tells the post-pass to drop what came before
-        nev = _hist(ev_c, ev_ch, nev, c, 0)
+        nev = _hist(ev_c, ev_ch, nev, ci[c, C_ID], 0)
         ci[c, C_HLEN] = 2
         ci[c, C_HFIRST] = 94
         ci[c, C_HADMARK] = 1
@@ -332,6 +342,12 @@ def _expired(ci, ei, c, now, params):
     if ci[c, C_LAST] + ci[c, C_INACT] <= now:
         return True
     if ci[c, C_KIND] != K_TCP:
+        if ci[c, C_DNS]:  # DNS_Analyzer::ExpireTimer: every dns_session_timeout from the start,
+            per = params[P_DNS_TIMEOUT]  # removing once the connection has been idle timeout - 1 s
+            idle = ci[c, C_LAST] - ci[c, C_START] + per - DNS_SLACK
+            k = max(np.int64(1), (idle + per - 1) // per)
+            if ci[c, C_START] + k * per <= now:
+                return True
         return False
     if ci[c, C_DELETE] <= now:
         return True
@@ -623,15 +639,42 @@ def _new_conn(ci, ei, n, key, ts, kind, i, params):
     ci[n, C_RSTTS] = -1
 
 
+@njit(cache=True, inline="always")
+def _retire(ci, ei, c, co, eo, cid):
+    """A connection ends (replaced in its slot, or the trace ends): keep its facts and what
+    conn_finish needs (TCP_Endpoint::Size is taken now, from the full endpoint state)."""
+    for f in range(NCO):
+        co[cid, f] = ci[c, f]
+    tcp = ci[c, C_KIND] == K_TCP
+    for s in range(2):
+        eo[cid, s, O_STATE] = ei[c, s, E_STATE]
+        eo[cid, s, O_SIZE] = _size(ei, c, s) if tcp else 0
+        eo[cid, s, O_PKTS] = ei[c, s, E_PKTS]
+        eo[cid, s, O_IPB] = ei[c, s, E_IPB]
+        eo[cid, s, O_LEN] = ei[c, s, E_LEN]
+
+
 @njit(cache=True)
 def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp, dst_lsp,
                 resp_bcast, src_long, dst_long, nkeys, params):
-    """One pass over the packets (file order). Returns the connection arrays, each packet's connection
-    index (-1: not part of one) and the history events (connection, letter; 0 = reset to '^h')."""
+    """One pass over the packets (file order). Returns the connection arrays (``ci``: the first NCO
+    conn-level fields; ``eo``: per endpoint what conn_finish needs), each packet's connection index
+    (-1 - index: seen but not counted; -1: not part of one) and the history events (connection,
+    letter; 0 = reset to '^h').
+
+    The working state of a connection lives in its key's slot (at most one connection per key is
+    active) and is copied out, compacted, when the connection ends; so memory is per key, not per
+    connection."""
     n = ts.shape[0]
-    cap = nkeys + 16
-    ci = np.zeros((cap, NCI), np.int64)
-    ei = np.zeros((cap, 2, NEI), np.int64)
+    ci = np.zeros((nkeys, NCI), np.int64)      # working state, one slot per key
+    ei = np.zeros((nkeys, 2, NEI), np.int64)
+    nsyn = 0  # IsReuse needs a SYN: keys + SYNs bounds the connections unless timers end some
+    for i in range(n):
+        if kind[i] == K_TCP and flags[i] & SYN:
+            nsyn += 1
+    cap = min(nkeys + nsyn, n) + 16
+    co = np.empty((cap, NCO), np.int64)        # the connections' facts, in order of creation
+    eo = np.empty((cap, 2, NEO), np.int64)
     ndata = 1
     for i in range(n):
         if kind[i] == K_TCP and length[i] > 0:
@@ -649,24 +692,28 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
         k = key[i]
         now = ts[i]
         e = side[i]
-        c = active[k]
-        if c >= 0 and _expired(ci, ei, c, now, params):
-            c = -1
-        if c >= 0 and kind[i] == K_TCP and _is_reuse(ci, ei, c, flags[i], seq[i]):
-            c = -1
-        if c < 0:
-            if nc == cap:  # more connections than keys (reuse, timeouts): grow the state arrays
+        c = k  # the state slot
+        cid = active[k]
+        if cid >= 0 and _expired(ci, ei, c, now, params):
+            cid = -1
+        if cid >= 0 and kind[i] == K_TCP and _is_reuse(ci, ei, c, flags[i], seq[i]):
+            cid = -1
+        if cid < 0:
+            if active[k] >= 0:
+                _retire(ci, ei, c, co, eo, active[k])
+            if nc == cap:  # more connections than keys + SYNs (timeouts): grow the output
                 cap = cap * 2
-                ci2 = np.zeros((cap, NCI), np.int64)
-                ci2[:nc] = ci[:nc]
-                ci = ci2
-                ei2 = np.zeros((cap, 2, NEI), np.int64)
-                ei2[:nc] = ei[:nc]
-                ei = ei2
-            c = nc
+                co2 = np.empty((cap, NCO), np.int64)
+                co2[:nc] = co[:nc]
+                co = co2
+                eo2 = np.empty((cap, 2, NEO), np.int64)
+                eo2[:nc] = eo[:nc]
+                eo = eo2
+            cid = nc
             nc += 1
             _new_conn(ci, ei, c, k, now, kind[i], i, params)
-            active[k] = c
+            ci[c, C_ID] = cid
+            active[k] = cid
             ci[c, C_ORIGSIDE] = e
             flip = False
             if kind[i] == K_TCP:
@@ -681,13 +728,21 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
                 flip = src_lsp[i] and not dst_lsp[i]
             if flip and not resp_bcast[i]:
                 nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
-        conn_of[i] = c
+            if kind[i] == K_UDP and params.shape[0] > P_DNS_PORTS and params[P_DNS_TIMEOUT] > 0:
+                rport = sport[i] if ci[c, C_ORIGSIDE] != e else dport[i]  # the responder's port
+                for j in range(P_DNS_PORTS, params.shape[0]):
+                    if params[j] == rport:
+                        ci[c, C_DNS] = 1
+        conn_of[i] = cid
         ci[c, C_LASTPKT] = now
         kd = kind[i]
         if kd == K_TCP:
+            if length[i] < 0:  # TCPAnalyzer::ExtractTCP_Header refused the header (data offset < 20, or
+                conn_of[i] = -1 - cid  # past the data): the connection exists, the packet is not processed
+                continue
             if not l4_ok[i]:
                 nev = _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, ev_c, ev_ch, nev)  # ChecksumError: 'C'
-                conn_of[i] = -1 - c  # seen, but not counted
+                conn_of[i] = -1 - cid  # seen, but not counted
                 continue
             f = flags[i]
             # probe extras (by physical side)
@@ -731,7 +786,7 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
                 if kd == K_UDP:
                     nev = _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, ev_c, ev_ch, nev)
                 else:
-                    conn_of[i] = -1 - c
+                    conn_of[i] = -1 - cid
                 continue
             ci[c, C_LAST] = now
             if kd == K_UDP:
@@ -743,7 +798,10 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
                 ei[c, e, E_LEN] = length[i]
             else:
                 ei[c, e, E_LEN] += length[i]
-    return ci[:nc], ei[:nc], conn_of, ev_c[:nev], ev_ch[:nev]
+    for k in range(nkeys):
+        if active[k] >= 0:
+            _retire(ci, ei, k, co, eo, active[k])
+    return co[:nc], eo[:nc], conn_of, ev_c[:nev], ev_ch[:nev]
 
 
 @njit(cache=True)
@@ -758,11 +816,11 @@ def conn_finish(ci, ei):
     for c in range(nc):
         o = ci[c, C_ORIGSIDE]
         r = 1 - o
-        pkts[c, 0], pkts[c, 1] = ei[c, o, E_PKTS], ei[c, r, E_PKTS]
-        ipb[c, 0], ipb[c, 1] = ei[c, o, E_IPB], ei[c, r, E_IPB]
+        pkts[c, 0], pkts[c, 1] = ei[c, o, O_PKTS], ei[c, r, O_PKTS]
+        ipb[c, 0], ipb[c, 1] = ei[c, o, O_IPB], ei[c, r, O_IPB]
         if ci[c, C_KIND] == K_TCP:
-            so, sr = ei[c, o, E_STATE], ei[c, r, E_STATE]
-            zo, zr = _size(ei, c, o), _size(ei, c, r)
+            so, sr = ei[c, o, O_STATE], ei[c, r, O_STATE]
+            zo, zr = ei[c, o, O_SIZE], ei[c, r, O_SIZE]
             size[c, 0], size[c, 1] = zo, zr
             oi = so == INACTIVE or so == PARTIAL
             ri = sr == INACTIVE or sr == PARTIAL
@@ -789,7 +847,7 @@ def conn_finish(ci, ei):
                 s = 13  # OTH
             state[c] = s
         else:
-            lo, lr = ei[c, o, E_LEN], ei[c, r, E_LEN]
+            lo, lr = ei[c, o, O_LEN], ei[c, r, O_LEN]
             size[c, 0], size[c, 1] = max(lo, 0), max(lr, 0)
             active[c, 0], active[c, 1] = lo >= 0, lr >= 0
             if ci[c, C_KIND] == K_UDP:
