@@ -48,7 +48,8 @@ _LONG_INACTIVITY_PORTS = (21, 22, 23, 513)  # Conn::port_inactivity_timeouts (ba
 
 TIMEOUTS_S = dict(tcp_attempt_delay=5.0, tcp_reset_delay=5.0, tcp_close_delay=5.0, tcp_connection_linger=5.0,
                   tcp_inactivity_timeout=300.0, udp_inactivity_timeout=60.0, icmp_inactivity_timeout=60.0,
-                  tcp_SYN_timeout=5.0, tcp_session_timer=6.0, port_inactivity_timeout=3600.0)
+                  tcp_SYN_timeout=5.0, tcp_session_timer=6.0, port_inactivity_timeout=3600.0,
+                  dns_session_timeout=10.0)
 """Zeek's timer defaults (scripts/base/init-bare.zeek; the last from base/protocols/conn/inactivity.zeek)."""
 
 PRIVATE_ADDRESS_SPACE = tuple(ipaddress.ip_network(n) for n in (
@@ -272,6 +273,8 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     # TCP.cc / UDP.cc / ICMP.cc: total length 0 -> use what was captured
     length = np.where(off, col("payload_caplen"), col("payload_len"))
     ipl = np.where(off, 0, col("ip_len"))
+    # TCPAnalyzer::ExtractTCP_Header refused the header (payload_len unset): the kernel takes length -1
+    length = np.where(is_t & packets["payload_len"].isna().to_numpy()[rows] & ~off, -1, length)
     ns = 1_000_000_000
     params = np.array([to["tcp_attempt_delay"], to["tcp_reset_delay"], to["tcp_close_delay"],
                        to["tcp_connection_linger"], to["tcp_inactivity_timeout"], to["udp_inactivity_timeout"],
@@ -280,6 +283,8 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     params = (params * ns).astype(np.int64)
     params[K.P_MAX_ABOVE_HOLE] = 16384
     params[K.P_EXCESSIVE] = 10 * 1024 * 1024
+    if not bare:  # the DNS analyzer's ExpireTimer: dns_session_timeout, then DNS::ports
+        params = np.concatenate([params, [int(to["dns_session_timeout"] * ns), 53, 137, 5353, 5355]]).astype(np.int64)
     ts = col("ts_ns")
     ci, ei, conn_of, ev_c, ev_ch = K.conn_kernel(
         ts, kind, key, side, col("tcp_flags"), col("tcp_seq"), col("tcp_ack"), col("tcp_win", 1), length, ipl,

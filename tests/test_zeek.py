@@ -293,37 +293,7 @@ def test_tunnel_parents_from_the_tunnel_columns():
 DNS_PORTS = (53, 137, 5353, 5355)  # scripts/base/protocols/dns/main.zeek: DNS::ports (the UDP ones)
 
 
-@pytest.fixture
-def pending_inputs(monkeypatch):
-    """The two kernel inputs connections.py does not pass yet (its owner wires them; see
-    docs/notes/zeek-kernel.md): ``length = -1`` for a TCP row whose payload_len is unset (the decoder
-    could not take the TCP header), and params[12:] = dns_session_timeout (ns) and the DNS analyzer's
-    UDP ports. This wraps the real kernel with them for captures of plain (unfragmented, untunnelled)
-    packets, where connections() passes every row in order; it does nothing once they are wired."""
-    from probekit.analysis import _conn_kernel as K
-    real = K.conn_kernel
-    state = {}
-
-    def with_inputs(*a):
-        a = list(a)
-        df = state["df"]
-        length, params = a[8].copy(), a[-1]
-        if len(length) == len(df):
-            tcp = (a[1] == K.K_TCP) & df["payload_len"].isna().to_numpy()
-            length[tcp] = -1
-            a[8] = length
-        if len(params) == K.P_DNS_TIMEOUT and state.get("dns"):
-            a[-1] = np.concatenate([params, [10 * 10**9], DNS_PORTS]).astype(np.int64)
-        return real(*a)
-    monkeypatch.setattr(K, "conn_kernel", with_inputs)
-
-    def run(df, dns=False, **kw):
-        state.update(df=df, dns=dns)
-        return connections(df, **kw)
-    return run
-
-
-def test_truncated_tcp_header_makes_a_connection_but_is_not_processed(pending_inputs):
+def test_truncated_tcp_header_makes_a_connection_but_is_not_processed():
     """TCPAnalyzer::DeliverPacket (src/packet_analysis/protocol/tcp/TCP.cc): InitConnKey needs only the
     20-byte fixed header, so a SYN whose options are cut by the snaplen makes a connection; then
     ExtractTCP_Header refuses it ("truncated_header": th_off*4 > captured bytes) and returns before
@@ -335,7 +305,7 @@ def test_truncated_tcp_header_makes_a_connection_but_is_not_processed(pending_in
     require_real_captures()
     df = probekit.read_capture(REAL / "zeek" / "tcp" / "truncated-header.pcap")
     assert df["payload_len"].isna().iloc[0] and df["tcp_flags"].iloc[0] & 0x02  # the cut SYN
-    c = pending_inputs(df, bare=True)
+    c = connections(df, bare=True)
     events = [re.search(r"orig_h=([^,]+), orig_p=(\d+)", ln).groups()
               for ln in (ORACLE / "zeek" / "core.tcp.truncated-header" / "out").read_text().splitlines()
               if "orig_h=" in ln]
@@ -359,7 +329,7 @@ def _udp(t, src, dst, sport, dport, data=b"q" * 30):
     return (int(t), round((t % 1) * 1e6), ether(bytes(ip)))
 
 
-def test_dns_session_timeout_splits_udp_dns(tmp_path, pending_inputs):
+def test_dns_session_timeout_splits_udp_dns(tmp_path):
     """DNS_Analyzer::ExpireTimer (src/analyzer/protocol/dns/DNS.cc): a UDP connection with the DNS
     analyzer (responder port in DNS::ports) gets a timer every dns_session_timeout (10 s,
     init-bare.zeek) from its start; it removes the connection when the connection has been idle for
@@ -376,28 +346,19 @@ def test_dns_session_timeout_splits_udp_dns(tmp_path, pending_inputs):
     p = tmp_path / "dns.pcap"
     p.write_bytes(W.pcap(fr))
     df = probekit.read_capture(p)
-    c = pending_inputs(df, dns=True)
+    c = connections(df)
     split, kept = c[c["orig_p"] == 41000], c[c["orig_p"] == 42000]
     assert split["history"].tolist() == ["Dd", "Dd"] and split["orig_pkts"].tolist() == [1, 1]
     assert len(kept) == 1 and kept.iloc[0].orig_pkts == 2 and kept.iloc[0].resp_pkts == 2
     assert abs(split.iloc[0].duration_s - 0.5) < 1e-6
-    bare = pending_inputs(df, dns=False, bare=True)
+    bare = connections(df, bare=True)
     assert len(bare) == 2 and (bare["orig_pkts"] == 2).all()
 
 
-_PENDING_RUN = """
-import sys, numpy as np, probekit
-from probekit.analysis import _conn_kernel as K
+_RUN = """
+import sys, probekit
 from probekit.analysis.connections import connections
-real = K.conn_kernel
-df = probekit.read_capture(sys.argv[1])
-def with_inputs(*a):
-    a = list(a)
-    a[8] = np.where((a[1] == K.K_TCP) & df["payload_len"].isna().to_numpy(), -1, a[8])
-    a[-1] = np.concatenate([a[-1], [10 * 10**9, 53, 137, 5353, 5355]]).astype(np.int64)
-    return real(*a)
-K.conn_kernel = with_inputs
-connections(df, bare=sys.argv[3] == "bare").to_pickle(sys.argv[2])
+connections(probekit.read_capture(sys.argv[1]), bare=sys.argv[3] == "bare").to_pickle(sys.argv[2])
 """
 
 
@@ -417,7 +378,7 @@ def test_kernel_equals_plain_python_on_the_new_rules(tmp_path):
         outs = []
         for jit in ("0", "1"):
             out = tmp_path / f"{cap.stem}.{jit}.pkl"
-            subprocess.run([sys.executable, "-c", _PENDING_RUN, str(cap), str(out), mode], check=True,
+            subprocess.run([sys.executable, "-c", _RUN, str(cap), str(out), mode], check=True,
                            env=dict(os.environ, NUMBA_DISABLE_JIT=jit, PYTHONPATH=str(ROOT)))
             outs.append(pd.read_pickle(out))
         pd.testing.assert_frame_equal(*outs)

@@ -64,11 +64,14 @@ LIKELY_SERVER_PORTS = frozenset(_PACKET_PROTOCOL_PORTS + (
     "514/udp", "514/tcp", "5222/tcp", "5269/tcp",     # syslog, xmpp
 ))
 """Zeek's default likely_server_ports (zeek without -b)."""
+DNS_PORTS = (53, 137, 5353, 5355)
+"""DNS::ports, the UDP ones (base/protocols/dns/main.zeek): the DNS analyzer's connections expire by its timer."""
 _LONG_INACTIVITY_PORTS = (21, 22, 23, 513)  # Conn::port_inactivity_timeouts (base/protocols/conn/inactivity.zeek)
 
 TIMEOUTS_S = dict(tcp_attempt_delay=5.0, tcp_reset_delay=5.0, tcp_close_delay=5.0, tcp_connection_linger=5.0,
                   tcp_inactivity_timeout=300.0, udp_inactivity_timeout=60.0, icmp_inactivity_timeout=60.0,
-                  tcp_SYN_timeout=5.0, tcp_session_timer=6.0, port_inactivity_timeout=3600.0)
+                  tcp_SYN_timeout=5.0, tcp_session_timer=6.0, port_inactivity_timeout=3600.0,
+                  dns_session_timeout=10.0)
 """Zeek's timer defaults (scripts/base/init-bare.zeek; the last from base/protocols/conn/inactivity.zeek)."""
 
 PRIVATE_ADDRESS_SPACE = tuple(ipaddress.ip_network(n) for n in (
@@ -548,6 +551,11 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
     cats = pd.Index(src.categories).union(pd.Index(dst.categories))
     g, b, src_map, dst_map = _gather(raw, packets, rows, l4_all, offload, cats, likely_server_ports, bare)
+    miss = raw["payload_len"][1]
+    if miss.size:  # TCPAnalyzer::ExtractTCP_Header refused the header: the kernel finds the connection, no more
+        cut = (g[G_KIND] == K.K_TCP) & miss[rows] & ~offload[rows]
+        if cut.any():
+            g[G_LEN][cut] = -1
     pack = g.shape[0] <= G_LO
     if pack:
         key = _key_codes(g[G_KEY])
@@ -562,6 +570,8 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     params = (params * ns).astype(np.int64)
     params[K.P_MAX_ABOVE_HOLE] = 16384
     params[K.P_EXCESSIVE] = 10 * 1024 * 1024
+    if not bare:  # base/protocols/dns is loaded: its analyzer's ExpireTimer on DNS::ports
+        params = np.concatenate([params, [int(to["dns_session_timeout"] * ns)], DNS_PORTS]).astype(np.int64)
     ci, ei, conn_of, ev_c, ev_ch = K.conn_kernel(
         g[G_TS], g[G_KIND], key, g[G_SIDE], g[G_FLAGS], g[G_SEQ], g[G_ACK], g[G_WIN], g[G_LEN], g[G_IPL], b[B_L4],
         g[G_SPORT], g[G_DPORT], b[B_SLSP], b[B_DLSP], b[B_BCAST], b[B_SLONG], b[B_DLONG], int(key.max()) + 1, params)
