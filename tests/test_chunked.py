@@ -1,6 +1,8 @@
-"""The chunked driver gives the in-memory numbers: every shipped capture walked 1,000 packets at a time
-(so probes, their replies and RSTs are split across chunks) yields the same probes table, per-period
-metrics, timing, sources, sizes, payload verdicts and fingerprints as reading it whole."""
+"""The chunked driver gives the in-memory session's numbers: every shipped capture walked 1,000 packets at a
+time (so probes, their replies, RSTs, ICMP errors and data segments are split across chunks) yields the same
+requests with their ICMP-error outcomes, ICMP errors, streams table, selected probes, per-period metrics
+(with the errors each period drew), timing, sources, sizes, payload verdicts and fingerprints as
+``probekit.open_capture`` reading it whole."""
 from __future__ import annotations
 
 import warnings
@@ -19,10 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = [r for r in SHIPPED if not r.startswith("captures/tools/")]   # the tools' recordings are a few frames
 
 
-def in_memory(path, period_s=30):
-    """The in-memory session with the matcher's own probes: every request stream, no ICMP-error outcomes
-    (stream selection and error attribution need the whole packets table; the chunked walk does neither)."""
-    cap = probekit.open_capture(path, period_s=period_s, all_streams=True)
+def in_memory(path, period_s=30, **kw):
+    """The in-memory session (the packets table read whole): stream selection, ICMP errors, reassembly."""
+    return probekit.open_capture(path, period_s=period_s, cloudwatch=False, chunked=False, **kw)
+
+
+def every_request(path, period_s=30):
+    """Per-period metrics of every request stream without ICMP-error outcomes: what the bounded walk
+    (keep_probes=False) counts."""
+    cap = probekit.open_capture(path, period_s=period_s, all_streams=True, cloudwatch=False, chunked=False)
     cap.__dict__["all_probes"] = probekit.match_probes(cap.packets)
     cap.__dict__["periods"] = probekit.period_metrics(cap.probes, period_s)
     cap.__dict__["probe_periods"] = probekit.period_metrics(cap.probes, period_s, by=probekit.schema.STREAM_KEYS)
@@ -49,30 +56,48 @@ def test_chunked_equals_in_memory(rel):
     cap = in_memory(path)
     # 1,000 packets per chunk; where that splits no probe (small captures), also the first smaller size that does
     n = len(cap.packets)
-    sizes = [c for c in (1000, 333, 97, 31) if n > c and _splits(cap.probes, c)][:1]
+    sizes = [c for c in (1000, 333, 97, 31) if n > c and _splits(cap.all_probes, c)][:1]
     assert sizes, "some chunk size splits a probe from its reply or RST"
     for chunk in sorted({1000, sizes[0]} if n > 1000 else {sizes[0]}, reverse=True):
         res = C.chunked_analyses(path, chunk_packets=chunk, window_bytes=64 << 10)
         assert res.packets == len(cap.packets) and res.chunks >= -(-len(cap.packets) // chunk) > 1
         assert_same(res.probes, cap.probes, "probes")
-        assert res.probes.attrs["capture_end_ns"] == cap.probes.attrs["capture_end_ns"]
-        for name in ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
-                     "source_quality", "source_rate", "payload_verdicts", "fingerprints"):
-            mem = getattr(cap, name)
-            if name == "payload_verdicts":
-                mem = probekit.payload_verdicts(cap.probes, cap.payloads)
-            if name == "fingerprints":
-                mem = probekit.fingerprint(cap.packets, cap.probes)
-
-            assert_same(res.tables[name], mem, name)
+        assert res.probes.attrs["capture_end_ns"] == cap.all_probes.attrs["capture_end_ns"]
+        assert res.probes.attrs.get("stream_kinds") == cap.probes.attrs.get("stream_kinds")
+        for name in ("all_probes", "icmp_errors", "streams", "datagrams", "periods", "probe_periods", "timing",
+                     "gaps", "shares", "balance", "alternation", "source_quality", "source_rate",
+                     "payload_verdicts", "fingerprints"):
+            assert_same(res.tables[name], getattr(cap, name), name)
         assert_same(res.tables["size_changes"], cap.size_changes(), "size_changes")
+        kinds = cap.streams["kind"].astype(str)
+        assert (kinds == "probe").any() or len(cap.all_probes) == 0
+
+
+def test_chunked_streams_errors_and_overrides():
+    """The messy lab capture (a scan, a client, fragments, ICMP errors): chunks split them all; the
+    selection follows overrides and all_streams as in memory."""
+    path = ROOT / "captures" / "lab" / "lab-mixed.pcap"
+    base = in_memory(path)
+    st = base.streams
+    assert {"scan", "client", "probe"} <= set(st["kind"].astype(str)) and len(base.icmp_errors) > 0
+    assert len(base.datagrams) > 0 and len(base.probes) < len(base.all_probes)
+    client = st[st["kind"].astype(str) == "client"].iloc[0]
+    key = f"{client.protocol}:{client.destination}:{int(client.port)}"
+    for kw in (dict(stream_overrides={key: "probe"}), dict(all_streams=True)):
+        cap = in_memory(path, **kw)
+        res = C.chunked_analyses(path, chunk_packets=97, window_bytes=16 << 10, all_streams=kw.get("all_streams", False),
+                                 stream_overrides=kw.get("stream_overrides"))
+        assert_same(res.probes, cap.probes, f"probes {kw}")
+        assert_same(res.tables["streams"], cap.streams, f"streams {kw}")
+        assert_same(res.tables["periods"], cap.periods, f"periods {kw}")
+        assert len(res.probes) > len(base.probes)
 
 
 @pytest.mark.parametrize("rel", CAPTURES[:4])
 def test_periods_alone_in_bounded_memory(rel):
     """keep_probes=False: only the per-period tables, kept period by period."""
     path = ROOT / rel
-    cap = in_memory(path, period_s=60)
+    cap = every_request(path, period_s=60)
     res = C.chunked_analyses(path, chunk_packets=1000, period_s=60, analyses=("periods", "probe_periods"),
                              keep_probes=False)
     assert res.probes is None

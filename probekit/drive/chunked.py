@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..analysis import datagrams as _dg
+from ..analysis import errors_icmp as _err
 from ..analysis import fingerprint as _fp
 from ..analysis import match, metrics, payload, sizes, sources, timing
+from ..analysis import streams as _streams
 from ..capture._frames import FrameIndex, index_frames, sniff_format
 from ..capture._table import decode_frames
 from ..capture.linktypes import linktype_name
@@ -58,7 +61,11 @@ CHUNKED_FILE_BYTES = 2 << 30
 """Files larger than this are worth the chunked path (what ``open_capture`` can use to pick it)."""
 WINDOW_BYTES = 256 << 20
 _NS = 1_000_000_000
-_REQ_COLS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen")
+_REQ_COLS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen", "payload_len",
+             "tcp_flags", "ip_proto", "dport")
+_ERR_KEYS = np.array([p * 1000 + t for p, t in _err.ERROR_TYPES], np.int64)
+_SLIM = ("frame", "ts_ns", "src", "dst", "ip_proto", "sport", "dport", "tcp_flags", "payload_len", "l3")
+"""The packets-table columns stream selection reads (``streams.streams``): request rows and data segments."""
 
 
 # ----------------------------------------------------------------------------------- chunks
@@ -204,11 +211,15 @@ def _iter_final_probes(chunks, timeout_s, vantage, resend_window_s, reply_window
     nxt = next(chunks, None)
     while nxt is not None:
         window = _concat(carry, nxt)
+        chunk = nxt
         nxt = next(chunks, None)
         last = nxt is None
         ts = window["ts_ns"].to_numpy("int64", na_value=np.iinfo(np.int64).min)
         end = int(ts.max()) if ts.size else 0
-        probes = match.match_probes(window, timeout_s=timeout_s, vantage=decided or vantage,
+        # fragmented datagrams reassembled for matching, as the in-memory session does (the carry holds the
+        # fragments of a datagram cut by the chunk's end)
+        view = _dg.reassembled_packets(window) if len(_dg.fragment_rows(window)) else window
+        probes = match.match_probes(view, timeout_s=timeout_s, vantage=decided or vantage,
                                     resend_window_s=resend_window_s, reply_window_s=reply_window_s)
         decided = decided or probes.attrs.get("vantage")
         t0 = probes["ts_ns"].to_numpy("int64")
@@ -221,7 +232,7 @@ def _iter_final_probes(chunks, timeout_s, vantage, resend_window_s, reply_window
         kept = probes[keep]
         rows = np.searchsorted(window["frame"].to_numpy("int64"), kept["request_frame"].to_numpy("int64"))
         req = pd.DataFrame({c: window[c].array.take(rows) for c in _REQ_COLS})
-        yield kept, req, probes.attrs, window.attrs, upper
+        yield kept, req, probes.attrs, window.attrs, upper, chunk
         if upper is not None:
             lower = upper
             carry = window[ts >= upper - carry_ns].reset_index(drop=True)
@@ -370,41 +381,123 @@ class ChunkedResult:
 
 ALL_ANALYSES = ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
                 "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints")
+STREAM_TABLES = ("all_probes", "icmp_errors", "streams", "rare_packets", "datagrams")
+"""What the walk also gives when it keeps the probes: every request with its ICMP-error outcome, the errors,
+the streams table, the packets-table rows of ICMP errors and fragments, and the reassembled datagrams."""
+
+
+# ------------------------------------------------------------------- per-chunk rows kept for the end
+def _rare_rows(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The chunk's ICMP/ICMPv6 error frames and IP fragments (few): what error attribution, the path MTU
+    and reassembly read."""
+    proto = chunk["ip_proto"].to_numpy("int64", na_value=-1)
+    typ = chunk["icmp_type"].to_numpy("int64", na_value=-1)
+    keep = np.isin(proto * 1000 + typ, _ERR_KEYS)
+    keep[_dg.fragment_rows(chunk)] = True
+    return chunk[keep]
+
+
+def _data_segments(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The chunk's TCP segments with payload and no SYN (what tells a client connection from a probe),
+    as the slim columns; of a run of segments in one direction of one connection with no SYN of that
+    connection between them only the first is kept (the later ones can only repeat what it says)."""
+    proto = chunk["ip_proto"].to_numpy("int64", na_value=-1)
+    flags = chunk["tcp_flags"].to_numpy("int64", na_value=0)
+    plen = chunk["payload_len"].to_numpy("int64", na_value=0)
+    ts_ok = chunk["ts_ns"].notna().to_numpy()
+    tcp = (proto == 6) & ts_ok
+    data = tcp & (plen > 0) & ((flags & 0x02) == 0)
+    if not data.any():
+        return chunk.loc[data, list(_SLIM)]
+    rows = np.flatnonzero(tcp & (data | ((flags & 0x02) != 0)))
+    s = chunk["src"].cat.codes.to_numpy("int64")[rows]
+    d = chunk["dst"].cat.codes.to_numpy("int64")[rows]
+    sp = chunk["sport"].to_numpy("int64", na_value=-1)[rows]
+    dp = chunk["dport"].to_numpy("int64", na_value=-1)[rows]
+    fwd = (s < d) | ((s == d) & (sp <= dp))
+    a, b = np.where(fwd, s, d), np.where(fwd, d, s)
+    pa, pb = np.where(fwd, sp, dp), np.where(fwd, dp, sp)
+    conn = pd.MultiIndex.from_arrays([a, b, pa, pb]).factorize()[0]
+    ts = chunk["ts_ns"].to_numpy("int64", na_value=0)[rows]
+    is_data = data[rows]
+    order = np.lexsort((is_data, ts, conn))           # a SYN first at equal times: it separates
+    c, dd, dr = conn[order], is_data[order], fwd[order]
+    same = np.zeros(len(order), bool)
+    same[1:] = (c[1:] == c[:-1]) & dd[1:] & dd[:-1] & (dr[1:] == dr[:-1])
+    keep = np.sort(rows[order][dd & ~same])
+    return chunk.iloc[keep][list(_SLIM)]
+
+
+def _slim_packets(probes: pd.DataFrame, req: pd.DataFrame, segments: list[pd.DataFrame]) -> pd.DataFrame:
+    """A packets table of the request frames (their own header fields) and the kept data segments, in
+    frame order, addresses on one category list: what ``streams.streams`` reads of the packets."""
+    reqs = pd.DataFrame({
+        "frame": probes["request_frame"].to_numpy("int64"), "ts_ns": probes["ts_ns"].array,
+        "src": probes["source"].astype(str).to_numpy(object), "dst": probes["destination"].astype(str).to_numpy(object),
+        "ip_proto": req["ip_proto"].array, "sport": req["sport"].array, "dport": req["dport"].array,
+        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array,
+        "l3": np.where(probes["destination"].astype(str).str.contains(":").to_numpy(), "ipv6", "ipv4")})
+    segs = [t.assign(src=t["src"].astype(str), dst=t["dst"].astype(str), l3=t["l3"].astype(str)) for t in segments
+            if len(t)]
+    out = pd.concat([reqs, *segs], ignore_index=True) if segs else reqs
+    out = out.sort_values("frame", kind="stable").drop_duplicates("frame").reset_index(drop=True)
+    dtype = pd.CategoricalDtype(_sorted_addresses(set(out["src"]) | set(out["dst"])))
+    out["src"] = out["src"].astype(dtype)
+    out["dst"] = out["dst"].astype(dtype)
+    out["l3"] = out["l3"].astype("category")
+    return out
 
 
 def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int = 30, timeout_s: float = 1.0,
                      vantage: str = "auto", resend_window_s: float = 30.0, reply_window_s: float = 120.0,
-                     analyses=ALL_ANALYSES, keep_probes: bool = True, window_bytes: int = WINDOW_BYTES
-                     ) -> ChunkedResult:
+                     analyses=ALL_ANALYSES, keep_probes: bool = True, window_bytes: int = WINDOW_BYTES,
+                     all_streams: bool = False, stream_overrides: dict | None = None) -> ChunkedResult:
     """Walk ``path`` in chunks and compute ``analyses`` (names of ``Capture`` properties) with the
-    in-memory numbers. ``keep_probes=False`` keeps only the per-period metrics (bounded memory for any
-    file size); the other analyses need the probes table and imply ``keep_probes``."""
+    in-memory session's numbers.
+
+    With ``keep_probes`` (the default) the walk keeps every request, the rows of ICMP errors and fragments
+    and the first data segment of each run of a TCP connection; at the end the ICMP errors are attributed
+    (``errors_icmp.attribute_errors`` / ``with_error_outcomes``), the streams are classified
+    (``streams.streams``) and ``probes`` is the probe streams' rows (every request with ``all_streams``),
+    as ``Capture.probes`` — and every analysis is computed on it (``STREAM_TABLES`` are in ``tables`` too).
+    ``keep_probes=False`` keeps only the per-period metrics of every request stream, period by period
+    (bounded memory for any file size; no stream selection, no ICMP-error outcomes)."""
     path = os.fspath(path)
     analyses = tuple(analyses)
     need_probes = keep_probes or any(a not in ("periods", "probe_periods") for a in analyses)
     per = {}
-    if "periods" in analyses:
-        per["periods"] = _Periods(period_s, SOURCE_STREAM_KEYS)
-    if "probe_periods" in analyses:
-        per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
+    if not need_probes:
+        if "periods" in analyses:
+            per["periods"] = _Periods(period_s, SOURCE_STREAM_KEYS)
+        if "probe_periods" in analyses:
+            per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
     parts = _ProbeParts()
+    rare: list[pd.DataFrame] = []
+    segments: list[pd.DataFrame] = []
     n_packets, first_ns, last_ns, n_chunks = 0, None, None, 0
-    used = {"source": set(), "destination": set()}
-    attrs, pattrs = {}, {}
+    used: dict[str, set] = {"source": set(), "destination": set()}
+    addresses: set = set()      # every address of the capture (the packets table's categories)
+    attrs: dict = {}
+    pattrs: dict = {}
 
     def counted(chunks):
         nonlocal n_packets, first_ns, last_ns, n_chunks
         for c in chunks:
             n_packets += len(c)
             n_chunks += 1
+            if need_probes:
+                addresses.update(c["src"].cat.categories)
             ts = c["ts_ns"].dropna()
             if len(ts):
                 first_ns = int(ts.min()) if first_ns is None else min(first_ns, int(ts.min()))
                 last_ns = int(ts.max()) if last_ns is None else max(last_ns, int(ts.max()))
             yield c
 
-    for kept, req, _p_attrs, _c_attrs, upper in _iter_final_probes(counted(chunk_source(path, chunk_packets, window_bytes)),
-                                                              timeout_s, vantage, resend_window_s, reply_window_s):
+    for kept, req, p_attrs, c_attrs, upper, chunk in _iter_final_probes(
+            counted(chunk_source(path, chunk_packets, window_bytes)), timeout_s, vantage, resend_window_s,
+            reply_window_s):
+        pattrs = pattrs or dict(p_attrs)
+        attrs = dict(c_attrs)
         for c in used:
             used[c] |= set(kept[c].cat.remove_unused_categories().cat.categories)
         for acc in per.values():
@@ -412,31 +505,86 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         if need_probes:
             parts.probes.append(kept)
             parts.req.append(req)
+            r = _rare_rows(chunk)
+            if len(r):
+                rare.append(r)
+            d = _data_segments(chunk)
+            if len(d):
+                segments.append(d)
     # the in-memory probes table's categories: the addresses used in each column, in address order
     cats = {"protocol": ["icmp", "icmpv6", "tcp"], "source": _sorted_addresses(used["source"]),
             "destination": _sorted_addresses(used["destination"])}
-    tables = {}
+    tables: dict = {}
     probes = None
     span = (first_ns or 0, last_ns or 0)
+    for name, acc in per.items():
+        tables[name] = acc.table(cats)
     if need_probes and parts.probes:
         probes = _unify(parts.probes)
         req = pd.concat(parts.req, ignore_index=True)
         order = np.lexsort((probes["request_frame"].to_numpy(), probes["ts_ns"].to_numpy()))
         probes = probes.iloc[order].reset_index(drop=True)
         req = req.iloc[order].reset_index(drop=True)
+        parts = _ProbeParts()
         assert tuple(probes.columns) == PROBE_COLUMNS
         probes.attrs.update(vantage=pattrs.get("vantage"), timeout_s=timeout_s, capture_end_ns=span[1], path=path)
-    for name, acc in per.items():
-        tables[name] = acc.table(cats)
-    if probes is not None:
-        tables.update(_on_probes(probes, req, path, period_s, span, analyses))
+        rare_rows = _concat_many(rare) if rare else _empty_packets(path)
+        dtype = pd.CategoricalDtype(_sorted_addresses(addresses))
+        rare_rows = rare_rows.assign(src=rare_rows["src"].astype(object).astype(dtype),
+                                     dst=rare_rows["dst"].astype(object).astype(dtype))
+        rare_rows.attrs.update(attrs)
+        probes, req, lazy, found = _select_streams(probes, req, rare_rows, segments, path, all_streams,
+                                                   stream_overrides, timeout_s)
+        tables.update(found)
+        tables.update(_on_probes(probes, req, lazy, period_s, span, analyses))
     return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs)
 
 
-def _on_probes(probes, req, path, period_s, span, analyses) -> dict:
+def _empty_packets(path) -> pd.DataFrame:
+    """An empty packets table (the reader's columns), for a capture without ICMP errors or fragments."""
+    return next(iter(chunk_source(path, 1, window_bytes=1 << 16))).iloc[:0]
+
+
+def _select_streams(probes, req, rare_rows, segments, path, all_streams, overrides, timeout_s):
+    """ICMP errors attributed to every request, the streams classified, the probe streams' rows kept: the
+    in-memory session's ``all_probes``, ``icmp_errors``, ``streams`` and ``probes``."""
+    attrs = dict(probes.attrs)
+    errors = _err.attribute_errors(rare_rows, probes)
+    all_probes = _err.with_error_outcomes(probes, errors)
+    all_probes.attrs.update(attrs)
+    icmp_errors = _err.icmp_errors(rare_rows, all_probes)
     lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
                          req["payload_caplen"].to_numpy("int64", na_value=0))
-    return probe_tables(probes, req, lazy, period_s, span, analyses)
+    fp = _fp.fingerprint_from(all_probes, req, verdicts=payload.payload_verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
+                              balance=sources.balance_test(all_probes))
+    slim = _slim_packets(all_probes, req, segments)
+    slim.attrs.update(rare_rows.attrs)
+    st = _streams.streams(slim, all_probes, fp, overrides=overrides or None)
+    del slim
+    if all_streams:
+        chosen = all_probes
+    else:
+        kinds = ("probe",) if (st["kind"].astype(str) == "probe").any() else ("probe", "other")
+        chosen = _streams.select_probe_streams(all_probes, st, kinds=kinds).reset_index(drop=True)
+        chosen.attrs["stream_kinds"] = kinds
+    # the chosen rows keep their order: find them by request frame (one probe per request frame)
+    rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
+                                  chosen["request_frame"].to_numpy("int64")))
+    req = req.iloc[rows].reset_index(drop=True)
+    lazy = _LazyPayloads(path, lazy.off[rows], lazy.caplen[rows])
+    dg = _dg.datagrams(rare_rows)
+    return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
+                               "rare_packets": rare_rows, "datagrams": dg}
+
+
+def _on_probes(probes, req, lazy, period_s, span, analyses) -> dict:
+    out = probe_tables(probes, req, lazy, period_s, span, analyses)
+    if "periods" in analyses:
+        out["periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s), probes, period_s)
+    if "probe_periods" in analyses:
+        out["probe_periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s, by=STREAM_KEYS),
+                                                        probes, period_s)
+    return out
 
 
 def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
