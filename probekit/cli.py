@@ -225,8 +225,9 @@ def _cmd_fingerprint(args) -> int:
 def _cmd_report(args) -> int:
     from .report import build_report
     with _as_files(args.capture) as captures:
+        mode = {"auto": None, "always": True, "never": False}[args.chunked]
         out = build_report(captures, args.output, period_s=args.period, cloudwatch=args.cloudwatch,
-                           monitor=args.monitor)
+                           monitor=args.monitor, chunked=mode, chunk_packets=args.chunk_packets)
     print(f"{out}: report on {len(args.capture)} capture(s)", file=sys.stderr)
     return 0
 
@@ -339,6 +340,11 @@ def _cloudwatch_parsers(sub, analysis_opts) -> None:
     sp.add_argument("--cloudwatch", action="append", metavar="FILE",
                     help="CloudWatch export to audit against the captures (default: NAME.cloudwatch.json beside each)")
     sp.add_argument("--monitor", action="append", metavar="FILE", help="monitor description (get-monitor output)")
+    sp.add_argument("--chunked", choices=("auto", "always", "never"), default="auto",
+                    help="walk each capture in chunks without holding its packets table (auto: plain files over "
+                         "2 GiB); the notebooks' packet-level sections are then skipped")
+    sp.add_argument("--chunk-packets", type=int, default=None, metavar="N",
+                    help="packets per chunk on the chunked path (default 2,000,000)")
     sp.set_defaults(func=_cmd_report)
 # ---------------------------------------------------------------- end of the CloudWatch block
 

@@ -134,3 +134,48 @@ def test_cut_pcap_salvages_like_the_reader(tmp_path):
     parts = list(C.chunk_source(cut, 1000, window_bytes=4096))
     assert sum(len(p) for p in parts) == len(whole)
     assert any("salvaged" in n for n in parts[-1].attrs["notes"])
+
+
+@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/target-down.pcap",
+                                 "captures/lab/lab-target-down.pcap"])
+def test_chunked_session_equals_in_memory_session(rel, tmp_path, monkeypatch):
+    """A session forced chunked (1,000 packets per chunk) has every table the report saves equal to the
+    in-memory session's (CloudWatch audit, path MTU, other traffic and the summary included); saved and
+    loaded again, it answers without walking the file; the packet-level views raise a clear error."""
+    from probekit.errors import ProbekitError
+    from probekit.session import _PACKET_LEVEL, _TABLES
+    path = ROOT / rel
+    mem = probekit.open_capture(path, chunked=False)
+    ch = probekit.open_capture(path, chunked=True, chunk_packets=1000)
+    assert _same_summary(ch.summary(), mem.summary()) and ch.summary()["chunked"] and not mem.summary()["chunked"]
+    for name in _TABLES:
+        if name in _PACKET_LEVEL:
+            continue
+        a, b = getattr(ch, name), getattr(mem, name)
+        if isinstance(b, pd.DataFrame):
+            assert_same(a, b, name)
+        else:
+            assert a == b, name
+    assert ch.not_applicable("packets") and mem.not_applicable("packets") is None
+    for name in _PACKET_LEVEL:
+        with pytest.raises(ProbekitError, match="chunk by chunk"):
+            getattr(ch, name)
+    ch.save_tables(tmp_path)
+
+    def walk(*a, **kw):
+        raise AssertionError("walked the capture again")
+
+    monkeypatch.setattr(C, "chunk_source", walk)
+    again = probekit.open_capture(path, chunked=True, chunk_packets=1000, tables=tmp_path)
+    for name in _TABLES:
+        if name not in _PACKET_LEVEL:
+            getattr(again, name)
+    assert _same_summary(again.summary(), mem.summary()) and "_chunked" not in again.__dict__
+
+
+def _same_summary(a: dict, b: dict) -> bool:
+    """Summaries equal but for the chunked flag (NaN equal to NaN)."""
+    import json
+    norm = [json.loads(json.dumps({k: v for k, v in d.items() if k != "chunked"}, default=str).replace("NaN", "null"))
+            for d in (a, b)]
+    return norm[0] == norm[1]

@@ -52,6 +52,7 @@ __all__ = [
     "ChunkedResult",
     "chunk_source",
     "chunked_analyses",
+    "chunked_other_traffic",
     "chunked_probes",
 ]
 
@@ -371,6 +372,8 @@ class ChunkedResult:
     chunks: int
     span_ns: tuple[int, int]
     attrs: dict
+    payload_probes: int = 0
+    """Kept probes whose request carries payload bytes."""
 
     def __getattr__(self, name):
         try:
@@ -537,7 +540,10 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
                                                    stream_overrides, timeout_s)
         tables.update(found)
         tables.update(_on_probes(probes, req, lazy, period_s, span, analyses))
-    return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs)
+        n_payload = int((lazy.lengths > 0).sum())
+    else:
+        n_payload = 0
+    return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs, n_payload)
 
 
 def _empty_packets(path) -> pd.DataFrame:
@@ -575,6 +581,71 @@ def _select_streams(probes, req, rare_rows, segments, path, all_streams, overrid
     dg = _dg.datagrams(rare_rows)
     return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
                                "rare_packets": rare_rows, "datagrams": dg}
+
+
+# ------------------------------------------------------------------------------ other traffic
+def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = CHUNK_PACKETS,
+                          window_bytes: int = WINDOW_BYTES, top: int = 3) -> pd.DataFrame:
+    """``streams.other_traffic`` of the whole capture from a second walk (the streams must be final before
+    a packet's kind is known): each chunk's frames get their kind (``streams.packet_kinds``) and every
+    frame that is not a probe stream's is counted per kind — frames, bytes, first and last time, the
+    addresses taking part and the frames per address pair (memory: the distinct addresses and pairs)."""
+    from ..schema import OTHER_TRAFFIC
+    kinds = list(_streams.PACKET_KINDS)
+    probe = kinds.index("probe")
+    n_k = len(kinds)
+    count = np.zeros(n_k, np.int64)
+    nbytes = np.zeros(n_k, np.int64)
+    first = np.full(n_k, np.iinfo(np.int64).max, np.int64)
+    last = np.full(n_k, np.iinfo(np.int64).min, np.int64)
+    talkers: list[set] = [set() for _ in kinds]
+    pairs: dict = {}
+    for chunk in chunk_source(path, chunk_packets, window_bytes):
+        k = _streams.packet_kinds(chunk, streams).cat.codes.to_numpy("int64")
+        m = k != probe
+        if not m.any():
+            continue
+        k = k[m]
+        count += np.bincount(k, minlength=n_k)
+        nbytes += np.bincount(k, weights=chunk["wirelen"].to_numpy("int64")[m], minlength=n_k).astype(np.int64)
+        ts = chunk["ts_ns"].to_numpy("float64", na_value=np.nan)[m]
+        ok = ~np.isnan(ts)
+        t = chunk["ts_ns"].to_numpy("int64", na_value=0)[m]
+        np.minimum.at(first, k[ok], t[ok])
+        np.maximum.at(last, k[ok], t[ok])
+        cats = np.asarray(chunk["src"].cat.categories.astype(object), dtype=object)
+        src = chunk["src"].cat.codes.to_numpy("int64")[m]
+        dst = chunk["dst"].cat.codes.to_numpy("int64")[m]
+        for a in (src, dst):
+            u = np.unique(k[a >= 0] * (len(cats) + 1) + a[a >= 0])
+            for kk, aa in zip((u // (len(cats) + 1)).tolist(), (u % (len(cats) + 1)).tolist()):
+                talkers[kk].add(cats[aa])
+        sel = src >= 0
+        g = pd.DataFrame({"k": k[sel], "s": src[sel], "d": dst[sel]}).value_counts()
+        for (kk, ss, dd), n in g.items():           # per address pair and kind, not per packet
+            key = (kk, cats[ss], cats[dd] if dd >= 0 else None)
+            pairs[key] = pairs.get(key, 0) + int(n)
+    seen = [i for i in range(n_k) if i != probe and count[i]]
+    rank = {a: i for i, a in enumerate(_sorted_addresses({x for x in set().union(*talkers) if x is not None}))}
+    tops = []
+    for i in seen:
+        ps = [(n, rank.get(s, -1), -1 if d is None else rank.get(d, -1), s, d) for (kk, s, d), n in pairs.items() if kk == i]
+        ps.sort(key=lambda r: (-r[0], r[1], r[2]))
+        tops.append(", ".join(f"{s} > {d if d is not None else '?'} ({n})" for n, _, _, s, d in ps[:top]))
+    none = first == np.iinfo(np.int64).max
+    out = pd.DataFrame({
+        "kind": [kinds[i] for i in seen], "talkers": [len(talkers[i]) for i in seen], "top_talkers": tops,
+        "packets": count[seen], "bytes": nbytes[seen],
+        "first_ns": pd.array([None if none[i] else int(first[i]) for i in seen], dtype="Int64"),
+        "last_ns": pd.array([None if none[i] else int(last[i]) for i in seen], dtype="Int64")})
+    for c in OTHER_TRAFFIC:
+        if c.dtype == "category":
+            out[c.name] = out[c.name].astype(str).astype("category") if len(out) else pd.Categorical([])
+        elif c.dtype == "object":
+            out[c.name] = out[c.name].astype(object)
+        else:
+            out[c.name] = out[c.name].astype(c.dtype)
+    return out[[c.name for c in OTHER_TRAFFIC]]
 
 
 def _on_probes(probes, req, lazy, period_s, span, analyses) -> dict:
