@@ -56,6 +56,20 @@ _TABLES = ("packets", "datagrams", "all_probes", "icmp_errors", "streams", "othe
            "capture_span_ns")
 
 
+class _table(cached_property):
+    """A session's table: computed on first use and kept, or, for a session opened with ``tables=``, read
+    from the file ``save_tables`` wrote for it."""
+
+    def __get__(self, instance, owner=None):
+        if instance is not None:
+            saved = instance.__dict__.get("_saved")
+            if saved and self.attrname in saved and self.attrname not in instance.__dict__:
+                with open(saved.pop(self.attrname), "rb") as f:
+                    instance.__dict__[self.attrname] = pickle.load(f)
+                return instance.__dict__[self.attrname]
+        return super().__get__(instance, owner)
+
+
 def _files(x) -> list[Path]:
     if x is None or x is False:
         return []
@@ -112,33 +126,44 @@ class Capture:
 
     def save_tables(self, folder=None) -> Path:
         """Compute every table and save them to ``folder`` (default: the session's ``tables``) for sessions
-        opened later with the same file and settings; returns the file written."""
+        opened later with the same file and settings: one pickle per table in a folder named for the file
+        and settings, which a session loads table by table on first use (a notebook's kernel holds only
+        the tables it shows). Returns that folder."""
         folder = Path(folder or self.tables_dir)
         folder.mkdir(parents=True, exist_ok=True)
         names = [n for n in _TABLES if not (self.is_chunked and n in _PACKET_LEVEL)]
         for name in names:
             getattr(self, name)
-        out = folder / f"{self._key()}.pkl"
-        tmp = out.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump({k: self.__dict__[k] for k in _TABLES if k in self.__dict__}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        out = folder / self._key()
+        tmp = folder / f"{self._key()}.tmp"
+        tmp.mkdir(exist_ok=True)
+        for k in _TABLES:
+            if k in self.__dict__:
+                with open(tmp / f"{k}.pkl", "wb") as f:
+                    pickle.dump(self.__dict__[k], f, protocol=pickle.HIGHEST_PROTOCOL)
+        if out.exists():
+            import shutil
+            shutil.rmtree(out)
         os.replace(tmp, out)
         return out
 
     def _load_tables(self) -> bool:
-        f = self.tables_dir / f"{self._key()}.pkl"
-        if not f.is_file():
+        d = self.tables_dir / self._key()
+        if not d.is_dir():
             return False
-        with open(f, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
+        self.__dict__["_saved"] = {f.stem: f for f in d.glob("*.pkl") if f.stem in _TABLES}
         return True
+
+    def saved_tables(self) -> list[str]:
+        """The saved tables this session has not loaded yet (``tables=``)."""
+        return sorted(self.__dict__.get("_saved", {}))
 
     @property
     def name(self) -> str:
         return self.path.name
 
     # ------------------------------------------------------------------ huge captures: the chunked path
-    @cached_property
+    @_table
     def is_chunked(self) -> bool:
         """Whether the analyses come from the chunked walk (bounded memory): ``chunked=True``, or ``None``
         and a plain file over ``probekit.drive.chunked.CHUNKED_FILE_BYTES`` (2 GiB)."""
@@ -149,7 +174,7 @@ class Capture:
         from .drive.chunked import CHUNKED_FILE_BYTES
         return self.path.stat().st_size > CHUNKED_FILE_BYTES
 
-    @cached_property
+    @_table
     def _chunked(self):
         from .drive.chunked import CHUNK_PACKETS, chunked_analyses
         return chunked_analyses(self.path, chunk_packets=self.chunk_packets or CHUNK_PACKETS, period_s=self.period_s,
@@ -162,19 +187,19 @@ class Capture:
                             "chunk without holding it; open it with chunked=False to read it whole (it needs about "
                             "120 bytes of memory per packet)")
 
-    @cached_property
+    @_table
     def packets(self) -> pd.DataFrame:
         if self.is_chunked:
             self._packet_level("the packets table")
         from .capture import read_capture
         return read_capture(self.path, backend=self.backend)
 
-    @cached_property
+    @_table
     def packet_count(self) -> int:
         """Frames in the capture."""
         return self._chunked.packets if self.is_chunked else len(self.packets)
 
-    @cached_property
+    @_table
     def capture_notes(self) -> list:
         """The reader's notes (salvaged records, odd headers)."""
         src = self._chunked.attrs if self.is_chunked else self.packets.attrs
@@ -195,14 +220,14 @@ class Capture:
         return getattr(empty, name)
 
     # ------------------------------------------------------------------ streams, fragments, errors
-    @cached_property
+    @_table
     def datagrams(self) -> pd.DataFrame:
         """Fragments reassembled into datagrams (schema.DATAGRAMS)."""
         if self.is_chunked:
             return self._walk("datagrams")
         return _dg.datagrams(self.packets)
 
-    @cached_property
+    @_table
     def all_probes(self) -> pd.DataFrame:
         """Every request the matcher finds (probe streams or not), matched on reassembled datagrams, with the
         outcome an ICMP error gave it (schema.PROBES)."""
@@ -212,14 +237,14 @@ class Capture:
         probes = match.match_probes(view, timeout_s=self.timeout_s, vantage=self.vantage)
         return _err.with_error_outcomes(probes, _err.attribute_errors(self.packets, probes))
 
-    @cached_property
+    @_table
     def icmp_errors(self) -> pd.DataFrame:
         """Every ICMP/ICMPv6 error with what it quotes and the probe it answers (schema.ICMP_ERRORS)."""
         if self.is_chunked:
             return self._walk("icmp_errors")
         return _err.icmp_errors(self.packets, self.all_probes)
 
-    @cached_property
+    @_table
     def streams(self) -> pd.DataFrame:
         """Every candidate stream with its evidence and kind: probe, client, scan, other (schema.STREAMS)."""
         if self.is_chunked:
@@ -227,14 +252,14 @@ class Capture:
         fp = _fp.fingerprint(self.packets, self.all_probes)
         return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
 
-    @cached_property
+    @_table
     def error_reporters(self) -> pd.DataFrame:
         """ICMP errors counted by outcome, code and the router or host that sent them."""
         e = self.icmp_errors
         return (e.groupby(["outcome", "code", "reporter"], observed=True).size().rename("errors")
                 .sort_values(ascending=False).reset_index())
 
-    @cached_property
+    @_table
     def other_traffic(self) -> pd.DataFrame:
         """What is not a probe stream, summarised per kind (schema.OTHER_TRAFFIC); on a chunked capture from a
         second walk over the file (a frame's kind needs the final streams)."""
@@ -243,7 +268,7 @@ class Capture:
             return chunked_other_traffic(self.path, self.streams, chunk_packets=self.chunk_packets or CHUNK_PACKETS)
         return _streams.other_traffic(self.packets, self.streams)
 
-    @cached_property
+    @_table
     def probes(self) -> pd.DataFrame:
         """The probes of probe streams (every request with ``all_streams=True``): what the analyses use."""
         if self.is_chunked:
@@ -258,14 +283,14 @@ class Capture:
         out.attrs["stream_kinds"] = kinds
         return out
 
-    @cached_property
+    @_table
     def mtu(self) -> pd.DataFrame:
         """Per stream: the largest size that passes, the smallest that fails, the path MTU (schema.MTU)."""
         packets = self._walk("rare_packets") if self.is_chunked and self._chunked.probes is not None else \
             None if self.is_chunked else self.packets   # the chunked walk keeps the ICMP-error and fragment rows
         return _mtu.path_mtu(self.probes, packets=packets, datagrams=self.datagrams)
 
-    @cached_property
+    @_table
     def period_errors(self) -> pd.DataFrame:
         """Per source stream and period: probes that drew each kind of ICMP error, and from whom."""
         return _err.period_errors(self.probes, self.period_s)
@@ -274,7 +299,7 @@ class Capture:
     def span_ns(self) -> tuple[int, int]:
         return self.capture_span_ns
 
-    @cached_property
+    @_table
     def capture_span_ns(self) -> tuple[int, int]:
         """(first, last) frame time of the capture, ns."""
         if self.is_chunked:
@@ -286,14 +311,14 @@ class Capture:
         p = self.probes
         return bool(len(p) if protocol is None else (p["protocol"].astype(str).str.startswith(protocol)).any())
 
-    @cached_property
+    @_table
     def periods(self) -> pd.DataFrame:
         """Per source stream and period, with the ICMP errors its probes drew and who sent them."""
         if self.is_chunked and self._chunked.probes is not None:
             return self._walk("periods")
         return _err.periods_with_errors(metrics.period_metrics(self.probes, self.period_s), self.probes, self.period_s)
 
-    @cached_property
+    @_table
     def probe_periods(self) -> pd.DataFrame:
         """Per Network Monitor probe (sources together) and period: the CloudWatch view, errors beside it."""
         if self.is_chunked and self._chunked.probes is not None:
@@ -301,59 +326,59 @@ class Capture:
         return _err.periods_with_errors(metrics.period_metrics(self.probes, self.period_s, by=STREAM_KEYS),
                                         self.probes, self.period_s)
 
-    @cached_property
+    @_table
     def inter_arrivals(self) -> pd.DataFrame:
         return timing.inter_arrivals(self.probes)
 
-    @cached_property
+    @_table
     def timing(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("timing")
         return timing.timing_summary(self.probes, span_ns=self.span_ns)
 
-    @cached_property
+    @_table
     def gaps(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("gaps")
         return timing.find_gaps(self.probes, span_ns=self.span_ns)
 
-    @cached_property
+    @_table
     def shares(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("shares")
         return sources.source_shares(self.probes)
 
-    @cached_property
+    @_table
     def balance(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("balance")
         return sources.balance_test(self.probes)
 
-    @cached_property
+    @_table
     def alternation(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("alternation")
         return sources.alternation(self.probes)
 
-    @cached_property
+    @_table
     def source_quality(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("source_quality")
         return sources.source_quality(self.probes)
 
-    @cached_property
+    @_table
     def source_rate(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("source_rate")
         return sources.source_rate(self.probes, self.period_s)
 
-    @cached_property
+    @_table
     def source_rate_table(self) -> pd.DataFrame:
         """Probes per period (rows) and (protocol, source) (columns): each ENI's rate over time."""
         return self.source_rate.pivot_table(index="period_start_ns", columns=["protocol", "source"], values="probes",
                                             observed=True)
 
-    @cached_property
+    @_table
     def connection_kinds(self) -> pd.DataFrame:
         """TCP connections counted by conn_state, history and who reset."""
         if self.is_chunked:
@@ -368,14 +393,14 @@ class Capture:
             return self.default_size_changes
         return sizes.size_changes(self.probes, configured_at_ns=configured_at_ns)
 
-    @cached_property
+    @_table
     def default_size_changes(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("size_changes")
         return sizes.size_changes(self.probes)
 
     # ------------------------------------------------------------------ CloudWatch
-    @cached_property
+    @_table
     def cloudwatch(self) -> pd.DataFrame | None:
         """CloudWatch's numbers for this capture (schema.CLOUDWATCH), or None without an export."""
         if not self.cloudwatch_files:
@@ -383,7 +408,7 @@ class Capture:
         from .capture.cloudwatch import read_cloudwatch
         return read_cloudwatch(self.cloudwatch_files, monitor=self.monitor_files or None)
 
-    @cached_property
+    @_table
     def cloudwatch_audit(self) -> pd.DataFrame | None:
         """CloudWatch's periods beside the capture's, with findings (schema.AUDIT); None without an export."""
         if self.cloudwatch is None:
@@ -392,7 +417,7 @@ class Capture:
             else self.packets      # the audit counts the ICMP errors the chunked walk kept
         return _cw.audit_cloudwatch(self.probes, self.cloudwatch, packets=packets, span_ns=self.span_ns)
 
-    @cached_property
+    @_table
     def cloudwatch_summary(self) -> pd.DataFrame | None:
         """The audit in brief (schema.AUDIT_SUMMARY): one row per probe and finding, worst first."""
         return None if self.cloudwatch_audit is None else _cw.audit_summary(self.cloudwatch_audit)
@@ -426,36 +451,36 @@ class Capture:
         lines += [f"- note: {n}" for n in a.attrs["notes"]]
         return "\n".join(lines)
 
-    @cached_property
+    @_table
     def payloads(self) -> pd.Series:
         """Each probe's request payload as bytes (for plots; the tests read the buffer below)."""
         return self.payload_buffer.to_series()
 
-    @cached_property
+    @_table
     def payload_buffer(self):
         """Every probe's request payload back to back (one gather from the capture)."""
         if self.is_chunked:
             self._packet_level("every probe's payload bytes")
         return payload.request_payload_buffer(self.packets, self.probes)
 
-    @cached_property
+    @_table
     def payload_tests(self) -> pd.DataFrame:
         return payload.payload_tests(self.payload_buffer, self.probes["ts_ns"])
 
-    @cached_property
+    @_table
     def payload_verdicts(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("payload_verdicts")
         return payload.payload_verdicts(self.probes, self.payload_buffer)
 
-    @cached_property
+    @_table
     def connections(self) -> pd.DataFrame:
         """TCP, UDP and ICMP connections as Zeek's conn.log has them (schema.CONNECTIONS)."""
         if self.is_chunked:
             self._packet_level("the connections table")
         return _conn.connections(self.packets)
 
-    @cached_property
+    @_table
     def fingerprints(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("fingerprints")
@@ -488,7 +513,7 @@ class Capture:
             return f"{self.name}: the probes carry no payload bytes, so randomness cannot be judged."
         return None
 
-    @cached_property
+    @_table
     def payload_probes(self) -> int:
         """Probes whose request carries payload bytes."""
         if self.is_chunked:

@@ -199,8 +199,9 @@ def test_report_reads_and_analyses_each_capture_once(tmp_path, monkeypatch):
         "caps = [probekit.open_capture(p, period_s=period, cloudwatch=cloudwatch, monitor=monitor, tables=tables)"
         " for p in captures]\n"
         "assert tables is not None\n"
-        "loaded = [n for n in ('packets', 'probes', 'connections', 'payload_verdicts', 'cloudwatch_audit')"
-        " if all(n in c.__dict__ for c in caps)]\n"
+        "names = ('packets', 'probes', 'connections', 'payload_verdicts', 'cloudwatch_audit')\n"
+        "loaded = [n for n in names if all(n in c.saved_tables() for c in caps)]\n"
+        "assert not any(n in c.__dict__ for c in caps for n in names)  # each table loaded on first use\n"
         "print('loaded:', ','.join(loaded), 'audit rows:', len(caps[0].cloudwatch_audit))")
     nb.cells = [nbformat.v4.new_markdown_cell("# probe"), params, probe]
     nbformat.write(nb, books / "00-probe.ipynb")

@@ -536,7 +536,9 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         rare_rows = rare_rows.assign(src=rare_rows["src"].astype(object).astype(dtype),
                                      dst=rare_rows["dst"].astype(object).astype(dtype))
         rare_rows.attrs.update(attrs)
-        probes, req, lazy, found = _select_streams(probes, req, rare_rows, segments, path, all_streams,
+        box = [probes]
+        del probes                  # _select_streams lets go of the table without error outcomes
+        probes, req, lazy, found = _select_streams(box, req, rare_rows, segments, path, all_streams,
                                                    stream_overrides, timeout_s)
         tables.update(found)
         tables.update(_on_probes(probes, req, lazy, period_s, span, analyses))
@@ -551,13 +553,16 @@ def _empty_packets(path) -> pd.DataFrame:
     return next(iter(chunk_source(path, 1, window_bytes=1 << 16))).iloc[:0]
 
 
-def _select_streams(probes, req, rare_rows, segments, path, all_streams, overrides, timeout_s):
-    """ICMP errors attributed to every request, the streams classified, the probe streams' rows kept: the
-    in-memory session's ``all_probes``, ``icmp_errors``, ``streams`` and ``probes``."""
+def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides, timeout_s):
+    """ICMP errors attributed to every request (``box``: [the probes table]), the streams classified, the
+    probe streams' rows kept: the in-memory session's ``all_probes``, ``icmp_errors``, ``streams`` and
+    ``probes``."""
+    probes = box.pop()
     attrs = dict(probes.attrs)
     errors = _err.attribute_errors(rare_rows, probes)
     all_probes = _err.with_error_outcomes(probes, errors)
     all_probes.attrs.update(attrs)
+    del probes
     icmp_errors = _err.icmp_errors(rare_rows, all_probes)
     lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
                          req["payload_caplen"].to_numpy("int64", na_value=0))
@@ -572,7 +577,9 @@ def _select_streams(probes, req, rare_rows, segments, path, all_streams, overrid
     else:
         kinds = ("probe",) if (st["kind"].astype(str) == "probe").any() else ("probe", "other")
         chosen = _streams.select_probe_streams(all_probes, st, kinds=kinds).reset_index(drop=True)
-        chosen.attrs["stream_kinds"] = kinds
+        if len(chosen) == len(all_probes) and chosen.dtypes.equals(all_probes.dtypes):
+            chosen = all_probes.copy(deep=False)  # every row, in order: share the columns, not a second copy
+        chosen.attrs = {**all_probes.attrs, "stream_kinds": kinds}
     # the chosen rows keep their order: find them by request frame (one probe per request frame)
     rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
                                   chosen["request_frame"].to_numpy("int64")))
