@@ -179,3 +179,34 @@ def _same_summary(a: dict, b: dict) -> bool:
     norm = [json.loads(json.dumps({k: v for k, v in d.items() if k != "chunked"}, default=str).replace("NaN", "null"))
             for d in (a, b)]
     return norm[0] == norm[1]
+
+
+def test_cli_chunked_gives_the_in_memory_output(capsys, monkeypatch):
+    """`--chunked always` on the analysis commands: the in-memory output (probe streams selected, ICMP
+    errors attributed); a command that needs the packets table says so in one line; `metrics --bounded`
+    is the per-period walk of every request stream."""
+    from probekit import cli
+    monkeypatch.setattr(C, "CHUNK_PACKETS", 1000)
+    path = str(ROOT / "captures" / "lab" / "lab-mixed.pcap")
+
+    def run(*argv):
+        rc = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return rc, out, err
+    for cmd in (["metrics", "--csv"], ["metrics", "--per-probe", "--csv"], ["probes", "--csv"], ["streams", "--csv"],
+                ["timing", "--json"], ["mtu", "--csv"]):
+        rc0, mem, _ = run(*cmd, path, "--chunked", "never")
+        rc1, ch, _ = run(*cmd, path, "--chunked", "always")
+        assert rc0 == rc1 == 0 and ch == mem and len(mem) > 100, cmd
+    rc, out, err = run("tcp", path, "--chunked", "always")
+    assert rc == 1 and "chunk by chunk" in err and "Traceback" not in err
+    rc, out, err = run("metrics", path, "--bounded", "--csv")
+    assert rc == 0 and "--bounded" in err
+    want = every_request(path).periods
+    got = pd.read_csv(__import__("io").StringIO(out))
+    assert len(got) == len(want) and int(got["sent"].sum()) == int(want["sent"].sum())
+    assert "unreachable" not in got.columns and int(got["sent"].sum()) > len(cap_probes(path))
+
+
+def cap_probes(path):
+    return in_memory(path).probes
