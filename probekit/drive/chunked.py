@@ -433,22 +433,30 @@ def _data_segments(chunk: pd.DataFrame) -> pd.DataFrame:
 
 def _slim_packets(probes: pd.DataFrame, req: pd.DataFrame, segments: list[pd.DataFrame]) -> pd.DataFrame:
     """A packets table of the request frames (their own header fields) and the kept data segments, in
-    frame order, addresses on one category list: what ``streams.streams`` reads of the packets."""
+    frame order, addresses on one sorted category list: what ``streams.streams`` reads of the packets."""
+    addrs = set(probes["source"].cat.categories) | set(probes["destination"].cat.categories)
+    for t in segments:
+        addrs |= set(t["src"].cat.categories) | set(t["dst"].cat.categories)
+    dtype = pd.CategoricalDtype(_sorted_addresses(addrs))
+    v6 = np.array([":" in a for a in dtype.categories], bool)
+    dst = probes["destination"].astype(dtype)
+    codes = dst.cat.codes.to_numpy()
+    l3 = pd.Categorical.from_codes(np.where(codes >= 0, v6[np.maximum(codes, 0)], False).astype(np.int8),
+                                   categories=["ipv4", "ipv6"])
     reqs = pd.DataFrame({
         "frame": probes["request_frame"].to_numpy("int64"), "ts_ns": probes["ts_ns"].array,
-        "src": probes["source"].astype(str).to_numpy(object), "dst": probes["destination"].astype(str).to_numpy(object),
+        "src": probes["source"].astype(dtype).array, "dst": dst.array,
         "ip_proto": req["ip_proto"].array, "sport": req["sport"].array, "dport": req["dport"].array,
-        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array,
-        "l3": np.where(probes["destination"].astype(str).str.contains(":").to_numpy(), "ipv6", "ipv4")})
-    segs = [t.assign(src=t["src"].astype(str), dst=t["dst"].astype(str), l3=t["l3"].astype(str)) for t in segments
-            if len(t)]
-    out = pd.concat([reqs, *segs], ignore_index=True) if segs else reqs
-    out = out.sort_values("frame", kind="stable").drop_duplicates("frame").reset_index(drop=True)
-    dtype = pd.CategoricalDtype(_sorted_addresses(set(out["src"]) | set(out["dst"])))
-    out["src"] = out["src"].astype(dtype)
-    out["dst"] = out["dst"].astype(dtype)
-    out["l3"] = out["l3"].astype("category")
-    return out
+        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array, "l3": l3})
+    segs = [t.assign(src=t["src"].astype(dtype), dst=t["dst"].astype(dtype), l3=t["l3"].astype(object))
+            for t in segments if len(t)]
+    if segs:
+        out = pd.concat([reqs.assign(l3=reqs["l3"].astype(object)), *segs], ignore_index=True)
+        out["l3"] = out["l3"].astype("category")
+        out = out.sort_values("frame", kind="stable").drop_duplicates("frame")
+    else:
+        out = reqs.sort_values("frame", kind="stable")
+    return out.reset_index(drop=True)
 
 
 def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int = 30, timeout_s: float = 1.0,
@@ -540,8 +548,9 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         del probes                  # _select_streams lets go of the table without error outcomes
         probes, req, lazy, found = _select_streams(box, req, rare_rows, segments, path, all_streams,
                                                    stream_overrides, timeout_s)
+        known = found.pop("_known")
         tables.update(found)
-        tables.update(_on_probes(probes, req, lazy, period_s, span, analyses))
+        tables.update(_on_probes(probes, req, lazy, period_s, span, analyses, known))
         n_payload = int((lazy.lengths > 0).sum())
     else:
         n_payload = 0
@@ -566,8 +575,9 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     icmp_errors = _err.icmp_errors(rare_rows, all_probes)
     lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
                          req["payload_caplen"].to_numpy("int64", na_value=0))
-    fp = _fp.fingerprint_from(all_probes, req, verdicts=payload.payload_verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
-                              balance=sources.balance_test(all_probes))
+    known = {"payload_verdicts": payload.payload_verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
+             "balance": sources.balance_test(all_probes)}
+    fp = _fp.fingerprint_from(all_probes, req, verdicts=known["payload_verdicts"], balance=known["balance"])
     slim = _slim_packets(all_probes, req, segments)
     slim.attrs.update(rare_rows.attrs)
     st = _streams.streams(slim, all_probes, fp, overrides=overrides or None)
@@ -577,9 +587,12 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     else:
         kinds = ("probe",) if (st["kind"].astype(str) == "probe").any() else ("probe", "other")
         chosen = _streams.select_probe_streams(all_probes, st, kinds=kinds).reset_index(drop=True)
-        if len(chosen) == len(all_probes) and chosen.dtypes.equals(all_probes.dtypes):
+        every = len(chosen) == len(all_probes) and chosen.dtypes.equals(all_probes.dtypes)
+        if every:
             chosen = all_probes.copy(deep=False)  # every row, in order: share the columns, not a second copy
         chosen.attrs = {**all_probes.attrs, "stream_kinds": kinds}
+        if not every:
+            known = {}
     # the chosen rows keep their order: find them by request frame (one probe per request frame)
     rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
                                   chosen["request_frame"].to_numpy("int64")))
@@ -587,7 +600,7 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     lazy = _LazyPayloads(path, lazy.off[rows], lazy.caplen[rows])
     dg = _dg.datagrams(rare_rows)
     return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
-                               "rare_packets": rare_rows, "datagrams": dg}
+                               "rare_packets": rare_rows, "datagrams": dg, "_known": known}
 
 
 # ------------------------------------------------------------------------------ other traffic
@@ -655,8 +668,8 @@ def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = C
     return out[[c.name for c in OTHER_TRAFFIC]]
 
 
-def _on_probes(probes, req, lazy, period_s, span, analyses) -> dict:
-    out = probe_tables(probes, req, lazy, period_s, span, analyses)
+def _on_probes(probes, req, lazy, period_s, span, analyses, known) -> dict:
+    out = probe_tables(probes, req, lazy, period_s, span, analyses, known=known)
     if "periods" in analyses:
         out["periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s), probes, period_s)
     if "probe_periods" in analyses:
@@ -665,11 +678,12 @@ def _on_probes(probes, req, lazy, period_s, span, analyses) -> dict:
     return out
 
 
-def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
+def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | None = None) -> dict:
     """The analyses of a probes table, as the in-memory session computes them: the one implementation the
     chunked and Dask drivers share. ``req``: the requests' header columns (fingerprint.request_columns);
-    ``payloads``: their payload bytes (anything payload_verdicts takes)."""
-    out = {}
+    ``payloads``: their payload bytes (anything payload_verdicts takes); ``known``: tables of these very
+    probes already computed ('balance', 'payload_verdicts'), used as they are."""
+    out = dict(known or {})
     want = set(analyses)
     if "timing" in want:
         out["timing"] = timing.timing_summary(probes, span_ns=span)
@@ -677,7 +691,7 @@ def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
         out["gaps"] = timing.find_gaps(probes, span_ns=span)
     if "shares" in want:
         out["shares"] = sources.source_shares(probes)
-    if want & {"balance", "fingerprints"}:
+    if want & {"balance", "fingerprints"} and "balance" not in out:
         out["balance"] = sources.balance_test(probes)
     if "alternation" in want:
         out["alternation"] = sources.alternation(probes)
@@ -687,7 +701,7 @@ def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
         out["source_rate"] = sources.source_rate(probes, period_s)
     if "size_changes" in want:
         out["size_changes"] = sizes.size_changes(probes)
-    if want & {"payload_verdicts", "fingerprints"}:
+    if want & {"payload_verdicts", "fingerprints"} and "payload_verdicts" not in out:
         out["payload_verdicts"] = payload.payload_verdicts(probes, payloads)
     if "fingerprints" in want:
         out["fingerprints"] = _fp.fingerprint_from(probes, req, verdicts=out["payload_verdicts"],
