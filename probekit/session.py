@@ -45,6 +45,9 @@ __all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", 
 CLOUDWATCH_SIDECARS = (".cloudwatch.json", ".cloudwatch-console.csv")
 """Exports looked for beside a capture, first found wins (``target-down.pcap.cloudwatch.json``)."""
 MONITOR_SIDECAR = ".monitor.json"
+PLOT_PROBES = 200_000
+"""Per-probe figures (timeline, outcome by size) of a chunked capture draw at most this many probes: the
+first ones, a stretch of the capture as it is (matplotlib needs minutes and gigabytes for millions of ticks)."""
 _PACKET_LEVEL = ("packets", "connections", "connection_kinds", "payloads", "payload_tests")
 """Tables made from the packets table itself: not available on a chunked capture."""
 _TABLES = ("packets", "datagrams", "all_probes", "icmp_errors", "streams", "other_traffic", "mtu", "period_errors",
@@ -306,6 +309,24 @@ class Capture:
             return self._chunked.span_ns
         ts = self.packets["ts_ns"].dropna()
         return (int(ts.min()), int(ts.max())) if len(ts) else (0, 0)
+
+    @property
+    def plot_probes(self) -> pd.DataFrame:
+        """The probes a per-probe figure draws: every probe, or on a chunked capture with more than
+        ``PLOT_PROBES`` the first ``PLOT_PROBES`` of them (``plot_window_note`` says which stretch)."""
+        p = self.probes
+        if not self.is_chunked or len(p) <= PLOT_PROBES:
+            return p
+        return p.iloc[:PLOT_PROBES]
+
+    def plot_window_note(self) -> str | None:
+        """The sentence that goes above a per-probe figure drawn from a stretch of the probes (None: all)."""
+        p = self.probes
+        if not self.is_chunked or len(p) <= PLOT_PROBES:
+            return None
+        w = self.plot_probes
+        return (f"{self.name}: per-probe figures draw the first {len(w):,} of {len(p):,} probes "
+                f"({_utc(w['ts_ns'].iloc[0])} to {_utc(w['ts_ns'].iloc[-1])}); the tables count every probe.")
 
     def has_probes(self, protocol: str | None = None) -> bool:
         p = self.probes

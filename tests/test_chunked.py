@@ -210,3 +210,17 @@ def test_cli_chunked_gives_the_in_memory_output(capsys, monkeypatch):
 
 def cap_probes(path):
     return in_memory(path).probes
+
+
+def test_per_probe_figures_draw_a_stated_stretch_of_a_chunked_capture(monkeypatch):
+    """Millions of ticks take matplotlib minutes and gigabytes: a chunked capture's per-probe figures draw
+    the first PLOT_PROBES probes and say so; the in-memory session draws every probe."""
+    import probekit.session as S
+    monkeypatch.setattr(S, "PLOT_PROBES", 100)
+    path = ROOT / "captures" / "healthy.pcap"
+    ch = probekit.open_capture(path, chunked=True, chunk_packets=1000)
+    mem = probekit.open_capture(path, chunked=False)
+    assert_same(ch.plot_probes, ch.probes.iloc[:100], "window")
+    note = ch.plot_window_note()
+    assert note and f"first 100 of {len(ch.probes):,} probes" in note
+    assert mem.plot_probes is mem.probes and mem.plot_window_note() is None
