@@ -6,9 +6,10 @@ numbers are checked against ``period_metrics`` of the 1 M file's in-memory probe
 (the copies are 1,020 s apart, further than any matching window, so matching the whole file gives
 exactly those probes).
 
-Then ``probekit report --chunked always`` on the same file (the report's process and its notebook kernels:
-the peak of their summed RSS, sampled every 0.2 s, and the peak of the largest one), beside the same
-report on the 1 M file in memory and chunked (the ratios say what the chunked path costs per packet).
+Then ``probekit report --chunked always`` and ``probekit metrics --chunked always`` on the same file
+(the report's process and its notebook kernels: the peak of their summed RSS, sampled every 0.2 s, and
+the peak of the largest one), beside the same report on the 1 M file in memory and chunked (the ratios
+say what the chunked path costs per packet).
 
     python benchmarks/bench_chunked.py [--copies 50] [--chunk 2000000] [--out /tmp/probekit-50M.pcap]
                                        [--no-report]
@@ -147,7 +148,7 @@ def main():
         want_per, want_pp = expected(src, a.copies)
         same = got_per.astype(str).equals(want_per.astype(str)) and got_pp.astype(str).equals(want_pp.astype(str))
         gib = 2**30
-        print(f"chunked metrics: {r['packets']:,} packets in {r['chunks']} chunks, {r['seconds']:.1f} s "
+        print(f"chunked metrics (the --bounded walk): {r['packets']:,} packets in {r['chunks']} chunks, {r['seconds']:.1f} s "
               f"({r['packets'] / r['seconds'] / 1e6:.2f} M packets/s), peak RSS {r['peak'] / gib:.2f} GiB; "
               f"{r['periods']:,} period rows, {r['sent']:,} probes; same numbers as in memory: {same}")
         if not a.no_report:
@@ -162,7 +163,10 @@ def main():
                 print(f"  {what:>16}: {rr['seconds']:7.1f} s ({per:6.1f} s per M packets, {per / base:4.2f}x), "
                       f"peak RSS of report + kernels {rr['peak'] / gib:5.2f} GiB, largest process "
                       f"{rr['largest'] / gib:5.2f} GiB")
-            print(f"  beside chunked metrics on {n / 1e6:.0f} M: {r['seconds']:.1f} s, peak {r['peak'] / gib:.2f} GiB")
+            mm = tree_run([sys.executable, "-m", "probekit", "metrics", str(out), "--chunked", "always", "--csv"])
+            print(f"  beside probekit metrics --chunked always on {n / 1e6:.0f} M (stream selection, ICMP errors): "
+                  f"{mm['seconds']:.1f} s, peak {mm['peak'] / gib:.2f} GiB; metrics --bounded: {r['seconds']:.1f} s, "
+                  f"peak {r['peak'] / gib:.2f} GiB")
     finally:
         if not a.keep:
             for f in (out, Path(str(out) + ".periods.parquet"), Path(str(out) + ".probe_periods.parquet")):

@@ -9,15 +9,29 @@ with the numbers of the in-memory path.
   window's last packet (no reply, SYN/ACK or RST can still come). The packets of the last
   ``resend_window_s + 1 s`` before that point are carried into the next window, so a probe whose
   reply or RST falls in the next chunk meets it there, and a re-sent request meets its first one.
-- ``chunked_analyses`` also keeps per-period metrics period by period (complete periods are
-  aggregated and dropped as the walk goes), so ``probekit metrics`` needs memory for one chunk, the
-  window and one row per stream and period; with ``keep_probes`` (the default) it keeps the probes
-  table and computes timing, sources, sizes, payload verdicts and fingerprints on it at the end.
+- Fragmented datagrams are reassembled in each window before matching (``datagrams.reassembled_packets``),
+  as the in-memory session matches them; the carry holds the fragments a chunk's end cuts.
+- With ``keep_probes`` (the default) ``chunked_analyses`` keeps, besides every request and its header
+  columns, a few rows per chunk: the ICMP/ICMPv6 error frames and the IP fragments (``rare_packets``), and
+  of the TCP segments with data only the first of each run in one direction of one connection with no
+  SYN between (all that ``streams.streams`` asks of them). At the end it attributes the errors
+  (``errors_icmp.attribute_errors``, ``with_error_outcomes``: ``all_probes``, ``icmp_errors``),
+  classifies the streams (``streams.streams`` on the request rows and those segments), keeps the probe
+  streams (``select_probe_streams``: ``probes``) and computes every analysis on them, per-period metrics
+  with the errors each period drew included — the in-memory session's tables.
+- ``chunked_other_traffic`` counts what is not a probe stream in a second walk (a frame's kind needs the
+  final streams).
+- ``keep_probes=False`` keeps per-period metrics of every request stream period by period (complete
+  periods are aggregated and dropped as the walk goes): memory for one chunk, the window and one row per
+  stream and period, whatever the file's size (``probekit metrics --bounded``); no stream selection and
+  no ICMP-error outcomes there.
 
 Limits (the in-memory path is the reference): a request identity re-sent without a pause of more
 than ``resend_window_s`` for longer than the window (nping re-sending one SYN for minutes) is split
 into one probe per window; records far out of time order (more than the carry) are matched as the
-window sees them; ``vantage='auto'`` is decided on the first window.
+window sees them; ``vantage='auto'`` is decided on the first window. Memory grows with the requests
+(about 100 bytes each for the probes table, 40 for their header columns) and with the TCP connections
+that carry data (one row per run of segments).
 """
 from __future__ import annotations
 
