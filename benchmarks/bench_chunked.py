@@ -6,12 +6,19 @@ numbers are checked against ``period_metrics`` of the 1 M file's in-memory probe
 (the copies are 1,020 s apart, further than any matching window, so matching the whole file gives
 exactly those probes).
 
+Then ``probekit report --chunked always`` and ``probekit metrics --chunked always`` on the same file
+(the report's process and its notebook kernels: the peak of their summed RSS, sampled every 0.2 s, and
+the peak of the largest one), beside the same report on the 1 M file in memory and chunked (the ratios
+say what the chunked path costs per packet).
+
     python benchmarks/bench_chunked.py [--copies 50] [--chunk 2000000] [--out /tmp/probekit-50M.pcap]
+                                       [--no-report]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -63,6 +70,42 @@ def child(path: str, chunk: int) -> None:
                           periods=len(per), sent=int(per["sent"].sum()))))
 
 
+def tree_run(cmd: list[str]) -> dict:
+    """Run ``cmd``; its wall time, the peak of its process tree's summed RSS and of its largest process."""
+    import psutil
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    root = psutil.Process(p.pid)
+    peak = largest = 0
+    while p.poll() is None:
+        rss = []
+        try:
+            for q in [root, *root.children(recursive=True)]:
+                try:
+                    rss.append(q.memory_info().rss)
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        peak, largest = max(peak, sum(rss)), max(largest, max(rss, default=0))
+        time.sleep(0.2)
+    err = p.stderr.read()
+    if p.returncode:
+        print(err[-3000:])
+        raise SystemExit(1)
+    return dict(seconds=time.perf_counter() - t, peak=peak, largest=largest)
+
+
+def report(path: Path, chunked: bool, chunk: int) -> dict:
+    html = Path(str(path) + ".report.html")
+    cmd = [sys.executable, "-m", "probekit", "report", str(path), "-o", str(html),
+           "--chunked", "always" if chunked else "never", "--chunk-packets", str(chunk)]
+    try:
+        return tree_run(cmd)
+    finally:
+        html.unlink(missing_ok=True)
+
+
 def expected(src: Path, copies: int):
     import pandas as pd
 
@@ -81,6 +124,7 @@ def main():
     ap.add_argument("--out", default="/tmp/probekit-50M.pcap")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--child", nargs=2)
+    ap.add_argument("--no-report", action="store_true", help="only the metrics walk")
     a = ap.parse_args()
     if a.child:
         return child(a.child[0], int(a.child[1]))
@@ -104,9 +148,25 @@ def main():
         want_per, want_pp = expected(src, a.copies)
         same = got_per.astype(str).equals(want_per.astype(str)) and got_pp.astype(str).equals(want_pp.astype(str))
         gib = 2**30
-        print(f"chunked metrics: {r['packets']:,} packets in {r['chunks']} chunks, {r['seconds']:.1f} s "
+        print(f"chunked metrics (the --bounded walk): {r['packets']:,} packets in {r['chunks']} chunks, {r['seconds']:.1f} s "
               f"({r['packets'] / r['seconds'] / 1e6:.2f} M packets/s), peak RSS {r['peak'] / gib:.2f} GiB; "
               f"{r['periods']:,} period rows, {r['sent']:,} probes; same numbers as in memory: {same}")
+        if not a.no_report:
+            rows = [("1 M, in memory", src, False, 1_000_000), ("1 M, chunked", src, True, 1_000_000),
+                    (f"{n / 1e6:.0f} M, chunked", out, True, n)]
+            print(f"probekit report (load average {os.getloadavg()[0]:.1f} at the start):")
+            base = None
+            for what, path, chunked, packets in rows:
+                rr = report(path, chunked, a.chunk)
+                per = rr["seconds"] / packets * 1e6
+                base = base or per
+                print(f"  {what:>16}: {rr['seconds']:7.1f} s ({per:6.1f} s per M packets, {per / base:4.2f}x), "
+                      f"peak RSS of report + kernels {rr['peak'] / gib:5.2f} GiB, largest process "
+                      f"{rr['largest'] / gib:5.2f} GiB")
+            mm = tree_run([sys.executable, "-m", "probekit", "metrics", str(out), "--chunked", "always", "--csv"])
+            print(f"  beside probekit metrics --chunked always on {n / 1e6:.0f} M (stream selection, ICMP errors): "
+                  f"{mm['seconds']:.1f} s, peak {mm['peak'] / gib:.2f} GiB; metrics --bounded: {r['seconds']:.1f} s, "
+                  f"peak {r['peak'] / gib:.2f} GiB")
     finally:
         if not a.keep:
             for f in (out, Path(str(out) + ".periods.parquet"), Path(str(out) + ".probe_periods.parquet")):

@@ -90,9 +90,13 @@ def _cmd_synth(args) -> int:
 
 def _session(args):
     """The capture as a session: probes of probe streams unless --all-streams, fragments reassembled,
-    ICMP errors attributed — the same pipeline as notebooks and the report."""
+    ICMP errors attributed — the same pipeline as notebooks and the report. A plain file over 2 GiB (or
+    --chunked always) is walked chunk by chunk with the same numbers; what needs its packets table says so."""
     from .capture import read_capture
     from .session import Capture
+    if _huge(args):
+        return Capture(args.capture, timeout_s=args.timeout, vantage=args.vantage, period_s=getattr(args, "period", 30),
+                       all_streams=getattr(args, "all_streams", False), cloudwatch=False, chunked=True)
     df = read_capture(_source(args.capture), backend=args.backend, strict=args.strict)
     return Capture.from_packets(df, args.capture, timeout_s=args.timeout, vantage=args.vantage,
                                 period_s=getattr(args, "period", 30), all_streams=getattr(args, "all_streams", False))
@@ -119,13 +123,14 @@ def _emit(table, args) -> None:
 
 
 def _cmd_metrics(args) -> int:
-    if _huge(args):   # bounded memory: the chunked walk keeps per-period counts only
+    if args.bounded:   # memory for one chunk: the chunked walk keeps per-period counts only
         from .drive.chunked import chunked_analyses
         name = "probe_periods" if args.per_probe else "periods"
         res = chunked_analyses(args.capture, period_s=args.period, timeout_s=args.timeout, vantage=args.vantage,
                                analyses=(name,), keep_probes=False)
-        print(f"{args.capture}: {res.packets} packets read in {res.chunks} chunks (every request stream counts: "
-              "stream selection needs the in-memory path, --chunked never)", file=sys.stderr)
+        print(f"{args.capture}: {res.packets} packets read in {res.chunks} chunks (--bounded: every request stream "
+              "counts and ICMP errors are not attributed; without --bounded the probe streams are selected)",
+              file=sys.stderr)
         _emit(res.tables[name], args)
         return 0
     cap = _session(args)
@@ -225,8 +230,9 @@ def _cmd_fingerprint(args) -> int:
 def _cmd_report(args) -> int:
     from .report import build_report
     with _as_files(args.capture) as captures:
+        mode = {"auto": None, "always": True, "never": False}[args.chunked]
         out = build_report(captures, args.output, period_s=args.period, cloudwatch=args.cloudwatch,
-                           monitor=args.monitor)
+                           monitor=args.monitor, chunked=mode, chunk_packets=args.chunk_packets)
     print(f"{out}: report on {len(args.capture)} capture(s)", file=sys.stderr)
     return 0
 
@@ -339,6 +345,11 @@ def _cloudwatch_parsers(sub, analysis_opts) -> None:
     sp.add_argument("--cloudwatch", action="append", metavar="FILE",
                     help="CloudWatch export to audit against the captures (default: NAME.cloudwatch.json beside each)")
     sp.add_argument("--monitor", action="append", metavar="FILE", help="monitor description (get-monitor output)")
+    sp.add_argument("--chunked", choices=("auto", "always", "never"), default="auto",
+                    help="walk each capture in chunks without holding its packets table (auto: plain files over "
+                         "2 GiB); the notebooks' packet-level sections are then skipped")
+    sp.add_argument("--chunk-packets", type=int, default=None, metavar="N",
+                    help="packets per chunk on the chunked path (default 2,000,000)")
     sp.set_defaults(func=_cmd_report)
 # ---------------------------------------------------------------- end of the CloudWatch block
 
@@ -470,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
         sp.add_argument("--all-streams", action="store_true",
                         help="every request stream (clients, scans, ...), not only the probe streams")
+        sp.add_argument("--chunked", choices=("auto", "always", "never"), default="auto",
+                        help="walk the capture in chunks without holding its packets table, same numbers (auto: "
+                             "plain files over 2 GiB)")
         reader_opts(sp)
 
     sp = sub.add_parser("probes", help="one row per probe: outcome (ICMP errors with code and reporter), RTT, frames")
@@ -482,8 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--period", type=int, choices=(30, 60), default=30)
     sp.add_argument("--csv", action="store_true")
     sp.add_argument("--per-probe", action="store_true", help="sources together, as CloudWatch publishes")
-    sp.add_argument("--chunked", choices=("auto", "always", "never"), default="auto",
-                    help="walk the capture in chunks in bounded memory (auto: plain files over 2 GiB)")
+    sp.add_argument("--bounded", action="store_true",
+                    help="memory for one chunk whatever the file's size: per-period counts of every request stream "
+                         "(no stream selection, no ICMP-error attribution)")
     sp.set_defaults(func=_cmd_metrics)
 
     sp = sub.add_parser("timing", help="inter-arrival rate, jitter, dominant period, bursts and gaps")

@@ -6,6 +6,11 @@ and that folder injected (papermill's convention: a cell tagged ``parameters`` h
 ``injected-parameters`` cell after it the overrides) on a small pool of kernels that load the tables
 instead of recomputing them. The summary of findings at the top leads, per capture, with its most
 important finding; the HTML embeds every figure and reads offline.
+
+Huge captures (``chunked``): each capture is walked chunk by chunk (``probekit.drive.chunked``) in the
+report's process, which saves the tables the walk computed; the kernels load only those, so no process
+holds a packets table. The notebooks' packet-level sections (the packets table, connections, payload
+bytes, dissection) say that they are skipped for such a capture.
 """
 from __future__ import annotations
 
@@ -49,7 +54,9 @@ def summary_markdown(summaries: list[dict]) -> str:
     for s in summaries:
         lines.append(f"## {s['capture']}")
         lines.append(f"{s['packets']} packets, {s['probes']} probes over {s['span_s']:.0f} s, captured at the "
-                     f"{s['vantage'] or '?'} side.")
+                     f"{s['vantage'] or '?'} side."
+                     + (" Analysed chunk by chunk (a huge capture): the notebooks' packet-level sections are "
+                        "skipped." if s.get("chunked") else ""))
         lines.append("")
         if s.get("cloudwatch_status"):
             lines += [s["cloudwatch_status"], ""]
@@ -208,7 +215,8 @@ def _run(coro) -> None:
 
 
 def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, cloudwatch=None, monitor=None,
-                 cloudwatch_csv=None, timeout: int = 600, notebook_out=None) -> Path:
+                 cloudwatch_csv=None, timeout: int = 600, notebook_out=None, chunked: bool | None = None,
+                 chunk_packets: int | None = None) -> Path:
     """Run every notebook on ``captures`` and write one self-contained HTML report.
 
     Each capture is read and analysed once, here: its tables are saved to a temporary folder that the
@@ -218,6 +226,7 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
     the monitor description, audited against every capture; without them each capture's own
     ``NAME.cloudwatch.json`` / ``NAME.monitor.json`` beside it are used when present. ``cloudwatch_csv``
     is the old name of ``cloudwatch``. ``notebook_out``: also write the executed report as a notebook.
+    ``chunked``: walk the captures chunk by chunk (None: plain files over 2 GiB), ``chunk_packets`` at a time.
     """
     _std_fds_open()
     import tempfile
@@ -241,13 +250,14 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
     summaries: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="probekit-report-") as tables:
         params = {"captures": captures, "period": period_s, "cloudwatch": cw_files or None,
-                  "monitor": mon_files or None, "tables": tables}
+                  "monitor": mon_files or None, "tables": tables, "chunked": chunked, "chunk_packets": chunk_packets}
         books = [(p.stem, inject_parameters(nbformat.read(p, as_version=4), params)) for p in paths]
 
         def analyse() -> None:
             from .session import Capture  # here: the kernels start meanwhile
             for c in captures:
-                cap = Capture(c, period_s=period_s, cloudwatch=cw_files or None, monitor=mon_files or None)
+                cap = Capture(c, period_s=period_s, cloudwatch=cw_files or None, monitor=mon_files or None,
+                              chunked=chunked, chunk_packets=chunk_packets)
                 summaries.append(cap.summary())
                 cap.save_tables(tables)
 

@@ -8,6 +8,12 @@ settings saved them there (``save_tables``): ``probekit report`` analyses each c
 tables, and the notebooks' kernels load them instead of reading and analysing the capture again.
 Without it (a notebook opened in JupyterLab), everything is computed from the capture.
 
+Huge captures (``chunked=True``, or a plain file over 2 GiB): the capture is walked chunk by chunk
+(``probekit.drive.chunked``) and its packets table is never held. Every table built from the probes,
+the ICMP errors, the streams and the fragments is the in-memory session's; the packet-level views
+(``packets``, ``connections``, per-probe payload bytes) raise a clear error, and ``not_applicable('packets')``
+says so in words for notebooks to print.
+
 CloudWatch: ``cloudwatch=`` export file(s) and ``monitor=`` the monitor description; by default the
 session looks beside the capture for ``NAME.cloudwatch.json`` (else ``NAME.cloudwatch-console.csv``) and
 ``NAME.monitor.json``; ``cloudwatch=False`` looks for nothing.
@@ -39,12 +45,32 @@ __all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", 
 CLOUDWATCH_SIDECARS = (".cloudwatch.json", ".cloudwatch-console.csv")
 """Exports looked for beside a capture, first found wins (``target-down.pcap.cloudwatch.json``)."""
 MONITOR_SIDECAR = ".monitor.json"
+PLOT_PROBES = 200_000
+"""Per-probe figures (timeline, outcome by size) of a chunked capture draw at most this many probes: the
+first ones, a stretch of the capture as it is (matplotlib needs minutes and gigabytes for millions of ticks)."""
+_PACKET_LEVEL = ("packets", "connections", "connection_kinds", "payloads", "payload_tests")
+"""Tables made from the packets table itself: not available on a chunked capture."""
 _TABLES = ("packets", "datagrams", "all_probes", "icmp_errors", "streams", "other_traffic", "mtu", "period_errors",
            "error_reporters",
            "probes", "periods", "probe_periods", "inter_arrivals", "timing", "gaps", "shares", "balance",
            "alternation", "source_quality", "source_rate", "source_rate_table", "connections", "connection_kinds",
            "payloads", "payload_tests", "payload_verdicts", "fingerprints", "default_size_changes", "cloudwatch",
-           "cloudwatch_audit", "cloudwatch_summary")
+           "cloudwatch_audit", "cloudwatch_summary", "packet_count", "capture_notes", "payload_probes",
+           "capture_span_ns")
+
+
+class _table(cached_property):
+    """A session's table: computed on first use and kept, or, for a session opened with ``tables=``, read
+    from the file ``save_tables`` wrote for it."""
+
+    def __get__(self, instance, owner=None):
+        if instance is not None:
+            saved = instance.__dict__.get("_saved")
+            if saved and self.attrname in saved and self.attrname not in instance.__dict__:
+                with open(saved.pop(self.attrname), "rb") as f:
+                    instance.__dict__[self.attrname] = pickle.load(f)
+                return instance.__dict__[self.attrname]
+        return super().__get__(instance, owner)
 
 
 def _files(x) -> list[Path]:
@@ -97,38 +123,50 @@ class Capture:
     def _key(self) -> str:
         st = self.path.stat()
         parts = [str(self.path.resolve()), st.st_size, st.st_mtime_ns, self.period_s, self.timeout_s, self.vantage,
-                 self.backend, self.all_streams, sorted(self.stream_overrides.items())]
+                 self.backend, self.all_streams, sorted(self.stream_overrides.items()), self.is_chunked]
         parts += [str(p.resolve()) for p in self.cloudwatch_files + self.monitor_files]
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
     def save_tables(self, folder=None) -> Path:
         """Compute every table and save them to ``folder`` (default: the session's ``tables``) for sessions
-        opened later with the same file and settings; returns the file written."""
+        opened later with the same file and settings: one pickle per table in a folder named for the file
+        and settings, which a session loads table by table on first use (a notebook's kernel holds only
+        the tables it shows). Returns that folder."""
         folder = Path(folder or self.tables_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        for name in _TABLES:
+        names = [n for n in _TABLES if not (self.is_chunked and n in _PACKET_LEVEL)]
+        for name in names:
             getattr(self, name)
-        out = folder / f"{self._key()}.pkl"
-        tmp = out.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump({k: self.__dict__[k] for k in _TABLES if k in self.__dict__}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        out = folder / self._key()
+        tmp = folder / f"{self._key()}.tmp"
+        tmp.mkdir(exist_ok=True)
+        for k in _TABLES:
+            if k in self.__dict__:
+                with open(tmp / f"{k}.pkl", "wb") as f:
+                    pickle.dump(self.__dict__[k], f, protocol=pickle.HIGHEST_PROTOCOL)
+        if out.exists():
+            import shutil
+            shutil.rmtree(out)
         os.replace(tmp, out)
         return out
 
     def _load_tables(self) -> bool:
-        f = self.tables_dir / f"{self._key()}.pkl"
-        if not f.is_file():
+        d = self.tables_dir / self._key()
+        if not d.is_dir():
             return False
-        with open(f, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
+        self.__dict__["_saved"] = {f.stem: f for f in d.glob("*.pkl") if f.stem in _TABLES}
         return True
+
+    def saved_tables(self) -> list[str]:
+        """The saved tables this session has not loaded yet (``tables=``)."""
+        return sorted(self.__dict__.get("_saved", {}))
 
     @property
     def name(self) -> str:
         return self.path.name
 
     # ------------------------------------------------------------------ huge captures: the chunked path
-    @cached_property
+    @_table
     def is_chunked(self) -> bool:
         """Whether the analyses come from the chunked walk (bounded memory): ``chunked=True``, or ``None``
         and a plain file over ``probekit.drive.chunked.CHUNKED_FILE_BYTES`` (2 GiB)."""
@@ -139,65 +177,105 @@ class Capture:
         from .drive.chunked import CHUNKED_FILE_BYTES
         return self.path.stat().st_size > CHUNKED_FILE_BYTES
 
-    @cached_property
+    @_table
     def _chunked(self):
         from .drive.chunked import CHUNK_PACKETS, chunked_analyses
         return chunked_analyses(self.path, chunk_packets=self.chunk_packets or CHUNK_PACKETS, period_s=self.period_s,
-                                timeout_s=self.timeout_s, vantage=self.vantage)
+                                timeout_s=self.timeout_s, vantage=self.vantage, all_streams=self.all_streams,
+                                stream_overrides=self.stream_overrides or None)
 
-    @cached_property
+    def _packet_level(self, what: str):
+        from .errors import ProbekitError
+        raise ProbekitError(f"{self.name}: {what} needs the packets table, and a huge capture is analysed chunk by "
+                            "chunk without holding it; open it with chunked=False to read it whole (it needs about "
+                            "120 bytes of memory per packet)")
+
+    @_table
     def packets(self) -> pd.DataFrame:
         if self.is_chunked:
-            from .errors import ProbekitError
-            raise ProbekitError(f"{self.name}: a huge capture is analysed chunk by chunk and its packets table is not "
-                                "held; open it with chunked=False to read it whole (it needs about 120 bytes of "
-                                "memory per packet)")
+            self._packet_level("the packets table")
         from .capture import read_capture
         return read_capture(self.path, backend=self.backend)
 
+    @_table
+    def packet_count(self) -> int:
+        """Frames in the capture."""
+        return self._chunked.packets if self.is_chunked else len(self.packets)
+
+    @_table
+    def capture_notes(self) -> list:
+        """The reader's notes (salvaged records, odd headers)."""
+        src = self._chunked.attrs if self.is_chunked else self.packets.attrs
+        return list(src.get("notes", []))
+
+    def _walk(self, name: str) -> pd.DataFrame:
+        """A table of the chunked walk (``probes`` or one of its ``tables``)."""
+        res = self._chunked
+        if res.probes is None:          # a capture without any request: the in-memory session's empty tables
+            return self._empty_walk(name)
+        return res.probes if name == "probes" else res.tables[name]
+
+    def _empty_walk(self, name: str) -> pd.DataFrame:
+        from .drive.chunked import chunk_source
+        empty = Capture.from_packets(next(iter(chunk_source(self.path, 1, window_bytes=1 << 16))).iloc[:0],
+                                     self.path, period_s=self.period_s, timeout_s=self.timeout_s, vantage=self.vantage,
+                                     cloudwatch=False, all_streams=self.all_streams, chunked=False)
+        return getattr(empty, name)
+
     # ------------------------------------------------------------------ streams, fragments, errors
-    @cached_property
+    @_table
     def datagrams(self) -> pd.DataFrame:
         """Fragments reassembled into datagrams (schema.DATAGRAMS)."""
+        if self.is_chunked:
+            return self._walk("datagrams")
         return _dg.datagrams(self.packets)
 
-    @cached_property
+    @_table
     def all_probes(self) -> pd.DataFrame:
         """Every request the matcher finds (probe streams or not), matched on reassembled datagrams, with the
         outcome an ICMP error gave it (schema.PROBES)."""
+        if self.is_chunked:
+            return self._walk("all_probes")
         view = _dg.reassembled_packets(self.packets, self.datagrams)
         probes = match.match_probes(view, timeout_s=self.timeout_s, vantage=self.vantage)
         return _err.with_error_outcomes(probes, _err.attribute_errors(self.packets, probes))
 
-    @cached_property
+    @_table
     def icmp_errors(self) -> pd.DataFrame:
         """Every ICMP/ICMPv6 error with what it quotes and the probe it answers (schema.ICMP_ERRORS)."""
+        if self.is_chunked:
+            return self._walk("icmp_errors")
         return _err.icmp_errors(self.packets, self.all_probes)
 
-    @cached_property
+    @_table
     def streams(self) -> pd.DataFrame:
         """Every candidate stream with its evidence and kind: probe, client, scan, other (schema.STREAMS)."""
+        if self.is_chunked:
+            return self._walk("streams")
         fp = _fp.fingerprint(self.packets, self.all_probes)
         return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
 
-    @cached_property
+    @_table
     def error_reporters(self) -> pd.DataFrame:
         """ICMP errors counted by outcome, code and the router or host that sent them."""
         e = self.icmp_errors
         return (e.groupby(["outcome", "code", "reporter"], observed=True).size().rename("errors")
                 .sort_values(ascending=False).reset_index())
 
-    @cached_property
+    @_table
     def other_traffic(self) -> pd.DataFrame:
-        """What is not a probe stream, summarised per kind (schema.OTHER_TRAFFIC)."""
+        """What is not a probe stream, summarised per kind (schema.OTHER_TRAFFIC); on a chunked capture from a
+        second walk over the file (a frame's kind needs the final streams)."""
+        if self.is_chunked:
+            from .drive.chunked import CHUNK_PACKETS, chunked_other_traffic
+            return chunked_other_traffic(self.path, self.streams, chunk_packets=self.chunk_packets or CHUNK_PACKETS)
         return _streams.other_traffic(self.packets, self.streams)
 
-    @cached_property
+    @_table
     def probes(self) -> pd.DataFrame:
-        """The probes of probe streams (every request with ``all_streams=True``): what the analyses use.
-        On the chunked path: every request (streams are classified on the in-memory path only)."""
+        """The probes of probe streams (every request with ``all_streams=True``): what the analyses use."""
         if self.is_chunked:
-            return self._chunked.probes
+            return self._walk("probes")
         if self.all_streams:
             return self.all_probes
         st = self.streams
@@ -208,97 +286,124 @@ class Capture:
         out.attrs["stream_kinds"] = kinds
         return out
 
-    @cached_property
+    @_table
     def mtu(self) -> pd.DataFrame:
         """Per stream: the largest size that passes, the smallest that fails, the path MTU (schema.MTU)."""
-        return _mtu.path_mtu(self.probes, packets=self.packets, datagrams=self.datagrams)
+        packets = self._walk("rare_packets") if self.is_chunked and self._chunked.probes is not None else \
+            None if self.is_chunked else self.packets   # the chunked walk keeps the ICMP-error and fragment rows
+        return _mtu.path_mtu(self.probes, packets=packets, datagrams=self.datagrams)
 
-    @cached_property
+    @_table
     def period_errors(self) -> pd.DataFrame:
         """Per source stream and period: probes that drew each kind of ICMP error, and from whom."""
         return _err.period_errors(self.probes, self.period_s)
 
     @property
     def span_ns(self) -> tuple[int, int]:
+        return self.capture_span_ns
+
+    @_table
+    def capture_span_ns(self) -> tuple[int, int]:
+        """(first, last) frame time of the capture, ns."""
         if self.is_chunked:
             return self._chunked.span_ns
         ts = self.packets["ts_ns"].dropna()
         return (int(ts.min()), int(ts.max())) if len(ts) else (0, 0)
 
+    @property
+    def plot_probes(self) -> pd.DataFrame:
+        """The probes a per-probe figure draws: every probe, or on a chunked capture with more than
+        ``PLOT_PROBES`` the first ``PLOT_PROBES`` of them (``plot_window_note`` says which stretch)."""
+        p = self.probes
+        if not self.is_chunked or len(p) <= PLOT_PROBES:
+            return p
+        return p.iloc[:PLOT_PROBES]
+
+    def plot_window_note(self) -> str | None:
+        """The sentence that goes above a per-probe figure drawn from a stretch of the probes (None: all)."""
+        p = self.probes
+        if not self.is_chunked or len(p) <= PLOT_PROBES:
+            return None
+        w = self.plot_probes
+        return (f"{self.name}: per-probe figures draw the first {len(w):,} of {len(p):,} probes "
+                f"({_utc(w['ts_ns'].iloc[0])} to {_utc(w['ts_ns'].iloc[-1])}); the tables count every probe.")
+
     def has_probes(self, protocol: str | None = None) -> bool:
         p = self.probes
         return bool(len(p) if protocol is None else (p["protocol"].astype(str).str.startswith(protocol)).any())
 
-    @cached_property
+    @_table
     def periods(self) -> pd.DataFrame:
         """Per source stream and period, with the ICMP errors its probes drew and who sent them."""
+        if self.is_chunked and self._chunked.probes is not None:
+            return self._walk("periods")
         return _err.periods_with_errors(metrics.period_metrics(self.probes, self.period_s), self.probes, self.period_s)
 
-    @cached_property
+    @_table
     def probe_periods(self) -> pd.DataFrame:
         """Per Network Monitor probe (sources together) and period: the CloudWatch view, errors beside it."""
-        if self.is_chunked:
-            return self._chunked.tables["periods"]
+        if self.is_chunked and self._chunked.probes is not None:
+            return self._walk("probe_periods")
         return _err.periods_with_errors(metrics.period_metrics(self.probes, self.period_s, by=STREAM_KEYS),
                                         self.probes, self.period_s)
 
-    @cached_property
+    @_table
     def inter_arrivals(self) -> pd.DataFrame:
         return timing.inter_arrivals(self.probes)
 
-    @cached_property
+    @_table
     def timing(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["timing"]
+            return self._walk("timing")
         return timing.timing_summary(self.probes, span_ns=self.span_ns)
 
-    @cached_property
+    @_table
     def gaps(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["gaps"]
+            return self._walk("gaps")
         return timing.find_gaps(self.probes, span_ns=self.span_ns)
 
-    @cached_property
+    @_table
     def shares(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["shares"]
+            return self._walk("shares")
         return sources.source_shares(self.probes)
 
-    @cached_property
+    @_table
     def balance(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["balance"]
+            return self._walk("balance")
         return sources.balance_test(self.probes)
 
-    @cached_property
+    @_table
     def alternation(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["alternation"]
+            return self._walk("alternation")
         return sources.alternation(self.probes)
 
-    @cached_property
+    @_table
     def source_quality(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["source_quality"]
+            return self._walk("source_quality")
         return sources.source_quality(self.probes)
 
-    @cached_property
+    @_table
     def source_rate(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["source_rate"]
+            return self._walk("source_rate")
         return sources.source_rate(self.probes, self.period_s)
 
-    @cached_property
+    @_table
     def source_rate_table(self) -> pd.DataFrame:
         """Probes per period (rows) and (protocol, source) (columns): each ENI's rate over time."""
-        if self.is_chunked:
-            return self._chunked.tables["probe_periods"]
         return self.source_rate.pivot_table(index="period_start_ns", columns=["protocol", "source"], values="probes",
                                             observed=True)
 
-    @cached_property
+    @_table
     def connection_kinds(self) -> pd.DataFrame:
         """TCP connections counted by conn_state, history and who reset."""
+        if self.is_chunked:
+            self._packet_level("the connections table")
         c = self.connections
         c = c[c["proto"].astype(str) == "tcp"]
         return (c.groupby(["conn_state", "history", "reset_by"], observed=True, dropna=False).size()
@@ -309,14 +414,14 @@ class Capture:
             return self.default_size_changes
         return sizes.size_changes(self.probes, configured_at_ns=configured_at_ns)
 
-    @cached_property
+    @_table
     def default_size_changes(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["size_changes"]
+            return self._walk("size_changes")
         return sizes.size_changes(self.probes)
 
     # ------------------------------------------------------------------ CloudWatch
-    @cached_property
+    @_table
     def cloudwatch(self) -> pd.DataFrame | None:
         """CloudWatch's numbers for this capture (schema.CLOUDWATCH), or None without an export."""
         if not self.cloudwatch_files:
@@ -324,14 +429,16 @@ class Capture:
         from .capture.cloudwatch import read_cloudwatch
         return read_cloudwatch(self.cloudwatch_files, monitor=self.monitor_files or None)
 
-    @cached_property
+    @_table
     def cloudwatch_audit(self) -> pd.DataFrame | None:
         """CloudWatch's periods beside the capture's, with findings (schema.AUDIT); None without an export."""
         if self.cloudwatch is None:
             return None
-        return _cw.audit_cloudwatch(self.probes, self.cloudwatch, packets=self.packets, span_ns=self.span_ns)
+        packets = (self._walk("rare_packets") if self._chunked.probes is not None else None) if self.is_chunked \
+            else self.packets      # the audit counts the ICMP errors the chunked walk kept
+        return _cw.audit_cloudwatch(self.probes, self.cloudwatch, packets=packets, span_ns=self.span_ns)
 
-    @cached_property
+    @_table
     def cloudwatch_summary(self) -> pd.DataFrame | None:
         """The audit in brief (schema.AUDIT_SUMMARY): one row per probe and finding, worst first."""
         return None if self.cloudwatch_audit is None else _cw.audit_summary(self.cloudwatch_audit)
@@ -365,40 +472,52 @@ class Capture:
         lines += [f"- note: {n}" for n in a.attrs["notes"]]
         return "\n".join(lines)
 
-    @cached_property
+    @_table
     def payloads(self) -> pd.Series:
         """Each probe's request payload as bytes (for plots; the tests read the buffer below)."""
         return self.payload_buffer.to_series()
 
-    @cached_property
+    @_table
     def payload_buffer(self):
         """Every probe's request payload back to back (one gather from the capture)."""
+        if self.is_chunked:
+            self._packet_level("every probe's payload bytes")
         return payload.request_payload_buffer(self.packets, self.probes)
 
-    @cached_property
+    @_table
     def payload_tests(self) -> pd.DataFrame:
         return payload.payload_tests(self.payload_buffer, self.probes["ts_ns"])
 
-    @cached_property
+    @_table
     def payload_verdicts(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["payload_verdicts"]
+            return self._walk("payload_verdicts")
         return payload.payload_verdicts(self.probes, self.payload_buffer)
 
-    @cached_property
+    @_table
     def connections(self) -> pd.DataFrame:
         """TCP, UDP and ICMP connections as Zeek's conn.log has them (schema.CONNECTIONS)."""
+        if self.is_chunked:
+            self._packet_level("the connections table")
         return _conn.connections(self.packets)
 
-    @cached_property
+    @_table
     def fingerprints(self) -> pd.DataFrame:
         if self.is_chunked:
-            return self._chunked.tables["fingerprints"]
+            return self._walk("fingerprints")
         return _fp.fingerprint(self.packets, self.probes, verdicts=self.payload_verdicts, balance=self.balance)
 
     def not_applicable(self, theme: str) -> str | None:
         """Why a theme does not apply to this capture (None when it does): 'probes', 'tcp', 'sources',
-        'payload'."""
+        'payload'; 'packets' for the packet-level views a chunked capture does not hold."""
+        if theme == "packets":
+            if not self.is_chunked:
+                return None
+            return (f"{self.name}: analysed chunk by chunk ({self.packet_count:,} packets, a huge capture or "
+                    "chunked=True), so its packets table is not held and the packet-level parts — the packets "
+                    "table, Zeek-style connections, each probe's payload bytes, tshark's dissection — are skipped "
+                    "here. Every other table and figure comes from the probes, ICMP errors, streams and fragments "
+                    "the chunked walk kept, with the in-memory numbers.")
         p = self.probes
         if theme in ("probes", "timing", "metrics") and p.empty:
             return (f"{self.name}: no probes (ICMP echo requests or TCP SYNs) in this capture, so there is nothing "
@@ -411,9 +530,19 @@ class Capture:
         if theme == "sources" and p["source"].nunique() < 2:
             return (f"{self.name}: {p['source'].nunique()} probe source(s): a per-ENI split needs two or more "
                     "(Network Monitor uses two).")
-        if theme == "payload" and not (self.payloads.map(len) > 0).any():
+        if theme == "payload" and not self._has_payload_bytes():
             return f"{self.name}: the probes carry no payload bytes, so randomness cannot be judged."
         return None
+
+    @_table
+    def payload_probes(self) -> int:
+        """Probes whose request carries payload bytes."""
+        if self.is_chunked:
+            return self._chunked.payload_probes
+        return int((self.payloads.map(len) > 0).sum())
+
+    def _has_payload_bytes(self) -> bool:
+        return self.payload_probes > 0
 
     def summary(self) -> dict:
         """Headline facts for a report: streams, verdicts, loss/RTT, the CloudWatch audit and anomalies."""
@@ -549,10 +678,10 @@ def capture_summary(cap) -> dict:
     anomalies = [a for k in ("cloudwatch", "no_reply", "errors", "no_probes", "gaps", "balance", "sizes", "mtu")
                  for a in ranked[k]]
     audit = cap.cloudwatch_audit if len(probes) else None
-    return dict(capture=cap.name, packets=len(cap.packets), probes=len(probes),
+    return dict(capture=cap.name, packets=cap.packet_count, probes=len(probes), chunked=bool(cap.is_chunked),
                 forensics=_forensics_lines(cap),
                 vantage=probes.attrs.get("vantage"), span_s=(cap.span_ns[1] - cap.span_ns[0]) / 1e9,
                 streams=streams, anomalies=anomalies, headline=anomalies[0] if anomalies else None,
                 cloudwatch=[p.name for p in cap.cloudwatch_files],
                 cloudwatch_status=cap.cloudwatch_status() if audit is not None else None,
-                notes=list(cap.packets.attrs.get("notes", [])))
+                notes=cap.capture_notes)

@@ -1,6 +1,8 @@
-"""The chunked driver gives the in-memory numbers: every shipped capture walked 1,000 packets at a time
-(so probes, their replies and RSTs are split across chunks) yields the same probes table, per-period
-metrics, timing, sources, sizes, payload verdicts and fingerprints as reading it whole."""
+"""The chunked driver gives the in-memory session's numbers: every shipped capture walked 1,000 packets at a
+time (so probes, their replies, RSTs, ICMP errors and data segments are split across chunks) yields the same
+requests with their ICMP-error outcomes, ICMP errors, streams table, selected probes, per-period metrics
+(with the errors each period drew), timing, sources, sizes, payload verdicts and fingerprints as
+``probekit.open_capture`` reading it whole."""
 from __future__ import annotations
 
 import warnings
@@ -19,10 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = [r for r in SHIPPED if not r.startswith("captures/tools/")]   # the tools' recordings are a few frames
 
 
-def in_memory(path, period_s=30):
-    """The in-memory session with the matcher's own probes: every request stream, no ICMP-error outcomes
-    (stream selection and error attribution need the whole packets table; the chunked walk does neither)."""
-    cap = probekit.open_capture(path, period_s=period_s, all_streams=True)
+def in_memory(path, period_s=30, **kw):
+    """The in-memory session (the packets table read whole): stream selection, ICMP errors, reassembly."""
+    return probekit.open_capture(path, period_s=period_s, cloudwatch=False, chunked=False, **kw)
+
+
+def every_request(path, period_s=30):
+    """Per-period metrics of every request stream without ICMP-error outcomes: what the bounded walk
+    (keep_probes=False) counts."""
+    cap = probekit.open_capture(path, period_s=period_s, all_streams=True, cloudwatch=False, chunked=False)
     cap.__dict__["all_probes"] = probekit.match_probes(cap.packets)
     cap.__dict__["periods"] = probekit.period_metrics(cap.probes, period_s)
     cap.__dict__["probe_periods"] = probekit.period_metrics(cap.probes, period_s, by=probekit.schema.STREAM_KEYS)
@@ -49,30 +56,48 @@ def test_chunked_equals_in_memory(rel):
     cap = in_memory(path)
     # 1,000 packets per chunk; where that splits no probe (small captures), also the first smaller size that does
     n = len(cap.packets)
-    sizes = [c for c in (1000, 333, 97, 31) if n > c and _splits(cap.probes, c)][:1]
+    sizes = [c for c in (1000, 333, 97, 31) if n > c and _splits(cap.all_probes, c)][:1]
     assert sizes, "some chunk size splits a probe from its reply or RST"
     for chunk in sorted({1000, sizes[0]} if n > 1000 else {sizes[0]}, reverse=True):
         res = C.chunked_analyses(path, chunk_packets=chunk, window_bytes=64 << 10)
         assert res.packets == len(cap.packets) and res.chunks >= -(-len(cap.packets) // chunk) > 1
         assert_same(res.probes, cap.probes, "probes")
-        assert res.probes.attrs["capture_end_ns"] == cap.probes.attrs["capture_end_ns"]
-        for name in ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
-                     "source_quality", "source_rate", "payload_verdicts", "fingerprints"):
-            mem = getattr(cap, name)
-            if name == "payload_verdicts":
-                mem = probekit.payload_verdicts(cap.probes, cap.payloads)
-            if name == "fingerprints":
-                mem = probekit.fingerprint(cap.packets, cap.probes)
-
-            assert_same(res.tables[name], mem, name)
+        assert res.probes.attrs["capture_end_ns"] == cap.all_probes.attrs["capture_end_ns"]
+        assert res.probes.attrs.get("stream_kinds") == cap.probes.attrs.get("stream_kinds")
+        for name in ("all_probes", "icmp_errors", "streams", "datagrams", "periods", "probe_periods", "timing",
+                     "gaps", "shares", "balance", "alternation", "source_quality", "source_rate",
+                     "payload_verdicts", "fingerprints"):
+            assert_same(res.tables[name], getattr(cap, name), name)
         assert_same(res.tables["size_changes"], cap.size_changes(), "size_changes")
+        kinds = cap.streams["kind"].astype(str)
+        assert (kinds == "probe").any() or len(cap.all_probes) == 0
+
+
+def test_chunked_streams_errors_and_overrides():
+    """The messy lab capture (a scan, a client, fragments, ICMP errors): chunks split them all; the
+    selection follows overrides and all_streams as in memory."""
+    path = ROOT / "captures" / "lab" / "lab-mixed.pcap"
+    base = in_memory(path)
+    st = base.streams
+    assert {"scan", "client", "probe"} <= set(st["kind"].astype(str)) and len(base.icmp_errors) > 0
+    assert len(base.datagrams) > 0 and len(base.probes) < len(base.all_probes)
+    client = st[st["kind"].astype(str) == "client"].iloc[0]
+    key = f"{client.protocol}:{client.destination}:{int(client.port)}"
+    for kw in (dict(stream_overrides={key: "probe"}), dict(all_streams=True)):
+        cap = in_memory(path, **kw)
+        res = C.chunked_analyses(path, chunk_packets=97, window_bytes=16 << 10, all_streams=kw.get("all_streams", False),
+                                 stream_overrides=kw.get("stream_overrides"))
+        assert_same(res.probes, cap.probes, f"probes {kw}")
+        assert_same(res.tables["streams"], cap.streams, f"streams {kw}")
+        assert_same(res.tables["periods"], cap.periods, f"periods {kw}")
+        assert len(res.probes) > len(base.probes)
 
 
 @pytest.mark.parametrize("rel", CAPTURES[:4])
 def test_periods_alone_in_bounded_memory(rel):
     """keep_probes=False: only the per-period tables, kept period by period."""
     path = ROOT / rel
-    cap = in_memory(path, period_s=60)
+    cap = every_request(path, period_s=60)
     res = C.chunked_analyses(path, chunk_packets=1000, period_s=60, analyses=("periods", "probe_periods"),
                              keep_probes=False)
     assert res.probes is None
@@ -109,3 +134,106 @@ def test_cut_pcap_salvages_like_the_reader(tmp_path):
     parts = list(C.chunk_source(cut, 1000, window_bytes=4096))
     assert sum(len(p) for p in parts) == len(whole)
     assert any("salvaged" in n for n in parts[-1].attrs["notes"])
+
+
+@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/target-down.pcap",
+                                 "captures/lab/lab-target-down.pcap"])
+def test_chunked_session_equals_in_memory_session(rel, tmp_path, monkeypatch):
+    """A session forced chunked (1,000 packets per chunk) has every table the report saves equal to the
+    in-memory session's (CloudWatch audit, path MTU, other traffic and the summary included); saved and
+    loaded again, it answers without walking the file; the packet-level views raise a clear error."""
+    from probekit.errors import ProbekitError
+    from probekit.session import _PACKET_LEVEL, _TABLES
+    path = ROOT / rel
+    mem = probekit.open_capture(path, chunked=False)
+    ch = probekit.open_capture(path, chunked=True, chunk_packets=1000)
+    assert _same_summary(ch.summary(), mem.summary()) and ch.summary()["chunked"] and not mem.summary()["chunked"]
+    for name in _TABLES:
+        if name in _PACKET_LEVEL:
+            continue
+        a, b = getattr(ch, name), getattr(mem, name)
+        if isinstance(b, pd.DataFrame):
+            assert_same(a, b, name)
+        else:
+            assert a == b, name
+    assert ch.not_applicable("packets") and mem.not_applicable("packets") is None
+    for name in _PACKET_LEVEL:
+        with pytest.raises(ProbekitError, match="chunk by chunk"):
+            getattr(ch, name)
+    ch.save_tables(tmp_path)
+
+    def walk(*a, **kw):
+        raise AssertionError("walked the capture again")
+
+    monkeypatch.setattr(C, "chunk_source", walk)
+    again = probekit.open_capture(path, chunked=True, chunk_packets=1000, tables=tmp_path)
+    for name in _TABLES:
+        if name not in _PACKET_LEVEL:
+            getattr(again, name)
+    assert _same_summary(again.summary(), mem.summary()) and "_chunked" not in again.__dict__
+
+
+def _same_summary(a: dict, b: dict) -> bool:
+    """Summaries equal but for the chunked flag (NaN equal to NaN)."""
+    import json
+    norm = [json.loads(json.dumps({k: v for k, v in d.items() if k != "chunked"}, default=str).replace("NaN", "null"))
+            for d in (a, b)]
+    return norm[0] == norm[1]
+
+
+def test_cli_chunked_gives_the_in_memory_output(capsys, monkeypatch):
+    """`--chunked always` on the analysis commands: the in-memory output (probe streams selected, ICMP
+    errors attributed); a command that needs the packets table says so in one line; `metrics --bounded`
+    is the per-period walk of every request stream."""
+    from probekit import cli
+    monkeypatch.setattr(C, "CHUNK_PACKETS", 1000)
+    path = str(ROOT / "captures" / "lab" / "lab-mixed.pcap")
+
+    def run(*argv):
+        rc = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return rc, out, err
+    for cmd in (["metrics", "--csv"], ["metrics", "--per-probe", "--csv"], ["probes", "--csv"], ["streams", "--csv"],
+                ["timing", "--json"], ["mtu", "--csv"]):
+        rc0, mem, _ = run(*cmd, path, "--chunked", "never")
+        rc1, ch, _ = run(*cmd, path, "--chunked", "always")
+        assert rc0 == rc1 == 0 and ch == mem and len(mem) > 100, cmd
+    rc, out, err = run("tcp", path, "--chunked", "always")
+    assert rc == 1 and "chunk by chunk" in err and "Traceback" not in err
+    rc, out, err = run("metrics", path, "--bounded", "--csv")
+    assert rc == 0 and "--bounded" in err
+    want = every_request(path).periods
+    got = pd.read_csv(__import__("io").StringIO(out))
+    assert len(got) == len(want) and int(got["sent"].sum()) == int(want["sent"].sum())
+    assert "unreachable" not in got.columns and int(got["sent"].sum()) > len(cap_probes(path))
+
+
+def cap_probes(path):
+    return in_memory(path).probes
+
+
+def test_per_probe_figures_draw_a_stated_stretch_of_a_chunked_capture(monkeypatch):
+    """Millions of ticks take matplotlib minutes and gigabytes: a chunked capture's per-probe figures draw
+    the first PLOT_PROBES probes and say so; the in-memory session draws every probe."""
+    import probekit.session as S
+    monkeypatch.setattr(S, "PLOT_PROBES", 100)
+    path = ROOT / "captures" / "healthy.pcap"
+    ch = probekit.open_capture(path, chunked=True, chunk_packets=1000)
+    mem = probekit.open_capture(path, chunked=False)
+    assert_same(ch.plot_probes, ch.probes.iloc[:100], "window")
+    note = ch.plot_window_note()
+    assert note and f"first 100 of {len(ch.probes):,} probes" in note
+    assert mem.plot_probes is mem.probes and mem.plot_window_note() is None
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: fingerprint_from reads a stream's payload layout from its first "
+                   "request's bytes only given the whole packets table; the chunked walk judges it by the verdict's "
+                   "fill (docs/notes/chunked-report.md)")
+def test_chunked_tool_labels_on_the_tools_recordings():
+    """The lab's recordings of ping tools: kinds and probes agree; the tool label should too."""
+    path = ROOT / "captures" / "tools" / "busybox-ping.pcap"
+    cap = in_memory(path)
+    res = C.chunked_analyses(path, chunk_packets=3, window_bytes=1 << 12)
+    assert_same(res.probes, cap.probes, "probes")
+    assert list(res.tables["streams"]["kind"]) == list(cap.streams["kind"])
+    assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")

@@ -125,6 +125,40 @@ def test_report_summary_leads_with_the_cloudwatch_disagreement(report_files):
     assert "no CloudWatch export given" not in text
 
 
+def _summary_cell(nb) -> str:
+    return next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# Summary"))
+
+
+def test_report_on_chunked_captures_gives_the_in_memory_summary(report_files, tmp_path, monkeypatch):
+    """The same captures forced chunked, 1,000 packets per chunk: the report's process never reads a packets
+    table, every cell of every notebook runs (a failing cell fails build_report), the summary's numbers are
+    the in-memory report's, and the packet-level sections say plainly that they are skipped."""
+    import probekit.capture as capture_pkg
+    import probekit.session as session
+
+    def whole(*a, **kw):
+        raise AssertionError("the chunked report read a whole packets table")
+
+    monkeypatch.setattr(capture_pkg, "read_capture", whole)
+    out = tmp_path / "chunked.html"
+    build_report([ROOT / "captures" / n for n in REPORT_CAPTURES], out, period_s=30, chunked=True,
+                 chunk_packets=1000, notebook_out=out.with_suffix(".ipynb"))
+    nb = nbformat.read(out.with_suffix(".ipynb"), as_version=4)
+    outs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outs if o.output_type == "error"]
+    chunked = _summary_cell(nb)
+    note = (" Analysed chunk by chunk (a huge capture): the notebooks' packet-level sections are skipped.")
+    assert chunked.count(note) == len(REPORT_CAPTURES)
+    assert chunked.replace(note, "") == _summary_cell(report_files[1])
+    text = "\n".join(m for c in nb.cells for m in _markdown_outputs(c))
+    assert "analysed chunk by chunk" in text and "packet-level parts" in text
+    for theme in ("04 · TCP handshake and reset behaviour", "05 · Loss and RTT per period"):
+        assert theme in out.read_text()
+    images = [o for o in outs if "image/png" in o.get("data", {})]
+    assert len(images) >= 15, len(images)
+    assert session.Capture(ROOT / "captures" / "healthy.pcap", chunked=True).not_applicable("packets")
+
+
 def test_every_figure_and_table_sits_under_its_captures_heading(report_files):
     """Each figure and table of a multi-capture report follows, in its cell, a heading naming the capture."""
     _, nb = report_files
@@ -165,8 +199,9 @@ def test_report_reads_and_analyses_each_capture_once(tmp_path, monkeypatch):
         "caps = [probekit.open_capture(p, period_s=period, cloudwatch=cloudwatch, monitor=monitor, tables=tables)"
         " for p in captures]\n"
         "assert tables is not None\n"
-        "loaded = [n for n in ('packets', 'probes', 'connections', 'payload_verdicts', 'cloudwatch_audit')"
-        " if all(n in c.__dict__ for c in caps)]\n"
+        "names = ('packets', 'probes', 'connections', 'payload_verdicts', 'cloudwatch_audit')\n"
+        "loaded = [n for n in names if all(n in c.saved_tables() for c in caps)]\n"
+        "assert not any(n in c.__dict__ for c in caps for n in names)  # each table loaded on first use\n"
         "print('loaded:', ','.join(loaded), 'audit rows:', len(caps[0].cloudwatch_audit))")
     nb.cells = [nbformat.v4.new_markdown_cell("# probe"), params, probe]
     nbformat.write(nb, books / "00-probe.ipynb")

@@ -9,15 +9,29 @@ with the numbers of the in-memory path.
   window's last packet (no reply, SYN/ACK or RST can still come). The packets of the last
   ``resend_window_s + 1 s`` before that point are carried into the next window, so a probe whose
   reply or RST falls in the next chunk meets it there, and a re-sent request meets its first one.
-- ``chunked_analyses`` also keeps per-period metrics period by period (complete periods are
-  aggregated and dropped as the walk goes), so ``probekit metrics`` needs memory for one chunk, the
-  window and one row per stream and period; with ``keep_probes`` (the default) it keeps the probes
-  table and computes timing, sources, sizes, payload verdicts and fingerprints on it at the end.
+- Fragmented datagrams are reassembled in each window before matching (``datagrams.reassembled_packets``),
+  as the in-memory session matches them; the carry holds the fragments a chunk's end cuts.
+- With ``keep_probes`` (the default) ``chunked_analyses`` keeps, besides every request and its header
+  columns, a few rows per chunk: the ICMP/ICMPv6 error frames and the IP fragments (``rare_packets``), and
+  of the TCP segments with data only the first of each run in one direction of one connection with no
+  SYN between (all that ``streams.streams`` asks of them). At the end it attributes the errors
+  (``errors_icmp.attribute_errors``, ``with_error_outcomes``: ``all_probes``, ``icmp_errors``),
+  classifies the streams (``streams.streams`` on the request rows and those segments), keeps the probe
+  streams (``select_probe_streams``: ``probes``) and computes every analysis on them, per-period metrics
+  with the errors each period drew included — the in-memory session's tables.
+- ``chunked_other_traffic`` counts what is not a probe stream in a second walk (a frame's kind needs the
+  final streams).
+- ``keep_probes=False`` keeps per-period metrics of every request stream period by period (complete
+  periods are aggregated and dropped as the walk goes): memory for one chunk, the window and one row per
+  stream and period, whatever the file's size (``probekit metrics --bounded``); no stream selection and
+  no ICMP-error outcomes there.
 
 Limits (the in-memory path is the reference): a request identity re-sent without a pause of more
 than ``resend_window_s`` for longer than the window (nping re-sending one SYN for minutes) is split
 into one probe per window; records far out of time order (more than the carry) are matched as the
-window sees them; ``vantage='auto'`` is decided on the first window.
+window sees them; ``vantage='auto'`` is decided on the first window. Memory grows with the requests
+(about 100 bytes each for the probes table, 40 for their header columns) and with the TCP connections
+that carry data (one row per run of segments).
 """
 from __future__ import annotations
 
@@ -28,8 +42,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..analysis import datagrams as _dg
+from ..analysis import errors_icmp as _err
 from ..analysis import fingerprint as _fp
 from ..analysis import match, metrics, payload, sizes, sources, timing
+from ..analysis import streams as _streams
 from ..capture._frames import FrameIndex, index_frames, sniff_format
 from ..capture._table import decode_frames
 from ..capture.linktypes import linktype_name
@@ -49,6 +66,7 @@ __all__ = [
     "ChunkedResult",
     "chunk_source",
     "chunked_analyses",
+    "chunked_other_traffic",
     "chunked_probes",
 ]
 
@@ -58,7 +76,11 @@ CHUNKED_FILE_BYTES = 2 << 30
 """Files larger than this are worth the chunked path (what ``open_capture`` can use to pick it)."""
 WINDOW_BYTES = 256 << 20
 _NS = 1_000_000_000
-_REQ_COLS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen")
+_REQ_COLS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen", "payload_len",
+             "tcp_flags", "ip_proto", "dport")
+_ERR_KEYS = np.array([p * 1000 + t for p, t in _err.ERROR_TYPES], np.int64)
+_SLIM = ("frame", "ts_ns", "src", "dst", "ip_proto", "sport", "dport", "tcp_flags", "payload_len", "l3")
+"""The packets-table columns stream selection reads (``streams.streams``): request rows and data segments."""
 
 
 # ----------------------------------------------------------------------------------- chunks
@@ -204,11 +226,15 @@ def _iter_final_probes(chunks, timeout_s, vantage, resend_window_s, reply_window
     nxt = next(chunks, None)
     while nxt is not None:
         window = _concat(carry, nxt)
+        chunk = nxt
         nxt = next(chunks, None)
         last = nxt is None
         ts = window["ts_ns"].to_numpy("int64", na_value=np.iinfo(np.int64).min)
         end = int(ts.max()) if ts.size else 0
-        probes = match.match_probes(window, timeout_s=timeout_s, vantage=decided or vantage,
+        # fragmented datagrams reassembled for matching, as the in-memory session does (the carry holds the
+        # fragments of a datagram cut by the chunk's end)
+        view = _dg.reassembled_packets(window) if len(_dg.fragment_rows(window)) else window
+        probes = match.match_probes(view, timeout_s=timeout_s, vantage=decided or vantage,
                                     resend_window_s=resend_window_s, reply_window_s=reply_window_s)
         decided = decided or probes.attrs.get("vantage")
         t0 = probes["ts_ns"].to_numpy("int64")
@@ -221,7 +247,7 @@ def _iter_final_probes(chunks, timeout_s, vantage, resend_window_s, reply_window
         kept = probes[keep]
         rows = np.searchsorted(window["frame"].to_numpy("int64"), kept["request_frame"].to_numpy("int64"))
         req = pd.DataFrame({c: window[c].array.take(rows) for c in _REQ_COLS})
-        yield kept, req, probes.attrs, window.attrs, upper
+        yield kept, req, probes.attrs, window.attrs, upper, chunk
         if upper is not None:
             lower = upper
             carry = window[ts >= upper - carry_ns].reset_index(drop=True)
@@ -360,6 +386,8 @@ class ChunkedResult:
     chunks: int
     span_ns: tuple[int, int]
     attrs: dict
+    payload_probes: int = 0
+    """Kept probes whose request carries payload bytes."""
 
     def __getattr__(self, name):
         try:
@@ -370,41 +398,131 @@ class ChunkedResult:
 
 ALL_ANALYSES = ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
                 "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints")
+STREAM_TABLES = ("all_probes", "icmp_errors", "streams", "rare_packets", "datagrams")
+"""What the walk also gives when it keeps the probes: every request with its ICMP-error outcome, the errors,
+the streams table, the packets-table rows of ICMP errors and fragments, and the reassembled datagrams."""
+
+
+# ------------------------------------------------------------------- per-chunk rows kept for the end
+def _rare_rows(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The chunk's ICMP/ICMPv6 error frames and IP fragments (few): what error attribution, the path MTU
+    and reassembly read."""
+    proto = chunk["ip_proto"].to_numpy("int64", na_value=-1)
+    typ = chunk["icmp_type"].to_numpy("int64", na_value=-1)
+    keep = np.isin(proto * 1000 + typ, _ERR_KEYS)
+    keep[_dg.fragment_rows(chunk)] = True
+    return chunk[keep]
+
+
+def _data_segments(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The chunk's TCP segments with payload and no SYN (what tells a client connection from a probe),
+    as the slim columns; of a run of segments in one direction of one connection with no SYN of that
+    connection between them only the first is kept (the later ones can only repeat what it says)."""
+    proto = chunk["ip_proto"].to_numpy("int64", na_value=-1)
+    flags = chunk["tcp_flags"].to_numpy("int64", na_value=0)
+    plen = chunk["payload_len"].to_numpy("int64", na_value=0)
+    ts_ok = chunk["ts_ns"].notna().to_numpy()
+    tcp = (proto == 6) & ts_ok
+    data = tcp & (plen > 0) & ((flags & 0x02) == 0)
+    if not data.any():
+        return chunk.loc[data, list(_SLIM)]
+    rows = np.flatnonzero(tcp & (data | ((flags & 0x02) != 0)))
+    s = chunk["src"].cat.codes.to_numpy("int64")[rows]
+    d = chunk["dst"].cat.codes.to_numpy("int64")[rows]
+    sp = chunk["sport"].to_numpy("int64", na_value=-1)[rows]
+    dp = chunk["dport"].to_numpy("int64", na_value=-1)[rows]
+    fwd = (s < d) | ((s == d) & (sp <= dp))
+    a, b = np.where(fwd, s, d), np.where(fwd, d, s)
+    pa, pb = np.where(fwd, sp, dp), np.where(fwd, dp, sp)
+    conn = pd.MultiIndex.from_arrays([a, b, pa, pb]).factorize()[0]
+    ts = chunk["ts_ns"].to_numpy("int64", na_value=0)[rows]
+    is_data = data[rows]
+    order = np.lexsort((is_data, ts, conn))           # a SYN first at equal times: it separates
+    c, dd, dr = conn[order], is_data[order], fwd[order]
+    same = np.zeros(len(order), bool)
+    same[1:] = (c[1:] == c[:-1]) & dd[1:] & dd[:-1] & (dr[1:] == dr[:-1])
+    keep = np.sort(rows[order][dd & ~same])
+    return chunk.iloc[keep][list(_SLIM)]
+
+
+def _slim_packets(probes: pd.DataFrame, req: pd.DataFrame, segments: list[pd.DataFrame]) -> pd.DataFrame:
+    """A packets table of the request frames (their own header fields) and the kept data segments, in
+    frame order, addresses on one sorted category list: what ``streams.streams`` reads of the packets."""
+    addrs = set(probes["source"].cat.categories) | set(probes["destination"].cat.categories)
+    for t in segments:
+        addrs |= set(t["src"].cat.categories) | set(t["dst"].cat.categories)
+    dtype = pd.CategoricalDtype(_sorted_addresses(addrs))
+    v6 = np.array([":" in a for a in dtype.categories], bool)
+    dst = probes["destination"].astype(dtype)
+    codes = dst.cat.codes.to_numpy()
+    l3 = pd.Categorical.from_codes(np.where(codes >= 0, v6[np.maximum(codes, 0)], False).astype(np.int8),
+                                   categories=["ipv4", "ipv6"])
+    reqs = pd.DataFrame({
+        "frame": probes["request_frame"].to_numpy("int64"), "ts_ns": probes["ts_ns"].array,
+        "src": probes["source"].astype(dtype).array, "dst": dst.array,
+        "ip_proto": req["ip_proto"].array, "sport": req["sport"].array, "dport": req["dport"].array,
+        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array, "l3": l3})
+    segs = [t.assign(src=t["src"].astype(dtype), dst=t["dst"].astype(dtype), l3=t["l3"].astype(object))
+            for t in segments if len(t)]
+    if segs:
+        out = pd.concat([reqs.assign(l3=reqs["l3"].astype(object)), *segs], ignore_index=True)
+        out["l3"] = out["l3"].astype("category")
+        out = out.sort_values("frame", kind="stable").drop_duplicates("frame")
+    else:
+        out = reqs.sort_values("frame", kind="stable")
+    return out.reset_index(drop=True)
 
 
 def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int = 30, timeout_s: float = 1.0,
                      vantage: str = "auto", resend_window_s: float = 30.0, reply_window_s: float = 120.0,
-                     analyses=ALL_ANALYSES, keep_probes: bool = True, window_bytes: int = WINDOW_BYTES
-                     ) -> ChunkedResult:
+                     analyses=ALL_ANALYSES, keep_probes: bool = True, window_bytes: int = WINDOW_BYTES,
+                     all_streams: bool = False, stream_overrides: dict | None = None) -> ChunkedResult:
     """Walk ``path`` in chunks and compute ``analyses`` (names of ``Capture`` properties) with the
-    in-memory numbers. ``keep_probes=False`` keeps only the per-period metrics (bounded memory for any
-    file size); the other analyses need the probes table and imply ``keep_probes``."""
+    in-memory session's numbers.
+
+    With ``keep_probes`` (the default) the walk keeps every request, the rows of ICMP errors and fragments
+    and the first data segment of each run of a TCP connection; at the end the ICMP errors are attributed
+    (``errors_icmp.attribute_errors`` / ``with_error_outcomes``), the streams are classified
+    (``streams.streams``) and ``probes`` is the probe streams' rows (every request with ``all_streams``),
+    as ``Capture.probes`` — and every analysis is computed on it (``STREAM_TABLES`` are in ``tables`` too).
+    ``keep_probes=False`` keeps only the per-period metrics of every request stream, period by period
+    (bounded memory for any file size; no stream selection, no ICMP-error outcomes)."""
     path = os.fspath(path)
     analyses = tuple(analyses)
     need_probes = keep_probes or any(a not in ("periods", "probe_periods") for a in analyses)
     per = {}
-    if "periods" in analyses:
-        per["periods"] = _Periods(period_s, SOURCE_STREAM_KEYS)
-    if "probe_periods" in analyses:
-        per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
+    if not need_probes:
+        if "periods" in analyses:
+            per["periods"] = _Periods(period_s, SOURCE_STREAM_KEYS)
+        if "probe_periods" in analyses:
+            per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
     parts = _ProbeParts()
+    rare: list[pd.DataFrame] = []
+    segments: list[pd.DataFrame] = []
     n_packets, first_ns, last_ns, n_chunks = 0, None, None, 0
-    used = {"source": set(), "destination": set()}
-    attrs, pattrs = {}, {}
+    used: dict[str, set] = {"source": set(), "destination": set()}
+    addresses: set = set()      # every address of the capture (the packets table's categories)
+    attrs: dict = {}
+    pattrs: dict = {}
 
     def counted(chunks):
         nonlocal n_packets, first_ns, last_ns, n_chunks
         for c in chunks:
             n_packets += len(c)
             n_chunks += 1
+            if need_probes:
+                addresses.update(c["src"].cat.categories)
             ts = c["ts_ns"].dropna()
             if len(ts):
                 first_ns = int(ts.min()) if first_ns is None else min(first_ns, int(ts.min()))
                 last_ns = int(ts.max()) if last_ns is None else max(last_ns, int(ts.max()))
             yield c
 
-    for kept, req, _p_attrs, _c_attrs, upper in _iter_final_probes(counted(chunk_source(path, chunk_packets, window_bytes)),
-                                                              timeout_s, vantage, resend_window_s, reply_window_s):
+    for kept, req, p_attrs, c_attrs, upper, chunk in _iter_final_probes(
+            counted(chunk_source(path, chunk_packets, window_bytes)), timeout_s, vantage, resend_window_s,
+            reply_window_s):
+        pattrs = pattrs or dict(p_attrs)
+        attrs = dict(c_attrs)
         for c in used:
             used[c] |= set(kept[c].cat.remove_unused_categories().cat.categories)
         for acc in per.values():
@@ -412,38 +530,174 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         if need_probes:
             parts.probes.append(kept)
             parts.req.append(req)
+            r = _rare_rows(chunk)
+            if len(r):
+                rare.append(r)
+            d = _data_segments(chunk)
+            if len(d):
+                segments.append(d)
     # the in-memory probes table's categories: the addresses used in each column, in address order
     cats = {"protocol": ["icmp", "icmpv6", "tcp"], "source": _sorted_addresses(used["source"]),
             "destination": _sorted_addresses(used["destination"])}
-    tables = {}
+    tables: dict = {}
     probes = None
     span = (first_ns or 0, last_ns or 0)
+    for name, acc in per.items():
+        tables[name] = acc.table(cats)
     if need_probes and parts.probes:
         probes = _unify(parts.probes)
         req = pd.concat(parts.req, ignore_index=True)
         order = np.lexsort((probes["request_frame"].to_numpy(), probes["ts_ns"].to_numpy()))
         probes = probes.iloc[order].reset_index(drop=True)
         req = req.iloc[order].reset_index(drop=True)
+        parts = _ProbeParts()
         assert tuple(probes.columns) == PROBE_COLUMNS
         probes.attrs.update(vantage=pattrs.get("vantage"), timeout_s=timeout_s, capture_end_ns=span[1], path=path)
-    for name, acc in per.items():
-        tables[name] = acc.table(cats)
-    if probes is not None:
-        tables.update(_on_probes(probes, req, path, period_s, span, analyses))
-    return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs)
+        rare_rows = _concat_many(rare) if rare else _empty_packets(path)
+        dtype = pd.CategoricalDtype(_sorted_addresses(addresses))
+        rare_rows = rare_rows.assign(src=rare_rows["src"].astype(object).astype(dtype),
+                                     dst=rare_rows["dst"].astype(object).astype(dtype))
+        rare_rows.attrs.update(attrs)
+        box = [probes]
+        del probes                  # _select_streams lets go of the table without error outcomes
+        probes, req, lazy, found = _select_streams(box, req, rare_rows, segments, path, all_streams,
+                                                   stream_overrides, timeout_s)
+        known = found.pop("_known")
+        tables.update(found)
+        tables.update(_on_probes(probes, req, lazy, period_s, span, analyses, known))
+        n_payload = int((lazy.lengths > 0).sum())
+    else:
+        n_payload = 0
+    return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs, n_payload)
 
 
-def _on_probes(probes, req, path, period_s, span, analyses) -> dict:
+def _empty_packets(path) -> pd.DataFrame:
+    """An empty packets table (the reader's columns), for a capture without ICMP errors or fragments."""
+    return next(iter(chunk_source(path, 1, window_bytes=1 << 16))).iloc[:0]
+
+
+def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides, timeout_s):
+    """ICMP errors attributed to every request (``box``: [the probes table]), the streams classified, the
+    probe streams' rows kept: the in-memory session's ``all_probes``, ``icmp_errors``, ``streams`` and
+    ``probes``."""
+    probes = box.pop()
+    attrs = dict(probes.attrs)
+    errors = _err.attribute_errors(rare_rows, probes)
+    all_probes = _err.with_error_outcomes(probes, errors)
+    all_probes.attrs.update(attrs)
+    del probes
+    icmp_errors = _err.icmp_errors(rare_rows, all_probes)
     lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
                          req["payload_caplen"].to_numpy("int64", na_value=0))
-    return probe_tables(probes, req, lazy, period_s, span, analyses)
+    known = {"payload_verdicts": payload.payload_verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
+             "balance": sources.balance_test(all_probes)}
+    fp = _fp.fingerprint_from(all_probes, req, verdicts=known["payload_verdicts"], balance=known["balance"])
+    slim = _slim_packets(all_probes, req, segments)
+    slim.attrs.update(rare_rows.attrs)
+    st = _streams.streams(slim, all_probes, fp, overrides=overrides or None)
+    del slim
+    if all_streams:
+        chosen = all_probes
+    else:
+        kinds = ("probe",) if (st["kind"].astype(str) == "probe").any() else ("probe", "other")
+        chosen = _streams.select_probe_streams(all_probes, st, kinds=kinds).reset_index(drop=True)
+        every = len(chosen) == len(all_probes) and chosen.dtypes.equals(all_probes.dtypes)
+        if every:
+            chosen = all_probes.copy(deep=False)  # every row, in order: share the columns, not a second copy
+        chosen.attrs = {**all_probes.attrs, "stream_kinds": kinds}
+        if not every:
+            known = {}
+    # the chosen rows keep their order: find them by request frame (one probe per request frame)
+    rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
+                                  chosen["request_frame"].to_numpy("int64")))
+    req = req.iloc[rows].reset_index(drop=True)
+    lazy = _LazyPayloads(path, lazy.off[rows], lazy.caplen[rows])
+    dg = _dg.datagrams(rare_rows)
+    return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
+                               "rare_packets": rare_rows, "datagrams": dg, "_known": known}
 
 
-def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
+# ------------------------------------------------------------------------------ other traffic
+def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = CHUNK_PACKETS,
+                          window_bytes: int = WINDOW_BYTES, top: int = 3) -> pd.DataFrame:
+    """``streams.other_traffic`` of the whole capture from a second walk (the streams must be final before
+    a packet's kind is known): each chunk's frames get their kind (``streams.packet_kinds``) and every
+    frame that is not a probe stream's is counted per kind — frames, bytes, first and last time, the
+    addresses taking part and the frames per address pair (memory: the distinct addresses and pairs)."""
+    from ..schema import OTHER_TRAFFIC
+    kinds = list(_streams.PACKET_KINDS)
+    probe = kinds.index("probe")
+    n_k = len(kinds)
+    count = np.zeros(n_k, np.int64)
+    nbytes = np.zeros(n_k, np.int64)
+    first = np.full(n_k, np.iinfo(np.int64).max, np.int64)
+    last = np.full(n_k, np.iinfo(np.int64).min, np.int64)
+    talkers: list[set] = [set() for _ in kinds]
+    pairs: dict = {}
+    for chunk in chunk_source(path, chunk_packets, window_bytes):
+        k = _streams.packet_kinds(chunk, streams).cat.codes.to_numpy("int64")
+        m = k != probe
+        if not m.any():
+            continue
+        k = k[m]
+        count += np.bincount(k, minlength=n_k)
+        nbytes += np.bincount(k, weights=chunk["wirelen"].to_numpy("int64")[m], minlength=n_k).astype(np.int64)
+        ts = chunk["ts_ns"].to_numpy("float64", na_value=np.nan)[m]
+        ok = ~np.isnan(ts)
+        t = chunk["ts_ns"].to_numpy("int64", na_value=0)[m]
+        np.minimum.at(first, k[ok], t[ok])
+        np.maximum.at(last, k[ok], t[ok])
+        cats = np.asarray(chunk["src"].cat.categories.astype(object), dtype=object)
+        src = chunk["src"].cat.codes.to_numpy("int64")[m]
+        dst = chunk["dst"].cat.codes.to_numpy("int64")[m]
+        for a in (src, dst):
+            u = np.unique(k[a >= 0] * (len(cats) + 1) + a[a >= 0])
+            for kk, aa in zip((u // (len(cats) + 1)).tolist(), (u % (len(cats) + 1)).tolist()):
+                talkers[kk].add(cats[aa])
+        sel = src >= 0
+        g = pd.DataFrame({"k": k[sel], "s": src[sel], "d": dst[sel]}).value_counts()
+        for (kk, ss, dd), n in g.items():           # per address pair and kind, not per packet
+            key = (kk, cats[ss], cats[dd] if dd >= 0 else None)
+            pairs[key] = pairs.get(key, 0) + int(n)
+    seen = [i for i in range(n_k) if i != probe and count[i]]
+    rank = {a: i for i, a in enumerate(_sorted_addresses({x for x in set().union(*talkers) if x is not None}))}
+    tops = []
+    for i in seen:
+        ps = [(n, rank.get(s, -1), -1 if d is None else rank.get(d, -1), s, d) for (kk, s, d), n in pairs.items() if kk == i]
+        ps.sort(key=lambda r: (-r[0], r[1], r[2]))
+        tops.append(", ".join(f"{s} > {d if d is not None else '?'} ({n})" for n, _, _, s, d in ps[:top]))
+    none = first == np.iinfo(np.int64).max
+    out = pd.DataFrame({
+        "kind": [kinds[i] for i in seen], "talkers": [len(talkers[i]) for i in seen], "top_talkers": tops,
+        "packets": count[seen], "bytes": nbytes[seen],
+        "first_ns": pd.array([None if none[i] else int(first[i]) for i in seen], dtype="Int64"),
+        "last_ns": pd.array([None if none[i] else int(last[i]) for i in seen], dtype="Int64")})
+    for c in OTHER_TRAFFIC:
+        if c.dtype == "category":
+            out[c.name] = out[c.name].astype(str).astype("category") if len(out) else pd.Categorical([])
+        elif c.dtype == "object":
+            out[c.name] = out[c.name].astype(object)
+        else:
+            out[c.name] = out[c.name].astype(c.dtype)
+    return out[[c.name for c in OTHER_TRAFFIC]]
+
+
+def _on_probes(probes, req, lazy, period_s, span, analyses, known) -> dict:
+    out = probe_tables(probes, req, lazy, period_s, span, analyses, known=known)
+    if "periods" in analyses:
+        out["periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s), probes, period_s)
+    if "probe_periods" in analyses:
+        out["probe_periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s, by=STREAM_KEYS),
+                                                        probes, period_s)
+    return out
+
+
+def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | None = None) -> dict:
     """The analyses of a probes table, as the in-memory session computes them: the one implementation the
     chunked and Dask drivers share. ``req``: the requests' header columns (fingerprint.request_columns);
-    ``payloads``: their payload bytes (anything payload_verdicts takes)."""
-    out = {}
+    ``payloads``: their payload bytes (anything payload_verdicts takes); ``known``: tables of these very
+    probes already computed ('balance', 'payload_verdicts'), used as they are."""
+    out = dict(known or {})
     want = set(analyses)
     if "timing" in want:
         out["timing"] = timing.timing_summary(probes, span_ns=span)
@@ -451,7 +705,7 @@ def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
         out["gaps"] = timing.find_gaps(probes, span_ns=span)
     if "shares" in want:
         out["shares"] = sources.source_shares(probes)
-    if want & {"balance", "fingerprints"}:
+    if want & {"balance", "fingerprints"} and "balance" not in out:
         out["balance"] = sources.balance_test(probes)
     if "alternation" in want:
         out["alternation"] = sources.alternation(probes)
@@ -461,7 +715,7 @@ def probe_tables(probes, req, payloads, period_s, span, analyses) -> dict:
         out["source_rate"] = sources.source_rate(probes, period_s)
     if "size_changes" in want:
         out["size_changes"] = sizes.size_changes(probes)
-    if want & {"payload_verdicts", "fingerprints"}:
+    if want & {"payload_verdicts", "fingerprints"} and "payload_verdicts" not in out:
         out["payload_verdicts"] = payload.payload_verdicts(probes, payloads)
     if "fingerprints" in want:
         out["fingerprints"] = _fp.fingerprint_from(probes, req, verdicts=out["payload_verdicts"],
