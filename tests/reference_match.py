@@ -231,8 +231,9 @@ def _udp_sides(p: pd.DataFrame):
     rep = pd.concat(parts, ignore_index=True)
     four = ["a", "b", "port", "ident"]
     if len(rep):
+        rep = rep.astype({c: "int64" for c in [*four, "ts_ns", "frame", "src", "dst"]})
         r = rep.assign(_i=np.arange(len(rep))).sort_values("ts_ns", kind="stable")
-        q = req[[*four, "ts_ns", "seq"]].sort_values("ts_ns", kind="stable").rename(columns={"seq": "rseq"})
+        q = req[[*four, "ts_ns", "seq"]].astype("int64").sort_values("ts_ns", kind="stable").rename(columns={"seq": "rseq"})
         m = pd.merge_asof(r, q, on="ts_ns", by=four, direction="backward") if len(q) else r.assign(rseq=np.nan)
         seq = np.full(len(rep), 0xFFFFFFFF, np.int64)
         seq[m["_i"].to_numpy()] = m["rseq"].fillna(0xFFFFFFFF).to_numpy("int64")
