@@ -498,9 +498,12 @@ carry data: browsers, ssh, API clients), scan (one or two requests per target ac
 one source), other (anything else). The rules are in docs/streams.md."""
 
 STREAMS: tuple[Column, ...] = (
-    Column("protocol", "category", "icmp, icmpv6, tcp (udp: traceroute-style probes, once matched)"),
+    Column("protocol", "category", "icmp, icmpv6, tcp or udp"),
     Column("destination", "category", "target address"),
-    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP"),
+    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP. A tracer's UDP stream (rising "
+                             "ports, rising TTLs) is keyed by its lowest port"),
+    Column("ports", "int32", "destination ports the row covers from ``port`` on: port .. port + ports - 1 "
+                             "(a tracer's run of ports); 1 for TCP and other UDP, 0 for ICMP"),
     Column("kind", "category", "one of " + ", ".join(STREAM_KINDS)),
     Column("sources", "int32", "number of source addresses in this row (source streams of the same kind "
                                "to the same target are one row)"),
@@ -518,7 +521,8 @@ STREAMS: tuple[Column, ...] = (
     Column("source_targets", "int64", "most distinct targets (protocol, destination, port) any source "
                                       "of this row sent one or two requests to (a scanner's fan-out)"),
     Column("data_pct", "float64", "TCP: share of connections that carried data after the SYN (either "
-                                  "way); NaN for ICMP/UDP"),
+                                  "way); UDP: share of requests answered by a UDP datagram (an "
+                                  "application's reply); NaN for ICMP"),
     Column("payload_len_median", "float64", "median L4 payload bytes of the requests (SYN data for TCP, "
                                             "echo data for ICMP)"),
     Column("payload_lengths", "int32", "distinct request payload lengths"),

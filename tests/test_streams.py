@@ -77,10 +77,17 @@ def test_mixed_capture_has_exactly_the_monitor_streams_as_probes(mixed):
 def test_browser_is_client_and_nmap_is_scan(mixed):
     _df, _probes, st = mixed
     browser = st[st["source_list"] == "141.142.220.118"]
-    scanner = st[st["source_list"] == "192.168.1.71"]
+    scanner = st[(st["source_list"] == "192.168.1.71") & (st["protocol"] == "tcp")]
     assert len(browser) >= 3 and set(browser["kind"]) == {"client"}
     assert (browser["data_pct"] >= 50).all()
     assert len(scanner) >= 8 and set(scanner["kind"]) == {"scan"}
+    # the hosts' own DNS, NetBIOS, LLMNR and mDNS requests (the browser's and nmap's lookups among them)
+    # are UDP probes for the matcher and client traffic here: service ports, replies with data
+    udp = st[st["protocol"] == "udp"]
+    assert len(udp) >= 4 and set(udp["kind"]) == {"client"}
+    assert {53, 137, 5353, 5355} <= set(udp["port"].astype(int))
+    dns = udp[(udp["port"] == 53) & (udp["source_list"] == "141.142.220.118")]
+    assert len(dns) == 1 and dns["data_pct"].iloc[0] == 100 and "service port" in dns["evidence"].iloc[0]
     assert (scanner["per_target_max"] <= 2).all() and (scanner["source_targets"] >= 8).all()
     # every row is explained in words with its numbers
     assert all(str(r.requests) in r.evidence for r in st.itertuples())
@@ -91,9 +98,12 @@ def test_other_traffic_summarises_the_rest(mixed):
     ot = other_traffic(df, st)
     check_table(ot, OTHER_TRAFFIC)
     kinds = set(ot["kind"].astype(str))
-    assert {"client", "scan", "dns", "arp"} <= kinds and "probe" not in kinds
+    assert {"client", "scan", "arp"} <= kinds and "probe" not in kinds
     # every frame is counted once: probe frames + other traffic = the capture
     pk = packet_kinds(df, st)
+    # DNS queries and their answers are the client streams' frames (UDP requests, replies on the 4-tuple)
+    dns = ((df["ip_proto"] == 17) & ((df["dport"] == 53) | (df["sport"] == 53))).fillna(False).to_numpy()
+    assert dns.sum() > 20 and set(pk[dns].astype(str)) == {"client"}
     assert int(ot["packets"].sum()) + int((pk == "probe").sum()) == len(df)
     # the probe frames are exactly the frames of healthy.pcap
     healthy = probekit.read_capture(HEALTHY)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..schema import (
     OTHER_TRAFFIC,
     SOURCE_STREAM_KEYS,
@@ -22,8 +23,9 @@ from ..schema import (
     STREAM_KINDS,
     STREAMS,
 )
+from .connections import LIKELY_SERVER_PORTS
 
-__all__ = ["other_traffic", "select_probe_streams", "stream_key", "streams"]
+__all__ = ["other_traffic", "select_probe_streams", "stream_key", "stream_ports", "streams", "tracer_ports"]
 
 _SS = list(SOURCE_STREAM_KEYS)
 _PROTO = {"icmp": 1, "icmpv6": 58, "tcp": 6, "udp": 17}
@@ -164,64 +166,164 @@ def _connection_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _group_median(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np.ndarray:
-    """Median of ``values`` per group (NaNs ignored; NaN for a group without values)."""
-    med = pd.Series(values).groupby(gid).median()
-    return med.reindex(np.arange(ngroups)).to_numpy("float64")
+def _udp_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
+    """True for each UDP probe answered by a UDP datagram (an application on the target answered it:
+    a DNS or NTP reply), not by an ICMP error."""
+    out = np.zeros(len(probes), bool)
+    udp = _is(probes["protocol"], "udp")
+    if not udp.any():
+        return out
+    rf = probes["reply_frame"].to_numpy("int64", na_value=-1)
+    sel = np.flatnonzero(udp & (rf >= 0))
+    if sel.size:
+        rows = _frame_rows(packets, rf[sel])
+        ok = rows >= 0
+        proto = packets["ip_proto"].array.take(rows[ok]).to_numpy("int64", na_value=-1)
+        out[sel[ok]] = proto == 17
+    return out
 
 
-def _group_nunique(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np.ndarray:
-    """Distinct non-NaN integer values per group (payload lengths fit 17 bits)."""
-    ok = ~np.isnan(values)
-    u = np.unique(gid[ok].astype(np.int64) * 131072 + values[ok].astype(np.int64))
-    return np.bincount(u // 131072, minlength=ngroups)
+def _request_ttl(packets: pd.DataFrame, probes: pd.DataFrame, sel: np.ndarray) -> np.ndarray:
+    """TTL / hop limit of the request of the probes ``sel`` (NaN when unknown)."""
+    rows = _frame_rows(packets, probes["request_frame"].to_numpy("int64")[sel]) if sel.size else np.zeros(0, np.int64)
+    ok = rows >= 0
+    out = np.full(sel.size, np.nan)
+    if ok.any():
+        out[ok] = packets["ttl"].array.take(rows[ok]).to_numpy("float64", na_value=np.nan)
+    return out
 
 
-def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float) -> pd.DataFrame:
-    """Per source stream: counts, schedule, data, payload — numpy over the probes sorted by stream and time."""
+def stream_ports(packets: pd.DataFrame, probes: pd.DataFrame, tracer_min_ports: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The port of each probe's stream (int64, -1 for ICMP) and how many consecutive ports that stream
+    covers from it (1; 0 for ICMP): :func:`tracer_ports` with the requests' TTLs from ``packets``."""
+    sel = np.flatnonzero(_is(probes["protocol"], "udp"))
+    ttl = np.full(len(probes), np.nan)
+    ttl[sel] = _request_ttl(packets, probes, sel)
+    return tracer_ports(probes, ttl, tracer_min_ports)
+
+
+def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The stream port of each probe and the ports its stream covers, given each request's TTL (``ttl``,
+    NaN when unknown). A tracer's UDP probes (traceroute, mtr -u) go to a new destination port each,
+    33434, 33435, ...: the UDP probes to one destination whose distinct ports run consecutively, at least
+    ``tracer_min_ports`` of them, sent with more than one TTL (rising TTLs: a tracer, not a port scan),
+    are one stream keyed by the run's lowest port. Every other probe keeps its port (span 1; ICMP -1, 0)."""
+    port = _ports(probes["port"])
+    span = (port >= 0).astype(np.int64)
+    sel = np.flatnonzero(_is(probes["protocol"], "udp") & (port >= 0))
+    if sel.size < tracer_min_ports:
+        return port, span
+    dest = probes["destination"]
+    d = (dest.cat.codes.to_numpy(np.int64) if isinstance(dest.dtype, pd.CategoricalDtype)
+         else pd.factorize(dest.astype(object))[0].astype(np.int64))[sel]
+    u, inv = np.unique(d * 65536 + port[sel], return_inverse=True)
+    ud, up = u // 65536, u % 65536
+    new = np.ones(u.size, bool)
+    new[1:] = (ud[1:] != ud[:-1]) | (up[1:] != up[:-1] + 1)
+    run_of_u = np.cumsum(new) - 1
+    run = run_of_u[inv]
+    n_runs = int(run_of_u[-1]) + 1
+    n_ports = np.bincount(run_of_u, minlength=n_runs)
+    base = up[new]
+    t = np.asarray(ttl, np.float64)[sel]
+    lo, hi = np.full(n_runs, np.inf), np.full(n_runs, -np.inf)
+    np.minimum.at(lo, run, np.where(np.isnan(t), np.inf, t))
+    np.maximum.at(hi, run, np.where(np.isnan(t), -np.inf, t))
+    tracer = (n_ports >= tracer_min_ports) & (hi > lo)
+    hit = tracer[run]
+    port[sel[hit]] = base[run[hit]]
+    span[sel[hit]] = n_ports[run[hit]]
+    return port, span
+
+
+@njit(nogil=True)
+def _group_stats(order, bounds, ts, plen, data, tolerance):  # pragma: no cover - compiled
+    """Per group (``order`` sorted by group, time within): first and last time, median gap, gaps and
+    gaps on schedule (within ``tolerance`` of a whole multiple of the median, at least one), requests
+    with data, median payload length and distinct payload lengths (NaN lengths ignored)."""
+    G = bounds.size - 1
+    first, last = np.zeros(G, np.int64), np.zeros(G, np.int64)
+    med, plmed = np.full(G, np.nan), np.full(G, np.nan)
+    gaps, near, ndata, nlen = (np.zeros(G, np.int64), np.zeros(G, np.int64), np.zeros(G, np.int64),
+                               np.zeros(G, np.int64))
+    for g in range(G):
+        lo, hi = bounds[g], bounds[g + 1]
+        first[g] = ts[order[lo]]
+        last[g] = ts[order[hi - 1]]
+        k = hi - lo
+        if k > 1:
+            gp = np.empty(k - 1)
+            for i in range(lo + 1, hi):
+                gp[i - lo - 1] = (ts[order[i]] - ts[order[i - 1]]) / 1e9
+            sg = np.sort(gp)
+            m = sg[(k - 1) // 2] if (k - 1) % 2 else (sg[(k - 1) // 2 - 1] + sg[(k - 1) // 2]) / 2
+            med[g] = m
+            if m > 0:
+                gaps[g] = k - 1
+                c = 0
+                for x in gp:
+                    r = x / m
+                    w = max(np.round(r), 1.0)
+                    if abs(r - w) <= tolerance:
+                        c += 1
+                near[g] = c
+        pl = np.empty(k)
+        n = 0
+        for i in range(lo, hi):
+            if data[order[i]]:
+                ndata[g] += 1
+            v = plen[order[i]]
+            if not np.isnan(v):
+                pl[n] = v
+                n += 1
+        if n:
+            sp = np.sort(pl[:n])
+            plmed[g] = sp[n // 2] if n % 2 else (sp[n // 2 - 1] + sp[n // 2]) / 2
+            d = 1
+            for i in range(1, n):
+                if sp[i] != sp[i - 1]:
+                    d += 1
+            nlen[g] = d
+    return first, last, med, gaps, near, ndata, plmed, nlen
+
+
+def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float, tracer_min_ports: int) -> dict:
+    """Per source stream: counts, schedule, data, payload (a compiled pass over the probes grouped by
+    stream, in time order). Returns numpy columns; ``port`` is the stream port (stream_ports)."""
     addrs = _address_index(packets, probes)
     protos = pd.Index(list(_PROTO) + sorted(set(_obj(probes["protocol"].drop_duplicates())) - set(_PROTO)))
     pc = _codes_in(probes["protocol"], protos)
     sc = _codes_in(probes["source"], addrs)
     dc = _codes_in(probes["destination"], addrs)
-    port = _ports(probes["port"])
+    port, span = stream_ports(packets, probes, tracer_min_ports)
     ts = probes["ts_ns"].to_numpy("int64")
     rows = _frame_rows(packets, probes["request_frame"].to_numpy("int64"))
-    plen_all = packets["payload_len"].to_numpy("float64", na_value=np.nan)
-    plen = np.where(rows >= 0, plen_all[np.maximum(rows, 0)], np.nan) if len(rows) else np.zeros(0)
-    data = _connection_data(packets, probes)
+    plen = np.full(len(rows), np.nan)
+    ok = rows >= 0
+    if ok.any():
+        plen[ok] = packets["payload_len"].array.take(rows[ok]).to_numpy("float64", na_value=np.nan)
+    data = _connection_data(packets, probes) | _udp_data(packets, probes)
     key = _packed(pc, sc, dc, port, len(addrs)) if len(protos) <= 15 else \
         pd.MultiIndex.from_arrays([pc, sc, dc, port]).factorize()[0]
-    order = np.lexsort((ts, key))
-    k, t = key[order], ts[order]
-    new = np.ones(len(k), bool)
-    new[1:] = k[1:] != k[:-1]
-    gid = np.cumsum(new) - 1
-    ng = int(gid[-1]) + 1
-    first = np.flatnonzero(new)
+    gid, uniq = pd.factorize(key, sort=True)                # groups in key order, as the sort gave them
+    gid = gid.astype(np.int64)
+    ng = len(uniq)
+    if ts.size > 1 and not bool(np.all(np.diff(ts) >= 0)):
+        order = np.lexsort((ts, gid))
+    else:
+        order = np.argsort(gid, kind="stable")              # the probes table is in time order
     cnt = np.bincount(gid, minlength=ng)
-    last = first + cnt - 1
-    gap = np.full(len(k), np.nan)
-    gap[1:] = np.where(~new[1:], np.diff(t) / _NS, np.nan)
-    med = _group_median(gid, gap, ng)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = gap / med[gid]
-        near = np.abs(ratio - np.maximum(np.round(ratio), 1)) <= tolerance   # within 20 % of a whole period
-    has_gap = ~np.isnan(gap) & (med[gid] > 0)
-    gaps = np.bincount(gid, weights=has_gap, minlength=ng)
-    nears = np.bincount(gid, weights=has_gap & near, minlength=ng)
-    o = order[first]
+    bounds = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+    first, last, med, gaps, near, ndata, plmed, nlen = _group_stats(order, bounds, ts, plen, data, tolerance)
+    o = order[bounds[:-1]]
     a = np.asarray(addrs.astype(object), dtype=object)
-    ss = pd.DataFrame({
-        "protocol": np.asarray(protos.astype(object), dtype=object)[pc[o]], "source": a[sc[o]],
-        "destination": a[dc[o]], "port": port[o], "requests": cnt, "first_ns": t[first], "last_ns": t[last],
-        "gap_median_s": med, "gaps": gaps.astype(np.int64), "near": nears.astype(np.int64),
-        "data": np.bincount(gid, weights=data[order], minlength=ng).astype(np.int64),
-        "payload_len_median": _group_median(gid, plen[order], ng),
-        "payload_lengths": _group_nunique(gid, plen[order], ng)})
     with np.errstate(invalid="ignore", divide="ignore"):
-        ss["on_schedule_pct"] = np.where(ss["gaps"] > 0, 100.0 * ss["near"] / ss["gaps"], np.nan)
-    return ss
+        sched = np.where(gaps > 0, 100.0 * near / np.maximum(gaps, 1), np.nan)
+    return {"protocol": np.asarray(protos.astype(object), dtype=object)[pc[o]], "pcode": pc[o], "scode": sc[o],
+            "dcode": dc[o], "source": a[sc[o]], "destination": a[dc[o]], "port": port[o], "ports": span[o],
+            "requests": cnt, "first_ns": first, "last_ns": last, "gap_median_s": med, "gaps": gaps, "near": near,
+            "data": ndata, "payload_len_median": plmed, "payload_lengths": nlen, "on_schedule_pct": sched,
+            "_gid": gid, "_port_of": port}
 
 
 def _address_index(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Index:
@@ -234,10 +336,15 @@ def _address_index(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Index:
     return cats.append(pd.Index(sorted(set(extra)), dtype=cats.dtype)) if extra else cats
 
 
+_SERVICE_UDP = frozenset(int(p.split("/")[0]) for p in LIKELY_SERVER_PORTS if p.endswith("/udp"))
+"""UDP ports Zeek registers an application analyzer for (connections.LIKELY_SERVER_PORTS): DNS, NTP,
+DHCP, SNMP, syslog, ... — a request there is an application's, not a tracer's."""
+
+
 def streams(packets: pd.DataFrame, probes: pd.DataFrame, fingerprints: pd.DataFrame | None = None,
             overrides: dict | None = None, *, min_requests: int = 10, on_schedule_pct: float = 80.0,
             tolerance: float = 0.2, client_data_pct: float = 50.0, probe_data_pct: float = 10.0,
-            scan_min_targets: int = 8, scan_max_per_target: int = 2) -> pd.DataFrame:
+            scan_min_targets: int = 8, scan_max_per_target: int = 2, tracer_min_ports: int = 3) -> pd.DataFrame:
     """The streams table: one row per (protocol, destination, port, kind) with its sources and evidence.
 
     Rules, first match wins, per source stream (docs/streams.md):
@@ -245,84 +352,128 @@ def streams(packets: pd.DataFrame, probes: pd.DataFrame, fingerprints: pd.DataFr
        source, or 'tcp:198.51.100.10>192.0.2.10:80' / a 4-tuple for one source.
     2. scan: at most ``scan_max_per_target`` requests, from a source that sent that few to at least
        ``scan_min_targets`` targets.
-    3. client: TCP, and at least ``client_data_pct`` % of its connections carried data.
+    3. client: TCP, and at least ``client_data_pct`` % of its connections carried data; UDP to a service
+       port (Zeek's likely server ports: DNS, NTP, ...) or with ``client_data_pct`` % of its requests
+       answered by a UDP datagram.
     4. probe: at least ``min_requests`` requests, ``on_schedule_pct`` % of the gaps on schedule (a whole
-       multiple of the median gap, within ``tolerance`` of it), and (TCP) at most ``probe_data_pct`` %
-       of the connections carried data.
+       multiple of the median gap, within ``tolerance`` of it), and (TCP, UDP) at most ``probe_data_pct``
+       % of the connections / requests carried data.
     5. other.
-    ``fingerprints`` (probekit.fingerprint's table) adds the tool label as evidence; it does not decide.
+    A tracer's UDP probes to rising ports are one stream keyed by the lowest (``stream_ports``,
+    ``tracer_min_ports``; column ``ports``). ``fingerprints`` (probekit.fingerprint's table) adds the tool
+    label as evidence; it does not decide.
     """
     if probes.empty:
         return _typed(pd.DataFrame({c: [] for c in STREAM_COLUMNS}))
-    ss = _source_streams(packets, probes, tolerance)
+    ss = _source_streams(packets, probes, tolerance, tracer_min_ports)
+    n = ss["requests"].size
     # a scanner's fan-out: targets each source sent only one or two requests to
     few = ss["requests"] <= scan_max_per_target
-    fan = ss[few].groupby("source").size()
-    ss["source_targets"] = ss["source"].map(fan).fillna(0).astype("int64")
+    fan = np.bincount(ss["scode"][few], minlength=int(ss["scode"].max()) + 1)
+    ss["source_targets"] = fan[ss["scode"]].astype(np.int64)
+    is_tcp, is_udp = ss["protocol"] == "tcp", ss["protocol"] == "udp"
     with np.errstate(invalid="ignore", divide="ignore"):
-        data_pct = np.where(ss["protocol"] == "tcp", 100.0 * ss["data"] / ss["requests"], np.nan)
+        data_pct = np.where(is_tcp | is_udp, 100.0 * ss["data"] / ss["requests"], np.nan)
     ss["data_pct"] = data_pct
-    is_tcp = (ss["protocol"] == "tcp").to_numpy()
-    scan = few.to_numpy() & (ss["source_targets"].to_numpy() >= scan_min_targets)
-    client = is_tcp & (np.nan_to_num(data_pct, nan=0.0) >= client_data_pct)
-    sched = ss["on_schedule_pct"].to_numpy("float64")
-    enough = ss["requests"].to_numpy() >= min_requests
-    regular = np.nan_to_num(sched, nan=0.0) >= on_schedule_pct
-    quiet = ~is_tcp | (np.nan_to_num(data_pct, nan=0.0) <= probe_data_pct)
+    dp = np.nan_to_num(data_pct, nan=0.0)
+    service = is_udp & np.isin(ss["port"], np.fromiter(_SERVICE_UDP, np.int64)) & (ss["ports"] == 1)
+    scan = few & (ss["source_targets"] >= scan_min_targets)
+    client = ((is_tcp | is_udp) & (dp >= client_data_pct)) | service
+    enough = ss["requests"] >= min_requests
+    regular = np.nan_to_num(ss["on_schedule_pct"], nan=0.0) >= on_schedule_pct
+    quiet = ~(is_tcp | is_udp) | (dp <= probe_data_pct)
     probe = enough & regular & quiet
-    kind = np.select([scan, client, probe], ["scan", "client", "probe"], "other")
-    rule = np.select([scan, client, probe], ["scan", "client", "probe"],
-                     np.where(~enough, "few", np.where(~regular, "irregular", "some_data")))
-    decided = np.full(len(ss), "rule", dtype=object)
+    kind = np.select([scan, client, probe], ["scan", "client", "probe"], "other").astype(object)
+    rule = np.select([scan, service, client, probe], ["scan", "service", "client", "probe"],
+                     np.where(~enough, "few", np.where(~regular, "irregular", "some_data"))).astype(object)
+    decided = np.full(n, "rule", dtype=object)
     if overrides:
-        k3 = list(zip(ss["protocol"], ss["destination"], ss["port"]))
-        k4 = list(zip(ss["protocol"], ss["source"], ss["destination"], ss["port"]))
         ov = {}
         for key, val in overrides.items():
             if val not in STREAM_KINDS:
                 raise ValueError(f"override kind {val!r}: choose from {', '.join(STREAM_KINDS)}")
             ov[_norm_key(key)] = val
-        for i in range(len(ss)):      # per source stream, not per packet
-            v = ov.get(k4[i], ov.get(k3[i]))
+        ports = ss["port"].tolist()
+        for i in range(n):      # per source stream, not per packet
+            p3 = (ss["protocol"][i], ss["destination"][i], ports[i])
+            v = ov.get((p3[0], ss["source"][i], *p3[1:]), ov.get(p3))
             if v is not None:
                 kind[i], rule[i], decided[i] = v, "user", "user"
     ss["kind"], ss["rule"], ss["decided_by"] = kind, rule, decided
-    tools = None
+    ss["tool"] = np.full(n, None, dtype=object)
     if fingerprints is not None and len(fingerprints):
-        f = fingerprints.assign(protocol=fingerprints["protocol"].astype(str),
-                                source=fingerprints["source"].astype(str),
-                                destination=fingerprints["destination"].astype(str),
-                                port=_ports(fingerprints["port"]))
-        tools = f.set_index(_SS)["tool"].astype(str)
-        tools = tools[~tools.index.duplicated()]
-    ss["tool"] = (pd.Series(list(zip(*(ss[c] for c in _SS))), index=ss.index).map(tools)
-                  if tools is not None else None)
+        f = fingerprints
+        fk = {(str(a), str(b), str(c), int(d)): str(t) for a, b, c, d, t in
+              zip(f["protocol"].astype(str), f["source"].astype(str), f["destination"].astype(str),
+                  _ports(f["port"]).tolist(), f["tool"].astype(str))}
+        ss["tool"] = np.array([fk.get(k) for k in zip(ss["protocol"], ss["source"], ss["destination"],
+                                                      ss["port"].tolist())] + [None], dtype=object)[:-1]
     return _fold(ss, min_requests, on_schedule_pct, client_data_pct, scan_min_targets, scan_max_per_target)
 
 
-def _fold(ss: pd.DataFrame, min_requests, on_schedule_pct, client_data_pct, scan_min_targets,
+def _fold(ss: dict, min_requests, on_schedule_pct, client_data_pct, scan_min_targets,
           scan_max_per_target) -> pd.DataFrame:
-    keys = list(STREAM_KEYS) + ["kind"]
-    ss = ss.sort_values(keys + ["source"], kind="stable")
-    ss["gap_weight"] = ss["gap_median_s"] * ss["requests"]
-    ss["pl_weight"] = ss["payload_len_median"] * ss["requests"]
-    g = ss.groupby(keys, sort=False)
-    out = g.agg(sources=("source", "size"), source_list=("source", lambda s: ",".join(sorted(s))),
-                requests=("requests", "sum"), first_ns=("first_ns", "min"), last_ns=("last_ns", "max"),
-                gap_median_s=("gap_median_s", "median"), gaps=("gaps", "sum"), near=("near", "sum"),
-                per_target_max=("requests", "max"), source_targets=("source_targets", "max"),
-                data=("data", "sum"), payload_len_median=("payload_len_median", "median"),
-                payload_lengths=("payload_lengths", "max"),
-                tool=("tool", lambda s: "/".join(sorted({str(x) for x in s if isinstance(x, str)})) or None),
-                decided_by=("decided_by", lambda s: "user" if (s == "user").any() else "rule"),
-                rules=("rule", lambda s: ",".join(sorted(set(s))))).reset_index()
+    """The source streams of one kind to one target (protocol, destination, port) as one row: sums,
+    extremes and medians over the sources (numpy over the rows sorted by target, kind and source)."""
+    kc = np.array([STREAM_KINDS.index(k) for k in ss["kind"]], np.int64) if ss["kind"].size else np.zeros(0, np.int64)
+    src_rank = pd.factorize(ss["source"], sort=True)[0]
+    dst_rank = pd.factorize(ss["destination"], sort=True)[0]
+    proto_rank = pd.factorize(ss["protocol"], sort=True)[0]
+    o = np.lexsort((src_rank, kc, ss["port"], dst_rank, proto_rank))
+    col = {k: v[o] for k, v in ss.items() if not k.startswith("_")}
+    kc = kc[o]
+    n = o.size
+    new = np.ones(n, bool)
+    if n > 1:
+        new[1:] = ((col["pcode"][1:] != col["pcode"][:-1]) | (col["dcode"][1:] != col["dcode"][:-1])
+                   | (col["port"][1:] != col["port"][:-1]) | (kc[1:] != kc[:-1]))
+    starts = np.flatnonzero(new)
+    size = np.diff(np.append(starts, n))
+    gid = np.repeat(np.arange(starts.size), size)
+
+    def red(f, name):
+        return f.reduceat(col[name], starts) if n else np.zeros(0)
+
+    multi = np.flatnonzero(size > 1)
+
+    def med(name):     # median over the sources (NaN ignored): the value itself for one source
+        out = col[name][starts].astype(np.float64)
+        for g in multi:                                       # per target with several sources (few)
+            v = col[name][starts[g]:starts[g] + size[g]]
+            v = v[~np.isnan(v)]
+            out[g] = np.median(v) if v.size else np.nan
+        return out
+
+    def joined(name, sep, uniq=False, skip_none=False):
+        out = np.asarray(col[name][starts], dtype=object).copy()
+        for g in multi:
+            v = col[name][starts[g]:starts[g] + size[g]]
+            v = [str(x) for x in v if not (skip_none and not isinstance(x, str))]
+            out[g] = sep.join(sorted(set(v) if uniq else v)) or None
+        return out
+
+    tool = joined("tool", "/", uniq=True, skip_none=True)
+    tool = np.array([t if isinstance(t, str) and t else None for t in tool] + [None], dtype=object)[:-1]
+    out = pd.DataFrame({
+        "protocol": col["protocol"][starts], "destination": col["destination"][starts], "port": col["port"][starts],
+        "ports": red(np.maximum, "ports"), "kind": np.asarray(STREAM_KINDS, dtype=object)[kc[starts]],
+        "sources": size, "source_list": joined("source", ","), "requests": red(np.add, "requests"),
+        "first_ns": red(np.minimum, "first_ns"), "last_ns": red(np.maximum, "last_ns"),
+        "gap_median_s": med("gap_median_s"), "gaps": red(np.add, "gaps"), "near": red(np.add, "near"),
+        "per_target_max": red(np.maximum, "requests"), "source_targets": red(np.maximum, "source_targets"),
+        "data": red(np.add, "data"), "payload_len_median": med("payload_len_median"),
+        "payload_lengths": red(np.maximum, "payload_lengths"), "tool": tool,
+        "decided_by": np.where(np.bincount(gid, weights=col["decided_by"] == "user", minlength=starts.size) > 0,
+                               "user", "rule"),
+        "rules": joined("rule", ",", uniq=True)})
     span = (out["last_ns"] - out["first_ns"]) / _NS
     with np.errstate(invalid="ignore", divide="ignore"):
         out["rate_per_s"] = np.where(span > 0, (out["requests"] - 1) / span, np.nan)
         out["on_schedule_pct"] = np.where(out["gaps"] > 0, 100.0 * out["near"] / out["gaps"], np.nan)
-        out["data_pct"] = np.where(out["protocol"] == "tcp", 100.0 * out["data"] / out["requests"], np.nan)
+        proto = out["protocol"].to_numpy(object)
+        out["data_pct"] = np.where((proto == "tcp") | (proto == "udp"), 100.0 * out["data"] / out["requests"], np.nan)
     out["evidence"] = [_evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_targets,
-                                 scan_max_per_target) for r in out.itertuples(index=False)]
+                                 scan_max_per_target) for r in out.itertuples(index=False)]   # per row (few)
     out["port"] = _port_array(out["port"])
     order = {k: i for i, k in enumerate(STREAM_KINDS)}
     out = out.assign(_k=out["kind"].map(order)).sort_values(["_k", "requests", "protocol", "destination"],
@@ -332,23 +483,26 @@ def _fold(ss: pd.DataFrame, min_requests, on_schedule_pct, client_data_pct, scan
 
 def _evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_targets, scan_max_per_target) -> str:
     who = f"{r.requests} request(s) from {r.sources} source(s)"
+    ports = f", ports {r.port}-{r.port + r.ports - 1} (a tracer's rising ports)" if r.ports > 1 else ""
     sched = ("" if pd.isna(r.on_schedule_pct) else
              f", every {r.gap_median_s:.3g} s per source, {r.on_schedule_pct:.0f} % of gaps on schedule")
-    data = "" if pd.isna(r.data_pct) else f", {r.data_pct:.0f} % of connections carried data"
+    what = "of requests drew a UDP reply" if r.protocol == "udp" else "of connections carried data"
+    data = "" if pd.isna(r.data_pct) else f", {r.data_pct:.0f} % {what}"
     pay = "" if pd.isna(r.payload_len_median) else f", {r.payload_len_median:.0f}-byte request payload"
     tool = f", fingerprint {r.tool}" if isinstance(r.tool, str) and r.tool else ""
     why = {
         "user": "set by the user (override)",
         "scan": (f"scan: at most {scan_max_per_target} request(s) here, and the source sent that few to "
                  f"{r.source_targets} targets (>= {scan_min_targets})"),
-        "client": f"client: >= {client_data_pct:.0f} % of connections carried data",
+        "client": f"client: >= {client_data_pct:.0f} % {what}",
+        "service": f"client: UDP to port {r.port}, a service port (an application's requests, not a tracer's)",
         "probe": f"probe: >= {min_requests} requests on a fixed schedule (>= {on_schedule_pct:.0f} % of gaps)",
         "few": f"other: fewer than {min_requests} requests",
         "irregular": f"other: under {on_schedule_pct:.0f} % of gaps on schedule",
-        "some_data": "other: regular, but some connections carried data",
+        "some_data": f"other: regular, but some {'requests drew UDP replies' if r.protocol == 'udp' else 'connections carried data'}",
     }
     reasons = "; ".join(why[x] for x in r.rules.split(","))
-    return f"{reasons} — {who}{sched}{data}{pay}{tool}"
+    return f"{reasons} — {who}{ports}{sched}{data}{pay}{tool}"
 
 
 def _typed(out: pd.DataFrame) -> pd.DataFrame:
@@ -369,13 +523,17 @@ def _typed(out: pd.DataFrame) -> pd.DataFrame:
 
 
 def _stream_sources(streams: pd.DataFrame, kinds) -> pd.DataFrame:
-    """(protocol, source, destination, port, kind) for every source of the chosen kinds' rows (per stream row)."""
+    """(protocol, source, destination, port, kind) for every source of the chosen kinds' rows (per stream
+    row), one row per port a tracer stream covers."""
     s = streams[streams["kind"].isin(list(kinds))] if kinds is not None else streams
     rows = []
+    has_ports = "ports" in s.columns
     for r in s.itertuples(index=False):                     # per stream row, not per packet
         port = -1 if pd.isna(r.port) else int(r.port)
+        n = int(r.ports) if has_ports and port >= 0 and not pd.isna(r.ports) else 1
         for src in str(r.source_list).split(","):
-            rows.append((str(r.protocol), src, str(r.destination), port, str(r.kind)))
+            for p in range(port, port + max(n, 1)):
+                rows.append((str(r.protocol), src, str(r.destination), p, str(r.kind)))
     return pd.DataFrame(rows, columns=[*_SS, "kind"])
 
 
