@@ -592,6 +592,43 @@ _FALLBACK = ("arp", "dns", "ntp", "udp", "icmp", "tcp", "ip", "non-ip")
 PACKET_KINDS = STREAM_KINDS + _FALLBACK
 
 
+def _raw_int(s: pd.Series) -> np.ndarray:
+    """An integer column's values without a copy (arbitrary under <NA>; the caller masks those)."""
+    data = getattr(s.array, "_data", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iu":
+        return data
+    return s.to_numpy("int64", na_value=0)
+
+
+@njit(nogil=True)
+def _frame_kinds(kind, proto, src, dst, sport, dport, no_ports, typ, lk, lv, nc):  # pragma: no cover - compiled
+    """For every frame: the kind of the stream whose request (outward) or answer (inward) it is, looked
+    up by (protocol, addresses, port) packed as :func:`_packed` packs them in the sorted ``lk``."""
+    n = np.int64(max(nc, 1) + 1)
+    for i in range(kind.size):
+        pr = proto[i]
+        if pr < 0 or src[i] < 0 or dst[i] < 0 or lk.size == 0:
+            continue
+        small = 1 if pr == 1 else 2 if pr == 6 else 3 if pr == 17 else 4 if pr == 58 else 14
+        icmp = pr == 1 or pr == 58
+        for side in range(2):
+            if icmp:
+                want = (8 if pr == 1 else 128) if side == 0 else (0 if pr == 1 else 129)
+                if typ[i] != want:
+                    continue
+                port = np.int64(-1)
+            elif no_ports[i]:
+                port = np.int64(-1)
+            else:
+                port = np.int64(dport[i]) if side == 0 else np.int64(sport[i])
+            x, y = (np.int64(src[i]), np.int64(dst[i])) if side == 0 else (np.int64(dst[i]), np.int64(src[i]))
+            q = (((x + 1) * n + (y + 1)) * 65537 + (port + 1)) * 16 + small
+            j = np.searchsorted(lk, q)
+            if j < lk.size and lk[j] == q:
+                kind[i] = lv[j]
+                break
+
+
 def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarray:
     """Index into PACKET_KINDS of every frame (see packet_kinds)."""
     n = len(packets)
@@ -601,9 +638,8 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
     cats = packets["src"].cat.categories
     src = packets["src"].cat.codes.to_numpy("int64")
     dst = packets["dst"].cat.codes.to_numpy("int64")
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    sport, dport = _ports(packets["sport"]), _ports(packets["dport"])
-    typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
+    proto = packets["ip_proto"].to_numpy("int16", na_value=-1)
+    typ = packets["icmp_type"].to_numpy("int16", na_value=-1)
     nc = len(cats)
     if len(streams):
         t = _stream_sources(streams, None)
@@ -615,24 +651,15 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
         lk = _packed(num, a, b, t["port"].to_numpy(np.int64), nc)[ok]
         lv = np.array([STREAM_KINDS.index(k) for k in t["kind"]], np.int64)[ok]
         srt = np.argsort(lk, kind="stable")
-        lk, lv = lk[srt], lv[srt]
-        is_icmp = np.isin(proto, (1, 58))
-        req_ok = np.where(is_icmp, typ == np.where(proto == 1, 8, 128), True) & (proto >= 0)
-        rep_ok = np.where(is_icmp, typ == np.where(proto == 1, 0, 129), True) & (proto >= 0)
-        small = np.full(n, 14, np.int64)
-        for num_, code_ in ((1, 1), (6, 2), (17, 3), (58, 4)):
-            small[proto == num_] = code_
-        for x, y, port, good in ((src, dst, np.where(is_icmp, -1, dport), req_ok),
-                                 (dst, src, np.where(is_icmp, -1, sport), rep_ok)):
-            q = _packed(small, x, y, port, nc)
-            i = np.minimum(np.searchsorted(lk, q), max(len(lk) - 1, 0))
-            found = (lk[i] == q) if len(lk) else np.zeros(len(q), bool)
-            m = (kind < 0) & good & found & (x >= 0) & (y >= 0)
-            kind[m] = lv[i[m]].astype(np.int8)
+        _frame_kinds(kind, proto, src, dst, _raw_int(packets["sport"]), _raw_int(packets["dport"]),
+                     packets["sport"].isna().to_numpy() | packets["dport"].isna().to_numpy(), typ, lk[srt],
+                     lv[srt], nc)
     rest = np.flatnonzero(kind < 0)
     if not rest.size:
         return kind
-    pr_, sp_, dp_ = proto[rest], sport[rest], dport[rest]
+    pr_ = proto[rest]
+    sp_ = packets["sport"].array.take(rest).to_numpy("int64", na_value=-1)
+    dp_ = packets["dport"].array.take(rest).to_numpy("int64", na_value=-1)
     udp = pr_ == 17
     dns = udp & ((sp_ == 53) | (dp_ == 53) | (sp_ == 5353) | (dp_ == 5353))
     ntp = udp & ((sp_ == 123) | (dp_ == 123))
