@@ -23,6 +23,7 @@ from ..schema import (
     STREAM_KINDS,
     STREAMS,
 )
+from ._groups import factorize_rows as _factorize
 from .connections import LIKELY_SERVER_PORTS
 
 __all__ = ["other_traffic", "select_probe_streams", "stream_key", "stream_ports", "streams", "tracer_ports"]
@@ -90,9 +91,30 @@ def _obj(s: pd.Series) -> np.ndarray:
 def _is(s: pd.Series, value: str) -> np.ndarray:
     """s == value, by category code when categorical."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        i = s.cat.categories.get_indexer([value])[0]
+        i = _positions(s.cat.categories, [value])[0]
         return s.cat.codes.to_numpy() == i if i >= 0 else np.zeros(len(s), bool)
     return (s.astype(object) == value).to_numpy()
+
+
+def _positions(index: pd.Index, values) -> np.ndarray:
+    """index.get_indexer(values) (-1 where absent); a dict look-up for a small index (get_indexer on
+    Arrow-backed text costs milliseconds even for a handful of values)."""
+    if len(index) <= 4096:
+        where = {v: i for i, v in enumerate(index.tolist())}
+        return np.array([where.get(v, -1) for v in list(values)], dtype=np.int64)
+    return index.get_indexer(values).astype(np.int64)
+
+
+def _int_na(s: pd.Series, na: int) -> np.ndarray:
+    """An integer column as int64 with ``na`` for <NA>, from the masked array's buffers."""
+    arr = s.array
+    data, mask = getattr(arr, "_data", None), getattr(arr, "_mask", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iu" and isinstance(mask, np.ndarray):
+        out = data.astype(np.int64)
+        if mask.any():
+            out[mask] = na
+        return out
+    return s.to_numpy("float64", na_value=na).astype(np.int64)
 
 
 def _l3_is(packets: pd.DataFrame, *names: str) -> np.ndarray:
@@ -111,59 +133,69 @@ def _port_array(ports) -> pd.arrays.IntegerArray:
 
 def _ports(s: pd.Series) -> np.ndarray:
     """Ports as int64 with -1 for <NA>."""
-    try:
-        return s.to_numpy("int64", na_value=-1)
-    except (TypeError, ValueError):
-        return s.to_numpy("float64", na_value=-1).astype(np.int64)
+    return _int_na(s, -1)
 
 
 def _codes_in(s: pd.Series, cats: pd.Index) -> np.ndarray:
     """Positions of s's values in ``cats`` (-1 where absent), by mapping categories, not values."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        m = cats.get_indexer(s.cat.categories)
+        m = _positions(cats, s.cat.categories)
         c = s.cat.codes.to_numpy()
+        if m.size and (c >= 0).all():
+            return m[c]
         return np.where(c >= 0, m[np.maximum(c, 0)] if len(m) else -1, -1).astype(np.int64)
     return cats.get_indexer(s.astype(object)).astype(np.int64)
 
 
 def _connection_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
     """True for each TCP probe whose connection carried data after the SYN: a segment with payload, in
-    either direction, on the probe's 4-tuple, later than the SYN and before the next SYN of that tuple."""
+    either direction, on the probe's 4-tuple, at or after the SYN, before the next SYN of that tuple
+    (the latest SYN of the 4-tuple before it: a compiled hash join and one sweep in time order)."""
     out = np.zeros(len(probes), bool)
     tcp = _is(probes["protocol"], "tcp")
     if not tcp.any() or packets.empty:
         return out
-    cats = packets["src"].cat.categories
-    pr = probes[tcp]
-    a = _codes_in(pr["source"], cats)
-    b = _codes_in(pr["destination"], cats)
-    psport = pr["ident"].to_numpy("int64")
-    pdport = _ports(pr["port"])
-    flags = packets["tcp_flags"].to_numpy("int64", na_value=0)
-    data = ((packets["ip_proto"].to_numpy("int64", na_value=-1) == 6)
-            & (packets["payload_len"].to_numpy("int64", na_value=0) > 0) & ((flags & 0x02) == 0)
-            & packets["ts_ns"].notna().to_numpy())
-    if not data.any():
+    flags = _int_na(packets["tcp_flags"], 0)
+    data = ((_int_na(packets["ip_proto"], -1) == 6) & (_int_na(packets["payload_len"], 0) > 0)
+            & ((flags & 0x02) == 0) & packets["ts_ns"].notna().to_numpy())
+    d = np.flatnonzero(data)
+    if not d.size:
         return out
-    d = packets[data]
-    ds, dd = d["src"].cat.codes.to_numpy("int64"), d["dst"].cat.codes.to_numpy("int64")
-    dsp, ddp = _ports(d["sport"]), _ports(d["dport"])
-    dts = d["ts_ns"].to_numpy("int64")
-    n = max(len(cats), 1)
-    # factorize (address pair) over every array at once so that pair << 32 | ports fits 63 bits
-    pairs = np.concatenate([a * n + b, ds * n + dd, dd * n + ds])
-    pc = pd.factorize(pairs)[0].astype(np.int64)
-    k_probe = (pc[:len(a)] << 32) | (psport << 16) | pdport
-    k_fwd = (pc[len(a):len(a) + len(ds)] << 32) | (dsp << 16) | ddp
-    k_rev = (pc[len(a) + len(ds):] << 32) | (ddp << 16) | dsp
-    left = pd.DataFrame({"ts_ns": pr["ts_ns"].to_numpy("int64"), "key": k_probe, "i": np.flatnonzero(tcp)})
-    left = left.sort_values("ts_ns", kind="stable")
-    for k in (k_fwd, k_rev):
-        ev = pd.DataFrame({"ts_ns": dts, "key": k}).sort_values("ts_ns", kind="stable")
-        m = pd.merge_asof(ev, left, on="ts_ns", by="key", direction="backward")
-        hit = m["i"].dropna().to_numpy("int64")
-        out[hit] = True
+    cats = packets["src"].cat.categories
+    sel = np.flatnonzero(tcp)
+    a = _codes_in(probes["source"], cats)[sel]
+    b = _codes_in(probes["destination"], cats)[sel]
+    ps, pp = _ports(probes["ident"])[sel], _ports(probes["port"])[sel]
+    ds, dd = packets["src"].cat.codes.to_numpy(np.int64)[d], packets["dst"].cat.codes.to_numpy(np.int64)[d]
+    dsp = packets["sport"].array.take(d).to_numpy("int64", na_value=-1)
+    ddp = packets["dport"].array.take(d).to_numpy("int64", na_value=-1)
+    dts = packets["ts_ns"].array.take(d).to_numpy("int64")
+    keys = np.concatenate([np.stack([a, b, ps, pp]).T, np.stack([ds, dd, dsp, ddp]).T,
+                           np.stack([dd, ds, ddp, dsp]).T]) + 1
+    use = (keys[:, 0] > 0) & (keys[:, 1] > 0)
+    kid, n_keys = _factorize(keys, use, 4)
+    ts = np.concatenate([probes["ts_ns"].to_numpy("int64")[sel], dts, dts])
+    is_data = np.concatenate([np.zeros(sel.size, np.int8), np.ones(2 * d.size, np.int8)])
+    order = np.lexsort((is_data, ts))                   # at equal times the SYN first
+    out[sel[_carried(order, kid, sel.size, n_keys)]] = True
     return out
+
+
+@njit(nogil=True)
+def _carried(order, kid, n_probes, n_keys):  # pragma: no cover - compiled
+    """Probes (index < n_probes) that a later data segment of their 4-tuple goes to: each segment
+    marks the latest probe of its key before it."""
+    last = np.full(max(n_keys, 1), -1, np.int64)
+    hit = np.zeros(n_probes, np.bool_)
+    for e in order:
+        k = kid[e]
+        if k < 0:
+            continue
+        if e < n_probes:
+            last[k] = e
+        elif last[k] >= 0:
+            hit[last[k]] = True
+    return np.flatnonzero(hit)
 
 
 def _udp_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
@@ -197,6 +229,9 @@ def stream_ports(packets: pd.DataFrame, probes: pd.DataFrame, tracer_min_ports: 
     """The port of each probe's stream (int64, -1 for ICMP) and how many consecutive ports that stream
     covers from it (1; 0 for ICMP): :func:`tracer_ports` with the requests' TTLs from ``packets``."""
     sel = np.flatnonzero(_is(probes["protocol"], "udp"))
+    if sel.size < tracer_min_ports:
+        port = _ports(probes["port"])
+        return port, (port >= 0).astype(np.int64)
     ttl = np.full(len(probes), np.nan)
     ttl[sel] = _request_ttl(packets, probes, sel)
     return tracer_ports(probes, ttl, tracer_min_ports)
@@ -240,51 +275,107 @@ def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 
 def _group_stats(order, bounds, ts, plen, data, tolerance):  # pragma: no cover - compiled
     """Per group (``order`` sorted by group, time within): first and last time, median gap, gaps and
     gaps on schedule (within ``tolerance`` of a whole multiple of the median, at least one), requests
-    with data, median payload length and distinct payload lengths (NaN lengths ignored)."""
+    with data, median payload length and distinct payload lengths (NaN lengths ignored; lengths are
+    IP payload sizes, under 2^17)."""
     G = bounds.size - 1
     first, last = np.zeros(G, np.int64), np.zeros(G, np.int64)
     med, plmed = np.full(G, np.nan), np.full(G, np.nan)
     gaps, near, ndata, nlen = (np.zeros(G, np.int64), np.zeros(G, np.int64), np.zeros(G, np.int64),
                                np.zeros(G, np.int64))
+    seen = np.zeros(1 << 17, np.int64)
+    gp = np.empty(max(order.size, 1))
+    pl = np.empty(max(order.size, 1))
     for g in range(G):
         lo, hi = bounds[g], bounds[g + 1]
         first[g] = ts[order[lo]]
         last[g] = ts[order[hi - 1]]
         k = hi - lo
         if k > 1:
-            gp = np.empty(k - 1)
+            prev = ts[order[lo]]
             for i in range(lo + 1, hi):
-                gp[i - lo - 1] = (ts[order[i]] - ts[order[i - 1]]) / 1e9
-            sg = np.sort(gp)
-            m = sg[(k - 1) // 2] if (k - 1) % 2 else (sg[(k - 1) // 2 - 1] + sg[(k - 1) // 2]) / 2
+                t = ts[order[i]]
+                gp[i - lo - 1] = (t - prev) / 1e9
+                prev = t
+            m = np.median(gp[:k - 1])
             med[g] = m
             if m > 0:
                 gaps[g] = k - 1
                 c = 0
-                for x in gp:
-                    r = x / m
+                for j in range(k - 1):
+                    r = gp[j] / m
                     w = max(np.round(r), 1.0)
                     if abs(r - w) <= tolerance:
                         c += 1
                 near[g] = c
-        pl = np.empty(k)
+        # payload lengths: counted per distinct value (lengths are small integers), the median read
+        # off the counts in order; a value outside 0..2^17 (never an IP payload length) falls back to a sort
         n = 0
+        d = 0
+        odd = False
         for i in range(lo, hi):
-            if data[order[i]]:
+            e = order[i]
+            if data[e]:
                 ndata[g] += 1
-            v = plen[order[i]]
-            if not np.isnan(v):
-                pl[n] = v
-                n += 1
-        if n:
-            sp = np.sort(pl[:n])
-            plmed[g] = sp[n // 2] if n % 2 else (sp[n // 2 - 1] + sp[n // 2]) / 2
-            d = 1
-            for i in range(1, n):
-                if sp[i] != sp[i - 1]:
-                    d += 1
+            v = plen[e]
+            if np.isnan(v):
+                continue
+            n += 1
+            x = int(v)
+            if x != v or x < 0 or x >= seen.size:
+                odd = True
+                continue
+            if seen[x] == 0:
+                pl[d] = x
+                d += 1
+            seen[x] += 1
+        if odd:
+            tmp = np.empty(n)
+            j = 0
+            for i in range(lo, hi):
+                if not np.isnan(plen[order[i]]):
+                    tmp[j] = plen[order[i]]
+                    j += 1
+            tmp = np.sort(tmp)
+            plmed[g] = (tmp[(n - 1) // 2] + tmp[n // 2]) / 2
+            u = 1
+            for j in range(1, n):
+                if tmp[j] != tmp[j - 1]:
+                    u += 1
+            nlen[g] = u
+        elif n:
+            vals = np.sort(pl[:d])
+            lo_i, hi_i = (n - 1) // 2, n // 2
+            c = 0
+            va, vb = np.nan, np.nan
+            for v in vals:
+                c2 = c + seen[int(v)]
+                if np.isnan(va) and lo_i < c2:
+                    va = v
+                if hi_i < c2:
+                    vb = v
+                    break
+                c = c2
+            plmed[g] = (va + vb) / 2
             nlen[g] = d
+        for j in range(d):                  # reset only what this group set
+            seen[int(pl[j])] = 0
     return first, last, med, gaps, near, ndata, plmed, nlen
+
+
+@njit(nogil=True)
+def _counting_order(gid, n_groups):  # pragma: no cover - compiled
+    """Indices sorting ``gid`` (0..n_groups-1) stably: a counting sort, O(n)."""
+    count = np.zeros(n_groups + 1, np.int64)
+    for g in gid:
+        count[g + 1] += 1
+    for g in range(n_groups):
+        count[g + 1] += count[g]
+    out = np.empty(gid.size, np.int64)
+    for i in range(gid.size):
+        g = gid[i]
+        out[count[g]] = i
+        count[g] += 1
+    return out
 
 
 def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float, tracer_min_ports: int) -> dict:
@@ -311,7 +402,7 @@ def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: floa
     if ts.size > 1 and not bool(np.all(np.diff(ts) >= 0)):
         order = np.lexsort((ts, gid))
     else:
-        order = np.argsort(gid, kind="stable")              # the probes table is in time order
+        order = _counting_order(gid, ng)                    # the probes table is in time order
     cnt = np.bincount(gid, minlength=ng)
     bounds = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
     first, last, med, gaps, near, ndata, plmed, nlen = _group_stats(order, bounds, ts, plen, data, tolerance)
@@ -332,7 +423,7 @@ def _address_index(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Index:
     extra = []
     for c in ("source", "destination"):
         v = probes[c].cat.categories if isinstance(probes[c].dtype, pd.CategoricalDtype) else pd.Index(probes[c].unique())
-        extra += list(np.asarray(v.astype(object))[cats.get_indexer(v) < 0])
+        extra += list(np.asarray(v.astype(object))[_positions(cats, v) < 0])
     return cats.append(pd.Index(sorted(set(extra)), dtype=cats.dtype)) if extra else cats
 
 
@@ -563,7 +654,12 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
     pk = _packed(pc, sc, dc, port, len(addrs))
     want = _packed(protos.get_indexer(sel["protocol"]), addrs.get_indexer(sel["source"]),
                    addrs.get_indexer(sel["destination"]), sel["port"].to_numpy(np.int64), len(addrs))
-    keep = np.isin(pk, want) & (pc >= 0) & (sc >= 0) & (dc >= 0) if len(sel) else np.zeros(len(probes), bool)
+    if len(sel):
+        w = np.unique(want)                                   # few keys: a binary search per probe
+        i = np.minimum(np.searchsorted(w, pk), w.size - 1)
+        keep = (w[i] == pk) & (pc >= 0) & (sc >= 0) & (dc >= 0)
+    else:
+        keep = np.zeros(len(probes), bool)
     keep = np.array(keep, copy=True) if kinds is not None else np.ones(len(probes), bool)
 
     def named(ks):
@@ -623,9 +719,15 @@ def _frame_kinds(kind, proto, src, dst, sport, dport, no_ports, typ, lk, lv, nc)
                 port = np.int64(dport[i]) if side == 0 else np.int64(sport[i])
             x, y = (np.int64(src[i]), np.int64(dst[i])) if side == 0 else (np.int64(dst[i]), np.int64(src[i]))
             q = (((x + 1) * n + (y + 1)) * 65537 + (port + 1)) * 16 + small
-            j = np.searchsorted(lk, q)
-            if j < lk.size and lk[j] == q:
-                kind[i] = lv[j]
+            lo, hi = 0, lk.size                          # binary search in the sorted keys
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if lk[mid] < q:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < lk.size and lk[lo] == q:
+                kind[i] = lv[lo]
                 break
 
 
