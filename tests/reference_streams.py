@@ -161,11 +161,12 @@ def _connection_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
 
 def _udp_data(packets, probes) -> np.ndarray:
     out = np.zeros(len(probes), bool)
-    by_frame = dict(zip(packets["frame"].to_numpy("int64").tolist(),
-                        packets["ip_proto"].to_numpy("int64", na_value=-1).tolist()))
-    for i, (proto, rf) in enumerate(zip(probes["protocol"].astype(str), probes["reply_frame"].tolist())):
-        if proto == "udp" and not pd.isna(rf):
-            out[i] = by_frame.get(int(rf)) == 17
+    udp = np.flatnonzero((probes["protocol"].astype(str) == "udp").to_numpy())
+    proto_of = packets.set_index("frame")["ip_proto"] if udp.size else None
+    for i in udp:
+        rf = probes["reply_frame"].iloc[i]
+        if not pd.isna(rf):
+            out[i] = proto_of.get(int(rf)) == 17
     return out
 
 
@@ -175,9 +176,10 @@ def tracer_ports(packets, probes, tracer_min_ports=3):
     stream at its lowest port."""
     port = _ports(probes["port"])
     span = (port >= 0).astype(np.int64)
-    ttl_of = dict(zip(packets["frame"].to_numpy("int64").tolist(),
-                      packets["ttl"].to_numpy("float64", na_value=np.nan).tolist()))
-    udp = [i for i, pr in enumerate(probes["protocol"].astype(str)) if pr == "udp" and port[i] >= 0]
+    udp = [int(i) for i in np.flatnonzero((probes["protocol"].astype(str) == "udp").to_numpy() & (port >= 0))]
+    if not udp:
+        return port, span
+    ttl_of = packets.set_index("frame")["ttl"].astype("float64")
     by_dst = {}
     for i in udp:
         by_dst.setdefault(str(probes["destination"].iloc[i]), []).append(i)

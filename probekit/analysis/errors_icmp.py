@@ -19,7 +19,7 @@ import pandas as pd
 from .._jit import njit
 from ..schema import ERROR_OUTCOMES, ICMP_ERRORS, PROBE_ERRORS, QUOTED_COLUMNS
 from ._groups import factorize_rows as _factorize
-from .streams import _codes_in
+from .streams import _codes_in, _positions
 
 __all__ = [
     "ERROR_TYPES",
@@ -71,8 +71,22 @@ def _text_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
         c = s.cat.codes.to_numpy()[rows]
         out = cats[np.maximum(c, 0)] if len(cats) else np.full(rows.size, None, dtype=object)
         return np.where(c >= 0, out, None)
-    v = np.asarray(s.array.take(rows), dtype=object)
+    arr = s.array
+    if isinstance(arr, pd.arrays.SparseArray):        # the values at the rows that have one, by position
+        idx, vals = arr.sp_index.indices, np.asarray(arr.sp_values, dtype=object)
+        out = np.full(rows.size, None, dtype=object)
+        if idx.size:
+            j = np.minimum(np.searchsorted(idx, rows), idx.size - 1)
+            present = idx[j] == rows
+            out[present] = vals[j[present]]
+        return out
+    v = np.asarray(arr.take(rows), dtype=object)
     return np.where(pd.isna(v), None, v)
+
+
+def _missing(v: np.ndarray) -> np.ndarray:
+    """None in an object array of text (as _text_at gives them)."""
+    return np.equal(v, None)
 
 
 def _names(keys: np.ndarray, table: dict, default) -> np.ndarray:
@@ -129,7 +143,7 @@ def icmp_errors(packets: pd.DataFrame, probes: pd.DataFrame | None = None, windo
     qsrc, qdst = _text_at(packets["quoted_src"], rows), _text_at(packets["quoted_dst"], rows)
     # what the quoted header lacks, said in words
     note = np.full(rows.size, "", dtype=object)
-    no_ip = pd.isna(qsrc) | pd.isna(qdst) | ~has_q
+    no_ip = _missing(qsrc) | _missing(qdst) | ~has_q
     known = is_icmp | is_l4
     need_seq = (qproto == 6) | is_icmp
     no_l4 = ~no_ip & known & (np.isnan(ident) | (need_seq & np.isnan(seq)) | (is_l4 & np.isnan(port)))
@@ -164,13 +178,24 @@ _PCODE = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
 
 
 def _category(v: np.ndarray) -> pd.Categorical:
-    """A categorical of text values (None for missing), categories sorted as pd.Categorical sorts them."""
-    present = ~pd.isna(v)
-    u, inv = np.unique(v[present].astype(str), return_inverse=True) if present.any() else (np.zeros(0, str), None)
-    codes = np.full(v.size, -1, np.int64)
-    if inv is not None:
-        codes[present] = inv
-    return pd.Categorical.from_codes(codes, categories=pd.Index(u.astype(object), dtype=object))
+    """A categorical of text values (None for missing), categories sorted as pd.Categorical sorts them:
+    a hash factorisation, then the few distinct values sorted."""
+    codes, uniq = pd.factorize(np.asarray(v, dtype=object), use_na_sentinel=True)
+    uniq = np.asarray(uniq, dtype=object)
+    order = np.argsort(uniq.astype(str), kind="stable") if uniq.size else np.zeros(0, np.int64)
+    rank = np.empty(uniq.size, np.int64)
+    rank[order] = np.arange(uniq.size)
+    codes = np.where(codes >= 0, rank[np.maximum(codes, 0)] if uniq.size else -1, -1)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniq[order], dtype=object))
+
+
+def _text_codes(v: np.ndarray, index: pd.Index) -> np.ndarray:
+    """Positions of text values (None: -1) in ``index``, looked up once per distinct value."""
+    codes, uniq = pd.factorize(np.asarray(v, dtype=object), use_na_sentinel=True)
+    if not len(uniq):
+        return np.full(len(v), -1, np.int64)
+    pos = _positions(index, list(uniq))
+    return np.where(codes >= 0, pos[np.maximum(codes, 0)], -1)
 
 
 def _uint(v: np.ndarray, dtype: str):
@@ -192,10 +217,9 @@ def _attach(probes: pd.DataFrame, window_s: float, ts, qname, qsrc, qdst, ident,
         p_proto, _codes_in(probes["source"], addr), _codes_in(probes["destination"], addr),
         probes["ident"].to_numpy("int64", na_value=-1), probes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
         np.where(p_udp, -1, probes["seq"].to_numpy("int64", na_value=-1))]).T
-    e_proto = np.array([_PCODE.get(x, -1) for x in qname.tolist()], np.int64) if qname.size else np.zeros(0, np.int64)
+    e_proto = _text_codes(qname, pd.Index(list(_PCODE), dtype=object))
     e_key = np.stack([
-        e_proto, addr.get_indexer(pd.Index(np.where(pd.isna(qsrc), "", qsrc).astype(str), dtype=object)),
-        addr.get_indexer(pd.Index(np.where(pd.isna(qdst), "", qdst).astype(str), dtype=object)),
+        e_proto, _text_codes(qsrc, addr), _text_codes(qdst, addr),
         np.nan_to_num(ident, nan=-1).astype(np.int64), np.nan_to_num(port, nan=-1).astype(np.int64),
         np.where(e_proto == 3, -1, np.nan_to_num(seq, nan=-1)).astype(np.int64)]).T
     keys = np.concatenate([p_key, e_key]) + 1           # every field >= 0: -1 (absent) becomes 0
