@@ -23,12 +23,12 @@ from bench_read import build
 import probekit
 from probekit.analysis.datagrams import datagrams, reassembled_packets
 from probekit.analysis.errors_icmp import attribute_errors
-from probekit.analysis.streams import other_traffic, select_probe_streams, streams
+from probekit.analysis.streams import streams
 from probekit.synth import synth
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import reference_errors_icmp as ref_errors  # noqa: E402
-import reference_streams as ref_streams  # noqa: E402
+import reference_errors_icmp as ref_errors
+import reference_streams as ref_streams
 
 
 def best(f, repeat: int) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from probekit.analysis.connections import LIKELY_SERVER_PORTS
 from probekit.schema import (
     OTHER_TRAFFIC,
     SOURCE_STREAM_KEYS,
@@ -16,7 +17,6 @@ from probekit.schema import (
     STREAM_KINDS,
     STREAMS,
 )
-from probekit.analysis.connections import LIKELY_SERVER_PORTS
 
 __all__ = ["other_traffic", "select_probe_streams", "stream_key", "streams"]
 
@@ -391,7 +391,8 @@ def _evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_target
         "probe": f"probe: >= {min_requests} requests on a fixed schedule (>= {on_schedule_pct:.0f} % of gaps)",
         "few": f"other: fewer than {min_requests} requests",
         "irregular": f"other: under {on_schedule_pct:.0f} % of gaps on schedule",
-        "some_data": f"other: regular, but some {'requests drew UDP replies' if r.protocol == 'udp' else 'connections carried data'}",
+        "some_data": "other: regular, but some " + ("requests drew UDP replies" if r.protocol == "udp"
+                                                    else "connections carried data"),
     }
     reasons = "; ".join(why[x] for x in r.rules.split(","))
     return f"{reasons} — {who}{ports}{sched}{data}{pay}{tool}"

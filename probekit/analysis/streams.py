@@ -19,7 +19,6 @@ from ..schema import (
     OTHER_TRAFFIC,
     SOURCE_STREAM_KEYS,
     STREAM_COLUMNS,
-    STREAM_KEYS,
     STREAM_KINDS,
     STREAMS,
 )
@@ -590,7 +589,8 @@ def _evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_target
         "probe": f"probe: >= {min_requests} requests on a fixed schedule (>= {on_schedule_pct:.0f} % of gaps)",
         "few": f"other: fewer than {min_requests} requests",
         "irregular": f"other: under {on_schedule_pct:.0f} % of gaps on schedule",
-        "some_data": f"other: regular, but some {'requests drew UDP replies' if r.protocol == 'udp' else 'connections carried data'}",
+        "some_data": "other: regular, but some " + ("requests drew UDP replies" if r.protocol == "udp"
+                                                    else "connections carried data"),
     }
     reasons = "; ".join(why[x] for x in r.rules.split(","))
     return f"{reasons} — {who}{ports}{sched}{data}{pay}{tool}"
