@@ -105,8 +105,10 @@ def _ttl_limited(r) -> bool:
 def _udp_tool(r, shape: str, ev: str, ttl: str) -> tuple[str, str]:
     """UDP probes: the tracers. ``r["ports"]``: destination ports the stream covers (streams.tracer_ports)."""
     ports = int(r.get("ports", 1) or 1)
-    if not _ttl_limited(r):
-        return "unknown", f"UDP requests, {ev}"
+    if not _ttl_limited(r):   # said without the payload's layout: the chunked drivers have no payload bytes
+        top = r["ttl_max"]
+        at = f"{int(top)}" if np.isfinite(top) else "?"
+        return "unknown", f"UDP requests at one TTL ({at}): no tracer; an application's or unknown"
     rising = f"destination ports rising over {ports}" if ports > 1 else "one destination port"
     if shape == "ascending" and ports > 1:
         return "traceroute", f"{ttl}, {rising}, a new source port per probe, {ev} (traceroute's '@ABC…' fill)"
