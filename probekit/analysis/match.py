@@ -224,16 +224,17 @@ def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> 
             e, qa, qb = e[ok], qa[ok], qb[ok]
             qp, qi = qd[ok].astype(np.int64), qs[ok].astype(np.int64)
             refusal[e] = True
-    rows = np.concatenate([np.flatnonzero(request | reply), e])
-    a = np.concatenate([np.where(request, src, dst)[request | reply], qa])
-    b = np.concatenate([np.where(request, dst, src)[request | reply], qb])
-    port = np.concatenate([np.where(request, dport, sport)[request | reply].astype(np.int64), qp])
-    ident = np.concatenate([np.where(request, sport, dport)[request | reply].astype(np.int64), qi])
+    out = request[r] if r.size else np.zeros(0, bool)       # the UDP rows only, never the whole table
+    rows = np.concatenate([r, e])
+    a = np.concatenate([np.where(out, src[r], dst[r]), qa])
+    b = np.concatenate([np.where(out, dst[r], src[r]), qb])
+    port = np.concatenate([np.where(out, dport[r], sport[r]).astype(np.int64), qp])
+    ident = np.concatenate([np.where(out, sport[r], dport[r]).astype(np.int64), qi])
     order = np.argsort(rows, kind="stable")
     rows, a, b, port, ident = rows[order], a[order], b[order], port[order], ident[order]
     is_req = request[rows]
-    v4 = np.array([":" not in str(c) for c in p["src"].cat.categories], bool)
-    ip_id = p["ip_id"].to_numpy("float64", na_value=np.nan)[rows]
+    v4 = np.array([":" not in str(c) for c in p["src"].cat.categories], bool) if rows.size else np.zeros(0, bool)
+    ip_id = _sparse_take(p["ip_id"], rows)
     own = udp_request_seq(ip_id, v4[src[rows]] if v4.size else np.zeros(rows.size, bool))
     seq = _latest_request_seq(a, b, port, ident, _raw(p["ts_ns"], -1)[rows], is_req, own)
     keys = np.stack([a, b, port, ident & 0xFFFF, seq]).T.copy() if rows.size else np.zeros((0, 5), np.int64)
@@ -262,8 +263,11 @@ def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
 
 
 def _sparse_take(s: pd.Series, rows: np.ndarray) -> np.ndarray:
-    """A sparse (or dense) numeric column's values at ``rows`` as float64, NaN where absent."""
-    return np.asarray(s.array.take(rows), dtype=np.float64) if rows.size else np.zeros(0)
+    """A sparse (or nullable) numeric column's values at ``rows`` as float64, NaN where absent."""
+    if not rows.size:
+        return np.zeros(0)
+    a = s.array.take(rows)
+    return a.to_numpy("float64", na_value=np.nan) if hasattr(a, "_mask") else np.asarray(a, dtype=np.float64)
 
 
 def _address_codes(s: pd.Series, rows: np.ndarray, cats: pd.Index) -> np.ndarray:
