@@ -18,7 +18,8 @@ __all__ = [
     "IPPROTO_ICMP", "IPPROTO_TCP", "IPPROTO_UDP", "IPPROTO_ICMPV6",
     "ICMP_ECHO_REQUEST", "ICMP_ECHO_REPLY", "ICMPV6_ECHO_REQUEST", "ICMPV6_ECHO_REPLY",
     "ICMP_ID_SEQ_TYPES", "ICMPV6_ID_SEQ_TYPES", "echo_request_type", "echo_reply_type", "is_echo_reply",
-    "PROBE_PROTOCOLS", "REPLY_KINDS", "ECHO_REPLY", "SYN_ACK", "RST_ACK", "TCP_HEADER_LEN",
+    "PROBE_PROTOCOLS", "REPLY_KINDS", "ECHO_REPLY", "SYN_ACK", "RST_ACK", "UDP_REPLY", "PORT_UNREACHABLE",
+    "REFUSALS", "TCP_HEADER_LEN", "udp_request_seq", "udp_flow_roles", "is_port_unreachable", "UDP_NO_REQUEST",
     "is_syn", "is_syn_ack", "is_rst_ack", "is_bare_rst", "syn_data_len", "syn_ack_isn", "reset_isn", "rst_ack_accepts",
     "ANSWERED", "classify_outcome", "period_status", "loss_pct", "address_sort_key", "sorted_addresses",
 ]
@@ -54,11 +55,18 @@ def is_echo_reply(icmp_type):
 
 
 # ----------------------------------------------------------------------------- probes and replies
-PROBE_PROTOCOLS = ("icmp", "icmpv6", "tcp")
+PROBE_PROTOCOLS = ("icmp", "icmpv6", "tcp", "udp")
 """Values of a probe's ``protocol``, in the order of their integer codes in the matching kernels."""
-REPLY_KINDS = ("echo_reply", "syn_ack", "rst_ack")
+REPLY_KINDS = ("echo_reply", "syn_ack", "rst_ack", "udp_reply", "port_unreachable")
 """What answered a probe, by integer code (-1: nothing)."""
-ECHO_REPLY, SYN_ACK, RST_ACK = 0, 1, 2
+ECHO_REPLY, SYN_ACK, RST_ACK, UDP_REPLY, PORT_UNREACHABLE = 0, 1, 2, 3, 4
+REFUSALS = (RST_ACK, PORT_UNREACHABLE)
+"""Reply kinds that say "port closed" from the target itself: a TCP RST/ACK (RFC 9293 3.10.7.1) and, for a
+UDP probe, an ICMP/ICMPv6 port unreachable sent by the probe's destination (RFC 1122 4.1.3.1, RFC 4443
+3.1 code 4). The outcome is ``refused``: the path works, the target answered."""
+UDP_NO_REQUEST = 0xFFFFFFFF
+"""The ``seq`` a UDP reply or port unreachable gets when no UDP request on its 4-tuple came before it
+(it can match no probe: a request's seq is 16 bits)."""
 TCP_HEADER_LEN = 20
 """Bytes of a TCP header without options: a probe SYN's data is its segment size minus these."""
 
@@ -127,6 +135,44 @@ def rst_ack_accepts(ack, isn, data_len):
     return _out(((a - i - 1) % m == 0) | ((a - i - 1 - d) % m == 0))
 
 
+def udp_request_seq(ip_id, is_ipv4):
+    """A UDP probe's ``seq``: the IPv4 identification of its request, 0 for IPv6 (no id without a
+    fragment header). Tracers that keep one 4-tuple for every probe (Paris traceroute, scamper's default
+    udp-paris, tcptraceroute for TCP) tell their probes apart by it; the ports alone would fold them."""
+    i = np.asarray(ip_id, dtype=np.float64)
+    out = np.where(np.asarray(is_ipv4, bool) & ~np.isnan(i), np.nan_to_num(i), 0).astype(np.int64) & 0xFFFF
+    return int(out) if out.ndim == 0 else out
+
+
+def udp_flow_roles(src, dst, sport, dport):
+    """Which UDP datagrams are requests (True) and which replies (False), in frame order: on each 4-tuple
+    the side that sent the first datagram is the client (as Zeek's UDP connections take the first
+    packet's sender as originator); its datagrams are requests, the other side's replies on the
+    reversed 4-tuple. ``src``/``dst``: integer address codes (arrays)."""
+    s, d = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    es = (s << 16) | (np.asarray(sport, np.int64) & 0xFFFF)      # one endpoint: address and port
+    ed = (d << 16) | (np.asarray(dport, np.int64) & 0xFFFF)
+    fwd = es <= ed
+    lo, hi = np.where(fwd, es, ed), np.where(fwd, ed, es)
+    n = s.size
+    if n == 0:
+        return np.zeros(0, bool)
+    order = np.lexsort((np.arange(n), hi, lo))
+    start = np.ones(n, bool)
+    start[1:] = (lo[order][1:] != lo[order][:-1]) | (hi[order][1:] != hi[order][:-1])
+    first = order[np.maximum.accumulate(np.where(start, np.arange(n), 0))]   # each row's flow's first row
+    out = np.empty(n, bool)
+    out[order] = fwd[order] == fwd[first]
+    return out
+
+
+def is_port_unreachable(ip_proto, icmp_type, icmp_code):
+    """ICMP destination unreachable code 3 (port, RFC 792) or ICMPv6 destination unreachable code 4 (port,
+    RFC 4443 3.1); scalars or arrays."""
+    p, t, c = (np.asarray(x, dtype=np.int64) for x in (ip_proto, icmp_type, icmp_code))
+    return _out(((p == IPPROTO_ICMP) & (t == 3) & (c == 3)) | ((p == IPPROTO_ICMPV6) & (t == 1) & (c == 4)))
+
+
 # --------------------------------------------------------------------------------------- outcomes
 ANSWERED = ("answered", "refused")
 """Outcomes that count as answered for loss and RTT (a refusal proves the path works)."""
@@ -137,7 +183,8 @@ def classify_outcome(reply_kind, delay_ns, timeout_ns, unjudged=False, codes=Fal
     """A probe's outcome (schema.OUTCOMES) from what answered it (``reply_kind``: a REPLY_KINDS code,
     -1 for nothing), the reply delay (ns, NaN for none) and the timeout (ns).
 
-    answered: a reply within the timeout; refused: a RST/ACK within it; late: a reply after it;
+    answered: a reply within the timeout; refused: a refusal (REFUSALS: a RST/ACK, or the destination's
+    own ICMP port unreachable to a UDP probe) within it; late: a reply after it;
     unknown: no reply and ``unjudged`` (the capture ended before the timeout ran out); lost otherwise.
     Scalars give a str; arrays give an array of names, or of OUTCOMES codes with ``codes=True``.
     """
@@ -145,7 +192,8 @@ def classify_outcome(reply_kind, delay_ns, timeout_ns, unjudged=False, codes=Fal
     delay = np.asarray(delay_ns, dtype=np.float64)
     got = (kind >= 0) & ~np.isnan(delay)
     late = got & (delay > timeout_ns)
-    code = np.select([got & ~late & (kind == RST_ACK), got & ~late, late, ~got & np.asarray(unjudged, bool)],
+    refusal = (kind == RST_ACK) | (kind == PORT_UNREACHABLE)
+    code = np.select([got & ~late & refusal, got & ~late, late, ~got & np.asarray(unjudged, bool)],
                      [_O["refused"], _O["answered"], _O["late"], _O["unknown"]], _O["lost"])
     if code.ndim == 0:
         return OUTCOMES[int(code)]

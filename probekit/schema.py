@@ -129,28 +129,34 @@ PACKETS: tuple[Column, ...] = (
 PACKET_COLUMNS = tuple(c.name for c in PACKETS)
 
 OUTCOMES = ("answered", "refused", "late", "lost", "unknown")
-"""Values of a probe's ``outcome``: answered (echo reply / SYN-ACK within the timeout), refused (RST/ACK
-within the timeout: the port is closed, yet the path works), late (a reply after the timeout: lost for
-the metrics), lost (no reply in the capture), unknown (the capture ended before the timeout ran out); and,
-once ICMP errors are attributed, the ERROR_OUTCOMES (unreachable, ttl_exceeded, frag_needed,
-packet_too_big, param_problem), which count as lost."""
+"""Values of a probe's ``outcome``: answered (echo reply / SYN-ACK / a UDP datagram back on the reversed
+4-tuple, within the timeout), refused (within the timeout, the target itself said "port closed": a TCP
+RST/ACK, or for a UDP probe an ICMP/ICMPv6 port unreachable sent by the probe's destination; the path
+works), late (a reply after the timeout: lost for the metrics), lost (no reply in the capture), unknown
+(the capture ended before the timeout ran out); and, once ICMP errors are attributed, the
+ERROR_OUTCOMES (unreachable — a port unreachable from any other address among them —, ttl_exceeded,
+frag_needed, packet_too_big, param_problem), which count as lost."""
 
 PROBES: tuple[Column, ...] = (
     Column("ts_ns", "int64", "request time at the capture point, ns since the epoch"),
-    Column("protocol", "category", "icmp, icmpv6 or tcp"),
+    Column("protocol", "category", "icmp, icmpv6, tcp or udp"),
     Column("source", "category", "prober address (the ENI)"),
     Column("destination", "category", "target address"),
-    Column("port", "UInt16", "TCP destination port; <NA> for ICMP"),
-    Column("size", "Int32", "probe size: ICMP message or TCP segment bytes (IP total length - IP header)"),
-    Column("ident", "UInt32", "ICMP echo identifier, or the TCP source port"),
-    Column("seq", "UInt32", "ICMP echo sequence number, or the TCP initial sequence number"),
+    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP"),
+    Column("size", "Int32", "probe size: ICMP message, TCP segment or UDP datagram bytes (IP total length - "
+                            "IP header)"),
+    Column("ident", "UInt32", "ICMP echo identifier, or the TCP/UDP source port"),
+    Column("seq", "UInt32", "ICMP echo sequence number, the TCP initial sequence number, or for UDP the "
+                            "request's IPv4 identification (0 for IPv6): what tells apart the probes of a "
+                            "tracer that keeps one 4-tuple (Paris traceroute)"),
     Column("outcome", "category", "one of " + ", ".join(OUTCOMES)),
     Column("rtt_us", "float64", "reply time - request time in µs, for answered/refused probes; NaN "
                                 "otherwise (never 0 for no reply). At the target's side of the path "
                                 "this is the target's turnaround"),
     Column("reply_delay_us", "float64", "reply time - request time for any reply, late ones included"),
     Column("request_frame", "int64", "frame number of the request (the first one, if re-sent)"),
-    Column("reply_frame", "Int64", "frame number of the first reply"),
+    Column("reply_frame", "Int64", "frame number of the first reply (for a refused UDP probe: the "
+                                   "destination's ICMP port unreachable)"),
     Column("reset_frame", "Int64", "frame number of the prober's RST after the SYN/ACK (TCP)"),
     Column("reset_after_us", "float64", "prober's RST time - SYN/ACK time, µs (TCP)"),
     Column("retransmits", "int32", "further requests with the same identity (re-sent SYNs, repeated echo)"),
@@ -198,11 +204,11 @@ PERIODS: tuple[Column, ...] = (
 # The tables of timing, sources, sizes, matching and the truth sidecars. Grouping keys are optional
 # columns: an analysis grouped ``by`` STREAM_KEYS has no ``source`` column.
 def _keys(source: bool = True) -> tuple[Column, ...]:
-    cols = (Column("protocol", "category", "stream key: icmp, icmpv6 or tcp", optional=True),)
+    cols = (Column("protocol", "category", "stream key: icmp, icmpv6, tcp or udp", optional=True),)
     if source:
         cols += (Column("source", "category", "stream key: prober address (the ENI)", optional=True),)  # type: ignore[assignment]
     return cols + (Column("destination", "category", "stream key: target address", optional=True),
-                   Column("port", "UInt16", "stream key: TCP destination port (<NA> for ICMP)", optional=True))
+                   Column("port", "UInt16", "stream key: TCP/UDP destination port (<NA> for ICMP)", optional=True))
 
 
 INTER_ARRIVALS: tuple[Column, ...] = _keys() + (
@@ -271,7 +277,7 @@ SIZE_CHANGES: tuple[Column, ...] = _keys(source=False) + (
     Column("delay_s", "float64", "ts_ns - configured_at_ns, s (NaN without configured_at_ns)"),
 )
 ORPHANS: tuple[Column, ...] = (
-    Column("protocol", "str", "icmp, icmpv6 or tcp"),
+    Column("protocol", "str", "icmp, icmpv6, tcp or udp"),
     Column("source", "str", "prober address the reply went to"),
     Column("destination", "str", "target address it came from"),
     Column("ident", "int64", "ICMP identifier or the prober's TCP port"),
@@ -279,7 +285,8 @@ ORPHANS: tuple[Column, ...] = (
     Column("seq", "int64", "ICMP sequence number, or the ISN the reply acknowledges (ack - 1)"),
     Column("ts_ns", "int64", "reply time, ns since the epoch"),
     Column("frame", "int64", "reply frame number"),
-    Column("kind", "int64", "0 echo reply, 1 SYN/ACK, 2 RST/ACK (probekit.protocol.REPLY_KINDS)"),
+    Column("kind", "int64", "0 echo reply, 1 SYN/ACK, 2 RST/ACK, 3 UDP reply, 4 the destination's port "
+                            "unreachable (probekit.protocol.REPLY_KINDS)"),
     Column("ack_raw", "float64", "the RST/ACK's raw ack number; NaN for other kinds"),
 )
 TRUTH: tuple[Column, ...] = (
@@ -511,9 +518,12 @@ carry data: browsers, ssh, API clients), scan (one or two requests per target ac
 one source), other (anything else). The rules are in docs/streams.md."""
 
 STREAMS: tuple[Column, ...] = (
-    Column("protocol", "category", "icmp, icmpv6, tcp (udp: traceroute-style probes, once matched)"),
+    Column("protocol", "category", "icmp, icmpv6, tcp or udp"),
     Column("destination", "category", "target address"),
-    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP"),
+    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP. A tracer's UDP stream (rising "
+                             "ports, rising TTLs) is keyed by its lowest port"),
+    Column("ports", "int32", "destination ports the row covers from ``port`` on: port .. port + ports - 1 "
+                             "(a tracer's run of ports); 1 for TCP and other UDP, 0 for ICMP"),
     Column("kind", "category", "one of " + ", ".join(STREAM_KINDS)),
     Column("sources", "int32", "number of source addresses in this row (source streams of the same kind "
                                "to the same target are one row)"),
@@ -531,7 +541,8 @@ STREAMS: tuple[Column, ...] = (
     Column("source_targets", "int64", "most distinct targets (protocol, destination, port) any source "
                                       "of this row sent one or two requests to (a scanner's fan-out)"),
     Column("data_pct", "float64", "TCP: share of connections that carried data after the SYN (either "
-                                  "way); NaN for ICMP/UDP"),
+                                  "way); UDP: share of requests answered by a UDP datagram (an "
+                                  "application's reply); NaN for ICMP"),
     Column("payload_len_median", "float64", "median L4 payload bytes of the requests (SYN data for TCP, "
                                             "echo data for ICMP)"),
     Column("payload_lengths", "int32", "distinct request payload lengths"),

@@ -24,6 +24,11 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
     """One row per source stream: ``tool`` and ``evidence``."""
     if probes.empty:
         return pd.DataFrame(columns=list(STREAM) + ["probes", "tool", "evidence"])
+    # a tracer's UDP probes to rising ports are one stream at the lowest port (the plain rule)
+    from reference_streams import tracer_ports
+    port, span = tracer_ports(packets, probes)
+    if (span > 1).any():
+        probes = probes.assign(port=pd.array([p if p >= 0 else None for p in port.tolist()], dtype="UInt16"))
     payloads = request_payloads(packets, probes)
     verdicts = payload_verdicts(probes, payloads, by=STREAM)
     req = packets.iloc[probes["request_frame"].to_numpy("int64") - 1]
@@ -35,7 +40,8 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
         plen=col("payload_caplen"), seq=probes["seq"].to_numpy("float64", na_value=np.nan),
         reset=probes["reset_frame"].notna().to_numpy(), resent=probes["retransmits"].to_numpy(),
         answered=probes["outcome"].isin(["answered"]).to_numpy(), size=probes["size"].to_numpy("float64", na_value=np.nan),
-        frame=probes["request_frame"].to_numpy(), ts=probes["ts_ns"].to_numpy(), payload=payloads.to_numpy(object))
+        frame=probes["request_frame"].to_numpy(), ts=probes["ts_ns"].to_numpy(), payload=payloads.to_numpy(object),
+        span=span)
     balance = balance_test(probes)
     rows = []
     def k(t):
@@ -66,7 +72,8 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
                  sport_step=1 if sp.size > 2 and bool(np.all(np.diff(sp) % 65536 == 1)) else 0,
                  sports=1 if g["sport"].nunique() == 1 else n, seqs=1 if g["seq"].nunique() == 1 else n,
                  resent=int(g["resent"].sum()), plen=g["plen"].fillna(0).max(), size=g["size"].median(),
-                 reset=float(g["reset"][ans].mean()) if ans.any() else np.nan)
+                 reset=float(g["reset"][ans].mean()) if ans.any() else np.nan, ports=int(g["span"].max()),
+                 id_step_one=bool(n > 1 and g["ip_id"].diff().abs().max() == 1))
         tool, why = classify_stream(r, sources, even)
         rows.append((*key, n, tool, why))
     return pd.DataFrame(rows, columns=list(STREAM) + ["probes", "tool", "evidence"])

@@ -37,8 +37,9 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
         raise ValueError("vantage must be 'auto', 'prober' or 'target'")
     req, rep, rst = _icmp_sides(packets)
     treq, trep, trst = _tcp_sides(packets)
-    req = pd.concat([req, treq], ignore_index=True)
-    rep = pd.concat([rep, trep], ignore_index=True)
+    ureq, urep = _udp_sides(packets)
+    req = pd.concat([req, treq, ureq], ignore_index=True)
+    rep = pd.concat([rep, trep, urep], ignore_index=True)
     rst = trst
     end_ns = int(packets["ts_ns"].max()) if len(packets) and packets["ts_ns"].notna().any() else 0
     if vantage == "auto":
@@ -48,7 +49,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     probes = _attach_resets(probes, rst)
     late = probes["reply_delay_ns"] > timeout_s * _NS
     got = probes["reply_delay_ns"].notna()
-    refused = probes["reply_kind"] == RST_ACK
+    refused = probes["reply_kind"].isin([RST_ACK, PORT_UNREACHABLE])
     outcome = np.select([got & ~late & refused, got & ~late, got & late,
                          ~got & (probes["ts_ns"] + timeout_s * _NS > end_ns)],
                         ["refused", "answered", "late", "unknown"], "lost")
@@ -56,7 +57,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     rtt = probes["reply_delay_ns"].where(got & ~late) / 1e3
     out = pd.DataFrame({
         "ts_ns": probes["ts_ns"].astype("int64"),
-        "protocol": pd.Categorical.from_codes(probes["protocol"].astype(int), categories=["icmp", "icmpv6", "tcp"]),
+        "protocol": pd.Categorical.from_codes(probes["protocol"].astype(int), categories=["icmp", "icmpv6", "tcp", "udp"]),
         "source": pd.Categorical.from_codes(probes["a"].astype(int), categories=cats),
         "destination": pd.Categorical.from_codes(probes["b"].astype(int), categories=cats),
         "port": probes["port"].astype("UInt16"),
@@ -85,7 +86,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
                                             "frame", "kind", "ack_raw"])
         else:
             orphans = pd.DataFrame({
-                "protocol": np.array(["icmp", "icmpv6", "tcp"])[orphans["protocol"].to_numpy(int)],
+                "protocol": np.array(["icmp", "icmpv6", "tcp", "udp"])[orphans["protocol"].to_numpy(int)],
                 "source": np.asarray(cats)[orphans["a"].to_numpy(int)],
                 "destination": np.asarray(cats)[orphans["b"].to_numpy(int)],
                 "ident": orphans["ident"].to_numpy("int64"), "port": orphans["port"].astype("Int64"),
@@ -182,11 +183,72 @@ def _tcp_sides(p: pd.DataFrame):
     return req, pd.concat([sa, ra], ignore_index=True), rs
 
 
+def _udp_sides(p: pd.DataFrame):
+    """UDP requests (the datagrams of the side that sent a 4-tuple's first datagram), replies (the other
+    side's), and ICMP/ICMPv6 port unreachables sent by the quoted destination itself. A request's seq is
+    its IPv4 id (0 for IPv6); a reply's is that of the latest request on its 4-tuple at or before it."""
+    proto = p["ip_proto"].to_numpy("int64", na_value=-1)
+    ok = (proto == 17) & p["sport"].notna().to_numpy() & p["dport"].notna().to_numpy() & p["ts_ns"].notna().to_numpy()
+    u = _base(p, ok)
+    u["sport"] = p.loc[ok, "sport"].to_numpy("int64")
+    u["dport"] = p.loc[ok, "dport"].to_numpy("int64")
+    u["ip_id"] = p.loc[ok, "ip_id"].to_numpy("float64", na_value=np.nan)
+    cats = p["src"].cat.categories
+    ends = pd.DataFrame({"x": list(zip(u["src"], u["sport"])), "y": list(zip(u["dst"], u["dport"]))})
+    flow = [tuple(sorted(t)) for t in zip(ends["x"], ends["y"])]
+    first_x = pd.Series(ends["x"].to_numpy(object)).groupby(pd.Series(flow).astype(str).to_numpy()).transform("first")
+    outward = np.array([a == b for a, b in zip(ends["x"], first_x)], bool)
+    u["protocol"] = 3
+    u["a"] = np.where(outward, u["src"], u["dst"])
+    u["b"] = np.where(outward, u["dst"], u["src"])
+    u["port"] = np.where(outward, u["dport"], u["sport"])
+    u["ident"] = np.where(outward, u["sport"], u["dport"])
+    v4 = np.array([":" not in str(c) for c in cats])[u["src"].to_numpy(int)] if len(u) else np.zeros(0, bool)
+    u["seq"] = np.where(v4 & ~np.isnan(u["ip_id"]), np.nan_to_num(u["ip_id"]), 0).astype(np.int64)
+    req = u[outward].reset_index(drop=True)
+    rep = u[~outward].reset_index(drop=True).assign(kind=UDP_REPLY)
+    parts = [rep]
+    if all(c in p.columns for c in ("quoted_src", "quoted_dst", "quoted_proto", "quoted_sport", "quoted_dport")):
+        typ = p["icmp_type"].to_numpy("int64", na_value=-1)
+        code = p["icmp_code"].to_numpy("int64", na_value=-1)
+        pu = (((proto == 1) & (typ == 3) & (code == 3)) | ((proto == 58) & (typ == 1) & (code == 4))) \
+            & p["ts_ns"].notna().to_numpy()
+        e = _base(p, pu)
+        sub = p.loc[pu]
+        qs = sub["quoted_src"].astype(object).to_numpy()
+        qd = sub["quoted_dst"].astype(object).to_numpy()
+        e["a"] = [cats.get_loc(x) if isinstance(x, str) and x in cats else -1 for x in qs]
+        e["b"] = [cats.get_loc(x) if isinstance(x, str) and x in cats else -1 for x in qd]
+        e["qp"] = sub["quoted_proto"].astype("float64").to_numpy()
+        e["port"] = sub["quoted_dport"].astype("float64").to_numpy()
+        e["ident"] = sub["quoted_sport"].astype("float64").to_numpy()
+        e = e[(e["qp"] == 17) & e["port"].notna() & e["ident"].notna() & (e["a"] >= 0) & (e["b"] >= 0)
+              & (e["b"] == e["src"])].copy()
+        e["port"] = e["port"].astype("int64")
+        e["ident"] = e["ident"].astype("int64")
+        e["protocol"] = 3
+        parts.append(e.drop(columns=["qp"]).assign(kind=PORT_UNREACHABLE))
+    rep = pd.concat(parts, ignore_index=True)
+    four = ["a", "b", "port", "ident"]
+    if len(rep):
+        rep = rep.astype({c: "int64" for c in [*four, "ts_ns", "frame", "src", "dst"]})
+        r = rep.assign(_i=np.arange(len(rep))).sort_values("ts_ns", kind="stable")
+        q = req[[*four, "ts_ns", "seq"]].astype("int64").sort_values("ts_ns", kind="stable").rename(columns={"seq": "rseq"})
+        m = pd.merge_asof(r, q, on="ts_ns", by=four, direction="backward") if len(q) else r.assign(rseq=np.nan)
+        seq = np.full(len(rep), 0xFFFFFFFF, np.int64)
+        seq[m["_i"].to_numpy()] = m["rseq"].fillna(0xFFFFFFFF).to_numpy("int64")
+        rep["seq"] = seq
+    for d in (req, rep):
+        d["port"] = d["port"].astype("Int64")
+    keep = ["ts_ns", "frame", "src", "dst", "ttl", "size", "protocol", "a", "b", "port", "ident", "seq"]
+    return req[keep], rep[[*keep, "kind"]] if len(rep) else rep.reindex(columns=[*keep, "kind"])
+
+
 # ------------------------------------------------------------------------------------ matching
 _KEY = ["protocol", "a", "b", "ident", "port", "seq"]
 
 
-ECHO_REPLY, SYN_ACK, RST_ACK = 0, 1, 2   # reply kinds
+ECHO_REPLY, SYN_ACK, RST_ACK, UDP_REPLY, PORT_UNREACHABLE = 0, 1, 2, 3, 4   # reply kinds
 
 
 def _key_codes(*frames, cols=_KEY) -> list[np.ndarray]:

@@ -138,3 +138,37 @@ def test_error_for_an_unknown_probe_is_a_note(lab):
     assert (e["note"] == "quotes no probe sent in the capture before it (within the window)").all()
     assert np.isnan(e["error_after_us"]).all()
     assert attribute_errors(df, rest).empty
+
+
+def _scenario(tmp_path_factory, name, family):
+    from probekit.synth import default_monitor, synth
+    path = tmp_path_factory.mktemp("err") / f"{name}-{family}.pcap"
+    synth(name, path, seed=3, monitor=default_monitor(family=family))
+    return path
+
+
+REFERENCE_CASES = [*(f"lab/{p.name}" for p in sorted((ROOT / "captures" / "lab").glob("*.pcap"))),
+                   *(f"tools/{n}.pcap" for n in ("traceroute-udp", "traceroute-icmp", "mtr-udp", "mtr-icmp",
+                                                 "mtr-tcp", "scamper-trace", "tcptraceroute")),
+                   "unreachable:4", "unreachable:6", "admin-prohibited:4", "pmtu:6", "fragmenting-path+unreachable:4"]
+
+
+@pytest.mark.parametrize("case", REFERENCE_CASES)
+def test_attribution_equals_the_pandas_reference(case, tmp_path_factory):
+    """The vectorised + compiled attribution gives the tables of the pandas one it replaced
+    (tests/reference_errors_icmp.py), on real recordings and on the error scenarios, v4 and v6."""
+    import reference_errors_icmp as R
+    from helpers.tables import table_diffs
+    if ":" in case:
+        name, fam = case.split(":")
+        path = _scenario(tmp_path_factory, name, int(fam))
+    else:
+        path = ROOT / "captures" / case
+    df = probekit.read_capture(path)
+    probes = probekit.match_probes(df)
+    for fn in ("icmp_errors", "attribute_errors"):
+        want, got = getattr(R, fn)(df, probes), globals()[fn](df, probes)
+        assert table_diffs(want, got) == [], (case, fn)
+        assert [str(want[c].dtype) for c in want] == [str(got[c].dtype) for c in got], (case, fn)
+    e = icmp_errors(df, probes)
+    assert e["request_frame"].notna().sum() > 0 or case.startswith("lab/lab-healthy") or "port-closed" in case

@@ -224,7 +224,11 @@ def test_fingerprints_of_shipped_and_real():
     df = probekit.read_capture(REAL / "zeek/icmp/5-pings.pcap")
     assert probekit.fingerprint(df, df.probekit.probes())["tool"].tolist() == ["iputils-ping"]
     df = probekit.read_capture(REAL / "zeek/nmap-vsn.pcap")   # a version scan: connect() SYNs with the kernel's options
-    assert set(probekit.fingerprint(df, df.probekit.probes())["tool"]) == {"tcp-connect"}
+    f = probekit.fingerprint(df, df.probekit.probes())
+    assert set(f.loc[f["protocol"] == "tcp", "tool"]) == {"tcp-connect"}
+    # its DNS lookups are UDP probes at one TTL: no tracer, named as such
+    assert set(f.loc[f["protocol"] == "udp", "tool"]) == {"unknown"}
+    assert f.loc[f["protocol"] == "udp", "evidence"].str.contains("no tracer").all()
 
 
 def test_cli_payload_tcp_fingerprint_json():

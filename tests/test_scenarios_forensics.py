@@ -65,8 +65,13 @@ def test_background_probes_are_the_healthy_probes(tmp_path):
     assert kinds[("203.0.113.10", "443")] == kinds[("203.0.113.11", "443")] == "client"
     assert kinds[("203.0.113.66", "80")] == "scan"            # the scanner's SYN to the monitored port
     assert kinds[("203.0.113.50", "22")] == "client"          # the analyst's ssh session carries data
+    # the target's own DNS lookups (answered) and NTP polls (every 64 s, answered) are UDP requests for the
+    # matcher and client streams here: service ports, UDP replies — never probes
+    udp = st[st["protocol"] == "udp"]
+    assert sorted(int(p) for p in udp["port"]) == [53, 123] and set(udp["kind"]) == {"client"}
+    assert (udp["data_pct"] == 100).all()
     ot = other_traffic(df, st)
-    assert set(ot["kind"].astype(str)) == {"client", "scan", "dns", "ntp", "arp"}
+    assert set(ot["kind"].astype(str)) == {"client", "scan", "arp"}
     for by in (("protocol", "source", "destination", "port"), ("protocol", "destination", "port")):
         pd.testing.assert_frame_equal(probekit.period_metrics(select_probe_streams(probes, st), 30, by=by),
                                       probekit.period_metrics(probekit.match_probes(ref), 30, by=by))

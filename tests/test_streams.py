@@ -77,10 +77,17 @@ def test_mixed_capture_has_exactly_the_monitor_streams_as_probes(mixed):
 def test_browser_is_client_and_nmap_is_scan(mixed):
     _df, _probes, st = mixed
     browser = st[st["source_list"] == "141.142.220.118"]
-    scanner = st[st["source_list"] == "192.168.1.71"]
+    scanner = st[(st["source_list"] == "192.168.1.71") & (st["protocol"] == "tcp")]
     assert len(browser) >= 3 and set(browser["kind"]) == {"client"}
     assert (browser["data_pct"] >= 50).all()
     assert len(scanner) >= 8 and set(scanner["kind"]) == {"scan"}
+    # the hosts' own DNS, NetBIOS, LLMNR and mDNS requests (the browser's and nmap's lookups among them)
+    # are UDP probes for the matcher and client traffic here: service ports, replies with data
+    udp = st[st["protocol"] == "udp"]
+    assert len(udp) >= 4 and set(udp["kind"]) == {"client"}
+    assert {53, 137, 5353, 5355} <= set(udp["port"].astype(int))
+    dns = udp[(udp["port"] == 53) & (udp["source_list"] == "141.142.220.118")]
+    assert len(dns) == 1 and dns["data_pct"].iloc[0] == 100 and "service port" in dns["evidence"].iloc[0]
     assert (scanner["per_target_max"] <= 2).all() and (scanner["source_targets"] >= 8).all()
     # every row is explained in words with its numbers
     assert all(str(r.requests) in r.evidence for r in st.itertuples())
@@ -91,9 +98,12 @@ def test_other_traffic_summarises_the_rest(mixed):
     ot = other_traffic(df, st)
     check_table(ot, OTHER_TRAFFIC)
     kinds = set(ot["kind"].astype(str))
-    assert {"client", "scan", "dns", "arp"} <= kinds and "probe" not in kinds
+    assert {"client", "scan", "arp"} <= kinds and "probe" not in kinds
     # every frame is counted once: probe frames + other traffic = the capture
     pk = packet_kinds(df, st)
+    # DNS queries and their answers are the client streams' frames (UDP requests, replies on the 4-tuple)
+    dns = ((df["ip_proto"] == 17) & ((df["dport"] == 53) | (df["sport"] == 53))).fillna(False).to_numpy()
+    assert dns.sum() > 20 and set(pk[dns].astype(str)) == {"client"}
     assert int(ot["packets"].sum()) + int((pk == "probe").sum()) == len(df)
     # the probe frames are exactly the frames of healthy.pcap
     healthy = probekit.read_capture(HEALTHY)
@@ -178,3 +188,57 @@ def test_empty_inputs():
     check_table(ot, OTHER_TRAFFIC)
     assert int(ot["packets"].sum()) == len(df)
     assert select_probe_streams(probes, st).empty
+
+
+def test_tracer_runs_are_one_stream_and_scans_are_not():
+    """tracer_ports: consecutive UDP ports to one destination with rising TTLs fold to the lowest port;
+    the same ports at one TTL (a UDP port scan), a lone port and a run of two stay as they are."""
+    from probekit.analysis.streams import tracer_ports
+    rows = ([("192.0.2.10", 33434 + i, 1 + i // 2) for i in range(10)]        # traceroute: 2 per hop
+            + [("192.0.2.10", 40000, 64), ("192.0.2.10", 33450, 3), ("192.0.2.10", 33451, 4)]
+            + [("192.0.2.20", 1 + i, 64) for i in range(20)])                   # a port scan
+    probes = pd.DataFrame({"protocol": pd.Categorical(["udp"] * len(rows)),
+                           "destination": pd.Categorical([r[0] for r in rows]),
+                           "port": pd.array([r[1] for r in rows], dtype="UInt16")})
+    port, span = tracer_ports(probes, np.array([r[2] for r in rows], float))
+    assert port[:10].tolist() == [33434] * 10 and span[:10].tolist() == [10] * 10
+    assert port[10:13].tolist() == [40000, 33450, 33451] and span[10:13].tolist() == [1, 1, 1]
+    assert port[13:].tolist() == list(range(1, 21)) and set(span[13:]) == {1}
+
+
+def _synth_case(tmp_path_factory, name):
+    from probekit.synth import synth
+    path = tmp_path_factory.mktemp("st") / f"{name.replace('+', '_')}.pcap"
+    synth(name, path, seed=4)
+    return path
+
+
+REFERENCE_CASES = ["lab/lab-mixed.pcap", "lab/lab-target-down.pcap", "tools/traceroute-udp.pcap",
+                   "tools/mtr-udp.pcap", "tools/scamper-trace.pcap", "tools/nmap-syn.pcap", "healthy.pcap",
+                   "mixed", "synth:background", "synth:background+eni-failure",
+                   "synth:fragmenting-path+unreachable+background"]
+
+
+@pytest.mark.parametrize("case", REFERENCE_CASES)
+def test_streams_equal_the_pandas_reference(case, mixed, tmp_path_factory):
+    """The compiled / vectorised streams table, packet kinds, selection and other traffic equal the plain
+    pandas implementation (tests/reference_streams.py), fingerprints given or not."""
+    import reference_streams as R
+    from helpers.tables import table_diffs
+    from probekit.analysis.streams import packet_kind_codes
+    if case == "mixed":
+        df, probes, _ = mixed
+    else:
+        path = _synth_case(tmp_path_factory, case[6:]) if case.startswith("synth:") else ROOT / "captures" / case
+        df = probekit.read_capture(path)
+        probes = probekit.match_probes(df)
+    for fp in (None, probekit.fingerprint(df, probes)):
+        want, got = R.streams(df, probes, fp), streams(df, probes, fp)
+        check_table(got, STREAMS)
+        assert table_diffs(want, got) == [], case
+        assert [str(want[c].dtype) for c in want] == [str(got[c].dtype) for c in got]
+    assert (R.packet_kind_codes(df, want) == packet_kind_codes(df, got)).all()
+    for kinds in (("probe",), ("client", "other"), None):
+        assert table_diffs(R.select_probe_streams(probes, want, kinds=kinds),
+                           select_probe_streams(probes, got, kinds=kinds)) == []
+    assert table_diffs(R.other_traffic(df, want), other_traffic(df, got)) == []

@@ -3,6 +3,7 @@ itself, and no other tool's recording is given its label."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -22,10 +23,14 @@ EXPECTED = {
     "iputils-ping": "iputils-ping", "masscan": "masscan", "mtr-icmp": "mtr", "mtr-tcp": "mtr", "nmap-syn": "nmap",
     "nping-icmp": "nping", "nping-tcp": "nping", "oping": "oping", "scamper-ping": "scamper",
     "tcptraceroute": "tcptraceroute", "traceroute-icmp": "traceroute", "zmap": "zmap",
+    # UDP tracers: traceroute's default mode, mtr -u, scamper trace (udp-paris)
+    "mtr-udp": "mtr", "scamper-trace": "scamper", "traceroute-udp": "traceroute",
 }
-# UDP tracers (traceroute's default mode, mtr -u, scamper trace) send UDP probes: the probes table has
-# ICMP echo and TCP SYN probes only this round, so they have no stream to fingerprint yet.
-UDP_ONLY = {"mtr-udp", "scamper-trace", "traceroute-udp"}
+# Tracers whose own report lists hops: each hop's probes (those sent with that TTL) must have the
+# outcome the report implies. tcptraceroute is not among them: it re-sends one SYN (one source port,
+# one ISN) with rising TTLs, which the matcher's resend rule folds into one probe (see docs/notes).
+TRACERS = {"traceroute-udp": "udp", "mtr-udp": "udp", "scamper-trace": "udp", "traceroute-icmp": "icmp",
+           "mtr-icmp": "icmp", "mtr-tcp": "tcp"}     # recording -> the protocol of its probes
 
 
 def _labels(name: str) -> set[str]:
@@ -40,7 +45,7 @@ def _labels(name: str) -> set[str]:
 
 def test_every_recording_is_known():
     names = {p.name.removesuffix(".tool.json") for p in TOOLS.glob("*.tool.json")}
-    assert names == set(EXPECTED) | UDP_ONLY
+    assert names == set(EXPECTED)
     for n in names:
         info = json.loads((TOOLS / f"{n}.tool.json").read_text())
         assert info["exit_status"] == 0 and info["output"], f"{n}: the tool's own report is missing"
@@ -64,3 +69,55 @@ def test_shipped_network_monitor_captures_are_cwnm_like():
         df = probekit.read_capture(TOOLS.parent / name)
         fp = probekit.fingerprint(df, probekit.match_probes(df))
         assert set(fp["tool"]) == {"cwnm-like"}, fp
+
+
+def _hops(info: dict) -> list[tuple[int, str, int]]:
+    """(hop = TTL, address, probes the tool counted as answered) from the tool's own report: traceroute
+    and scamper print one time per answer, mtr prints Snt and Loss%."""
+    hops = []
+    for line in info["output"].splitlines():
+        m = re.match(r"\s*(\d+)\.\|--\s+(\S+)\s+([\d.]+)%\s+(\d+)", line)          # mtr -r
+        if m:
+            sent, loss = int(m[4]), float(m[3])
+            hops.append((int(m[1]), m[2], round(sent * (100 - loss) / 100)))
+            continue
+        m = re.match(r"\s*(\d+)\s+(\d+\.\d+\.\d+\.\d+)\s+(.*)$", line)            # traceroute, scamper
+        if m:
+            hops.append((int(m[1]), m[2], len(re.findall(r"[\d.]+ ms", m[3]))))
+    return hops
+
+
+@pytest.mark.parametrize("name", sorted(TRACERS))
+def test_tracer_probes_have_the_outcomes_of_the_tools_report(name):
+    """Per hop of the tool's report: its probes (sent with TTL = hop) drew time exceeded from the hop's
+    router, or, at the destination, were answered (echo reply, SYN/ACK) or refused (UDP: the
+    destination's own port unreachable), as many as the tool counted."""
+    from probekit.analysis.errors_icmp import attribute_errors, with_error_outcomes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = probekit.read_capture(TOOLS / f"{name}.pcap")
+    info = json.loads((TOOLS / f"{name}.tool.json").read_text())
+    probes = probekit.match_probes(df)
+    w = with_error_outcomes(probes, attribute_errors(df, probes))
+    by_frame = df.set_index("frame")
+    ttl = by_frame.loc[w["request_frame"], "ttl"].to_numpy("int64")
+    replier = by_frame["src"].astype(str).reindex(w["reply_frame"].astype("float64").fillna(-1)).to_numpy(object)
+    hops = _hops(info)
+    assert hops and hops[-1][1] == info["destination"], info["output"]
+    proto = TRACERS[name]
+    assert set(w["protocol"].astype(str)) == {proto}
+    final = {"udp": "refused", "icmp": "answered", "tcp": "answered"}[proto]
+    for hop, addr, answered in hops:
+        mine = w[ttl == hop]
+        if addr == info["destination"]:
+            got = mine[(mine["outcome"].astype(str) == final) & (replier[ttl == hop] == addr)]
+            assert (got["rtt_us"] > 0).all()
+        else:
+            got = mine[(mine["outcome"].astype(str) == "ttl_exceeded") & (mine["reporter"].astype(str) == addr)]
+        assert len(got) == answered, (name, hop, addr, mine[["outcome", "reporter"]])
+    if proto == "udp":   # the tracer's rising ports are one stream, of the tool's source
+        from probekit.analysis.streams import streams
+        st = streams(df, probes, probekit.fingerprint(df, probes))
+        assert len(st) == 1 and st["source_list"].iloc[0] == info["source"]
+        assert int(st["requests"].iloc[0]) == len(probes) and st["tool"].iloc[0] == EXPECTED[name]
+        assert int(st["ports"].iloc[0]) == probes["port"].nunique()

@@ -16,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..schema import ERROR_OUTCOMES, ICMP_ERRORS, PROBE_ERRORS, QUOTED_COLUMNS
+from ._groups import factorize_rows as _factorize
+from .streams import _codes_in, _positions
 
 __all__ = [
     "ERROR_TYPES",
@@ -54,146 +57,240 @@ def _num(s: pd.Series) -> np.ndarray:
     return s.to_numpy("float64", na_value=np.nan)
 
 
+def _at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """A numeric (nullable, sparse or dense) column's values at ``rows`` as float64, NaN where absent:
+    only those rows are touched."""
+    a = s.array.take(rows)
+    return a.to_numpy("float64", na_value=np.nan) if hasattr(a, "_mask") else np.asarray(a, dtype=np.float64)
+
+
+def _text_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """A text column (categorical or sparse) at ``rows`` as an object array, None where absent."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.asarray(s.cat.categories.astype(object), dtype=object)
+        c = s.cat.codes.to_numpy()[rows]
+        out = cats[np.maximum(c, 0)] if len(cats) else np.full(rows.size, None, dtype=object)
+        return np.where(c >= 0, out, None)
+    arr = s.array
+    if isinstance(arr, pd.arrays.SparseArray):        # the values at the rows that have one, by position
+        idx, vals = arr.sp_index.indices, np.asarray(arr.sp_values, dtype=object)
+        out = np.full(rows.size, None, dtype=object)
+        if idx.size:
+            j = np.minimum(np.searchsorted(idx, rows), idx.size - 1)
+            present = idx[j] == rows
+            out[present] = vals[j[present]]
+        return out
+    v = np.asarray(arr.take(rows), dtype=object)
+    return np.where(pd.isna(v), None, v)
+
+
+def _missing(v: np.ndarray) -> np.ndarray:
+    """None in an object array of text (as _text_at gives them)."""
+    return np.equal(v, None)
+
+
+def _names(keys: np.ndarray, table: dict, default) -> np.ndarray:
+    """table[k] for every k of an integer array, looked up once per distinct value (errors are few kinds)."""
+    u, inv = np.unique(keys, return_inverse=True)
+    return np.array([table.get(int(k), default(int(k))) for k in u], dtype=object)[inv] if u.size \
+        else np.zeros(0, dtype=object)
+
+
 def _empty(columns) -> pd.DataFrame:
     return _typed(pd.DataFrame({c.name: [] for c in columns}), columns)
 
 
+_OUTCOME_OF = {a * 256 + b: v for (a, b), v in ERROR_TYPES.items()}
+_CODE_NAMES = {(a * 256 + b) * 256 + k: v for (a, b), d in _CODES.items() for k, v in d.items()}
+_PROTO_OF = {k: v for k, v in _PROTO_NAMES.items()}
+
+
 def icmp_errors(packets: pd.DataFrame, probes: pd.DataFrame | None = None, window_s: float = 120.0) -> pd.DataFrame:
     """One row per ICMP/ICMPv6 error frame: type, code by name, reporter, MTU, the quoted packet and, when
-    ``probes`` is given, the probe it answers (schema.ICMP_ERRORS)."""
+    ``probes`` is given, the probe it answers (schema.ICMP_ERRORS). Only the error frames' rows of the
+    packets table are read (a take per column); names come from one look-up per distinct type and code."""
     if not has_quoted_columns(packets) or packets.empty:
         out = _empty(ICMP_ERRORS)
         out.attrs["note"] = ("" if has_quoted_columns(packets) else
                              "the packets table has no quoted_* columns (decoder without quoted headers)")
         return out
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
-    key = proto * 1000 + typ
-    err_keys = np.array([p * 1000 + t for p, t in ERROR_TYPES])
-    m = np.isin(key, err_keys) & packets["ts_ns"].notna().to_numpy()
-    if not m.any():
+    proto = packets["ip_proto"].to_numpy("int16", na_value=-1)
+    typ = packets["icmp_type"].to_numpy("int16", na_value=-1)
+    m = ((((proto == 1) & ((typ == 3) | (typ == 11) | (typ == 12)))
+          | ((proto == 58) & (typ >= 1) & (typ <= 4))) & packets["ts_ns"].notna().to_numpy())
+    rows = np.flatnonzero(m)
+    if not rows.size:
         return _empty(ICMP_ERRORS)
-    e = packets[m]
-    p, t = proto[m], typ[m]
-    c = e["icmp_code"].to_numpy("int64", na_value=-1)
+    p, t = proto[rows].astype(np.int64), typ[rows].astype(np.int64)
+    c = packets["icmp_code"].to_numpy("int16", na_value=-1)[rows].astype(np.int64)
     tk = p * 256 + t
-    outcome = pd.Series(tk).map({a * 256 + b: v for (a, b), v in ERROR_TYPES.items()}).to_numpy(object)
+    outcome = _names(tk, _OUTCOME_OF, lambda k: None)
     outcome[(p == 1) & (t == 3) & (c == 4)] = "frag_needed"
-    names = {(a * 256 + b) * 256 + k: v for (a, b), d in _CODES.items() for k, v in d.items()}
-    code = pd.Series(tk * 256 + c).map(names).to_numpy(object)
-    unnamed = pd.isna(code)
-    if unnamed.any():            # codes no RFC names: said as such (rare)
-        code[unnamed] = [f"code_{k}" for k in c[unnamed].tolist()]
-    mtu = _num(e["icmp_mtu"]) if "icmp_mtu" in e.columns else np.full(len(e), np.nan)
-    mtu = np.where(np.isin(outcome, ("frag_needed", "packet_too_big")), mtu, np.nan)
-    qproto = _num(e["quoted_proto"])
-    qname = pd.Series(qproto).map({float(k): v for k, v in _PROTO_NAMES.items()}).to_numpy(object)
-    other = pd.isna(qname) & ~np.isnan(qproto)
-    if other.any():              # quoted protocols other than ICMP, TCP, UDP (rare)
-        qname[other] = [f"ip_{int(x)}" for x in qproto[other].tolist()]
-    qname[np.isnan(qproto)] = ""
-    is_icmp = np.isin(qproto, (1, 58))
-    is_l4 = np.isin(qproto, (6, 17))
-    ident = np.where(is_icmp, _num(e["quoted_icmp_id"]), np.where(is_l4, _num(e["quoted_sport"]), np.nan))
-    port = np.where(is_l4, _num(e["quoted_dport"]), np.nan)
-    seq = np.where(is_icmp, _num(e["quoted_icmp_seq"]), np.where(qproto == 6, _num(e["quoted_tcp_seq"]), np.nan))
-    from .streams import _obj
-    qsrc = _obj(e["quoted_src"])
-    qdst = _obj(e["quoted_dst"])
-    out = pd.DataFrame({
-        "error_frame": e["frame"].to_numpy("int64"), "ts_ns": e["ts_ns"].to_numpy("int64"),
-        "reporter": _obj(e["src"]), "icmp_type": t, "icmp_code": c, "outcome": outcome,
-        "code": code, "mtu": mtu, "protocol": qname, "source": qsrc, "destination": qdst, "port": port,
-        "ident": ident, "seq": seq})
+    code = _names(tk * 256 + c, _CODE_NAMES, lambda k: f"code_{k % 256}")   # codes no RFC names: said as such
+    mtu = _at(packets["icmp_mtu"], rows) if "icmp_mtu" in packets.columns else np.full(rows.size, np.nan)
+    mtu = np.where((outcome == "frag_needed") | (outcome == "packet_too_big"), mtu, np.nan)
+    qproto = _at(packets["quoted_proto"], rows)
+    has_q = ~np.isnan(qproto)
+    qname = _names(np.where(has_q, qproto, -1).astype(np.int64), _PROTO_OF,
+                   lambda k: "" if k < 0 else f"ip_{k}")   # quoted protocols other than ICMP, TCP, UDP (rare)
+    is_icmp = (qproto == 1) | (qproto == 58)
+    is_l4 = (qproto == 6) | (qproto == 17)
+    sport, dport = _at(packets["quoted_sport"], rows), _at(packets["quoted_dport"], rows)
+    ident = np.where(is_icmp, _at(packets["quoted_icmp_id"], rows), np.where(is_l4, sport, np.nan))
+    port = np.where(is_l4, dport, np.nan)
+    seq = np.where(is_icmp, _at(packets["quoted_icmp_seq"], rows),
+                   np.where(qproto == 6, _at(packets["quoted_tcp_seq"], rows), np.nan))
+    qsrc, qdst = _text_at(packets["quoted_src"], rows), _text_at(packets["quoted_dst"], rows)
     # what the quoted header lacks, said in words
-    note = np.full(len(out), "", dtype=object)
-    no_ip = pd.isna(qsrc) | pd.isna(qdst) | np.isnan(qproto)
+    note = np.full(rows.size, "", dtype=object)
+    no_ip = _missing(qsrc) | _missing(qdst) | ~has_q
+    known = is_icmp | is_l4
     need_seq = (qproto == 6) | is_icmp
-    no_l4 = ~no_ip & (np.isin(qproto, (1, 58, 6, 17)) & (np.isnan(ident) | (need_seq & np.isnan(seq))
-                                                         | (is_l4 & np.isnan(port))))
+    no_l4 = ~no_ip & known & (np.isnan(ident) | (need_seq & np.isnan(seq)) | (is_l4 & np.isnan(port)))
     note[no_ip] = "the quoted IP header is missing or truncated"
     note[no_l4] = "the quoted header is cut before the ports / identifier / sequence number"
-    note[~no_ip & ~np.isin(qproto, (1, 58, 6, 17))] = "the quoted packet is not ICMP, TCP or UDP"
-    out["request_frame"] = np.nan
-    out["error_after_us"] = np.nan
-    out["note"] = note
+    note[~no_ip & ~known] = "the quoted packet is not ICMP, TCP or UDP"
+    ts = packets["ts_ns"].array.take(rows).to_numpy("int64")
+    request_frame = np.full(rows.size, -1, np.int64)
+    after = np.full(rows.size, np.nan)
     if probes is not None:
-        _attach(out, probes, window_s)
-    return _typed(out, ICMP_ERRORS)
+        ok = note == ""
+        if ok.any() and probes.empty:
+            note[ok] = _NO_PROBE
+        elif ok.any():
+            hit, req_ts = _attach(probes, window_s, ts, qname, qsrc, qdst, ident, port, seq, ok)
+            request_frame = np.where(hit >= 0, probes["request_frame"].to_numpy("int64")[np.maximum(hit, 0)], -1)
+            after = np.where(hit >= 0, (ts - req_ts) / 1e3, np.nan)
+            note[ok & (hit < 0)] = _NO_PROBE
+    cols = {
+        "error_frame": packets["frame"].to_numpy("int64")[rows], "ts_ns": ts,
+        "reporter": _category(_text_at(packets["src"], rows)), "icmp_type": _uint(t, "UInt8"),
+        "icmp_code": _uint(c, "UInt8"), "outcome": pd.Categorical(outcome, categories=list(ERROR_OUTCOMES)),
+        "code": _category(code), "mtu": _uint(mtu, "UInt32"), "protocol": _category(qname),
+        "source": _category(qsrc), "destination": _category(qdst), "port": _uint(port, "UInt16"),
+        "ident": _uint(ident, "UInt32"), "seq": _uint(seq, "UInt32"), "request_frame": _uint(request_frame, "Int64"),
+        "error_after_us": after, "note": pd.Series(note, dtype=object)}
+    return pd.DataFrame(cols, columns=[c.name for c in ICMP_ERRORS])
 
 
-def _attach(out: pd.DataFrame, probes: pd.DataFrame, window_s: float) -> None:
-    ok = (out["note"] == "").to_numpy()
-    if not ok.any():
-        return
-    if probes.empty:
-        out.loc[ok, "note"] = "quotes no probe sent in the capture before it (within the window)"
-        return
-    udp = (out["protocol"] == "udp").to_numpy()
-    protos = pd.Index(["icmp", "icmpv6", "tcp", "udp"], dtype=object)
-    addrs = []
-    for c in ("source", "destination"):
-        v = probes[c]
-        addrs += list(v.cat.categories.astype(object)) if isinstance(v.dtype, pd.CategoricalDtype) else list(v.unique())
-    addrs = pd.Index(sorted(set(map(str, addrs))), dtype=object)
+_NO_PROBE = "quotes no probe sent in the capture before it (within the window)"
+_PCODE = {"icmp": 0, "icmpv6": 1, "tcp": 2, "udp": 3}
 
-    def codes(values, index):
-        return index.get_indexer(pd.Index(values, dtype=object))
 
-    ev = pd.DataFrame({
-        "ts_ns": out["ts_ns"].to_numpy("int64"), "protocol": codes(out["protocol"].to_numpy(object), protos),
-        "source": codes(out["source"].to_numpy(object), addrs),
-        "destination": codes(out["destination"].to_numpy(object), addrs),
-        "ident": np.nan_to_num(out["ident"].to_numpy("float64"), nan=-1).astype(np.int64),
-        "port": np.nan_to_num(out["port"].to_numpy("float64"), nan=-1).astype(np.int64),
-        "seq": np.where(udp, -1, np.nan_to_num(out["seq"].to_numpy("float64"), nan=-1)).astype(np.int64),
-        "_i": np.arange(len(out))})[ok]
-    from .streams import _codes_in, _is
-    pr_udp = _is(probes["protocol"], "udp")
-    pr = pd.DataFrame({
-        "ts_ns": probes["ts_ns"].to_numpy("int64"), "protocol": _codes_in(probes["protocol"], protos),
-        "source": _codes_in(probes["source"], addrs), "destination": _codes_in(probes["destination"], addrs),
-        "ident": probes["ident"].to_numpy("int64", na_value=-1),
-        "port": probes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
-        "seq": np.where(pr_udp, -1, probes["seq"].to_numpy("int64", na_value=-1)),
-        "request_frame": probes["request_frame"].to_numpy("int64"), "req_ts": probes["ts_ns"].to_numpy("int64")})
-    by = ["protocol", "source", "destination", "ident", "port", "seq"]
-    m = pd.merge_asof(ev.sort_values("ts_ns", kind="stable"), pr.sort_values("ts_ns", kind="stable"), on="ts_ns",
-                      by=by, direction="backward", tolerance=int(window_s * _NS))
-    hit = m["request_frame"].notna().to_numpy()
-    idx = m["_i"].to_numpy()
-    rf = out["request_frame"].to_numpy("float64").copy()
-    after = out["error_after_us"].to_numpy("float64").copy()
-    rf[idx[hit]] = m["request_frame"].to_numpy("float64")[hit]
-    after[idx[hit]] = (m["ts_ns"].to_numpy("float64")[hit] - m["req_ts"].to_numpy("float64")[hit]) / 1e3
-    out["request_frame"] = rf
-    out["error_after_us"] = after
-    note = out["note"].to_numpy(object).copy()
-    note[idx[~hit]] = "quotes no probe sent in the capture before it (within the window)"
-    out["note"] = note
+def _category(v: np.ndarray) -> pd.Categorical:
+    """A categorical of text values (None for missing), categories sorted as pd.Categorical sorts them:
+    a hash factorisation, then the few distinct values sorted."""
+    codes, uniq = pd.factorize(np.asarray(v, dtype=object), use_na_sentinel=True)
+    uniq = np.asarray(uniq, dtype=object)
+    order = np.argsort(uniq.astype(str), kind="stable") if uniq.size else np.zeros(0, np.int64)
+    rank = np.empty(uniq.size, np.int64)
+    rank[order] = np.arange(uniq.size)
+    codes = np.where(codes >= 0, rank[np.maximum(codes, 0)] if uniq.size else -1, -1)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniq[order], dtype=object))
+
+
+def _text_codes(v: np.ndarray, index: pd.Index) -> np.ndarray:
+    """Positions of text values (None: -1) in ``index``, looked up once per distinct value."""
+    codes, uniq = pd.factorize(np.asarray(v, dtype=object), use_na_sentinel=True)
+    if not len(uniq):
+        return np.full(len(v), -1, np.int64)
+    pos = _positions(index, list(uniq))
+    return np.where(codes >= 0, pos[np.maximum(codes, 0)], -1)
+
+
+def _uint(v: np.ndarray, dtype: str):
+    """A nullable integer array from float (NaN) or int (-1) values."""
+    f = np.asarray(v, dtype=np.float64)
+    bad = np.isnan(f) | (f < 0)
+    return pd.arrays.IntegerArray(np.where(bad, 0, f).astype(dtype.lower()), bad)
+
+
+def _attach(probes: pd.DataFrame, window_s: float, ts, qname, qsrc, qdst, ident, port, seq, ok):
+    """For each error with ``ok``: the probe (row of ``probes``) with its quoted identity (protocol,
+    source, destination, ident, port, seq; UDP without seq, which no quote of ours carries) sent last at
+    or before it, within ``window_s`` — -1 when none — and that probe's time."""
+    addr = pd.Index(sorted({str(x) for c in ("source", "destination") for x in _categories(probes[c])}), dtype=object)
+    n_p = len(probes)
+    p_proto = _codes_in(probes["protocol"], pd.Index(list(_PCODE), dtype=object))
+    p_udp = p_proto == 3
+    p_key = np.stack([
+        p_proto, _codes_in(probes["source"], addr), _codes_in(probes["destination"], addr),
+        probes["ident"].to_numpy("int64", na_value=-1), probes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
+        np.where(p_udp, -1, probes["seq"].to_numpy("int64", na_value=-1))]).T
+    e_proto = _text_codes(qname, pd.Index(list(_PCODE), dtype=object))
+    e_key = np.stack([
+        e_proto, _text_codes(qsrc, addr), _text_codes(qdst, addr),
+        np.nan_to_num(ident, nan=-1).astype(np.int64), np.nan_to_num(port, nan=-1).astype(np.int64),
+        np.where(e_proto == 3, -1, np.nan_to_num(seq, nan=-1)).astype(np.int64)]).T
+    keys = np.concatenate([p_key, e_key]) + 1           # every field >= 0: -1 (absent) becomes 0
+    use = np.concatenate([(p_key[:, 0] >= 0) & (p_key[:, 1] >= 0) & (p_key[:, 2] >= 0),
+                          ok & (e_key[:, 0] >= 0) & (e_key[:, 1] >= 0) & (e_key[:, 2] >= 0)])
+    kid, n_keys = _factorize(keys, use, 6)
+    p_ts = probes["ts_ns"].to_numpy("int64")
+    all_ts = np.concatenate([p_ts, ts])
+    is_err = np.concatenate([np.zeros(n_p, np.int8), np.ones(ts.size, np.int8)])
+    order = np.lexsort((is_err, all_ts))                # at equal times the probe comes first (merge_asof)
+    hit = _latest_before(order, kid, all_ts, n_p, n_keys, int(window_s * _NS))
+    return hit, np.where(hit >= 0, p_ts[np.maximum(hit, 0)], 0)
+
+
+def _categories(s: pd.Series):
+    return s.cat.categories.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else pd.unique(s.astype(object))
+
+
+@njit(nogil=True)
+def _latest_before(order, kid, ts, n_probes, n_keys, window_ns):  # pragma: no cover - compiled
+    """One pass in time order: a probe (index < n_probes) becomes the latest of its identity; an error
+    takes the latest probe of its identity if that was sent at most ``window_ns`` before it, else -1."""
+    last = np.full(max(n_keys, 1), -1, np.int64)
+    hit = np.full(ts.size - n_probes, -1, np.int64)
+    for e in order:
+        k = kid[e]
+        if k < 0:
+            continue
+        if e < n_probes:
+            last[k] = e
+        else:
+            p = last[k]
+            if p >= 0 and ts[e] - ts[p] <= window_ns:
+                hit[e - n_probes] = p
+    return hit
 
 
 def attribute_errors(packets: pd.DataFrame, probes: pd.DataFrame, window_s: float = 120.0) -> pd.DataFrame:
     """One row per probe that drew an ICMP/ICMPv6 error, keyed by ``request_frame`` (schema.PROBE_ERRORS):
     the first error's outcome, code, reporter and MTU, and how many errors quoted the probe."""
     e = icmp_errors(packets, probes, window_s)
-    e = e[e["request_frame"].notna()]
-    if e.empty:
+    rf = e["request_frame"].to_numpy("int64", na_value=-1)
+    sel = np.flatnonzero(rf >= 0)
+    if not sel.size:
         return _empty(PROBE_ERRORS)
-    e = e.sort_values(["request_frame", "ts_ns", "error_frame"], kind="stable")
-    n = e.groupby("request_frame").size()
-    first = e.drop_duplicates("request_frame")
+    ts, ef = e["ts_ns"].to_numpy("int64")[sel], e["error_frame"].to_numpy("int64")[sel]
+    o = sel[np.lexsort((ef, ts, rf[sel]))]              # by probe, then time, then frame
+    r = rf[o]
+    start = np.ones(o.size, bool)
+    start[1:] = r[1:] != r[:-1]
+    first = o[start]
+    gid = np.cumsum(start) - 1
+    count = np.bincount(gid)
+    # a frag-needed/too-big MTU from any of the probe's errors: the first one that names one
+    mtu_all = e["mtu"].to_numpy("float64", na_value=np.nan)[o]
+    has = ~np.isnan(mtu_all)
+    mtu = np.full(first.size, np.nan)
+    pos = np.flatnonzero(has)
+    if pos.size:
+        g = gid[pos]
+        firsts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        mtu[g[firsts]] = mtu_all[pos[firsts]]
+    take = lambda c: e[c].array.take(first)
     out = pd.DataFrame({
-        "request_frame": first["request_frame"].to_numpy("int64"), "outcome": first["outcome"].astype(str).to_numpy(),
-        "code": first["code"].astype(str).to_numpy(), "reporter": first["reporter"].astype(str).to_numpy(),
-        "mtu": first["mtu"].to_numpy("float64", na_value=np.nan), "error_frame": first["error_frame"].to_numpy(),
-        "error_after_us": first["error_after_us"].to_numpy(),
-        "errors": n.reindex(first["request_frame"]).to_numpy()})
-    # a frag-needed/too-big MTU from any of the probe's errors
-    mt = e.dropna(subset=["mtu"]).groupby("request_frame")["mtu"].first() if e["mtu"].notna().any() else None
-    if mt is not None:
-        out["mtu"] = out["request_frame"].map(mt.astype("float64")).to_numpy("float64")
-    return _typed(out, PROBE_ERRORS)
+        "request_frame": rf[first], "outcome": pd.Categorical(take("outcome"), categories=list(ERROR_OUTCOMES)),
+        "code": _category(np.asarray(take("code"), dtype=object)),
+        "reporter": _category(np.asarray(take("reporter"), dtype=object)), "mtu": _uint(mtu, "UInt32"),
+        "error_frame": e["error_frame"].to_numpy("int64")[first],
+        "error_after_us": e["error_after_us"].to_numpy("float64")[first], "errors": count.astype(np.int32)},
+        columns=[c.name for c in PROBE_ERRORS])
+    return out
 
 
 def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:

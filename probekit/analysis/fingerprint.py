@@ -22,6 +22,7 @@ from .payload import (
 )
 from .signatures import classify_stream, payload_shape, shape_from_verdict
 from .sources import balance_test
+from .streams import tracer_ports
 
 __all__ = ["fingerprint", "fingerprint_from", "request_columns", "stream_features", "REQUEST_COLUMNS"]
 
@@ -207,9 +208,20 @@ def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataF
             evidence=pd.Series([], dtype="str"))[cols]
     if verdicts is None:
         raise ValueError("fingerprint_from needs the payload verdicts of the probes")
+    # a tracer's UDP probes to rising ports are one stream, keyed by the lowest port (streams.tracer_ports)
+    port, span = tracer_ports(probes, _take_float(req["ttl"], np.arange(len(req))) if len(req) else
+                              np.full(len(probes), np.nan))
+    if (span > 1).any():
+        probes = probes.assign(port=pd.array(np.where(port >= 0, port, 0), dtype="UInt16"))
+        probes.loc[port < 0, "port"] = pd.NA
+        verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM) \
+            if packets is not None else verdicts
     if balance is None:
         balance = balance_test(probes)
-    feats, _ = stream_features(probes, req)
+    feats, gid = stream_features(probes, req)
+    spans = np.zeros(len(feats), np.int64)
+    if len(gid):
+        np.maximum.at(spans, gid, span)
     vk = dict(zip(_key_strings(verdicts, STREAM), range(len(verdicts))))
     v_rows = np.array([vk[k] for k in _key_strings(feats, STREAM)], np.int64)
     v = verdicts.iloc[v_rows].reset_index(drop=True)
@@ -228,7 +240,7 @@ def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataF
                    ttl_max=f.ttl_max, ttls=f.ttls, id_step_max=f.id_step_max, ip_ids=1 if f.one_ipid else n,
                    ip_id_first=f.ip_id_first, win=f.win, thl=f.thl, sport_step=1 if f.sport_step_one else 0,
                    sports=1 if f.one_sport else n, seqs=1 if f.one_seq else n, resent=int(f.resent), plen=f.plen,
-                   size=f.size, reset=f.reset_share)
+                   size=f.size, reset=f.reset_share, ports=int(spans[i]), id_step_one=bool(f.id_step_max == 1))
         tool, why = classify_stream(row, int(sources[i]), bool(even[i]))
         tools.append(tool)
         whys.append(why)

@@ -28,11 +28,16 @@ from ..protocol import (
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
     IPPROTO_TCP,
+    IPPROTO_UDP,
+    PORT_UNREACHABLE,
     PROBE_PROTOCOLS,
     RST_ACK,
     SYN_ACK,
+    UDP_NO_REQUEST,
+    UDP_REPLY,
     classify_outcome,
     is_bare_rst,
+    is_port_unreachable,
     is_rst_ack,
     is_syn,
     is_syn_ack,
@@ -40,8 +45,10 @@ from ..protocol import (
     rst_ack_accepts,
     syn_ack_isn,
     syn_data_len,
+    udp_flow_roles,
+    udp_request_seq,
 )
-from ..schema import ORPHANS, OUTCOMES, PROBE_COLUMNS
+from ..schema import ORPHANS, OUTCOMES, PROBE_COLUMNS, QUOTED_COLUMNS
 from ._groups import factorize_rows as _factorize
 
 __all__ = ["match_probes", "detect_vantage"]
@@ -140,8 +147,9 @@ def _vantage_from_ttls(req_ttl: np.ndarray, rep_ttl: np.ndarray) -> str:
 # ------------------------------------------------------------------------------------------ events
 def _events(p: pd.DataFrame) -> dict:
     """Requests, replies and resets of the packets table as one set of event columns (numpy), in the
-    order: ICMP, ICMPv6 echo requests, SYNs | echo replies, SYN/ACKs | RST/ACKs | bare RSTs (each in
-    frame order). Which packet is which is decided by probekit.protocol; a kernel lays the fields out."""
+    order: ICMP, ICMPv6 echo requests, SYNs, UDP requests | echo replies, SYN/ACKs, UDP replies, port
+    unreachables from the destination | RST/ACKs | bare RSTs (each in frame order). Which packet is which
+    is decided by probekit.protocol; a kernel lays the fields out."""
     has_ts = p["ts_ns"].notna().to_numpy()
     proto = p["ip_proto"].to_numpy("int16", na_value=-1)
     typ = p["icmp_type"].to_numpy("int16", na_value=-1)
@@ -150,13 +158,19 @@ def _events(p: pd.DataFrame) -> dict:
     flags = p["tcp_flags"].to_numpy("int32", na_value=0)
     tcp_ok = (proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts
     v4, v6 = (proto == IPPROTO_ICMP) & icmp_ok, (proto == IPPROTO_ICMPV6) & icmp_ok
+    src, dst = p["src"].cat.codes.to_numpy(np.int64), p["dst"].cat.codes.to_numpy(np.int64)
+    sport, dport = _raw(p["sport"], 0), _raw(p["dport"], 0)
+    udp = _udp_events(p, proto, typ, has_ts, src, dst, sport, dport)
     classes = [  # (mask, event type, protocol code, outward (a = src), reply kind); order = _CLASS_*
         (v4 & (typ == ICMP_ECHO_REQUEST), _REQ, 0, True, -1),
         (v6 & (typ == ICMPV6_ECHO_REQUEST), _REQ, 1, True, -1),
         (tcp_ok & is_syn(flags), _REQ, 2, True, -1),
+        (udp["request"], _REQ, 3, True, -1),
         (v4 & (typ == ICMP_ECHO_REPLY), _EXACT, 0, False, ECHO_REPLY),
         (v6 & (typ == ICMPV6_ECHO_REPLY), _EXACT, 1, False, ECHO_REPLY),
         (tcp_ok & is_syn_ack(flags), _EXACT, 2, False, SYN_ACK),
+        (udp["reply"], _EXACT, 3, False, UDP_REPLY),
+        (udp["refusal"], _EXACT, 3, False, PORT_UNREACHABLE),
         (tcp_ok & is_rst_ack(flags), _LOOSE, 2, False, RST_ACK),
         (tcp_ok & is_bare_rst(flags), _RESET, 2, True, -1),
     ]
@@ -165,9 +179,8 @@ def _events(p: pd.DataFrame) -> dict:
         cls[c[0]] = i
     meta = np.array([c[1:] for c in classes], dtype=np.int64)
     rows, keys, ts, frame, kind, etype, ack = _layout(
-        cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), p["src"].cat.codes.to_numpy(np.int64),
-        p["dst"].cat.codes.to_numpy(np.int64), _raw(p["icmp_id"], 0), _raw(p["icmp_seq"], 0), _raw(p["sport"], 0),
-        _raw(p["dport"], 0), _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0))
+        cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), src, dst, _raw(p["icmp_id"], 0),
+        _raw(p["icmp_seq"], 0), sport, dport, _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0), udp["keys"])
     # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
     tcp_reply = (keys[:, 0] == 2) & ((etype == _EXACT) | (etype == _LOOSE))
     keys[tcp_reply, 5] = syn_ack_isn(ack[tcp_reply])
@@ -178,6 +191,88 @@ def _events(p: pd.DataFrame) -> dict:
     return {"row": rows, "etype": etype, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
             "protocol": keys[:, 0], "a": keys[:, 1], "b": keys[:, 2], "port": keys[:, 3], "ident": keys[:, 4],
             "seq": keys[:, 5], "ttl": p["ttl"].to_numpy("float64", na_value=np.nan)[rows], "size": ip_len - hdr}
+
+
+def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> dict:
+    """UDP requests, UDP replies and the destinations' port unreachables (protocol.udp_flow_roles,
+    protocol.is_port_unreachable) as row masks, and the identity of each such row in row order
+    (``keys``: a, b, port, ident, seq): a request's seq is protocol.udp_request_seq; a reply or refusal
+    takes the seq of the latest request on its 4-tuple at or before it (UDP_NO_REQUEST when none)."""
+    n = len(p)
+    udp_ok = (proto == IPPROTO_UDP) & has_ts & p["sport"].notna().to_numpy() & p["dport"].notna().to_numpy()
+    request, reply, refusal = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    r = np.flatnonzero(udp_ok)
+    if r.size:
+        outward = udp_flow_roles(src[r], dst[r], sport[r].astype(np.int64), dport[r].astype(np.int64))
+        request[r[outward]] = True
+        reply[r[~outward]] = True
+    e = np.zeros(0, np.int64)
+    qa = qb = qp = qi = np.zeros(0, np.int64)
+    if QUOTED_COLUMNS[0] in p.columns and all(c in p.columns for c in QUOTED_COLUMNS):
+        code = p["icmp_code"].to_numpy("int16", na_value=-1)
+        e = np.flatnonzero(is_port_unreachable(proto, typ, code) & has_ts)
+        if e.size:
+            cats = p["src"].cat.categories
+            qproto = _sparse_take(p["quoted_proto"], e)
+            qs, qd = (_sparse_take(p[c], e) for c in ("quoted_sport", "quoted_dport"))
+            qa = _address_codes(p["quoted_src"], e, cats)
+            qb = _address_codes(p["quoted_dst"], e, cats)
+            # the target itself says the port is closed: the reporter is the quoted destination
+            ok = (qproto == IPPROTO_UDP) & ~np.isnan(qs) & ~np.isnan(qd) & (qa >= 0) & (qb >= 0) & (qb == src[e])
+            e, qa, qb = e[ok], qa[ok], qb[ok]
+            qp, qi = qd[ok].astype(np.int64), qs[ok].astype(np.int64)
+            refusal[e] = True
+    out = request[r] if r.size else np.zeros(0, bool)       # the UDP rows only, never the whole table
+    rows = np.concatenate([r, e])
+    a = np.concatenate([np.where(out, src[r], dst[r]), qa])
+    b = np.concatenate([np.where(out, dst[r], src[r]), qb])
+    port = np.concatenate([np.where(out, dport[r], sport[r]).astype(np.int64), qp])
+    ident = np.concatenate([np.where(out, sport[r], dport[r]).astype(np.int64), qi])
+    order = np.argsort(rows, kind="stable")
+    rows, a, b, port, ident = rows[order], a[order], b[order], port[order], ident[order]
+    is_req = request[rows]
+    v4 = np.array([":" not in str(c) for c in p["src"].cat.categories], bool) if rows.size else np.zeros(0, bool)
+    ip_id = _sparse_take(p["ip_id"], rows)
+    own = udp_request_seq(ip_id, v4[src[rows]] if v4.size else np.zeros(rows.size, bool))
+    seq = _latest_request_seq(a, b, port, ident, _raw(p["ts_ns"], -1)[rows], is_req, own)
+    keys = np.stack([a, b, port, ident & 0xFFFF, seq]).T.copy() if rows.size else np.zeros((0, 5), np.int64)
+    return {"request": request, "reply": reply, "refusal": refusal, "keys": keys}
+
+
+def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
+    """For each UDP event (sorted by row), its own seq for a request, else the seq of the latest request
+    with the same (a, b, port, ident) at or before it (requests first at equal times; UDP_NO_REQUEST)."""
+    m = a.size
+    if m == 0:
+        return np.zeros(0, np.int64)
+    pair = pd.factorize((a << 31) | b)[0].astype(np.int64)      # category codes: under 2^31 addresses
+    key = (pair << 32) | ((port & 0xFFFF) << 16) | (ident & 0xFFFF)
+    order = np.lexsort((~is_req, ts, key))
+    k = key[order]
+    start = np.ones(m, bool)
+    start[1:] = k[1:] != k[:-1]
+    group_start = np.maximum.accumulate(np.where(start, np.arange(m), 0))
+    last = np.maximum.accumulate(np.where(is_req[order], np.arange(m), -1))
+    found = last >= group_start
+    seq_sorted = np.where(found, own[order][np.maximum(last, 0)], UDP_NO_REQUEST)
+    out = np.empty(m, np.int64)
+    out[order] = seq_sorted
+    return np.where(is_req, own, out)
+
+
+def _sparse_take(s: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """A sparse (or nullable) numeric column's values at ``rows`` as float64, NaN where absent."""
+    if not rows.size:
+        return np.zeros(0)
+    a = s.array.take(rows)
+    return a.to_numpy("float64", na_value=np.nan) if hasattr(a, "_mask") else np.asarray(a, dtype=np.float64)
+
+
+def _address_codes(s: pd.Series, rows: np.ndarray, cats: pd.Index) -> np.ndarray:
+    """Codes in the packets' address categories of a (sparse) text column at ``rows``; -1 when absent."""
+    v = np.asarray(s.array.take(rows), dtype=object)
+    v = np.where(pd.isna(v), "", v.astype(str))
+    return cats.get_indexer(pd.Index(v, dtype=object)).astype(np.int64)
 
 
 def _raw(s: pd.Series, na: int) -> np.ndarray:
@@ -289,10 +384,11 @@ def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
 
 # ----------------------------------------------------------------------------------------- kernels
 @njit(nogil=True)
-def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, tack):
+def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, tack, ukeys):
     """Gather the events (packets with class ``cls`` >= 0) class by class, each in frame order, with
     their identity (protocol, a = prober side, b = target side, port, ident, seq) as rows of ``keys``.
-    ``meta[class]`` = (event type, protocol code, outward, reply kind)."""
+    ``meta[class]`` = (event type, protocol code, outward, reply kind); ``ukeys``: (a, b, port, ident,
+    seq) of the UDP classes' rows in row order (their identity needs the quoted header or a look-back)."""
     n_cls = meta.shape[0]
     counts = np.zeros(n_cls + 1, np.int64)
     for i in range(cls.size):
@@ -306,6 +402,7 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
     keys = np.empty((m, 6), np.int64)
     ets, fr, kind, etype, ack = (np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64),
                                  np.empty(m, np.int64), np.empty(m, np.int64))
+    u = 0
     for i in range(cls.size):
         c = cls[i]
         if c < 0:
@@ -322,6 +419,10 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
             keys[j, 3] = 65536
             keys[j, 4] = icmp_id[i] & 0xFFFF
             keys[j, 5] = icmp_seq[i] & 0xFFFF
+        elif pcode == 3:        # UDP: the identity worked out beforehand, one row after the other
+            for f in range(5):
+                keys[j, f + 1] = ukeys[u, f]
+            u += 1
         else:
             keys[j, 3] = dport[i] if outward else sport[i]
             keys[j, 4] = (sport[i] if outward else dport[i]) & 0xFFFF

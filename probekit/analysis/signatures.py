@@ -22,7 +22,7 @@ TOOL_LABELS = {
     "inetutils-ping": "GNU inetutils ping",
     "busybox-ping": "busybox ping",
     "fping": "fping (also smokeping's FPing and Zabbix's icmpping, which run it)",
-    "scamper": "scamper ping",
+    "scamper": "scamper (ping; trace, whose default udp-paris keeps one UDP 4-tuple for every probe)",
     "check_icmp": "monitoring-plugins check_icmp",
     "oping": "oping / liboping",
     "blackbox-exporter": "prometheus-blackbox-exporter (icmp module)",
@@ -30,7 +30,7 @@ TOOL_LABELS = {
     "nping": "nmap's nping",
     "hping3": "hping3",
     "mtr": "mtr",
-    "traceroute": "traceroute (Linux, -I for ICMP)",
+    "traceroute": "traceroute (Linux: UDP to rising ports by default, -I for ICMP)",
     "tcptraceroute": "tcptraceroute",
     "nmap": "nmap SYN scan",
     "zmap": "zmap",
@@ -102,6 +102,24 @@ def _ttl_limited(r) -> bool:
     return r["ttl_min"] <= 3 and r["ttls"] >= 2
 
 
+def _udp_tool(r, shape: str, ev: str, ttl: str) -> tuple[str, str]:
+    """UDP probes: the tracers. ``r["ports"]``: destination ports the stream covers (streams.tracer_ports)."""
+    ports = int(r.get("ports", 1) or 1)
+    if not _ttl_limited(r):   # said without the payload's layout: the chunked drivers have no payload bytes
+        top = r["ttl_max"]
+        at = f"{int(top)}" if np.isfinite(top) else "?"
+        return "unknown", f"UDP requests at one TTL ({at}): no tracer; an application's or unknown"
+    rising = f"destination ports rising over {ports}" if ports > 1 else "one destination port"
+    if shape == "ascending" and ports > 1:
+        return "traceroute", f"{ttl}, {rising}, a new source port per probe, {ev} (traceroute's '@ABC…' fill)"
+    if shape == "zeros" and ports > 1 and r["sports"] == 1:
+        return "mtr", f"{ttl}, {rising} from one source port, {ev}"
+    if ports == 1 and r["sports"] == 1 and r.get("id_step_one"):
+        return "scamper", (f"{ttl}, one UDP 4-tuple for every probe (Paris traceroute: scamper's udp-paris), "
+                           f"IP ids counting up by one, {ev}")
+    return "unknown", f"{ttl}, {rising}, {ev}"
+
+
 def classify_stream(r, sources: int = 1, even: bool = False) -> tuple[str, str]:
     """(tool, evidence) for one stream's features (a mapping: see ``fingerprint.fingerprint``); first
     matching rule wins."""
@@ -146,6 +164,8 @@ def classify_stream(r, sources: int = 1, even: bool = False) -> tuple[str, str]:
                    f"{sources} source(s){' evenly' if even else ''}")
             return ("cwnm-like" if size == 56 or (sources >= 2 and even) else "unknown"), why
         return "unknown", f"payload verdict {r.get('verdict', '?')}: {ev}"
+    if proto == "udp":
+        return _udp_tool(r, shape, ev, ttl)
     # TCP SYNs
     win, thl = r["win"], r["thl"]
     w = "?" if np.isnan(win) else int(win)

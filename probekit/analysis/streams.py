@@ -14,16 +14,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..schema import (
     OTHER_TRAFFIC,
     SOURCE_STREAM_KEYS,
     STREAM_COLUMNS,
-    STREAM_KEYS,
     STREAM_KINDS,
     STREAMS,
 )
+from ._groups import factorize_rows as _factorize
+from .connections import LIKELY_SERVER_PORTS
 
-__all__ = ["other_traffic", "select_probe_streams", "stream_key", "streams"]
+__all__ = ["other_traffic", "select_probe_streams", "stream_key", "stream_ports", "streams", "tracer_ports"]
 
 _SS = list(SOURCE_STREAM_KEYS)
 _PROTO = {"icmp": 1, "icmpv6": 58, "tcp": 6, "udp": 17}
@@ -88,9 +90,30 @@ def _obj(s: pd.Series) -> np.ndarray:
 def _is(s: pd.Series, value: str) -> np.ndarray:
     """s == value, by category code when categorical."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        i = s.cat.categories.get_indexer([value])[0]
+        i = _positions(s.cat.categories, [value])[0]
         return s.cat.codes.to_numpy() == i if i >= 0 else np.zeros(len(s), bool)
     return (s.astype(object) == value).to_numpy()
+
+
+def _positions(index: pd.Index, values) -> np.ndarray:
+    """index.get_indexer(values) (-1 where absent); a dict look-up for a small index (get_indexer on
+    Arrow-backed text costs milliseconds even for a handful of values)."""
+    if len(index) <= 4096:
+        where = {v: i for i, v in enumerate(index.tolist())}
+        return np.array([where.get(v, -1) for v in list(values)], dtype=np.int64)
+    return index.get_indexer(values).astype(np.int64)
+
+
+def _int_na(s: pd.Series, na: int) -> np.ndarray:
+    """An integer column as int64 with ``na`` for <NA>, from the masked array's buffers."""
+    arr = s.array
+    data, mask = getattr(arr, "_data", None), getattr(arr, "_mask", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iu" and isinstance(mask, np.ndarray):
+        out = data.astype(np.int64)
+        if mask.any():
+            out[mask] = na
+        return out
+    return s.to_numpy("float64", na_value=na).astype(np.int64)
 
 
 def _l3_is(packets: pd.DataFrame, *names: str) -> np.ndarray:
@@ -109,119 +132,288 @@ def _port_array(ports) -> pd.arrays.IntegerArray:
 
 def _ports(s: pd.Series) -> np.ndarray:
     """Ports as int64 with -1 for <NA>."""
-    try:
-        return s.to_numpy("int64", na_value=-1)
-    except (TypeError, ValueError):
-        return s.to_numpy("float64", na_value=-1).astype(np.int64)
+    return _int_na(s, -1)
 
 
 def _codes_in(s: pd.Series, cats: pd.Index) -> np.ndarray:
     """Positions of s's values in ``cats`` (-1 where absent), by mapping categories, not values."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        m = cats.get_indexer(s.cat.categories)
+        m = _positions(cats, s.cat.categories)
         c = s.cat.codes.to_numpy()
+        if m.size and (c >= 0).all():
+            return m[c]
         return np.where(c >= 0, m[np.maximum(c, 0)] if len(m) else -1, -1).astype(np.int64)
     return cats.get_indexer(s.astype(object)).astype(np.int64)
 
 
 def _connection_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
     """True for each TCP probe whose connection carried data after the SYN: a segment with payload, in
-    either direction, on the probe's 4-tuple, later than the SYN and before the next SYN of that tuple."""
+    either direction, on the probe's 4-tuple, at or after the SYN, before the next SYN of that tuple
+    (the latest SYN of the 4-tuple before it: a compiled hash join and one sweep in time order)."""
     out = np.zeros(len(probes), bool)
     tcp = _is(probes["protocol"], "tcp")
     if not tcp.any() or packets.empty:
         return out
-    cats = packets["src"].cat.categories
-    pr = probes[tcp]
-    a = _codes_in(pr["source"], cats)
-    b = _codes_in(pr["destination"], cats)
-    psport = pr["ident"].to_numpy("int64")
-    pdport = _ports(pr["port"])
-    flags = packets["tcp_flags"].to_numpy("int64", na_value=0)
-    data = ((packets["ip_proto"].to_numpy("int64", na_value=-1) == 6)
-            & (packets["payload_len"].to_numpy("int64", na_value=0) > 0) & ((flags & 0x02) == 0)
-            & packets["ts_ns"].notna().to_numpy())
-    if not data.any():
+    flags = _int_na(packets["tcp_flags"], 0)
+    data = ((_int_na(packets["ip_proto"], -1) == 6) & (_int_na(packets["payload_len"], 0) > 0)
+            & ((flags & 0x02) == 0) & packets["ts_ns"].notna().to_numpy())
+    d = np.flatnonzero(data)
+    if not d.size:
         return out
-    d = packets[data]
-    ds, dd = d["src"].cat.codes.to_numpy("int64"), d["dst"].cat.codes.to_numpy("int64")
-    dsp, ddp = _ports(d["sport"]), _ports(d["dport"])
-    dts = d["ts_ns"].to_numpy("int64")
-    n = max(len(cats), 1)
-    # factorize (address pair) over every array at once so that pair << 32 | ports fits 63 bits
-    pairs = np.concatenate([a * n + b, ds * n + dd, dd * n + ds])
-    pc = pd.factorize(pairs)[0].astype(np.int64)
-    k_probe = (pc[:len(a)] << 32) | (psport << 16) | pdport
-    k_fwd = (pc[len(a):len(a) + len(ds)] << 32) | (dsp << 16) | ddp
-    k_rev = (pc[len(a) + len(ds):] << 32) | (ddp << 16) | dsp
-    left = pd.DataFrame({"ts_ns": pr["ts_ns"].to_numpy("int64"), "key": k_probe, "i": np.flatnonzero(tcp)})
-    left = left.sort_values("ts_ns", kind="stable")
-    for k in (k_fwd, k_rev):
-        ev = pd.DataFrame({"ts_ns": dts, "key": k}).sort_values("ts_ns", kind="stable")
-        m = pd.merge_asof(ev, left, on="ts_ns", by="key", direction="backward")
-        hit = m["i"].dropna().to_numpy("int64")
-        out[hit] = True
+    cats = packets["src"].cat.categories
+    sel = np.flatnonzero(tcp)
+    a = _codes_in(probes["source"], cats)[sel]
+    b = _codes_in(probes["destination"], cats)[sel]
+    ps, pp = _ports(probes["ident"])[sel], _ports(probes["port"])[sel]
+    ds, dd = packets["src"].cat.codes.to_numpy(np.int64)[d], packets["dst"].cat.codes.to_numpy(np.int64)[d]
+    dsp = packets["sport"].array.take(d).to_numpy("int64", na_value=-1)
+    ddp = packets["dport"].array.take(d).to_numpy("int64", na_value=-1)
+    dts = packets["ts_ns"].array.take(d).to_numpy("int64")
+    keys = np.concatenate([np.stack([a, b, ps, pp]).T, np.stack([ds, dd, dsp, ddp]).T,
+                           np.stack([dd, ds, ddp, dsp]).T]) + 1
+    use = (keys[:, 0] > 0) & (keys[:, 1] > 0)
+    kid, n_keys = _factorize(keys, use, 4)
+    ts = np.concatenate([probes["ts_ns"].to_numpy("int64")[sel], dts, dts])
+    is_data = np.concatenate([np.zeros(sel.size, np.int8), np.ones(2 * d.size, np.int8)])
+    order = np.lexsort((is_data, ts))                   # at equal times the SYN first
+    out[sel[_carried(order, kid, sel.size, n_keys)]] = True
     return out
 
 
-def _group_median(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np.ndarray:
-    """Median of ``values`` per group (NaNs ignored; NaN for a group without values)."""
-    med = pd.Series(values).groupby(gid).median()
-    return med.reindex(np.arange(ngroups)).to_numpy("float64")
+@njit(nogil=True)
+def _carried(order, kid, n_probes, n_keys):  # pragma: no cover - compiled
+    """Probes (index < n_probes) that a later data segment of their 4-tuple goes to: each segment
+    marks the latest probe of its key before it."""
+    last = np.full(max(n_keys, 1), -1, np.int64)
+    hit = np.zeros(n_probes, np.bool_)
+    for e in order:
+        k = kid[e]
+        if k < 0:
+            continue
+        if e < n_probes:
+            last[k] = e
+        elif last[k] >= 0:
+            hit[last[k]] = True
+    return np.flatnonzero(hit)
 
 
-def _group_nunique(gid: np.ndarray, values: np.ndarray, ngroups: int) -> np.ndarray:
-    """Distinct non-NaN integer values per group (payload lengths fit 17 bits)."""
-    ok = ~np.isnan(values)
-    u = np.unique(gid[ok].astype(np.int64) * 131072 + values[ok].astype(np.int64))
-    return np.bincount(u // 131072, minlength=ngroups)
+def _udp_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
+    """True for each UDP probe answered by a UDP datagram (an application on the target answered it:
+    a DNS or NTP reply), not by an ICMP error."""
+    out = np.zeros(len(probes), bool)
+    udp = _is(probes["protocol"], "udp")
+    if not udp.any():
+        return out
+    rf = probes["reply_frame"].to_numpy("int64", na_value=-1)
+    sel = np.flatnonzero(udp & (rf >= 0))
+    if sel.size:
+        rows = _frame_rows(packets, rf[sel])
+        ok = rows >= 0
+        proto = packets["ip_proto"].array.take(rows[ok]).to_numpy("int64", na_value=-1)
+        out[sel[ok]] = proto == 17
+    return out
 
 
-def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float) -> pd.DataFrame:
-    """Per source stream: counts, schedule, data, payload — numpy over the probes sorted by stream and time."""
+def _request_ttl(packets: pd.DataFrame, probes: pd.DataFrame, sel: np.ndarray) -> np.ndarray:
+    """TTL / hop limit of the request of the probes ``sel`` (NaN when unknown)."""
+    rows = _frame_rows(packets, probes["request_frame"].to_numpy("int64")[sel]) if sel.size else np.zeros(0, np.int64)
+    ok = rows >= 0
+    out = np.full(sel.size, np.nan)
+    if ok.any():
+        out[ok] = packets["ttl"].array.take(rows[ok]).to_numpy("float64", na_value=np.nan)
+    return out
+
+
+def stream_ports(packets: pd.DataFrame, probes: pd.DataFrame, tracer_min_ports: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The port of each probe's stream (int64, -1 for ICMP) and how many consecutive ports that stream
+    covers from it (1; 0 for ICMP): :func:`tracer_ports` with the requests' TTLs from ``packets``."""
+    sel = np.flatnonzero(_is(probes["protocol"], "udp"))
+    if sel.size < tracer_min_ports:
+        port = _ports(probes["port"])
+        return port, (port >= 0).astype(np.int64)
+    ttl = np.full(len(probes), np.nan)
+    ttl[sel] = _request_ttl(packets, probes, sel)
+    return tracer_ports(probes, ttl, tracer_min_ports)
+
+
+def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The stream port of each probe and the ports its stream covers, given each request's TTL (``ttl``,
+    NaN when unknown). A tracer's UDP probes (traceroute, mtr -u) go to a new destination port each,
+    33434, 33435, ...: the UDP probes to one destination whose distinct ports run consecutively, at least
+    ``tracer_min_ports`` of them, sent with more than one TTL (rising TTLs: a tracer, not a port scan),
+    are one stream keyed by the run's lowest port. Every other probe keeps its port (span 1; ICMP -1, 0)."""
+    port = _ports(probes["port"])
+    span = (port >= 0).astype(np.int64)
+    sel = np.flatnonzero(_is(probes["protocol"], "udp") & (port >= 0))
+    if sel.size < tracer_min_ports:
+        return port, span
+    dest = probes["destination"]
+    d = (dest.cat.codes.to_numpy(np.int64) if isinstance(dest.dtype, pd.CategoricalDtype)
+         else pd.factorize(dest.astype(object))[0].astype(np.int64))[sel]
+    u, inv = np.unique(d * 65536 + port[sel], return_inverse=True)
+    ud, up = u // 65536, u % 65536
+    new = np.ones(u.size, bool)
+    new[1:] = (ud[1:] != ud[:-1]) | (up[1:] != up[:-1] + 1)
+    run_of_u = np.cumsum(new) - 1
+    run = run_of_u[inv]
+    n_runs = int(run_of_u[-1]) + 1
+    n_ports = np.bincount(run_of_u, minlength=n_runs)
+    base = up[new]
+    t = np.asarray(ttl, np.float64)[sel]
+    lo, hi = np.full(n_runs, np.inf), np.full(n_runs, -np.inf)
+    np.minimum.at(lo, run, np.where(np.isnan(t), np.inf, t))
+    np.maximum.at(hi, run, np.where(np.isnan(t), -np.inf, t))
+    tracer = (n_ports >= tracer_min_ports) & (hi > lo)
+    hit = tracer[run]
+    port[sel[hit]] = base[run[hit]]
+    span[sel[hit]] = n_ports[run[hit]]
+    return port, span
+
+
+@njit(nogil=True)
+def _group_stats(order, bounds, ts, plen, data, tolerance):  # pragma: no cover - compiled
+    """Per group (``order`` sorted by group, time within): first and last time, median gap, gaps and
+    gaps on schedule (within ``tolerance`` of a whole multiple of the median, at least one), requests
+    with data, median payload length and distinct payload lengths (NaN lengths ignored; lengths are
+    IP payload sizes, under 2^17)."""
+    G = bounds.size - 1
+    first, last = np.zeros(G, np.int64), np.zeros(G, np.int64)
+    med, plmed = np.full(G, np.nan), np.full(G, np.nan)
+    gaps, near, ndata, nlen = (np.zeros(G, np.int64), np.zeros(G, np.int64), np.zeros(G, np.int64),
+                               np.zeros(G, np.int64))
+    seen = np.zeros(1 << 17, np.int64)
+    gp = np.empty(max(order.size, 1))
+    pl = np.empty(max(order.size, 1))
+    for g in range(G):
+        lo, hi = bounds[g], bounds[g + 1]
+        first[g] = ts[order[lo]]
+        last[g] = ts[order[hi - 1]]
+        k = hi - lo
+        if k > 1:
+            prev = ts[order[lo]]
+            for i in range(lo + 1, hi):
+                t = ts[order[i]]
+                gp[i - lo - 1] = (t - prev) / 1e9
+                prev = t
+            m = np.median(gp[:k - 1])
+            med[g] = m
+            if m > 0:
+                gaps[g] = k - 1
+                c = 0
+                for j in range(k - 1):
+                    r = gp[j] / m
+                    w = max(np.round(r), 1.0)
+                    if abs(r - w) <= tolerance:
+                        c += 1
+                near[g] = c
+        # payload lengths: counted per distinct value (lengths are small integers), the median read
+        # off the counts in order; a value outside 0..2^17 (never an IP payload length) falls back to a sort
+        n = 0
+        d = 0
+        odd = False
+        for i in range(lo, hi):
+            e = order[i]
+            if data[e]:
+                ndata[g] += 1
+            v = plen[e]
+            if np.isnan(v):
+                continue
+            n += 1
+            x = int(v)
+            if x != v or x < 0 or x >= seen.size:
+                odd = True
+                continue
+            if seen[x] == 0:
+                pl[d] = x
+                d += 1
+            seen[x] += 1
+        if odd:
+            tmp = np.empty(n)
+            j = 0
+            for i in range(lo, hi):
+                if not np.isnan(plen[order[i]]):
+                    tmp[j] = plen[order[i]]
+                    j += 1
+            tmp = np.sort(tmp)
+            plmed[g] = (tmp[(n - 1) // 2] + tmp[n // 2]) / 2
+            u = 1
+            for j in range(1, n):
+                if tmp[j] != tmp[j - 1]:
+                    u += 1
+            nlen[g] = u
+        elif n:
+            vals = np.sort(pl[:d])
+            lo_i, hi_i = (n - 1) // 2, n // 2
+            c = 0
+            va, vb = np.nan, np.nan
+            for v in vals:
+                c2 = c + seen[int(v)]
+                if np.isnan(va) and lo_i < c2:
+                    va = v
+                if hi_i < c2:
+                    vb = v
+                    break
+                c = c2
+            plmed[g] = (va + vb) / 2
+            nlen[g] = d
+        for j in range(d):                  # reset only what this group set
+            seen[int(pl[j])] = 0
+    return first, last, med, gaps, near, ndata, plmed, nlen
+
+
+@njit(nogil=True)
+def _counting_order(gid, n_groups):  # pragma: no cover - compiled
+    """Indices sorting ``gid`` (0..n_groups-1) stably: a counting sort, O(n)."""
+    count = np.zeros(n_groups + 1, np.int64)
+    for g in gid:
+        count[g + 1] += 1
+    for g in range(n_groups):
+        count[g + 1] += count[g]
+    out = np.empty(gid.size, np.int64)
+    for i in range(gid.size):
+        g = gid[i]
+        out[count[g]] = i
+        count[g] += 1
+    return out
+
+
+def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float, tracer_min_ports: int) -> dict:
+    """Per source stream: counts, schedule, data, payload (a compiled pass over the probes grouped by
+    stream, in time order). Returns numpy columns; ``port`` is the stream port (stream_ports)."""
     addrs = _address_index(packets, probes)
     protos = pd.Index(list(_PROTO) + sorted(set(_obj(probes["protocol"].drop_duplicates())) - set(_PROTO)))
     pc = _codes_in(probes["protocol"], protos)
     sc = _codes_in(probes["source"], addrs)
     dc = _codes_in(probes["destination"], addrs)
-    port = _ports(probes["port"])
+    port, span = stream_ports(packets, probes, tracer_min_ports)
     ts = probes["ts_ns"].to_numpy("int64")
     rows = _frame_rows(packets, probes["request_frame"].to_numpy("int64"))
-    plen_all = packets["payload_len"].to_numpy("float64", na_value=np.nan)
-    plen = np.where(rows >= 0, plen_all[np.maximum(rows, 0)], np.nan) if len(rows) else np.zeros(0)
-    data = _connection_data(packets, probes)
+    plen = np.full(len(rows), np.nan)
+    ok = rows >= 0
+    if ok.any():
+        plen[ok] = packets["payload_len"].array.take(rows[ok]).to_numpy("float64", na_value=np.nan)
+    data = _connection_data(packets, probes) | _udp_data(packets, probes)
     key = _packed(pc, sc, dc, port, len(addrs)) if len(protos) <= 15 else \
         pd.MultiIndex.from_arrays([pc, sc, dc, port]).factorize()[0]
-    order = np.lexsort((ts, key))
-    k, t = key[order], ts[order]
-    new = np.ones(len(k), bool)
-    new[1:] = k[1:] != k[:-1]
-    gid = np.cumsum(new) - 1
-    ng = int(gid[-1]) + 1
-    first = np.flatnonzero(new)
+    gid, uniq = pd.factorize(key, sort=True)                # groups in key order, as the sort gave them
+    gid = gid.astype(np.int64)
+    ng = len(uniq)
+    if ts.size > 1 and not bool(np.all(np.diff(ts) >= 0)):
+        order = np.lexsort((ts, gid))
+    else:
+        order = _counting_order(gid, ng)                    # the probes table is in time order
     cnt = np.bincount(gid, minlength=ng)
-    last = first + cnt - 1
-    gap = np.full(len(k), np.nan)
-    gap[1:] = np.where(~new[1:], np.diff(t) / _NS, np.nan)
-    med = _group_median(gid, gap, ng)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = gap / med[gid]
-        near = np.abs(ratio - np.maximum(np.round(ratio), 1)) <= tolerance   # within 20 % of a whole period
-    has_gap = ~np.isnan(gap) & (med[gid] > 0)
-    gaps = np.bincount(gid, weights=has_gap, minlength=ng)
-    nears = np.bincount(gid, weights=has_gap & near, minlength=ng)
-    o = order[first]
+    bounds = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+    first, last, med, gaps, near, ndata, plmed, nlen = _group_stats(order, bounds, ts, plen, data, tolerance)
+    o = order[bounds[:-1]]
     a = np.asarray(addrs.astype(object), dtype=object)
-    ss = pd.DataFrame({
-        "protocol": np.asarray(protos.astype(object), dtype=object)[pc[o]], "source": a[sc[o]],
-        "destination": a[dc[o]], "port": port[o], "requests": cnt, "first_ns": t[first], "last_ns": t[last],
-        "gap_median_s": med, "gaps": gaps.astype(np.int64), "near": nears.astype(np.int64),
-        "data": np.bincount(gid, weights=data[order], minlength=ng).astype(np.int64),
-        "payload_len_median": _group_median(gid, plen[order], ng),
-        "payload_lengths": _group_nunique(gid, plen[order], ng)})
     with np.errstate(invalid="ignore", divide="ignore"):
-        ss["on_schedule_pct"] = np.where(ss["gaps"] > 0, 100.0 * ss["near"] / ss["gaps"], np.nan)
-    return ss
+        sched = np.where(gaps > 0, 100.0 * near / np.maximum(gaps, 1), np.nan)
+    return {"protocol": np.asarray(protos.astype(object), dtype=object)[pc[o]], "pcode": pc[o], "scode": sc[o],
+            "dcode": dc[o], "source": a[sc[o]], "destination": a[dc[o]], "port": port[o], "ports": span[o],
+            "requests": cnt, "first_ns": first, "last_ns": last, "gap_median_s": med, "gaps": gaps, "near": near,
+            "data": ndata, "payload_len_median": plmed, "payload_lengths": nlen, "on_schedule_pct": sched,
+            "_gid": gid, "_port_of": port}
 
 
 def _address_index(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Index:
@@ -230,14 +422,19 @@ def _address_index(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Index:
     extra = []
     for c in ("source", "destination"):
         v = probes[c].cat.categories if isinstance(probes[c].dtype, pd.CategoricalDtype) else pd.Index(probes[c].unique())
-        extra += list(np.asarray(v.astype(object))[cats.get_indexer(v) < 0])
+        extra += list(np.asarray(v.astype(object))[_positions(cats, v) < 0])
     return cats.append(pd.Index(sorted(set(extra)), dtype=cats.dtype)) if extra else cats
+
+
+_SERVICE_UDP = frozenset(int(p.split("/")[0]) for p in LIKELY_SERVER_PORTS if p.endswith("/udp"))
+"""UDP ports Zeek registers an application analyzer for (connections.LIKELY_SERVER_PORTS): DNS, NTP,
+DHCP, SNMP, syslog, ... — a request there is an application's, not a tracer's."""
 
 
 def streams(packets: pd.DataFrame, probes: pd.DataFrame, fingerprints: pd.DataFrame | None = None,
             overrides: dict | None = None, *, min_requests: int = 10, on_schedule_pct: float = 80.0,
             tolerance: float = 0.2, client_data_pct: float = 50.0, probe_data_pct: float = 10.0,
-            scan_min_targets: int = 8, scan_max_per_target: int = 2) -> pd.DataFrame:
+            scan_min_targets: int = 8, scan_max_per_target: int = 2, tracer_min_ports: int = 3) -> pd.DataFrame:
     """The streams table: one row per (protocol, destination, port, kind) with its sources and evidence.
 
     Rules, first match wins, per source stream (docs/streams.md):
@@ -245,84 +442,128 @@ def streams(packets: pd.DataFrame, probes: pd.DataFrame, fingerprints: pd.DataFr
        source, or 'tcp:198.51.100.10>192.0.2.10:80' / a 4-tuple for one source.
     2. scan: at most ``scan_max_per_target`` requests, from a source that sent that few to at least
        ``scan_min_targets`` targets.
-    3. client: TCP, and at least ``client_data_pct`` % of its connections carried data.
+    3. client: TCP, and at least ``client_data_pct`` % of its connections carried data; UDP to a service
+       port (Zeek's likely server ports: DNS, NTP, ...) or with ``client_data_pct`` % of its requests
+       answered by a UDP datagram.
     4. probe: at least ``min_requests`` requests, ``on_schedule_pct`` % of the gaps on schedule (a whole
-       multiple of the median gap, within ``tolerance`` of it), and (TCP) at most ``probe_data_pct`` %
-       of the connections carried data.
+       multiple of the median gap, within ``tolerance`` of it), and (TCP, UDP) at most ``probe_data_pct``
+       % of the connections / requests carried data.
     5. other.
-    ``fingerprints`` (probekit.fingerprint's table) adds the tool label as evidence; it does not decide.
+    A tracer's UDP probes to rising ports are one stream keyed by the lowest (``stream_ports``,
+    ``tracer_min_ports``; column ``ports``). ``fingerprints`` (probekit.fingerprint's table) adds the tool
+    label as evidence; it does not decide.
     """
     if probes.empty:
         return _typed(pd.DataFrame({c: [] for c in STREAM_COLUMNS}))
-    ss = _source_streams(packets, probes, tolerance)
+    ss = _source_streams(packets, probes, tolerance, tracer_min_ports)
+    n = ss["requests"].size
     # a scanner's fan-out: targets each source sent only one or two requests to
     few = ss["requests"] <= scan_max_per_target
-    fan = ss[few].groupby("source").size()
-    ss["source_targets"] = ss["source"].map(fan).fillna(0).astype("int64")
+    fan = np.bincount(ss["scode"][few], minlength=int(ss["scode"].max()) + 1)
+    ss["source_targets"] = fan[ss["scode"]].astype(np.int64)
+    is_tcp, is_udp = ss["protocol"] == "tcp", ss["protocol"] == "udp"
     with np.errstate(invalid="ignore", divide="ignore"):
-        data_pct = np.where(ss["protocol"] == "tcp", 100.0 * ss["data"] / ss["requests"], np.nan)
+        data_pct = np.where(is_tcp | is_udp, 100.0 * ss["data"] / ss["requests"], np.nan)
     ss["data_pct"] = data_pct
-    is_tcp = (ss["protocol"] == "tcp").to_numpy()
-    scan = few.to_numpy() & (ss["source_targets"].to_numpy() >= scan_min_targets)
-    client = is_tcp & (np.nan_to_num(data_pct, nan=0.0) >= client_data_pct)
-    sched = ss["on_schedule_pct"].to_numpy("float64")
-    enough = ss["requests"].to_numpy() >= min_requests
-    regular = np.nan_to_num(sched, nan=0.0) >= on_schedule_pct
-    quiet = ~is_tcp | (np.nan_to_num(data_pct, nan=0.0) <= probe_data_pct)
+    dp = np.nan_to_num(data_pct, nan=0.0)
+    service = is_udp & np.isin(ss["port"], np.fromiter(_SERVICE_UDP, np.int64)) & (ss["ports"] == 1)
+    scan = few & (ss["source_targets"] >= scan_min_targets)
+    client = ((is_tcp | is_udp) & (dp >= client_data_pct)) | service
+    enough = ss["requests"] >= min_requests
+    regular = np.nan_to_num(ss["on_schedule_pct"], nan=0.0) >= on_schedule_pct
+    quiet = ~(is_tcp | is_udp) | (dp <= probe_data_pct)
     probe = enough & regular & quiet
-    kind = np.select([scan, client, probe], ["scan", "client", "probe"], "other")
-    rule = np.select([scan, client, probe], ["scan", "client", "probe"],
-                     np.where(~enough, "few", np.where(~regular, "irregular", "some_data")))
-    decided = np.full(len(ss), "rule", dtype=object)
+    kind = np.select([scan, client, probe], ["scan", "client", "probe"], "other").astype(object)
+    rule = np.select([scan, service, client, probe], ["scan", "service", "client", "probe"],
+                     np.where(~enough, "few", np.where(~regular, "irregular", "some_data"))).astype(object)
+    decided = np.full(n, "rule", dtype=object)
     if overrides:
-        k3 = list(zip(ss["protocol"], ss["destination"], ss["port"]))
-        k4 = list(zip(ss["protocol"], ss["source"], ss["destination"], ss["port"]))
         ov = {}
         for key, val in overrides.items():
             if val not in STREAM_KINDS:
                 raise ValueError(f"override kind {val!r}: choose from {', '.join(STREAM_KINDS)}")
             ov[_norm_key(key)] = val
-        for i in range(len(ss)):      # per source stream, not per packet
-            v = ov.get(k4[i], ov.get(k3[i]))
+        ports = ss["port"].tolist()
+        for i in range(n):      # per source stream, not per packet
+            p3 = (ss["protocol"][i], ss["destination"][i], ports[i])
+            v = ov.get((p3[0], ss["source"][i], *p3[1:]), ov.get(p3))
             if v is not None:
                 kind[i], rule[i], decided[i] = v, "user", "user"
     ss["kind"], ss["rule"], ss["decided_by"] = kind, rule, decided
-    tools = None
+    ss["tool"] = np.full(n, None, dtype=object)
     if fingerprints is not None and len(fingerprints):
-        f = fingerprints.assign(protocol=fingerprints["protocol"].astype(str),
-                                source=fingerprints["source"].astype(str),
-                                destination=fingerprints["destination"].astype(str),
-                                port=_ports(fingerprints["port"]))
-        tools = f.set_index(_SS)["tool"].astype(str)
-        tools = tools[~tools.index.duplicated()]
-    ss["tool"] = (pd.Series(list(zip(*(ss[c] for c in _SS))), index=ss.index).map(tools)
-                  if tools is not None else None)
+        f = fingerprints
+        fk = {(str(a), str(b), str(c), int(d)): str(t) for a, b, c, d, t in
+              zip(f["protocol"].astype(str), f["source"].astype(str), f["destination"].astype(str),
+                  _ports(f["port"]).tolist(), f["tool"].astype(str))}
+        ss["tool"] = np.array([fk.get(k) for k in zip(ss["protocol"], ss["source"], ss["destination"],
+                                                      ss["port"].tolist())] + [None], dtype=object)[:-1]
     return _fold(ss, min_requests, on_schedule_pct, client_data_pct, scan_min_targets, scan_max_per_target)
 
 
-def _fold(ss: pd.DataFrame, min_requests, on_schedule_pct, client_data_pct, scan_min_targets,
+def _fold(ss: dict, min_requests, on_schedule_pct, client_data_pct, scan_min_targets,
           scan_max_per_target) -> pd.DataFrame:
-    keys = list(STREAM_KEYS) + ["kind"]
-    ss = ss.sort_values(keys + ["source"], kind="stable")
-    ss["gap_weight"] = ss["gap_median_s"] * ss["requests"]
-    ss["pl_weight"] = ss["payload_len_median"] * ss["requests"]
-    g = ss.groupby(keys, sort=False)
-    out = g.agg(sources=("source", "size"), source_list=("source", lambda s: ",".join(sorted(s))),
-                requests=("requests", "sum"), first_ns=("first_ns", "min"), last_ns=("last_ns", "max"),
-                gap_median_s=("gap_median_s", "median"), gaps=("gaps", "sum"), near=("near", "sum"),
-                per_target_max=("requests", "max"), source_targets=("source_targets", "max"),
-                data=("data", "sum"), payload_len_median=("payload_len_median", "median"),
-                payload_lengths=("payload_lengths", "max"),
-                tool=("tool", lambda s: "/".join(sorted({str(x) for x in s if isinstance(x, str)})) or None),
-                decided_by=("decided_by", lambda s: "user" if (s == "user").any() else "rule"),
-                rules=("rule", lambda s: ",".join(sorted(set(s))))).reset_index()
+    """The source streams of one kind to one target (protocol, destination, port) as one row: sums,
+    extremes and medians over the sources (numpy over the rows sorted by target, kind and source)."""
+    kc = np.array([STREAM_KINDS.index(k) for k in ss["kind"]], np.int64) if ss["kind"].size else np.zeros(0, np.int64)
+    src_rank = pd.factorize(ss["source"], sort=True)[0]
+    dst_rank = pd.factorize(ss["destination"], sort=True)[0]
+    proto_rank = pd.factorize(ss["protocol"], sort=True)[0]
+    o = np.lexsort((src_rank, kc, ss["port"], dst_rank, proto_rank))
+    col = {k: v[o] for k, v in ss.items() if not k.startswith("_")}
+    kc = kc[o]
+    n = o.size
+    new = np.ones(n, bool)
+    if n > 1:
+        new[1:] = ((col["pcode"][1:] != col["pcode"][:-1]) | (col["dcode"][1:] != col["dcode"][:-1])
+                   | (col["port"][1:] != col["port"][:-1]) | (kc[1:] != kc[:-1]))
+    starts = np.flatnonzero(new)
+    size = np.diff(np.append(starts, n))
+    gid = np.repeat(np.arange(starts.size), size)
+
+    def red(f, name):
+        return f.reduceat(col[name], starts) if n else np.zeros(0)
+
+    multi = np.flatnonzero(size > 1)
+
+    def med(name):     # median over the sources (NaN ignored): the value itself for one source
+        out = col[name][starts].astype(np.float64)
+        for g in multi:                                       # per target with several sources (few)
+            v = col[name][starts[g]:starts[g] + size[g]]
+            v = v[~np.isnan(v)]
+            out[g] = np.median(v) if v.size else np.nan
+        return out
+
+    def joined(name, sep, uniq=False, skip_none=False):
+        out = np.asarray(col[name][starts], dtype=object).copy()
+        for g in multi:
+            v = col[name][starts[g]:starts[g] + size[g]]
+            v = [str(x) for x in v if not (skip_none and not isinstance(x, str))]
+            out[g] = sep.join(sorted(set(v) if uniq else v)) or None
+        return out
+
+    tool = joined("tool", "/", uniq=True, skip_none=True)
+    tool = np.array([t if isinstance(t, str) and t else None for t in tool] + [None], dtype=object)[:-1]
+    out = pd.DataFrame({
+        "protocol": col["protocol"][starts], "destination": col["destination"][starts], "port": col["port"][starts],
+        "ports": red(np.maximum, "ports"), "kind": np.asarray(STREAM_KINDS, dtype=object)[kc[starts]],
+        "sources": size, "source_list": joined("source", ","), "requests": red(np.add, "requests"),
+        "first_ns": red(np.minimum, "first_ns"), "last_ns": red(np.maximum, "last_ns"),
+        "gap_median_s": med("gap_median_s"), "gaps": red(np.add, "gaps"), "near": red(np.add, "near"),
+        "per_target_max": red(np.maximum, "requests"), "source_targets": red(np.maximum, "source_targets"),
+        "data": red(np.add, "data"), "payload_len_median": med("payload_len_median"),
+        "payload_lengths": red(np.maximum, "payload_lengths"), "tool": tool,
+        "decided_by": np.where(np.bincount(gid, weights=col["decided_by"] == "user", minlength=starts.size) > 0,
+                               "user", "rule"),
+        "rules": joined("rule", ",", uniq=True)})
     span = (out["last_ns"] - out["first_ns"]) / _NS
     with np.errstate(invalid="ignore", divide="ignore"):
         out["rate_per_s"] = np.where(span > 0, (out["requests"] - 1) / span, np.nan)
         out["on_schedule_pct"] = np.where(out["gaps"] > 0, 100.0 * out["near"] / out["gaps"], np.nan)
-        out["data_pct"] = np.where(out["protocol"] == "tcp", 100.0 * out["data"] / out["requests"], np.nan)
+        proto = out["protocol"].to_numpy(object)
+        out["data_pct"] = np.where((proto == "tcp") | (proto == "udp"), 100.0 * out["data"] / out["requests"], np.nan)
     out["evidence"] = [_evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_targets,
-                                 scan_max_per_target) for r in out.itertuples(index=False)]
+                                 scan_max_per_target) for r in out.itertuples(index=False)]   # per row (few)
     out["port"] = _port_array(out["port"])
     order = {k: i for i, k in enumerate(STREAM_KINDS)}
     out = out.assign(_k=out["kind"].map(order)).sort_values(["_k", "requests", "protocol", "destination"],
@@ -332,23 +573,27 @@ def _fold(ss: pd.DataFrame, min_requests, on_schedule_pct, client_data_pct, scan
 
 def _evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_targets, scan_max_per_target) -> str:
     who = f"{r.requests} request(s) from {r.sources} source(s)"
+    ports = f", ports {r.port}-{r.port + r.ports - 1} (a tracer's rising ports)" if r.ports > 1 else ""
     sched = ("" if pd.isna(r.on_schedule_pct) else
              f", every {r.gap_median_s:.3g} s per source, {r.on_schedule_pct:.0f} % of gaps on schedule")
-    data = "" if pd.isna(r.data_pct) else f", {r.data_pct:.0f} % of connections carried data"
+    what = "of requests drew a UDP reply" if r.protocol == "udp" else "of connections carried data"
+    data = "" if pd.isna(r.data_pct) else f", {r.data_pct:.0f} % {what}"
     pay = "" if pd.isna(r.payload_len_median) else f", {r.payload_len_median:.0f}-byte request payload"
     tool = f", fingerprint {r.tool}" if isinstance(r.tool, str) and r.tool else ""
     why = {
         "user": "set by the user (override)",
         "scan": (f"scan: at most {scan_max_per_target} request(s) here, and the source sent that few to "
                  f"{r.source_targets} targets (>= {scan_min_targets})"),
-        "client": f"client: >= {client_data_pct:.0f} % of connections carried data",
+        "client": f"client: >= {client_data_pct:.0f} % {what}",
+        "service": f"client: UDP to port {r.port}, a service port (an application's requests, not a tracer's)",
         "probe": f"probe: >= {min_requests} requests on a fixed schedule (>= {on_schedule_pct:.0f} % of gaps)",
         "few": f"other: fewer than {min_requests} requests",
         "irregular": f"other: under {on_schedule_pct:.0f} % of gaps on schedule",
-        "some_data": "other: regular, but some connections carried data",
+        "some_data": "other: regular, but some " + ("requests drew UDP replies" if r.protocol == "udp"
+                                                    else "connections carried data"),
     }
     reasons = "; ".join(why[x] for x in r.rules.split(","))
-    return f"{reasons} — {who}{sched}{data}{pay}{tool}"
+    return f"{reasons} — {who}{ports}{sched}{data}{pay}{tool}"
 
 
 def _typed(out: pd.DataFrame) -> pd.DataFrame:
@@ -369,13 +614,17 @@ def _typed(out: pd.DataFrame) -> pd.DataFrame:
 
 
 def _stream_sources(streams: pd.DataFrame, kinds) -> pd.DataFrame:
-    """(protocol, source, destination, port, kind) for every source of the chosen kinds' rows (per stream row)."""
+    """(protocol, source, destination, port, kind) for every source of the chosen kinds' rows (per stream
+    row), one row per port a tracer stream covers."""
     s = streams[streams["kind"].isin(list(kinds))] if kinds is not None else streams
     rows = []
+    has_ports = "ports" in s.columns
     for r in s.itertuples(index=False):                     # per stream row, not per packet
         port = -1 if pd.isna(r.port) else int(r.port)
+        n = int(r.ports) if has_ports and port >= 0 and not pd.isna(r.ports) else 1
         for src in str(r.source_list).split(","):
-            rows.append((str(r.protocol), src, str(r.destination), port, str(r.kind)))
+            for p in range(port, port + max(n, 1)):
+                rows.append((str(r.protocol), src, str(r.destination), p, str(r.kind)))
     return pd.DataFrame(rows, columns=[*_SS, "kind"])
 
 
@@ -405,7 +654,12 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
     pk = _packed(pc, sc, dc, port, len(addrs))
     want = _packed(protos.get_indexer(sel["protocol"]), addrs.get_indexer(sel["source"]),
                    addrs.get_indexer(sel["destination"]), sel["port"].to_numpy(np.int64), len(addrs))
-    keep = np.isin(pk, want) & (pc >= 0) & (sc >= 0) & (dc >= 0) if len(sel) else np.zeros(len(probes), bool)
+    if len(sel):
+        w = np.unique(want)                                   # few keys: a binary search per probe
+        i = np.minimum(np.searchsorted(w, pk), w.size - 1)
+        keep = (w[i] == pk) & (pc >= 0) & (sc >= 0) & (dc >= 0)
+    else:
+        keep = np.zeros(len(probes), bool)
     keep = np.array(keep, copy=True) if kinds is not None else np.ones(len(probes), bool)
 
     def named(ks):
@@ -434,6 +688,49 @@ _FALLBACK = ("arp", "dns", "ntp", "udp", "icmp", "tcp", "ip", "non-ip")
 PACKET_KINDS = STREAM_KINDS + _FALLBACK
 
 
+def _raw_int(s: pd.Series) -> np.ndarray:
+    """An integer column's values without a copy (arbitrary under <NA>; the caller masks those)."""
+    data = getattr(s.array, "_data", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iu":
+        return data
+    return s.to_numpy("int64", na_value=0)
+
+
+@njit(nogil=True)
+def _frame_kinds(kind, proto, src, dst, sport, dport, no_ports, typ, lk, lv, nc):  # pragma: no cover - compiled
+    """For every frame: the kind of the stream whose request (outward) or answer (inward) it is, looked
+    up by (protocol, addresses, port) packed as :func:`_packed` packs them in the sorted ``lk``."""
+    n = np.int64(max(nc, 1) + 1)
+    for i in range(kind.size):
+        pr = proto[i]
+        if pr < 0 or src[i] < 0 or dst[i] < 0 or lk.size == 0:
+            continue
+        small = 1 if pr == 1 else 2 if pr == 6 else 3 if pr == 17 else 4 if pr == 58 else 14
+        icmp = pr == 1 or pr == 58
+        for side in range(2):
+            if icmp:
+                want = (8 if pr == 1 else 128) if side == 0 else (0 if pr == 1 else 129)
+                if typ[i] != want:
+                    continue
+                port = np.int64(-1)
+            elif no_ports[i]:
+                port = np.int64(-1)
+            else:
+                port = np.int64(dport[i]) if side == 0 else np.int64(sport[i])
+            x, y = (np.int64(src[i]), np.int64(dst[i])) if side == 0 else (np.int64(dst[i]), np.int64(src[i]))
+            q = (((x + 1) * n + (y + 1)) * 65537 + (port + 1)) * 16 + small
+            lo, hi = 0, lk.size                          # binary search in the sorted keys
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if lk[mid] < q:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < lk.size and lk[lo] == q:
+                kind[i] = lv[lo]
+                break
+
+
 def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarray:
     """Index into PACKET_KINDS of every frame (see packet_kinds)."""
     n = len(packets)
@@ -443,9 +740,8 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
     cats = packets["src"].cat.categories
     src = packets["src"].cat.codes.to_numpy("int64")
     dst = packets["dst"].cat.codes.to_numpy("int64")
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    sport, dport = _ports(packets["sport"]), _ports(packets["dport"])
-    typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
+    proto = packets["ip_proto"].to_numpy("int16", na_value=-1)
+    typ = packets["icmp_type"].to_numpy("int16", na_value=-1)
     nc = len(cats)
     if len(streams):
         t = _stream_sources(streams, None)
@@ -457,24 +753,15 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
         lk = _packed(num, a, b, t["port"].to_numpy(np.int64), nc)[ok]
         lv = np.array([STREAM_KINDS.index(k) for k in t["kind"]], np.int64)[ok]
         srt = np.argsort(lk, kind="stable")
-        lk, lv = lk[srt], lv[srt]
-        is_icmp = np.isin(proto, (1, 58))
-        req_ok = np.where(is_icmp, typ == np.where(proto == 1, 8, 128), True) & (proto >= 0)
-        rep_ok = np.where(is_icmp, typ == np.where(proto == 1, 0, 129), True) & (proto >= 0)
-        small = np.full(n, 14, np.int64)
-        for num_, code_ in ((1, 1), (6, 2), (17, 3), (58, 4)):
-            small[proto == num_] = code_
-        for x, y, port, good in ((src, dst, np.where(is_icmp, -1, dport), req_ok),
-                                 (dst, src, np.where(is_icmp, -1, sport), rep_ok)):
-            q = _packed(small, x, y, port, nc)
-            i = np.minimum(np.searchsorted(lk, q), max(len(lk) - 1, 0))
-            found = (lk[i] == q) if len(lk) else np.zeros(len(q), bool)
-            m = (kind < 0) & good & found & (x >= 0) & (y >= 0)
-            kind[m] = lv[i[m]].astype(np.int8)
+        _frame_kinds(kind, proto, src, dst, _raw_int(packets["sport"]), _raw_int(packets["dport"]),
+                     packets["sport"].isna().to_numpy() | packets["dport"].isna().to_numpy(), typ, lk[srt],
+                     lv[srt], nc)
     rest = np.flatnonzero(kind < 0)
     if not rest.size:
         return kind
-    pr_, sp_, dp_ = proto[rest], sport[rest], dport[rest]
+    pr_ = proto[rest]
+    sp_ = packets["sport"].array.take(rest).to_numpy("int64", na_value=-1)
+    dp_ = packets["dport"].array.take(rest).to_numpy("int64", na_value=-1)
     udp = pr_ == 17
     dns = udp & ((sp_ == 53) | (dp_ == 53) | (sp_ == 5353) | (dp_ == 5353))
     ntp = udp & ((sp_ == 123) | (dp_ == 123))

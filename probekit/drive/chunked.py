@@ -52,6 +52,7 @@ from ..capture._table import decode_frames
 from ..capture.linktypes import linktype_name
 from ..capture.reader import open_bytes
 from ..errors import CaptureError
+from ..protocol import PROBE_PROTOCOLS
 from ..schema import (
     PERIOD_STATUS,
     PERIODS,
@@ -537,7 +538,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
             if len(d):
                 segments.append(d)
     # the in-memory probes table's categories: the addresses used in each column, in address order
-    cats = {"protocol": ["icmp", "icmpv6", "tcp"], "source": _sorted_addresses(used["source"]),
+    cats = {"protocol": list(PROBE_PROTOCOLS), "source": _sorted_addresses(used["source"]),
             "destination": _sorted_addresses(used["destination"])}
     tables: dict = {}
     probes = None
