@@ -80,7 +80,7 @@ _NS = 1_000_000_000
 _REQ_COLS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen", "payload_len",
              "tcp_flags", "ip_proto", "dport")
 _ERR_KEYS = np.array([p * 1000 + t for p, t in _err.ERROR_TYPES], np.int64)
-_SLIM = ("frame", "ts_ns", "src", "dst", "ip_proto", "sport", "dport", "tcp_flags", "payload_len", "l3")
+_SLIM = ("frame", "ts_ns", "src", "dst", "ip_proto", "sport", "dport", "tcp_flags", "payload_len", "ttl", "l3")
 """The packets-table columns stream selection reads (``streams.streams``): request rows and data segments."""
 
 
@@ -462,7 +462,8 @@ def _slim_packets(probes: pd.DataFrame, req: pd.DataFrame, segments: list[pd.Dat
         "frame": probes["request_frame"].to_numpy("int64"), "ts_ns": probes["ts_ns"].array,
         "src": probes["source"].astype(dtype).array, "dst": dst.array,
         "ip_proto": req["ip_proto"].array, "sport": req["sport"].array, "dport": req["dport"].array,
-        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array, "l3": l3})
+        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array, "ttl": req["ttl"].array,
+        "l3": l3})
     segs = [t.assign(src=t["src"].astype(dtype), dst=t["dst"].astype(dtype), l3=t["l3"].astype(object))
             for t in segments if len(t)]
     if segs:
