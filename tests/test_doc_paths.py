@@ -61,7 +61,7 @@ def _pointers() -> list[tuple[str, str]]:
     for where, text in _docs():
         for m in PATH.finditer(text):
             name = m.group(1).rstrip(".")
-            if name.startswith(GENERATED) or name.endswith(GENERATED) or "/" + name in text:
+            if (name + "/").startswith(GENERATED) or name.endswith(GENERATED) or "/" + name in text:
                 continue
             found.append((where, name))
     return found
