@@ -25,8 +25,17 @@ _KEYS = list(STREAM_KEYS)
 _TOO_BIG = ("frag_needed", "packet_too_big")
 
 
+def _str(s: pd.Series) -> pd.Series:
+    """A column's values as Python strings (object dtype; "nan" where missing, as ``astype(str)``), from the
+    categories of a categorical column rather than from each row."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.array([str(c) for c in s.cat.categories] + ["nan"], dtype=object)
+        return pd.Series(cats[s.cat.codes.to_numpy()], index=s.index, dtype=object)
+    return s.astype(str)
+
+
 def _with_errors(probes: pd.DataFrame, errors: pd.DataFrame | None) -> pd.DataFrame:
-    if errors is None or errors.empty or probes["outcome"].astype(str).isin(ERROR_OUTCOMES).any():
+    if errors is None or errors.empty or _str(probes["outcome"]).isin(ERROR_OUTCOMES).any():
         return probes
     from .errors_icmp import with_error_outcomes
     return with_error_outcomes(probes, errors)
@@ -50,9 +59,16 @@ def _fragmented(probes: pd.DataFrame, packets: pd.DataFrame | None, datagrams: p
     return out
 
 
+def _has_colon(s: pd.Series) -> np.ndarray:
+    """Whether each address is an IPv6 one (has a ':'), decided once per category of a categorical column."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        per = np.array([":" in str(c) for c in s.cat.categories] + [False], bool)
+        return per[s.cat.codes.to_numpy()]
+    return s.astype(str).str.contains(":").to_numpy()
+
+
 def _ip_header(probes: pd.DataFrame) -> np.ndarray:
-    v6 = (probes["protocol"].astype(str) == "icmpv6").to_numpy() | \
-        probes["destination"].astype(str).str.contains(":").to_numpy()
+    v6 = (_str(probes["protocol"]) == "icmpv6").to_numpy() | _has_colon(probes["destination"])
     return np.where(v6, 40, 20)
 
 
@@ -62,13 +78,13 @@ def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, pack
     errors named, and a verdict (schema.MTU_SIZES)."""
     names = [c.name for c in MTU_SIZES]
     p = _with_errors(probes, errors)
-    p = p[p["outcome"].astype(str) != "unknown"]
+    p = p[_str(p["outcome"]) != "unknown"]
     if p.empty or p["size"].isna().all():
         return _typed(pd.DataFrame({c: [] for c in names}), MTU_SIZES)
-    o = p["outcome"].astype(str)
+    o = _str(p["outcome"])
     mtu = p["mtu"].to_numpy("float64", na_value=np.nan) if "mtu" in p.columns else np.full(len(p), np.nan)
     d = pd.DataFrame({
-        "protocol": p["protocol"].astype(str).to_numpy(), "destination": p["destination"].astype(str).to_numpy(),
+        "protocol": _str(p["protocol"]).to_numpy(), "destination": _str(p["destination"]).to_numpy(),
         "port": p["port"].to_numpy("float64", na_value=-1).astype(np.int64),
         "size": p["size"].to_numpy("float64", na_value=np.nan), "ts_ns": p["ts_ns"].to_numpy("int64"),
         "ok": o.isin(["answered", "refused"]).to_numpy(), "lost": o.isin(["lost", "late"]).to_numpy(),
@@ -97,15 +113,15 @@ def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: 
     p = _with_errors(probes, errors)
     rep = {}
     if "reporter" in p.columns:
-        tb = p[p["outcome"].astype(str).isin(_TOO_BIG)]
-        for key, g in tb.groupby([tb["protocol"].astype(str), tb["destination"].astype(str),
+        tb = p[_str(p["outcome"]).isin(_TOO_BIG)]
+        for key, g in tb.groupby([_str(tb["protocol"]), _str(tb["destination"]),
                                   tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
-            rep[key] = ",".join(sorted(set(g["reporter"].astype(str))))
+            rep[key] = ",".join(sorted(set(_str(g["reporter"]))))
     frag_len = _largest_fragments(p, packets, datagrams)
     loose = _unattributed_too_big(p, packets)
     rows = []
     s = sizes.assign(port_k=sizes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
-                     protocol=sizes["protocol"].astype(str), destination=sizes["destination"].astype(str))
+                     protocol=_str(sizes["protocol"]), destination=_str(sizes["destination"]))
     for key, g in s.groupby(["protocol", "destination", "port_k"], sort=True):   # per stream
         rows.append(_decide(key, g, rep.get(key, ""), frag_len.get(key), loose.get(key)))
     out = pd.DataFrame(rows, columns=["protocol", "destination", "port"] + names[3:])
@@ -128,8 +144,8 @@ def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
     req = by_frame.reindex(p["request_frame"].to_numpy("int64")).to_numpy("float64")
     rep = by_frame.reindex(p["reply_frame"].to_numpy("float64", na_value=-1).astype(np.int64)).to_numpy("float64")
     m = np.fmax(req, rep)
-    d = pd.DataFrame({"protocol": p["protocol"].astype(str).to_numpy(),
-                      "destination": p["destination"].astype(str).to_numpy(),
+    d = pd.DataFrame({"protocol": _str(p["protocol"]).to_numpy(),
+                      "destination": _str(p["destination"]).to_numpy(),
                       "port": p["port"].to_numpy("float64", na_value=-1).astype(np.int64), "m": m}).dropna()
     if d.empty:
         return {}
@@ -139,7 +155,7 @@ def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
 def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
     """Frag-needed / packet-too-big errors sent to a stream's sources when the probes carry no error
     outcome (a packets table without the quoted_* columns): (count, reporters) per stream."""
-    if packets is None or packets.empty or p["outcome"].astype(str).isin(_TOO_BIG).any():
+    if packets is None or packets.empty or _str(p["outcome"]).isin(_TOO_BIG).any():
         return {}
     proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
     typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
@@ -151,8 +167,8 @@ def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
                         "by": packets.loc[m, "src"].astype(str).to_numpy()})
     out = {}
     srcs = p.assign(port_k=p["port"].to_numpy("float64", na_value=-1).astype(np.int64))
-    for key, g in srcs.groupby([srcs["protocol"].astype(str), srcs["destination"].astype(str), "port_k"]):
-        e = err[err["to"].isin(set(g["source"].astype(str)))]
+    for key, g in srcs.groupby([_str(srcs["protocol"]), _str(srcs["destination"]), "port_k"]):
+        e = err[err["to"].isin(set(_str(g["source"])))]
         if len(e):
             out[key] = (len(e), ",".join(sorted(set(e["by"]))))
     return out
@@ -162,7 +178,7 @@ def _decide(key, g: pd.DataFrame, reporters: str, frag_len, loose=None):
     g = g.sort_values("size")
     size = g["size"].to_numpy("int64")
     iplen = g["ip_len"].to_numpy("int64")
-    verdict = g["verdict"].astype(str).to_numpy()
+    verdict = _str(g["verdict"]).to_numpy()
     passed = verdict == "pass"
     failed = verdict == "fail"
     largest = int(size[passed].max()) if passed.any() else None
