@@ -300,17 +300,28 @@ def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFr
     an error about a duplicate does not undo a reply."""
     out = probes.copy()
     cats = list(out["outcome"].cat.categories) + [c for c in ERROR_OUTCOMES if c not in out["outcome"].cat.categories]
-    outcome = out["outcome"].astype(str).to_numpy(object).copy()
-    e = errors.set_index("request_frame")
+    codes = out["outcome"].cat.set_categories(cats).cat.codes.to_numpy().astype(np.int64)
     rf = out["request_frame"].to_numpy("int64")
-    has = np.isin(rf, e.index.to_numpy("int64"))
-    replace = has & ~np.isin(outcome, ("answered", "refused"))
-    eo = e["outcome"].astype(str).reindex(rf).to_numpy(object)
-    outcome[replace] = eo[replace]
-    out["outcome"] = pd.Categorical(outcome, categories=cats)
-    out["error_code"] = pd.Categorical(np.where(replace, e["code"].astype(str).reindex(rf).to_numpy(object), None))
-    out["reporter"] = pd.Categorical(np.where(replace, e["reporter"].astype(str).reindex(rf).to_numpy(object), None))
-    mtu = e["mtu"].reindex(rf).to_numpy("float64", na_value=np.nan)
+    pos = pd.Index(errors["request_frame"].to_numpy("int64")).get_indexer(rf) if len(errors) else np.full(len(rf), -1)
+    kept = np.isin(codes, [cats.index(c) for c in ("answered", "refused") if c in cats])
+    replace = (pos >= 0) & ~kept
+    at = np.where(replace, pos, 0)
+
+    def taken(col: pd.Series) -> pd.Categorical:
+        """errors[col] at each replaced probe, <NA> elsewhere: categories the values present, sorted."""
+        if not replace.any():
+            return pd.Categorical(np.full(len(rf), None, dtype=object))
+        c = pd.Categorical(col.astype(str).to_numpy(object))
+        got = np.where(replace, c.codes[at], -1)
+        return pd.Categorical.from_codes(got, categories=c.categories).remove_unused_categories()
+
+    if len(errors):
+        e_codes = pd.Index(cats).get_indexer(errors["outcome"].astype(str).to_numpy(object))
+        codes = np.where(replace, e_codes[at], codes)
+    out["outcome"] = pd.Categorical.from_codes(codes, categories=cats)
+    out["error_code"] = taken(errors["code"])
+    out["reporter"] = taken(errors["reporter"])
+    mtu = errors["mtu"].to_numpy("float64", na_value=np.nan)[at] if len(errors) else np.full(len(rf), np.nan)
     out["mtu"] = pd.array(np.where(replace & ~np.isnan(mtu), mtu, np.nan), dtype="Float64").astype("UInt32")
     return out
 
