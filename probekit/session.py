@@ -252,8 +252,23 @@ class Capture:
         """Every candidate stream with its evidence and kind: probe, client, scan, other (schema.STREAMS)."""
         if self.is_chunked:
             return self._walk("streams")
-        fp = _fp.fingerprint(self.packets, self.all_probes)
+        if self.all_probes.empty:
+            fp = _fp.fingerprint(self.packets, self.all_probes)
+        else:  # kept: when every request stream is a probe stream, the probes' payload work is this one
+            buf = payload.request_payload_buffer(self.packets, self.all_probes)
+            verdicts = payload.payload_verdicts(self.all_probes, buf, by=_fp.STREAM)
+            self._all_payload = (buf, verdicts)
+            fp = _fp.fingerprint(self.packets, self.all_probes, verdicts=verdicts)
         return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
+
+    def _payload_of_all(self):
+        """(payload buffer, verdicts) of every request, when ``probes`` holds exactly those rows (None else)."""
+        kept = getattr(self, "_all_payload", None)
+        if kept is None or len(self.probes) != len(self.all_probes):
+            return None
+        same = np.array_equal(self.probes["request_frame"].to_numpy("int64"),
+                              self.all_probes["request_frame"].to_numpy("int64"))
+        return kept if same else None
 
     @_table
     def error_reporters(self) -> pd.DataFrame:
@@ -482,7 +497,8 @@ class Capture:
         """Every probe's request payload back to back (one gather from the capture)."""
         if self.is_chunked:
             self._packet_level("every probe's payload bytes")
-        return payload.request_payload_buffer(self.packets, self.probes)
+        kept = self._payload_of_all()
+        return kept[0] if kept is not None else payload.request_payload_buffer(self.packets, self.probes)
 
     @_table
     def payload_tests(self) -> pd.DataFrame:
@@ -492,7 +508,8 @@ class Capture:
     def payload_verdicts(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("payload_verdicts")
-        return payload.payload_verdicts(self.probes, self.payload_buffer)
+        kept = self._payload_of_all()
+        return kept[1].copy() if kept is not None else payload.payload_verdicts(self.probes, self.payload_buffer)
 
     @_table
     def connections(self) -> pd.DataFrame:
