@@ -514,37 +514,12 @@ def compare(name: str, fields: list[str], zrows: list[dict], grows: list[dict], 
                     (name, *(g[f] for f in ID_FIELDS), g["history"], g["conn_state"]))
 
 
-def wire_pending_inputs(pending: dict) -> None:
-    """What docs/notes/zeek-kernel.md asks connections.py to pass, done here from outside for the
-    measurement: payload_len's NA as -1 on TCP rows (TCPAnalyzer::ExtractTCP_Header refused the
-    header), and params[12:] = dns_session_timeout and the DNS analyzer's UDP ports (DNS::ports)."""
-    import numpy as np
-
-    from probekit.analysis import _conn_kernel as K
-    from probekit.analysis import connections as C
-    real_col, real_kernel = C._int_col, K.conn_kernel
-
-    def int_col(packets, name, rows, na=0):
-        return real_col(packets, name, rows, -1 if name == "payload_len" else na)
-
-    def kernel(*a):
-        a = list(a)
-        a[8] = np.where((a[1] != K.K_TCP) & (a[8] < 0), 0, a[8])
-        if pending["dns"] > 0 and len(a[-1]) == K.P_DNS_TIMEOUT:
-            a[-1] = np.concatenate([a[-1], [int(pending["dns"] * 1e9), 53, 137, 5353, 5355]]).astype(np.int64)
-        return real_kernel(*a)
-    C._int_col, K.conn_kernel = int_col, kernel
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mirror", default=DEFAULT_MIRROR, help="a git clone (bare is fine) of zeek/zeek")
     ap.add_argument("--rev", default="HEAD")
     ap.add_argument("--only", default=None, help="only baselines whose name contains this")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every disagreement")
-    ap.add_argument("--pending-inputs", action="store_true",
-                    help="pass the kernel the two inputs connections.py does not pass yet (length -1 for a "
-                         "TCP row without payload_len; the DNS analyzer's ExpireTimer parameters)")
     ap.add_argument("--json", default=None, help="also write the per-baseline results here")
     args = ap.parse_args(argv)
     if not Path(args.mirror).exists():
@@ -553,9 +528,6 @@ def main(argv=None) -> int:
         return 2
     import probekit
     from probekit.analysis.connections import connections
-    pending = {"dns": 0.0}
-    if args.pending_inputs:
-        wire_pending_inputs(pending)
     mirror = Mirror(args.mirror, args.rev)
     head = (git(args.mirror, "rev-parse", args.rev) or "?").strip()
     names = [n for n in mirror.baselines() if not args.only or args.only in n]
@@ -596,7 +568,9 @@ def main(argv=None) -> int:
                     continue
                 tf = out
             dns = opts.pop("_dns")
-            pending["dns"] = dns if args.pending_inputs else 0.0
+            opts["dns"] = dns > 0
+            if dns > 0:
+                opts["timeouts_s"] = dict(opts.get("timeouts_s") or {}, dns_session_timeout=dns)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -516,7 +516,7 @@ def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst,
 
 def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
                 bare: bool = False, local_nets=PRIVATE_ADDRESS_SPACE, timeouts_s: dict | None = None,
-                community_id: bool = False) -> pd.DataFrame:
+                community_id: bool = False, dns: bool | None = None) -> pd.DataFrame:
     """One row per TCP, UDP and ICMP connection as Zeek logs it (schema.CONNECTIONS), in order of the
     connection's first packet.
 
@@ -524,7 +524,9 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     a bad L4 checksum as 'C' (False is ``zeek -C``). likely_server_ports: "80/tcp"-style strings (ints
     mean TCP and UDP). bare: ``zeek -b`` (no protocol analyzers: only the tunnel ports are likely server
     ports, no per-port inactivity timeouts). local_nets: for local_orig/local_resp (empty: <NA>).
-    timeouts_s: overrides of TIMEOUTS_S. community_id: add the Community ID column (computed only then)."""
+    timeouts_s: overrides of TIMEOUTS_S. community_id: add the Community ID column (computed only then).
+    dns: whether Zeek's DNS analyzer is loaded (its ExpireTimer ends idle DNS connections after
+    ``dns_session_timeout``); default: unless ``bare`` (``zeek -b`` loads it only with base/protocols/dns)."""
     if bare and likely_server_ports is LIKELY_SERVER_PORTS:
         likely_server_ports = BARE_LIKELY_SERVER_PORTS
     to = dict(TIMEOUTS_S, **(timeouts_s or {}))
@@ -570,7 +572,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     params = (params * ns).astype(np.int64)
     params[K.P_MAX_ABOVE_HOLE] = 16384
     params[K.P_EXCESSIVE] = 10 * 1024 * 1024
-    if not bare:  # base/protocols/dns is loaded: its analyzer's ExpireTimer on DNS::ports
+    if (not bare) if dns is None else dns:  # base/protocols/dns is loaded: its analyzer's ExpireTimer on DNS::ports
         params = np.concatenate([params, [int(to["dns_session_timeout"] * ns)], DNS_PORTS]).astype(np.int64)
     ci, ei, conn_of, ev_c, ev_ch = K.conn_kernel(
         g[G_TS], g[G_KIND], key, g[G_SIDE], g[G_FLAGS], g[G_SEQ], g[G_ACK], g[G_WIN], g[G_LEN], g[G_IPL], b[B_L4],
