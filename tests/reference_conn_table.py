@@ -4,7 +4,6 @@ plain reference tests/test_conn_table.py holds the faster version equal to, byte
 same kernel (_conn_kernel), so only what is around it is compared. Not used by probekit itself."""
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 
 import numpy as np
@@ -13,8 +12,8 @@ import pandas as pd
 from probekit._io import open_bytes
 from probekit._jit import njit
 from probekit.analysis import _conn_kernel as K
+from probekit.analysis.connections import _addr_hash, _empty, _is_local, _port_sets, _port_table, community_ids
 from probekit.capture.payloads import payload_files
-from probekit.schema import CONNECTIONS
 
 # Ports Zeek's default scripts register as server ports (Analyzer::register_for_ports and
 # PacketAnalyzer::register_for_ports add them to likely_server_ports; scripts/base/protocols/*/main.zeek
@@ -67,18 +66,6 @@ _TWO_WAY_ICMP6 = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 13
                   139: 140, 140: 139, 144: 145, 145: 144}
 
 
-def _port_sets(ports) -> tuple[np.ndarray, np.ndarray]:
-    tcp, udp = [], []
-    for p in ports:
-        if isinstance(p, str):
-            num, _, proto = p.partition("/")
-            (tcp if proto == "tcp" else udp if proto == "udp" else []).append(int(num))
-        else:
-            tcp.append(int(p))
-            udp.append(int(p))
-    return np.array(sorted(set(tcp)), np.int64), np.array(sorted(set(udp)), np.int64)
-
-
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser (uint64 arrays)."""
     x = x.astype(np.uint64)
@@ -106,22 +93,6 @@ def _uids(parts: list[np.ndarray]) -> np.ndarray:
             digits[:, 1 + (0 if j == 0 else 11) + k] = _B62[(h % np.uint64(62)).astype(np.int64)]
             h = h // np.uint64(62)
     return digits
-
-
-def _addr_hash(cats) -> np.ndarray:
-    return np.array([int.from_bytes(hashlib.blake2b(str(a).encode(), digest_size=8).digest(), "little")
-                     for a in cats], np.uint64)
-
-
-def _is_local(cats, nets) -> np.ndarray:
-    out = np.zeros(len(cats), bool)
-    for i, a in enumerate(cats):
-        try:
-            ip = ipaddress.ip_address(str(a))
-        except ValueError:
-            continue
-        out[i] = any(ip.version == n.version and ip in n for n in nets)
-    return out
 
 
 _STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
@@ -152,12 +123,6 @@ def _null_str(n: int) -> pd.Series:
     return pd.Series(pa.nulls(n, pa.string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
-def _port_table(ports: np.ndarray) -> np.ndarray:
-    t = np.zeros(65536, bool)
-    t[ports[(ports >= 0) & (ports < 65536)]] = True
-    return t
-
-
 def _str_column(m: np.ndarray) -> pd.Series:
     """A 'str' column from a zero-padded byte matrix, through Arrow buffers (no Python strings)."""
     import pyarrow as pa
@@ -179,10 +144,6 @@ def _l3_is(packets, kind: str) -> np.ndarray:
     c = packets["l3"].array
     i = pd.Index(c.categories).get_indexer([kind])[0]
     return c.codes == i if i >= 0 else np.zeros(len(c), bool)
-
-
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in CONNECTIONS if c.name != "community_id"})
 
 
 def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
@@ -499,26 +460,6 @@ def _table(frames, ci, state, size, pkts, ipb, hist, side, sa, da, sport, dport,
     if community_id:
         out.insert(out.columns.get_loc("ip_proto") + 1, "community_id", community_ids(out))
     return out
-
-
-def community_ids(conns: pd.DataFrame) -> pd.Series:
-    """Community ID v1 (seed 0, base64) of each connection, by the maintained ``communityid`` package,
-    as Zeek's policy/protocols/conn/community-id-logging computes it from the conn_id."""
-    import communityid
-    cid = communityid.CommunityID()
-    out = []
-    for oh, op, rh, rp, pr in zip(conns["orig_h"].astype(str), conns["orig_p"], conns["resp_h"].astype(str),
-                                  conns["resp_p"], conns["ip_proto"]):
-        pr, op, rp = int(pr), int(op), int(rp)
-        if pr in (1, 58):
-            two = _TWO_WAY_ICMP6 if pr == 58 else _TWO_WAY_ICMP4
-            code = 0 if op in two else rp
-            make = communityid.FlowTuple.make_icmp6 if pr == 58 else communityid.FlowTuple.make_icmp
-            tpl = make(oh, rh, op, code)
-        else:
-            tpl = communityid.FlowTuple(pr, oh, rh, op, rp)
-        out.append(cid.calc(tpl))
-    return pd.Series(out, index=conns.index, name="community_id", dtype="str")
 
 
 def tcp_connections(packets: pd.DataFrame, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,

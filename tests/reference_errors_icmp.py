@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probekit.schema import ERROR_OUTCOMES, ICMP_ERRORS, PROBE_ERRORS, QUOTED_COLUMNS
+from probekit.analysis.errors_icmp import _empty, _num, _typed, has_quoted_columns
+from probekit.schema import ICMP_ERRORS, PROBE_ERRORS
 
 __all__ = ["attribute_errors", "icmp_errors"]
 
@@ -40,19 +41,6 @@ def _is(s: pd.Series, value: str) -> np.ndarray:
 
 def _codes_in(s: pd.Series, cats: pd.Index) -> np.ndarray:
     return cats.get_indexer(s.astype(object)).astype(np.int64)
-
-
-def has_quoted_columns(packets: pd.DataFrame) -> bool:
-    """True when the packets table carries the decoder's quoted-header columns."""
-    return all(c in packets.columns for c in QUOTED_COLUMNS)
-
-
-def _num(s: pd.Series) -> np.ndarray:
-    return s.to_numpy("float64", na_value=np.nan)
-
-
-def _empty(columns) -> pd.DataFrame:
-    return _typed(pd.DataFrame({c.name: [] for c in columns}), columns)
 
 
 def icmp_errors(packets: pd.DataFrame, probes: pd.DataFrame | None = None, window_s: float = 120.0) -> pd.DataFrame:
@@ -193,27 +181,3 @@ def attribute_errors(packets: pd.DataFrame, probes: pd.DataFrame, window_s: floa
     if mt is not None:
         out["mtu"] = out["request_frame"].map(mt.astype("float64")).to_numpy("float64")
     return _typed(out, PROBE_ERRORS)
-
-
-def _typed(out: pd.DataFrame, columns) -> pd.DataFrame:
-    res = {}
-    for c in columns:
-        v = out[c.name]
-        if c.dtype == "category":
-            cats = list(ERROR_OUTCOMES) if c.name == "outcome" else None
-            vals = v.astype(object).where(pd.notna(v), None)
-            res[c.name] = pd.Categorical(vals, categories=cats) if cats else pd.Categorical(vals)
-        elif c.dtype in ("UInt8", "UInt16", "UInt32", "Int64"):
-            f = pd.Series(v).to_numpy("float64", na_value=np.nan) if len(v) else np.zeros(0)
-            arr = pd.array(np.where(np.isnan(f), 0, f).astype("int64"), dtype=c.dtype)
-            arr[np.isnan(f)] = pd.NA
-            res[c.name] = arr
-        elif c.dtype == "object":
-            res[c.name] = pd.Series(v, dtype=object).to_numpy()
-        else:
-            res[c.name] = pd.Series(v).to_numpy().astype(c.dtype)
-    df = pd.DataFrame(res)
-    for c in columns:
-        if c.dtype == "object":
-            df[c.name] = df[c.name].astype(object)
-    return df

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.connections import LIKELY_SERVER_PORTS
+from probekit.analysis.streams import _evidence, _frame_rows, _l3_is, _norm_key, _obj, _port_array, _typed, stream_key
 from probekit.schema import (
     OTHER_TRAFFIC,
     SOURCE_STREAM_KEYS,
     STREAM_COLUMNS,
     STREAM_KEYS,
     STREAM_KINDS,
-    STREAMS,
 )
 
 __all__ = ["other_traffic", "select_probe_streams", "stream_key", "streams"]
@@ -25,81 +25,12 @@ _PROTO = {"icmp": 1, "icmpv6": 58, "tcp": 6, "udp": 17}
 _NS = 1_000_000_000
 
 
-def stream_key(text: str) -> tuple:
-    """'tcp:192.0.2.10:80' → ('tcp', '192.0.2.10', 80); 'icmp:192.0.2.10' → ('icmp', '192.0.2.10', None);
-    'tcp:198.51.100.10>192.0.2.10:80' names one source stream (protocol, source, destination, port).
-    IPv6 addresses in brackets: 'tcp:[2001:db8::1]:80'."""
-    proto, _, rest = text.partition(":")
-    source = None
-    if ">" in rest:
-        source, _, rest = rest.partition(">")
-        source = source.strip("[]")
-    port = None
-    if rest.startswith("["):
-        addr, _, tail = rest[1:].partition("]")
-        if tail.startswith(":"):
-            port = int(tail[1:])
-    elif proto in ("tcp", "udp") and rest.count(":") == 1:
-        addr, _, p = rest.partition(":")
-        port = int(p)
-    else:
-        addr = rest
-    return (proto, addr, port) if source is None else (proto, source, addr, port)
-
-
-def _norm_key(key) -> tuple:
-    if isinstance(key, str):
-        key = stream_key(key)
-    key = tuple(key)
-    if len(key) not in (3, 4):
-        raise ValueError(f"a stream key is (protocol, destination, port) or (protocol, source, destination, "
-                         f"port), not {key!r}")
-    port = key[-1]
-    port = -1 if port is None or pd.isna(port) else int(port)
-    return tuple(str(k) for k in key[:-1]) + (port,)
-
-
-def _frame_rows(packets: pd.DataFrame, frames: np.ndarray) -> np.ndarray:
-    """Row positions of frame numbers (the packets table is one row per frame, 1-based, in order)."""
-    fr = packets["frame"].to_numpy("int64")
-    if len(fr) and fr[0] == 1 and fr[-1] == len(fr):
-        return frames - 1
-    return pd.Index(fr).get_indexer(frames)
-
-
-def _obj(s: pd.Series) -> np.ndarray:
-    """Text values as an object array (None for missing); fast for categoricals (one take)."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = np.asarray(s.cat.categories.astype(object), dtype=object)
-        c = s.cat.codes.to_numpy()
-        out = cats[np.maximum(c, 0)] if len(cats) else np.full(len(c), None, dtype=object)
-        if (c < 0).any():
-            out = out.copy()
-            out[c < 0] = None
-        return out
-    return s.astype(object).to_numpy()
-
-
 def _is(s: pd.Series, value: str) -> np.ndarray:
     """s == value, by category code when categorical."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         i = s.cat.categories.get_indexer([value])[0]
         return s.cat.codes.to_numpy() == i if i >= 0 else np.zeros(len(s), bool)
     return (s.astype(object) == value).to_numpy()
-
-
-def _l3_is(packets: pd.DataFrame, *names: str) -> np.ndarray:
-    l3 = packets["l3"]
-    if isinstance(l3.dtype, pd.CategoricalDtype):
-        idx = [i for i in l3.cat.categories.get_indexer(list(names)) if i >= 0]
-        return np.isin(l3.cat.codes.to_numpy(), idx)
-    return np.isin(l3.astype(object).to_numpy(), names)
-
-
-def _port_array(ports) -> pd.arrays.IntegerArray:
-    """int64 ports with -1 for none → UInt16 with <NA>."""
-    v = np.asarray(ports, dtype=np.int64)
-    return pd.arrays.IntegerArray(np.where(v >= 0, v, 0).astype(np.uint16), v < 0)
 
 
 def _ports(s: pd.Series) -> np.ndarray:
@@ -371,48 +302,6 @@ def _fold(ss: pd.DataFrame, min_requests, on_schedule_pct, client_data_pct, scan
     out = out.assign(_k=out["kind"].map(order)).sort_values(["_k", "requests", "protocol", "destination"],
                                                              ascending=[True, False, True, True], kind="stable")
     return _typed(out[list(STREAM_COLUMNS)].reset_index(drop=True))
-
-
-def _evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_targets, scan_max_per_target) -> str:
-    who = f"{r.requests} request(s) from {r.sources} source(s)"
-    ports = f", ports {r.port}-{r.port + r.ports - 1} (a tracer's rising ports)" if r.ports > 1 else ""
-    sched = ("" if pd.isna(r.on_schedule_pct) else
-             f", every {r.gap_median_s:.3g} s per source, {r.on_schedule_pct:.0f} % of gaps on schedule")
-    what = "of requests drew a UDP reply" if r.protocol == "udp" else "of connections carried data"
-    data = "" if pd.isna(r.data_pct) else f", {r.data_pct:.0f} % {what}"
-    pay = "" if pd.isna(r.payload_len_median) else f", {r.payload_len_median:.0f}-byte request payload"
-    tool = f", fingerprint {r.tool}" if isinstance(r.tool, str) and r.tool else ""
-    why = {
-        "user": "set by the user (override)",
-        "scan": (f"scan: at most {scan_max_per_target} request(s) here, and the source sent that few to "
-                 f"{r.source_targets} targets (>= {scan_min_targets})"),
-        "client": f"client: >= {client_data_pct:.0f} % {what}",
-        "service": f"client: UDP to port {r.port}, a service port (an application's requests, not a tracer's)",
-        "probe": f"probe: >= {min_requests} requests on a fixed schedule (>= {on_schedule_pct:.0f} % of gaps)",
-        "few": f"other: fewer than {min_requests} requests",
-        "irregular": f"other: under {on_schedule_pct:.0f} % of gaps on schedule",
-        "some_data": "other: regular, but some " + ("requests drew UDP replies" if r.protocol == "udp"
-                                                    else "connections carried data"),
-    }
-    reasons = "; ".join(why[x] for x in r.rules.split(","))
-    return f"{reasons} — {who}{ports}{sched}{data}{pay}{tool}"
-
-
-def _typed(out: pd.DataFrame) -> pd.DataFrame:
-    types = {c.name: c.dtype for c in STREAMS}
-    out = out.copy()
-    for c in STREAM_COLUMNS:
-        if c == "kind":
-            out[c] = pd.Categorical(out[c], categories=list(STREAM_KINDS))
-        elif c == "decided_by":
-            out[c] = pd.Categorical(out[c], categories=["rule", "user"])
-        elif c == "tool":
-            out[c] = out[c].astype(object).where(out[c].notna(), None) if len(out) else out[c].astype(object)
-        elif types[c] == "category":
-            out[c] = out[c].astype(str).astype("category") if len(out) else pd.Categorical([])
-        else:
-            out[c] = out[c].astype(types[c])
-    return out
 
 
 def _stream_sources(streams: pd.DataFrame, kinds) -> pd.DataFrame:
