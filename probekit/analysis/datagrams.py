@@ -54,7 +54,7 @@ from ..capture.payloads import payload_buffer, payload_files
 from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS, typed
 
 __all__ = ["datagram_fragments", "datagram_payloads", "datagrams", "fragment_headers", "fragment_rows",
-           "reassembled_packets"]
+           "matcher_view", "reassembled_packets"]
 
 _NS = 1_000_000_000
 R_COMPLETE, R_CONFLICT, R_INCOMPLETE, R_TIMEOUT, R_OVERLAP, R_TAILS, R_BEYOND, R_BADLEN = range(8)
@@ -836,6 +836,49 @@ def reassembled_packets(packets: pd.DataFrame, datagrams_table: pd.DataFrame | N
     mf = out["ip_mf"].to_numpy("bool", na_value=False).copy()
     mf[at] = False
     out["ip_mf"] = pd.arrays.BooleanArray(mf, out["ip_mf"].isna().to_numpy())
+    out.attrs = dict(packets.attrs)
+    return out
+
+
+def _patched(col: pd.Series, rows: np.ndarray, values: np.ndarray | None = None,
+             na: np.ndarray | None = None) -> pd.api.extensions.ExtensionArray:
+    """A copy of a nullable column's values and mask with ``values`` (and ``na``) set at ``rows``."""
+    a = col.array
+    data, mask = a._data.copy(), a._mask.copy()
+    if values is not None:
+        data[rows] = values
+        mask[rows] = False
+    if na is not None:
+        mask[rows[na]] = True
+    return type(a)(data, mask)
+
+
+def matcher_view(packets: pd.DataFrame, datagrams_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What the matcher reads of :func:`reassembled_packets`, patched in place of copied: the packets
+    table itself when there is no fragment; else the table's rows in their places, where each complete
+    datagram's offset-0 fragment gets the datagram's ``ts_ns``, ``ip_len``, ``payload_len`` and a cleared
+    ``ip_mf`` (as reassembled_packets gives them), and every other fragment row — the ones
+    reassembled_packets drops — a ``ts_ns`` of <NA>: the matcher takes no packet without a time (every
+    event class of match._events requires one), so it finds the same requests, replies and resets in
+    the same order. Only those four columns are new arrays; the others are the table's own."""
+    rows = fragment_rows(packets)
+    if not len(rows):
+        return packets
+    d = datagrams(packets) if datagrams_table is None else datagrams_table
+    good = d[d["complete"] & d["offset0_frame"].notna()]
+    pos = pd.Index(packets["frame"].to_numpy()).get_indexer(good["offset0_frame"].to_numpy("int64"))
+    hide = np.setdiff1d(rows, pos)
+    total = good["payload_len"].to_numpy("int64")
+    hdr = fragment_headers(packets, pos)[0]
+    iplen0 = _col(packets, "ip_len", pos)
+    plen = packets["payload_len"].to_numpy("float64", na_value=np.nan)[pos] + (total - (iplen0 - hdr))
+    out = packets.copy(deep=False)
+    ts = _patched(packets["ts_ns"], pos, good["last_ts_ns"].to_numpy("int64"))
+    ts._mask[hide] = True
+    out["ts_ns"] = ts
+    out["ip_len"] = _patched(packets["ip_len"], pos, (hdr + total).astype(np.uint32))
+    out["payload_len"] = _patched(packets["payload_len"], pos, np.nan_to_num(plen).astype(np.int32), np.isnan(plen))
+    out["ip_mf"] = _patched(packets["ip_mf"], pos, np.zeros(pos.size, bool))
     out.attrs = dict(packets.attrs)
     return out
 
