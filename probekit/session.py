@@ -236,7 +236,7 @@ class Capture:
         outcome an ICMP error gave it (schema.PROBES)."""
         if self.is_chunked:
             return self._walk("all_probes")
-        view = _dg.reassembled_packets(self.packets, self.datagrams)
+        view = _dg.matcher_view(self.packets, self.datagrams)
         probes = match.match_probes(view, timeout_s=self.timeout_s, vantage=self.vantage)
         return _err.with_error_outcomes(probes, _err.attribute_errors(self.packets, probes))
 
@@ -256,13 +256,14 @@ class Capture:
             fp = _fp.fingerprint(self.packets, self.all_probes)
         else:  # kept: when every request stream is a probe stream, the probes' payload work is this one
             buf = payload.request_payload_buffer(self.packets, self.all_probes)
-            verdicts = payload.payload_verdicts(self.all_probes, buf, by=_fp.STREAM)
-            self._all_payload = (buf, verdicts)
+            verdicts, scan = payload.payload_verdicts_and_scan(self.all_probes, buf, by=_fp.STREAM)
             fp = _fp.fingerprint(self.packets, self.all_probes, verdicts=verdicts)
+            self._all_payload = (buf, verdicts, scan, fp)
         return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
 
     def _payload_of_all(self):
-        """(payload buffer, verdicts) of every request, when ``probes`` holds exactly those rows (None else)."""
+        """(payload buffer, verdicts, the verdicts' per-payload scan, fingerprints) of every request, when
+        ``probes`` holds exactly those rows (None else)."""
         kept = getattr(self, "_all_payload", None)
         if kept is None or len(self.probes) != len(self.all_probes):
             return None
@@ -420,7 +421,9 @@ class Capture:
         if self.is_chunked:
             self._packet_level("the connections table")
         c = self.connections
-        c = c[c["proto"].astype(str) == "tcp"]
+        tcp = (c["proto"] == "tcp").to_numpy(bool, na_value=False) if isinstance(c["proto"].dtype, pd.CategoricalDtype) \
+            else (c["proto"].astype(str) == "tcp").to_numpy()
+        c = c[["conn_state", "history", "reset_by"]][tcp]      # the three columns, not the table
         return (c.groupby(["conn_state", "history", "reset_by"], observed=True, dropna=False).size()
                 .rename("connections").reset_index())
 
@@ -502,6 +505,9 @@ class Capture:
 
     @_table
     def payload_tests(self) -> pd.DataFrame:
+        kept = self._payload_of_all()
+        if kept is not None and kept[2] is not None:     # the verdicts' pass over the bytes made these numbers
+            return kept[2].tests()
         return payload.payload_tests(self.payload_buffer, self.probes["ts_ns"])
 
     @_table
@@ -522,6 +528,9 @@ class Capture:
     def fingerprints(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("fingerprints")
+        kept = self._payload_of_all()
+        if kept is not None:    # the probes are every request: the streams' fingerprints are these
+            return _retyped(kept[3], self.probes)
         return _fp.fingerprint(self.packets, self.probes, verdicts=self.payload_verdicts, balance=self.balance)
 
     def not_applicable(self, theme: str) -> str | None:
@@ -564,6 +573,17 @@ class Capture:
     def summary(self) -> dict:
         """Headline facts for a report: streams, verdicts, loss/RTT, the CloudWatch audit and anomalies."""
         return capture_summary(self)
+
+
+def _retyped(table: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
+    """A per-stream table of every request with its key columns in the categories of ``probes`` (the
+    probe selection drops unused categories): what the same function gives on ``probes``."""
+    out = table.copy(deep=False)
+    for c in ("protocol", "source", "destination"):
+        if c in out.columns and isinstance(probes[c].dtype, pd.CategoricalDtype) \
+                and isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = pd.Categorical(out[c], categories=probes[c].cat.categories)
+    return out
 
 
 def open_capture(path, **kw) -> Capture:
@@ -650,7 +670,8 @@ def capture_summary(cap) -> dict:
         fp = cap.fingerprints
         pv = cap.payload_verdicts
         q = cap.probe_periods
-        for key, g in probes.groupby(list(STREAM_KEYS), observed=True, dropna=False):
+        cols = list(dict.fromkeys([*STREAM_KEYS, "source", "outcome", "rtt_us"]))   # the columns read, not the table
+        for key, g in probes[cols].groupby(list(STREAM_KEYS), observed=True, dropna=False):
             proto, dst, port = key
             label = _label(proto, dst, port)
             judged = g[g["outcome"] != "unknown"]
