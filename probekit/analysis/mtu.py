@@ -76,8 +76,29 @@ def _has_colon(s: pd.Series) -> np.ndarray:
 
 
 def _ip_header(probes: pd.DataFrame) -> np.ndarray:
-    v6 = (_str(probes["protocol"]) == "icmpv6").to_numpy() | _has_colon(probes["destination"])
+    v6 = _in(probes["protocol"], ("icmpv6",)) | _has_colon(probes["destination"])
     return np.where(v6, 40, 20)
+
+
+def _dense_rank(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each value among the distinct values, the distinct values ascending): ``np.unique(x,
+    return_inverse=True)`` reversed, by hashing (the distinct values are few) instead of sorting all."""
+    codes, uniq = pd.factorize(x)
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return rank[codes], np.asarray(uniq)[order]
+
+
+def _ints(col: pd.Series, na: int) -> np.ndarray:
+    """A nullable integer column as int64 with ``na`` for <NA>, from its values and mask."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if data is None or mask is None:
+        return col.to_numpy("int64", na_value=na)
+    out = data.astype(np.int64)
+    out[mask] = na
+    return out
 
 
 def _in(s: pd.Series, values) -> np.ndarray:
@@ -125,12 +146,12 @@ def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, pack
     drank, dtext = _text_rank(p["destination"])
     port = p["port"].to_numpy("float64", na_value=-1).astype(np.int64)[rows]
     size = size[rows]
-    sizes, srank = np.unique(size, return_inverse=True)
+    srank, sizes = _dense_rank(size)
     key = ((prank[rows] * len(dtext) + drank[rows]) * 65537 + (port + 1)) * len(sizes) + srank
-    uniq, gid, sent = np.unique(key, return_inverse=True, return_counts=True)
-    gid = gid.ravel()
-    first = np.full(uniq.size, rows.size, np.int64)
-    np.minimum.at(first, gid, np.arange(rows.size))
+    gid, uniq = _dense_rank(key)           # groups in the order of (protocol, destination, port, size)
+    sent = np.bincount(gid, minlength=uniq.size)
+    first = np.empty(uniq.size, np.int64)
+    first[gid[::-1]] = np.arange(rows.size - 1, -1, -1)     # each group's first row
     ts = p["ts_ns"].to_numpy("int64")[rows]
     first_ns = np.full(uniq.size, np.iinfo(np.int64).max, np.int64)
     last_ns = np.full(uniq.size, np.iinfo(np.int64).min, np.int64)
@@ -166,7 +187,7 @@ def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: 
     p = _with_errors(probes, errors)
     rep = {}
     if "reporter" in p.columns:
-        tb = p[_str(p["outcome"]).isin(_TOO_BIG)]
+        tb = p[_in(p["outcome"], _TOO_BIG)]
         for key, g in tb.groupby([_str(tb["protocol"]), _str(tb["destination"]),
                                   tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
             rep[key] = ",".join(sorted(set(_str(g["reporter"]))))
@@ -208,11 +229,11 @@ def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
 def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
     """Frag-needed / packet-too-big errors sent to a stream's sources when the probes carry no error
     outcome (a packets table without the quoted_* columns): (count, reporters) per stream."""
-    if packets is None or packets.empty or _str(p["outcome"]).isin(_TOO_BIG).any():
+    if packets is None or packets.empty or _in(p["outcome"], _TOO_BIG).any():
         return {}
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
-    code = packets["icmp_code"].to_numpy("int64", na_value=-1)
+    proto = _ints(packets["ip_proto"], -1)
+    typ = _ints(packets["icmp_type"], -1)
+    code = _ints(packets["icmp_code"], -1)
     m = ((proto == 1) & (typ == 3) & (code == 4)) | ((proto == 58) & (typ == 2))
     if not m.any():
         return {}
