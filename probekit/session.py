@@ -261,6 +261,35 @@ class Capture:
             self._all_payload = (buf, verdicts, scan, fp)
         return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
 
+    def _probe_rows(self) -> np.ndarray | None:
+        """Where each probe is among every request (``all_probes`` rows, ascending: the probe streams are a
+        selection of them), when the streams step kept its payload work; None else."""
+        if getattr(self, "_all_payload", None) is None:
+            return None
+        rf_all = pd.Index(self.all_probes["request_frame"].to_numpy("int64"))
+        if not rf_all.is_unique:
+            return None
+        pos = rf_all.get_indexer(self.probes["request_frame"].to_numpy("int64"))
+        if (pos < 0).any() or (np.diff(pos) <= 0).any():
+            return None
+        return pos
+
+    def _verdicts_of_subset(self) -> pd.DataFrame | None:
+        """The probes' payload verdicts from every request's, when the probes are whole source streams of
+        them (each verdict is made from its stream's payloads alone): those streams' rows; None else."""
+        pos = self._probe_rows()
+        if pos is None:
+            return None
+        _, verdicts, scan, _ = self._all_payload
+        if scan is None or len(verdicts) != (int(scan.gid.max()) + 1 if scan.gid.size else 0):
+            return None
+        g = len(verdicts)
+        picked = np.bincount(scan.gid[pos], minlength=g)
+        streams = np.flatnonzero(picked)
+        if not np.array_equal(picked[streams], np.bincount(scan.gid, minlength=g)[streams]):
+            return None                 # a stream taken in part: its verdict must be made again
+        return _retyped(verdicts.iloc[streams].reset_index(drop=True), self.probes)
+
     def _payload_of_all(self):
         """(payload buffer, verdicts, the verdicts' per-payload scan, fingerprints) of every request, when
         ``probes`` holds exactly those rows (None else)."""
@@ -508,6 +537,9 @@ class Capture:
         kept = self._payload_of_all()
         if kept is not None and kept[2] is not None:     # the verdicts' pass over the bytes made these numbers
             return kept[2].tests()
+        pos = self._probe_rows()
+        if pos is not None and self._all_payload[2] is not None:        # a probe's tests are its payload's alone
+            return self._all_payload[2].tests(pos, self.probes.index)
         return payload.payload_tests(self.payload_buffer, self.probes["ts_ns"])
 
     @_table
@@ -515,7 +547,10 @@ class Capture:
         if self.is_chunked:
             return self._walk("payload_verdicts")
         kept = self._payload_of_all()
-        return kept[1].copy() if kept is not None else payload.payload_verdicts(self.probes, self.payload_buffer)
+        if kept is not None:
+            return kept[1].copy()
+        sub = self._verdicts_of_subset()
+        return sub if sub is not None else payload.payload_verdicts(self.probes, self.payload_buffer)
 
     @_table
     def connections(self) -> pd.DataFrame:
@@ -582,7 +617,7 @@ def _retyped(table: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
     for c in ("protocol", "source", "destination"):
         if c in out.columns and isinstance(probes[c].dtype, pd.CategoricalDtype) \
                 and isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = pd.Categorical(out[c], categories=probes[c].cat.categories)
+            out[c] = out[c].cat.set_categories(probes[c].cat.categories)
     return out
 
 

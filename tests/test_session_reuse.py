@@ -48,4 +48,17 @@ def test_reuse_happens_when_the_probes_are_every_request():
     assert cap._payload_of_all() is not None        # the shipped Network Monitor capture: every request is a probe
     mixed = [r for r in SHIPPED if len(_open(ROOT / r).probes) < len(_open(ROOT / r).all_probes)]
     assert mixed, "some shipped capture has requests that are not probes (the reuse must not apply there)"
-    assert _open(ROOT / mixed[0])._payload_of_all() is None
+    cap = _open(ROOT / mixed[0])
+    assert cap._payload_of_all() is None
+    # the probe streams are whole source streams of every request: their rows are reused
+    assert cap._probe_rows() is not None and cap._verdicts_of_subset() is not None
+
+
+def test_streams_taken_in_part_are_judged_again():
+    cap = _open(ROOT / "captures" / "lab" / "lab-mixed.pcap")
+    part = cap.all_probes.iloc[::2].reset_index(drop=True)      # every stream loses half its probes
+    cap.__dict__["probes"] = part
+    assert cap._probe_rows() is not None and cap._verdicts_of_subset() is None
+    buf = P.request_payload_buffer(cap.packets, part)
+    pd.testing.assert_frame_equal(cap.payload_verdicts, P.payload_verdicts(part, buf))
+    pd.testing.assert_frame_equal(cap.payload_tests, P.payload_tests(buf, part["ts_ns"]))

@@ -671,13 +671,18 @@ class PayloadScan:
     mono: np.ndarray
     runs: np.ndarray
     index: pd.Index
+    gid: np.ndarray         # each payload's stream number (the verdicts' row), in the payloads' order
 
-    def tests(self) -> pd.DataFrame:
-        """:func:`payload_tests` of the same payloads and frame times (rows in the payloads' order)."""
+    def tests(self, rows: np.ndarray | None = None, index: pd.Index | None = None) -> pd.DataFrame:
+        """:func:`payload_tests` of the same payloads and frame times (rows in the payloads' order), or of
+        the payloads ``rows`` only (labelled ``index``)."""
         inv = np.empty_like(self.order)
         inv[self.order] = np.arange(self.order.size)
+        if rows is not None:
+            inv = inv[rows]
         raw = {k: self.raw[k][inv] for k in ("ent_h", "ts", "fill")}
-        return _tests_table(self.lengths[inv], raw, self.norm[inv], self.mono[inv], self.runs[inv], self.index)
+        return _tests_table(self.lengths[inv], raw, self.norm[inv], self.mono[inv], self.runs[inv],
+                            self.index if rows is None else index)
 
 
 def ent(data: bytes) -> dict:
@@ -868,7 +873,7 @@ def payload_verdicts_and_scan(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_K
     for c in PAYLOAD_VERDICTS:
         if c.name in out.columns and c.name not in SOURCE_STREAM_KEYS:
             out[c.name] = out[c.name].astype(c.dtype)
-    return out[cols], PayloadScan(order, lens, raw, norm, mono, runs, getattr(pb, "index", pd.RangeIndex(n_all)))
+    return out[cols], PayloadScan(order, lens, raw, norm, mono, runs, getattr(pb, "index", pd.RangeIndex(n_all)), gid)
 
 
 _FILL_ORDER = np.argsort(np.array(["" if x is None else x for x in _FILL_NAMES], dtype=object), kind="stable")
