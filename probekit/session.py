@@ -600,7 +600,7 @@ class Capture:
         """Probes whose request carries payload bytes."""
         if self.is_chunked:
             return self._chunked.payload_probes
-        return int((self.payloads.map(len) > 0).sum())
+        return int((self.payload_buffer.lengths > 0).sum())     # the buffer's lengths: no bytes objects
 
     def _has_payload_bytes(self) -> bool:
         return self.payload_probes > 0
