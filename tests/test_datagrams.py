@@ -260,6 +260,9 @@ def test_no_fragments_is_an_empty_table():
     d = datagrams(df)
     check_table(d, DATAGRAMS)
     assert d.empty and datagram_fragments(df).empty
+    pd.testing.assert_frame_equal(d, dgm._typed(pd.DataFrame({c: [] for c in dgm.DATAGRAM_COLUMNS}), df))
+    pd.testing.assert_frame_equal(d, ref.datagrams(df))
+    assert list(d["src"].cat.categories) == list(df["src"].cat.categories)
     assert reassembled_packets(df) is df
     pd.testing.assert_series_equal(datagram_payloads(df), pd.Series([], dtype=object, name="payload"),
                                    check_index_type=False)
