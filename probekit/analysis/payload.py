@@ -462,23 +462,24 @@ def _distinct_sorted(gid, h1, h2, bounds):  # pragma: no cover - compiled
     while size < 2 * big:
         size *= 2
     mask = np.uint64(size - 1)
-    ka = np.zeros(size, np.uint64)
-    kb = np.zeros(size, np.uint64)
-    stamp = np.full(size, -1, np.int64)
+    # one slot = (stream + 1, h1, h2) side by side: a probe touches one cache line, not three arrays
+    tab = np.zeros(3 * size, np.uint64)
     for i in range(n_groups):
         d = 0
+        tag = np.uint64(i + 1)
         for r in range(bounds[i], bounds[i + 1]):
             x = h1[r]
             y = h2[r]
             s = np.int64(x & mask)
             while True:
-                if stamp[s] != i:
-                    stamp[s] = i
-                    ka[s] = x
-                    kb[s] = y
+                q = 3 * s
+                if tab[q] != tag:
+                    tab[q] = tag
+                    tab[q + 1] = x
+                    tab[q + 2] = y
                     d += 1
                     break
-                if ka[s] == x and kb[s] == y:
+                if tab[q + 1] == x and tab[q + 2] == y:
                     break
                 s = (s + 1) & (size - 1)
         out[i] = d
