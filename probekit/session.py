@@ -38,6 +38,7 @@ from .analysis import fingerprint as _fp
 from .analysis import match, metrics, payload, sizes, sources, timing
 from .analysis import mtu as _mtu
 from .analysis import streams as _streams
+from .analysis._groups import group_by as _group_by
 from .schema import STREAM_KEYS
 
 __all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", "MONITOR_SIDECAR"]
@@ -706,8 +707,13 @@ def capture_summary(cap) -> dict:
         pv = cap.payload_verdicts
         q = cap.probe_periods
         cols = list(dict.fromkeys([*STREAM_KEYS, "source", "outcome", "rtt_us"]))   # the columns read, not the table
-        for key, g in probes[cols].groupby(list(STREAM_KEYS), observed=True, dropna=False):
-            proto, dst, port = key
+        sub = probes[cols]
+        grp = _group_by(sub, STREAM_KEYS)         # groupby's streams, in its order, from the key codes
+        order = np.argsort(grp.gid, kind="stable")
+        bounds = np.searchsorted(grp.gid[order], np.arange(grp.n + 1))
+        for i in range(grp.n):
+            g = sub.iloc[order[bounds[i]:bounds[i + 1]]]
+            proto, dst, port = (g[c].iloc[0] for c in STREAM_KEYS)
             label = _label(proto, dst, port)
             judged = g[g["outcome"] != "unknown"]
             ok = judged["outcome"].isin(["answered", "refused"])
