@@ -3,9 +3,12 @@
 The capture is bench_forensics.py's second file: the ``fragmenting-path+unreachable+background`` scenario
 at a high rate (every big probe in 6 fragments each way, errors after the target goes down), about
 ``--packets / 2`` frames. Each step is timed best of ``--repeat``: the read, then ``datagrams`` +
-``reassembled_packets`` (what the session does) with probekit's compiled kernel, and the same with the
-plain reference (tests/reference_datagrams.py, the implementation before the kernel) unless
-``--no-reference``; prints each step and its ratio to the read, and checks both give the same table.
+``matcher_view`` (what the session does: the table patched in place) with probekit's compiled kernel,
+``reassembled_packets`` beside it (the fragments dropped: a copy of the table), the matcher on each view,
+and the same with the plain reference (tests/reference_datagrams.py, the implementation before the
+kernel) unless ``--no-reference``; prints each step and its ratio to the read, and checks they give the
+same tables and the same probes. Last, the 1 M-packet probe capture of bench_read (no fragment): what the
+view costs there (``--no-plain`` skips it).
 
     python benchmarks/bench_datagrams.py [--packets 1000000] [--repeat 5] [--keep DIR]
 """
@@ -21,11 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 import probekit
-from probekit.analysis.datagrams import datagrams, reassembled_packets
+from probekit.analysis.datagrams import datagrams, matcher_view, reassembled_packets
 from probekit.synth import synth
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
 
 
 def capture(packets: int, where: Path) -> Path:
@@ -52,6 +56,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--keep", type=Path, default=None, help="keep the capture in DIR (made once)")
     ap.add_argument("--no-reference", action="store_true", help="skip the plain reference (slow)")
+    ap.add_argument("--no-plain", action="store_true", help="skip the capture without fragments")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         where = args.keep or Path(tmp)
@@ -65,11 +70,22 @@ def main():
             d = datagrams(df)
             return d, reassembled_packets(df, d)
         t_ours, (d, view) = best(ours, args.repeat)
+        t_dg, _ = best(lambda: datagrams(df), args.repeat)
+        t_view, patched = best(lambda: matcher_view(df, d), args.repeat)
+        t_take, _ = best(lambda: reassembled_packets(df, d), args.repeat)
+        t_mp, probes = best(lambda: probekit.match_probes(patched), args.repeat)
+        t_mt, probes_t = best(lambda: probekit.match_probes(view), args.repeat)
+        pd.testing.assert_frame_equal(probes, probes_t)
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(f"{path.name}: {len(df):,} packets, {len(d):,} fragmented datagrams, "
               f"{int(d['complete'].sum()):,} complete; best of {args.repeat}")
         print(f"  {'read':<40}{t_read:8.3f} s")
-        print(f"  {'reassembly (compiled kernel)':<40}{t_ours:8.3f} s  = {t_ours / t_read:.2f} × the read")
+        for label, t in (("datagrams (compiled kernel)", t_dg), ("matcher_view (patched in place)", t_view),
+                         ("reassembled_packets (a copy)", t_take), ("match on matcher_view", t_mp),
+                         ("match on reassembled_packets", t_mt),
+                         ("reassembly + view (compiled kernel)", t_dg + t_view)):
+            print(f"  {label:<40}{t:8.3f} s  = {t / t_read:.2f} × the read")
+        print("  matcher_view and reassembled_packets: the same probes")
         if not args.no_reference:
             import reference_datagrams as ref
 
@@ -81,6 +97,17 @@ def main():
             pd.testing.assert_frame_equal(d, rd)
             pd.testing.assert_frame_equal(view, rview)
             print("  kernel and reference: the same datagrams table and matcher view")
+    if not args.no_plain:
+        import bench_read
+        plain = bench_read.DATA / "probes-1000000.pcap"
+        if plain.exists():
+            df = probekit.read_capture(plain)
+            t_read, df = best(lambda: probekit.read_capture(plain), args.repeat)
+            t_d, d = best(lambda: datagrams(df), args.repeat)
+            t_v, v = best(lambda: matcher_view(df, d), args.repeat)
+            assert v is df
+            print(f"{plain.name}: {len(df):,} packets, no fragment; read {t_read:.3f} s")
+            print(f"  {'datagrams + matcher_view (the table)':<40}{t_d + t_v:8.3f} s  = {(t_d + t_v) / t_read:.2f} × the read")
 
 
 if __name__ == "__main__":

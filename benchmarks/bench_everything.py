@@ -8,10 +8,15 @@ prints each step's seconds and its ratio to the read, and the total; beside them
 seconds of this process (on a machine shared with other work the wall clock also counts the waits for a
 core; every step here runs on one thread).
 
-    python benchmarks/bench_everything.py [--repeat 3] [--ten-million] [--data DIR]
+    python benchmarks/bench_everything.py [--repeat 3] [--ten-million] [--data DIR] [--before COMMIT]
 
 Captures bench_read.build has not made yet are generated into --data (default build/bench-data, not
 benchmarks/data, which may be another tree's).
+
+``--before COMMIT``: the same steps with the package as it was at COMMIT, in the same process, beside
+today's (``git archive`` of its ``probekit/`` imported as ``probekit_before``, extracted once into
+build/bench-before/COMMIT; the package imports itself only relatively). Each repetition opens one
+session of each, so both columns see the same machine load; each is divided by its own read.
 """
 from __future__ import annotations
 
@@ -74,37 +79,72 @@ def capture(n_packets: int, data: Path) -> Path:
     return bench_read.build(n_packets)["pcap"]
 
 
-def run(path: Path, repeat: int) -> None:
-    probekit.open_capture(path, cloudwatch=False).summary()          # compile / warm every kernel and the page cache
+def before(commit: str):
+    """The probekit package as it was at ``commit``, imported as ``probekit_before``."""
+    import importlib
+    import subprocess
+    import tarfile
+    root = HERE.parent / "build" / "bench-before" / commit
+    if not (root / "probekit_before").is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        tar = root / "src.tar"
+        with open(tar, "wb") as f:
+            subprocess.run(["git", "-C", str(HERE.parent), "archive", commit, "probekit"], stdout=f, check=True)
+        with tarfile.open(tar) as t:
+            t.extractall(root / "tmp", filter="data")
+        (root / "tmp" / "probekit").rename(root / "probekit_before")
+    sys.path.insert(0, str(root))
+    return importlib.import_module("probekit_before")
+
+
+def _session_times(pk, path: Path, best: dict, read: list) -> tuple[int, int]:
+    cap = pk.open_capture(path, cloudwatch=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    df = cap.packets
+    read[0], read[1] = min(read[0], time.perf_counter() - t0), min(read[1], time.process_time() - c0)
+    for k, f in STEPS:
+        t0, c0 = time.perf_counter(), time.process_time()
+        f(cap)
+        b = best[k]
+        b[0], b[1] = min(b[0], time.perf_counter() - t0), min(b[1], time.process_time() - c0)
+    return len(df), len(cap.probes)
+
+
+def run(path: Path, repeat: int, old=None) -> None:
+    packages = [probekit] + ([old] if old is not None else [])
+    for pk in packages:
+        pk.open_capture(path, cloudwatch=False).summary()          # compile / warm every kernel and the page cache
     inf = float("inf")
-    read, read_cpu = inf, inf
-    best = {k: [inf, inf] for k, _ in STEPS}
+    reads = [[inf, inf] for _ in packages]
+    bests = [{k: [inf, inf] for k, _ in STEPS} for _ in packages]
     size = None
     for _ in range(repeat):
-        cap = probekit.open_capture(path, cloudwatch=False)
-        t0, c0 = time.perf_counter(), time.process_time()
-        df = cap.packets
-        read, read_cpu = min(read, time.perf_counter() - t0), min(read_cpu, time.process_time() - c0)
-        for k, f in STEPS:
-            t0, c0 = time.perf_counter(), time.process_time()
-            f(cap)
-            b = best[k]
-            b[0], b[1] = min(b[0], time.perf_counter() - t0), min(b[1], time.process_time() - c0)
-        size = (len(df), len(cap.probes))
+        for pk, best, read in zip(packages, bests, reads):
+            size = _session_times(pk, path, best, read)
     assert size is not None
     load = os.getloadavg()
+    (read, read_cpu), best = reads[0], bests[0]
     print(f"\n{path.name}: {size[0]:,} packets, {size[1]:,} probes; read {read:.3f} s ({read_cpu:.3f} s CPU); "
           f"best of {repeat}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"  {'step':<50}{'s':>8}{'× read':>9}{'CPU s':>9}{'× read':>9}")
+    if old is None:
+        print(f"  {'step':<50}{'s':>8}{'× read':>9}{'CPU s':>9}{'× read':>9}")
+    else:
+        print(f"  {'step':<50}{'s':>8}{'× read':>9}{'CPU s':>9}{'× read':>9}   before: {'s':>6}{'× read':>9}"
+              f"{'CPU × read':>12}   (read {reads[1][0]:.3f} s)")
 
-    def line(label, wall, cpu, note=""):
-        print(f"  {label:<50}{wall:8.3f}{wall / read:9.2f}{cpu:9.3f}{cpu / read_cpu:9.2f}{note}")
+    def line(label, get, note=""):
+        wall, cpu = get(best)
+        text = f"  {label:<50}{wall:8.3f}{wall / read:9.2f}{cpu:9.3f}{cpu / read_cpu:9.2f}"
+        if old is not None:
+            w0, c0 = get(bests[1])
+            text += f"   {w0:14.3f}{w0 / reads[1][0]:9.2f}{c0 / reads[1][1]:12.2f}"
+        print(text + note)
 
     for k, _ in STEPS:
-        line(k, *best[k])
-    line("payload verdicts from the file (bytes + verdicts)", sum(best[k][0] for k in PAYLOAD),
-         sum(best[k][1] for k in PAYLOAD), "   (issue 16: ≤ 2)")
-    line("all the analyses above", sum(b[0] for b in best.values()), sum(b[1] for b in best.values()),
+        line(k, lambda b, k=k: b[k])
+    line("payload verdicts from the file (bytes + verdicts)",
+         lambda b: (sum(b[k][0] for k in PAYLOAD), sum(b[k][1] for k in PAYLOAD)), "   (issue 16: ≤ 2)")
+    line("all the analyses above", lambda b: (sum(v[0] for v in b.values()), sum(v[1] for v in b.values())),
          "   (issue 16: ≤ 6)")
 
 
@@ -114,12 +154,19 @@ def main():
     ap.add_argument("--ten-million", action="store_true", help="also the 10 M-packet capture (generated once)")
     ap.add_argument("--data", type=Path, default=HERE.parent / "build" / "bench-data",
                     help="where captures missing from benchmarks/data are generated")
+    ap.add_argument("--before", metavar="COMMIT", help="also time the package as it was at COMMIT, beside")
+    ap.add_argument("--sizes", default=None, help="comma-separated packet counts (default 100000,1000000)")
     args = ap.parse_args()
-    sizes = [100_000, 1_000_000] + ([10_000_000] if args.ten_million else [])
+    sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [100_000, 1_000_000]
+    sizes += [10_000_000] if args.ten_million else []
+    old = before(args.before) if args.before else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", probekit.CaptureWarning)
+        if old is not None:
+            warnings.simplefilter("ignore", old.CaptureWarning)
+            warnings.simplefilter("ignore", UserWarning)   # the old package registers df.probekit again
         for n in sizes:
-            run(capture(n, args.data), 1 if n >= 10_000_000 else args.repeat)
+            run(capture(n, args.data), 1 if n >= 10_000_000 else args.repeat, old)
 
 
 if __name__ == "__main__":

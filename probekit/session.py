@@ -38,6 +38,7 @@ from .analysis import fingerprint as _fp
 from .analysis import match, metrics, payload, sizes, sources, timing
 from .analysis import mtu as _mtu
 from .analysis import streams as _streams
+from .analysis._groups import group_by as _group_by
 from .schema import STREAM_KEYS
 
 __all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", "MONITOR_SIDECAR"]
@@ -236,7 +237,7 @@ class Capture:
         outcome an ICMP error gave it (schema.PROBES)."""
         if self.is_chunked:
             return self._walk("all_probes")
-        view = _dg.reassembled_packets(self.packets, self.datagrams)
+        view = _dg.matcher_view(self.packets, self.datagrams)
         probes = match.match_probes(view, timeout_s=self.timeout_s, vantage=self.vantage)
         return _err.with_error_outcomes(probes, _err.attribute_errors(self.packets, probes))
 
@@ -256,13 +257,43 @@ class Capture:
             fp = _fp.fingerprint(self.packets, self.all_probes)
         else:  # kept: when every request stream is a probe stream, the probes' payload work is this one
             buf = payload.request_payload_buffer(self.packets, self.all_probes)
-            verdicts = payload.payload_verdicts(self.all_probes, buf, by=_fp.STREAM)
-            self._all_payload = (buf, verdicts)
+            verdicts, scan = payload.payload_verdicts_and_scan(self.all_probes, buf, by=_fp.STREAM)
             fp = _fp.fingerprint(self.packets, self.all_probes, verdicts=verdicts)
+            self._all_payload = (buf, verdicts, scan, fp)
         return _streams.streams(self.packets, self.all_probes, fp, overrides=self.stream_overrides or None)
 
+    def _probe_rows(self) -> np.ndarray | None:
+        """Where each probe is among every request (``all_probes`` rows, ascending: the probe streams are a
+        selection of them), when the streams step kept its payload work; None else."""
+        if getattr(self, "_all_payload", None) is None:
+            return None
+        rf_all = pd.Index(self.all_probes["request_frame"].to_numpy("int64"))
+        if not rf_all.is_unique:
+            return None
+        pos = rf_all.get_indexer(self.probes["request_frame"].to_numpy("int64"))
+        if (pos < 0).any() or (np.diff(pos) <= 0).any():
+            return None
+        return pos
+
+    def _verdicts_of_subset(self) -> pd.DataFrame | None:
+        """The probes' payload verdicts from every request's, when the probes are whole source streams of
+        them (each verdict is made from its stream's payloads alone): those streams' rows; None else."""
+        pos = self._probe_rows()
+        if pos is None:
+            return None
+        _, verdicts, scan, _ = self._all_payload
+        if scan is None or len(verdicts) != (int(scan.gid.max()) + 1 if scan.gid.size else 0):
+            return None
+        g = len(verdicts)
+        picked = np.bincount(scan.gid[pos], minlength=g)
+        streams = np.flatnonzero(picked)
+        if not np.array_equal(picked[streams], np.bincount(scan.gid, minlength=g)[streams]):
+            return None                 # a stream taken in part: its verdict must be made again
+        return _retyped(verdicts.iloc[streams].reset_index(drop=True), self.probes)
+
     def _payload_of_all(self):
-        """(payload buffer, verdicts) of every request, when ``probes`` holds exactly those rows (None else)."""
+        """(payload buffer, verdicts, the verdicts' per-payload scan, fingerprints) of every request, when
+        ``probes`` holds exactly those rows (None else)."""
         kept = getattr(self, "_all_payload", None)
         if kept is None or len(self.probes) != len(self.all_probes):
             return None
@@ -420,7 +451,9 @@ class Capture:
         if self.is_chunked:
             self._packet_level("the connections table")
         c = self.connections
-        c = c[c["proto"].astype(str) == "tcp"]
+        tcp = (c["proto"] == "tcp").to_numpy(bool, na_value=False) if isinstance(c["proto"].dtype, pd.CategoricalDtype) \
+            else (c["proto"].astype(str) == "tcp").to_numpy()
+        c = c[["conn_state", "history", "reset_by"]][tcp]      # the three columns, not the table
         return (c.groupby(["conn_state", "history", "reset_by"], observed=True, dropna=False).size()
                 .rename("connections").reset_index())
 
@@ -502,6 +535,12 @@ class Capture:
 
     @_table
     def payload_tests(self) -> pd.DataFrame:
+        kept = self._payload_of_all()
+        if kept is not None and kept[2] is not None:     # the verdicts' pass over the bytes made these numbers
+            return kept[2].tests()
+        pos = self._probe_rows()
+        if pos is not None and self._all_payload[2] is not None:        # a probe's tests are its payload's alone
+            return self._all_payload[2].tests(pos, self.probes.index)
         return payload.payload_tests(self.payload_buffer, self.probes["ts_ns"])
 
     @_table
@@ -509,7 +548,10 @@ class Capture:
         if self.is_chunked:
             return self._walk("payload_verdicts")
         kept = self._payload_of_all()
-        return kept[1].copy() if kept is not None else payload.payload_verdicts(self.probes, self.payload_buffer)
+        if kept is not None:
+            return kept[1].copy()
+        sub = self._verdicts_of_subset()
+        return sub if sub is not None else payload.payload_verdicts(self.probes, self.payload_buffer)
 
     @_table
     def connections(self) -> pd.DataFrame:
@@ -522,6 +564,9 @@ class Capture:
     def fingerprints(self) -> pd.DataFrame:
         if self.is_chunked:
             return self._walk("fingerprints")
+        kept = self._payload_of_all()
+        if kept is not None:    # the probes are every request: the streams' fingerprints are these
+            return _retyped(kept[3], self.probes)
         return _fp.fingerprint(self.packets, self.probes, verdicts=self.payload_verdicts, balance=self.balance)
 
     def not_applicable(self, theme: str) -> str | None:
@@ -556,7 +601,7 @@ class Capture:
         """Probes whose request carries payload bytes."""
         if self.is_chunked:
             return self._chunked.payload_probes
-        return int((self.payloads.map(len) > 0).sum())
+        return int((self.payload_buffer.lengths > 0).sum())     # the buffer's lengths: no bytes objects
 
     def _has_payload_bytes(self) -> bool:
         return self.payload_probes > 0
@@ -564,6 +609,17 @@ class Capture:
     def summary(self) -> dict:
         """Headline facts for a report: streams, verdicts, loss/RTT, the CloudWatch audit and anomalies."""
         return capture_summary(self)
+
+
+def _retyped(table: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
+    """A per-stream table of every request with its key columns in the categories of ``probes`` (the
+    probe selection drops unused categories): what the same function gives on ``probes``."""
+    out = table.copy(deep=False)
+    for c in ("protocol", "source", "destination"):
+        if c in out.columns and isinstance(probes[c].dtype, pd.CategoricalDtype) \
+                and isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].cat.set_categories(probes[c].cat.categories)
+    return out
 
 
 def open_capture(path, **kw) -> Capture:
@@ -650,8 +706,14 @@ def capture_summary(cap) -> dict:
         fp = cap.fingerprints
         pv = cap.payload_verdicts
         q = cap.probe_periods
-        for key, g in probes.groupby(list(STREAM_KEYS), observed=True, dropna=False):
-            proto, dst, port = key
+        cols = list(dict.fromkeys([*STREAM_KEYS, "source", "outcome", "rtt_us"]))   # the columns read, not the table
+        sub = probes[cols]
+        grp = _group_by(sub, STREAM_KEYS)         # groupby's streams, in its order, from the key codes
+        order = np.argsort(grp.gid, kind="stable")
+        bounds = np.searchsorted(grp.gid[order], np.arange(grp.n + 1))
+        for i in range(grp.n):
+            g = sub.iloc[order[bounds[i]:bounds[i + 1]]]
+            proto, dst, port = (g[c].iloc[0] for c in STREAM_KEYS)
             label = _label(proto, dst, port)
             judged = g[g["outcome"] != "unknown"]
             ok = judged["outcome"].isin(["answered", "refused"])

@@ -77,3 +77,36 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
         tool, why = classify_stream(r, sources, even)
         rows.append((*key, n, tool, why))
     return pd.DataFrame(rows, columns=list(STREAM) + ["probes", "tool", "evidence"])
+
+
+FEATURES = ("probes", "one_ipid", "size", "win", "sport_step_one", "one_sport", "one_seq", "resent", "answered",
+            "reset_share", "first_request", "ttl_min", "ttl_max", "ttls", "id_step_max", "ip_id_first", "thl", "plen")
+
+
+def stream_features(probes: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
+    """The per-stream numbers fingerprint.stream_features compiles (columns FEATURES), a pandas groupby
+    per source stream over the probes and their request headers (``req``: fingerprint.request_columns)."""
+    def col(name):
+        return req[name].to_numpy("float64", na_value=np.nan)
+    f = probes[list(STREAM)].assign(
+        ip_id=col("ip_id"), win=col("tcp_win"), sport=col("sport"), ttl=col("ttl"), thl=col("tcp_hdr_len"),
+        plen=col("payload_caplen"), seq=probes["seq"].to_numpy("float64", na_value=np.nan),
+        reset=probes["reset_frame"].notna().to_numpy(), resent=probes["retransmits"].to_numpy(),
+        answered=probes["outcome"].isin(["answered"]).to_numpy(),
+        size=probes["size"].to_numpy("float64", na_value=np.nan), frame=probes["request_frame"].to_numpy())
+    rows = []
+    for _, g in f.groupby(list(STREAM), observed=True, dropna=False):
+        n = len(g)
+        sp = g["sport"].dropna().to_numpy()
+        ans = g["answered"].to_numpy()
+        step = g["ip_id"].diff().abs()
+        rows.append(dict(
+            probes=n, one_ipid=g["ip_id"].nunique() == 1, size=g["size"].median(), win=_mode(g["win"]),
+            sport_step_one=bool(sp.size > 2 and np.all(np.diff(sp) % 65536 == 1)), one_sport=g["sport"].nunique() == 1,
+            one_seq=g["seq"].nunique() == 1, resent=int(g["resent"].sum()), answered=int(ans.sum()),
+            reset_share=float(g["reset"][ans].mean()) if ans.any() else np.nan, first_request=int(g["frame"].iloc[0]),
+            ttl_min=g["ttl"].min() if g["ttl"].notna().any() else np.inf,
+            ttl_max=g["ttl"].max() if g["ttl"].notna().any() else -np.inf, ttls=g["ttl"].nunique(),
+            id_step_max=step.max() if step.notna().any() else -1.0, ip_id_first=g["ip_id"].iloc[0],
+            thl=g["thl"].max() if g["thl"].notna().any() else np.nan, plen=g["plen"].fillna(0).max()))
+    return pd.DataFrame(rows, columns=list(FEATURES))

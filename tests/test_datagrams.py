@@ -20,6 +20,8 @@ from probekit.analysis.datagrams import (
     datagram_fragments,
     datagram_payloads,
     datagrams,
+    fragment_rows,
+    matcher_view,
     reassembled_packets,
 )
 from probekit.schema import DATAGRAMS, check_table
@@ -258,6 +260,9 @@ def test_no_fragments_is_an_empty_table():
     d = datagrams(df)
     check_table(d, DATAGRAMS)
     assert d.empty and datagram_fragments(df).empty
+    pd.testing.assert_frame_equal(d, dgm._typed(pd.DataFrame({c: [] for c in dgm.DATAGRAM_COLUMNS}), df))
+    pd.testing.assert_frame_equal(d, ref.datagrams(df))
+    assert list(d["src"].cat.categories) == list(df["src"].cat.categories)
     assert reassembled_packets(df) is df
     pd.testing.assert_series_equal(datagram_payloads(df), pd.Series([], dtype=object, name="payload"),
                                    check_index_type=False)
@@ -273,6 +278,28 @@ def _same_as_reference(df):
                                       ref.datagram_fragments(df, overlap=policy).drop(columns=["hdr", "upper", "nxt"]))
         pd.testing.assert_series_equal(datagram_payloads(df, overlap=policy), ref.datagram_payloads(df, overlap=policy))
     pd.testing.assert_frame_equal(reassembled_packets(df), ref.reassembled_packets(df))
+    _matcher_view_matches_like_the_reassembled_table(df)
+
+
+def _matcher_view_matches_like_the_reassembled_table(df):
+    """matcher_view (the table patched in place) gives the matcher what reassembled_packets (fragments
+    dropped, the reference) gives it: the same probes, orphans and attrs; only the four patched columns
+    differ from the packets table."""
+    view = matcher_view(df)
+    if not len(fragment_rows(df)):
+        assert view is df
+        return
+    assert len(view) == len(df) and list(view.columns) == list(df.columns)
+    for c in df.columns:
+        if c not in ("ts_ns", "ip_len", "payload_len", "ip_mf"):
+            assert view[c].array is df[c].array or view[c].equals(df[c]), c
+    want = reassembled_packets(df)
+    for kw in ({}, {"vantage": "prober"}, {"vantage": "target"}):
+        a, ao = probekit.match_probes(view, keep_orphans=True, **kw)
+        b, bo = probekit.match_probes(want, keep_orphans=True, **kw)
+        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(ao, bo)
+        assert a.attrs == b.attrs
 
 
 @pytest.mark.parametrize("rel", REAL_FILES + WILD_FILES)

@@ -15,7 +15,7 @@ import reference_fingerprint as RF
 from conftest import REAL, real_captures, require_real_captures
 from helpers import capwriter as W
 from probekit.analysis import payload as P
-from probekit.analysis.fingerprint import fingerprint
+from probekit.analysis.fingerprint import fingerprint, request_columns, request_floats, stream_features
 from probekit.schema import FINGERPRINTS, check_table
 from test_payload_speed import SHIPPED, assert_verdicts_equal
 from test_payload_tcp import _icmp_frames, _syn_frames
@@ -56,6 +56,11 @@ def compare(df: pd.DataFrame) -> int:
     # what a session passes: its verdicts and balance, computed once
     v = P.payload_verdicts(pr, P.request_payload_buffer(df, pr))
     assert fingerprint(df, pr, verdicts=v, balance=probekit.balance_test(pr)).equals(new)
+    # the compiled per-stream features, from the request columns or their float arrays, equal a groupby
+    want = RF.stream_features(pr, request_columns(df, pr)).astype("float64")
+    for req in (request_columns(df, pr), request_floats(df, pr)):
+        feats = stream_features(pr, req)[0][list(RF.FEATURES)].astype("float64")
+        pd.testing.assert_frame_equal(feats, want, check_exact=True)
     return len(new)
 
 

@@ -62,3 +62,60 @@ def test_cli_mtu_and_streams(tmp_path, capsys):
     assert main(["streams", str(path), "--other", "--csv"]) == 0
     assert capsys.readouterr().out.startswith("kind,talkers,top_talkers,packets,bytes")
     assert main(["mtu", str(tmp_path / "missing.pcap")]) == 1
+
+
+# ---------------------------------------------------------------- the numpy grouping equals the pandas one
+def _same_size_outcomes(probes, packets=None, datagrams=None):
+    import pandas as pd
+
+    import reference_mtu as R
+    new = size_outcomes(probes, packets=packets, datagrams=datagrams)
+    pd.testing.assert_frame_equal(new, R.size_outcomes(probes, packets=packets, datagrams=datagrams))
+    return len(new)
+
+
+def test_size_outcomes_equal_reference_on_shipped_captures():
+    import warnings
+    rows = 0
+    for p in sorted((ROOT / "captures").rglob("*.pcap*")):
+        if p.suffix not in (".pcap", ".pcapng"):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", probekit.CaptureWarning)
+            cap = probekit.open_capture(p, cloudwatch=False)
+            rows += _same_size_outcomes(cap.probes, cap.packets, cap.datagrams)
+            rows += _same_size_outcomes(cap.all_probes)
+    assert rows > 40
+
+
+def test_size_outcomes_equal_reference_on_the_path_scenarios(tmp_path):
+    # black hole, fragments and frag-needed: lost sizes, fragmented probes and the errors' named MTU
+    from probekit.synth import default_monitor, synth
+    from quoted_oracle import add_quoted
+    kinds = set()
+    for name in ("mtu-blackhole", "fragmenting-path", "pmtu"):
+        path = tmp_path / f"{name}.pcap"
+        synth(name, path, seed=2, monitor=default_monitor(family=4))
+        df = add_quoted(probekit.read_capture(path), path)
+        cap = probekit.Capture.from_packets(df, path, cloudwatch=False, all_streams=True)
+        _same_size_outcomes(cap.probes, cap.packets, cap.datagrams)
+        kinds |= set(path_mtu(cap.probes, packets=cap.packets, datagrams=cap.datagrams)["path"].astype(str))
+    assert {"black_hole", "fragments", "frag_needed"} <= kinds
+
+
+def test_size_outcomes_equal_reference_on_the_real_corpus():
+    import warnings
+
+    from conftest import REAL, real_captures, require_real_captures
+    require_real_captures()
+    n = 0
+    for rel in real_captures():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", probekit.CaptureWarning)
+                cap = probekit.open_capture(REAL / rel, cloudwatch=False)
+                probes = cap.all_probes
+        except probekit.CaptureError:
+            continue
+        n += _same_size_outcomes(probes, cap.packets, cap.datagrams)
+    assert n > 0

@@ -79,6 +79,10 @@ def compare_capture(path: Path):
     check_table(v, PAYLOAD_VERDICTS)
     assert_verdicts_equal(v, R.payload_verdicts(pr, ref_pl))
     assert_verdicts_equal(P.payload_verdicts(pr, ref_pl), R.payload_verdicts(pr, ref_pl))  # a Series works too
+    # the verdicts' one pass over the bytes also gives every per-payload test (what a session shows)
+    v2, scan = P.payload_verdicts_and_scan(pr, pb)
+    assert v2.equals(v)
+    pd.testing.assert_frame_equal(scan.tests(), new)
     return len(pr)
 
 
@@ -132,6 +136,8 @@ def test_equal_to_reference_on_payload_families(family):
     assert_tests_equal(P.payload_tests(payloads, ts), R.payload_tests(payloads, ts))
     probes = pd.DataFrame({"protocol": "icmp", "destination": "192.0.2.10", "port": pd.NA,
                            "source": np.where(np.arange(n) % 3 == 0, "a", "b"), "ts_ns": ts})
+    # streams interleaved: the scan's rows come back to the payloads' order
+    pd.testing.assert_frame_equal(P.payload_verdicts_and_scan(probes, payloads)[1].tests(), P.payload_tests(payloads, ts))
     assert_verdicts_equal(P.payload_verdicts(probes, payloads), R.payload_verdicts(probes, payloads))
     e = P.ent(b"".join(payloads))
     assert e == R.ent(b"".join(payloads))

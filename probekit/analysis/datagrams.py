@@ -54,7 +54,7 @@ from ..capture.payloads import payload_buffer, payload_files
 from ..schema import DATAGRAM_COLUMNS, DATAGRAM_REASONS, DATAGRAMS, typed
 
 __all__ = ["datagram_fragments", "datagram_payloads", "datagrams", "fragment_headers", "fragment_rows",
-           "reassembled_packets"]
+           "matcher_view", "reassembled_packets"]
 
 _NS = 1_000_000_000
 R_COMPLETE, R_CONFLICT, R_INCOMPLETE, R_TIMEOUT, R_OVERLAP, R_TAILS, R_BEYOND, R_BADLEN = range(8)
@@ -62,15 +62,26 @@ MAX_END = 65535
 EXT6 = (0, 43, 44, 51, 60, 135, 139, 140)      # extension headers the decoder walks (capture/_decode.py)
 
 
+def _flag(col: pd.Series) -> np.ndarray:
+    """A nullable column's rows that are set (true or non-zero; <NA> is not), from its values and mask."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if data is None or mask is None:
+        return col.to_numpy("int64", na_value=0) != 0
+    return (data != 0) & ~mask
+
+
 def fragment_rows(packets: pd.DataFrame) -> np.ndarray:
-    """Row positions of the fragments: IPv4/IPv6 rows with more-fragments set or a non-zero offset."""
-    mf = packets["ip_mf"].to_numpy("bool", na_value=False)
-    off = packets["frag_offset"].to_numpy("int64", na_value=0)
+    """Row positions of the fragments: IPv4/IPv6 rows with more-fragments set or a non-zero offset. Two
+    flag columns are read over the table; the other conditions only at the rows those flag."""
+    cand = np.flatnonzero(_flag(packets["ip_mf"]) | _flag(packets["frag_offset"]))
+    if not cand.size:
+        return cand
     l3 = packets["l3"]
-    ip = np.isin(l3.cat.codes.to_numpy(), [i for i in l3.cat.categories.get_indexer(["ipv4", "ipv6"]) if i >= 0]) \
-        if isinstance(l3.dtype, pd.CategoricalDtype) else np.isin(l3.astype(object).to_numpy(), ("ipv4", "ipv6"))
-    ok = ip & packets["ts_ns"].notna().to_numpy() & packets["ip_id"].notna().to_numpy()
-    return np.flatnonzero(ok & (mf | (off > 0)))
+    ip = np.isin(l3.cat.codes.to_numpy()[cand], [i for i in l3.cat.categories.get_indexer(["ipv4", "ipv6"]) if i >= 0]) \
+        if isinstance(l3.dtype, pd.CategoricalDtype) else np.isin(l3.astype(object).to_numpy()[cand], ("ipv4", "ipv6"))
+    ok = ip & packets["ts_ns"].notna().to_numpy()[cand] & packets["ip_id"].notna().to_numpy()[cand]
+    return cand[ok]
 
 
 def _col(packets: pd.DataFrame, name: str, rows: np.ndarray, dtype="int64", na=0) -> np.ndarray:
@@ -553,6 +564,8 @@ def datagram_fragments(packets: pd.DataFrame, timeout_s: float | None = None, ov
 def datagrams(packets: pd.DataFrame, timeout_s: float | None = None, overlap: str = "rfc") -> pd.DataFrame:
     """Every fragmented datagram of the capture, reassembled (schema.DATAGRAMS); see the module doc for
     the overlap policy and the timeout."""
+    if overlap in ("rfc", "first") and not len(fragment_rows(packets)):
+        return _empty(packets)          # no fragment: the empty table, cast once
     frags, res, new = _run(packets, timeout_s, overlap)
     (_, _, _, _, d_first, d_last, d_total, d_recv, d_reason, d_used, d_drop, d_bad, d_clip, d_cut, d_zero,
      _) = res
@@ -837,6 +850,66 @@ def reassembled_packets(packets: pd.DataFrame, datagrams_table: pd.DataFrame | N
     mf[at] = False
     out["ip_mf"] = pd.arrays.BooleanArray(mf, out["ip_mf"].isna().to_numpy())
     out.attrs = dict(packets.attrs)
+    return out
+
+
+def _patched(col: pd.Series, rows: np.ndarray, values: np.ndarray | None = None,
+             na: np.ndarray | None = None) -> pd.api.extensions.ExtensionArray:
+    """A copy of a nullable column's values and mask with ``values`` (and ``na``) set at ``rows``."""
+    a = col.array
+    data, mask = a._data.copy(), a._mask.copy()
+    if values is not None:
+        data[rows] = values
+        mask[rows] = False
+    if na is not None:
+        mask[rows[na]] = True
+    return type(a)(data, mask)
+
+
+def matcher_view(packets: pd.DataFrame, datagrams_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What the matcher reads of :func:`reassembled_packets`, patched in place of copied: the packets
+    table itself when there is no fragment; else the table's rows in their places, where each complete
+    datagram's offset-0 fragment gets the datagram's ``ts_ns``, ``ip_len``, ``payload_len`` and a cleared
+    ``ip_mf`` (as reassembled_packets gives them), and every other fragment row — the ones
+    reassembled_packets drops — a ``ts_ns`` of <NA>: the matcher takes no packet without a time (every
+    event class of match._events requires one), so it finds the same requests, replies and resets in
+    the same order. Only those four columns are new arrays; the others are the table's own."""
+    rows = fragment_rows(packets)
+    if not len(rows):
+        return packets
+    d = datagrams(packets) if datagrams_table is None else datagrams_table
+    good = d[d["complete"] & d["offset0_frame"].notna()]
+    pos = pd.Index(packets["frame"].to_numpy()).get_indexer(good["offset0_frame"].to_numpy("int64"))
+    hide = np.zeros(len(packets), bool)        # the fragment rows that stand for no datagram
+    hide[rows] = True
+    hide[pos] = False
+    total = good["payload_len"].to_numpy("int64")
+    hdr = fragment_headers(packets, pos)[0]
+    iplen0 = _col(packets, "ip_len", pos)
+    plen = packets["payload_len"].to_numpy("float64", na_value=np.nan)[pos] + (total - (iplen0 - hdr))
+    out = packets.copy(deep=False)
+    ts = _patched(packets["ts_ns"], pos, good["last_ts_ns"].to_numpy("int64"))
+    ts._mask[hide] = True          # the matcher takes no row without a time
+    out["ts_ns"] = ts
+    out["ip_len"] = _patched(packets["ip_len"], pos, (hdr + total).astype(np.uint32))
+    out["payload_len"] = _patched(packets["payload_len"], pos, np.nan_to_num(plen).astype(np.int32), np.isnan(plen))
+    out["ip_mf"] = _patched(packets["ip_mf"], pos, np.zeros(pos.size, bool))
+    out.attrs = dict(packets.attrs)
+    return out
+
+
+_EMPTY: list = []
+
+
+def _empty(packets: pd.DataFrame) -> pd.DataFrame:
+    """``_typed`` of the table without rows: a copy of one cast made once, with the packets' address
+    categories (tests/test_datagrams.py holds it equal to the cast)."""
+    if not _EMPTY:
+        _EMPTY.append(_typed(pd.DataFrame({c: [] for c in DATAGRAM_COLUMNS}), packets.iloc[:0][[]]))
+    out = _EMPTY[0].copy()
+    cats = packets["src"].cat.categories if "src" in packets else []
+    for c in ("src", "dst"):
+        out[c] = pd.Series(pd.Categorical(pd.Series([], dtype=object), categories=list(cats)), index=out.index)
     return out
 
 

@@ -41,21 +41,29 @@ def _with_errors(probes: pd.DataFrame, errors: pd.DataFrame | None) -> pd.DataFr
     return with_error_outcomes(probes, errors)
 
 
-def _fragmented(probes: pd.DataFrame, packets: pd.DataFrame | None, datagrams: pd.DataFrame | None) -> np.ndarray:
-    """True where the probe's request or reply was (the offset-0 fragment of) a fragmented datagram."""
-    out = np.zeros(len(probes), bool)
+def _fragmented(probes: pd.DataFrame, packets: pd.DataFrame | None, datagrams: pd.DataFrame | None,
+                rows: np.ndarray | None = None) -> np.ndarray:
+    """True where the probe's request or reply was (the offset-0 fragment of) a fragmented datagram
+    (``rows``: only these probes)."""
+    n = len(probes) if rows is None else rows.size
+    out = np.zeros(n, bool)
     frames = set()
     if datagrams is not None and len(datagrams):
         frames |= set(datagrams["offset0_frame"].dropna().astype("int64").tolist())
         frames |= set(datagrams["first_frame"].astype("int64").tolist())
     if packets is not None and len(packets):
-        f = packets["ip_mf"].fillna(False).to_numpy(bool) | (packets["frag_offset"].fillna(0).to_numpy() > 0)
-        frames |= set(packets.loc[f, "frame"].astype("int64").tolist())
+        f = packets["ip_mf"].to_numpy(bool, na_value=False) | (packets["frag_offset"].to_numpy("int64", na_value=0) > 0)
+        if f.any():
+            frames |= set(packets["frame"].to_numpy("int64")[f].tolist())
     if not frames:
         return out
     fr = np.fromiter(frames, np.int64)
-    out |= np.isin(probes["request_frame"].to_numpy("int64"), fr)
-    out |= np.isin(probes["reply_frame"].to_numpy("float64", na_value=-1).astype(np.int64), fr)
+    req = probes["request_frame"].to_numpy("int64")
+    rep = probes["reply_frame"].to_numpy("float64", na_value=-1).astype(np.int64)
+    if rows is not None:
+        req, rep = req[rows], rep[rows]
+    out |= np.isin(req, fr)
+    out |= np.isin(rep, fr)
     return out
 
 
@@ -68,35 +76,101 @@ def _has_colon(s: pd.Series) -> np.ndarray:
 
 
 def _ip_header(probes: pd.DataFrame) -> np.ndarray:
-    v6 = (_str(probes["protocol"]) == "icmpv6").to_numpy() | _has_colon(probes["destination"])
+    v6 = _in(probes["protocol"], ("icmpv6",)) | _has_colon(probes["destination"])
     return np.where(v6, 40, 20)
+
+
+def _dense_rank(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each value among the distinct values, the distinct values ascending): ``np.unique(x,
+    return_inverse=True)`` reversed, by hashing (the distinct values are few) instead of sorting all."""
+    codes, uniq = pd.factorize(x)
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return rank[codes], np.asarray(uniq)[order]
+
+
+def _ints(col: pd.Series, na: int) -> np.ndarray:
+    """A nullable integer column as int64 with ``na`` for <NA>, from its values and mask."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if data is None or mask is None:
+        return col.to_numpy("int64", na_value=na)
+    out = data.astype(np.int64)
+    out[mask] = na
+    return out
+
+
+def _in(s: pd.Series, values) -> np.ndarray:
+    """``_str(s).isin(values)`` as a numpy mask, decided once per category of a categorical column."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        per = np.append(np.isin(np.array([str(c) for c in s.cat.categories], dtype=object), list(values)),
+                        "nan" in values)
+        return per[s.cat.codes.to_numpy()]
+    return _str(s).isin(values).to_numpy()
+
+
+def _text_rank(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each row's ``_str`` value among the column's distinct texts, the texts in rank order): what
+    sorting by the text gives, computed per category of a categorical column."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.array([str(c) for c in s.cat.categories] + ["nan"], dtype=object)
+        code = s.cat.codes.to_numpy().astype(np.int64)
+        code = np.where(code < 0, cats.size - 1, code)
+    else:
+        cats, code = np.unique(s.astype(str).to_numpy(dtype=object), return_inverse=True)
+        cats = cats.astype(object)
+    texts, rank = np.unique(cats, return_inverse=True)
+    return rank[code].astype(np.int64), texts.astype(object)
 
 
 def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: pd.DataFrame | None = None,
                   datagrams: pd.DataFrame | None = None, min_probes: int = 3) -> pd.DataFrame:
     """One row per stream and probe size: sent, answered, lost, too-big errors, fragmented, the MTU the
-    errors named, and a verdict (schema.MTU_SIZES)."""
+    errors named, and a verdict (schema.MTU_SIZES). Grouped with numpy on the category codes, in the
+    order a groupby on the stream's texts, port and size gives (tests/reference_mtu.py: the pandas
+    version it replaced)."""
     names = [c.name for c in MTU_SIZES]
     p = _with_errors(probes, errors)
-    p = p[_str(p["outcome"]) != "unknown"]
-    if p.empty or p["size"].isna().all():
+    judged = ~_in(p["outcome"], ("unknown",))
+    size = p["size"].to_numpy("float64", na_value=np.nan)
+    rows = np.flatnonzero(judged & ~np.isnan(size))
+    if not rows.size:
         return _typed(pd.DataFrame({c: [] for c in names}), MTU_SIZES)
-    o = _str(p["outcome"])
-    mtu = p["mtu"].to_numpy("float64", na_value=np.nan) if "mtu" in p.columns else np.full(len(p), np.nan)
-    d = pd.DataFrame({
-        "protocol": _str(p["protocol"]).to_numpy(), "destination": _str(p["destination"]).to_numpy(),
-        "port": p["port"].to_numpy("float64", na_value=-1).astype(np.int64),
-        "size": p["size"].to_numpy("float64", na_value=np.nan), "ts_ns": p["ts_ns"].to_numpy("int64"),
-        "ok": o.isin(["answered", "refused"]).to_numpy(), "lost": o.isin(["lost", "late"]).to_numpy(),
-        "too_big": o.isin(_TOO_BIG).to_numpy(),
-        "other_errors": (o.isin(ERROR_OUTCOMES) & ~o.isin(_TOO_BIG)).to_numpy(),
-        "frag": _fragmented(p, packets, datagrams), "mtu": mtu, "hdr": _ip_header(p)})
-    d = d.dropna(subset=["size"])
-    g = d.groupby(_KEYS + ["size"], sort=True)
-    out = g.agg(first_ns=("ts_ns", "min"), last_ns=("ts_ns", "max"), sent=("ok", "size"), answered=("ok", "sum"),
-                lost=("lost", "sum"), too_big=("too_big", "sum"), other_errors=("other_errors", "sum"),
-                fragmented=("frag", "sum"), hdr=("hdr", "first"),
-                mtu=("mtu", lambda s: s.mode().iloc[0] if s.notna().any() else np.nan)).reset_index()
+    oc = p["outcome"]
+    ok, lost = _in(oc, ("answered", "refused"))[rows], _in(oc, ("lost", "late"))[rows]
+    too_big = _in(oc, _TOO_BIG)[rows]
+    other = (_in(oc, ERROR_OUTCOMES) & ~_in(oc, _TOO_BIG))[rows]
+    mtu = p["mtu"].to_numpy("float64", na_value=np.nan)[rows] if "mtu" in p.columns else np.full(rows.size, np.nan)
+    prank, ptext = _text_rank(p["protocol"])
+    drank, dtext = _text_rank(p["destination"])
+    port = p["port"].to_numpy("float64", na_value=-1).astype(np.int64)[rows]
+    size = size[rows]
+    srank, sizes = _dense_rank(size)
+    key = ((prank[rows] * len(dtext) + drank[rows]) * 65537 + (port + 1)) * len(sizes) + srank
+    gid, uniq = _dense_rank(key)           # groups in the order of (protocol, destination, port, size)
+    sent = np.bincount(gid, minlength=uniq.size)
+    first = np.empty(uniq.size, np.int64)
+    first[gid[::-1]] = np.arange(rows.size - 1, -1, -1)     # each group's first row
+    ts = p["ts_ns"].to_numpy("int64")[rows]
+    first_ns = np.full(uniq.size, np.iinfo(np.int64).max, np.int64)
+    last_ns = np.full(uniq.size, np.iinfo(np.int64).min, np.int64)
+    np.minimum.at(first_ns, gid, ts)
+    np.maximum.at(last_ns, gid, ts)
+    count = lambda m: np.bincount(gid[m], minlength=uniq.size).astype(np.int64)
+    hdr = _ip_header(p)[rows]
+    frag = _fragmented(p, packets, datagrams, rows)
+    g_mtu = np.full(uniq.size, np.nan)
+    named = np.flatnonzero(~np.isnan(mtu))
+    if named.size:       # the errors' MTU: the most common per group, ties to the smallest (Series.mode)
+        m = pd.DataFrame({"g": gid[named], "m": mtu[named]}).value_counts().reset_index(name="n")
+        m = m.sort_values(["g", "n", "m"], ascending=[True, False, True], kind="stable").drop_duplicates("g")
+        g_mtu[m["g"].to_numpy()] = m["m"].to_numpy("float64")
+    out = pd.DataFrame({
+        "protocol": ptext[prank[rows][first]], "destination": dtext[drank[rows][first]], "port": port[first],
+        "size": size[first], "first_ns": first_ns, "last_ns": last_ns, "sent": sent.astype(np.int64),
+        "answered": count(ok), "lost": count(lost), "too_big": count(too_big), "other_errors": count(other),
+        "fragmented": count(frag), "hdr": hdr[first], "mtu": g_mtu})
     out["ip_len"] = out["size"] + out["hdr"]
     out["verdict"] = np.select([out["answered"] > 0, out["sent"] >= min_probes], ["pass", "fail"], "few")
     return _typed(out[names], MTU_SIZES)
@@ -113,7 +187,7 @@ def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: 
     p = _with_errors(probes, errors)
     rep = {}
     if "reporter" in p.columns:
-        tb = p[_str(p["outcome"]).isin(_TOO_BIG)]
+        tb = p[_in(p["outcome"], _TOO_BIG)]
         for key, g in tb.groupby([_str(tb["protocol"]), _str(tb["destination"]),
                                   tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
             rep[key] = ",".join(sorted(set(_str(g["reporter"]))))
@@ -155,11 +229,11 @@ def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
 def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
     """Frag-needed / packet-too-big errors sent to a stream's sources when the probes carry no error
     outcome (a packets table without the quoted_* columns): (count, reporters) per stream."""
-    if packets is None or packets.empty or _str(p["outcome"]).isin(_TOO_BIG).any():
+    if packets is None or packets.empty or _in(p["outcome"], _TOO_BIG).any():
         return {}
-    proto = packets["ip_proto"].to_numpy("int64", na_value=-1)
-    typ = packets["icmp_type"].to_numpy("int64", na_value=-1)
-    code = packets["icmp_code"].to_numpy("int64", na_value=-1)
+    proto = _ints(packets["ip_proto"], -1)
+    typ = _ints(packets["icmp_type"], -1)
+    code = _ints(packets["icmp_code"], -1)
     m = ((proto == 1) & (typ == 3) & (code == 4)) | ((proto == 58) & (typ == 2))
     if not m.any():
         return {}

@@ -32,9 +32,11 @@ from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
 __all__ = [
     "ENT_MIN_BYTES",
     "PayloadBuffer",
+    "PayloadScan",
     "ent",
     "payload_tests",
     "payload_verdicts",
+    "payload_verdicts_and_scan",
     "request_payload_buffer",
     "request_payloads",
 ]
@@ -460,23 +462,24 @@ def _distinct_sorted(gid, h1, h2, bounds):  # pragma: no cover - compiled
     while size < 2 * big:
         size *= 2
     mask = np.uint64(size - 1)
-    ka = np.zeros(size, np.uint64)
-    kb = np.zeros(size, np.uint64)
-    stamp = np.full(size, -1, np.int64)
+    # one slot = (stream + 1, h1, h2) side by side: a probe touches one cache line, not three arrays
+    tab = np.zeros(3 * size, np.uint64)
     for i in range(n_groups):
         d = 0
+        tag = np.uint64(i + 1)
         for r in range(bounds[i], bounds[i + 1]):
             x = h1[r]
             y = h2[r]
             s = np.int64(x & mask)
             while True:
-                if stamp[s] != i:
-                    stamp[s] = i
-                    ka[s] = x
-                    kb[s] = y
+                q = 3 * s
+                if tab[q] != tag:
+                    tab[q] = tag
+                    tab[q + 1] = x
+                    tab[q + 2] = y
                     d += 1
                     break
-                if ka[s] == x and kb[s] == y:
+                if tab[q + 1] == x and tab[q + 2] == y:
                     break
                 s = (s + 1) & (size - 1)
         out[i] = d
@@ -641,17 +644,46 @@ def payload_tests(payloads, ts_ns) -> pd.DataFrame:
     raw = _scan_rows(pb, np.arange(n, dtype=np.int64), frame_s, None, None)
     lengths = pb.lengths
     mono, runs = _nist(lengths, raw["ones"], raw["trans"])
-    index = pb.index
+    return _tests_table(lengths, raw, _normalised(lengths, raw["ent_h"]), mono, runs, pb.index)
+
+
+def _tests_table(lengths, raw: dict, norm, mono, runs, index) -> pd.DataFrame:
     out = pd.DataFrame({
         "length": lengths.astype(np.int64),
         "entropy_bits": raw["ent_h"],
-        "entropy_norm": _normalised(lengths, raw["ent_h"]),
+        "entropy_norm": norm,
         "monobit_p": mono, "runs_p": runs,
         "timestamp": pd.Series(_TS_NAMES[raw["ts"]], index=index, dtype=object),
         "fill": pd.Series(_FILL_NAMES[raw["fill"]], index=index, dtype=object),
     }, index=index)
     assert tuple(out.columns) == tuple(c.name for c in PAYLOAD_TESTS)
     return out
+
+
+@dataclass(frozen=True)
+class PayloadScan:
+    """The per-payload numbers :func:`payload_verdicts` computed (rows in stream order, ``order`` the
+    row positions they came from): every column of :func:`payload_tests`, without a second pass over
+    the bytes (``tests()``)."""
+    order: np.ndarray
+    lengths: np.ndarray
+    raw: dict
+    norm: np.ndarray
+    mono: np.ndarray
+    runs: np.ndarray
+    index: pd.Index
+    gid: np.ndarray         # each payload's stream number (the verdicts' row), in the payloads' order
+
+    def tests(self, rows: np.ndarray | None = None, index: pd.Index | None = None) -> pd.DataFrame:
+        """:func:`payload_tests` of the same payloads and frame times (rows in the payloads' order), or of
+        the payloads ``rows`` only (labelled ``index``)."""
+        inv = np.empty_like(self.order)
+        inv[self.order] = np.arange(self.order.size)
+        if rows is not None:
+            inv = inv[rows]
+        raw = {k: self.raw[k][inv] for k in ("ent_h", "ts", "fill")}
+        return _tests_table(self.lengths[inv], raw, self.norm[inv], self.mono[inv], self.runs[inv],
+                            self.index if rows is None else index)
 
 
 def ent(data: bytes) -> dict:
@@ -778,6 +810,12 @@ def _typed_keys(keys: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
 
 
 def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per stream (schema.PAYLOAD_VERDICTS): see :func:`payload_verdicts_and_scan`."""
+    return payload_verdicts_and_scan(probes, payloads, by, alpha)[0]
+
+
+def payload_verdicts_and_scan(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS,
+                              alpha: float = ALPHA) -> tuple[pd.DataFrame, PayloadScan | None]:
     """Per stream (schema.PAYLOAD_VERDICTS): a verdict — random, repeated-random, patterned, constant,
     timestamped, empty — with the evidence (ent results on all its bytes, pass rates of the per-payload
     NIST tests, duplicates). ``payloads``: a Series of bytes, a :class:`PayloadBuffer` or a lazy source
@@ -793,7 +831,7 @@ def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alph
     if n_all == 0:
         return _typed_keys(pd.DataFrame({c: [] for c in by}), probes).join(
             pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in PAYLOAD_VERDICTS
-                          if c.name not in SOURCE_STREAM_KEYS}))[cols]
+                          if c.name not in SOURCE_STREAM_KEYS}))[cols], None
     gid, keys = _group_ids(probes, by)
     G = len(keys)
     order = _sorted_order(gid, G)
@@ -810,7 +848,8 @@ def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alph
         _FILL_NAMES.size)
     distinct = _distinct_sorted(gid_sorted, raw["h1"], raw["h2"], bounds)
     hmean = _nan_means(raw["ent_h"], bounds)
-    hnorm = _nan_means(_normalised(lens, raw["ent_h"]), bounds)
+    norm = _normalised(lens, raw["ent_h"])
+    hnorm = _nan_means(norm, bounds)
     with np.errstate(divide="ignore", invalid="ignore"):
         dup_share = 1 - distinct / n
         ts_share = n_ts.astype(np.float64) / n
@@ -835,7 +874,7 @@ def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alph
     for c in PAYLOAD_VERDICTS:
         if c.name in out.columns and c.name not in SOURCE_STREAM_KEYS:
             out[c.name] = out[c.name].astype(c.dtype)
-    return out[cols]
+    return out[cols], PayloadScan(order, lens, raw, norm, mono, runs, getattr(pb, "index", pd.RangeIndex(n_all)), gid)
 
 
 _FILL_ORDER = np.argsort(np.array(["" if x is None else x for x in _FILL_NAMES], dtype=object), kind="stable")
