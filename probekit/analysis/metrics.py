@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..protocol import ANSWERED, loss_pct, period_status
 from ..schema import PERIOD_STATUS, SOURCE_STREAM_KEYS, STREAM_KEYS
-from ._groups import cell_stats, group_by
+from ._groups import cell_stats, column_array, floats_of, groups_of, table_cached
 
 __all__ = ["period_metrics"]
 
@@ -34,12 +34,19 @@ def __getattr__(name):
 
 
 def outcome_codes(probes: pd.DataFrame, names) -> np.ndarray:
-    """Is each probe's outcome one of ``names``? (vectorised over the categorical's codes)"""
-    arr = probes["outcome"].array
-    cats = list(arr.categories)
-    want = np.zeros(len(cats) + 1, np.bool_)   # a look-up by code; the last entry for <NA> (code -1)
-    want[[cats.index(n) for n in names if n in cats]] = True
-    return want[arr.codes]
+    """Is each probe's outcome one of ``names``? (vectorised over the categorical's codes; made once per
+    table and read-only)"""
+    names = tuple(names)
+
+    def make():
+        arr = column_array(probes, "outcome")
+        cats = list(arr.categories)
+        want = np.zeros(len(cats) + 1, np.bool_)   # a look-up by code; the last entry for <NA> (code -1)
+        want[[cats.index(n) for n in names if n in cats]] = True
+        out = want[arr.codes]
+        out.flags.writeable = False
+        return out
+    return table_cached(probes, ("outcome", names), ("outcome",), make)
 
 
 def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KEYS, start_ns: int | None = None,
@@ -56,7 +63,7 @@ def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KE
         raise ValueError("period_s must be positive")
     by = list(by)
     judged = ~outcome_codes(probes, ["unknown"])
-    ts = probes["ts_ns"].to_numpy(np.int64)
+    ts = np.asarray(column_array(probes, "ts_ns"), np.int64)
     step = int(period_s * _NS)
     if judged.any():
         lo = (int(ts[judged].min()) if start_ns is None else start_ns) // step * step
@@ -66,17 +73,20 @@ def period_metrics(probes: pd.DataFrame, period_s: int = 30, by=SOURCE_STREAM_KE
     pstart = ts // step * step
     keep = judged & (pstart >= lo) & (pstart <= hi)
     rows = None if keep.all() else np.flatnonzero(keep)
-    sub = probes if rows is None else probes.iloc[rows]
-    g = group_by(sub, by)
+    g = groups_of(probes, by) if rows is None else groups_of(probes, by).subset(rows)
     n_per = max((hi - lo) // step + 1, 0)
     cell = g.gid * n_per + ((pstart if rows is None else pstart[rows]) - lo) // step
     n_cells = g.n * n_per
-    ok = outcome_codes(sub, ANSWERED)
+    ok, late_ = outcome_codes(probes, ANSWERED), outcome_codes(probes, ["late"])
+    rtt = floats_of(probes, "rtt_us")
+    if rows is not None:
+        ok, late_, rtt = ok[rows], late_[rows], rtt[rows]
     sent = np.bincount(cell, minlength=n_cells)
     answered = np.bincount(cell[ok], minlength=n_cells)
-    late = np.bincount(cell[outcome_codes(sub, ["late"])], minlength=n_cells)
-    st = cell_stats(cell[ok], sub["rtt_us"].to_numpy("float64", na_value=np.nan)[ok], n_cells, (0.5, 0.95))
-    out = g.keys(sub, by, np.repeat(g.first, n_per))
+    late = np.bincount(cell[late_], minlength=n_cells)
+    st = cell_stats(cell[ok], rtt[ok], n_cells, (0.5, 0.95))
+    first = g.first if rows is None else rows[g.first]
+    out = g.keys(probes, by, np.repeat(first, n_per))
     out["period_start_ns"] = np.tile(np.arange(lo, hi + step, step, dtype=np.int64), g.n) if n_cells else \
         np.zeros(0, np.int64)
     out["period_s"] = np.full(n_cells, period_s, np.int32)

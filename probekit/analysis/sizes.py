@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import STREAM_KEYS
-from ._groups import group_by, group_time_order
+from ._groups import floats_of, time_order_of
 
 __all__ = ["size_changes"]
 
@@ -22,15 +22,12 @@ def size_changes(probes: pd.DataFrame, by=STREAM_KEYS, configured_at_ns: int | N
     ``delay_s`` says how long the wire took to follow.
     """
     by = list(by)
-    g = group_by(probes, by)
-    ts_all = probes["ts_ns"].to_numpy(np.int64)
-    order = group_time_order(g, ts_all)
-    gs, ts = g.gid[order], ts_all[order]
-    size = probes["size"].to_numpy("float64", na_value=np.nan)[order]
+    g, t = time_order_of(probes, by)
+    gs, ts = t.gs, t.ts
+    size = floats_of(probes, "size")[t.order]
     m = size.size
     idx = np.arange(m)
-    start = np.searchsorted(gs, np.arange(g.n), "left")
-    end = np.searchsorted(gs, np.arange(g.n), "right")
+    start, end = t.start, t.end
     # forward run of equal sizes: where the run holding i ends
     brk = np.ones(m, bool)
     if m > 1:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import GAP_KINDS, SOURCE_STREAM_KEYS
-from ._groups import cell_stats, group_by, group_time_order
+from ._groups import cell_stats, table_cached, time_order_of
 
 __all__ = ["inter_arrivals", "timing_summary", "find_gaps", "dominant_period_s"]
 _NS = 1_000_000_000
@@ -18,16 +18,31 @@ _GAP_KINDS = pd.CategoricalDtype(list(GAP_KINDS))
 
 def _sorted(probes: pd.DataFrame, by):
     """Groups, the row order by (group, time), and per sorted row: group, time, inter-arrival (ns, NaN
-    for a group's first probe)."""
-    g = group_by(probes, by)
-    ts = probes["ts_ns"].to_numpy(np.int64)
-    order = group_time_order(g, ts)
-    gs, tss = g.gid[order], ts[order]
-    ia = np.full(tss.size, np.nan)
-    if tss.size > 1:
-        same = gs[1:] == gs[:-1]
-        ia[1:] = np.where(same, (tss[1:] - tss[:-1]).astype(np.float64), np.nan)
-    return g, order, gs, tss, ia
+    for a group's first probe). Made once per table (read-only arrays: inter_arrivals, timing_summary
+    and find_gaps of a session share them)."""
+    by = tuple(by)
+
+    def make():
+        g, t = time_order_of(probes, by)
+        gs, tss = t.gs, t.ts
+        ia = np.full(tss.size, np.nan)
+        if tss.size > 1:
+            ia[1:] = tss[1:] - tss[:-1]
+            ia[t.start[g.size > 0]] = np.nan   # each group's first probe
+        ia.flags.writeable = False
+        return g, t.order, gs, tss, ia
+    return table_cached(probes, ("inter_arrivals", by), by + ("ts_ns",), make)
+
+
+def _median_ia(probes: pd.DataFrame, by, sorted_) -> np.ndarray:
+    """Median inter-arrival per group (ns), made once per table."""
+    g, _, gs, _, ia = sorted_
+
+    def make():
+        med = cell_stats(gs, ia, g.n, (0.5,))[0.5]
+        med.flags.writeable = False
+        return med
+    return table_cached(probes, ("ia_median", tuple(by)), tuple(by) + ("ts_ns",), make)
 
 
 def inter_arrivals(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
@@ -36,7 +51,7 @@ def inter_arrivals(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
     by = list(by)
     g, order, gs, tss, ia = _sorted(probes, by)
     out = g.keys(probes, by, order)
-    out["ts_ns"] = tss
+    out["ts_ns"] = tss.copy()
     out["ia_s"] = ia / _NS
     return pd.DataFrame(out, copy=False)
 
@@ -83,9 +98,11 @@ def find_gaps(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, factor: float = 5.0, 
 
 
 def _gaps(probes, by, factor, min_gap_s, span_ns, sorted_=None, med=None):
-    g, order, gs, tss, ia = sorted_ if sorted_ is not None else _sorted(probes, by)
+    if sorted_ is None:
+        sorted_ = _sorted(probes, by)
+    g, order, gs, tss, ia = sorted_
     if med is None:   # median inter-arrival per group, ns
-        med = cell_stats(gs, ia, g.n, (0.5,))[0.5]
+        med = _median_ia(probes, by, sorted_)
     limit = np.maximum(factor * med, min_gap_s * _NS)
     has2 = g.size >= 2
     inner = np.flatnonzero(ia > limit[gs] if ia.size else np.zeros(0, bool))   # index of the probe after
@@ -122,9 +139,10 @@ def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: floa
     sorted_ = _sorted(probes, by)
     g, order, gs, tss, ia = sorted_
     ia_s = ia / _NS
-    st_ns = cell_stats(gs, ia, g.n, (0.5,))   # one sort: the median serves the gaps and the summary
-    gaps, gap_grp = _gaps(probes, by, gap_factor, 0.0, span_ns, sorted_, med=st_ns[0.5])
-    st = {"count": st_ns["count"], 0.5: st_ns[0.5] / _NS, "mean": st_ns["mean"] / _NS}
+    st_ns = cell_stats(gs, ia, g.n)
+    med_ns = _median_ia(probes, by, sorted_)   # the median serves the gaps and the summary
+    gaps, gap_grp = _gaps(probes, by, gap_factor, 0.0, span_ns, sorted_, med=med_ns)
+    st = {"count": st_ns["count"], 0.5: med_ns / _NS, "mean": st_ns["mean"] / _NS}
     n = g.size
     med, mean = st[0.5], st["mean"]
     dev = ia_s - mean[gs] if gs.size else ia_s

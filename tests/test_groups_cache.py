@@ -1,0 +1,175 @@
+"""What the analyses of one probes table share (analysis._groups.table_cached) and the radix-select
+order statistics (analysis._groups.cell_stats): the cache gives what a fresh computation gives, also
+after the table is written in place or a column is replaced; the quantiles equal numpy's on data made
+to be hard for them (ties, one value, a value most rows share, negatives and -0.0, tiny and large cells),
+compiled and as plain Python."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import probekit
+import reference_analyses as R
+from probekit.analysis import _groups, metrics, sizes, sources, timing
+from probekit.schema import SOURCE_STREAM_KEYS, STREAM_KEYS
+from test_kernels_analysis import assert_same
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _probes(rel="captures/lossy+size-change.pcapng"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return probekit.match_probes(probekit.read_capture(ROOT / rel))
+
+
+def _all(pr):
+    return [metrics.period_metrics(pr, 30), metrics.period_metrics(pr, 60, by=STREAM_KEYS),
+            timing.inter_arrivals(pr), timing.timing_summary(pr), timing.find_gaps(pr),
+            sources.source_shares(pr), sources.balance_test(pr), sources.alternation(pr),
+            sources.source_quality(pr), sources.source_rate(pr), sizes.size_changes(pr)]
+
+
+def test_cached_values_are_those_of_a_fresh_table():
+    pr = _probes()
+    first = _all(pr)
+    again = _all(pr)                       # cache hits
+    fresh = _all(pr.copy())                # other buffers: made again
+    for a, b, c in zip(first, again, fresh):
+        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, c)
+
+
+def test_writing_the_table_in_place_is_seen():
+    pr = _probes()
+    assert pr["source"].nunique() >= 2 and len(pr) > 20
+    before = sources.source_shares(pr)
+    g_before = _groups.groups_of(pr, SOURCE_STREAM_KEYS)
+    other = pr["source"].cat.categories[0]
+    pr.loc[pr.index[:10], "source"] = other           # in place: pandas copies the column the cache holds
+    pr.loc[pr.index[:5], "ts_ns"] = pr["ts_ns"].iloc[0]
+    pr.loc[pr.index[10:20], "rtt_us"] = 1.0
+    after = sources.source_shares(pr)
+    assert not before.equals(after)
+    assert _groups.groups_of(pr, SOURCE_STREAM_KEYS) is not g_before
+    for name in ("source_shares", "alternation", "source_quality"):
+        assert_same(getattr(R, name)(pr), getattr(sources, name)(pr), name)
+    assert_same(R.period_metrics(pr, 30), metrics.period_metrics(pr, 30), "periods")
+    assert_same(R.inter_arrivals(pr), timing.inter_arrivals(pr), "inter_arrivals", float_atol=1e-6)
+
+
+def test_replacing_a_column_is_seen():
+    pr = _probes()
+    sources.source_quality(pr)
+    metrics.period_metrics(pr, 30)
+    pr["outcome"] = pr["outcome"].where(np.arange(len(pr)) % 3 != 0, "unknown")   # a third unjudged
+    pr["size"] = pr["size"].where(np.arange(len(pr)) % 7 != 0, 99)
+    assert_same(R.source_quality(pr), sources.source_quality(pr), "quality")
+    assert_same(R.period_metrics(pr, 30), metrics.period_metrics(pr, 30), "periods")
+    assert_same(R.size_changes(pr), sizes.size_changes(pr), "sizes")
+
+
+def test_outputs_do_not_share_the_cache():
+    pr = _probes()
+    ia = timing.inter_arrivals(pr)
+    ia.loc[ia.index[0], "ts_ns"] = -1                 # writable, and the cache is not changed by it
+    assert timing.inter_arrivals(pr)["ts_ns"].iloc[0] != -1
+
+
+def test_subset_equals_group_by_of_the_rows():
+    rng = np.random.default_rng(11)
+    n = 3000
+    pr = pd.DataFrame({
+        "protocol": pd.Categorical.from_codes(rng.integers(0, 3, n), categories=["icmp", "tcp", "udp"]),
+        "source": pd.Categorical.from_codes(rng.integers(0, 5, n), categories=list("abcde")),
+        "port": pd.array(np.where(rng.random(n) < 0.2, None, rng.choice([80, 443, 7], n)), dtype="UInt16"),
+    })
+    g = _groups.group_by(pr, ["protocol", "source", "port"])
+    for keep in (rng.random(n) < 0.5, pr["source"].to_numpy() != "a", np.zeros(n, bool)):
+        rows = np.flatnonzero(keep)
+        want = _groups.group_by(pr.iloc[rows], ["protocol", "source", "port"])
+        got = g.subset(rows)
+        assert got.n == want.n and (got.gid == want.gid).all() and (got.first == want.first).all()
+        assert (got.size == want.size).all()
+        # the codes stay the whole table's (a mixed radix over its key codes): coarser groups still come out right
+        if got.n:
+            up, parent = got.parent(1)
+            want_up = pr.iloc[rows].groupby("protocol", observed=True, sort=True).ngroup().to_numpy()
+            assert (up.gid == want_up).all() and (parent[got.gid] == want_up).all()
+
+
+def _hard_cells(rng):
+    """(cell, values, n_cells) sets that stress the radix select."""
+    out = []
+    n = 20000
+    cell = rng.integers(0, 7, n)
+    out.append((cell, rng.gamma(2.0, 3.0, n).round(1), 7))                              # ties
+    out.append((cell, np.full(n, 5.0), 7))                                              # one value
+    out.append((cell, np.where(rng.random(n) < 0.99, 1e7, rng.normal(1e7, 1e4, n)), 7))  # most rows share one
+    v = rng.normal(0, 1, n)
+    v[rng.random(n) < 0.1] = -0.0
+    v[rng.random(n) < 0.1] = 0.0
+    out.append((cell, v, 7))                                                            # negatives, ±0
+    out.append((rng.integers(0, 900, n), rng.exponential(1e4, n), 900))                 # tiny cells
+    out.append((np.zeros(n, np.int64), np.concatenate([rng.random(n - 3), [1e300, -1e300, 1e-300]]), 1))
+    big = rng.integers(0, 2, n)
+    vals = rng.integers(0, 3, n).astype(float) * 1e6 + rng.integers(0, 2, n)            # few values, far apart
+    out.append((big, vals, 2))
+    for c, v, k in out:
+        v[rng.random(v.size) < 0.05] = np.nan
+    return out
+
+
+QS = (0.0, 0.05, 0.5, 0.95, 0.99, 1.0)
+
+
+def test_radix_select_equals_numpy_quantile():
+    rng = np.random.default_rng(2)
+    for cell, v, k in _hard_cells(rng):
+        st = _groups.cell_stats(cell, v, k, QS)
+        for c in range(k):
+            x = v[(cell == c) & ~np.isnan(v)]
+            if not x.size:
+                assert st["count"][c] == 0 and np.isnan(st[0.5][c])
+                continue
+            assert st["count"][c] == x.size and st["min"][c] == x.min() and st["max"][c] == x.max()
+            for q in QS:
+                assert st[q][c] == np.quantile(x, q), (c, q)
+
+
+_PLAIN = r"""
+import sys, numpy as np
+from probekit.analysis._groups import cell_stats
+rng = np.random.default_rng(4)
+n = 4000
+cell = rng.integers(0, 5, n)
+v = np.where(rng.random(n) < 0.7, 250.0, rng.gamma(2.0, 3.0, n).round(2))
+v[rng.random(n) < 0.05] = np.nan
+st = cell_stats(cell, v, 5, (0.5, 0.95))
+np.save(sys.argv[1], np.stack([st[k] for k in ("count", "sum", "min", "max", 0.5, 0.95)]))
+"""
+
+
+@pytest.mark.parametrize("jit", ["0", "1"])
+def test_cell_stats_compiled_equal_plain_python(jit, tmp_path):
+    out = tmp_path / f"st{jit}.npy"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": jit, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", _PLAIN, str(out)], env=env, check=True)
+    got = np.load(out)
+    rng = np.random.default_rng(4)
+    n = 4000
+    cell = rng.integers(0, 5, n)
+    v = np.where(rng.random(n) < 0.7, 250.0, rng.gamma(2.0, 3.0, n).round(2))
+    v[rng.random(n) < 0.05] = np.nan
+    for c in range(5):
+        x = v[(cell == c) & ~np.isnan(v)]
+        assert got[0, c] == x.size and got[2, c] == x.min() and got[3, c] == x.max()
+        assert np.isclose(got[1, c], x.sum(), rtol=1e-12)
+        assert got[4, c] == np.quantile(x, 0.5) and got[5, c] == np.quantile(x, 0.95)
