@@ -173,3 +173,27 @@ def test_cell_stats_compiled_equal_plain_python(jit, tmp_path):
         assert got[0, c] == x.size and got[2, c] == x.min() and got[3, c] == x.max()
         assert np.isclose(got[1, c], x.sum(), rtol=1e-12)
         assert got[4, c] == np.quantile(x, 0.5) and got[5, c] == np.quantile(x, 0.95)
+
+
+_ANALYSES = r"""
+import sys, warnings, pandas as pd, probekit
+from probekit.analysis import sources, sizes
+warnings.simplefilter("ignore")
+pr = probekit.match_probes(probekit.read_capture(sys.argv[1]))
+for name, t in [("alternation", sources.alternation(pr)), ("quality", sources.source_quality(pr)),
+                ("sizes", sizes.size_changes(pr)), ("periods", probekit.period_metrics(pr, 30))]:
+    t.to_pickle(sys.argv[2] + "." + name)
+"""
+
+
+@pytest.mark.parametrize("rel", ["captures/lossy+size-change.pcapng", "captures/eni-failure.pcap"])
+def test_source_kernels_compiled_equal_plain_python(rel, tmp_path):
+    outs = {}
+    for jit in ("0", "1"):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": jit, "PYTHONPATH": str(ROOT)}
+        base = str(tmp_path / f"jit{jit}")
+        subprocess.run([sys.executable, "-c", _ANALYSES, str(ROOT / rel), base], env=env, check=True)
+        outs[jit] = [pd.read_pickle(f"{base}.{n}") for n in ("alternation", "quality", "sizes", "periods")]
+    assert len(outs["0"][0])
+    for a, b in zip(outs["0"], outs["1"]):
+        pd.testing.assert_frame_equal(a, b)

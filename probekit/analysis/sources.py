@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..protocol import ANSWERED, loss_pct
 from ..schema import STREAM_KEYS
 from ._groups import cell_stats, column_array, floats_of, groups_of, parent_of, time_order_of
@@ -65,29 +66,11 @@ def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     probes from the same source; ``round_robin`` is True when every run has length 1 and the sources
     keep one cyclic order."""
     by = list(by)
-    inner, _, parent = _per_source(probes, by)
+    _, _, parent = _per_source(probes, by)
     g, t = time_order_of(probes, by)
-    gs = t.gs
     s = column_array(probes, "source").codes.astype(np.int64)[t.order]
-    m = s.size
-    new_group = np.ones(m, bool)
-    new_group[1:] = gs[1:] != gs[:-1]
-    new_run = new_group.copy()
-    new_run[1:] |= s[1:] != s[:-1]
-    run_id = np.cumsum(new_run) - 1
-    run_len = np.bincount(run_id) if m else np.zeros(0, np.int64)
-    run_grp = gs[new_run]
-    runs = np.bincount(run_grp, minlength=g.n)
     k = np.bincount(parent, minlength=g.n)   # distinct sources per group
-    longest = np.zeros(g.n, np.int64)
-    if m:
-        np.maximum.at(longest, run_grp, run_len)
-    ones = np.bincount(run_grp[run_len == 1], minlength=g.n)
-    # cyclic order: each probe's source equals the one k probes before it (within its group)
-    pos = np.arange(m) - t.start[gs] if m else np.zeros(0, np.int64)
-    back = pos >= k[gs] if m else np.zeros(0, bool)
-    idx = np.flatnonzero(back)
-    broken = np.bincount(gs[idx[s[idx] != s[idx - k[gs[idx]]]]], minlength=g.n)
+    runs, longest, ones, broken = _runs(s, t.start, t.end, k)
     out = g.keys(probes, by)
     out["sources"] = k.astype(np.int64)
     out["runs"] = runs.astype(np.int64)
@@ -97,6 +80,36 @@ def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
         out["share_runs_of_1"] = ones / runs
     out["round_robin"] = (k > 1) & (longest == 1) & (broken == 0)
     return pd.DataFrame(out, copy=False)
+
+
+@njit(nogil=True)
+def _runs(s, start, end, k):
+    """Per group (rows ``start[g]:end[g]`` of the time-sorted sources ``s``): runs of one source, the
+    longest, how many have length 1, and how many probes break the cyclic order (a source other than
+    the one ``k[g]`` probes before)."""
+    n = start.size
+    runs = np.zeros(n, np.int64)
+    longest = np.zeros(n, np.int64)
+    ones = np.zeros(n, np.int64)
+    broken = np.zeros(n, np.int64)
+    for g in range(n):
+        b, e, kk = start[g], end[g], k[g]
+        length = 0
+        for i in range(b, e):
+            if i == b or s[i] != s[i - 1]:
+                if length:
+                    runs[g] += 1
+                    longest[g] = max(longest[g], length)
+                    ones[g] += length == 1
+                length = 0
+            length += 1
+            if i - b >= kk and s[i] != s[i - kk]:
+                broken[g] += 1
+        if length:
+            runs[g] += 1
+            longest[g] = max(longest[g], length)
+            ones[g] += length == 1
+    return runs, longest, ones, broken
 
 
 def source_rate(probes: pd.DataFrame, period_s: int = 30, by=STREAM_KEYS) -> pd.DataFrame:
