@@ -197,3 +197,23 @@ def test_source_kernels_compiled_equal_plain_python(rel, tmp_path):
     assert len(outs["0"][0])
     for a, b in zip(outs["0"], outs["1"]):
         pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_size_changes_equal_reference_on_random_sequences(seed):
+    """Sizes that flip between a few values with odd packets, <NA> and ties in time, several streams."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    regime = np.repeat(rng.choice([56, 120, 1400], 60), n // 60)
+    size = np.where(rng.random(n) < 0.1, rng.choice([56, 120, 1400], n), regime).astype(object)
+    size[rng.random(n) < 0.03] = None
+    pr = pd.DataFrame({"protocol": pd.Categorical(rng.choice(["icmp", "tcp"], n)),
+                       "destination": pd.Categorical(rng.choice(["a", "b", "c"], n)),
+                       "port": pd.array(rng.choice([80, 443], n), dtype="UInt16"),
+                       "ts_ns": np.sort(rng.integers(0, n // 2, n)) * 10**6,
+                       "size": pd.array(size, dtype="Int32")})
+    for min_run in (1, 2, 3, 5):
+        want = R.size_changes(pr, min_run=min_run, configured_at_ns=10**8)
+        got = sizes.size_changes(pr, min_run=min_run, configured_at_ns=10**8)
+        assert len(got) > 5, min_run
+        assert_same(want, got, f"min_run={min_run}")

@@ -2,8 +2,9 @@
 
 A period with no probes has no data (status ``no_probes``, NaN metrics, never 0 % loss); a period whose
 probes all went unanswered is 100 % loss (``no_reply``) with NaN RTT, never 0 ms (the rules:
-probekit.protocol.period_status and loss_pct). Vectorised: one group-by, counts by bincount, the RTT
-order statistics in one compiled pass (analysis._groups.cell_stats).
+probekit.protocol.period_status and loss_pct). Vectorised: the group ids, outcome masks and RTTs are
+the table's shared values (analysis._groups: made once for both period tables and the per-source
+analyses), counts by bincount, the RTT order statistics in one compiled pass (analysis._groups.cell_stats).
 """
 from __future__ import annotations
 

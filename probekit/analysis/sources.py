@@ -1,6 +1,7 @@
 """Per-ENI distribution: shares, a chi-square balance test, the alternation pattern, per-source rate
-over time, and per-source loss and RTT. Vectorised over the probes table (one group-by each, counts by
-bincount, RTT order statistics in one compiled pass)."""
+over time, and per-source loss and RTT. Vectorised over the probes table: the group ids and time order
+are the table's shared values (analysis._groups.groups_of, time_order_of: made once for all of these),
+counts by bincount, RTT order statistics and the alternation's runs in one compiled pass each."""
 from __future__ import annotations
 
 import numpy as np

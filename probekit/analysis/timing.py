@@ -1,7 +1,9 @@
 """Inter-arrival timing of probes: rate, jitter, dominant period, bursts and gaps (where probing stopped).
 
-Vectorised over the probes table (one group-by, one sort, per-group statistics in one compiled pass);
-only the spectrum of each group's probe train (:func:`dominant_period_s`) is computed group by group.
+Vectorised over the probes table: the groups, their time order, the inter-arrivals and their medians
+are made once per table and shared by inter_arrivals, timing_summary and find_gaps (analysis._groups.
+table_cached); per-group statistics in one compiled pass each. Only the spectrum of each group's probe
+train (:func:`dominant_period_s`, an FFT: most of timing_summary's cost) is computed group by group.
 """
 from __future__ import annotations
 
