@@ -217,3 +217,22 @@ def test_size_changes_equal_reference_on_random_sequences(seed):
         got = sizes.size_changes(pr, min_run=min_run, configured_at_ns=10**8)
         assert len(got) > 5, min_run
         assert_same(want, got, f"min_run={min_run}")
+
+
+def test_first_frequency_at_least_equals_searchsorted():
+    rng = np.random.default_rng(9)
+    for t in range(5000):
+        step, size = 10 ** rng.uniform(-12, 3), int(rng.integers(1, 3000))
+        target = step * (int(rng.integers(0, size + 2)) if t % 3 == 0 else rng.uniform(-2, size + 3))
+        assert timing._first_at_least(step, target, size) == np.searchsorted(np.arange(size) * step, target)
+
+
+def test_dominant_period_equals_reference():
+    rng = np.random.default_rng(1)
+    for t in range(60):
+        m, period = int(rng.integers(5, 3000)), rng.uniform(1e6, 1e10)
+        ts = np.cumsum(rng.normal(period, period * rng.uniform(0, 0.5), m)).astype(np.int64)
+        if t % 3 == 0:
+            ts = np.sort(rng.integers(0, 10**12, m))
+        a, b = R.dominant_period_s(ts), timing.dominant_period_s(ts)
+        assert a == b or (np.isnan(a) and np.isnan(b)), t

@@ -75,8 +75,9 @@ def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
     x = counts - counts.mean()
     n = 1 << int(np.ceil(np.log2(max(x.size, 2)) + 1))
     power = np.abs(np.fft.rfft(x, n)) ** 2
-    freqs = np.fft.rfftfreq(n, d=width / _NS)
-    lo = np.searchsorted(freqs, 1.0 / (span / _NS))  # at least one whole cycle in the capture
+    # the frequencies are k × step (np.fft.rfftfreq's rule, without its array)
+    step = 1.0 / (n * (width / _NS))
+    lo = _first_at_least(step, 1.0 / (span / _NS), power.size)  # at least one whole cycle in the capture
     if lo + 2 >= power.size:
         return float("nan")
     k = lo + int(np.argmax(power[lo:]))
@@ -84,10 +85,23 @@ def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
     if 0 < k < power.size - 1:
         a, b, c = power[k - 1], power[k], power[k + 1]
         d = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-        f = freqs[k] + d * (freqs[1] - freqs[0])
+        f = k * step + d * step
     else:
-        f = freqs[k]
+        f = k * step
     return float(1.0 / f) if f > 0 else float("nan")
+
+
+def _first_at_least(step: float, target: float, size: int) -> int:
+    """``np.searchsorted(np.arange(size) * step, target)``: the first k whose k × step >= target (size
+    if none), without the array."""
+    if not np.isfinite(target / step):
+        return size if target > 0 else 0
+    k = min(max(int(np.ceil(target / step)), 0), size)
+    while k > 0 and (k - 1) * step >= target:
+        k -= 1
+    while k < size and k * step < target:
+        k += 1
+    return k
 
 
 def find_gaps(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, factor: float = 5.0, min_gap_s: float = 0.0,
