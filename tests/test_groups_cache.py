@@ -236,3 +236,18 @@ def test_dominant_period_equals_reference():
             ts = np.sort(rng.integers(0, 10**12, m))
         a, b = R.dominant_period_s(ts), timing.dominant_period_s(ts)
         assert a == b or (np.isnan(a) and np.isnan(b)), t
+
+
+def test_periods_drop_a_stream_with_no_judged_probe_in_the_span():
+    """A source whose every probe is unjudged has no rows; periods outside start_ns..end_ns are not counted."""
+    pr = _probes("captures/eni-failure.pcap")
+    src = pr["source"].cat.categories[0]
+    assert pr["source"].nunique() >= 2
+    q = pr.copy()
+    q["outcome"] = q["outcome"].where(q["source"] != src, "unknown")
+    got = metrics.period_metrics(q, 30)
+    assert len(got) and src not in set(got["source"].astype(str))
+    assert_same(R.period_metrics(q, 30), got, "periods")
+    mid = int(pr["ts_ns"].median())
+    for kw in ({"start_ns": mid}, {"end_ns": mid}, {"start_ns": mid, "end_ns": mid + 60 * 10**9}):
+        assert_same(R.period_metrics(pr, 30, **kw), metrics.period_metrics(pr, 30, **kw), str(kw))

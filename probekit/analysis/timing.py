@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import GAP_KINDS, SOURCE_STREAM_KEYS
+from .._jit import njit
 from ._groups import cell_stats, table_cached, time_order_of
 
 __all__ = ["inter_arrivals", "timing_summary", "find_gaps", "dominant_period_s"]
@@ -145,6 +146,47 @@ def _gaps(probes, by, factor, min_gap_s, span_ns, sorted_=None, med=None):
     return pd.DataFrame(out, copy=False), grp
 
 
+@njit(nogil=True)
+def _ia_moments(ia, start, end, med_s, burst_factor):
+    """Per group (rows ``start[g]:end[g]`` of the time-sorted inter-arrivals ``ia``, ns; NaN skipped):
+    count, mean (s), variance (s², n - 1), mean absolute deviation from the mean (ms), and bursts
+    (inter-arrivals under ``burst_factor`` × the median ``med_s``). Sums in row order, each value
+    divided as the vectorised formulas do (seconds first), so the results are theirs."""
+    n = start.size
+    count = np.zeros(n, np.int64)
+    mean = np.full(n, np.nan)
+    var = np.full(n, np.nan)
+    mad = np.full(n, np.nan)
+    bursts = np.zeros(n, np.int64)
+    for g in range(n):
+        b, e = start[g], end[g]
+        total = 0.0
+        c = 0
+        for i in range(b, e):
+            x = ia[i]
+            if not np.isnan(x):
+                total += x
+                c += 1
+        count[g] = c
+        if c == 0:
+            continue
+        m = total / c / 1e9
+        mean[g] = m
+        sq, ab = 0.0, 0.0
+        lim = burst_factor * med_s[g]
+        for i in range(b, e):
+            x = ia[i]
+            if not np.isnan(x):
+                d = x / 1e9 - m
+                sq += d * d
+                ab += abs(d)
+                if x / 1e9 < lim:
+                    bursts[g] += 1
+        var[g] = sq / (c - 1) if c > 1 else np.nan
+        mad[g] = ab / c * 1e3
+    return count, mean, var, mad, bursts
+
+
 def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: float = 5.0, burst_factor: float = 0.25,
                    span_ns: tuple[int, int] | None = None) -> pd.DataFrame:
     """Per group (schema.TIMING_SUMMARY): probes, rate, inter-arrival median/mean, jitter as
@@ -154,23 +196,17 @@ def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: floa
     by = list(by)
     sorted_ = _sorted(probes, by)
     g, order, gs, tss, ia = sorted_
-    ia_s = ia / _NS
-    st_ns = cell_stats(gs, ia, g.n)
     med_ns = _median_ia(probes, by, sorted_)   # the median serves the gaps and the summary
     gaps, gap_grp = _gaps(probes, by, gap_factor, 0.0, span_ns, sorted_, med=med_ns)
-    st = {"count": st_ns["count"], 0.5: med_ns / _NS, "mean": st_ns["mean"] / _NS}
     n = g.size
-    med, mean = st[0.5], st["mean"]
-    dev = ia_s - mean[gs] if gs.size else ia_s
+    end = np.cumsum(n)
+    first, last = end - n, end - 1
+    med = med_ns / _NS
+    count, mean, var, mad, bursts = _ia_moments(ia, first, end, med, burst_factor)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = cell_stats(gs, dev * dev, g.n)["sum"] / (st["count"] - 1)
-        mad = cell_stats(gs, np.abs(dev), g.n)["mean"] * 1e3
-        first = np.searchsorted(gs, np.arange(g.n), "left")
-        last = np.searchsorted(gs, np.arange(g.n), "right") - 1
         span = (tss[last] - tss[first]) / _NS if g.n else np.zeros(0)
         rate = np.where(span > 0, (n - 1) / np.where(span > 0, span, 1), np.nan)
-    std = np.where(st["count"] > 1, np.sqrt(var) * 1e3, np.nan)
-    bursts = np.bincount(gs[ia_s < burst_factor * med[gs]], minlength=g.n) if gs.size else np.zeros(0, np.int64)
+    std = np.where(count > 1, np.sqrt(var) * 1e3, np.nan)
     ngaps = np.bincount(gap_grp, minlength=g.n)
     longest = np.zeros(g.n)
     if gap_grp.size:
