@@ -3,7 +3,14 @@ file), then time matching, per-period metrics, timing, per-source analyses and s
 with the new (compiled/vectorised) implementation and the old one (tests/reference_*.py) side by side;
 prints each step's time, its ratio to the read, and the old/new speed-up. Best of --repeat runs.
 
-    python benchmarks/bench_analysis.py [--packets 1000000] [--repeat 3] [--no-old] [--extras] [--cpu]
+    python benchmarks/bench_analysis.py [--packets 1000000] [--repeat 3] [--no-old] [--extras] [--session] [--cpu]
+
+--session also times the session's tables of these analyses as the report asks for them
+(``open_capture(...).periods``, ``probe_periods``, ``inter_arrivals``, ``timing``, ``gaps``, ``shares``,
+``balance``, ``alternation``, ``source_quality``, ``source_rate``, ``source_rate_table``,
+``default_size_changes``), in that order, each on a session that holds what they share (a fresh
+session and a fresh copy of the probes table per run): each step's own cost, adding up to the report's.
+The periods tables include session.py's ICMP-error columns (errors_icmp.periods_with_errors).
 
 --cpu times each step by the process's CPU time instead of the wall clock: on a machine shared with
 other jobs a step that waits for a core is not charged for the wait (the steps are single-threaded).
@@ -50,6 +57,7 @@ def main():
     ap.add_argument("--no-old", action="store_true", help="skip the old implementations")
     ap.add_argument("--extras", action="store_true", help="also time payload verdicts and TCP connections")
     ap.add_argument("--cpu", action="store_true", help="CPU time of the process instead of wall-clock time")
+    ap.add_argument("--session", action="store_true", help="also time the session's tables of these analyses")
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.cpu else time.perf_counter
@@ -103,11 +111,39 @@ def main():
     if old:
         line += f"{tot_old:9.3f}{tot_old / read:8.2f}{tot_old / tot_new:9.1f}×"
     print(line)
+    if args.session:
+        session_steps(path, df, probes, read, args.repeat)
     if args.extras:
         t = best(lambda: probekit.payload_verdicts(probes, probekit.request_payloads(df, probes)), 1)
         print(f"  {'payload randomness (all requests)':<54}{t:8.3f}{t / read:8.2f}")
         t = best(lambda: probekit.tcp_connections(df), 1)
         print(f"  {'TCP conn_state/history (all connections)':<54}{t:8.3f}{t / read:8.2f}")
+
+
+SESSION_STEPS = ("periods", "probe_periods", "inter_arrivals", "timing", "gaps", "shares", "balance", "alternation",
+                 "source_quality", "source_rate", "source_rate_table", "default_size_changes")
+
+
+def session_steps(path, df, probes, read, repeat):
+    """The session's tables in the report's order, best of ``repeat`` fresh sessions (each given the
+    packets, a fresh copy of the probes table and the span, so that only these steps are timed)."""
+    import warnings
+    best_t = dict.fromkeys(SESSION_STEPS, float("inf"))
+    span = df.probekit.span_ns()
+    for _ in range(repeat + 1):   # the first run warms what is compiled
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cap = probekit.open_capture(path, cloudwatch=False)
+        cap.__dict__.update(packets=df, probes=probes.copy(), capture_span_ns=span)
+        for k in SESSION_STEPS:
+            t0 = CLOCK()
+            getattr(cap, k)
+            best_t[k] = min(best_t[k], CLOCK() - t0) if _ else best_t[k]
+    print(f"  session tables (best of {repeat} fresh sessions):")
+    for k in SESSION_STEPS:
+        print(f"    {k:<52}{best_t[k]:8.3f}{best_t[k] / read:8.2f}")
+    tot = sum(best_t.values())
+    print(f"    {'all of them':<52}{tot:8.3f}{tot / read:8.2f}")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def _hard_cells(rng):
     big = rng.integers(0, 2, n)
     vals = rng.integers(0, 3, n).astype(float) * 1e6 + rng.integers(0, 2, n)            # few values, far apart
     out.append((big, vals, 2))
-    for c, v, k in out:
+    for _, v, _ in out:
         v[rng.random(v.size) < 0.05] = np.nan
     return out
 

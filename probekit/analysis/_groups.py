@@ -217,7 +217,7 @@ when the table does."""
 
 
 class _Entry:
-    __slots__ = ("ref", "columns", "values", "lock")
+    __slots__ = ("columns", "lock", "ref", "values")
 
     def __init__(self, ref):
         self.ref = ref

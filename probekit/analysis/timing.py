@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..schema import GAP_KINDS, SOURCE_STREAM_KEYS
 from .._jit import njit
+from ..schema import GAP_KINDS, SOURCE_STREAM_KEYS
 from ._groups import cell_stats, table_cached, time_order_of
 
 __all__ = ["inter_arrivals", "timing_summary", "find_gaps", "dominant_period_s"]
