@@ -251,3 +251,29 @@ def test_periods_drop_a_stream_with_no_judged_probe_in_the_span():
     mid = int(pr["ts_ns"].median())
     for kw in ({"start_ns": mid}, {"end_ns": mid}, {"start_ns": mid, "end_ns": mid + 60 * 10**9}):
         assert_same(R.period_metrics(pr, 30, **kw), metrics.period_metrics(pr, 30, **kw), str(kw))
+
+
+def test_coarser_groups_from_finer_equal_group_by():
+    rng = np.random.default_rng(12)
+    n = 4000
+    pr = pd.DataFrame({
+        "protocol": pd.Categorical.from_codes(rng.integers(-1, 3, n), categories=["icmp", "tcp", "udp"]),
+        "source": pd.Categorical.from_codes(rng.integers(0, 5, n), categories=list("abcde")),
+        "destination": pd.Categorical.from_codes(rng.integers(0, 2, n), categories=["x", "y"]),
+        "port": pd.array(np.where(rng.random(n) < 0.2, None, rng.choice([80, 443, 7], n)), dtype="UInt16"),
+    })
+    fine = _groups.group_by(pr, ["protocol", "source", "destination", "port"])
+    for keep in ([0, 2, 3], [0, 2, 3, 1], [1], [3, 0], [0, 1, 2, 3]):
+        by = [["protocol", "source", "destination", "port"][j] for j in keep]
+        want, got = _groups.group_by(pr, by), fine.coarsen(keep)
+        assert got.n == want.n and (got.gid == want.gid).all() and (got.first == want.first).all(), by
+        assert (got.size == want.size).all() and (got.code == want.code).all() and got.radix == want.radix
+    # through the cache: the finer table's groups serve the coarser keys, and agree with group_by
+    q = pr.copy()
+    _groups.groups_of(q, ["protocol", "source", "destination", "port"])
+    for by in (["protocol", "destination", "port"], ["protocol", "destination", "port", "source"]):
+        got, want = _groups.groups_of(q, by), _groups.group_by(q, by)
+        assert (got.gid == want.gid).all() and (got.first == want.first).all()
+    q.loc[q.index[:50], "port"] = 9    # a key column changed: not from the stale finer groups
+    got, want = _groups.groups_of(q, ["port", "protocol"]), _groups.group_by(q, ["port", "protocol"])
+    assert (got.gid == want.gid).all() and got.n == want.n

@@ -62,6 +62,30 @@ class Groups:
         return g, of
 
 
+    def coarsen(self, keep: Sequence[int]) -> Groups:
+        """The groups by the key columns at positions ``keep`` (in that order) of these groups' columns:
+        what :func:`group_by` gives by those columns, from the packed codes (each group's digits,
+        re-packed), with one gather of the row ids. Needs the codes."""
+        if self.code is None:
+            raise ValueError("no packed group codes")
+        radix = np.asarray(self.radix, np.int64)
+        digits, rest = [], self.code
+        for r in radix[::-1]:   # the last column is the least significant digit
+            digits.append(rest % r)
+            rest = rest // r
+        digits = digits[::-1]
+        new_radix = tuple(int(radix[j]) for j in keep)
+        packed = np.zeros(self.n, np.int64)
+        for j, r in zip(keep, new_radix):
+            packed = packed * r + digits[j]
+        code, inv = np.unique(packed, return_inverse=True)
+        inv = inv.reshape(-1)
+        n = int(code.size)
+        first = np.full(n, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, inv, self.first)
+        size = np.bincount(inv, weights=self.size, minlength=n).astype(np.int64) if self.n else np.zeros(0, np.int64)
+        return Groups(inv[self.gid], first, n, size, code, new_radix)
+
     def subset(self, rows: np.ndarray) -> Groups:
         """The groups of the table's ``rows`` (ascending positions): what :func:`group_by` gives on
         ``probes.iloc[rows]``, from these ids (groups without a row there drop out, the rest keep their
@@ -291,14 +315,33 @@ def _frozen(*arrays):
 
 
 def groups_of(probes: pd.DataFrame, by) -> Groups:
-    """:func:`group_by` of ``probes`` by ``by``, made once per table (read-only arrays)."""
+    """:func:`group_by` of ``probes`` by ``by``, made once per table (read-only arrays). From the groups
+    by more (or the same) columns when the table has them (:meth:`Groups.coarsen`: work per group, not
+    per row, but one gather of the ids)."""
     by = tuple(by)
 
     def make():
-        g = group_by(probes, by)
+        finer = _finer(probes, by)
+        g = finer[0].coarsen([finer[1].index(c) for c in by]) if finer is not None else group_by(probes, by)
         _frozen(g.gid, g.first, g.size, g.code)
         return g
     return table_cached(probes, ("groups", by), by, make)
+
+
+def _finer(probes: pd.DataFrame, by: tuple) -> tuple[Groups, tuple] | None:
+    """Cached groups of ``probes`` by columns that include ``by``, made while ``by``'s columns were as
+    they are (its other columns do not matter: merging groups over them forgets them)."""
+    e = _entry(probes)
+    now = {c: _buffers(column_array(probes, c)) for c in by}
+    with e.lock:
+        items = list(e.values.items())
+    for key, (fp, value) in items:
+        if key[0] != "groups" or not set(by) <= set(key[1]) or value.code is None:
+            continue
+        cols = key[1]
+        if all(fp[cols.index(c)] == now[c] for c in by):
+            return value, cols
+    return None
 
 
 def parent_of(probes: pd.DataFrame, by, levels: int) -> tuple[Groups, np.ndarray]:
