@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from bench_read import build  # noqa: E402
+import bench_read  # noqa: E402
 
 import probekit  # noqa: E402
 from probekit.analysis import match, metrics, sizes, sources, timing  # noqa: E402
@@ -58,10 +58,16 @@ def main():
     ap.add_argument("--extras", action="store_true", help="also time payload verdicts and TCP connections")
     ap.add_argument("--cpu", action="store_true", help="CPU time of the process instead of wall-clock time")
     ap.add_argument("--session", action="store_true", help="also time the session's tables of these analyses")
+    ap.add_argument("--data", type=Path, default=HERE.parent / "build" / "bench-data",
+                    help="where a capture missing from benchmarks/data is generated")
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.cpu else time.perf_counter
-    path = build(args.packets)["pcap"]
+    shared = bench_read.DATA
+    if not (shared / f"probes-{args.packets}.pcap").exists():   # benchmarks/data may be another tree's
+        args.data.mkdir(parents=True, exist_ok=True)
+        bench_read.DATA = args.data
+    path = bench_read.build(args.packets)["pcap"]
     df = probekit.read_capture(path)  # warm the page cache and the compiled kernels
     read = best(lambda: probekit.read_capture(path), args.repeat)
     probes = match.match_probes(df)
