@@ -277,3 +277,24 @@ def test_coarser_groups_from_finer_equal_group_by():
     q.loc[q.index[:50], "port"] = 9    # a key column changed: not from the stale finer groups
     got, want = _groups.groups_of(q, ["port", "protocol"]), _groups.group_by(q, ["port", "protocol"])
     assert (got.gid == want.gid).all() and got.n == want.n
+
+
+def test_period_of_each_probe_is_the_exact_floor():
+    """_period_counts counts each judged probe in its period from lo (floor division), also for times on
+    and next to period boundaries, before the span and far after it (not counted)."""
+    step = 30 * 10**9
+    lo = 1_767_225_600 * 10**9 // step * step
+    base = np.array([0, 1, step - 1, step, step + 1, 2 * step - 1, 7 * step, 10**15, 10**15 + 1])
+    rng = np.random.default_rng(6)
+    ts = np.concatenate([lo + base, lo - base[1:4], lo + rng.integers(0, 40 * step, 5000)]).astype(np.int64)
+    n = ts.size
+    hi = lo + 39 * step
+    n_per = (hi - lo) // step + 1
+    gid = rng.integers(0, 3, n)
+    no = np.zeros(n, bool)
+    sent, _, _, _ = metrics._period_counts(gid, ts, no, no, no, np.zeros(n), lo, hi, step, n_per, 3,
+                                           np.empty(n, np.int64), np.empty(n))
+    q = (ts - lo) // step
+    keep = (q >= 0) & (q < n_per)
+    want = np.bincount(gid[keep] * n_per + q[keep], minlength=3 * n_per)
+    assert (sent == want).all() and sent.sum() < n
