@@ -1,15 +1,48 @@
 """Packet-size changes on the wire: when, from what to what, and how long after the configuration.
-Vectorised: one group-by and sort, run lengths of equal sizes, and the state (the size in force) as a
-forward fill of the qualifying change points."""
+The groups and their time order come from the table's shared values (analysis._groups); the runs of
+equal sizes and the size in force are one compiled pass over each stream's probes."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..schema import STREAM_KEYS
-from ._groups import group_by, group_time_order
+from ._groups import floats_of, time_order_of
 
 __all__ = ["size_changes"]
+
+
+@njit(nogil=True)
+def _changes(size, start, end, min_run):
+    """The change points of each group's time-sorted sizes (rows ``start[g]:end[g]``) and the size in
+    force before each: run by run of equal sizes (a NaN is a run of its own), a probe after the group's
+    first qualifies when its run holds for ``min_run`` probes from it, or to the group's end; the size
+    in force is the latest qualifying probe's (at first, the first probe's)."""
+    at = np.empty(size.size, np.int64)
+    was = np.empty(size.size, np.float64)
+    n = 0
+    for g in range(start.size):
+        b, e = start[g], end[g]
+        last = b
+        rs = b
+        while rs < e:
+            x = size[rs]
+            re = rs + 1
+            if not np.isnan(x):
+                while re < e and size[re] == x:
+                    re += 1
+            for i in range(max(rs, b + 1), re):
+                if np.isnan(x) or re - i < min(min_run, e - i):
+                    continue
+                before = size[last]
+                if x != before and not np.isnan(before):
+                    at[n] = i
+                    was[n] = before
+                    n += 1
+                last = i
+            rs = re
+    return at[:n], was[:n]
 
 
 def size_changes(probes: pd.DataFrame, by=STREAM_KEYS, configured_at_ns: int | None = None,
@@ -22,38 +55,13 @@ def size_changes(probes: pd.DataFrame, by=STREAM_KEYS, configured_at_ns: int | N
     ``delay_s`` says how long the wire took to follow.
     """
     by = list(by)
-    g = group_by(probes, by)
-    ts_all = probes["ts_ns"].to_numpy(np.int64)
-    order = group_time_order(g, ts_all)
-    gs, ts = g.gid[order], ts_all[order]
-    size = probes["size"].to_numpy("float64", na_value=np.nan)[order]
-    m = size.size
-    idx = np.arange(m)
-    start = np.searchsorted(gs, np.arange(g.n), "left")
-    end = np.searchsorted(gs, np.arange(g.n), "right")
-    # forward run of equal sizes: where the run holding i ends
-    brk = np.ones(m, bool)
-    if m > 1:
-        brk[:-1] = (gs[1:] != gs[:-1]) | (size[1:] != size[:-1])   # NaN != NaN: NaNs never run
-    run_end = np.empty(m, np.int64)
-    if m:
-        ends = np.flatnonzero(brk)
-        run_end = ends[np.searchsorted(ends, idx)] + 1
-    need = np.minimum(min_run, end[gs] - idx) if m else np.zeros(0, np.int64)
-    qualifies = ~np.isnan(size) & (run_end - idx >= need) & (idx > start[gs] if m else np.zeros(0, bool))
-    # the size in force before i: that of the latest qualifying point before it, else the first probe's
-    mark = np.where(qualifies, idx, -1)
-    if m:
-        mark[start[g.size > 0]] = start[g.size > 0]
-    last = np.maximum.accumulate(mark) if m else mark
-    before = np.empty(m, np.float64)
-    if m:
-        before[1:] = size[last[:-1]]
-        before[0] = np.nan
-    change = np.flatnonzero(qualifies & (size != before) & ~np.isnan(before))
+    g, t = time_order_of(probes, by)
+    gs, ts = t.gs, t.ts
+    size = floats_of(probes, "size")[t.order]
+    change, before = _changes(size, t.start, t.end, min_run)
     out = g.keys(probes, by, g.first[gs[change]])
     out["ts_ns"] = ts[change]
-    out["from_size"] = before[change].astype(np.int64)
+    out["from_size"] = before.astype(np.int64)
     out["to_size"] = size[change].astype(np.int64)
     out["last_old_ns"] = ts[change - 1] if change.size else np.zeros(0, np.int64)
     out["delay_s"] = (ts[change] - configured_at_ns) / 1e9 if configured_at_ns is not None else \

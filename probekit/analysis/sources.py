@@ -1,14 +1,16 @@
 """Per-ENI distribution: shares, a chi-square balance test, the alternation pattern, per-source rate
-over time, and per-source loss and RTT. Vectorised over the probes table (one group-by each, counts by
-bincount, RTT order statistics in one compiled pass)."""
+over time, and per-source loss and RTT. Vectorised over the probes table: the group ids and time order
+are the table's shared values (analysis._groups.groups_of, time_order_of: made once for all of these),
+counts by bincount, RTT order statistics and the alternation's runs in one compiled pass each."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..protocol import ANSWERED, loss_pct
 from ..schema import STREAM_KEYS
-from ._groups import cell_stats, group_by, group_time_order
+from ._groups import cell_stats, column_array, floats_of, groups_of, parent_of, time_order_of
 from .metrics import outcome_codes
 
 __all__ = ["source_shares", "balance_test", "alternation", "source_rate", "source_quality"]
@@ -18,11 +20,8 @@ _NS = 1_000_000_000
 def _per_source(probes: pd.DataFrame, by):
     """Groups by ``by`` + source, and each one's parent group by ``by`` (from the same codes: one pass
     over the rows)."""
-    inner = group_by(probes, by + ["source"])
-    if inner.code is None:  # pragma: no cover - keys too wide to pack
-        outer = group_by(probes, by)
-        return inner, outer, outer.gid[inner.first] if inner.n else np.zeros(0, np.int64)
-    outer, parent = inner.parent(len(by))
+    inner = groups_of(probes, by + ["source"])
+    outer, parent = parent_of(probes, by + ["source"], len(by))
     return inner, outer, parent
 
 
@@ -68,30 +67,11 @@ def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     probes from the same source; ``round_robin`` is True when every run has length 1 and the sources
     keep one cyclic order."""
     by = list(by)
-    inner, g, parent = _per_source(probes, by)
-    order = group_time_order(g, probes["ts_ns"].to_numpy(np.int64))
-    gs = g.gid[order]
-    s = probes["source"].array.codes.astype(np.int64)[order]
-    m = s.size
-    new_group = np.ones(m, bool)
-    new_group[1:] = gs[1:] != gs[:-1]
-    new_run = new_group.copy()
-    new_run[1:] |= s[1:] != s[:-1]
-    run_id = np.cumsum(new_run) - 1
-    run_len = np.bincount(run_id) if m else np.zeros(0, np.int64)
-    run_grp = gs[new_run]
-    runs = np.bincount(run_grp, minlength=g.n)
+    _, _, parent = _per_source(probes, by)
+    g, t = time_order_of(probes, by)
+    s = column_array(probes, "source").codes.astype(np.int64)[t.order]
     k = np.bincount(parent, minlength=g.n)   # distinct sources per group
-    longest = np.zeros(g.n, np.int64)
-    if m:
-        np.maximum.at(longest, run_grp, run_len)
-    ones = np.bincount(run_grp[run_len == 1], minlength=g.n)
-    # cyclic order: each probe's source equals the one k probes before it (within its group)
-    start = np.searchsorted(gs, np.arange(g.n), "left")
-    pos = np.arange(m) - start[gs] if m else np.zeros(0, np.int64)
-    back = pos >= k[gs] if m else np.zeros(0, bool)
-    idx = np.flatnonzero(back)
-    broken = np.bincount(gs[idx[s[idx] != s[idx - k[gs[idx]]]]], minlength=g.n)
+    runs, longest, ones, broken = _runs(s, t.start, t.end, k)
     out = g.keys(probes, by)
     out["sources"] = k.astype(np.int64)
     out["runs"] = runs.astype(np.int64)
@@ -103,13 +83,43 @@ def alternation(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     return pd.DataFrame(out, copy=False)
 
 
+@njit(nogil=True)
+def _runs(s, start, end, k):
+    """Per group (rows ``start[g]:end[g]`` of the time-sorted sources ``s``): runs of one source, the
+    longest, how many have length 1, and how many probes break the cyclic order (a source other than
+    the one ``k[g]`` probes before)."""
+    n = start.size
+    runs = np.zeros(n, np.int64)
+    longest = np.zeros(n, np.int64)
+    ones = np.zeros(n, np.int64)
+    broken = np.zeros(n, np.int64)
+    for g in range(n):
+        b, e, kk = start[g], end[g], k[g]
+        length = 0
+        for i in range(b, e):
+            if i == b or s[i] != s[i - 1]:
+                if length:
+                    runs[g] += 1
+                    longest[g] = max(longest[g], length)
+                    ones[g] += length == 1
+                length = 0
+            length += 1
+            if i - b >= kk and s[i] != s[i - kk]:
+                broken[g] += 1
+        if length:
+            runs[g] += 1
+            longest[g] = max(longest[g], length)
+            ones[g] += length == 1
+    return runs, longest, ones, broken
+
+
 def source_rate(probes: pd.DataFrame, period_s: int = 30, by=STREAM_KEYS) -> pd.DataFrame:
     """Probes per source per period (schema.SOURCE_RATE; periods aligned like CloudWatch's), every
     period from the first probe's to the last's present for every source, 0 where it sent none."""
     by = list(by)
     step = int(period_s * _NS)
-    inner = group_by(probes, by + ["source"])
-    ts = probes["ts_ns"].to_numpy(np.int64)
+    inner = groups_of(probes, by + ["source"])
+    ts = np.asarray(column_array(probes, "ts_ns"), np.int64)
     pstart = ts // step * step
     lo, hi = (int(pstart.min()), int(pstart.max())) if ts.size else (0, -step)
     n_per = (hi - lo) // step + 1
@@ -127,12 +137,14 @@ def source_quality(probes: pd.DataFrame, by=STREAM_KEYS) -> pd.DataFrame:
     over the whole capture; probes the capture could not judge (outcome unknown) are not counted."""
     by = list(by)
     judged = ~outcome_codes(probes, ["unknown"])
-    p = probes if judged.all() else probes[judged]
-    inner = group_by(p, by + ["source"])
-    ok = outcome_codes(p, ANSWERED)
+    rows = None if judged.all() else np.flatnonzero(judged)
+    inner = groups_of(probes, by + ["source"])
+    ok, rtt = outcome_codes(probes, ANSWERED), floats_of(probes, "rtt_us")
+    if rows is not None:
+        inner, ok, rtt = inner.subset(rows), ok[rows], rtt[rows]
     answered = np.bincount(inner.gid[ok], minlength=inner.n)
-    st = cell_stats(inner.gid, p["rtt_us"].to_numpy("float64", na_value=np.nan), inner.n, (0.5, 0.95))
-    out = inner.keys(p, by + ["source"])
+    st = cell_stats(inner.gid, rtt, inner.n, (0.5, 0.95))
+    out = inner.keys(probes, by + ["source"], inner.first if rows is None else rows[inner.first])
     out["sent"] = inner.size.astype(np.int64)
     out["answered"] = answered.astype(np.int64)
     out["rtt_median_us"] = st[0.5]

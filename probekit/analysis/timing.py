@@ -1,15 +1,18 @@
 """Inter-arrival timing of probes: rate, jitter, dominant period, bursts and gaps (where probing stopped).
 
-Vectorised over the probes table (one group-by, one sort, per-group statistics in one compiled pass);
-only the spectrum of each group's probe train (:func:`dominant_period_s`) is computed group by group.
+Vectorised over the probes table: the groups, their time order, the inter-arrivals and their medians
+are made once per table and shared by inter_arrivals, timing_summary and find_gaps (analysis._groups.
+table_cached); per-group statistics in one compiled pass each. Only the spectrum of each group's probe
+train (:func:`dominant_period_s`, an FFT: most of timing_summary's cost) is computed group by group.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..schema import GAP_KINDS, SOURCE_STREAM_KEYS
-from ._groups import cell_stats, group_by, group_time_order
+from ._groups import cell_stats, table_cached, time_order_of
 
 __all__ = ["inter_arrivals", "timing_summary", "find_gaps", "dominant_period_s"]
 _NS = 1_000_000_000
@@ -18,16 +21,31 @@ _GAP_KINDS = pd.CategoricalDtype(list(GAP_KINDS))
 
 def _sorted(probes: pd.DataFrame, by):
     """Groups, the row order by (group, time), and per sorted row: group, time, inter-arrival (ns, NaN
-    for a group's first probe)."""
-    g = group_by(probes, by)
-    ts = probes["ts_ns"].to_numpy(np.int64)
-    order = group_time_order(g, ts)
-    gs, tss = g.gid[order], ts[order]
-    ia = np.full(tss.size, np.nan)
-    if tss.size > 1:
-        same = gs[1:] == gs[:-1]
-        ia[1:] = np.where(same, (tss[1:] - tss[:-1]).astype(np.float64), np.nan)
-    return g, order, gs, tss, ia
+    for a group's first probe). Made once per table (read-only arrays: inter_arrivals, timing_summary
+    and find_gaps of a session share them)."""
+    by = tuple(by)
+
+    def make():
+        g, t = time_order_of(probes, by)
+        gs, tss = t.gs, t.ts
+        ia = np.full(tss.size, np.nan)
+        if tss.size > 1:
+            ia[1:] = tss[1:] - tss[:-1]
+            ia[t.start[g.size > 0]] = np.nan   # each group's first probe
+        ia.flags.writeable = False
+        return g, t.order, gs, tss, ia
+    return table_cached(probes, ("inter_arrivals", by), by + ("ts_ns",), make)
+
+
+def _median_ia(probes: pd.DataFrame, by, sorted_) -> np.ndarray:
+    """Median inter-arrival per group (ns), made once per table."""
+    g, _, gs, _, ia = sorted_
+
+    def make():
+        med = cell_stats(gs, ia, g.n, (0.5,))[0.5]
+        med.flags.writeable = False
+        return med
+    return table_cached(probes, ("ia_median", tuple(by)), tuple(by) + ("ts_ns",), make)
 
 
 def inter_arrivals(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
@@ -36,7 +54,7 @@ def inter_arrivals(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
     by = list(by)
     g, order, gs, tss, ia = _sorted(probes, by)
     out = g.keys(probes, by, order)
-    out["ts_ns"] = tss
+    out["ts_ns"] = tss.copy()
     out["ia_s"] = ia / _NS
     return pd.DataFrame(out, copy=False)
 
@@ -58,8 +76,9 @@ def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
     x = counts - counts.mean()
     n = 1 << int(np.ceil(np.log2(max(x.size, 2)) + 1))
     power = np.abs(np.fft.rfft(x, n)) ** 2
-    freqs = np.fft.rfftfreq(n, d=width / _NS)
-    lo = np.searchsorted(freqs, 1.0 / (span / _NS))  # at least one whole cycle in the capture
+    # the frequencies are k × step (np.fft.rfftfreq's rule, without its array)
+    step = 1.0 / (n * (width / _NS))
+    lo = _first_at_least(step, 1.0 / (span / _NS), power.size)  # at least one whole cycle in the capture
     if lo + 2 >= power.size:
         return float("nan")
     k = lo + int(np.argmax(power[lo:]))
@@ -67,10 +86,23 @@ def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
     if 0 < k < power.size - 1:
         a, b, c = power[k - 1], power[k], power[k + 1]
         d = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-        f = freqs[k] + d * (freqs[1] - freqs[0])
+        f = k * step + d * step
     else:
-        f = freqs[k]
+        f = k * step
     return float(1.0 / f) if f > 0 else float("nan")
+
+
+def _first_at_least(step: float, target: float, size: int) -> int:
+    """``np.searchsorted(np.arange(size) * step, target)``: the first k whose k × step >= target (size
+    if none), without the array."""
+    if not np.isfinite(target / step):
+        return size if target > 0 else 0
+    k = min(max(int(np.ceil(target / step)), 0), size)
+    while k > 0 and (k - 1) * step >= target:
+        k -= 1
+    while k < size and k * step < target:
+        k += 1
+    return k
 
 
 def find_gaps(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, factor: float = 5.0, min_gap_s: float = 0.0,
@@ -83,9 +115,11 @@ def find_gaps(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, factor: float = 5.0, 
 
 
 def _gaps(probes, by, factor, min_gap_s, span_ns, sorted_=None, med=None):
-    g, order, gs, tss, ia = sorted_ if sorted_ is not None else _sorted(probes, by)
+    if sorted_ is None:
+        sorted_ = _sorted(probes, by)
+    g, order, gs, tss, ia = sorted_
     if med is None:   # median inter-arrival per group, ns
-        med = cell_stats(gs, ia, g.n, (0.5,))[0.5]
+        med = _median_ia(probes, by, sorted_)
     limit = np.maximum(factor * med, min_gap_s * _NS)
     has2 = g.size >= 2
     inner = np.flatnonzero(ia > limit[gs] if ia.size else np.zeros(0, bool))   # index of the probe after
@@ -112,6 +146,47 @@ def _gaps(probes, by, factor, min_gap_s, span_ns, sorted_=None, med=None):
     return pd.DataFrame(out, copy=False), grp
 
 
+@njit(nogil=True)
+def _ia_moments(ia, start, end, med_s, burst_factor):
+    """Per group (rows ``start[g]:end[g]`` of the time-sorted inter-arrivals ``ia``, ns; NaN skipped):
+    count, mean (s), variance (s², n - 1), mean absolute deviation from the mean (ms), and bursts
+    (inter-arrivals under ``burst_factor`` × the median ``med_s``). Sums in row order, each value
+    divided as the vectorised formulas do (seconds first), so the results are theirs."""
+    n = start.size
+    count = np.zeros(n, np.int64)
+    mean = np.full(n, np.nan)
+    var = np.full(n, np.nan)
+    mad = np.full(n, np.nan)
+    bursts = np.zeros(n, np.int64)
+    for g in range(n):
+        b, e = start[g], end[g]
+        total = 0.0
+        c = 0
+        for i in range(b, e):
+            x = ia[i]
+            if not np.isnan(x):
+                total += x
+                c += 1
+        count[g] = c
+        if c == 0:
+            continue
+        m = total / c / 1e9
+        mean[g] = m
+        sq, ab = 0.0, 0.0
+        lim = burst_factor * med_s[g]
+        for i in range(b, e):
+            x = ia[i]
+            if not np.isnan(x):
+                d = x / 1e9 - m
+                sq += d * d
+                ab += abs(d)
+                if x / 1e9 < lim:
+                    bursts[g] += 1
+        var[g] = sq / (c - 1) if c > 1 else np.nan
+        mad[g] = ab / c * 1e3
+    return count, mean, var, mad, bursts
+
+
 def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: float = 5.0, burst_factor: float = 0.25,
                    span_ns: tuple[int, int] | None = None) -> pd.DataFrame:
     """Per group (schema.TIMING_SUMMARY): probes, rate, inter-arrival median/mean, jitter as
@@ -121,22 +196,17 @@ def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: floa
     by = list(by)
     sorted_ = _sorted(probes, by)
     g, order, gs, tss, ia = sorted_
-    ia_s = ia / _NS
-    st_ns = cell_stats(gs, ia, g.n, (0.5,))   # one sort: the median serves the gaps and the summary
-    gaps, gap_grp = _gaps(probes, by, gap_factor, 0.0, span_ns, sorted_, med=st_ns[0.5])
-    st = {"count": st_ns["count"], 0.5: st_ns[0.5] / _NS, "mean": st_ns["mean"] / _NS}
+    med_ns = _median_ia(probes, by, sorted_)   # the median serves the gaps and the summary
+    gaps, gap_grp = _gaps(probes, by, gap_factor, 0.0, span_ns, sorted_, med=med_ns)
     n = g.size
-    med, mean = st[0.5], st["mean"]
-    dev = ia_s - mean[gs] if gs.size else ia_s
+    end = np.cumsum(n)
+    first, last = end - n, end - 1
+    med = med_ns / _NS
+    count, mean, var, mad, bursts = _ia_moments(ia, first, end, med, burst_factor)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = cell_stats(gs, dev * dev, g.n)["sum"] / (st["count"] - 1)
-        mad = cell_stats(gs, np.abs(dev), g.n)["mean"] * 1e3
-        first = np.searchsorted(gs, np.arange(g.n), "left")
-        last = np.searchsorted(gs, np.arange(g.n), "right") - 1
         span = (tss[last] - tss[first]) / _NS if g.n else np.zeros(0)
         rate = np.where(span > 0, (n - 1) / np.where(span > 0, span, 1), np.nan)
-    std = np.where(st["count"] > 1, np.sqrt(var) * 1e3, np.nan)
-    bursts = np.bincount(gs[ia_s < burst_factor * med[gs]], minlength=g.n) if gs.size else np.zeros(0, np.int64)
+    std = np.where(count > 1, np.sqrt(var) * 1e3, np.nan)
     ngaps = np.bincount(gap_grp, minlength=g.n)
     longest = np.zeros(g.n)
     if gap_grp.size:
