@@ -377,6 +377,36 @@ class _LazyPayloads:
         data, offsets = payload_buffer(t)
         return data, offsets, np.arange(len(rows), dtype=np.int64)
 
+    def request_rows(self, rows: np.ndarray, ts_ns: np.ndarray) -> pd.DataFrame:
+        """A packets table of these requests' rows: what ``fingerprint_from(packets=)`` reads of them (where
+        their payload bytes are, their time)."""
+        t = pd.DataFrame({"payload_off": self.off[rows], "payload_caplen": self.caplen[rows], "ts_ns": ts_ns})
+        t.attrs["path"] = self.path
+        return t
+
+
+def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, payloads) -> pd.DataFrame:
+    """``fingerprint_from`` given the request rows it reads of a packets table, as the in-memory session's
+    ``fingerprint(packets, ...)``: each stream's first request (its payload's layout) — and every request
+    when a tracer's UDP ports make one stream (its verdict is made again over the merged stream). The probes
+    are renumbered (``request_frame``: the row of that small table, + 1); it reads frame numbers only as
+    row positions of the packets table, and the renumbered column never leaves this function."""
+    if not hasattr(payloads, "request_rows") or not len(probes):
+        return _fp.fingerprint_from(probes, req, verdicts=verdicts, balance=balance)
+    n = len(probes)
+    _, span = _streams.tracer_ports(probes, req["ttl"].to_numpy("float64", na_value=np.nan))
+    if (span > 1).any():
+        rows = np.arange(n)
+        frame = rows + 1
+    else:   # the first row of each (finest) stream: the first of every stream fingerprint_from groups
+        rows = np.flatnonzero(~probes.duplicated(list(SOURCE_STREAM_KEYS)).to_numpy())
+        frame = np.ones(n, np.int64)
+        frame[rows] = np.arange(1, rows.size + 1)
+    packets = payloads.request_rows(rows, probes["ts_ns"].to_numpy("int64")[rows])
+    renumbered = probes.copy(deep=False)
+    renumbered["request_frame"] = frame.astype(probes["request_frame"].dtype)
+    return _fp.fingerprint_from(renumbered, req, verdicts=verdicts, balance=balance, packets=packets)
+
 
 @dataclass
 class ChunkedResult:
@@ -593,7 +623,7 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
                          req["payload_caplen"].to_numpy("int64", na_value=0))
     known = {"payload_verdicts": payload.payload_verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
              "balance": sources.balance_test(all_probes)}
-    fp = _fp.fingerprint_from(all_probes, req, verdicts=known["payload_verdicts"], balance=known["balance"])
+    fp = _fingerprints(all_probes, req, known["payload_verdicts"], known["balance"], lazy)
     slim = _slim_packets(all_probes, req, segments)
     slim.attrs.update(rare_rows.attrs)
     st = _streams.streams(slim, all_probes, fp, overrides=overrides or None)
@@ -720,6 +750,5 @@ def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | 
     if want & {"payload_verdicts", "fingerprints"} and "payload_verdicts" not in out:
         out["payload_verdicts"] = payload.payload_verdicts(probes, payloads)
     if "fingerprints" in want:
-        out["fingerprints"] = _fp.fingerprint_from(probes, req, verdicts=out["payload_verdicts"],
-                                                   balance=out["balance"])
+        out["fingerprints"] = _fingerprints(probes, req, out["payload_verdicts"], out["balance"], payloads)
     return {k: v for k, v in out.items() if k in want}
