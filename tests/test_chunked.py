@@ -241,3 +241,20 @@ def test_chunked_tool_labels_on_the_tools_recordings(rel):
         assert_same(res.probes, cap.probes, "probes")
         assert_same(res.tables["streams"], cap.streams, "streams")
         assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
+
+
+@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/lab/lab-healthy.pcap"])
+def test_payload_verdicts_stream_by_stream(rel, monkeypatch):
+    """Verdicts made a few streams at a time (as on a huge capture: memory for the largest stream) are the
+    in-memory session's, rows in its order."""
+    path = ROOT / rel
+    cap = in_memory(path)
+    assert len(cap.payload_verdicts) > 2
+    monkeypatch.setattr(C, "VERDICT_ROWS", 5)
+    calls = []
+    real = C.payload.payload_verdicts
+    monkeypatch.setattr(C.payload, "payload_verdicts", lambda p, *a, **k: calls.append(len(p)) or real(p, *a, **k))
+    res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
+    assert len(calls) >= len(cap.payload_verdicts) and max(calls) < len(cap.all_probes), "made in pieces"
+    for name in ("payload_verdicts", "fingerprints", "streams"):
+        assert_same(res.tables[name], getattr(cap, name), name)
