@@ -11,8 +11,12 @@ Then ``probekit report --chunked always`` and ``probekit metrics --chunked alway
 the peak of the largest one), beside the same report on the 1 M file in memory and chunked (the ratios
 say what the chunked path costs per packet).
 
-    python benchmarks/bench_chunked.py [--copies 50] [--chunk 2000000] [--out /tmp/probekit-50M.pcap]
-                                       [--no-report]
+    python benchmarks/bench_chunked.py [--copies 50] [--chunk 1000000] [--out /tmp/probekit-50M.pcap]
+                                       [--no-report] [--compare]
+
+``--compare``: also ``probekit metrics --chunked always`` against ``--chunked never`` (the in-memory
+session: the packets table read whole) on the big file, output compared (text equal), with both times
+and peaks — for a size where the in-memory path fits (10 M packets: about 8 GB).
 """
 from __future__ import annotations
 
@@ -70,11 +74,11 @@ def child(path: str, chunk: int) -> None:
                           periods=len(per), sent=int(per["sent"].sum()))))
 
 
-def tree_run(cmd: list[str]) -> dict:
+def tree_run(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
     """Run ``cmd``; its wall time, the peak of its process tree's summed RSS and of its largest process."""
     import psutil
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
     root = psutil.Process(p.pid)
     peak = largest = 0
     while p.poll() is None:
@@ -120,12 +124,16 @@ def expected(src: Path, copies: int):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=50)
-    ap.add_argument("--chunk", type=int, default=2_000_000)
+    ap.add_argument("--chunk", type=int, default=None, help="packets per chunk (default: the driver's)")
     ap.add_argument("--out", default="/tmp/probekit-50M.pcap")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--child", nargs=2)
     ap.add_argument("--no-report", action="store_true", help="only the metrics walk")
+    ap.add_argument("--compare", action="store_true", help="metrics chunked vs in memory on the big file")
     a = ap.parse_args()
+    if a.chunk is None:
+        from probekit.drive.chunked import CHUNK_PACKETS
+        a.chunk = CHUNK_PACKETS
     if a.child:
         return child(a.child[0], int(a.child[1]))
     sys.path.insert(0, str(HERE))
@@ -167,6 +175,19 @@ def main():
             print(f"  beside probekit metrics --chunked always on {n / 1e6:.0f} M (stream selection, ICMP errors): "
                   f"{mm['seconds']:.1f} s, peak {mm['peak'] / gib:.2f} GiB; metrics --bounded: {r['seconds']:.1f} s, "
                   f"peak {r['peak'] / gib:.2f} GiB")
+        if a.compare:
+            outs = {}
+            for mode in ("always", "never"):
+                csv = Path(f"{out}.metrics-{mode}.csv")
+                with open(csv, "w") as f:
+                    rr = tree_run([sys.executable, "-m", "probekit", "metrics", str(out), "--chunked", mode, "--csv"],
+                                  stdout=f)
+                outs[mode] = csv.read_text()
+                csv.unlink()
+                print(f"  probekit metrics --chunked {mode}: {rr['seconds']:.1f} s, peak "
+                      f"{rr['peak'] / 2**30:.2f} GiB")
+            print(f"  same output chunked and in memory: {outs['always'] == outs['never']} "
+                  f"({outs['never'].count(chr(10)):,} lines)")
     finally:
         if not a.keep:
             for f in (out, Path(str(out) + ".periods.parquet"), Path(str(out) + ".probe_periods.parquet")):

@@ -349,7 +349,7 @@ def _cloudwatch_parsers(sub, analysis_opts) -> None:
                     help="walk each capture in chunks without holding its packets table (auto: plain files over "
                          "2 GiB); the notebooks' packet-level sections are then skipped")
     sp.add_argument("--chunk-packets", type=int, default=None, metavar="N",
-                    help="packets per chunk on the chunked path (default 2,000,000)")
+                    help="packets per chunk on the chunked path (default 1,000,000)")
     sp.set_defaults(func=_cmd_report)
 # ---------------------------------------------------------------- end of the CloudWatch block
 

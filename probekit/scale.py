@@ -8,7 +8,11 @@ run the analyses over that dataset with Dask, in bounded memory, with the in-mem
   dataset readable (readers skip hidden files) and re-running converts only what is missing.
 - ``dataset_probes(out_dir, scheduler=None)``: probe matching per file on Dask workers, then the probes
   a file could not judge (their reply is in the next file) are matched against the next files'
-  orphan replies, so a probe split by rotation counts as it does in memory. ``scheduler`` is None
+  orphan replies, so a probe split by rotation counts as it does in memory. UDP has no identity in its
+  replies but the 4-tuple (a reply or port unreachable takes the seq of the latest request on it, and
+  the 4-tuple's first sender is its client): each file is matched on a window starting with the
+  previous file's UDP datagrams and destination unreachables of the last 121 s, and the UDP probes of
+  that tail, judged there, replace the previous file's. ``scheduler`` is None
   (a LocalCluster), "synchronous", or a ``distributed`` scheduler address ("tcp://host:8786").
 """
 from __future__ import annotations
@@ -177,20 +181,80 @@ def _load_partition(path: Path) -> pd.DataFrame:
     return df
 
 
-def _partition_probes(path: str, timeout_s: float, vantage: str):
+_HOLD_NS = int((120.0 + 1.0) * 1e9)
+"""How far back into the previous file a file's UDP window reaches: match_probes' default reply window
+(120 s) and 1 s, as the chunked driver's hold."""
+
+
+def _udp_tail(prev: str | None, first_ns: int | None) -> pd.DataFrame | None:
+    """The previous file's UDP datagrams (and ICMP/ICMPv6 destination unreachables: the port unreachables
+    they drew there) of the last ``_HOLD_NS`` before ``first_ns`` (few rows): a UDP reply or the
+    destination's port unreachable at the top of a file meets its request there, and the side that sent a
+    4-tuple's first datagram stays its client (protocol.udp_flow_roles) across the seam."""
+    if prev is None or first_ns is None:
+        return None
+    t = _load_partition(Path(prev))
+    ts = t["ts_ns"].to_numpy("int64", na_value=np.iinfo(np.int64).min)
+    proto = t["ip_proto"].to_numpy("int64", na_value=-1)
+    typ = t["icmp_type"].to_numpy("int64", na_value=-1)
+    unreachable = ((proto == 1) & (typ == 3)) | ((proto == 58) & (typ == 1))   # the refusals they drew
+    m = ((proto == 17) | unreachable) & (ts >= first_ns - _HOLD_NS) & (ts <= first_ns)
+    return t[m] if m.any() else None
+
+
+def _prepend(carry: pd.DataFrame, packets: pd.DataFrame) -> pd.DataFrame:
+    """carry then packets as one table, addresses on one category list, frames numbered 1.. (the window's)."""
+    from pandas.api.types import union_categoricals
+    cats = union_categoricals([carry["src"], carry["dst"], packets["src"], packets["dst"]]).categories
+    parts = [t.assign(src=t["src"].cat.set_categories(cats), dst=t["dst"].cat.set_categories(cats))
+             for t in (carry, packets)]
+    out = pd.concat(parts, ignore_index=True)
+    out["frame"] = np.arange(1, len(out) + 1, dtype=out["frame"].dtype)
+    out.attrs = packets.attrs
+    return out
+
+
+def _partition_probes(path: str, prev: str | None, timeout_s: float, vantage: str):
+    """One file's probes and orphan replies; with ``prev`` (the file before it), matched on a window that
+    starts with the previous file's UDP tail (``_udp_tail``). The UDP probes whose request is in that tail
+    are returned apart (their outcome as this file's packets decide it: they replace the previous file's),
+    frames in the previous file's numbering; what this file's own rows give keeps this file's numbering."""
     from .analysis.match import match_probes
     packets = _load_partition(Path(path))
+    ts = packets["ts_ns"].dropna()
+    carry = _udp_tail(prev, int(ts.min()) if len(ts) else None)
+    n_carry = 0
+    if carry is not None:
+        orig = np.concatenate([carry["frame"].to_numpy("int64"), packets["frame"].to_numpy("int64")])
+        n_carry = len(carry)
+        packets = _prepend(carry, packets)
     probes, orphans = match_probes(packets, timeout_s=timeout_s, vantage=vantage, keep_orphans=True)
+    capture = Path(path).parent.name.split("=", 1)[1]
     keep = probes.assign(source=probes["source"].astype(str), destination=probes["destination"].astype(str),
-                         capture=Path(path).parent.name.split("=", 1)[1])
-    return keep, orphans, probes.attrs.get("vantage")
+                         capture=capture)
+    carried = keep.iloc[:0]
+    if n_carry:
+        for c in ("request_frame", "reply_frame", "reset_frame"):   # window frames -> each file's own
+            na = keep[c].isna().to_numpy()
+            f = keep[c].to_numpy("int64", na_value=1)
+            keep[c] = pd.array(orig[f - 1], dtype=keep[c].dtype)
+            if na.any():
+                keep.loc[na, c] = pd.NA
+        req = probes["request_frame"].to_numpy("int64")
+        old = req <= n_carry
+        carried = keep[old & (probes["protocol"] == "udp").to_numpy()].reset_index(drop=True)
+        keep = keep[~old].reset_index(drop=True)
+        of = orphans["frame"].to_numpy("int64")
+        orphans = orphans[of > n_carry].assign(frame=orig[of[of > n_carry] - 1]).reset_index(drop=True)
+    return keep, orphans, probes.attrs.get("vantage"), carried
 
 
 def dataset_probes(out_dir, *, timeout_s: float = 1.0, vantage: str = "auto", scheduler=None) -> pd.DataFrame:
     """The probes table of a whole dataset, computed per file on Dask and stitched across files."""
     import dask
     files = [str(f) for f in dataset_files(out_dir)]
-    tasks = [dask.delayed(_partition_probes)(f, timeout_s, vantage) for f in files]  # for the synchronous path
+    prevs = [None, *files[:-1]]
+    tasks = [dask.delayed(_partition_probes)(f, p, timeout_s, vantage) for f, p in zip(files, prevs)]
     if scheduler == "synchronous":
         results = dask.compute(*tasks, scheduler="synchronous")
     else:
@@ -198,11 +262,12 @@ def dataset_probes(out_dir, *, timeout_s: float = 1.0, vantage: str = "auto", sc
         if scheduler is None:
             with LocalCluster(n_workers=min(len(files), os.cpu_count() or 1), threads_per_worker=1,
                               processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
-                results = _gather_as_done(client, files, timeout_s, vantage)
+                results = _gather_as_done(client, files, prevs, timeout_s, vantage)
         else:
             with Client(scheduler) as client:
-                results = _gather_as_done(client, files, timeout_s, vantage)
-    probes = [r[0] for r in results]
+                results = _gather_as_done(client, files, prevs, timeout_s, vantage)
+    probes = [_replace_carried(r[0], results[i + 1][3] if i + 1 < len(results) else None)
+              for i, r in enumerate(results)]
     orphans = [r[1].assign(file_index=i) for i, r in enumerate(results)]
     probes = _stitch(probes, orphans, timeout_s)
     probes.attrs.update(vantage=results[0][2] if results else vantage, timeout_s=timeout_s,
@@ -210,11 +275,30 @@ def dataset_probes(out_dir, *, timeout_s: float = 1.0, vantage: str = "auto", sc
     return probes
 
 
-def _gather_as_done(client, files, timeout_s, vantage) -> list:
+def _replace_carried(own: pd.DataFrame, carried: pd.DataFrame | None) -> pd.DataFrame:
+    """A file's probes with its UDP probes re-judged by the next file's window (same request frame)."""
+    if carried is None or not len(carried):
+        return own
+    udp = (own["protocol"] == "udp").to_numpy()
+    frames = own["request_frame"].to_numpy("int64")
+    by_frame = dict(zip(carried["request_frame"].to_numpy("int64").tolist(), range(len(carried))))
+    rows = [(i, by_frame[f]) for i, f in enumerate(frames.tolist()) if udp[i] and f in by_frame]
+    if not rows:
+        return own
+    out = own.copy()
+    mine, theirs = (np.array(x, np.int64) for x in zip(*rows))
+    new = carried.iloc[theirs].assign(capture=own["capture"].iloc[mine].to_numpy())
+    new.index = out.index[mine]
+    for c in out.columns:
+        out.loc[new.index, c] = new[c]
+    return out
+
+
+def _gather_as_done(client, files, prevs, timeout_s, vantage) -> list:
     """Collect each file's result as soon as it is done and release it on the worker, so worker memory
     holds one partition at a time, not the whole dataset's results."""
     from distributed import as_completed
-    futures = client.map(_partition_probes, files, timeout_s=timeout_s, vantage=vantage, pure=False)
+    futures = client.map(_partition_probes, files, prevs, timeout_s=timeout_s, vantage=vantage, pure=False)
     index = {f.key: i for i, f in enumerate(futures)}
     results = [None] * len(files)
     for fut in as_completed(futures):

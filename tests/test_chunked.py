@@ -226,14 +226,35 @@ def test_per_probe_figures_draw_a_stated_stretch_of_a_chunked_capture(monkeypatc
     assert mem.plot_probes is mem.probes and mem.plot_window_note() is None
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: fingerprint_from reads a stream's payload layout from its first "
-                   "request's bytes only given the whole packets table; the chunked walk judges it by the verdict's "
-                   "fill (docs/notes/chunked-report.md)")
-def test_chunked_tool_labels_on_the_tools_recordings():
-    """The lab's recordings of ping tools: kinds and probes agree; the tool label should too."""
-    path = ROOT / "captures" / "tools" / "busybox-ping.pcap"
+TOOLS = sorted(r for r in SHIPPED if r.startswith("captures/tools/"))
+
+
+@pytest.mark.parametrize("rel", TOOLS)
+def test_chunked_tool_labels_on_the_tools_recordings(rel):
+    """The lab's recordings of each tool (a few frames each): walked 3 and 1,000 packets at a time, the
+    probes, the streams (kind and tool) and the fingerprints (tool and evidence, read from each stream's
+    first request payload as in memory) are the in-memory session's."""
+    path = ROOT / rel
     cap = in_memory(path)
-    res = C.chunked_analyses(path, chunk_packets=3, window_bytes=1 << 12)
-    assert_same(res.probes, cap.probes, "probes")
-    assert list(res.tables["streams"]["kind"]) == list(cap.streams["kind"])
-    assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
+    for chunk in (3, 1000):
+        res = C.chunked_analyses(path, chunk_packets=chunk, window_bytes=1 << 12)
+        assert_same(res.probes, cap.probes, "probes")
+        assert_same(res.tables["streams"], cap.streams, "streams")
+        assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
+
+
+@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/lab/lab-healthy.pcap"])
+def test_payload_verdicts_stream_by_stream(rel, monkeypatch):
+    """Verdicts made a few streams at a time (as on a huge capture: memory for the largest stream) are the
+    in-memory session's, rows in its order."""
+    path = ROOT / rel
+    cap = in_memory(path)
+    assert len(cap.payload_verdicts) > 2
+    monkeypatch.setattr(C, "VERDICT_ROWS", 5)
+    calls = []
+    real = C.payload.payload_verdicts
+    monkeypatch.setattr(C.payload, "payload_verdicts", lambda p, *a, **k: calls.append(len(p)) or real(p, *a, **k))
+    res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
+    assert len(calls) >= len(cap.payload_verdicts) and max(calls) < len(cap.all_probes), "made in pieces"
+    for name in ("payload_verdicts", "fingerprints", "streams"):
+        assert_same(res.tables[name], getattr(cap, name), name)

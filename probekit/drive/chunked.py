@@ -30,14 +30,15 @@ Limits (the in-memory path is the reference): a request identity re-sent without
 than ``resend_window_s`` for longer than the window (nping re-sending one SYN for minutes) is split
 into one probe per window; records far out of time order (more than the carry) are matched as the
 window sees them; ``vantage='auto'`` is decided on the first window. Memory grows with the requests
-(about 100 bytes each for the probes table, 40 for their header columns) and with the TCP connections
-that carry data (one row per run of segments).
+(about 95 bytes each for the probes table, 33 for their header columns, 12 for where their payload is;
+a payload verdict's numbers take about 500 bytes a probe of the streams it is made for, so
+``VERDICT_ROWS`` at a time) and with the TCP connections that carry data (one row per run of segments).
 """
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -71,11 +72,13 @@ __all__ = [
     "chunked_probes",
 ]
 
-CHUNK_PACKETS = 2_000_000
-"""Packets per chunk by default (about 250 MB of packets table)."""
+CHUNK_PACKETS = 1_000_000
+"""Packets per chunk by default (about 125 MB of packets table; the walk's memory grows with it)."""
 CHUNKED_FILE_BYTES = 2 << 30
 """Files larger than this are worth the chunked path (what ``open_capture`` can use to pick it)."""
-WINDOW_BYTES = 256 << 20
+WINDOW_BYTES = 128 << 20
+OTHER_CHUNK_PACKETS = 500_000
+"""Packets per chunk of the other-traffic walk at most (a frame's kind does not depend on the chunk)."""
 _NS = 1_000_000_000
 _REQ_COLS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_off", "payload_caplen", "payload_len",
              "tcp_flags", "ip_proto", "dport")
@@ -141,9 +144,11 @@ def _pcap_chunks(path, chunk_packets, window_bytes):
         attrs = None
         while True:
             f.seek(pos)
-            body = f.read(window_bytes)
-            eof = pos + len(body) >= size
-            buf = np.frombuffer(header + body, np.uint8)
+            room = bytearray(24 + min(window_bytes, max(size - pos, 0)))   # header + window, read in place
+            room[:24] = header
+            got = f.readinto(memoryview(room)[24:])
+            eof = pos + got >= size
+            buf = np.frombuffer(room, np.uint8)[:24 + got]
             idx = index_frames(buf, path)
             n = len(idx)
             stop = idx.stop
@@ -209,11 +214,61 @@ def _sorted_addresses(addrs) -> list[str]:
     return v4 + v6
 
 
-@dataclass
-class _ProbeParts:
-    """Probes kept so far, batch by batch, with their request packet's columns."""
-    probes: list = field(default_factory=list)
-    req: list = field(default_factory=list)
+class _Columns:
+    """Batches of one table kept column by column (each column of each batch its own array) and joined one
+    column at a time at the end: memory for the table and one column, never two copies of the table. The
+    address columns (``categorical``) are joined on the sorted list of the addresses the batches use."""
+
+    def __init__(self, categorical=()):
+        self.categorical = tuple(categorical)
+        self.cols: dict[str, list] = {}
+        self.attrs: list[dict] = []
+        self.rows = 0
+
+    def __len__(self):
+        return len(self.attrs)
+
+    def add(self, df: pd.DataFrame) -> None:
+        if not self.cols:
+            self.cols = {c: [] for c in df.columns}
+        for c in df.columns:      # a copy per column: a batch's 2-D blocks are freed with the batch
+            self.cols[c].append(df[c].array.copy())
+        self.attrs.append(dict(df.attrs))
+        self.rows += len(df)
+
+    def table(self, order: np.ndarray | None = None) -> pd.DataFrame:
+        """The batches as one table (rows taken in ``order``), emptying this accumulator."""
+        out = {}
+        for c in list(self.cols):
+            arrs = self.cols.pop(c)
+            if c in self.categorical:
+                cats = _sorted_addresses(set().union(*(set(a.categories) for a in arrs)))
+                index = pd.Index(cats, dtype=object)
+                codes = []
+                while arrs:
+                    a = arrs.pop(0)
+                    m = index.get_indexer(a.categories.astype(object)).astype(np.int64)
+                    k = a.codes.astype(np.int64)
+                    codes.append(np.where(k >= 0, m[np.maximum(k, 0)], -1))
+                k = np.concatenate(codes)
+                del codes
+                col = pd.Categorical.from_codes(k if order is None else k[order], categories=cats)
+                col = col.remove_unused_categories()
+            else:
+                joined = arrs[0]._concat_same_type(arrs) if hasattr(arrs[0], "_concat_same_type") \
+                    else np.concatenate(arrs)
+                del arrs
+                col = joined if order is None else joined.take(order)
+            out[c] = col
+        t = pd.DataFrame(out, copy=False)
+        first = self.attrs[0] if self.attrs else {}
+        t.attrs = dict(first) if all(a == first for a in self.attrs) else {}   # as pd.concat keeps them
+        self.attrs = []
+        return t
+
+
+def _identity(order: np.ndarray) -> bool:
+    return bool(order.size < 2 or (np.diff(order) == 1).all())
 
 
 def _iter_final_probes(chunks, timeout_s, vantage, resend_window_s, reply_window_s):
@@ -356,26 +411,108 @@ class _LazyPayloads:
 
     def __init__(self, path: str, off: np.ndarray, caplen: np.ndarray):
         self.path = path
-        self.off = off
-        self.caplen = caplen
-        n = np.where(off >= 0, caplen, 0)
-        self._lengths = n.astype(np.int64)
+        self.off = off                                  # int64, -1: no payload
+        self.caplen = caplen.astype(np.int32, copy=False)
 
     def __len__(self):
         return self.off.size
 
     @property
     def lengths(self):
-        return self._lengths
+        """Payload bytes of each request (int64, made on each use: 12 bytes a request are kept, not 20)."""
+        return np.where(self.off >= 0, self.caplen, 0).astype(np.int64)
 
     def piece(self, rows):
         from ..capture.payloads import payload_buffer
         t = pd.DataFrame({"payload_off": pd.array(np.where(self.off[rows] >= 0, self.off[rows], 0), dtype="Int64"),
-                          "payload_caplen": pd.array(self._lengths[rows].astype(np.int32), dtype="Int32")})
+                          "payload_caplen": pd.array(np.where(self.off[rows] >= 0, self.caplen[rows], 0)
+                                                     .astype(np.int32), dtype="Int32")})
         t.loc[self.off[rows] < 0, "payload_off"] = pd.NA
         t.attrs["path"] = self.path
         data, offsets = payload_buffer(t)
         return data, offsets, np.arange(len(rows), dtype=np.int64)
+
+    def subset(self, rows: np.ndarray) -> _LazyPayloads:
+        """The payloads of these rows only."""
+        return _LazyPayloads(self.path, self.off[rows], self.caplen[rows])
+
+    def request_rows(self, rows: np.ndarray, ts_ns: np.ndarray) -> pd.DataFrame:
+        """A packets table of these requests' rows: what ``fingerprint_from(packets=)`` reads of them (where
+        their payload bytes are, their time)."""
+        t = pd.DataFrame({"payload_off": self.off[rows], "payload_caplen": self.caplen[rows], "ts_ns": ts_ns})
+        t.attrs["path"] = self.path
+        return t
+
+
+VERDICT_ROWS = 2_000_000
+"""Payload verdicts are made for streams of about this many probes at a time (``_verdicts``)."""
+
+
+def _stream_numbers(probes: pd.DataFrame, by) -> np.ndarray | None:
+    """Each probe's stream as one int64 in ``groupby(by, observed=True, dropna=False)``'s order (category
+    order, <NA> last), or None when a key column is neither categorical nor a 16-bit port."""
+    packed = np.zeros(len(probes), np.int64)
+    for c in by:
+        col = probes[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            size = len(col.cat.categories) + 1
+            k = col.cat.codes.to_numpy(np.int64)
+            k = np.where(k < 0, size - 1, k)
+        elif str(col.dtype) in ("UInt16", "uint16"):
+            size, k = 65537, col.to_numpy("int64", na_value=65536)
+        else:
+            return None
+        packed = packed * size + k
+    return packed
+
+
+def _verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
+    """``payload.payload_verdicts(probes, payloads, by)`` made for a few streams at a time (about
+    ``VERDICT_ROWS`` probes): a verdict reads only its own stream's payloads, and its per-payload numbers
+    take memory per probe, so a huge capture's verdicts need the memory of its largest stream, not of
+    every probe. Rows in the verdict table's order (the streams' groupby order)."""
+    key = _stream_numbers(probes, by) if len(probes) > VERDICT_ROWS and hasattr(payloads, "subset") else None
+    if key is None:
+        return payload.payload_verdicts(probes, payloads, by=by)
+    keys = probes[[*by, "ts_ns"]]                  # what a verdict reads of the probes (not a copy)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    del key
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    del ks
+    bounds = np.r_[starts, len(order)]
+    parts, lo = [], 0
+    while lo < len(starts):          # consecutive streams up to VERDICT_ROWS probes (one stream at least)
+        hi = lo + 1
+        while hi < len(starts) and bounds[hi + 1] - bounds[lo] <= VERDICT_ROWS:
+            hi += 1
+        rows = np.sort(order[bounds[lo]:bounds[hi]])
+        parts.append(payload.payload_verdicts(keys.iloc[rows], payloads.subset(rows), by=by))
+        lo = hi
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, payloads) -> pd.DataFrame:
+    """``fingerprint_from`` given the request rows it reads of a packets table, as the in-memory session's
+    ``fingerprint(packets, ...)``: each stream's first request (its payload's layout) — and every request
+    when a tracer's UDP ports make one stream (its verdict is made again over the merged stream). The probes
+    are renumbered (``request_frame``: the row of that small table, + 1); it reads frame numbers only as
+    row positions of the packets table, and the renumbered column never leaves this function."""
+    if not hasattr(payloads, "request_rows") or not len(probes):
+        return _fp.fingerprint_from(probes, req, verdicts=verdicts, balance=balance)
+    n = len(probes)
+    _, span = _streams.tracer_ports(probes, req["ttl"].to_numpy("float64", na_value=np.nan))
+    if (span > 1).any():
+        rows = np.arange(n)
+        frame = rows + 1
+    else:   # the first row of each (finest) stream: the first of every stream fingerprint_from groups
+        rows = np.flatnonzero(~probes.duplicated(list(SOURCE_STREAM_KEYS)).to_numpy())
+        frame = np.ones(n, np.int64)
+        frame[rows] = np.arange(1, rows.size + 1)
+    packets = payloads.request_rows(rows, probes["ts_ns"].to_numpy("int64")[rows])
+    renumbered = probes.copy(deep=False)
+    renumbered["request_frame"] = frame.astype(probes["request_frame"].dtype)
+    return _fp.fingerprint_from(renumbered, req, verdicts=verdicts, balance=balance, packets=packets)
 
 
 @dataclass
@@ -498,7 +635,8 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
             per["periods"] = _Periods(period_s, SOURCE_STREAM_KEYS)
         if "probe_periods" in analyses:
             per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
-    parts = _ProbeParts()
+    kept_probes = _Columns(("source", "destination"))
+    kept_req = _Columns()
     rare: list[pd.DataFrame] = []
     segments: list[pd.DataFrame] = []
     n_packets, first_ns, last_ns, n_chunks = 0, None, None, 0
@@ -530,8 +668,9 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         for acc in per.values():
             acc.add(kept, upper)
         if need_probes:
-            parts.probes.append(kept)
-            parts.req.append(req)
+            if len(kept) or not len(kept_probes):
+                kept_probes.add(kept)
+                kept_req.add(req)
             r = _rare_rows(chunk)
             if len(r):
                 rare.append(r)
@@ -546,13 +685,16 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
     span = (first_ns or 0, last_ns or 0)
     for name, acc in per.items():
         tables[name] = acc.table(cats)
-    if need_probes and parts.probes:
-        probes = _unify(parts.probes)
-        req = pd.concat(parts.req, ignore_index=True)
-        order = np.lexsort((probes["request_frame"].to_numpy(), probes["ts_ns"].to_numpy()))
-        probes = probes.iloc[order].reset_index(drop=True)
-        req = req.iloc[order].reset_index(drop=True)
-        parts = _ProbeParts()
+    if need_probes and len(kept_probes):
+        # the in-memory order: by time, then request frame (the batches come in time order: mostly as they are)
+        ts0 = np.concatenate([np.asarray(a, np.int64) for a in kept_probes.cols["ts_ns"]])
+        fr0 = np.concatenate([np.asarray(a, np.int64) for a in kept_probes.cols["request_frame"]])
+        order = np.lexsort((fr0, ts0))
+        del ts0, fr0
+        order = None if _identity(order) else order
+        probes = kept_probes.table(order)
+        req = kept_req.table(order)
+        del order
         assert tuple(probes.columns) == PROBE_COLUMNS
         probes.attrs.update(vantage=pattrs.get("vantage"), timeout_s=timeout_s, capture_end_ns=span[1], path=path)
         rare_rows = _concat_many(rare) if rare else _empty_packets(path)
@@ -590,10 +732,11 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     del probes
     icmp_errors = _err.icmp_errors(rare_rows, all_probes)
     lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
-                         req["payload_caplen"].to_numpy("int64", na_value=0))
-    known = {"payload_verdicts": payload.payload_verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
+                         req["payload_caplen"].to_numpy("int32", na_value=0))
+    req = req.drop(columns=["payload_off"])       # the payloads know where their bytes are: one copy
+    known = {"payload_verdicts": _verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
              "balance": sources.balance_test(all_probes)}
-    fp = _fp.fingerprint_from(all_probes, req, verdicts=known["payload_verdicts"], balance=known["balance"])
+    fp = _fingerprints(all_probes, req, known["payload_verdicts"], known["balance"], lazy)
     slim = _slim_packets(all_probes, req, segments)
     slim.attrs.update(rare_rows.attrs)
     st = _streams.streams(slim, all_probes, fp, overrides=overrides or None)
@@ -609,11 +752,12 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
         chosen.attrs = {**all_probes.attrs, "stream_kinds": kinds}
         if not every:
             known = {}
-    # the chosen rows keep their order: find them by request frame (one probe per request frame)
-    rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
-                                  chosen["request_frame"].to_numpy("int64")))
-    req = req.iloc[rows].reset_index(drop=True)
-    lazy = _LazyPayloads(path, lazy.off[rows], lazy.caplen[rows])
+    if len(chosen) != len(all_probes):
+        # the chosen rows keep their order: find them by request frame (one probe per request frame)
+        rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
+                                      chosen["request_frame"].to_numpy("int64")))
+        req = req.iloc[rows].reset_index(drop=True)
+        lazy = lazy.subset(rows)
     dg = _dg.datagrams(rare_rows)
     return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
                                "rare_packets": rare_rows, "datagrams": dg, "_known": known}
@@ -636,7 +780,8 @@ def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = C
     last = np.full(n_k, np.iinfo(np.int64).min, np.int64)
     talkers: list[set] = [set() for _ in kinds]
     pairs: dict = {}
-    for chunk in chunk_source(path, chunk_packets, window_bytes):
+    # a frame's kind is its own (packet_kinds): small chunks cost nothing here and bound the walk's memory
+    for chunk in chunk_source(path, min(chunk_packets, OTHER_CHUNK_PACKETS), min(window_bytes, 64 << 20)):
         k = _streams.packet_kinds(chunk, streams).cat.codes.to_numpy("int64")
         m = k != probe
         if not m.any():
@@ -718,8 +863,7 @@ def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | 
     if "size_changes" in want:
         out["size_changes"] = sizes.size_changes(probes)
     if want & {"payload_verdicts", "fingerprints"} and "payload_verdicts" not in out:
-        out["payload_verdicts"] = payload.payload_verdicts(probes, payloads)
+        out["payload_verdicts"] = _verdicts(probes, payloads)
     if "fingerprints" in want:
-        out["fingerprints"] = _fp.fingerprint_from(probes, req, verdicts=out["payload_verdicts"],
-                                                   balance=out["balance"])
+        out["fingerprints"] = _fingerprints(probes, req, out["payload_verdicts"], out["balance"], payloads)
     return {k: v for k, v in out.items() if k in want}

@@ -207,6 +207,15 @@ class _LazyPayloads:
         data, offsets = payload_buffer(t)
         return data, offsets, np.arange(len(rows), dtype=np.int64)
 
+    def request_rows(self, rows: np.ndarray, ts_ns: np.ndarray) -> pd.DataFrame:
+        """A packets table of these requests' rows (their capture, where their payload bytes are, their
+        time): what ``fingerprint_from(packets=)`` reads of them (chunked._fingerprints)."""
+        t = pd.DataFrame({"capture": pd.Categorical.from_codes(self.paths[rows], categories=[str(i) for i in
+                                                                                         range(len(self.names))]),
+                          "payload_off": self.off[rows], "payload_caplen": self._lengths[rows], "ts_ns": ts_ns})
+        t.attrs["paths"] = {str(i): p for i, p in enumerate(self.names)}
+        return t
+
 
 def dataset_analyses(out_dir, *, period_s: int = 30, timeout_s: float = 1.0, vantage: str = "auto", scheduler=None,
                      analyses=DATASET_ANALYSES, resend_window_s: float = 30.0, reply_window_s: float = 120.0) -> dict:
