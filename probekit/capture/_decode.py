@@ -1112,21 +1112,34 @@ def _is_error(proto, t):
     return t >= 1 and t <= 4
 
 
-@njit(nogil=True)
+_PORT_LO = min(UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA, UDP_GRE, UDP_GTPC)
+_PORT_HI = max(UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA, UDP_GRE, UDP_GTPC)
+
+
+@njit(nogil=True, inline="always")
 def _is_tunnel_port(port):
+    """A UDP port of encaps.UDP_TUNNEL_PORTS (one range test first: most ports lie outside 2123-6081)."""
+    if port < _PORT_LO or port > _PORT_HI:
+        return False
     return (port == UDP_VXLAN or port == UDP_GENEVE or port == UDP_GTPU or port == UDP_TEREDO
             or port == UDP_AYIYA or port == UDP_GRE or port == UDP_GTPC)
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def _may_detect(buf, d, n):
-    """The first look of the AYIYA and Teredo protocol detections at n bytes of UDP payload at d."""
-    if n >= 3 and buf[d + 1] == 0x52 and buf[d + 2] == 0x11:
-        return True
-    if n < 40:
+    """Whether AYIYA's or Teredo's protocol detection takes the n bytes of UDP payload at d (n counted to
+    the frame's end: a superset of what _tunnel, bounded by the UDP length, opens). The whole Teredo test
+    and not a looser first look: a random first byte passes a look at the version nibble one time in 16
+    (QUIC short headers one in 4), and each such datagram would be decoded twice."""
+    if n < 3:
         return False
     b0 = np.int64(buf[d])
-    return (b0 >> 4) == 6 or (b0 == 0 and buf[d + 1] <= 1)
+    b1 = np.int64(buf[d + 1])
+    if b1 == 0x52 and buf[d + 2] == 0x11:
+        return True
+    if n < 40 or ((b0 >> 4) != 6 and (b0 != 0 or b1 > 1)):     # Teredo's own first look, inline
+        return False
+    return _teredo_detect(buf, d, n)
 
 
 @njit(nogil=True, inline="always")
@@ -1230,6 +1243,10 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
             else:
                 l3 = L3_OTHER
             if ra == RA_SRC and (not decap or depth >= MAX_DEPTH):
+                break
+            # _carrier's no is exact when the L4 header follows the fixed header (IPv4, IPv6 without
+            # extension headers): nothing to open, and UDP skips the tunnel detection a second time
+            if ra == RA_SRC and (l3 == L3_IPV4 or (l3 == L3_IPV6 and q == p + 40)):
                 break
             t, inner, ik, iet, tid, has, bad = _open(buf, q, end, l4len, proto, l3 == L3_IPV6)
             if t == T_NONE or bad != 0:
