@@ -563,7 +563,7 @@ def _aruba(ptype):
             or ptype == 0x9000)
 
 
-@njit(nogil=True, inline="always")
+@njit(nogil=True)
 def _gre(buf, q, end, lim):
     """A GRE header at q (IP protocol 47, or UDP port 4754, RFC 8086): the _tunnel tuple."""
     if q + 4 > end:
