@@ -20,8 +20,11 @@ masks most of them as XXXXXXXXXX.XXXXXX: then connections of one 5-tuple pair in
 to a few columns without the 5-tuple (``btest-diff-cut -m uid history service``) is compared as a
 multiset of the values it has. ``X`` (HIST_ANALYZER_LIMIT_REACHED, set by application analyzers) is
 removed from Zeek's history before comparing and counted. Outer tunnel connections (a conn.log row
-that is the tunnel_parent of another) are not rows of probekit's (the packets table holds the inner
-packet) and are counted apart.
+that is the tunnel_parent of another, or whose service is a tunnel protocol) are counted apart. The
+outer UDP connections of the tunnels the reader opened come from a second read with
+``decapsulate=False`` (the packets table holds the inner packet): Zeek logs them too, and those it does
+not mark as tunnels (GRE-in-UDP, a VXLAN datagram whose bad checksum stops Zeek before the tunnel) are
+compared like any other row.
 
 This is a measurement tool, not a CI test (CI has no mirror).
 """
