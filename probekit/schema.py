@@ -37,7 +37,7 @@ layer with another protocol;
 'none': nothing decodable, e.g. an unknown link type or a frame too short for its link header;
 'encrypted': the link layer hides its payload — MACsec with encryption, an 802.11 protected frame)."""
 
-TUNNEL_KINDS = ("none", "vxlan", "geneve", "gre", "erspan", "ipip", "6in4", "ip6ip6", "teredo", "gtpu")
+TUNNEL_KINDS = ("none", "vxlan", "geneve", "gre", "erspan", "ipip", "6in4", "ip6ip6", "teredo", "gtpu", "ayiya")
 """Values of ``tunnel``: the outermost encapsulation the decoder opened (see probekit.capture.encaps)."""
 
 SPARSE = "Sparse[float64, nan]"

@@ -93,6 +93,8 @@ WILD_TUNNELS = ["arkime__arkime/tests/pcap/vxlan.pcap", "arkime__arkime/tests/pc
                 "zeek__zeek/testing/btest/Traces/tunnels/4in4.pcap", "zeek__zeek/testing/btest/Traces/tunnels/4in6.pcap",
                 "zeek__zeek/testing/btest/Traces/tunnels/6in4.pcap", "zeek__zeek/testing/btest/Traces/tunnels/6in6in6.pcap",
                 "zeek__zeek/testing/btest/Traces/tunnels/geneve-arp.pcap",
+                "zeek__zeek/testing/btest/Traces/tunnels/ayiya-large-identity.pcap",
+                "zeek__zeek/testing/btest/Traces/tunnels/vxlan-encapsulated-igmp-v2.pcap",
                 "zeek__zeek/testing/btest/Traces/tunnels/geneve-ipv6.pcap",
                 "zeek__zeek/testing/btest/Traces/tunnels/gre-erspan3-dot1q.pcap",
                 "zeek__zeek/testing/btest/Traces/tunnels/gtp/gtp7_ipv6.pcap",

@@ -40,8 +40,8 @@ def _index() -> list[tuple[str, str]]:
 
 FILES = _index()
 KIND = dict(FILES)
-UDP_TUNNELS = ("vxlan", "geneve", "gtpu", "teredo")
-TUNNEL_PROTO = {"vxlan": 17, "geneve": 17, "gtpu": 17, "teredo": 17, "gre": 47, "erspan": 47, "ipip": 4,
+UDP_TUNNELS = ("vxlan", "geneve", "gtpu", "teredo", "ayiya")
+TUNNEL_PROTO = {"vxlan": 17, "geneve": 17, "gtpu": 17, "teredo": 17, "ayiya": 17, "gre": 47, "erspan": 47, "ipip": 4,
                 "6in4": 41, "ip6ip6": 41}
 FIELDS = ["frame.time_epoch", "frame.len", "frame.cap_len", "frame.interface_id", "ip.src", "ip.dst",
           "ipv6.src", "ipv6.dst", "ip.proto", "ipv6.nxt", "icmp.type", "icmp.code", "icmp.ident", "icmp.seq",
@@ -234,7 +234,7 @@ HDR_FIELDS = ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.proto", "ipv6.nxt"
 # encapsulations and payload samples tshark opens and probekit (on purpose) does not: their inner headers
 # appear in tshark's fields where probekit has none
 NOT_OPENED = ("l2tp", "pim", "sflow", "openflow", "nhrp", "gtpprime", "udp:mpls", "ipv6.routing:eth", "avsp",
-              "juniper", "6lowpan", "user_dlt", "ipcomp", "erf", "cisco-wids", "aruba_erm", "peekremote", "ayiya")
+              "juniper", "6lowpan", "user_dlt", "ipcomp", "erf", "cisco-wids", "aruba_erm", "peekremote")
 
 # (name, fields it explains, predicate over (df, protocols) -> frames, reason)
 RULES = [

@@ -50,6 +50,38 @@ def _gwlb_options(endpoint: int, attachment: int, cookie: int) -> bytes:
             + _geneve_option(0x0108, 3, cookie.to_bytes(4, "big")))
 
 
+def _ayiya(nh: int, id_code: int = 4, sig_words: int = 5) -> bytes:
+    """An AYIYA forward header (Zeek's AYIYA.cc layout): identity length code and type, signature length
+    (4-byte words) and hash method (0x52: 20 bytes, SHA-1), authentication method and opcode (0x11:
+    forward), next header, epoch time, then the identity and the signature."""
+    return (bytes([id_code << 4 | 1, sig_words << 4 | 2, 0x11, nh]) + b"\x5a\x00\x00\x01"
+            + b"\x20" * (1 << id_code) + b"\x33" * (4 * sig_words))
+
+
+LLC_IP = b"\xaa\xaa\x03\x00\x00\x00\x08\x00"
+ADDRS = b"\x02\x00\x00\x00\x00\x0a" + b"\x02\x00\x00\x00\x00\x0b" + b"\x02\x00\x00\x00\x00\x0c"
+
+
+def _wlan_qos(pkt, amsdu: bool = False) -> bytes:
+    """An 802.11 QoS data frame from the DS (Aruba's tunnels carry these) before an LLC/SNAP IPv4 packet."""
+    return b"\x88\x02\x00\x00" + ADDRS + b"\x00\x00" + (b"\x80\x00" if amsdu else b"\x00\x00") + \
+        (b"" if amsdu else LLC_IP + bytes(pkt))
+
+
+def _wlan_amsdu(pkts) -> bytes:
+    """An A-MSDU: subframes of DA, SA, length and an LLC/SNAP packet, each but the last padded to 4."""
+    out = _wlan_qos(None, amsdu=True)
+    for j, p in enumerate(pkts):
+        body = LLC_IP + bytes(p)
+        sub = ADDRS[:12] + len(body).to_bytes(2, "big") + body
+        out += sub + (b"\0" * (-len(sub) % 4) if j < len(pkts) - 1 else b"")
+    return out
+
+
+# an IPv6 packet from a Teredo address (2001:0::/32): what Zeek's Teredo detection finds on any UDP port
+TEREDO6 = IPv6(src="2001:0:4137:9e50:8000:f12a:b9c8:2815", dst="2001:db8:1::2", hlim=64) / \
+    ICMPv6EchoRequest(id=0x4321, seq=9, data=PAY)
+
 # name -> (frame, tunnel, tunnel_id, depth, inner packet, outer addresses, outer ttl)
 CASES = {
     "vxlan": (_eth(IP(**O4) / UDP(sport=49152, dport=4789) / VXLAN(vni=0x00ABCD) / INNER_ETH / ICMP4),
@@ -91,6 +123,21 @@ CASES = {
              "gtpu", 0x01020304, 1, ICMP4, O4),
     "gtpu-ext": (_eth(IP(**O4) / UDP(sport=2152, dport=2152) / GTP_U_Header(teid=99, E=1, next_ex=0x85)
                       / GTPPDUSessionContainer(type=1, QFI=5) / ICMP6), "gtpu", 99, 1, ICMP6, O4),
+    "gre-in-udp": (_eth(IP(**O4) / UDP(sport=50343, dport=4754) / GRE(key_present=1, key=21) / SYN),
+                   "gre", 21, 1, SYN, O4),
+    "erspan-ii-in-udp": (_eth(IP(**O4) / UDP(sport=4754, dport=4754) / GRE(proto=0x88BE, seqnum_present=1)
+                              / ERSPAN_II(session_id=44) / INNER_ETH / ICMP4), "erspan", 44, 1, ICMP4, O4),
+    "gre-aruba-amsdu": (_eth(IP(**O4) / GRE(proto=0x8210) / _wlan_amsdu([ICMP4, SYN])), "gre", None, 1, ICMP4, O4),
+    "gre-aruba": (_eth(IP(**O4) / GRE(proto=0x8300) / _wlan_qos(SYN)), "gre", None, 1, SYN, O4),
+    "ayiya": (_eth(IP(**O4) / UDP(sport=53859, dport=5072) / _ayiya(41) / ICMP6), "ayiya", None, 1, ICMP6, O4),
+    "ayiya-ipv4-from-5072": (_eth(IP(**O4) / UDP(sport=5072, dport=40000) / _ayiya(4, id_code=8) / SYN),
+                             "ayiya", None, 1, SYN, O4),
+    "ayiya-detected": (_eth(IP(**O4) / UDP(sport=40000, dport=40001) / _ayiya(41) / ICMP6), "ayiya", None, 1, ICMP6, O4),
+    "teredo-detected": (_eth(IP(**O4) / UDP(sport=3797, dport=32900) / TEREDO6), "teredo", None, 1, TEREDO6, O4),
+    "teredo-detected-origin": (_eth(IP(**O4) / UDP(sport=3797, dport=32900) / (b"\x00\x00" + b"\x9c\x3f"
+                                                                              + b"\xcb\x00\x71\x08") / ICMP6),
+                               "teredo", None, 1, ICMP6, O4),
+    "gtpu-on-2123": (_eth(IP(**O4) / UDP(sport=2123, dport=2123) / GTP_U_Header(teid=7) / ICMP4), "gtpu", 7, 1, ICMP4, O4),
     "gre-in-vxlan": (_eth(IP(**O4) / UDP(sport=49152, dport=4789) / VXLAN(vni=1) / INNER_ETH
                           / IP(src="192.0.2.1", dst="192.0.2.2") / GRE(key_present=1, key=2) / SYN),
                      "vxlan", 1, 2, SYN, O4),
@@ -159,10 +206,39 @@ def test_decapsulate_false_keeps_the_outer_headers(tmp_path, case):
 def test_udp_to_a_tunnel_port_that_is_no_tunnel_stays_udp(tmp_path):
     frames = [_eth(IP(**O4) / UDP(sport=2152, dport=2152) / GTP_U_Header(gtp_type=1, teid=0) / b"\0\0"),  # echo
               _eth(IP(**O4) / UDP(sport=3544, dport=40000) / b"not an IPv6 packet at all, just text....."),
-              _eth(IP(**O4) / UDP(sport=1, dport=6081) / (b"\xc0" + b"\0" * 7))]        # GENEVE version 3
+              _eth(IP(**O4) / UDP(sport=1, dport=6081) / (b"\xc0" + b"\0" * 7)),       # GENEVE version 3
+              _eth(IP(**O4) / UDP(sport=53859, dport=5072) / _ayiya(41)[:2] / b"\x10" / _ayiya(41)[3:]
+                   / ICMP6),                                                            # AYIYA opcode 0
+              _eth(IP(**O4) / UDP(sport=53, dport=40000) / b"\x12\x52\x11\x00garbage"),    # looks like AYIYA
+              _eth(IP(**O4) / UDP(sport=53, dport=40000) / (b"\xf0\x52\x11\x29" + b"\0" * 60)),  # identity 2^15
+              _eth(IP(**O4) / UDP(sport=53, dport=40000) / (b"\x00\x00" + b"\x01" * 60)),  # not Teredo
+              _eth(IP(**O4) / UDP(sport=5, dport=40000) / bytes(TEREDO6)[:40].replace(b"\x80\x00", b"\x0a\x00"))]
     df = _read_both(_write(tmp_path, [(bytes(f),) for f in frames]))
     assert (df["tunnel"] == "none").all() and (df["src"] == O4["src"]).all()
     assert not df["malformed"].any()
+
+
+def test_teredo_bubble_is_opened_to_an_ipv6_row_without_l4(tmp_path):
+    """A Teredo bubble (RFC 4380 2.8: IPv6, next header 59, no payload), on the Teredo port or found by
+    Zeek's detection (Teredo.cc), with bytes after it too (Zeek's Teredo_bubble_with_payload)."""
+    bubble = IPv6(src="2001:0:4137:9e50:8000:f12a:b9c8:2815", dst="fe80::8000:ffff:ffff:fffd", nh=59, plen=0)
+    frames = [_eth(IP(**O4) / UDP(sport=3544, dport=40000) / bubble),
+              _eth(IP(**O4) / UDP(sport=40000, dport=40001) / bubble),
+              _eth(IP(**O4) / UDP(sport=40000, dport=40001) / bubble / b"trailing")]
+    df = _read_both(_write(tmp_path, [(bytes(f),) for f in frames]))
+    assert (df["tunnel"] == "teredo").all() and (df["l3"] == "ipv6").all()
+    assert (df["ip_proto"] == 59).all() and df["sport"].isna().all() and df["payload_len"].isna().all()
+    assert (df["src"] == bubble.src).all()
+
+
+def test_aruba_gre_types_are_zeeks():
+    """The compiled decoder's Aruba test and the registry's (the dpkt/pyshark backends') agree on every
+    GRE protocol type, and take the ones Zeek's iptunnel/main.zeek registers to 802.11."""
+    from probekit.capture._decode import _aruba
+    from probekit.capture.encaps import aruba_gre
+    assert all(bool(_aruba(t)) == aruba_gre(t) for t in range(0x10000))
+    assert all(aruba_gre(t) for t in range(0x8200, 0x8371, 0x10))
+    assert not any(aruba_gre(t) for t in (0x0800, 0x86DD, 0x6558, 0x88BE, 0x22EB, 0x8847, 0x880B, 0x8201))
 
 
 def _cut(frame: bytes, keep: int):
@@ -181,6 +257,11 @@ LIARS = {
                       "malformed"),
     # VXLAN header shorter than 8 bytes within the UDP length
     "vxlan-short": (bytes(_eth(IP(**O4) / UDP(sport=5, dport=4789) / b"\x08\0\0")), "malformed"),
+    # AYIYA on its port whose identity and signature pass the end of the datagram
+    "ayiya-identity": (bytes(_eth(IP(**O4) / UDP(sport=5, dport=5072) / (b"\x81\x52\x11\x29" + b"\0" * 40))),
+                       "malformed"),
+    # GRE-in-UDP with the key bit, the datagram ends after the base header
+    "gre-in-udp-key-missing": (bytes(_eth(IP(**O4) / UDP(sport=5, dport=4754) / b"\x20\x00\x08\x00")), "malformed"),
     # ERSPAN II header promised by the sequence bit, packet ends inside it
     "erspan-short": (bytes(_eth(IP(**O4) / GRE(proto=0x88BE, seqnum_present=1) / b"\x10\x00")), "malformed"),
 }
@@ -195,7 +276,8 @@ def test_a_tunnel_header_that_lies_about_its_length_is_flagged(tmp_path, case):
     assert r.tunnel == "none" and (r.src, r.dst) == (O4["src"], O4["dst"])   # the row is the outer packet
 
 
-@pytest.mark.parametrize("case", ["vxlan", "geneve-options", "erspan-iii", "gtpu-ext", "teredo-auth-origin"])
+@pytest.mark.parametrize("case", ["vxlan", "geneve-options", "erspan-iii", "gtpu-ext", "teredo-auth-origin", "ayiya",
+                                  "gre-in-udp", "gre-aruba-amsdu"])
 def test_a_tunnel_cut_by_the_snap_length_keeps_what_was_captured(tmp_path, case):
     frame = bytes(CASES[case][0])
     frames = [_cut(frame, k) for k in range(14, len(frame))]
@@ -371,3 +453,18 @@ def test_gwlb_flow_cookie_equals_tsharks_option(tmp_path):
     ts = probekit.read_capture(p, backend="pyshark")
     assert table_diffs(fast, ts, skip=("malformed",)) == []
     assert [int(c) for c in ts["gwlb_flow_cookie"]] == [0xC0FFEE00, 0xC0FFEE01, 0xC0FFEE02]
+
+
+# tshark dissects these as the decoder opens them (its GRE-in-UDP on 4754, AYIYA on 5072, the Aruba GRE
+# types to 802.11); it has no Teredo or AYIYA detection on other ports by default and shows an A-MSDU
+# as one wlan_aggregate layer, so those cases are held to the dpkt reference only
+PYSHARK_AGREES = ["gre-in-udp", "erspan-ii-in-udp", "ayiya", "ayiya-ipv4-from-5072", "gre-aruba"]
+
+
+@pytest.mark.skipif(__import__("shutil").which("tshark") is None, reason="tshark is not installed")
+def test_pyshark_opens_the_udp_tunnels_and_aruba_gre_as_the_decoder_does(tmp_path):
+    p = _write(tmp_path, [(bytes(CASES[c][0]),) for c in PYSHARK_AGREES])
+    fast = probekit.read_capture(p)
+    ts = probekit.read_capture(p, backend="pyshark")
+    assert list(ts["tunnel"].astype(str)) == [CASES[c][1] for c in PYSHARK_AGREES]
+    assert table_diffs(fast, ts, skip=("malformed",)) == []

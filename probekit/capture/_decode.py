@@ -14,7 +14,18 @@ import numpy as np
 
 from .._jit import njit
 from ..schema import TUNNEL_KINDS
-from .encaps import GENEVE_CLASS_AWS, GWLB_FLOW_COOKIE, MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .encaps import (
+    GENEVE_CLASS_AWS,
+    GWLB_FLOW_COOKIE,
+    MAX_DEPTH,
+    UDP_AYIYA,
+    UDP_GENEVE,
+    UDP_GRE,
+    UDP_GTPC,
+    UDP_GTPU,
+    UDP_TEREDO,
+    UDP_VXLAN,
+)
 from .linktypes import (
     L2_80211,
     L2_ARCNET,
@@ -49,6 +60,7 @@ T_6IN4 = TUNNEL_KINDS.index("6in4")
 T_IP6IP6 = TUNNEL_KINDS.index("ip6ip6")
 T_TEREDO = TUNNEL_KINDS.index("teredo")
 T_GTPU = TUNNEL_KINDS.index("gtpu")
+T_AYIYA = TUNNEL_KINDS.index("ayiya")
 
 # internal link kind: "the payload's ethertype is known" (tunnel payloads, GRE protocol types)
 K_ETYPE = 100
@@ -208,7 +220,11 @@ def _wlan(buf, p, end):
     h = 24
     if (fc1 & 3) == 3:                    # to-DS and from-DS: 4 addresses
         h = 30
+    amsdu = False
     if sub & 8:                           # QoS data
+        if p + h + 1 > end:
+            return ET_NONE, p, F_TRUNC
+        amsdu = (np.int64(buf[p + h]) & 0x80) != 0      # QoS control: A-MSDU present
         h += 2
         if fc1 & 0x80:                    # +HTC
             h += 4
@@ -216,6 +232,13 @@ def _wlan(buf, p, end):
         return ET_OTHER, p, 0
     if fc1 & 0x40:                        # protected frame
         return ET_ENCRYPTED, p, 0
+    if amsdu:
+        # an A-MSDU (802.11-2020 9.3.2.2.2): subframes of DA, SA, length (14 bytes) and an LLC/SNAP
+        # packet; the row is the first subframe's packet (one row per frame), as tshark's first values
+        # and the first packet Zeek's IEEE802_11Analyzer hands on
+        if p + h + 14 > end:
+            return ET_NONE, p, F_TRUNC
+        h += 14
     return _llc(buf, p + h, end)
 
 
@@ -531,6 +554,189 @@ def _gre_etype(buf, h, end, ptype):
     return K_ETYPE, ptype, h
 
 
+@njit(nogil=True)
+def _aruba(ptype):
+    """Zeek's GRE analyzer (GRE.cc): the protocol types of Aruba's access-point tunnels, whose payload is
+    an 802.11 frame (gre_link_type = DLT_IEEE802_11)."""
+    return ((((ptype & 0x8200) == 0x8200) and (ptype & 0x0F) == 0)
+            or (((ptype & 0x8300) == 0x8300) and (ptype & 0x0F) == 0 and ptype <= 0x8370)
+            or ptype == 0x9000)
+
+
+@njit(nogil=True)
+def _gre(buf, q, end, lim):
+    """A GRE header at q (IP protocol 47, or UDP port 4754, RFC 8086): the _tunnel tuple."""
+    if q + 4 > end:
+        return T_GRE, 0, 0, 0, 0, False, F_TRUNC if q + 4 <= lim else F_MALFORMED
+    fw = _be16(buf, q)
+    ver = fw & 7
+    ptype = _be16(buf, q + 2)
+    h = q + 4
+    tid = 0
+    has = False
+    if ver == 0:
+        if fw & 0xC000:
+            h += 4
+        if fw & 0x2000:
+            if h + 4 > end or h + 4 > lim:
+                return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
+            tid = _be32(buf, h)
+            has = True
+            h += 4
+        if fw & 0x1000:
+            h += 4
+        if fw & 0x4000:     # RFC 1701 source route entries, until one of length 0
+            while True:
+                if h + 4 > end or h + 4 > lim:
+                    return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
+                sl = np.int64(buf[h + 3])
+                h += 4 + sl
+                if sl == 0:
+                    break
+    elif ver == 1:      # enhanced GRE (PPTP): payload length + call id always, seq, ack
+        if (fw & 0x2000) == 0:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        if h + 4 > end or h + 4 > lim:
+            return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
+        tid = _be16(buf, h + 2)
+        has = True
+        h += 4
+        if fw & 0x1000:
+            h += 4
+        if fw & 0x0080:
+            h += 4
+    else:
+        return T_NONE, 0, 0, 0, 0, False, 0
+    if h > lim:
+        return T_GRE, 0, 0, 0, 0, False, F_MALFORMED
+    if h > end:
+        return T_GRE, 0, 0, 0, 0, False, F_TRUNC
+    if ptype == 0x88BE or ptype == 0x22EB:
+        if ptype == 0x88BE and (fw & 0x1000) == 0:      # type I: no ERSPAN header
+            return T_ERSPAN, h, L2_ETHER, -1, 0, False, 0
+        eh = 8 if ptype == 0x88BE else 12
+        if h + eh > lim:
+            return T_ERSPAN, 0, 0, 0, 0, False, F_MALFORMED
+        if h + eh > end:
+            return T_ERSPAN, 0, 0, 0, 0, False, F_TRUNC
+        sid = _be16(buf, h + 2) & 0x3FF
+        ik = L2_ETHER
+        iet = -1
+        if ptype == 0x22EB:
+            ft = (np.int64(buf[h + 10]) >> 2) & 0x1F
+            if np.int64(buf[h + 11]) & 1:
+                eh += 8
+                if h + eh > lim:
+                    return T_ERSPAN, 0, 0, 0, 0, False, F_MALFORMED
+                if h + eh > end:
+                    return T_ERSPAN, 0, 0, 0, 0, False, F_TRUNC
+            if ft == 2:
+                ik = K_ETYPE
+                iet = _ver_et(buf, h + eh, end)
+        return T_ERSPAN, h + eh, ik, iet, sid, True, 0
+    if ver == 1:
+        iet, h = _ppp_proto(buf, h, end)
+        return T_GRE, h, K_ETYPE, iet, tid, has, 0
+    if _aruba(ptype):
+        return T_GRE, h, L2_80211, -1, tid, has, 0
+    ik, iet, h = _gre_etype(buf, h, end, ptype)
+    return T_GRE, h, ik, iet, tid, has, 0
+
+
+@njit(nogil=True)
+def _ayiya(buf, u, end, lim):
+    """An AYIYA header at u (AYIYA.cc): 8 bytes, the identity (2^(b0>>4) bytes) and the signature
+    ((b1>>4) x 4 bytes), then, for opcode 1 (forward) and next header 4 or 41, an IP packet; other
+    opcodes and an empty forward carry no packet. The _tunnel tuple."""
+    if u + 8 > lim:
+        return T_AYIYA, 0, 0, 0, 0, False, F_MALFORMED
+    if u + 8 > end:
+        return T_AYIYA, 0, 0, 0, 0, False, F_TRUNC
+    h = u + 8 + (np.int64(1) << (np.int64(buf[u]) >> 4)) + (np.int64(buf[u + 1]) >> 4) * 4
+    if h > lim:
+        return T_AYIYA, 0, 0, 0, 0, False, F_MALFORMED
+    if h > end:
+        return T_AYIYA, 0, 0, 0, 0, False, F_TRUNC
+    nh = np.int64(buf[u + 3])
+    if (np.int64(buf[u + 2]) & 0x0F) != 1 or h >= lim or (nh != 4 and nh != 41):
+        return T_NONE, 0, 0, 0, 0, False, 0
+    iet = _ver_et(buf, h, end)
+    if iet == -2:
+        return T_NONE, 0, 0, 0, 0, False, 0
+    if iet == -1:
+        return T_AYIYA, 0, 0, 0, 0, False, F_TRUNC
+    return T_AYIYA, h, K_ETYPE, iet, 0, False, 0
+
+
+@njit(nogil=True)
+def _not_nl(buf, a, b):
+    """No newline byte in buf[a:b]: what '.' of a Zeek regular expression (no (?s:) matches."""
+    for j in range(a, b):  # noqa: SIM110 - compiled: a loop, not all() over a generator
+        if buf[j] == 0x0A:
+            return False
+    return True
+
+
+@njit(nogil=True)
+def _teredo_detect(buf, d, n):
+    """Zeek's TeredoAnalyzer::DetectProtocol on the n bytes of UDP payload at d: an IPv6 header (40
+    bytes) with a Teredo address (2001:0000::/32) as its source or destination, or an authentication
+    and/or origin indication followed by an IPv6 header."""
+    if n < 40:
+        return False
+    b0 = np.int64(buf[d])
+    b1 = np.int64(buf[d + 1])
+    if (b0 >> 4) != 6 and (b0 != 0 or (b1 != 0 and b1 != 1)):
+        return False
+    if (b0 >> 4) == 6:      # the old DPD signature's pattern, anchored at the start
+        for at in (8, 24):
+            if (buf[d + at] == 0x20 and buf[d + at + 1] == 0x01 and buf[d + at + 2] == 0
+                    and buf[d + at + 3] == 0 and _not_nl(buf, d + 1, d + at)
+                    and _not_nl(buf, d + at + 4, d + 40)):
+                return True
+    val = b1
+    if val == 1:
+        cl = np.int64(buf[d + 2])
+        al = np.int64(buf[d + 3])
+        if n < 13 + cl + al:
+            return False
+        d += 13 + cl + al
+        n -= 13 + cl + al
+        if n < 40:
+            return False
+        val = _be16(buf, d)
+    if val == 0:
+        if n < 8:
+            return False
+        d += 8
+        n -= 8
+        if n < 40:
+            return False
+        if (np.int64(buf[d]) >> 4) == 6:
+            return True
+    return False
+
+
+@njit(nogil=True)
+def _teredo(buf, u, end, lim):
+    """A Teredo packet at u (RFC 4380; Teredo.cc's DoParse): an authentication indication (0x0001, then
+    the client id, the authentication value, nonce and confirmation), an origin indication (0x0000, 8
+    bytes), then an IPv6 packet that fits the UDP datagram (a bubble, next header 59 and no payload, may
+    have bytes after it). The _tunnel tuple; T_NONE when it is none."""
+    h = u
+    if h + 2 <= end and h + 2 <= lim and _be16(buf, h) == 1:     # authentication indicator
+        if h + 4 > end or h + 4 > lim:
+            return T_NONE, 0, 0, 0, 0, False, 0
+        h += 4 + np.int64(buf[h + 2]) + np.int64(buf[h + 3]) + 9
+    if h + 2 <= end and h + 2 <= lim and _be16(buf, h) == 0:     # origin indicator
+        h += 8
+    if h + 40 > end or h + 40 > lim or (np.int64(buf[h]) >> 4) != 6:
+        return T_NONE, 0, 0, 0, 0, False, 0
+    if h + 40 + _be16(buf, h + 4) > lim:     # the IPv6 packet must fit the UDP datagram
+        return T_NONE, 0, 0, 0, 0, False, 0
+    return T_TEREDO, h, K_ETYPE, 0x86DD, 0, False, 0
+
+
 @njit(nogil=True, inline="always")
 def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
     """Recognise an encapsulation at the L4 header ``q`` (l4len bytes per the IP header).
@@ -538,6 +744,11 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
     Returns (tunnel code, inner offset, inner kind, inner ethertype, tunnel id, has id, bad flags).
     tunnel code T_NONE: not an encapsulation. bad != 0: recognised but cut (F_TRUNC) or lying
     (F_MALFORMED): not opened.
+
+    UDP as Zeek's UDPAnalyzer forwards it: a packet analyzer registered for the port (VXLAN, GENEVE,
+    GTPv1, Teredo, AYIYA, GRE; the destination port first, else the source port: Zeek takes the
+    responder's port, which is the tunnel port whichever side sent), otherwise the protocol detection of
+    AYIYA, then Teredo, on the payload of any UDP datagram.
     """
     lim = q + l4len     # end of the L4 bytes per the IP header
     if proto == 4:
@@ -545,87 +756,11 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
     if proto == 41:
         return (T_IP6IP6 if outer_v6 else T_6IN4), q, K_ETYPE, 0x86DD, 0, False, 0
     if proto == 47:
-        if q + 4 > end:
-            return T_GRE, 0, 0, 0, 0, False, F_TRUNC if q + 4 <= lim else F_MALFORMED
-        fw = _be16(buf, q)
-        ver = fw & 7
-        ptype = _be16(buf, q + 2)
-        h = q + 4
-        tid = 0
-        has = False
-        if ver == 0:
-            if fw & 0xC000:
-                h += 4
-            if fw & 0x2000:
-                if h + 4 > end or h + 4 > lim:
-                    return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
-                tid = _be32(buf, h)
-                has = True
-                h += 4
-            if fw & 0x1000:
-                h += 4
-            if fw & 0x4000:     # RFC 1701 source route entries, until one of length 0
-                while True:
-                    if h + 4 > end or h + 4 > lim:
-                        return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
-                    sl = np.int64(buf[h + 3])
-                    h += 4 + sl
-                    if sl == 0:
-                        break
-        elif ver == 1:      # enhanced GRE (PPTP): payload length + call id always, seq, ack
-            if (fw & 0x2000) == 0:
-                return T_NONE, 0, 0, 0, 0, False, 0
-            if h + 4 > end or h + 4 > lim:
-                return T_GRE, 0, 0, 0, 0, False, F_TRUNC if h + 4 <= lim else F_MALFORMED
-            tid = _be16(buf, h + 2)
-            has = True
-            h += 4
-            if fw & 0x1000:
-                h += 4
-            if fw & 0x0080:
-                h += 4
-        else:
-            return T_NONE, 0, 0, 0, 0, False, 0
-        if h > lim:
-            return T_GRE, 0, 0, 0, 0, False, F_MALFORMED
-        if h > end:
-            return T_GRE, 0, 0, 0, 0, False, F_TRUNC
-        if ptype == 0x88BE or ptype == 0x22EB:
-            if ptype == 0x88BE and (fw & 0x1000) == 0:      # type I: no ERSPAN header
-                return T_ERSPAN, h, L2_ETHER, -1, 0, False, 0
-            eh = 8 if ptype == 0x88BE else 12
-            if h + eh > lim:
-                return T_ERSPAN, 0, 0, 0, 0, False, F_MALFORMED
-            if h + eh > end:
-                return T_ERSPAN, 0, 0, 0, 0, False, F_TRUNC
-            sid = _be16(buf, h + 2) & 0x3FF
-            ik = L2_ETHER
-            iet = -1
-            if ptype == 0x22EB:
-                ft = (np.int64(buf[h + 10]) >> 2) & 0x1F
-                if np.int64(buf[h + 11]) & 1:
-                    eh += 8
-                    if h + eh > lim:
-                        return T_ERSPAN, 0, 0, 0, 0, False, F_MALFORMED
-                    if h + eh > end:
-                        return T_ERSPAN, 0, 0, 0, 0, False, F_TRUNC
-                if ft == 2:
-                    ik = K_ETYPE
-                    iet = _ver_et(buf, h + eh, end)
-            return T_ERSPAN, h + eh, ik, iet, sid, True, 0
-        if ver == 1:
-            iet, h = _ppp_proto(buf, h, end)
-            return T_GRE, h, K_ETYPE, iet, tid, has, 0
-        ik, iet, h = _gre_etype(buf, h, end, ptype)
-        return T_GRE, h, ik, iet, tid, has, 0
+        return _gre(buf, q, end, lim)
     if proto != 17:
         return T_NONE, 0, 0, 0, 0, False, 0
     u = q + 8
-    # the destination port decides; the source port when the destination is no tunnel port (tshark
-    # and Zeek try both)
-    port = dport
-    if dport != UDP_VXLAN and dport != UDP_GENEVE and (sport == UDP_VXLAN or sport == UDP_GENEVE):
-        port = sport
+    port = dport if _is_tunnel_port(dport) else sport
     if port == UDP_VXLAN:
         if u + 8 > lim:
             return T_VXLAN, 0, 0, 0, 0, False, F_MALFORMED
@@ -646,7 +781,7 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
             return T_GENEVE, 0, 0, 0, 0, False, F_TRUNC
         ik, iet, h = _gre_etype(buf, h, end, _be16(buf, u + 2))
         return T_GENEVE, h, ik, iet, _be32(buf, u + 4) >> 8, True, 0
-    if dport == UDP_GTPU or sport == UDP_GTPU:
+    if port == UDP_GTPU or port == UDP_GTPC:
         if u + 8 > end or u + 8 > lim:
             return T_NONE, 0, 0, 0, 0, False, 0
         fl = np.int64(buf[u])
@@ -678,19 +813,21 @@ def _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6):
         if iet == -1:
             return T_GTPU, 0, 0, 0, 0, False, F_TRUNC if h < lim else F_MALFORMED
         return T_GTPU, h, K_ETYPE, iet, teid, True, 0
-    if dport == UDP_TEREDO or sport == UDP_TEREDO:
-        h = u
-        if h + 2 <= end and h + 2 <= lim and _be16(buf, h) == 1:     # authentication indicator
-            if h + 4 > end or h + 4 > lim:
-                return T_NONE, 0, 0, 0, 0, False, 0
-            h += 4 + np.int64(buf[h + 2]) + np.int64(buf[h + 3]) + 9
-        if h + 2 <= end and h + 2 <= lim and _be16(buf, h) == 0:     # origin indicator
-            h += 8
-        if h + 40 > end or h + 40 > lim or (np.int64(buf[h]) >> 4) != 6:
-            return T_NONE, 0, 0, 0, 0, False, 0
-        if h + 40 + _be16(buf, h + 4) > lim:     # the IPv6 packet must fit the UDP datagram
-            return T_NONE, 0, 0, 0, 0, False, 0
-        return T_TEREDO, h, K_ETYPE, 0x86DD, 0, False, 0
+    if port == UDP_TEREDO:
+        return _teredo(buf, u, end, lim)
+    if port == UDP_AYIYA:
+        return _ayiya(buf, u, end, lim)
+    if port == UDP_GRE:
+        return _gre(buf, u, end, lim)
+    # no port: protocol detection (AYIYA's, then Teredo's) on the captured payload
+    n = (lim if lim < end else end) - u
+    if n >= 3 and buf[u + 1] == 0x52 and buf[u + 2] == 0x11:
+        t, h, ik, iet, tid, has, bad = _ayiya(buf, u, end, lim)
+        if bad == 0:        # a guess that fails is no AYIYA, not a bad one
+            return t, h, ik, iet, tid, has, bad
+        return T_NONE, 0, 0, 0, 0, False, 0
+    if _teredo_detect(buf, u, n):
+        return _teredo(buf, u, end, lim)
     return T_NONE, 0, 0, 0, 0, False, 0
 
 
@@ -975,9 +1112,34 @@ def _is_error(proto, t):
     return t >= 1 and t <= 4
 
 
-@njit(nogil=True)
+_PORT_LO = min(UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA, UDP_GRE, UDP_GTPC)
+_PORT_HI = max(UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA, UDP_GRE, UDP_GTPC)
+
+
+@njit(nogil=True, inline="always")
 def _is_tunnel_port(port):
-    return port == UDP_VXLAN or port == UDP_GENEVE or port == UDP_GTPU or port == UDP_TEREDO
+    """A UDP port of encaps.UDP_TUNNEL_PORTS (one range test first: most ports lie outside 2123-6081)."""
+    if port < _PORT_LO or port > _PORT_HI:
+        return False
+    return (port == UDP_VXLAN or port == UDP_GENEVE or port == UDP_GTPU or port == UDP_TEREDO
+            or port == UDP_AYIYA or port == UDP_GRE or port == UDP_GTPC)
+
+
+@njit(nogil=True, inline="always")
+def _may_detect(buf, d, n):
+    """Whether AYIYA's or Teredo's protocol detection takes the n bytes of UDP payload at d (n counted to
+    the frame's end: a superset of what _tunnel, bounded by the UDP length, opens). The whole Teredo test
+    and not a looser first look: a random first byte passes a look at the version nibble one time in 16
+    (QUIC short headers one in 4), and each such datagram would be decoded twice."""
+    if n < 3:
+        return False
+    b0 = np.int64(buf[d])
+    b1 = np.int64(buf[d + 1])
+    if b1 == 0x52 and buf[d + 2] == 0x11:
+        return True
+    if n < 40 or ((b0 >> 4) != 6 and (b0 != 0 or b1 > 1)):     # Teredo's own first look, inline
+        return False
+    return _teredo_detect(buf, d, n)
 
 
 @njit(nogil=True, inline="always")
@@ -998,7 +1160,9 @@ def _carrier(buf, p, end, v6):
         return True
     if nh != 17 or u + 4 > end:
         return False
-    return _is_tunnel_port(_be16(buf, u)) or _is_tunnel_port(_be16(buf, u + 2))
+    if _is_tunnel_port(_be16(buf, u)) or _is_tunnel_port(_be16(buf, u + 2)):
+        return True
+    return _may_detect(buf, u + 8, end - u - 8)
 
 
 @njit(nogil=True, inline="always")
@@ -1079,6 +1243,10 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
             else:
                 l3 = L3_OTHER
             if ra == RA_SRC and (not decap or depth >= MAX_DEPTH):
+                break
+            # _carrier's no is exact when the L4 header follows the fixed header (IPv4, IPv6 without
+            # extension headers): nothing to open, and UDP skips the tunnel detection a second time
+            if ra == RA_SRC and (l3 == L3_IPV4 or (l3 == L3_IPV6 and q == p + 40)):
                 break
             t, inner, ik, iet, tid, has, bad = _open(buf, q, end, l4len, proto, l3 == L3_IPV6)
             if t == T_NONE or bad != 0:

@@ -17,7 +17,20 @@ from .._io import open_bytes
 from ..protocol import ICMP_ID_SEQ_TYPES, ICMPV6_ID_SEQ_TYPES
 from ..schema import CODED, L3_KINDS, PACKETS, SPARSE, SPARSE_TEXT, TUNNEL_KINDS, coded, sparse_at
 from ._frames import index_frames
-from .encaps import GENEVE_CLASS_AWS, GWLB_FLOW_COOKIE, MAX_DEPTH, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_VXLAN
+from .encaps import (
+    GENEVE_CLASS_AWS,
+    GWLB_FLOW_COOKIE,
+    MAX_DEPTH,
+    UDP_AYIYA,
+    UDP_GENEVE,
+    UDP_GRE,
+    UDP_GTPC,
+    UDP_GTPU,
+    UDP_TEREDO,
+    UDP_TUNNEL_PORTS,
+    UDP_VXLAN,
+    aruba_gre,
+)
 from .linktypes import (
     L2_80211,
     L2_ARCNET,
@@ -113,12 +126,20 @@ def _wlan(f: bytes, p: int):
         return -2, p, False
     sub = fc0 >> 4
     h = 30 if fc1 & 3 == 3 else 24
+    amsdu = False
     if sub & 8:
+        if len(f) < p + h + 1:
+            return -1, p, True
+        amsdu = bool(f[p + h] & 0x80)       # QoS control: an A-MSDU, the row is its first subframe
         h += 2 + (4 if fc1 & 0x80 else 0)
     if sub & 4:
         return -2, p, False
     if fc1 & 0x40:
         return -3, p, False
+    if amsdu:
+        if len(f) < p + h + 14:
+            return -1, p, True
+        h += 14
     return _llc(f, p + h)
 
 
@@ -549,76 +570,13 @@ def _tunnel(b: bytes, q: int, l4len: int, proto: int, outer_v6: bool):
     if proto == 41:
         return ("ip6ip6" if outer_v6 else "6in4"), q, K_ETYPE, 0x86DD, None, None
     if proto == 47:
-        if len(b) < q + 4:
-            return ("gre", 0, 0, 0, None, "truncated" if q + 4 <= lim else "malformed")
-        fw, ptype = struct.unpack(">HH", b[q:q + 4])
-        ver, h, tid = fw & 7, q + 4, None
-        if ver == 0:
-            if fw & (dpkt.gre.GRE_CP | dpkt.gre.GRE_RP):
-                h += 4
-            if fw & dpkt.gre.GRE_KP:
-                bad = _need(b, h + 4, lim, "gre")
-                if bad:
-                    return bad
-                tid = int.from_bytes(b[h:h + 4], "big")
-                h += 4
-            if fw & dpkt.gre.GRE_SP:
-                h += 4
-            if fw & dpkt.gre.GRE_RP:
-                while True:
-                    bad = _need(b, h + 4, lim, "gre")
-                    if bad:
-                        return bad
-                    sl = b[h + 3]
-                    h += 4 + sl
-                    if sl == 0:
-                        break
-        elif ver == 1:
-            if not fw & dpkt.gre.GRE_KP:
-                return None
-            bad = _need(b, h + 4, lim, "gre")
-            if bad:
-                return bad
-            tid = int.from_bytes(b[h + 2:h + 4], "big")
-            h += 4 + (4 if fw & dpkt.gre.GRE_SP else 0) + (4 if fw & dpkt.gre.GRE_AP else 0)
-        else:
-            return None
-        bad = _need(b, h, lim, "gre")
-        if bad:
-            return bad
-        if ptype in (0x88BE, 0x22EB):
-            if ptype == 0x88BE and not fw & dpkt.gre.GRE_SP:
-                return "erspan", h, L2_ETHER, -1, None, None
-            eh = 8 if ptype == 0x88BE else 12
-            bad = _need(b, h + eh, lim, "erspan")
-            if bad:
-                return bad
-            sid = int.from_bytes(b[h + 2:h + 4], "big") & 0x3FF
-            ik, iet = L2_ETHER, -1
-            if ptype == 0x22EB:
-                ft = (b[h + 10] >> 2) & 0x1F
-                if b[h + 11] & 1:
-                    eh += 8
-                    bad = _need(b, h + eh, lim, "erspan")
-                    if bad:
-                        return bad
-                if ft == 2:
-                    ik, iet = K_ETYPE, _ver(b, h + eh)
-            return "erspan", h + eh, ik, iet, sid, None
-        if ver == 1:
-            iet, h = _ppp(b, h)
-            return "gre", h, K_ETYPE, iet, tid, None
-        if ptype == 0x6558:
-            return "gre", h, L2_ETHER, -1, tid, None
-        return "gre", h, K_ETYPE, ptype, tid, None
+        return _gre(b, q, lim)
     # UDP
     if len(b) < q + 8 or l4len < 8:
         return None
     udp = dpkt.udp.UDP(b[q:q + 8])
     u = q + 8
-    port = udp.dport
-    if port not in (UDP_VXLAN, UDP_GENEVE) and udp.sport in (UDP_VXLAN, UDP_GENEVE):
-        port = udp.sport
+    port = udp.dport if udp.dport in UDP_TUNNEL_PORTS else udp.sport
     if port == UDP_VXLAN:
         bad = _need(b, u + 8, lim, "vxlan")
         if bad:
@@ -639,7 +597,7 @@ def _tunnel(b: bytes, q: int, l4len: int, proto: int, outer_v6: bool):
         if ptype == 0x6558:
             return "geneve", h, L2_ETHER, -1, vni, None
         return "geneve", h, K_ETYPE, ptype, vni, None
-    if UDP_GTPU in (udp.sport, udp.dport):
+    if port in (UDP_GTPU, UDP_GTPC):
         if len(b) < u + 8 or lim < u + 8:
             return None
         fl, mtype, _ln, teid = struct.unpack(">BBHI", b[u:u + 8])
@@ -669,19 +627,147 @@ def _tunnel(b: bytes, q: int, l4len: int, proto: int, outer_v6: bool):
         if iet == -1:
             return ("gtpu", 0, 0, 0, None, "truncated" if h < lim else "malformed")
         return "gtpu", h, K_ETYPE, iet, teid, None
-    if UDP_TEREDO in (udp.sport, udp.dport):
-        h = u
-        bl = min(len(b), lim)
-        if h + 2 <= bl and b[h:h + 2] == b"\x00\x01":
-            if h + 4 > bl:
-                return None
-            h += 4 + b[h + 2] + b[h + 3] + 9
-        if h + 2 <= bl and b[h:h + 2] == b"\x00\x00":
-            h += 8
-        if h + 40 > bl or b[h] >> 4 != 6 or h + 40 + int.from_bytes(b[h + 4:h + 6], "big") > lim:
-            return None
-        return "teredo", h, K_ETYPE, 0x86DD, None, None
+    if port == UDP_TEREDO:
+        return _teredo(b, u, lim)
+    if port == UDP_AYIYA:
+        return _ayiya(b, u, lim)
+    if port == UDP_GRE:
+        return _gre(b, u, lim)
+    n = min(len(b), lim) - u          # no tunnel port: Zeek's detections, AYIYA's then Teredo's
+    if n >= 3 and b[u + 1] == 0x52 and b[u + 2] == 0x11:
+        t = _ayiya(b, u, lim)
+        return t if t is None or t[5] is None else None
+    if teredo_detect(b[u:u + n]):
+        return _teredo(b, u, lim)
     return None
+
+
+def _teredo(b: bytes, u: int, lim: int):
+    """Teredo (RFC 4380, Zeek's DoParse): indications, then an IPv6 packet that fits the datagram."""
+    h = u
+    bl = min(len(b), lim)
+    if h + 2 <= bl and b[h:h + 2] == b"\x00\x01":
+        if h + 4 > bl:
+            return None
+        h += 4 + b[h + 2] + b[h + 3] + 9
+    if h + 2 <= bl and b[h:h + 2] == b"\x00\x00":
+        h += 8
+    if h + 40 > bl or b[h] >> 4 != 6 or h + 40 + int.from_bytes(b[h + 4:h + 6], "big") > lim:
+        return None
+    return "teredo", h, K_ETYPE, 0x86DD, None, None
+
+
+def _ayiya(b: bytes, u: int, lim: int):
+    """AYIYA (Zeek's AYIYA.cc): identity and signature sized by the first two bytes; opcode 1 (forward)
+    and next header 4 or 41 carry an IP packet."""
+    bad = _need(b, u + 8, lim, "ayiya")
+    if bad:
+        return bad
+    h = u + 8 + (1 << (b[u] >> 4)) + (b[u + 1] >> 4) * 4
+    bad = _need(b, h, lim, "ayiya")
+    if bad:
+        return bad
+    if b[u + 2] & 0x0F != 1 or h >= lim or b[u + 3] not in (4, 41):
+        return None
+    iet = _ver(b, h)
+    if iet == -2:
+        return None
+    if iet == -1:
+        return ("ayiya", 0, 0, 0, None, "truncated")
+    return "ayiya", h, K_ETYPE, iet, None, None
+
+
+def teredo_detect(d: bytes) -> bool:
+    """Zeek's TeredoAnalyzer::DetectProtocol on a UDP payload: its old DPD signature (an IPv6 header
+    with a 2001:0::/32 source or destination; '.' matches any byte but a newline), or an authentication
+    and/or origin indication before an IPv6 header."""
+    n = len(d)
+    if n < 40 or (d[0] >> 4 != 6 and (d[0] != 0 or d[1] not in (0, 1))):
+        return False
+    if d[0] >> 4 == 6:
+        for at in (8, 24):
+            if d[at:at + 4] == b"\x20\x01\x00\x00" and 0x0A not in d[1:at] and 0x0A not in d[at + 4:40]:
+                return True
+    val = d[1]
+    if val == 1:
+        skip = 13 + d[2] + d[3]
+        if n < skip:
+            return False
+        d, n = d[skip:], n - skip
+        if n < 40:
+            return False
+        val = int.from_bytes(d[0:2], "big")
+    if val == 0:
+        return n >= 48 and d[8] >> 4 == 6
+    return False
+
+
+def _gre(b: bytes, q: int, lim: int):
+    """A GRE header at q (IP protocol 47, or UDP port 4754): the _tunnel tuple."""
+    if len(b) < q + 4:
+        return ("gre", 0, 0, 0, None, "truncated" if q + 4 <= lim else "malformed")
+    fw, ptype = struct.unpack(">HH", b[q:q + 4])
+    ver, h, tid = fw & 7, q + 4, None
+    if ver == 0:
+        if fw & (dpkt.gre.GRE_CP | dpkt.gre.GRE_RP):
+            h += 4
+        if fw & dpkt.gre.GRE_KP:
+            bad = _need(b, h + 4, lim, "gre")
+            if bad:
+                return bad
+            tid = int.from_bytes(b[h:h + 4], "big")
+            h += 4
+        if fw & dpkt.gre.GRE_SP:
+            h += 4
+        if fw & dpkt.gre.GRE_RP:
+            while True:
+                bad = _need(b, h + 4, lim, "gre")
+                if bad:
+                    return bad
+                sl = b[h + 3]
+                h += 4 + sl
+                if sl == 0:
+                    break
+    elif ver == 1:
+        if not fw & dpkt.gre.GRE_KP:
+            return None
+        bad = _need(b, h + 4, lim, "gre")
+        if bad:
+            return bad
+        tid = int.from_bytes(b[h + 2:h + 4], "big")
+        h += 4 + (4 if fw & dpkt.gre.GRE_SP else 0) + (4 if fw & dpkt.gre.GRE_AP else 0)
+    else:
+        return None
+    bad = _need(b, h, lim, "gre")
+    if bad:
+        return bad
+    if ptype in (0x88BE, 0x22EB):
+        if ptype == 0x88BE and not fw & dpkt.gre.GRE_SP:
+            return "erspan", h, L2_ETHER, -1, None, None
+        eh = 8 if ptype == 0x88BE else 12
+        bad = _need(b, h + eh, lim, "erspan")
+        if bad:
+            return bad
+        sid = int.from_bytes(b[h + 2:h + 4], "big") & 0x3FF
+        ik, iet = L2_ETHER, -1
+        if ptype == 0x22EB:
+            ft = (b[h + 10] >> 2) & 0x1F
+            if b[h + 11] & 1:
+                eh += 8
+                bad = _need(b, h + eh, lim, "erspan")
+                if bad:
+                    return bad
+            if ft == 2:
+                ik, iet = K_ETYPE, _ver(b, h + eh)
+        return "erspan", h + eh, ik, iet, sid, None
+    if ver == 1:
+        iet, h = _ppp(b, h)
+        return "gre", h, K_ETYPE, iet, tid, None
+    if aruba_gre(ptype):
+        return "gre", h, L2_80211, -1, tid, None
+    if ptype == 0x6558:
+        return "gre", h, L2_ETHER, -1, tid, None
+    return "gre", h, K_ETYPE, ptype, tid, None
 
 
 def _ppp(b: bytes, h: int):

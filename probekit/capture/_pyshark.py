@@ -138,7 +138,7 @@ def _layer(layers, name):
 _IP_LAYERS = ("ip", "ipv6")
 # tshark's layer name for the encapsulations carried in UDP -> the ``tunnel`` category and tunnel_id field
 _UDP_TUNNELS = {"vxlan": ("vxlan", "vni"), "geneve": ("geneve", "vni"), "gtp": ("gtpu", "teid"),
-                "teredo": ("teredo", None)}
+                "teredo": ("teredo", None), "ayiya": ("ayiya", None)}
 
 
 def _tunnels(layers, names, at: int):
@@ -151,13 +151,16 @@ def _tunnels(layers, names, at: int):
         if nxt in _IP_LAYERS:                          # IP-in-IP, 6in4, IPv6-in-IPv6
             k = "ipip" if nxt == "ip" else ("ip6ip6" if names[ip] == "ipv6" else "6in4")
             t, inner = None, ip + 1
-        elif nxt == "gre":
-            erspan = ip + 2 < len(names) and names[ip + 2] == "erspan"
+        elif nxt == "gre" or (nxt == "udp" and ip + 2 < len(names) and names[ip + 2] == "gre"):
+            g0 = ip + (1 if nxt == "gre" else 2)       # GRE, or GRE-in-UDP (RFC 8086, UDP 4754)
+            erspan = g0 + 1 < len(names) and names[g0 + 1] == "erspan"
             k = "erspan" if erspan else "gre"
-            g = layers[ip + 2] if erspan else layers[ip + 1]
+            g = layers[g0 + 1] if erspan else layers[g0]
             t = _get(g, "spanid") if erspan else (_get(g, "key") if _get(g, "key") is not None else _get(g, "call_id"))
-            inner = ip + (3 if erspan else 2)
-        elif nxt == "udp" and ip + 2 < len(names) and names[ip + 2] in _UDP_TUNNELS:
+            inner = g0 + (2 if erspan else 1)
+        elif nxt == "udp" and ip + 2 < len(names) and names[ip + 2] in _UDP_TUNNELS and \
+                (names[ip + 2] != "ayiya" or (ip + 3 < len(names) and names[ip + 3] in _IP_LAYERS)):
+            # (an AYIYA header other than a forward of an IP packet carries none: the row stays UDP)
             k, field = _UDP_TUNNELS[names[ip + 2]]
             t = _get(layers[ip + 2], field) if field else None
             inner = ip + 3
