@@ -3,8 +3,16 @@
 ICMP/ICMPv6 echo requests meet their replies by (addresses, identifier, sequence number); TCP SYNs meet
 SYN/ACKs by 4-tuple and ack = ISN + 1, RST/ACKs by 4-tuple and ack = ISN + 1 (+ SYN data), and the
 prober's RST by 4-tuple and seq = ISN + 1 (the rules are in probekit.protocol). Requests with the same
-identity within ``resend_window_s`` are one probe sent again; a reply is given to the latest request
-with its identity before it.
+identity and the same IP TTL / hop limit within ``resend_window_s`` are one probe sent again (a kernel
+retransmission keeps the TTL; a request re-sent with another TTL is a new TTL-limited probe, as
+tcptraceroute sends its one SYN); UDP datagrams are never re-sends of one another. A reply is given to
+the latest request with its identity before it.
+
+A probe carries its stream's key: ``port`` is the destination port, except for a tracer's UDP probes to
+rising ports (traceroute, mtr -u), whose ``port`` is the lowest port of the run
+(:func:`probekit.analysis.streams.tracer_ports`, the streams table's rule); ``dst_port`` is always the
+request's own destination port. Every analysis that groups by (protocol, [source,] destination, port)
+thus sees a tracer as one stream.
 
 How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
 port, seq); one compiled sweep over the events in time order hashes each identity as it meets it, forms
@@ -50,6 +58,7 @@ from ..protocol import (
 )
 from ..schema import ORPHANS, OUTCOMES, PROBE_COLUMNS, QUOTED_COLUMNS
 from ._groups import factorize_rows as _factorize
+from .streams import tracer_ports
 
 __all__ = ["match_probes", "detect_vantage"]
 
@@ -68,7 +77,8 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     timeout_s: a reply later than this makes the probe ``late`` (lost for the metrics).
     vantage: 'prober' or 'target' (where the capture was taken) or 'auto' (decided from the TTLs: the
     capturing host's own packets leave with an initial TTL such as 64).
-    resend_window_s: requests with one identity this close together are one probe sent again.
+    resend_window_s: requests with one identity and one TTL this close together are one probe sent again
+    (UDP: never).
     reply_window_s: a reply later than this after every request of its identity is an orphan.
     keep_orphans: also return the replies that found no request (schema.ORPHANS), as a second table
     (the scale path matches them against the next file's unjudged probes).
@@ -98,12 +108,14 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     n = probes["ts_ns"].size
     delay_us = take(probes["reply_delay_ns"]) / 1e3
     port = take(probes["port"])
+    dst_port = pd.arrays.IntegerArray(np.where(port == _NO_PORT, 0, port).astype(np.uint16), port == _NO_PORT)
     out = pd.DataFrame({
         "ts_ns": take(probes["ts_ns"]),
         "protocol": _categorical(take(probes["protocol"]), _PROTOCOLS),
         "source": _used_categories(take(probes["a"]), cats),
         "destination": _used_categories(take(probes["b"]), cats),
-        "port": pd.arrays.IntegerArray(np.where(port == _NO_PORT, 0, port).astype(np.uint16), port == _NO_PORT),
+        "port": dst_port,
+        "dst_port": dst_port.copy(),
         "size": _masked(take(probes["size"]), np.int32),
         "ident": pd.arrays.IntegerArray(take(probes["ident"]).astype(np.uint32), np.zeros(n, np.bool_)),
         "seq": pd.arrays.IntegerArray(take(probes["seq"]).astype(np.uint32), np.zeros(n, np.bool_)),
@@ -118,11 +130,22 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
         "extra_replies": take(probes["extra_replies"]).astype(np.int32),
     }, index=pd.RangeIndex(n), copy=False)
     assert tuple(out.columns) == PROBE_COLUMNS
+    _stream_ports(out, take(probes["ttl"]))
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
                      orphan_replies=int(orphan_idx.size), path=packets.attrs.get("path"))
     if keep_orphans:
         return out, _orphans(ev, orphan_idx, cats)
     return out
+
+
+def _stream_ports(out: pd.DataFrame, ttl: np.ndarray) -> None:
+    """``port`` := the stream's port (streams.tracer_ports on ``dst_port`` and the requests' TTLs): a
+    tracer's UDP probes to rising ports take the run's lowest port; nothing changes without UDP probes."""
+    if not (out["protocol"].cat.codes.to_numpy() == _UDP_CODE).any():
+        return
+    port, span = tracer_ports(out, ttl)
+    if (span > 1).any():
+        out["port"] = pd.arrays.IntegerArray(np.maximum(port, 0).astype(np.uint16), port < 0)
 
 
 def detect_vantage(req: pd.DataFrame, rep: pd.DataFrame) -> str:
@@ -298,9 +321,24 @@ def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
     order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
     m = order.size
     bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
-    n_probes = _sweep(order, ev["etype"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
-                      bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
+    n_probes = _sweep(order, ev["etype"], ev["protocol"], f1, f2, g2, _resend_keys(ev), ev["ts"], resend_ns, reply_ns,
+                      _RESET_WINDOW_NS, bk, np.empty((m, 6), np.int64), owner, pid, first, _BUCKET_EVENTS)
     return {"pid": pid, "first": first[:n_probes], "n": int(n_probes)}
+
+
+def _resend_keys(ev: dict) -> np.ndarray:
+    """Per event, what a request re-sent as the same probe shares with that probe's requests besides its
+    identity: the IP TTL / hop limit (-1 unknown). A kernel retransmission keeps the TTL; a tracer's
+    request re-sent with another TTL (tcptraceroute's one SYN, rising TTLs) is a new TTL-limited probe.
+    UDP has no retransmission (each datagram an application sends is a probe): every UDP request gets a
+    value of its own (-2 - its index), so none is a re-send of another (Paris-style probes on one 4-tuple
+    with ``seq`` 0 over IPv6 included)."""
+    ttl = ev["ttl"]
+    rk = np.nan_to_num(ttl, nan=-1.0).astype(np.int64)
+    udp = (ev["protocol"] == 3) & (ev["etype"] == _REQ)
+    if udp.any():
+        rk[udp] = -2 - np.flatnonzero(udp)
+    return rk
 
 
 def _probe_columns(ev: dict, m: dict):
@@ -322,6 +360,7 @@ def _probe_columns(ev: dict, m: dict):
     probes = {
         "ts_ns": ts0, "frame": frame[first], "protocol": ev["protocol"][first], "a": ev["a"][first],
         "b": ev["b"][first], "port": ev["port"][first], "ident": ev["ident"][first], "seq": seq0,
+        "ttl": ev["ttl"][first],
         "size": np.where(np.isnan(size0), -1, np.nan_to_num(size0)).astype(np.int64),
         "retransmits": requests - 1,
         "reply_delay_ns": np.where(has, (reply_ts - ts0).astype(np.float64), np.nan),
@@ -352,6 +391,7 @@ def _masked(a: np.ndarray, dtype):
 
 
 _PROTOCOLS = pd.CategoricalDtype(list(PROBE_PROTOCOLS))
+_UDP_CODE = list(PROBE_PROTOCOLS).index("udp")
 _OUTCOMES = pd.CategoricalDtype(list(OUTCOMES))
 
 
@@ -473,10 +513,11 @@ def _find(slots, words, a, b, mask):
 
 
 @njit(nogil=True)
-def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
+def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
            bucket_events):
     """One pass over the events in time order. A request opens a probe unless the last request with
-    its identity (f1, f2) was at most ``resend_ns`` before (then it is that probe sent again); a reply or
+    its identity (f1, f2) was at most ``resend_ns`` before and has its resend key ``rk`` (the TTL:
+    :func:`_resend_keys`) — then it is that probe sent again; a reply or
     reset goes to the latest probe of its identity (RST/ACKs: of its 4-tuple, (f1, g2): f1 holds the
     target side of the identity, g2 the prober's port or ICMP identifier) if that began at most the
     window before it. Fills ``pid`` (probe id per event or -1) and ``first`` (first event of each
@@ -489,7 +530,7 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
     it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
     probes are numbered afterwards by their first request's place in time order. The large work
     arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
-    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,).
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 6), ``owner``, ``pid``, ``first`` (m,).
     ``bucket_events``: about how many events a bucket gets."""
     m = order.size
     nb = 1
@@ -508,7 +549,7 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
         bstart[b + 1] += 1
     for b in range(nb):
         bstart[b + 1] += bstart[b]
-    # 2. the events as records in bucket order: (place in time order × 4 + type, time, f1, f2, g2)
+    # 2. the events as records in bucket order: (place in time order × 4 + type, time, f1, f2, g2, rk)
     fill = bstart[:nb].copy()
     big = 0
     for i in range(m):
@@ -520,13 +561,14 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
         rec[j, 2] = f1[e]
         rec[j, 3] = f2[e]
         rec[j, 4] = g2[e]
+        rec[j, 5] = rk[e]
     for b in range(nb):
         big = max(big, bstart[b + 1] - bstart[b])
     size = 16
     while size < 2 * big:
         size *= 2
     slots = np.zeros(size, np.int32)         # identity → 1 + its row below
-    words = np.empty((big, 5), np.int64)     # f1, f2, current probe, last request, probe start
+    words = np.empty((big, 6), np.int64)     # f1, f2, current probe, last request, probe start, its rk
     slots4 = np.zeros(size, np.int32)        # 4-tuple → 1 + its row below
     words4 = np.empty((big, 4), np.int64)    # g1, g2, current probe, probe start
     owner[:] = -1                            # per place in time order: the probe's first request's place
@@ -561,10 +603,11 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
                     words[r, 1] = b2
                     words[r, 2] = -1
                 p = words[r, 2]
-                if p < 0 or t - words[r, 3] > resend_ns:
+                if p < 0 or t - words[r, 3] > resend_ns or rec[j, 5] != words[r, 5]:
                     p = i
                     words[r, 2] = p
                     words[r, 4] = t
+                    words[r, 5] = rec[j, 5]
                     s4 = _find(slots4, words4, a, c, mask)
                     r4 = slots4[s4] - 1
                     if r4 < 0:
