@@ -68,6 +68,14 @@ _NO_PORT = 65536
 _RESET_WINDOW_NS = 60 * _NS
 _BUCKET_EVENTS = 1 << 16   # events per bucket of the sweep: its hash tables stay in cache
 _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
+# What a request re-sent as the same probe shares with that probe's requests besides its identity: its
+# resend code, the IP TTL / hop limit (0-255, _TTL_UNKNOWN without one). A kernel retransmission keeps
+# the TTL; a request re-sent with another TTL (tcptraceroute's one SYN, rising TTLs) is a new
+# TTL-limited probe. UDP has no retransmission (each datagram an application sends is a probe): a UDP
+# request's code is _NEVER_RESENT (Paris-style probes on one 4-tuple, ``seq`` 0 over IPv6, included).
+# Events carry type | code << 2 (``etk``).
+_TTL_UNKNOWN, _NEVER_RESENT = 256, 512
+_UDP_REQUESTS = 3   # the class of UDP requests in _events' list
 
 
 def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "auto",
@@ -130,7 +138,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
         "extra_replies": take(probes["extra_replies"]).astype(np.int32),
     }, index=pd.RangeIndex(n), copy=False)
     assert tuple(out.columns) == PROBE_COLUMNS
-    _stream_ports(out, take(probes["ttl"]))
+    _stream_ports(out, lambda: take(ev["ttl"][m["first"]]))
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
                      orphan_replies=int(orphan_idx.size), path=packets.attrs.get("path"))
     if keep_orphans:
@@ -138,12 +146,13 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     return out
 
 
-def _stream_ports(out: pd.DataFrame, ttl: np.ndarray) -> None:
-    """``port`` := the stream's port (streams.tracer_ports on ``dst_port`` and the requests' TTLs): a
-    tracer's UDP probes to rising ports take the run's lowest port; nothing changes without UDP probes."""
+def _stream_ports(out: pd.DataFrame, ttl) -> None:
+    """``port`` := the stream's port (streams.tracer_ports on ``dst_port`` and the requests' TTLs, ``ttl()``
+    in the table's row order): a tracer's UDP probes to rising ports take the run's lowest port; nothing
+    changes without UDP probes."""
     if not (out["protocol"].cat.codes.to_numpy() == _UDP_CODE).any():
         return
-    port, span = tracer_ports(out, ttl)
+    port, span = tracer_ports(out, ttl())
     if (span > 1).any():
         out["port"] = pd.arrays.IntegerArray(np.maximum(port, 0).astype(np.uint16), port < 0)
 
@@ -188,7 +197,7 @@ def _events(p: pd.DataFrame) -> dict:
         (v4 & (typ == ICMP_ECHO_REQUEST), _REQ, 0, True, -1),
         (v6 & (typ == ICMPV6_ECHO_REQUEST), _REQ, 1, True, -1),
         (tcp_ok & is_syn(flags), _REQ, 2, True, -1),
-        (udp["request"], _REQ, 3, True, -1),
+        (udp["request"], _REQ, 3, True, -1),                            # _UDP_REQUESTS
         (v4 & (typ == ICMP_ECHO_REPLY), _EXACT, 0, False, ECHO_REPLY),
         (v6 & (typ == ICMPV6_ECHO_REPLY), _EXACT, 1, False, ECHO_REPLY),
         (tcp_ok & is_syn_ack(flags), _EXACT, 2, False, SYN_ACK),
@@ -197,11 +206,12 @@ def _events(p: pd.DataFrame) -> dict:
         (tcp_ok & is_rst_ack(flags), _LOOSE, 2, False, RST_ACK),
         (tcp_ok & is_bare_rst(flags), _RESET, 2, True, -1),
     ]
+    assert classes[_UDP_REQUESTS][1:3] == (_REQ, 3)
     cls = np.full(len(p), -1, np.int8)
     for i, c in enumerate(classes):   # the classes exclude one another
         cls[c[0]] = i
     meta = np.array([c[1:] for c in classes], dtype=np.int64)
-    rows, keys, ts, frame, kind, etype, ack = _layout(
+    rows, keys, ts, frame, kind, etype, ack, starts = _layout(
         cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), src, dst, _raw(p["icmp_id"], 0),
         _raw(p["icmp_seq"], 0), sport, dport, _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0), udp["keys"])
     # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
@@ -211,9 +221,13 @@ def _events(p: pd.DataFrame) -> dict:
     keys[reset, 5] = reset_isn(keys[reset, 5])
     ip_len = p["ip_len"].to_numpy("float64", na_value=np.nan)[rows]
     hdr = p["ip_hdr_len"].to_numpy("float64", na_value=np.nan)[rows]
-    return {"row": rows, "etype": etype, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
+    ttl = p["ttl"].to_numpy("float64", na_value=np.nan)[rows]
+    # type | resend code << 2: the TTL (_TTL_UNKNOWN without), UDP requests (one class: one slice) never
+    etk = etype | (np.nan_to_num(ttl, nan=_TTL_UNKNOWN).astype(np.int64) << 2)
+    etk[starts[_UDP_REQUESTS]:starts[_UDP_REQUESTS + 1]] = _REQ | (_NEVER_RESENT << 2)
+    return {"row": rows, "etype": etype, "etk": etk, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
             "protocol": keys[:, 0], "a": keys[:, 1], "b": keys[:, 2], "port": keys[:, 3], "ident": keys[:, 4],
-            "seq": keys[:, 5], "ttl": p["ttl"].to_numpy("float64", na_value=np.nan)[rows], "size": ip_len - hdr}
+            "seq": keys[:, 5], "ttl": ttl, "size": ip_len - hdr}
 
 
 def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> dict:
@@ -321,24 +335,9 @@ def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
     order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
     m = order.size
     bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
-    n_probes = _sweep(order, ev["etype"], ev["protocol"], f1, f2, g2, _resend_keys(ev), ev["ts"], resend_ns, reply_ns,
-                      _RESET_WINDOW_NS, bk, np.empty((m, 6), np.int64), owner, pid, first, _BUCKET_EVENTS)
+    n_probes = _sweep(order, ev["etk"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
+                      bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
     return {"pid": pid, "first": first[:n_probes], "n": int(n_probes)}
-
-
-def _resend_keys(ev: dict) -> np.ndarray:
-    """Per event, what a request re-sent as the same probe shares with that probe's requests besides its
-    identity: the IP TTL / hop limit (-1 unknown). A kernel retransmission keeps the TTL; a tracer's
-    request re-sent with another TTL (tcptraceroute's one SYN, rising TTLs) is a new TTL-limited probe.
-    UDP has no retransmission (each datagram an application sends is a probe): every UDP request gets a
-    value of its own (-2 - its index), so none is a re-send of another (Paris-style probes on one 4-tuple
-    with ``seq`` 0 over IPv6 included)."""
-    ttl = ev["ttl"]
-    rk = np.nan_to_num(ttl, nan=-1.0).astype(np.int64)
-    udp = (ev["protocol"] == 3) & (ev["etype"] == _REQ)
-    if udp.any():
-        rk[udp] = -2 - np.flatnonzero(udp)
-    return rk
 
 
 def _probe_columns(ev: dict, m: dict):
@@ -360,7 +359,6 @@ def _probe_columns(ev: dict, m: dict):
     probes = {
         "ts_ns": ts0, "frame": frame[first], "protocol": ev["protocol"][first], "a": ev["a"][first],
         "b": ev["b"][first], "port": ev["port"][first], "ident": ev["ident"][first], "seq": seq0,
-        "ttl": ev["ttl"][first],
         "size": np.where(np.isnan(size0), -1, np.nan_to_num(size0)).astype(np.int64),
         "retransmits": requests - 1,
         "reply_delay_ns": np.where(has, (reply_ts - ts0).astype(np.float64), np.nan),
@@ -428,7 +426,8 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
     """Gather the events (packets with class ``cls`` >= 0) class by class, each in frame order, with
     their identity (protocol, a = prober side, b = target side, port, ident, seq) as rows of ``keys``.
     ``meta[class]`` = (event type, protocol code, outward, reply kind); ``ukeys``: (a, b, port, ident,
-    seq) of the UDP classes' rows in row order (their identity needs the quoted header or a look-back)."""
+    seq) of the UDP classes' rows in row order (their identity needs the quoted header or a look-back).
+    ``starts[class]``: where each class's events begin (``starts[-1]`` = their number)."""
     n_cls = meta.shape[0]
     counts = np.zeros(n_cls + 1, np.int64)
     for i in range(cls.size):
@@ -472,7 +471,7 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
         kind[j] = kd
         etype[j] = et
         ack[j] = tack[i]
-    return rows, keys, ets, fr, kind, etype, ack
+    return rows, keys, ets, fr, kind, etype, ack, counts
 
 
 @njit(nogil=True)
@@ -513,11 +512,11 @@ def _find(slots, words, a, b, mask):
 
 
 @njit(nogil=True)
-def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
+def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
            bucket_events):
-    """One pass over the events in time order. A request opens a probe unless the last request with
-    its identity (f1, f2) was at most ``resend_ns`` before and has its resend key ``rk`` (the TTL:
-    :func:`_resend_keys`) — then it is that probe sent again; a reply or
+    """One pass over the events in time order (``etk``: event type | resend code << 2). A request opens
+    a probe unless the last request with its identity (f1, f2) was at most ``resend_ns`` before and the
+    probe's requests have its resend code (the TTL; UDP: never) — then it is that probe sent again; a reply or
     reset goes to the latest probe of its identity (RST/ACKs: of its 4-tuple, (f1, g2): f1 holds the
     target side of the identity, g2 the prober's port or ICMP identifier) if that began at most the
     window before it. Fills ``pid`` (probe id per event or -1) and ``first`` (first event of each
@@ -530,7 +529,7 @@ def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_n
     it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
     probes are numbered afterwards by their first request's place in time order. The large work
     arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
-    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 6), ``owner``, ``pid``, ``first`` (m,).
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,).
     ``bucket_events``: about how many events a bucket gets."""
     m = order.size
     nb = 1
@@ -539,7 +538,7 @@ def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_n
     # 1. bucket of each event, in time order
     by4 = np.zeros(max(proto.max() + 1, 1) if m else 1, np.bool_)   # protocols with loose replies
     for e in range(m):
-        if etype[e] == 2:
+        if etk[e] & 3 == 2:
             by4[proto[e]] = True
     bstart = np.zeros(nb + 1, np.int64)
     for i in range(m):
@@ -549,26 +548,27 @@ def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_n
         bstart[b + 1] += 1
     for b in range(nb):
         bstart[b + 1] += bstart[b]
-    # 2. the events as records in bucket order: (place in time order × 4 + type, time, f1, f2, g2, rk)
+    # 2. the events as records in bucket order: ((place in time order × 4 + type) << 10 | resend code,
+    #    time, f1, f2, g2)
     fill = bstart[:nb].copy()
     big = 0
     for i in range(m):
         e = order[i]
         j = fill[bk[i]]
         fill[bk[i]] += 1
-        rec[j, 0] = 4 * i + etype[e]
+        x = etk[e]
+        rec[j, 0] = ((4 * i + (x & 3)) << 10) | (x >> 2)
         rec[j, 1] = ts[e]
         rec[j, 2] = f1[e]
         rec[j, 3] = f2[e]
         rec[j, 4] = g2[e]
-        rec[j, 5] = rk[e]
     for b in range(nb):
         big = max(big, bstart[b + 1] - bstart[b])
     size = 16
     while size < 2 * big:
         size *= 2
     slots = np.zeros(size, np.int32)         # identity → 1 + its row below
-    words = np.empty((big, 6), np.int64)     # f1, f2, current probe, last request, probe start, its rk
+    words = np.empty((big, 6), np.int64)     # f1, f2, current probe, last request, probe start, its code
     slots4 = np.zeros(size, np.int32)        # 4-tuple → 1 + its row below
     words4 = np.empty((big, 4), np.int64)    # g1, g2, current probe, probe start
     owner[:] = -1                            # per place in time order: the probe's first request's place
@@ -579,7 +579,7 @@ def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_n
             continue
         n_req = 0
         for j in range(lo, hi):
-            if rec[j, 0] & 3 == 0:
+            if (rec[j, 0] >> 10) & 3 == 0:
                 n_req += 1
         sz = 16
         while sz < 2 * n_req:
@@ -590,7 +590,8 @@ def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_n
         n_keys = 0
         n_keys4 = 0
         for j in range(lo, hi):
-            i, et, t = rec[j, 0] >> 2, rec[j, 0] & 3, rec[j, 1]
+            x = rec[j, 0]
+            i, et, code, t = x >> 12, (x >> 10) & 3, x & 1023, rec[j, 1]
             a, b2, c = rec[j, 2], rec[j, 3], rec[j, 4]
             if et == 0:
                 s = _find(slots, words, a, b2, mask)
@@ -603,11 +604,11 @@ def _sweep(order, etype, proto, f1, f2, g2, rk, ts, resend_ns, reply_ns, reset_n
                     words[r, 1] = b2
                     words[r, 2] = -1
                 p = words[r, 2]
-                if p < 0 or t - words[r, 3] > resend_ns or rec[j, 5] != words[r, 5]:
+                if p < 0 or t - words[r, 3] > resend_ns or code != words[r, 5] or code == 512:
                     p = i
                     words[r, 2] = p
                     words[r, 4] = t
-                    words[r, 5] = rec[j, 5]
+                    words[r, 5] = code
                     s4 = _find(slots4, words4, a, c, mask)
                     r4 = slots4[s4] - 1
                     if r4 < 0:
