@@ -246,8 +246,8 @@ def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> 
     e = np.zeros(0, np.int64)
     qa = qb = qp = qi = np.zeros(0, np.int64)
     if QUOTED_COLUMNS[0] in p.columns and all(c in p.columns for c in QUOTED_COLUMNS):
-        code = p["icmp_code"].to_numpy("int16", na_value=-1)
-        e = np.flatnonzero(is_port_unreachable(proto, typ, code) & has_ts)
+        cand = np.flatnonzero(((typ == 3) | (typ == 1)) & has_ts)   # destination unreachable's types only
+        e = cand[is_port_unreachable(proto[cand], typ[cand], _raw(p["icmp_code"], -1)[cand])]
         if e.size:
             cats = p["src"].cat.categories
             qproto = _sparse_take(p["quoted_proto"], e)
