@@ -75,7 +75,7 @@ _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sor
 # request's code is _NEVER_RESENT (Paris-style probes on one 4-tuple, ``seq`` 0 over IPv6, included).
 # Events carry type | code << 2 (``etk``).
 _TTL_UNKNOWN, _NEVER_RESENT = 256, 512
-_UDP_REQUESTS = 3   # the class of UDP requests in _events' list
+_UDP_REQUESTS, _SYN_ACKS, _RST_ACKS, _RESETS = 3, 6, 9, 10   # classes in _events' list
 
 
 def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "auto",
@@ -181,32 +181,34 @@ def _events(p: pd.DataFrame) -> dict:
     """Requests, replies and resets of the packets table as one set of event columns (numpy), in the
     order: ICMP, ICMPv6 echo requests, SYNs, UDP requests | echo replies, SYN/ACKs, UDP replies, port
     unreachables from the destination | RST/ACKs | bare RSTs (each in frame order). Which packet is which
-    is decided by probekit.protocol; a kernel lays the fields out."""
+    is decided by probekit.protocol, on the rows of each protocol only; a kernel lays the fields out."""
     has_ts = p["ts_ns"].notna().to_numpy()
     proto = p["ip_proto"].to_numpy("int16", na_value=-1)
     typ = p["icmp_type"].to_numpy("int16", na_value=-1)
     # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
     icmp_ok = p["icmp_id"].notna().to_numpy() & p["icmp_seq"].notna().to_numpy() & has_ts
-    flags = p["tcp_flags"].to_numpy("int32", na_value=0)
-    tcp_ok = (proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts
-    v4, v6 = (proto == IPPROTO_ICMP) & icmp_ok, (proto == IPPROTO_ICMPV6) & icmp_ok
+    ic = np.flatnonzero(icmp_ok & ((proto == IPPROTO_ICMP) | (proto == IPPROTO_ICMPV6)))
+    ic_t, ic_v4 = typ[ic], proto[ic] == IPPROTO_ICMP
+    tc = np.flatnonzero((proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts)
+    flags = _raw(p["tcp_flags"], 0)[tc].astype(np.int64)     # the TCP rows' flags, once
     src, dst = p["src"].cat.codes.to_numpy(np.int64), p["dst"].cat.codes.to_numpy(np.int64)
     sport, dport = _raw(p["sport"], 0), _raw(p["dport"], 0)
     udp = _udp_events(p, proto, typ, has_ts, src, dst, sport, dport)
-    classes = [  # (mask, event type, protocol code, outward (a = src), reply kind); order = _CLASS_*
-        (v4 & (typ == ICMP_ECHO_REQUEST), _REQ, 0, True, -1),
-        (v6 & (typ == ICMPV6_ECHO_REQUEST), _REQ, 1, True, -1),
-        (tcp_ok & is_syn(flags), _REQ, 2, True, -1),
+    classes = [  # (rows, event type, protocol code, outward (a = src), reply kind)
+        (ic[ic_v4 & (ic_t == ICMP_ECHO_REQUEST)], _REQ, 0, True, -1),
+        (ic[~ic_v4 & (ic_t == ICMPV6_ECHO_REQUEST)], _REQ, 1, True, -1),
+        (tc[is_syn(flags)], _REQ, 2, True, -1),
         (udp["request"], _REQ, 3, True, -1),                            # _UDP_REQUESTS
-        (v4 & (typ == ICMP_ECHO_REPLY), _EXACT, 0, False, ECHO_REPLY),
-        (v6 & (typ == ICMPV6_ECHO_REPLY), _EXACT, 1, False, ECHO_REPLY),
-        (tcp_ok & is_syn_ack(flags), _EXACT, 2, False, SYN_ACK),
+        (ic[ic_v4 & (ic_t == ICMP_ECHO_REPLY)], _EXACT, 0, False, ECHO_REPLY),
+        (ic[~ic_v4 & (ic_t == ICMPV6_ECHO_REPLY)], _EXACT, 1, False, ECHO_REPLY),
+        (tc[is_syn_ack(flags)], _EXACT, 2, False, SYN_ACK),             # _SYN_ACKS
         (udp["reply"], _EXACT, 3, False, UDP_REPLY),
         (udp["refusal"], _EXACT, 3, False, PORT_UNREACHABLE),
-        (tcp_ok & is_rst_ack(flags), _LOOSE, 2, False, RST_ACK),
-        (tcp_ok & is_bare_rst(flags), _RESET, 2, True, -1),
+        (tc[is_rst_ack(flags)], _LOOSE, 2, False, RST_ACK),             # _RST_ACKS
+        (tc[is_bare_rst(flags)], _RESET, 2, True, -1),                   # _RESETS
     ]
-    assert classes[_UDP_REQUESTS][1:3] == (_REQ, 3)
+    assert classes[_UDP_REQUESTS][1:3] == (_REQ, 3) and classes[_SYN_ACKS][1:3] == (_EXACT, 2)
+    assert classes[_RST_ACKS][1:3] == (_LOOSE, 2) and classes[_RESETS][1:3] == (_RESET, 2)
     cls = np.full(len(p), -1, np.int8)
     for i, c in enumerate(classes):   # the classes exclude one another
         cls[c[0]] = i
@@ -215,13 +217,13 @@ def _events(p: pd.DataFrame) -> dict:
         cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), src, dst, _raw(p["icmp_id"], 0),
         _raw(p["icmp_seq"], 0), sport, dport, _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0), udp["keys"])
     # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
-    tcp_reply = (keys[:, 0] == 2) & ((etype == _EXACT) | (etype == _LOOSE))
-    keys[tcp_reply, 5] = syn_ack_isn(ack[tcp_reply])
-    reset = etype == _RESET
-    keys[reset, 5] = reset_isn(keys[reset, 5])
-    ip_len = p["ip_len"].to_numpy("float64", na_value=np.nan)[rows]
-    hdr = p["ip_hdr_len"].to_numpy("float64", na_value=np.nan)[rows]
-    ttl = p["ttl"].to_numpy("float64", na_value=np.nan)[rows]
+    # (each class's events are one slice)
+    for c in (_SYN_ACKS, _RST_ACKS):
+        lo, hi = starts[c], starts[c + 1]
+        keys[lo:hi, 5] = syn_ack_isn(ack[lo:hi])
+    lo, hi = starts[_RESETS], starts[_RESETS + 1]
+    keys[lo:hi, 5] = reset_isn(keys[lo:hi, 5])
+    ip_len, hdr, ttl = (_float_at(p[c], rows) for c in ("ip_len", "ip_hdr_len", "ttl"))
     # type | resend code << 2: the TTL (_TTL_UNKNOWN without), UDP requests (one class: one slice) never
     etk = etype | (np.nan_to_num(ttl, nan=_TTL_UNKNOWN).astype(np.int64) << 2)
     etk[starts[_UDP_REQUESTS]:starts[_UDP_REQUESTS + 1]] = _REQ | (_NEVER_RESENT << 2)
@@ -232,17 +234,13 @@ def _events(p: pd.DataFrame) -> dict:
 
 def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> dict:
     """UDP requests, UDP replies and the destinations' port unreachables (protocol.udp_flow_roles,
-    protocol.is_port_unreachable) as row masks, and the identity of each such row in row order
+    protocol.is_port_unreachable) as row numbers, and the identity of each such row in row order
     (``keys``: a, b, port, ident, seq): a request's seq is protocol.udp_request_seq; a reply or refusal
     takes the seq of the latest request on its 4-tuple at or before it (UDP_NO_REQUEST when none)."""
-    n = len(p)
     udp_ok = (proto == IPPROTO_UDP) & has_ts & p["sport"].notna().to_numpy() & p["dport"].notna().to_numpy()
-    request, reply, refusal = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     r = np.flatnonzero(udp_ok)
-    if r.size:
-        outward = udp_flow_roles(src[r], dst[r], sport[r].astype(np.int64), dport[r].astype(np.int64))
-        request[r[outward]] = True
-        reply[r[~outward]] = True
+    out = udp_flow_roles(src[r], dst[r], sport[r].astype(np.int64), dport[r].astype(np.int64)) if r.size \
+        else np.zeros(0, bool)                                  # the UDP rows only, never the whole table
     e = np.zeros(0, np.int64)
     qa = qb = qp = qi = np.zeros(0, np.int64)
     if QUOTED_COLUMNS[0] in p.columns and all(c in p.columns for c in QUOTED_COLUMNS):
@@ -258,22 +256,20 @@ def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> 
             ok = (qproto == IPPROTO_UDP) & ~np.isnan(qs) & ~np.isnan(qd) & (qa >= 0) & (qb >= 0) & (qb == src[e])
             e, qa, qb = e[ok], qa[ok], qb[ok]
             qp, qi = qd[ok].astype(np.int64), qs[ok].astype(np.int64)
-            refusal[e] = True
-    out = request[r] if r.size else np.zeros(0, bool)       # the UDP rows only, never the whole table
     rows = np.concatenate([r, e])
     a = np.concatenate([np.where(out, src[r], dst[r]), qa])
     b = np.concatenate([np.where(out, dst[r], src[r]), qb])
     port = np.concatenate([np.where(out, dport[r], sport[r]).astype(np.int64), qp])
     ident = np.concatenate([np.where(out, sport[r], dport[r]).astype(np.int64), qi])
     order = np.argsort(rows, kind="stable")
+    is_req = np.concatenate([out, np.zeros(e.size, bool)])[order]
     rows, a, b, port, ident = rows[order], a[order], b[order], port[order], ident[order]
-    is_req = request[rows]
     v4 = np.array([":" not in str(c) for c in p["src"].cat.categories], bool) if rows.size else np.zeros(0, bool)
     ip_id = _sparse_take(p["ip_id"], rows)
     own = udp_request_seq(ip_id, v4[src[rows]] if v4.size else np.zeros(rows.size, bool))
     seq = _latest_request_seq(a, b, port, ident, _raw(p["ts_ns"], -1)[rows], is_req, own)
     keys = np.stack([a, b, port, ident & 0xFFFF, seq]).T.copy() if rows.size else np.zeros((0, 5), np.int64)
-    return {"request": request, "reply": reply, "refusal": refusal, "keys": keys}
+    return {"request": r[out], "reply": r[~out], "refusal": e, "keys": keys}
 
 
 def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
@@ -295,6 +291,18 @@ def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
     out = np.empty(m, np.int64)
     out[order] = seq_sorted
     return np.where(is_req, own, out)
+
+
+def _float_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """A nullable integer column's values at ``rows`` as float64, NaN where <NA>: a gather from its
+    buffers (not a conversion of the whole column)."""
+    a = s.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):
+        out = data[rows].astype(np.float64)
+        out[mask[rows]] = np.nan
+        return out
+    return s.to_numpy("float64", na_value=np.nan)[rows]
 
 
 def _sparse_take(s: pd.Series, rows: np.ndarray) -> np.ndarray:
