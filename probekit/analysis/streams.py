@@ -251,7 +251,8 @@ def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 
     dest = probes["destination"]
     d = (dest.cat.codes.to_numpy(np.int64) if isinstance(dest.dtype, pd.CategoricalDtype)
          else pd.factorize(dest.astype(object))[0].astype(np.int64))[sel]
-    u, inv = np.unique(d * 65536 + port[sel], return_inverse=True)
+    inv, u = pd.factorize(d * 65536 + port[sel], sort=True)   # (destination, port) pairs in order: a hash, few sorted
+    inv = inv.astype(np.int64)
     ud, up = u // 65536, u % 65536
     new = np.ones(u.size, bool)
     new[1:] = (ud[1:] != ud[:-1]) | (up[1:] != up[:-1] + 1)
