@@ -142,7 +142,11 @@ PROBES: tuple[Column, ...] = (
     Column("protocol", "category", "icmp, icmpv6, tcp or udp"),
     Column("source", "category", "prober address (the ENI)"),
     Column("destination", "category", "target address"),
-    Column("port", "UInt16", "TCP/UDP destination port; <NA> for ICMP"),
+    Column("port", "UInt16", "the stream's port, what every analysis groups by: the TCP/UDP destination port, "
+                             "for a tracer's UDP probes to rising ports (traceroute, mtr -u) the lowest port of "
+                             "the run (streams.tracer_ports; docs/streams.md); <NA> for ICMP"),
+    Column("dst_port", "UInt16", "the request's own TCP/UDP destination port (= port but in a tracer's run); "
+                                 "<NA> for ICMP"),
     Column("size", "Int32", "probe size: ICMP message, TCP segment or UDP datagram bytes (IP total length - "
                             "IP header)"),
     Column("ident", "UInt32", "ICMP echo identifier, or the TCP/UDP source port"),
@@ -159,7 +163,8 @@ PROBES: tuple[Column, ...] = (
                                    "destination's ICMP port unreachable)"),
     Column("reset_frame", "Int64", "frame number of the prober's RST after the SYN/ACK (TCP)"),
     Column("reset_after_us", "float64", "prober's RST time - SYN/ACK time, µs (TCP)"),
-    Column("retransmits", "int32", "further requests with the same identity (re-sent SYNs, repeated echo)"),
+    Column("retransmits", "int32", "further requests with the same identity and IP TTL / hop limit (re-sent "
+                                   "SYNs, repeated echo); UDP: always 0"),
     Column("extra_replies", "int32", "replies after the first (duplicates, re-sent SYN/ACKs)"),
     Column("error_code", "category", "the ICMP/ICMPv6 error this probe drew, its code by name (schema.ICMP_ERRORS); "
                                      "present once errors are attributed (sessions do)", optional=True),

@@ -137,7 +137,9 @@ def _attach(out: pd.DataFrame, probes: pd.DataFrame, window_s: float) -> None:
         "ts_ns": probes["ts_ns"].to_numpy("int64"), "protocol": _codes_in(probes["protocol"], protos),
         "source": _codes_in(probes["source"], addrs), "destination": _codes_in(probes["destination"], addrs),
         "ident": probes["ident"].to_numpy("int64", na_value=-1),
-        "port": probes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
+        # the request's own destination port (a tracer probe's ``port`` is its stream's lowest)
+        "port": probes["dst_port" if "dst_port" in probes.columns else "port"].to_numpy("float64", na_value=-1)
+        .astype(np.int64),
         "seq": np.where(pr_udp, -1, probes["seq"].to_numpy("int64", na_value=-1)),
         "request_frame": probes["request_frame"].to_numpy("int64"), "req_ts": probes["ts_ns"].to_numpy("int64")})
     by = ["protocol", "source", "destination", "ident", "port", "seq"]

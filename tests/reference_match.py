@@ -5,12 +5,18 @@ ICMP/ICMPv6 echo requests meet their replies by (addresses, identifier, sequence
 SYN/ACKs by 4-tuple and ack = ISN + 1, RST/ACKs by 4-tuple and ack = ISN + 1 (+ SYN data), and the
 prober's RST by 4-tuple and seq = ISN + 1. Requests with the same identity within ``resend_window_s``
 are one probe sent again; a reply is given to the latest request with its identity before it.
+
+Since issue 13 (written here the plain way, as the matcher has them): a request re-sent with another
+IP TTL is a new probe and a UDP request is never a re-send; ``port`` is the stream's port (a tracer's
+UDP probes to rising ports: the lowest of the run, by tests/reference_streams.py's plain walk) and
+``dst_port`` the request's own.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+import reference_streams
 from probekit.schema import OUTCOMES, PROBE_COLUMNS
 
 __all__ = ["match_probes", "detect_vantage"]
@@ -61,6 +67,7 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
         "source": pd.Categorical.from_codes(probes["a"].astype(int), categories=cats),
         "destination": pd.Categorical.from_codes(probes["b"].astype(int), categories=cats),
         "port": probes["port"].astype("UInt16"),
+        "dst_port": probes["port"].astype("UInt16"),
         "size": probes["size"].astype("Int32"),
         "ident": probes["ident"].astype("UInt32"),
         "seq": probes["seq"].astype("UInt32"),
@@ -75,6 +82,8 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
         "extra_replies": probes["extra_replies"].astype("int32"),
     })
     out = _drop_unused(out).sort_values(["ts_ns", "request_frame"], kind="stable").reset_index(drop=True)
+    port, span = reference_streams.tracer_ports(packets, out)
+    out["port"] = pd.array([p if p >= 0 else pd.NA for p in port], dtype="UInt16")
     assert tuple(out.columns) == PROBE_COLUMNS
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
                      orphan_replies=int(probes.attrs.get("orphans", 0)), path=packets.attrs.get("path"))
@@ -289,6 +298,10 @@ def _dedupe(req: pd.DataFrame, window_ns: int) -> pd.DataFrame:
     req = req.assign(key=key).sort_values(["key", "ts_ns", "frame"], kind="stable").reset_index(drop=True)
     new = np.ones(len(req), bool)
     new[1:] = (req["key"].to_numpy()[1:] != req["key"].to_numpy()[:-1]) | (np.diff(req["ts_ns"].to_numpy()) > window_ns)
+    # another TTL: a new TTL-limited probe (a retransmission keeps it); UDP: every datagram a probe
+    ttl = req["ttl"].fillna(-1).to_numpy()
+    new[1:] |= ttl[1:] != ttl[:-1]
+    new |= (req["protocol"] == 3).to_numpy()
     probe_id = np.cumsum(new) - 1
     first = req.loc[new].copy()
     first["retransmits"] = np.bincount(probe_id) - 1

@@ -104,8 +104,8 @@ def _udp_data(packets, probes) -> np.ndarray:
 def tracer_ports(packets, probes, tracer_min_ports=3):
     """Per probe (stream port, ports covered): per destination, its UDP probes' distinct ports in runs of
     consecutive values; a run of at least tracer_min_ports ports sent with more than one TTL is one
-    stream at its lowest port."""
-    port = _ports(probes["port"])
+    stream at its lowest port. The ports are the requests' own (``dst_port`` when the table has it)."""
+    port = _ports(probes["dst_port"] if "dst_port" in probes.columns else probes["port"])
     span = (port >= 0).astype(np.int64)
     udp = [int(i) for i in np.flatnonzero((probes["protocol"].astype(str) == "udp").to_numpy() & (port >= 0))]
     if not udp:

@@ -145,20 +145,22 @@ def test_kernels_compiled_equal_plain_python(rel, tmp_path):
 
 
 # ------------------------------------------------------------------ the kernels on their own
-def _sweep_plain(order, etype, key, key4, ts, resend_ns, reply_ns, reset_ns):
-    """The sweep as first written (one table of every identity, dicts): the reference of the bucketed one."""
-    cur, last, cur4, start, first = {}, {}, {}, [], []
+def _sweep_plain(order, etype, key, key4, rk, ts, resend_ns, reply_ns, reset_ns):
+    """The sweep as first written (one table of every identity, dicts): the reference of the bucketed one.
+    ``rk``: the resend code (TTL; 512: never re-sent) a re-sent request must share with its probe's."""
+    cur, last, cur4, start, first, kept = {}, {}, {}, [], [], {}
     pid = np.full(order.size, -1, np.int64)
     for e in order:
         t, et = int(ts[e]), int(etype[e])
         if et == 0:
             k = key[e]
             p = cur.get(k, -1)
-            if p < 0 or t - last[k] > resend_ns:
+            if p < 0 or t - last[k] > resend_ns or kept[k] != rk[e] or rk[e] == 512:
                 p = len(start)
                 start.append(t)
                 first.append(e)
                 cur[k] = p
+                kept[k] = rk[e]
                 cur4[key4[e]] = p
             pid[e] = p
             last[k] = t
@@ -197,13 +199,18 @@ def test_bucketed_sweep_equals_plain_sweep(seed, bucket_events):
     key = [tuple(r) for r in keys.tolist()]
     key4 = [r[:5] for r in key]
     windows = (1_500_000, 3_000_000, 2_000_000)   # resend, reply, reset (ns): some repeats, some orphans
-    want_pid, want_first, want_n = _sweep_plain(order, etype, key, key4, ts, *windows)
+    # resend codes: mostly one TTL, some another, some unknown (256), some never re-sent (512: UDP)
+    rk = rng.choice(np.array([64, 1, 256, 512]), m, p=[0.75, 0.1, 0.1, 0.05])
+    want_pid, want_first, want_n = _sweep_plain(order, etype, key, key4, rk, ts, *windows)
     pid, first = np.empty(m, np.int64), np.empty(m, np.int64)
-    n = match._sweep(order, etype, proto, f1, f2, np.ascontiguousarray(keys[:, 4]), ts, *windows,
+    n = match._sweep(order, etype | (rk << 2), proto, f1, f2, np.ascontiguousarray(keys[:, 4]), ts, *windows,
                      np.empty(m, np.int64), np.empty((m, 5), np.int64), np.empty(m, np.int64), pid, first,
                      bucket_events)
     assert n == want_n and (pid == want_pid).all() and (first[:n] == want_first).all()
     assert 0 < (pid >= 0).sum() < m and n < (etype == 0).sum()   # resends and orphans both happened
+    # and some requests of one identity within the window became probes of their own by their TTL
+    _, _, n_one_ttl = _sweep_plain(order, etype, key, key4, np.full(m, 64), ts, *windows)
+    assert n > n_one_ttl
 
 
 def test_attach_equals_plain_python():

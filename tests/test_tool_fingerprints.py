@@ -27,10 +27,12 @@ EXPECTED = {
     "mtr-udp": "mtr", "scamper-trace": "scamper", "traceroute-udp": "traceroute",
 }
 # Tracers whose own report lists hops: each hop's probes (those sent with that TTL) must have the
-# outcome the report implies. tcptraceroute is not among them: it re-sends one SYN (one source port,
-# one ISN) with rising TTLs, which the matcher's resend rule folds into one probe (see docs/notes).
+# outcome the report implies. tcptraceroute re-sends one SYN (one source port, one ISN) with rising
+# TTLs, each TTL twice (-q 2): one probe per TTL (a request re-sent with another TTL is a new probe),
+# sent twice (a re-send with the same TTL is the same probe's), each request answered.
 TRACERS = {"traceroute-udp": "udp", "mtr-udp": "udp", "scamper-trace": "udp", "traceroute-icmp": "icmp",
-           "mtr-icmp": "icmp", "mtr-tcp": "tcp"}     # recording -> the protocol of its probes
+           "mtr-icmp": "icmp", "mtr-tcp": "tcp", "tcptraceroute": "tcp"}   # recording -> its probes' protocol
+RESENDS = {"tcptraceroute": 2}   # requests per probe the tool sends (-q 2 of one SYN); the others: 1
 
 
 def _labels(name: str) -> set[str]:
@@ -91,14 +93,19 @@ def _hops(info: dict) -> list[tuple[int, str, int]]:
 def test_tracer_probes_have_the_outcomes_of_the_tools_report(name):
     """Per hop of the tool's report: its probes (sent with TTL = hop) drew time exceeded from the hop's
     router, or, at the destination, were answered (echo reply, SYN/ACK) or refused (UDP: the
-    destination's own port unreachable), as many as the tool counted."""
+    destination's own port unreachable), as many as the tool counted: one answer per request (errors
+    quoting the probe, replies to it), one probe per request but for tcptraceroute's same-TTL re-sends."""
     from probekit.analysis.errors_icmp import attribute_errors, with_error_outcomes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         df = probekit.read_capture(TOOLS / f"{name}.pcap")
     info = json.loads((TOOLS / f"{name}.tool.json").read_text())
     probes = probekit.match_probes(df)
-    w = with_error_outcomes(probes, attribute_errors(df, probes))
+    errors = attribute_errors(df, probes)
+    w = with_error_outcomes(probes, errors)
+    n_err = errors.set_index("request_frame")["errors"].reindex(w["request_frame"]).fillna(0).to_numpy("int64")
+    resends = RESENDS.get(name, 1)
+    assert (w["retransmits"] == resends - 1).all(), w[["retransmits"]]
     by_frame = df.set_index("frame")
     ttl = by_frame.loc[w["request_frame"], "ttl"].to_numpy("int64")
     replier = by_frame["src"].astype(str).reindex(w["reply_frame"].astype("float64").fillna(-1)).to_numpy(object)
@@ -108,16 +115,22 @@ def test_tracer_probes_have_the_outcomes_of_the_tools_report(name):
     assert set(w["protocol"].astype(str)) == {proto}
     final = {"udp": "refused", "icmp": "answered", "tcp": "answered"}[proto]
     for hop, addr, answered in hops:
-        mine = w[ttl == hop]
+        at = ttl == hop
+        mine = w[at]
         if addr == info["destination"]:
-            got = mine[(mine["outcome"].astype(str) == final) & (replier[ttl == hop] == addr)]
-            assert (got["rtt_us"] > 0).all()
+            hit = (mine["outcome"].astype(str) == final).to_numpy() & (replier[at] == addr)
+            assert (mine.loc[hit, "rtt_us"] > 0).all()
+            answers = (1 + mine["extra_replies"].to_numpy("int64"))[hit]
         else:
-            got = mine[(mine["outcome"].astype(str) == "ttl_exceeded") & (mine["reporter"].astype(str) == addr)]
-        assert len(got) == answered, (name, hop, addr, mine[["outcome", "reporter"]])
+            hit = (mine["outcome"].astype(str) == "ttl_exceeded").to_numpy() & \
+                (mine["reporter"].astype(str) == addr).to_numpy()
+            answers = n_err[at][hit]
+        assert int(hit.sum()) * resends == int(answers.sum()) == answered, \
+            (name, hop, addr, mine[["outcome", "reporter", "retransmits", "extra_replies"]])
     if proto == "udp":   # the tracer's rising ports are one stream, of the tool's source
         from probekit.analysis.streams import streams
         st = streams(df, probes, probekit.fingerprint(df, probes))
         assert len(st) == 1 and st["source_list"].iloc[0] == info["source"]
         assert int(st["requests"].iloc[0]) == len(probes) and st["tool"].iloc[0] == EXPECTED[name]
-        assert int(st["ports"].iloc[0]) == probes["port"].nunique()
+        assert int(st["ports"].iloc[0]) == probes["dst_port"].nunique()
+        assert set(probes["port"]) == {int(st["port"].iloc[0])} == {int(probes["dst_port"].min())}

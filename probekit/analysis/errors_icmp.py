@@ -215,7 +215,7 @@ def _attach(probes: pd.DataFrame, window_s: float, ts, qname, qsrc, qdst, ident,
     p_udp = p_proto == 3
     p_key = np.stack([
         p_proto, _codes_in(probes["source"], addr), _codes_in(probes["destination"], addr),
-        probes["ident"].to_numpy("int64", na_value=-1), probes["port"].to_numpy("float64", na_value=-1).astype(np.int64),
+        probes["ident"].to_numpy("int64", na_value=-1), _own_ports(probes),
         np.where(p_udp, -1, probes["seq"].to_numpy("int64", na_value=-1))]).T
     e_proto = _text_codes(qname, pd.Index(list(_PCODE), dtype=object))
     e_key = np.stack([
@@ -232,6 +232,13 @@ def _attach(probes: pd.DataFrame, window_s: float, ts, qname, qsrc, qdst, ident,
     order = np.lexsort((is_err, all_ts))                # at equal times the probe comes first (merge_asof)
     hit = _latest_before(order, kid, all_ts, n_p, n_keys, int(window_s * _NS))
     return hit, np.where(hit >= 0, p_ts[np.maximum(hit, 0)], 0)
+
+
+def _own_ports(probes: pd.DataFrame) -> np.ndarray:
+    """Each request's own destination port (``dst_port``; ``port`` in a probes table without it), -1 for
+    none: what an error's quoted header names (a tracer probe's ``port`` is its stream's lowest port)."""
+    s = probes["dst_port"] if "dst_port" in probes.columns else probes["port"]
+    return s.to_numpy("float64", na_value=-1).astype(np.int64)
 
 
 def _categories(s: pd.Series):

@@ -3,8 +3,16 @@
 ICMP/ICMPv6 echo requests meet their replies by (addresses, identifier, sequence number); TCP SYNs meet
 SYN/ACKs by 4-tuple and ack = ISN + 1, RST/ACKs by 4-tuple and ack = ISN + 1 (+ SYN data), and the
 prober's RST by 4-tuple and seq = ISN + 1 (the rules are in probekit.protocol). Requests with the same
-identity within ``resend_window_s`` are one probe sent again; a reply is given to the latest request
-with its identity before it.
+identity and the same IP TTL / hop limit within ``resend_window_s`` are one probe sent again (a kernel
+retransmission keeps the TTL; a request re-sent with another TTL is a new TTL-limited probe, as
+tcptraceroute sends its one SYN); UDP datagrams are never re-sends of one another. A reply is given to
+the latest request with its identity before it.
+
+A probe carries its stream's key: ``port`` is the destination port, except for a tracer's UDP probes to
+rising ports (traceroute, mtr -u), whose ``port`` is the lowest port of the run
+(:func:`probekit.analysis.streams.tracer_ports`, the streams table's rule); ``dst_port`` is always the
+request's own destination port. Every analysis that groups by (protocol, [source,] destination, port)
+thus sees a tracer as one stream.
 
 How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
 port, seq); one compiled sweep over the events in time order hashes each identity as it meets it, forms
@@ -50,6 +58,7 @@ from ..protocol import (
 )
 from ..schema import ORPHANS, OUTCOMES, PROBE_COLUMNS, QUOTED_COLUMNS
 from ._groups import factorize_rows as _factorize
+from .streams import tracer_ports
 
 __all__ = ["match_probes", "detect_vantage"]
 
@@ -59,6 +68,14 @@ _NO_PORT = 65536
 _RESET_WINDOW_NS = 60 * _NS
 _BUCKET_EVENTS = 1 << 16   # events per bucket of the sweep: its hash tables stay in cache
 _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
+# What a request re-sent as the same probe shares with that probe's requests besides its identity: its
+# resend code, the IP TTL / hop limit (0-255, _TTL_UNKNOWN without one). A kernel retransmission keeps
+# the TTL; a request re-sent with another TTL (tcptraceroute's one SYN, rising TTLs) is a new
+# TTL-limited probe. UDP has no retransmission (each datagram an application sends is a probe): a UDP
+# request's code is _NEVER_RESENT (Paris-style probes on one 4-tuple, ``seq`` 0 over IPv6, included).
+# Events carry type | code << 2 (``etk``).
+_TTL_UNKNOWN, _NEVER_RESENT = 256, 512
+_UDP_REQUESTS, _SYN_ACKS, _RST_ACKS, _RESETS = 3, 6, 9, 10   # classes in _events' list
 
 
 def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "auto",
@@ -68,7 +85,8 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     timeout_s: a reply later than this makes the probe ``late`` (lost for the metrics).
     vantage: 'prober' or 'target' (where the capture was taken) or 'auto' (decided from the TTLs: the
     capturing host's own packets leave with an initial TTL such as 64).
-    resend_window_s: requests with one identity this close together are one probe sent again.
+    resend_window_s: requests with one identity and one TTL this close together are one probe sent again
+    (UDP: never).
     reply_window_s: a reply later than this after every request of its identity is an orphan.
     keep_orphans: also return the replies that found no request (schema.ORPHANS), as a second table
     (the scale path matches them against the next file's unjudged probes).
@@ -98,12 +116,14 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     n = probes["ts_ns"].size
     delay_us = take(probes["reply_delay_ns"]) / 1e3
     port = take(probes["port"])
+    dst_port = pd.arrays.IntegerArray(np.where(port == _NO_PORT, 0, port).astype(np.uint16), port == _NO_PORT)
     out = pd.DataFrame({
         "ts_ns": take(probes["ts_ns"]),
         "protocol": _categorical(take(probes["protocol"]), _PROTOCOLS),
         "source": _used_categories(take(probes["a"]), cats),
         "destination": _used_categories(take(probes["b"]), cats),
-        "port": pd.arrays.IntegerArray(np.where(port == _NO_PORT, 0, port).astype(np.uint16), port == _NO_PORT),
+        "port": dst_port,
+        "dst_port": dst_port.copy(),
         "size": _masked(take(probes["size"]), np.int32),
         "ident": pd.arrays.IntegerArray(take(probes["ident"]).astype(np.uint32), np.zeros(n, np.bool_)),
         "seq": pd.arrays.IntegerArray(take(probes["seq"]).astype(np.uint32), np.zeros(n, np.bool_)),
@@ -118,11 +138,23 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
         "extra_replies": take(probes["extra_replies"]).astype(np.int32),
     }, index=pd.RangeIndex(n), copy=False)
     assert tuple(out.columns) == PROBE_COLUMNS
+    _stream_ports(out, lambda: take(ev["ttl"][m["first"]]))
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
                      orphan_replies=int(orphan_idx.size), path=packets.attrs.get("path"))
     if keep_orphans:
         return out, _orphans(ev, orphan_idx, cats)
     return out
+
+
+def _stream_ports(out: pd.DataFrame, ttl) -> None:
+    """``port`` := the stream's port (streams.tracer_ports on ``dst_port`` and the requests' TTLs, ``ttl()``
+    in the table's row order): a tracer's UDP probes to rising ports take the run's lowest port; nothing
+    changes without UDP probes."""
+    if not (out["protocol"].cat.codes.to_numpy() == _UDP_CODE).any():
+        return
+    port, span = tracer_ports(out, ttl())
+    if (span > 1).any():
+        out["port"] = pd.arrays.IntegerArray(np.maximum(port, 0).astype(np.uint16), port < 0)
 
 
 def detect_vantage(req: pd.DataFrame, rep: pd.DataFrame) -> str:
@@ -149,68 +181,71 @@ def _events(p: pd.DataFrame) -> dict:
     """Requests, replies and resets of the packets table as one set of event columns (numpy), in the
     order: ICMP, ICMPv6 echo requests, SYNs, UDP requests | echo replies, SYN/ACKs, UDP replies, port
     unreachables from the destination | RST/ACKs | bare RSTs (each in frame order). Which packet is which
-    is decided by probekit.protocol; a kernel lays the fields out."""
+    is decided by probekit.protocol, on the rows of each protocol only; a kernel lays the fields out."""
     has_ts = p["ts_ns"].notna().to_numpy()
     proto = p["ip_proto"].to_numpy("int16", na_value=-1)
     typ = p["icmp_type"].to_numpy("int16", na_value=-1)
     # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
     icmp_ok = p["icmp_id"].notna().to_numpy() & p["icmp_seq"].notna().to_numpy() & has_ts
-    flags = p["tcp_flags"].to_numpy("int32", na_value=0)
-    tcp_ok = (proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts
-    v4, v6 = (proto == IPPROTO_ICMP) & icmp_ok, (proto == IPPROTO_ICMPV6) & icmp_ok
+    ic = np.flatnonzero(icmp_ok & ((proto == IPPROTO_ICMP) | (proto == IPPROTO_ICMPV6)))
+    ic_t, ic_v4 = typ[ic], proto[ic] == IPPROTO_ICMP
+    tc = np.flatnonzero((proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts)
+    flags = _raw(p["tcp_flags"], 0)[tc].astype(np.int64)     # the TCP rows' flags, once
     src, dst = p["src"].cat.codes.to_numpy(np.int64), p["dst"].cat.codes.to_numpy(np.int64)
     sport, dport = _raw(p["sport"], 0), _raw(p["dport"], 0)
     udp = _udp_events(p, proto, typ, has_ts, src, dst, sport, dport)
-    classes = [  # (mask, event type, protocol code, outward (a = src), reply kind); order = _CLASS_*
-        (v4 & (typ == ICMP_ECHO_REQUEST), _REQ, 0, True, -1),
-        (v6 & (typ == ICMPV6_ECHO_REQUEST), _REQ, 1, True, -1),
-        (tcp_ok & is_syn(flags), _REQ, 2, True, -1),
-        (udp["request"], _REQ, 3, True, -1),
-        (v4 & (typ == ICMP_ECHO_REPLY), _EXACT, 0, False, ECHO_REPLY),
-        (v6 & (typ == ICMPV6_ECHO_REPLY), _EXACT, 1, False, ECHO_REPLY),
-        (tcp_ok & is_syn_ack(flags), _EXACT, 2, False, SYN_ACK),
+    classes = [  # (rows, event type, protocol code, outward (a = src), reply kind)
+        (ic[ic_v4 & (ic_t == ICMP_ECHO_REQUEST)], _REQ, 0, True, -1),
+        (ic[~ic_v4 & (ic_t == ICMPV6_ECHO_REQUEST)], _REQ, 1, True, -1),
+        (tc[is_syn(flags)], _REQ, 2, True, -1),
+        (udp["request"], _REQ, 3, True, -1),                            # _UDP_REQUESTS
+        (ic[ic_v4 & (ic_t == ICMP_ECHO_REPLY)], _EXACT, 0, False, ECHO_REPLY),
+        (ic[~ic_v4 & (ic_t == ICMPV6_ECHO_REPLY)], _EXACT, 1, False, ECHO_REPLY),
+        (tc[is_syn_ack(flags)], _EXACT, 2, False, SYN_ACK),             # _SYN_ACKS
         (udp["reply"], _EXACT, 3, False, UDP_REPLY),
         (udp["refusal"], _EXACT, 3, False, PORT_UNREACHABLE),
-        (tcp_ok & is_rst_ack(flags), _LOOSE, 2, False, RST_ACK),
-        (tcp_ok & is_bare_rst(flags), _RESET, 2, True, -1),
+        (tc[is_rst_ack(flags)], _LOOSE, 2, False, RST_ACK),             # _RST_ACKS
+        (tc[is_bare_rst(flags)], _RESET, 2, True, -1),                   # _RESETS
     ]
+    assert classes[_UDP_REQUESTS][1:3] == (_REQ, 3) and classes[_SYN_ACKS][1:3] == (_EXACT, 2)
+    assert classes[_RST_ACKS][1:3] == (_LOOSE, 2) and classes[_RESETS][1:3] == (_RESET, 2)
     cls = np.full(len(p), -1, np.int8)
     for i, c in enumerate(classes):   # the classes exclude one another
         cls[c[0]] = i
     meta = np.array([c[1:] for c in classes], dtype=np.int64)
-    rows, keys, ts, frame, kind, etype, ack = _layout(
+    rows, keys, ts, frame, kind, etype, ack, starts = _layout(
         cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), src, dst, _raw(p["icmp_id"], 0),
         _raw(p["icmp_seq"], 0), sport, dport, _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0), udp["keys"])
     # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
-    tcp_reply = (keys[:, 0] == 2) & ((etype == _EXACT) | (etype == _LOOSE))
-    keys[tcp_reply, 5] = syn_ack_isn(ack[tcp_reply])
-    reset = etype == _RESET
-    keys[reset, 5] = reset_isn(keys[reset, 5])
-    ip_len = p["ip_len"].to_numpy("float64", na_value=np.nan)[rows]
-    hdr = p["ip_hdr_len"].to_numpy("float64", na_value=np.nan)[rows]
-    return {"row": rows, "etype": etype, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
+    # (each class's events are one slice)
+    for c in (_SYN_ACKS, _RST_ACKS):
+        lo, hi = starts[c], starts[c + 1]
+        keys[lo:hi, 5] = syn_ack_isn(ack[lo:hi])
+    lo, hi = starts[_RESETS], starts[_RESETS + 1]
+    keys[lo:hi, 5] = reset_isn(keys[lo:hi, 5])
+    ip_len, hdr, ttl = (_float_at(p[c], rows) for c in ("ip_len", "ip_hdr_len", "ttl"))
+    # type | resend code << 2: the TTL (_TTL_UNKNOWN without), UDP requests (one class: one slice) never
+    etk = etype | (np.nan_to_num(ttl, nan=_TTL_UNKNOWN).astype(np.int64) << 2)
+    etk[starts[_UDP_REQUESTS]:starts[_UDP_REQUESTS + 1]] = _REQ | (_NEVER_RESENT << 2)
+    return {"row": rows, "etype": etype, "etk": etk, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
             "protocol": keys[:, 0], "a": keys[:, 1], "b": keys[:, 2], "port": keys[:, 3], "ident": keys[:, 4],
-            "seq": keys[:, 5], "ttl": p["ttl"].to_numpy("float64", na_value=np.nan)[rows], "size": ip_len - hdr}
+            "seq": keys[:, 5], "ttl": ttl, "size": ip_len - hdr}
 
 
 def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> dict:
     """UDP requests, UDP replies and the destinations' port unreachables (protocol.udp_flow_roles,
-    protocol.is_port_unreachable) as row masks, and the identity of each such row in row order
+    protocol.is_port_unreachable) as row numbers, and the identity of each such row in row order
     (``keys``: a, b, port, ident, seq): a request's seq is protocol.udp_request_seq; a reply or refusal
     takes the seq of the latest request on its 4-tuple at or before it (UDP_NO_REQUEST when none)."""
-    n = len(p)
     udp_ok = (proto == IPPROTO_UDP) & has_ts & p["sport"].notna().to_numpy() & p["dport"].notna().to_numpy()
-    request, reply, refusal = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     r = np.flatnonzero(udp_ok)
-    if r.size:
-        outward = udp_flow_roles(src[r], dst[r], sport[r].astype(np.int64), dport[r].astype(np.int64))
-        request[r[outward]] = True
-        reply[r[~outward]] = True
+    out = udp_flow_roles(src[r], dst[r], sport[r].astype(np.int64), dport[r].astype(np.int64)) if r.size \
+        else np.zeros(0, bool)                                  # the UDP rows only, never the whole table
     e = np.zeros(0, np.int64)
     qa = qb = qp = qi = np.zeros(0, np.int64)
     if QUOTED_COLUMNS[0] in p.columns and all(c in p.columns for c in QUOTED_COLUMNS):
-        code = p["icmp_code"].to_numpy("int16", na_value=-1)
-        e = np.flatnonzero(is_port_unreachable(proto, typ, code) & has_ts)
+        cand = np.flatnonzero(((typ == 3) | (typ == 1)) & has_ts)   # destination unreachable's types only
+        e = cand[is_port_unreachable(proto[cand], typ[cand], _raw(p["icmp_code"], -1)[cand])]
         if e.size:
             cats = p["src"].cat.categories
             qproto = _sparse_take(p["quoted_proto"], e)
@@ -221,22 +256,20 @@ def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> 
             ok = (qproto == IPPROTO_UDP) & ~np.isnan(qs) & ~np.isnan(qd) & (qa >= 0) & (qb >= 0) & (qb == src[e])
             e, qa, qb = e[ok], qa[ok], qb[ok]
             qp, qi = qd[ok].astype(np.int64), qs[ok].astype(np.int64)
-            refusal[e] = True
-    out = request[r] if r.size else np.zeros(0, bool)       # the UDP rows only, never the whole table
     rows = np.concatenate([r, e])
     a = np.concatenate([np.where(out, src[r], dst[r]), qa])
     b = np.concatenate([np.where(out, dst[r], src[r]), qb])
     port = np.concatenate([np.where(out, dport[r], sport[r]).astype(np.int64), qp])
     ident = np.concatenate([np.where(out, sport[r], dport[r]).astype(np.int64), qi])
     order = np.argsort(rows, kind="stable")
+    is_req = np.concatenate([out, np.zeros(e.size, bool)])[order]
     rows, a, b, port, ident = rows[order], a[order], b[order], port[order], ident[order]
-    is_req = request[rows]
     v4 = np.array([":" not in str(c) for c in p["src"].cat.categories], bool) if rows.size else np.zeros(0, bool)
     ip_id = _sparse_take(p["ip_id"], rows)
     own = udp_request_seq(ip_id, v4[src[rows]] if v4.size else np.zeros(rows.size, bool))
     seq = _latest_request_seq(a, b, port, ident, _raw(p["ts_ns"], -1)[rows], is_req, own)
     keys = np.stack([a, b, port, ident & 0xFFFF, seq]).T.copy() if rows.size else np.zeros((0, 5), np.int64)
-    return {"request": request, "reply": reply, "refusal": refusal, "keys": keys}
+    return {"request": r[out], "reply": r[~out], "refusal": e, "keys": keys}
 
 
 def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
@@ -258,6 +291,18 @@ def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
     out = np.empty(m, np.int64)
     out[order] = seq_sorted
     return np.where(is_req, own, out)
+
+
+def _float_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """A nullable integer column's values at ``rows`` as float64, NaN where <NA>: a gather from its
+    buffers (not a conversion of the whole column)."""
+    a = s.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):
+        out = data[rows].astype(np.float64)
+        out[mask[rows]] = np.nan
+        return out
+    return s.to_numpy("float64", na_value=np.nan)[rows]
 
 
 def _sparse_take(s: pd.Series, rows: np.ndarray) -> np.ndarray:
@@ -298,7 +343,7 @@ def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
     order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
     m = order.size
     bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
-    n_probes = _sweep(order, ev["etype"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
+    n_probes = _sweep(order, ev["etk"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
                       bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
     return {"pid": pid, "first": first[:n_probes], "n": int(n_probes)}
 
@@ -352,6 +397,7 @@ def _masked(a: np.ndarray, dtype):
 
 
 _PROTOCOLS = pd.CategoricalDtype(list(PROBE_PROTOCOLS))
+_UDP_CODE = list(PROBE_PROTOCOLS).index("udp")
 _OUTCOMES = pd.CategoricalDtype(list(OUTCOMES))
 
 
@@ -388,7 +434,8 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
     """Gather the events (packets with class ``cls`` >= 0) class by class, each in frame order, with
     their identity (protocol, a = prober side, b = target side, port, ident, seq) as rows of ``keys``.
     ``meta[class]`` = (event type, protocol code, outward, reply kind); ``ukeys``: (a, b, port, ident,
-    seq) of the UDP classes' rows in row order (their identity needs the quoted header or a look-back)."""
+    seq) of the UDP classes' rows in row order (their identity needs the quoted header or a look-back).
+    ``starts[class]``: where each class's events begin (``starts[-1]`` = their number)."""
     n_cls = meta.shape[0]
     counts = np.zeros(n_cls + 1, np.int64)
     for i in range(cls.size):
@@ -432,7 +479,7 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
         kind[j] = kd
         etype[j] = et
         ack[j] = tack[i]
-    return rows, keys, ets, fr, kind, etype, ack
+    return rows, keys, ets, fr, kind, etype, ack, counts
 
 
 @njit(nogil=True)
@@ -473,10 +520,11 @@ def _find(slots, words, a, b, mask):
 
 
 @njit(nogil=True)
-def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
+def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
            bucket_events):
-    """One pass over the events in time order. A request opens a probe unless the last request with
-    its identity (f1, f2) was at most ``resend_ns`` before (then it is that probe sent again); a reply or
+    """One pass over the events in time order (``etk``: event type | resend code << 2). A request opens
+    a probe unless the last request with its identity (f1, f2) was at most ``resend_ns`` before and the
+    probe's requests have its resend code (the TTL; UDP: never) — then it is that probe sent again; a reply or
     reset goes to the latest probe of its identity (RST/ACKs: of its 4-tuple, (f1, g2): f1 holds the
     target side of the identity, g2 the prober's port or ICMP identifier) if that began at most the
     window before it. Fills ``pid`` (probe id per event or -1) and ``first`` (first event of each
@@ -498,7 +546,7 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
     # 1. bucket of each event, in time order
     by4 = np.zeros(max(proto.max() + 1, 1) if m else 1, np.bool_)   # protocols with loose replies
     for e in range(m):
-        if etype[e] == 2:
+        if etk[e] & 3 == 2:
             by4[proto[e]] = True
     bstart = np.zeros(nb + 1, np.int64)
     for i in range(m):
@@ -508,14 +556,16 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
         bstart[b + 1] += 1
     for b in range(nb):
         bstart[b + 1] += bstart[b]
-    # 2. the events as records in bucket order: (place in time order × 4 + type, time, f1, f2, g2)
+    # 2. the events as records in bucket order: ((place in time order × 4 + type) << 10 | resend code,
+    #    time, f1, f2, g2)
     fill = bstart[:nb].copy()
     big = 0
     for i in range(m):
         e = order[i]
         j = fill[bk[i]]
         fill[bk[i]] += 1
-        rec[j, 0] = 4 * i + etype[e]
+        x = etk[e]
+        rec[j, 0] = ((4 * i + (x & 3)) << 10) | (x >> 2)
         rec[j, 1] = ts[e]
         rec[j, 2] = f1[e]
         rec[j, 3] = f2[e]
@@ -526,7 +576,7 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
     while size < 2 * big:
         size *= 2
     slots = np.zeros(size, np.int32)         # identity → 1 + its row below
-    words = np.empty((big, 5), np.int64)     # f1, f2, current probe, last request, probe start
+    words = np.empty((big, 6), np.int64)     # f1, f2, current probe, last request, probe start, its code
     slots4 = np.zeros(size, np.int32)        # 4-tuple → 1 + its row below
     words4 = np.empty((big, 4), np.int64)    # g1, g2, current probe, probe start
     owner[:] = -1                            # per place in time order: the probe's first request's place
@@ -537,7 +587,7 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
             continue
         n_req = 0
         for j in range(lo, hi):
-            if rec[j, 0] & 3 == 0:
+            if (rec[j, 0] >> 10) & 3 == 0:
                 n_req += 1
         sz = 16
         while sz < 2 * n_req:
@@ -548,7 +598,8 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
         n_keys = 0
         n_keys4 = 0
         for j in range(lo, hi):
-            i, et, t = rec[j, 0] >> 2, rec[j, 0] & 3, rec[j, 1]
+            x = rec[j, 0]
+            i, et, code, t = x >> 12, (x >> 10) & 3, x & 1023, rec[j, 1]
             a, b2, c = rec[j, 2], rec[j, 3], rec[j, 4]
             if et == 0:
                 s = _find(slots, words, a, b2, mask)
@@ -561,10 +612,11 @@ def _sweep(order, etype, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, b
                     words[r, 1] = b2
                     words[r, 2] = -1
                 p = words[r, 2]
-                if p < 0 or t - words[r, 3] > resend_ns:
+                if p < 0 or t - words[r, 3] > resend_ns or code != words[r, 5] or code == 512:
                     p = i
                     words[r, 2] = p
                     words[r, 4] = t
+                    words[r, 5] = code
                     s4 = _find(slots4, words4, a, c, mask)
                     r4 = slots4[s4] - 1
                     if r4 < 0:

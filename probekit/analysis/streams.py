@@ -229,7 +229,7 @@ def stream_ports(packets: pd.DataFrame, probes: pd.DataFrame, tracer_min_ports: 
     covers from it (1; 0 for ICMP): :func:`tracer_ports` with the requests' TTLs from ``packets``."""
     sel = np.flatnonzero(_is(probes["protocol"], "udp"))
     if sel.size < tracer_min_ports:
-        port = _ports(probes["port"])
+        port = _ports(probes["dst_port"] if "dst_port" in probes.columns else probes["port"])
         return port, (port >= 0).astype(np.int64)
     ttl = np.full(len(probes), np.nan)
     ttl[sel] = _request_ttl(packets, probes, sel)
@@ -241,8 +241,9 @@ def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 
     NaN when unknown). A tracer's UDP probes (traceroute, mtr -u) go to a new destination port each,
     33434, 33435, ...: the UDP probes to one destination whose distinct ports run consecutively, at least
     ``tracer_min_ports`` of them, sent with more than one TTL (rising TTLs: a tracer, not a port scan),
-    are one stream keyed by the run's lowest port. Every other probe keeps its port (span 1; ICMP -1, 0)."""
-    port = _ports(probes["port"])
+    are one stream keyed by the run's lowest port. Every other probe keeps its port (span 1; ICMP -1, 0).
+    The ports are the requests' own (``dst_port``; ``port`` in a table without it)."""
+    port = _ports(probes["dst_port"] if "dst_port" in probes.columns else probes["port"])
     span = (port >= 0).astype(np.int64)
     sel = np.flatnonzero(_is(probes["protocol"], "udp") & (port >= 0))
     if sel.size < tracer_min_ports:
@@ -250,7 +251,8 @@ def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 
     dest = probes["destination"]
     d = (dest.cat.codes.to_numpy(np.int64) if isinstance(dest.dtype, pd.CategoricalDtype)
          else pd.factorize(dest.astype(object))[0].astype(np.int64))[sel]
-    u, inv = np.unique(d * 65536 + port[sel], return_inverse=True)
+    inv, u = pd.factorize(d * 65536 + port[sel], sort=True)   # (destination, port) pairs in order: a hash, few sorted
+    inv = inv.astype(np.int64)
     ud, up = u // 65536, u % 65536
     new = np.ones(u.size, bool)
     new[1:] = (ud[1:] != ud[:-1]) | (up[1:] != up[:-1] + 1)
