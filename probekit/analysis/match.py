@@ -218,8 +218,8 @@ def _events(p: pd.DataFrame) -> dict:
         _raw(p["icmp_seq"], 0), sport, dport, _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0), udp["keys"])
     # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
     # (each class's events are one slice)
-    for c in (_SYN_ACKS, _RST_ACKS):
-        lo, hi = starts[c], starts[c + 1]
+    for k in (_SYN_ACKS, _RST_ACKS):
+        lo, hi = starts[k], starts[k + 1]
         keys[lo:hi, 5] = syn_ack_isn(ack[lo:hi])
     lo, hi = starts[_RESETS], starts[_RESETS + 1]
     keys[lo:hi, 5] = reset_isn(keys[lo:hi, 5])
