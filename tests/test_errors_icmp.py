@@ -81,6 +81,9 @@ def test_probes_and_periods_say_how_many_and_from_whom(lab):
     pe = period_errors(w, 30)
     assert int(pe["unreachable"].sum()) == len(a) and int(pe["too_big"].sum()) == 0
     assert pe["reporters"].str.contains("198.51.100.").all()
+    # outcome as text (a hand-made or loaded table) gives the same rows as the categorical's codes
+    txt = period_errors(w.assign(outcome=w["outcome"].astype(str)), 30)
+    assert txt.equals(pe)
     # the metrics still count them as lost (CloudWatch can only count loss)
     m = probekit.period_metrics(w, 30)
     assert int(m["sent"].sum() - m["answered"].sum()) >= len(a)

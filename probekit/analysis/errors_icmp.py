@@ -339,7 +339,7 @@ def period_errors(probes: pd.DataFrame, period_s: int = 30, by=("protocol", "sou
     ttl_exceeded, too_big (frag_needed + packet_too_big), param_problem, reporters ('addr (n), ...')."""
     by = list(by)
     cols = by + ["period_start_ns", "unreachable", "ttl_exceeded", "too_big", "param_problem", "reporters"]
-    p = probes[probes["outcome"].astype(str).isin(ERROR_OUTCOMES)]
+    p = probes[_is_error(probes["outcome"])]
     if p.empty:
         return pd.DataFrame({c: [] for c in cols})
     step = period_s * _NS
@@ -356,6 +356,15 @@ def period_errors(probes: pd.DataFrame, period_s: int = 30, by=("protocol", "sou
     rc["t"] = rc["_r"] + " (" + rc["n"].astype(str) + ")"
     txt = rc.groupby(keys, observed=True, dropna=False)["t"].agg(", ".join).reset_index()
     return out.merge(txt.rename(columns={"t": "reporters"}), on=keys, how="left")[cols]
+
+
+def _is_error(outcome: pd.Series) -> np.ndarray:
+    """Which probes drew an ICMP error: on a categorical's codes (no text per probe), else on the texts."""
+    if isinstance(outcome.dtype, pd.CategoricalDtype):
+        cats = outcome.cat.categories
+        wanted = np.flatnonzero(cats.isin(ERROR_OUTCOMES))
+        return np.isin(outcome.cat.codes.to_numpy(), wanted) if len(wanted) else np.zeros(len(outcome), bool)
+    return outcome.astype(str).isin(ERROR_OUTCOMES).to_numpy()
 
 
 def periods_with_errors(periods: pd.DataFrame, probes: pd.DataFrame, period_s: int = 30) -> pd.DataFrame:
