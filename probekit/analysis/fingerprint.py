@@ -322,7 +322,9 @@ def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataF
     # a tracer's UDP probes to rising ports are one stream, keyed by the lowest port (streams.tracer_ports)
     req = {c: _floats(req[c]) for c in REQUEST_COLUMNS} if len(req) else {}
     port, span = tracer_ports(probes, req["ttl"] if req else np.full(len(probes), np.nan))
-    if (span > 1).any():
+    have = probes["port"].to_numpy("float64", na_value=np.nan) if "port" in probes else np.full(len(probes), np.nan)
+    keyed = np.array_equal(np.where(port >= 0, port, np.nan), have, equal_nan=True)
+    if (span > 1).any() and not keyed:   # a matcher's table is keyed already (port = the run's key, dst_port)
         probes = probes.assign(port=pd.array(np.where(port >= 0, port, 0), dtype="UInt16"))
         probes.loc[port < 0, "port"] = pd.NA
         verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM) \
