@@ -11,9 +11,10 @@ import pandas as pd
 
 from probekit._io import open_bytes
 from probekit._jit import njit
-from probekit.analysis import _conn_kernel as K
 from probekit.analysis.connections import _addr_hash, _empty, _is_local, _port_sets, _port_table, community_ids
 from probekit.capture.payloads import payload_files
+
+import reference_conn_kernel as K
 
 # Ports Zeek's default scripts register as server ports (Analyzer::register_for_ports and
 # PacketAnalyzer::register_for_ports add them to likely_server_ports; scripts/base/protocols/*/main.zeek

@@ -97,7 +97,9 @@ def _fold(s):
     return s
 
 
-@njit(cache=True)
+# no reference counting (nothing here allocates): each inlined _sum16(buf, ...) would otherwise be an
+# atomic increment and decrement of buf's count, per packet
+@njit(cache=True, _nrt=False)
 def _verify(buf, rows, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iphl, iphl_m, iplen, iplen_m,
             pcap, pcap_m, frag, frag_m, mf, mf_m, ip_ok, l4_ok):
     """ip_ok[r], l4_ok[r] for each r in rows (left as they are where not checkable)."""
