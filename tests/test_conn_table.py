@@ -184,16 +184,22 @@ def test_checksum_sum_equals_rfc1071():
     buf = rng.integers(0, 256, 4096, dtype=np.uint8)
     buf[100:300] = 0
     buf[300:500] = 255
+    words = CS._words(buf)
     for _ in range(3000):
         o = int(rng.integers(0, 3900))
         n = int(rng.integers(0, 120))
         s = int(rng.integers(0, 1 << 20))
         want = _rfc1071(bytes(buf[o:o + n]), s)
-        got = CS._sum16(buf, o, n, np.int64(s))
+        got = CS._sum16(buf, words, o, n, np.int64(s))
         assert got == want, (o, n, s)
         assert R._fold(R._sum16(buf, o, n, np.int64(s))) == want
-    for o, n in ((100, 64), (300, 64), (101, 63), (300, 0)):  # all zero, all 0xFF, odd, empty
-        assert CS._sum16(buf, o, n, np.int64(0)) == _rfc1071(bytes(buf[o:o + n]))
+    # all zero, all 0xFF, odd, empty, and segments ending at the buffer's last byte (the last word)
+    for o, n in ((100, 64), (300, 64), (101, 63), (300, 0), (4096 - 64, 64), (4096 - 9, 9), (4096 - 8, 8),
+                 (4096 - 7, 7)):
+        assert CS._sum16(buf, words, o, n, np.int64(0)) == _rfc1071(bytes(buf[o:o + n]))
+    for size in (0, 5, 8, 13):  # buffers shorter than a word, or not a whole number of words
+        small = buf[:size].copy()
+        assert CS._sum16(small, CS._words(small), 0, size, np.int64(0)) == _rfc1071(bytes(small))
 
 
 def test_factorize_equals_pandas():

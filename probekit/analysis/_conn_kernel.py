@@ -683,9 +683,9 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
     hoff[0] = 0
     for j in range(n):
         i = pkt[j]
-        now = ts[j]
-        e = side[j]
-        kd = kind[j]
+        now = np.int64(ts[j])
+        e = np.int64(side[j])
+        kd = np.int64(kind[j])
         if j > 0 and key[j] != key[j - 1] and cid >= 0:  # the previous key's last connection ends
             _retire(ci, ei, c, co, eo, cid)
             hpos += ci[c, C_HLEN]
@@ -696,7 +696,7 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
             hpos += ci[c, C_HLEN]
             hoff[cid + 1] = hpos
             cid = -1
-        if cid >= 0 and kd == K_TCP and _is_reuse(ci, ei, c, flags[j], seq[j]):
+        if cid >= 0 and kd == K_TCP and _is_reuse(ci, ei, c, np.int64(flags[j]), np.int64(seq[j])):
             _retire(ci, ei, c, co, eo, cid)
             hpos += ci[c, C_HLEN]
             hoff[cid + 1] = hpos
@@ -711,11 +711,11 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
             ci[c, C_ORIGSIDE] = e
             flip = False
             if kd == K_TCP:
-                f = flags[j]
+                f = np.int64(flags[j])
                 if not f & SYN or f & ACK:  # TCPAnalyzer::WantConnection
                     if src_lsp[j]:
                         if dst_lsp[j]:
-                            flip = not (f & SYN) and sport[j] < dport[j]
+                            flip = not (f & SYN) and np.int64(sport[j]) < np.int64(dport[j])
                         else:
                             flip = True
             elif kd == K_UDP:  # UDPAnalyzer::WantConnection
@@ -723,7 +723,7 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
             if flip and not resp_bcast[j]:
                 _flip(ci, c, hb)
             if kd == K_UDP and params.shape[0] > P_DNS_PORTS and params[P_DNS_TIMEOUT] > 0:
-                rport = sport[j] if ci[c, C_ORIGSIDE] != e else dport[j]  # the responder's port
+                rport = np.int64(sport[j] if ci[c, C_ORIGSIDE] != e else dport[j])  # the responder's port
                 for q in range(P_DNS_PORTS, params.shape[0]):
                     if params[q] == rport:
                         ci[c, C_DNS] = 1
@@ -770,12 +770,12 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
                 if svc_long:
                     ci[c, C_INACT] = params[P_LONG_INACT]
             ei[c, e, E_PKTS] += 1
-            ei[c, e, E_IPB] += ip_len[j]
+            ei[c, e, E_IPB] += np.int64(ip_len[j])
         else:
             # UDP: ConnSize sees the packet before the checksum test; ICMP after it
             if kd == K_UDP:
                 ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += ip_len[j]
+                ei[c, e, E_IPB] += np.int64(ip_len[j])
             if not l4_ok[j]:
                 if kd == K_UDP:
                     _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, hb)
@@ -787,11 +787,11 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
                 _check_history(ci, ei, c, e, H_DATA, 68, hb)
             else:
                 ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += ip_len[j]
+                ei[c, e, E_IPB] += np.int64(ip_len[j])
             if ei[c, e, E_LEN] < 0:
-                ei[c, e, E_LEN] = length[j]
+                ei[c, e, E_LEN] = np.int64(length[j])
             else:
-                ei[c, e, E_LEN] += length[j]
+                ei[c, e, E_LEN] += np.int64(length[j])
     if cid >= 0:
         _retire(ci, ei, c, co, eo, cid)
         hpos += ci[c, C_HLEN]

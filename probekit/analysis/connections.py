@@ -237,10 +237,7 @@ def _v(x, m, i, na):
     return na if m[i] else np.int64(x[i])
 
 
-# rows of the file-order matrix _gather fills (the 5-tuple's parts, also read by _finish at each
-# connection's first packet), and of the matrices _inputs fills in the state machine's order
-(G_KIND, G_SPORT, G_DPORT, G_SIDE, G_KEY, G_LO, G_HI) = range(7)
-(I_TS, I_FLAGS, I_SEQ, I_ACK, I_WIN, I_LEN, I_IPL, I_KIND, I_SIDE, I_SPORT, I_DPORT) = range(11)
+# the bool matrix _inputs fills in the state machine's order
 (B_L4, B_SLSP, B_DLSP, B_BCAST, B_SLONG, B_DLONG) = range(6)
 
 
@@ -274,11 +271,10 @@ def _take_sized(rows, x, m, alt, alt_m, offload, kind, out):
 
 
 @njit(cache=True, _nrt=False)
-def _take_rows(order, x, out):
-    """out[..., j] := x[..., order[j]] for each row of the matrices x and out."""
-    for r in range(x.shape[0]):
-        for jj in range(order.shape[0]):
-            out[r, jj] = x[r, np.uint64(order[jj])]
+def _take_at(order, x, out):
+    """out[j] := x[order[j]]."""
+    for jj in range(order.shape[0]):
+        out[jj] = x[np.uint64(order[jj])]
 
 
 @njit(cache=True, _nrt=False)
@@ -344,48 +340,61 @@ def _port_flags(kind, sp, dp, tcp_tab, udp_tab, long_tab, slsp, dlsp, slong, dlo
         dlong[j] = is_t and long_tab[b]
 
 
+class _Tuple:
+    """The 5-tuple's parts at ``rows``, in file order (also read by _finish at each connection's first
+    packet): kind, the 'ports', the canonical side, the key (packed into one int64 when the addresses
+    allow; else ``key`` is the protocol part and ``lo``/``hi`` the endpoints, to be grouped), and whether
+    the packet goes to 255.255.255.255."""
+
+    def __init__(self, m: int, pack: bool):
+        self.kind, self.side = np.empty(m, np.int8), np.empty(m, np.int8)
+        self.sport, self.dport = np.empty(m, np.uint16), np.empty(m, np.uint16)
+        self.key, self.bcast = np.empty(m, np.int64), np.empty(m, bool)
+        self.lo, self.hi = (np.zeros(0, np.int64),) * 2 if pack else (np.empty(m, np.int64), np.empty(m, np.int64))
+
+
 def _gather(raw, packets, rows, cats):
-    """The 5-tuple at ``rows``, in file order, as an int64 matrix with G_* rows (kind, ports, canonical
-    side, the key packed into one int64 when the addresses allow, else G_KEY/G_LO/G_HI to be grouped)
-    and whether the packet goes to 255.255.255.255."""
+    """The 5-tuple at ``rows`` (a _Tuple) and the address maps of src and dst into ``cats``."""
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
     src_map = cats.get_indexer(src.categories).astype(np.int64)
     dst_map = cats.get_indexer(dst.categories).astype(np.int64)
-    pack = len(cats) < _MAXBLOCK  # the 5-tuple fits one int64
     m = len(rows)
     # outputs allocated by numpy (large allocations get transparent huge pages; the compiled
     # allocator's do not, and their page faults cost more than the pass that fills them)
-    g = np.empty((G_LO if pack else G_HI + 1, m), np.int64)
-    bcast, one_way = np.empty(m, bool), np.empty(m, bool)
+    t = _Tuple(m, len(cats) < _MAXBLOCK)  # fewer addresses: the 5-tuple fits one int64
+    one_way = np.empty(m, bool)
     _ports(rows, raw["ip_proto"][0], *raw["sport"], *raw["dport"], *raw["icmp_type"], *raw["icmp_code"], _ICMP4_CP,
-           _ICMP6_CP, g[G_KIND], g[G_SPORT], g[G_DPORT], one_way)
-    empty = np.zeros(0, np.int64)
-    lo, hi = (empty, empty) if pack else (g[G_LO], g[G_HI])
-    _keys(rows, raw["ip_proto"][0], src.codes, src_map, dst.codes, dst_map, g[G_SPORT], g[G_DPORT], one_way,
-          int(cats.get_indexer(["255.255.255.255"])[0]), g[G_SIDE], g[G_KEY], lo, hi, bcast)
-    return g, bcast, src_map, dst_map
+           _ICMP6_CP, t.kind, t.sport, t.dport, one_way)
+    _keys(rows, raw["ip_proto"][0], src.codes, src_map, dst.codes, dst_map, t.sport, t.dport, one_way,
+          int(cats.get_indexer(["255.255.255.255"])[0]), t.side, t.key, t.lo, t.hi, t.bcast)
+    return t, src_map, dst_map
 
 
-def _inputs(raw, rows, order, g, bcast, l4_all, offload, likely_server_ports, bare):
+def _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare):
     """The state machine's per-packet inputs in its order (``order``: positions in ``rows`` grouped by
-    key) as (int64 matrix with I_* rows, bool matrix with B_* rows): the numbers with their missing
-    values filled as it expects (window 1, the rest 0), likely-server-port and long-inactivity flags."""
+    key): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
+    1, the rest 0), and a bool matrix with B_* rows (L4 checksum, likely-server-port and
+    long-inactivity flags, broadcast). Narrow, as every byte is written once and read once."""
     m = len(rows)
     srows = rows[order]
-    x = np.empty((I_DPORT + 1, m), np.int64)
+    x = {name: np.empty(m, dt) for name, dt in (("ts", np.int64), ("flags", np.uint16), ("seq", np.uint32),
+                                                ("ack", np.uint32), ("win", np.int32), ("len", np.int32),
+                                                ("ipl", np.int32), ("kind", np.int8), ("side", np.int8),
+                                                ("sport", np.uint16), ("dport", np.uint16))}
     b = np.empty((B_DLONG + 1, m), bool)
-    for row, name, na in ((I_TS, "ts_ns", 0), (I_FLAGS, "tcp_flags", 0), (I_SEQ, "tcp_seq", 0),
-                          (I_ACK, "tcp_ack", 0), (I_WIN, "tcp_win", 1)):
-        _take(srows, *raw[name], na, x[row])
-    _take_rows(order, g[[G_KIND, G_SIDE, G_SPORT, G_DPORT]], x[I_KIND:I_DPORT + 1])
-    _take_sized(srows, *raw["payload_len"], *raw["payload_caplen"], offload, x[I_KIND], x[I_LEN])
-    empty = np.zeros(0, np.int64)
-    _take_sized(srows, *raw["ip_len"], empty, np.zeros(0, bool), offload, empty, x[I_IPL])
-    np.take(l4_all, srows, out=b[B_L4])
-    np.take(bcast, order, out=b[B_BCAST])
+    for name, col, na in (("ts", "ts_ns", 0), ("flags", "tcp_flags", 0), ("seq", "tcp_seq", 0),
+                          ("ack", "tcp_ack", 0), ("win", "tcp_win", 1)):
+        _take(srows, *raw[col], na, x[name])
+    for name in ("kind", "side", "sport", "dport"):
+        _take_at(order, getattr(t, name), x[name])
+    _take_sized(srows, *raw["payload_len"], *raw["payload_caplen"], offload, x["kind"], x["len"])
+    empty = np.zeros(0, np.int8)
+    _take_sized(srows, *raw["ip_len"], empty, np.zeros(0, bool), offload, empty, x["ipl"])
+    _take_at(srows, l4_all, b[B_L4])
+    _take_at(order, t.bcast, b[B_BCAST])
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
-    _port_flags(x[I_KIND], x[I_SPORT], x[I_DPORT], _port_table(tcp_lsp), _port_table(udp_lsp),
+    _port_flags(x["kind"], x["sport"], x["dport"], _port_table(tcp_lsp), _port_table(udp_lsp),
                 _port_table(long_ports), b[B_SLSP], b[B_DLSP], b[B_SLONG], b[B_DLONG])
     return x, b
 
@@ -463,7 +472,7 @@ def _rstos0(hdata, a, b):
 
 
 @njit(cache=True, _nrt=False)
-def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst, dst_map, proto, frame, ahash,
+def _finish(ci, state, size, pkts, ipb, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, dst_map, proto, frame, ahash,
             order, b62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
     """Every column of the table from the state machine's connection arrays, in output ``order``
     (each row's connection index), by the originator's role; the history strings are copied into
@@ -485,9 +494,9 @@ def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst,
         o = ci[c, K.C_ORIGSIDE]
         r = rows[f]
         sa, da = src_map[src[r]], dst_map[dst[r]]
-        sp, dp = g[G_SPORT, f], g[G_DPORT, f]
+        sp, dp = np.int64(sport[f]), np.int64(dport[f])
         # endpoint of side 0 / 1 from the first packet, then by role
-        if g[G_SIDE, f] == 0:
+        if side[f] == 0:
             s0a, s1a, s0p, s1p = sa, da, sp, dp
         else:
             s0a, s1a, s0p, s1p = da, sa, dp, sp
@@ -500,7 +509,7 @@ def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst,
         has_dur = d > 0
         ints[F_TS, j], ints[F_OA, j], ints[F_RA, j] = start, xa, ya
         ports[N_OP, j], ports[N_RP, j] = xp, yp
-        kd = g[G_KIND, f]
+        kd = np.int64(kind[f])
         small[S_PROTO, j] = kd
         floats[D_DUR, j] = d / 1e9 if has_dur else np.nan
         ints[F_OB, j] = size[c, 0] if has_dur else 0
@@ -581,11 +590,11 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         return _empty()
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
     cats = pd.Index(src.categories).union(pd.Index(dst.categories))
-    g, bcast, src_map, dst_map = _gather(raw, packets, rows, cats)
-    if g.shape[0] <= G_LO:
-        key = _key_codes(g[G_KEY])
+    t, src_map, dst_map = _gather(raw, packets, rows, cats)
+    if not t.lo.size:
+        key = _key_codes(t.key)
     else:
-        key = pd.DataFrame({"a": g[G_KEY], "b": g[G_LO], "c": g[G_HI]}).groupby(["a", "b", "c"], sort=False).ngroup()
+        key = pd.DataFrame({"a": t.key, "b": t.lo, "c": t.hi}).groupby(["a", "b", "c"], sort=False).ngroup()
         key = key.to_numpy(np.int64)
     ns = 1_000_000_000
     params = np.array([to["tcp_attempt_delay"], to["tcp_reset_delay"], to["tcp_close_delay"],
@@ -600,18 +609,20 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     m = len(rows)
     order = np.empty(m, np.int64)
     K.group_by_key(key, int(key.max()) + 1, order)
-    x, b = _inputs(raw, rows, order, g, bcast, l4_all, offload, likely_server_ports, bare)
+    x, b = _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare)
     # outputs from numpy (at most one connection per packet: untouched capacity costs no memory)
     ci, ei = np.empty((m, K.NCO), np.int64), np.empty((m, 2, K.NEO), np.int64)
     hoff, hb, conn_of = np.empty(m + 1, np.int64), np.empty(6 * m + 16, np.uint8), np.empty(m, np.int64)
-    nc = K.conn_kernel(order, x[I_TS], x[I_KIND], key[order], x[I_SIDE], x[I_FLAGS], x[I_SEQ], x[I_ACK], x[I_WIN],
-                       x[I_LEN], x[I_IPL], b[B_L4], x[I_SPORT], x[I_DPORT], b[B_SLSP], b[B_DLSP], b[B_BCAST],
+    skey = np.empty(m, np.int64)
+    _take_at(order, key, skey)
+    nc = K.conn_kernel(order, x["ts"], x["kind"], skey, x["side"], x["flags"], x["seq"], x["ack"], x["win"],
+                       x["len"], x["ipl"], b[B_L4], x["sport"], x["dport"], b[B_SLSP], b[B_DLSP], b[B_BCAST],
                        b[B_SLONG], b[B_DLONG], params, ci, ei, hoff, hb, conn_of)
     ci, ei, hoff = ci[:nc], ei[:nc], hoff[:nc + 1]
     hist = hoff, hb[:hoff[nc]]
     state, size, pkts, ipb = K.conn_finish(ci, ei)
     parents = _tunnel_parents(packets, rows, conn_of, len(ci))
-    return _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
+    return _table(packets, rows, raw, t, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
                   community_id, parents)
 
 
@@ -704,7 +715,7 @@ def _output_order(ci, rows, frame) -> np.ndarray:
     return np.lexsort((first, frame[rows[first]], ci[:, K.C_START])).astype(np.int64)
 
 
-def _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
+def _table(packets, rows, raw, t, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
            community_id, parents) -> pd.DataFrame:
     frame = raw["frame"][0]
     nc = len(ci)
@@ -716,7 +727,7 @@ def _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_ma
         np.empty((S_RBY + 1, nc), np.int8)
     ipp, synpay = np.empty(nc, np.uint8), np.empty(nc, np.int32)
     syns, synacks, uid = np.empty(nc, np.int32), np.empty(nc, np.int32), np.empty((nc, 18), np.uint8)
-    _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, column_array(packets, "src").codes, src_map,
+    _finish(ci, state, size, pkts, ipb, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
             column_array(packets, "dst").codes, dst_map, raw["ip_proto"][0], frame, _addr_hash(cats),
             order, _B62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out)
     hoff, hdata = hoff_out, hdata_out
