@@ -31,22 +31,22 @@ P_ATTEMPT, P_RESET, P_CLOSE, P_LINGER, P_TCP_INACT, P_UDP_INACT, P_ICMP_INACT, P
 # analyzer is registered for (DNS::ports; a connection whose responder port is one gets its ExpireTimer)
 P_DNS_TIMEOUT, P_DNS_PORTS = 12, 13
 DNS_SLACK = np.int64(1_000_000_000)  # DNS_Analyzer::ExpireTimer's "- 1.0"
-# conn-level int64 fields (column index in `ci`); the first NCO are the connection's facts that
-# conn_kernel returns (one row per connection), the rest live only while the connection is active
-(C_KEY, C_START, C_LAST, C_LASTPKT, C_ORIGSIDE, C_KIND, C_FIRSTPKT, C_HLEN, C_MISSED, C_SYNS, C_SYNACKS, C_ISN,
- C_SYNTS, C_SYNPAY, C_SYNACKTS, C_RSTSIDE, C_RSTTS, C_RSTACK,
- C_HFIRST, C_HSEEN, C_PARTIAL, C_FPS, C_ACTIVE, C_INACT, C_DELETE, C_ATTEMPT, C_CH0, C_CH1, C_CH2, C_ESTAB,
- C_HADMARK, C_DNS, C_HBASE) = range(33)
-NCO = 18
-NCI = 33
+# conn-level int64 fields (column index in `ci`); the first NCO are what conn_kernel returns per
+# connection: its facts, then (C_STATE on) what _retire works out by role when it ends (the conn_state
+# code, an index into STATES; sizes, packets and IP bytes of originator and responder); the rest live
+# only while the connection is active
+(C_START, C_LAST, C_ORIGSIDE, C_FIRSTPKT, C_MISSED, C_SYNS, C_SYNACKS, C_ISN, C_SYNTS, C_SYNPAY, C_SYNACKTS,
+ C_RSTSIDE, C_RSTTS, C_RSTACK, C_STATE, C_OSIZE, C_RSIZE, C_OPKTS, C_RPKTS, C_OIPB, C_RIPB,
+ C_KEY, C_LASTPKT, C_KIND, C_HLEN, C_HFIRST, C_HSEEN, C_PARTIAL, C_FPS, C_ACTIVE, C_INACT, C_DELETE, C_ATTEMPT,
+ C_CH0, C_CH1, C_CH2, C_ESTAB, C_HADMARK, C_DNS, C_HBASE) = range(40)
+NFACTS = C_STATE  # the facts _retire copies as they are
+NCO = C_RIPB + 1
+NCI = 40
 # endpoint-level int64 fields (ei[conn, side, field])
 (E_STATE, E_PREV, E_START, E_LAST, E_ACK, E_SWRAP, E_AWRAP, E_CLOSED, E_FINCNT, E_RSTCNT, E_FINSEQ, E_HSYN,
  E_HFIN, E_HRST, E_CHKC, E_CHKT, E_RXC, E_RXT, E_W0C, E_W0T, E_GAPC, E_GAPT, E_REASM, E_TRIM, E_SKIP,
  E_NBLK, E_PKTS, E_IPB, E_LEN, E_SLOT) = range(30)
 NEI = 30
-# what conn_kernel returns per endpoint (eo[conn, side, field]): all conn_finish needs
-O_STATE, O_SIZE, O_PKTS, O_IPB, O_LEN = range(5)
-NEO = 5
 
 
 @njit(cache=True, inline="always")
@@ -632,50 +632,88 @@ def _new_conn(ci, ei, n, key, ts, kind, i, params):
 
 
 @njit(cache=True, inline="always")
-def _retire(ci, ei, c, co, eo, cid):
-    """A connection ends (replaced in its slot, or the trace ends): keep its facts and what
-    conn_finish needs (TCP_Endpoint::Size is taken now, from the full endpoint state)."""
-    for f in range(NCO):
+def _retire(ci, ei, c, co, cid):
+    """A connection ends (replaced in its slot, or the trace ends): keep its facts, and by role its
+    conn_state (conn.zeek conn_state(); TCP from the endpoint states, code 12 "RSTOS0 or OTH" is decided
+    on the history afterwards), sizes (TCP_Endpoint::Size, from the full endpoint state; UDP/ICMP the
+    payload bytes), packets and IP bytes."""
+    for f in range(NFACTS):
         co[cid, f] = ci[c, f]
-    tcp = ci[c, C_KIND] == K_TCP
-    for s in range(2):
-        eo[cid, s, O_STATE] = ei[c, s, E_STATE]
-        eo[cid, s, O_SIZE] = _size(ei, c, s) if tcp else 0
-        eo[cid, s, O_PKTS] = ei[c, s, E_PKTS]
-        eo[cid, s, O_IPB] = ei[c, s, E_IPB]
-        eo[cid, s, O_LEN] = ei[c, s, E_LEN]
+    o = ci[c, C_ORIGSIDE]
+    r = 1 - o
+    co[cid, C_OPKTS], co[cid, C_RPKTS] = ei[c, o, E_PKTS], ei[c, r, E_PKTS]
+    co[cid, C_OIPB], co[cid, C_RIPB] = ei[c, o, E_IPB], ei[c, r, E_IPB]
+    if ci[c, C_KIND] == K_TCP:
+        so, sr = ei[c, o, E_STATE], ei[c, r, E_STATE]
+        zo, zr = _size(ei, c, o), _size(ei, c, r)
+        oi = so == INACTIVE or so == PARTIAL
+        ri = sr == INACTIVE or sr == PARTIAL
+        if sr == RESET:
+            if so == SYN_SENT or so == SYN_ACK_SENT or (so == RESET and zo == 0 and zr == 0):
+                s = 3   # REJ
+            elif oi:
+                s = 9   # RSTRH
+            else:
+                s = 7   # RSTR
+        elif so == RESET:
+            s = 12 if ri else 6   # RSTOS0-or-OTH (decided on the history), RSTO
+        elif sr == CLOSED and so == CLOSED:
+            s = 2   # SF
+        elif so == CLOSED:
+            s = 10 if ri else 4   # SH, S2
+        elif sr == CLOSED:
+            s = 11 if oi else 5   # SHR, S3
+        elif so == SYN_SENT and sr == INACTIVE:
+            s = 0   # S0
+        elif so == ESTABLISHED and sr == ESTABLISHED:
+            s = 1   # S1
+        else:
+            s = 13  # OTH
+    else:
+        lo, lr = ei[c, o, E_LEN], ei[c, r, E_LEN]
+        zo, zr = max(lo, 0), max(lr, 0)
+        if ci[c, C_KIND] == K_UDP:
+            if lo >= 0:
+                s = 2 if lr >= 0 else 0   # SF, S0
+            else:
+                s = 11 if lr >= 0 else 13  # SHR, OTH
+        else:
+            s = 13
+    co[cid, C_STATE] = s
+    co[cid, C_OSIZE], co[cid, C_RSIZE] = zo, zr
 
 
 @njit(cache=True)
 def conn_kernel(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
-                dst_lsp, resp_bcast, src_long, dst_long, params, co, eo, hoff, hb, conn_of):
+                dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of):
     """The packets **grouped by key** (the 5-tuple's code: each key's packets together, in file order
     within a key; ``pkt`` is each one's index in file order), one key after the other. Every timer is
     the connection's own and is evaluated at its next packet (docs/design.md), and at most one
     connection per key is active, so a key's packets alone decide its connections: the working state
     is one connection's, in a few cache lines, and its history letters are one contiguous run.
 
-    Fills, in order of creation within this pass: ``co`` (cap, NCO) the conn-level facts, ``eo``
-    (cap, 2, NEO) per endpoint what conn_finish needs, ``hoff`` (cap + 1) each connection's run of
-    history letters in ``hb`` (capacity 6 × packets + 16), and ``conn_of[pkt[j]]``: the packet's
-    connection (-2 - index: seen but not counted). Returns the number of connections, or -1 when more
-    than ``co`` holds (call again with more room: at most one connection per packet)."""
+    Fills, in order of creation within this pass: ``co`` (cap, NCO) each connection's C_* fields
+    below NCO, ``hoff`` (cap + 1) its run of history letters in ``hb`` (capacity 6 × packets + 16),
+    and, unless ``conn_of`` is empty, ``conn_of[pkt[j]]``: the packet's connection (-2 - index: seen
+    but not counted). Returns the number of connections, or -1 when more than ``co`` holds (call again
+    with more room: at most one connection per packet)."""
     ci = np.zeros((1, NCI), np.int64)      # the working state of the one active connection
     ei = np.zeros((1, 2, NEI), np.int64)
     blo = np.zeros((2, NBLK), np.int64)    # its endpoints' out-of-order blocks
     bhi = np.zeros((2, NBLK), np.int64)
     return _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
-                      dst_lsp, resp_bcast, src_long, dst_long, params, co, eo, hoff, hb, conn_of, ci, ei, blo, bhi)
+                      dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi)
 
 
 # compiled without numba's reference counting (nothing in it allocates): every array an inlined helper
 # takes would otherwise be an atomic increment and decrement, most of the pass's time
 @njit(cache=True, _nrt=False)
 def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
-               dst_lsp, resp_bcast, src_long, dst_long, params, co, eo, hoff, hb, conn_of, ci, ei, blo, bhi):
+               dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi):
     """conn_kernel's pass, on its working arrays."""
     n = ts.shape[0]
     cap = co.shape[0]
+    want_of = conn_of.shape[0] > 0
     c = 0
     nc = 0
     cid = -1
@@ -687,17 +725,17 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
         e = np.int64(side[j])
         kd = np.int64(kind[j])
         if j > 0 and key[j] != key[j - 1] and cid >= 0:  # the previous key's last connection ends
-            _retire(ci, ei, c, co, eo, cid)
+            _retire(ci, ei, c, co, cid)
             hpos += ci[c, C_HLEN]
             hoff[cid + 1] = hpos
             cid = -1
         if cid >= 0 and _expired(ci, ei, c, now, params):
-            _retire(ci, ei, c, co, eo, cid)
+            _retire(ci, ei, c, co, cid)
             hpos += ci[c, C_HLEN]
             hoff[cid + 1] = hpos
             cid = -1
         if cid >= 0 and kd == K_TCP and _is_reuse(ci, ei, c, np.int64(flags[j]), np.int64(seq[j])):
-            _retire(ci, ei, c, co, eo, cid)
+            _retire(ci, ei, c, co, cid)
             hpos += ci[c, C_HLEN]
             hoff[cid + 1] = hpos
             cid = -1
@@ -727,16 +765,19 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
                 for q in range(P_DNS_PORTS, params.shape[0]):
                     if params[q] == rport:
                         ci[c, C_DNS] = 1
-        conn_of[i] = cid
+        if want_of:
+            conn_of[i] = cid
         ci[c, C_LASTPKT] = now
         if kd == K_TCP:
             ln = np.int64(length[j])
             if ln < 0:  # TCPAnalyzer::ExtractTCP_Header refused the header (data offset < 20, or
-                conn_of[i] = -2 - cid  # past the data): the connection exists, the packet is not processed
+                if want_of:  # past the data): the connection exists, the packet is not processed
+                    conn_of[i] = -2 - cid
                 continue
             if not l4_ok[j]:
                 _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, hb)  # ChecksumError: 'C'
-                conn_of[i] = -2 - cid  # seen, but not counted
+                if want_of:
+                    conn_of[i] = -2 - cid  # seen, but not counted
                 continue
             f = np.int64(flags[j])
             sq = np.int64(seq[j])
@@ -779,7 +820,7 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
             if not l4_ok[j]:
                 if kd == K_UDP:
                     _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, hb)
-                else:
+                elif want_of:
                     conn_of[i] = -2 - cid
                 continue
             ci[c, C_LAST] = now
@@ -793,7 +834,7 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
             else:
                 ei[c, e, E_LEN] += np.int64(length[j])
     if cid >= 0:
-        _retire(ci, ei, c, co, eo, cid)
+        _retire(ci, ei, c, co, cid)
         hpos += ci[c, C_HLEN]
         hoff[cid + 1] = hpos
     return nc
@@ -812,62 +853,6 @@ def group_by_key(key, nkeys, order):
         k = key[j]
         order[start[k]] = j
         start[k] += 1
-
-
-@njit(cache=True)
-def conn_finish(ci, ei):
-    """Per connection, by role: conn_state code, sizes, packets and IP bytes (orig, resp)."""
-    nc = ci.shape[0]
-    state = np.zeros(nc, np.int64)    # index into STATES
-    size = np.zeros((nc, 2), np.int64)
-    pkts = np.zeros((nc, 2), np.int64)
-    ipb = np.zeros((nc, 2), np.int64)
-    active = np.zeros((nc, 2), np.bool_)
-    for c in range(nc):
-        o = ci[c, C_ORIGSIDE]
-        r = 1 - o
-        pkts[c, 0], pkts[c, 1] = ei[c, o, O_PKTS], ei[c, r, O_PKTS]
-        ipb[c, 0], ipb[c, 1] = ei[c, o, O_IPB], ei[c, r, O_IPB]
-        if ci[c, C_KIND] == K_TCP:
-            so, sr = ei[c, o, O_STATE], ei[c, r, O_STATE]
-            zo, zr = ei[c, o, O_SIZE], ei[c, r, O_SIZE]
-            size[c, 0], size[c, 1] = zo, zr
-            oi = so == INACTIVE or so == PARTIAL
-            ri = sr == INACTIVE or sr == PARTIAL
-            if sr == RESET:
-                if so == SYN_SENT or so == SYN_ACK_SENT or (so == RESET and zo == 0 and zr == 0):
-                    s = 3   # REJ
-                elif oi:
-                    s = 9   # RSTRH
-                else:
-                    s = 7   # RSTR
-            elif so == RESET:
-                s = 12 if ri else 6   # RSTOS0-or-OTH (decided on the history), RSTO
-            elif sr == CLOSED and so == CLOSED:
-                s = 2   # SF
-            elif so == CLOSED:
-                s = 10 if ri else 4   # SH, S2
-            elif sr == CLOSED:
-                s = 11 if oi else 5   # SHR, S3
-            elif so == SYN_SENT and sr == INACTIVE:
-                s = 0   # S0
-            elif so == ESTABLISHED and sr == ESTABLISHED:
-                s = 1   # S1
-            else:
-                s = 13  # OTH
-            state[c] = s
-        else:
-            lo, lr = ei[c, o, O_LEN], ei[c, r, O_LEN]
-            size[c, 0], size[c, 1] = max(lo, 0), max(lr, 0)
-            active[c, 0], active[c, 1] = lo >= 0, lr >= 0
-            if ci[c, C_KIND] == K_UDP:
-                if lo >= 0:
-                    state[c] = 2 if lr >= 0 else 0   # SF, S0
-                else:
-                    state[c] = 11 if lr >= 0 else 13  # SHR, OTH
-            else:
-                state[c] = 13
-    return state, size, pkts, ipb
 
 
 STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "RSTOS0?", "OTH")

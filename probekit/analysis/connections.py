@@ -472,7 +472,7 @@ def _rstos0(hdata, a, b):
 
 
 @njit(cache=True, _nrt=False)
-def _finish(ci, state, size, pkts, ipb, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, dst_map, proto, frame, ahash,
+def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, dst_map, proto, frame, ahash,
             order, b62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
     """Every column of the table from the state machine's connection arrays, in output ``order``
     (each row's connection index), by the originator's role; the history strings are copied into
@@ -512,18 +512,19 @@ def _finish(ci, state, size, pkts, ipb, hoff, hdata, kind, sport, dport, side, r
         kd = np.int64(kind[f])
         small[S_PROTO, j] = kd
         floats[D_DUR, j] = d / 1e9 if has_dur else np.nan
-        ints[F_OB, j] = size[c, 0] if has_dur else 0
-        ints[F_RB, j] = size[c, 1] if has_dur else 0
+        ints[F_OB, j] = ci[c, K.C_OSIZE] if has_dur else 0
+        ints[F_RB, j] = ci[c, K.C_RSIZE] if has_dur else 0
         flags[M_NODUR, j] = not has_dur
         # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH
-        s = state[c]
+        s = ci[c, K.C_STATE]
         if s == 12 and _rstos0(hdata, hoff[c], hoff[c + 1]):
             s = _STATE_RSTOS0
         elif s >= 12:
             s = _STATE_OTH
         small[S_STATE, j] = s
         ints[F_MISSED, j] = ci[c, K.C_MISSED]
-        ints[F_OPK, j], ints[F_OIPB, j], ints[F_RPK, j], ints[F_RIPB, j] = pkts[c, 0], ipb[c, 0], pkts[c, 1], ipb[c, 1]
+        ints[F_OPK, j], ints[F_OIPB, j] = ci[c, K.C_OPKTS], ci[c, K.C_OIPB]
+        ints[F_RPK, j], ints[F_RIPB, j] = ci[c, K.C_RPKTS], ci[c, K.C_RIPB]
         p = np.int64(proto[r])
         ipp[j] = p
         ints[F_FRAME, j] = frame[r]
@@ -610,19 +611,20 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     order = np.empty(m, np.int64)
     K.group_by_key(key, int(key.max()) + 1, order)
     x, b = _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare)
-    # outputs from numpy (at most one connection per packet: untouched capacity costs no memory)
-    ci, ei = np.empty((m, K.NCO), np.int64), np.empty((m, 2, K.NEO), np.int64)
-    hoff, hb, conn_of = np.empty(m + 1, np.int64), np.empty(6 * m + 16, np.uint8), np.empty(m, np.int64)
+    # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
+    # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
+    tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
+    ci, hoff, hb = np.empty((m, K.NCO), np.int64), np.empty(m + 1, np.int64), np.empty(6 * m + 16, np.uint8)
+    conn_of = np.empty(m if tunnelled is not None else 0, np.int64)
     skey = np.empty(m, np.int64)
     _take_at(order, key, skey)
     nc = K.conn_kernel(order, x["ts"], x["kind"], skey, x["side"], x["flags"], x["seq"], x["ack"], x["win"],
                        x["len"], x["ipl"], b[B_L4], x["sport"], x["dport"], b[B_SLSP], b[B_DLSP], b[B_BCAST],
-                       b[B_SLONG], b[B_DLONG], params, ci, ei, hoff, hb, conn_of)
-    ci, ei, hoff = ci[:nc], ei[:nc], hoff[:nc + 1]
+                       b[B_SLONG], b[B_DLONG], params, ci, hoff, hb, conn_of)
+    ci, hoff = ci[:nc], hoff[:nc + 1]
     hist = hoff, hb[:hoff[nc]]
-    state, size, pkts, ipb = K.conn_finish(ci, ei)
-    parents = _tunnel_parents(packets, rows, conn_of, len(ci))
-    return _table(packets, rows, raw, t, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
+    parents = None if tunnelled is None else _tunnel_parents(packets, rows, tunnelled, conn_of, nc)
+    return _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
                   community_id, parents)
 
 
@@ -656,16 +658,12 @@ def _any_other(codes, none):
     return False
 
 
-def _tunnel_parents(packets, rows, conn_of, nc):
+def _tunnel_parents(packets, rows, m, conn_of, nc):
     """conn.zeek's tunnel_parents: the set of encapsulating connections' uids seen over the connection's
     lifetime (None: no connection has one). The packets table (when its reader decapsulates) names the
     encapsulation by kind, outer addresses and tunnel id; its uid is made from those as our uids are
-    from a connection's identity. A capture without tunnels costs one look at the kind's codes."""
-    if not all(c in packets.columns for c in TUNNEL_COLUMNS):
-        return None
-    m = _tunnelled(packets, rows)
-    if m is None:
-        return None
+    from a connection's identity. ``m``: which of ``rows`` came through a tunnel (_tunnelled);
+    ``conn_of``: each one's connection (the kernel's)."""
     m = m & (conn_of != -1)  # a packet of a connection, counted or not (-2 - c: seen, not counted)
     if not m.any():
         return None
@@ -715,7 +713,7 @@ def _output_order(ci, rows, frame) -> np.ndarray:
     return np.lexsort((first, frame[rows[first]], ci[:, K.C_START])).astype(np.int64)
 
 
-def _table(packets, rows, raw, t, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
+def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
            community_id, parents) -> pd.DataFrame:
     frame = raw["frame"][0]
     nc = len(ci)
@@ -727,7 +725,7 @@ def _table(packets, rows, raw, t, ci, state, size, pkts, ipb, hist, cats, src_ma
         np.empty((S_RBY + 1, nc), np.int8)
     ipp, synpay = np.empty(nc, np.uint8), np.empty(nc, np.int32)
     syns, synacks, uid = np.empty(nc, np.int32), np.empty(nc, np.int32), np.empty((nc, 18), np.uint8)
-    _finish(ci, state, size, pkts, ipb, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
+    _finish(ci, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
             column_array(packets, "dst").codes, dst_map, raw["ip_proto"][0], frame, _addr_hash(cats),
             order, _B62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out)
     hoff, hdata = hoff_out, hdata_out
