@@ -472,10 +472,21 @@ def _rstos0(hdata, a, b):
 
 
 @njit(cache=True, _nrt=False)
+def _take_conns(ci, order, out):
+    """out[j] := ci[order[j]]: the connections' rows in output order, in a loop of its own (its loads
+    are independent, so many are in flight; in _finish's long loop each would wait)."""
+    for j in range(order.shape[0]):
+        c = np.uint64(order[j])
+        for f in range(ci.shape[1]):
+            out[j, f] = ci[c, f]
+
+
+@njit(cache=True, _nrt=False)
 def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, dst_map, proto, frame, ahash,
             order, b62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
-    """Every column of the table from the state machine's connection arrays, in output ``order``
-    (each row's connection index), by the originator's role; the history strings are copied into
+    """Every column of the table from the state machine's connection arrays, by the originator's role:
+    ``ci`` is already in output order (_take_conns), ``order`` gives each row's connection index in
+    the kernel's order (its history run in hoff/hdata); the history strings are copied into
     ``hoff_out``/``hdata_out`` in that order unless those are empty (``order`` is the identity)."""
     nc = order.shape[0]
     if hoff_out.shape[0]:
@@ -490,8 +501,8 @@ def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, 
                 hdata_out[a0 + q] = hdata[h + q]
     for j in range(nc):
         c = order[j]
-        f = ci[c, K.C_FIRSTPKT]
-        o = ci[c, K.C_ORIGSIDE]
+        f = ci[j, K.C_FIRSTPKT]
+        o = ci[j, K.C_ORIGSIDE]
         r = rows[f]
         sa, da = src_map[src[r]], dst_map[dst[r]]
         sp, dp = np.int64(sport[f]), np.int64(dport[f])
@@ -504,46 +515,46 @@ def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, 
             xa, ya, xp, yp = s0a, s1a, s0p, s1p
         else:
             xa, ya, xp, yp = s1a, s0a, s1p, s0p
-        start = ci[c, K.C_START]
-        d = ci[c, K.C_LAST] - start
+        start = ci[j, K.C_START]
+        d = ci[j, K.C_LAST] - start
         has_dur = d > 0
         ints[F_TS, j], ints[F_OA, j], ints[F_RA, j] = start, xa, ya
         ports[N_OP, j], ports[N_RP, j] = xp, yp
         kd = np.int64(kind[f])
         small[S_PROTO, j] = kd
         floats[D_DUR, j] = d / 1e9 if has_dur else np.nan
-        ints[F_OB, j] = ci[c, K.C_OSIZE] if has_dur else 0
-        ints[F_RB, j] = ci[c, K.C_RSIZE] if has_dur else 0
+        ints[F_OB, j] = ci[j, K.C_OSIZE] if has_dur else 0
+        ints[F_RB, j] = ci[j, K.C_RSIZE] if has_dur else 0
         flags[M_NODUR, j] = not has_dur
         # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH
-        s = ci[c, K.C_STATE]
+        s = ci[j, K.C_STATE]
         if s == 12 and _rstos0(hdata, hoff[c], hoff[c + 1]):
             s = _STATE_RSTOS0
         elif s >= 12:
             s = _STATE_OTH
         small[S_STATE, j] = s
-        ints[F_MISSED, j] = ci[c, K.C_MISSED]
-        ints[F_OPK, j], ints[F_OIPB, j] = ci[c, K.C_OPKTS], ci[c, K.C_OIPB]
-        ints[F_RPK, j], ints[F_RIPB, j] = ci[c, K.C_RPKTS], ci[c, K.C_RIPB]
+        ints[F_MISSED, j] = ci[j, K.C_MISSED]
+        ints[F_OPK, j], ints[F_OIPB, j] = ci[j, K.C_OPKTS], ci[j, K.C_OIPB]
+        ints[F_RPK, j], ints[F_RIPB, j] = ci[j, K.C_RPKTS], ci[j, K.C_RIPB]
         p = np.int64(proto[r])
         ipp[j] = p
         ints[F_FRAME, j] = frame[r]
         is_tcp = kd == K.K_TCP
-        v = ci[c, K.C_ISN]
+        v = ci[j, K.C_ISN]
         no = not (is_tcp and v >= 0)
         flags[M_NOISN, j] = no
         ints[F_ISN, j] = 0 if no else v
-        v = ci[c, K.C_SYNPAY]
+        v = ci[j, K.C_SYNPAY]
         no = not (is_tcp and v >= 0)
         flags[M_NOSYNPAY, j] = no
         synpay[j] = 0 if no else v
-        syns[j], synacks[j] = ci[c, K.C_SYNS], ci[c, K.C_SYNACKS]
-        synts, synackts, rstts = ci[c, K.C_SYNTS], ci[c, K.C_SYNACKTS], ci[c, K.C_RSTTS]
+        syns[j], synacks[j] = ci[j, K.C_SYNS], ci[j, K.C_SYNACKS]
+        synts, synackts, rstts = ci[j, K.C_SYNTS], ci[j, K.C_SYNACKTS], ci[j, K.C_RSTTS]
         floats[D_HS, j] = (synackts - synts) / 1e3 if synts >= 0 and synackts >= 0 else np.nan
         floats[D_RAFTER, j] = (rstts - synackts) / 1e3 if rstts >= 0 and synackts >= 0 else np.nan
-        rs = ci[c, K.C_RSTSIDE]
+        rs = ci[j, K.C_RSTSIDE]
         small[S_RBY, j] = -1 if rs < 0 else (0 if rs == o else 1)
-        flags[M_RACK, j] = rs >= 0 and rs != o and ci[c, K.C_RSTACK] == 1
+        flags[M_RACK, j] = rs >= 0 and rs != o and ci[j, K.C_RSTACK] == 1
         h1, h2 = _uid_step(np.uint64(0), np.uint64(_H2_SEED), np.uint64(start))
         h1, h2 = _uid_step(h1, h2, np.uint64(p))
         h1, h2 = _uid_step(h1, h2, np.uint64(xp))
@@ -725,7 +736,9 @@ def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
         np.empty((S_RBY + 1, nc), np.int8)
     ipp, synpay = np.empty(nc, np.uint8), np.empty(nc, np.int32)
     syns, synacks, uid = np.empty(nc, np.int32), np.empty(nc, np.int32), np.empty((nc, 18), np.uint8)
-    _finish(ci, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
+    cio = np.empty_like(ci)
+    _take_conns(ci, order, cio)
+    _finish(cio, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
             column_array(packets, "dst").codes, dst_map, raw["ip_proto"][0], frame, _addr_hash(cats),
             order, _B62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out)
     hoff, hdata = hoff_out, hdata_out
