@@ -1,3 +1,5 @@
+# ruff: noqa: SIM102, SIM109 - kept verbatim: compiled code written as the kernel was (see pyproject's
+# per-file rules for probekit/analysis/_conn_kernel.py)
 """The connection state machine as it was before it went key by key (probekit/analysis/_conn_kernel.py
 at e67a59b, verbatim but for this docstring and the njit import): one pass over the packets in file
 order, each connection's working state in its key's slot, history as (connection, letter) events.

@@ -163,6 +163,7 @@ def _hostile_frames():
     plus out-of-order data with more holes than the reassembler's block list keeps, keys whose packets
     interleave at the same instants, and UDP and ICMP between the same hosts."""
     import dpkt
+
     from helpers.frames import A4, B4, ether
     from test_zeek import PA, SA, A, S, _bad_input_frames, _tcp
     fr = _bad_input_frames()

@@ -1,4 +1,6 @@
-"""The connection state machine of Zeek, compiled: one pass over the packets in file order.
+"""The connection state machine of Zeek, compiled: one pass over the packets grouped by connection key
+(each key's packets in file order; ``group_by_key`` makes the order), one connection's working state at
+a time.
 
 Every function here follows a named function of Zeek's source (src/packet_analysis/protocol/tcp/
 TCPSessionAdapter.cc, src/analyzer/protocol/tcp/TCP_Endpoint.cc and TCP_Reassembler.cc, src/session/
@@ -6,6 +8,14 @@ Session.cc, src/packet_analysis/protocol/{udp,icmp}/*.cc); docs/design.md ("Conn
 them") maps them. Endpoints are kept by their *physical* side of the 4-tuple (0 = the key's first
 endpoint), and a connection's ``orig_side`` says which of them is the originator, so Zeek's FlipRoles
 is one assignment. Times are integer nanoseconds.
+
+Why by key: every timer Zeek runs on a connection is the connection's own and is evaluated at its next
+packet, and at most one connection per key is active, so a key's packets alone decide its connections.
+The working state is then a few cache lines (not one slot per key: 56 k keys × 744 B on the 1 M-packet
+benchmark), a connection's history letters are one contiguous run (no per-packet event list to sort),
+and conn_state, sizes, packets and IP bytes are worked out by role as the connection ends. The pass is
+compiled without numba's reference counting (``_nrt=False``: nothing in it allocates); with it, every
+array an inlined helper takes was an atomic increment and decrement per call, 60 % of the time.
 """
 from __future__ import annotations
 
