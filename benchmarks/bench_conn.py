@@ -13,6 +13,11 @@ machine disturb less); read the ratios (the load average is printed). numba comp
 (cached on disk); every kernel is run once before the timing, so no compile time is counted.
 
     python benchmarks/bench_conn.py [--packets 1000000] [--repeat 3] [--no-old] [--no-tshark]
+    python benchmarks/bench_conn.py --scale 100000,1000000,10000000 [--dir /tmp/conn-scale] [--repeat 3]
+
+``--scale``: how the ratio grows with the capture, the current table only: each size is generated as
+bench_read.build makes the benchmark captures (the same scenario and rate), into ``--dir`` (removed
+afterwards; 10 M packets is ~1 GB), read and tabled best of --repeat.
 """
 from __future__ import annotations
 
@@ -119,13 +124,49 @@ def _now() -> np.ndarray:
     return np.array([time.perf_counter(), time.process_time()])
 
 
+def scale(sizes: list[int], where: Path, n: int) -> None:
+    from probekit.synth import synth
+    where.mkdir(parents=True, exist_ok=True)
+    print(f"  {'packets':>11s} {'connections':>12s} {'read s':>8s} {'table s':>8s} {'× read':>7s}   "
+          f"{'read CPU':>8s} {'table CPU':>9s} {'× read':>7s}   load")
+    for size in sizes:
+        p = where / f"probes-{size}.pcap"
+        made = not p.exists()
+        if made:  # bench_read.build's parameters, into a scratch directory
+            synth("healthy", p, seed=42, duration_s=size / 5 / 200.0, rate_per_s=200.0, loss=0.0,
+                  send_jitter_ms=0.5)
+        try:
+            df = probekit.read_capture(p)
+            connections(df.head(1000))
+            r, c = [], []
+            for _ in range(n):
+                t = _now()
+                df = probekit.read_capture(p)
+                r.append(_now() - t)
+                t = _now()
+                out = connections(df)
+                c.append(_now() - t)
+            rd, tb = np.min(r, axis=0), np.min(c, axis=0)
+            print(f"  {len(df):>11,} {len(out):>12,} {rd[0]:8.3f} {tb[0]:8.3f} {tb[0] / rd[0]:6.2f}×   "
+                  f"{rd[1]:8.3f} {tb[1]:9.3f} {tb[1] / rd[1]:6.2f}×   {os.getloadavg()[0]:.2f}")
+            del df, out
+        finally:
+            if made:
+                p.unlink()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-old", action="store_true", help="skip the old Python state machine (slow)")
     ap.add_argument("--no-tshark", action="store_true", help="skip tshark")
+    ap.add_argument("--scale", default=None, help="comma-separated capture sizes: the current table only")
+    ap.add_argument("--dir", default="/tmp/conn-scale", help="where --scale writes its captures")
     args = ap.parse_args()
+    if args.scale:
+        scale([int(x) for x in args.scale.split(",")], Path(args.dir), args.repeat)
+        return 0
     path = build(args.packets)["pcap"]
     df = probekit.read_capture(path)  # warm the page cache and the compiled kernels
     old_k = _kernel_module(ROUND)
