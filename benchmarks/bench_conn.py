@@ -151,8 +151,9 @@ def scale(sizes: list[int], where: Path, n: int) -> None:
                   f"{rd[1]:8.3f} {tb[1]:9.3f} {tb[1] / rd[1]:6.2f}×   {os.getloadavg()[0]:.2f}")
             del df, out
         finally:
-            if made:
-                p.unlink()
+            if made:  # the capture and the truth file synth writes beside it
+                for f in (p, p.with_name(p.name + ".truth.csv")):
+                    f.unlink(missing_ok=True)
 
 
 def main():
