@@ -1,15 +1,23 @@
 """Connection table cost beside read cost, in one run: read the probe capture, then the connection table
-as it was before issue #15 (connections.py and checksums.py at b77021f, loaded from git history), the
-current one, the old per-packet Python tcp_connections (probekit 0.1, also from git history), and
-tshark's ``-z conv,tcp`` on the same file; prints seconds and the ratio to the read.
+as it was before issue #15 (connections.py and checksums.py at b77021f, with the file-order kernel of
+e67a59b, all loaded from git history), as it was at the start of the last round (connections.py,
+checksums.py and _conn_kernel.py at e67a59b), the current one, the old per-packet Python
+tcp_connections (probekit 0.1, also from git history), and tshark's ``-z conv,tcp`` on the same file;
+prints seconds and the ratio to the read.
 
-Each connection table is split in two: the compiled state machine (``_conn_kernel``'s conn_kernel,
-conn_finish and history_buffers, timed inside the same runs) and everything around it (gathering the
-inputs, checksums, uids, the DataFrame). Best of --repeat runs each, in wall time and in this process's
-CPU time (which other processes on a shared machine disturb less); read the ratios (the load average
-is printed).
+Each connection table is split in two: the compiled state machine (the kernel module's functions:
+conn_kernel, conn_finish and history_buffers before; group_by_key and conn_kernel now; timed inside the
+same runs) and everything around it (gathering the inputs, checksums, uids, the DataFrame). Best of
+--repeat runs each, in wall time and in this process's CPU time (which other processes on a shared
+machine disturb less); read the ratios (the load average is printed). numba compiles each kernel once
+(cached on disk); every kernel is run once before the timing, so no compile time is counted.
 
     python benchmarks/bench_conn.py [--packets 1000000] [--repeat 3] [--no-old] [--no-tshark]
+    python benchmarks/bench_conn.py --scale 100000,1000000,10000000 [--dir /tmp/conn-scale] [--repeat 3]
+
+``--scale``: how the ratio grows with the capture, the current table only: each size is generated as
+bench_read.build makes the benchmark captures (the same scenario and rate), into ``--dir`` (removed
+afterwards; 10 M packets is ~1 GB), read and tabled best of --repeat.
 """
 from __future__ import annotations
 
@@ -32,7 +40,9 @@ from probekit.analysis.connections import connections
 ROOT = Path(__file__).resolve().parents[1]
 OLD = "d9b276f"  # the last commit with the per-packet Python state machine
 BEFORE = "b77021f"  # the connection table before issue #15 (the same state machine, pandas around it)
-KERNEL_STEPS = ("conn_kernel", "conn_finish", "history_buffers")
+ROUND = "e67a59b"  # the start of this round: the file-order kernel, compiled passes around it
+OLD_KERNEL_STEPS = ("conn_kernel", "conn_finish", "history_buffers")
+KERNEL_STEPS = ("group_by_key", "conn_kernel")
 
 
 def _git_show(commit: str, path: str) -> str | None:
@@ -59,29 +69,41 @@ def _old_tcp_connections():
     return _module("probekit.analysis._old_tcp", "probekit.analysis", src, "old_tcp.py").tcp_connections
 
 
-def _before_connections():
-    """connections() as of BEFORE: its checksums module and its connections module, run against today's
-    state machine (the same kernel, so the difference is the code around it)."""
-    chk, conn = _git_show(BEFORE, "probekit/capture/checksums.py"), _git_show(BEFORE, "probekit/analysis/connections.py")
+def _kernel_module(rev: str) -> types.ModuleType | None:
+    """_conn_kernel.py at ``rev`` as a module of its own (compiled without the disk cache)."""
+    src = _git_show(rev, "probekit/analysis/_conn_kernel.py")
+    if src is None:
+        return None
+    src = src.replace("from .._jit import njit", "from probekit._jit import njit").replace("cache=True", "cache=False")
+    return _module(f"probekit.analysis._conn_kernel_{rev}", "probekit.analysis", src, f"_conn_kernel_{rev}.py")
+
+
+def _table_at(rev: str, kernel: types.ModuleType):
+    """connections() with connections.py and checksums.py at ``rev``, on ``kernel``."""
+    chk, conn = _git_show(rev, "probekit/capture/checksums.py"), _git_show(rev, "probekit/analysis/connections.py")
     if chk is None or conn is None:
         return None
     chk = chk.replace("cache=True", "cache=False")
-    _module("probekit.capture._checksums_before", "probekit.capture", chk, "checksums_before.py")
-    conn = conn.replace("from ..capture.checksums import checksums_ok", "from ..capture._checksums_before import checksums_ok")
-    return _module("probekit.analysis._connections_before", "probekit.analysis", conn, "connections_before.py").connections
+    _module(f"probekit.capture._checksums_{rev}", "probekit.capture", chk, f"checksums_{rev}.py")
+    conn = conn.replace("from ..capture.checksums import", f"from ..capture._checksums_{rev} import")
+    conn = conn.replace("from . import _conn_kernel as K", f"from . import {kernel.__name__.rsplit('.', 1)[1]} as K")
+    conn = conn.replace("cache=True", "cache=False")
+    return _module(f"probekit.analysis._connections_{rev}", "probekit.analysis", conn,
+                   f"connections_{rev}.py").connections
 
 
 class KernelClock:
-    """Adds up the (wall, CPU) time spent in the state machine's functions while installed (both tables
-    call them through the module, so the wrappers see every call)."""
+    """Adds up the (wall, CPU) time spent in the state machine's functions while installed (each table
+    calls them through its kernel module, so the wrappers see every call)."""
 
-    def __init__(self):
+    def __init__(self, module, names):
         self.spent = np.zeros(2)
-        self.orig = {n: getattr(K, n) for n in KERNEL_STEPS}
+        self.module = module
+        self.orig = {n: getattr(module, n) for n in names}
 
     def __enter__(self):
         for n, f in self.orig.items():
-            setattr(K, n, self._timed(f))
+            setattr(self.module, n, self._timed(f))
         return self
 
     def _timed(self, f):
@@ -95,11 +117,43 @@ class KernelClock:
 
     def __exit__(self, *exc):
         for n, f in self.orig.items():
-            setattr(K, n, f)
+            setattr(self.module, n, f)
 
 
 def _now() -> np.ndarray:
     return np.array([time.perf_counter(), time.process_time()])
+
+
+def scale(sizes: list[int], where: Path, n: int) -> None:
+    from probekit.synth import synth
+    where.mkdir(parents=True, exist_ok=True)
+    print(f"  {'packets':>11s} {'connections':>12s} {'read s':>8s} {'table s':>8s} {'× read':>7s}   "
+          f"{'read CPU':>8s} {'table CPU':>9s} {'× read':>7s}   load")
+    for size in sizes:
+        p = where / f"probes-{size}.pcap"
+        made = not p.exists()
+        if made:  # bench_read.build's parameters, into a scratch directory
+            synth("healthy", p, seed=42, duration_s=size / 5 / 200.0, rate_per_s=200.0, loss=0.0,
+                  send_jitter_ms=0.5)
+        try:
+            df = probekit.read_capture(p)
+            connections(df.head(1000))
+            r, c = [], []
+            for _ in range(n):
+                t = _now()
+                df = probekit.read_capture(p)
+                r.append(_now() - t)
+                t = _now()
+                out = connections(df)
+                c.append(_now() - t)
+            rd, tb = np.min(r, axis=0), np.min(c, axis=0)
+            print(f"  {len(df):>11,} {len(out):>12,} {rd[0]:8.3f} {tb[0]:8.3f} {tb[0] / rd[0]:6.2f}×   "
+                  f"{rd[1]:8.3f} {tb[1]:9.3f} {tb[1] / rd[1]:6.2f}×   {os.getloadavg()[0]:.2f}")
+            del df, out
+        finally:
+            if made:  # the capture and the truth file synth writes beside it
+                for f in (p, p.with_name(p.name + ".truth.csv")):
+                    f.unlink(missing_ok=True)
 
 
 def main():
@@ -108,11 +162,18 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-old", action="store_true", help="skip the old Python state machine (slow)")
     ap.add_argument("--no-tshark", action="store_true", help="skip tshark")
+    ap.add_argument("--scale", default=None, help="comma-separated capture sizes: the current table only")
+    ap.add_argument("--dir", default="/tmp/conn-scale", help="where --scale writes its captures")
     args = ap.parse_args()
+    if args.scale:
+        scale([int(x) for x in args.scale.split(",")], Path(args.dir), args.repeat)
+        return 0
     path = build(args.packets)["pcap"]
     df = probekit.read_capture(path)  # warm the page cache and the compiled kernels
-    before = _before_connections()
-    for f in (connections, before):
+    old_k = _kernel_module(ROUND)
+    before = _table_at(BEFORE, old_k) if old_k is not None else None
+    round_start = _table_at(ROUND, old_k) if old_k is not None else None
+    for f in (connections, before, round_start):
         if f is not None:
             f(df.head(1000))
     n = args.repeat
@@ -125,10 +186,10 @@ def main():
             r.append(_now() - t)
         return np.min(r, axis=0), out
 
-    def split(f):  # best of n by wall time, with its kernel part (from the same run)
+    def split(f, module, names):  # best of n by wall time, with its kernel part (from the same run)
         r = []
         for _ in range(n):
-            with KernelClock() as k:
+            with KernelClock(module, names) as k:
                 t = _now()
                 out = f()
                 total = _now() - t
@@ -141,19 +202,21 @@ def main():
     steps[f"read (best of {n})"] = read
     load0 = os.getloadavg()
     tables = {}
-    for label, f in ((f"before ({BEFORE})", before), ("now", connections)):
+    for label, f, mod, names in ((f"before ({BEFORE})", before, old_k, OLD_KERNEL_STEPS),
+                                 (f"round start ({ROUND})", round_start, old_k, OLD_KERNEL_STEPS),
+                                 ("now", connections, K, KERNEL_STEPS)):
         if f is None:
             continue
-        total, kern, c = split(lambda f=f: f(df))
+        total, kern, c = split(lambda f=f: f(df), mod, names)
         tables[label] = c
         steps[f"connections {label}, {len(c):,} rows"] = total
-        steps[f"  {label}: state machine (conn_kernel, conn_finish, history_buffers)"] = kern
+        steps[f"  {label}: state machine ({', '.join(names)})"] = kern
         steps[f"  {label}: around it (inputs, checksums, uids, the table)"] = total - kern
         dt, _ = best(lambda f=f: f(df, check_checksums=False))
         steps[f"connections {label}, check_checksums=False (zeek -C)"] = dt
-    if len(tables) == 2:
-        a, b = tables.values()
-        print("tables before and now equal:", a.equals(b) and list(a.dtypes) == list(b.dtypes))
+    if len(tables) > 1:
+        a, *others = tables.values()
+        print("tables equal:", all(a.equals(b) and list(a.dtypes) == list(b.dtypes) for b in others))
     old = None if args.no_old else _old_tcp_connections()
     if old is not None:
         t = _now()

@@ -1,7 +1,8 @@
 """The connection table around the compiled state machine as probekit had it before issue #15
 (probekit/analysis/connections.py and probekit/capture/checksums.py at b77021f), kept verbatim as the
 plain reference tests/test_conn_table.py holds the faster version equal to, byte for byte. It calls the
-same kernel (_conn_kernel), so only what is around it is compared. Not used by probekit itself."""
+file-order state machine of e67a59b (tests/reference_conn_kernel.py), so today's table, key-by-key kernel
+and all, is compared with the one before. Not used by probekit itself."""
 from __future__ import annotations
 
 import ipaddress
@@ -9,9 +10,9 @@ import ipaddress
 import numpy as np
 import pandas as pd
 
+import reference_conn_kernel as K
 from probekit._io import open_bytes
 from probekit._jit import njit
-from probekit.analysis import _conn_kernel as K
 from probekit.analysis.connections import _addr_hash, _empty, _is_local, _port_sets, _port_table, community_ids
 from probekit.capture.payloads import payload_files
 

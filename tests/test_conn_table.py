@@ -158,6 +158,76 @@ def test_equal_on_stored_and_converted_columns():
     assert got["tunnel_parents"].notna().all()
 
 
+def _hostile_frames():
+    """test_zeek's bad input (a 4-tuple reused 10,000 times, absurd sequence jumps, a RST flood, timers)
+    plus out-of-order data with more holes than the reassembler's block list keeps, keys whose packets
+    interleave at the same instants, and UDP and ICMP between the same hosts."""
+    import dpkt
+
+    from helpers.frames import A4, B4, ether
+    from test_zeek import PA, SA, A, S, _bad_input_frames, _tcp
+    fr = _bad_input_frames()
+    t0 = 1_700_000_500.0
+    fr += [_tcp(t0, A4, B4, 44000, 80, S, 100), _tcp(t0 + 0.001, B4, A4, 80, 44000, SA, 700, 101),
+           _tcp(t0 + 0.002, A4, B4, 44000, 80, A, 101, 701)]
+    for k in reversed(range(0, 40, 3)):  # 14 segments, each after a hole, newest first
+        fr.append(_tcp(t0 + 0.01 + (40 - k) * 0.001, A4, B4, 44000, 80, PA, 101 + k * 10, 701, b"d" * 10))
+    fr.append(_tcp(t0 + 0.2, B4, A4, 80, 44000, A, 701, 101 + 400))
+    for k in range(200):  # four keys in turn, two packets at each instant
+        t = t0 + 1 + (k // 2) * 0.0001
+        sp = 45000 + k % 4
+        fr.append(_tcp(t, A4, B4, sp, 443, S if k < 4 else PA, 1 + k, 0 if k < 4 else 1, b"" if k < 4 else b"q"))
+
+    def ip(p, proto, data):
+        x = dpkt.ip.IP(src=A4 if p else B4, dst=B4 if p else A4, p=proto, ttl=64, data=data)
+        x.len = len(x)
+        return ether(bytes(x))
+    for k in range(30):
+        t = t0 + 2 + k * 0.5
+        u = dpkt.udp.UDP(sport=5353 if k % 2 else 40053, dport=40053 if k % 2 else 5353, data=b"u" * k)
+        u.ulen = len(u)
+        fr.append((int(t), round((t % 1) * 1e6), ip(k % 2 == 0, 17, u)))
+        e = dpkt.icmp.ICMP(type=8 if k % 2 else 0, data=dpkt.icmp.ICMP.Echo(id=7, seq=k, data=b"e" * 8))
+        fr.append((int(t), round((t % 1) * 1e6) + 1, ip(k % 2 == 1, 1, e)))
+    return sorted(fr, key=lambda f: (f[0], f[1]))
+
+
+def test_equal_on_hostile_input(tmp_path):
+    """The kernel key by key (one working slot) against the file-order kernel it replaced
+    (tests/reference_conn_kernel.py) on input made to stress it: every table equal."""
+    from helpers import capwriter as W
+    p = tmp_path / "hostile.pcap"
+    p.write_bytes(W.pcap(_hostile_frames()))
+    df = probekit.read_capture(p)
+    for opts in OPTIONS:
+        got = same(df, **opts)
+        assert (got["orig_p"] == 40000).sum() == 10_000
+    holes = C.connections(df)
+    holes = holes[holes["orig_p"] == 44000].iloc[0]
+    assert holes.history.startswith("ShAD") and holes.missed_bytes > 0
+
+
+def test_kernel_plain_python_on_hostile_input(tmp_path):
+    """The same input through connections() as plain Python (NUMBA_DISABLE_JIT=1) and compiled."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import capwriter as W
+    p = tmp_path / "hostile.pcap"
+    p.write_bytes(W.pcap(_hostile_frames()))
+    code = ("import sys, probekit; from probekit.analysis.connections import connections; "
+            "connections(probekit.read_capture(sys.argv[1]), bare=sys.argv[3] == '1').to_pickle(sys.argv[2])")
+    for bare in ("0", "1"):
+        outs = []
+        for jit in ("0", "1"):
+            out = tmp_path / f"h{bare}{jit}.pkl"
+            subprocess.run([sys.executable, "-c", code, str(p), str(out), bare], check=True,
+                           env=dict(os.environ, NUMBA_DISABLE_JIT=jit, PYTHONPATH=str(ROOT)))
+            outs.append(pd.read_pickle(out))
+        pd.testing.assert_frame_equal(*outs, check_exact=True)
+
+
 def test_empty_and_nothing_kept():
     df = probekit.read_capture(ROOT / "captures" / "healthy.pcap")
     same(df.iloc[:0])
@@ -184,16 +254,22 @@ def test_checksum_sum_equals_rfc1071():
     buf = rng.integers(0, 256, 4096, dtype=np.uint8)
     buf[100:300] = 0
     buf[300:500] = 255
+    words = CS._words(buf)
     for _ in range(3000):
         o = int(rng.integers(0, 3900))
         n = int(rng.integers(0, 120))
         s = int(rng.integers(0, 1 << 20))
         want = _rfc1071(bytes(buf[o:o + n]), s)
-        got = CS._sum16(buf, o, n, np.int64(s))
+        got = CS._sum16(buf, words, o, n, np.int64(s))
         assert got == want, (o, n, s)
         assert R._fold(R._sum16(buf, o, n, np.int64(s))) == want
-    for o, n in ((100, 64), (300, 64), (101, 63), (300, 0)):  # all zero, all 0xFF, odd, empty
-        assert CS._sum16(buf, o, n, np.int64(0)) == _rfc1071(bytes(buf[o:o + n]))
+    # all zero, all 0xFF, odd, empty, and segments ending at the buffer's last byte (the last word)
+    for o, n in ((100, 64), (300, 64), (101, 63), (300, 0), (4096 - 64, 64), (4096 - 9, 9), (4096 - 8, 8),
+                 (4096 - 7, 7)):
+        assert CS._sum16(buf, words, o, n, np.int64(0)) == _rfc1071(bytes(buf[o:o + n]))
+    for size in (0, 5, 8, 13):  # buffers shorter than a word, or not a whole number of words
+        small = buf[:size].copy()
+        assert CS._sum16(small, CS._words(small), 0, size, np.int64(0)) == _rfc1071(bytes(small))
 
 
 def test_factorize_equals_pandas():

@@ -1,4 +1,6 @@
-"""The connection state machine of Zeek, compiled: one pass over the packets in file order.
+"""The connection state machine of Zeek, compiled: one pass over the packets grouped by connection key
+(each key's packets in file order; ``group_by_key`` makes the order), one connection's working state at
+a time.
 
 Every function here follows a named function of Zeek's source (src/packet_analysis/protocol/tcp/
 TCPSessionAdapter.cc, src/analyzer/protocol/tcp/TCP_Endpoint.cc and TCP_Reassembler.cc, src/session/
@@ -6,6 +8,14 @@ Session.cc, src/packet_analysis/protocol/{udp,icmp}/*.cc); docs/design.md ("Conn
 them") maps them. Endpoints are kept by their *physical* side of the 4-tuple (0 = the key's first
 endpoint), and a connection's ``orig_side`` says which of them is the originator, so Zeek's FlipRoles
 is one assignment. Times are integer nanoseconds.
+
+Why by key: every timer Zeek runs on a connection is the connection's own and is evaluated at its next
+packet, and at most one connection per key is active, so a key's packets alone decide its connections.
+The working state is then a few cache lines (not one slot per key: 56 k keys × 744 B on the 1 M-packet
+benchmark), a connection's history letters are one contiguous run (no per-packet event list to sort),
+and conn_state, sizes, packets and IP bytes are worked out by role as the connection ends. The pass is
+compiled without numba's reference counting (``_nrt=False``: nothing in it allocates); with it, every
+array an inlined helper takes was an atomic increment and decrement per call, 60 % of the time.
 """
 from __future__ import annotations
 
@@ -31,22 +41,22 @@ P_ATTEMPT, P_RESET, P_CLOSE, P_LINGER, P_TCP_INACT, P_UDP_INACT, P_ICMP_INACT, P
 # analyzer is registered for (DNS::ports; a connection whose responder port is one gets its ExpireTimer)
 P_DNS_TIMEOUT, P_DNS_PORTS = 12, 13
 DNS_SLACK = np.int64(1_000_000_000)  # DNS_Analyzer::ExpireTimer's "- 1.0"
-# conn-level int64 fields (column index in `ci`); the first NCO are the connection's facts that
-# conn_kernel returns (one row per connection), the rest live only while the connection is active
-(C_KEY, C_START, C_LAST, C_LASTPKT, C_ORIGSIDE, C_KIND, C_FIRSTPKT, C_HLEN, C_MISSED, C_SYNS, C_SYNACKS, C_ISN,
- C_SYNTS, C_SYNPAY, C_SYNACKTS, C_RSTSIDE, C_RSTTS, C_RSTACK,
- C_HFIRST, C_HSEEN, C_PARTIAL, C_FPS, C_ACTIVE, C_INACT, C_DELETE, C_ATTEMPT, C_CH0, C_CH1, C_CH2, C_ESTAB,
- C_HADMARK, C_DNS, C_ID) = range(33)
-NCO = 18
-NCI = 33
+# conn-level int64 fields (column index in `ci`); the first NCO are what conn_kernel returns per
+# connection: its facts, then (C_STATE on) what _retire works out by role when it ends (the conn_state
+# code, an index into STATES; sizes, packets and IP bytes of originator and responder); the rest live
+# only while the connection is active
+(C_START, C_LAST, C_ORIGSIDE, C_FIRSTPKT, C_MISSED, C_SYNS, C_SYNACKS, C_ISN, C_SYNTS, C_SYNPAY, C_SYNACKTS,
+ C_RSTSIDE, C_RSTTS, C_RSTACK, C_STATE, C_OSIZE, C_RSIZE, C_OPKTS, C_RPKTS, C_OIPB, C_RIPB,
+ C_KEY, C_LASTPKT, C_KIND, C_HLEN, C_HFIRST, C_HSEEN, C_PARTIAL, C_FPS, C_ACTIVE, C_INACT, C_DELETE, C_ATTEMPT,
+ C_CH0, C_CH1, C_CH2, C_ESTAB, C_HADMARK, C_DNS, C_HBASE) = range(40)
+NFACTS = C_STATE  # the facts _retire copies as they are
+NCO = C_RIPB + 1
+NCI = 40
 # endpoint-level int64 fields (ei[conn, side, field])
 (E_STATE, E_PREV, E_START, E_LAST, E_ACK, E_SWRAP, E_AWRAP, E_CLOSED, E_FINCNT, E_RSTCNT, E_FINSEQ, E_HSYN,
  E_HFIN, E_HRST, E_CHKC, E_CHKT, E_RXC, E_RXT, E_W0C, E_W0T, E_GAPC, E_GAPT, E_REASM, E_TRIM, E_SKIP,
  E_NBLK, E_PKTS, E_IPB, E_LEN, E_SLOT) = range(30)
 NEI = 30
-# what conn_kernel returns per endpoint (eo[conn, side, field]): all conn_finish needs
-O_STATE, O_SIZE, O_PKTS, O_IPB, O_LEN = range(5)
-NEO = 5
 
 
 @njit(cache=True, inline="always")
@@ -59,39 +69,35 @@ def _sd(a, b):
 
 
 @njit(cache=True, inline="always")
-def _hist(ev_c, ev_ch, nev, c, ch):
-    ev_c[nev] = c
-    ev_ch[nev] = ch
-    return nev + 1
-
-
-@njit(cache=True, inline="always")
-def _add_history(ci, ev_c, ev_ch, nev, c, code):
-    """Session::AddHistory (``c`` is the connection's state slot; events carry its id)."""
-    if ci[c, C_HLEN] == 0:
+def _add_history(ci, hb, c, code):
+    """Session::AddHistory: the letter goes to the connection's run of ``hb`` (from C_HBASE; a
+    connection's letters are contiguous, as one connection is worked on at a time)."""
+    n = ci[c, C_HLEN]
+    if n == 0:
         ci[c, C_HFIRST] = code
-    ci[c, C_HLEN] += 1
-    return _hist(ev_c, ev_ch, nev, ci[c, C_ID], code)
+    hb[ci[c, C_HBASE] + n] = code
+    ci[c, C_HLEN] = n + 1
 
 
 @njit(cache=True, inline="always")
-def _flip(ci, ei, c, ev_c, ev_ch, nev):
+def _flip(ci, c, hb):
     """Connection::FlipRoles + TCPSessionAdapter::FlipRoles: swap roles, record '^'."""
     ci[c, C_ORIGSIDE] = 1 - ci[c, C_ORIGSIDE]
     f = ci[c, C_FPS]
     ci[c, C_FPS] = (2 if f & 1 else 0) | (1 if f & 2 else 0)
     ci[c, C_PARTIAL] = 0
-    return _add_history(ci, ev_c, ev_ch, nev, c, 94)  # '^'
+    _add_history(ci, hb, c, 94)  # '^'
 
 
 @njit(cache=True, inline="always")
-def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
+def _check_history(ci, ei, c, e, mask, code, hb):
     """TCP_Endpoint::CheckHistory: the flip heuristic (history exactly 'H', then A or D), then
-    Session::CheckHistory (record the letter the first time). Returns (seen_before, nev)."""
+    Session::CheckHistory (record the letter the first time). Returns whether it was seen before."""
     if (code == 65 or code == 68) and ci[c, C_HLEN] == 1 and ci[c, C_HFIRST] == 72:
-        nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
-        # ReplaceHistory("^h"): a marker (0) tells the post-pass to drop what came before
-        nev = _hist(ev_c, ev_ch, nev, ci[c, C_ID], 0)
+        _flip(ci, c, hb)
+        # ReplaceHistory("^h"): the run restarts as "^h"
+        hb[ci[c, C_HBASE]] = 94
+        hb[ci[c, C_HBASE] + 1] = 104
         ci[c, C_HLEN] = 2
         ci[c, C_HFIRST] = 94
         ci[c, C_HADMARK] = 1
@@ -100,34 +106,34 @@ def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
         mask <<= 16
         code += 32
     if ci[c, C_HSEEN] & mask:
-        return True, nev
+        return True
     ci[c, C_HSEEN] |= mask
-    nev = _add_history(ci, ev_c, ev_ch, nev, c, code)
-    return False, nev
+    _add_history(ci, hb, c, code)
+    return False
 
 
 @njit(cache=True, inline="always")
-def _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev):
+def _add_ep_history(ci, c, e, code, hb):
     """TCP_Endpoint::AddHistory."""
     if e != ci[c, C_ORIGSIDE]:
         code += 32
-    return _add_history(ci, ev_c, ev_ch, nev, c, code)
+    _add_history(ci, hb, c, code)
 
 
 @njit(cache=True, inline="always")
-def _scaled(ci, ei, c, e, code, fc, ft, ev_c, ev_ch, nev):
+def _scaled(ci, ei, c, e, code, fc, ft, hb):
     """Session::ScaledHistoryEntry: the letter at the 1st, 10th, 100th ... occurrence."""
     ei[c, e, fc] += 1
     if ei[c, e, fc] == ei[c, e, ft]:
         if e != ci[c, C_ORIGSIDE]:
             code += 32
-        nev = _add_history(ci, ev_c, ev_ch, nev, c, code)
+        _add_history(ci, hb, c, code)
         new = (ei[c, e, ft] * 10) & M32
         if new <= ei[c, e, ft]:
             ei[c, e, fc] = 0
         else:
             ei[c, e, ft] = new
-    return nev
+    return
 
 
 @njit(cache=True, inline="always")
@@ -187,12 +193,12 @@ def _is_clean(ei, c, e):
 
 
 @njit(cache=True, inline="always")
-def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
+def _gap(ci, ei, c, e, length, hb):
     """TCP_Reassembler::Gap: 'G' (scaled) and missed_bytes, for cleanly established connections."""
     if _is_clean(ei, c, e) and _is_clean(ei, c, 1 - e):
-        nev = _scaled(ci, ei, c, e, 71, E_GAPC, E_GAPT, ev_c, ev_ch, nev)
+        _scaled(ci, ei, c, e, 71, E_GAPC, E_GAPT, hb)
         ci[c, C_MISSED] += length
-    return nev
+    return
 
 
 @njit(cache=True, inline="always")
@@ -213,8 +219,8 @@ def _deliver(ei, blo, bhi, c, e):
                 break
 
 
-@njit(cache=True)
-def _data_sent(ei, blo, bhi, pool, c, e, seq, length, params):
+@njit(cache=True, inline="always")
+def _data_sent(ei, blo, bhi, c, e, seq, length, params):
     """TCP_Reassembler::DataSent / NewBlock / BlockInserted, with a bounded block list."""
     if ei[c, e, E_SKIP]:
         return
@@ -241,10 +247,6 @@ def _data_sent(ei, blo, bhi, pool, c, e, seq, length, params):
                 merged = True
                 break
         if not merged:
-            if s < 0:  # the endpoint's first hole: take a row of the block pool
-                s = pool[0]
-                pool[0] += 1
-                ei[c, e, E_SLOT] = s
             if n < NBLK:
                 blo[s, n] = seq
                 bhi[s, n] = upper
@@ -267,14 +269,14 @@ def _data_sent(ei, blo, bhi, pool, c, e, seq, length, params):
         ei[c, e, E_SKIP] = 1
 
 
-@njit(cache=True)
-def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
+@njit(cache=True, inline="always")
+def _ack_received(ci, ei, blo, bhi, c, e, seq, hb):
     """TCP_Reassembler::AckReceived -> TrimToSeq -> Undelivered: content gaps."""
     s = ei[c, e, E_SLOT]
     if ei[c, e, E_FINCNT] > 0 and seq >= ei[c, e, E_FINSEQ]:
         seq = ei[c, e, E_FINSEQ] - 1
     if seq <= ei[c, e, E_TRIM]:
-        return nev
+        return
     if seq > ei[c, e, E_REASM]:
         if not (seq <= 2 and ci[c, C_PARTIAL]):
             if not ei[c, e, E_SKIP]:
@@ -289,11 +291,11 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
                         break
                     gl = blo[s, j] - ei[c, e, E_REASM]
                     if gl > 0:
-                        nev = _gap(ci, ei, c, e, gl, ev_c, ev_ch, nev)
+                        _gap(ci, ei, c, e, gl, hb)
                     ei[c, e, E_REASM] = blo[s, j]
                     _deliver(ei, blo, bhi, c, e)
                 if seq > ei[c, e, E_REASM]:
-                    nev = _gap(ci, ei, c, e, seq - ei[c, e, E_REASM], ev_c, ev_ch, nev)
+                    _gap(ci, ei, c, e, seq - ei[c, e, E_REASM], hb)
             ei[c, e, E_REASM] = max(ei[c, e, E_REASM], seq)
     ei[c, e, E_TRIM] = seq
     # drop blocks wholly below the trim point
@@ -306,7 +308,7 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
             ei[c, e, E_NBLK] = n - 1
         else:
             k += 1
-    return nev
+    return
 
 
 @njit(cache=True, inline="always")
@@ -401,8 +403,8 @@ def _is_reuse(ci, ei, c, flags, seq):
     return True
 
 
-@njit(cache=True)
-def _tcp_process(ci, ei, blo, bhi, pool, c, e, ts, flags, seq, ack, win, length, params, ev_c, ev_ch, nev):
+@njit(cache=True, inline="always")
+def _tcp_process(ci, ei, blo, bhi, c, e, ts, flags, seq, ack, win, length, params, hb):
     """TCPSessionAdapter::Process and UpdateStateMachine for one segment from endpoint side ``e``."""
     p = 1 - e
     is_orig = e == ci[c, C_ORIGSIDE]  # Zeek's (possibly stale, after a flip) is_orig argument
@@ -447,34 +449,34 @@ def _tcp_process(ci, ei, blo, bhi, pool, c, e, ts, flags, seq, ack, win, length,
     bits = (1 if fsyn else 0) + (1 if ffin else 0) + (1 if frst else 0)
     if bits > 1:
         if ffin and frst:
-            _, nev = _check_history(ci, ei, c, e, H_FINRST, 73, ev_c, ev_ch, nev)
+            _check_history(ci, ei, c, e, H_FINRST, 73, hb)
         else:
-            _, nev = _check_history(ci, ei, c, e, H_MULTI, 81, ev_c, ev_ch, nev)
+            _check_history(ci, ei, c, e, H_MULTI, 81, hb)
     elif bits == 1:
         if fsyn:
             code = 72 if fack else 83
-            seen, nev = _check_history(ci, ei, c, e, H_SYN, code, ev_c, ev_ch, nev)
+            seen = _check_history(ci, ei, c, e, H_SYN, code, hb)
             if seen and rel_seq != ei[c, e, E_HSYN]:
-                nev = _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev)
+                _add_ep_history(ci, c, e, code, hb)
             ei[c, e, E_HSYN] = rel_seq
         if ffin:
-            seen, nev = _check_history(ci, ei, c, e, H_FIN, 70, ev_c, ev_ch, nev)
+            seen = _check_history(ci, ei, c, e, H_FIN, 70, hb)
             if seen and rel_seq + length != ei[c, e, E_HFIN]:
-                nev = _add_ep_history(ci, c, e, 70, ev_c, ev_ch, nev)
+                _add_ep_history(ci, c, e, 70, hb)
             ei[c, e, E_HFIN] = rel_seq + length
         if frst:
-            seen, nev = _check_history(ci, ei, c, e, H_RST, 82, ev_c, ev_ch, nev)
+            seen = _check_history(ci, ei, c, e, H_RST, 82, hb)
             if seen and rel_seq != ei[c, e, E_HRST]:
-                nev = _add_ep_history(ci, c, e, 82, ev_c, ev_ch, nev)
+                _add_ep_history(ci, c, e, 82, hb)
             ei[c, e, E_HRST] = rel_seq
     else:
         if length:
-            _, nev = _check_history(ci, ei, c, e, H_DATA, 68, ev_c, ev_ch, nev)
+            _check_history(ci, ei, c, e, H_DATA, 68, hb)
         elif fack:
-            _, nev = _check_history(ci, ei, c, e, H_ACK, 65, ev_c, ev_ch, nev)
+            _check_history(ci, ei, c, e, H_ACK, 65, hb)
     # update_window: zero window
     if win == 0 and not frst and ei[c, p, E_STATE] != CLOSED and ei[c, e, E_STATE] != RESET:
-        nev = _scaled(ci, ei, c, e, 87, E_W0C, E_W0T, ev_c, ev_ch, nev)
+        _scaled(ci, ei, c, e, 87, E_W0C, E_W0T, hb)
     if not (ei[c, 0, E_CLOSED] and ei[c, 1, E_CLOSED]):
         ci[c, C_LAST] = ts
     if ffin:
@@ -517,7 +519,7 @@ def _tcp_process(ci, ei, blo, bhi, pool, c, e, ts, flags, seq, ack, win, length,
             ei[c, e, E_SWRAP] += 1
         ei[c, e, E_LAST] = last
     elif dl <= 0 and length > 0:
-        nev = _scaled(ci, ei, c, e, 84, E_RXC, E_RXT, ev_c, ev_ch, nev)  # DidRxmit: 'T'
+        _scaled(ci, ei, c, e, 84, E_RXC, E_RXT, hb)  # DidRxmit: 'T'
     # UpdateStateMachine
     do_close = False
     gen_event = False
@@ -532,7 +534,7 @@ def _tcp_process(ci, ei, blo, bhi, pool, c, e, ts, flags, seq, ack, win, length,
             else:
                 if not fack and ei[c, p, E_STATE] == SYN_ACK_SENT and seq == (ei[c, e, E_START] & M32):
                     ci[c, C_PARTIAL] = 0
-                    nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
+                    _flip(ci, c, hb)
                     _set_state(ci, ei, c, p, ESTABLISHED, params)
                     ci[c, C_FPS] |= 1
                 if ei[c, p, E_STATE] == SYN_SENT:
@@ -594,18 +596,18 @@ def _tcp_process(ci, ei, blo, bhi, pool, c, e, ts, flags, seq, ack, win, length,
             if not ei[c, e, E_CLOSED]:
                 do_close = True
     if fack:
-        nev = _ack_received(ci, ei, blo, bhi, c, p, rel_ack, ev_c, ev_ch, nev)
+        _ack_received(ci, ei, blo, bhi, c, p, rel_ack, hb)
     rel_data = rel_seq + 1 if fsyn else rel_seq
     if length > 0 and not frst and not underflow:
-        _data_sent(ei, blo, bhi, pool, c, e, rel_data, length, params)
+        _data_sent(ei, blo, bhi, c, e, rel_data, length, params)
     # CheckPIA_FirstPacket
     ci[c, C_FPS] |= 1 if is_orig else 2
     if do_close:
         _conn_closed(ci, ei, c, e, gen_event, params)
-    return nev
+    return
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _new_conn(ci, ei, n, key, ts, kind, i, params):
     for f in range(NCI):
         ci[n, f] = 0
@@ -617,7 +619,7 @@ def _new_conn(ci, ei, n, key, ts, kind, i, params):
         ei[n, s, E_REASM] = 1
         ei[n, s, E_TRIM] = 1
         ei[n, s, E_LEN] = -1
-        ei[n, s, E_SLOT] = -1
+        ei[n, s, E_SLOT] = s  # the endpoint's row of the block lists
     ci[n, C_KEY] = key
     ci[n, C_START] = ts
     ci[n, C_LAST] = ts
@@ -640,118 +642,162 @@ def _new_conn(ci, ei, n, key, ts, kind, i, params):
 
 
 @njit(cache=True, inline="always")
-def _retire(ci, ei, c, co, eo, cid):
-    """A connection ends (replaced in its slot, or the trace ends): keep its facts and what
-    conn_finish needs (TCP_Endpoint::Size is taken now, from the full endpoint state)."""
-    for f in range(NCO):
+def _retire(ci, ei, c, co, cid):
+    """A connection ends (replaced in its slot, or the trace ends): keep its facts, and by role its
+    conn_state (conn.zeek conn_state(); TCP from the endpoint states, code 12 "RSTOS0 or OTH" is decided
+    on the history afterwards), sizes (TCP_Endpoint::Size, from the full endpoint state; UDP/ICMP the
+    payload bytes), packets and IP bytes."""
+    for f in range(NFACTS):
         co[cid, f] = ci[c, f]
-    tcp = ci[c, C_KIND] == K_TCP
-    for s in range(2):
-        eo[cid, s, O_STATE] = ei[c, s, E_STATE]
-        eo[cid, s, O_SIZE] = _size(ei, c, s) if tcp else 0
-        eo[cid, s, O_PKTS] = ei[c, s, E_PKTS]
-        eo[cid, s, O_IPB] = ei[c, s, E_IPB]
-        eo[cid, s, O_LEN] = ei[c, s, E_LEN]
+    o = ci[c, C_ORIGSIDE]
+    r = 1 - o
+    co[cid, C_OPKTS], co[cid, C_RPKTS] = ei[c, o, E_PKTS], ei[c, r, E_PKTS]
+    co[cid, C_OIPB], co[cid, C_RIPB] = ei[c, o, E_IPB], ei[c, r, E_IPB]
+    if ci[c, C_KIND] == K_TCP:
+        so, sr = ei[c, o, E_STATE], ei[c, r, E_STATE]
+        zo, zr = _size(ei, c, o), _size(ei, c, r)
+        oi = so == INACTIVE or so == PARTIAL
+        ri = sr == INACTIVE or sr == PARTIAL
+        if sr == RESET:
+            if so == SYN_SENT or so == SYN_ACK_SENT or (so == RESET and zo == 0 and zr == 0):
+                s = 3   # REJ
+            elif oi:
+                s = 9   # RSTRH
+            else:
+                s = 7   # RSTR
+        elif so == RESET:
+            s = 12 if ri else 6   # RSTOS0-or-OTH (decided on the history), RSTO
+        elif sr == CLOSED and so == CLOSED:
+            s = 2   # SF
+        elif so == CLOSED:
+            s = 10 if ri else 4   # SH, S2
+        elif sr == CLOSED:
+            s = 11 if oi else 5   # SHR, S3
+        elif so == SYN_SENT and sr == INACTIVE:
+            s = 0   # S0
+        elif so == ESTABLISHED and sr == ESTABLISHED:
+            s = 1   # S1
+        else:
+            s = 13  # OTH
+    else:
+        lo, lr = ei[c, o, E_LEN], ei[c, r, E_LEN]
+        zo, zr = max(lo, 0), max(lr, 0)
+        if ci[c, C_KIND] == K_UDP:
+            if lo >= 0:
+                s = 2 if lr >= 0 else 0   # SF, S0
+            else:
+                s = 11 if lr >= 0 else 13  # SHR, OTH
+        else:
+            s = 13
+    co[cid, C_STATE] = s
+    co[cid, C_OSIZE], co[cid, C_RSIZE] = zo, zr
 
 
 @njit(cache=True)
-def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp, dst_lsp,
-                resp_bcast, src_long, dst_long, nkeys, params):
-    """One pass over the packets (file order). Returns the connection arrays (``ci``: the first NCO
-    conn-level fields; ``eo``: per endpoint what conn_finish needs), each packet's connection index
-    (-1 - index: seen but not counted; -1: not part of one) and the history events (connection,
-    letter; 0 = reset to '^h').
+def conn_kernel(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
+                dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of):
+    """The packets **grouped by key** (the 5-tuple's code: each key's packets together, in file order
+    within a key; ``pkt`` is each one's index in file order), one key after the other. Every timer is
+    the connection's own and is evaluated at its next packet (docs/design.md), and at most one
+    connection per key is active, so a key's packets alone decide its connections: the working state
+    is one connection's, in a few cache lines, and its history letters are one contiguous run.
 
-    The working state of a connection lives in its key's slot (at most one connection per key is
-    active) and is copied out, compacted, when the connection ends; so memory is per key, not per
-    connection."""
+    Fills, in order of creation within this pass: ``co`` (cap, NCO) each connection's C_* fields
+    below NCO, ``hoff`` (cap + 1) its run of history letters in ``hb`` (capacity 6 × packets + 16),
+    and, unless ``conn_of`` is empty, ``conn_of[pkt[j]]``: the packet's connection (-2 - index: seen
+    but not counted). Returns the number of connections, or -1 when more than ``co`` holds (call again
+    with more room: at most one connection per packet)."""
+    ci = np.zeros((1, NCI), np.int64)      # the working state of the one active connection
+    ei = np.zeros((1, 2, NEI), np.int64)
+    blo = np.zeros((2, NBLK), np.int64)    # its endpoints' out-of-order blocks
+    bhi = np.zeros((2, NBLK), np.int64)
+    return _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
+                      dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi)
+
+
+# compiled without numba's reference counting (nothing in it allocates): every array an inlined helper
+# takes would otherwise be an atomic increment and decrement, most of the pass's time
+@njit(cache=True, _nrt=False)
+def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
+               dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi):
+    """conn_kernel's pass, on its working arrays."""
     n = ts.shape[0]
-    ci = np.zeros((nkeys, NCI), np.int64)      # working state, one slot per key
-    ei = np.zeros((nkeys, 2, NEI), np.int64)
-    nsyn = 0  # IsReuse needs a SYN: keys + SYNs bounds the connections unless timers end some
-    for i in range(n):
-        if kind[i] == K_TCP and flags[i] & SYN:
-            nsyn += 1
-    cap = min(nkeys + nsyn, n) + 16
-    co = np.empty((cap, NCO), np.int64)        # the connections' facts, in order of creation
-    eo = np.empty((cap, 2, NEO), np.int64)
-    ndata = 1
-    for i in range(n):
-        if kind[i] == K_TCP and length[i] > 0:
-            ndata += 1
-    blo = np.zeros((ndata, NBLK), np.int64)   # block pool: one row per endpoint that ever had a hole
-    bhi = np.zeros((ndata, NBLK), np.int64)
-    pool = np.zeros(1, np.int64)
-    active = np.full(nkeys, -1, np.int64)
-    conn_of = np.full(n, -1, np.int64)
-    ev_c = np.empty(6 * n + 16, np.int64)
-    ev_ch = np.empty(6 * n + 16, np.uint8)
-    nev = 0
+    cap = co.shape[0]
+    want_of = conn_of.shape[0] > 0
+    c = 0
     nc = 0
-    for i in range(n):
-        k = key[i]
-        now = ts[i]
-        e = side[i]
-        c = k  # the state slot
-        cid = active[k]
-        if cid >= 0 and _expired(ci, ei, c, now, params):
+    cid = -1
+    hpos = 0
+    hoff[0] = 0
+    for j in range(n):
+        i = pkt[j]
+        now = np.int64(ts[j])
+        e = np.int64(side[j])
+        kd = np.int64(kind[j])
+        if j > 0 and key[j] != key[j - 1] and cid >= 0:  # the previous key's last connection ends
+            _retire(ci, ei, c, co, cid)
+            hpos += ci[c, C_HLEN]
+            hoff[cid + 1] = hpos
             cid = -1
-        if cid >= 0 and kind[i] == K_TCP and _is_reuse(ci, ei, c, flags[i], seq[i]):
+        if cid >= 0 and _expired(ci, ei, c, now, params):
+            _retire(ci, ei, c, co, cid)
+            hpos += ci[c, C_HLEN]
+            hoff[cid + 1] = hpos
+            cid = -1
+        if cid >= 0 and kd == K_TCP and _is_reuse(ci, ei, c, np.int64(flags[j]), np.int64(seq[j])):
+            _retire(ci, ei, c, co, cid)
+            hpos += ci[c, C_HLEN]
+            hoff[cid + 1] = hpos
             cid = -1
         if cid < 0:
-            if active[k] >= 0:
-                _retire(ci, ei, c, co, eo, active[k])
-            if nc == cap:  # more connections than keys + SYNs (timeouts): grow the output
-                cap = cap * 2
-                co2 = np.empty((cap, NCO), np.int64)
-                co2[:nc] = co[:nc]
-                co = co2
-                eo2 = np.empty((cap, 2, NEO), np.int64)
-                eo2[:nc] = eo[:nc]
-                eo = eo2
+            if nc == cap:
+                return -1
             cid = nc
             nc += 1
-            _new_conn(ci, ei, c, k, now, kind[i], i, params)
-            ci[c, C_ID] = cid
-            active[k] = cid
+            _new_conn(ci, ei, c, key[j], now, kd, i, params)
+            ci[c, C_HBASE] = hpos
             ci[c, C_ORIGSIDE] = e
             flip = False
-            if kind[i] == K_TCP:
-                f = flags[i]
+            if kd == K_TCP:
+                f = np.int64(flags[j])
                 if not f & SYN or f & ACK:  # TCPAnalyzer::WantConnection
-                    if src_lsp[i]:
-                        if dst_lsp[i]:
-                            flip = not (f & SYN) and sport[i] < dport[i]
+                    if src_lsp[j]:
+                        if dst_lsp[j]:
+                            flip = not (f & SYN) and np.int64(sport[j]) < np.int64(dport[j])
                         else:
                             flip = True
-            elif kind[i] == K_UDP:  # UDPAnalyzer::WantConnection
-                flip = src_lsp[i] and not dst_lsp[i]
-            if flip and not resp_bcast[i]:
-                nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
-            if kind[i] == K_UDP and params.shape[0] > P_DNS_PORTS and params[P_DNS_TIMEOUT] > 0:
-                rport = sport[i] if ci[c, C_ORIGSIDE] != e else dport[i]  # the responder's port
-                for j in range(P_DNS_PORTS, params.shape[0]):
-                    if params[j] == rport:
+            elif kd == K_UDP:  # UDPAnalyzer::WantConnection
+                flip = src_lsp[j] and not dst_lsp[j]
+            if flip and not resp_bcast[j]:
+                _flip(ci, c, hb)
+            if kd == K_UDP and params.shape[0] > P_DNS_PORTS and params[P_DNS_TIMEOUT] > 0:
+                rport = np.int64(sport[j] if ci[c, C_ORIGSIDE] != e else dport[j])  # the responder's port
+                for q in range(P_DNS_PORTS, params.shape[0]):
+                    if params[q] == rport:
                         ci[c, C_DNS] = 1
-        conn_of[i] = cid
+        if want_of:
+            conn_of[i] = cid
         ci[c, C_LASTPKT] = now
-        kd = kind[i]
         if kd == K_TCP:
-            if length[i] < 0:  # TCPAnalyzer::ExtractTCP_Header refused the header (data offset < 20, or
-                conn_of[i] = -1 - cid  # past the data): the connection exists, the packet is not processed
+            ln = np.int64(length[j])
+            if ln < 0:  # TCPAnalyzer::ExtractTCP_Header refused the header (data offset < 20, or
+                if want_of:  # past the data): the connection exists, the packet is not processed
+                    conn_of[i] = -2 - cid
                 continue
-            if not l4_ok[i]:
-                nev = _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, ev_c, ev_ch, nev)  # ChecksumError: 'C'
-                conn_of[i] = -1 - cid  # seen, but not counted
+            if not l4_ok[j]:
+                _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, hb)  # ChecksumError: 'C'
+                if want_of:
+                    conn_of[i] = -2 - cid  # seen, but not counted
                 continue
-            f = flags[i]
+            f = np.int64(flags[j])
+            sq = np.int64(seq[j])
             # probe extras (by physical side)
             if f & SYN and not f & ACK:
                 ci[c, C_SYNS] += 1
                 if ci[c, C_ISN] < 0:
-                    ci[c, C_ISN] = seq[i]
+                    ci[c, C_ISN] = sq
                     ci[c, C_SYNTS] = now
-                    ci[c, C_SYNPAY] = length[i]
+                    ci[c, C_SYNPAY] = ln
             elif f & SYN and f & ACK:
                 ci[c, C_SYNACKS] += 1
                 if ci[c, C_SYNACKTS] < 0:
@@ -761,146 +807,62 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
                 ci[c, C_RSTTS] = now
                 ci[c, C_RSTACK] = 1 if f & ACK else 0
             ci[c, C_ESTAB] = 0
-            nev = _tcp_process(ci, ei, blo, bhi, pool, c, e, now, f, seq[i], ack[i], win[i], length[i], params,
-                               ev_c, ev_ch, nev)
+            _tcp_process(ci, ei, blo, bhi, c, e, now, f, sq, np.int64(ack[j]), np.int64(win[j]), ln, params, hb)
             if ci[c, C_ESTAB] and params[P_LONG_INACT] > 0:  # Conn::port_inactivity_timeouts
                 o = ci[c, C_ORIGSIDE]
                 # the responder's port is the packet's source port when the sender is not the originator
-                r_long = src_long[i] if o != e else dst_long[i]
-                o_long = dst_long[i] if o != e else src_long[i]
-                rlsp = src_lsp[i] if o != e else dst_lsp[i]
-                olsp = dst_lsp[i] if o != e else src_lsp[i]
+                r_long = src_long[j] if o != e else dst_long[j]
+                o_long = dst_long[j] if o != e else src_long[j]
+                rlsp = src_lsp[j] if o != e else dst_lsp[j]
+                olsp = dst_lsp[j] if o != e else src_lsp[j]
                 svc_long = r_long
                 if ei[c, o, E_STATE] == INACTIVE and not rlsp and olsp:
                     svc_long = o_long
                 if svc_long:
                     ci[c, C_INACT] = params[P_LONG_INACT]
             ei[c, e, E_PKTS] += 1
-            ei[c, e, E_IPB] += ip_len[i]
+            ei[c, e, E_IPB] += np.int64(ip_len[j])
         else:
             # UDP: ConnSize sees the packet before the checksum test; ICMP after it
             if kd == K_UDP:
                 ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += ip_len[i]
-            if not l4_ok[i]:
+                ei[c, e, E_IPB] += np.int64(ip_len[j])
+            if not l4_ok[j]:
                 if kd == K_UDP:
-                    nev = _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, ev_c, ev_ch, nev)
-                else:
-                    conn_of[i] = -1 - cid
+                    _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, hb)
+                elif want_of:
+                    conn_of[i] = -2 - cid
                 continue
             ci[c, C_LAST] = now
             if kd == K_UDP:
-                _, nev = _check_history(ci, ei, c, e, H_DATA, 68, ev_c, ev_ch, nev)
+                _check_history(ci, ei, c, e, H_DATA, 68, hb)
             else:
                 ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += ip_len[i]
+                ei[c, e, E_IPB] += np.int64(ip_len[j])
             if ei[c, e, E_LEN] < 0:
-                ei[c, e, E_LEN] = length[i]
+                ei[c, e, E_LEN] = np.int64(length[j])
             else:
-                ei[c, e, E_LEN] += length[i]
-    for k in range(nkeys):
-        if active[k] >= 0:
-            _retire(ci, ei, k, co, eo, active[k])
-    return co[:nc], eo[:nc], conn_of, ev_c[:nev], ev_ch[:nev]
+                ei[c, e, E_LEN] += np.int64(length[j])
+    if cid >= 0:
+        _retire(ci, ei, c, co, cid)
+        hpos += ci[c, C_HLEN]
+        hoff[cid + 1] = hpos
+    return nc
 
 
 @njit(cache=True)
-def conn_finish(ci, ei):
-    """Per connection, by role: conn_state code, sizes, packets and IP bytes (orig, resp)."""
-    nc = ci.shape[0]
-    state = np.zeros(nc, np.int64)    # index into STATES
-    size = np.zeros((nc, 2), np.int64)
-    pkts = np.zeros((nc, 2), np.int64)
-    ipb = np.zeros((nc, 2), np.int64)
-    active = np.zeros((nc, 2), np.bool_)
-    for c in range(nc):
-        o = ci[c, C_ORIGSIDE]
-        r = 1 - o
-        pkts[c, 0], pkts[c, 1] = ei[c, o, O_PKTS], ei[c, r, O_PKTS]
-        ipb[c, 0], ipb[c, 1] = ei[c, o, O_IPB], ei[c, r, O_IPB]
-        if ci[c, C_KIND] == K_TCP:
-            so, sr = ei[c, o, O_STATE], ei[c, r, O_STATE]
-            zo, zr = ei[c, o, O_SIZE], ei[c, r, O_SIZE]
-            size[c, 0], size[c, 1] = zo, zr
-            oi = so == INACTIVE or so == PARTIAL
-            ri = sr == INACTIVE or sr == PARTIAL
-            if sr == RESET:
-                if so == SYN_SENT or so == SYN_ACK_SENT or (so == RESET and zo == 0 and zr == 0):
-                    s = 3   # REJ
-                elif oi:
-                    s = 9   # RSTRH
-                else:
-                    s = 7   # RSTR
-            elif so == RESET:
-                s = 12 if ri else 6   # RSTOS0-or-OTH (decided on the history), RSTO
-            elif sr == CLOSED and so == CLOSED:
-                s = 2   # SF
-            elif so == CLOSED:
-                s = 10 if ri else 4   # SH, S2
-            elif sr == CLOSED:
-                s = 11 if oi else 5   # SHR, S3
-            elif so == SYN_SENT and sr == INACTIVE:
-                s = 0   # S0
-            elif so == ESTABLISHED and sr == ESTABLISHED:
-                s = 1   # S1
-            else:
-                s = 13  # OTH
-            state[c] = s
-        else:
-            lo, lr = ei[c, o, O_LEN], ei[c, r, O_LEN]
-            size[c, 0], size[c, 1] = max(lo, 0), max(lr, 0)
-            active[c, 0], active[c, 1] = lo >= 0, lr >= 0
-            if ci[c, C_KIND] == K_UDP:
-                if lo >= 0:
-                    state[c] = 2 if lr >= 0 else 0   # SF, S0
-                else:
-                    state[c] = 11 if lr >= 0 else 13  # SHR, OTH
-            else:
-                state[c] = 13
-    return state, size, pkts, ipb
+def group_by_key(key, nkeys, order):
+    """order := the positions 0..n-1 grouped by key (a counting sort: stable, so file order within a
+    key), the order conn_kernel takes its packets in."""
+    start = np.zeros(nkeys + 1, np.int64)
+    for j in range(key.shape[0]):
+        start[key[j] + 1] += 1
+    for k in range(nkeys):
+        start[k + 1] += start[k]
+    for j in range(key.shape[0]):
+        k = key[j]
+        order[start[k]] = j
+        start[k] += 1
 
 
 STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "RSTOS0?", "OTH")
-
-
-@njit(cache=True)
-def history_buffers(nc, ev_c, ev_ch):
-    """The history strings as Arrow-style buffers: int32 offsets (nc + 1) and the letters, in connection
-    order. A reset marker (0) means ReplaceHistory("^h"): what came before it is dropped."""
-    nev = ev_c.shape[0]
-    # counting sort by connection (stable: the events are in packet order)
-    cnt = np.zeros(nc + 1, np.int64)
-    for j in range(nev):
-        cnt[ev_c[j] + 1] += 1
-    for c in range(nc):
-        cnt[c + 1] += cnt[c]
-    order = np.empty(nev, np.int64)
-    pos = cnt[:nc].copy()
-    for j in range(nev):
-        c = ev_c[j]
-        order[pos[c]] = j
-        pos[c] += 1
-    # per connection: the events after its last marker, '^h' first if there was one
-    first = np.empty(nc, np.int64)
-    length = np.zeros(nc, np.int64)
-    for c in range(nc):
-        b = cnt[c]
-        for k in range(cnt[c], cnt[c + 1]):
-            if ev_ch[order[k]] == 0:
-                b = k + 1
-        first[c] = b
-        length[c] = cnt[c + 1] - b + (2 if b > cnt[c] else 0)
-    offsets = np.zeros(nc + 1, np.int32)
-    for c in range(nc):
-        offsets[c + 1] = offsets[c] + length[c]
-    data = np.empty(offsets[nc], np.uint8)
-    for c in range(nc):
-        o = offsets[c]
-        if first[c] > cnt[c]:
-            data[o] = 94
-            data[o + 1] = 104
-            o += 2
-        for k in range(first[c], cnt[c + 1]):
-            data[o] = ev_ch[order[k]]
-            o += 1
-    return offsets, data

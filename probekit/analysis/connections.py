@@ -210,7 +210,7 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in CONNECTIONS if c.name != "community_id"})
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _select(l3, v4, v6, proto, proto_m, ts_m, frag, frag_m, mf, mf_m, iplen, iplen_m, flags_m, sport_m, itype_m,
             keep, offload):
     """Which packets are a connection's (timed, IPv4/6, not a fragment, TCP with flags, UDP with ports,
@@ -237,15 +237,14 @@ def _v(x, m, i, na):
     return na if m[i] else np.int64(x[i])
 
 
-# rows of the int64 and bool matrices _gather fills: the state machine's inputs
-(G_TS, G_KIND, G_KEY, G_SIDE, G_FLAGS, G_SEQ, G_ACK, G_WIN, G_LEN, G_IPL, G_SPORT, G_DPORT, G_LO, G_HI) = range(14)
+# the bool matrix _inputs fills in the state machine's order
 (B_L4, B_SLSP, B_DLSP, B_BCAST, B_SLONG, B_DLONG) = range(6)
 
 
 # Gathering at ``rows`` is a few short compiled loops rather than one: a loop over many arrays at once
 # runs several times slower than the same work split (the memory streams outnumber what the
 # prefetchers follow), and a one-array loop vectorises.
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _take(rows, x, m, na, out):
     """out[j] := x[rows[j]], or ``na`` where m marks it missing."""
     for jj in range(rows.shape[0]):
@@ -253,20 +252,32 @@ def _take(rows, x, m, na, out):
         out[j] = na if m[i] else np.int64(x[i])
 
 
-@njit(cache=True)
-def _take_sized(rows, x, m, alt, alt_m, offload, out):
+@njit(cache=True, _nrt=False)
+def _take_sized(rows, x, m, alt, alt_m, offload, kind, out):
     """out[j] := x[rows[j]] (0 where missing), or where the packet is an offload super-frame (IPv4 total
-    length 0): ``alt`` (TCP.cc / UDP.cc / ICMP.cc use what was captured), or 0 when alt is empty."""
+    length 0): ``alt`` (TCP.cc / UDP.cc / ICMP.cc use what was captured), or 0 when alt is empty.
+    With ``kind`` (not empty): a TCP packet whose ``x`` is missing gets -1, as the state machine takes
+    a TCP header TCPAnalyzer::ExtractTCP_Header refused (the decoder left payload_len unset)."""
     use_alt = alt.shape[0] > 0
+    cut = kind.shape[0] > 0
     for jj in range(rows.shape[0]):
         j, i = np.uint64(jj), np.uint64(rows[jj])
         if offload[i]:
             out[j] = (0 if alt_m[i] else np.int64(alt[i])) if use_alt else 0
+        elif m[i]:
+            out[j] = -1 if cut and kind[j] == K.K_TCP else 0
         else:
-            out[j] = 0 if m[i] else np.int64(x[i])
+            out[j] = np.int64(x[i])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
+def _take_at(order, x, out):
+    """out[j] := x[order[j]]."""
+    for jj in range(order.shape[0]):
+        out[jj] = x[np.uint64(order[jj])]
+
+
+@njit(cache=True, _nrt=False)
 def _ports(rows, proto, sport, sport_m, dport, dport_m, itype, itype_m, icode, icode_m, cp4, cp6, kind, sp_out,
            dp_out, one_way):
     """kind, and the 'ports': TCP/UDP's own; ICMP's the type and its counterpart (one-way types: the code)."""
@@ -288,7 +299,7 @@ def _ports(rows, proto, sport, sport_m, dport, dport_m, itype, itype_m, icode, i
         one_way[j] = ow
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _keys(rows, proto, src, src_map, dst, dst_map, sp, dp, one_way, bcast_code, side_out, key, lo_out, hi_out,
           bcast):
     """Canonical endpoint order (IPBasedConnKey::InitTuple; one-way ICMP keeps its direction), the
@@ -316,7 +327,7 @@ def _keys(rows, proto, src, src_map, dst, dst_map, sp, dp, one_way, bcast_code, 
         bcast[j] = bcast_code >= 0 and da == bcast_code
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _port_flags(kind, sp, dp, tcp_tab, udp_tab, long_tab, slsp, dlsp, slong, dlong):
     """Likely server ports (TCP/UDP) and Conn::port_inactivity_timeouts ports (TCP) at either end."""
     for jj in range(kind.shape[0]):
@@ -329,41 +340,66 @@ def _port_flags(kind, sp, dp, tcp_tab, udp_tab, long_tab, slsp, dlsp, slong, dlo
         dlong[j] = is_t and long_tab[b]
 
 
-def _gather(raw, packets, rows, l4_all, offload, cats, likely_server_ports, bare):
-    """The state machine's inputs at ``rows`` as (int64 matrix, bool matrix) with G_* / B_* rows: the
-    per-packet numbers with their missing values filled as the state machine expects (window 1, the
-    rest 0), kind, ports, canonical side, the 5-tuple key (packed when the addresses allow, else
-    G_KEY/G_LO/G_HI to be grouped), likely-server-port and long-inactivity flags."""
+class _Tuple:
+    """The 5-tuple's parts at ``rows``, in file order (also read by _finish at each connection's first
+    packet): kind, the 'ports', the canonical side, the key (packed into one int64 when the addresses
+    allow; else ``key`` is the protocol part and ``lo``/``hi`` the endpoints, to be grouped), and whether
+    the packet goes to 255.255.255.255."""
+
+    def __init__(self, m: int, pack: bool):
+        self.kind, self.side = np.empty(m, np.int8), np.empty(m, np.int8)
+        self.sport, self.dport = np.empty(m, np.uint16), np.empty(m, np.uint16)
+        self.key, self.bcast = np.empty(m, np.int64), np.empty(m, bool)
+        self.lo, self.hi = (np.zeros(0, np.int64),) * 2 if pack else (np.empty(m, np.int64), np.empty(m, np.int64))
+
+
+def _gather(raw, packets, rows, cats):
+    """The 5-tuple at ``rows`` (a _Tuple) and the address maps of src and dst into ``cats``."""
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
     src_map = cats.get_indexer(src.categories).astype(np.int64)
     dst_map = cats.get_indexer(dst.categories).astype(np.int64)
-    pack = len(cats) < _MAXBLOCK  # the 5-tuple fits one int64
     m = len(rows)
     # outputs allocated by numpy (large allocations get transparent huge pages; the compiled
     # allocator's do not, and their page faults cost more than the pass that fills them)
-    g = np.empty((G_LO if pack else G_HI + 1, m), np.int64)
-    b = np.empty((B_DLONG + 1, m), bool)
-    for row, name, na in ((G_TS, "ts_ns", 0), (G_FLAGS, "tcp_flags", 0), (G_SEQ, "tcp_seq", 0),
-                          (G_ACK, "tcp_ack", 0), (G_WIN, "tcp_win", 1)):
-        _take(rows, *raw[name], na, g[row])
-    _take_sized(rows, *raw["payload_len"], *raw["payload_caplen"], offload, g[G_LEN])
-    empty = np.zeros(0, np.int64)
-    _take_sized(rows, *raw["ip_len"], empty, np.zeros(0, bool), offload, g[G_IPL])
-    np.take(l4_all, rows, out=b[B_L4])
+    t = _Tuple(m, len(cats) < _MAXBLOCK)  # fewer addresses: the 5-tuple fits one int64
     one_way = np.empty(m, bool)
     _ports(rows, raw["ip_proto"][0], *raw["sport"], *raw["dport"], *raw["icmp_type"], *raw["icmp_code"], _ICMP4_CP,
-           _ICMP6_CP, g[G_KIND], g[G_SPORT], g[G_DPORT], one_way)
-    lo, hi = (empty, empty) if pack else (g[G_LO], g[G_HI])
-    _keys(rows, raw["ip_proto"][0], src.codes, src_map, dst.codes, dst_map, g[G_SPORT], g[G_DPORT], one_way,
-          int(cats.get_indexer(["255.255.255.255"])[0]), g[G_SIDE], g[G_KEY], lo, hi, b[B_BCAST])
+           _ICMP6_CP, t.kind, t.sport, t.dport, one_way)
+    _keys(rows, raw["ip_proto"][0], src.codes, src_map, dst.codes, dst_map, t.sport, t.dport, one_way,
+          int(cats.get_indexer(["255.255.255.255"])[0]), t.side, t.key, t.lo, t.hi, t.bcast)
+    return t, src_map, dst_map
+
+
+def _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare):
+    """The state machine's per-packet inputs in its order (``order``: positions in ``rows`` grouped by
+    key): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
+    1, the rest 0), and a bool matrix with B_* rows (L4 checksum, likely-server-port and
+    long-inactivity flags, broadcast). Narrow, as every byte is written once and read once."""
+    m = len(rows)
+    srows = rows[order]
+    x = {name: np.empty(m, dt) for name, dt in (("ts", np.int64), ("flags", np.uint16), ("seq", np.uint32),
+                                                ("ack", np.uint32), ("win", np.int32), ("len", np.int32),
+                                                ("ipl", np.int32), ("kind", np.int8), ("side", np.int8),
+                                                ("sport", np.uint16), ("dport", np.uint16))}
+    b = np.empty((B_DLONG + 1, m), bool)
+    for name, col, na in (("ts", "ts_ns", 0), ("flags", "tcp_flags", 0), ("seq", "tcp_seq", 0),
+                          ("ack", "tcp_ack", 0), ("win", "tcp_win", 1)):
+        _take(srows, *raw[col], na, x[name])
+    for name in ("kind", "side", "sport", "dport"):
+        _take_at(order, getattr(t, name), x[name])
+    _take_sized(srows, *raw["payload_len"], *raw["payload_caplen"], offload, x["kind"], x["len"])
+    empty = np.zeros(0, np.int8)
+    _take_sized(srows, *raw["ip_len"], empty, np.zeros(0, bool), offload, empty, x["ipl"])
+    _take_at(srows, l4_all, b[B_L4])
+    _take_at(order, t.bcast, b[B_BCAST])
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
-    _port_flags(g[G_KIND], g[G_SPORT], g[G_DPORT], _port_table(tcp_lsp), _port_table(udp_lsp),
+    _port_flags(x["kind"], x["sport"], x["dport"], _port_table(tcp_lsp), _port_table(udp_lsp),
                 _port_table(long_ports), b[B_SLSP], b[B_DLSP], b[B_SLONG], b[B_DLONG])
-    return g, b, src_map, dst_map
+    return x, b
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _factorize(x, slots, codes):
     """codes := x's codes in order of first appearance (pandas.factorize's), by an open-addressing hash
     table: ``slots`` (size, 2) of (key, code), code -1 where free, a power-of-two size. Returns the
@@ -435,11 +471,22 @@ def _rstos0(hdata, a, b):
 (S_PROTO, S_STATE, S_RBY) = range(3)
 
 
-@njit(cache=True)
-def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst, dst_map, proto, frame, ahash,
+@njit(cache=True, _nrt=False)
+def _take_conns(ci, order, out):
+    """out[j] := ci[order[j]]: the connections' rows in output order, in a loop of its own (its loads
+    are independent, so many are in flight; in _finish's long loop each would wait)."""
+    for j in range(order.shape[0]):
+        c = np.uint64(order[j])
+        for f in range(ci.shape[1]):
+            out[j, f] = ci[c, f]
+
+
+@njit(cache=True, _nrt=False)
+def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, dst_map, proto, frame, ahash,
             order, b62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
-    """Every column of the table from the state machine's connection arrays, in output ``order``
-    (each row's connection index), by the originator's role; the history strings are copied into
+    """Every column of the table from the state machine's connection arrays, by the originator's role:
+    ``ci`` is already in output order (_take_conns), ``order`` gives each row's connection index in
+    the kernel's order (its history run in hoff/hdata); the history strings are copied into
     ``hoff_out``/``hdata_out`` in that order unless those are empty (``order`` is the identity)."""
     nc = order.shape[0]
     if hoff_out.shape[0]:
@@ -449,16 +496,18 @@ def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst,
             a0 = hoff_out[j]
             n = hoff[c + 1] - hoff[c]
             hoff_out[j + 1] = a0 + n
-            hdata_out[a0:a0 + n] = hdata[hoff[c]:hoff[c + 1]]
+            h = hoff[c]
+            for q in range(n):
+                hdata_out[a0 + q] = hdata[h + q]
     for j in range(nc):
         c = order[j]
-        f = ci[c, K.C_FIRSTPKT]
-        o = ci[c, K.C_ORIGSIDE]
+        f = ci[j, K.C_FIRSTPKT]
+        o = ci[j, K.C_ORIGSIDE]
         r = rows[f]
         sa, da = src_map[src[r]], dst_map[dst[r]]
-        sp, dp = g[G_SPORT, f], g[G_DPORT, f]
+        sp, dp = np.int64(sport[f]), np.int64(dport[f])
         # endpoint of side 0 / 1 from the first packet, then by role
-        if g[G_SIDE, f] == 0:
+        if side[f] == 0:
             s0a, s1a, s0p, s1p = sa, da, sp, dp
         else:
             s0a, s1a, s0p, s1p = da, sa, dp, sp
@@ -466,45 +515,46 @@ def _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, src, src_map, dst,
             xa, ya, xp, yp = s0a, s1a, s0p, s1p
         else:
             xa, ya, xp, yp = s1a, s0a, s1p, s0p
-        start = ci[c, K.C_START]
-        d = ci[c, K.C_LAST] - start
+        start = ci[j, K.C_START]
+        d = ci[j, K.C_LAST] - start
         has_dur = d > 0
         ints[F_TS, j], ints[F_OA, j], ints[F_RA, j] = start, xa, ya
         ports[N_OP, j], ports[N_RP, j] = xp, yp
-        kd = g[G_KIND, f]
+        kd = np.int64(kind[f])
         small[S_PROTO, j] = kd
         floats[D_DUR, j] = d / 1e9 if has_dur else np.nan
-        ints[F_OB, j] = size[c, 0] if has_dur else 0
-        ints[F_RB, j] = size[c, 1] if has_dur else 0
+        ints[F_OB, j] = ci[j, K.C_OSIZE] if has_dur else 0
+        ints[F_RB, j] = ci[j, K.C_RSIZE] if has_dur else 0
         flags[M_NODUR, j] = not has_dur
         # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH
-        s = state[c]
+        s = ci[j, K.C_STATE]
         if s == 12 and _rstos0(hdata, hoff[c], hoff[c + 1]):
             s = _STATE_RSTOS0
         elif s >= 12:
             s = _STATE_OTH
         small[S_STATE, j] = s
-        ints[F_MISSED, j] = ci[c, K.C_MISSED]
-        ints[F_OPK, j], ints[F_OIPB, j], ints[F_RPK, j], ints[F_RIPB, j] = pkts[c, 0], ipb[c, 0], pkts[c, 1], ipb[c, 1]
+        ints[F_MISSED, j] = ci[j, K.C_MISSED]
+        ints[F_OPK, j], ints[F_OIPB, j] = ci[j, K.C_OPKTS], ci[j, K.C_OIPB]
+        ints[F_RPK, j], ints[F_RIPB, j] = ci[j, K.C_RPKTS], ci[j, K.C_RIPB]
         p = np.int64(proto[r])
         ipp[j] = p
         ints[F_FRAME, j] = frame[r]
         is_tcp = kd == K.K_TCP
-        v = ci[c, K.C_ISN]
+        v = ci[j, K.C_ISN]
         no = not (is_tcp and v >= 0)
         flags[M_NOISN, j] = no
         ints[F_ISN, j] = 0 if no else v
-        v = ci[c, K.C_SYNPAY]
+        v = ci[j, K.C_SYNPAY]
         no = not (is_tcp and v >= 0)
         flags[M_NOSYNPAY, j] = no
         synpay[j] = 0 if no else v
-        syns[j], synacks[j] = ci[c, K.C_SYNS], ci[c, K.C_SYNACKS]
-        synts, synackts, rstts = ci[c, K.C_SYNTS], ci[c, K.C_SYNACKTS], ci[c, K.C_RSTTS]
+        syns[j], synacks[j] = ci[j, K.C_SYNS], ci[j, K.C_SYNACKS]
+        synts, synackts, rstts = ci[j, K.C_SYNTS], ci[j, K.C_SYNACKTS], ci[j, K.C_RSTTS]
         floats[D_HS, j] = (synackts - synts) / 1e3 if synts >= 0 and synackts >= 0 else np.nan
         floats[D_RAFTER, j] = (rstts - synackts) / 1e3 if rstts >= 0 and synackts >= 0 else np.nan
-        rs = ci[c, K.C_RSTSIDE]
+        rs = ci[j, K.C_RSTSIDE]
         small[S_RBY, j] = -1 if rs < 0 else (0 if rs == o else 1)
-        flags[M_RACK, j] = rs >= 0 and rs != o and ci[c, K.C_RSTACK] == 1
+        flags[M_RACK, j] = rs >= 0 and rs != o and ci[j, K.C_RSTACK] == 1
         h1, h2 = _uid_step(np.uint64(0), np.uint64(_H2_SEED), np.uint64(start))
         h1, h2 = _uid_step(h1, h2, np.uint64(p))
         h1, h2 = _uid_step(h1, h2, np.uint64(xp))
@@ -552,17 +602,11 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         return _empty()
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
     cats = pd.Index(src.categories).union(pd.Index(dst.categories))
-    g, b, src_map, dst_map = _gather(raw, packets, rows, l4_all, offload, cats, likely_server_ports, bare)
-    miss = raw["payload_len"][1]
-    if miss.size:  # TCPAnalyzer::ExtractTCP_Header refused the header: the kernel finds the connection, no more
-        cut = (g[G_KIND] == K.K_TCP) & miss[rows] & ~offload[rows]
-        if cut.any():
-            g[G_LEN][cut] = -1
-    pack = g.shape[0] <= G_LO
-    if pack:
-        key = _key_codes(g[G_KEY])
+    t, src_map, dst_map = _gather(raw, packets, rows, cats)
+    if not t.lo.size:
+        key = _key_codes(t.key)
     else:
-        key = pd.DataFrame({"a": g[G_KEY], "b": g[G_LO], "c": g[G_HI]}).groupby(["a", "b", "c"], sort=False).ngroup()
+        key = pd.DataFrame({"a": t.key, "b": t.lo, "c": t.hi}).groupby(["a", "b", "c"], sort=False).ngroup()
         key = key.to_numpy(np.int64)
     ns = 1_000_000_000
     params = np.array([to["tcp_attempt_delay"], to["tcp_reset_delay"], to["tcp_close_delay"],
@@ -574,13 +618,24 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     params[K.P_EXCESSIVE] = 10 * 1024 * 1024
     if (not bare) if dns is None else dns:  # base/protocols/dns is loaded: its analyzer's ExpireTimer on DNS::ports
         params = np.concatenate([params, [int(to["dns_session_timeout"] * ns)], DNS_PORTS]).astype(np.int64)
-    ci, ei, conn_of, ev_c, ev_ch = K.conn_kernel(
-        g[G_TS], g[G_KIND], key, g[G_SIDE], g[G_FLAGS], g[G_SEQ], g[G_ACK], g[G_WIN], g[G_LEN], g[G_IPL], b[B_L4],
-        g[G_SPORT], g[G_DPORT], b[B_SLSP], b[B_DLSP], b[B_BCAST], b[B_SLONG], b[B_DLONG], int(key.max()) + 1, params)
-    state, size, pkts, ipb = K.conn_finish(ci, ei)
-    hist = K.history_buffers(len(ci), ev_c, ev_ch)
-    parents = _tunnel_parents(packets, rows, conn_of, len(ci))
-    return _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
+    m = len(rows)
+    order = np.empty(m, np.int64)
+    K.group_by_key(key, int(key.max()) + 1, order)
+    x, b = _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare)
+    # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
+    # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
+    tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
+    ci, hoff, hb = np.empty((m, K.NCO), np.int64), np.empty(m + 1, np.int64), np.empty(6 * m + 16, np.uint8)
+    conn_of = np.empty(m if tunnelled is not None else 0, np.int64)
+    skey = np.empty(m, np.int64)
+    _take_at(order, key, skey)
+    nc = K.conn_kernel(order, x["ts"], x["kind"], skey, x["side"], x["flags"], x["seq"], x["ack"], x["win"],
+                       x["len"], x["ipl"], b[B_L4], x["sport"], x["dport"], b[B_SLSP], b[B_DLSP], b[B_BCAST],
+                       b[B_SLONG], b[B_DLONG], params, ci, hoff, hb, conn_of)
+    ci, hoff = ci[:nc], hoff[:nc + 1]
+    hist = hoff, hb[:hoff[nc]]
+    parents = None if tunnelled is None else _tunnel_parents(packets, rows, tunnelled, conn_of, nc)
+    return _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
                   community_id, parents)
 
 
@@ -605,7 +660,7 @@ def _tunnelled(packets, rows) -> np.ndarray | None:
     return m if m.any() else None
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _any_other(codes, none):
     """Any code set (>= 0) and not ``none``."""
     for c in codes:  # noqa: SIM110 - compiled: a loop, not any() over a generator
@@ -614,20 +669,16 @@ def _any_other(codes, none):
     return False
 
 
-def _tunnel_parents(packets, rows, conn_of, nc):
+def _tunnel_parents(packets, rows, m, conn_of, nc):
     """conn.zeek's tunnel_parents: the set of encapsulating connections' uids seen over the connection's
     lifetime (None: no connection has one). The packets table (when its reader decapsulates) names the
     encapsulation by kind, outer addresses and tunnel id; its uid is made from those as our uids are
-    from a connection's identity. A capture without tunnels costs one look at the kind's codes."""
-    if not all(c in packets.columns for c in TUNNEL_COLUMNS):
-        return None
-    m = _tunnelled(packets, rows)
-    if m is None:
-        return None
-    m = m & (conn_of != -1)
+    from a connection's identity. ``m``: which of ``rows`` came through a tunnel (_tunnelled);
+    ``conn_of``: each one's connection (the kernel's)."""
+    m = m & (conn_of != -1)  # a packet of a connection, counted or not (-2 - c: seen, not counted)
     if not m.any():
         return None
-    c = np.where(conn_of < 0, -1 - conn_of, conn_of)[m]
+    c = np.where(conn_of < 0, -2 - conn_of, conn_of)[m]
     t = packets.iloc[rows[m]][list(TUNNEL_COLUMNS)]
     parts = []
     for name in TUNNEL_COLUMNS:
@@ -643,44 +694,54 @@ def _tunnel_parents(packets, rows, conn_of, nc):
 
 
 @njit(cache=True)
-def _in_order(ci, rows, frame):
-    """Whether the connections are already by (first packet's time, its frame)."""
-    for c in range(1, ci.shape[0]):
-        a, b = ci[c - 1, K.C_START], ci[c, K.C_START]
-        if b < a or (b == a and frame[rows[ci[c, K.C_FIRSTPKT]]] < frame[rows[ci[c - 1, K.C_FIRSTPKT]]]):
+def _creation_order(ci, m, rows, frame, out):
+    """out := the connections in order of their first packet (the order they were made in, reading the
+    file in order; the state machine makes them key by key). Returns whether that is also the order
+    by (first packet's time, its frame)."""
+    at = np.full(m, -1, np.int32)
+    for c in range(ci.shape[0]):
+        at[ci[c, K.C_FIRSTPKT]] = c
+    k = 0
+    for i in range(m):
+        if at[i] >= 0:
+            out[k] = at[i]
+            k += 1
+    for j in range(1, out.shape[0]):
+        p, c = out[j - 1], out[j]
+        a, b = ci[p, K.C_START], ci[c, K.C_START]
+        if b < a or (b == a and frame[rows[ci[c, K.C_FIRSTPKT]]] < frame[rows[ci[p, K.C_FIRSTPKT]]]):
             return False
     return True
 
 
-def _output_order(ci, rows, frame) -> np.ndarray | None:
-    """Connections by (first packet's time, its frame), or None when that is their order already: the
-    state machine makes them in file order, which is this order unless the file's timestamps go back."""
-    if _in_order(ci, rows, frame):
-        return None
-    return np.lexsort((frame[rows[ci[:, K.C_FIRSTPKT]]], ci[:, K.C_START])).astype(np.int64)
+def _output_order(ci, rows, frame) -> np.ndarray:
+    """Connections by (first packet's time, its frame), ties in order of creation: usually the order of
+    their first packets, unless the file's timestamps go back."""
+    out = np.empty(len(ci), np.int64)
+    if _creation_order(ci, len(rows), rows, frame, out):
+        return out
+    first = ci[:, K.C_FIRSTPKT]
+    return np.lexsort((first, frame[rows[first]], ci[:, K.C_START])).astype(np.int64)
 
 
-def _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_map, dst_map, local_nets,
+def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
            community_id, parents) -> pd.DataFrame:
     frame = raw["frame"][0]
     nc = len(ci)
     order = _output_order(ci, rows, frame)
     hoff, hdata = hist
-    if order is None:
-        hoff_out, hdata_out = np.empty(0, np.int32), np.empty(0, np.uint8)
-    else:
-        hoff_out, hdata_out = np.empty(nc + 1, np.int32), np.empty(len(hdata), np.uint8)
+    hoff_out, hdata_out = np.empty(nc + 1, np.int64), np.empty(len(hdata), np.uint8)
     ints, floats = np.empty((F_ISN + 1, nc), np.int64), np.empty((D_RAFTER + 1, nc), np.float64)
     flags, ports, small = np.empty((M_RACK + 1, nc), bool), np.empty((N_RP + 1, nc), np.uint16), \
         np.empty((S_RBY + 1, nc), np.int8)
     ipp, synpay = np.empty(nc, np.uint8), np.empty(nc, np.int32)
     syns, synacks, uid = np.empty(nc, np.int32), np.empty(nc, np.int32), np.empty((nc, 18), np.uint8)
-    _finish(ci, state, size, pkts, ipb, hoff, hdata, g, rows, column_array(packets, "src").codes, src_map,
+    cio = np.empty_like(ci)
+    _take_conns(ci, order, cio)
+    _finish(cio, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
             column_array(packets, "dst").codes, dst_map, raw["ip_proto"][0], frame, _addr_hash(cats),
-            np.arange(nc, dtype=np.int64) if order is None else order, _B62, ints, floats, flags, ports, small, ipp,
-            synpay, syns, synacks, uid, hoff_out, hdata_out)
-    if order is not None:
-        hoff, hdata = hoff_out, hdata_out
+            order, _B62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out)
+    hoff, hdata = hoff_out, hdata_out
     catv = pd.Index(cats)
     oa, ra = ints[F_OA], ints[F_RA]
     # each column its own buffers: a value set in one must not show in another
@@ -694,7 +755,7 @@ def _table(packets, rows, raw, g, ci, state, size, pkts, ipb, hist, cats, src_ma
     if parents is None:
         tp = _null_str(nc)
     else:
-        tp = parents if order is None else parents.take(order)
+        tp = parents.take(order)
     out = pd.DataFrame({
         "ts_ns": ints[F_TS],
         "uid": _arrow_str(np.arange(0, 18 * (nc + 1), 18, dtype=np.int64), uid),

@@ -61,11 +61,12 @@ _U8, _U32, _ONE, _TWO = np.uint64(8), np.uint64(0xFFFFFFFF), np.uint64(1), np.ui
 
 
 @njit(cache=True, inline="always")
-def _sum16(buf, o, n, s):
+def _sum16(buf, words, o, n, s):
     """s + the big-endian 16-bit words of buf[o:o+n] (an odd last byte padded), as RFC 1071 adds them,
     folded to 16 bits. Computed over little-endian 64-bit words and byte-swapped at the end (the
-    one's-complement sum does not depend on byte order, RFC 1071 §2(B)); unsigned indices, so the
-    compiled loads carry no negative-index test."""
+    one's-complement sum does not depend on byte order, RFC 1071 §2(B)); ``words[p]`` is the 8 bytes
+    at buf[p] (one unaligned load, see _words); unsigned indices, so the compiled loads carry no
+    negative-index test."""
     if n < 0:  # a total length shorter than the IP header: as the byte loop had it (n % 2 == 1 in Python)
         if n % 2 == 1:
             s += np.int64(buf[o + n - 1]) << 8
@@ -74,11 +75,7 @@ def _sum16(buf, o, n, s):
     k = np.uint64(0)
     le = np.uint64(0)
     while k + _U8 <= m:
-        p = uo + k
-        w = (np.uint64(buf[p]) | (np.uint64(buf[p + np.uint64(1)]) << np.uint64(8))
-             | (np.uint64(buf[p + np.uint64(2)]) << np.uint64(16)) | (np.uint64(buf[p + np.uint64(3)]) << np.uint64(24))
-             | (np.uint64(buf[p + np.uint64(4)]) << np.uint64(32)) | (np.uint64(buf[p + np.uint64(5)]) << np.uint64(40))
-             | (np.uint64(buf[p + np.uint64(6)]) << np.uint64(48)) | (np.uint64(buf[p + np.uint64(7)]) << np.uint64(56)))
+        w = words[uo + k]
         le += (w & _U32) + (w >> np.uint64(32))
         k += _U8
     while k + _ONE < m:
@@ -90,6 +87,16 @@ def _sum16(buf, o, n, s):
     return _fold(s + (((x & 0xFF) << 8) | (x >> 8)))
 
 
+def _words(buf: np.ndarray) -> np.ndarray:
+    """A read-only uint64 view whose element p is the 8 bytes at buf[p], little-endian (a stride of one
+    byte: each element overlaps the next seven; p runs to len(buf) - 8). No copy."""
+    n = len(buf)
+    if n < 8 or buf.strides[0] != 1:
+        return np.zeros(0, np.uint64) if n < 8 else _words(np.ascontiguousarray(buf))
+    base = buf[:n - n % 8].view(np.uint64)
+    return np.lib.stride_tricks.as_strided(base, shape=(n - 7,), strides=(1,), writeable=False)
+
+
 @njit(cache=True, inline="always")
 def _fold(s):
     while s >> 16:
@@ -97,8 +104,10 @@ def _fold(s):
     return s
 
 
-@njit(cache=True)
-def _verify(buf, rows, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iphl, iphl_m, iplen, iplen_m,
+# no reference counting (nothing here allocates): each inlined _sum16(buf, words, ...) would otherwise be an
+# atomic increment and decrement of buf's count, per packet
+@njit(cache=True, _nrt=False)
+def _verify(buf, words, rows, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iphl, iphl_m, iplen, iplen_m,
             pcap, pcap_m, frag, frag_m, mf, mf_m, ip_ok, l4_ok):
     """ip_ok[r], l4_ok[r] for each r in rows (left as they are where not checkable)."""
     size = buf.shape[0]
@@ -119,7 +128,7 @@ def _verify(buf, rows, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iph
         if (code != v4 and not is_v6) or a < 0:
             continue
         if not is_v6 and a + hl <= size:
-            ip_ok[i] = _fold(_sum16(buf, a, hl, np.int64(0))) == 0xFFFF
+            ip_ok[i] = _fold(_sum16(buf, words, a, hl, np.int64(0))) == 0xFFFF
         if p != 1 and p != 6 and p != 17 and p != 58:
             continue
         if (not frag_m[i] and frag[i] > 0) or (not mf_m[i] and mf[i] != 0):
@@ -134,16 +143,16 @@ def _verify(buf, rows, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iph
             continue
         s = np.int64(0)
         if p == 1:  # ICMPv4: no pseudo-header
-            l4_ok[i] = _fold(_sum16(buf, o, n, s)) == 0xFFFF
+            l4_ok[i] = _fold(_sum16(buf, words, o, n, s)) == 0xFFFF
             continue
         if p == 17 and not is_v6 and n >= 8 and buf[o + 6] == 0 and buf[o + 7] == 0:
             continue  # UDP over IPv4 without a checksum
         if is_v6:
-            s = _sum16(buf, a + 8, 32, s)
+            s = _sum16(buf, words, a + 8, 32, s)
         else:
-            s = _sum16(buf, a + 12, 8, s)
+            s = _sum16(buf, words, a + 12, 8, s)
         s += p + n
-        l4_ok[i] = _fold(_sum16(buf, o, n, s)) == 0xFFFF
+        l4_ok[i] = _fold(_sum16(buf, words, o, n, s)) == 0xFFFF
 
 
 def checksums_ok(packets: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -171,5 +180,5 @@ def checksums_ok(packets: pd.DataFrame, rows: np.ndarray | None = None) -> tuple
         if not r.size:
             continue
         with open_bytes(path) as buf:
-            _verify(buf, r, l3, v4, v6, *cols, ip_ok, l4_ok)
+            _verify(buf, _words(buf), r, l3, v4, v6, *cols, ip_ok, l4_ok)
     return ip_ok, l4_ok

@@ -1,0 +1,916 @@
+# ruff: noqa: SIM102, SIM109 - kept verbatim: compiled code written as the kernel was (see pyproject's
+# per-file rules for probekit/analysis/_conn_kernel.py)
+"""The connection state machine as it was before it went key by key (probekit/analysis/_conn_kernel.py
+at e67a59b, verbatim but for this docstring and the njit import): one pass over the packets in file
+order, each connection's working state in its key's slot, history as (connection, letter) events.
+tests/test_conn_table.py holds today's kernel (key by key, one working slot) equal to this one through
+tests/reference_conn_table.py. Not used by probekit itself.
+
+Original module docstring:
+
+The connection state machine of Zeek, compiled: one pass over the packets in file order.
+
+Every function here follows a named function of Zeek's source (src/packet_analysis/protocol/tcp/
+TCPSessionAdapter.cc, src/analyzer/protocol/tcp/TCP_Endpoint.cc and TCP_Reassembler.cc, src/session/
+Session.cc, src/packet_analysis/protocol/{udp,icmp}/*.cc); docs/design.md ("Connections as Zeek logs
+them") maps them. Endpoints are kept by their *physical* side of the 4-tuple (0 = the key's first
+endpoint), and a connection's ``orig_side`` says which of them is the originator, so Zeek's FlipRoles
+is one assignment. Times are integer nanoseconds.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from probekit._jit import njit
+
+# TCP endpoint states (TCP_Endpoint.h)
+INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = 0, 1, 2, 3, 4, 5, 6
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+TOO_LARGE_SEQ_DELTA = 1048576
+# history masks (TCP_Endpoint.h HIST_*); the responder's are shifted by 16
+H_SYN, H_FIN, H_RST, H_FINRST, H_DATA, H_ACK, H_MULTI = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
+# proto kinds
+K_TCP, K_UDP, K_ICMP = 0, 1, 2
+NBLK = 8          # out-of-order blocks kept per endpoint (the reassembler's block list, bounded)
+INF = np.int64(1) << np.int64(62)
+M32 = np.int64(0xFFFFFFFF)
+# timer parameters, in this order, in the `params` array (ns)
+P_ATTEMPT, P_RESET, P_CLOSE, P_LINGER, P_TCP_INACT, P_UDP_INACT, P_ICMP_INACT, P_SYN_TIMEOUT, P_SESSION, \
+    P_LONG_INACT, P_MAX_ABOVE_HOLE, P_EXCESSIVE = range(12)
+# optional, after those twelve: dns_session_timeout (ns, 0 = no DNS analyzer), then the UDP ports the DNS
+# analyzer is registered for (DNS::ports; a connection whose responder port is one gets its ExpireTimer)
+P_DNS_TIMEOUT, P_DNS_PORTS = 12, 13
+DNS_SLACK = np.int64(1_000_000_000)  # DNS_Analyzer::ExpireTimer's "- 1.0"
+# conn-level int64 fields (column index in `ci`); the first NCO are the connection's facts that
+# conn_kernel returns (one row per connection), the rest live only while the connection is active
+(C_KEY, C_START, C_LAST, C_LASTPKT, C_ORIGSIDE, C_KIND, C_FIRSTPKT, C_HLEN, C_MISSED, C_SYNS, C_SYNACKS, C_ISN,
+ C_SYNTS, C_SYNPAY, C_SYNACKTS, C_RSTSIDE, C_RSTTS, C_RSTACK,
+ C_HFIRST, C_HSEEN, C_PARTIAL, C_FPS, C_ACTIVE, C_INACT, C_DELETE, C_ATTEMPT, C_CH0, C_CH1, C_CH2, C_ESTAB,
+ C_HADMARK, C_DNS, C_ID) = range(33)
+NCO = 18
+NCI = 33
+# endpoint-level int64 fields (ei[conn, side, field])
+(E_STATE, E_PREV, E_START, E_LAST, E_ACK, E_SWRAP, E_AWRAP, E_CLOSED, E_FINCNT, E_RSTCNT, E_FINSEQ, E_HSYN,
+ E_HFIN, E_HRST, E_CHKC, E_CHKT, E_RXC, E_RXT, E_W0C, E_W0T, E_GAPC, E_GAPT, E_REASM, E_TRIM, E_SKIP,
+ E_NBLK, E_PKTS, E_IPB, E_LEN, E_SLOT) = range(30)
+NEI = 30
+# what conn_kernel returns per endpoint (eo[conn, side, field]): all conn_finish needs
+O_STATE, O_SIZE, O_PKTS, O_IPB, O_LEN = range(5)
+NEO = 5
+
+
+@njit(cache=True, inline="always")
+def _sd(a, b):
+    """seq_delta: a - b as a signed 32-bit difference."""
+    d = (a - b) & M32
+    if d >= np.int64(1) << np.int64(31):
+        d -= np.int64(1) << np.int64(32)
+    return d
+
+
+@njit(cache=True, inline="always")
+def _hist(ev_c, ev_ch, nev, c, ch):
+    ev_c[nev] = c
+    ev_ch[nev] = ch
+    return nev + 1
+
+
+@njit(cache=True, inline="always")
+def _add_history(ci, ev_c, ev_ch, nev, c, code):
+    """Session::AddHistory (``c`` is the connection's state slot; events carry its id)."""
+    if ci[c, C_HLEN] == 0:
+        ci[c, C_HFIRST] = code
+    ci[c, C_HLEN] += 1
+    return _hist(ev_c, ev_ch, nev, ci[c, C_ID], code)
+
+
+@njit(cache=True, inline="always")
+def _flip(ci, ei, c, ev_c, ev_ch, nev):
+    """Connection::FlipRoles + TCPSessionAdapter::FlipRoles: swap roles, record '^'."""
+    ci[c, C_ORIGSIDE] = 1 - ci[c, C_ORIGSIDE]
+    f = ci[c, C_FPS]
+    ci[c, C_FPS] = (2 if f & 1 else 0) | (1 if f & 2 else 0)
+    ci[c, C_PARTIAL] = 0
+    return _add_history(ci, ev_c, ev_ch, nev, c, 94)  # '^'
+
+
+@njit(cache=True, inline="always")
+def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
+    """TCP_Endpoint::CheckHistory: the flip heuristic (history exactly 'H', then A or D), then
+    Session::CheckHistory (record the letter the first time). Returns (seen_before, nev)."""
+    if (code == 65 or code == 68) and ci[c, C_HLEN] == 1 and ci[c, C_HFIRST] == 72:
+        nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
+        # ReplaceHistory("^h"): a marker (0) tells the post-pass to drop what came before
+        nev = _hist(ev_c, ev_ch, nev, ci[c, C_ID], 0)
+        ci[c, C_HLEN] = 2
+        ci[c, C_HFIRST] = 94
+        ci[c, C_HADMARK] = 1
+        ci[c, C_FPS] |= 1  # SetFirstPacketSeen(true)
+    if e != ci[c, C_ORIGSIDE]:
+        mask <<= 16
+        code += 32
+    if ci[c, C_HSEEN] & mask:
+        return True, nev
+    ci[c, C_HSEEN] |= mask
+    nev = _add_history(ci, ev_c, ev_ch, nev, c, code)
+    return False, nev
+
+
+@njit(cache=True, inline="always")
+def _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev):
+    """TCP_Endpoint::AddHistory."""
+    if e != ci[c, C_ORIGSIDE]:
+        code += 32
+    return _add_history(ci, ev_c, ev_ch, nev, c, code)
+
+
+@njit(cache=True, inline="always")
+def _scaled(ci, ei, c, e, code, fc, ft, ev_c, ev_ch, nev):
+    """Session::ScaledHistoryEntry: the letter at the 1st, 10th, 100th ... occurrence."""
+    ei[c, e, fc] += 1
+    if ei[c, e, fc] == ei[c, e, ft]:
+        if e != ci[c, C_ORIGSIDE]:
+            code += 32
+        nev = _add_history(ci, ev_c, ev_ch, nev, c, code)
+        new = (ei[c, e, ft] * 10) & M32
+        if new <= ei[c, e, ft]:
+            ei[c, e, fc] = 0
+        else:
+            ei[c, e, ft] = new
+    return nev
+
+
+@njit(cache=True, inline="always")
+def _is_hs(s):
+    return s == INACTIVE or s == SYN_SENT or s == SYN_ACK_SENT
+
+
+@njit(cache=True, inline="always")
+def _set_state(ci, ei, c, e, s, params):
+    """TCP_Endpoint::SetState: leaving the handshake switches to tcp_inactivity_timeout."""
+    cur = ei[c, e, E_STATE]
+    if s != cur:
+        if not _is_hs(s) and _is_hs(cur) and _is_hs(ei[c, 1 - e, E_STATE]):
+            ci[c, C_INACT] = params[P_TCP_INACT]
+        ei[c, e, E_PREV] = cur
+        ei[c, e, E_STATE] = s
+
+
+@njit(cache=True, inline="always")
+def _rel(ei, c, e, cur, last, wraps):
+    """get_relative_seq -> (rel, underflow)."""
+    d = _sd(cur, last)
+    if d < 0:
+        if wraps and cur > last:
+            wraps -= 1
+    elif d > 0:
+        if cur < last:
+            wraps += 1
+    if wraps == 0:
+        d = _sd(cur, ei[c, e, E_START] & M32)
+        return d, d < 0
+    return (wraps << 32) + cur - ei[c, e, E_START], False
+
+
+@njit(cache=True, inline="always")
+def _size(ei, c, e):
+    """TCP_Endpoint::Size: payload bytes from the sequence numbers."""
+    p = 1 - e
+    ack64 = (ei[c, e, E_AWRAP] << 32) + ei[c, e, E_ACK]
+    start = ei[c, e, E_START]
+    if ei[c, e, E_PREV] == SYN_SENT and ei[c, e, E_STATE] == RESET and ei[c, p, E_STATE] == INACTIVE and \
+            not (ack64 == start or ack64 == start + 1):
+        return 0
+    last64 = (ei[c, e, E_SWRAP] << 32) + ei[c, e, E_LAST]
+    size = (max(ack64, last64)) - start
+    if size != 0:
+        size -= 1
+    if ei[c, e, E_FINCNT] > 0 and size != 0:
+        size -= 1
+    return size
+
+
+@njit(cache=True, inline="always")
+def _is_clean(ei, c, e):
+    s = ei[c, e, E_STATE]
+    return s == ESTABLISHED or (s == CLOSED and ei[c, e, E_PREV] == ESTABLISHED)
+
+
+@njit(cache=True, inline="always")
+def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
+    """TCP_Reassembler::Gap: 'G' (scaled) and missed_bytes, for cleanly established connections."""
+    if _is_clean(ei, c, e) and _is_clean(ei, c, 1 - e):
+        nev = _scaled(ci, ei, c, e, 71, E_GAPC, E_GAPT, ev_c, ev_ch, nev)
+        ci[c, C_MISSED] += length
+    return nev
+
+
+@njit(cache=True, inline="always")
+def _deliver(ei, blo, bhi, c, e):
+    """Deliver buffered blocks that the contiguous point now reaches."""
+    s = ei[c, e, E_SLOT]
+    moved = True
+    while moved:
+        moved = False
+        n = ei[c, e, E_NBLK]
+        for k in range(n):
+            if blo[s, k] <= ei[c, e, E_REASM]:
+                ei[c, e, E_REASM] = max(ei[c, e, E_REASM], bhi[s, k])
+                blo[s, k] = blo[s, n - 1]
+                bhi[s, k] = bhi[s, n - 1]
+                ei[c, e, E_NBLK] = n - 1
+                moved = True
+                break
+
+
+@njit(cache=True)
+def _data_sent(ei, blo, bhi, pool, c, e, seq, length, params):
+    """TCP_Reassembler::DataSent / NewBlock / BlockInserted, with a bounded block list."""
+    if ei[c, e, E_SKIP]:
+        return
+    s = ei[c, e, E_SLOT]
+    ack = (ei[c, e, E_AWRAP] << 32) + ei[c, e, E_ACK] - ei[c, e, E_START]
+    upper = seq + length
+    if seq < ack:
+        if upper <= ack:
+            return
+        seq = ack
+    if upper <= ei[c, e, E_TRIM]:
+        return
+    seq = max(seq, ei[c, e, E_TRIM])
+    if seq <= ei[c, e, E_REASM]:
+        ei[c, e, E_REASM] = max(ei[c, e, E_REASM], upper)
+        _deliver(ei, blo, bhi, c, e)
+    else:
+        n = ei[c, e, E_NBLK]
+        merged = False
+        for k in range(n):
+            if seq <= bhi[s, k] and upper >= blo[s, k]:
+                blo[s, k] = min(blo[s, k], seq)
+                bhi[s, k] = max(bhi[s, k], upper)
+                merged = True
+                break
+        if not merged:
+            if s < 0:  # the endpoint's first hole: take a row of the block pool
+                s = pool[0]
+                pool[0] += 1
+                ei[c, e, E_SLOT] = s
+            if n < NBLK:
+                blo[s, n] = seq
+                bhi[s, n] = upper
+                ei[c, e, E_NBLK] = n + 1
+            else:  # bounded: widen the highest block (a documented approximation)
+                j = 0
+                for k in range(n):
+                    if bhi[s, k] > bhi[s, j]:
+                        j = k
+                blo[s, j] = min(blo[s, j], seq)
+                bhi[s, j] = max(bhi[s, j], upper)
+    # above_hole_data_without_any_acks / excessive_data_without_further_acks: stop reassembling
+    pending = 0
+    for k in range(ei[c, e, E_NBLK]):
+        pending += bhi[s, k] - blo[s, k]
+    ack64 = (ei[c, e, E_AWRAP] << 32) + ei[c, e, E_ACK]
+    no_data_acked = ack64 == ei[c, e, E_START] or ack64 == ei[c, e, E_START] + 1
+    if (no_data_acked and pending > params[P_MAX_ABOVE_HOLE]) or pending > params[P_EXCESSIVE]:
+        ei[c, e, E_NBLK] = 0
+        ei[c, e, E_SKIP] = 1
+
+
+@njit(cache=True)
+def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
+    """TCP_Reassembler::AckReceived -> TrimToSeq -> Undelivered: content gaps."""
+    s = ei[c, e, E_SLOT]
+    if ei[c, e, E_FINCNT] > 0 and seq >= ei[c, e, E_FINSEQ]:
+        seq = ei[c, e, E_FINSEQ] - 1
+    if seq <= ei[c, e, E_TRIM]:
+        return nev
+    if seq > ei[c, e, E_REASM]:
+        if not (seq <= 2 and ci[c, C_PARTIAL]):
+            if not ei[c, e, E_SKIP]:
+                while True:  # buffered blocks below the ack: gap before each, then deliver it
+                    n = ei[c, e, E_NBLK]
+                    j = -1
+                    for k in range(n):
+                        if blo[s, k] < seq and blo[s, k] >= ei[c, e, E_REASM] and \
+                                (j < 0 or blo[s, k] < blo[s, j]):
+                            j = k
+                    if j < 0:
+                        break
+                    gl = blo[s, j] - ei[c, e, E_REASM]
+                    if gl > 0:
+                        nev = _gap(ci, ei, c, e, gl, ev_c, ev_ch, nev)
+                    ei[c, e, E_REASM] = blo[s, j]
+                    _deliver(ei, blo, bhi, c, e)
+                if seq > ei[c, e, E_REASM]:
+                    nev = _gap(ci, ei, c, e, seq - ei[c, e, E_REASM], ev_c, ev_ch, nev)
+            ei[c, e, E_REASM] = max(ei[c, e, E_REASM], seq)
+    ei[c, e, E_TRIM] = seq
+    # drop blocks wholly below the trim point
+    k = 0
+    while k < ei[c, e, E_NBLK]:
+        if bhi[s, k] <= seq:
+            n = ei[c, e, E_NBLK]
+            blo[s, k] = blo[s, n - 1]
+            bhi[s, k] = bhi[s, n - 1]
+            ei[c, e, E_NBLK] = n - 1
+        else:
+            k += 1
+    return nev
+
+
+@njit(cache=True, inline="always")
+def _conn_closed(ci, ei, c, e, gen_event, params):
+    """TCPSessionAdapter::ConnectionClosed (timers only; data-pending deferral not modelled)."""
+    p = 1 - e
+    if ei[c, e, E_CLOSED]:
+        return
+    ei[c, e, E_CLOSED] = 1
+    complete = ei[c, e, E_STATE] == RESET or ei[c, p, E_CLOSED] or ei[c, p, E_STATE] == INACTIVE
+    if complete:
+        if ei[c, e, E_PREV] != INACTIVE or ei[c, p, E_STATE] != INACTIVE:
+            if gen_event:
+                ci[c, C_ACTIVE] = 0  # ConnectionFinished
+        # CancelTimers, then the ConnDeleteTimer at LastTime + tcp_close_delay
+        ci[c, C_ATTEMPT] = INF
+        ci[c, C_CH0] = INF
+        ci[c, C_CH1] = INF
+        ci[c, C_CH2] = INF
+        ci[c, C_DELETE] = ci[c, C_LAST] + params[P_CLOSE]
+    elif ei[c, e, E_PREV] != INACTIVE:
+        base = ci[c, C_LAST] + params[P_SESSION]
+        if ci[c, C_CH1] == INF:
+            ci[c, C_CH1] = base
+        else:
+            ci[c, C_CH2] = base
+
+
+@njit(cache=True, inline="always")
+def _expired(ci, ei, c, now, params):
+    """The session and analyzer timers (Session::InactivityTimer, TCPSessionAdapter::ExpireTimer,
+    AttemptTimer, ConnDeleteTimer) that fire in (previous packet, now]: True if one removes ``c``."""
+    if ci[c, C_LAST] + ci[c, C_INACT] <= now:
+        return True
+    if ci[c, C_KIND] != K_TCP:
+        if ci[c, C_DNS]:  # DNS_Analyzer::ExpireTimer: every dns_session_timeout from the start,
+            per = params[P_DNS_TIMEOUT]  # removing once the connection has been idle timeout - 1 s
+            idle = ci[c, C_LAST] - ci[c, C_START] + per - DNS_SLACK
+            k = max(np.int64(1), (idle + per - 1) // per)
+            if ci[c, C_START] + k * per <= now:
+                return True
+        return False
+    if ci[c, C_DELETE] <= now:
+        return True
+    o = ci[c, C_ORIGSIDE]
+    r = 1 - o
+    lo = ci[c, C_LASTPKT]
+    if ci[c, C_ATTEMPT] <= now:
+        if ci[c, C_ACTIVE] and (ei[c, o, E_STATE] == SYN_SENT or ei[c, o, E_STATE] == SYN_ACK_SENT) and \
+                ei[c, r, E_STATE] == INACTIVE:
+            return True
+        ci[c, C_ATTEMPT] = INF
+    if ci[c, C_ACTIVE]:
+        so, sr = ei[c, o, E_STATE], ei[c, r, E_STATE]
+        dco, dcr = ei[c, o, E_CLOSED], ei[c, r, E_CLOSED]
+        cond = ((dco or dcr) and ((dco and dcr) or so == RESET or sr == RESET or so == INACTIVE or sr == INACTIVE)) \
+            or (so == INACTIVE and sr == INACTIVE)
+        if cond:
+            m = max(lo, ci[c, C_LAST] + params[P_LINGER])
+            per = params[P_SESSION]
+            for f in (C_CH0, C_CH1, C_CH2):
+                b = ci[c, f]
+                if b == INF:
+                    continue
+                if m >= b:
+                    t = b + ((m - b) // per + 1) * per
+                else:
+                    t = b
+                if t <= now:
+                    return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _is_reuse(ci, ei, c, flags, seq):
+    """TCPSessionAdapter::IsReuse."""
+    if not flags & SYN:
+        return False
+    o = ci[c, C_ORIGSIDE]
+    r = 1 - o
+    co = o
+    if flags & ACK:
+        if ei[c, o, E_STATE] != INACTIVE:
+            return False
+        co = r
+    if not (ei[c, o, E_CLOSED] or ei[c, r, E_CLOSED]):
+        if seq == (ei[c, co, E_START] & M32):
+            return False
+        if not flags & ACK and ei[c, co, E_STATE] == SYN_ACK_SENT and ei[c, r, E_STATE] == INACTIVE and \
+                seq == (ei[c, r, E_START] & M32):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _tcp_process(ci, ei, blo, bhi, pool, c, e, ts, flags, seq, ack, win, length, params, ev_c, ev_ch, nev):
+    """TCPSessionAdapter::Process and UpdateStateMachine for one segment from endpoint side ``e``."""
+    p = 1 - e
+    is_orig = e == ci[c, C_ORIGSIDE]  # Zeek's (possibly stale, after a flip) is_orig argument
+    fsyn, ffin, frst, fack = (flags & SYN) != 0, (flags & FIN) != 0, (flags & RST) != 0, (flags & ACK) != 0
+    # SetPartialStatus
+    if is_orig:
+        if not ci[c, C_FPS] & 1:
+            ci[c, C_PARTIAL] = 1 if (not fsyn or fack) else 0
+    else:
+        if not ci[c, C_FPS] & 2 and not ci[c, C_PARTIAL]:
+            ci[c, C_PARTIAL] = 1 if not fsyn else 0
+    seg = length + (1 if fsyn else 0) + (1 if ffin else 0) - (length if frst else 0)
+    last = (seq + seg) & M32
+    # init_endpoint
+    st = ei[c, e, E_STATE]
+    if st == INACTIVE:
+        if fsyn:
+            ei[c, e, E_ACK] = seq
+            ei[c, e, E_START] = seq
+            ei[c, e, E_LAST] = last
+        else:
+            ei[c, e, E_ACK] = (seq - 1) & M32
+            ei[c, e, E_START] = (seq - 1) & M32
+            ei[c, e, E_LAST] = seq
+    elif st == SYN_SENT or st == SYN_ACK_SENT:
+        if fsyn and seq != (ei[c, e, E_START] & M32):
+            ei[c, e, E_START] = seq
+            ei[c, e, E_ACK] = seq
+            ei[c, e, E_LAST] = last
+    elif st == ESTABLISHED or st == PARTIAL:
+        if fsyn:
+            ei[c, e, E_START] = seq
+            ei[c, e, E_ACK] = seq
+            ei[c, e, E_LAST] = last
+    elif st == RESET:
+        if fsyn and ei[c, e, E_PREV] == INACTIVE:
+            ei[c, e, E_START] = seq
+            ei[c, e, E_ACK] = seq
+            ei[c, e, E_LAST] = last
+    rel_seq, underflow = _rel(ei, c, e, seq, ei[c, e, E_LAST], ei[c, e, E_SWRAP])
+    # update_history
+    bits = (1 if fsyn else 0) + (1 if ffin else 0) + (1 if frst else 0)
+    if bits > 1:
+        if ffin and frst:
+            _, nev = _check_history(ci, ei, c, e, H_FINRST, 73, ev_c, ev_ch, nev)
+        else:
+            _, nev = _check_history(ci, ei, c, e, H_MULTI, 81, ev_c, ev_ch, nev)
+    elif bits == 1:
+        if fsyn:
+            code = 72 if fack else 83
+            seen, nev = _check_history(ci, ei, c, e, H_SYN, code, ev_c, ev_ch, nev)
+            if seen and rel_seq != ei[c, e, E_HSYN]:
+                nev = _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev)
+            ei[c, e, E_HSYN] = rel_seq
+        if ffin:
+            seen, nev = _check_history(ci, ei, c, e, H_FIN, 70, ev_c, ev_ch, nev)
+            if seen and rel_seq + length != ei[c, e, E_HFIN]:
+                nev = _add_ep_history(ci, c, e, 70, ev_c, ev_ch, nev)
+            ei[c, e, E_HFIN] = rel_seq + length
+        if frst:
+            seen, nev = _check_history(ci, ei, c, e, H_RST, 82, ev_c, ev_ch, nev)
+            if seen and rel_seq != ei[c, e, E_HRST]:
+                nev = _add_ep_history(ci, c, e, 82, ev_c, ev_ch, nev)
+            ei[c, e, E_HRST] = rel_seq
+    else:
+        if length:
+            _, nev = _check_history(ci, ei, c, e, H_DATA, 68, ev_c, ev_ch, nev)
+        elif fack:
+            _, nev = _check_history(ci, ei, c, e, H_ACK, 65, ev_c, ev_ch, nev)
+    # update_window: zero window
+    if win == 0 and not frst and ei[c, p, E_STATE] != CLOSED and ei[c, e, E_STATE] != RESET:
+        nev = _scaled(ci, ei, c, e, 87, E_W0C, E_W0T, ev_c, ev_ch, nev)
+    if not (ei[c, 0, E_CLOSED] and ei[c, 1, E_CLOSED]):
+        ci[c, C_LAST] = ts
+    if ffin:
+        ei[c, e, E_FINCNT] += 1
+        ei[c, e, E_FINSEQ] = rel_seq + seg
+    if frst:
+        ei[c, e, E_RSTCNT] += 1
+    rel_ack = np.int64(0)
+    if fack:
+        if ei[c, p, E_STATE] == INACTIVE:
+            rel_ack = np.int64(1)
+            v = (ack - 1) & M32
+            ei[c, p, E_START] = v
+            ei[c, p, E_ACK] = v
+            ei[c, p, E_LAST] = v
+        else:
+            rel_ack, aunder = _rel(ei, c, p, ack, ei[c, p, E_ACK], ei[c, p, E_AWRAP])
+            if aunder:
+                rel_ack = np.int64(0)
+            elif not frst:  # update_ack_seq
+                da = _sd(ack, ei[c, p, E_ACK])
+                if ack == 0 and da > TOO_LARGE_SEQ_DELTA:
+                    pass
+                elif da > 0:
+                    if ack < ei[c, p, E_ACK]:
+                        ei[c, p, E_AWRAP] += 1
+                    ei[c, p, E_ACK] = ack
+    # update_last_seq
+    dl = _sd(last, ei[c, e, E_LAST])
+    if (fsyn or frst) and (dl > TOO_LARGE_SEQ_DELTA or dl < -TOO_LARGE_SEQ_DELTA):
+        pass
+    elif ffin and ei[c, e, E_LAST] == ((ei[c, e, E_START] + 1) & M32):
+        if last < ei[c, e, E_LAST]:
+            ei[c, e, E_SWRAP] += 1
+        ei[c, e, E_LAST] = last
+    elif ei[c, e, E_STATE] == RESET:
+        pass
+    elif dl > 0:
+        if last < ei[c, e, E_LAST]:
+            ei[c, e, E_SWRAP] += 1
+        ei[c, e, E_LAST] = last
+    elif dl <= 0 and length > 0:
+        nev = _scaled(ci, ei, c, e, 84, E_RXC, E_RXT, ev_c, ev_ch, nev)  # DidRxmit: 'T'
+    # UpdateStateMachine
+    do_close = False
+    gen_event = False
+    st = ei[c, e, E_STATE]
+    ps = ei[c, p, E_STATE]
+    if st == INACTIVE:
+        if fsyn:
+            if is_orig:
+                _set_state(ci, ei, c, e, SYN_ACK_SENT if fack else SYN_SENT, params)
+                if params[P_ATTEMPT]:
+                    ci[c, C_ATTEMPT] = ts + params[P_ATTEMPT]
+            else:
+                if not fack and ei[c, p, E_STATE] == SYN_ACK_SENT and seq == (ei[c, e, E_START] & M32):
+                    ci[c, C_PARTIAL] = 0
+                    nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
+                    _set_state(ci, ei, c, p, ESTABLISHED, params)
+                    ci[c, C_FPS] |= 1
+                if ei[c, p, E_STATE] == SYN_SENT:
+                    _set_state(ci, ei, c, p, ESTABLISHED, params)
+                _set_state(ci, ei, c, e, ESTABLISHED, params)
+                if ei[c, p, E_STATE] != PARTIAL:
+                    ci[c, C_ESTAB] = 1  # connection_established
+        if ffin:
+            _set_state(ci, ei, c, e, CLOSED, params)
+            do_close = True
+            gen_event = True
+        if frst:
+            _set_state(ci, ei, c, e, RESET, params)
+            is_reject = False
+            if is_orig:
+                if ei[c, p, E_STATE] == ESTABLISHED:
+                    is_reject = True
+            elif ei[c, p, E_STATE] == SYN_SENT or ei[c, p, E_STATE] == SYN_ACK_SENT:
+                is_reject = True
+            do_close = True
+            gen_event = not is_reject
+        if ei[c, e, E_STATE] == INACTIVE:
+            o = ci[c, C_ORIGSIDE]
+            if not is_orig and length == 0 and ei[c, o, E_STATE] == SYN_SENT:
+                pass
+            elif fack and ei[c, p, E_STATE] == ESTABLISHED:
+                _set_state(ci, ei, c, e, ESTABLISHED, params)
+                ci[c, C_PARTIAL] = 0
+                ci[c, C_FPS] |= 1 if is_orig else 2
+            else:
+                _set_state(ci, ei, c, e, PARTIAL, params)
+    elif st == SYN_SENT or st == SYN_ACK_SENT:
+        if ffin:
+            _set_state(ci, ei, c, e, CLOSED, params)
+            do_close = True
+            gen_event = True
+        if frst:
+            _set_state(ci, ei, c, e, RESET, params)
+            ci[c, C_ACTIVE] = 0  # ConnectionReset
+            do_close = True
+    elif st == ESTABLISHED or st == PARTIAL:
+        if fsyn and st == PARTIAL and ps == INACTIVE and not fack:
+            _set_state(ci, ei, c, e, SYN_SENT, params)
+        if ffin and not frst:
+            _set_state(ci, ei, c, e, CLOSED, params)
+            if ei[c, p, E_STATE] == RESET and ei[c, p, E_PREV] == CLOSED:
+                _set_state(ci, ei, c, p, CLOSED, params)
+            do_close = True
+            gen_event = True
+        if frst:
+            pst, ppv = ei[c, p, E_STATE], ei[c, p, E_PREV]
+            _set_state(ci, ei, c, e, RESET, params)
+            do_close = True
+            if pst != RESET or ppv != ESTABLISHED:
+                ci[c, C_ACTIVE] = 0
+    elif st == CLOSED:
+        if frst and ei[c, p, E_STATE] != CLOSED:
+            _set_state(ci, ei, c, e, RESET, params)
+            if not ei[c, e, E_CLOSED]:
+                do_close = True
+    if fack:
+        nev = _ack_received(ci, ei, blo, bhi, c, p, rel_ack, ev_c, ev_ch, nev)
+    rel_data = rel_seq + 1 if fsyn else rel_seq
+    if length > 0 and not frst and not underflow:
+        _data_sent(ei, blo, bhi, pool, c, e, rel_data, length, params)
+    # CheckPIA_FirstPacket
+    ci[c, C_FPS] |= 1 if is_orig else 2
+    if do_close:
+        _conn_closed(ci, ei, c, e, gen_event, params)
+    return nev
+
+
+@njit(cache=True)
+def _new_conn(ci, ei, n, key, ts, kind, i, params):
+    for f in range(NCI):
+        ci[n, f] = 0
+    for s in range(2):
+        for f in range(NEI):
+            ei[n, s, f] = 0
+        for f in (E_CHKT, E_RXT, E_W0T, E_GAPT):
+            ei[n, s, f] = 1
+        ei[n, s, E_REASM] = 1
+        ei[n, s, E_TRIM] = 1
+        ei[n, s, E_LEN] = -1
+        ei[n, s, E_SLOT] = -1
+    ci[n, C_KEY] = key
+    ci[n, C_START] = ts
+    ci[n, C_LAST] = ts
+    ci[n, C_LASTPKT] = ts
+    ci[n, C_KIND] = kind
+    ci[n, C_FIRSTPKT] = i
+    ci[n, C_ACTIVE] = 1
+    ci[n, C_INACT] = params[P_ICMP_INACT] if kind == K_ICMP else params[P_UDP_INACT]
+    ci[n, C_DELETE] = INF
+    ci[n, C_ATTEMPT] = INF
+    ci[n, C_CH0] = ts + params[P_SYN_TIMEOUT] if kind == K_TCP else INF
+    ci[n, C_CH1] = INF
+    ci[n, C_CH2] = INF
+    ci[n, C_ISN] = -1
+    ci[n, C_SYNTS] = -1
+    ci[n, C_SYNPAY] = -1
+    ci[n, C_SYNACKTS] = -1
+    ci[n, C_RSTSIDE] = -1
+    ci[n, C_RSTTS] = -1
+
+
+@njit(cache=True, inline="always")
+def _retire(ci, ei, c, co, eo, cid):
+    """A connection ends (replaced in its slot, or the trace ends): keep its facts and what
+    conn_finish needs (TCP_Endpoint::Size is taken now, from the full endpoint state)."""
+    for f in range(NCO):
+        co[cid, f] = ci[c, f]
+    tcp = ci[c, C_KIND] == K_TCP
+    for s in range(2):
+        eo[cid, s, O_STATE] = ei[c, s, E_STATE]
+        eo[cid, s, O_SIZE] = _size(ei, c, s) if tcp else 0
+        eo[cid, s, O_PKTS] = ei[c, s, E_PKTS]
+        eo[cid, s, O_IPB] = ei[c, s, E_IPB]
+        eo[cid, s, O_LEN] = ei[c, s, E_LEN]
+
+
+@njit(cache=True)
+def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp, dst_lsp,
+                resp_bcast, src_long, dst_long, nkeys, params):
+    """One pass over the packets (file order). Returns the connection arrays (``ci``: the first NCO
+    conn-level fields; ``eo``: per endpoint what conn_finish needs), each packet's connection index
+    (-1 - index: seen but not counted; -1: not part of one) and the history events (connection,
+    letter; 0 = reset to '^h').
+
+    The working state of a connection lives in its key's slot (at most one connection per key is
+    active) and is copied out, compacted, when the connection ends; so memory is per key, not per
+    connection."""
+    n = ts.shape[0]
+    ci = np.zeros((nkeys, NCI), np.int64)      # working state, one slot per key
+    ei = np.zeros((nkeys, 2, NEI), np.int64)
+    nsyn = 0  # IsReuse needs a SYN: keys + SYNs bounds the connections unless timers end some
+    for i in range(n):
+        if kind[i] == K_TCP and flags[i] & SYN:
+            nsyn += 1
+    cap = min(nkeys + nsyn, n) + 16
+    co = np.empty((cap, NCO), np.int64)        # the connections' facts, in order of creation
+    eo = np.empty((cap, 2, NEO), np.int64)
+    ndata = 1
+    for i in range(n):
+        if kind[i] == K_TCP and length[i] > 0:
+            ndata += 1
+    blo = np.zeros((ndata, NBLK), np.int64)   # block pool: one row per endpoint that ever had a hole
+    bhi = np.zeros((ndata, NBLK), np.int64)
+    pool = np.zeros(1, np.int64)
+    active = np.full(nkeys, -1, np.int64)
+    conn_of = np.full(n, -1, np.int64)
+    ev_c = np.empty(6 * n + 16, np.int64)
+    ev_ch = np.empty(6 * n + 16, np.uint8)
+    nev = 0
+    nc = 0
+    for i in range(n):
+        k = key[i]
+        now = ts[i]
+        e = side[i]
+        c = k  # the state slot
+        cid = active[k]
+        if cid >= 0 and _expired(ci, ei, c, now, params):
+            cid = -1
+        if cid >= 0 and kind[i] == K_TCP and _is_reuse(ci, ei, c, flags[i], seq[i]):
+            cid = -1
+        if cid < 0:
+            if active[k] >= 0:
+                _retire(ci, ei, c, co, eo, active[k])
+            if nc == cap:  # more connections than keys + SYNs (timeouts): grow the output
+                cap = cap * 2
+                co2 = np.empty((cap, NCO), np.int64)
+                co2[:nc] = co[:nc]
+                co = co2
+                eo2 = np.empty((cap, 2, NEO), np.int64)
+                eo2[:nc] = eo[:nc]
+                eo = eo2
+            cid = nc
+            nc += 1
+            _new_conn(ci, ei, c, k, now, kind[i], i, params)
+            ci[c, C_ID] = cid
+            active[k] = cid
+            ci[c, C_ORIGSIDE] = e
+            flip = False
+            if kind[i] == K_TCP:
+                f = flags[i]
+                if not f & SYN or f & ACK:  # TCPAnalyzer::WantConnection
+                    if src_lsp[i]:
+                        if dst_lsp[i]:
+                            flip = not (f & SYN) and sport[i] < dport[i]
+                        else:
+                            flip = True
+            elif kind[i] == K_UDP:  # UDPAnalyzer::WantConnection
+                flip = src_lsp[i] and not dst_lsp[i]
+            if flip and not resp_bcast[i]:
+                nev = _flip(ci, ei, c, ev_c, ev_ch, nev)
+            if kind[i] == K_UDP and params.shape[0] > P_DNS_PORTS and params[P_DNS_TIMEOUT] > 0:
+                rport = sport[i] if ci[c, C_ORIGSIDE] != e else dport[i]  # the responder's port
+                for j in range(P_DNS_PORTS, params.shape[0]):
+                    if params[j] == rport:
+                        ci[c, C_DNS] = 1
+        conn_of[i] = cid
+        ci[c, C_LASTPKT] = now
+        kd = kind[i]
+        if kd == K_TCP:
+            if length[i] < 0:  # TCPAnalyzer::ExtractTCP_Header refused the header (data offset < 20, or
+                conn_of[i] = -1 - cid  # past the data): the connection exists, the packet is not processed
+                continue
+            if not l4_ok[i]:
+                nev = _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, ev_c, ev_ch, nev)  # ChecksumError: 'C'
+                conn_of[i] = -1 - cid  # seen, but not counted
+                continue
+            f = flags[i]
+            # probe extras (by physical side)
+            if f & SYN and not f & ACK:
+                ci[c, C_SYNS] += 1
+                if ci[c, C_ISN] < 0:
+                    ci[c, C_ISN] = seq[i]
+                    ci[c, C_SYNTS] = now
+                    ci[c, C_SYNPAY] = length[i]
+            elif f & SYN and f & ACK:
+                ci[c, C_SYNACKS] += 1
+                if ci[c, C_SYNACKTS] < 0:
+                    ci[c, C_SYNACKTS] = now
+            if f & RST and ci[c, C_RSTSIDE] < 0:
+                ci[c, C_RSTSIDE] = e
+                ci[c, C_RSTTS] = now
+                ci[c, C_RSTACK] = 1 if f & ACK else 0
+            ci[c, C_ESTAB] = 0
+            nev = _tcp_process(ci, ei, blo, bhi, pool, c, e, now, f, seq[i], ack[i], win[i], length[i], params,
+                               ev_c, ev_ch, nev)
+            if ci[c, C_ESTAB] and params[P_LONG_INACT] > 0:  # Conn::port_inactivity_timeouts
+                o = ci[c, C_ORIGSIDE]
+                # the responder's port is the packet's source port when the sender is not the originator
+                r_long = src_long[i] if o != e else dst_long[i]
+                o_long = dst_long[i] if o != e else src_long[i]
+                rlsp = src_lsp[i] if o != e else dst_lsp[i]
+                olsp = dst_lsp[i] if o != e else src_lsp[i]
+                svc_long = r_long
+                if ei[c, o, E_STATE] == INACTIVE and not rlsp and olsp:
+                    svc_long = o_long
+                if svc_long:
+                    ci[c, C_INACT] = params[P_LONG_INACT]
+            ei[c, e, E_PKTS] += 1
+            ei[c, e, E_IPB] += ip_len[i]
+        else:
+            # UDP: ConnSize sees the packet before the checksum test; ICMP after it
+            if kd == K_UDP:
+                ei[c, e, E_PKTS] += 1
+                ei[c, e, E_IPB] += ip_len[i]
+            if not l4_ok[i]:
+                if kd == K_UDP:
+                    nev = _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, ev_c, ev_ch, nev)
+                else:
+                    conn_of[i] = -1 - cid
+                continue
+            ci[c, C_LAST] = now
+            if kd == K_UDP:
+                _, nev = _check_history(ci, ei, c, e, H_DATA, 68, ev_c, ev_ch, nev)
+            else:
+                ei[c, e, E_PKTS] += 1
+                ei[c, e, E_IPB] += ip_len[i]
+            if ei[c, e, E_LEN] < 0:
+                ei[c, e, E_LEN] = length[i]
+            else:
+                ei[c, e, E_LEN] += length[i]
+    for k in range(nkeys):
+        if active[k] >= 0:
+            _retire(ci, ei, k, co, eo, active[k])
+    return co[:nc], eo[:nc], conn_of, ev_c[:nev], ev_ch[:nev]
+
+
+@njit(cache=True)
+def conn_finish(ci, ei):
+    """Per connection, by role: conn_state code, sizes, packets and IP bytes (orig, resp)."""
+    nc = ci.shape[0]
+    state = np.zeros(nc, np.int64)    # index into STATES
+    size = np.zeros((nc, 2), np.int64)
+    pkts = np.zeros((nc, 2), np.int64)
+    ipb = np.zeros((nc, 2), np.int64)
+    active = np.zeros((nc, 2), np.bool_)
+    for c in range(nc):
+        o = ci[c, C_ORIGSIDE]
+        r = 1 - o
+        pkts[c, 0], pkts[c, 1] = ei[c, o, O_PKTS], ei[c, r, O_PKTS]
+        ipb[c, 0], ipb[c, 1] = ei[c, o, O_IPB], ei[c, r, O_IPB]
+        if ci[c, C_KIND] == K_TCP:
+            so, sr = ei[c, o, O_STATE], ei[c, r, O_STATE]
+            zo, zr = ei[c, o, O_SIZE], ei[c, r, O_SIZE]
+            size[c, 0], size[c, 1] = zo, zr
+            oi = so == INACTIVE or so == PARTIAL
+            ri = sr == INACTIVE or sr == PARTIAL
+            if sr == RESET:
+                if so == SYN_SENT or so == SYN_ACK_SENT or (so == RESET and zo == 0 and zr == 0):
+                    s = 3   # REJ
+                elif oi:
+                    s = 9   # RSTRH
+                else:
+                    s = 7   # RSTR
+            elif so == RESET:
+                s = 12 if ri else 6   # RSTOS0-or-OTH (decided on the history), RSTO
+            elif sr == CLOSED and so == CLOSED:
+                s = 2   # SF
+            elif so == CLOSED:
+                s = 10 if ri else 4   # SH, S2
+            elif sr == CLOSED:
+                s = 11 if oi else 5   # SHR, S3
+            elif so == SYN_SENT and sr == INACTIVE:
+                s = 0   # S0
+            elif so == ESTABLISHED and sr == ESTABLISHED:
+                s = 1   # S1
+            else:
+                s = 13  # OTH
+            state[c] = s
+        else:
+            lo, lr = ei[c, o, O_LEN], ei[c, r, O_LEN]
+            size[c, 0], size[c, 1] = max(lo, 0), max(lr, 0)
+            active[c, 0], active[c, 1] = lo >= 0, lr >= 0
+            if ci[c, C_KIND] == K_UDP:
+                if lo >= 0:
+                    state[c] = 2 if lr >= 0 else 0   # SF, S0
+                else:
+                    state[c] = 11 if lr >= 0 else 13  # SHR, OTH
+            else:
+                state[c] = 13
+    return state, size, pkts, ipb
+
+
+STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "RSTOS0?", "OTH")
+
+
+@njit(cache=True)
+def history_buffers(nc, ev_c, ev_ch):
+    """The history strings as Arrow-style buffers: int32 offsets (nc + 1) and the letters, in connection
+    order. A reset marker (0) means ReplaceHistory("^h"): what came before it is dropped."""
+    nev = ev_c.shape[0]
+    # counting sort by connection (stable: the events are in packet order)
+    cnt = np.zeros(nc + 1, np.int64)
+    for j in range(nev):
+        cnt[ev_c[j] + 1] += 1
+    for c in range(nc):
+        cnt[c + 1] += cnt[c]
+    order = np.empty(nev, np.int64)
+    pos = cnt[:nc].copy()
+    for j in range(nev):
+        c = ev_c[j]
+        order[pos[c]] = j
+        pos[c] += 1
+    # per connection: the events after its last marker, '^h' first if there was one
+    first = np.empty(nc, np.int64)
+    length = np.zeros(nc, np.int64)
+    for c in range(nc):
+        b = cnt[c]
+        for k in range(cnt[c], cnt[c + 1]):
+            if ev_ch[order[k]] == 0:
+                b = k + 1
+        first[c] = b
+        length[c] = cnt[c + 1] - b + (2 if b > cnt[c] else 0)
+    offsets = np.zeros(nc + 1, np.int32)
+    for c in range(nc):
+        offsets[c + 1] = offsets[c] + length[c]
+    data = np.empty(offsets[nc], np.uint8)
+    for c in range(nc):
+        o = offsets[c]
+        if first[c] > cnt[c]:
+            data[o] = 94
+            data[o + 1] = 104
+            o += 2
+        for k in range(first[c], cnt[c + 1]):
+            data[o] = ev_ch[order[k]]
+            o += 1
+    return offsets, data
