@@ -788,22 +788,17 @@ def conn_kernel(ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok
             ei[c, e, E_PKTS] += 1
             ei[c, e, E_IPB] += ip_len[i]
         else:
-            # UDP: ConnSize sees the packet before the checksum test; ICMP after it
-            if kd == K_UDP:
-                ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += ip_len[i]
+            # a bad checksum: UDPAnalyzer::DeliverPacket returns before ForwardPacket (no ConnSize)
             if not l4_ok[i]:
                 if kd == K_UDP:
                     nev = _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, ev_c, ev_ch, nev)
-                else:
-                    conn_of[i] = -1 - cid
+                conn_of[i] = -1 - cid
                 continue
             ci[c, C_LAST] = now
             if kd == K_UDP:
                 _, nev = _check_history(ci, ei, c, e, H_DATA, 68, ev_c, ev_ch, nev)
-            else:
-                ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += ip_len[i]
+            ei[c, e, E_PKTS] += 1
+            ei[c, e, E_IPB] += ip_len[i]
             if ei[c, e, E_LEN] < 0:
                 ei[c, e, E_LEN] = length[i]
             else:

@@ -355,6 +355,28 @@ def test_dns_session_timeout_splits_udp_dns(tmp_path):
     assert len(bare) == 2 and (bare["orig_pkts"] == 2).all()
 
 
+def test_bad_udp_checksum_marks_c_and_is_not_counted(tmp_path):
+    """UDPAnalyzer::DeliverPacket (src/packet_analysis/protocol/udp/UDP.cc): a datagram whose checksum is
+    bad gets HandleBadChecksum ('C' in the history) and returns before ForwardPacket, so the ConnSize
+    child analyzer never counts it (no packet, no IP bytes), nor does it set the last time; with -C
+    (check_checksums=False) it is an ordinary datagram."""
+    t0 = 1_700_000_000.0
+    bad = _udp(t0, A4, B4, 40000, 9999)
+    ip = dpkt.ip.IP(bytes(bad[2])[14:])
+    ip.data.sum ^= 0x5555                     # a wrong checksum, not 0 (0 means "none" in IPv4)
+    fr = [(bad[0], bad[1], bytes(bad[2])[:14] + bytes(ip)), _udp(t0 + 0.5, B4, A4, 9999, 40000, b"r" * 50)]
+    p = tmp_path / "badsum.pcap"
+    p.write_bytes(W.pcap(fr))
+    df = probekit.read_capture(p)
+    c = connections(df)
+    assert len(c) == 1
+    r = c.iloc[0]
+    assert r.history == "Cd" and r.orig_pkts == 0 and r.orig_ip_bytes == 0
+    assert r.resp_pkts == 1 and r.resp_ip_bytes == 78
+    unchecked = connections(df, check_checksums=False).iloc[0]
+    assert unchecked.history == "Dd" and unchecked.orig_pkts == 1 and unchecked.orig_ip_bytes == 58
+
+
 _RUN = """
 import sys, probekit
 from probekit.analysis.connections import connections

@@ -823,22 +823,19 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
             ei[c, e, E_PKTS] += 1
             ei[c, e, E_IPB] += np.int64(ip_len[j])
         else:
-            # UDP: ConnSize sees the packet before the checksum test; ICMP after it
-            if kd == K_UDP:
-                ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += np.int64(ip_len[j])
+            # a bad checksum: UDPAnalyzer::DeliverPacket returns before ForwardPacket, the ConnSize child
+            # never sees the datagram (UDP adds 'C'); ICMP likewise
             if not l4_ok[j]:
                 if kd == K_UDP:
                     _scaled(ci, ei, c, e, 67, E_CHKC, E_CHKT, hb)
-                elif want_of:
+                if want_of:
                     conn_of[i] = -2 - cid
                 continue
             ci[c, C_LAST] = now
             if kd == K_UDP:
                 _check_history(ci, ei, c, e, H_DATA, 68, hb)
-            else:
-                ei[c, e, E_PKTS] += 1
-                ei[c, e, E_IPB] += np.int64(ip_len[j])
+            ei[c, e, E_PKTS] += 1
+            ei[c, e, E_IPB] += np.int64(ip_len[j])
             if ei[c, e, E_LEN] < 0:
                 ei[c, e, E_LEN] = np.int64(length[j])
             else:
