@@ -125,3 +125,35 @@ def test_pyshark_keeps_the_outer_headers_when_told_not_to_decapsulate():
     ts = probekit.read_capture(path, backend="pyshark", decapsulate=False)
     assert (ts["tunnel"] == "none").all() and (ts["dport"] == 4789).all()
     assert table_diffs(fast, ts, skip=("malformed",)) == []
+
+
+@needs_tshark
+def test_pyshark_read_survives_tshark_reaped_elsewhere():
+    """Another part of the process reaping children (os.waitpid(-1), as a SIGCHLD handler or another event
+    loop's watcher does) takes tshark's exit status from asyncio, which then reports returncode 255 and
+    pyshark calls tshark crashed. Every frame was read: the table is whole, equal to the fast reader's."""
+    import threading
+    import time
+    path = ROOT / "captures" / "healthy.pcap"
+    stop = threading.Event()
+    reaped = []
+
+    def reaper():
+        while not stop.is_set():
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+                if pid:
+                    reaped.append(pid)
+            except ChildProcessError:
+                pass
+            time.sleep(0.0005)
+
+    t = threading.Thread(target=reaper, daemon=True)
+    t.start()
+    try:
+        ts = probekit.read_capture(path, backend="pyshark")
+    finally:
+        stop.set()
+        t.join()
+    assert reaped, "the reaper took no child: the condition was not made"
+    assert table_diffs(probekit.read_capture(path), ts) == []

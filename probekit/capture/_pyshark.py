@@ -112,11 +112,27 @@ def _dissect(path: str, tshark: str, decapsulate: bool = True) -> list[dict]:
     cap = pyshark.FileCapture(path, keep_packets=False, tshark_path=tshark, override_prefs=TSHARK_PREFS)
     rows = []
     try:
-        for pkt in cap:
-            rows.append(_row(pkt, decapsulate))
+        try:
+            for pkt in cap:
+                rows.append(_row(pkt, decapsulate))
+        except Exception as e:   # raised at the end of the frames, when pyshark cleans tshark up
+            if not _lost_exit_status(e):
+                raise
     finally:
-        cap.close()
+        try:
+            cap.close()
+        except Exception as e:
+            if not _lost_exit_status(e):
+                raise
+            cap._running_processes.clear()   # tshark is gone: pyshark's __del__ must not report it again
     return rows
+
+
+def _lost_exit_status(e: Exception) -> bool:
+    """pyshark's crash report when asyncio lost tshark's exit status (its child was reaped elsewhere:
+    "exit status already read: will report returncode 255") after every frame was read; the caller
+    still checks that tshark gave one row per frame of the file."""
+    return type(e).__name__ == "TSharkCrashException" and "(retcode: 255)" in str(e)
 
 
 def _get(layer, name, conv=int):
