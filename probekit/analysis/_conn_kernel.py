@@ -219,7 +219,7 @@ def _deliver(ei, blo, bhi, c, e):
                 break
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _data_sent(ei, blo, bhi, c, e, seq, length, params):
     """TCP_Reassembler::DataSent / NewBlock / BlockInserted, with a bounded block list."""
     if ei[c, e, E_SKIP]:
@@ -269,7 +269,7 @@ def _data_sent(ei, blo, bhi, c, e, seq, length, params):
         ei[c, e, E_SKIP] = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _ack_received(ci, ei, blo, bhi, c, e, seq, hb):
     """TCP_Reassembler::AckReceived -> TrimToSeq -> Undelivered: content gaps."""
     s = ei[c, e, E_SLOT]
@@ -607,7 +607,7 @@ def _tcp_process(ci, ei, blo, bhi, c, e, ts, flags, seq, ack, win, length, param
     return
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _new_conn(ci, ei, n, key, ts, kind, i, params):
     for f in range(NCI):
         ci[n, f] = 0
