@@ -21,6 +21,7 @@ from probekit.synth import read_truth
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS = [t for t in ("ip", "tcpdump", "nft", "iptables", "nginx") if not shutil.which(t)]
 pytestmark = [
+    pytest.mark.serial,  # real lab traffic and timing: run alone, after the parallel part (./kit test)
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (network namespaces, raw sockets)"),
     pytest.mark.skipif(bool(NEEDS), reason=f"missing tools: {NEEDS} (./kit test installs them)"),
 ]

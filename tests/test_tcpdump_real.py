@@ -21,6 +21,7 @@ from probekit.scale import read_captures
 ROOT = Path(__file__).resolve().parents[1]
 NS = "pkM-tcpd"
 pytestmark = [
+    pytest.mark.serial,  # real lab traffic and timing: run alone, after the parallel part (./kit test)
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a network namespace, tcpdump on its loopback)"),
     pytest.mark.skipif(not shutil.which("tcpdump") or not shutil.which("ip"), reason="needs tcpdump and iproute2"),
 ]
