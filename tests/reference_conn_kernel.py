@@ -1,7 +1,8 @@
 # ruff: noqa: SIM102, SIM109 - kept verbatim: compiled code written as the kernel was (see pyproject's
 # per-file rules for probekit/analysis/_conn_kernel.py)
 """The connection state machine as it was before it went key by key (probekit/analysis/_conn_kernel.py
-at e67a59b, verbatim but for this docstring and the njit import): one pass over the packets in file
+at e67a59b, verbatim but for this docstring, the njit import and its helpers compiled as calls rather
+than inlined into their callers: the same code, a third less cold compile time): one pass over the packets in file
 order, each connection's working state in its key's slot, history as (connection, letter) events.
 tests/test_conn_table.py holds today's kernel (key by key, one working slot) equal to this one through
 tests/reference_conn_table.py. Not used by probekit itself.
@@ -59,7 +60,7 @@ O_STATE, O_SIZE, O_PKTS, O_IPB, O_LEN = range(5)
 NEO = 5
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sd(a, b):
     """seq_delta: a - b as a signed 32-bit difference."""
     d = (a - b) & M32
@@ -68,14 +69,14 @@ def _sd(a, b):
     return d
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _hist(ev_c, ev_ch, nev, c, ch):
     ev_c[nev] = c
     ev_ch[nev] = ch
     return nev + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _add_history(ci, ev_c, ev_ch, nev, c, code):
     """Session::AddHistory (``c`` is the connection's state slot; events carry its id)."""
     if ci[c, C_HLEN] == 0:
@@ -84,7 +85,7 @@ def _add_history(ci, ev_c, ev_ch, nev, c, code):
     return _hist(ev_c, ev_ch, nev, ci[c, C_ID], code)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _flip(ci, ei, c, ev_c, ev_ch, nev):
     """Connection::FlipRoles + TCPSessionAdapter::FlipRoles: swap roles, record '^'."""
     ci[c, C_ORIGSIDE] = 1 - ci[c, C_ORIGSIDE]
@@ -94,7 +95,7 @@ def _flip(ci, ei, c, ev_c, ev_ch, nev):
     return _add_history(ci, ev_c, ev_ch, nev, c, 94)  # '^'
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
     """TCP_Endpoint::CheckHistory: the flip heuristic (history exactly 'H', then A or D), then
     Session::CheckHistory (record the letter the first time). Returns (seen_before, nev)."""
@@ -116,7 +117,7 @@ def _check_history(ci, ei, c, e, mask, code, ev_c, ev_ch, nev):
     return False, nev
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev):
     """TCP_Endpoint::AddHistory."""
     if e != ci[c, C_ORIGSIDE]:
@@ -124,7 +125,7 @@ def _add_ep_history(ci, c, e, code, ev_c, ev_ch, nev):
     return _add_history(ci, ev_c, ev_ch, nev, c, code)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _scaled(ci, ei, c, e, code, fc, ft, ev_c, ev_ch, nev):
     """Session::ScaledHistoryEntry: the letter at the 1st, 10th, 100th ... occurrence."""
     ei[c, e, fc] += 1
@@ -140,12 +141,12 @@ def _scaled(ci, ei, c, e, code, fc, ft, ev_c, ev_ch, nev):
     return nev
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _is_hs(s):
     return s == INACTIVE or s == SYN_SENT or s == SYN_ACK_SENT
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _set_state(ci, ei, c, e, s, params):
     """TCP_Endpoint::SetState: leaving the handshake switches to tcp_inactivity_timeout."""
     cur = ei[c, e, E_STATE]
@@ -156,7 +157,7 @@ def _set_state(ci, ei, c, e, s, params):
         ei[c, e, E_STATE] = s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _rel(ei, c, e, cur, last, wraps):
     """get_relative_seq -> (rel, underflow)."""
     d = _sd(cur, last)
@@ -172,7 +173,7 @@ def _rel(ei, c, e, cur, last, wraps):
     return (wraps << 32) + cur - ei[c, e, E_START], False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _size(ei, c, e):
     """TCP_Endpoint::Size: payload bytes from the sequence numbers."""
     p = 1 - e
@@ -190,13 +191,13 @@ def _size(ei, c, e):
     return size
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _is_clean(ei, c, e):
     s = ei[c, e, E_STATE]
     return s == ESTABLISHED or (s == CLOSED and ei[c, e, E_PREV] == ESTABLISHED)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
     """TCP_Reassembler::Gap: 'G' (scaled) and missed_bytes, for cleanly established connections."""
     if _is_clean(ei, c, e) and _is_clean(ei, c, 1 - e):
@@ -205,7 +206,7 @@ def _gap(ci, ei, c, e, length, ev_c, ev_ch, nev):
     return nev
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _deliver(ei, blo, bhi, c, e):
     """Deliver buffered blocks that the contiguous point now reaches."""
     s = ei[c, e, E_SLOT]
@@ -319,7 +320,7 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, ev_c, ev_ch, nev):
     return nev
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _conn_closed(ci, ei, c, e, gen_event, params):
     """TCPSessionAdapter::ConnectionClosed (timers only; data-pending deferral not modelled)."""
     p = 1 - e
@@ -345,7 +346,7 @@ def _conn_closed(ci, ei, c, e, gen_event, params):
             ci[c, C_CH2] = base
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _expired(ci, ei, c, now, params):
     """The session and analyzer timers (Session::InactivityTimer, TCPSessionAdapter::ExpireTimer,
     AttemptTimer, ConnDeleteTimer) that fire in (previous packet, now]: True if one removes ``c``."""
@@ -390,7 +391,7 @@ def _expired(ci, ei, c, now, params):
     return False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _is_reuse(ci, ei, c, flags, seq):
     """TCPSessionAdapter::IsReuse."""
     if not flags & SYN:
@@ -649,7 +650,7 @@ def _new_conn(ci, ei, n, key, ts, kind, i, params):
     ci[n, C_RSTTS] = -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _retire(ci, ei, c, co, eo, cid):
     """A connection ends (replaced in its slot, or the trace ends): keep its facts and what
     conn_finish needs (TCP_Endpoint::Size is taken now, from the full endpoint state)."""

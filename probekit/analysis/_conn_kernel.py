@@ -16,6 +16,15 @@ benchmark), a connection's history letters are one contiguous run (no per-packet
 and conn_state, sizes, packets and IP bytes are worked out by role as the connection ends. The pass is
 compiled without numba's reference counting (``_nrt=False``: nothing in it allocates); with it, every
 array an inlined helper takes was an atomic increment and decrement per call, 60 % of the time.
+
+Compile time: numba's own inlining (``inline="always"``) copies a helper's IR into every call site
+before type inference, and the pass's cold compile grew with every copy (49 s CPU on a loaded machine,
+most of CI's first connection test). Only what runs on every packet with one call site is inlined
+(``_tcp_process``, ``_expired``, ``_is_reuse``), plus the helpers that cost time as calls: ``_sd``,
+``_is_hs`` and ``_set_state`` (called from 15 places in the state machine; as a call the pass was 30 %
+slower). The others are plain compiled functions without reference counting (``_nrt=False``), which
+LLVM inlines where it pays. The ends of a connection are one call site of ``_retire``. Cold compile
+of ``conn_kernel`` 49 → 22 s CPU, the pass as fast as before (docs/notes/connspeed2.md).
 """
 from __future__ import annotations
 
@@ -68,7 +77,7 @@ def _sd(a, b):
     return d
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _add_history(ci, hb, c, code):
     """Session::AddHistory: the letter goes to the connection's run of ``hb`` (from C_HBASE; a
     connection's letters are contiguous, as one connection is worked on at a time)."""
@@ -79,7 +88,7 @@ def _add_history(ci, hb, c, code):
     ci[c, C_HLEN] = n + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _flip(ci, c, hb):
     """Connection::FlipRoles + TCPSessionAdapter::FlipRoles: swap roles, record '^'."""
     ci[c, C_ORIGSIDE] = 1 - ci[c, C_ORIGSIDE]
@@ -89,7 +98,7 @@ def _flip(ci, c, hb):
     _add_history(ci, hb, c, 94)  # '^'
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _check_history(ci, ei, c, e, mask, code, hb):
     """TCP_Endpoint::CheckHistory: the flip heuristic (history exactly 'H', then A or D), then
     Session::CheckHistory (record the letter the first time). Returns whether it was seen before."""
@@ -112,7 +121,7 @@ def _check_history(ci, ei, c, e, mask, code, hb):
     return False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _add_ep_history(ci, c, e, code, hb):
     """TCP_Endpoint::AddHistory."""
     if e != ci[c, C_ORIGSIDE]:
@@ -120,7 +129,7 @@ def _add_ep_history(ci, c, e, code, hb):
     _add_history(ci, hb, c, code)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _scaled(ci, ei, c, e, code, fc, ft, hb):
     """Session::ScaledHistoryEntry: the letter at the 1st, 10th, 100th ... occurrence."""
     ei[c, e, fc] += 1
@@ -152,7 +161,7 @@ def _set_state(ci, ei, c, e, s, params):
         ei[c, e, E_STATE] = s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _rel(ei, c, e, cur, last, wraps):
     """get_relative_seq -> (rel, underflow)."""
     d = _sd(cur, last)
@@ -168,7 +177,7 @@ def _rel(ei, c, e, cur, last, wraps):
     return (wraps << 32) + cur - ei[c, e, E_START], False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _size(ei, c, e):
     """TCP_Endpoint::Size: payload bytes from the sequence numbers."""
     p = 1 - e
@@ -186,13 +195,13 @@ def _size(ei, c, e):
     return size
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _is_clean(ei, c, e):
     s = ei[c, e, E_STATE]
     return s == ESTABLISHED or (s == CLOSED and ei[c, e, E_PREV] == ESTABLISHED)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _gap(ci, ei, c, e, length, hb):
     """TCP_Reassembler::Gap: 'G' (scaled) and missed_bytes, for cleanly established connections."""
     if _is_clean(ei, c, e) and _is_clean(ei, c, 1 - e):
@@ -201,7 +210,7 @@ def _gap(ci, ei, c, e, length, hb):
     return
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _deliver(ei, blo, bhi, c, e):
     """Deliver buffered blocks that the contiguous point now reaches."""
     s = ei[c, e, E_SLOT]
@@ -311,7 +320,7 @@ def _ack_received(ci, ei, blo, bhi, c, e, seq, hb):
     return
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _conn_closed(ci, ei, c, e, gen_event, params):
     """TCPSessionAdapter::ConnectionClosed (timers only; data-pending deferral not modelled)."""
     p = 1 - e
@@ -641,7 +650,7 @@ def _new_conn(ci, ei, n, key, ts, kind, i, params):
     ci[n, C_RSTTS] = -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _retire(ci, ei, c, co, cid):
     """A connection ends (replaced in its slot, or the trace ends): keep its facts, and by role its
     conn_state (conn.zeek conn_state(); TCP from the endpoint states, code 12 "RSTOS0 or OTH" is decided
@@ -734,17 +743,9 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
         now = np.int64(ts[j])
         e = np.int64(side[j])
         kd = np.int64(kind[j])
-        if j > 0 and key[j] != key[j - 1] and cid >= 0:  # the previous key's last connection ends
-            _retire(ci, ei, c, co, cid)
-            hpos += ci[c, C_HLEN]
-            hoff[cid + 1] = hpos
-            cid = -1
-        if cid >= 0 and _expired(ci, ei, c, now, params):
-            _retire(ci, ei, c, co, cid)
-            hpos += ci[c, C_HLEN]
-            hoff[cid + 1] = hpos
-            cid = -1
-        if cid >= 0 and kd == K_TCP and _is_reuse(ci, ei, c, np.int64(flags[j]), np.int64(seq[j])):
+        # the active connection ends: the previous key's last, expired, or a TCP connection reused
+        if cid >= 0 and ((j > 0 and key[j] != key[j - 1]) or _expired(ci, ei, c, now, params) or
+                         (kd == K_TCP and _is_reuse(ci, ei, c, np.int64(flags[j]), np.int64(seq[j])))):
             _retire(ci, ei, c, co, cid)
             hpos += ci[c, C_HLEN]
             hoff[cid + 1] = hpos
