@@ -243,18 +243,39 @@ def test_chunked_tool_labels_on_the_tools_recordings(rel):
         assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
 
 
-@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/lab/lab-healthy.pcap"])
-def test_payload_verdicts_stream_by_stream(rel, monkeypatch):
-    """Verdicts made a few streams at a time (as on a huge capture: memory for the largest stream) are the
-    in-memory session's, rows in its order."""
+@pytest.mark.parametrize("rel", ["captures/lab/lab-port-closed.pcap", "captures/tools/traceroute-udp.pcap",
+                                 "captures/tools/mtr-udp.pcap"])
+def test_fingerprints_group_by_group(rel, monkeypatch):
+    """Fingerprints made one (protocol, source, destination) group at a time (a tracer's ports stay in their
+    group) are the in-memory session's, rows in its order."""
     path = ROOT / rel
     cap = in_memory(path)
-    assert len(cap.payload_verdicts) > 2
-    monkeypatch.setattr(C, "VERDICT_ROWS", 5)
+    monkeypatch.setattr(C, "FINGERPRINT_ROWS", 1)
     calls = []
-    real = C.payload.payload_verdicts
-    monkeypatch.setattr(C.payload, "payload_verdicts", lambda p, *a, **k: calls.append(len(p)) or real(p, *a, **k))
+    real = C._fingerprints_of
+    monkeypatch.setattr(C, "_fingerprints_of", lambda p, *a: calls.append(len(p)) or real(p, *a))
     res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
-    assert len(calls) >= len(cap.payload_verdicts) and max(calls) < len(cap.all_probes), "made in pieces"
+    groups = cap.all_probes.groupby(["protocol", "source", "destination"], observed=True).ngroups
+    # all_probes' (for the streams), then probes' when they are not every request
+    assert len(calls) >= groups and sum(calls) in (len(cap.all_probes), len(cap.all_probes) + len(cap.probes))
+    assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
+    assert_same(res.tables["streams"], cap.streams, "streams")
+
+
+@pytest.mark.parametrize("rel,longest", [("captures/lab/lab-mixed.pcap", 40), ("captures/target-down.pcap", 300)])
+def test_payload_verdicts_stream_by_stream(rel, longest, monkeypatch):
+    """Verdicts made in pieces of a few payloads (as on a huge capture: every stream longer than a piece,
+    judged from running counts carried from piece to piece, its payloads read from the file piece by piece)
+    are the in-memory session's, rows in its order."""
+    path = ROOT / rel
+    cap = in_memory(path)
+    # longer than 128 payloads: cut into parts of numpy's pairwise tree
+    assert len(cap.payload_verdicts) > 2 and cap.payload_verdicts["probes"].max() == longest
+    monkeypatch.setattr(C.payload, "PIECE_ROWS", 5)
+    pieces = []
+    real = C._LazyPayloads.piece
+    monkeypatch.setattr(C._LazyPayloads, "piece", lambda self, rows: pieces.append(len(rows)) or real(self, rows))
+    res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
+    assert len(pieces) > len(cap.payload_verdicts) and max(pieces) <= 5, "read in pieces"
     for name in ("payload_verdicts", "fingerprints", "streams"):
         assert_same(res.tables[name], getattr(cap, name), name)

@@ -875,18 +875,8 @@ def _verdicts_of(probes: pd.DataFrame, payloads, by, alpha: float, keep_scan: bo
             i = j
             continue
         big = _BigStream(int(bounds[i + 1] - bounds[i]), float(alpha))   # one stream longer than a piece
-
-        def node(lo: int, m: int):
-            if m > cap:             # numpy's split: at half, rounded down to a multiple of 8
-                h = m // 2
-                h -= h % 8
-                a, b = node(lo, h), node(lo + h, m - h)
-                return a[0] + b[0], a[1] + b[1]
-            s = int(bounds[i]) + lo
-            return big.add(*scan(s, s + m, np.full(m, i, np.int64)))
-
-        sums = node(0, big.n)
-        acc.big(i, big, sums)
+        acc.big(i, big, _tree_sums(0, big.n, cap, lambda lo, m, i=i, big=big: big.add(
+            *scan(int(bounds[i]) + lo, int(bounds[i]) + lo + m, np.full(m, i, np.int64)))))
         i += 1
     n = np.diff(bounds)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -922,6 +912,19 @@ def _verdicts_of(probes: pd.DataFrame, payloads, by, alpha: float, keep_scan: bo
     scan_ = PayloadScan(order, cat(lambda q: q["lens"]), raw, cat(lambda q: q["norm"]), cat(lambda q: q["mono"]),
                         cat(lambda q: q["runs"]), getattr(pb, "index", pd.RangeIndex(n_all)), gid)
     return out[cols], scan_
+
+
+def _tree_sums(lo: int, m: int, cap: int, leaf):
+    """The pairwise sums of rows ``lo:lo + m`` of a stream as numpy adds them up: a run longer than ``cap``
+    (> 128) is split at half, rounded down to a multiple of 8, and its halves' sums added; ``leaf(lo, m)``
+    gives a shorter run's sums (numpy's own pairwise sum of it), leaves in row order."""
+    if m <= cap:
+        return leaf(lo, m)
+    h = m // 2
+    h -= h % 8
+    a = _tree_sums(lo, h, cap, leaf)
+    b = _tree_sums(lo + h, m - h, cap, leaf)
+    return a[0] + b[0], a[1] + b[1]
 
 
 class _StreamStats:
