@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -279,3 +280,20 @@ def test_payload_verdicts_stream_by_stream(rel, longest, monkeypatch):
     assert len(pieces) > len(cap.payload_verdicts) and max(pieces) <= 5, "read in pieces"
     for name in ("payload_verdicts", "fingerprints", "streams"):
         assert_same(res.tables[name], getattr(cap, name), name)
+
+
+@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/lossy.pcapng"])
+def test_lazy_payloads_read_the_file_window_by_window(rel, monkeypatch):
+    """The verdicts' payload bytes read with ordinary reads in small windows (rows in any order, repeated,
+    without payload) are the packets accessor's bytes of the same rows."""
+    from probekit.capture.payloads import payload_buffer
+    path = ROOT / rel
+    df = probekit.read_capture(path)
+    rows = np.random.default_rng(1).integers(0, len(df), 3000)
+    lazy = C._LazyPayloads(str(path), df["payload_off"].to_numpy("int64", na_value=-1),
+                           df["payload_caplen"].to_numpy("int32", na_value=0))
+    monkeypatch.setattr(C, "READ_WINDOW", 700)           # payloads cut by windows' ends
+    data, offsets, pos = lazy.piece(rows)
+    want, want_off = payload_buffer(df, rows)
+    assert lazy.plain and (np.diff(offsets) > 0).sum() > 100
+    assert np.array_equal(offsets, want_off) and np.array_equal(data, want) and np.array_equal(pos, np.arange(3000))

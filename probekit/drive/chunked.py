@@ -413,6 +413,11 @@ class _LazyPayloads:
         self.path = path
         self.off = off                                  # int64, -1: no payload
         self.caplen = caplen.astype(np.int32, copy=False)
+        try:
+            with open(path, "rb") as f:
+                self.plain = sniff_format(f.read(4)) in ("pcap", "pcapng")    # not compressed
+        except (OSError, CaptureError):
+            self.plain = False
 
     def __len__(self):
         return self.off.size
@@ -423,6 +428,17 @@ class _LazyPayloads:
         return np.where(self.off >= 0, self.caplen, 0).astype(np.int64)
 
     def piece(self, rows):
+        """(data, offsets, positions) of the payloads of ``rows``: a plain capture file is read with ordinary
+        reads, window by window in file order (a memory map of it would count every page the rows touch —
+        for rows of a stream spread over the file, the whole file — in the process's memory)."""
+        if self.plain:
+            off = self.off[rows]
+            ln = np.where(off >= 0, self.caplen[rows], 0).astype(np.int64)
+            offsets = np.zeros(ln.size + 1, np.int64)
+            np.cumsum(ln, out=offsets[1:])
+            data = np.zeros(int(offsets[-1]), np.uint8)
+            _read_into(self.path, off, ln, offsets, data)
+            return data, offsets, np.arange(len(rows), dtype=np.int64)
         from ..capture.payloads import payload_buffer
         t = pd.DataFrame({"payload_off": pd.array(np.where(self.off[rows] >= 0, self.off[rows], 0), dtype="Int64"),
                           "payload_caplen": pd.array(np.where(self.off[rows] >= 0, self.caplen[rows], 0)
@@ -442,6 +458,39 @@ class _LazyPayloads:
         t = pd.DataFrame({"payload_off": self.off[rows], "payload_caplen": self.caplen[rows], "ts_ns": ts_ns})
         t.attrs["path"] = self.path
         return t
+
+
+READ_WINDOW = 2 << 20
+"""Bytes of the capture file read at a time for payloads (``_read_into``)."""
+
+
+def _read_into(path: str, off: np.ndarray, ln: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> None:
+    """Payload i (``ln[i]`` bytes at file offset ``off[i]``) into ``data[offsets[i]:]``: the payloads in file
+    order, a window of about ``READ_WINDOW`` bytes read at a time, gathered by numpy (a payload past the
+    file's end is left zero, as the packets accessor leaves a stale table's)."""
+    has = np.flatnonzero(ln > 0)
+    if not has.size:
+        return
+    has = has[np.argsort(off[has], kind="stable")]
+    starts = off[has]
+    ends = starts + ln[has]
+    with open(path, "rb") as f:
+        i = 0
+        while i < has.size:
+            w0 = int(starts[i])
+            j = max(int(np.searchsorted(starts, w0 + READ_WINDOW, "left")), i + 1)
+            buf = bytearray(int(ends[i:j].max()) - w0)
+            f.seek(w0)
+            got = f.readinto(buf)
+            win = np.frombuffer(buf, np.uint8)[:got]
+            r = has[i:j]
+            L = ln[r]
+            rep = np.repeat(np.arange(r.size), L)
+            within = np.arange(rep.size) - np.repeat(np.cumsum(L) - L, L)
+            src = (starts[i:j] - w0)[rep] + within
+            ok = src < got
+            data[(offsets[r][rep] + within)[ok]] = win[src[ok]]
+            i = j
 
 
 def _verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
