@@ -10,7 +10,11 @@ Monte-Carlo π over the stream's bytes back to back. The per-stream numbers are 
 streams' row ranges (medians, modal fill, pass counts, distinct hashes, pandas' means) or numpy over all
 streams at once (ent's formulas, the chi-square of a 2-D table); Python visits a stream only to word its
 verdict. Rows are taken in pieces of at most ``PIECE_ROWS`` with the per-stream state carried from piece to
-piece, so a huge capture is judged in bounded memory with exactly the numbers of one pass. The
+piece, so a huge capture is judged in bounded memory with exactly the numbers of one pass: a piece is whole
+streams, or part of a stream longer than a piece, cut where numpy's pairwise sum of its entropies splits it
+(its other numbers are exact counts: lengths, fills, NIST passes, a set of distinct hashes).
+``payload_verdicts`` keeps nothing per payload past its piece (a few int64 per probe for the stream order);
+``payload_verdicts_and_scan`` also keeps the per-payload numbers (what a session shows as payload tests). The
 floating-point formulas are the ones the tests hold this module to (``tests/reference_payload.py``, the
 implementation before issue 16): the same operations in the same order, so the results are identical,
 not merely close.
