@@ -244,8 +244,7 @@ def test_chunked_tool_labels_on_the_tools_recordings(rel):
         assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
 
 
-@pytest.mark.parametrize("rel", ["captures/lab/lab-port-closed.pcap", "captures/tools/traceroute-udp.pcap",
-                                 "captures/tools/mtr-udp.pcap"])
+@pytest.mark.parametrize("rel", ["captures/lab/lab-port-closed.pcap", "captures/tools/traceroute-udp.pcap"])
 def test_fingerprints_group_by_group(rel, monkeypatch):
     """Fingerprints made one (protocol, source, destination) group at a time (a tracer's ports stay in their
     group) are the in-memory session's, rows in its order."""
