@@ -716,6 +716,8 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
             d = _data_segments(chunk)
             if len(d):
                 segments.append(d)
+    if n_chunks:
+        del kept, req, chunk          # the last window's probes and chunk (a chunk of packets) go now
     # the in-memory probes table's categories: the addresses used in each column, in address order
     cats = {"protocol": list(PROBE_PROTOCOLS), "source": _sorted_addresses(used["source"]),
             "destination": _sorted_addresses(used["destination"])}
