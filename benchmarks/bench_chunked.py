@@ -14,6 +14,10 @@ say what the chunked path costs per packet).
     python benchmarks/bench_chunked.py [--copies 50] [--chunk 1000000] [--out /tmp/probekit-50M.pcap]
                                        [--no-report] [--compare]
 
+``--report-only``: only ``probekit report --chunked always`` on the big file (time, peak RSS of the report
+and its kernels, of the largest process; the load average at its start and end), the file kept under
+``--out`` if it is there already (``--keep``) so several code versions can be measured on one file.
+
 ``--compare``: also ``probekit metrics --chunked always`` against ``--chunked never`` (the in-memory
 session: the packets table read whole) on the big file, output compared (text equal), with both times
 and peaks — for a size where the in-memory path fits (10 M packets: about 8 GB).
@@ -130,6 +134,7 @@ def main():
     ap.add_argument("--child", nargs=2)
     ap.add_argument("--no-report", action="store_true", help="only the metrics walk")
     ap.add_argument("--compare", action="store_true", help="metrics chunked vs in memory on the big file")
+    ap.add_argument("--report-only", action="store_true", help="only the chunked report on the big file")
     a = ap.parse_args()
     if a.chunk is None:
         from probekit.drive.chunked import CHUNK_PACKETS
@@ -141,8 +146,22 @@ def main():
     src = build(1_000_000)["pcap"]
     out = Path(a.out)
     t = time.perf_counter()
-    n = write_repeated(src, out, a.copies)
-    print(f"wrote {out} ({out.stat().st_size / 1e9:.2f} GB, {n:,} packets) in {time.perf_counter() - t:.0f} s")
+    if a.report_only and a.keep and out.exists():
+        n = a.copies * 1_000_000
+    else:
+        n = write_repeated(src, out, a.copies)
+        print(f"wrote {out} ({out.stat().st_size / 1e9:.2f} GB, {n:,} packets) in {time.perf_counter() - t:.0f} s")
+    if a.report_only:
+        try:
+            load = os.getloadavg()[0]
+            rr = report(out, True, a.chunk)
+            print(f"probekit report --chunked always, {n / 1e6:.0f} M packets: {rr['seconds']:.1f} s, peak RSS of report "
+                  f"+ kernels {rr['peak'] / 2**30:.2f} GiB, largest process {rr['largest'] / 2**30:.2f} GiB "
+                  f"(load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
+        finally:
+            if not a.keep:
+                out.unlink(missing_ok=True)
+        return
     try:
         p = subprocess.run([sys.executable, __file__, "--child", str(out), str(a.chunk)], capture_output=True,
                            text=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -243,18 +244,55 @@ def test_chunked_tool_labels_on_the_tools_recordings(rel):
         assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
 
 
-@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/lab/lab-healthy.pcap"])
-def test_payload_verdicts_stream_by_stream(rel, monkeypatch):
-    """Verdicts made a few streams at a time (as on a huge capture: memory for the largest stream) are the
-    in-memory session's, rows in its order."""
+@pytest.mark.parametrize("rel", ["captures/lab/lab-port-closed.pcap", "captures/tools/traceroute-udp.pcap"])
+def test_fingerprints_group_by_group(rel, monkeypatch):
+    """Fingerprints made one (protocol, source, destination) group at a time (a tracer's ports stay in their
+    group) are the in-memory session's, rows in its order."""
     path = ROOT / rel
     cap = in_memory(path)
-    assert len(cap.payload_verdicts) > 2
-    monkeypatch.setattr(C, "VERDICT_ROWS", 5)
+    monkeypatch.setattr(C, "FINGERPRINT_ROWS", 1)
     calls = []
-    real = C.payload.payload_verdicts
-    monkeypatch.setattr(C.payload, "payload_verdicts", lambda p, *a, **k: calls.append(len(p)) or real(p, *a, **k))
+    real = C._fingerprints_of
+    monkeypatch.setattr(C, "_fingerprints_of", lambda p, *a: calls.append(len(p)) or real(p, *a))
     res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
-    assert len(calls) >= len(cap.payload_verdicts) and max(calls) < len(cap.all_probes), "made in pieces"
+    groups = cap.all_probes.groupby(["protocol", "source", "destination"], observed=True).ngroups
+    # all_probes' (for the streams), then probes' when they are not every request
+    assert len(calls) >= groups and sum(calls) in (len(cap.all_probes), len(cap.all_probes) + len(cap.probes))
+    assert_same(res.tables["fingerprints"], cap.fingerprints, "fingerprints")
+    assert_same(res.tables["streams"], cap.streams, "streams")
+
+
+@pytest.mark.parametrize("rel,longest", [("captures/lab/lab-mixed.pcap", 40), ("captures/target-down.pcap", 300)])
+def test_payload_verdicts_stream_by_stream(rel, longest, monkeypatch):
+    """Verdicts made in pieces of a few payloads (as on a huge capture: every stream longer than a piece,
+    judged from running counts carried from piece to piece, its payloads read from the file piece by piece)
+    are the in-memory session's, rows in its order."""
+    path = ROOT / rel
+    cap = in_memory(path)
+    # longer than 128 payloads: cut into parts of numpy's pairwise tree
+    assert len(cap.payload_verdicts) > 2 and cap.payload_verdicts["probes"].max() == longest
+    monkeypatch.setattr(C.payload, "PIECE_ROWS", 5)
+    pieces = []
+    real = C._LazyPayloads.piece
+    monkeypatch.setattr(C._LazyPayloads, "piece", lambda self, rows: pieces.append(len(rows)) or real(self, rows))
+    res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
+    assert len(pieces) > len(cap.payload_verdicts) and max(pieces) <= 5, "read in pieces"
     for name in ("payload_verdicts", "fingerprints", "streams"):
         assert_same(res.tables[name], getattr(cap, name), name)
+
+
+@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/lossy.pcapng"])
+def test_lazy_payloads_read_the_file_window_by_window(rel, monkeypatch):
+    """The verdicts' payload bytes read with ordinary reads in small windows (rows in any order, repeated,
+    without payload) are the packets accessor's bytes of the same rows."""
+    from probekit.capture.payloads import payload_buffer
+    path = ROOT / rel
+    df = probekit.read_capture(path)
+    rows = np.random.default_rng(1).integers(0, len(df), 3000)
+    lazy = C._LazyPayloads(str(path), df["payload_off"].to_numpy("int64", na_value=-1),
+                           df["payload_caplen"].to_numpy("int32", na_value=0))
+    monkeypatch.setattr(C, "READ_WINDOW", 700)           # payloads cut by windows' ends
+    data, offsets, pos = lazy.piece(rows)
+    want, want_off = payload_buffer(df, rows)
+    assert lazy.plain and (np.diff(offsets) > 0).sum() > 100
+    assert np.array_equal(offsets, want_off) and np.array_equal(data, want) and np.array_equal(pos, np.arange(3000))

@@ -296,3 +296,62 @@ def test_stream_numbers_follow_groupby(by):
         want = pr[by].groupby(by, observed=True, dropna=False, sort=True).ngroup().to_numpy()
         assert (gid == want).all(), rel
         assert len(keys) == gid.max() + 1
+
+
+def _long_streams(r):
+    """Three streams of a few thousand payloads each: fresh random ones (the distinct set grows), a mix of
+    every family with empty payloads (NaN entropies), repeats and tied fills, and a short one."""
+    fam = _families(r)
+    mixed = [b for k in fam for b in fam[k]]
+    r.shuffle(mixed)
+    fresh = [r.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in r.integers(40, 64, 1500)]
+    blobs = fresh + mixed + fresh[:50]
+    src = ["fresh"] * len(fresh) + ["mixed"] * len(mixed) + ["short"] * 50
+    order = np.argsort(r.random(len(blobs)), kind="stable")      # the streams interleaved in time
+    n = len(blobs)
+    probes = pd.DataFrame({"protocol": "icmp", "destination": "192.0.2.10", "port": pd.NA,
+                           "source": np.asarray(src, dtype=object)[order],
+                           "ts_ns": 1_767_225_600 * 10**9 + np.arange(n) * 10**7})
+    return probes, pd.Series([blobs[i] for i in order], dtype=object)
+
+
+@pytest.mark.parametrize("piece", [100, 1000])
+def test_streams_longer_than_a_piece_equal_one_pass(monkeypatch, piece):
+    """A stream cut into pieces (running counts, the distinct set growing, the means' pairwise tree cut at
+    its nodes) gives exactly the one-pass verdicts, the reference's, and the same per-payload scan."""
+    probes, payloads = _long_streams(np.random.default_rng(11))
+    whole, whole_scan = P.payload_verdicts_and_scan(probes, payloads)
+    monkeypatch.setattr(P, "PIECE_ROWS", piece)
+    cut = P.payload_verdicts(probes, payloads)
+    assert cut.equals(whole)
+    v, scan = P.payload_verdicts_and_scan(probes, payloads)
+    assert v.equals(whole)
+    pd.testing.assert_frame_equal(scan.tests(), whole_scan.tests())
+    if piece == 100:
+        assert_verdicts_equal(cut, R.payload_verdicts(probes, payloads))
+
+
+def test_distinct_set_grows_and_counts_the_zero_pair():
+    r = np.random.default_rng(12)
+    pool = r.integers(0, 2**63, (3000, 2), dtype=np.int64).astype(np.uint64)
+    pool[7] = 0                                   # the pair (0, 0) marks a free slot: counted apart
+    pool[8, 1] = 0                                # a pair with one half 0 is an ordinary pair
+    for kernel in (P._distinct_add, P._distinct_add.py_func):
+        s = P._HashSet()
+        seen = []
+        for _ in range(6):
+            h = pool[r.integers(0, 3000, 700)]
+            s.add(h[:, 0].copy(), h[:, 1].copy()) if kernel is P._distinct_add else _add_plain(s, h)
+            seen.append(h)
+            want = len(pd.DataFrame(np.concatenate(seen)).drop_duplicates())
+            assert s.distinct == want
+        assert s.tab.size > 2 * 1024                 # it grew
+
+
+def _add_plain(s, h):
+    real = P._distinct_add
+    try:
+        P._distinct_add = real.py_func
+        s.add(h[:, 0].copy(), h[:, 1].copy())
+    finally:
+        P._distinct_add = real

@@ -10,7 +10,11 @@ Monte-Carlo π over the stream's bytes back to back. The per-stream numbers are 
 streams' row ranges (medians, modal fill, pass counts, distinct hashes, pandas' means) or numpy over all
 streams at once (ent's formulas, the chi-square of a 2-D table); Python visits a stream only to word its
 verdict. Rows are taken in pieces of at most ``PIECE_ROWS`` with the per-stream state carried from piece to
-piece, so a huge capture is judged in bounded memory with exactly the numbers of one pass. The
+piece, so a huge capture is judged in bounded memory with exactly the numbers of one pass: a piece is whole
+streams, or part of a stream longer than a piece, cut where numpy's pairwise sum of its entropies splits it
+(its other numbers are exact counts: lengths, fills, NIST passes, a set of distinct hashes).
+``payload_verdicts`` keeps nothing per payload past its piece (a few int64 per probe for the stream order);
+``payload_verdicts_and_scan`` also keeps the per-payload numbers (what a session shows as payload tests). The
 floating-point formulas are the ones the tests hold this module to (``tests/reference_payload.py``, the
 implementation before issue 16): the same operations in the same order, so the results are identical,
 not merely close.
@@ -810,8 +814,9 @@ def _typed_keys(keys: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
 
 
 def payload_verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS, alpha: float = ALPHA) -> pd.DataFrame:
-    """Per stream (schema.PAYLOAD_VERDICTS): see :func:`payload_verdicts_and_scan`."""
-    return payload_verdicts_and_scan(probes, payloads, by, alpha)[0]
+    """Per stream (schema.PAYLOAD_VERDICTS): see :func:`payload_verdicts_and_scan`; nothing per payload is
+    kept past its piece (memory for the streams, not the payloads)."""
+    return _verdicts_of(probes, payloads, by, alpha, keep_scan=False)[0]
 
 
 def payload_verdicts_and_scan(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS,
@@ -819,11 +824,18 @@ def payload_verdicts_and_scan(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_K
     """Per stream (schema.PAYLOAD_VERDICTS): a verdict — random, repeated-random, patterned, constant,
     timestamped, empty — with the evidence (ent results on all its bytes, pass rates of the per-payload
     NIST tests, duplicates). ``payloads``: a Series of bytes, a :class:`PayloadBuffer` or a lazy source
-    (the chunked driver's), rows like ``probes``.
+    (the chunked driver's), rows like ``probes``. Also the per-payload numbers (:class:`PayloadScan`)."""
+    return _verdicts_of(probes, payloads, by, alpha, keep_scan=True)
 
-    The rows are visited stream by stream (a stable sort by stream number); every per-payload number is
-    made by the kernel in that order and every per-stream number by a compiled pass over the streams'
-    row ranges or by numpy over all streams at once. Python visits each stream only to word its verdict."""
+
+def _verdicts_of(probes: pd.DataFrame, payloads, by, alpha: float, keep_scan: bool):
+    """The rows are visited stream by stream (a stable sort by stream number), in pieces of at most
+    ``PIECE_ROWS`` payloads: a piece is whole streams, or one part of a longer stream. Every per-payload
+    number is made by the kernel for one piece; every per-stream number by a compiled pass over the
+    piece's streams, or — for a stream longer than a piece — from running counts carried from piece to
+    piece (lengths, fills, NIST passes, a growing set of distinct hashes; the means' sums are numpy's
+    pairwise tree, the stream cut at the tree's own nodes). Without ``keep_scan`` nothing per payload
+    outlives its piece: memory for the piece, the streams and the largest stream's distinct payloads."""
     by = list(by)
     pb = _as_payloads(payloads)
     n_all = len(probes)
@@ -835,34 +847,57 @@ def payload_verdicts_and_scan(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_K
     gid, keys = _group_ids(probes, by)
     G = len(keys)
     order = _sorted_order(gid, G)
-    gid_sorted = np.ascontiguousarray(gid[order])
-    frame_s = (probes["ts_ns"].to_numpy("int64") / 1e9)[order]
+    bounds = np.zeros(G + 1, np.int64)
+    np.cumsum(np.bincount(gid, minlength=G), out=bounds[1:])
+    if not keep_scan:
+        del gid
+    ts_ns = probes["ts_ns"].to_numpy("int64")
+    lengths = pb.lengths
+    acc = _StreamStats(G, float(alpha))
     groups = _Groups(G)
-    raw = _scan_rows(pb, order, frame_s, gid_sorted, groups)
-    lens = np.ascontiguousarray(pb.lengths[order])
-    bounds = np.searchsorted(gid_sorted, np.arange(G + 1))
+    parts: list[dict] | None = [] if keep_scan else None
+
+    def scan(lo: int, hi: int, gid_piece: np.ndarray):
+        rows = order[lo:hi]
+        raw = _scan_rows(pb, rows, ts_ns[rows] / 1e9, gid_piece, groups)
+        lens = np.ascontiguousarray(lengths[rows])
+        mono, runs = _nist(lens, raw["ones"], raw["trans"])
+        norm = _normalised(lens, raw["ent_h"])
+        if parts is not None:
+            parts.append(dict(raw=raw, lens=lens, mono=mono, runs=runs, norm=norm))
+        return raw, lens, mono, runs, norm
+
+    cap = max(PIECE_ROWS, 128)      # numpy's pairwise sum splits only runs longer than 128
+    i = 0
+    while i < G:
+        j = i
+        while j < G and bounds[j + 1] - bounds[j] <= cap and bounds[j + 1] - bounds[i] <= cap:
+            j += 1
+        if j > i:                   # whole streams i..j-1
+            local = bounds[i:j + 1] - bounds[i]
+            acc.whole(i, local, *scan(int(bounds[i]), int(bounds[j]), np.repeat(np.arange(i, j), np.diff(local))))
+            i = j
+            continue
+        big = _BigStream(int(bounds[i + 1] - bounds[i]), float(alpha))   # one stream longer than a piece
+        acc.big(i, big, _tree_sums(0, big.n, cap, lambda lo, m, i=i, big=big: big.add(
+            *scan(int(bounds[i]) + lo, int(bounds[i]) + lo + m, np.full(m, i, np.int64)))))
+        i += 1
     n = np.diff(bounds)
-    mono, runs = _nist(lens, raw["ones"], raw["trans"])
-    med, n_ts, mode, n_fill, n_mono, ok_mono, n_runs, ok_runs = _stream_stats(
-        bounds, lens, raw["fill"], (raw["ts"] > 0).astype(np.int64), mono, runs, float(alpha), _FILL_RANK,
-        _FILL_NAMES.size)
-    distinct = _distinct_sorted(gid_sorted, raw["h1"], raw["h2"], bounds)
-    hmean = _nan_means(raw["ent_h"], bounds)
-    norm = _normalised(lens, raw["ent_h"])
-    hnorm = _nan_means(norm, bounds)
     with np.errstate(divide="ignore", invalid="ignore"):
-        dup_share = 1 - distinct / n
-        ts_share = n_ts.astype(np.float64) / n
-        mono_pass = np.where(n_mono > 0, ok_mono.astype(np.float64) / n_mono, np.nan)
-        runs_pass = np.where((n_mono > 0) & (n_runs > 0), ok_runs.astype(np.float64) / n_runs, np.nan)
-        fill_share = n_fill / n
-    fill = _FILL_NAMES[mode]
+        dup_share = 1 - acc.distinct / n
+        ts_share = acc.n_ts.astype(np.float64) / n
+        mono_pass = np.where(acc.n_mono > 0, acc.ok_mono.astype(np.float64) / acc.n_mono, np.nan)
+        runs_pass = np.where((acc.n_mono > 0) & (acc.n_runs > 0), acc.ok_runs.astype(np.float64) / acc.n_runs, np.nan)
+        fill_share = acc.n_fill / n
+    hmean, hnorm = acc.hmean, acc.hnorm
+    fill = _FILL_NAMES[acc.mode]
     ents = _ent_rows(groups.counts[:G], groups.state[:G])
     words = [_verdict(int(n[i]), ents[i], dup_share[i], ts_share[i], fill[i], fill_share[i], mono_pass[i],
                       runs_pass[i], hnorm[i], alpha) for i in range(G)]
     pick = lambda k: [e[k] for e in ents]
     body = pd.DataFrame({
-        "probes": n, "length": med, "distinct": distinct, "duplicate_share": dup_share, "timestamp_share": ts_share,
+        "probes": n, "length": acc.med, "distinct": acc.distinct, "duplicate_share": dup_share,
+        "timestamp_share": ts_share,
         "fill": pd.Series(fill, dtype=object), "entropy_mean": hmean, "entropy_norm_mean": hnorm,
         "monobit_pass": mono_pass, "runs_pass": runs_pass,
         "ent_entropy": pick("entropy_bits"), "ent_chi2": pick("chi2"), "ent_chi2_p": pick("chi2_p"),
@@ -874,7 +909,159 @@ def payload_verdicts_and_scan(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_K
     for c in PAYLOAD_VERDICTS:
         if c.name in out.columns and c.name not in SOURCE_STREAM_KEYS:
             out[c.name] = out[c.name].astype(c.dtype)
-    return out[cols], PayloadScan(order, lens, raw, norm, mono, runs, getattr(pb, "index", pd.RangeIndex(n_all)), gid)
+    if parts is None:
+        return out[cols], None
+    cat = lambda f: np.concatenate([f(q) for q in parts])
+    raw = {k: cat(lambda q, k=k: q["raw"][k]) for k in parts[0]["raw"]}
+    scan_ = PayloadScan(order, cat(lambda q: q["lens"]), raw, cat(lambda q: q["norm"]), cat(lambda q: q["mono"]),
+                        cat(lambda q: q["runs"]), getattr(pb, "index", pd.RangeIndex(n_all)), gid)
+    return out[cols], scan_
+
+
+def _tree_sums(lo: int, m: int, cap: int, leaf):
+    """The pairwise sums of rows ``lo:lo + m`` of a stream as numpy adds them up: a run longer than ``cap``
+    (> 128) is split at half, rounded down to a multiple of 8, and its halves' sums added; ``leaf(lo, m)``
+    gives a shorter run's sums (numpy's own pairwise sum of it), leaves in row order."""
+    if m <= cap:
+        return leaf(lo, m)
+    h = m // 2
+    h -= h % 8
+    a = _tree_sums(lo, h, cap, leaf)
+    b = _tree_sums(lo + h, m - h, cap, leaf)
+    return a[0] + b[0], a[1] + b[1]
+
+
+class _StreamStats:
+    """The per-stream numbers of the verdicts (int64/float64 arrays, one entry a stream)."""
+
+    def __init__(self, G: int, alpha: float):
+        self.alpha = alpha
+        z = lambda: np.zeros(G, np.int64)
+        self.med, self.n_ts, self.mode, self.n_fill = z(), z(), z(), z()
+        self.n_mono, self.ok_mono, self.n_runs, self.ok_runs, self.distinct = z(), z(), z(), z(), z()
+        self.hmean = np.full(G, np.nan)
+        self.hnorm = np.full(G, np.nan)
+
+    def whole(self, i, local, raw, lens, mono, runs, norm):
+        """Streams i, i + 1, ... whose every payload is in this piece (``local``: their row bounds in it)."""
+        j = i + local.size - 1
+        got = _stream_stats(local, lens, raw["fill"], (raw["ts"] > 0).astype(np.int64), mono, runs, self.alpha,
+                            _FILL_RANK, _FILL_NAMES.size)
+        for name, v in zip(("med", "n_ts", "mode", "n_fill", "n_mono", "ok_mono", "n_runs", "ok_runs"), got):
+            getattr(self, name)[i:j] = v
+        gid = np.repeat(np.arange(local.size - 1), np.diff(local))
+        self.distinct[i:j] = _distinct_sorted(gid, raw["h1"], raw["h2"], local)
+        self.hmean[i:j] = _nan_means(raw["ent_h"], local)
+        self.hnorm[i:j] = _nan_means(norm, local)
+
+    def big(self, i, b: _BigStream, sums):
+        """Stream i from its running counts (``sums``: its entropies' and normalised entropies' pairwise sums)."""
+        cum = np.cumsum(b.hist)
+        m = b.n
+        at = lambda r: int(np.searchsorted(cum, r, side="right"))      # the r-th smallest length (from 0)
+        self.med[i] = at(m // 2) if m % 2 else np.int64((np.float64(at(m // 2 - 1)) + np.float64(at(m // 2))) / 2.0)
+        self.n_ts[i] = b.n_ts
+        t = b.tally.copy()
+        t[0] = 0
+        self.n_fill[i] = int(t.sum())
+        if t.max() > 0:             # the most frequent fill, ties: the lowest rank (as _stream_stats)
+            cands = np.flatnonzero(t == t.max())
+            self.mode[i] = cands[np.argmin(_FILL_RANK[cands])]
+        self.n_mono[i], self.ok_mono[i], self.n_runs[i], self.ok_runs[i] = b.n_mono, b.ok_mono, b.n_runs, b.ok_runs
+        self.distinct[i] = b.seen.distinct
+        self.hmean[i] = sums[0] / np.float64(b.cnt_h) if b.cnt_h else np.nan
+        self.hnorm[i] = sums[1] / np.float64(b.cnt_hn) if b.cnt_hn else np.nan
+
+
+class _BigStream:
+    """Running counts of one stream scanned in several pieces."""
+
+    def __init__(self, n: int, alpha: float):
+        self.n = n
+        self.alpha = alpha
+        self.hist = np.zeros(1, np.int64)
+        self.tally = np.zeros(_FILL_NAMES.size, np.int64)
+        self.n_ts = self.n_mono = self.ok_mono = self.n_runs = self.ok_runs = self.cnt_h = self.cnt_hn = 0
+        self.seen = _HashSet()
+
+    def add(self, raw, lens, mono, runs, norm):
+        """Count one piece in; its entropies' and normalised entropies' pairwise sums (NaN as 0.0)."""
+        h = np.bincount(lens)
+        if h.size > self.hist.size:
+            h[:self.hist.size] += self.hist
+            self.hist = h
+        else:
+            self.hist[:h.size] += h
+        self.tally += np.bincount(raw["fill"], minlength=self.tally.size)
+        self.n_ts += int((raw["ts"] > 0).sum())
+        for name, p in (("mono", mono), ("runs", runs)):
+            ok = ~np.isnan(p)
+            setattr(self, "n_" + name, getattr(self, "n_" + name) + int(ok.sum()))
+            setattr(self, "ok_" + name, getattr(self, "ok_" + name) + int((p[ok] >= self.alpha).sum()))
+        self.seen.add(raw["h1"], raw["h2"])
+        e, u = raw["ent_h"], norm
+        self.cnt_h += int((~np.isnan(e)).sum())
+        self.cnt_hn += int((~np.isnan(u)).sum())
+        return (_pairwise(np.where(np.isnan(e), 0.0, e), 0, e.size),
+                _pairwise(np.where(np.isnan(u), 0.0, u), 0, u.size))
+
+
+class _HashSet:
+    """Distinct (h1, h2) pairs of one stream, added piece by piece: an open-addressing table of pairs
+    ((0, 0) marks a free slot; the pair (0, 0) itself is counted apart), doubled at 3/4 full."""
+
+    def __init__(self):
+        self.tab = np.zeros(2 * 1024, np.uint64)
+        self.count = 0
+        self.zero = False
+
+    def add(self, h1: np.ndarray, h2: np.ndarray) -> None:
+        z = (h1 == 0) & (h2 == 0)
+        if z.any():
+            self.zero = True
+            h1, h2 = h1[~z], h2[~z]
+        h1, h2 = np.ascontiguousarray(h1, np.uint64), np.ascontiguousarray(h2, np.uint64)
+        pos = 0
+        while True:
+            self.count, pos = _distinct_add(h1, h2, pos, self.tab, self.count, self.tab.size // 2 * 3 // 4)
+            if pos == h1.size:
+                return
+            old = self.tab
+            self.tab = np.zeros(2 * old.size, np.uint64)
+            used = (old[0::2] != 0) | (old[1::2] != 0)
+            a, b = np.ascontiguousarray(old[0::2][used]), np.ascontiguousarray(old[1::2][used])
+            del old, used
+            self.count, _ = _distinct_add(a, b, 0, self.tab, 0, self.tab.size)
+
+    @property
+    def distinct(self) -> int:
+        return self.count + self.zero
+
+
+@njit(nogil=True)
+def _distinct_add(h1, h2, start, tab, count, limit):  # pragma: no cover - compiled
+    """Insert the pairs ``start:`` into ``tab`` (slot s is ``tab[2s], tab[2s + 1]``, free when both are
+    0) until ``count`` distinct pairs reach ``limit``; (distinct pairs, where it stopped)."""
+    mask = np.uint64(tab.shape[0] // 2 - 1)
+    k = start
+    while k < h1.shape[0]:
+        if count >= limit:
+            return count, k
+        x = h1[k]
+        y = h2[k]
+        s = x & mask
+        while True:
+            q = 2 * np.int64(s)
+            if tab[q] == 0 and tab[q + 1] == 0:
+                tab[q] = x
+                tab[q + 1] = y
+                count += 1
+                break
+            if tab[q] == x and tab[q + 1] == y:
+                break
+            s = (s + np.uint64(1)) & mask
+        k += 1
+    return count, k
 
 
 _FILL_ORDER = np.argsort(np.array(["" if x is None else x for x in _FILL_NAMES], dtype=object), kind="stable")

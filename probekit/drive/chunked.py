@@ -31,8 +31,8 @@ than ``resend_window_s`` for longer than the window (nping re-sending one SYN fo
 into one probe per window; records far out of time order (more than the carry) are matched as the
 window sees them; ``vantage='auto'`` is decided on the first window. Memory grows with the requests
 (about 95 bytes each for the probes table, 33 for their header columns, 12 for where their payload is;
-a payload verdict's numbers take about 500 bytes a probe of the streams it is made for, so
-``VERDICT_ROWS`` at a time) and with the TCP connections that carry data (one row per run of segments).
+the payload verdicts keep per-stream counts and the distinct payloads of the stream being judged) and
+with the TCP connections that carry data (one row per run of segments).
 """
 from __future__ import annotations
 
@@ -413,6 +413,11 @@ class _LazyPayloads:
         self.path = path
         self.off = off                                  # int64, -1: no payload
         self.caplen = caplen.astype(np.int32, copy=False)
+        try:
+            with open(path, "rb") as f:
+                self.plain = sniff_format(f.read(4)) in ("pcap", "pcapng")    # not compressed
+        except (OSError, CaptureError):
+            self.plain = False
 
     def __len__(self):
         return self.off.size
@@ -423,6 +428,17 @@ class _LazyPayloads:
         return np.where(self.off >= 0, self.caplen, 0).astype(np.int64)
 
     def piece(self, rows):
+        """(data, offsets, positions) of the payloads of ``rows``: a plain capture file is read with ordinary
+        reads, window by window in file order (a memory map of it would count every page the rows touch —
+        for rows of a stream spread over the file, the whole file — in the process's memory)."""
+        if self.plain:
+            off = self.off[rows]
+            ln = np.where(off >= 0, self.caplen[rows], 0).astype(np.int64)
+            offsets = np.zeros(ln.size + 1, np.int64)
+            np.cumsum(ln, out=offsets[1:])
+            data = np.zeros(int(offsets[-1]), np.uint8)
+            _read_into(self.path, off, ln, offsets, data)
+            return data, offsets, np.arange(len(rows), dtype=np.int64)
         from ..capture.payloads import payload_buffer
         t = pd.DataFrame({"payload_off": pd.array(np.where(self.off[rows] >= 0, self.off[rows], 0), dtype="Int64"),
                           "payload_caplen": pd.array(np.where(self.off[rows] >= 0, self.caplen[rows], 0)
@@ -444,55 +460,78 @@ class _LazyPayloads:
         return t
 
 
-VERDICT_ROWS = 2_000_000
-"""Payload verdicts are made for streams of about this many probes at a time (``_verdicts``)."""
+READ_WINDOW = 2 << 20
+"""Bytes of the capture file read at a time for payloads (``_read_into``)."""
 
 
-def _stream_numbers(probes: pd.DataFrame, by) -> np.ndarray | None:
-    """Each probe's stream as one int64 in ``groupby(by, observed=True, dropna=False)``'s order (category
-    order, <NA> last), or None when a key column is neither categorical nor a 16-bit port."""
-    packed = np.zeros(len(probes), np.int64)
-    for c in by:
-        col = probes[c]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            size = len(col.cat.categories) + 1
-            k = col.cat.codes.to_numpy(np.int64)
-            k = np.where(k < 0, size - 1, k)
-        elif str(col.dtype) in ("UInt16", "uint16"):
-            size, k = 65537, col.to_numpy("int64", na_value=65536)
-        else:
-            return None
-        packed = packed * size + k
-    return packed
+def _read_into(path: str, off: np.ndarray, ln: np.ndarray, offsets: np.ndarray, data: np.ndarray) -> None:
+    """Payload i (``ln[i]`` bytes at file offset ``off[i]``) into ``data[offsets[i]:]``: the payloads in file
+    order, a window of about ``READ_WINDOW`` bytes read at a time, gathered by numpy (a payload past the
+    file's end is left zero, as the packets accessor leaves a stale table's)."""
+    has = np.flatnonzero(ln > 0)
+    if not has.size:
+        return
+    has = has[np.argsort(off[has], kind="stable")]
+    starts = off[has]
+    ends = starts + ln[has]
+    with open(path, "rb") as f:
+        i = 0
+        while i < has.size:
+            w0 = int(starts[i])
+            j = max(int(np.searchsorted(starts, w0 + READ_WINDOW, "left")), i + 1)
+            buf = bytearray(int(ends[i:j].max()) - w0)
+            f.seek(w0)
+            got = f.readinto(buf)
+            win = np.frombuffer(buf, np.uint8)[:got]
+            r = has[i:j]
+            L = ln[r]
+            rep = np.repeat(np.arange(r.size), L)
+            within = np.arange(rep.size) - np.repeat(np.cumsum(L) - L, L)
+            src = (starts[i:j] - w0)[rep] + within
+            ok = src < got
+            data[(offsets[r][rep] + within)[ok]] = win[src[ok]]
+            i = j
 
 
 def _verdicts(probes: pd.DataFrame, payloads, by=SOURCE_STREAM_KEYS) -> pd.DataFrame:
-    """``payload.payload_verdicts(probes, payloads, by)`` made for a few streams at a time (about
-    ``VERDICT_ROWS`` probes): a verdict reads only its own stream's payloads, and its per-payload numbers
-    take memory per probe, so a huge capture's verdicts need the memory of its largest stream, not of
-    every probe. Rows in the verdict table's order (the streams' groupby order)."""
-    key = _stream_numbers(probes, by) if len(probes) > VERDICT_ROWS and hasattr(payloads, "subset") else None
+    """``payload.payload_verdicts(probes, payloads, by)`` on the columns a verdict reads (not a copy). The
+    verdicts keep nothing per payload past one piece of ``payload.PIECE_ROWS`` payloads (per-stream running
+    counts; the distinct payloads of the stream being judged): memory for the streams, not the probes."""
+    return payload.payload_verdicts(probes[[*by, "ts_ns"]], payloads, by=by)
+
+
+FINGERPRINT_ROWS = 1_000_000
+"""Fingerprints are made for about this many probes at a time (``_fingerprints``)."""
+
+
+def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, payloads) -> pd.DataFrame:
+    """``_fingerprints_of`` a few (protocol, source, destination) groups at a time, about ``FINGERPRINT_ROWS``
+    probes (one group at least): ``fingerprint_from`` makes several float64 columns of every probe it is
+    given, and a stream — a tracer's run of ports too — never leaves its group. The groups are consecutive
+    in the fingerprints' order (the first three of its keys), so the parts are concatenated as they come."""
+    key = None
+    if len(probes) > FINGERPRINT_ROWS and hasattr(payloads, "subset"):
+        key = payload._packed_key(probes[["protocol", "source", "destination"]])
     if key is None:
-        return payload.payload_verdicts(probes, payloads, by=by)
-    keys = probes[[*by, "ts_ns"]]                  # what a verdict reads of the probes (not a copy)
+        return _fingerprints_of(probes, req, verdicts, balance, payloads)
     order = np.argsort(key, kind="stable")
     ks = key[order]
     del key
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    bounds = np.r_[np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]), len(order)]
     del ks
-    bounds = np.r_[starts, len(order)]
     parts, lo = [], 0
-    while lo < len(starts):          # consecutive streams up to VERDICT_ROWS probes (one stream at least)
+    while lo < len(bounds) - 1:
         hi = lo + 1
-        while hi < len(starts) and bounds[hi + 1] - bounds[lo] <= VERDICT_ROWS:
+        while hi < len(bounds) - 1 and bounds[hi + 1] - bounds[lo] <= FINGERPRINT_ROWS:
             hi += 1
         rows = np.sort(order[bounds[lo]:bounds[hi]])
-        parts.append(payload.payload_verdicts(keys.iloc[rows], payloads.subset(rows), by=by))
+        parts.append(_fingerprints_of(probes.iloc[rows].reset_index(drop=True), req.iloc[rows].reset_index(drop=True),
+                                      verdicts, balance, payloads.subset(rows)))
         lo = hi
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, payloads) -> pd.DataFrame:
+def _fingerprints_of(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, payloads) -> pd.DataFrame:
     """``fingerprint_from`` given the request rows it reads of a packets table, as the in-memory session's
     ``fingerprint(packets, ...)``: each stream's first request (its payload's layout) — and every request
     when a tracer's UDP ports make one stream (its verdict is made again over the merged stream). The probes
@@ -677,6 +716,8 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
             d = _data_segments(chunk)
             if len(d):
                 segments.append(d)
+    if n_chunks:
+        del kept, req, chunk          # the last window's probes and chunk (a chunk of packets) go now
     # the in-memory probes table's categories: the addresses used in each column, in address order
     cats = {"protocol": list(PROBE_PROTOCOLS), "source": _sorted_addresses(used["source"]),
             "destination": _sorted_addresses(used["destination"])}
@@ -727,9 +768,11 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     probes = box.pop()
     attrs = dict(probes.attrs)
     errors = _err.attribute_errors(rare_rows, probes)
-    all_probes = _err.with_error_outcomes(probes, errors)
+    # with_error_outcomes on the two columns it reads (it copies its table): the other columns are shared
+    merged = _err.with_error_outcomes(probes[["outcome", "request_frame"]], errors)
+    all_probes = probes.assign(**{c: merged[c] for c in merged.columns if c != "request_frame"})
+    del merged, probes
     all_probes.attrs.update(attrs)
-    del probes
     icmp_errors = _err.icmp_errors(rare_rows, all_probes)
     lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
                          req["payload_caplen"].to_numpy("int32", na_value=0))
