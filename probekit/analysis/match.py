@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
+from ..capture.checksums import column_array, raw_column
 from ..protocol import (
     ECHO_REPLY,
     ICMP_ECHO_REPLY,
@@ -67,6 +68,7 @@ _NS = 1_000_000_000
 _NO_PORT = 65536
 _RESET_WINDOW_NS = 60 * _NS
 _BUCKET_EVENTS = 1 << 16   # events per bucket of the sweep: its hash tables stay in cache
+_TIE_RUN = 64              # more events at one time than this: the events are sorted (see _time_places)
 _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
 # What a request re-sent as the same probe shares with that probe's requests besides its identity: its
 # resend code, the IP TTL / hop limit (0-255, _TTL_UNKNOWN without one). A kernel retransmission keeps
@@ -178,21 +180,26 @@ def _vantage_from_ttls(req_ttl: np.ndarray, rep_ttl: np.ndarray) -> str:
 
 # ------------------------------------------------------------------------------------------ events
 def _events(p: pd.DataFrame) -> dict:
-    """Requests, replies and resets of the packets table as one set of event columns (numpy), in the
-    order: ICMP, ICMPv6 echo requests, SYNs, UDP requests | echo replies, SYN/ACKs, UDP replies, port
-    unreachables from the destination | RST/ACKs | bare RSTs (each in frame order). Which packet is which
-    is decided by probekit.protocol, on the rows of each protocol only; a kernel lays the fields out."""
-    has_ts = p["ts_ns"].notna().to_numpy()
-    proto = p["ip_proto"].to_numpy("int16", na_value=-1)
-    typ = p["icmp_type"].to_numpy("int16", na_value=-1)
+    """Requests, replies and resets of the packets table as one set of event columns (numpy), in time
+    order; at equal times in the order of the classes: ICMP, ICMPv6 echo requests, SYNs, UDP requests |
+    echo replies, SYN/ACKs, UDP replies, port unreachables from the destination | RST/ACKs | bare RSTs
+    (each in frame order; ``cls`` is each event's class). Which packet is which is decided by
+    probekit.protocol, on the rows of each protocol only; a kernel lays the fields out at their places."""
+    def col(name):   # the stored column (``p[name]`` deep-copies the table's attrs each time)
+        return pd.Series(column_array(p, name), copy=False)
+    ts_raw, ts_na = raw_column(p, "ts_ns")
+    has_ts = ~ts_na
+    proto = col("ip_proto").to_numpy("int16", na_value=-1)
+    typ = col("icmp_type").to_numpy("int16", na_value=-1)
     # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
-    icmp_ok = p["icmp_id"].notna().to_numpy() & p["icmp_seq"].notna().to_numpy() & has_ts
+    icmp_ok = ~raw_column(p, "icmp_id")[1] & ~raw_column(p, "icmp_seq")[1] & has_ts
     ic = np.flatnonzero(icmp_ok & ((proto == IPPROTO_ICMP) | (proto == IPPROTO_ICMPV6)))
     ic_t, ic_v4 = typ[ic], proto[ic] == IPPROTO_ICMP
-    tc = np.flatnonzero((proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts)
-    flags = _raw(p["tcp_flags"], 0)[tc].astype(np.int64)     # the TCP rows' flags, once
-    src, dst = p["src"].cat.codes.to_numpy(np.int64), p["dst"].cat.codes.to_numpy(np.int64)
-    sport, dport = _raw(p["sport"], 0), _raw(p["dport"], 0)
+    flags_raw, flags_na = raw_column(p, "tcp_flags")
+    tc = np.flatnonzero((proto == IPPROTO_TCP) & ~flags_na & has_ts)
+    flags = flags_raw[tc].astype(np.int64)     # the TCP rows' flags, once
+    src, dst = (column_array(p, c).codes.astype(np.int64) for c in ("src", "dst"))
+    sport, dport = _raw(col("sport"), 0), _raw(col("dport"), 0)
     udp = _udp_events(p, proto, typ, has_ts, src, dst, sport, dport)
     classes = [  # (rows, event type, protocol code, outward (a = src), reply kind)
         (ic[ic_v4 & (ic_t == ICMP_ECHO_REQUEST)], _REQ, 0, True, -1),
@@ -212,24 +219,35 @@ def _events(p: pd.DataFrame) -> dict:
     cls = np.full(len(p), -1, np.int8)
     for i, c in enumerate(classes):   # the classes exclude one another
         cls[c[0]] = i
-    meta = np.array([c[1:] for c in classes], dtype=np.int64)
-    rows, keys, ts, frame, kind, etype, ack, starts = _layout(
-        cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), src, dst, _raw(p["icmp_id"], 0),
-        _raw(p["icmp_seq"], 0), sport, dport, _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0), udp["keys"])
+    m = sum(c[0].size for c in classes)
+    # per class: event type, protocol code, outward, reply kind, resend code (-1: the TTL; UDP never)
+    meta = np.array([(*c[1:], _NEVER_RESENT if i == _UDP_REQUESTS else -1) for i, c in enumerate(classes)],
+                    dtype=np.int64)
+    place = np.empty(len(p), np.int64)
+    if not _time_places(cls, ts_raw, place, _TIE_RUN):   # times out of frame order: sort them
+        rows = np.flatnonzero(cls >= 0)
+        place[rows[np.lexsort((rows, cls[rows], ts_raw[rows]))]] = np.arange(m)
+    frame = np.asarray(column_array(p, "frame"), dtype=np.int64)
+    out = {k: np.empty(m, np.int64) for k in ("row", "ts", "frame", "kind", "etype", "ack", "etk")}
+    out["cls"] = np.empty(m, np.int8)
+    out["ttl"], out["size"] = np.empty(m, np.float64), np.empty(m, np.float64)
+    keys = np.empty((m, 6), np.int64)
+    (ip_len, ip_len_na), (hdr, hdr_na), (ttl, ttl_na) = (raw_column(p, c) for c in ("ip_len", "ip_hdr_len", "ttl"))
+    _layout(cls, place, meta, ts_raw, frame, src, dst, _raw(col("icmp_id"), 0), _raw(col("icmp_seq"), 0), sport,
+            dport, _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0), udp["keys"], ip_len, ip_len_na, hdr, hdr_na,
+            ttl, ttl_na, out["row"], out["cls"], keys, out["ts"], out["frame"], out["kind"], out["etype"],
+            out["ack"], out["ttl"], out["size"], out["etk"])
     # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
-    # (each class's events are one slice)
-    for k in (_SYN_ACKS, _RST_ACKS):
-        lo, hi = starts[k], starts[k + 1]
-        keys[lo:hi, 5] = syn_ack_isn(ack[lo:hi])
-    lo, hi = starts[_RESETS], starts[_RESETS + 1]
-    keys[lo:hi, 5] = reset_isn(keys[lo:hi, 5])
-    ip_len, hdr, ttl = (_float_at(p[c], rows) for c in ("ip_len", "ip_hdr_len", "ttl"))
-    # type | resend code << 2: the TTL (_TTL_UNKNOWN without), UDP requests (one class: one slice) never
-    etk = etype | (np.nan_to_num(ttl, nan=_TTL_UNKNOWN).astype(np.int64) << 2)
-    etk[starts[_UDP_REQUESTS]:starts[_UDP_REQUESTS + 1]] = _REQ | (_NEVER_RESENT << 2)
-    return {"row": rows, "etype": etype, "etk": etk, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
-            "protocol": keys[:, 0], "a": keys[:, 1], "b": keys[:, 2], "port": keys[:, 3], "ident": keys[:, 4],
-            "seq": keys[:, 5], "ttl": ttl, "size": ip_len - hdr}
+    ecls = out["cls"]
+    if classes[_SYN_ACKS][0].size + classes[_RST_ACKS][0].size:
+        at = np.flatnonzero((ecls == _SYN_ACKS) | (ecls == _RST_ACKS))
+        keys[at, 5] = syn_ack_isn(out["ack"][at])
+    if classes[_RESETS][0].size:
+        at = np.flatnonzero(ecls == _RESETS)
+        keys[at, 5] = reset_isn(keys[at, 5])
+    out.update(keys=keys, protocol=keys[:, 0], a=keys[:, 1], b=keys[:, 2], port=keys[:, 3], ident=keys[:, 4],
+               seq=keys[:, 5])
+    return out
 
 
 def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> dict:
@@ -293,18 +311,6 @@ def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
     return np.where(is_req, own, out)
 
 
-def _float_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
-    """A nullable integer column's values at ``rows`` as float64, NaN where <NA>: a gather from its
-    buffers (not a conversion of the whole column)."""
-    a = s.array
-    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
-    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):
-        out = data[rows].astype(np.float64)
-        out[mask[rows]] = np.nan
-        return out
-    return s.to_numpy("float64", na_value=np.nan)[rows]
-
-
 def _sparse_take(s: pd.Series, rows: np.ndarray) -> np.ndarray:
     """A sparse (or nullable) numeric column's values at ``rows`` as float64, NaN where absent."""
     if not rows.size:
@@ -340,8 +346,8 @@ def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
         f1, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 5)   # the 4-tuple
         f2, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 6)
         g2 = np.zeros(k.shape[0], np.int64)
-    order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
-    m = order.size
+    m = k.shape[0]
+    order = np.arange(m)   # the events are in time order (at equal times: requests, exact replies, RST/ACKs, RSTs)
     bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
     n_probes = _sweep(order, ev["etk"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
                       bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
@@ -361,6 +367,7 @@ def _probe_columns(ev: dict, m: dict):
     requests, r, count, rr = _attach(etype, pid, ev["ts"], ev["frame"], n)
     has, rhas = r >= 0, rr >= 0
     orphan_idx = np.flatnonzero(((etype == _EXACT) | (etype == _LOOSE)) & (pid < 0))
+    orphan_idx = orphan_idx[np.lexsort((ev["row"][orphan_idx], ev["cls"][orphan_idx]))]   # by class, frame
     ts, frame = ev["ts"], ev["frame"]
     reply_ts = np.where(has, ts[r], -1)
     reset_ts = ts[rr]
@@ -430,34 +437,69 @@ def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
 
 # ----------------------------------------------------------------------------------------- kernels
 @njit(nogil=True)
-def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, tack, ukeys):
-    """Gather the events (packets with class ``cls`` >= 0) class by class, each in frame order, with
-    their identity (protocol, a = prober side, b = target side, port, ident, seq) as rows of ``keys``.
-    ``meta[class]`` = (event type, protocol code, outward, reply kind); ``ukeys``: (a, b, port, ident,
-    seq) of the UDP classes' rows in row order (their identity needs the quoted header or a look-back).
-    ``starts[class]``: where each class's events begin (``starts[-1]`` = their number)."""
-    n_cls = meta.shape[0]
-    counts = np.zeros(n_cls + 1, np.int64)
-    for i in range(cls.size):
-        if cls[i] >= 0:
-            counts[cls[i] + 1] += 1
-    for c in range(n_cls):
-        counts[c + 1] += counts[c]
-    m = counts[n_cls]
-    pos = counts[:n_cls].copy()
-    rows = np.empty(m, np.int64)
-    keys = np.empty((m, 6), np.int64)
-    ets, fr, kind, etype, ack = (np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64),
-                                 np.empty(m, np.int64), np.empty(m, np.int64))
+def _time_places(cls, ts, place, tie_run):
+    """``place[row]`` := each event's (row with ``cls`` >= 0) place in time order, at equal times by
+    class then row, when the events' times never go back in row order (a capture's usual order): one
+    pass, each run of events at one time ranked among itself. False (``place`` unfinished) when a time
+    goes back or more than ``tie_run`` events share one time: the caller sorts."""
+    n = cls.size
+    j = 0
+    i = 0
+    have = False
+    last = 0
+    while i < n:
+        if cls[i] < 0:
+            i += 1
+            continue
+        t = ts[i]
+        if have and t < last:
+            return False
+        have = True
+        last = t
+        k = i + 1          # the run of events at time t (rows of no event between them included)
+        run = 1
+        while k < n and (cls[k] < 0 or ts[k] == t):
+            if cls[k] >= 0:
+                run += 1
+            k += 1
+        if run == 1:
+            place[i] = j
+        elif run > tie_run:
+            return False
+        else:
+            for r in range(i, k):
+                if cls[r] < 0:
+                    continue
+                rank = 0
+                for q in range(i, k):
+                    if cls[q] >= 0 and (cls[q] < cls[r] or (cls[q] == cls[r] and q < r)):
+                        rank += 1
+                place[r] = j + rank
+        j += run
+        i = k
+    return True
+
+
+@njit(nogil=True)
+def _layout(cls, place, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, tack, ukeys,
+            ip_len, ip_len_na, hdr, hdr_na, ttl, ttl_na,
+            rows, ecls, keys, ets, fr, kind, etype, ack, ettl, size, etk):
+    """Lay the events (packets with class ``cls`` >= 0) out at their ``place``s (time order), with their
+    identity (protocol, a = prober side, b = target side, port, ident, seq) as rows of ``keys``, their
+    row, class, time, frame, reply kind, type, TCP ack, TTL and IP payload size (NaN where the packet
+    has none) and ``etk`` = type | resend code << 2 (the TTL, _TTL_UNKNOWN without one, or the class's
+    own code). ``meta[class]`` = (event type, protocol code, outward, reply kind, resend code or -1);
+    ``ukeys``: (a, b, port, ident, seq) of the UDP classes' rows in row order (their identity needs
+    the quoted header or a look-back). The outputs come from the caller (numpy's allocations)."""
     u = 0
     for i in range(cls.size):
         c = cls[i]
         if c < 0:
             continue
-        j = pos[c]
-        pos[c] += 1
+        j = place[i]
         rows[j] = i
-        et, pcode, outward, kd = meta[c, 0], meta[c, 1], meta[c, 2], meta[c, 3]
+        ecls[j] = c
+        et, pcode, outward, kd, code = meta[c, 0], meta[c, 1], meta[c, 2], meta[c, 3], meta[c, 4]
         a, b = (src[i], dst[i]) if outward else (dst[i], src[i])
         keys[j, 0] = pcode
         keys[j, 1] = a
@@ -479,7 +521,13 @@ def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tse
         kind[j] = kd
         etype[j] = et
         ack[j] = tack[i]
-    return rows, keys, ets, fr, kind, etype, ack, counts
+        size[j] = np.nan if ip_len_na[i] or hdr_na[i] else np.float64(ip_len[i]) - np.float64(hdr[i])
+        if ttl_na[i]:
+            ettl[j] = np.nan
+            etk[j] = et | ((code if code >= 0 else 256) << 2)
+        else:
+            ettl[j] = ttl[i]
+            etk[j] = et | ((code if code >= 0 else np.int64(ttl[i])) << 2)
 
 
 @njit(nogil=True)
