@@ -379,12 +379,30 @@ def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
         f2, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 6)
         g2 = np.zeros(k.shape[0], np.int64)
     m = f1.size
-    order = np.arange(m)   # the events are in time order (at equal times: requests, exact replies, RST/ACKs, RSTs)
-    bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
     proto = ev["f1"] >> 57 if not k.shape[0] else k[:, 0].copy()
-    n_probes = _sweep(order, ev["etk"], proto, f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
-                      bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
-    return {"pid": pid, "first": first[:n_probes], "n": int(n_probes)}
+    # the events are in time order (at equal times: requests, exact replies, RST/ACKs, RSTs)
+    pid, first, n_probes = _sweep_events(np.arange(m), ev["etk"], proto, f1, f2, g2, ev["ts"], resend_ns, reply_ns,
+                                        _RESET_WINDOW_NS, _BUCKET_EVENTS)
+    return {"pid": pid, "first": first, "n": n_probes}
+
+
+def _sweep_events(order, etk, proto, f1, f2, g2, ts, resend_ns: int, reply_ns: int, reset_ns: int,
+                 bucket_events: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_sweep` with its work arrays (numpy's): per event its probe id (-1: none), the first
+    event of each probe, the number of probes."""
+    m = order.size
+    nb = 1
+    while nb * bucket_events < m:
+        nb *= 2
+    size = 16
+    while size < 2 * m:
+        size *= 2
+    bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
+    n = _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, np.empty((m, 5), np.int64),
+               owner, pid, first, np.empty(nb + 1, np.int64), np.empty(nb, np.int64),
+               np.empty(size, np.int32), np.empty(size, np.int32), np.empty((m, 6), np.int64),
+               np.empty((m, 4), np.int64))
+    return pid, first[:n], int(n)
 
 
 def _probe_columns(ev: dict, m: dict):
@@ -400,7 +418,8 @@ def _probe_columns(ev: dict, m: dict):
         size = np.where(len_na[rows] | hdr_na[rows], np.nan, ip_len[rows].astype(np.float64) - hdr[rows])
         ok = rst_ack_accepts(ev["tcp_ack"][ev["row"][loose]], _identity(ev, req)[5], syn_data_len(size))
         pid[loose[~ok]] = -1
-    requests, r, count, rr = _attach(etype, pid, ev["ts"], ev["frame"], n)
+    requests, r, count, rr = (np.empty(n, np.int64) for _ in range(4))
+    _attach(etype, pid, ev["ts"], ev["frame"], requests, r, count, rr)
     orphan_idx = np.flatnonzero(((etype == _EXACT) | (etype == _LOOSE)) & (pid < 0))
     orphan_idx = orphan_idx[np.lexsort((ev["row"][orphan_idx], ev["cls"][orphan_idx]))]   # by class, frame
     out = {k: np.empty(n, np.int64) for k in ("ts_ns", "frame", "a", "b", "reply_kind", "reply_frame",
@@ -617,7 +636,7 @@ def _find(slots, words, a, b, mask):
 
 @njit(nogil=True)
 def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
-           bucket_events):
+           bstart, fill, slots, slots4, words, words4):
     """One pass over the events in time order (``etk``: event type | resend code << 2). A request opens
     a probe unless the last request with its identity (f1, f2) was at most ``resend_ns`` before and the
     probe's requests have its resend code (the TTL; UDP: never) — then it is that probe sent again; a reply or
@@ -633,29 +652,31 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
     it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
     probes are numbered afterwards by their first request's place in time order. The large work
     arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
-    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,).
-    ``bucket_events``: about how many events a bucket gets."""
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,), and so
+    do the tables (the largest bucket's share of them is touched): ``bstart`` (nb + 1,), ``fill``
+    (nb,) for nb buckets (a power of two; each gets about m / nb events), ``slots``,
+    ``slots4`` (int32, at least 16 and 2m), ``words`` (m, 6), ``words4`` (m, 4). No allocation, no
+    numpy call in here: each would be compiled anew for a cold cache, and they were most of its time."""
     m = order.size
-    nb = 1
-    while nb * bucket_events < m:
-        nb *= 2
+    nb = fill.size
     # 1. bucket of each event, in time order
-    by4 = np.zeros(max(proto.max() + 1, 1) if m else 1, np.bool_)   # protocols with loose replies
+    by4 = 0   # bit p: protocol p has loose replies (matched by 4-tuple)
     for e in range(m):
         if etk[e] & 3 == 2:
-            by4[proto[e]] = True
-    bstart = np.zeros(nb + 1, np.int64)
+            by4 |= 1 << proto[e]
+    for b in range(nb + 1):
+        bstart[b] = 0
     for i in range(m):
         e = order[i]
-        b = np.int64((_hash(f1[e], g2[e] if by4[proto[e]] else f2[e]) >> np.uint64(40)) & np.uint64(nb - 1))
+        b = np.int64((_hash(f1[e], g2[e] if (by4 >> proto[e]) & 1 else f2[e]) >> np.uint64(40)) & np.uint64(nb - 1))
         bk[i] = b
         bstart[b + 1] += 1
     for b in range(nb):
         bstart[b + 1] += bstart[b]
     # 2. the events as records in bucket order: ((place in time order × 4 + type) << 10 | resend code,
     #    time, f1, f2, g2)
-    fill = bstart[:nb].copy()
-    big = 0
+    for b in range(nb):
+        fill[b] = bstart[b]
     for i in range(m):
         e = order[i]
         j = fill[bk[i]]
@@ -666,16 +687,10 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
         rec[j, 2] = f1[e]
         rec[j, 3] = f2[e]
         rec[j, 4] = g2[e]
-    for b in range(nb):
-        big = max(big, bstart[b + 1] - bstart[b])
-    size = 16
-    while size < 2 * big:
-        size *= 2
-    slots = np.zeros(size, np.int32)         # identity → 1 + its row below
-    words = np.empty((big, 6), np.int64)     # f1, f2, current probe, last request, probe start, its code
-    slots4 = np.zeros(size, np.int32)        # 4-tuple → 1 + its row below
-    words4 = np.empty((big, 4), np.int64)    # g1, g2, current probe, probe start
-    owner[:] = -1                            # per place in time order: the probe's first request's place
+    # slots: identity → 1 + its row in words (f1, f2, current probe, last request, probe start, its
+    # code); slots4: 4-tuple → 1 + its row in words4 (g1, g2, current probe, probe start)
+    for i in range(m):
+        owner[i] = -1                        # per place in time order: the probe's first request's place
     # 3. each bucket in time order
     for b in range(nb):
         lo, hi = bstart[b], bstart[b + 1]
@@ -689,8 +704,9 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
         while sz < 2 * n_req:
             sz *= 2
         mask = sz - 1
-        slots[:sz] = 0
-        slots4[:sz] = 0
+        for k in range(sz):
+            slots[k] = 0
+            slots4[k] = 0
         n_keys = 0
         n_keys4 = 0
         for j in range(lo, hi):
@@ -747,13 +763,15 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
 
 
 @njit(nogil=True)
-def _attach(etype, pid, ts, frame, n):
+def _attach(etype, pid, ts, frame, requests, reply, count, reset):
     """Per probe: its requests, its earliest reply (by time, frame; event index, -1 for none) and how
-    many replies it has, and the earliest of its resets at or after that reply (-1 for none)."""
-    requests = np.zeros(n, np.int64)
-    reply = np.full(n, -1, np.int64)
-    count = np.zeros(n, np.int64)
-    reset = np.full(n, -1, np.int64)
+    many replies it has, and the earliest of its resets at or after that reply (-1 for none), into the
+    caller's arrays (one entry per probe)."""
+    for p in range(requests.size):
+        requests[p] = 0
+        reply[p] = -1
+        count[p] = 0
+        reset[p] = -1
     m = etype.size
     for e in range(m):
         p = pid[e]
@@ -777,7 +795,7 @@ def _attach(etype, pid, ts, frame, n):
         b = reset[p]
         if b < 0 or ts[e] < ts[b] or (ts[e] == ts[b] and frame[e] < frame[b]):
             reset[p] = e
-    return requests, reply, count, reset
+
 
 
 @njit(nogil=True)
@@ -814,7 +832,7 @@ def _probe_rows(first, requests, reply, count, reset, row, ecls, meta, ts, frame
         size_na[p] = sz < 0
         size[p] = 0 if sz < 0 else sz
         retransmits[p] = requests[p] - 1
-        extra_replies[p] = max(count[p] - 1, 0)
+        extra_replies[p] = count[p] - 1 if count[p] > 1 else 0
         r = reply[p]
         if r >= 0:
             reply_kind[p] = meta[ecls[r], 3]
