@@ -236,6 +236,21 @@ def test_bucketed_matching_equals_reference(monkeypatch):
         assert len(new) and table_diffs(old, new) == [] and old.attrs == new.attrs, rel
 
 
+@pytest.mark.parametrize("tie_run", [64, 1])
+def test_matching_at_tied_times_equals_reference(monkeypatch, tie_run):
+    """Times cut to 100 ms / 1 ms put requests, their replies and resets at one time: the layout ranks
+    each such run by class (tie_run 64) or the events are sorted (tie_run 1), as the reference orders them."""
+    monkeypatch.setattr(match, "_TIE_RUN", tie_run)
+    for rel, unit in (("captures/port-closed.pcap", 10**8), ("captures/lossy+size-change.pcapng", 10**6)):
+        df = _read(ROOT / rel)
+        df["ts_ns"] = df["ts_ns"] // unit * unit
+        assert df["ts_ns"].duplicated().sum() > len(df) // 6   # many ties
+        ev = match._events(df)   # laid out by (time, class, row), as a stable sort by time of the classes
+        assert (np.lexsort((ev["row"], ev["cls"], ev["ts"])) == np.arange(ev["ts"].size)).all(), rel
+        old, new = reference_match.match_probes(df), match.match_probes(df)
+        assert len(new) and table_diffs(old, new) == [] and old.attrs == new.attrs, rel
+
+
 def test_group_by_equals_pandas_groupby():
     from probekit.analysis._groups import group_by
     rng = np.random.default_rng(3)

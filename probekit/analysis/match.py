@@ -68,7 +68,8 @@ _NS = 1_000_000_000
 _NO_PORT = 65536
 _RESET_WINDOW_NS = 60 * _NS
 _BUCKET_EVENTS = 1 << 16   # events per bucket of the sweep: its hash tables stay in cache
-_TIE_RUN = 64              # more events at one time than this: the events are sorted (see _time_places)
+_TIE_RUN = 64              # more events at one time than this: the events are sorted (see _layout)
+_LAID_OUT, _UNSORTED, _TOO_WIDE = 0, 1, 2   # what _layout returns
 _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
 # What a request re-sent as the same probe shares with that probe's requests besides its identity: its
 # resend code, the IP TTL / hop limit (0-255, _TTL_UNKNOWN without one). A kernel retransmission keeps
@@ -233,10 +234,6 @@ def _events(p: pd.DataFrame) -> dict:
     # per class: event type, protocol code, outward, reply kind, resend code (-1: the TTL; UDP never)
     meta = np.array([(*c[1:], _NEVER_RESENT if i == _UDP_REQUESTS else -1) for i, c in enumerate(classes)],
                     dtype=np.int64)
-    place = np.empty(len(p), np.int64)
-    if not _time_places(cls, ts_raw, place, _TIE_RUN):   # times out of frame order: sort them
-        rows = np.flatnonzero(cls >= 0)
-        place[rows[np.lexsort((rows, cls[rows], ts_raw[rows]))]] = np.arange(m)
     # a TCP event's seq in its identity: the ISN it refers to (protocol rules), in row order of the TCP
     # events: a SYN's own seq; SYN/ACK, RST/ACK ack - 1; RST seq - 1
     tseq_raw, tack_raw = _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0)
@@ -253,14 +250,20 @@ def _events(p: pd.DataFrame) -> dict:
     frame = np.asarray(column_array(p, "frame"), dtype=np.int64)
     ttl, ttl_na = raw_column(p, "ttl")
     counts = np.zeros(4, np.int64)
-    args = (cls, place, meta, ts_raw, frame, src, dst, _raw(col("icmp_id"), 0), _raw(col("icmp_seq"), 0), sport,
-            dport, tseq, udp["keys"], ttl, ttl_na, _INITIAL, ev["row"], ev["cls"], ev["ts"], ev["frame"], ev["etype"],
-            ev["etk"], ev["f1"], ev["f2"], ev["g2"], counts)
+    place = np.empty(len(p), np.int64)
+    args = (meta, ts_raw, frame, src, dst, _raw(col("icmp_id"), 0), _raw(col("icmp_seq"), 0), sport, dport, tseq,
+            udp["keys"], ttl, ttl_na, _INITIAL, ev["row"], ev["cls"], ev["ts"], ev["frame"], ev["etype"], ev["etk"],
+            ev["f1"], ev["f2"], ev["g2"], counts)
     keys = np.empty((0, 6), np.int64)
-    if not _layout(*args, keys):   # pragma: no cover - over a million addresses: the identity unpacked
+    done = _layout(cls, place, False, _TIE_RUN, *args, keys)
+    if done == _UNSORTED:   # times out of row order (or many at one time): the places by sorting
+        rows = np.flatnonzero(cls >= 0)
+        place[rows[np.lexsort((rows, cls[rows], ts_raw[rows]))]] = np.arange(m)
+        done = _layout(cls, place, True, _TIE_RUN, *args, keys)
+    if done == _TOO_WIDE:   # pragma: no cover - over a million addresses: the identities kept unpacked
         keys = np.empty((m, 6), np.int64)
         counts[:] = 0
-        _layout(*args, keys)
+        _layout(cls, place, True, _TIE_RUN, *args, keys)
     ev.update(keys=keys, meta=meta, tcp_ack=tack_raw, ttl=(ttl, ttl_na), size=(raw_column(p, "ip_len"),
               raw_column(p, "ip_hdr_len")), ttl_counts=tuple(int(c) for c in counts))
     return ev
@@ -493,52 +496,8 @@ def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
 
 # ----------------------------------------------------------------------------------------- kernels
 @njit(nogil=True)
-def _time_places(cls, ts, place, tie_run):
-    """``place[row]`` := each event's (row with ``cls`` >= 0) place in time order, at equal times by
-    class then row, when the events' times never go back in row order (a capture's usual order): one
-    pass, each run of events at one time ranked among itself. False (``place`` unfinished) when a time
-    goes back or more than ``tie_run`` events share one time: the caller sorts."""
-    n = cls.size
-    j = 0
-    i = 0
-    have = False
-    last = 0
-    while i < n:
-        if cls[i] < 0:
-            i += 1
-            continue
-        t = ts[i]
-        if have and t < last:
-            return False
-        have = True
-        last = t
-        k = i + 1          # the run of events at time t (rows of no event between them included)
-        run = 1
-        while k < n and (cls[k] < 0 or ts[k] == t):
-            if cls[k] >= 0:
-                run += 1
-            k += 1
-        if run == 1:
-            place[i] = j
-        elif run > tie_run:
-            return False
-        else:
-            for r in range(i, k):
-                if cls[r] < 0:
-                    continue
-                rank = 0
-                for q in range(i, k):
-                    if cls[q] >= 0 and (cls[q] < cls[r] or (cls[q] == cls[r] and q < r)):
-                        rank += 1
-                place[r] = j + rank
-        j += run
-        i = k
-    return True
-
-
-@njit(nogil=True)
-def _layout(cls, place, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, ukeys, ttl, ttl_na,
-            initial, rows, ecls, ets, fr, etype, etk, f1, f2, g2, counts, keys):
+def _layout(cls, place, placed, tie_run, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, ukeys,
+            ttl, ttl_na, initial, rows, ecls, ets, fr, etype, etk, f1, f2, g2, counts, keys):
     """Lay the events (packets with class ``cls`` >= 0) out at their ``place``s (time order): row,
     class, time, frame, type, ``etk`` = type | resend code << 2 (the TTL, _TTL_UNKNOWN without one, or
     the class's own code) and the identity (protocol, a = prober side, b = target side, port, ident,
@@ -547,7 +506,48 @@ def _layout(cls, place, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dpo
     their identity, ``ukeys``: (a, b, port, ident, seq) of the UDP events, each in row order. Counts
     the requests and the replies with a TTL and those with an ``initial`` one (``counts``). With
     ``keys`` of one row per event the identities are written there too (any address codes); without,
-    False when an address code does not fit in its 20 bits. The outputs come from the caller."""
+    an address code that does not fit in its 20 bits returns _TOO_WIDE. The outputs come from the caller.
+
+    The places: given (``placed``), or worked out first in one pass when the events' times never go
+    back in row order (a capture's usual order), each run of events at one time ranked among itself by
+    class then row; when a time goes back or more than ``tie_run`` events share one, _UNSORTED is
+    returned at once (the caller sorts them and calls again with ``placed``). _LAID_OUT when done."""
+    if not placed:
+        n = cls.size
+        j = 0
+        i = 0
+        have = False
+        last = 0
+        while i < n:
+            if cls[i] < 0:
+                i += 1
+                continue
+            t = ts[i]
+            if have and t < last:
+                return _UNSORTED
+            have = True
+            last = t
+            k = i + 1          # the run of events at time t (rows of no event between them included)
+            run = 1
+            while k < n and (cls[k] < 0 or ts[k] == t):
+                if cls[k] >= 0:
+                    run += 1
+                k += 1
+            if run == 1:
+                place[i] = j
+            elif run > tie_run:
+                return _UNSORTED
+            else:
+                for r in range(i, k):
+                    if cls[r] < 0:
+                        continue
+                    rank = 0
+                    for q in range(i, k):
+                        if cls[q] >= 0 and (cls[q] < cls[r] or (cls[q] == cls[r] and q < r)):
+                            rank += 1
+                    place[r] = j + rank
+            j += run
+            i = k
     wide = keys.shape[0] > 0
     u = 0
     t = 0
@@ -578,7 +578,7 @@ def _layout(cls, place, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dpo
             keys[j, 4] = ident
             keys[j, 5] = seq
         elif a < 0 or b < 0 or a > 0xFFFFF or b > 0xFFFFF:
-            return False
+            return _TOO_WIDE
         f1[j] = (pcode << 57) | (a << 37) | (b << 17) | port
         f2[j] = (ident << 32) | seq
         g2[j] = ident
@@ -594,7 +594,7 @@ def _layout(cls, place, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dpo
                 counts[k] += 1
                 if 0 <= ttl[i] < initial.size and initial[ttl[i]]:
                     counts[k + 1] += 1
-    return True
+    return _LAID_OUT
 
 
 @njit(nogil=True)
