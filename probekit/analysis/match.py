@@ -15,10 +15,14 @@ request's own destination port. Every analysis that groups by (protocol, [source
 thus sees a tracer as one stream.
 
 How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
-port, seq); one compiled sweep over the events in time order hashes each identity as it meets it, forms
-the probes and hands each reply to its probe (:func:`_sweep`: the events partitioned by identity hash
-first, so that each bucket's tables stay in cache), and a second kernel picks each probe's first reply
-and reset (:func:`_attach`). The probes table is built from the finished arrays in one go.
+port, seq), laid out in time order by one compiled pass over the packets (:func:`_layout`: the identity
+packed in two words, the places from one scan of the times, sorted only when they go back); one
+compiled sweep over the events hashes each identity as it meets it, forms the probes and hands each
+reply to its probe (:func:`_sweep`: the events partitioned by identity hash first, so that each
+bucket's tables stay in cache), a second kernel picks each probe's first reply and reset
+(:func:`_attach`) and a third writes the probes table's columns (:func:`_probe_rows`). The kernels
+allocate nothing and call no numpy function (numpy's arrays come from the caller; each numpy
+implementation a kernel uses is compiled again for a cold cache).
 The plain pandas implementation this replaced is kept as the test reference (tests/reference_match.py).
 """
 from __future__ import annotations
@@ -245,7 +249,7 @@ def _events(p: pd.DataFrame) -> dict:
     tseq[by_ack] = syn_ack_isn(tack_raw[tc_ev[by_ack]])
     rst = tcp_cls == _RESETS
     tseq[rst] = reset_isn(tseq[rst])
-    ev = {k: np.empty(m, np.int64) for k in ("row", "ts", "frame", "etk", "f1", "f2", "g2")}
+    ev: dict = {k: np.empty(m, np.int64) for k in ("row", "ts", "frame", "etk", "f1", "f2", "g2")}
     ev["cls"], ev["etype"] = np.empty(m, np.int8), np.empty(m, np.int8)
     frame = np.asarray(column_array(p, "frame"), dtype=np.int64)
     ttl, ttl_na = raw_column(p, "ttl")
