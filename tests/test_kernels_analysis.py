@@ -202,11 +202,9 @@ def test_bucketed_sweep_equals_plain_sweep(seed, bucket_events):
     # resend codes: mostly one TTL, some another, some unknown (256), some never re-sent (512: UDP)
     rk = rng.choice(np.array([64, 1, 256, 512]), m, p=[0.75, 0.1, 0.1, 0.05])
     want_pid, want_first, want_n = _sweep_plain(order, etype, key, key4, rk, ts, *windows)
-    pid, first = np.empty(m, np.int64), np.empty(m, np.int64)
-    n = match._sweep(order, etype | (rk << 2), proto, f1, f2, np.ascontiguousarray(keys[:, 4]), ts, *windows,
-                     np.empty(m, np.int64), np.empty((m, 5), np.int64), np.empty(m, np.int64), pid, first,
-                     bucket_events)
-    assert n == want_n and (pid == want_pid).all() and (first[:n] == want_first).all()
+    pid, first, n = match._sweep_events(order, etype | (rk << 2), proto, f1, f2, np.ascontiguousarray(keys[:, 4]),
+                                        ts, *windows, bucket_events)
+    assert n == want_n and (pid == want_pid).all() and (first == want_first).all()
     assert 0 < (pid >= 0).sum() < m and n < (etype == 0).sum()   # resends and orphans both happened
     # and some requests of one identity within the window became probes of their own by their TTL
     _, _, n_one_ttl = _sweep_plain(order, etype, key, key4, np.full(m, 64), ts, *windows)
@@ -218,7 +216,8 @@ def test_attach_equals_plain_python():
     m, n = 4000, 300
     etype, pid = rng.integers(0, 4, m), rng.integers(-1, n, m)
     ts, frame = rng.integers(0, 50, m), rng.permutation(m)
-    requests, reply, count, reset = match._attach(etype, pid, ts, frame, n)
+    requests, reply, count, reset = (np.full(n, 99, np.int64) for _ in range(4))   # the kernel sets every entry
+    match._attach(etype, pid, ts, frame, requests, reply, count, reset)
     for p in range(n):
         mine = [e for e in range(m) if pid[e] == p]
         reps = [e for e in mine if etype[e] in (1, 2)]
@@ -233,6 +232,21 @@ def test_bucketed_matching_equals_reference(monkeypatch):
     monkeypatch.setattr(match, "_BUCKET_EVENTS", 3)
     for rel in ("captures/lossy+size-change.pcapng", "captures/port-closed.pcap", "captures/eni-failure.pcap"):
         df = _read(ROOT / rel)
+        old, new = reference_match.match_probes(df), match.match_probes(df)
+        assert len(new) and table_diffs(old, new) == [] and old.attrs == new.attrs, rel
+
+
+@pytest.mark.parametrize("tie_run", [64, 1])
+def test_matching_at_tied_times_equals_reference(monkeypatch, tie_run):
+    """Times cut to 100 ms / 1 ms put requests, their replies and resets at one time: the layout ranks
+    each such run by class (tie_run 64) or the events are sorted (tie_run 1), as the reference orders them."""
+    monkeypatch.setattr(match, "_TIE_RUN", tie_run)
+    for rel, unit in (("captures/port-closed.pcap", 10**8), ("captures/lossy+size-change.pcapng", 10**6)):
+        df = _read(ROOT / rel)
+        df["ts_ns"] = df["ts_ns"] // unit * unit
+        assert df["ts_ns"].duplicated().sum() > len(df) // 6   # many ties
+        ev = match._events(df)   # laid out by (time, class, row), as a stable sort by time of the classes
+        assert (np.lexsort((ev["row"], ev["cls"], ev["ts"])) == np.arange(ev["ts"].size)).all(), rel
         old, new = reference_match.match_probes(df), match.match_probes(df)
         assert len(new) and table_diffs(old, new) == [] and old.attrs == new.attrs, rel
 

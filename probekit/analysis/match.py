@@ -15,10 +15,14 @@ request's own destination port. Every analysis that groups by (protocol, [source
 thus sees a tracer as one stream.
 
 How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
-port, seq); one compiled sweep over the events in time order hashes each identity as it meets it, forms
-the probes and hands each reply to its probe (:func:`_sweep`: the events partitioned by identity hash
-first, so that each bucket's tables stay in cache), and a second kernel picks each probe's first reply
-and reset (:func:`_attach`). The probes table is built from the finished arrays in one go.
+port, seq), laid out in time order by one compiled pass over the packets (:func:`_layout`: the identity
+packed in two words, the places from one scan of the times, sorted only when they go back); one
+compiled sweep over the events hashes each identity as it meets it, forms the probes and hands each
+reply to its probe (:func:`_sweep`: the events partitioned by identity hash first, so that each
+bucket's tables stay in cache), a second kernel picks each probe's first reply and reset
+(:func:`_attach`) and a third writes the probes table's columns (:func:`_probe_rows`). The kernels
+allocate nothing and call no numpy function (numpy's arrays come from the caller; each numpy
+implementation a kernel uses is compiled again for a cold cache).
 The plain pandas implementation this replaced is kept as the test reference (tests/reference_match.py).
 """
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
+from ..capture.checksums import column_array, raw_column
 from ..protocol import (
     ECHO_REPLY,
     ICMP_ECHO_REPLY,
@@ -67,6 +72,8 @@ _NS = 1_000_000_000
 _NO_PORT = 65536
 _RESET_WINDOW_NS = 60 * _NS
 _BUCKET_EVENTS = 1 << 16   # events per bucket of the sweep: its hash tables stay in cache
+_TIE_RUN = 64              # more events at one time than this: the events are sorted (see _layout)
+_LAID_OUT, _UNSORTED, _TOO_WIDE = 0, 1, 2   # what _layout returns
 _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sort at equal times
 # What a request re-sent as the same probe shares with that probe's requests besides its identity: its
 # resend code, the IP TTL / hop limit (0-255, _TTL_UNKNOWN without one). A kernel retransmission keeps
@@ -75,6 +82,7 @@ _REQ, _EXACT, _LOOSE, _RESET = 0, 1, 2, 3   # event types, in the order they sor
 # request's code is _NEVER_RESENT (Paris-style probes on one 4-tuple, ``seq`` 0 over IPv6, included).
 # Events carry type | code << 2 (``etk``).
 _TTL_UNKNOWN, _NEVER_RESENT = 256, 512
+_ADDR_MASK = (1 << 20) - 1   # an address code in the identity's first word (see _pack_keys)
 _UDP_REQUESTS, _SYN_ACKS, _RST_ACKS, _RESETS = 3, 6, 9, 10   # classes in _events' list
 
 
@@ -99,24 +107,24 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
     ts_all = packets["ts_ns"]
     end_ns = int(ts_all.max()) if len(packets) and ts_all.notna().any() else 0
     if vantage == "auto":
-        vantage = _vantage_from_ttls(ev["ttl"][ev["etype"] == _REQ], ev["ttl"][(ev["etype"] == _EXACT)
-                                                                              | (ev["etype"] == _LOOSE)])
+        vantage = _vantage_from_counts(*ev["ttl_counts"])
     m = _join(ev, int(resend_window_s * _NS), int(reply_window_s * _NS))
     probes, orphan_idx = _probe_columns(ev, m)
-    delay = probes["reply_delay_ns"]
-    outcome = classify_outcome(probes["reply_kind"], delay, timeout_s * _NS,
+    outcome = classify_outcome(probes["reply_kind"], probes["reply_delay_ns"], timeout_s * _NS,
                                unjudged=probes["ts_ns"] + timeout_s * _NS > end_ns, codes=True)
     rtt_ok = (outcome == OUTCOMES.index("answered")) | (outcome == OUTCOMES.index("refused"))
-    cats = packets["src"].cat.categories
+    cats = column_array(packets, "src").categories
     order = _time_order(probes["ts_ns"], probes["frame"])
 
     def take(a):
         return a if order is None else a[order]
 
+    def masked(name):
+        return pd.arrays.IntegerArray(take(probes[name]), take(probes[name + "_na"]))
+
     n = probes["ts_ns"].size
-    delay_us = take(probes["reply_delay_ns"]) / 1e3
-    port = take(probes["port"])
-    dst_port = pd.arrays.IntegerArray(np.where(port == _NO_PORT, 0, port).astype(np.uint16), port == _NO_PORT)
+    delay_us = take(probes["reply_delay_us"])
+    dst_port = masked("port")
     out = pd.DataFrame({
         "ts_ns": take(probes["ts_ns"]),
         "protocol": _categorical(take(probes["protocol"]), _PROTOCOLS),
@@ -124,21 +132,21 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
         "destination": _used_categories(take(probes["b"]), cats),
         "port": dst_port,
         "dst_port": dst_port.copy(),
-        "size": _masked(take(probes["size"]), np.int32),
-        "ident": pd.arrays.IntegerArray(take(probes["ident"]).astype(np.uint32), np.zeros(n, np.bool_)),
-        "seq": pd.arrays.IntegerArray(take(probes["seq"]).astype(np.uint32), np.zeros(n, np.bool_)),
+        "size": masked("size"),
+        "ident": pd.arrays.IntegerArray(take(probes["ident"]), np.zeros(n, np.bool_)),
+        "seq": pd.arrays.IntegerArray(take(probes["seq"]), np.zeros(n, np.bool_)),
         "outcome": _categorical(take(outcome), _OUTCOMES),
         "rtt_us": np.where(take(rtt_ok), delay_us, np.nan),
         "reply_delay_us": delay_us,
         "request_frame": take(probes["frame"]),
-        "reply_frame": _masked(take(probes["reply_frame"]), np.int64),
-        "reset_frame": _masked(take(probes["reset_frame"]), np.int64),
+        "reply_frame": masked("reply_frame"),
+        "reset_frame": masked("reset_frame"),
         "reset_after_us": take(probes["reset_after_us"]),
-        "retransmits": take(probes["retransmits"]).astype(np.int32),
-        "extra_replies": take(probes["extra_replies"]).astype(np.int32),
+        "retransmits": take(probes["retransmits"]),
+        "extra_replies": take(probes["extra_replies"]),
     }, index=pd.RangeIndex(n), copy=False)
     assert tuple(out.columns) == PROBE_COLUMNS
-    _stream_ports(out, lambda: take(ev["ttl"][m["first"]]))
+    _stream_ports(out, lambda: take(_ttl_at(ev, ev["row"][m["first"]])))
     out.attrs.update(vantage=vantage, timeout_s=timeout_s, capture_end_ns=end_ns,
                      orphan_replies=int(orphan_idx.size), path=packets.attrs.get("path"))
     if keep_orphans:
@@ -167,32 +175,46 @@ def detect_vantage(req: pd.DataFrame, rep: pd.DataFrame) -> str:
 
 
 def _vantage_from_ttls(req_ttl: np.ndarray, rep_ttl: np.ndarray) -> str:
-    def initial_share(t):
+    def counts(t):
         t = t[~np.isnan(t)]
-        return float(np.isin(t, INITIAL_TTLS).mean()) if t.size else np.nan
-    a, b = initial_share(req_ttl), initial_share(rep_ttl)
-    if not np.isnan(a) and not np.isnan(b) and b > a:
+        return t.size, int(np.isin(t, INITIAL_TTLS).sum())
+    return _vantage_from_counts(*counts(req_ttl), *counts(rep_ttl))
+
+
+def _vantage_from_counts(req_known: int, req_initial: int, rep_known: int, rep_initial: int) -> str:
+    """The rule of :func:`detect_vantage` from how many requests and replies have a TTL and how many of
+    those are an initial TTL: 'target' when the replies' share of initial TTLs is the larger."""
+    if req_known and rep_known and rep_initial / rep_known > req_initial / req_known:
         return "target"
     return "prober"
 
 
+_INITIAL = np.zeros(256, np.bool_)
+_INITIAL[list(INITIAL_TTLS)] = True
+
+
 # ------------------------------------------------------------------------------------------ events
 def _events(p: pd.DataFrame) -> dict:
-    """Requests, replies and resets of the packets table as one set of event columns (numpy), in the
-    order: ICMP, ICMPv6 echo requests, SYNs, UDP requests | echo replies, SYN/ACKs, UDP replies, port
-    unreachables from the destination | RST/ACKs | bare RSTs (each in frame order). Which packet is which
-    is decided by probekit.protocol, on the rows of each protocol only; a kernel lays the fields out."""
-    has_ts = p["ts_ns"].notna().to_numpy()
-    proto = p["ip_proto"].to_numpy("int16", na_value=-1)
-    typ = p["icmp_type"].to_numpy("int16", na_value=-1)
+    """Requests, replies and resets of the packets table as one set of event columns (numpy), in time
+    order; at equal times in the order of the classes: ICMP, ICMPv6 echo requests, SYNs, UDP requests |
+    echo replies, SYN/ACKs, UDP replies, port unreachables from the destination | RST/ACKs | bare RSTs
+    (each in frame order; ``cls`` is each event's class). Which packet is which is decided by
+    probekit.protocol, on the rows of each protocol only; a kernel lays the fields out at their places."""
+    def col(name):   # the stored column (``p[name]`` deep-copies the table's attrs each time)
+        return pd.Series(column_array(p, name), copy=False)
+    ts_raw, ts_na = raw_column(p, "ts_ns")
+    has_ts = ~ts_na
+    proto = col("ip_proto").to_numpy("int16", na_value=-1)
+    typ = col("icmp_type").to_numpy("int16", na_value=-1)
     # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
-    icmp_ok = p["icmp_id"].notna().to_numpy() & p["icmp_seq"].notna().to_numpy() & has_ts
+    icmp_ok = ~raw_column(p, "icmp_id")[1] & ~raw_column(p, "icmp_seq")[1] & has_ts
     ic = np.flatnonzero(icmp_ok & ((proto == IPPROTO_ICMP) | (proto == IPPROTO_ICMPV6)))
     ic_t, ic_v4 = typ[ic], proto[ic] == IPPROTO_ICMP
-    tc = np.flatnonzero((proto == IPPROTO_TCP) & p["tcp_flags"].notna().to_numpy() & has_ts)
-    flags = _raw(p["tcp_flags"], 0)[tc].astype(np.int64)     # the TCP rows' flags, once
-    src, dst = p["src"].cat.codes.to_numpy(np.int64), p["dst"].cat.codes.to_numpy(np.int64)
-    sport, dport = _raw(p["sport"], 0), _raw(p["dport"], 0)
+    flags_raw, flags_na = raw_column(p, "tcp_flags")
+    tc = np.flatnonzero((proto == IPPROTO_TCP) & ~flags_na & has_ts)
+    flags = flags_raw[tc].astype(np.int64)     # the TCP rows' flags, once
+    src, dst = (column_array(p, c).codes.astype(np.int64) for c in ("src", "dst"))
+    sport, dport = _raw(col("sport"), 0), _raw(col("dport"), 0)
     udp = _udp_events(p, proto, typ, has_ts, src, dst, sport, dport)
     classes = [  # (rows, event type, protocol code, outward (a = src), reply kind)
         (ic[ic_v4 & (ic_t == ICMP_ECHO_REQUEST)], _REQ, 0, True, -1),
@@ -212,24 +234,61 @@ def _events(p: pd.DataFrame) -> dict:
     cls = np.full(len(p), -1, np.int8)
     for i, c in enumerate(classes):   # the classes exclude one another
         cls[c[0]] = i
-    meta = np.array([c[1:] for c in classes], dtype=np.int64)
-    rows, keys, ts, frame, kind, etype, ack, starts = _layout(
-        cls, meta, _raw(p["ts_ns"], -1), p["frame"].to_numpy(np.int64), src, dst, _raw(p["icmp_id"], 0),
-        _raw(p["icmp_seq"], 0), sport, dport, _raw(p["tcp_seq"], 0), _raw(p["tcp_ack"], 0), udp["keys"])
-    # the ISN each TCP reply or reset refers to (protocol rules): SYN/ACK, RST/ACK ack - 1; RST seq - 1
-    # (each class's events are one slice)
-    for k in (_SYN_ACKS, _RST_ACKS):
-        lo, hi = starts[k], starts[k + 1]
-        keys[lo:hi, 5] = syn_ack_isn(ack[lo:hi])
-    lo, hi = starts[_RESETS], starts[_RESETS + 1]
-    keys[lo:hi, 5] = reset_isn(keys[lo:hi, 5])
-    ip_len, hdr, ttl = (_float_at(p[c], rows) for c in ("ip_len", "ip_hdr_len", "ttl"))
-    # type | resend code << 2: the TTL (_TTL_UNKNOWN without), UDP requests (one class: one slice) never
-    etk = etype | (np.nan_to_num(ttl, nan=_TTL_UNKNOWN).astype(np.int64) << 2)
-    etk[starts[_UDP_REQUESTS]:starts[_UDP_REQUESTS + 1]] = _REQ | (_NEVER_RESENT << 2)
-    return {"row": rows, "etype": etype, "etk": etk, "keys": keys, "kind": kind, "ts": ts, "frame": frame, "ack": ack,
-            "protocol": keys[:, 0], "a": keys[:, 1], "b": keys[:, 2], "port": keys[:, 3], "ident": keys[:, 4],
-            "seq": keys[:, 5], "ttl": ttl, "size": ip_len - hdr}
+    m = sum(c[0].size for c in classes)
+    # per class: event type, protocol code, outward, reply kind, resend code (-1: the TTL; UDP never)
+    meta = np.array([(*c[1:], _NEVER_RESENT if i == _UDP_REQUESTS else -1) for i, c in enumerate(classes)],
+                    dtype=np.int64)
+    # a TCP event's seq in its identity: the ISN it refers to (protocol rules), in row order of the TCP
+    # events: a SYN's own seq; SYN/ACK, RST/ACK ack - 1; RST seq - 1
+    tseq_raw, tack_raw = _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0)
+    tcp_cls = cls[tc]
+    tcp_ev = tcp_cls >= 0
+    tc_ev, tcp_cls = tc[tcp_ev], tcp_cls[tcp_ev]
+    tseq = tseq_raw[tc_ev].astype(np.int64) & 0xFFFFFFFF
+    by_ack = (tcp_cls == _SYN_ACKS) | (tcp_cls == _RST_ACKS)
+    tseq[by_ack] = syn_ack_isn(tack_raw[tc_ev[by_ack]])
+    rst = tcp_cls == _RESETS
+    tseq[rst] = reset_isn(tseq[rst])
+    ev: dict = {k: np.empty(m, np.int64) for k in ("row", "ts", "frame", "etk", "f1", "f2", "g2")}
+    ev["cls"], ev["etype"] = np.empty(m, np.int8), np.empty(m, np.int8)
+    frame = np.asarray(column_array(p, "frame"), dtype=np.int64)
+    ttl, ttl_na = raw_column(p, "ttl")
+    counts = np.zeros(4, np.int64)
+    place = np.empty(len(p), np.int64)
+    args = (meta, ts_raw, frame, src, dst, _raw(col("icmp_id"), 0), _raw(col("icmp_seq"), 0), sport, dport, tseq,
+            udp["keys"], ttl, ttl_na, _INITIAL, ev["row"], ev["cls"], ev["ts"], ev["frame"], ev["etype"], ev["etk"],
+            ev["f1"], ev["f2"], ev["g2"], counts)
+    keys = np.empty((0, 6), np.int64)
+    done = _layout(cls, place, False, _TIE_RUN, *args, keys)
+    if done == _UNSORTED:   # times out of row order (or many at one time): the places by sorting
+        rows = np.flatnonzero(cls >= 0)
+        place[rows[np.lexsort((rows, cls[rows], ts_raw[rows]))]] = np.arange(m)
+        done = _layout(cls, place, True, _TIE_RUN, *args, keys)
+    if done == _TOO_WIDE:   # pragma: no cover - over a million addresses: the identities kept unpacked
+        keys = np.empty((m, 6), np.int64)
+        counts[:] = 0
+        _layout(cls, place, True, _TIE_RUN, *args, keys)
+    ev.update(keys=keys, meta=meta, tcp_ack=tack_raw, ttl=(ttl, ttl_na), size=(raw_column(p, "ip_len"),
+              raw_column(p, "ip_hdr_len")), ttl_counts=tuple(int(c) for c in counts))
+    return ev
+
+
+def _identity(ev: dict, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(protocol, a, b, port, ident, seq) of the events at ``idx``: unpacked from their two words
+    (see _pack_keys), or taken from ``keys`` when the addresses did not fit in them."""
+    if ev["keys"].shape[0]:  # pragma: no cover - over a million addresses
+        k = ev["keys"][idx]
+        return tuple(k[:, i] for i in range(6))
+    f1, f2 = ev["f1"][idx], ev["f2"][idx]
+    return (f1 >> 57, (f1 >> 37) & _ADDR_MASK, (f1 >> 17) & _ADDR_MASK, f1 & 0x1FFFF, f2 >> 32, f2 & 0xFFFFFFFF)
+
+
+def _ttl_at(ev: dict, rows: np.ndarray) -> np.ndarray:
+    """The packets' TTL / hop limit at ``rows`` as float64, NaN where they have none."""
+    ttl, na = ev["ttl"]
+    out = ttl[rows].astype(np.float64)
+    out[na[rows]] = np.nan
+    return out
 
 
 def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> dict:
@@ -293,18 +352,6 @@ def _latest_request_seq(a, b, port, ident, ts, is_req, own) -> np.ndarray:
     return np.where(is_req, own, out)
 
 
-def _float_at(s: pd.Series, rows: np.ndarray) -> np.ndarray:
-    """A nullable integer column's values at ``rows`` as float64, NaN where <NA>: a gather from its
-    buffers (not a conversion of the whole column)."""
-    a = s.array
-    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
-    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):
-        out = data[rows].astype(np.float64)
-        out[mask[rows]] = np.nan
-        return out
-    return s.to_numpy("float64", na_value=np.nan)[rows]
-
-
 def _sparse_take(s: pd.Series, rows: np.ndarray) -> np.ndarray:
     """A sparse (or nullable) numeric column's values at ``rows`` as float64, NaN where absent."""
     if not rows.size:
@@ -333,60 +380,83 @@ def _join(ev: dict, resend_ns: int, reply_ns: int) -> dict:
     """The sweep over the events in time order, identities hashed on the way; returns per-event probe
     ids and each probe's first request."""
     k = ev["keys"]
-    if k.shape[0] and max(int(k[:, 1].max()), int(k[:, 2].max())) < 1 << 20:
-        f1, f2 = _pack_keys(k)   # the identity in two words; its 4-tuple part is (f1, ident)
-        g2 = k[:, 4]
-    else:  # pragma: no cover - over a million addresses: number the identities first
+    f1, f2, g2 = ev["f1"], ev["f2"], ev["g2"]   # the identity in two words; its 4-tuple part is (f1, ident)
+    if k.shape[0]:  # pragma: no cover - over a million addresses: number the identities first
         f1, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 5)   # the 4-tuple
         f2, _ = _factorize(k, np.ones(k.shape[0], np.bool_), 6)
         g2 = np.zeros(k.shape[0], np.int64)
-    order = np.argsort(ev["ts"], kind="stable")   # at equal times: requests, exact replies, RST/ACKs, RSTs
+    m = f1.size
+    proto = ev["f1"] >> 57 if not k.shape[0] else k[:, 0].copy()
+    # the events are in time order (at equal times: requests, exact replies, RST/ACKs, RSTs)
+    pid, first, n_probes = _sweep_events(np.arange(m), ev["etk"], proto, f1, f2, g2, ev["ts"], resend_ns, reply_ns,
+                                        _RESET_WINDOW_NS, _BUCKET_EVENTS)
+    return {"pid": pid, "first": first, "n": n_probes}
+
+
+def _sweep_events(order, etk, proto, f1, f2, g2, ts, resend_ns: int, reply_ns: int, reset_ns: int,
+                 bucket_events: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_sweep` with its work arrays (numpy's): per event its probe id (-1: none), the first
+    event of each probe, the number of probes."""
     m = order.size
+    nb = 1
+    while nb * bucket_events < m:
+        nb *= 2
+    size = 16
+    while size < 2 * m:
+        size *= 2
     bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
-    n_probes = _sweep(order, ev["etk"], ev["protocol"], f1, f2, g2, ev["ts"], resend_ns, reply_ns, _RESET_WINDOW_NS,
-                      bk, np.empty((m, 5), np.int64), owner, pid, first, _BUCKET_EVENTS)
-    return {"pid": pid, "first": first[:n_probes], "n": int(n_probes)}
+    n = _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, np.empty((m, 5), np.int64),
+               owner, pid, first, np.empty(nb + 1, np.int64), np.empty(nb, np.int64),
+               np.empty(size, np.int32), np.empty(size, np.int32), np.empty((m, 6), np.int64),
+               np.empty((m, 4), np.int64))
+    return pid, first[:n], int(n)
 
 
 def _probe_columns(ev: dict, m: dict):
-    """Per probe: identity, first request, first reply (and how many more), the prober's reset."""
+    """Per probe: identity, first request, first reply (and how many more), the prober's reset, as the
+    probes table's columns (values and <NA> masks apart); and the orphan replies' events."""
     etype, pid, first, n = ev["etype"], m["pid"].copy(), m["first"], m["n"]
-    seq0, size0, ts0 = ev["seq"][first], ev["size"][first], ev["ts"][first]
     loose = np.flatnonzero(etype == _LOOSE)
     loose = loose[pid[loose] >= 0]
     if loose.size:  # RST/ACK: same 4-tuple, and its ack must acknowledge the SYN (and maybe its data)
-        cand = pid[loose]
-        ok = rst_ack_accepts(ev["ack"][loose], seq0[cand], syn_data_len(size0[cand]))
+        req = first[pid[loose]]
+        (ip_len, len_na), (hdr, hdr_na) = ev["size"]
+        rows = ev["row"][req]
+        size = np.where(len_na[rows] | hdr_na[rows], np.nan, ip_len[rows].astype(np.float64) - hdr[rows])
+        ok = rst_ack_accepts(ev["tcp_ack"][ev["row"][loose]], _identity(ev, req)[5], syn_data_len(size))
         pid[loose[~ok]] = -1
-    requests, r, count, rr = _attach(etype, pid, ev["ts"], ev["frame"], n)
-    has, rhas = r >= 0, rr >= 0
+    requests, r, count, rr = (np.empty(n, np.int64) for _ in range(4))
+    _attach(etype, pid, ev["ts"], ev["frame"], requests, r, count, rr)
     orphan_idx = np.flatnonzero(((etype == _EXACT) | (etype == _LOOSE)) & (pid < 0))
-    ts, frame = ev["ts"], ev["frame"]
-    reply_ts = np.where(has, ts[r], -1)
-    reset_ts = ts[rr]
-    probes = {
-        "ts_ns": ts0, "frame": frame[first], "protocol": ev["protocol"][first], "a": ev["a"][first],
-        "b": ev["b"][first], "port": ev["port"][first], "ident": ev["ident"][first], "seq": seq0,
-        "size": np.where(np.isnan(size0), -1, np.nan_to_num(size0)).astype(np.int64),
-        "retransmits": requests - 1,
-        "reply_delay_ns": np.where(has, (reply_ts - ts0).astype(np.float64), np.nan),
-        "reply_frame": np.where(has, frame[r], -1), "reply_kind": np.where(has, ev["kind"][r], -1),
-        "extra_replies": np.maximum(count - 1, 0), "reset_frame": np.where(rhas, frame[rr], -1),
-        "reset_after_us": np.where(rhas, (reset_ts - reply_ts) / 1e3, np.nan),
-    }
-    return probes, orphan_idx
+    orphan_idx = orphan_idx[np.lexsort((ev["row"][orphan_idx], ev["cls"][orphan_idx]))]   # by class, frame
+    out = {k: np.empty(n, np.int64) for k in ("ts_ns", "frame", "a", "b", "reply_kind", "reply_frame",
+                                               "reset_frame")}
+    out.update({k: np.empty(n, np.float64) for k in ("reply_delay_ns", "reply_delay_us", "reset_after_us")})
+    out.update({k: np.empty(n, np.bool_) for k in ("port_na", "size_na", "reply_frame_na", "reset_frame_na")})
+    out.update(protocol=np.empty(n, np.int8), port=np.empty(n, np.uint16), size=np.empty(n, np.int32),
+               ident=np.empty(n, np.uint32), seq=np.empty(n, np.uint32), retransmits=np.empty(n, np.int32),
+               extra_replies=np.empty(n, np.int32))
+    (ip_len, len_na), (hdr, hdr_na) = ev["size"]
+    _probe_rows(first, requests, r, count, rr, ev["row"], ev["cls"], ev["meta"], ev["ts"], ev["frame"], ev["f1"],
+                ev["f2"], ev["keys"], ip_len, len_na, hdr, hdr_na, out["ts_ns"], out["frame"], out["protocol"],
+                out["a"], out["b"], out["port"], out["port_na"], out["size"], out["size_na"], out["ident"],
+                out["seq"], out["reply_kind"], out["reply_delay_ns"], out["reply_delay_us"], out["reply_frame"],
+                out["reply_frame_na"], out["reset_frame"], out["reset_frame_na"], out["reset_after_us"],
+                out["retransmits"], out["extra_replies"])
+    return out, orphan_idx
 
 
 def _orphans(ev: dict, idx: np.ndarray, cats) -> pd.DataFrame:
     names = np.asarray(cats, dtype=object)
-    port = ev["port"][idx]
+    protocol, a, b, port, ident, seq = _identity(ev, idx)
+    etype = ev["etype"][idx]
     return pd.DataFrame({
-        "protocol": pd.array(np.asarray(PROBE_PROTOCOLS, dtype=object)[ev["protocol"][idx]], dtype="str"),
-        "source": pd.array(names[ev["a"][idx]], dtype="str"),
-        "destination": pd.array(names[ev["b"][idx]], dtype="str"),
-        "ident": ev["ident"][idx], "port": _masked(np.where(port == _NO_PORT, -1, port), np.int64),
-        "seq": ev["seq"][idx], "ts_ns": ev["ts"][idx], "frame": ev["frame"][idx], "kind": ev["kind"][idx],
-        "ack_raw": np.where(ev["etype"][idx] == _LOOSE, ev["ack"][idx], np.nan).astype("float64"),
+        "protocol": pd.array(np.asarray(PROBE_PROTOCOLS, dtype=object)[protocol], dtype="str"),
+        "source": pd.array(names[a], dtype="str"),
+        "destination": pd.array(names[b], dtype="str"),
+        "ident": ident, "port": _masked(np.where(port == _NO_PORT, -1, port), np.int64),
+        "seq": seq, "ts_ns": ev["ts"][idx], "frame": ev["frame"][idx], "kind": ev["meta"][ev["cls"][idx], 3],
+        "ack_raw": np.where(etype == _LOOSE, ev["tcp_ack"][ev["row"][idx]], np.nan).astype("float64"),
     }, columns=[c.name for c in ORPHANS])
 
 
@@ -430,62 +500,111 @@ def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
 
 # ----------------------------------------------------------------------------------------- kernels
 @njit(nogil=True)
-def _layout(cls, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, tack, ukeys):
-    """Gather the events (packets with class ``cls`` >= 0) class by class, each in frame order, with
-    their identity (protocol, a = prober side, b = target side, port, ident, seq) as rows of ``keys``.
-    ``meta[class]`` = (event type, protocol code, outward, reply kind); ``ukeys``: (a, b, port, ident,
-    seq) of the UDP classes' rows in row order (their identity needs the quoted header or a look-back).
-    ``starts[class]``: where each class's events begin (``starts[-1]`` = their number)."""
-    n_cls = meta.shape[0]
-    counts = np.zeros(n_cls + 1, np.int64)
-    for i in range(cls.size):
-        if cls[i] >= 0:
-            counts[cls[i] + 1] += 1
-    for c in range(n_cls):
-        counts[c + 1] += counts[c]
-    m = counts[n_cls]
-    pos = counts[:n_cls].copy()
-    rows = np.empty(m, np.int64)
-    keys = np.empty((m, 6), np.int64)
-    ets, fr, kind, etype, ack = (np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64),
-                                 np.empty(m, np.int64), np.empty(m, np.int64))
+def _layout(cls, place, placed, tie_run, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, ukeys,
+            ttl, ttl_na, initial, rows, ecls, ets, fr, etype, etk, f1, f2, g2, counts, keys):
+    """Lay the events (packets with class ``cls`` >= 0) out at their ``place``s (time order): row,
+    class, time, frame, type, ``etk`` = type | resend code << 2 (the TTL, _TTL_UNKNOWN without one, or
+    the class's own code) and the identity (protocol, a = prober side, b = target side, port, ident,
+    seq) packed as _pack_keys packs it (``f1``, ``f2``; ``g2`` = ident). ``meta[class]`` = (event
+    type, protocol code, outward, reply kind, resend code or -1); ``tseq``: the TCP events' seq in
+    their identity, ``ukeys``: (a, b, port, ident, seq) of the UDP events, each in row order. Counts
+    the requests and the replies with a TTL and those with an ``initial`` one (``counts``). With
+    ``keys`` of one row per event the identities are written there too (any address codes); without,
+    an address code that does not fit in its 20 bits returns _TOO_WIDE. The outputs come from the caller.
+
+    The places: given (``placed``), or worked out first in one pass when the events' times never go
+    back in row order (a capture's usual order), each run of events at one time ranked among itself by
+    class then row; when a time goes back or more than ``tie_run`` events share one, _UNSORTED is
+    returned at once (the caller sorts them and calls again with ``placed``). _LAID_OUT when done."""
+    if not placed:
+        n = cls.size
+        j = 0
+        i = 0
+        have = False
+        last = 0
+        while i < n:
+            if cls[i] < 0:
+                i += 1
+                continue
+            t = ts[i]
+            if have and t < last:
+                return _UNSORTED
+            have = True
+            last = t
+            k = i + 1          # the run of events at time t (rows of no event between them included)
+            run = 1
+            while k < n and (cls[k] < 0 or ts[k] == t):
+                if cls[k] >= 0:
+                    run += 1
+                k += 1
+            if run == 1:
+                place[i] = j
+            elif run > tie_run:
+                return _UNSORTED
+            else:
+                for r in range(i, k):
+                    if cls[r] < 0:
+                        continue
+                    rank = 0
+                    for q in range(i, k):
+                        if cls[q] >= 0 and (cls[q] < cls[r] or (cls[q] == cls[r] and q < r)):
+                            rank += 1
+                    place[r] = j + rank
+            j += run
+            i = k
+    wide = keys.shape[0] > 0
     u = 0
+    t = 0
     for i in range(cls.size):
         c = cls[i]
         if c < 0:
             continue
-        j = pos[c]
-        pos[c] += 1
+        j = place[i]
         rows[j] = i
-        et, pcode, outward, kd = meta[c, 0], meta[c, 1], meta[c, 2], meta[c, 3]
+        ecls[j] = c
+        et, pcode, outward, code = meta[c, 0], meta[c, 1], meta[c, 2], meta[c, 4]
         a, b = (src[i], dst[i]) if outward else (dst[i], src[i])
-        keys[j, 0] = pcode
-        keys[j, 1] = a
-        keys[j, 2] = b
         if pcode < 2:
-            keys[j, 3] = 65536
-            keys[j, 4] = icmp_id[i] & 0xFFFF
-            keys[j, 5] = icmp_seq[i] & 0xFFFF
+            port, ident, seq = np.int64(65536), np.int64(icmp_id[i] & 0xFFFF), np.int64(icmp_seq[i] & 0xFFFF)
         elif pcode == 3:        # UDP: the identity worked out beforehand, one row after the other
-            for f in range(5):
-                keys[j, f + 1] = ukeys[u, f]
+            a, b, port, ident, seq = ukeys[u, 0], ukeys[u, 1], ukeys[u, 2], ukeys[u, 3], ukeys[u, 4]
             u += 1
         else:
-            keys[j, 3] = dport[i] if outward else sport[i]
-            keys[j, 4] = (sport[i] if outward else dport[i]) & 0xFFFF
-            keys[j, 5] = tseq[i] & 0xFFFFFFFF
+            port = np.int64(dport[i] if outward else sport[i])
+            ident = np.int64((sport[i] if outward else dport[i]) & 0xFFFF)
+            seq = tseq[t]
+            t += 1
+        if wide:
+            keys[j, 0] = pcode
+            keys[j, 1] = a
+            keys[j, 2] = b
+            keys[j, 3] = port
+            keys[j, 4] = ident
+            keys[j, 5] = seq
+        elif a < 0 or b < 0 or a > 0xFFFFF or b > 0xFFFFF:
+            return _TOO_WIDE
+        f1[j] = (pcode << 57) | (a << 37) | (b << 17) | port
+        f2[j] = (ident << 32) | seq
+        g2[j] = ident
         ets[j] = ts[i]
         fr[j] = frame[i]
-        kind[j] = kd
         etype[j] = et
-        ack[j] = tack[i]
-    return rows, keys, ets, fr, kind, etype, ack, counts
+        if ttl_na[i]:
+            etk[j] = et | ((code if code >= 0 else 256) << 2)
+        else:
+            etk[j] = et | ((code if code >= 0 else np.int64(ttl[i])) << 2)
+            if et < 3:
+                k = 0 if et == 0 else 2
+                counts[k] += 1
+                if 0 <= ttl[i] < initial.size and initial[ttl[i]]:
+                    counts[k + 1] += 1
+    return _LAID_OUT
 
 
 @njit(nogil=True)
 def _pack_keys(keys):
     """Identities (protocol, a, b, port, ident, seq; a and b < 2^20) as two words:
-    protocol 2 bits | a 20 | b 20 | port 17, and ident 16 | seq 32."""
+    protocol 2 bits | a 20 | b 20 | port 17, and ident 16 | seq 32 (as _layout packs them)."""
     m = keys.shape[0]
     w1 = np.empty(m, np.int64)
     w2 = np.empty(m, np.int64)
@@ -521,7 +640,7 @@ def _find(slots, words, a, b, mask):
 
 @njit(nogil=True)
 def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, rec, owner, pid, first,
-           bucket_events):
+           bstart, fill, slots, slots4, words, words4):
     """One pass over the events in time order (``etk``: event type | resend code << 2). A request opens
     a probe unless the last request with its identity (f1, f2) was at most ``resend_ns`` before and the
     probe's requests have its resend code (the TTL; UDP: never) — then it is that probe sent again; a reply or
@@ -537,29 +656,31 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
     it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
     probes are numbered afterwards by their first request's place in time order. The large work
     arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
-    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,).
-    ``bucket_events``: about how many events a bucket gets."""
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,), and so
+    do the tables (the largest bucket's share of them is touched): ``bstart`` (nb + 1,), ``fill``
+    (nb,) for nb buckets (a power of two; each gets about m / nb events), ``slots``,
+    ``slots4`` (int32, at least 16 and 2m), ``words`` (m, 6), ``words4`` (m, 4). No allocation, no
+    numpy call in here: each would be compiled anew for a cold cache, and they were most of its time."""
     m = order.size
-    nb = 1
-    while nb * bucket_events < m:
-        nb *= 2
+    nb = fill.size
     # 1. bucket of each event, in time order
-    by4 = np.zeros(max(proto.max() + 1, 1) if m else 1, np.bool_)   # protocols with loose replies
+    by4 = 0   # bit p: protocol p has loose replies (matched by 4-tuple)
     for e in range(m):
         if etk[e] & 3 == 2:
-            by4[proto[e]] = True
-    bstart = np.zeros(nb + 1, np.int64)
+            by4 |= 1 << proto[e]
+    for b in range(nb + 1):
+        bstart[b] = 0
     for i in range(m):
         e = order[i]
-        b = np.int64((_hash(f1[e], g2[e] if by4[proto[e]] else f2[e]) >> np.uint64(40)) & np.uint64(nb - 1))
+        b = np.int64((_hash(f1[e], g2[e] if (by4 >> proto[e]) & 1 else f2[e]) >> np.uint64(40)) & np.uint64(nb - 1))
         bk[i] = b
         bstart[b + 1] += 1
     for b in range(nb):
         bstart[b + 1] += bstart[b]
     # 2. the events as records in bucket order: ((place in time order × 4 + type) << 10 | resend code,
     #    time, f1, f2, g2)
-    fill = bstart[:nb].copy()
-    big = 0
+    for b in range(nb):
+        fill[b] = bstart[b]
     for i in range(m):
         e = order[i]
         j = fill[bk[i]]
@@ -570,16 +691,10 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
         rec[j, 2] = f1[e]
         rec[j, 3] = f2[e]
         rec[j, 4] = g2[e]
-    for b in range(nb):
-        big = max(big, bstart[b + 1] - bstart[b])
-    size = 16
-    while size < 2 * big:
-        size *= 2
-    slots = np.zeros(size, np.int32)         # identity → 1 + its row below
-    words = np.empty((big, 6), np.int64)     # f1, f2, current probe, last request, probe start, its code
-    slots4 = np.zeros(size, np.int32)        # 4-tuple → 1 + its row below
-    words4 = np.empty((big, 4), np.int64)    # g1, g2, current probe, probe start
-    owner[:] = -1                            # per place in time order: the probe's first request's place
+    # slots: identity → 1 + its row in words (f1, f2, current probe, last request, probe start, its
+    # code); slots4: 4-tuple → 1 + its row in words4 (g1, g2, current probe, probe start)
+    for i in range(m):
+        owner[i] = -1                        # per place in time order: the probe's first request's place
     # 3. each bucket in time order
     for b in range(nb):
         lo, hi = bstart[b], bstart[b + 1]
@@ -593,8 +708,9 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
         while sz < 2 * n_req:
             sz *= 2
         mask = sz - 1
-        slots[:sz] = 0
-        slots4[:sz] = 0
+        for k in range(sz):
+            slots[k] = 0
+            slots4[k] = 0
         n_keys = 0
         n_keys4 = 0
         for j in range(lo, hi):
@@ -651,13 +767,15 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
 
 
 @njit(nogil=True)
-def _attach(etype, pid, ts, frame, n):
+def _attach(etype, pid, ts, frame, requests, reply, count, reset):
     """Per probe: its requests, its earliest reply (by time, frame; event index, -1 for none) and how
-    many replies it has, and the earliest of its resets at or after that reply (-1 for none)."""
-    requests = np.zeros(n, np.int64)
-    reply = np.full(n, -1, np.int64)
-    count = np.zeros(n, np.int64)
-    reset = np.full(n, -1, np.int64)
+    many replies it has, and the earliest of its resets at or after that reply (-1 for none), into the
+    caller's arrays (one entry per probe)."""
+    for p in range(requests.size):
+        requests[p] = 0
+        reply[p] = -1
+        count[p] = 0
+        reset[p] = -1
     m = etype.size
     for e in range(m):
         p = pid[e]
@@ -681,4 +799,66 @@ def _attach(etype, pid, ts, frame, n):
         b = reset[p]
         if b < 0 or ts[e] < ts[b] or (ts[e] == ts[b] and frame[e] < frame[b]):
             reset[p] = e
-    return requests, reply, count, reset
+
+
+
+@njit(nogil=True)
+def _probe_rows(first, requests, reply, count, reset, row, ecls, meta, ts, frame, f1, f2, keys, ip_len, ip_len_na,
+                hdr, hdr_na, ts0, frame0, protocol, a, b, port, port_na, size, size_na, ident, seq, reply_kind,
+                delay_ns, delay_us, reply_frame, reply_na, reset_frame, reset_na, reset_after_us, retransmits,
+                extra_replies):
+    """The probes table's columns (values and <NA> masks apart) in one pass over the probes: the first
+    request's time, frame, identity (unpacked from ``f1``/``f2``, or ``keys`` when it has a row per
+    event) and IP payload size (<NA> without one or when negative); the first reply's kind, delay (ns,
+    µs; NaN without), frame; the reset's frame and its time after the reply (µs); the requests less one
+    and the replies beyond the first."""
+    wide = keys.shape[0] > 0
+    for p in range(first.size):
+        e = first[p]
+        t0 = ts[e]
+        ts0[p] = t0
+        frame0[p] = frame[e]
+        if wide:
+            pc, aa, bb, pt, idn, sq = keys[e, 0], keys[e, 1], keys[e, 2], keys[e, 3], keys[e, 4], keys[e, 5]
+        else:
+            w1, w2 = f1[e], f2[e]
+            pc, aa, bb, pt = w1 >> 57, (w1 >> 37) & 0xFFFFF, (w1 >> 17) & 0xFFFFF, w1 & 0x1FFFF
+            idn, sq = w2 >> 32, w2 & 0xFFFFFFFF
+        protocol[p] = pc
+        a[p] = aa
+        b[p] = bb
+        port_na[p] = pt == 65536
+        port[p] = 0 if pt == 65536 else pt
+        ident[p] = idn
+        seq[p] = sq
+        i = row[e]
+        sz = np.int64(-1) if ip_len_na[i] or hdr_na[i] else np.int64(ip_len[i]) - np.int64(hdr[i])
+        size_na[p] = sz < 0
+        size[p] = 0 if sz < 0 else sz
+        retransmits[p] = requests[p] - 1
+        extra_replies[p] = count[p] - 1 if count[p] > 1 else 0
+        r = reply[p]
+        if r >= 0:
+            reply_kind[p] = meta[ecls[r], 3]
+            d = np.float64(ts[r] - t0)
+            delay_ns[p] = d
+            delay_us[p] = d / 1e3
+            fr = frame[r]
+            reply_na[p] = fr < 0
+            reply_frame[p] = 0 if fr < 0 else fr
+        else:
+            reply_kind[p] = -1
+            delay_ns[p] = np.nan
+            delay_us[p] = np.nan
+            reply_na[p] = True
+            reply_frame[p] = 0
+        q = reset[p]
+        if q >= 0:
+            fq = frame[q]
+            reset_na[p] = fq < 0
+            reset_frame[p] = 0 if fq < 0 else fq
+            reset_after_us[p] = np.float64(ts[q] - ts[r]) / 1e3
+        else:
+            reset_na[p] = True
+            reset_frame[p] = 0
+            reset_after_us[p] = np.nan
