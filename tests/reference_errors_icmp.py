@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.errors_icmp import _empty, _num, _typed, has_quoted_columns
-from probekit.schema import ICMP_ERRORS, PROBE_ERRORS
+from probekit.schema import ERROR_OUTCOMES, ICMP_ERRORS, PROBE_ERRORS
 
-__all__ = ["attribute_errors", "icmp_errors"]
+__all__ = ["attribute_errors", "icmp_errors", "with_error_outcomes"]
 
 _NS = 1_000_000_000
 # (protocol number, type) -> outcome
@@ -183,3 +183,36 @@ def attribute_errors(packets: pd.DataFrame, probes: pd.DataFrame, window_s: floa
     if mt is not None:
         out["mtu"] = out["request_frame"].map(mt.astype("float64")).to_numpy("float64")
     return _typed(out, PROBE_ERRORS)
+
+
+def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+    """errors_icmp.with_error_outcomes as it was before its no-error fast paths (issue 16), verbatim: a probe that was not
+    answered or refused (lost, late, unknown) and drew an error takes the error's outcome; columns
+    ``error_code``, ``reporter`` and ``mtu`` are added (<NA> elsewhere). Answered probes keep 'answered':
+    an error about a duplicate does not undo a reply."""
+    out = probes.copy()
+    cats = list(out["outcome"].cat.categories) + [c for c in ERROR_OUTCOMES if c not in out["outcome"].cat.categories]
+    codes = out["outcome"].cat.set_categories(cats).cat.codes.to_numpy().astype(np.int64)
+    rf = out["request_frame"].to_numpy("int64")
+    pos = pd.Index(errors["request_frame"].to_numpy("int64")).get_indexer(rf) if len(errors) else np.full(len(rf), -1)
+    kept = np.isin(codes, [cats.index(c) for c in ("answered", "refused") if c in cats])
+    replace = (pos >= 0) & ~kept
+    at = np.where(replace, pos, 0)
+
+    def taken(col: pd.Series) -> pd.Categorical:
+        """errors[col] at each replaced probe, <NA> elsewhere: categories the values present, sorted."""
+        if not replace.any():
+            return pd.Categorical(np.full(len(rf), None, dtype=object))
+        c = pd.Categorical(col.astype(str).to_numpy(object))
+        got = np.where(replace, c.codes[at], -1)
+        return pd.Categorical.from_codes(got, categories=c.categories).remove_unused_categories()
+
+    if len(errors):
+        e_codes = pd.Index(cats).get_indexer(errors["outcome"].astype(str).to_numpy(object))
+        codes = np.where(replace, e_codes[at], codes)
+    out["outcome"] = pd.Categorical.from_codes(codes, categories=cats)
+    out["error_code"] = taken(errors["code"])
+    out["reporter"] = taken(errors["reporter"])
+    mtu = errors["mtu"].to_numpy("float64", na_value=np.nan)[at] if len(errors) else np.full(len(rf), np.nan)
+    out["mtu"] = pd.array(np.where(replace & ~np.isnan(mtu), mtu, np.nan), dtype="Float64").astype("UInt32")
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import probekit
@@ -173,5 +174,7 @@ def test_attribution_equals_the_pandas_reference(case, tmp_path_factory):
         want, got = getattr(R, fn)(df, probes), globals()[fn](df, probes)
         assert table_diffs(want, got) == [], (case, fn)
         assert [str(want[c].dtype) for c in want] == [str(got[c].dtype) for c in got], (case, fn)
+    # the outcomes merged in: equal to the merge before its fast paths, with errors and without any
+    pd.testing.assert_frame_equal(with_error_outcomes(probes, got), R.with_error_outcomes(probes, want))
     e = icmp_errors(df, probes)
     assert e["request_frame"].notna().sum() > 0 or case.startswith("lab/lab-healthy") or "port-closed" in case

@@ -2,6 +2,8 @@
 tests/test_scenarios_forensics.py, where their truth is known; here the shipped captures."""
 from __future__ import annotations
 
+import numpy as np
+
 import probekit
 from conftest import ROOT
 from probekit.analysis.mtu import path_mtu, size_outcomes
@@ -119,3 +121,17 @@ def test_size_outcomes_equal_reference_on_the_real_corpus():
             continue
         n += _same_size_outcomes(probes, cap.packets, cap.datagrams)
     assert n > 0
+
+
+def test_dense_rank_is_numpy_unique():
+    # the table-marking rank (short integer ranges) and the hashing one (the rest) both give np.unique's
+    from probekit.analysis.mtu import _dense_rank
+    rng = np.random.default_rng(7)
+    cases = [rng.integers(56, 8500, 5000), rng.integers(-5, 5, 100).astype(np.int16),
+             rng.integers(0, 1 << 62, 1000), rng.integers(0, 9000, 3000).astype(np.float64),
+             np.array([56.0, 1472.5, 56.0, 9000.0]), np.array([1.0, np.inf, 1.0]), np.zeros(0, np.int64),
+             np.array([7], np.uint16)]
+    for x in cases:
+        rank, uniq = _dense_rank(x)
+        want_u, want_r = np.unique(x, return_inverse=True)
+        assert np.array_equal(uniq, want_u) and np.array_equal(rank, want_r.ravel())

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
+from ..capture.checksums import raw_column
 from ..schema import ERROR_OUTCOMES, ICMP_ERRORS, PROBE_ERRORS, QUOTED_COLUMNS
 from ._groups import factorize_rows as _factorize
 from .streams import _codes_in, _positions
@@ -96,8 +97,15 @@ def _names(keys: np.ndarray, table: dict, default) -> np.ndarray:
         else np.zeros(0, dtype=object)
 
 
+_EMPTY: dict = {}
+
+
 def _empty(columns) -> pd.DataFrame:
-    return _typed(pd.DataFrame({c.name: [] for c in columns}), columns)
+    """The typed table without rows (made once per schema, a copy each call: typing costs milliseconds)."""
+    key = tuple(c.name for c in columns)
+    if key not in _EMPTY:
+        _EMPTY[key] = _typed(pd.DataFrame({c.name: [] for c in columns}), columns)
+    return _EMPTY[key].copy()
 
 
 _OUTCOME_OF = {a * 256 + b: v for (a, b), v in ERROR_TYPES.items()}
@@ -114,10 +122,11 @@ def icmp_errors(packets: pd.DataFrame, probes: pd.DataFrame | None = None, windo
         out.attrs["note"] = ("" if has_quoted_columns(packets) else
                              "the packets table has no quoted_* columns (decoder without quoted headers)")
         return out
-    proto = packets["ip_proto"].to_numpy("int16", na_value=-1)
-    typ = packets["icmp_type"].to_numpy("int16", na_value=-1)
+    proto, no_proto = raw_column(packets, "ip_proto")      # the columns' own buffers: no int16 copies
+    typ, no_typ = raw_column(packets, "icmp_type")
+    _, no_ts = raw_column(packets, "ts_ns")
     m = ((((proto == 1) & ((typ == 3) | (typ == 11) | (typ == 12)))
-          | ((proto == 58) & (typ >= 1) & (typ <= 4))) & packets["ts_ns"].notna().to_numpy())
+          | ((proto == 58) & (typ >= 1) & (typ <= 4))) & ~no_proto & ~no_typ & ~no_ts)
     rows = np.flatnonzero(m)
     if not rows.size:
         return _empty(ICMP_ERRORS)
@@ -305,7 +314,7 @@ def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFr
     answered or refused (lost, late, unknown) and drew an error takes the error's outcome; columns
     ``error_code``, ``reporter`` and ``mtu`` are added (<NA> elsewhere). Answered probes keep 'answered':
     an error about a duplicate does not undo a reply."""
-    out = probes.copy()
+    out = probes.copy(deep=False)      # columns replaced below, the others shared (copy-on-write)
     cats = list(out["outcome"].cat.categories) + [c for c in ERROR_OUTCOMES if c not in out["outcome"].cat.categories]
     codes = out["outcome"].cat.set_categories(cats).cat.codes.to_numpy().astype(np.int64)
     rf = out["request_frame"].to_numpy("int64")
@@ -316,8 +325,9 @@ def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFr
 
     def taken(col: pd.Series) -> pd.Categorical:
         """errors[col] at each replaced probe, <NA> elsewhere: categories the values present, sorted."""
-        if not replace.any():
-            return pd.Categorical(np.full(len(rf), None, dtype=object))
+        if not replace.any():      # every value <NA>: no categories (what an array of None gives)
+            return pd.Categorical.from_codes(np.full(len(rf), -1, np.int8),
+                                             dtype=pd.CategoricalDtype(pd.Index([], dtype=object)))
         c = pd.Categorical(col.astype(str).to_numpy(object))
         got = np.where(replace, c.codes[at], -1)
         return pd.Categorical.from_codes(got, categories=c.categories).remove_unused_categories()
@@ -328,8 +338,11 @@ def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFr
     out["outcome"] = pd.Categorical.from_codes(codes, categories=cats)
     out["error_code"] = taken(errors["code"])
     out["reporter"] = taken(errors["reporter"])
-    mtu = errors["mtu"].to_numpy("float64", na_value=np.nan)[at] if len(errors) else np.full(len(rf), np.nan)
-    out["mtu"] = pd.array(np.where(replace & ~np.isnan(mtu), mtu, np.nan), dtype="Float64").astype("UInt32")
+    if replace.any():
+        mtu = errors["mtu"].to_numpy("float64", na_value=np.nan)[at]
+        out["mtu"] = pd.array(np.where(replace & ~np.isnan(mtu), mtu, np.nan), dtype="Float64").astype("UInt32")
+    else:                          # no error replaced an outcome: every MTU <NA>
+        out["mtu"] = pd.arrays.IntegerArray(np.zeros(len(rf), np.uint32), np.ones(len(rf), bool))
     return out
 
 

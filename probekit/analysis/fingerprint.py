@@ -13,6 +13,7 @@ import pandas as pd
 from .._jit import njit
 from ..capture.payloads import payloads
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
+from ._groups import column_array, groups_of
 from .payload import (
     _group_ids,
     _sorted_order,
@@ -224,6 +225,12 @@ def _floats(col) -> np.ndarray:
     if isinstance(col, np.ndarray) and col.dtype == np.float64:
         return col
     s = col if isinstance(col, pd.Series) else pd.Series(col)
+    a = s.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):    # the values and mask: no take
+        out = data.astype(np.float64)
+        out[mask] = np.nan
+        return out
     return _take_float(s, np.arange(len(s)))
 
 
@@ -243,14 +250,31 @@ def request_floats(packets: pd.DataFrame, probes: pd.DataFrame) -> dict:
     return {c: _take_float(packets[c], rows) for c in REQUEST_COLUMNS}
 
 
+def _stream_groups(probes: pd.DataFrame, by: list) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """(stream number of each probe, the streams' keys, their sizes), numbered in groupby's order
+    (category order, numbers by value, <NA> last). Categorical and nullable-integer keys (a matcher's
+    table) take the table's shared groups (``_groups.groups_of``: made once per table, or re-packed
+    from groups by more columns the table already has, e.g. balance_test's); other keys group by pandas."""
+    def groupable(c: str) -> bool:
+        a = column_array(probes, c)
+        return isinstance(a, pd.Categorical) or (isinstance(getattr(a, "_data", None), np.ndarray)
+                                                 and a._data.dtype.kind in "iu"
+                                                 and isinstance(getattr(a, "_mask", None), np.ndarray))
+    if len(probes) and all(groupable(c) for c in by):
+        g = groups_of(probes, by)
+        return g.gid, pd.DataFrame(g.keys(probes, by)), np.asarray(g.size, np.int64)
+    gid, keys = _group_ids(probes, by)
+    return gid, keys, np.bincount(gid, minlength=len(keys)) if gid.size else np.zeros(len(keys), np.int64)
+
+
 def stream_features(probes: pd.DataFrame, req, by=STREAM) -> tuple[pd.DataFrame, np.ndarray]:
     """Per stream the wire features the classification uses (one row per group of ``by``, groupby's
     order), and each probe's stream number. ``req``: :func:`request_columns` (or :func:`request_floats`)."""
     by = list(by)
-    gid, keys = _group_ids(probes, by)
+    gid, keys, size = _stream_groups(probes, by)
     G = len(keys)
     order = _sorted_order(gid, G).astype(np.int64)
-    bounds = np.searchsorted(gid[order], np.arange(G + 1)).astype(np.int64)
+    bounds = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
     if isinstance(req, pd.DataFrame):
         req = {c: _floats(req[c]) for c in REQUEST_COLUMNS} if len(req) else {}
     f = req or {c: np.full(len(probes), np.nan) for c in REQUEST_COLUMNS}
@@ -322,9 +346,10 @@ def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataF
     # a tracer's UDP probes to rising ports are one stream, keyed by the lowest port (streams.tracer_ports)
     req = {c: _floats(req[c]) for c in REQUEST_COLUMNS} if len(req) else {}
     port, span = tracer_ports(probes, req["ttl"] if req else np.full(len(probes), np.nan))
-    have = probes["port"].to_numpy("float64", na_value=np.nan) if "port" in probes else np.full(len(probes), np.nan)
-    keyed = np.array_equal(np.where(port >= 0, port, np.nan), have, equal_nan=True)
-    if (span > 1).any() and not keyed:   # a matcher's table is keyed already (port = the run's key, dst_port)
+    def keyed() -> bool:     # a matcher's table is keyed already (port = the run's key, dst_port)
+        have = probes["port"].to_numpy("float64", na_value=np.nan) if "port" in probes else np.full(len(probes), np.nan)
+        return np.array_equal(np.where(port >= 0, port, np.nan), have, equal_nan=True)
+    if (span > 1).any() and not keyed():
         probes = probes.assign(port=pd.array(np.where(port >= 0, port, 0), dtype="UInt16"))
         probes.loc[port < 0, "port"] = pd.NA
         verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM) \

@@ -35,7 +35,7 @@ def _str(s: pd.Series) -> pd.Series:
 
 
 def _with_errors(probes: pd.DataFrame, errors: pd.DataFrame | None) -> pd.DataFrame:
-    if errors is None or errors.empty or _str(probes["outcome"]).isin(ERROR_OUTCOMES).any():
+    if errors is None or errors.empty or _in(probes["outcome"], ERROR_OUTCOMES).any():
         return probes
     from .errors_icmp import with_error_outcomes
     return with_error_outcomes(probes, errors)
@@ -52,7 +52,7 @@ def _fragmented(probes: pd.DataFrame, packets: pd.DataFrame | None, datagrams: p
         frames |= set(datagrams["offset0_frame"].dropna().astype("int64").tolist())
         frames |= set(datagrams["first_frame"].astype("int64").tolist())
     if packets is not None and len(packets):
-        f = packets["ip_mf"].to_numpy(bool, na_value=False) | (packets["frag_offset"].to_numpy("int64", na_value=0) > 0)
+        f = _true(packets["ip_mf"]) | _positive(packets["frag_offset"])
         if f.any():
             frames |= set(packets["frame"].to_numpy("int64")[f].tolist())
     if not frames:
@@ -80,7 +80,62 @@ def _ip_header(probes: pd.DataFrame) -> np.ndarray:
     return np.where(v6, 40, 20)
 
 
+def _outcome_class(s: pd.Series) -> np.ndarray:
+    """Per probe: -1 not judged (``unknown``), 0 answered or refused, 1 lost or late, 2 too big, 3 another
+    error, 4 any other outcome; decided once per category of a categorical column (int64)."""
+    def of(text: str) -> int:
+        if text == "unknown":
+            return -1
+        if text in ("answered", "refused"):
+            return 0
+        if text in ("lost", "late"):
+            return 1
+        if text in _TOO_BIG:
+            return 2
+        return 3 if text in ERROR_OUTCOMES else 4
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        per = np.array([of(str(c)) for c in s.cat.categories] + [of("nan")], np.int64)
+        return per[s.cat.codes.to_numpy()]
+    return np.array([of(t) for t in _str(s).tolist()], np.int64)
+
+
+def _values(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present) of a numeric column: a nullable column's own buffers (values arbitrary where
+    absent), a float column's NaN as absent."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):
+        return data, ~mask
+    v = col.to_numpy("float64", na_value=np.nan)
+    return v, ~np.isnan(v)
+
+
+def _floats_at(col: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """col[rows] as float64 with NaN where absent."""
+    v, ok = _values(col)
+    out = v[rows].astype(np.float64)
+    out[~ok[rows]] = np.nan
+    return out
+
+
 def _dense_rank(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each value among the distinct values, the distinct values ascending): ``np.unique(x,
+    return_inverse=True)``, by marking the values in a table when they are integers in a short range
+    (sizes, packed keys of few streams), else by hashing (the distinct values are few) instead of
+    sorting all."""
+    if (x.size and x.dtype.kind in "iu") or (x.size and x.dtype.kind == "f" and bool(np.isfinite(x).all())
+                                           and bool((x == np.floor(x)).all())):
+        lo, hi = x.min(), x.max()
+        if int(hi) - int(lo) < max(4 * x.size, 1 << 16):
+            off = (x - lo).astype(np.int64)
+            seen = np.zeros(int(hi) - int(lo) + 1, bool)
+            seen[off] = True
+            rank = np.cumsum(seen) - 1
+            return rank[off], (np.flatnonzero(seen) + lo).astype(x.dtype)
+    return _dense_rank_hashed(x)
+
+
+def _dense_rank_hashed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rank of each value among the distinct values, the distinct values ascending): ``np.unique(x,
     return_inverse=True)`` reversed, by hashing (the distinct values are few) instead of sorting all."""
     codes, uniq = pd.factorize(x)
@@ -90,15 +145,35 @@ def _dense_rank(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank[codes], np.asarray(uniq)[order]
 
 
-def _ints(col: pd.Series, na: int) -> np.ndarray:
-    """A nullable integer column as int64 with ``na`` for <NA>, from its values and mask."""
+def _true(col: pd.Series) -> np.ndarray:
+    """A nullable boolean column as a numpy mask, <NA> false (from its values and mask: no copy of the
+    column into objects)."""
     a = col.array
     data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
-    if data is None or mask is None:
-        return col.to_numpy("int64", na_value=na)
-    out = data.astype(np.int64)
-    out[mask] = na
-    return out
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray) and data.dtype == bool:
+        return data & ~mask
+    return col.to_numpy(bool, na_value=False)
+
+
+def _positive(col: pd.Series) -> np.ndarray:
+    """``col > 0`` with <NA> false, on a nullable integer column's own values (no int64 copy)."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray) and data.dtype.kind in "iu":
+        return (data > 0) & ~mask
+    return col.to_numpy("int64", na_value=0) > 0
+
+
+def _equal(col: pd.Series, value: int) -> np.ndarray:
+    """``col == value`` with <NA> false, on a nullable integer column's own values (no int64 copy)."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray) and data.dtype.kind in "iu":
+        info = np.iinfo(data.dtype)
+        if not info.min <= value <= info.max:
+            return np.zeros(len(data), bool)
+        return (data == value) & ~mask
+    return col.to_numpy("int64", na_value=-1) == value
 
 
 def _in(s: pd.Series, values) -> np.ndarray:
@@ -132,34 +207,39 @@ def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, pack
     version it replaced)."""
     names = [c.name for c in MTU_SIZES]
     p = _with_errors(probes, errors)
-    judged = ~_in(p["outcome"], ("unknown",))
-    size = p["size"].to_numpy("float64", na_value=np.nan)
-    rows = np.flatnonzero(judged & ~np.isnan(size))
+    cls = _outcome_class(p["outcome"])
+    size_f, has_size = _values(p["size"])
+    rows = np.flatnonzero((cls >= 0) & has_size)
     if not rows.size:
         return _typed(pd.DataFrame({c: [] for c in names}), MTU_SIZES)
-    oc = p["outcome"]
-    ok, lost = _in(oc, ("answered", "refused"))[rows], _in(oc, ("lost", "late"))[rows]
-    too_big = _in(oc, _TOO_BIG)[rows]
-    other = (_in(oc, ERROR_OUTCOMES) & ~_in(oc, _TOO_BIG))[rows]
-    mtu = p["mtu"].to_numpy("float64", na_value=np.nan)[rows] if "mtu" in p.columns else np.full(rows.size, np.nan)
+    cls = cls[rows]
+    mtu = _floats_at(p["mtu"], rows) if "mtu" in p.columns else np.full(rows.size, np.nan)
     prank, ptext = _text_rank(p["protocol"])
     drank, dtext = _text_rank(p["destination"])
-    port = p["port"].to_numpy("float64", na_value=-1).astype(np.int64)[rows]
-    size = size[rows]
+    port_v, has_port = _values(p["port"])
+    port = np.where(has_port[rows], port_v[rows].astype(np.int64), -1)
+    size = size_f[rows].astype(np.float64)
     srank, sizes = _dense_rank(size)
-    key = ((prank[rows] * len(dtext) + drank[rows]) * 65537 + (port + 1)) * len(sizes) + srank
-    gid, uniq = _dense_rank(key)           # groups in the order of (protocol, destination, port, size)
-    sent = np.bincount(gid, minlength=uniq.size)
-    first = np.empty(uniq.size, np.int64)
+    stream, n_streams = _dense_rank((prank[rows] * len(dtext) + drank[rows]) * 65537 + (port + 1))
+    gid, uniq = _dense_rank(stream * len(sizes) + srank)   # groups in the order of (protocol, destination, port, size)
+    G = uniq.size
+    sent = np.bincount(gid, minlength=G)
+    first = np.empty(G, np.int64)
     first[gid[::-1]] = np.arange(rows.size - 1, -1, -1)     # each group's first row
     ts = p["ts_ns"].to_numpy("int64")[rows]
-    first_ns = np.full(uniq.size, np.iinfo(np.int64).max, np.int64)
-    last_ns = np.full(uniq.size, np.iinfo(np.int64).min, np.int64)
-    np.minimum.at(first_ns, gid, ts)
-    np.maximum.at(last_ns, gid, ts)
-    count = lambda m: np.bincount(gid[m], minlength=uniq.size).astype(np.int64)
+    if ts.size < 2 or bool((ts[1:] >= ts[:-1]).all()):      # in time order (a probes table is): the first
+        last = np.empty(G, np.int64)                        # and last rows hold the extremes
+        last[gid] = np.arange(rows.size)
+        first_ns, last_ns = ts[first], ts[last]
+    else:
+        first_ns = np.full(G, np.iinfo(np.int64).max, np.int64)
+        last_ns = np.full(G, np.iinfo(np.int64).min, np.int64)
+        np.minimum.at(first_ns, gid, ts)
+        np.maximum.at(last_ns, gid, ts)
+    counts = np.bincount(gid * 5 + cls, minlength=G * 5).reshape(G, 5).astype(np.int64)   # one pass: every class
     hdr = _ip_header(p)[rows]
     frag = _fragmented(p, packets, datagrams, rows)
+    n_frag = np.bincount(gid[frag], minlength=G).astype(np.int64) if frag.any() else np.zeros(G, np.int64)
     g_mtu = np.full(uniq.size, np.nan)
     named = np.flatnonzero(~np.isnan(mtu))
     if named.size:       # the errors' MTU: the most common per group, ties to the smallest (Series.mode)
@@ -169,8 +249,8 @@ def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, pack
     out = pd.DataFrame({
         "protocol": ptext[prank[rows][first]], "destination": dtext[drank[rows][first]], "port": port[first],
         "size": size[first], "first_ns": first_ns, "last_ns": last_ns, "sent": sent.astype(np.int64),
-        "answered": count(ok), "lost": count(lost), "too_big": count(too_big), "other_errors": count(other),
-        "fragmented": count(frag), "hdr": hdr[first], "mtu": g_mtu})
+        "answered": counts[:, 0], "lost": counts[:, 1], "too_big": counts[:, 2], "other_errors": counts[:, 3],
+        "fragmented": n_frag, "hdr": hdr[first], "mtu": g_mtu})
     out["ip_len"] = out["size"] + out["hdr"]
     out["verdict"] = np.select([out["answered"] > 0, out["sent"] >= min_probes], ["pass", "fail"], "few")
     return _typed(out[names], MTU_SIZES)
@@ -186,8 +266,9 @@ def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: 
         return _typed(pd.DataFrame({c: [] for c in names}), MTU)
     p = _with_errors(probes, errors)
     rep = {}
-    if "reporter" in p.columns:
-        tb = p[_in(p["outcome"], _TOO_BIG)]
+    too_big = _in(p["outcome"], _TOO_BIG)
+    if "reporter" in p.columns and too_big.any():      # (a filter of the whole table only when some are)
+        tb = p[too_big]
         for key, g in tb.groupby([_str(tb["protocol"]), _str(tb["destination"]),
                                   tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
             rep[key] = ",".join(sorted(set(_str(g["reporter"]))))
@@ -231,10 +312,11 @@ def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
     outcome (a packets table without the quoted_* columns): (count, reporters) per stream."""
     if packets is None or packets.empty or _in(p["outcome"], _TOO_BIG).any():
         return {}
-    proto = _ints(packets["ip_proto"], -1)
-    typ = _ints(packets["icmp_type"], -1)
-    code = _ints(packets["icmp_code"], -1)
-    m = ((proto == 1) & (typ == 3) & (code == 4)) | ((proto == 58) & (typ == 2))
+    typ = packets["icmp_type"]
+    m = _equal(typ, 3) | _equal(typ, 2)          # few ICMP errors: the protocol and code only for those
+    if m.any():
+        m &= (_equal(packets["ip_proto"], 1) & _equal(typ, 3) & _equal(packets["icmp_code"], 4)) | \
+            (_equal(packets["ip_proto"], 58) & _equal(typ, 2))
     if not m.any():
         return {}
     err = pd.DataFrame({"to": packets.loc[m, "dst"].astype(str).to_numpy(),

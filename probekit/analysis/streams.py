@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
+from ..capture.checksums import raw_column
 from ..schema import (
     OTHER_TRAFFIC,
     SOURCE_STREAM_KEYS,
@@ -87,6 +88,18 @@ def _obj(s: pd.Series) -> np.ndarray:
     return s.astype(object).to_numpy()
 
 
+def _present(s: pd.Series) -> list:
+    """The distinct values of ``s`` (None for missing): of a categorical, the categories its codes use
+    (a count over the codes, no hash of the rows)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        c = s.cat.codes.to_numpy()
+        cats = np.asarray(s.cat.categories.astype(object), dtype=object)
+        used = np.bincount(c[c >= 0].astype(np.int64), minlength=len(cats)) > 0 if (c < 0).any() else \
+            np.bincount(c.astype(np.int64), minlength=len(cats)) > 0
+        return cats[used].tolist() + ([None] if (c < 0).any() else [])
+    return _obj(s.drop_duplicates()).tolist()
+
+
 def _is(s: pd.Series, value: str) -> np.ndarray:
     """s == value, by category code when categorical."""
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -154,9 +167,11 @@ def _connection_data(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
     tcp = _is(probes["protocol"], "tcp")
     if not tcp.any() or packets.empty:
         return out
-    flags = _int_na(packets["tcp_flags"], 0)
-    data = ((_int_na(packets["ip_proto"], -1) == 6) & (_int_na(packets["payload_len"], 0) > 0)
-            & ((flags & 0x02) == 0) & packets["ts_ns"].notna().to_numpy())
+    proto, no_proto = raw_column(packets, "ip_proto")      # the columns' own buffers: no int64 copies
+    plen, no_plen = raw_column(packets, "payload_len")
+    flags, no_flags = raw_column(packets, "tcp_flags")
+    _, no_ts = raw_column(packets, "ts_ns")
+    data = (proto == 6) & ~no_proto & (plen > 0) & ~no_plen & (((flags & 0x02) == 0) | no_flags) & ~no_ts
     d = np.flatnonzero(data)
     if not d.size:
         return out
@@ -383,7 +398,7 @@ def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: floa
     """Per source stream: counts, schedule, data, payload (a compiled pass over the probes grouped by
     stream, in time order). Returns numpy columns; ``port`` is the stream port (stream_ports)."""
     addrs = _address_index(packets, probes)
-    protos = pd.Index(list(_PROTO) + sorted(set(_obj(probes["protocol"].drop_duplicates())) - set(_PROTO)))
+    protos = pd.Index(list(_PROTO) + sorted(set(_present(probes["protocol"])) - set(_PROTO)))
     pc = _codes_in(probes["protocol"], protos)
     sc = _codes_in(probes["source"], addrs)
     dc = _codes_in(probes["destination"], addrs)
@@ -600,19 +615,20 @@ def _evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_target
 
 def _typed(out: pd.DataFrame) -> pd.DataFrame:
     types = {c.name: c.dtype for c in STREAMS}
-    out = out.copy()
-    for c in STREAM_COLUMNS:
+    cols: dict = {}
+    for c in STREAM_COLUMNS:          # each column converted once, the table built once (no copy, no setitem)
+        s = out[c]
         if c == "kind":
-            out[c] = pd.Categorical(out[c], categories=list(STREAM_KINDS))
+            cols[c] = pd.Categorical(s, categories=list(STREAM_KINDS))
         elif c == "decided_by":
-            out[c] = pd.Categorical(out[c], categories=["rule", "user"])
+            cols[c] = pd.Categorical(s, categories=["rule", "user"])
         elif c == "tool":
-            out[c] = out[c].astype(object).where(out[c].notna(), None) if len(out) else out[c].astype(object)
+            cols[c] = s.astype(object).where(s.notna(), None) if len(out) else s.astype(object)
         elif types[c] == "category":
-            out[c] = out[c].astype(str).astype("category") if len(out) else pd.Categorical([])
+            cols[c] = s.astype(str).astype("category") if len(out) else pd.Categorical([])
         else:
-            out[c] = out[c].astype(types[c])
-    return out
+            cols[c] = s.astype(types[c])
+    return pd.DataFrame(cols, index=out.index)
 
 
 def _stream_sources(streams: pd.DataFrame, kinds) -> pd.DataFrame:
