@@ -106,10 +106,11 @@ def main():
             lambda: (old.conn_finish(ref[0], ref[1]), old.history_buffers(len(ref[0]), ref[3], ref[4])), args.repeat)
     else:
         old = None
-    order = np.empty(m, np.int64)
+    order, skey = np.empty(m, np.int64), np.empty(m, np.int64)
     key = np.empty(m, np.int64)
     key[a[0]] = a[3]
-    rows["group_by_key (this tree)"], _ = best(lambda: K.group_by_key(key, int(key.max()) + 1, order), args.repeat)
+    rows["group_by_key (this tree)"], _ = best(lambda: K.group_by_key(key, int(key.max()) + 1, order, skey),
+                                               args.repeat)
     rows["conn_kernel (this tree, by key)"], nc = best(lambda: K.conn_kernel(*a[:20], *fresh()), args.repeat)
     out = fresh()
     nc = K.conn_kernel(*a[:20], *out)

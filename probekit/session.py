@@ -450,12 +450,7 @@ class Capture:
         """TCP connections counted by conn_state, history and who reset."""
         if self.is_chunked:
             self._packet_level("the connections table")
-        c = self.connections
-        tcp = (c["proto"] == "tcp").to_numpy(bool, na_value=False) if isinstance(c["proto"].dtype, pd.CategoricalDtype) \
-            else (c["proto"].astype(str) == "tcp").to_numpy()
-        c = c[["conn_state", "history", "reset_by"]][tcp]      # the three columns, not the table
-        return (c.groupby(["conn_state", "history", "reset_by"], observed=True, dropna=False).size()
-                .rename("connections").reset_index())
+        return _conn.connection_kinds(self.connections)
 
     def size_changes(self, configured_at_ns: int | None = None) -> pd.DataFrame:
         if configured_at_ns is None:

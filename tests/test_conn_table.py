@@ -300,3 +300,30 @@ def test_uids_equal_reference():
     rng = np.random.default_rng(3)
     parts = [rng.integers(0, 1 << 62, 5000) for _ in range(5)] + [rng.integers(0, 1 << 63, 5000).astype(np.uint64)]
     assert (C._uids(parts) == R._uids(parts)).all()
+
+
+def _kinds_by_groupby(conns: pd.DataFrame) -> pd.DataFrame:
+    """What session.Capture.connection_kinds computed before (the definition): a pandas groupby."""
+    proto = conns["proto"]
+    tcp = (proto == "tcp").to_numpy(bool, na_value=False) if isinstance(proto.dtype, pd.CategoricalDtype) \
+        else (proto.astype(str) == "tcp").to_numpy()
+    c = conns[["conn_state", "history", "reset_by"]][tcp]
+    return (c.groupby(["conn_state", "history", "reset_by"], observed=True, dropna=False).size()
+            .rename("connections").reset_index())
+
+
+def test_connection_kinds_equal_groupby():
+    rng = np.random.default_rng(3)
+    n = 5000
+    states = pd.Categorical(rng.choice(C._STATE_CATS + [None], n), categories=C._STATE_CATS)
+    hist = pd.array(rng.choice(["S", "ShR", "^hA", "Sh", "SThR", "", "D", None], n), dtype="str")
+    rby = pd.Categorical(rng.choice(["orig", "resp", None], n), categories=["orig", "resp"])
+    proto = pd.Categorical(rng.choice(["tcp", "udp", "icmp"], n, p=[0.7, 0.2, 0.1]), categories=["tcp", "udp", "icmp"])
+    synth = pd.DataFrame({"proto": proto, "conn_state": states, "history": hist, "reset_by": rby})
+    real = C.connections(probekit.read_capture(ROOT / "captures" / "eni-failure.pcap"))
+    for conns in (synth, synth.astype({"proto": object, "history": object}), synth.iloc[:0], synth[synth.proto != "tcp"],
+                  real, real.iloc[::-1]):
+        got, want = C.connection_kinds(conns), _kinds_by_groupby(conns)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str))
+    assert len(C.connection_kinds(synth)) > 50 and C.connection_kinds(synth)["connections"].sum() == (proto == "tcp").sum()

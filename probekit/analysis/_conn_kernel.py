@@ -849,14 +849,17 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
 
 
 @njit(cache=True)
-def group_by_key(key, nkeys, order):
+def group_by_key(key, nkeys, order, skey):
     """order := the positions 0..n-1 grouped by key (a counting sort: stable, so file order within a
-    key), the order conn_kernel takes its packets in."""
+    key), the order conn_kernel takes its packets in; skey := key[order] (written in sequence, from
+    the counts)."""
     start = np.zeros(nkeys + 1, np.int64)
     for j in range(key.shape[0]):
         start[key[j] + 1] += 1
     for k in range(nkeys):
         start[k + 1] += start[k]
+        for q in range(start[k], start[k + 1]):
+            skey[q] = k
     for j in range(key.shape[0]):
         k = key[j]
         order[start[k]] = j

@@ -31,6 +31,7 @@ __all__ = [
     "PRIVATE_ADDRESS_SPACE",
     "TIMEOUTS_S",
     "community_ids",
+    "connection_kinds",
     "connections",
     "probe_connections",
     "tcp_connections",
@@ -232,6 +233,20 @@ def _select(l3, v4, v6, proto, proto_m, ts_m, frag, frag_m, mf, mf_m, iplen, ipl
         keep[i] = k
 
 
+@njit(cache=True, _nrt=False)
+def _kept(rows, ip_ok, offload):
+    """Drops (in place) the rows whose IPv4 header checksum fails or that are offload super-frames;
+    returns how many are left at the front."""
+    k = 0
+    for jj in range(rows.shape[0]):
+        r = rows[jj]
+        i = np.uint64(r)
+        if ip_ok[i] and not offload[i]:
+            rows[k] = r
+            k += 1
+    return k
+
+
 @njit(cache=True, inline="always")
 def _v(x, m, i, na):
     return na if m[i] else np.int64(x[i])
@@ -400,10 +415,11 @@ def _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare):
 
 
 @njit(cache=True, _nrt=False)
-def _factorize(x, slots, codes):
+def _factorize(x, start, nk, slots, codes):
     """codes := x's codes in order of first appearance (pandas.factorize's), by an open-addressing hash
-    table: ``slots`` (size, 2) of (key, code), code -1 where free, a power-of-two size. Returns the
-    number of distinct keys, or -1 - i when the table got half full at x[i] (call again, larger)."""
+    table: ``slots`` (size, 2) of (key, code), code -1 where free, a power-of-two size, already holding
+    the ``nk`` codes of x[:start]. Returns the number of distinct keys, or -1 - i when the table got
+    half full at x[i] (move it to a larger one, _rehash, and go on from i)."""
     size = slots.shape[0]
     bits = 0
     while (1 << bits) < size:
@@ -411,8 +427,7 @@ def _factorize(x, slots, codes):
     mask = np.uint64(size - 1)
     shift = np.uint64(64 - bits)
     limit = size // 2
-    nk = 0
-    for ii in range(x.shape[0]):
+    for ii in range(start, x.shape[0]):
         i = np.uint64(ii)
         k = x[i]
         h = ((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
@@ -433,17 +448,44 @@ def _factorize(x, slots, codes):
     return nk
 
 
+@njit(cache=True, _nrt=False)
+def _rehash(old, slots):
+    """The (key, code) entries of ``old`` into the empty table ``slots`` (as _factorize places them)."""
+    size = slots.shape[0]
+    bits = 0
+    while (1 << bits) < size:
+        bits += 1
+    mask = np.uint64(size - 1)
+    shift = np.uint64(64 - bits)
+    for q in range(old.shape[0]):
+        if old[q, 1] < 0:
+            continue
+        k = old[q, 0]
+        h = ((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> shift) & mask
+        while slots[h, 1] >= 0:
+            h = (h + np.uint64(1)) & mask
+        slots[h, 0] = k
+        slots[h, 1] = old[q, 1]
+
+
 def _key_codes(key: np.ndarray) -> np.ndarray:
-    """pandas.factorize(key)[0] of an int64 array. The table starts small and doubles when half full
-    (a table sized for the distinct keys, not the packets, stays in cache); memory from numpy."""
+    """pandas.factorize(key)[0] of an int64 array. The table starts small and grows fourfold when half
+    full, keeping the codes made so far (a table sized for the distinct keys, not the packets, stays
+    in cache); memory from numpy."""
     codes = np.empty(len(key), np.int64)
     size = 1 << 16
+    slots = np.empty((size, 2), np.int64)
+    slots[:, 1] = -1
+    start = nk = 0
     while True:
-        slots = np.empty((size, 2), np.int64)
-        slots[:, 1] = -1
-        if _factorize(key, slots, codes) >= 0:
+        r = _factorize(key, start, nk, slots, codes)
+        if r >= 0:
             return codes
+        start, nk = -1 - r, size // 2
         size *= 4
+        old, slots = slots, np.empty((size, 2), np.int64)
+        slots[:, 1] = -1
+        _rehash(old, slots)
 
 
 @njit(cache=True, inline="always")
@@ -471,23 +513,18 @@ def _rstos0(hdata, a, b):
 (S_PROTO, S_STATE, S_RBY) = range(3)
 
 
-@njit(cache=True, _nrt=False)
-def _take_conns(ci, order, out):
-    """out[j] := ci[order[j]]: the connections' rows in output order, in a loop of its own (its loads
-    are independent, so many are in flight; in _finish's long loop each would wait)."""
-    for j in range(order.shape[0]):
-        c = np.uint64(order[j])
-        for f in range(ci.shape[1]):
-            out[j, f] = ci[c, f]
+_FINISH_BLOCK = 2048  # connections whose rows _finish copies at a time (2048 × NCO int64: in L2)
 
 
 @njit(cache=True, _nrt=False)
 def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, dst_map, proto, frame, ahash,
-            order, b62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
+            order, b62, blk, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
     """Every column of the table from the state machine's connection arrays, by the originator's role:
-    ``ci`` is already in output order (_take_conns), ``order`` gives each row's connection index in
-    the kernel's order (its history run in hoff/hdata); the history strings are copied into
-    ``hoff_out``/``hdata_out`` in that order unless those are empty (``order`` is the identity)."""
+    ``order`` gives each row's connection in the kernel's order (its row of ``ci``, its history run in
+    hoff/hdata); the history strings are copied into ``hoff_out``/``hdata_out`` in that order unless
+    those are empty (``order`` is the identity). ``blk`` (B, NCO): the rows of the next B connections
+    are copied into it in a loop of their own first (its loads are independent, so many are in
+    flight; in the long loop below each would wait), a block at a time, so the copy stays in cache."""
     nc = order.shape[0]
     if hoff_out.shape[0]:
         hoff_out[0] = 0
@@ -499,10 +536,18 @@ def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, 
             h = hoff[c]
             for q in range(n):
                 hdata_out[a0 + q] = hdata[h + q]
+    nb = blk.shape[0]
     for j in range(nc):
         c = order[j]
-        f = ci[j, K.C_FIRSTPKT]
-        o = ci[j, K.C_ORIGSIDE]
+        q = j % nb
+        if q == 0:
+            for jj in range(j, min(j + nb, nc)):
+                cc = np.uint64(order[jj])
+                for fi in range(ci.shape[1]):
+                    blk[jj - j, fi] = ci[cc, fi]
+        cr = blk[q]
+        f = cr[K.C_FIRSTPKT]
+        o = cr[K.C_ORIGSIDE]
         r = rows[f]
         sa, da = src_map[src[r]], dst_map[dst[r]]
         sp, dp = np.int64(sport[f]), np.int64(dport[f])
@@ -515,46 +560,46 @@ def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, 
             xa, ya, xp, yp = s0a, s1a, s0p, s1p
         else:
             xa, ya, xp, yp = s1a, s0a, s1p, s0p
-        start = ci[j, K.C_START]
-        d = ci[j, K.C_LAST] - start
+        start = cr[K.C_START]
+        d = cr[K.C_LAST] - start
         has_dur = d > 0
         ints[F_TS, j], ints[F_OA, j], ints[F_RA, j] = start, xa, ya
         ports[N_OP, j], ports[N_RP, j] = xp, yp
         kd = np.int64(kind[f])
         small[S_PROTO, j] = kd
         floats[D_DUR, j] = d / 1e9 if has_dur else np.nan
-        ints[F_OB, j] = ci[j, K.C_OSIZE] if has_dur else 0
-        ints[F_RB, j] = ci[j, K.C_RSIZE] if has_dur else 0
+        ints[F_OB, j] = cr[K.C_OSIZE] if has_dur else 0
+        ints[F_RB, j] = cr[K.C_RSIZE] if has_dur else 0
         flags[M_NODUR, j] = not has_dur
         # kernel codes: 12 is "RSTOS0 or OTH" (decided on the history), 13 OTH
-        s = ci[j, K.C_STATE]
+        s = cr[K.C_STATE]
         if s == 12 and _rstos0(hdata, hoff[c], hoff[c + 1]):
             s = _STATE_RSTOS0
         elif s >= 12:
             s = _STATE_OTH
         small[S_STATE, j] = s
-        ints[F_MISSED, j] = ci[j, K.C_MISSED]
-        ints[F_OPK, j], ints[F_OIPB, j] = ci[j, K.C_OPKTS], ci[j, K.C_OIPB]
-        ints[F_RPK, j], ints[F_RIPB, j] = ci[j, K.C_RPKTS], ci[j, K.C_RIPB]
+        ints[F_MISSED, j] = cr[K.C_MISSED]
+        ints[F_OPK, j], ints[F_OIPB, j] = cr[K.C_OPKTS], cr[K.C_OIPB]
+        ints[F_RPK, j], ints[F_RIPB, j] = cr[K.C_RPKTS], cr[K.C_RIPB]
         p = np.int64(proto[r])
         ipp[j] = p
         ints[F_FRAME, j] = frame[r]
         is_tcp = kd == K.K_TCP
-        v = ci[j, K.C_ISN]
+        v = cr[K.C_ISN]
         no = not (is_tcp and v >= 0)
         flags[M_NOISN, j] = no
         ints[F_ISN, j] = 0 if no else v
-        v = ci[j, K.C_SYNPAY]
+        v = cr[K.C_SYNPAY]
         no = not (is_tcp and v >= 0)
         flags[M_NOSYNPAY, j] = no
         synpay[j] = 0 if no else v
-        syns[j], synacks[j] = ci[j, K.C_SYNS], ci[j, K.C_SYNACKS]
-        synts, synackts, rstts = ci[j, K.C_SYNTS], ci[j, K.C_SYNACKTS], ci[j, K.C_RSTTS]
+        syns[j], synacks[j] = cr[K.C_SYNS], cr[K.C_SYNACKS]
+        synts, synackts, rstts = cr[K.C_SYNTS], cr[K.C_SYNACKTS], cr[K.C_RSTTS]
         floats[D_HS, j] = (synackts - synts) / 1e3 if synts >= 0 and synackts >= 0 else np.nan
         floats[D_RAFTER, j] = (rstts - synackts) / 1e3 if rstts >= 0 and synackts >= 0 else np.nan
-        rs = ci[j, K.C_RSTSIDE]
+        rs = cr[K.C_RSTSIDE]
         small[S_RBY, j] = -1 if rs < 0 else (0 if rs == o else 1)
-        flags[M_RACK, j] = rs >= 0 and rs != o and ci[j, K.C_RSTACK] == 1
+        flags[M_RACK, j] = rs >= 0 and rs != o and cr[K.C_RSTACK] == 1
         h1, h2 = _uid_step(np.uint64(0), np.uint64(_H2_SEED), np.uint64(start))
         h1, h2 = _uid_step(h1, h2, np.uint64(p))
         h1, h2 = _uid_step(h1, h2, np.uint64(xp))
@@ -593,9 +638,8 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     rows = np.flatnonzero(keep)
     if check_checksums:
         ip_ok, l4_all = checksums_ok(packets, rows)
-        good = ip_ok[rows] & ~offload[rows]
-        if not good.all():  # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
-            rows = rows[good]
+        # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
+        rows = rows[:_kept(rows, ip_ok, offload)]
     else:
         l4_all = np.ones(n, bool)
     if not rows.size:
@@ -619,16 +663,14 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     if (not bare) if dns is None else dns:  # base/protocols/dns is loaded: its analyzer's ExpireTimer on DNS::ports
         params = np.concatenate([params, [int(to["dns_session_timeout"] * ns)], DNS_PORTS]).astype(np.int64)
     m = len(rows)
-    order = np.empty(m, np.int64)
-    K.group_by_key(key, int(key.max()) + 1, order)
+    order, skey = np.empty(m, np.int64), np.empty(m, np.int64)
+    K.group_by_key(key, int(key.max()) + 1, order, skey)
     x, b = _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare)
     # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
     # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
     tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
     ci, hoff, hb = np.empty((m, K.NCO), np.int64), np.empty(m + 1, np.int64), np.empty(6 * m + 16, np.uint8)
     conn_of = np.empty(m if tunnelled is not None else 0, np.int64)
-    skey = np.empty(m, np.int64)
-    _take_at(order, key, skey)
     nc = K.conn_kernel(order, x["ts"], x["kind"], skey, x["side"], x["flags"], x["seq"], x["ack"], x["win"],
                        x["len"], x["ipl"], b[B_L4], x["sport"], x["dport"], b[B_SLSP], b[B_DLSP], b[B_BCAST],
                        b[B_SLONG], b[B_DLONG], params, ci, hoff, hb, conn_of)
@@ -694,11 +736,11 @@ def _tunnel_parents(packets, rows, m, conn_of, nc):
 
 
 @njit(cache=True)
-def _creation_order(ci, m, rows, frame, out):
+def _creation_order(ci, at, rows, frame, out):
     """out := the connections in order of their first packet (the order they were made in, reading the
-    file in order; the state machine makes them key by key). Returns whether that is also the order
-    by (first packet's time, its frame)."""
-    at = np.full(m, -1, np.int32)
+    file in order; the state machine makes them key by key), by a scatter into ``at`` (one int32 a
+    packet, all -1). Returns whether that is also the order by (first packet's time, its frame)."""
+    m = at.shape[0]
     for c in range(ci.shape[0]):
         at[ci[c, K.C_FIRSTPKT]] = c
     k = 0
@@ -718,7 +760,7 @@ def _output_order(ci, rows, frame) -> np.ndarray:
     """Connections by (first packet's time, its frame), ties in order of creation: usually the order of
     their first packets, unless the file's timestamps go back."""
     out = np.empty(len(ci), np.int64)
-    if _creation_order(ci, len(rows), rows, frame, out):
+    if _creation_order(ci, np.full(len(rows), -1, np.int32), rows, frame, out):  # memory from numpy
         return out
     first = ci[:, K.C_FIRSTPKT]
     return np.lexsort((first, frame[rows[first]], ci[:, K.C_START])).astype(np.int64)
@@ -736,11 +778,10 @@ def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
         np.empty((S_RBY + 1, nc), np.int8)
     ipp, synpay = np.empty(nc, np.uint8), np.empty(nc, np.int32)
     syns, synacks, uid = np.empty(nc, np.int32), np.empty(nc, np.int32), np.empty((nc, 18), np.uint8)
-    cio = np.empty_like(ci)
-    _take_conns(ci, order, cio)
-    _finish(cio, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
+    _finish(ci, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
             column_array(packets, "dst").codes, dst_map, raw["ip_proto"][0], frame, _addr_hash(cats),
-            order, _B62, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out)
+            order, _B62, np.empty((_FINISH_BLOCK, ci.shape[1]), np.int64), ints, floats, flags, ports, small, ipp,
+            synpay, syns, synacks, uid, hoff_out, hdata_out)
     hoff, hdata = hoff_out, hdata_out
     catv = pd.Index(cats)
     oa, ra = ints[F_OA], ints[F_RA]
@@ -811,6 +852,51 @@ def community_ids(conns: pd.DataFrame) -> pd.Series:
             tpl = communityid.FlowTuple(pr, oh, rh, op, rp)
         out.append(cid.calc(tpl))
     return pd.Series(out, index=conns.index, name="community_id", dtype="str")
+
+
+_KIND_COLUMNS = ("conn_state", "history", "reset_by")
+
+
+def connection_kinds(conns: pd.DataFrame) -> pd.DataFrame:
+    """The TCP connections counted by (conn_state, history, reset_by): what ``groupby(those,
+    observed=True, dropna=False).size()`` gives (groups in sorted order, categories in their order,
+    a missing value after the others), counted over integer codes instead of grouping the rows."""
+    proto = conns["proto"]
+    if isinstance(proto.dtype, pd.CategoricalDtype):
+        tcp = (proto == "tcp").to_numpy(bool, na_value=False)
+    else:
+        tcp = (proto.astype(str) == "tcp").to_numpy()
+    key = np.zeros(int(tcp.sum()), np.int64)
+    parts = []
+    for name in _KIND_COLUMNS:
+        col = conns[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes, uniques = col.cat.codes.to_numpy(np.int64), col.cat.categories
+        else:  # the whole column's (no copy of its strings), sorted: the groups' order
+            codes, uniques = pd.factorize(col, sort=True, use_na_sentinel=True)
+        codes = np.asarray(codes, np.int64)[tcp]
+        width = len(uniques) + 1
+        codes = np.where(codes < 0, width - 1, codes)  # missing: after every value
+        key = key * width + codes
+        parts.append((name, col.dtype, uniques, width))
+    if len(key) and int(key.max()) < 4 * len(key) + 1024:
+        counts = np.bincount(key)
+        groups = np.flatnonzero(counts)
+        counts = counts[groups]
+    else:
+        groups, counts = np.unique(key, return_counts=True)
+    out = {}
+    for name, dtype, uniques, width in reversed(parts):
+        codes = groups % width
+        groups = groups // width
+        codes = np.where(codes == width - 1, -1, codes)
+        if isinstance(dtype, pd.CategoricalDtype):
+            out[name] = pd.Categorical.from_codes(codes, dtype=dtype)
+        else:
+            out[name] = pd.Series(uniques, dtype=dtype).array.take(codes, allow_fill=True)
+    frame = pd.DataFrame({name: out[name] for name in _KIND_COLUMNS})
+    frame["connections"] = counts.astype(np.int64)
+    return frame
 
 
 def tcp_connections(packets: pd.DataFrame, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
