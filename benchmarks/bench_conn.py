@@ -13,7 +13,12 @@ machine disturb less); read the ratios (the load average is printed). numba comp
 (cached on disk); every kernel is run once before the timing, so no compile time is counted.
 
     python benchmarks/bench_conn.py [--packets 1000000] [--repeat 3] [--no-old] [--no-tshark]
+                                    [--before REV] [--no-history]
     python benchmarks/bench_conn.py --scale 100000,1000000,10000000 [--dir /tmp/conn-scale] [--repeat 3]
+
+``--before REV``: also the table as it was at commit REV (its connections.py, checksums.py and
+_conn_kernel.py from git history), timed beside today's in the same run; ``--no-history`` leaves out
+the two tables of issue #15's start (b77021f, e67a59b), whose kernels take minutes to compile.
 
 ``--scale``: how the ratio grows with the capture, the current table only: each size is generated as
 bench_read.build makes the benchmark captures (the same scenario and rate), into ``--dir`` (removed
@@ -162,6 +167,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-old", action="store_true", help="skip the old Python state machine (slow)")
     ap.add_argument("--no-tshark", action="store_true", help="skip tshark")
+    ap.add_argument("--before", default=None, help="also the table at this commit, beside today's")
+    ap.add_argument("--no-history", action="store_true", help=f"skip the tables at {BEFORE} and {ROUND}")
     ap.add_argument("--scale", default=None, help="comma-separated capture sizes: the current table only")
     ap.add_argument("--dir", default="/tmp/conn-scale", help="where --scale writes its captures")
     args = ap.parse_args()
@@ -170,10 +177,12 @@ def main():
         return 0
     path = build(args.packets)["pcap"]
     df = probekit.read_capture(path)  # warm the page cache and the compiled kernels
-    old_k = _kernel_module(ROUND)
+    old_k = None if args.no_history else _kernel_module(ROUND)
     before = _table_at(BEFORE, old_k) if old_k is not None else None
     round_start = _table_at(ROUND, old_k) if old_k is not None else None
-    for f in (connections, before, round_start):
+    rev_k = _kernel_module(args.before) if args.before else None
+    at_rev = _table_at(args.before, rev_k) if rev_k is not None else None
+    for f in (connections, before, round_start, at_rev):
         if f is not None:
             f(df.head(1000))
     n = args.repeat
@@ -204,6 +213,7 @@ def main():
     tables = {}
     for label, f, mod, names in ((f"before ({BEFORE})", before, old_k, OLD_KERNEL_STEPS),
                                  (f"round start ({ROUND})", round_start, old_k, OLD_KERNEL_STEPS),
+                                 (f"at {args.before}", at_rev, rev_k, KERNEL_STEPS),
                                  ("now", connections, K, KERNEL_STEPS)):
         if f is None:
             continue

@@ -109,7 +109,7 @@ def main():
     order, skey = np.empty(m, np.int64), np.empty(m, np.int64)
     key = np.empty(m, np.int64)
     key[a[0]] = a[3]
-    rows["group_by_key (this tree)"], _ = best(lambda: K.group_by_key(key, int(key.max()) + 1, order, skey),
+    rows["group_by_key (this tree)"], _ = best(lambda: K.group_by_key(key, int(key.max()) + 1, order, skey, key, key[:0]),
                                                args.repeat)
     rows["conn_kernel (this tree, by key)"], nc = best(lambda: K.conn_kernel(*a[:20], *fresh()), args.repeat)
     out = fresh()

@@ -849,10 +849,10 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
 
 
 @njit(cache=True)
-def group_by_key(key, nkeys, order, skey):
+def group_by_key(key, nkeys, order, skey, rows, srows):
     """order := the positions 0..n-1 grouped by key (a counting sort: stable, so file order within a
     key), the order conn_kernel takes its packets in; skey := key[order] (written in sequence, from
-    the counts)."""
+    the counts); unless ``srows`` is empty, srows := rows[order] (in the same scatter)."""
     start = np.zeros(nkeys + 1, np.int64)
     for j in range(key.shape[0]):
         start[key[j] + 1] += 1
@@ -860,10 +860,18 @@ def group_by_key(key, nkeys, order, skey):
         start[k + 1] += start[k]
         for q in range(start[k], start[k + 1]):
             skey[q] = k
-    for j in range(key.shape[0]):
-        k = key[j]
-        order[start[k]] = j
-        start[k] += 1
+    if srows.shape[0]:
+        for j in range(key.shape[0]):
+            k = key[j]
+            p = start[k]
+            order[p] = j
+            srows[p] = rows[j]
+            start[k] = p + 1
+    else:
+        for j in range(key.shape[0]):
+            k = key[j]
+            order[start[k]] = j
+            start[k] += 1
 
 
 STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "RSTOS0?", "OTH")

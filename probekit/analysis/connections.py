@@ -385,13 +385,12 @@ def _gather(raw, packets, rows, cats):
     return t, src_map, dst_map
 
 
-def _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare):
+def _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare):
     """The state machine's per-packet inputs in its order (``order``: positions in ``rows`` grouped by
-    key): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
+    key, ``srows`` = rows[order]): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
     1, the rest 0), and a bool matrix with B_* rows (L4 checksum, likely-server-port and
     long-inactivity flags, broadcast). Narrow, as every byte is written once and read once."""
-    m = len(rows)
-    srows = rows[order]
+    m = len(srows)
     x = {name: np.empty(m, dt) for name, dt in (("ts", np.int64), ("flags", np.uint16), ("seq", np.uint32),
                                                 ("ack", np.uint32), ("win", np.int32), ("len", np.int32),
                                                 ("ipl", np.int32), ("kind", np.int8), ("side", np.int8),
@@ -663,9 +662,9 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     if (not bare) if dns is None else dns:  # base/protocols/dns is loaded: its analyzer's ExpireTimer on DNS::ports
         params = np.concatenate([params, [int(to["dns_session_timeout"] * ns)], DNS_PORTS]).astype(np.int64)
     m = len(rows)
-    order, skey = np.empty(m, np.int64), np.empty(m, np.int64)
-    K.group_by_key(key, int(key.max()) + 1, order, skey)
-    x, b = _inputs(raw, rows, order, t, l4_all, offload, likely_server_ports, bare)
+    order, skey, srows = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
+    K.group_by_key(key, int(key.max()) + 1, order, skey, rows, srows)
+    x, b = _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare)
     # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
     # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
     tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
@@ -704,9 +703,15 @@ def _tunnelled(packets, rows) -> np.ndarray | None:
 
 @njit(cache=True, _nrt=False)
 def _any_other(codes, none):
-    """Any code set (>= 0) and not ``none``."""
-    for c in codes:  # noqa: SIM110 - compiled: a loop, not any() over a generator
-        if c >= 0 and c != none:
+    """Any code set (>= 0) and not ``none``. A block at a time without a branch per code (the inner
+    loop vectorises), the answer looked at after each block."""
+    n = codes.shape[0]
+    for a in range(0, n, 4096):
+        hit = 0
+        for i in range(a, min(a + 4096, n)):
+            c = codes[i]
+            hit |= (c >= 0) & (c != none)
+        if hit:
             return True
     return False
 
