@@ -8,8 +8,9 @@ prints seconds and the ratio to the read.
 Each connection table is split in two: the compiled state machine (the kernel module's functions:
 conn_kernel, conn_finish and history_buffers before; group_by_key and conn_kernel now; timed inside the
 same runs) and everything around it (gathering the inputs, checksums, uids, the DataFrame). Best of
---repeat runs each, in wall time and in this process's CPU time (which other processes on a shared
-machine disturb less); read the ratios (the load average is printed). numba compiles each kernel once
+--repeat runs each (interleaved: the read, then each table, then the next repetition), in wall time and
+in this process's CPU time (which other processes on a shared machine disturb less); read the ratios
+(the load average is printed). numba compiles each kernel once
 (cached on disk); every kernel is run once before the timing, so no compile time is counted.
 
     python benchmarks/bench_conn.py [--packets 1000000] [--repeat 3] [--no-old] [--no-tshark]
@@ -187,43 +188,45 @@ def main():
             f(df.head(1000))
     n = args.repeat
 
-    def best(f):  # best of n (wall, CPU): the machine may be shared
-        r = []
-        for _ in range(n):
+    def once(f, module, names):  # one run: (wall, CPU) in all and in the kernel's functions
+        with KernelClock(module, names) as k:
             t = _now()
             out = f()
-            r.append(_now() - t)
-        return np.min(r, axis=0), out
+            total = _now() - t
+        return (tuple(total), tuple(k.spent)), out
 
-    def split(f, module, names):  # best of n by wall time, with its kernel part (from the same run)
-        r = []
-        for _ in range(n):
-            with KernelClock(module, names) as k:
-                t = _now()
-                out = f()
-                total = _now() - t
-            r.append((tuple(total), tuple(k.spent)))
-        total, kern = min(r)
-        return np.array(total), np.array(kern), out
-
-    steps: dict[str, np.ndarray] = {}
-    read, df = best(lambda: probekit.read_capture(path))
-    steps[f"read (best of {n})"] = read
-    load0 = os.getloadavg()
+    variants = [(label, f, mod, names) for label, f, mod, names in (
+        (f"before ({BEFORE})", before, old_k, OLD_KERNEL_STEPS),
+        (f"round start ({ROUND})", round_start, old_k, OLD_KERNEL_STEPS),
+        (f"at {args.before}", at_rev, rev_k, KERNEL_STEPS),
+        ("now", connections, K, KERNEL_STEPS)) if f is not None]
+    # the repetitions interleaved (read, then each table, then the next repetition), so a change of
+    # the machine's load during the run falls on every column alike; best of n by wall time each
+    reads: list[np.ndarray] = []
+    runs: dict[str, list] = {label: [] for label, *_ in variants}
+    bare_runs: dict[str, list] = {label: [] for label, *_ in variants}
     tables = {}
-    for label, f, mod, names in ((f"before ({BEFORE})", before, old_k, OLD_KERNEL_STEPS),
-                                 (f"round start ({ROUND})", round_start, old_k, OLD_KERNEL_STEPS),
-                                 (f"at {args.before}", at_rev, rev_k, KERNEL_STEPS),
-                                 ("now", connections, K, KERNEL_STEPS)):
-        if f is None:
-            continue
-        total, kern, c = split(lambda f=f: f(df), mod, names)
-        tables[label] = c
+    load0 = os.getloadavg()
+    for _ in range(n):
+        t = _now()
+        df = probekit.read_capture(path)
+        reads.append(_now() - t)
+        for label, f, mod, names in variants:
+            r, tables[label] = once(lambda f=f, df=df: f(df), mod, names)
+            runs[label].append(r)
+            t = _now()
+            f(df, check_checksums=False)
+            bare_runs[label].append(_now() - t)
+    steps: dict[str, np.ndarray] = {}
+    read = np.min(reads, axis=0)
+    steps[f"read (best of {n})"] = read
+    for label, _f, _mod, names in variants:
+        total, kern = (np.array(x) for x in min(runs[label]))
+        c = tables[label]
         steps[f"connections {label}, {len(c):,} rows"] = total
         steps[f"  {label}: state machine ({', '.join(names)})"] = kern
         steps[f"  {label}: around it (inputs, checksums, uids, the table)"] = total - kern
-        dt, _ = best(lambda f=f: f(df, check_checksums=False))
-        steps[f"connections {label}, check_checksums=False (zeek -C)"] = dt
+        steps[f"connections {label}, check_checksums=False (zeek -C)"] = np.min(bare_runs[label], axis=0)
     if len(tables) > 1:
         a, *others = tables.values()
         print("tables equal:", all(a.equals(b) and list(a.dtypes) == list(b.dtypes) for b in others))
