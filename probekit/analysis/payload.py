@@ -996,7 +996,7 @@ def _verdicts_of(probes: pd.DataFrame, payloads, by, alpha: float, keep_scan: bo
             out[c.name] = out[c.name].astype(c.dtype)
     if parts is None:
         return out[cols], None
-    cat = lambda f: np.concatenate([f(q) for q in parts])
+    cat = lambda f: f(parts[0]) if len(parts) == 1 else np.concatenate([f(q) for q in parts])   # one piece: as is
     raw = {k: cat(lambda q, k=k: q["raw"][k]) for k in parts[0]["raw"]}
     scan_ = PayloadScan(order, cat(lambda q: q["lens"]), raw, cat(lambda q: q["norm"]), cat(lambda q: q["mono"]),
                         cat(lambda q: q["runs"]), getattr(pb, "index", pd.RangeIndex(n_all)), gid)

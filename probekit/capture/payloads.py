@@ -96,5 +96,4 @@ def _gather(buf, src_off, length, dst_off, out):  # pragma: no cover - compiled
         d = dst_off[i]
         if s + n > buf.shape[0]:  # never for a table read from this file; keeps a stale table memory-safe
             n = max(0, buf.shape[0] - s)
-        for j in range(n):
-            out[d + j] = buf[s + j]
+        out[d:d + n] = buf[s:s + n]     # a slice copy: numba copies it in wide words (2-3x a byte loop)
