@@ -514,6 +514,17 @@ def _distinct_sorted(gid, h1, h2, bounds):  # pragma: no cover - compiled
 
 
 @njit(nogil=True)
+def _kth(hist, k):  # pragma: no cover - compiled
+    """The k-th smallest (from 0) of the values a histogram counts: its bin."""
+    seen = 0
+    for v in range(hist.shape[0]):
+        seen += hist[v]
+        if seen > k:
+            return v
+    return hist.shape[0] - 1
+
+
+@njit(nogil=True)
 def _stream_stats(bounds, lens, fill, ts, mono, runs, alpha, fill_rank, n_codes):  # pragma: no cover
     """Per stream (rows sorted by stream): median length (np.median truncated), payloads with a
     timestamp, the most frequent fill code (ties: the lowest rank; 0 none) and how many have one,
@@ -530,12 +541,25 @@ def _stream_stats(bounds, lens, fill, ts, mono, runs, alpha, fill_rank, n_codes)
     tally = np.zeros(n_codes, np.int64)
     for i in range(n_groups):
         a, b = bounds[i], bounds[i + 1]
-        srt = np.sort(lens[a:b])
         m = b - a
-        if m % 2:
-            med[i] = srt[m // 2]
+        lo_len = hi_len = lens[a] if m else 0
+        for r in range(a, b):
+            lo_len = min(lo_len, lens[r])
+            hi_len = max(hi_len, lens[r])
+        if m and hi_len - lo_len <= 4 * m:      # few distinct lengths for the rows: count them
+            hist = np.zeros(hi_len - lo_len + 1, np.int64)
+            for r in range(a, b):
+                hist[lens[r] - lo_len] += 1
+            lo_mid = _kth(hist, m // 2 - 1 if m % 2 == 0 else m // 2) + lo_len
+            hi_mid = _kth(hist, m // 2) + lo_len
         else:
-            med[i] = np.int64((np.float64(srt[m // 2 - 1]) + np.float64(srt[m // 2])) / 2.0)
+            srt = np.sort(lens[a:b])
+            lo_mid = srt[m // 2 - 1 if m % 2 == 0 else m // 2]
+            hi_mid = srt[m // 2]
+        if m % 2:
+            med[i] = hi_mid
+        else:
+            med[i] = np.int64((np.float64(lo_mid) + np.float64(hi_mid)) / 2.0)
         best = 0
         for r in range(a, b):
             n_ts[i] += ts[r]

@@ -53,11 +53,10 @@ def payload_buffer(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np
     ``data[offsets[i]:offsets[i + 1]]``), gathered in one compiled pass per file straight from its memory
     map (a compressed file or a stream: from its bytes, as :func:`payloads`). ``rows``: row positions of
     ``df`` to take, in that order (all rows by default), without taking the table itself."""
-    off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
-    length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
     if rows is not None:
         rows = np.asarray(rows, np.int64)
-        off, length = off[rows], length[rows]
+    off = _column_at(df["payload_off"], rows, -1)
+    length = _column_at(df["payload_caplen"], rows, 0)
     length = np.where((off >= 0) & (length > 0), length, 0)
     offsets = np.zeros(length.size + 1, np.int64)
     np.cumsum(length, out=offsets[1:])
@@ -70,6 +69,19 @@ def payload_buffer(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np
             with capture_bytes(path, upto=int((off[has] + length[has]).max())) as buf:
                 _gather(buf, off[has], length[has], offsets[has], data)
     return data, offsets
+
+
+def _column_at(col: pd.Series, rows: np.ndarray | None, na: int) -> np.ndarray:
+    """``col`` at the row positions ``rows`` (all if None) as int64, ``na`` for <NA>: a nullable column is
+    taken from its values and mask before converting (only the rows asked for are converted)."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if rows is None or not isinstance(data, np.ndarray) or not isinstance(mask, np.ndarray):
+        out = col.to_numpy(dtype="int64", na_value=na)
+        return out if rows is None else out[rows]
+    out = data[rows].astype(np.int64)
+    out[mask[rows]] = na
+    return out
 
 
 def _files_of(df: pd.DataFrame, rows: np.ndarray | None):
