@@ -29,7 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._jit import njit
+from .._jit import HAVE_NUMBA, njit
+
+if HAVE_NUMBA:
+    from numba import config as _numba_config
+    from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
 from ..capture.payloads import payload_buffer
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
 
@@ -113,9 +117,6 @@ def request_payloads(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Series:
 
 # ---------------------------------------------------------------------------------- the kernel
 _WIN = np.frombuffer(WINDOWS_FILL, np.uint8).copy()
-_DEBRUIJN = 0x03F79D71B4CA8B09                                   # lowest set bit of a word -> its index
-_DB_INDEX = np.zeros(64, np.int64)
-_DB_INDEX[[((1 << i) * _DEBRUIJN % (1 << 64)) >> 58 for i in range(64)]] = np.arange(64)
 # fill codes: 0 none, 1 + v constant byte v, then these
 _F_INC, _F_IPUTILS, _F_WIN = 257, 258, 259
 _FILL_NAMES = np.array([None] + ["zeros"] + [f"constant 0x{v:02x}" for v in range(1, 256)]
@@ -249,6 +250,21 @@ def _words(data, lo):  # pragma: no cover - compiled
     return le, be
 
 
+def _ctz_plain(w) -> int:
+    """The index of the lowest set bit of a nonzero unsigned 64-bit word (plain Python)."""
+    w = int(w)
+    return (w & -w).bit_length() - 1
+
+
+if HAVE_NUMBA and not _numba_config.DISABLE_JIT:
+    @njit(nogil=True)
+    def _ctz(w):  # pragma: no cover - compiled
+        """The index of the lowest set bit of a nonzero unsigned 64-bit word (one instruction: LLVM's cttz)."""
+        return np.int64(_trailing_zeros(w))
+else:  # pragma: no cover - without numba, or with NUMBA_DISABLE_JIT
+    _ctz = _ctz_plain
+
+
 @njit(nogil=True)
 def _popcount(x):  # pragma: no cover - compiled
     """Set bits of an unsigned 64-bit word (the bit-parallel count; LLVM makes it one instruction)."""
@@ -267,7 +283,7 @@ def _inside(xi, yi):  # pragma: no cover - compiled
 
 
 @njit(nogil=True)
-def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win, db_index,
+def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win,
           ts_size, ts_big, ts_unit, ts_lim, do_groups,
           ent_h, ones, trans, fill, ts, h1, h2, gcounts, gstate):  # pragma: no cover - compiled
     """One pass over the payloads ``pos`` (positions into ``offsets``), in the order given; row k's
@@ -284,8 +300,6 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win, db_index,
     gflat = gcounts.reshape(-1)
     bm = np.zeros(4, np.uint64)
     one = np.uint64(1)
-    db = np.uint64(_DEBRUIJN)
-    s58 = np.uint64(58)
     acc = np.zeros(16, np.float64)
     sa = np.uint64(0x9E3779B97F4A7C15)
     sb = np.uint64(0x6A09E667F3BCC909)
@@ -381,13 +395,14 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win, db_index,
         for i in range(4):
             w = bm[i]
             bm[i] = 0
+            off = (i >> 1) * 8          # values 0-127: accumulators 0-7, 128-255: 8-15 (by v & 7)
+            vb = i * 64
             while w:
-                low = w & (~w + one)
-                w ^= low
-                v = i * 64 + db_index[np.int64((low * db) >> s58)]
+                v = vb + _ctz(w)
+                w &= w - one
                 c = counts[v]
                 counts[v] = 0
-                acc[(v >> 7) * 8 + (v & 7)] += tab[base + c]
+                acc[off + (v & 7)] += tab[base + c]
                 if do_groups:
                     gflat[gb + v] += c
         s0 = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
@@ -653,7 +668,7 @@ def _scan_rows(payloads, order: np.ndarray, frame_s: np.ndarray, gid_sorted: np.
         tab, tab_off = _entropy_tables(lengths[rows])
         gid = gid_sorted[lo:hi] if gid_sorted is not None else np.zeros(hi - lo, np.int64)
         _scan(data, offsets, np.ascontiguousarray(pos, np.int64), np.ascontiguousarray(gid, np.int64),
-              frame_s[lo:hi], tab, tab_off, _WIN, _DB_INDEX,
+              frame_s[lo:hi], tab, tab_off, _WIN,
               _TS_SIZE, _TS_BIG, _TS_UNIT, _TS_LIM, groups is not None,
               *(v[lo:hi] for v in out.values()), g.counts, g.state)
     return out
