@@ -36,6 +36,7 @@ if HAVE_NUMBA:
     from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
 from ..capture.payloads import payload_buffer
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
+from ._groups import column_array, groups_of
 
 __all__ = [
     "ENT_MIN_BYTES",
@@ -882,6 +883,9 @@ def _group_ids(probes: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.Data
     """Stream number of each probe, numbered in the order ``groupby(by, observed=True, dropna=False)``
     iterates (category order, <NA> last), and the streams' keys. From the category codes directly
     when the keys are categoricals and ports (fast); through pandas' groupby otherwise."""
+    if len(probes) and all(_groupable(probes, c) for c in by):     # the table's shared groups (made once)
+        g = groups_of(probes, tuple(by))
+        return np.asarray(g.gid, np.int64), pd.DataFrame(g.keys(probes, by))
     keys = probes[list(by)]
     packed = _packed_key(keys)
     if packed is None:
@@ -891,6 +895,14 @@ def _group_ids(probes: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.Data
     first = np.full(int(gid.max()) + 1 if gid.size else 0, -1, np.int64)
     first[gid[::-1]] = np.arange(gid.size - 1, -1, -1)
     return gid, keys.iloc[first].reset_index(drop=True)
+
+
+def _groupable(probes: pd.DataFrame, c: str) -> bool:
+    """Whether ``_groups.groups_of`` groups by column ``c``: a categorical or a nullable integer."""
+    a = column_array(probes, c)
+    return isinstance(a, pd.Categorical) or (isinstance(getattr(a, "_data", None), np.ndarray)
+                                             and a._data.dtype.kind in "iu"
+                                             and isinstance(getattr(a, "_mask", None), np.ndarray))
 
 
 def _packed_key(keys: pd.DataFrame) -> np.ndarray | None:
