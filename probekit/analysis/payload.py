@@ -601,9 +601,12 @@ def _stream_stats(bounds, lens, fill, ts, mono, runs, alpha, fill_rank, n_codes)
 def _nan_means(x, bounds):  # pragma: no cover - compiled
     """pandas' Series.mean of every segment: NaN counted out, the rest summed in numpy's pairwise order
     (NaN as 0.0, as pandas fills it), divided by the count; NaN when none."""
-    filled = np.where(np.isnan(x), 0.0, x)
-    out = np.full(bounds.shape[0] - 1, np.nan)
+    filled = np.empty(x.shape[0], np.float64)     # plain loops (array expressions compile slowly)
+    for r in range(x.shape[0]):
+        filled[r] = 0.0 if np.isnan(x[r]) else x[r]
+    out = np.empty(bounds.shape[0] - 1, np.float64)
     for i in range(out.shape[0]):
+        out[i] = np.nan
         a, b = bounds[i], bounds[i + 1]
         cnt = 0
         for r in range(a, b):
@@ -696,27 +699,35 @@ def _nist_args(lengths, ones, trans, sqrt2):  # pragma: no cover - compiled
     """The distinct (length, ones, transitions) of payloads of >= 100 bits: each one's monobit and runs
     erfc arguments (runs NaN where the reference gives 0.0: the ones' share too far from 1/2), and per
     payload the index of its triple (-1 under 100 bits). The arguments are numpy's elementwise
-    operations in the reference's order (int64 to float64 where numpy converts)."""
+    operations in the reference's order (int64 to float64 where numpy converts). Plain loops only (no
+    array expressions: they compile slowly)."""
     n = lengths.shape[0]
-    inv = np.full(n, -1, np.int64)
-    keys = np.empty((64, 3), np.int64)
+    inv = np.empty(n, np.int64)
+    kl = np.empty(n, np.int64)      # the distinct triples, first seen first (at most one a payload)
+    ko = np.empty(n, np.int64)
+    kt = np.empty(n, np.int64)
     cap = 256
-    slots = np.full(cap, -1, np.int64)
+    slots = np.empty(cap, np.int64)
+    for i in range(cap):
+        slots[i] = -1
     nu = 0
     k1 = np.uint64(0x9E3779B97F4A7C15)
     k2 = np.uint64(0xC2B2AE3D27D4EB4F)
     for r in range(n):
         L = lengths[r]
+        inv[r] = -1
         if L * 8 < 100:
             continue
         o = ones[r]
         t = trans[r]
         if 2 * nu >= cap:                   # keep the table at most half full
             cap *= 2
-            slots = np.full(cap, -1, np.int64)
+            slots = np.empty(cap, np.int64)
+            for i in range(cap):
+                slots[i] = -1
             for i in range(nu):
-                h = _fmix(np.uint64(keys[i, 0]) * k1 + np.uint64(keys[i, 1]) * k2 + np.uint64(keys[i, 2]))
-                s = np.int64(h & np.uint64(cap - 1))
+                s = np.int64(_fmix(np.uint64(kl[i]) * k1 + np.uint64(ko[i]) * k2 + np.uint64(kt[i]))
+                             & np.uint64(cap - 1))
                 while slots[s] >= 0:
                     s = (s + 1) & (cap - 1)
                 slots[s] = i
@@ -724,26 +735,22 @@ def _nist_args(lengths, ones, trans, sqrt2):  # pragma: no cover - compiled
         while True:
             i = slots[s]
             if i < 0:
-                if nu == keys.shape[0]:
-                    grown = np.empty((2 * nu, 3), np.int64)
-                    grown[:nu] = keys
-                    keys = grown
-                keys[nu, 0] = L
-                keys[nu, 1] = o
-                keys[nu, 2] = t
+                kl[nu] = L
+                ko[nu] = o
+                kt[nu] = t
                 slots[s] = nu
                 i = nu
                 nu += 1
                 break
-            if keys[i, 0] == L and keys[i, 1] == o and keys[i, 2] == t:
+            if kl[i] == L and ko[i] == o and kt[i] == t:
                 break
             s = (s + 1) & (cap - 1)
         inv[r] = i
     xm = np.empty(nu, np.float64)
     xr = np.empty(nu, np.float64)
     for i in range(nu):
-        nb = keys[i, 0] * 8
-        o = np.float64(keys[i, 1])
+        nb = kl[i] * 8
+        o = np.float64(ko[i])
         fnb = np.float64(nb)
         snb = math.sqrt(fnb)
         xm[i] = abs(2 * o - fnb) / snb / sqrt2
@@ -751,7 +758,7 @@ def _nist_args(lengths, ones, trans, sqrt2):  # pragma: no cover - compiled
         if abs(pi - 0.5) >= 2 / snb:
             xr[i] = np.nan
         else:
-            xr[i] = abs(np.float64(1 + keys[i, 2]) - np.float64(2 * nb) * pi * (1 - pi)) / (
+            xr[i] = abs(np.float64(1 + kt[i]) - np.float64(2 * nb) * pi * (1 - pi)) / (
                 2 * math.sqrt(np.float64(2 * nb)) * pi * (1 - pi))
     return xm, xr, inv
 

@@ -108,4 +108,11 @@ def _gather(buf, src_off, length, dst_off, out):  # pragma: no cover - compiled
         d = dst_off[i]
         if s + n > buf.shape[0]:  # never for a table read from this file; keeps a stale table memory-safe
             n = max(0, buf.shape[0] - s)
-        out[d:d + n] = buf[s:s + n]     # a slice copy: numba copies it in wide words (2-3x a byte loop)
+        j = 0
+        while j + 8 <= n:               # eight bytes a step (about 2x one a step; a slice copy is faster
+            for t in range(8):          # still but takes seconds more to compile cold)
+                out[d + j + t] = buf[s + j + t]
+            j += 8
+        while j < n:
+            out[d + j] = buf[s + j]
+            j += 1
