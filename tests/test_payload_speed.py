@@ -161,8 +161,10 @@ def test_kernel_equals_its_plain_python_run(monkeypatch):
     monkeypatch.setattr(P, "_scan", P._scan.py_func)
     monkeypatch.setattr(P, "_pairwise", P._pairwise.py_func)
     monkeypatch.setattr(P, "_pairwise_block", P._pairwise_block.py_func)
-    for name in ("_words", "_inside", "_fmix", "_segment_sums", "_distinct_sorted", "_stream_stats", "_nan_means"):
+    for name in ("_words", "_inside", "_fmix", "_popcount", "_segment_sums", "_distinct_sorted", "_stream_stats",
+                 "_nan_means", "_nist_args", "_kth"):
         monkeypatch.setattr(P, name, getattr(P, name).py_func)
+    monkeypatch.setattr(P, "_ctz", P._ctz_plain)      # the compiled one is LLVM's cttz (no Python body)
     with np.errstate(over="ignore"):   # the hashes wrap around by design
         assert P.payload_verdicts(pr, pb).equals(compiled)
 
@@ -355,3 +357,15 @@ def _add_plain(s, h):
         s.add(h[:, 0].copy(), h[:, 1].copy())
     finally:
         P._distinct_add = real
+
+
+def test_bit_helpers_equal_plain_python():
+    """The scan's lowest-set-bit (LLVM's cttz when compiled) and popcount equal Python's integers."""
+    r = np.random.default_rng(13)
+    words = [1 << i for i in range(64)] + [int(x) for x in r.integers(1, 2**63, 300, dtype=np.int64)]
+    words += [w | (1 << 63) for w in words[64:100]] + [2**64 - 1]
+    for w in words:
+        low = (w & -w).bit_length() - 1
+        assert P._ctz(np.uint64(w)) == P._ctz_plain(np.uint64(w)) == low, hex(w)
+        assert P._popcount(np.uint64(w)) == bin(w).count("1"), hex(w)
+    assert P._popcount(np.uint64(0)) == 0

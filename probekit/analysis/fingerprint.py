@@ -13,7 +13,6 @@ import pandas as pd
 from .._jit import njit
 from ..capture.payloads import payloads
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
-from ._groups import column_array, groups_of
 from .payload import (
     _group_ids,
     _sorted_order,
@@ -252,17 +251,9 @@ def request_floats(packets: pd.DataFrame, probes: pd.DataFrame) -> dict:
 
 def _stream_groups(probes: pd.DataFrame, by: list) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
     """(stream number of each probe, the streams' keys, their sizes), numbered in groupby's order
-    (category order, numbers by value, <NA> last). Categorical and nullable-integer keys (a matcher's
-    table) take the table's shared groups (``_groups.groups_of``: made once per table, or re-packed
-    from groups by more columns the table already has, e.g. balance_test's); other keys group by pandas."""
-    def groupable(c: str) -> bool:
-        a = column_array(probes, c)
-        return isinstance(a, pd.Categorical) or (isinstance(getattr(a, "_data", None), np.ndarray)
-                                                 and a._data.dtype.kind in "iu"
-                                                 and isinstance(getattr(a, "_mask", None), np.ndarray))
-    if len(probes) and all(groupable(c) for c in by):
-        g = groups_of(probes, by)
-        return g.gid, pd.DataFrame(g.keys(probes, by)), np.asarray(g.size, np.int64)
+    (category order, numbers by value, <NA> last): payload's ``_group_ids`` (categorical and
+    nullable-integer keys take the table's shared groups, ``_groups.groups_of``, made once per table and
+    shared with the payload verdicts; other keys group by pandas)."""
     gid, keys = _group_ids(probes, by)
     return gid, keys, np.bincount(gid, minlength=len(keys)) if gid.size else np.zeros(len(keys), np.int64)
 

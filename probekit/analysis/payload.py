@@ -29,9 +29,14 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._jit import njit
+from .._jit import HAVE_NUMBA, njit
+
+if HAVE_NUMBA:
+    from numba import config as _numba_config
+    from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
 from ..capture.payloads import payload_buffer
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
+from ._groups import column_array, groups_of
 
 __all__ = [
     "ENT_MIN_BYTES",
@@ -112,12 +117,7 @@ def request_payloads(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------------- the kernel
-_POP = np.array([bin(i).count("1") for i in range(256)], np.int64)
-_TIN = _POP[(np.arange(256) ^ (np.arange(256) >> 1)) & 0x7F]    # bit transitions inside a byte
 _WIN = np.frombuffer(WINDOWS_FILL, np.uint8).copy()
-_DEBRUIJN = 0x03F79D71B4CA8B09                                   # lowest set bit of a word -> its index
-_DB_INDEX = np.zeros(64, np.int64)
-_DB_INDEX[[((1 << i) * _DEBRUIJN % (1 << 64)) >> 58 for i in range(64)]] = np.arange(64)
 # fill codes: 0 none, 1 + v constant byte v, then these
 _F_INC, _F_IPUTILS, _F_WIN = 257, 258, 259
 _FILL_NAMES = np.array([None] + ["zeros"] + [f"constant 0x{v:02x}" for v in range(1, 256)]
@@ -251,6 +251,30 @@ def _words(data, lo):  # pragma: no cover - compiled
     return le, be
 
 
+def _ctz_plain(w) -> int:
+    """The index of the lowest set bit of a nonzero unsigned 64-bit word (plain Python)."""
+    w = int(w)
+    return (w & -w).bit_length() - 1
+
+
+if HAVE_NUMBA and not _numba_config.DISABLE_JIT:
+    @njit(nogil=True)
+    def _ctz(w):  # pragma: no cover - compiled
+        """The index of the lowest set bit of a nonzero unsigned 64-bit word (one instruction: LLVM's cttz)."""
+        return np.int64(_trailing_zeros(w))
+else:  # pragma: no cover - without numba, or with NUMBA_DISABLE_JIT
+    _ctz = _ctz_plain
+
+
+@njit(nogil=True)
+def _popcount(x):  # pragma: no cover - compiled
+    """Set bits of an unsigned 64-bit word (the bit-parallel count; LLVM makes it one instruction)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
 @njit(nogil=True)
 def _inside(xi, yi):  # pragma: no cover - compiled
     """ent's Monte-Carlo test: is the point of two 24-bit coordinates inside the unit circle (1 or 0)."""
@@ -260,7 +284,7 @@ def _inside(xi, yi):  # pragma: no cover - compiled
 
 
 @njit(nogil=True)
-def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_index,
+def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win,
           ts_size, ts_big, ts_unit, ts_lim, do_groups,
           ent_h, ones, trans, fill, ts, h1, h2, gcounts, gstate):  # pragma: no cover - compiled
     """One pass over the payloads ``pos`` (positions into ``offsets``), in the order given; row k's
@@ -274,10 +298,9 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_inde
     ascending order), adding each term to the accumulator numpy's pairwise sum of the 256 terms would add
     it to: the absent values' terms are 0.0 and adding 0.0 changes no sum, so the result is numpy's."""
     counts = np.zeros(256, np.int64)
+    gflat = gcounts.reshape(-1)
     bm = np.zeros(4, np.uint64)
     one = np.uint64(1)
-    db = np.uint64(_DEBRUIJN)
-    s58 = np.uint64(58)
     acc = np.zeros(16, np.float64)
     sa = np.uint64(0x9E3779B97F4A7C15)
     sb = np.uint64(0x6A09E667F3BCC909)
@@ -318,55 +341,71 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, pop, tin, win, db_inde
             const_bad |= iv != first
             win_bad |= iv != win[j & 31]
             j += 1
-        # byte counts, the values present, bit transitions between bytes, products of neighbours
-        counts[first] += 1
-        bm[first >> 6] |= one << np.uint64(first & 63)
-        tr = 0
-        uv = 0
+        # eight bytes at a time: counts, the values present (a 256-bit map in four words), products of
+        # neighbours, the hashes (the word little-endian, the last one zero-padded), ones and bit
+        # transitions (the word big-endian: the bits in the order NIST reads them)
+        uv = -first * first      # the loop adds first * first for the first byte: taken back here
         prev = first
-        for j in range(1, L):
-            iv = np.int64(data[lo + j])
-            counts[iv] += 1
-            bm[iv >> 6] |= one << np.uint64(iv & 63)
-            tr += (prev & 1) ^ (iv >> 7)
-            uv += prev * iv
-            prev = iv
-        # the hashes, eight bytes (little-endian) at a time, the last word zero-padded
+        n1 = 0
+        tr = 0
+        last = np.uint64(first >> 7)   # the first bit has no transition before it
         q = 0
         while q < L:
-            if q + 8 <= L:
-                word = _words(data, lo + q)[0]
+            m = min(8, L - q)
+            le = np.uint64(0)
+            be = np.uint64(0)
+            if m == 8:
+                for j in range(8):
+                    x = data[lo + q + j]
+                    iv = np.int64(x)
+                    counts[iv] += 1
+                    bm[iv >> 6] |= one << np.uint64(iv & 63)
+                    uv += prev * iv
+                    prev = iv
+                    u = np.uint64(x)
+                    le |= u << (u8 * np.uint64(j))
+                    be = (be << u8) | u
             else:
-                word = np.uint64(0)
-                for j in range(L - q):
-                    word |= np.uint64(data[lo + q + j]) << (u8 * np.uint64(j))
-            a = (a ^ word) * m1
+                for j in range(m):
+                    x = data[lo + q + j]
+                    iv = np.int64(x)
+                    counts[iv] += 1
+                    bm[iv >> 6] |= one << np.uint64(iv & 63)
+                    uv += prev * iv
+                    prev = iv
+                    u = np.uint64(x)
+                    le |= u << (u8 * np.uint64(j))
+                    be = (be << u8) | u
+            a = (a ^ le) * m1
             a ^= a >> s32
-            b = (b + word) * m2
+            b = (b + le) * m2
             b ^= b >> s29
+            nbits = u8 * np.uint64(m)
+            n1 += _popcount(le)
+            tr += _popcount((be ^ (be >> one)) & ((one << (nbits - one)) - one)) + np.int64(last ^ (be >> (nbits - one)))
+            last = be & one
             q += 8
         h1[k] = _fmix(a)
         h2[k] = _fmix(b)
-        # the byte values present, ascending: entropy terms, ones, in-byte transitions, stream counts
+        # the byte values present, ascending: entropy terms, stream counts
         g = gid[k]
         base = tab_off[k]
+        gb = g * 256
         for i in range(16):
             acc[i] = 0.0
-        n1 = 0
         for i in range(4):
             w = bm[i]
             bm[i] = 0
+            off = (i >> 1) * 8          # values 0-127: accumulators 0-7, 128-255: 8-15 (by v & 7)
+            vb = i * 64
             while w:
-                low = w & (~w + one)
-                w ^= low
-                v = i * 64 + db_index[np.int64((low * db) >> s58)]
+                v = vb + _ctz(w)
+                w &= w - one
                 c = counts[v]
                 counts[v] = 0
-                acc[(v >> 7) * 8 + (v & 7)] += tab[base + c]
-                n1 += pop[v] * c
-                tr += tin[v] * c
+                acc[off + (v & 7)] += tab[base + c]
                 if do_groups:
-                    gcounts[g, v] += c
+                    gflat[gb + v] += c
         s0 = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
         s1 = ((acc[8] + acc[9]) + (acc[10] + acc[11])) + ((acc[12] + acc[13]) + (acc[14] + acc[15]))
         ent_h[k] = -(s0 + s1)
@@ -491,6 +530,17 @@ def _distinct_sorted(gid, h1, h2, bounds):  # pragma: no cover - compiled
 
 
 @njit(nogil=True)
+def _kth(hist, k):  # pragma: no cover - compiled
+    """The k-th smallest (from 0) of the values a histogram counts: its bin."""
+    seen = 0
+    for v in range(hist.shape[0]):
+        seen += hist[v]
+        if seen > k:
+            return v
+    return hist.shape[0] - 1
+
+
+@njit(nogil=True)
 def _stream_stats(bounds, lens, fill, ts, mono, runs, alpha, fill_rank, n_codes):  # pragma: no cover
     """Per stream (rows sorted by stream): median length (np.median truncated), payloads with a
     timestamp, the most frequent fill code (ties: the lowest rank; 0 none) and how many have one,
@@ -507,12 +557,25 @@ def _stream_stats(bounds, lens, fill, ts, mono, runs, alpha, fill_rank, n_codes)
     tally = np.zeros(n_codes, np.int64)
     for i in range(n_groups):
         a, b = bounds[i], bounds[i + 1]
-        srt = np.sort(lens[a:b])
         m = b - a
-        if m % 2:
-            med[i] = srt[m // 2]
+        lo_len = hi_len = lens[a] if m else 0
+        for r in range(a, b):
+            lo_len = min(lo_len, lens[r])
+            hi_len = max(hi_len, lens[r])
+        if m and hi_len - lo_len <= 4 * m:      # few distinct lengths for the rows: count them
+            hist = np.zeros(hi_len - lo_len + 1, np.int64)
+            for r in range(a, b):
+                hist[lens[r] - lo_len] += 1
+            lo_mid = _kth(hist, m // 2 - 1 if m % 2 == 0 else m // 2) + lo_len
+            hi_mid = _kth(hist, m // 2) + lo_len
         else:
-            med[i] = np.int64((np.float64(srt[m // 2 - 1]) + np.float64(srt[m // 2])) / 2.0)
+            srt = np.sort(lens[a:b])
+            lo_mid = srt[m // 2 - 1 if m % 2 == 0 else m // 2]
+            hi_mid = srt[m // 2]
+        if m % 2:
+            med[i] = hi_mid
+        else:
+            med[i] = np.int64((np.float64(lo_mid) + np.float64(hi_mid)) / 2.0)
         best = 0
         for r in range(a, b):
             n_ts[i] += ts[r]
@@ -538,9 +601,12 @@ def _stream_stats(bounds, lens, fill, ts, mono, runs, alpha, fill_rank, n_codes)
 def _nan_means(x, bounds):  # pragma: no cover - compiled
     """pandas' Series.mean of every segment: NaN counted out, the rest summed in numpy's pairwise order
     (NaN as 0.0, as pandas fills it), divided by the count; NaN when none."""
-    filled = np.where(np.isnan(x), 0.0, x)
-    out = np.full(bounds.shape[0] - 1, np.nan)
+    filled = np.empty(x.shape[0], np.float64)     # plain loops (array expressions compile slowly)
+    for r in range(x.shape[0]):
+        filled[r] = 0.0 if np.isnan(x[r]) else x[r]
+    out = np.empty(bounds.shape[0] - 1, np.float64)
     for i in range(out.shape[0]):
+        out[i] = np.nan
         a, b = bounds[i], bounds[i + 1]
         cnt = 0
         for r in range(a, b):
@@ -606,7 +672,7 @@ def _scan_rows(payloads, order: np.ndarray, frame_s: np.ndarray, gid_sorted: np.
         tab, tab_off = _entropy_tables(lengths[rows])
         gid = gid_sorted[lo:hi] if gid_sorted is not None else np.zeros(hi - lo, np.int64)
         _scan(data, offsets, np.ascontiguousarray(pos, np.int64), np.ascontiguousarray(gid, np.int64),
-              frame_s[lo:hi], tab, tab_off, _POP, _TIN, _WIN, _DB_INDEX,
+              frame_s[lo:hi], tab, tab_off, _WIN,
               _TS_SIZE, _TS_BIG, _TS_UNIT, _TS_LIM, groups is not None,
               *(v[lo:hi] for v in out.values()), g.counts, g.state)
     return out
@@ -614,21 +680,87 @@ def _scan_rows(payloads, order: np.ndarray, frame_s: np.ndarray, gid_sorted: np.
 
 def _nist(lengths: np.ndarray, ones: np.ndarray, trans: np.ndarray):
     """NIST SP 800-22 monobit and runs p-values of payloads of >= 100 bits (NaN for shorter ones), from
-    each payload's ones and bit transitions (the reference's formulas elementwise)."""
-    n = lengths.size
-    mono = np.full(n, np.nan)
-    runs = np.full(n, np.nan)
-    t = np.flatnonzero(lengths * 8 >= 100)
-    if t.size:
-        nb = lengths[t] * 8
-        o = ones[t].astype(np.float64)
-        mono[t] = special.erfc(np.abs(2 * o - nb) / np.sqrt(nb) / math.sqrt(2))
-        pi = o / nb
-        v = 1 + trans[t]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rr = special.erfc(np.abs(v - 2 * nb * pi * (1 - pi)) / (2 * np.sqrt(2 * nb) * pi * (1 - pi)))
-        runs[t] = np.where(np.abs(pi - 0.5) >= 2 / np.sqrt(nb), 0.0, rr)
-    return mono, runs
+    each payload's ones and bit transitions: the reference's formulas, once per distinct (length, ones,
+    transitions) (:func:`_nist_args`: numpy's elementwise operations in the reference's order, scipy's
+    erfc on them), then taken for every payload — the same inputs give the same value, so these are
+    the elementwise results."""
+    if not lengths.size:
+        return np.full(0, np.nan), np.full(0, np.nan)
+    xm, xr, inv = _nist_args(np.ascontiguousarray(lengths, np.int64), np.ascontiguousarray(ones, np.int64),
+                             np.ascontiguousarray(trans, np.int64), math.sqrt(2))
+    mono = np.append(special.erfc(xm), np.nan)      # index -1: a payload under 100 bits
+    with np.errstate(invalid="ignore"):
+        runs = np.append(np.where(np.isnan(xr), 0.0, special.erfc(xr)), np.nan)
+    return mono[inv], runs[inv]
+
+
+@njit(nogil=True)
+def _nist_args(lengths, ones, trans, sqrt2):  # pragma: no cover - compiled
+    """The distinct (length, ones, transitions) of payloads of >= 100 bits: each one's monobit and runs
+    erfc arguments (runs NaN where the reference gives 0.0: the ones' share too far from 1/2), and per
+    payload the index of its triple (-1 under 100 bits). The arguments are numpy's elementwise
+    operations in the reference's order (int64 to float64 where numpy converts). Plain loops only (no
+    array expressions: they compile slowly)."""
+    n = lengths.shape[0]
+    inv = np.empty(n, np.int64)
+    kl = np.empty(n, np.int64)      # the distinct triples, first seen first (at most one a payload)
+    ko = np.empty(n, np.int64)
+    kt = np.empty(n, np.int64)
+    cap = 256
+    slots = np.empty(cap, np.int64)
+    for i in range(cap):
+        slots[i] = -1
+    nu = 0
+    k1 = np.uint64(0x9E3779B97F4A7C15)
+    k2 = np.uint64(0xC2B2AE3D27D4EB4F)
+    for r in range(n):
+        L = lengths[r]
+        inv[r] = -1
+        if L * 8 < 100:
+            continue
+        o = ones[r]
+        t = trans[r]
+        if 2 * nu >= cap:                   # keep the table at most half full
+            cap *= 2
+            slots = np.empty(cap, np.int64)
+            for i in range(cap):
+                slots[i] = -1
+            for i in range(nu):
+                s = np.int64(_fmix(np.uint64(kl[i]) * k1 + np.uint64(ko[i]) * k2 + np.uint64(kt[i]))
+                             & np.uint64(cap - 1))
+                while slots[s] >= 0:
+                    s = (s + 1) & (cap - 1)
+                slots[s] = i
+        s = np.int64(_fmix(np.uint64(L) * k1 + np.uint64(o) * k2 + np.uint64(t)) & np.uint64(cap - 1))
+        while True:
+            i = slots[s]
+            if i < 0:
+                kl[nu] = L
+                ko[nu] = o
+                kt[nu] = t
+                slots[s] = nu
+                i = nu
+                nu += 1
+                break
+            if kl[i] == L and ko[i] == o and kt[i] == t:
+                break
+            s = (s + 1) & (cap - 1)
+        inv[r] = i
+    xm = np.empty(nu, np.float64)
+    xr = np.empty(nu, np.float64)
+    for i in range(nu):
+        nb = kl[i] * 8
+        o = np.float64(ko[i])
+        fnb = np.float64(nb)
+        snb = math.sqrt(fnb)
+        xm[i] = abs(2 * o - fnb) / snb / sqrt2
+        pi = o / fnb
+        if abs(pi - 0.5) >= 2 / snb:
+            xr[i] = np.nan
+        else:
+            xr[i] = abs(np.float64(1 + kt[i]) - np.float64(2 * nb) * pi * (1 - pi)) / (
+                2 * math.sqrt(np.float64(2 * nb)) * pi * (1 - pi))
+    return xm, xr, inv
 
 
 def _normalised(lengths: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -758,6 +890,9 @@ def _group_ids(probes: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.Data
     """Stream number of each probe, numbered in the order ``groupby(by, observed=True, dropna=False)``
     iterates (category order, <NA> last), and the streams' keys. From the category codes directly
     when the keys are categoricals and ports (fast); through pandas' groupby otherwise."""
+    if len(probes) and all(_groupable(probes, c) for c in by):     # the table's shared groups (made once)
+        g = groups_of(probes, tuple(by))
+        return np.asarray(g.gid, np.int64), pd.DataFrame(g.keys(probes, by))
     keys = probes[list(by)]
     packed = _packed_key(keys)
     if packed is None:
@@ -767,6 +902,14 @@ def _group_ids(probes: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.Data
     first = np.full(int(gid.max()) + 1 if gid.size else 0, -1, np.int64)
     first[gid[::-1]] = np.arange(gid.size - 1, -1, -1)
     return gid, keys.iloc[first].reset_index(drop=True)
+
+
+def _groupable(probes: pd.DataFrame, c: str) -> bool:
+    """Whether ``_groups.groups_of`` groups by column ``c``: a categorical or a nullable integer."""
+    a = column_array(probes, c)
+    return isinstance(a, pd.Categorical) or (isinstance(getattr(a, "_data", None), np.ndarray)
+                                             and a._data.dtype.kind in "iu"
+                                             and isinstance(getattr(a, "_mask", None), np.ndarray))
 
 
 def _packed_key(keys: pd.DataFrame) -> np.ndarray | None:
@@ -911,7 +1054,7 @@ def _verdicts_of(probes: pd.DataFrame, payloads, by, alpha: float, keep_scan: bo
             out[c.name] = out[c.name].astype(c.dtype)
     if parts is None:
         return out[cols], None
-    cat = lambda f: np.concatenate([f(q) for q in parts])
+    cat = lambda f: f(parts[0]) if len(parts) == 1 else np.concatenate([f(q) for q in parts])   # one piece: as is
     raw = {k: cat(lambda q, k=k: q["raw"][k]) for k in parts[0]["raw"]}
     scan_ = PayloadScan(order, cat(lambda q: q["lens"]), raw, cat(lambda q: q["norm"]), cat(lambda q: q["mono"]),
                         cat(lambda q: q["runs"]), getattr(pb, "index", pd.RangeIndex(n_all)), gid)

@@ -53,11 +53,10 @@ def payload_buffer(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np
     ``data[offsets[i]:offsets[i + 1]]``), gathered in one compiled pass per file straight from its memory
     map (a compressed file or a stream: from its bytes, as :func:`payloads`). ``rows``: row positions of
     ``df`` to take, in that order (all rows by default), without taking the table itself."""
-    off = df["payload_off"].to_numpy(dtype="int64", na_value=-1)
-    length = df["payload_caplen"].to_numpy(dtype="int64", na_value=0)
     if rows is not None:
         rows = np.asarray(rows, np.int64)
-        off, length = off[rows], length[rows]
+    off = _column_at(df["payload_off"], rows, -1)
+    length = _column_at(df["payload_caplen"], rows, 0)
     length = np.where((off >= 0) & (length > 0), length, 0)
     offsets = np.zeros(length.size + 1, np.int64)
     np.cumsum(length, out=offsets[1:])
@@ -70,6 +69,19 @@ def payload_buffer(df: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np
             with capture_bytes(path, upto=int((off[has] + length[has]).max())) as buf:
                 _gather(buf, off[has], length[has], offsets[has], data)
     return data, offsets
+
+
+def _column_at(col: pd.Series, rows: np.ndarray | None, na: int) -> np.ndarray:
+    """``col`` at the row positions ``rows`` (all if None) as int64, ``na`` for <NA>: a nullable column is
+    taken from its values and mask before converting (only the rows asked for are converted)."""
+    a = col.array
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if rows is None or not isinstance(data, np.ndarray) or not isinstance(mask, np.ndarray):
+        out = col.to_numpy(dtype="int64", na_value=na)
+        return out if rows is None else out[rows]
+    out = data[rows].astype(np.int64)
+    out[mask[rows]] = na
+    return out
 
 
 def _files_of(df: pd.DataFrame, rows: np.ndarray | None):
@@ -96,5 +108,11 @@ def _gather(buf, src_off, length, dst_off, out):  # pragma: no cover - compiled
         d = dst_off[i]
         if s + n > buf.shape[0]:  # never for a table read from this file; keeps a stale table memory-safe
             n = max(0, buf.shape[0] - s)
-        for j in range(n):
+        j = 0
+        while j + 8 <= n:               # eight bytes a step (about 2x one a step; a slice copy is faster
+            for t in range(8):          # still but takes seconds more to compile cold)
+                out[d + j + t] = buf[s + j + t]
+            j += 8
+        while j < n:
             out[d + j] = buf[s + j]
+            j += 1
