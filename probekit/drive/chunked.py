@@ -61,6 +61,7 @@ from ..schema import (
     SOURCE_STREAM_KEYS,
     STREAM_KEYS,
 )
+from . import CHUNKED_FILE_BYTES
 
 __all__ = [
     "CHUNKED_FILE_BYTES",
@@ -74,8 +75,6 @@ __all__ = [
 
 CHUNK_PACKETS = 1_000_000
 """Packets per chunk by default (about 125 MB of packets table; the walk's memory grows with it)."""
-CHUNKED_FILE_BYTES = 2 << 30
-"""Files larger than this are worth the chunked path (what ``open_capture`` can use to pick it)."""
 WINDOW_BYTES = 128 << 20
 OTHER_CHUNK_PACKETS = 500_000
 """Packets per chunk of the other-traffic walk at most (a frame's kind does not depend on the chunk)."""
