@@ -266,13 +266,16 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
         books = [(p.stem, inject_parameters(nbformat.read(p, as_version=4), params)) for p in paths]
 
         def analyse() -> None:
+            from .drive.chunked import release_free_memory
             from .session import REPORT_SKIPS, Capture  # here: the kernels start meanwhile
             for c in captures:
                 cap = Capture(c, period_s=period_s, cloudwatch=cw_files or None, monitor=mon_files or None,
                               chunked=chunked, chunk_packets=chunk_packets)
                 summaries.append(cap.summary())
+                release_free_memory()
                 cap.save_tables(tables, skip=REPORT_SKIPS if cap.is_chunked else ())
                 del cap                     # its tables go before the next capture is walked
+                release_free_memory()       # and their pages, while the kernels run
 
         _run(_execute(books, analyse, nb_dir, timeout, _kernels(len(books), _walks_in_chunks(captures, chunked))))
     report = nbformat.v4.new_notebook()
