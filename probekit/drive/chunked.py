@@ -39,6 +39,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -266,6 +267,9 @@ class _Columns:
         return t
 
 
+_malloc_trim: Any = None      # glibc's malloc_trim once looked up; False where there is none
+
+
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
 
@@ -281,9 +285,6 @@ def release_free_memory() -> None:
             _malloc_trim = False
     if _malloc_trim:
         _malloc_trim(0)
-
-
-_malloc_trim = None
 
 
 def _identity(order: np.ndarray) -> bool:
