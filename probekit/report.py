@@ -11,7 +11,8 @@ Huge captures (``chunked``): each capture is walked chunk by chunk (``probekit.d
 report's process, which saves the tables the walk computed but the per-probe ones (``session.REPORT_SKIPS``):
 the kernels load per-stream and per-period tables and a stretch of the probes for per-probe figures
 (``plot_probes``), so no process holds a packets table and no kernel a huge capture's probes. Such a report
-runs its notebooks on one kernel (an idle kernel holds about 0.3 GiB while the capture is walked). The
+of a capture over ``ONE_KERNEL_BYTES`` runs its notebooks on one kernel (an idle kernel holds about 0.3 GiB
+while the capture is walked). The
 notebooks' packet-level sections (the packets table, connections, payload bytes, dissection) say that they
 are skipped for such a capture.
 """
@@ -157,12 +158,18 @@ def _kernels(n_books: int, chunked: bool = False) -> int:
     return max(1, min(n, n_books))
 
 
+ONE_KERNEL_BYTES = 256 << 20
+"""A report that walks a capture this large or larger chunk by chunk runs one kernel: a second one would sit
+idle (about 0.3 GiB) beside the walk. Smaller chunked captures keep the pool (the tests' reports)."""
+
+
 def _walks_in_chunks(captures: list[str], chunked: bool | None) -> bool:
-    """Whether some capture of the report is walked chunk by chunk (``Capture.is_chunked``'s rule)."""
-    if chunked is not None:
-        return bool(chunked) and bool(captures)
+    """Whether some capture of the report is walked chunk by chunk (``Capture.is_chunked``'s rule) and is
+    at least ``ONE_KERNEL_BYTES``."""
     from .drive import CHUNKED_FILE_BYTES  # the constant alone: the analyses are not imported yet
-    return any(Path(c).stat().st_size > CHUNKED_FILE_BYTES for c in captures)
+    sizes = [Path(c).stat().st_size for c in captures]
+    walked = sizes if chunked else [] if chunked is False else [n for n in sizes if n > CHUNKED_FILE_BYTES]
+    return any(n >= ONE_KERNEL_BYTES for n in walked)
 
 
 async def _execute(books: list, analyse, nb_dir: Path, timeout: int, n_kernels: int) -> None:

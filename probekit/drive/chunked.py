@@ -260,6 +260,7 @@ class _Columns:
                 del arrs
                 col = joined if order is None else joined.take(order)
             out[c] = col
+            release_free_memory()     # the column's parts, before the next one is joined
         t = pd.DataFrame(out, copy=False)
         first = self.attrs[0] if self.attrs else {}
         t.attrs = dict(first) if all(a == first for a in self.attrs) else {}   # as pd.concat keeps them
