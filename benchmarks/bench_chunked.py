@@ -85,12 +85,19 @@ def tree_run(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
     p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True)
     root = psutil.Process(p.pid)
     peak = largest = 0
+    each: dict[int, list] = {}          # pid -> [peak RSS, what it is]
     while p.poll() is None:
         rss = []
         try:
             for q in [root, *root.children(recursive=True)]:
                 try:
-                    rss.append(q.memory_info().rss)
+                    r = q.memory_info().rss
+                    rss.append(r)
+                    if q.pid not in each:
+                        cmd = q.cmdline()
+                        each[q.pid] = [0, "kernel" if "ipykernel_launcher" in " ".join(cmd) else
+                                       "report" if q.pid == p.pid else Path(cmd[0]).name if cmd else "?"]
+                    each[q.pid][0] = max(each[q.pid][0], r)
                 except psutil.Error:
                     pass
         except psutil.Error:
@@ -101,7 +108,13 @@ def tree_run(cmd: list[str], stdout=subprocess.DEVNULL) -> dict:
     if p.returncode:
         print(err[-3000:])
         raise SystemExit(1)
-    return dict(seconds=time.perf_counter() - t, peak=peak, largest=largest)
+    return dict(seconds=time.perf_counter() - t, peak=peak, largest=largest,
+                each=sorted((v for v in each.values() if v[0] > 100 << 20), reverse=True))
+
+
+def _each(rr: dict) -> str:
+    """The processes over 100 MiB, largest first: 'report 2.10, kernel 1.20 GiB'."""
+    return ", ".join(f"{what} {rss / 2**30:.2f}" for rss, what in rr["each"]) + " GiB"
 
 
 def report(path: Path, chunked: bool, chunk: int) -> dict:
@@ -156,8 +169,8 @@ def main():
             load = os.getloadavg()[0]
             rr = report(out, True, a.chunk)
             print(f"probekit report --chunked always, {n / 1e6:.0f} M packets: {rr['seconds']:.1f} s, peak RSS of report "
-                  f"+ kernels {rr['peak'] / 2**30:.2f} GiB, largest process {rr['largest'] / 2**30:.2f} GiB "
-                  f"(load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
+                  f"+ kernels {rr['peak'] / 2**30:.2f} GiB, largest process {rr['largest'] / 2**30:.2f} GiB; each process "
+                  f"at its peak: {_each(rr)} (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
         finally:
             if not a.keep:
                 out.unlink(missing_ok=True)

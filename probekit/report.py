@@ -8,9 +8,13 @@ instead of recomputing them. The summary of findings at the top leads, per captu
 important finding; the HTML embeds every figure and reads offline.
 
 Huge captures (``chunked``): each capture is walked chunk by chunk (``probekit.drive.chunked``) in the
-report's process, which saves the tables the walk computed; the kernels load only those, so no process
-holds a packets table. The notebooks' packet-level sections (the packets table, connections, payload
-bytes, dissection) say that they are skipped for such a capture.
+report's process, which saves the tables the walk computed but the per-probe ones (``session.REPORT_SKIPS``):
+the kernels load per-stream and per-period tables and a stretch of the probes for per-probe figures
+(``plot_probes``), so no process holds a packets table and no kernel a huge capture's probes. Such a report
+of a capture over ``ONE_KERNEL_BYTES`` runs its notebooks on one kernel (an idle kernel holds about 0.3 GiB
+while the capture is walked). The
+notebooks' packet-level sections (the packets table, connections, payload bytes, dissection) say that they
+are skipped for such a capture.
 """
 from __future__ import annotations
 
@@ -145,12 +149,27 @@ _WARM_UP = ("import probekit, probekit.plots, matplotlib.pyplot, IPython.display
             "InlineBackend.instance().print_figure_kwargs = {'bbox_inches': None}  # figures use constrained layout")
 
 
-def _kernels(n_books: int) -> int:
-    """How many kernels run the notebooks side by side: one per CPU, at most 2 (PROBEKIT_REPORT_KERNELS)."""
+def _kernels(n_books: int, chunked: bool = False) -> int:
+    """How many kernels run the notebooks side by side: one per CPU, at most 2, one for a report that walks
+    a capture chunk by chunk (its memory is the bound; PROBEKIT_REPORT_KERNELS says otherwise)."""
     want = os.environ.get("PROBEKIT_REPORT_KERNELS")
-    n = int(want) if want else min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
-                                   (os.cpu_count() or 1))
+    n = int(want) if want else 1 if chunked else min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                     else (os.cpu_count() or 1))
     return max(1, min(n, n_books))
+
+
+ONE_KERNEL_BYTES = 256 << 20
+"""A report that walks a capture this large or larger chunk by chunk runs one kernel: a second one would sit
+idle (about 0.3 GiB) beside the walk. Smaller chunked captures keep the pool (the tests' reports)."""
+
+
+def _walks_in_chunks(captures: list[str], chunked: bool | None) -> bool:
+    """Whether some capture of the report is walked chunk by chunk (``Capture.is_chunked``'s rule) and is
+    at least ``ONE_KERNEL_BYTES``."""
+    from .drive import CHUNKED_FILE_BYTES  # the constant alone: the analyses are not imported yet
+    sizes = [Path(c).stat().st_size for c in captures]
+    walked = sizes if chunked else [] if chunked is False else [n for n in sizes if n > CHUNKED_FILE_BYTES]
+    return any(n >= ONE_KERNEL_BYTES for n in walked)
 
 
 async def _execute(books: list, analyse, nb_dir: Path, timeout: int, n_kernels: int) -> None:
@@ -254,14 +273,18 @@ def build_report(captures, out_html, period_s: int = 30, notebooks_dir=None, clo
         books = [(p.stem, inject_parameters(nbformat.read(p, as_version=4), params)) for p in paths]
 
         def analyse() -> None:
-            from .session import Capture  # here: the kernels start meanwhile
+            from .drive.chunked import release_free_memory
+            from .session import REPORT_SKIPS, Capture  # here: the kernels start meanwhile
             for c in captures:
                 cap = Capture(c, period_s=period_s, cloudwatch=cw_files or None, monitor=mon_files or None,
                               chunked=chunked, chunk_packets=chunk_packets)
                 summaries.append(cap.summary())
-                cap.save_tables(tables)
+                release_free_memory()
+                cap.save_tables(tables, skip=REPORT_SKIPS if cap.is_chunked else ())
+                del cap                     # its tables go before the next capture is walked
+                release_free_memory()       # and their pages, while the kernels run
 
-        _run(_execute(books, analyse, nb_dir, timeout, _kernels(len(books))))
+        _run(_execute(books, analyse, nb_dir, timeout, _kernels(len(books), _walks_in_chunks(captures, chunked))))
     report = nbformat.v4.new_notebook()
     report.metadata["language_info"] = {"name": "python"}
     report.cells.append(nbformat.v4.new_markdown_cell(

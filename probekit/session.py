@@ -51,13 +51,20 @@ PLOT_PROBES = 200_000
 first ones, a stretch of the capture as it is (matplotlib needs minutes and gigabytes for millions of ticks)."""
 _PACKET_LEVEL = ("packets", "connections", "connection_kinds", "payloads", "payload_tests")
 """Tables made from the packets table itself: not available on a chunked capture."""
+_WINDOWS = ("probe_window", "inter_arrival_window")
+"""A chunked capture's stretch of probes for per-probe figures (``plot_probes``): its own tables, so that a
+notebook's kernel loads them without the probes table."""
+REPORT_SKIPS = ("probes", "all_probes")
+"""Tables with a row per probe that ``probekit report`` does not save for a chunked capture: its notebooks
+show the per-stream and per-period tables and draw per-probe figures from ``plot_probes`` (a kernel would
+otherwise load gigabytes of a huge capture's probes)."""
 _TABLES = ("packets", "datagrams", "all_probes", "icmp_errors", "streams", "other_traffic", "mtu", "period_errors",
            "error_reporters",
            "probes", "periods", "probe_periods", "inter_arrivals", "timing", "gaps", "shares", "balance",
            "alternation", "source_quality", "source_rate", "source_rate_table", "connections", "connection_kinds",
            "payloads", "payload_tests", "payload_verdicts", "fingerprints", "default_size_changes", "cloudwatch",
            "cloudwatch_audit", "cloudwatch_summary", "packet_count", "capture_notes", "payload_probes",
-           "capture_span_ns")
+           "capture_span_ns", "probe_facts", *_WINDOWS)
 
 
 class _table(cached_property):
@@ -65,12 +72,14 @@ class _table(cached_property):
     from the file ``save_tables`` wrote for it."""
 
     def __get__(self, instance, owner=None):
-        if instance is not None:
+        if instance is not None and self.attrname not in instance.__dict__:
             saved = instance.__dict__.get("_saved")
-            if saved and self.attrname in saved and self.attrname not in instance.__dict__:
+            if saved and self.attrname in saved:
                 with open(saved.pop(self.attrname), "rb") as f:
                     instance.__dict__[self.attrname] = pickle.load(f)
                 return instance.__dict__[self.attrname]
+            if self.attrname in instance.__dict__.get("_skipped", ()):
+                instance._not_saved(self.attrname)
         return super().__get__(instance, owner)
 
 
@@ -128,23 +137,28 @@ class Capture:
         parts += [str(p.resolve()) for p in self.cloudwatch_files + self.monitor_files]
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
-    def save_tables(self, folder=None) -> Path:
+    def save_tables(self, folder=None, skip=()) -> Path:
         """Compute every table and save them to ``folder`` (default: the session's ``tables``) for sessions
         opened later with the same file and settings: one pickle per table in a folder named for the file
         and settings, which a session loads table by table on first use (a notebook's kernel holds only
-        the tables it shows). Returns that folder."""
+        the tables it shows). ``skip``: tables not saved (nor computed for the saving); a session opened
+        on the folder says so if asked for one (``probekit report`` skips ``REPORT_SKIPS`` for a chunked
+        capture). Returns that folder."""
         folder = Path(folder or self.tables_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        names = [n for n in _TABLES if not (self.is_chunked and n in _PACKET_LEVEL)]
+        skip = tuple(n for n in _TABLES if n in set(skip))
+        names = [n for n in _TABLES if n not in skip and not (self.is_chunked and n in _PACKET_LEVEL)
+                 and not (not self.is_chunked and n in _WINDOWS)]
         for name in names:
             getattr(self, name)
         out = folder / self._key()
         tmp = folder / f"{self._key()}.tmp"
         tmp.mkdir(exist_ok=True)
         for k in _TABLES:
-            if k in self.__dict__:
+            if k in self.__dict__ and k not in skip:
                 with open(tmp / f"{k}.pkl", "wb") as f:
                     pickle.dump(self.__dict__[k], f, protocol=pickle.HIGHEST_PROTOCOL)
+        (tmp / "skipped.txt").write_text("".join(f"{k}\n" for k in skip))
         if out.exists():
             import shutil
             shutil.rmtree(out)
@@ -156,7 +170,16 @@ class Capture:
         if not d.is_dir():
             return False
         self.__dict__["_saved"] = {f.stem: f for f in d.glob("*.pkl") if f.stem in _TABLES}
+        skipped = d / "skipped.txt"
+        self.__dict__["_skipped"] = tuple(skipped.read_text().split()) if skipped.is_file() else ()
         return True
+
+    def _not_saved(self, name: str):
+        from .errors import ProbekitError
+        skipped = ", ".join(self.__dict__["_skipped"])
+        raise ProbekitError(f"{self.name}: the {name!r} table was not saved with this capture's tables "
+                            f"({self.tables_dir}: save_tables skipped {skipped}, a row per probe); per-probe figures "
+                            "take plot_probes, and a session opened without tables= computes every table")
 
     def saved_tables(self) -> list[str]:
         """The saved tables this session has not loaded yet (``tables=``)."""
@@ -358,25 +381,50 @@ class Capture:
 
     @property
     def plot_probes(self) -> pd.DataFrame:
-        """The probes a per-probe figure draws: every probe, or on a chunked capture with more than
-        ``PLOT_PROBES`` the first ``PLOT_PROBES`` of them (``plot_window_note`` says which stretch)."""
+        """The probes a per-probe figure draws: every probe, or on a chunked capture the first
+        ``PLOT_PROBES`` of them (``plot_window_note`` says which stretch when that is not all)."""
+        return self.probe_window if self.is_chunked else self.probes
+
+    @property
+    def plot_inter_arrivals(self) -> pd.DataFrame:
+        """``inter_arrivals`` of ``plot_probes``: every probe's, or a chunked capture's first ``PLOT_PROBES``
+        probes' (the rows of ``inter_arrivals`` for those probes: each one's previous probe is among them)."""
+        return self.inter_arrival_window if self.is_chunked else self.inter_arrivals
+
+    @_table
+    def probe_window(self) -> pd.DataFrame:
+        """A chunked capture's first ``PLOT_PROBES`` probes (``plot_probes``; matplotlib needs minutes and
+        gigabytes for millions of ticks)."""
+        return self.probes.iloc[:PLOT_PROBES].copy()
+
+    @_table
+    def inter_arrival_window(self) -> pd.DataFrame:
+        return timing.inter_arrivals(self.probe_window)
+
+    @_table
+    def probe_facts(self) -> dict:
+        """What ``not_applicable`` and ``plot_window_note`` ask of the probes, without the table: how many,
+        which protocols, how many sources, and how many inter-arrivals (probes after the first of their
+        source stream: the ``timing`` table's groups)."""
         p = self.probes
-        if not self.is_chunked or len(p) <= PLOT_PROBES:
-            return p
-        return p.iloc[:PLOT_PROBES]
+        proto = p["protocol"]
+        protocols = sorted(set(proto.cat.remove_unused_categories().cat.categories.astype(str))
+                           if isinstance(proto.dtype, pd.CategoricalDtype) else set(proto.dropna().astype(str)))
+        n_ia = int((self.timing["probes"].to_numpy("int64") - 1).clip(min=0).sum()) if len(p) else 0
+        return dict(probes=len(p), protocols=protocols, sources=int(p["source"].nunique()), inter_arrivals=n_ia)
 
     def plot_window_note(self) -> str | None:
         """The sentence that goes above a per-probe figure drawn from a stretch of the probes (None: all)."""
-        p = self.probes
-        if not self.is_chunked or len(p) <= PLOT_PROBES:
+        n = self.probe_facts["probes"]
+        if not self.is_chunked or n <= PLOT_PROBES:
             return None
         w = self.plot_probes
-        return (f"{self.name}: per-probe figures draw the first {len(w):,} of {len(p):,} probes "
+        return (f"{self.name}: per-probe figures draw the first {len(w):,} of {n:,} probes "
                 f"({_utc(w['ts_ns'].iloc[0])} to {_utc(w['ts_ns'].iloc[-1])}); the tables count every probe.")
 
     def has_probes(self, protocol: str | None = None) -> bool:
-        p = self.probes
-        return bool(len(p) if protocol is None else (p["protocol"].astype(str).str.startswith(protocol)).any())
+        f = self.probe_facts
+        return bool(f["probes"] if protocol is None else any(p.startswith(protocol) for p in f["protocols"]))
 
     @_table
     def periods(self) -> pd.DataFrame:
@@ -575,17 +623,17 @@ class Capture:
                     "table, Zeek-style connections, each probe's payload bytes, tshark's dissection — are skipped "
                     "here. Every other table and figure comes from the probes, ICMP errors, streams and fragments "
                     "the chunked walk kept, with the in-memory numbers.")
-        p = self.probes
-        if theme in ("probes", "timing", "metrics") and p.empty:
+        f = self.probe_facts      # the probes' counts (a kernel of a chunked report does not hold the table)
+        if theme in ("probes", "timing", "metrics") and not f["probes"]:
             return (f"{self.name}: no probes (ICMP echo requests or TCP SYNs) in this capture, so there is nothing "
                     "to time or to count.")
-        if theme == "timing" and self.inter_arrivals["ia_s"].notna().sum() == 0:
+        if theme == "timing" and f["inter_arrivals"] == 0:
             return (f"{self.name}: no stream has two probes or more, so there is no inter-arrival to measure "
-                    f"({len(p)} probe(s) in all).")
-        if theme == "tcp" and not (p["protocol"] == "tcp").any():
+                    f"({f['probes']} probe(s) in all).")
+        if theme == "tcp" and "tcp" not in f["protocols"]:
             return f"{self.name}: no TCP SYN probes, so the TCP handshake and reset analysis does not apply."
-        if theme == "sources" and p["source"].nunique() < 2:
-            return (f"{self.name}: {p['source'].nunique()} probe source(s): a per-ENI split needs two or more "
+        if theme == "sources" and f["sources"] < 2:
+            return (f"{self.name}: {f['sources']} probe source(s): a per-ENI split needs two or more "
                     "(Network Monitor uses two).")
         if theme == "payload" and not self._has_payload_bytes():
             return f"{self.name}: the probes carry no payload bytes, so randomness cannot be judged."

@@ -227,6 +227,52 @@ def test_per_probe_figures_draw_a_stated_stretch_of_a_chunked_capture(monkeypatc
     assert mem.plot_probes is mem.probes and mem.plot_window_note() is None
 
 
+@pytest.mark.parametrize("rel", ["captures/healthy.pcap", "captures/lab/lab-mixed.pcap"])
+def test_report_tables_of_a_chunked_capture_hold_no_probes_table(rel, tmp_path, monkeypatch):
+    """What ``probekit report`` saves for a chunked capture (``skip=REPORT_SKIPS``): no table with a row per
+    probe but the stretch per-probe figures draw. A session on those tables answers what the notebooks ask
+    (which themes apply, the stretch and its inter-arrivals, the window note) as the in-memory session
+    does, without walking the capture again; asked for a skipped table, it says so in one error."""
+    import probekit.session as S
+    from probekit.errors import ProbekitError
+    monkeypatch.setattr(S, "PLOT_PROBES", 50)
+    path = ROOT / rel
+    mem = in_memory(path)
+    ch = probekit.open_capture(path, chunked=True, chunk_packets=1000, cloudwatch=False)
+    folder = ch.save_tables(tmp_path, skip=S.REPORT_SKIPS)
+    saved = {f.stem for f in folder.glob("*.pkl")}
+    assert not saved & set(S.REPORT_SKIPS) and {"probe_window", "inter_arrival_window", "probe_facts"} <= saved
+    assert len(mem.probes) > 50                                    # the window is a stretch of them
+
+    def walk(*a, **kw):
+        raise AssertionError("walked the capture again")
+
+    monkeypatch.setattr(C, "chunk_source", walk)
+    again = probekit.open_capture(path, chunked=True, chunk_packets=1000, cloudwatch=False, tables=tmp_path)
+    n = len(mem.probes)
+    assert again.probe_facts == dict(probes=n, protocols=sorted(set(mem.probes["protocol"].astype(str))),
+                                     sources=int(mem.probes["source"].nunique()),
+                                     inter_arrivals=int(mem.inter_arrivals["ia_s"].notna().sum()))
+    for theme in ("probes", "timing", "metrics", "tcp", "sources", "payload"):
+        assert again.not_applicable(theme) == mem.not_applicable(theme), theme
+    assert again.has_probes("tcp") == mem.has_probes("tcp") and again.has_probes("icmp") == mem.has_probes("icmp")
+    assert_same(again.plot_probes, mem.probes.iloc[:50], "window")
+    # the stretch's inter-arrivals are the in-memory table's rows for those probes: in each source stream
+    # (the table is sorted by stream, then time) the first as many rows as the stretch has of that stream
+    keys = list(probekit.schema.SOURCE_STREAM_KEYS)
+    ia = mem.inter_arrivals
+    both = pd.concat([mem.probes[keys].iloc[:50], ia[keys]], ignore_index=True)
+    gid = both.groupby(keys, observed=True, dropna=False).ngroup().to_numpy()
+    in_window = np.bincount(gid[:50], minlength=gid.max() + 1)
+    rank = ia.groupby(keys, observed=True, dropna=False).cumcount().to_numpy()
+    assert_same(again.plot_inter_arrivals, ia[rank < in_window[gid[50:]]], "inter-arrivals of the window")
+    assert f"first 50 of {n:,} probes" in again.plot_window_note()
+    for name in S.REPORT_SKIPS:
+        with pytest.raises(ProbekitError, match=f"the '{name}' table was not saved"):
+            getattr(again, name)
+    assert "_chunked" not in again.__dict__ and mem.plot_inter_arrivals is mem.inter_arrivals
+
+
 TOOLS = sorted(r for r in SHIPPED if r.startswith("captures/tools/"))
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,7 @@ from ..schema import (
     SOURCE_STREAM_KEYS,
     STREAM_KEYS,
 )
+from . import CHUNKED_FILE_BYTES
 
 __all__ = [
     "CHUNKED_FILE_BYTES",
@@ -74,8 +76,6 @@ __all__ = [
 
 CHUNK_PACKETS = 1_000_000
 """Packets per chunk by default (about 125 MB of packets table; the walk's memory grows with it)."""
-CHUNKED_FILE_BYTES = 2 << 30
-"""Files larger than this are worth the chunked path (what ``open_capture`` can use to pick it)."""
 WINDOW_BYTES = 128 << 20
 OTHER_CHUNK_PACKETS = 500_000
 """Packets per chunk of the other-traffic walk at most (a frame's kind does not depend on the chunk)."""
@@ -260,11 +260,32 @@ class _Columns:
                 del arrs
                 col = joined if order is None else joined.take(order)
             out[c] = col
+            release_free_memory()     # the column's parts, before the next one is joined
         t = pd.DataFrame(out, copy=False)
         first = self.attrs[0] if self.attrs else {}
         t.attrs = dict(first) if all(a == first for a in self.attrs) else {}   # as pd.concat keeps them
         self.attrs = []
         return t
+
+
+_malloc_trim: Any = None      # glibc's malloc_trim once looked up; False where there is none
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    Arrays under glibc's mmap threshold (which grows to 32 MB as large blocks are freed) live on the heap,
+    and freed heap pages stay in the process: after the walk and after each analysis of millions of probes
+    the RSS kept up to twice the live memory. The walk calls this between its steps."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 def _identity(order: np.ndarray) -> bool:
@@ -718,6 +739,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
                 segments.append(d)
     if n_chunks:
         del kept, req, chunk          # the last window's probes and chunk (a chunk of packets) go now
+    release_free_memory()
     # the in-memory probes table's categories: the addresses used in each column, in address order
     cats = {"protocol": list(PROBE_PROTOCOLS), "source": _sorted_addresses(used["source"]),
             "destination": _sorted_addresses(used["destination"])}
@@ -736,6 +758,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         probes = kept_probes.table(order)
         req = kept_req.table(order)
         del order
+        release_free_memory()
         assert tuple(probes.columns) == PROBE_COLUMNS
         probes.attrs.update(vantage=pattrs.get("vantage"), timeout_s=timeout_s, capture_end_ns=span[1], path=path)
         rare_rows = _concat_many(rare) if rare else _empty_packets(path)
@@ -749,8 +772,11 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
                                                    stream_overrides, timeout_s)
         known = found.pop("_known")
         tables.update(found)
-        tables.update(_on_probes(probes, req, lazy, period_s, span, analyses, known))
         n_payload = int((lazy.lengths > 0).sum())
+        box = [req, lazy]
+        del req, lazy                 # _on_probes lets go of them once the payload tables are made
+        tables.update(_on_probes(probes, box, period_s, span, analyses, known))
+        release_free_memory()
     else:
         n_payload = 0
     return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs, n_payload)
@@ -777,13 +803,20 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
                          req["payload_caplen"].to_numpy("int32", na_value=0))
     req = req.drop(columns=["payload_off"])       # the payloads know where their bytes are: one copy
-    known = {"payload_verdicts": _verdicts(all_probes, lazy, by=SOURCE_STREAM_KEYS),
-             "balance": sources.balance_test(all_probes)}
-    fp = _fingerprints(all_probes, req, known["payload_verdicts"], known["balance"], lazy)
-    slim = _slim_packets(all_probes, req, segments)
+    # the steps below on a shallow copy: what the analyses cache per table (group ids, time orders: 8 bytes
+    # a probe each) goes with it instead of staying with all_probes for the session's life
+    work = all_probes.copy(deep=False)
+    known = {"payload_verdicts": _verdicts(work, lazy, by=SOURCE_STREAM_KEYS),
+             "balance": sources.balance_test(work)}
+    release_free_memory()
+    fp = _fingerprints(work, req, known["payload_verdicts"], known["balance"], lazy)
+    work = all_probes.copy(deep=False)          # the fingerprints' caches go before the streams step
+    release_free_memory()
+    slim = _slim_packets(work, req, segments)
     slim.attrs.update(rare_rows.attrs)
-    st = _streams.streams(slim, all_probes, fp, overrides=overrides or None)
-    del slim
+    st = _streams.streams(slim, work, fp, overrides=overrides or None)
+    del slim, work
+    release_free_memory()
     if all_streams:
         chosen = all_probes
     else:
@@ -793,7 +826,9 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
         if every:
             chosen = all_probes.copy(deep=False)  # every row, in order: share the columns, not a second copy
         chosen.attrs = {**all_probes.attrs, "stream_kinds": kinds}
-        if not every:
+        if every:       # the probes are every request: the streams' fingerprints are theirs (as in memory)
+            known["fingerprints"] = fp
+        else:
             known = {}
     if len(chosen) != len(all_probes):
         # the chosen rows keep their order: find them by request frame (one probe per request frame)
@@ -872,8 +907,19 @@ def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = C
     return out[[c.name for c in OTHER_TRAFFIC]]
 
 
-def _on_probes(probes, req, lazy, period_s, span, analyses, known) -> dict:
-    out = probe_tables(probes, req, lazy, period_s, span, analyses, known=known)
+def _on_probes(probes, box, period_s, span, analyses, known) -> dict:
+    """The analyses of ``probes``; ``box``: [request columns, payloads], emptied once the payload verdicts
+    and the fingerprints are made (54 bytes a probe that the other analyses do not read)."""
+    probes = probes.copy(deep=False)    # the analyses' caches (group ids, orders) go with this copy
+    want = set(analyses)
+    first = [a for a in ("balance", "payload_verdicts", "fingerprints") if a in want] + \
+        (["balance"] if "fingerprints" in want and "balance" not in want else [])
+    out = probe_tables(probes, box[0], box[1], period_s, span, first, known=known)
+    box.clear()
+    release_free_memory()
+    known = {**(known or {}), **out}
+    out = probe_tables(probes, None, None, period_s, span, analyses, known=known)
+    release_free_memory()
     if "periods" in analyses:
         out["periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s), probes, period_s)
     if "probe_periods" in analyses:
@@ -886,7 +932,7 @@ def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | 
     """The analyses of a probes table, as the in-memory session computes them: the one implementation the
     chunked and Dask drivers share. ``req``: the requests' header columns (fingerprint.request_columns);
     ``payloads``: their payload bytes (anything payload_verdicts takes); ``known``: tables of these very
-    probes already computed ('balance', 'payload_verdicts'), used as they are."""
+    probes already computed ('balance', 'payload_verdicts', 'fingerprints'), used as they are."""
     out = dict(known or {})
     want = set(analyses)
     if "timing" in want:
@@ -907,6 +953,6 @@ def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | 
         out["size_changes"] = sizes.size_changes(probes)
     if want & {"payload_verdicts", "fingerprints"} and "payload_verdicts" not in out:
         out["payload_verdicts"] = _verdicts(probes, payloads)
-    if "fingerprints" in want:
+    if "fingerprints" in want and "fingerprints" not in out:
         out["fingerprints"] = _fingerprints(probes, req, out["payload_verdicts"], out["balance"], payloads)
     return {k: v for k, v in out.items() if k in want}
