@@ -55,7 +55,8 @@ STEPS = [
     ("payload bytes (one gather)", lambda c: c.payload_buffer),
     ("payload tests (per payload)", lambda c: c.payload_tests),
     ("payload verdicts (per stream)", lambda c: c.payload_verdicts),
-    ("payloads as bytes objects (plots)", lambda c: c.payloads),
+    # the notebooks pass the buffer to plot_byte_histogram / plot_payload_raster (no bytes object per payload)
+    ("payloads for the plots (the buffer)", lambda c: c.payload_buffer),
     ("fingerprints (probe streams)", lambda c: c.fingerprints),
     ("connections (Zeek conn.log)", lambda c: c.connections),
     ("connection kinds", lambda c: c.connection_kinds),
