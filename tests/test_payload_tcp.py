@@ -308,7 +308,7 @@ def test_payload_plots_draw_the_same_from_the_buffer_as_from_bytes():
     assert len(buf) == len(ser) == len(cap.probes) and (ser.map(len) > 0).all()
     _same_figure(plots.plot_byte_histogram(buf), plots.plot_byte_histogram(ser))
     first = int(np.flatnonzero(ser.map(len).to_numpy() > 0)[0])
-    for rows in (first + 1, first + 7, 400, len(ser) + 5):
+    for rows in (first + 7, len(ser) + 5):                                 # some rows; all and more
         a, b = plots.plot_payload_raster(buf, max_rows=rows), plots.plot_payload_raster(ser, max_rows=rows)
         _same_figure(a, b)
         want = [np.frombuffer(x, np.uint8) for x in ser.tolist()[:rows] if x]
@@ -321,7 +321,7 @@ def test_payload_plots_draw_the_same_from_the_buffer_as_from_bytes():
     # ragged rows with empties between, and nothing at all
     blobs = pd.Series([b"", b"\x00\xff", b"", b"abc", b"\x07", b""], dtype=object)
     hand = PayloadBuffer.from_series(blobs)
-    for rows in (1, 2, 4, 6):
+    for rows in (2, 6):
         _same_figure(plots.plot_payload_raster(hand, max_rows=rows), plots.plot_payload_raster(blobs, max_rows=rows))
     _same_figure(plots.plot_byte_histogram(hand), plots.plot_byte_histogram(blobs))
     empty = PayloadBuffer(np.zeros(0, np.uint8), np.zeros(1, np.int64), pd.RangeIndex(0))
