@@ -38,7 +38,6 @@ from .analysis import fingerprint as _fp
 from .analysis import match, metrics, payload, sizes, sources, timing
 from .analysis import mtu as _mtu
 from .analysis import streams as _streams
-from .analysis._groups import group_by as _group_by
 from .schema import STREAM_KEYS
 
 __all__ = ["Capture", "open_capture", "capture_summary", "CLOUDWATCH_SIDECARS", "MONITOR_SIDECAR"]
@@ -717,26 +716,90 @@ def _forensics_lines(cap) -> list[str]:
     st = cap.streams
     if st.empty:
         return out
-    pr = st[st["kind"].astype(str) == "probe"]
+    pr = st[_equals(st["kind"], "probe")]
     if len(pr):
         out.append("Probe streams: " + "; ".join(
             f"{_label(r.protocol, r.destination, r.port)} from {r.sources} source(s) ({r.source_list}), "
-            f"{r.tool or 'unknown tool'}" for r in pr.itertuples()) + ".")
+            f"{r.tool or 'unknown tool'}"
+            for r in _rows(pr, "protocol", "destination", "port", "sources", "source_list", "tool")) + ".")
     if cap.all_streams:
         out.append("Every request stream is analysed (all_streams=True).")
     ot = cap.other_traffic
     if len(ot):
         out.append("Set aside as other traffic: " + ", ".join(
-            f"{r.kind} ({r.packets} packets, {r.bytes} bytes)" for r in ot.itertuples()) + ".")
+            f"{r.kind} ({r.packets} packets, {r.bytes} bytes)" for r in _rows(ot, "kind", "packets", "bytes")) + ".")
     e = cap.icmp_errors
     if len(e):
         g = e.groupby(["reporter", "outcome", "code"], observed=True).size().sort_values(ascending=False)
         out.append("ICMP errors: " + ", ".join(f"{rep} sent {n} × {outc} ({code})" for (rep, outc, code), n in
                                                g.head(6).items()) + (" …" if len(g) > 6 else "") + ".")
-    for r in cap.mtu.itertuples():
+    for r in _rows(cap.mtu, "protocol", "destination", "port", "path", "evidence"):
         if r.path != "fits":
             out.append(f"Path MTU, {_label(r.protocol, r.destination, r.port)}: {r.path} — {r.evidence}.")
     return out
+
+
+def _rows(table: pd.DataFrame, *columns: str):
+    """``table.itertuples()`` over the named columns only (a wide table's other columns are not converted)."""
+    return table[list(columns)].itertuples()
+
+
+def _equals(col: pd.Series, text: str) -> np.ndarray:
+    """``col.astype(str) == text`` as a mask, decided once per category of a categorical column."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        per = np.append(np.asarray([str(c) == text for c in col.cat.categories], bool), text == "nan")
+        return per[col.cat.codes.to_numpy()]
+    return (col.astype(str) == text).to_numpy()
+
+
+def _stream_stats(probes: pd.DataFrame) -> list:
+    """Per stream (groupby's streams by STREAM_KEYS, in its order): its key (the values of its first
+    row), distinct sources, probes, loss % of the judged probes (NaN without), the median RTT of the
+    judged probes (NaN when none was answered or refused) and the outcomes' counts in words (as
+    ``value_counts`` orders them: by count, stable; zeros left out); from the key and outcome codes, one pass each."""
+    from .analysis._groups import groups_of
+    if not isinstance(probes["outcome"].dtype, pd.CategoricalDtype):
+        probes = probes.assign(outcome=probes["outcome"].astype("category"))
+    grp = groups_of(probes, STREAM_KEYS)   # shared with the analyses by these keys (cached per table)
+    gid, n = grp.gid, grp.n
+    out_cats = probes["outcome"].cat.categories
+    oc = probes["outcome"].cat.codes.to_numpy().astype(np.int64)
+    k = len(out_cats) + 1                                       # the last slot: no outcome
+    per_outcome = np.bincount(gid * k + np.where(oc < 0, k - 1, oc), minlength=n * k).reshape(n, k)
+    texts = [str(c) for c in out_cats]
+    judged_cols = [j for j, t in enumerate(texts) if t != "unknown"] + [k - 1]
+    ok_cols = [j for j, t in enumerate(texts) if t in ("answered", "refused")]
+    judged = per_outcome[:, judged_cols].sum(axis=1)
+    ok = per_outcome[:, ok_cols].sum(axis=1)
+    src = probes["source"].cat.codes.to_numpy().astype(np.int64) if isinstance(probes["source"].dtype,
+                                                                             pd.CategoricalDtype) else None
+    if src is None:
+        src = pd.factorize(probes["source"])[0].astype(np.int64)
+    ns = int(src.max()) + 1 if src.size else 1
+    has = src >= 0
+    if n * ns <= 4 * len(probes) + 65536:
+        sources = (np.bincount(gid[has] * ns + src[has], minlength=n * ns).reshape(n, ns) > 0).sum(axis=1)
+    else:
+        pairs = np.unique(gid[has] * ns + src[has])
+        sources = np.bincount(pairs // ns, minlength=n)
+    rtt = probes["rtt_us"].to_numpy("float64", na_value=np.nan)
+    uk = texts.index("unknown") if "unknown" in texts else -1
+    with_rtt = (oc != uk) & ~np.isnan(rtt)                      # the judged probes' RTTs (median skips NaN)
+    gr = gid[with_rtt]
+    narrow = np.uint8 if n <= 1 << 8 else np.uint16 if n <= 1 << 16 else np.int64
+    by_group = np.argsort(gr.astype(narrow), kind="stable")
+    vals = rtt[with_rtt][by_group]
+    bounds = np.searchsorted(gr[by_group], np.arange(n + 1))
+    keys = [probes[c] for c in STREAM_KEYS]
+    rows = []
+    for i in range(n):
+        first = int(grp.first[i])
+        counts = pd.Series(per_outcome[i, :k - 1], index=out_cats).sort_values(ascending=False, kind="stable")
+        rows.append((tuple(c.iloc[first] for c in keys), int(sources[i]), int(grp.size[i]),
+                     float(100 * (1 - ok[i] / judged[i])) if judged[i] else float("nan"),
+                     float(np.median(vals[bounds[i]:bounds[i + 1]])) if ok[i] else float("nan"),
+                     ", ".join(f"{t} {v}" for t, v in counts.items() if v)))
+    return rows
 
 
 def capture_summary(cap) -> dict:
@@ -749,25 +812,14 @@ def capture_summary(cap) -> dict:
         fp = cap.fingerprints
         pv = cap.payload_verdicts
         q = cap.probe_periods
-        cols = list(dict.fromkeys([*STREAM_KEYS, "source", "outcome", "rtt_us"]))   # the columns read, not the table
-        sub = probes[cols]
-        grp = _group_by(sub, STREAM_KEYS)         # groupby's streams, in its order, from the key codes
-        order = np.argsort(grp.gid, kind="stable")
-        bounds = np.searchsorted(grp.gid[order], np.arange(grp.n + 1))
-        for i in range(grp.n):
-            g = sub.iloc[order[bounds[i]:bounds[i + 1]]]
-            proto, dst, port = (g[c].iloc[0] for c in STREAM_KEYS)
+        for (proto, dst, port), n_sources, n_probes, loss_pct, rtt_median, outcomes in _stream_stats(probes):
             label = _label(proto, dst, port)
-            judged = g[g["outcome"] != "unknown"]
-            ok = judged["outcome"].isin(["answered", "refused"])
             sel = (fp["protocol"] == proto) & (fp["destination"] == dst)
             sel_v = (pv["protocol"] == proto) & (pv["destination"] == dst)
             streams.append(dict(
-                stream=label, sources=int(g["source"].nunique()), probes=len(g),
-                loss_pct=float(100 * (1 - ok.mean())) if len(judged) else float("nan"),
-                rtt_median_us=float(judged["rtt_us"].median()) if ok.any() else float("nan"),
+                stream=label, sources=n_sources, probes=n_probes, loss_pct=loss_pct, rtt_median_us=rtt_median,
                 tool=", ".join(sorted(set(fp.loc[sel, "tool"]))), payload=", ".join(sorted(set(pv.loc[sel_v, "verdict"]))),
-                outcomes=", ".join(f"{k} {v}" for k, v in g["outcome"].value_counts().items() if v)))
+                outcomes=outcomes))
             qq = q[(q["protocol"] == proto) & (q["destination"] == dst)]
             for status, what in (("no_reply", "100 % loss (no reply at all)"), ("no_probes", "no probes at all")):
                 n = int((qq["status"] == status).sum())
@@ -775,14 +827,14 @@ def capture_summary(cap) -> dict:
                     first = qq.loc[qq["status"] == status, "period_start_ns"].min()
                     ranked[status].append(f"{label}: {n} period(s) of {cap.period_s} s with {what}, the first at "
                                           f"{_utc(first)}")
-        for r in cap.gaps.itertuples():
+        for r in _rows(cap.gaps, "protocol", "source", "length_s", "start_ns", "kind"):
             ranked["gaps"].append(f"{r.protocol} from {r.source}: no probes for {r.length_s:.0f} s from {_utc(r.start_ns)}"
                                   + (" to the end of the capture" if r.kind == "trailing" else ""))
-        for r in cap.balance.itertuples():
+        for r in _rows(cap.balance, "protocol", "destination", "balanced", "p_value"):
             if r.balanced is not pd.NA and not r.balanced:  # <NA> (one source) is not an anomaly
                 ranked["balance"].append(f"{r.protocol} {r.destination}: sources are not balanced "
                                          f"(chi-square p={r.p_value:.2g})")
-        for r in cap.size_changes().itertuples():
+        for r in _rows(cap.size_changes(), "protocol", "destination", "from_size", "to_size", "ts_ns"):
             ranked["sizes"].append(f"{r.protocol} {r.destination}: probe size {r.from_size} → {r.to_size} bytes at "
                                    f"{_utc(r.ts_ns)}")
         ranked["cloudwatch"] = _cloudwatch_findings(cap)
@@ -790,11 +842,12 @@ def capture_summary(cap) -> dict:
         ranked.setdefault(k, [])
     if len(probes):
         q = cap.probe_periods
-        for key, g in q[q["status"].astype(str) == "errors"].groupby(list(STREAM_KEYS), observed=True, dropna=False):
+        errs = q[_equals(q["status"], "errors")]
+        for key, g in (errs.groupby(list(STREAM_KEYS), observed=True, dropna=False) if len(errs) else ()):
             ranked["errors"].append(f"{_label(*key)}: {len(g)} period(s) in which every probe drew an ICMP error "
                                     f"instead of a reply ({g['reporters'].iloc[0]}), the first at "
                                     f"{_utc(g['period_start_ns'].min())}")
-        for r in cap.mtu.itertuples():
+        for r in _rows(cap.mtu, "protocol", "destination", "port", "path", "evidence"):
             if r.path in ("black_hole", "frag_needed", "packet_too_big"):
                 ranked["mtu"].append(f"{_label(r.protocol, r.destination, r.port)}: path MTU — {r.evidence}")
     anomalies = [a for k in ("cloudwatch", "no_reply", "errors", "no_probes", "gaps", "balance", "sizes", "mtu")

@@ -283,3 +283,48 @@ def test_payload_and_tcp_plots_draw_their_tables():
     assert len(arrows) == len(labels) == int(between.sum()) >= 3
     assert labels[0].startswith("SYN len=") and [t.get_text() for t in ax.get_xticklabels()] == [
         f"{c.orig_h}:{c.orig_p}", f"{c.resp_h}:{c.resp_p}"]
+
+
+def _figure_data(ax):
+    """What a payload figure shows: bar heights, image pixels, texts and title."""
+    return ([b.get_height() for c in ax.containers for b in c], [np.asarray(i.get_array()) for i in ax.images],
+            [t.get_text() for t in ax.texts], ax.get_title())
+
+
+def _same_figure(a, b):
+    (bars_a, img_a, txt_a, title_a), (bars_b, img_b, txt_b, title_b) = _figure_data(a), _figure_data(b)
+    assert bars_a == bars_b and txt_a == txt_b and title_a == title_b and len(img_a) == len(img_b)
+    for x, y in zip(img_a, img_b):
+        assert x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
+
+
+def test_payload_plots_draw_the_same_from_the_buffer_as_from_bytes():
+    """The session's payload buffer (no bytes object per payload) draws the figure the Series of bytes
+    draws: the same 256 bar heights and the same raster pixels, empty payloads skipped, for the first
+    rows only; and a Series drawn as before (rows from its own bytes)."""
+    from probekit.analysis.payload import PayloadBuffer
+    cap = probekit.open_capture(CAPTURES / "healthy.pcap", cloudwatch=False)
+    buf, ser = cap.payload_buffer, cap.payloads
+    assert len(buf) == len(ser) == len(cap.probes) and (ser.map(len) > 0).all()
+    _same_figure(plots.plot_byte_histogram(buf), plots.plot_byte_histogram(ser))
+    first = int(np.flatnonzero(ser.map(len).to_numpy() > 0)[0])
+    for rows in (first + 7, len(ser) + 5):                                 # some rows; all and more
+        a, b = plots.plot_payload_raster(buf, max_rows=rows), plots.plot_payload_raster(ser, max_rows=rows)
+        _same_figure(a, b)
+        want = [np.frombuffer(x, np.uint8) for x in ser.tolist()[:rows] if x]
+        (img,) = a.images
+        got = np.asarray(img.get_array())
+        assert got.shape == (len(want), max(map(len, want)))
+        assert all(np.array_equal(got[i, :len(w)], w) and np.isnan(got[i, len(w):]).all() for i, w in enumerate(want))
+    plt = matplotlib.pyplot
+    plt.close("all")
+    # ragged rows with empties between, and nothing at all
+    blobs = pd.Series([b"", b"\x00\xff", b"", b"abc", b"\x07", b""], dtype=object)
+    hand = PayloadBuffer.from_series(blobs)
+    for rows in (2, 6):
+        _same_figure(plots.plot_payload_raster(hand, max_rows=rows), plots.plot_payload_raster(blobs, max_rows=rows))
+    _same_figure(plots.plot_byte_histogram(hand), plots.plot_byte_histogram(blobs))
+    empty = PayloadBuffer(np.zeros(0, np.uint8), np.zeros(1, np.int64), pd.RangeIndex(0))
+    for ax in (plots.plot_byte_histogram(empty), plots.plot_payload_raster(empty)):
+        assert [t.get_text() for t in ax.texts] == ["no payload bytes"]
+    plt.close("all")

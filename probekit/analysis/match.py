@@ -194,6 +194,31 @@ _INITIAL[list(INITIAL_TTLS)] = True
 
 
 # ------------------------------------------------------------------------------------------ events
+# ICMP/ICMPv6 event class by (0 for ICMP, 256 for ICMPv6) + type (-1: no event; classes as in _events)
+_ICMP_CLASSES = np.full(512, -1, np.int8)
+_ICMP_CLASSES[[ICMP_ECHO_REQUEST, 256 + ICMPV6_ECHO_REQUEST, ICMP_ECHO_REPLY, 256 + ICMPV6_ECHO_REPLY]] = [0, 1, 4, 5]
+_TCP_CLASSES: dict = {}
+
+
+def _tcp_classes(dtype) -> np.ndarray:
+    """TCP event class (SYN 2, SYN/ACK _SYN_ACKS, RST/ACK _RST_ACKS, bare RST _RESETS, else -1) of every
+    value a flags column of ``dtype`` can hold: probekit.protocol's rules evaluated once per value, so a
+    packet's class is one look-up of its flags."""
+    dtype = np.dtype(dtype)
+    if dtype not in _TCP_CLASSES:
+        if dtype.kind not in "u" or dtype.itemsize > 2:
+            raise TypeError(f"tcp_flags is {dtype}, not an unsigned integer of at most 16 bits")
+        f = np.arange(1 << (8 * dtype.itemsize), dtype=np.int64)
+        out = np.full(f.size, -1, np.int8)
+        for c, rule in ((2, is_syn), (_SYN_ACKS, is_syn_ack), (_RST_ACKS, is_rst_ack), (_RESETS, is_bare_rst)):
+            hit = rule(f)
+            assert not (hit & (out >= 0)).any(), "the TCP classes exclude one another"
+            out[hit] = c
+        out.flags.writeable = False
+        _TCP_CLASSES[dtype] = out
+    return _TCP_CLASSES[dtype]
+
+
 def _events(p: pd.DataFrame) -> dict:
     """Requests, replies and resets of the packets table as one set of event columns (numpy), in time
     order; at equal times in the order of the classes: ICMP, ICMPv6 echo requests, SYNs, UDP requests |
@@ -204,46 +229,56 @@ def _events(p: pd.DataFrame) -> dict:
         return pd.Series(column_array(p, name), copy=False)
     ts_raw, ts_na = raw_column(p, "ts_ns")
     has_ts = ~ts_na
-    proto = col("ip_proto").to_numpy("int16", na_value=-1)
-    typ = col("icmp_type").to_numpy("int16", na_value=-1)
+    proto_raw, proto_na = raw_column(p, "ip_proto")
+    typ_raw, typ_na = raw_column(p, "icmp_type")
     # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
-    icmp_ok = ~raw_column(p, "icmp_id")[1] & ~raw_column(p, "icmp_seq")[1] & has_ts
-    ic = np.flatnonzero(icmp_ok & ((proto == IPPROTO_ICMP) | (proto == IPPROTO_ICMPV6)))
-    ic_t, ic_v4 = typ[ic], proto[ic] == IPPROTO_ICMP
+    icmp_ok = ~raw_column(p, "icmp_id")[1] & ~raw_column(p, "icmp_seq")[1] & has_ts & ~typ_na & ~proto_na
+    ic = np.flatnonzero(icmp_ok & ((proto_raw == IPPROTO_ICMP) | (proto_raw == IPPROTO_ICMPV6)))
     flags_raw, flags_na = raw_column(p, "tcp_flags")
-    tc = np.flatnonzero((proto == IPPROTO_TCP) & ~flags_na & has_ts)
-    flags = flags_raw[tc].astype(np.int64)     # the TCP rows' flags, once
+    tc = np.flatnonzero((proto_raw == IPPROTO_TCP) & ~proto_na & ~flags_na & has_ts)
     src, dst = (column_array(p, c).codes.astype(np.int64) for c in ("src", "dst"))
     sport, dport = _raw(col("sport"), 0), _raw(col("dport"), 0)
-    udp = _udp_events(p, proto, typ, has_ts, src, dst, sport, dport)
-    classes = [  # (rows, event type, protocol code, outward (a = src), reply kind)
-        (ic[ic_v4 & (ic_t == ICMP_ECHO_REQUEST)], _REQ, 0, True, -1),
-        (ic[~ic_v4 & (ic_t == ICMPV6_ECHO_REQUEST)], _REQ, 1, True, -1),
-        (tc[is_syn(flags)], _REQ, 2, True, -1),
-        (udp["request"], _REQ, 3, True, -1),                            # _UDP_REQUESTS
-        (ic[ic_v4 & (ic_t == ICMP_ECHO_REPLY)], _EXACT, 0, False, ECHO_REPLY),
-        (ic[~ic_v4 & (ic_t == ICMPV6_ECHO_REPLY)], _EXACT, 1, False, ECHO_REPLY),
-        (tc[is_syn_ack(flags)], _EXACT, 2, False, SYN_ACK),             # _SYN_ACKS
-        (udp["reply"], _EXACT, 3, False, UDP_REPLY),
-        (udp["refusal"], _EXACT, 3, False, PORT_UNREACHABLE),
-        (tc[is_rst_ack(flags)], _LOOSE, 2, False, RST_ACK),             # _RST_ACKS
-        (tc[is_bare_rst(flags)], _RESET, 2, True, -1),                   # _RESETS
+    udp = _udp_events(p, proto_raw, proto_na, typ_raw, typ_na, has_ts, src, dst, sport, dport)
+    classes = [  # (event type, protocol code, outward (a = src), reply kind)
+        (_REQ, 0, True, -1),                    # ICMP echo requests
+        (_REQ, 1, True, -1),                    # ICMPv6 echo requests
+        (_REQ, 2, True, -1),                    # SYNs
+        (_REQ, 3, True, -1),                    # _UDP_REQUESTS
+        (_EXACT, 0, False, ECHO_REPLY),
+        (_EXACT, 1, False, ECHO_REPLY),
+        (_EXACT, 2, False, SYN_ACK),            # _SYN_ACKS
+        (_EXACT, 3, False, UDP_REPLY),
+        (_EXACT, 3, False, PORT_UNREACHABLE),
+        (_LOOSE, 2, False, RST_ACK),            # _RST_ACKS
+        (_RESET, 2, True, -1),                  # _RESETS
     ]
-    assert classes[_UDP_REQUESTS][1:3] == (_REQ, 3) and classes[_SYN_ACKS][1:3] == (_EXACT, 2)
-    assert classes[_RST_ACKS][1:3] == (_LOOSE, 2) and classes[_RESETS][1:3] == (_RESET, 2)
+    assert classes[_UDP_REQUESTS][:2] == (_REQ, 3) and classes[_SYN_ACKS][:2] == (_EXACT, 2)
+    assert classes[_RST_ACKS][:2] == (_LOOSE, 2) and classes[_RESETS][:2] == (_RESET, 2)
     cls = np.full(len(p), -1, np.int8)
-    for i, c in enumerate(classes):   # the classes exclude one another
-        cls[c[0]] = i
-    m = sum(c[0].size for c in classes)
+    # the classes exclude one another; ICMP by (v4?, type), TCP by its flags through the protocol rules
+    # evaluated once per possible flags value (_tcp_classes), UDP by its own rows
+    t = typ_raw[ic].astype(np.int64)
+    if t.size and (t.min() < 0 or t.max() > 255):   # never for the table's UInt8 column
+        ic, t = ic[(t >= 0) & (t <= 255)], t[(t >= 0) & (t <= 255)]
+    ci = _ICMP_CLASSES[np.where(proto_raw[ic] == IPPROTO_ICMP, 0, 256) + t]
+    ct = _tcp_classes(flags_raw.dtype)[flags_raw[tc]]
+    cls[ic], cls[tc] = ci, ct
+    sizes = np.bincount(ci[ci >= 0], minlength=len(classes)) + np.bincount(ct[ct >= 0], minlength=len(classes))
+    for i, rows in ((_UDP_REQUESTS, udp["request"]), (7, udp["reply"]), (8, udp["refusal"])):
+        cls[rows] = i
+        sizes[i] += rows.size
+    m = int(sizes.sum())
     # per class: event type, protocol code, outward, reply kind, resend code (-1: the TTL; UDP never)
-    meta = np.array([(*c[1:], _NEVER_RESENT if i == _UDP_REQUESTS else -1) for i, c in enumerate(classes)],
+    meta = np.array([(*c, _NEVER_RESENT if i == _UDP_REQUESTS else -1) for i, c in enumerate(classes)],
                     dtype=np.int64)
     # a TCP event's seq in its identity: the ISN it refers to (protocol rules), in row order of the TCP
     # events: a SYN's own seq; SYN/ACK, RST/ACK ack - 1; RST seq - 1
     tseq_raw, tack_raw = _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0)
-    tcp_cls = cls[tc]
+    tcp_cls = ct
     tcp_ev = tcp_cls >= 0
-    tc_ev, tcp_cls = tc[tcp_ev], tcp_cls[tcp_ev]
+    if not tcp_ev.all():
+        tc, tcp_cls = tc[tcp_ev], tcp_cls[tcp_ev]
+    tc_ev = tc
     tseq = tseq_raw[tc_ev].astype(np.int64) & 0xFFFFFFFF
     by_ack = (tcp_cls == _SYN_ACKS) | (tcp_cls == _RST_ACKS)
     tseq[by_ack] = syn_ack_isn(tack_raw[tc_ev[by_ack]])
@@ -291,30 +326,38 @@ def _ttl_at(ev: dict, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> dict:
+def _udp_events(p: pd.DataFrame, proto, proto_na, typ, typ_na, has_ts, src, dst, sport, dport) -> dict:
     """UDP requests, UDP replies and the destinations' port unreachables (protocol.udp_flow_roles,
     protocol.is_port_unreachable) as row numbers, and the identity of each such row in row order
     (``keys``: a, b, port, ident, seq): a request's seq is protocol.udp_request_seq; a reply or refusal
-    takes the seq of the latest request on its 4-tuple at or before it (UDP_NO_REQUEST when none)."""
-    udp_ok = (proto == IPPROTO_UDP) & has_ts & p["sport"].notna().to_numpy() & p["dport"].notna().to_numpy()
+    takes the seq of the latest request on its 4-tuple at or before it (UDP_NO_REQUEST when none).
+    ``proto``/``typ``: the IP protocol and ICMP type columns' values (meaningless where ``*_na``)."""
+    def col(name):
+        return pd.Series(column_array(p, name), copy=False)
+    udp_ok = (proto == IPPROTO_UDP) & ~proto_na & has_ts & ~raw_column(p, "sport")[1] & ~raw_column(p, "dport")[1]
     r = np.flatnonzero(udp_ok)
     out = udp_flow_roles(src[r], dst[r], sport[r].astype(np.int64), dport[r].astype(np.int64)) if r.size \
         else np.zeros(0, bool)                                  # the UDP rows only, never the whole table
     e = np.zeros(0, np.int64)
     qa = qb = qp = qi = np.zeros(0, np.int64)
     if QUOTED_COLUMNS[0] in p.columns and all(c in p.columns for c in QUOTED_COLUMNS):
-        cand = np.flatnonzero(((typ == 3) | (typ == 1)) & has_ts)   # destination unreachable's types only
-        e = cand[is_port_unreachable(proto[cand], typ[cand], _raw(p["icmp_code"], -1)[cand])]
+        cand = np.flatnonzero(((typ == 3) | (typ == 1)) & ~typ_na & has_ts)   # destination unreachable's types only
+        pc = proto[cand].astype(np.int16)
+        pc[proto_na[cand]] = -1
+        e = cand[is_port_unreachable(pc, typ[cand].astype(np.int16), _raw(col("icmp_code"), -1)[cand])]
         if e.size:
-            cats = p["src"].cat.categories
-            qproto = _sparse_take(p["quoted_proto"], e)
-            qs, qd = (_sparse_take(p[c], e) for c in ("quoted_sport", "quoted_dport"))
-            qa = _address_codes(p["quoted_src"], e, cats)
-            qb = _address_codes(p["quoted_dst"], e, cats)
+            cats = column_array(p, "src").categories
+            qproto = _sparse_take(col("quoted_proto"), e)
+            qs, qd = (_sparse_take(col(c), e) for c in ("quoted_sport", "quoted_dport"))
+            qa = _address_codes(col("quoted_src"), e, cats)
+            qb = _address_codes(col("quoted_dst"), e, cats)
             # the target itself says the port is closed: the reporter is the quoted destination
             ok = (qproto == IPPROTO_UDP) & ~np.isnan(qs) & ~np.isnan(qd) & (qa >= 0) & (qb >= 0) & (qb == src[e])
             e, qa, qb = e[ok], qa[ok], qb[ok]
             qp, qi = qd[ok].astype(np.int64), qs[ok].astype(np.int64)
+    if not r.size and not e.size:
+        none = np.zeros(0, np.int64)
+        return {"request": none, "reply": none, "refusal": e, "keys": np.zeros((0, 5), np.int64)}
     rows = np.concatenate([r, e])
     a = np.concatenate([np.where(out, src[r], dst[r]), qa])
     b = np.concatenate([np.where(out, dst[r], src[r]), qb])
@@ -323,10 +366,11 @@ def _udp_events(p: pd.DataFrame, proto, typ, has_ts, src, dst, sport, dport) -> 
     order = np.argsort(rows, kind="stable")
     is_req = np.concatenate([out, np.zeros(e.size, bool)])[order]
     rows, a, b, port, ident = rows[order], a[order], b[order], port[order], ident[order]
-    v4 = np.array([":" not in str(c) for c in p["src"].cat.categories], bool) if rows.size else np.zeros(0, bool)
-    ip_id = _sparse_take(p["ip_id"], rows)
+    v4 = np.array([":" not in str(c) for c in column_array(p, "src").categories], bool) if rows.size \
+        else np.zeros(0, bool)
+    ip_id = _sparse_take(col("ip_id"), rows)
     own = udp_request_seq(ip_id, v4[src[rows]] if v4.size else np.zeros(rows.size, bool))
-    seq = _latest_request_seq(a, b, port, ident, _raw(p["ts_ns"], -1)[rows], is_req, own)
+    seq = _latest_request_seq(a, b, port, ident, raw_column(p, "ts_ns")[0][rows], is_req, own)
     keys = np.stack([a, b, port, ident & 0xFFFF, seq]).T.copy() if rows.size else np.zeros((0, 5), np.int64)
     return {"request": r[out], "reply": r[~out], "refusal": e, "keys": keys}
 

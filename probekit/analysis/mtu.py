@@ -75,8 +75,13 @@ def _has_colon(s: pd.Series) -> np.ndarray:
     return s.astype(str).str.contains(":").to_numpy()
 
 
-def _ip_header(probes: pd.DataFrame) -> np.ndarray:
-    v6 = _in(probes["protocol"], ("icmpv6",)) | _has_colon(probes["destination"])
+def _ip_header(probes: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """The IP header length of each probe (of ``rows`` only, if given): 40 for ICMPv6 or an IPv6
+    destination, else 20."""
+    proto, dst = probes["protocol"], probes["destination"]
+    if rows is not None:
+        proto, dst = proto.iloc[rows], dst.iloc[rows]
+    v6 = _in(proto, ("icmpv6",)) | _has_colon(dst)
     return np.where(v6, 40, 20)
 
 
@@ -199,6 +204,19 @@ def _text_rank(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return rank[code].astype(np.int64), texts.astype(object)
 
 
+def _text_codes(s: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_text_rank` at ``rows`` only: (rank of each of those rows' ``_str`` value among the
+    column's distinct texts, the texts in rank order)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.array([str(c) for c in s.cat.categories] + ["nan"], dtype=object)
+        texts, rank = np.unique(cats, return_inverse=True)
+        code = s.cat.codes.to_numpy()[rows].astype(np.int64)
+        code[code < 0] = cats.size - 1
+        return rank.reshape(-1)[code].astype(np.int64), texts.astype(object)
+    rank, texts = _text_rank(s)
+    return rank[rows], texts
+
+
 def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: pd.DataFrame | None = None,
                   datagrams: pd.DataFrame | None = None, min_probes: int = 3) -> pd.DataFrame:
     """One row per stream and probe size: sent, answered, lost, too-big errors, fragmented, the MTU the
@@ -214,14 +232,16 @@ def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, pack
         return _typed(pd.DataFrame({c: [] for c in names}), MTU_SIZES)
     cls = cls[rows]
     mtu = _floats_at(p["mtu"], rows) if "mtu" in p.columns else np.full(rows.size, np.nan)
-    prank, ptext = _text_rank(p["protocol"])
-    drank, dtext = _text_rank(p["destination"])
+    prank, ptext = _text_codes(p["protocol"], rows)
+    drank, dtext = _text_codes(p["destination"], rows)
     port_v, has_port = _values(p["port"])
     port = np.where(has_port[rows], port_v[rows].astype(np.int64), -1)
     size = size_f[rows].astype(np.float64)
     srank, sizes = _dense_rank(size)
-    stream, n_streams = _dense_rank((prank[rows] * len(dtext) + drank[rows]) * 65537 + (port + 1))
-    gid, uniq = _dense_rank(stream * len(sizes) + srank)   # groups in the order of (protocol, destination, port, size)
+    prt, ports = _dense_rank(port)
+    # groups in the order of (protocol, destination, port, size): the ranks packed in one key (a short
+    # range of integers for few streams: counted in a table, not hashed)
+    gid, uniq = _dense_rank(((prank * len(dtext) + drank) * len(ports) + prt) * len(sizes) + srank)
     G = uniq.size
     sent = np.bincount(gid, minlength=G)
     first = np.empty(G, np.int64)
@@ -237,7 +257,7 @@ def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, pack
         np.minimum.at(first_ns, gid, ts)
         np.maximum.at(last_ns, gid, ts)
     counts = np.bincount(gid * 5 + cls, minlength=G * 5).reshape(G, 5).astype(np.int64)   # one pass: every class
-    hdr = _ip_header(p)[rows]
+    hdr = _ip_header(p, rows[first])       # at the groups' first rows: a stream has one header length
     frag = _fragmented(p, packets, datagrams, rows)
     n_frag = np.bincount(gid[frag], minlength=G).astype(np.int64) if frag.any() else np.zeros(G, np.int64)
     g_mtu = np.full(uniq.size, np.nan)
@@ -247,10 +267,10 @@ def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, pack
         m = m.sort_values(["g", "n", "m"], ascending=[True, False, True], kind="stable").drop_duplicates("g")
         g_mtu[m["g"].to_numpy()] = m["m"].to_numpy("float64")
     out = pd.DataFrame({
-        "protocol": ptext[prank[rows][first]], "destination": dtext[drank[rows][first]], "port": port[first],
+        "protocol": ptext[prank[first]], "destination": dtext[drank[first]], "port": port[first],
         "size": size[first], "first_ns": first_ns, "last_ns": last_ns, "sent": sent.astype(np.int64),
         "answered": counts[:, 0], "lost": counts[:, 1], "too_big": counts[:, 2], "other_errors": counts[:, 3],
-        "fragmented": n_frag, "hdr": hdr[first], "mtu": g_mtu})
+        "fragmented": n_frag, "hdr": hdr, "mtu": g_mtu})
     out["ip_len"] = out["size"] + out["hdr"]
     out["verdict"] = np.select([out["answered"] > 0, out["sent"] >= min_probes], ["pass", "fail"], "few")
     return _typed(out[names], MTU_SIZES)

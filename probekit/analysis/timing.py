@@ -66,8 +66,11 @@ def dominant_period_s(ts_ns: np.ndarray, max_bins: int = 1 << 18) -> float:
         ts = np.sort(ts)
     if ts.size < 8:
         return float("nan")
-    ia = np.diff(ts)
-    med = float(np.median(ia))
+    return _dominant_period(ts, float(np.median(np.diff(ts))), max_bins)
+
+
+def _dominant_period(ts: np.ndarray, med: float, max_bins: int = 1 << 18) -> float:
+    """:func:`dominant_period_s` of sorted times (8 or more) whose inter-arrivals' median is ``med`` (ns)."""
     span = float(ts[-1] - ts[0])
     if med <= 0 or span <= 0:
         return float("nan")
@@ -202,6 +205,9 @@ def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: floa
     end = np.cumsum(n)
     first, last = end - n, end - 1
     med = med_ns / _NS
+    # the groups' median inter-arrival is np.median's (dominant_period_s) when the inter-arrivals are whole
+    # numbers below 2^52: the middle value, or half the sum of the two (exact either way)
+    exact_med = not ia.size or bool(np.nanmax(ia, initial=0.0) < 2.0 ** 52)
     count, mean, var, mad, bursts = _ia_moments(ia, first, end, med, burst_factor)
     with np.errstate(invalid="ignore", divide="ignore"):
         span = (tss[last] - tss[first]) / _NS if g.n else np.zeros(0)
@@ -211,7 +217,8 @@ def timing_summary(probes: pd.DataFrame, by=SOURCE_STREAM_KEYS, gap_factor: floa
     longest = np.zeros(g.n)
     if gap_grp.size:
         np.maximum.at(longest, gap_grp, gaps["length_s"].to_numpy())
-    dom = np.array([dominant_period_s(tss[first[k]:last[k] + 1]) for k in range(g.n)], dtype=np.float64)
+    dom = np.array([_dominant_period(tss[first[k]:last[k] + 1], float(med_ns[k])) if n[k] >= 8 and exact_med
+                    else dominant_period_s(tss[first[k]:last[k] + 1]) for k in range(g.n)], dtype=np.float64)
     out = g.keys(probes, by)
     out["probes"] = n.astype(np.int64)
     out["rate_per_s"] = rate.astype(np.float64)

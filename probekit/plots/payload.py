@@ -9,14 +9,37 @@ from ._style import axes, color, plt, seconds
 __all__ = ["plot_byte_histogram", "plot_entropy", "plot_payload_raster"]
 
 
-def plot_byte_histogram(payloads: pd.Series, ax=None, title: str = ""):
-    """Counts of each byte value over all payloads, with the uniform expectation and its ±2σ band."""
+def _all_bytes(payloads) -> np.ndarray:
+    """Every payload's bytes back to back (uint8): a payload buffer's own data (no copy), or the bytes
+    objects of a Series (or list) joined."""
+    if hasattr(payloads, "offsets") and hasattr(payloads, "data"):   # a PayloadBuffer: rows are contiguous
+        o = payloads.offsets
+        return payloads.data[int(o[0]):int(o[-1])] if len(o) else payloads.data[:0]
+    blobs = payloads.tolist() if hasattr(payloads, "tolist") else list(payloads)
+    return np.frombuffer(b"".join(blobs), np.uint8)
+
+
+def _first_rows(payloads, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, offsets) of the first ``max_rows`` payloads (empty ones included), without making a bytes
+    object per payload of a buffer."""
+    if hasattr(payloads, "offsets") and hasattr(payloads, "data"):
+        o = np.asarray(payloads.offsets[:max(max_rows, 0) + 1], np.int64)
+        return payloads.data[int(o[0]):int(o[-1])] if len(o) else payloads.data[:0], o - (o[0] if len(o) else 0)
+    blobs = (payloads.tolist() if hasattr(payloads, "tolist") else list(payloads))[:max(max_rows, 0)]
+    o = np.zeros(len(blobs) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, blobs), np.int64, len(blobs)), out=o[1:])
+    return np.frombuffer(b"".join(blobs), np.uint8), o
+
+
+def plot_byte_histogram(payloads, ax=None, title: str = ""):
+    """Counts of each byte value over all payloads, with the uniform expectation and its ±2σ band.
+    ``payloads``: the session's ``payload_buffer`` (one bincount over its bytes) or a Series of bytes."""
     ax = axes(ax, (8, 3))
-    data = b"".join(payloads.tolist())
-    if not data:
+    data = _all_bytes(payloads)
+    if not data.size:
         ax.text(0.5, 0.5, "no payload bytes", ha="center", transform=ax.transAxes)
         return ax
-    counts = np.bincount(np.frombuffer(data, np.uint8), minlength=256)
+    counts = np.bincount(data, minlength=256)
     exp = len(data) / 256
     sd = np.sqrt(exp * (1 - 1 / 256))
     ax.bar(np.arange(256), counts, width=1.0, color="#1f77b4")
@@ -42,18 +65,23 @@ def plot_entropy(probes: pd.DataFrame, tests: pd.DataFrame, by: str = "source", 
     return ax
 
 
-def plot_payload_raster(payloads: pd.Series, max_rows: int = 400, ax=None, title: str = ""):
+def plot_payload_raster(payloads, max_rows: int = 400, ax=None, title: str = ""):
     """Probes × byte position as an image: random payloads look like noise, fills and counters like
-    stripes, timestamps like a slowly changing band at the start."""
+    stripes, timestamps like a slowly changing band at the start. ``payloads``: the session's
+    ``payload_buffer`` or a Series of bytes; its first ``max_rows`` payloads are drawn (empty ones
+    skipped)."""
     ax = axes(ax, (8, 4))
-    rows = [p for p in payloads.tolist()[:max_rows] if p]
-    if not rows:
+    data, o = _first_rows(payloads, max_rows)
+    lengths = np.diff(o)
+    kept = np.flatnonzero(lengths > 0)
+    if not kept.size:
         ax.text(0.5, 0.5, "no payload bytes", ha="center", transform=ax.transAxes)
         return ax
-    width = max(len(r) for r in rows)
-    img = np.full((len(rows), width), np.nan)
-    for i, r in enumerate(rows):
-        img[i, :len(r)] = np.frombuffer(r, np.uint8)
+    n = lengths[kept]
+    img = np.full((kept.size, int(n.max())), np.nan)
+    row = np.repeat(np.arange(kept.size), n)
+    col = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    img[row, col] = data[(np.repeat(o[kept], n) + col)]
     im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=255)
     plt.colorbar(im, ax=ax, label="byte value")
     ax.set(xlabel="byte position", ylabel="probe", title=title or "Payload bytes (one row per probe)")
