@@ -53,7 +53,7 @@ _PACKET_LEVEL = ("packets", "connections", "connection_kinds", "payloads", "payl
 _WINDOWS = ("probe_window", "inter_arrival_window")
 """A chunked capture's stretch of probes for per-probe figures (``plot_probes``): its own tables, so that a
 notebook's kernel loads them without the probes table."""
-REPORT_SKIPS = ("probes", "all_probes")
+REPORT_SKIPS = ("probes", "all_probes", "inter_arrivals")
 """Tables with a row per probe that ``probekit report`` does not save for a chunked capture: its notebooks
 show the per-stream and per-period tables and draw per-probe figures from ``plot_probes`` (a kernel would
 otherwise load gigabytes of a huge capture's probes)."""
