@@ -29,11 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._jit import HAVE_NUMBA, njit
-
-if HAVE_NUMBA:
-    from numba import config as _numba_config
-    from numba.cpython.unsafe.numbers import trailing_zeros as _trailing_zeros
+from .._jit import njit
 from ..capture.payloads import payload_buffer
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
 from ._groups import column_array, groups_of
@@ -257,13 +253,16 @@ def _ctz_plain(w) -> int:
     return (w & -w).bit_length() - 1
 
 
-if HAVE_NUMBA and not _numba_config.DISABLE_JIT:
-    @njit(nogil=True)
-    def _ctz(w):  # pragma: no cover - compiled
-        """The index of the lowest set bit of a nonzero unsigned 64-bit word (one instruction: LLVM's cttz)."""
-        return np.int64(_trailing_zeros(w))
-else:  # pragma: no cover - without numba, or with NUMBA_DISABLE_JIT
-    _ctz = _ctz_plain
+_DEBRUIJN = 0x03F79D71B4CA8B09                                   # lowest set bit of a word -> its index
+_DB_INDEX = np.zeros(64, np.int64)
+_DB_INDEX[[((1 << i) * _DEBRUIJN % (1 << 64)) >> 58 for i in range(64)]] = np.arange(64)
+
+
+@njit(nogil=True)
+def _ctz(w):  # pragma: no cover - compiled
+    """The index of the lowest set bit of a nonzero unsigned 64-bit word (a de Bruijn multiply; LLVM's
+    cttz would be faster but needs numba's intrinsic, and only probekit/_jit.py may import numba)."""
+    return _DB_INDEX[np.int64(((w & (~w + np.uint64(1))) * np.uint64(_DEBRUIJN)) >> np.uint64(58))]
 
 
 @njit(nogil=True)
