@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["njit", "HAVE_NUMBA"]
+__all__ = ["njit", "HAVE_NUMBA", "ctz", "ctz_plain"]
 
 _numba_njit: Any
 try:  # pragma: no cover - exercised by whichever mode the machine has
@@ -27,3 +27,32 @@ def njit(*args, **kwargs):
         return lambda f: f
     kwargs.setdefault("cache", True)
     return _numba_njit(*args, **kwargs)
+
+
+def ctz_plain(w) -> int:
+    """The index of the lowest set bit of a nonzero unsigned 64-bit word, in Python integers."""
+    w = int(w)
+    return (w & -w).bit_length() - 1
+
+
+def _compiled_ctz():
+    """LLVM's ``cttz`` (one instruction) through numba's intrinsic, or None when numba does not compile
+    (not installed, or ``NUMBA_DISABLE_JIT``): then :func:`ctz` is :func:`ctz_plain`."""
+    if _numba_njit is None:
+        return None
+    from numba import config
+    if config.DISABLE_JIT:
+        return None
+    import numpy as np
+    from numba.cpython.unsafe.numbers import trailing_zeros
+
+    @njit(nogil=True)
+    def ctz(w):  # pragma: no cover - compiled
+        """The index of the lowest set bit of a nonzero unsigned 64-bit word (LLVM's cttz)."""
+        return np.int64(trailing_zeros(w))
+    return ctz
+
+
+ctz = _compiled_ctz() or ctz_plain
+"""The lowest set bit's index of a nonzero uint64: compiled kernels call it; it is :func:`ctz_plain` in
+plain Python."""

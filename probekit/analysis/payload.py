@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .._jit import njit
+from .._jit import ctz, ctz_plain, njit
 from ..capture.payloads import payload_buffer
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
 from ._groups import column_array, groups_of
@@ -247,22 +247,7 @@ def _words(data, lo):  # pragma: no cover - compiled
     return le, be
 
 
-def _ctz_plain(w) -> int:
-    """The index of the lowest set bit of a nonzero unsigned 64-bit word (plain Python)."""
-    w = int(w)
-    return (w & -w).bit_length() - 1
-
-
-_DEBRUIJN = 0x03F79D71B4CA8B09                                   # lowest set bit of a word -> its index
-_DB_INDEX = np.zeros(64, np.int64)
-_DB_INDEX[[((1 << i) * _DEBRUIJN % (1 << 64)) >> 58 for i in range(64)]] = np.arange(64)
-
-
-@njit(nogil=True)
-def _ctz(w):  # pragma: no cover - compiled
-    """The index of the lowest set bit of a nonzero unsigned 64-bit word (a de Bruijn multiply; LLVM's
-    cttz would be faster but needs numba's intrinsic, and only probekit/_jit.py may import numba)."""
-    return _DB_INDEX[np.int64(((w & (~w + np.uint64(1))) * np.uint64(_DEBRUIJN)) >> np.uint64(58))]
+_ctz, _ctz_plain = ctz, ctz_plain      # the lowest set bit's index: LLVM's cttz, or Python integers
 
 
 @njit(nogil=True)
