@@ -242,3 +242,11 @@ def test_streams_equal_the_pandas_reference(case, mixed, tmp_path_factory):
         assert table_diffs(R.select_probe_streams(probes, want, kinds=kinds),
                            select_probe_streams(probes, got, kinds=kinds)) == []
     assert table_diffs(R.other_traffic(df, want), other_traffic(df, got)) == []
+
+
+def test_drop_unused_equals_pandas():
+    from probekit.analysis.streams import _drop_unused
+    for vals, cats in ((["b", None, "d", "b"], ["a", "b", "c", "d"]), (["a", "b"], ["a", "b"]),
+                       ([None, None], ["x"]), ([], ["x", "y"])):
+        s = pd.Series(pd.Categorical(vals, categories=cats), name="source")
+        pd.testing.assert_series_equal(_drop_unused(s), s.cat.remove_unused_categories())

@@ -695,8 +695,22 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
     out.attrs = dict(probes.attrs)
     for c in ("source", "destination"):
         if isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = out[c].cat.remove_unused_categories()
+            out[c] = _drop_unused(out[c])
     return out
+
+
+def _drop_unused(s: pd.Series) -> pd.Series:
+    """``s.cat.remove_unused_categories()`` by a count over the codes (no sort of the rows)."""
+    codes = s.cat.codes.to_numpy()
+    cats = s.cat.categories
+    ok = codes >= 0
+    used = np.bincount(codes[ok].astype(np.int64), minlength=len(cats)) > 0
+    if used.all():
+        return s
+    new = np.cumsum(used, dtype=np.int64) - 1
+    codes = np.where(ok, new[np.maximum(codes, 0)], -1).astype(codes.dtype)
+    cat = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(cats[used], ordered=s.cat.ordered))
+    return pd.Series(cat, index=s.index, name=s.name)
 
 
 # ---------------------------------------------------------------------------------- other traffic
