@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
-from ..capture.checksums import checksums_ok, column_array, l3_code, raw_column
+from ..capture.checksums import (
+    checksums_ok,
+    column_array,
+    l3_code,
+    one_file_words,
+    raw_column,
+    verify_columns,
+    verify_row,
+)
 from ..schema import CONNECTIONS
 from . import _conn_kernel as K
 
@@ -234,6 +242,41 @@ def _select(l3, v4, v6, proto, proto_m, ts_m, frag, frag_m, mf, mf_m, iplen, ipl
 
 
 @njit(cache=True, _nrt=False)
+def _select_verified(buf, words, ts_m, flags_m, sport_m, itype_m, l3, v4, v6, proto, proto_m, thl, thl_m, poff,
+                     poff_m, iphl, iphl_m, iplen, iplen_m, pcap, pcap_m, frag, frag_m, mf, mf_m, rows, l4_ok):
+    """_select, the checksums of each selected packet (checksums.verify_row) and _kept in one pass over
+    the columns they share: ``rows`` := the packets of a connection that are neither an offload
+    super-frame nor of a bad IPv4 header checksum, in file order, ``l4_ok`` := their L4 checksums (both
+    as long as the packets; the count is returned)."""
+    size = buf.shape[0]
+    k = 0
+    for ii in range(l3.shape[0]):
+        i = np.uint64(ii)
+        c = l3[i]
+        is4, is6 = c == v4, c == v6
+        if ts_m[i] or not (is4 or is6) or (not frag_m[i] and frag[i] > 0) or (not mf_m[i] and mf[i] != 0):
+            continue
+        if is4 and not iplen_m[i] and iplen[i] == 0:
+            continue  # an offload super-frame: dropped with checksums on
+        p = -1 if proto_m[i] else np.int64(proto[i])
+        if p == 6:
+            want = not flags_m[i]
+        elif p == 17:
+            want = not sport_m[i]
+        else:
+            want = ((p == 1 and is4) or (p == 58 and is6)) and not itype_m[i]
+        if not want:
+            continue
+        r = verify_row(buf, words, size, i, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iphl, iphl_m,
+                        iplen, iplen_m, pcap, pcap_m, frag, frag_m, mf, mf_m)
+        if r & 1:
+            rows[k] = ii
+            l4_ok[k] = r >> 1
+            k += 1
+    return k
+
+
+@njit(cache=True, _nrt=False)
 def _kept(rows, ip_ok, offload):
     """Drops (in place) the rows whose IPv4 header checksum fails or that are offload super-frames;
     returns how many are left at the front."""
@@ -270,14 +313,16 @@ def _take(rows, x, m, na, out):
 @njit(cache=True, _nrt=False)
 def _take_sized(rows, x, m, alt, alt_m, offload, kind, out):
     """out[j] := x[rows[j]] (0 where missing), or where the packet is an offload super-frame (IPv4 total
-    length 0): ``alt`` (TCP.cc / UDP.cc / ICMP.cc use what was captured), or 0 when alt is empty.
+    length 0; ``offload`` empty: none is): ``alt`` (TCP.cc / UDP.cc / ICMP.cc use what was captured), or 0
+    when alt is empty.
     With ``kind`` (not empty): a TCP packet whose ``x`` is missing gets -1, as the state machine takes
     a TCP header TCPAnalyzer::ExtractTCP_Header refused (the decoder left payload_len unset)."""
     use_alt = alt.shape[0] > 0
     cut = kind.shape[0] > 0
+    any_off = offload.shape[0] > 0
     for jj in range(rows.shape[0]):
         j, i = np.uint64(jj), np.uint64(rows[jj])
-        if offload[i]:
+        if any_off and offload[i]:
             out[j] = (0 if alt_m[i] else np.int64(alt[i])) if use_alt else 0
         elif m[i]:
             out[j] = -1 if cut and kind[j] == K.K_TCP else 0
@@ -385,7 +430,7 @@ def _gather(raw, packets, rows, cats):
     return t, src_map, dst_map
 
 
-def _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare):
+def _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare):
     """The state machine's per-packet inputs in its order (``order``: positions in ``rows`` grouped by
     key, ``srows`` = rows[order]): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
     1, the rest 0), and a bool matrix with B_* rows (L4 checksum, likely-server-port and
@@ -404,7 +449,7 @@ def _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare):
     _take_sized(srows, *raw["payload_len"], *raw["payload_caplen"], offload, x["kind"], x["len"])
     empty = np.zeros(0, np.int8)
     _take_sized(srows, *raw["ip_len"], empty, np.zeros(0, bool), offload, empty, x["ipl"])
-    _take_at(srows, l4_all, b[B_L4])
+    _take_at(order, l4_ok, b[B_L4])
     _take_at(order, t.bcast, b[B_BCAST])
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
@@ -608,6 +653,33 @@ def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, 
         _uid_write(uid, j, h1, h2, b62)
 
 
+def _selected(packets, raw, check_checksums):
+    """(rows, l4_ok, offload): the packets of a connection (in file order) that the state machine sees, the
+    L4 checksum of each (aligned with rows), and which of all packets are offload super-frames (empty:
+    none of ``rows`` is). With
+    checksums on (IP.cc), a bad IPv4 header checksum or a total length 0 drops the packet; a table from one
+    capture file is selected and verified in one pass (_select_verified)."""
+    n = len(packets)
+    if check_checksums:
+        with one_file_words(packets) as bw:
+            if bw is not None:
+                rows, l4_ok = np.empty(n, np.int64), np.empty(n, bool)
+                k = _select_verified(*bw, raw["ts_ns"][1], raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1],
+                                     *verify_columns(packets), rows, l4_ok)
+                return rows[:k], l4_ok[:k], np.zeros(0, bool)
+    l3 = column_array(packets, "l3").codes
+    v4, v6 = l3_code(packets, "ipv4"), l3_code(packets, "ipv6")
+    keep, offload = np.empty(n, bool), np.empty(n, bool)
+    _select(l3, v4, v6, *raw["ip_proto"], raw["ts_ns"][1], *raw["frag_offset"], *raw["ip_mf"], *raw["ip_len"],
+            raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1], keep, offload)
+    rows = np.flatnonzero(keep)
+    if not check_checksums:
+        return rows, np.ones(len(rows), bool), offload
+    ip_ok, l4_all = checksums_ok(packets, rows)
+    rows = rows[:_kept(rows, ip_ok, offload)]
+    return rows, l4_all[rows], offload
+
+
 def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
                 bare: bool = False, local_nets=PRIVATE_ADDRESS_SPACE, timeouts_s: dict | None = None,
                 community_id: bool = False, dns: bool | None = None) -> pd.DataFrame:
@@ -629,18 +701,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         return _empty()
     # the stored buffers (values, missing) of every column used: no per-column conversion
     raw = {name: raw_column(packets, name) for name in _PACKET_COLUMNS}
-    l3 = column_array(packets, "l3").codes
-    v4, v6 = l3_code(packets, "ipv4"), l3_code(packets, "ipv6")
-    keep, offload = np.empty(n, bool), np.empty(n, bool)
-    _select(l3, v4, v6, *raw["ip_proto"], raw["ts_ns"][1], *raw["frag_offset"], *raw["ip_mf"], *raw["ip_len"],
-            raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1], keep, offload)
-    rows = np.flatnonzero(keep)
-    if check_checksums:
-        ip_ok, l4_all = checksums_ok(packets, rows)
-        # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
-        rows = rows[:_kept(rows, ip_ok, offload)]
-    else:
-        l4_all = np.ones(n, bool)
+    rows, l4_ok, offload = _selected(packets, raw, check_checksums)
     if not rows.size:
         return _empty()
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
@@ -664,7 +725,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     m = len(rows)
     order, skey, srows = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     K.group_by_key(key, int(key.max()) + 1, order, skey, rows, srows)
-    x, b = _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare)
+    x, b = _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare)
     # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
     # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
     tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
