@@ -801,32 +801,36 @@ def _tunnel_parents(packets, rows, m, conn_of, nc):
     return pd.Series(out, dtype=pd.StringDtype("pyarrow", na_value=np.nan)).array
 
 
-@njit(cache=True)
-def _creation_order(ci, at, rows, frame, out):
+@njit(cache=True, _nrt=False)
+def _creation_order(ci, at, rows, ts, frame, out):
     """out := the connections in order of their first packet (the order they were made in, reading the
     file in order; the state machine makes them key by key), by a scatter into ``at`` (one int32 a
-    packet, all -1). Returns whether that is also the order by (first packet's time, its frame)."""
+    packet, all -1). Returns whether that is also the order by (first packet's time, its frame): the
+    first packets' times and frames are read from the columns (a connection's start is its first
+    packet's ts), in file order, not from ``ci`` in output order."""
     m = at.shape[0]
     for c in range(ci.shape[0]):
         at[ci[c, K.C_FIRSTPKT]] = c
     k = 0
+    ok = True
+    pt, pf = np.int64(0), np.int64(0)
     for i in range(m):
         if at[i] >= 0:
             out[k] = at[i]
+            r = np.uint64(rows[i])
+            t, f = np.int64(ts[r]), np.int64(frame[r])
+            if k and (t < pt or (t == pt and f < pf)):
+                ok = False
+            pt, pf = t, f
             k += 1
-    for j in range(1, out.shape[0]):
-        p, c = out[j - 1], out[j]
-        a, b = ci[p, K.C_START], ci[c, K.C_START]
-        if b < a or (b == a and frame[rows[ci[c, K.C_FIRSTPKT]]] < frame[rows[ci[p, K.C_FIRSTPKT]]]):
-            return False
-    return True
+    return ok
 
 
-def _output_order(ci, rows, frame) -> np.ndarray:
+def _output_order(ci, rows, ts, frame) -> np.ndarray:
     """Connections by (first packet's time, its frame), ties in order of creation: usually the order of
     their first packets, unless the file's timestamps go back."""
     out = np.empty(len(ci), np.int64)
-    if _creation_order(ci, np.full(len(rows), -1, np.int32), rows, frame, out):  # memory from numpy
+    if _creation_order(ci, np.full(len(rows), -1, np.int32), rows, ts, frame, out):  # memory from numpy
         return out
     first = ci[:, K.C_FIRSTPKT]
     return np.lexsort((first, frame[rows[first]], ci[:, K.C_START])).astype(np.int64)
@@ -836,7 +840,7 @@ def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
            community_id, parents) -> pd.DataFrame:
     frame = raw["frame"][0]
     nc = len(ci)
-    order = _output_order(ci, rows, frame)
+    order = _output_order(ci, rows, raw["ts_ns"][0], frame)
     hoff, hdata = hist
     hoff_out, hdata_out = np.empty(nc + 1, np.int64), np.empty(len(hdata), np.uint8)
     ints, floats = np.empty((F_ISN + 1, nc), np.int64), np.empty((D_RAFTER + 1, nc), np.float64)
