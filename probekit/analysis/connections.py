@@ -430,16 +430,25 @@ def _gather(raw, packets, rows, cats):
     return t, src_map, dst_map
 
 
-def _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare):
+def _reusable(a, n: int, dtype) -> bool:
+    """Whether ``a`` can hold n values of ``dtype`` in place (a buffer of this call no longer needed:
+    reusing it spares the page faults of fresh memory, which in a session cost more than the passes)."""
+    return isinstance(a, np.ndarray) and a.dtype == dtype and a.shape == (n,) and a.flags.c_contiguous and \
+        a.flags.writeable
+
+
+def _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare, ts_out=None):
     """The state machine's per-packet inputs in its order (``order``: positions in ``rows`` grouped by
     key, ``srows`` = rows[order]): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
     1, the rest 0), and a bool matrix with B_* rows (L4 checksum, likely-server-port and
-    long-inactivity flags, broadcast). Narrow, as every byte is written once and read once."""
+    long-inactivity flags, broadcast). Narrow, as every byte is written once and read once. ``ts_out``:
+    an int64 array of len(srows) no longer needed, to hold the times (memory already faulted in)."""
     m = len(srows)
-    x = {name: np.empty(m, dt) for name, dt in (("ts", np.int64), ("flags", np.uint16), ("seq", np.uint32),
+    x = {name: np.empty(m, dt) for name, dt in (("flags", np.uint16), ("seq", np.uint32),
                                                 ("ack", np.uint32), ("win", np.int32), ("len", np.int32),
                                                 ("ipl", np.int32), ("kind", np.int8), ("side", np.int8),
                                                 ("sport", np.uint16), ("dport", np.uint16))}
+    x["ts"] = ts_out if _reusable(ts_out, m, np.int64) else np.empty(m, np.int64)
     b = np.empty((B_DLONG + 1, m), bool)
     for name, col, na in (("ts", "ts_ns", 0), ("flags", "tcp_flags", 0), ("seq", "tcp_seq", 0),
                           ("ack", "tcp_ack", 0), ("win", "tcp_win", 1)):
@@ -512,11 +521,12 @@ def _rehash(old, slots):
         slots[h, 1] = old[q, 1]
 
 
-def _key_codes(key: np.ndarray) -> np.ndarray:
-    """pandas.factorize(key)[0] of an int64 array. The table starts small and grows fourfold when half
-    full, keeping the codes made so far (a table sized for the distinct keys, not the packets, stays
-    in cache); memory from numpy."""
-    codes = np.empty(len(key), np.int64)
+def _key_codes(key: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """pandas.factorize(key)[0] of an int64 array, into ``out`` when given (which may be ``key`` itself:
+    each key is read before its code is written there). The table starts small and grows fourfold when
+    half full, keeping the codes made so far (a table sized for the distinct keys, not the packets,
+    stays in cache); memory from numpy."""
+    codes = np.empty(len(key), np.int64) if out is None else out
     size = 1 << 16
     slots = np.empty((size, 2), np.int64)
     slots[:, 1] = -1
@@ -708,7 +718,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     cats = pd.Index(src.categories).union(pd.Index(dst.categories))
     t, src_map, dst_map = _gather(raw, packets, rows, cats)
     if not t.lo.size:
-        key = _key_codes(t.key)
+        key = _key_codes(t.key, out=t.key)  # in place: the packed keys are not needed after
     else:
         key = pd.DataFrame({"a": t.key, "b": t.lo, "c": t.hi}).groupby(["a", "b", "c"], sort=False).ngroup()
         key = key.to_numpy(np.int64)
@@ -725,7 +735,8 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     m = len(rows)
     order, skey, srows = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     K.group_by_key(key, int(key.max()) + 1, order, skey, rows, srows)
-    x, b = _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare)
+    # the key codes are not needed after the grouping: their memory holds the times
+    x, b = _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare, ts_out=key)
     # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
     # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
     tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
@@ -738,7 +749,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     hist = hoff, hb[:hoff[nc]]
     parents = None if tunnelled is None else _tunnel_parents(packets, rows, tunnelled, conn_of, nc)
     return _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
-                  community_id, parents)
+                  community_id, parents, scratch=srows)  # srows: not needed after _inputs
 
 
 _PACKET_COLUMNS = ("ts_ns", "frame", "ip_proto", "frag_offset", "ip_mf", "ip_len", "tcp_flags", "sport", "dport",
@@ -826,21 +837,28 @@ def _creation_order(ci, at, rows, ts, frame, out):
     return ok
 
 
-def _output_order(ci, rows, ts, frame) -> np.ndarray:
+def _output_order(ci, rows, ts, frame, scratch=None) -> np.ndarray:
     """Connections by (first packet's time, its frame), ties in order of creation: usually the order of
-    their first packets, unless the file's timestamps go back."""
+    their first packets, unless the file's timestamps go back. ``scratch``: an int64 array of len(rows)
+    no longer needed (memory already faulted in), for the scatter."""
     out = np.empty(len(ci), np.int64)
-    if _creation_order(ci, np.full(len(rows), -1, np.int32), rows, ts, frame, out):  # memory from numpy
+    m = len(rows)
+    if _reusable(scratch, m, np.int64):
+        at = scratch.view(np.int32)[:m]
+        at.fill(-1)
+    else:
+        at = np.full(m, -1, np.int32)  # memory from numpy
+    if _creation_order(ci, at, rows, ts, frame, out):
         return out
     first = ci[:, K.C_FIRSTPKT]
     return np.lexsort((first, frame[rows[first]], ci[:, K.C_START])).astype(np.int64)
 
 
 def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
-           community_id, parents) -> pd.DataFrame:
+           community_id, parents, scratch=None) -> pd.DataFrame:
     frame = raw["frame"][0]
     nc = len(ci)
-    order = _output_order(ci, rows, raw["ts_ns"][0], frame)
+    order = _output_order(ci, rows, raw["ts_ns"][0], frame, scratch)
     hoff, hdata = hist
     hoff_out, hdata_out = np.empty(nc + 1, np.int64), np.empty(len(hdata), np.uint8)
     ints, floats = np.empty((F_ISN + 1, nc), np.int64), np.empty((D_RAFTER + 1, nc), np.float64)
