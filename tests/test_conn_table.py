@@ -275,6 +275,39 @@ def test_checksum_sum_equals_rfc1071():
         assert CS._sum16(small, CS._words(small), 0, size, np.int64(0)) == _rfc1071(bytes(small))
 
 
+def test_checksum_le_check_equals_rfc1071():
+    """_verify's test, fold64(_le_sum + (v << 8)) == 0xFFFF, is RFC 1071's (sum of the big-endian words
+    and v, folded, == 0xFFFF) for every segment and v: on random bytes, on segments whose checksum was
+    made to verify (the True side), on all-zero and all-0xFF ones, odd lengths and the buffer's end."""
+    rng = np.random.default_rng(1624)
+    buf = rng.integers(0, 256, 4096, dtype=np.uint8)
+    buf[100:300] = 0
+    buf[300:500] = 255
+    words = CS._words(buf)
+    cases = [(int(rng.integers(0, 3900)), int(rng.integers(0, 120)), int(rng.integers(0, 1 << 17)))
+             for _ in range(3000)]
+    cases += [(100, 64, 0), (100, 63, 0), (300, 64, 0), (300, 0, 0), (4096 - 9, 9, 5), (4096 - 7, 7, 1),
+              (4096 - 64, 64, 0xFFFF), (101, 40, 0)]
+    seen_ok = 0
+    for o, n, v in cases:
+        for fix in (False, True) if n >= 2 else (False,):
+            b = buf.copy()
+            if fix:  # set the segment's first word so that the whole verifies
+                b[o:o + 2] = 0
+                c = (~_rfc1071(bytes(b[o:o + n]), v)) & 0xFFFF
+                b[o], b[o + 1] = c >> 8, c & 0xFF
+            want = _rfc1071(bytes(b[o:o + n]), v) == 0xFFFF
+            w = CS._words(b)
+            got = CS._fold64(CS._le_sum(b, w, o, n) + (np.uint64(v) << np.uint64(8))) == 0xFFFF
+            assert got == want, (o, n, v, fix)
+            seen_ok += want
+    assert seen_ok > 1000
+    for s in (0, 1, 0xFFFF, 0x10000, 0x1FFFE, (1 << 33) - 1, (1 << 40) + 12345, (1 << 63) - 1):
+        assert CS._fold64(np.uint64(s)) == _rfc1071(b"", s)  # the four fixed folds are _fold's loop
+    assert CS._fold64(np.uint64((1 << 64) - 1)) == 0xFFFF
+    assert CS._le_sum(buf, words, 0, 0) == 0
+
+
 def test_factorize_equals_pandas():
     rng = np.random.default_rng(7)
     for n, distinct in ((1, 1), (1000, 3), (200_000, 150_000), (300_000, 40_000)):

@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
-from ..capture.checksums import checksums_ok, column_array, l3_code, raw_column
+from ..capture.checksums import (
+    checksums_ok,
+    column_array,
+    l3_code,
+    one_file_words,
+    raw_column,
+    verify_columns,
+    verify_row,
+)
 from ..schema import CONNECTIONS
 from . import _conn_kernel as K
 
@@ -234,6 +242,41 @@ def _select(l3, v4, v6, proto, proto_m, ts_m, frag, frag_m, mf, mf_m, iplen, ipl
 
 
 @njit(cache=True, _nrt=False)
+def _select_verified(buf, words, ts_m, flags_m, sport_m, itype_m, l3, v4, v6, proto, proto_m, thl, thl_m, poff,
+                     poff_m, iphl, iphl_m, iplen, iplen_m, pcap, pcap_m, frag, frag_m, mf, mf_m, rows, l4_ok):
+    """_select, the checksums of each selected packet (checksums.verify_row) and _kept in one pass over
+    the columns they share: ``rows`` := the packets of a connection that are neither an offload
+    super-frame nor of a bad IPv4 header checksum, in file order, ``l4_ok`` := their L4 checksums (both
+    as long as the packets; the count is returned)."""
+    size = buf.shape[0]
+    k = 0
+    for ii in range(l3.shape[0]):
+        i = np.uint64(ii)
+        c = l3[i]
+        is4, is6 = c == v4, c == v6
+        if ts_m[i] or not (is4 or is6) or (not frag_m[i] and frag[i] > 0) or (not mf_m[i] and mf[i] != 0):
+            continue
+        if is4 and not iplen_m[i] and iplen[i] == 0:
+            continue  # an offload super-frame: dropped with checksums on
+        p = -1 if proto_m[i] else np.int64(proto[i])
+        if p == 6:
+            want = not flags_m[i]
+        elif p == 17:
+            want = not sport_m[i]
+        else:
+            want = ((p == 1 and is4) or (p == 58 and is6)) and not itype_m[i]
+        if not want:
+            continue
+        r = verify_row(buf, words, size, i, l3, v4, v6, proto, proto_m, thl, thl_m, poff, poff_m, iphl, iphl_m,
+                        iplen, iplen_m, pcap, pcap_m, frag, frag_m, mf, mf_m)
+        if r & 1:
+            rows[k] = ii
+            l4_ok[k] = r >> 1
+            k += 1
+    return k
+
+
+@njit(cache=True, _nrt=False)
 def _kept(rows, ip_ok, offload):
     """Drops (in place) the rows whose IPv4 header checksum fails or that are offload super-frames;
     returns how many are left at the front."""
@@ -270,14 +313,16 @@ def _take(rows, x, m, na, out):
 @njit(cache=True, _nrt=False)
 def _take_sized(rows, x, m, alt, alt_m, offload, kind, out):
     """out[j] := x[rows[j]] (0 where missing), or where the packet is an offload super-frame (IPv4 total
-    length 0): ``alt`` (TCP.cc / UDP.cc / ICMP.cc use what was captured), or 0 when alt is empty.
+    length 0; ``offload`` empty: none is): ``alt`` (TCP.cc / UDP.cc / ICMP.cc use what was captured), or 0
+    when alt is empty.
     With ``kind`` (not empty): a TCP packet whose ``x`` is missing gets -1, as the state machine takes
     a TCP header TCPAnalyzer::ExtractTCP_Header refused (the decoder left payload_len unset)."""
     use_alt = alt.shape[0] > 0
     cut = kind.shape[0] > 0
+    any_off = offload.shape[0] > 0
     for jj in range(rows.shape[0]):
         j, i = np.uint64(jj), np.uint64(rows[jj])
-        if offload[i]:
+        if any_off and offload[i]:
             out[j] = (0 if alt_m[i] else np.int64(alt[i])) if use_alt else 0
         elif m[i]:
             out[j] = -1 if cut and kind[j] == K.K_TCP else 0
@@ -385,16 +430,25 @@ def _gather(raw, packets, rows, cats):
     return t, src_map, dst_map
 
 
-def _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare):
+def _reusable(a, n: int, dtype) -> bool:
+    """Whether ``a`` can hold n values of ``dtype`` in place (a buffer of this call no longer needed:
+    reusing it spares the page faults of fresh memory, which in a session cost more than the passes)."""
+    return isinstance(a, np.ndarray) and a.dtype == dtype and a.shape == (n,) and a.flags.c_contiguous and \
+        a.flags.writeable
+
+
+def _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare, ts_out=None):
     """The state machine's per-packet inputs in its order (``order``: positions in ``rows`` grouped by
     key, ``srows`` = rows[order]): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
     1, the rest 0), and a bool matrix with B_* rows (L4 checksum, likely-server-port and
-    long-inactivity flags, broadcast). Narrow, as every byte is written once and read once."""
+    long-inactivity flags, broadcast). Narrow, as every byte is written once and read once. ``ts_out``:
+    an int64 array of len(srows) no longer needed, to hold the times (memory already faulted in)."""
     m = len(srows)
-    x = {name: np.empty(m, dt) for name, dt in (("ts", np.int64), ("flags", np.uint16), ("seq", np.uint32),
+    x = {name: np.empty(m, dt) for name, dt in (("flags", np.uint16), ("seq", np.uint32),
                                                 ("ack", np.uint32), ("win", np.int32), ("len", np.int32),
                                                 ("ipl", np.int32), ("kind", np.int8), ("side", np.int8),
                                                 ("sport", np.uint16), ("dport", np.uint16))}
+    x["ts"] = ts_out if _reusable(ts_out, m, np.int64) else np.empty(m, np.int64)
     b = np.empty((B_DLONG + 1, m), bool)
     for name, col, na in (("ts", "ts_ns", 0), ("flags", "tcp_flags", 0), ("seq", "tcp_seq", 0),
                           ("ack", "tcp_ack", 0), ("win", "tcp_win", 1)):
@@ -404,7 +458,7 @@ def _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare):
     _take_sized(srows, *raw["payload_len"], *raw["payload_caplen"], offload, x["kind"], x["len"])
     empty = np.zeros(0, np.int8)
     _take_sized(srows, *raw["ip_len"], empty, np.zeros(0, bool), offload, empty, x["ipl"])
-    _take_at(srows, l4_all, b[B_L4])
+    _take_at(order, l4_ok, b[B_L4])
     _take_at(order, t.bcast, b[B_BCAST])
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
@@ -467,11 +521,12 @@ def _rehash(old, slots):
         slots[h, 1] = old[q, 1]
 
 
-def _key_codes(key: np.ndarray) -> np.ndarray:
-    """pandas.factorize(key)[0] of an int64 array. The table starts small and grows fourfold when half
-    full, keeping the codes made so far (a table sized for the distinct keys, not the packets, stays
-    in cache); memory from numpy."""
-    codes = np.empty(len(key), np.int64)
+def _key_codes(key: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """pandas.factorize(key)[0] of an int64 array, into ``out`` when given (which may be ``key`` itself:
+    each key is read before its code is written there). The table starts small and grows fourfold when
+    half full, keeping the codes made so far (a table sized for the distinct keys, not the packets,
+    stays in cache); memory from numpy."""
+    codes = np.empty(len(key), np.int64) if out is None else out
     size = 1 << 16
     slots = np.empty((size, 2), np.int64)
     slots[:, 1] = -1
@@ -608,6 +663,33 @@ def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, 
         _uid_write(uid, j, h1, h2, b62)
 
 
+def _selected(packets, raw, check_checksums):
+    """(rows, l4_ok, offload): the packets of a connection (in file order) that the state machine sees, the
+    L4 checksum of each (aligned with rows), and which of all packets are offload super-frames (empty:
+    none of ``rows`` is). With
+    checksums on (IP.cc), a bad IPv4 header checksum or a total length 0 drops the packet; a table from one
+    capture file is selected and verified in one pass (_select_verified)."""
+    n = len(packets)
+    if check_checksums:
+        with one_file_words(packets) as bw:
+            if bw is not None:
+                rows, l4_ok = np.empty(n, np.int64), np.empty(n, bool)
+                k = _select_verified(*bw, raw["ts_ns"][1], raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1],
+                                     *verify_columns(packets), rows, l4_ok)
+                return rows[:k], l4_ok[:k], np.zeros(0, bool)
+    l3 = column_array(packets, "l3").codes
+    v4, v6 = l3_code(packets, "ipv4"), l3_code(packets, "ipv6")
+    keep, offload = np.empty(n, bool), np.empty(n, bool)
+    _select(l3, v4, v6, *raw["ip_proto"], raw["ts_ns"][1], *raw["frag_offset"], *raw["ip_mf"], *raw["ip_len"],
+            raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1], keep, offload)
+    rows = np.flatnonzero(keep)
+    if not check_checksums:
+        return rows, np.ones(len(rows), bool), offload
+    ip_ok, l4_all = checksums_ok(packets, rows)
+    rows = rows[:_kept(rows, ip_ok, offload)]
+    return rows, l4_all[rows], offload
+
+
 def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
                 bare: bool = False, local_nets=PRIVATE_ADDRESS_SPACE, timeouts_s: dict | None = None,
                 community_id: bool = False, dns: bool | None = None) -> pd.DataFrame:
@@ -629,25 +711,14 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         return _empty()
     # the stored buffers (values, missing) of every column used: no per-column conversion
     raw = {name: raw_column(packets, name) for name in _PACKET_COLUMNS}
-    l3 = column_array(packets, "l3").codes
-    v4, v6 = l3_code(packets, "ipv4"), l3_code(packets, "ipv6")
-    keep, offload = np.empty(n, bool), np.empty(n, bool)
-    _select(l3, v4, v6, *raw["ip_proto"], raw["ts_ns"][1], *raw["frag_offset"], *raw["ip_mf"], *raw["ip_len"],
-            raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1], keep, offload)
-    rows = np.flatnonzero(keep)
-    if check_checksums:
-        ip_ok, l4_all = checksums_ok(packets, rows)
-        # IP.cc: bad header checksum, or total length 0 with checksums on: dropped
-        rows = rows[:_kept(rows, ip_ok, offload)]
-    else:
-        l4_all = np.ones(n, bool)
+    rows, l4_ok, offload = _selected(packets, raw, check_checksums)
     if not rows.size:
         return _empty()
     src, dst = column_array(packets, "src"), column_array(packets, "dst")
     cats = pd.Index(src.categories).union(pd.Index(dst.categories))
     t, src_map, dst_map = _gather(raw, packets, rows, cats)
     if not t.lo.size:
-        key = _key_codes(t.key)
+        key = _key_codes(t.key, out=t.key)  # in place: the packed keys are not needed after
     else:
         key = pd.DataFrame({"a": t.key, "b": t.lo, "c": t.hi}).groupby(["a", "b", "c"], sort=False).ngroup()
         key = key.to_numpy(np.int64)
@@ -664,7 +735,8 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     m = len(rows)
     order, skey, srows = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     K.group_by_key(key, int(key.max()) + 1, order, skey, rows, srows)
-    x, b = _inputs(raw, srows, order, t, l4_all, offload, likely_server_ports, bare)
+    # the key codes are not needed after the grouping: their memory holds the times
+    x, b = _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare, ts_out=key)
     # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
     # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
     tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
@@ -677,7 +749,7 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     hist = hoff, hb[:hoff[nc]]
     parents = None if tunnelled is None else _tunnel_parents(packets, rows, tunnelled, conn_of, nc)
     return _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
-                  community_id, parents)
+                  community_id, parents, scratch=srows)  # srows: not needed after _inputs
 
 
 _PACKET_COLUMNS = ("ts_ns", "frame", "ip_proto", "frag_offset", "ip_mf", "ip_len", "tcp_flags", "sport", "dport",
@@ -740,42 +812,53 @@ def _tunnel_parents(packets, rows, m, conn_of, nc):
     return pd.Series(out, dtype=pd.StringDtype("pyarrow", na_value=np.nan)).array
 
 
-@njit(cache=True)
-def _creation_order(ci, at, rows, frame, out):
+@njit(cache=True, _nrt=False)
+def _creation_order(ci, at, rows, ts, frame, out):
     """out := the connections in order of their first packet (the order they were made in, reading the
     file in order; the state machine makes them key by key), by a scatter into ``at`` (one int32 a
-    packet, all -1). Returns whether that is also the order by (first packet's time, its frame)."""
+    packet, all -1). Returns whether that is also the order by (first packet's time, its frame): the
+    first packets' times and frames are read from the columns (a connection's start is its first
+    packet's ts), in file order, not from ``ci`` in output order."""
     m = at.shape[0]
     for c in range(ci.shape[0]):
         at[ci[c, K.C_FIRSTPKT]] = c
     k = 0
+    ok = True
+    pt, pf = np.int64(0), np.int64(0)
     for i in range(m):
         if at[i] >= 0:
             out[k] = at[i]
+            r = np.uint64(rows[i])
+            t, f = np.int64(ts[r]), np.int64(frame[r])
+            if k and (t < pt or (t == pt and f < pf)):
+                ok = False
+            pt, pf = t, f
             k += 1
-    for j in range(1, out.shape[0]):
-        p, c = out[j - 1], out[j]
-        a, b = ci[p, K.C_START], ci[c, K.C_START]
-        if b < a or (b == a and frame[rows[ci[c, K.C_FIRSTPKT]]] < frame[rows[ci[p, K.C_FIRSTPKT]]]):
-            return False
-    return True
+    return ok
 
 
-def _output_order(ci, rows, frame) -> np.ndarray:
+def _output_order(ci, rows, ts, frame, scratch=None) -> np.ndarray:
     """Connections by (first packet's time, its frame), ties in order of creation: usually the order of
-    their first packets, unless the file's timestamps go back."""
+    their first packets, unless the file's timestamps go back. ``scratch``: an int64 array of len(rows)
+    no longer needed (memory already faulted in), for the scatter."""
     out = np.empty(len(ci), np.int64)
-    if _creation_order(ci, np.full(len(rows), -1, np.int32), rows, frame, out):  # memory from numpy
+    m = len(rows)
+    if _reusable(scratch, m, np.int64):
+        at = scratch.view(np.int32)[:m]
+        at.fill(-1)
+    else:
+        at = np.full(m, -1, np.int32)  # memory from numpy
+    if _creation_order(ci, at, rows, ts, frame, out):
         return out
     first = ci[:, K.C_FIRSTPKT]
     return np.lexsort((first, frame[rows[first]], ci[:, K.C_START])).astype(np.int64)
 
 
 def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
-           community_id, parents) -> pd.DataFrame:
+           community_id, parents, scratch=None) -> pd.DataFrame:
     frame = raw["frame"][0]
     nc = len(ci)
-    order = _output_order(ci, rows, frame)
+    order = _output_order(ci, rows, raw["ts_ns"][0], frame, scratch)
     hoff, hdata = hist
     hoff_out, hdata_out = np.empty(nc + 1, np.int64), np.empty(len(hdata), np.uint8)
     ints, floats = np.empty((F_ISN + 1, nc), np.int64), np.empty((D_RAFTER + 1, nc), np.float64)
