@@ -15,7 +15,6 @@ from ..capture.payloads import payloads
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
 from .payload import (
     _group_ids,
-    _sorted_order,
     _typed_keys,
     payload_verdicts,
     request_payload_buffer,
@@ -31,11 +30,20 @@ STREAM_LEVEL = ("protocol", "destination", "port")
 
 
 @njit(nogil=True)
-def _sorted_finite(x, order, lo, hi, buf):  # pragma: no cover - compiled
-    """The non-NaN values of x[order[lo:hi]], sorted (a view of ``buf``)."""
+def _val(data, mask, r):  # pragma: no cover - compiled
+    """data[r] as float64, NaN where the column's <NA> ``mask`` is set (a select, no branch: a test of
+    an empty mask here made the group pass 50 times slower)."""
+    x = np.float64(data[r])
+    return np.nan if mask[r] else x
+
+
+@njit(nogil=True)
+def _sorted_values(data, mask, rows, base, order, lo, hi, buf):  # pragma: no cover - compiled
+    """The non-NaN values of the column at the rows of ``order[lo:hi]``, sorted (a view of ``buf``)."""
     k = 0
     for i in range(lo, hi):
-        v = x[order[i]]
+        q = order[i]
+        v = _val(data, mask, rows[q] + base if rows.size else q)
         if not np.isnan(v):
             buf[k] = v
             k += 1
@@ -45,51 +53,31 @@ def _sorted_finite(x, order, lo, hi, buf):  # pragma: no cover - compiled
 
 
 @njit(nogil=True)
-def _counted(x, order, lo, hi, counts, seen):  # pragma: no cover - compiled
-    """Count the non-NaN values of x[order[lo:hi]] in ``counts`` (indexed by value) when every one is an
-    integer in 0..65535 (header fields): returns how many distinct values (listed in ``seen``), or -1
-    (counts left clean) when some value is not such an integer."""
-    nd = 0
-    for i in range(lo, hi):
-        v = x[order[i]]
-        if np.isnan(v):
-            continue
-        if not (v >= 0.0 and v < 65536.0) or v != np.floor(v):
-            for j in range(nd):
-                counts[seen[j]] = 0
-            return -1
-        c = np.int64(v)
-        if counts[c] == 0:
-            seen[nd] = c
-            nd += 1
-        counts[c] += 1
-    return nd
+def _from_sorted(z):  # pragma: no cover - compiled
+    """(most frequent value with ties to the smallest — Series.mode().iloc[0], -1 without values —, the
+    median — NaN without values —, distinct values) of sorted values ``z``."""
+    best, best_n, i, distinct = -1.0, 0, 0, 0
+    while i < z.size:
+        j = i
+        while j < z.size and z[j] == z[i]:
+            j += 1
+        if j - i > best_n:
+            best, best_n = z[i], j - i
+        distinct += 1
+        i = j
+    if z.size == 0:
+        med = np.nan
+    elif z.size % 2:
+        med = z[z.size // 2]
+    else:
+        med = (z[z.size // 2 - 1] + z[z.size // 2]) / 2
+    return best, med, distinct
 
 
 @njit(nogil=True)
-def _mode_median_distinct(x, order, lo, hi, counts, seen, buf):  # pragma: no cover - compiled
-    """(most frequent value with ties to the smallest — Series.mode().iloc[0], -1 without values —, the
-    median — NaN without values —, distinct values) of the non-NaN x[order[lo:hi]]: from value counts
-    when the values are header-field integers (no sort of the rows), else from a sort."""
-    nd = _counted(x, order, lo, hi, counts, seen)
-    if nd < 0:
-        z = _sorted_finite(x, order, lo, hi, buf)
-        best, best_n, i, distinct = -1.0, 0, 0, 0
-        while i < z.size:
-            j = i
-            while j < z.size and z[j] == z[i]:
-                j += 1
-            if j - i > best_n:
-                best, best_n = z[i], j - i
-            distinct += 1
-            i = j
-        if z.size == 0:
-            med = np.nan
-        elif z.size % 2:
-            med = z[z.size // 2]
-        else:
-            med = (z[z.size // 2 - 1] + z[z.size // 2]) / 2
-        return best, med, distinct
+def _from_counts(counts, seen, nd):  # pragma: no cover - compiled
+    """:func:`_from_sorted` of the values counted in ``counts`` (indexed by value; the ``nd`` distinct ones
+    listed in ``seen``), and the counts cleaned for the next group."""
     vals = seen[:nd].copy()
     vals.sort()
     best, best_n, total = -1.0, 0, 0
@@ -118,93 +106,166 @@ def _mode_median_distinct(x, order, lo, hi, counts, seen, buf):  # pragma: no co
     return best, med, nd
 
 
-@njit(nogil=True)
-def _one_value(x, order, lo, hi):  # pragma: no cover - compiled
-    """Series.nunique() == 1 over x[order[lo:hi]]: exactly one distinct non-NaN value."""
-    seen = False
-    v0 = 0.0
-    for i in range(lo, hi):
-        v = x[order[i]]
-        if np.isnan(v):
-            continue
-        if not seen:
-            seen = True
-            v0 = v
-        elif v != v0:
-            return False
-    return seen
+N_FEATURES = 19
+"""Rows of :func:`_stream_pass`'s output, in the order of ``_FEATURE_ROWS``."""
 
 
 @njit(nogil=True)
-def _aggregates(order, bounds, ip_id, win, sport, seq, size, answered, reset, resent, ttl, thl, plen,
-                one_ipid, one_sport, one_seq, win_mode, size_median, step_one, n_resent, n_ans, n_reset,
-                ttl_min, ttl_max, ttls, id_step_max, ip_id_first, thl_max, plen_max):  # pragma: no cover - compiled
-    """Per stream (its probes ``order[bounds[g]:bounds[g + 1]]``, in probe order) every feature the
-    classification uses, in one pass over the rows through ``order`` (the columns are not sorted):
-    what the probes table gives (seq, size, outcome, resets, retransmits) and what the request headers
-    give (IP id, window, source port, TTL, TCP header and payload lengths)."""
+def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd, ttm, thd, thm, pld, plm,
+                 seqd, seqm, szd, szm, resent, no_reset, outcome, answered_code, port_na, span,
+                 frames):  # pragma: no cover - compiled
+    """Every per-stream feature the classification uses, in one group pass over the probes: a counting
+    sort of the stream numbers ``gid`` gives each stream's probes in probe order; one pass over each
+    stream's rows reads the columns there. Columns come as (values, <NA> mask — empty: none); the request
+    headers (IP id, window, source port, TTL, TCP header and payload lengths) at row ``rows[q] + base`` of
+    their columns (``rows`` empty: row q, a table like the probes; masks as long as their values), the
+    probes' columns (seq, size,
+    retransmits, whether reset — ``no_reset``: reset_frame's <NA> mask —, outcome codes) at row q.
+    The port each probe's stream covers (``span``; empty: 1 where ``port_na`` is clear) gives ``ports``.
+    Returns a (N_FEATURES, n_groups) float64 table (integers and flags exact)."""
+    n = gid.size
+    G = n_groups
+    start = np.zeros(G + 1, np.int64)
+    for i in range(n):
+        start[gid[i] + 1] += 1
     big = 0
-    for g in range(bounds.shape[0] - 1):
-        big = max(big, bounds[g + 1] - bounds[g])
+    for g in range(G):
+        big = max(big, start[g + 1])
+        start[g + 1] += start[g]
+    pos = start[:-1].copy()
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        g = gid[i]
+        order[pos[g]] = i
+        pos[g] += 1
+    out = np.zeros((N_FEATURES, G), np.float64)
+    counts = np.zeros((3, 65536), np.int64)
+    seen = np.empty((3, min(big, 65536)), np.int64)
     buf = np.empty(big, np.float64)
-    counts = np.zeros(65536, np.int64)
-    seen = np.empty(min(big, 65536), np.int64)
-    for g in range(bounds.shape[0] - 1):
-        lo, hi = bounds[g], bounds[g + 1]
-        one_ipid[g] = _one_value(ip_id, order, lo, hi)
-        one_sport[g] = _one_value(sport, order, lo, hi)
-        one_seq[g] = _one_value(seq, order, lo, hi)
-        # most frequent window (ties to the smallest), median size, distinct TTLs
-        win_mode[g] = _mode_median_distinct(win, order, lo, hi, counts, seen, buf)[0]
-        size_median[g] = _mode_median_distinct(size, order, lo, hi, counts, seen, buf)[1]
-        ttls[g] = _mode_median_distinct(ttl, order, lo, hi, counts, seen, buf)[2]
-        # source ports step by one (mod 2^16) from probe to probe, NaN ports skipped; needs 3 or more
+    has_rows = rows.size > 0
+    none = np.empty(0, np.int64)
+    has_span = span.size > 0
+    nd = np.zeros(3, np.int64)
+    vals = np.zeros(3, np.float64)
+    for g in range(G):
+        lo, hi = start[g], start[g + 1]
+        nd[:] = 0
+        ok = np.ones(3, np.bool_)         # win, size, TTL all header-field integers so far (counted)
+        seen_ip = seen_sp = seen_sq = False
+        ip0 = sp0 = sq0 = 0.0
+        one_ip = one_sp = one_sq = True
         k = 0
-        ok = True
+        step = True
         prev = 0.0
-        r = 0
+        r_sum = 0
         a = 0
         ar = 0
         t_lo, t_hi = np.inf, -np.inf
         step_max = -1.0
+        prev_ip = 0.0
         th, pl = -1.0, 0.0
+        ports = 0
         for i in range(lo, hi):
             q = order[i]
-            v = sport[q]
-            if not np.isnan(v):
-                if k and (v - prev) % 65536 != 1:
-                    ok = False
-                prev = v
+            r = rows[q] + base if has_rows else q
+            ip = _val(ipd, ipm, r)
+            sp = _val(spd, spm, r)
+            x_ttl = _val(ttd, ttm, r)
+            sq = _val(seqd, seqm, q)
+            vals[0] = _val(wind, winm, r)
+            vals[1] = _val(szd, szm, q)
+            vals[2] = x_ttl
+            for j in range(3):            # value counts of window, size and TTL (header-field integers)
+                v = vals[j]
+                if not ok[j] or np.isnan(v):
+                    continue
+                if not (v >= 0.0 and v < 65536.0) or v != np.floor(v):
+                    ok[j] = False         # not such an integer: this stream's values are sorted instead
+                    continue
+                c = np.int64(v)
+                if counts[j, c] == 0:
+                    seen[j, nd[j]] = c
+                    nd[j] += 1
+                counts[j, c] += 1
+            # one distinct non-NaN value (Series.nunique() == 1) of IP id, source port, seq
+            if not np.isnan(ip):
+                if not seen_ip:
+                    seen_ip, ip0 = True, ip
+                elif ip != ip0:
+                    one_ip = False
+            if not np.isnan(sp):
+                if not seen_sp:
+                    seen_sp, sp0 = True, sp
+                elif sp != sp0:
+                    one_sp = False
+                # source ports step by one (mod 2^16) from probe to probe, NaN ports skipped; needs 3+
+                if k and (sp - prev) % 65536 != 1:
+                    step = False
+                prev = sp
                 k += 1
-            r += resent[q]
-            if answered[q]:
+            if not np.isnan(sq):
+                if not seen_sq:
+                    seen_sq, sq0 = True, sq
+                elif sq != sq0:
+                    one_sq = False
+            r_sum += resent[q]
+            if outcome[q] == answered_code:
                 a += 1
-                if reset[q]:
+                if not no_reset[q]:
                     ar += 1
-            x = ttl[q]
-            if not np.isnan(x):
-                t_lo = min(t_lo, x)
-                t_hi = max(t_hi, x)
+            if not np.isnan(x_ttl):
+                t_lo = min(t_lo, x_ttl)
+                t_hi = max(t_hi, x_ttl)
             if i > lo:       # IP id jumps between neighbours in probe order (a NaN on either side: no jump)
-                d = abs(ip_id[q] - ip_id[order[i - 1]])
+                d = abs(ip - prev_ip)
                 if not np.isnan(d) and d > step_max:
                     step_max = d
-            x = thl[q]
+            else:
+                out[10, g] = frames[q]
+                out[15, g] = ip
+            prev_ip = ip
+            x = _val(thd, thm, r)
             if not np.isnan(x) and x > th:
                 th = x
-            x = plen[q]
+            x = _val(pld, plm, r)
             if not np.isnan(x) and x > pl:
                 pl = x
-        step_one[g] = ok and k > 2
-        n_resent[g] = r
-        n_ans[g] = a
-        n_reset[g] = ar
-        ttl_min[g] = t_lo
-        ttl_max[g] = t_hi
-        id_step_max[g] = step_max
-        ip_id_first[g] = ip_id[order[lo]]
-        thl_max[g] = th if th >= 0 else np.nan       # SYN headers agree within a tool
-        plen_max[g] = pl
+            s = span[q] if has_span else (0 if port_na[q] else 1)
+            if s > ports:
+                ports = s
+        res = np.zeros(3, np.float64)
+        for j in range(3):      # window: its mode; size: its median; TTL: its distinct values
+            if ok[j]:
+                m = _from_counts(counts[j], seen[j], nd[j])
+            else:
+                for t in range(nd[j]):
+                    counts[j, seen[j, t]] = 0
+                if j == 0:
+                    z = _sorted_values(wind, winm, rows, base, order, lo, hi, buf)
+                elif j == 1:
+                    z = _sorted_values(szd, szm, none, 0, order, lo, hi, buf)
+                else:
+                    z = _sorted_values(ttd, ttm, rows, base, order, lo, hi, buf)
+                m = _from_sorted(z)
+            res[j] = m[0] if j == 0 else (m[1] if j == 1 else m[2])
+        out[0, g] = hi - lo
+        out[1, g] = seen_ip and one_ip
+        out[2, g] = res[1]
+        out[3, g] = res[0]
+        out[4, g] = step and k > 2
+        out[5, g] = seen_sp and one_sp
+        out[6, g] = seen_sq and one_sq
+        out[7, g] = r_sum
+        out[8, g] = a
+        out[9, g] = ar
+        out[11, g] = t_lo
+        out[12, g] = t_hi
+        out[13, g] = res[2]
+        out[14, g] = step_max
+        out[16, g] = th if th >= 0 else np.nan       # SYN headers agree within a tool
+        out[17, g] = pl
+        out[18, g] = ports
+    return out
 
 
 def _take_float(col: pd.Series, rows: np.ndarray) -> np.ndarray:
@@ -217,20 +278,6 @@ def _take_float(col: pd.Series, rows: np.ndarray) -> np.ndarray:
     out = data[rows].astype(np.float64)
     out[mask[rows]] = np.nan
     return out
-
-
-def _floats(col) -> np.ndarray:
-    """A column (Series or array) as float64 with NaN for <NA>."""
-    if isinstance(col, np.ndarray) and col.dtype == np.float64:
-        return col
-    s = col if isinstance(col, pd.Series) else pd.Series(col)
-    a = s.array
-    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
-    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray):    # the values and mask: no take
-        out = data.astype(np.float64)
-        out[mask] = np.nan
-        return out
-    return _take_float(s, np.arange(len(s)))
 
 
 REQUEST_COLUMNS = ("ip_id", "tcp_win", "sport", "ttl", "tcp_hdr_len", "payload_caplen")
@@ -249,51 +296,120 @@ def request_floats(packets: pd.DataFrame, probes: pd.DataFrame) -> dict:
     return {c: _take_float(packets[c], rows) for c in REQUEST_COLUMNS}
 
 
-def _stream_groups(probes: pd.DataFrame, by: list) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
-    """(stream number of each probe, the streams' keys, their sizes), numbered in groupby's order
-    (category order, numbers by value, <NA> last): payload's ``_group_ids`` (categorical and
-    nullable-integer keys take the table's shared groups, ``_groups.groups_of``, made once per table and
-    shared with the payload verdicts; other keys group by pandas)."""
-    gid, keys = _group_ids(probes, by)
-    return gid, keys, np.bincount(gid, minlength=len(keys)) if gid.size else np.zeros(len(keys), np.int64)
+_NO_ROWS = np.zeros(0, np.int64)
+
+
+def _column(col) -> tuple[np.ndarray, np.ndarray]:
+    """A column (Series, pandas array or numpy array) as (values, <NA> mask) for the group pass: the
+    column's own buffers when it has them (numbers and a mask: no copy), else float64 with NaN (and a
+    mask of zeros)."""
+    if isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype.kind in "iuf":
+        return np.ascontiguousarray(col), np.zeros(col.size, np.bool_)
+    a = col.array if isinstance(col, pd.Series) else pd.array(col) if isinstance(col, np.ndarray) else col
+    data, mask = getattr(a, "_data", None), getattr(a, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray) and data.ndim == 1 and data.dtype.kind in "iuf":
+        return np.ascontiguousarray(data), np.ascontiguousarray(mask, np.bool_)
+    nd = getattr(a, "_ndarray", None)
+    if isinstance(nd, np.ndarray) and nd.ndim == 1 and nd.dtype.kind in "iuf":
+        return np.ascontiguousarray(nd), np.zeros(nd.size, np.bool_)
+    out = np.asarray(a.to_numpy("float64", na_value=np.nan), np.float64)
+    return out, np.zeros(out.size, np.bool_)
+
+
+class _Requests:
+    """The request headers the group pass reads (REQUEST_COLUMNS), without a float64 copy per probe:
+    each column's (values, mask), read at row ``rows[q] + base`` for probe q (a packets table's columns,
+    ``rows`` the request frames) or at row q (``rows`` empty: a table like the probes)."""
+
+    def __init__(self, cols: dict, rows: np.ndarray = _NO_ROWS, base: int = 0, packets=None):
+        self.cols, self.rows, self.base, self.packets = cols, rows, base, packets
+
+    @classmethod
+    def of_table(cls, req) -> _Requests | None:
+        """From :func:`request_columns` (or :func:`request_floats`); None when it has no rows."""
+        if req is None or not len(req):
+            return None
+        return cls({c: _column(req[c]) for c in REQUEST_COLUMNS})
+
+    @classmethod
+    def of_packets(cls, packets: pd.DataFrame, probes: pd.DataFrame) -> _Requests:
+        frames = np.ascontiguousarray(probes["request_frame"].to_numpy("int64"))
+        return cls({c: _column(packets[c]) for c in REQUEST_COLUMNS}, frames, -1, packets)
+
+    def floats(self, name: str) -> np.ndarray:
+        """Column ``name`` per probe as float64 with NaN for <NA>."""
+        if self.packets is not None:
+            return _take_float(self.packets[name], self.rows + self.base)
+        data, mask = self.cols[name]
+        out = data.astype(np.float64)
+        out[mask] = np.nan
+        return out
+
+
+_BOOL_FEATURES = ("one_ipid", "sport_step_one", "one_sport", "one_seq")
+_INT_FEATURES = ("probes", "resent", "answered", "n_reset", "first_request", "ttls", "ports")
+_FEATURE_ROWS = ("probes", "one_ipid", "size", "win", "sport_step_one", "one_sport", "one_seq", "resent", "answered",
+                 "n_reset", "first_request", "ttl_min", "ttl_max", "ttls", "id_step_max", "ip_id_first", "thl",
+                 "plen", "ports")
+_HEADER_FEATURES = ("ttl_min", "ttl_max", "ttls", "id_step_max", "ip_id_first", "thl", "plen")
+
+
+def _mask_of(col: pd.Series) -> np.ndarray:
+    """A column's <NA> mask (its own when it has one)."""
+    mask = getattr(col.array, "_mask", None)
+    return np.ascontiguousarray(mask, np.bool_) if isinstance(mask, np.ndarray) else np.asarray(pd.isna(col), np.bool_)
+
+
+def _features(probes: pd.DataFrame, reqs: _Requests | None, by=STREAM,
+              span: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """(each probe's stream number, the streams' keys, the per-stream features as arrays — names
+    ``_FEATURE_ROWS`` plus ``reset_share``): one compiled group pass (:func:`_stream_pass`)."""
+    gid, keys = _group_ids(probes, list(by))
+    G = len(keys)
+    n = len(probes)
+    outcome = probes["outcome"]
+    if isinstance(outcome.dtype, pd.CategoricalDtype):
+        codes = np.ascontiguousarray(outcome.cat.codes.to_numpy())
+        cats = list(outcome.cat.categories)
+        answered = cats.index("answered") if "answered" in cats else -2
+    else:
+        codes, answered = np.asarray(outcome == "answered", bool).astype(np.int8), 1
+    resent = probes["retransmits"].to_numpy()
+    if resent.dtype.kind not in "iu":
+        resent = np.asarray(probes["retransmits"], np.int64)
+    portcol = probes["dst_port"] if "dst_port" in probes.columns else probes["port"]
+    if reqs is None:     # no request columns: NaN headers (their features zeros, as before)
+        nan = np.full(max(n, 1), np.nan)
+        reqs = _Requests({c: (nan, np.zeros(nan.size, np.bool_)) for c in REQUEST_COLUMNS}, np.zeros(n, np.int64))
+        have = False
+    else:
+        have = True
+    c = reqs.cols
+    m = _stream_pass(np.ascontiguousarray(gid, np.int64), G, reqs.rows, reqs.base, *c["ip_id"], *c["tcp_win"],
+                     *c["sport"], *c["ttl"], *c["tcp_hdr_len"], *c["payload_caplen"], *_column(probes["seq"]),
+                     *_column(probes["size"]), np.ascontiguousarray(resent), _mask_of(probes["reset_frame"]),
+                     codes, answered, _mask_of(portcol),
+                     _NO_ROWS if span is None else np.ascontiguousarray(span, np.int64),
+                     np.ascontiguousarray(probes["request_frame"].to_numpy(np.int64)))
+    f = {}
+    for i, name in enumerate(_FEATURE_ROWS):
+        f[name] = m[i].astype(bool) if name in _BOOL_FEATURES else m[i].astype(np.int64) if name in _INT_FEATURES \
+            else m[i]
+    if not have:
+        f |= {k: np.zeros(G) for k in _HEADER_FEATURES}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f["reset_share"] = np.where(f["answered"] > 0, f["n_reset"] / np.maximum(f["answered"], 1), np.nan)
+    return gid, keys, f
 
 
 def stream_features(probes: pd.DataFrame, req, by=STREAM) -> tuple[pd.DataFrame, np.ndarray]:
     """Per stream the wire features the classification uses (one row per group of ``by``, groupby's
     order), and each probe's stream number. ``req``: :func:`request_columns` (or :func:`request_floats`)."""
-    by = list(by)
-    gid, keys, size = _stream_groups(probes, by)
-    G = len(keys)
-    order = _sorted_order(gid, G).astype(np.int64)
-    bounds = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
-    if isinstance(req, pd.DataFrame):
-        req = {c: _floats(req[c]) for c in REQUEST_COLUMNS} if len(req) else {}
-    f = req or {c: np.full(len(probes), np.nan) for c in REQUEST_COLUMNS}
-    out = {k: np.zeros(G, bool) for k in ("one_ipid", "one_sport", "one_seq", "step_one")}
-    out |= {k: np.zeros(G, np.float64) for k in ("win_mode", "size_median", "ttl_min", "ttl_max", "id_step_max",
-                                                  "ip_id_first", "thl", "plen")}
-    out |= {k: np.zeros(G, np.int64) for k in ("n_resent", "n_ans", "n_reset", "ttls")}
-    outcome = probes["outcome"]
-    answered = (outcome == "answered").to_numpy(bool, na_value=False) if isinstance(outcome.dtype, pd.CategoricalDtype) \
-        else np.asarray(outcome == "answered", bool)
-    _aggregates(order, bounds, f["ip_id"], f["tcp_win"], f["sport"], _floats(probes["seq"]), _floats(probes["size"]),
-                answered, ~np.asarray(pd.isna(probes["reset_frame"])), np.asarray(probes["retransmits"], np.int64),
-                f["ttl"], f["tcp_hdr_len"], f["payload_caplen"],
-                out["one_ipid"], out["one_sport"], out["one_seq"], out["win_mode"], out["size_median"],
-                out["step_one"], out["n_resent"], out["n_ans"], out["n_reset"], out["ttl_min"], out["ttl_max"],
-                out["ttls"], out["id_step_max"], out["ip_id_first"], out["thl"], out["plen"])
-    if not req:          # no request columns: no header features (zeros, as before)
-        out |= {k: np.zeros(G) for k in ("ttl_min", "ttl_max", "ttls", "id_step_max", "ip_id_first", "thl", "plen")}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reset_share = np.where(out["n_ans"] > 0, out["n_reset"] / np.maximum(out["n_ans"], 1), np.nan)
-    frames = probes["request_frame"].to_numpy(np.int64)
-    feats = keys.assign(
-        probes=np.diff(bounds), one_ipid=out["one_ipid"], size=out["size_median"], win=out["win_mode"],
-        sport_step_one=out["step_one"], one_sport=out["one_sport"], one_seq=out["one_seq"],
-        resent=out["n_resent"], answered=out["n_ans"], reset_share=reset_share,
-        first_request=frames[order[bounds[:-1]]] if G else np.zeros(0, np.int64),
-        ttl_min=out["ttl_min"], ttl_max=out["ttl_max"], ttls=out["ttls"], id_step_max=out["id_step_max"],
-        ip_id_first=out["ip_id_first"], thl=out["thl"], plen=out["plen"])
+    gid, keys, f = _features(probes, _Requests.of_table(req), by)
+    feats = pd.DataFrame({**{c: keys[c] for c in keys.columns},
+                          **{k: f[k] for k in ("probes", "one_ipid")}, "size": f["size"], "win": f["win"],
+                          **{k: f[k] for k in ("sport_step_one", "one_sport", "one_seq", "resent", "answered",
+                                               "reset_share", "first_request", *_HEADER_FEATURES)}})
     return feats, gid
 
 
@@ -319,10 +435,26 @@ def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFr
         return fingerprint_from(probes, pd.DataFrame(), verdicts, balance)
     if verdicts is None:
         verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM)
-    return fingerprint_from(probes, request_floats(packets, probes), verdicts, balance, packets=packets)
+    # the request headers are read in the packets' columns at the request rows (no copy per probe)
+    return fingerprint_from(probes, _Requests.of_packets(packets, probes), verdicts, balance, packets=packets)
 
 
-def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataFrame | None = None,
+def _tracer_candidates(probes: pd.DataFrame) -> int:
+    """The UDP probes with a port: fewer than streams.tracer_ports' minimum (3) and no stream is a
+    tracer's run of ports (every probe keeps its port)."""
+    proto = probes["protocol"]
+    portcol = probes["dst_port"] if "dst_port" in probes.columns else probes["port"]
+    if isinstance(proto.dtype, pd.CategoricalDtype):
+        cats = list(proto.cat.categories)
+        if "udp" not in cats:
+            return 0
+        udp = proto.cat.codes.to_numpy() == cats.index("udp")
+    else:
+        udp = (proto.astype(object) == "udp").to_numpy(bool)
+    return int(np.count_nonzero(udp & ~_mask_of(portcol)))
+
+
+def fingerprint_from(probes: pd.DataFrame, req, verdicts: pd.DataFrame | None = None,
                      balance: pd.DataFrame | None = None, packets: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`fingerprint` from the probes, their request columns (:func:`request_columns`) and their
     payload verdicts (the chunked and Dask drivers hold these, not the packets table). With ``packets``
@@ -334,67 +466,80 @@ def fingerprint_from(probes: pd.DataFrame, req: pd.DataFrame, verdicts: pd.DataF
             evidence=pd.Series([], dtype="str"))[cols]
     if verdicts is None:
         raise ValueError("fingerprint_from needs the payload verdicts of the probes")
-    # a tracer's UDP probes to rising ports are one stream, keyed by the lowest port (streams.tracer_ports)
-    req = {c: _floats(req[c]) for c in REQUEST_COLUMNS} if len(req) else {}
-    port, span = tracer_ports(probes, req["ttl"] if req else np.full(len(probes), np.nan))
-    def keyed() -> bool:     # a matcher's table is keyed already (port = the run's key, dst_port)
-        have = probes["port"].to_numpy("float64", na_value=np.nan) if "port" in probes else np.full(len(probes), np.nan)
-        return np.array_equal(np.where(port >= 0, port, np.nan), have, equal_nan=True)
-    if (span > 1).any() and not keyed():
-        probes = probes.assign(port=pd.array(np.where(port >= 0, port, 0), dtype="UInt16"))
-        probes.loc[port < 0, "port"] = pd.NA
-        verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM) \
-            if packets is not None else verdicts
+    reqs = req if isinstance(req, _Requests) else _Requests.of_table(req)
+    # a tracer's UDP probes to rising ports are one stream, keyed by the lowest port (streams.tracer_ports);
+    # without 3 UDP probes with a port there is none, and each probe's stream covers its own port
+    span = None
+    if _tracer_candidates(probes) >= 3:
+        port, span = tracer_ports(probes, reqs.floats("ttl") if reqs else np.full(len(probes), np.nan))
+
+        def keyed() -> bool:     # a matcher's table is keyed already (port = the run's key, dst_port)
+            have = probes["port"].to_numpy("float64", na_value=np.nan) if "port" in probes \
+                else np.full(len(probes), np.nan)
+            return np.array_equal(np.where(port >= 0, port, np.nan), have, equal_nan=True)
+        if (span > 1).any() and not keyed():
+            probes = probes.assign(port=pd.array(np.where(port >= 0, port, 0), dtype="UInt16"))
+            probes.loc[port < 0, "port"] = pd.NA
+            verdicts = payload_verdicts(probes, request_payload_buffer(packets, probes), by=STREAM) \
+                if packets is not None else verdicts
+        del port
     if balance is None:
         balance = balance_test(probes)
-    feats, gid = stream_features(probes, req)
-    spans = np.zeros(len(feats), np.int64)
-    if len(gid):
-        np.maximum.at(spans, gid, span)
-    if _same_keys(verdicts, feats, STREAM):     # the verdicts of these probes by the same keys: row for row
+    _, keys, f = _features(probes, reqs, STREAM, span)
+    del span
+    G = len(keys)
+    if _same_keys(verdicts, keys, STREAM):     # the verdicts of these probes by the same keys: row for row
         v = verdicts.reset_index(drop=True)
     else:
         vk = dict(zip(_key_strings(verdicts, STREAM), range(len(verdicts))))
-        v_rows = np.array([vk[k] for k in _key_strings(feats, STREAM)], np.int64)
+        v_rows = np.array([vk[k] for k in _key_strings(keys, STREAM)], np.int64)
         v = verdicts.iloc[v_rows].reset_index(drop=True)
     bk = dict(zip(_key_strings(balance, STREAM_LEVEL), range(len(balance))))
-    b_rows = [bk.get(k, -1) for k in _key_strings(feats, STREAM_LEVEL)]
-    sources = np.array([int(balance["sources"].iloc[i]) if i >= 0 else 1 for i in b_rows])
-    bal = balance["balanced"]
-    even = np.array([bool(bal.iloc[i]) if i >= 0 and not pd.isna(bal.iloc[i]) else False for i in b_rows])
-    shapes = _stream_shapes(feats, v, packets)
+    b_rows = [bk.get(k, -1) for k in _key_strings(keys, STREAM_LEVEL)]
+    b_sources = balance["sources"].tolist()
+    b_even = balance["balanced"].tolist()
+    sources = [int(b_sources[i]) if i >= 0 else 1 for i in b_rows]
+    even = [bool(b_even[i]) if i >= 0 and not pd.isna(b_even[i]) else False for i in b_rows]
+    shapes = _stream_shapes(f["first_request"], v, packets)
+    verdict_text = [str(x) for x in v["verdict"].tolist()]
+    protocol = [str(x) for x in keys["protocol"].tolist()]
+    py = {k: f[k].tolist() for k in ("probes", "one_ipid", "size", "win", "sport_step_one", "one_sport", "one_seq",
+                                     "resent", "reset_share", "ports", *_HEADER_FEATURES)}
     tools, whys = [], []
-    for i, f in enumerate(feats.itertuples(index=False)):     # per stream (few): the rules and their evidence
-        verdict = str(v["verdict"].iloc[i])
-        n = int(f.probes)
-        row = dict(protocol=str(f.protocol), shape=shapes[i][0], shape_evidence=shapes[i][1], probes=n,
-                   verdict=verdict, payloads=1 if verdict == "repeated-random" else n, ttl_min=f.ttl_min,
-                   ttl_max=f.ttl_max, ttls=f.ttls, id_step_max=f.id_step_max, ip_ids=1 if f.one_ipid else n,
-                   ip_id_first=f.ip_id_first, win=f.win, thl=f.thl, sport_step=1 if f.sport_step_one else 0,
-                   sports=1 if f.one_sport else n, seqs=1 if f.one_seq else n, resent=int(f.resent), plen=f.plen,
-                   size=f.size, reset=f.reset_share, ports=int(spans[i]), id_step_one=bool(f.id_step_max == 1))
+    for i in range(G):     # per stream (few): the rules and their evidence
+        verdict = verdict_text[i]
+        n = int(py["probes"][i])
+        row = dict(protocol=protocol[i], shape=shapes[i][0], shape_evidence=shapes[i][1], probes=n,
+                   verdict=verdict, payloads=1 if verdict == "repeated-random" else n, ttl_min=py["ttl_min"][i],
+                   ttl_max=py["ttl_max"][i], ttls=py["ttls"][i], id_step_max=py["id_step_max"][i],
+                   ip_ids=1 if py["one_ipid"][i] else n, ip_id_first=py["ip_id_first"][i], win=py["win"][i],
+                   thl=py["thl"][i], sport_step=1 if py["sport_step_one"][i] else 0,
+                   sports=1 if py["one_sport"][i] else n, seqs=1 if py["one_seq"][i] else n,
+                   resent=int(py["resent"][i]), plen=py["plen"][i], size=py["size"][i], reset=py["reset_share"][i],
+                   ports=int(py["ports"][i]), id_step_one=bool(py["id_step_max"][i] == 1))
         tool, why = classify_stream(row, int(sources[i]), bool(even[i]))
         tools.append(tool)
         whys.append(why)
-    out = _typed_keys(feats[list(STREAM)], probes).assign(probes=feats["probes"].astype("int64"),
-                                                          tool=pd.Series(tools, dtype="str"),
-                                                          evidence=pd.Series(whys, dtype="str"))
+    out = _typed_keys(keys[list(STREAM)], probes).assign(probes=f["probes"].astype("int64"),
+                                                         tool=pd.Series(tools, dtype="str"),
+                                                         evidence=pd.Series(whys, dtype="str"))
     return out[cols]
 
 
-
-def _stream_shapes(feats: pd.DataFrame, verdicts: pd.DataFrame, packets: pd.DataFrame | None) -> list:
-    """(shape, evidence) of each stream's payload: from its first request's bytes when the packets table
-    is at hand (one payload per stream), else from the payload verdict's fill."""
-    if packets is None or not len(feats):
-        return [shape_from_verdict(verdicts.iloc[i]) for i in range(len(feats))]
+def _stream_shapes(first_request: np.ndarray, verdicts: pd.DataFrame, packets: pd.DataFrame | None) -> list:
+    """(shape, evidence) of each stream's payload: from its first request's bytes (frame numbers
+    ``first_request``) when the packets table is at hand (one payload per stream), else from the payload
+    verdict's fill."""
+    G = len(first_request)
+    if packets is None or not G:
+        return [shape_from_verdict(verdicts.iloc[i]) for i in range(G)]
     cols = [c for c in ("payload_off", "payload_caplen", "ts_ns", "capture") if c in packets.columns]
-    first = packets[cols].iloc[feats["first_request"].to_numpy("int64") - 1]     # what payloads() reads
+    first = packets[cols].iloc[np.asarray(first_request, np.int64) - 1]     # what payloads() reads
     first.attrs = packets.attrs
     heads = payloads(first).tolist()
     secs = first["ts_ns"].to_numpy("float64", na_value=np.nan) / 1e9
     out = []
-    for i in range(len(feats)):     # a payload without a known layout is described by its verdict, as the
+    for i in range(G):     # a payload without a known layout is described by its verdict, as the
         sh = payload_shape(heads[i], secs[i])          # chunked and Dask drivers (no payload bytes) describe it
         out.append(shape_from_verdict(verdicts.iloc[i]) if sh[0] == "opaque" else sh)
     return out
