@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._jit import njit
-from ..capture.payloads import payloads
+from ..capture.payloads import payload_buffer
 from ..schema import FINGERPRINTS, SOURCE_STREAM_KEYS
 from .payload import (
     _group_ids,
@@ -111,18 +111,41 @@ N_FEATURES = 19
 
 
 @njit(nogil=True)
+def _tally(v):  # pragma: no cover - compiled
+    """A value as the group pass counts it: the integer when it is a header-field integer (0..65535),
+    -1 for NaN, -2 for anything else (that stream's values are sorted instead)."""
+    if np.isnan(v):
+        return np.int32(-1)
+    if not (v >= 0.0 and v < 65536.0) or v != np.floor(v):
+        return np.int32(-2)
+    return np.int32(v)
+
+
+@njit(nogil=True)
+def _order_of(gid, start):  # pragma: no cover - compiled
+    """The rows by stream, probe order within (a counting sort; ``start``: each stream's first slot)."""
+    pos = start[:-1].copy()
+    order = np.empty(gid.size, np.int64)
+    for i in range(gid.size):
+        g = gid[i]
+        order[pos[g]] = i
+        pos[g] += 1
+    return order
+
+
+@njit(nogil=True)
 def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd, ttm, thd, thm, pld, plm,
                  seqd, seqm, szd, szm, resent, no_reset, outcome, answered_code, port_na, span,
                  frames):  # pragma: no cover - compiled
-    """Every per-stream feature the classification uses, in one group pass over the probes: a counting
-    sort of the stream numbers ``gid`` gives each stream's probes in probe order; one pass over each
-    stream's rows reads the columns there. Columns come as (values, <NA> mask — empty: none); the request
-    headers (IP id, window, source port, TTL, TCP header and payload lengths) at row ``rows[q] + base`` of
-    their columns (``rows`` empty: row q, a table like the probes; masks as long as their values), the
-    probes' columns (seq, size,
-    retransmits, whether reset — ``no_reset``: reset_frame's <NA> mask —, outcome codes) at row q.
-    The port each probe's stream covers (``span``; empty: 1 where ``port_na`` is clear) gives ``ports``.
-    Returns a (N_FEATURES, n_groups) float64 table (integers and flags exact)."""
+    """Every per-stream feature the classification uses, in one pass over the probes in probe order
+    (each stream's state in arrays by stream number ``gid``), then one pass over each stream's window,
+    size and TTL values, which the first pass wrote stream by stream (as int32, :func:`_tally`) for their
+    value counts. Columns come as (values, <NA> mask as long as the values); the request headers (IP id,
+    window, source port, TTL, TCP header and payload lengths) at row ``rows[q] + base`` of their columns
+    (``rows`` empty: row q, a table like the probes), the probes' columns (seq, size, retransmits, whether
+    reset — ``no_reset``: reset_frame's <NA> mask —, outcome codes) at row q. The ports each probe's
+    stream covers (``span``; empty: 1 where ``port_na`` is clear) give ``ports``. Returns a
+    (N_FEATURES, n_groups) float64 table (integers and flags exact)."""
     n = gid.size
     G = n_groups
     start = np.zeros(G + 1, np.int64)
@@ -132,114 +155,135 @@ def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd,
     for g in range(G):
         big = max(big, start[g + 1])
         start[g + 1] += start[g]
-    pos = start[:-1].copy()
-    order = np.empty(n, np.int64)
-    for i in range(n):
-        g = gid[i]
-        order[pos[g]] = i
-        pos[g] += 1
     out = np.zeros((N_FEATURES, G), np.float64)
-    counts = np.zeros((3, 65536), np.int64)
-    seen = np.empty((3, min(big, 65536)), np.int64)
-    buf = np.empty(big, np.float64)
+    pos = start[:-1].copy()
+    tal = np.empty((3, n), np.int32)         # window, size, TTL, stream by stream
+    seen_ip = np.zeros(G, np.bool_)
+    seen_sp = np.zeros(G, np.bool_)
+    seen_sq = np.zeros(G, np.bool_)
+    one_ip = np.ones(G, np.bool_)
+    one_sp = np.ones(G, np.bool_)
+    one_sq = np.ones(G, np.bool_)
+    v_ip = np.zeros(G)                        # the first IP id, source port, seq
+    v_sp = np.zeros(G)
+    v_sq = np.zeros(G)
+    k_sp = np.zeros(G, np.int64)
+    step = np.ones(G, np.bool_)
+    prev_sp = np.zeros(G)
+    prev_ip = np.zeros(G)
+    r_sum = np.zeros(G, np.int64)
+    n_ans = np.zeros(G, np.int64)
+    n_rst = np.zeros(G, np.int64)
+    t_lo = np.full(G, np.inf)
+    t_hi = np.full(G, -np.inf)
+    step_max = np.full(G, -1.0)
+    th = np.full(G, -1.0)
+    pl = np.zeros(G)
+    ports = np.zeros(G, np.int64)
     has_rows = rows.size > 0
-    none = np.empty(0, np.int64)
     has_span = span.size > 0
-    nd = np.zeros(3, np.int64)
-    vals = np.zeros(3, np.float64)
+    for q in range(n):
+        g = gid[q]
+        r = rows[q] + base if has_rows else q
+        ip = _val(ipd, ipm, r)
+        sp = _val(spd, spm, r)
+        x_ttl = _val(ttd, ttm, r)
+        sq = _val(seqd, seqm, q)
+        p = pos[g]
+        pos[g] = p + 1
+        tal[0, p] = _tally(_val(wind, winm, r))
+        tal[1, p] = _tally(_val(szd, szm, q))
+        tal[2, p] = _tally(x_ttl)
+        # one distinct non-NaN value (Series.nunique() == 1) of IP id, source port, seq
+        if not np.isnan(ip):
+            if not seen_ip[g]:
+                seen_ip[g] = True
+                v_ip[g] = ip
+            elif ip != v_ip[g]:
+                one_ip[g] = False
+        if not np.isnan(sp):
+            if not seen_sp[g]:
+                seen_sp[g] = True
+                v_sp[g] = sp
+            elif sp != v_sp[g]:
+                one_sp[g] = False
+            # source ports step by one (mod 2^16) from probe to probe, NaN ports skipped; needs 3 or more
+            if k_sp[g] and (sp - prev_sp[g]) % 65536 != 1:
+                step[g] = False
+            prev_sp[g] = sp
+            k_sp[g] += 1
+        if not np.isnan(sq):
+            if not seen_sq[g]:
+                seen_sq[g] = True
+                v_sq[g] = sq
+            elif sq != v_sq[g]:
+                one_sq[g] = False
+        r_sum[g] += resent[q]
+        if outcome[q] == answered_code:
+            n_ans[g] += 1
+            if not no_reset[q]:
+                n_rst[g] += 1
+        if not np.isnan(x_ttl):
+            t_lo[g] = min(t_lo[g], x_ttl)
+            t_hi[g] = max(t_hi[g], x_ttl)
+        if p > start[g]:     # IP id jumps between neighbours in probe order (a NaN on either side: no jump)
+            d = abs(ip - prev_ip[g])
+            if not np.isnan(d) and d > step_max[g]:
+                step_max[g] = d
+        else:
+            out[10, g] = frames[q]
+            out[15, g] = ip
+        prev_ip[g] = ip
+        x = _val(thd, thm, r)
+        if not np.isnan(x) and x > th[g]:
+            th[g] = x
+        x = _val(pld, plm, r)
+        if not np.isnan(x) and x > pl[g]:
+            pl[g] = x
+        s = span[q] if has_span else (0 if port_na[q] else 1)
+        if s > ports[g]:
+            ports[g] = s
+    counts = np.zeros(65536, np.int64)
+    seen = np.empty(min(big, 65536), np.int64)
+    buf = np.empty(0, np.float64)
+    order = np.empty(0, np.int64)
+    none = np.empty(0, np.int64)
     for g in range(G):
         lo, hi = start[g], start[g + 1]
-        nd[:] = 0
-        ok = np.ones(3, np.bool_)         # win, size, TTL all header-field integers so far (counted)
-        seen_ip = seen_sp = seen_sq = False
-        ip0 = sp0 = sq0 = 0.0
-        one_ip = one_sp = one_sq = True
-        k = 0
-        step = True
-        prev = 0.0
-        r_sum = 0
-        a = 0
-        ar = 0
-        t_lo, t_hi = np.inf, -np.inf
-        step_max = -1.0
-        prev_ip = 0.0
-        th, pl = -1.0, 0.0
-        ports = 0
-        for i in range(lo, hi):
-            q = order[i]
-            r = rows[q] + base if has_rows else q
-            ip = _val(ipd, ipm, r)
-            sp = _val(spd, spm, r)
-            x_ttl = _val(ttd, ttm, r)
-            sq = _val(seqd, seqm, q)
-            vals[0] = _val(wind, winm, r)
-            vals[1] = _val(szd, szm, q)
-            vals[2] = x_ttl
-            for j in range(3):            # value counts of window, size and TTL (header-field integers)
-                v = vals[j]
-                if not ok[j] or np.isnan(v):
-                    continue
-                if not (v >= 0.0 and v < 65536.0) or v != np.floor(v):
-                    ok[j] = False         # not such an integer: this stream's values are sorted instead
-                    continue
-                c = np.int64(v)
-                if counts[j, c] == 0:
-                    seen[j, nd[j]] = c
-                    nd[j] += 1
-                counts[j, c] += 1
-            # one distinct non-NaN value (Series.nunique() == 1) of IP id, source port, seq
-            if not np.isnan(ip):
-                if not seen_ip:
-                    seen_ip, ip0 = True, ip
-                elif ip != ip0:
-                    one_ip = False
-            if not np.isnan(sp):
-                if not seen_sp:
-                    seen_sp, sp0 = True, sp
-                elif sp != sp0:
-                    one_sp = False
-                # source ports step by one (mod 2^16) from probe to probe, NaN ports skipped; needs 3+
-                if k and (sp - prev) % 65536 != 1:
-                    step = False
-                prev = sp
-                k += 1
-            if not np.isnan(sq):
-                if not seen_sq:
-                    seen_sq, sq0 = True, sq
-                elif sq != sq0:
-                    one_sq = False
-            r_sum += resent[q]
-            if outcome[q] == answered_code:
-                a += 1
-                if not no_reset[q]:
-                    ar += 1
-            if not np.isnan(x_ttl):
-                t_lo = min(t_lo, x_ttl)
-                t_hi = max(t_hi, x_ttl)
-            if i > lo:       # IP id jumps between neighbours in probe order (a NaN on either side: no jump)
-                d = abs(ip - prev_ip)
-                if not np.isnan(d) and d > step_max:
-                    step_max = d
-            else:
-                out[10, g] = frames[q]
-                out[15, g] = ip
-            prev_ip = ip
-            x = _val(thd, thm, r)
-            if not np.isnan(x) and x > th:
-                th = x
-            x = _val(pld, plm, r)
-            if not np.isnan(x) and x > pl:
-                pl = x
-            s = span[q] if has_span else (0 if port_na[q] else 1)
-            if s > ports:
-                ports = s
-        res = np.zeros(3, np.float64)
         for j in range(3):      # window: its mode; size: its median; TTL: its distinct values
-            if ok[j]:
-                m = _from_counts(counts[j], seen[j], nd[j])
-            else:
-                for t in range(nd[j]):
-                    counts[j, seen[j, t]] = 0
+            nd = 0
+            bad = False
+            last, run = 0, 0            # runs of one value counted at once (a stream's values repeat)
+            for i in range(lo, hi):
+                c = tal[j, i]
+                if run and c == last:
+                    run += 1
+                    continue
+                if run:
+                    if counts[last] == 0:
+                        seen[nd] = last
+                        nd += 1
+                    counts[last] += run
+                    run = 0
+                if c < 0:
+                    if c == -2:
+                        bad = True
+                        break
+                    continue
+                last, run = c, 1
+            if run:
+                if counts[last] == 0:
+                    seen[nd] = last
+                    nd += 1
+                counts[last] += run
+            if not bad:
+                m = _from_counts(counts, seen, nd)
+            else:                 # not header-field integers: this stream's values sorted
+                for t in range(nd):
+                    counts[seen[t]] = 0
+                if order.size == 0:
+                    order = _order_of(gid, start)
+                    buf = np.empty(big, np.float64)
                 if j == 0:
                     z = _sorted_values(wind, winm, rows, base, order, lo, hi, buf)
                 elif j == 1:
@@ -247,24 +291,26 @@ def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd,
                 else:
                     z = _sorted_values(ttd, ttm, rows, base, order, lo, hi, buf)
                 m = _from_sorted(z)
-            res[j] = m[0] if j == 0 else (m[1] if j == 1 else m[2])
+            if j == 0:
+                out[3, g] = m[0]
+            elif j == 1:
+                out[2, g] = m[1]
+            else:
+                out[13, g] = m[2]
         out[0, g] = hi - lo
-        out[1, g] = seen_ip and one_ip
-        out[2, g] = res[1]
-        out[3, g] = res[0]
-        out[4, g] = step and k > 2
-        out[5, g] = seen_sp and one_sp
-        out[6, g] = seen_sq and one_sq
-        out[7, g] = r_sum
-        out[8, g] = a
-        out[9, g] = ar
-        out[11, g] = t_lo
-        out[12, g] = t_hi
-        out[13, g] = res[2]
-        out[14, g] = step_max
-        out[16, g] = th if th >= 0 else np.nan       # SYN headers agree within a tool
-        out[17, g] = pl
-        out[18, g] = ports
+        out[1, g] = seen_ip[g] and one_ip[g]
+        out[4, g] = step[g] and k_sp[g] > 2
+        out[5, g] = seen_sp[g] and one_sp[g]
+        out[6, g] = seen_sq[g] and one_sq[g]
+        out[7, g] = r_sum[g]
+        out[8, g] = n_ans[g]
+        out[9, g] = n_rst[g]
+        out[11, g] = t_lo[g]
+        out[12, g] = t_hi[g]
+        out[14, g] = step_max[g]
+        out[16, g] = th[g] if th[g] >= 0 else np.nan       # SYN headers agree within a tool
+        out[17, g] = pl[g]
+        out[18, g] = ports[g]
     return out
 
 
@@ -413,16 +459,30 @@ def stream_features(probes: pd.DataFrame, req, by=STREAM) -> tuple[pd.DataFrame,
     return feats, gid
 
 
+def _same_column(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two key columns hold the same values row for row (<NA> equal to <NA>): by codes when both
+    are categoricals of one dtype, by values and mask when both are one nullable dtype, else as objects."""
+    if len(a) != len(b):
+        return False
+    if isinstance(a.dtype, pd.CategoricalDtype) and a.dtype == b.dtype:
+        return bool(np.array_equal(a.cat.codes.to_numpy(), b.cat.codes.to_numpy()))
+    x, y = a.array, b.array
+    xm, ym = getattr(x, "_mask", None), getattr(y, "_mask", None)
+    if a.dtype == b.dtype and isinstance(xm, np.ndarray) and isinstance(ym, np.ndarray):
+        return bool(np.array_equal(xm, ym) and np.array_equal(x._data[~xm], y._data[~ym]))
+    return a.astype(object).reset_index(drop=True).equals(b.astype(object).reset_index(drop=True))
+
+
 def _same_keys(a: pd.DataFrame, b: pd.DataFrame, by) -> bool:
     """Whether two per-stream tables list the same keys in the same order."""
     if len(a) != len(b):
         return False
-    return all(a[c].astype(object).reset_index(drop=True).equals(b[c].astype(object).reset_index(drop=True))
-               for c in by)
+    return all(_same_column(a[c], b[c]) for c in by)
 
 
 def _key_strings(df: pd.DataFrame, by) -> list[str]:
-    return ["|".join("NA" if pd.isna(x) else str(x) for x in t) for t in df[list(by)].astype(object).itertuples(index=False)]
+    cols = [df[c].astype(object).tolist() for c in by]
+    return ["|".join("NA" if pd.isna(x) else str(x) for x in t) for t in zip(*cols)]
 
 
 def fingerprint(packets: pd.DataFrame, probes: pd.DataFrame, verdicts: pd.DataFrame | None = None,
@@ -533,11 +593,10 @@ def _stream_shapes(first_request: np.ndarray, verdicts: pd.DataFrame, packets: p
     G = len(first_request)
     if packets is None or not G:
         return [shape_from_verdict(verdicts.iloc[i]) for i in range(G)]
-    cols = [c for c in ("payload_off", "payload_caplen", "ts_ns", "capture") if c in packets.columns]
-    first = packets[cols].iloc[np.asarray(first_request, np.int64) - 1]     # what payloads() reads
-    first.attrs = packets.attrs
-    heads = payloads(first).tolist()
-    secs = first["ts_ns"].to_numpy("float64", na_value=np.nan) / 1e9
+    rows = np.asarray(first_request, np.int64) - 1
+    data, offsets = payload_buffer(packets, rows)    # the same bytes as payloads(), without taking the table
+    heads = [data[offsets[i]:offsets[i + 1]].tobytes() for i in range(G)]
+    secs = _take_float(packets["ts_ns"], rows) / 1e9
     out = []
     for i in range(G):     # a payload without a known layout is described by its verdict, as the
         sh = payload_shape(heads[i], secs[i])          # chunked and Dask drivers (no payload bytes) describe it

@@ -932,7 +932,8 @@ def _typed_keys(keys: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
             out[c] = col.astype("UInt16")
         elif c in ("protocol", "source", "destination"):
             if isinstance(probes[c].dtype, pd.CategoricalDtype):
-                out[c] = pd.Categorical(col, categories=probes[c].cat.categories)
+                out[c] = col.array if col.dtype == probes[c].dtype else \
+                    pd.Categorical(col, categories=probes[c].cat.categories)     # the same dtype: as it is
             else:
                 out[c] = col.astype(str).astype("category")
         else:
