@@ -120,7 +120,7 @@ def test_each_stream_gets_its_own_verdict():
     assert f.loc["192.168.0.100", "evidence"].startswith(f"payload verdict {v.loc['192.168.0.100', 'verdict']}")
 
 
-_KERNELS = ("_stream_pass", "_val", "_tally", "_order_of", "_sorted_values", "_from_sorted", "_from_counts")
+_KERNELS = ("_stream_pass", "_val", "_tally", "_from_counts")
 
 
 def _features_table(pr, req):

@@ -38,46 +38,10 @@ def _val(data, mask, r):  # pragma: no cover - compiled
 
 
 @njit(nogil=True)
-def _sorted_values(data, mask, rows, base, order, lo, hi, buf):  # pragma: no cover - compiled
-    """The non-NaN values of the column at the rows of ``order[lo:hi]``, sorted (a view of ``buf``)."""
-    k = 0
-    for i in range(lo, hi):
-        q = order[i]
-        v = _val(data, mask, rows[q] + base if rows.size else q)
-        if not np.isnan(v):
-            buf[k] = v
-            k += 1
-    out = buf[:k]
-    out.sort()
-    return out
-
-
-@njit(nogil=True)
-def _from_sorted(z):  # pragma: no cover - compiled
-    """(most frequent value with ties to the smallest — Series.mode().iloc[0], -1 without values —, the
-    median — NaN without values —, distinct values) of sorted values ``z``."""
-    best, best_n, i, distinct = -1.0, 0, 0, 0
-    while i < z.size:
-        j = i
-        while j < z.size and z[j] == z[i]:
-            j += 1
-        if j - i > best_n:
-            best, best_n = z[i], j - i
-        distinct += 1
-        i = j
-    if z.size == 0:
-        med = np.nan
-    elif z.size % 2:
-        med = z[z.size // 2]
-    else:
-        med = (z[z.size // 2 - 1] + z[z.size // 2]) / 2
-    return best, med, distinct
-
-
-@njit(nogil=True)
 def _from_counts(counts, seen, nd):  # pragma: no cover - compiled
-    """:func:`_from_sorted` of the values counted in ``counts`` (indexed by value; the ``nd`` distinct ones
-    listed in ``seen``), and the counts cleaned for the next group."""
+    """(most frequent value with ties to the smallest — Series.mode().iloc[0], -1 without values —, the
+    median — NaN without values —, distinct values) of the values counted in ``counts`` (indexed by
+    value; the ``nd`` distinct ones listed in ``seen``), and the counts cleaned for the next group."""
     vals = seen[:nd].copy()
     vals.sort()
     best, best_n, total = -1.0, 0, 0
@@ -122,18 +86,6 @@ def _tally(v):  # pragma: no cover - compiled
 
 
 @njit(nogil=True)
-def _order_of(gid, start):  # pragma: no cover - compiled
-    """The rows by stream, probe order within (a counting sort; ``start``: each stream's first slot)."""
-    pos = start[:-1].copy()
-    order = np.empty(gid.size, np.int64)
-    for i in range(gid.size):
-        g = gid[i]
-        order[pos[g]] = i
-        pos[g] += 1
-    return order
-
-
-@njit(nogil=True)
 def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd, ttm, thd, thm, pld, plm,
                  seqd, seqm, szd, szm, resent, no_reset, outcome, answered_code, port_na, span,
                  frames):  # pragma: no cover - compiled
@@ -145,7 +97,8 @@ def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd,
     (``rows`` empty: row q, a table like the probes), the probes' columns (seq, size, retransmits, whether
     reset — ``no_reset``: reset_frame's <NA> mask —, outcome codes) at row q. The ports each probe's
     stream covers (``span``; empty: 1 where ``port_na`` is clear) give ``ports``. Returns a
-    (N_FEATURES, n_groups) float64 table (integers and flags exact)."""
+    (N_FEATURES, n_groups) float64 table (integers and flags exact), and (3, n_groups) flags: the streams
+    whose window, size or TTL values are not all header-field integers, left for :func:`_sorted_stats`."""
     n = gid.size
     G = n_groups
     start = np.zeros(G + 1, np.int64)
@@ -245,9 +198,7 @@ def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd,
             ports[g] = s
     counts = np.zeros(65536, np.int64)
     seen = np.empty(min(big, 65536), np.int64)
-    buf = np.empty(0, np.float64)
-    order = np.empty(0, np.int64)
-    none = np.empty(0, np.int64)
+    sort = np.zeros((3, G), np.bool_)
     for g in range(G):
         lo, hi = start[g], start[g + 1]
         for j in range(3):      # window: its mode; size: its median; TTL: its distinct values
@@ -276,21 +227,12 @@ def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd,
                     seen[nd] = last
                     nd += 1
                 counts[last] += run
-            if not bad:
-                m = _from_counts(counts, seen, nd)
-            else:                 # not header-field integers: this stream's values sorted
+            if bad:               # not header-field integers: this stream's values are sorted (after)
                 for t in range(nd):
                     counts[seen[t]] = 0
-                if order.size == 0:
-                    order = _order_of(gid, start)
-                    buf = np.empty(big, np.float64)
-                if j == 0:
-                    z = _sorted_values(wind, winm, rows, base, order, lo, hi, buf)
-                elif j == 1:
-                    z = _sorted_values(szd, szm, none, 0, order, lo, hi, buf)
-                else:
-                    z = _sorted_values(ttd, ttm, rows, base, order, lo, hi, buf)
-                m = _from_sorted(z)
+                sort[j, g] = True
+                continue
+            m = _from_counts(counts, seen, nd)
             if j == 0:
                 out[3, g] = m[0]
             elif j == 1:
@@ -311,7 +253,7 @@ def _stream_pass(gid, n_groups, rows, base, ipd, ipm, wind, winm, spd, spm, ttd,
         out[16, g] = th[g] if th[g] >= 0 else np.nan       # SYN headers agree within a tool
         out[17, g] = pl[g]
         out[18, g] = ports[g]
-    return out
+    return out, sort
 
 
 def _take_float(col: pd.Series, rows: np.ndarray) -> np.ndarray:
@@ -406,6 +348,44 @@ def _mask_of(col: pd.Series) -> np.ndarray:
     return np.ascontiguousarray(mask, np.bool_) if isinstance(mask, np.ndarray) else np.asarray(pd.isna(col), np.bool_)
 
 
+def _read_only(a):
+    """A read-only view of an array (every call of the group pass has one signature: no second compile
+    for a writable column); anything else as it is."""
+    if isinstance(a, np.ndarray) and a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _sorted_stats(m: np.ndarray, row: int, j: int, streams: np.ndarray, gid: np.ndarray, col: tuple,
+                  reqs: _Requests | None) -> None:
+    """For the streams flagged in ``streams``: the window's mode (``j`` 0), the size's median (1) or the
+    TTL's distinct values (2) from the sorted non-NaN values of column ``col`` ((values, mask), at the
+    request rows of ``reqs`` or at the probes' rows) into ``m[row]``: what the group pass counts for
+    header-field integers (the mode's ties to the smallest value, -1 without values; the median NaN
+    without values)."""
+    data, mask = col
+    rows = np.flatnonzero(streams[gid])
+    at = rows if reqs is None or not reqs.rows.size else reqs.rows[rows] + reqs.base
+    x = data[at].astype(np.float64)
+    x[mask[at]] = np.nan
+    g = gid[rows]
+    keep = ~np.isnan(x)
+    for s in np.flatnonzero(streams).tolist():
+        z = np.sort(x[(g == s) & keep])
+        if j == 0:
+            if z.size:
+                vals, counts = np.unique(z, return_counts=True)
+                m[row, s] = vals[int(np.argmax(counts))]
+            else:
+                m[row, s] = -1.0
+        elif j == 1:
+            m[row, s] = np.nan if not z.size else z[z.size // 2] if z.size % 2 else \
+                (z[z.size // 2 - 1] + z[z.size // 2]) / 2
+        else:
+            m[row, s] = np.unique(z).size
+
+
 def _features(probes: pd.DataFrame, reqs: _Requests | None, by=STREAM,
               span: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """(each probe's stream number, the streams' keys, the per-stream features as arrays — names
@@ -431,12 +411,17 @@ def _features(probes: pd.DataFrame, reqs: _Requests | None, by=STREAM,
     else:
         have = True
     c = reqs.cols
-    m = _stream_pass(np.ascontiguousarray(gid, np.int64), G, reqs.rows, reqs.base, *c["ip_id"], *c["tcp_win"],
-                     *c["sport"], *c["ttl"], *c["tcp_hdr_len"], *c["payload_caplen"], *_column(probes["seq"]),
-                     *_column(probes["size"]), np.ascontiguousarray(resent), _mask_of(probes["reset_frame"]),
-                     codes, answered, _mask_of(portcol),
-                     _NO_ROWS if span is None else np.ascontiguousarray(span, np.int64),
-                     np.ascontiguousarray(probes["request_frame"].to_numpy(np.int64)))
+    seq, size = _column(probes["seq"]), _column(probes["size"])
+    args = (np.ascontiguousarray(gid, np.int64), G, reqs.rows, reqs.base, *c["ip_id"], *c["tcp_win"], *c["sport"],
+            *c["ttl"], *c["tcp_hdr_len"], *c["payload_caplen"], *seq, *size, np.ascontiguousarray(resent),
+            _mask_of(probes["reset_frame"]), codes, answered, _mask_of(portcol),
+            _NO_ROWS if span is None else np.ascontiguousarray(span, np.int64),
+            np.ascontiguousarray(probes["request_frame"].to_numpy(np.int64)))
+    m, sort = _stream_pass(*(_read_only(a) for a in args))
+    if sort.any():      # values that are not header-field integers: those streams' values sorted
+        for j, (row, col, at) in enumerate(((3, c["tcp_win"], True), (2, size, False), (13, c["ttl"], True))):
+            if sort[j].any():
+                _sorted_stats(m, row, j, sort[j], gid, col, reqs if at else None)
     f = {}
     for i, name in enumerate(_FEATURE_ROWS):
         f[name] = m[i].astype(bool) if name in _BOOL_FEATURES else m[i].astype(np.int64) if name in _INT_FEATURES \
