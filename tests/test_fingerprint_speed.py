@@ -118,3 +118,53 @@ def test_each_stream_gets_its_own_verdict():
     v = P.payload_verdicts(pr, P.request_payload_buffer(df, pr)).set_index("source")
     assert v.loc["9.9.9.9", "length"] == 0 and f.loc["9.9.9.9", "evidence"].startswith("SYN without payload")
     assert f.loc["192.168.0.100", "evidence"].startswith(f"payload verdict {v.loc['192.168.0.100', 'verdict']}")
+
+
+_KERNELS = ("_stream_pass", "_val", "_tally", "_from_counts")
+
+
+def _features_table(pr, req):
+    return stream_features(pr, req)[0][list(RF.FEATURES)].astype("float64")
+
+
+def _odd_values(df):
+    """Probes and request columns with values the group pass cannot count (a fraction, a size over 65535,
+    <NA>s): those streams' values are sorted instead."""
+    pr = df.probekit.probes().copy()
+    req = request_columns(df, pr)
+    win = req["tcp_win"].astype("float64")
+    win.iloc[::5] += 0.5
+    req["tcp_win"] = win
+    size = pr["size"].copy()
+    size.iloc[1::7] = 70_000
+    size.iloc[2::11] = pd.NA
+    pr["size"] = size
+    ttl = req["ttl"].astype("float64")
+    ttl.iloc[3::4] = np.nan
+    ttl.iloc[::9] = -1.0
+    req["ttl"] = ttl
+    return pr, req
+
+
+@pytest.mark.parametrize("rel", ["captures/port-closed.pcap", "captures/lossy+size-change.pcapng"])
+def test_group_pass_equals_its_plain_python_run(monkeypatch, rel):
+    """The compiled group pass and its helpers equal their plain-Python run, on a shipped capture and on
+    values that take the sorting path."""
+    df = _read(ROOT / rel)
+    cases = [(df.probekit.probes(), None), _odd_values(df)]
+    cases[0] = (cases[0][0], request_columns(df, cases[0][0]))
+    compiled = [_features_table(pr, req) for pr, req in cases]
+    import probekit.analysis.fingerprint as F
+    for name in _KERNELS:
+        monkeypatch.setattr(F, name, getattr(F, name).py_func)
+    for (pr, req), want in zip(cases, compiled):
+        pd.testing.assert_frame_equal(_features_table(pr, req), want, check_exact=True)
+
+
+def test_values_that_are_not_header_integers_equal_a_groupby():
+    """Fractions, sizes over 65535 and negative TTLs are sorted per stream, NaN skipped: the same numbers
+    as the pandas groupby."""
+    df = _read(ROOT / "captures" / "lossy+size-change.pcapng")
+    pr, req = _odd_values(df)
+    want = RF.stream_features(pr, req).astype("float64")
+    pd.testing.assert_frame_equal(_features_table(pr, req), want, check_exact=True)

@@ -919,9 +919,24 @@ def _packed_key(keys: pd.DataFrame) -> np.ndarray | None:
 
 
 def _sorted_order(gid: np.ndarray, n_groups: int) -> np.ndarray:
-    """Stable argsort of stream numbers (radix sort on a narrow type when there are few streams)."""
-    narrow = np.uint16 if n_groups < 1 << 16 else np.int64
-    return np.argsort(gid.astype(narrow), kind="stable")
+    """Stable argsort of stream numbers 0..n_groups-1: a counting sort (:func:`_group_order`)."""
+    return _group_order(np.ascontiguousarray(gid, np.int64), int(n_groups))
+
+
+@njit(nogil=True)
+def _group_order(gid, n_groups):  # pragma: no cover - compiled
+    """The rows by stream number, row order within (``np.argsort(gid, kind="stable")``, by counting)."""
+    start = np.zeros(n_groups + 1, np.int64)
+    for i in range(gid.size):
+        start[gid[i] + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    order = np.empty(gid.size, np.int64)
+    for i in range(gid.size):
+        g = gid[i]
+        order[start[g]] = i
+        start[g] += 1
+    return order
 
 
 def _typed_keys(keys: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
@@ -932,7 +947,8 @@ def _typed_keys(keys: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
             out[c] = col.astype("UInt16")
         elif c in ("protocol", "source", "destination"):
             if isinstance(probes[c].dtype, pd.CategoricalDtype):
-                out[c] = pd.Categorical(col, categories=probes[c].cat.categories)
+                out[c] = col.array if col.dtype == probes[c].dtype else \
+                    pd.Categorical(col, categories=probes[c].cat.categories)     # the same dtype: as it is
             else:
                 out[c] = col.astype(str).astype("category")
         else:
