@@ -25,6 +25,7 @@ from ..schema import (
     STREAM_KINDS,
     STREAMS,
 )
+from ._groups import cached_groups
 from ._groups import factorize_rows as _factorize
 from .connections import LIKELY_SERVER_PORTS
 
@@ -165,12 +166,15 @@ def _int_na(s: pd.Series, na: int) -> np.ndarray:
     return s.to_numpy("float64", na_value=na).astype(np.int64)
 
 
-def _l3_is(packets: pd.DataFrame, *names: str) -> np.ndarray:
+def _l3_is(packets: pd.DataFrame, *names: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Whether each frame's l3 is one of ``names`` (of the frames at ``rows`` only, if given)."""
     l3 = packets["l3"]
     if isinstance(l3.dtype, pd.CategoricalDtype):
         idx = [i for i in l3.cat.categories.get_indexer(list(names)) if i >= 0]
-        return np.isin(l3.cat.codes.to_numpy(), idx)
-    return np.isin(l3.astype(object).to_numpy(), names)
+        codes = l3.cat.codes.to_numpy()
+        return np.isin(codes if rows is None else codes[rows], idx)
+    v = l3.astype(object).to_numpy()
+    return np.isin(v if rows is None else v[rows], names)
 
 
 def _port_array(ports) -> pd.arrays.IntegerArray:
@@ -284,7 +288,12 @@ def stream_ports(packets: pd.DataFrame, probes: pd.DataFrame, tracer_min_ports: 
 def _port_parts(probes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(values, missing) of the requests' own ports (``dst_port``; ``port`` in a table without it): a
     nullable column's buffers (no copy), else int64 values with -1 for missing."""
-    s = probes["dst_port"] if "dst_port" in probes.columns else probes["port"]
+    return _int_parts(probes["dst_port"] if "dst_port" in probes.columns else probes["port"])
+
+
+def _int_parts(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values, missing) of an integer column: a nullable column's buffers, else int64 with -1 for missing
+    (and no mask)."""
     data, mask = getattr(s.array, "_data", None), getattr(s.array, "_mask", None)
     if isinstance(data, np.ndarray) and data.dtype.kind in "iu" and isinstance(mask, np.ndarray):
         return data, mask
@@ -845,28 +854,15 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
     """The rows of ``probes`` in streams of the given ``kinds`` (default: the probe streams), plus the
     streams named in ``keys`` and minus those in ``exclude`` (keys as for ``streams(overrides=...)``).
     ``kinds=None`` keeps every kind (the --all-streams view)."""
-    sel = _stream_sources(streams, kinds)
-    addrs = pd.Index(sorted(set(sel["source"]) | set(sel["destination"])), dtype=object)
-    protos = pd.Index(list(_PROTO) + sorted(set(sel["protocol"]) - set(_PROTO)), dtype=object)
-    pc = _codes_in(probes["protocol"], protos)
-    sc = _codes_in(probes["source"], addrs)
-    dc = _codes_in(probes["destination"], addrs)
-    port = _ports(probes["port"])
-    pk = _packed(pc, sc, dc, port, len(addrs))
-    want = _packed(protos.get_indexer(sel["protocol"]), addrs.get_indexer(sel["source"]),
-                   addrs.get_indexer(sel["destination"]), sel["port"].to_numpy(np.int64), len(addrs))
-    if len(sel):
-        w = np.unique(want)                                   # few keys: a binary search per probe
-        i = np.minimum(np.searchsorted(w, pk), w.size - 1)
-        keep = (w[i] == pk) & (pc >= 0) & (sc >= 0) & (dc >= 0)
-    else:
-        keep = np.zeros(len(probes), bool)
-    keep = np.array(keep, copy=True) if kinds is not None else np.ones(len(probes), bool)
+    keep = _in_streams(probes, _stream_sources(streams, kinds)) if kinds is not None else np.ones(len(probes), bool)
+    port = None
 
     def named(ks):
         m = np.zeros(len(probes), bool)
+        nonlocal port
         for key in ks or ():                                 # per named key
             k = _norm_key(key)
+            port = _ports(probes["port"]) if port is None else port
             hit = _is(probes["protocol"], k[0]) & (port == k[-1]) & _is(probes["destination"], k[-2])
             if len(k) == 4:
                 hit &= _is(probes["source"], k[1])
@@ -880,6 +876,42 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
         if isinstance(out[c].dtype, pd.CategoricalDtype):
             out[c] = _drop_unused(out[c])
     return out
+
+
+def _in_streams(probes: pd.DataFrame, sel: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``probes`` are in the source streams ``sel`` (protocol, source, destination, port; port
+    -1 for none): per group of the table's groups by those columns when made already (one look-up a group,
+    one gather of the ids), else per row (the keys packed in place)."""
+    n = len(probes)
+    if not len(sel) or not n:
+        return np.zeros(n, bool)
+    addrs = pd.Index(sorted(set(sel["source"]) | set(sel["destination"])), dtype=object)
+    protos = pd.Index(list(_PROTO) + sorted(set(sel["protocol"]) - set(_PROTO)), dtype=object)
+    want = _packed(protos.get_indexer(sel["protocol"]), addrs.get_indexer(sel["source"]),
+                   addrs.get_indexer(sel["destination"]), sel["port"].to_numpy(np.int64), len(addrs))
+    w = np.unique(want)                                       # few keys: a binary search per key
+    pcodes, pmap = _code_map(probes["protocol"], protos)
+    scodes, smap = _code_map(probes["source"], addrs)
+    dcodes, dmap = _code_map(probes["destination"], addrs)
+    data, mask = _int_parts(probes["port"])
+    g = cached_groups(probes, SOURCE_STREAM_KEYS)
+    if g is not None:                                         # the groups' first rows stand for their rows
+        at = g.first
+        pc, sc, dc = pmap[pcodes[at]], smap[scodes[at]], dmap[dcodes[at]]
+        port = data[at].astype(np.int64)
+        port[mask[at]] = -1
+        pk = _packed(pc, sc, dc, port, len(addrs))
+        i = np.minimum(np.searchsorted(w, pk), w.size - 1)
+        return np.take((w[i] == pk) & (pc >= 0) & (sc >= 0) & (dc >= 0), g.gid)
+    none = np.zeros(0, np.int64)
+    pk = _stream_key(pcodes, pmap, scodes, smap, dcodes, dmap, (data, mask, none, none, none), len(addrs))
+    i = np.searchsorted(w, pk)
+    np.minimum(i, w.size - 1, out=i)
+    keep = w[i] == pk
+    del i, pk
+    for codes, m in ((pcodes, pmap), (scodes, smap), (dcodes, dmap)):
+        keep &= np.take(m >= 0, codes)
+    return keep
 
 
 def _drop_unused(s: pd.Series) -> pd.Series:
@@ -912,23 +944,25 @@ def _raw_int(s: pd.Series) -> np.ndarray:
 
 
 @njit(nogil=True)
-def _frame_kinds(kind, proto, src, dst, sport, dport, no_ports, typ, lk, lv, nc):  # pragma: no cover - compiled
+def _frame_kinds(kind, proto, no_proto, src, dst, sport, no_sport, dport, no_dport, typ, no_typ, lk, lv,
+                 nc):  # pragma: no cover - compiled
     """For every frame: the kind of the stream whose request (outward) or answer (inward) it is, looked
-    up by (protocol, addresses, port) packed as :func:`_packed` packs them in the sorted ``lk``."""
+    up by (protocol, addresses, port) packed as :func:`_packed` packs them in the sorted ``lk``. The
+    columns are their own buffers (``no_*``: missing)."""
     n = np.int64(max(nc, 1) + 1)
     for i in range(kind.size):
-        pr = proto[i]
-        if pr < 0 or src[i] < 0 or dst[i] < 0 or lk.size == 0:
+        if no_proto[i] or src[i] < 0 or dst[i] < 0 or lk.size == 0:
             continue
+        pr = np.int64(proto[i])
         small = 1 if pr == 1 else 2 if pr == 6 else 3 if pr == 17 else 4 if pr == 58 else 14
         icmp = pr == 1 or pr == 58
         for side in range(2):
             if icmp:
                 want = (8 if pr == 1 else 128) if side == 0 else (0 if pr == 1 else 129)
-                if typ[i] != want:
+                if no_typ[i] or np.int64(typ[i]) != want:
                     continue
                 port = np.int64(-1)
-            elif no_ports[i]:
+            elif no_sport[i] or no_dport[i]:
                 port = np.int64(-1)
             else:
                 port = np.int64(dport[i]) if side == 0 else np.int64(sport[i])
@@ -953,10 +987,11 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
     if n == 0:
         return kind
     cats = packets["src"].cat.categories
-    src = packets["src"].cat.codes.to_numpy("int64")
-    dst = packets["dst"].cat.codes.to_numpy("int64")
-    proto = packets["ip_proto"].to_numpy("int16", na_value=-1)
-    typ = packets["icmp_type"].to_numpy("int16", na_value=-1)
+    src = packets["src"].cat.codes.to_numpy()
+    dst = packets["dst"].cat.codes.to_numpy()
+    proto, no_proto = raw_column(packets, "ip_proto")        # the columns' own buffers: no copies
+    sport, no_sport = raw_column(packets, "sport")
+    dport, no_dport = raw_column(packets, "dport")
     nc = len(cats)
     if len(streams):
         t = _stream_sources(streams, None)
@@ -968,21 +1003,21 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
         lk = _packed(num, a, b, t["port"].to_numpy(np.int64), nc)[ok]
         lv = np.array([STREAM_KINDS.index(k) for k in t["kind"]], np.int64)[ok]
         srt = np.argsort(lk, kind="stable")
-        _frame_kinds(kind, proto, src, dst, _raw_int(packets["sport"]), _raw_int(packets["dport"]),
-                     packets["sport"].isna().to_numpy() | packets["dport"].isna().to_numpy(), typ, lk[srt],
+        typ, no_typ = raw_column(packets, "icmp_type")
+        _frame_kinds(kind, proto, no_proto, src, dst, sport, no_sport, dport, no_dport, typ, no_typ, lk[srt],
                      lv[srt], nc)
     rest = np.flatnonzero(kind < 0)
     if not rest.size:
         return kind
-    pr_ = proto[rest]
-    sp_ = packets["sport"].array.take(rest).to_numpy("int64", na_value=-1)
-    dp_ = packets["dport"].array.take(rest).to_numpy("int64", na_value=-1)
+    pr_ = np.where(no_proto[rest], -1, proto[rest].astype(np.int64))
+    sp_ = np.where(no_sport[rest], -1, sport[rest].astype(np.int64))
+    dp_ = np.where(no_dport[rest], -1, dport[rest].astype(np.int64))
     udp = pr_ == 17
     dns = udp & ((sp_ == 53) | (dp_ == 53) | (sp_ == 5353) | (dp_ == 5353))
     ntp = udp & ((sp_ == 123) | (dp_ == 123))
     off = len(STREAM_KINDS)
-    fallback = np.select([_l3_is(packets, "arp")[rest], dns, ntp, udp, np.isin(pr_, (1, 58)), pr_ == 6,
-                          _l3_is(packets, "ipv4", "ipv6")[rest]], list(range(off, off + 7)), off + 7)
+    fallback = np.select([_l3_is(packets, "arp", rows=rest), dns, ntp, udp, np.isin(pr_, (1, 58)), pr_ == 6,
+                          _l3_is(packets, "ipv4", "ipv6", rows=rest)], list(range(off, off + 7)), off + 7)
     kind[rest] = fallback.astype(np.int8)
     return kind
 
@@ -1025,11 +1060,13 @@ def other_traffic(packets: pd.DataFrame, streams: pd.DataFrame, top: int = 3) ->
 
 
 def _typed_other(out: pd.DataFrame) -> pd.DataFrame:
-    for c in OTHER_TRAFFIC:
+    cols: dict = {}
+    for c in OTHER_TRAFFIC:           # each column converted once, the table built once (no setitem)
+        s = out[c.name]
         if c.dtype == "category":
-            out[c.name] = out[c.name].astype(str).astype("category") if len(out) else pd.Categorical([])
+            cols[c.name] = s.astype(str).astype("category") if len(out) else pd.Categorical([])
         elif c.dtype == "Int64":
-            out[c.name] = out[c.name].astype("Int64")
+            cols[c.name] = s.astype("Int64")
         else:
-            out[c.name] = out[c.name].astype(c.dtype)
-    return out
+            cols[c.name] = s.astype(c.dtype)
+    return pd.DataFrame(cols, index=out.index)
