@@ -496,7 +496,10 @@ def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: floa
     runs = _tracer_runs(probes, lambda sel: _request_ttl(packets, probes, sel), tracer_min_ports)
     ts = probes["ts_ns"].to_numpy("int64")
     n = ts.size
-    if len(protos) <= 15:
+    cached = cached_groups(probes, SOURCE_STREAM_KEYS)
+    if cached is not None and _port_is_stream_port(probes, runs):
+        gid, ng = cached.gid, cached.n                      # the table's groups (the fingerprints made them)
+    elif len(protos) <= 15:
         gid, ng = _key_groups(_stream_key(pcodes, pmap, scodes, smap, dcodes, dmap, runs, len(addrs)))
     else:  # pragma: no cover - more than 15 protocols
         port, _ = _full_ports(probes, runs)
@@ -524,6 +527,20 @@ def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: floa
             "dcode": dc, "source": a[sc], "destination": a[dc], "port": port, "ports": span,
             "requests": cnt, "first_ns": first, "last_ns": last, "gap_median_s": med, "gaps": gaps, "near": near,
             "data": ndata, "payload_len_median": plmed, "payload_lengths": nlen, "on_schedule_pct": sched}
+
+
+def _port_is_stream_port(probes: pd.DataFrame, runs: tuple) -> bool:
+    """Whether the table's ``port`` is every row's stream port (:func:`_tracer_runs`; the matcher keys its
+    probes so): then the groups by (protocol, source, destination, port) are the source streams."""
+    data, mask, rows, base, _ = runs
+    pdat, pmask = _int_parts(probes["port"])
+    if pdat.size != data.size or not np.array_equal(mask, pmask):
+        return False
+    if rows.size and not bool((pdat[rows].astype(np.int64) == base).all()):
+        return False
+    same = (data == pdat) | mask
+    same[rows] = True
+    return bool(same.all())
 
 
 def _proto_index(s: pd.Series) -> pd.Index:
