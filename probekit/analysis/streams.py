@@ -602,11 +602,22 @@ def _request_payload_len(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndar
         return plen
     rows_of = _frame_locator(packets)
     col = packets["payload_len"].array
+    data, mask = getattr(col, "_data", None), getattr(col, "_mask", None)
+    raw = isinstance(data, np.ndarray) and data.dtype.kind in "iu" and isinstance(mask, np.ndarray)
     for lo in range(0, rf.size, _BLOCK):
         rows = rows_of(rf[lo:lo + _BLOCK])
         ok = rows >= 0
-        if ok.any():
-            plen[lo:lo + _BLOCK][ok] = col.take(rows[ok]).to_numpy("float64", na_value=np.nan)
+        if not ok.all():
+            rows = rows[ok]
+        if raw:                                 # the masked column's buffers: values, NaN where missing
+            v = data[rows].astype(np.float64)
+            v[mask[rows]] = np.nan
+        else:
+            v = col.take(rows).to_numpy("float64", na_value=np.nan)
+        if rows.size == ok.size:
+            plen[lo:lo + _BLOCK] = v
+        else:
+            plen[lo:lo + _BLOCK][ok] = v
     return plen
 
 
@@ -845,13 +856,16 @@ def _stream_sources(streams: pd.DataFrame, kinds) -> pd.DataFrame:
     row), one row per port a tracer stream covers."""
     s = streams[streams["kind"].isin(list(kinds))] if kinds is not None else streams
     rows = []
-    has_ports = "ports" in s.columns
-    for r in s.itertuples(index=False):                     # per stream row, not per packet
-        port = -1 if pd.isna(r.port) else int(r.port)
-        n = int(r.ports) if has_ports and port >= 0 and not pd.isna(r.ports) else 1
-        for src in str(r.source_list).split(","):
+    m = len(s)
+    spans = s["ports"].tolist() if "ports" in s.columns else [None] * m
+    for proto, dst, port, span, srcs, kind in zip(s["protocol"].tolist(), s["destination"].tolist(),
+                                                  s["port"].tolist(), spans, s["source_list"].tolist(),
+                                                  s["kind"].tolist()):   # per stream row (column lists)
+        port = -1 if pd.isna(port) else int(port)
+        n = int(span) if span is not None and port >= 0 and not pd.isna(span) else 1
+        for src in str(srcs).split(","):
             for p in range(port, port + max(n, 1)):
-                rows.append((str(r.protocol), src, str(r.destination), p, str(r.kind)))
+                rows.append((str(proto), src, str(dst), p, str(kind)))
     return pd.DataFrame(rows, columns=[*_SS, "kind"])
 
 
