@@ -555,7 +555,7 @@ def _code_map(s: pd.Series, index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
     """(codes, map) with ``map[codes]`` = :func:`_codes_in` (s's positions in ``index``, -1 where absent):
     a categorical's own codes (no copy) and its categories' positions, -1 last (for the code -1)."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return s.cat.codes.to_numpy(), np.append(_positions(index, s.cat.categories), -1).astype(np.int64)
+        return s.array.codes, np.append(_positions(index, s.cat.categories), -1).astype(np.int64)   # a view
     return _codes_in(s, index), np.append(np.arange(len(index)), -1).astype(np.int64)
 
 
@@ -566,19 +566,25 @@ def _stream_key(pcodes, pmap, scodes, smap, dcodes, dmap, runs: tuple, n_addr: i
     if n > 1_000_001:  # pragma: no cover
         from ..errors import ProbekitError
         raise ProbekitError(f"{n - 1:,} distinct addresses: the stream keys are packed for up to a million")
-    key = np.take(smap + 1, scodes)
-    key *= n
-    key += np.take((dmap + 1).astype(np.int32), dcodes)
-    key *= 65537
     data, mask, rows, base, _ = runs
-    p1 = data.astype(np.int32 if data.dtype.itemsize <= 2 else np.int64)
-    p1 += 1
-    p1[mask] = 0
-    p1[rows] = base + 1
-    key += p1
-    del p1
-    key *= 16
-    key += np.take((pmap & 15).astype(np.int8), pcodes)
+    s1, d1, p15 = smap + 1, (dmap + 1).astype(np.int32), (pmap & 15).astype(np.int8)
+    key = np.empty(data.size, np.int64)
+    for lo in range(0, data.size, _BLOCK):          # a block at a time: the index casts stay block-sized
+        hi = min(lo + _BLOCK, data.size)
+        k = key[lo:hi]
+        np.take(s1, scodes[lo:hi], out=k)
+        k *= n
+        k += np.take(d1, dcodes[lo:hi])
+        k *= 65537
+        p1 = data[lo:hi].astype(np.int64)
+        p1 += 1
+        p1[mask[lo:hi]] = 0
+        k += p1
+        k *= 16
+        k += np.take(p15, pcodes[lo:hi])
+    if rows.size:                                   # the tracer rows' stream port: their key again
+        key[rows] = _packed(np.take(pmap, pcodes[rows]), np.take(smap, scodes[rows]), np.take(dmap, dcodes[rows]),
+                            base, n_addr)
     return key
 
 
@@ -621,7 +627,7 @@ def _request_payload_len(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndar
     return plen
 
 
-_BLOCK = 1 << 20
+_BLOCK = 1 << 18
 """Rows per block where a per-row temporary is made a block at a time."""
 
 
@@ -964,14 +970,6 @@ def _drop_unused(s: pd.Series) -> pd.Series:
 
 _FALLBACK = ("arp", "dns", "ntp", "udp", "icmp", "tcp", "ip", "non-ip")
 PACKET_KINDS = STREAM_KINDS + _FALLBACK
-
-
-def _raw_int(s: pd.Series) -> np.ndarray:
-    """An integer column's values without a copy (arbitrary under <NA>; the caller masks those)."""
-    data = getattr(s.array, "_data", None)
-    if isinstance(data, np.ndarray) and data.dtype.kind in "iu":
-        return data
-    return s.to_numpy("int64", na_value=0)
 
 
 @njit(nogil=True)
