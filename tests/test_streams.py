@@ -250,3 +250,60 @@ def test_drop_unused_equals_pandas():
                        ([None, None], ["x"]), ([], ["x", "y"])):
         s = pd.Series(pd.Categorical(vals, categories=cats), name="source")
         pd.testing.assert_series_equal(_drop_unused(s), s.cat.remove_unused_categories())
+
+
+KERNEL_CASES = ["tools/traceroute-udp.pcap", "tools/nmap-syn.pcap", "lab/lab-mixed.pcap", "healthy.pcap"]
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES)
+def test_compiled_kernels_equal_plain_python(case, monkeypatch):
+    """Every compiled kernel of the streams step, run as plain Python (``py_func``), gives the same
+    streams table, packet kinds and selection; on the in-memory table (the session's cached groups) and on
+    a chunked-walk-like slim table (frames with gaps: the merge of ascending frames)."""
+    import probekit.analysis.streams as S
+    from helpers.tables import table_diffs
+    df = probekit.read_capture(ROOT / "captures" / case)
+    probes = probekit.match_probes(df)
+    fp = probekit.fingerprint(df, probes)
+    slim = df.iloc[np.unique(probes["request_frame"].to_numpy("int64") - 1)].reset_index(drop=True)
+
+    def run():
+        fresh = probes.copy(deep=False)                 # no cached groups: the packed key per row
+        st = S.streams(df, probes, fp)
+        return (st, S.streams(df, fresh, fp), S.streams(slim, fresh, fp), S.packet_kind_codes(df, st),
+                S.select_probe_streams(probes, st), S.select_probe_streams(fresh, st))
+    compiled = run()
+    for name in ("_group_stats", "_counting_order", "_carried", "_frame_kinds", "_merge_rows"):
+        kernel = getattr(S, name)
+        if hasattr(kernel, "py_func"):
+            monkeypatch.setattr(S, name, kernel.py_func)
+    plain = run()
+    for a, b in zip(compiled, plain):
+        if isinstance(a, pd.DataFrame):
+            assert table_diffs(a, b) == [], case
+        else:
+            assert np.array_equal(a, b), case
+    st, fresh_st, slim_st = compiled[:3]
+    assert table_diffs(st, fresh_st) == [], case           # cached groups or packed keys: one table
+    assert table_diffs(compiled[4], compiled[5]) == [], case
+
+
+def test_frame_rows_merge_equals_get_indexer():
+    """Frames → rows by subtraction, merge, binary search or hash: what ``Index.get_indexer`` gives."""
+    from probekit.analysis.streams import _frame_rows, _merge_rows
+    rng = np.random.default_rng(5)
+    for n, m in ((0, 5), (1, 3), (50, 200), (1000, 300)):
+        fr = np.unique(rng.integers(1, 3 * n + 2, n))
+        packets = pd.DataFrame({"frame": fr})
+        for frames in (np.sort(rng.integers(0, 3 * n + 4, m)), rng.integers(0, 3 * n + 4, m)):
+            want = pd.Index(fr).get_indexer(frames)
+            assert np.array_equal(_frame_rows(packets, frames), want)
+            if frames.size < 2 or (np.diff(frames) >= 0).all():
+                for kernel in (_merge_rows, getattr(_merge_rows, "py_func", _merge_rows)):
+                    out = np.empty(frames.size, np.int64)
+                    kernel(fr.astype(np.int64), frames.astype(np.int64), out)
+                    assert np.array_equal(out, want)
+    contiguous = pd.DataFrame({"frame": np.arange(1, 11)})
+    assert np.array_equal(_frame_rows(contiguous, np.array([1, 5, 10])), [0, 4, 9])
+    shuffled = pd.DataFrame({"frame": np.array([5, 3, 9, 1])})
+    assert np.array_equal(_frame_rows(shuffled, np.array([9, 2, 1])), [2, -1, 3])

@@ -25,7 +25,7 @@ from .._jit import njit
 from ..capture.checksums import column_array
 
 __all__ = ["Groups", "group_by", "take_column", "factorize_rows", "cell_stats", "within_group_order", "group_time_order",
-           "table_cached", "groups_of", "time_order_of", "floats_of", "column_array"]
+           "table_cached", "groups_of", "cached_groups", "time_order_of", "floats_of", "column_array"]
 
 class Groups:
     """``gid[i]``: the group of row i (0..n-1, in sorted key order); ``first[g]``: a row of group g;
@@ -326,6 +326,22 @@ def groups_of(probes: pd.DataFrame, by) -> Groups:
         _frozen(g.gid, g.first, g.size, g.code)
         return g
     return table_cached(probes, ("groups", by), by, make)
+
+
+def cached_groups(table: pd.DataFrame, by) -> Groups | None:
+    """The groups :func:`groups_of` made of ``table`` by ``by``, if it made them and those columns are
+    unchanged since; None else (nothing is made, and the table gets no cache entry)."""
+    by = tuple(by)
+    with _tables_lock:
+        e = _tables.get(id(table))
+    if e is None or e.ref() is not table:
+        return None
+    with e.lock:
+        hit = e.values.get(("groups", by))
+    if hit is None:
+        return None
+    now = tuple(_buffers(column_array(table, c)) for c in by)
+    return hit[1] if hit[0] == now else None
 
 
 def _finer(probes: pd.DataFrame, by: tuple) -> tuple[Groups, tuple] | None:

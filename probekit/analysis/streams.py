@@ -11,6 +11,8 @@ threshold is a parameter, and ``overrides`` replaces the verdict for named strea
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,7 @@ from ..schema import (
     STREAM_KINDS,
     STREAMS,
 )
+from ._groups import cached_groups
 from ._groups import factorize_rows as _factorize
 from .connections import LIKELY_SERVER_PORTS
 
@@ -68,11 +71,45 @@ def _norm_key(key) -> tuple:
 
 
 def _frame_rows(packets: pd.DataFrame, frames: np.ndarray) -> np.ndarray:
-    """Row positions of frame numbers (the packets table is one row per frame, 1-based, in order)."""
+    """Row positions of frame numbers (-1 for a frame not in the table)."""
+    return _frame_locator(packets)(frames)
+
+
+def _frame_locator(packets: pd.DataFrame):
+    """A function: frame numbers → row positions in ``packets`` (-1 where absent). The packets table is one
+    row per frame, 1-based, in order: a subtraction; frames ascending with gaps (the chunked walk's slim
+    table): a binary search; else a hash of the frames (``Index.get_indexer``)."""
     fr = packets["frame"].to_numpy("int64")
     if len(fr) and fr[0] == 1 and fr[-1] == len(fr):
-        return frames - 1
-    return pd.Index(fr).get_indexer(frames)
+        return lambda frames: frames - 1
+    if fr.size < 2 or bool(np.all(fr[1:] > fr[:-1])):
+        def search(frames):
+            frames = np.asarray(frames, np.int64)
+            if frames.size < 2 or bool(np.all(frames[1:] >= frames[:-1])):
+                out = np.empty(frames.size, np.int64)
+                _merge_rows(fr, frames, out)        # both ascending: one merge
+                return out
+            i = np.searchsorted(fr, frames)
+            if not fr.size:
+                return np.full(i.size, -1, np.int64)
+            hit = fr[np.minimum(i, fr.size - 1)] == frames
+            return np.where(hit, i, -1).astype(np.int64)
+        return search
+    index = pd.Index(fr)
+    return index.get_indexer
+
+
+@njit(nogil=True)
+def _merge_rows(fr, frames, out):  # pragma: no cover - compiled
+    """out[i] = the position of frames[i] in ``fr`` (-1 if absent); ``fr`` strictly ascending, ``frames``
+    ascending: one merge of the two."""
+    j = 0
+    m = fr.size
+    for i in range(frames.size):
+        f = frames[i]
+        while j < m and fr[j] < f:
+            j += 1
+        out[i] = j if j < m and fr[j] == f else -1
 
 
 def _obj(s: pd.Series) -> np.ndarray:
@@ -129,12 +166,15 @@ def _int_na(s: pd.Series, na: int) -> np.ndarray:
     return s.to_numpy("float64", na_value=na).astype(np.int64)
 
 
-def _l3_is(packets: pd.DataFrame, *names: str) -> np.ndarray:
+def _l3_is(packets: pd.DataFrame, *names: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Whether each frame's l3 is one of ``names`` (of the frames at ``rows`` only, if given)."""
     l3 = packets["l3"]
     if isinstance(l3.dtype, pd.CategoricalDtype):
         idx = [i for i in l3.cat.categories.get_indexer(list(names)) if i >= 0]
-        return np.isin(l3.cat.codes.to_numpy(), idx)
-    return np.isin(l3.astype(object).to_numpy(), names)
+        codes = l3.cat.codes.to_numpy()
+        return np.isin(codes if rows is None else codes[rows], idx)
+    v = l3.astype(object).to_numpy()
+    return np.isin(v if rows is None else v[rows], names)
 
 
 def _port_array(ports) -> pd.arrays.IntegerArray:
@@ -242,31 +282,41 @@ def _request_ttl(packets: pd.DataFrame, probes: pd.DataFrame, sel: np.ndarray) -
 def stream_ports(packets: pd.DataFrame, probes: pd.DataFrame, tracer_min_ports: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """The port of each probe's stream (int64, -1 for ICMP) and how many consecutive ports that stream
     covers from it (1; 0 for ICMP): :func:`tracer_ports` with the requests' TTLs from ``packets``."""
-    sel = np.flatnonzero(_is(probes["protocol"], "udp"))
-    if sel.size < tracer_min_ports:
-        port = _ports(probes["dst_port"] if "dst_port" in probes.columns else probes["port"])
-        return port, (port >= 0).astype(np.int64)
-    ttl = np.full(len(probes), np.nan)
-    ttl[sel] = _request_ttl(packets, probes, sel)
-    return tracer_ports(probes, ttl, tracer_min_ports)
+    return _full_ports(probes, _tracer_runs(probes, lambda sel: _request_ttl(packets, probes, sel), tracer_min_ports))
 
 
-def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """The stream port of each probe and the ports its stream covers, given each request's TTL (``ttl``,
-    NaN when unknown). A tracer's UDP probes (traceroute, mtr -u) go to a new destination port each,
-    33434, 33435, ...: the UDP probes to one destination whose distinct ports run consecutively, at least
-    ``tracer_min_ports`` of them, sent with more than one TTL (rising TTLs: a tracer, not a port scan),
-    are one stream keyed by the run's lowest port. Every other probe keeps its port (span 1; ICMP -1, 0).
-    The ports are the requests' own (``dst_port``; ``port`` in a table without it)."""
-    port = _ports(probes["dst_port"] if "dst_port" in probes.columns else probes["port"])
-    span = (port >= 0).astype(np.int64)
-    sel = np.flatnonzero(_is(probes["protocol"], "udp") & (port >= 0))
+def _port_parts(probes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(values, missing) of the requests' own ports (``dst_port``; ``port`` in a table without it): a
+    nullable column's buffers (no copy), else int64 values with -1 for missing."""
+    return _int_parts(probes["dst_port"] if "dst_port" in probes.columns else probes["port"])
+
+
+def _int_parts(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values, missing) of an integer column: a nullable column's buffers, else int64 with -1 for missing
+    (and no mask)."""
+    data, mask = getattr(s.array, "_data", None), getattr(s.array, "_mask", None)
+    if isinstance(data, np.ndarray) and data.dtype.kind in "iu" and isinstance(mask, np.ndarray):
+        return data, mask
+    v = _int_na(s, -1)
+    return v, np.zeros(v.size, bool)          # -1 already marks the missing ones
+
+
+def _tracer_runs(probes: pd.DataFrame, ttl_of, tracer_min_ports: int) -> tuple:
+    """The rule of :func:`tracer_ports` as what it changes: (the port parts (:func:`_port_parts`), the rows
+    of tracer runs (ascending), each one's stream port and span). ``ttl_of(rows)``: the TTLs of those rows."""
+    data, mask = _port_parts(probes)
+    none = np.zeros(0, np.int64)
+    udp = _is(probes["protocol"], "udp")
+    if int(np.count_nonzero(udp)) < tracer_min_ports:
+        return data, mask, none, none, none
+    sel = np.flatnonzero(udp & ~mask & (data >= 0) if data.dtype.kind == "i" else udp & ~mask)
     if sel.size < tracer_min_ports:
-        return port, span
+        return data, mask, none, none, none
+    p = data[sel].astype(np.int64)
     dest = probes["destination"]
-    d = (dest.cat.codes.to_numpy(np.int64) if isinstance(dest.dtype, pd.CategoricalDtype)
-         else pd.factorize(dest.astype(object))[0].astype(np.int64))[sel]
-    inv, u = pd.factorize(d * 65536 + port[sel], sort=True)   # (destination, port) pairs in order: a hash, few sorted
+    d = (dest.cat.codes.to_numpy(np.int64)[sel] if isinstance(dest.dtype, pd.CategoricalDtype)
+         else pd.factorize(dest.astype(object))[0].astype(np.int64)[sel])
+    inv, u = pd.factorize(d * 65536 + p, sort=True)   # (destination, port) pairs in order: a hash, few sorted
     inv = inv.astype(np.int64)
     ud, up = u // 65536, u % 65536
     new = np.ones(u.size, bool)
@@ -276,15 +326,49 @@ def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 
     n_runs = int(run_of_u[-1]) + 1
     n_ports = np.bincount(run_of_u, minlength=n_runs)
     base = up[new]
-    t = np.asarray(ttl, np.float64)[sel]
+    t = np.asarray(ttl_of(sel), np.float64)
     lo, hi = np.full(n_runs, np.inf), np.full(n_runs, -np.inf)
     np.minimum.at(lo, run, np.where(np.isnan(t), np.inf, t))
     np.maximum.at(hi, run, np.where(np.isnan(t), -np.inf, t))
     tracer = (n_ports >= tracer_min_ports) & (hi > lo)
     hit = tracer[run]
-    port[sel[hit]] = base[run[hit]]
-    span[sel[hit]] = n_ports[run[hit]]
+    return data, mask, sel[hit], base[run[hit]].astype(np.int64), n_ports[run[hit]].astype(np.int64)
+
+
+def _full_ports(probes: pd.DataFrame, runs: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(stream port, span) of every row from :func:`_tracer_runs`."""
+    data, mask, rows, base, n = runs
+    port = data.astype(np.int64)
+    port[mask] = -1
+    span = (port >= 0).astype(np.int64)
+    port[rows] = base
+    span[rows] = n
     return port, span
+
+
+def _ports_at(runs: tuple, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stream port, span) of the rows ``at`` only, from :func:`_tracer_runs`."""
+    data, mask, rows, base, n = runs
+    port = data[at].astype(np.int64)
+    port[mask[at]] = -1
+    span = (port >= 0).astype(np.int64)
+    if rows.size and at.size:
+        i = np.minimum(np.searchsorted(rows, at), rows.size - 1)
+        hit = rows[i] == at
+        port[hit] = base[i[hit]]
+        span[hit] = n[i[hit]]
+    return port, span
+
+
+def tracer_ports(probes: pd.DataFrame, ttl: np.ndarray, tracer_min_ports: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The stream port of each probe and the ports its stream covers, given each request's TTL (``ttl``,
+    NaN when unknown). A tracer's UDP probes (traceroute, mtr -u) go to a new destination port each,
+    33434, 33435, ...: the UDP probes to one destination whose distinct ports run consecutively, at least
+    ``tracer_min_ports`` of them, sent with more than one TTL (rising TTLs: a tracer, not a port scan),
+    are one stream keyed by the run's lowest port. Every other probe keeps its port (span 1; ICMP -1, 0).
+    The ports are the requests' own (``dst_port``; ``port`` in a table without it)."""
+    t = np.asarray(ttl, np.float64)
+    return _full_ports(probes, _tracer_runs(probes, lambda sel: t[sel], tracer_min_ports))
 
 
 @njit(nogil=True)
@@ -299,8 +383,11 @@ def _group_stats(order, bounds, ts, plen, data, tolerance):  # pragma: no cover 
     gaps, near, ndata, nlen = (np.zeros(G, np.int64), np.zeros(G, np.int64), np.zeros(G, np.int64),
                                np.zeros(G, np.int64))
     seen = np.zeros(1 << 17, np.int64)
-    gp = np.empty(max(order.size, 1))
-    pl = np.empty(max(order.size, 1))
+    most = 1                                # the largest group: the scratch arrays' size, not the rows'
+    for g in range(G):
+        most = max(most, bounds[g + 1] - bounds[g])
+    gp = np.empty(most)
+    pl = np.empty(min(most, seen.size))
     for g in range(G):
         lo, hi = bounds[g], bounds[g + 1]
         first[g] = ts[order[lo]]
@@ -396,41 +483,152 @@ def _counting_order(gid, n_groups):  # pragma: no cover - compiled
 
 def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float, tracer_min_ports: int) -> dict:
     """Per source stream: counts, schedule, data, payload (a compiled pass over the probes grouped by
-    stream, in time order). Returns numpy columns; ``port`` is the stream port (stream_ports)."""
+    stream, in time order). Returns numpy columns; ``port`` is the stream port (stream_ports).
+
+    Memory: per request row it holds one int64 key (built in place from the columns' own codes), then the
+    group ids and the order, then the order, the payload lengths and the data flags (about 17 bytes a row
+    at the peak); every other value is made per group, from each group's first row."""
     addrs = _address_index(packets, probes)
-    protos = pd.Index(list(_PROTO) + sorted(set(_present(probes["protocol"])) - set(_PROTO)))
-    pc = _codes_in(probes["protocol"], protos)
-    sc = _codes_in(probes["source"], addrs)
-    dc = _codes_in(probes["destination"], addrs)
-    port, span = stream_ports(packets, probes, tracer_min_ports)
+    protos = _proto_index(probes["protocol"])
+    pcodes, pmap = _code_map(probes["protocol"], protos)
+    scodes, smap = _code_map(probes["source"], addrs)
+    dcodes, dmap = _code_map(probes["destination"], addrs)
+    runs = _tracer_runs(probes, lambda sel: _request_ttl(packets, probes, sel), tracer_min_ports)
     ts = probes["ts_ns"].to_numpy("int64")
-    rows = _frame_rows(packets, probes["request_frame"].to_numpy("int64"))
-    plen = np.full(len(rows), np.nan)
-    ok = rows >= 0
-    if ok.any():
-        plen[ok] = packets["payload_len"].array.take(rows[ok]).to_numpy("float64", na_value=np.nan)
-    data = _connection_data(packets, probes) | _udp_data(packets, probes)
-    key = _packed(pc, sc, dc, port, len(addrs)) if len(protos) <= 15 else \
-        pd.MultiIndex.from_arrays([pc, sc, dc, port]).factorize()[0]
-    gid, uniq = pd.factorize(key, sort=True)                # groups in key order, as the sort gave them
-    gid = gid.astype(np.int64)
-    ng = len(uniq)
-    if ts.size > 1 and not bool(np.all(np.diff(ts) >= 0)):
+    n = ts.size
+    cached = cached_groups(probes, SOURCE_STREAM_KEYS)
+    if cached is not None and _port_is_stream_port(probes, runs):
+        gid, ng = cached.gid, cached.n                      # the table's groups (the fingerprints made them)
+    elif len(protos) <= 15:
+        gid, ng = _key_groups(_stream_key(pcodes, pmap, scodes, smap, dcodes, dmap, runs, len(addrs)))
+    else:  # pragma: no cover - more than 15 protocols
+        port, _ = _full_ports(probes, runs)
+        key = pd.MultiIndex.from_arrays([pmap[pcodes], smap[scodes], dmap[dcodes], port]).factorize()[0]
+        gid, uniq = pd.factorize(key, sort=True)
+        gid, ng = gid.astype(np.int64), len(uniq)
+    if n > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
         order = np.lexsort((ts, gid))
     else:
         order = _counting_order(gid, ng)                    # the probes table is in time order
     cnt = np.bincount(gid, minlength=ng)
+    del gid
     bounds = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+    data = _connection_data(packets, probes) | _udp_data(packets, probes)
+    plen = _request_payload_len(packets, probes)
     first, last, med, gaps, near, ndata, plmed, nlen = _group_stats(order, bounds, ts, plen, data, tolerance)
     o = order[bounds[:-1]]
+    del order, plen, data
+    pc, sc, dc = pmap[pcodes[o]], smap[scodes[o]], dmap[dcodes[o]]
+    port, span = _ports_at(runs, o)
     a = np.asarray(addrs.astype(object), dtype=object)
     with np.errstate(invalid="ignore", divide="ignore"):
         sched = np.where(gaps > 0, 100.0 * near / np.maximum(gaps, 1), np.nan)
-    return {"protocol": np.asarray(protos.astype(object), dtype=object)[pc[o]], "pcode": pc[o], "scode": sc[o],
-            "dcode": dc[o], "source": a[sc[o]], "destination": a[dc[o]], "port": port[o], "ports": span[o],
+    return {"protocol": np.asarray(protos.astype(object), dtype=object)[pc], "pcode": pc, "scode": sc,
+            "dcode": dc, "source": a[sc], "destination": a[dc], "port": port, "ports": span,
             "requests": cnt, "first_ns": first, "last_ns": last, "gap_median_s": med, "gaps": gaps, "near": near,
-            "data": ndata, "payload_len_median": plmed, "payload_lengths": nlen, "on_schedule_pct": sched,
-            "_gid": gid, "_port_of": port}
+            "data": ndata, "payload_len_median": plmed, "payload_lengths": nlen, "on_schedule_pct": sched}
+
+
+def _port_is_stream_port(probes: pd.DataFrame, runs: tuple) -> bool:
+    """Whether the table's ``port`` is every row's stream port (:func:`_tracer_runs`; the matcher keys its
+    probes so): then the groups by (protocol, source, destination, port) are the source streams."""
+    data, mask, rows, base, _ = runs
+    pdat, pmask = _int_parts(probes["port"])
+    if pdat.size != data.size or not np.array_equal(mask, pmask):
+        return False
+    if rows.size and not bool((pdat[rows].astype(np.int64) == base).all()):
+        return False
+    same = (data == pdat) | mask
+    same[rows] = True
+    return bool(same.all())
+
+
+def _proto_index(s: pd.Series) -> pd.Index:
+    """The protocols in code order: the four known ones, then any other present (sorted), None last when
+    a protocol is missing."""
+    if isinstance(s.dtype, pd.CategoricalDtype) and set(s.cat.categories.tolist()) <= set(_PROTO):
+        return pd.Index(list(_PROTO) + ([None] if (s.cat.codes.to_numpy() < 0).any() else []))
+    return pd.Index(list(_PROTO) + sorted(set(_present(s)) - set(_PROTO)))
+
+
+def _code_map(s: pd.Series, index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, map) with ``map[codes]`` = :func:`_codes_in` (s's positions in ``index``, -1 where absent):
+    a categorical's own codes (no copy) and its categories' positions, -1 last (for the code -1)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.array.codes, np.append(_positions(index, s.cat.categories), -1).astype(np.int64)   # a view
+    return _codes_in(s, index), np.append(np.arange(len(index)), -1).astype(np.int64)
+
+
+def _stream_key(pcodes, pmap, scodes, smap, dcodes, dmap, runs: tuple, n_addr: int) -> np.ndarray:
+    """:func:`_packed` of every row's (protocol, source, destination, stream port), built in place in one
+    int64 array (the temporaries are the narrow codes' width)."""
+    n = np.int64(max(n_addr, 1) + 1)
+    if n > 1_000_001:  # pragma: no cover
+        from ..errors import ProbekitError
+        raise ProbekitError(f"{n - 1:,} distinct addresses: the stream keys are packed for up to a million")
+    data, mask, rows, base, _ = runs
+    s1, d1, p15 = smap + 1, (dmap + 1).astype(np.int32), (pmap & 15).astype(np.int8)
+    key = np.empty(data.size, np.int64)
+    for lo in range(0, data.size, _BLOCK):          # a block at a time: the index casts stay block-sized
+        hi = min(lo + _BLOCK, data.size)
+        k = key[lo:hi]
+        np.take(s1, scodes[lo:hi], out=k)
+        k *= n
+        k += np.take(d1, dcodes[lo:hi])
+        k *= 65537
+        p1 = data[lo:hi].astype(np.int64)
+        p1 += 1
+        p1[mask[lo:hi]] = 0
+        k += p1
+        k *= 16
+        k += np.take(p15, pcodes[lo:hi])
+    if rows.size:                                   # the tracer rows' stream port: their key again
+        key[rows] = _packed(np.take(pmap, pcodes[rows]), np.take(smap, scodes[rows]), np.take(dmap, dcodes[rows]),
+                            base, n_addr)
+    return key
+
+
+def _key_groups(key: np.ndarray) -> tuple[np.ndarray, int]:
+    """Group ids of ``key`` in key order (``pd.factorize(key, sort=True)``), with a small hash table (the
+    keys are few) and the keys freed before the ids are ranked. ``key`` is consumed."""
+    gid, uniq = pd.factorize(key, size_hint=min(key.size, 1 << 12))
+    del key
+    ng = len(uniq)
+    rank = np.empty(ng, np.int64)
+    rank[np.argsort(uniq, kind="stable")] = np.arange(ng)
+    return rank[gid], ng
+
+
+def _request_payload_len(packets: pd.DataFrame, probes: pd.DataFrame) -> np.ndarray:
+    """Each request's IP payload length (float64, NaN when unknown), a block of rows at a time (the row
+    positions of a block only)."""
+    rf = probes["request_frame"].to_numpy("int64")
+    plen = np.full(rf.size, np.nan)
+    if not rf.size:
+        return plen
+    rows_of = _frame_locator(packets)
+    col = packets["payload_len"].array
+    data, mask = getattr(col, "_data", None), getattr(col, "_mask", None)
+    raw = isinstance(data, np.ndarray) and data.dtype.kind in "iu" and isinstance(mask, np.ndarray)
+    for lo in range(0, rf.size, _BLOCK):
+        rows = rows_of(rf[lo:lo + _BLOCK])
+        ok = rows >= 0
+        if not ok.all():
+            rows = rows[ok]
+        if raw:                                 # the masked column's buffers: values, NaN where missing
+            v = data[rows].astype(np.float64)
+            v[mask[rows]] = np.nan
+        else:
+            v = col.take(rows).to_numpy("float64", na_value=np.nan)
+        if rows.size == ok.size:
+            plen[lo:lo + _BLOCK] = v
+        else:
+            plen[lo:lo + _BLOCK][ok] = v
+    return plen
+
+
+_BLOCK = 1 << 18
+"""Rows per block where a per-row temporary is made a block at a time."""
 
 
 def _address_index(packets: pd.DataFrame, probes: pd.DataFrame) -> pd.Index:
@@ -561,7 +759,7 @@ def _fold(ss: dict, min_requests, on_schedule_pct, client_data_pct, scan_min_tar
 
     tool = joined("tool", "/", uniq=True, skip_none=True)
     tool = np.array([t if isinstance(t, str) and t else None for t in tool] + [None], dtype=object)[:-1]
-    out = pd.DataFrame({
+    out = {
         "protocol": col["protocol"][starts], "destination": col["destination"][starts], "port": col["port"][starts],
         "ports": red(np.maximum, "ports"), "kind": np.asarray(STREAM_KINDS, dtype=object)[kc[starts]],
         "sources": size, "source_list": joined("source", ","), "requests": red(np.add, "requests"),
@@ -572,20 +770,48 @@ def _fold(ss: dict, min_requests, on_schedule_pct, client_data_pct, scan_min_tar
         "payload_lengths": red(np.maximum, "payload_lengths"), "tool": tool,
         "decided_by": np.where(np.bincount(gid, weights=col["decided_by"] == "user", minlength=starts.size) > 0,
                                "user", "rule"),
-        "rules": joined("rule", ",", uniq=True)})
+        "rules": joined("rule", ",", uniq=True)}
     span = (out["last_ns"] - out["first_ns"]) / _NS
     with np.errstate(invalid="ignore", divide="ignore"):
         out["rate_per_s"] = np.where(span > 0, (out["requests"] - 1) / span, np.nan)
         out["on_schedule_pct"] = np.where(out["gaps"] > 0, 100.0 * out["near"] / out["gaps"], np.nan)
-        proto = out["protocol"].to_numpy(object)
+        proto = np.asarray(out["protocol"], dtype=object)
         out["data_pct"] = np.where((proto == "tcp") | (proto == "udp"), 100.0 * out["data"] / out["requests"], np.nan)
-    out["evidence"] = [_evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_targets,
-                                 scan_max_per_target) for r in out.itertuples(index=False)]   # per row (few)
-    out["port"] = _port_array(out["port"])
-    order = {k: i for i, k in enumerate(STREAM_KINDS)}
-    out = out.assign(_k=out["kind"].map(order)).sort_values(["_k", "requests", "protocol", "destination"],
-                                                             ascending=[True, False, True, True], kind="stable")
-    return _typed(out[list(STREAM_COLUMNS)].reset_index(drop=True))
+    rows = zip(*(out[f].tolist() for f in _Row._fields))   # Python values, as itertuples gives them
+    out["evidence"] = np.array([_evidence(_Row(*r), min_requests, on_schedule_pct, client_data_pct,
+                                          scan_min_targets, scan_max_per_target) for r in rows] + [None],
+                               dtype=object)[:-1]                                      # per row (few)
+    # kind order, most requests first, then protocol and destination (a stable sort, as sort_values)
+    o = np.lexsort((pd.factorize(out["destination"], sort=True)[0], pd.factorize(proto, sort=True)[0],
+                    -out["requests"], kc[starts]))
+    return _typed_columns({c: out[c][o] for c in STREAM_COLUMNS}, kc[starts][o])
+
+
+_Row = namedtuple("_Row", ["requests", "sources", "port", "ports", "on_schedule_pct", "gap_median_s", "protocol",
+                           "data_pct", "payload_len_median", "tool", "source_targets", "rules"])
+"""The fields of a streams row that :func:`_evidence` reads."""
+
+
+def _typed_columns(col: dict, kind_codes: np.ndarray) -> pd.DataFrame:
+    """The streams table (schema.STREAMS' dtypes) from numpy columns, built once: what :func:`_typed` makes
+    of them, without a pandas conversion per column of a few rows."""
+    types = {c.name: c.dtype for c in STREAMS}
+    cols: dict = {}
+    for c in STREAM_COLUMNS:
+        v = col[c]
+        if c == "kind":
+            cols[c] = pd.Categorical.from_codes(kind_codes.astype(np.int8), categories=list(STREAM_KINDS))
+        elif c == "decided_by":
+            cols[c] = pd.Categorical.from_codes((v == "user").astype(np.int8), categories=["rule", "user"])
+        elif c == "port":
+            cols[c] = _port_array(v)
+        elif c in ("tool", "source_list", "evidence"):
+            cols[c] = pd.Series(np.asarray(v, dtype=object), dtype=object)     # not inferred as text
+        elif types[c] == "category":
+            cols[c] = pd.Categorical(np.asarray(v, dtype=object).astype(str))
+        else:
+            cols[c] = np.asarray(v).astype(types[c])
+    return pd.DataFrame(cols)
 
 
 def _evidence(r, min_requests, on_schedule_pct, client_data_pct, scan_min_targets, scan_max_per_target) -> str:
@@ -636,13 +862,16 @@ def _stream_sources(streams: pd.DataFrame, kinds) -> pd.DataFrame:
     row), one row per port a tracer stream covers."""
     s = streams[streams["kind"].isin(list(kinds))] if kinds is not None else streams
     rows = []
-    has_ports = "ports" in s.columns
-    for r in s.itertuples(index=False):                     # per stream row, not per packet
-        port = -1 if pd.isna(r.port) else int(r.port)
-        n = int(r.ports) if has_ports and port >= 0 and not pd.isna(r.ports) else 1
-        for src in str(r.source_list).split(","):
+    m = len(s)
+    spans = s["ports"].tolist() if "ports" in s.columns else [None] * m
+    for proto, dst, port, span, srcs, kind in zip(s["protocol"].tolist(), s["destination"].tolist(),
+                                                  s["port"].tolist(), spans, s["source_list"].tolist(),
+                                                  s["kind"].tolist()):   # per stream row (column lists)
+        port = -1 if pd.isna(port) else int(port)
+        n = int(span) if span is not None and port >= 0 and not pd.isna(span) else 1
+        for src in str(srcs).split(","):
             for p in range(port, port + max(n, 1)):
-                rows.append((str(r.protocol), src, str(r.destination), p, str(r.kind)))
+                rows.append((str(proto), src, str(dst), p, str(kind)))
     return pd.DataFrame(rows, columns=[*_SS, "kind"])
 
 
@@ -662,28 +891,15 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
     """The rows of ``probes`` in streams of the given ``kinds`` (default: the probe streams), plus the
     streams named in ``keys`` and minus those in ``exclude`` (keys as for ``streams(overrides=...)``).
     ``kinds=None`` keeps every kind (the --all-streams view)."""
-    sel = _stream_sources(streams, kinds)
-    addrs = pd.Index(sorted(set(sel["source"]) | set(sel["destination"])), dtype=object)
-    protos = pd.Index(list(_PROTO) + sorted(set(sel["protocol"]) - set(_PROTO)), dtype=object)
-    pc = _codes_in(probes["protocol"], protos)
-    sc = _codes_in(probes["source"], addrs)
-    dc = _codes_in(probes["destination"], addrs)
-    port = _ports(probes["port"])
-    pk = _packed(pc, sc, dc, port, len(addrs))
-    want = _packed(protos.get_indexer(sel["protocol"]), addrs.get_indexer(sel["source"]),
-                   addrs.get_indexer(sel["destination"]), sel["port"].to_numpy(np.int64), len(addrs))
-    if len(sel):
-        w = np.unique(want)                                   # few keys: a binary search per probe
-        i = np.minimum(np.searchsorted(w, pk), w.size - 1)
-        keep = (w[i] == pk) & (pc >= 0) & (sc >= 0) & (dc >= 0)
-    else:
-        keep = np.zeros(len(probes), bool)
-    keep = np.array(keep, copy=True) if kinds is not None else np.ones(len(probes), bool)
+    keep = _in_streams(probes, _stream_sources(streams, kinds)) if kinds is not None else np.ones(len(probes), bool)
+    port = None
 
     def named(ks):
         m = np.zeros(len(probes), bool)
+        nonlocal port
         for key in ks or ():                                 # per named key
             k = _norm_key(key)
+            port = _ports(probes["port"]) if port is None else port
             hit = _is(probes["protocol"], k[0]) & (port == k[-1]) & _is(probes["destination"], k[-2])
             if len(k) == 4:
                 hit &= _is(probes["source"], k[1])
@@ -697,6 +913,42 @@ def select_probe_streams(probes: pd.DataFrame, streams: pd.DataFrame, kinds=("pr
         if isinstance(out[c].dtype, pd.CategoricalDtype):
             out[c] = _drop_unused(out[c])
     return out
+
+
+def _in_streams(probes: pd.DataFrame, sel: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``probes`` are in the source streams ``sel`` (protocol, source, destination, port; port
+    -1 for none): per group of the table's groups by those columns when made already (one look-up a group,
+    one gather of the ids), else per row (the keys packed in place)."""
+    n = len(probes)
+    if not len(sel) or not n:
+        return np.zeros(n, bool)
+    addrs = pd.Index(sorted(set(sel["source"]) | set(sel["destination"])), dtype=object)
+    protos = pd.Index(list(_PROTO) + sorted(set(sel["protocol"]) - set(_PROTO)), dtype=object)
+    want = _packed(protos.get_indexer(sel["protocol"]), addrs.get_indexer(sel["source"]),
+                   addrs.get_indexer(sel["destination"]), sel["port"].to_numpy(np.int64), len(addrs))
+    w = np.unique(want)                                       # few keys: a binary search per key
+    pcodes, pmap = _code_map(probes["protocol"], protos)
+    scodes, smap = _code_map(probes["source"], addrs)
+    dcodes, dmap = _code_map(probes["destination"], addrs)
+    data, mask = _int_parts(probes["port"])
+    g = cached_groups(probes, SOURCE_STREAM_KEYS)
+    if g is not None:                                         # the groups' first rows stand for their rows
+        at = g.first
+        pc, sc, dc = pmap[pcodes[at]], smap[scodes[at]], dmap[dcodes[at]]
+        port = data[at].astype(np.int64)
+        port[mask[at]] = -1
+        pk = _packed(pc, sc, dc, port, len(addrs))
+        i = np.minimum(np.searchsorted(w, pk), w.size - 1)
+        return np.take((w[i] == pk) & (pc >= 0) & (sc >= 0) & (dc >= 0), g.gid)
+    none = np.zeros(0, np.int64)
+    pk = _stream_key(pcodes, pmap, scodes, smap, dcodes, dmap, (data, mask, none, none, none), len(addrs))
+    i = np.searchsorted(w, pk)
+    np.minimum(i, w.size - 1, out=i)
+    keep = w[i] == pk
+    del i, pk
+    for codes, m in ((pcodes, pmap), (scodes, smap), (dcodes, dmap)):
+        keep &= np.take(m >= 0, codes)
+    return keep
 
 
 def _drop_unused(s: pd.Series) -> pd.Series:
@@ -720,32 +972,26 @@ _FALLBACK = ("arp", "dns", "ntp", "udp", "icmp", "tcp", "ip", "non-ip")
 PACKET_KINDS = STREAM_KINDS + _FALLBACK
 
 
-def _raw_int(s: pd.Series) -> np.ndarray:
-    """An integer column's values without a copy (arbitrary under <NA>; the caller masks those)."""
-    data = getattr(s.array, "_data", None)
-    if isinstance(data, np.ndarray) and data.dtype.kind in "iu":
-        return data
-    return s.to_numpy("int64", na_value=0)
-
-
 @njit(nogil=True)
-def _frame_kinds(kind, proto, src, dst, sport, dport, no_ports, typ, lk, lv, nc):  # pragma: no cover - compiled
+def _frame_kinds(kind, proto, no_proto, src, dst, sport, no_sport, dport, no_dport, typ, no_typ, lk, lv,
+                 nc):  # pragma: no cover - compiled
     """For every frame: the kind of the stream whose request (outward) or answer (inward) it is, looked
-    up by (protocol, addresses, port) packed as :func:`_packed` packs them in the sorted ``lk``."""
+    up by (protocol, addresses, port) packed as :func:`_packed` packs them in the sorted ``lk``. The
+    columns are their own buffers (``no_*``: missing)."""
     n = np.int64(max(nc, 1) + 1)
     for i in range(kind.size):
-        pr = proto[i]
-        if pr < 0 or src[i] < 0 or dst[i] < 0 or lk.size == 0:
+        if no_proto[i] or src[i] < 0 or dst[i] < 0 or lk.size == 0:
             continue
+        pr = np.int64(proto[i])
         small = 1 if pr == 1 else 2 if pr == 6 else 3 if pr == 17 else 4 if pr == 58 else 14
         icmp = pr == 1 or pr == 58
         for side in range(2):
             if icmp:
                 want = (8 if pr == 1 else 128) if side == 0 else (0 if pr == 1 else 129)
-                if typ[i] != want:
+                if no_typ[i] or np.int64(typ[i]) != want:
                     continue
                 port = np.int64(-1)
-            elif no_ports[i]:
+            elif no_sport[i] or no_dport[i]:
                 port = np.int64(-1)
             else:
                 port = np.int64(dport[i]) if side == 0 else np.int64(sport[i])
@@ -770,10 +1016,11 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
     if n == 0:
         return kind
     cats = packets["src"].cat.categories
-    src = packets["src"].cat.codes.to_numpy("int64")
-    dst = packets["dst"].cat.codes.to_numpy("int64")
-    proto = packets["ip_proto"].to_numpy("int16", na_value=-1)
-    typ = packets["icmp_type"].to_numpy("int16", na_value=-1)
+    src = packets["src"].cat.codes.to_numpy()
+    dst = packets["dst"].cat.codes.to_numpy()
+    proto, no_proto = raw_column(packets, "ip_proto")        # the columns' own buffers: no copies
+    sport, no_sport = raw_column(packets, "sport")
+    dport, no_dport = raw_column(packets, "dport")
     nc = len(cats)
     if len(streams):
         t = _stream_sources(streams, None)
@@ -785,21 +1032,21 @@ def packet_kind_codes(packets: pd.DataFrame, streams: pd.DataFrame) -> np.ndarra
         lk = _packed(num, a, b, t["port"].to_numpy(np.int64), nc)[ok]
         lv = np.array([STREAM_KINDS.index(k) for k in t["kind"]], np.int64)[ok]
         srt = np.argsort(lk, kind="stable")
-        _frame_kinds(kind, proto, src, dst, _raw_int(packets["sport"]), _raw_int(packets["dport"]),
-                     packets["sport"].isna().to_numpy() | packets["dport"].isna().to_numpy(), typ, lk[srt],
+        typ, no_typ = raw_column(packets, "icmp_type")
+        _frame_kinds(kind, proto, no_proto, src, dst, sport, no_sport, dport, no_dport, typ, no_typ, lk[srt],
                      lv[srt], nc)
     rest = np.flatnonzero(kind < 0)
     if not rest.size:
         return kind
-    pr_ = proto[rest]
-    sp_ = packets["sport"].array.take(rest).to_numpy("int64", na_value=-1)
-    dp_ = packets["dport"].array.take(rest).to_numpy("int64", na_value=-1)
+    pr_ = np.where(no_proto[rest], -1, proto[rest].astype(np.int64))
+    sp_ = np.where(no_sport[rest], -1, sport[rest].astype(np.int64))
+    dp_ = np.where(no_dport[rest], -1, dport[rest].astype(np.int64))
     udp = pr_ == 17
     dns = udp & ((sp_ == 53) | (dp_ == 53) | (sp_ == 5353) | (dp_ == 5353))
     ntp = udp & ((sp_ == 123) | (dp_ == 123))
     off = len(STREAM_KINDS)
-    fallback = np.select([_l3_is(packets, "arp")[rest], dns, ntp, udp, np.isin(pr_, (1, 58)), pr_ == 6,
-                          _l3_is(packets, "ipv4", "ipv6")[rest]], list(range(off, off + 7)), off + 7)
+    fallback = np.select([_l3_is(packets, "arp", rows=rest), dns, ntp, udp, np.isin(pr_, (1, 58)), pr_ == 6,
+                          _l3_is(packets, "ipv4", "ipv6", rows=rest)], list(range(off, off + 7)), off + 7)
     kind[rest] = fallback.astype(np.int8)
     return kind
 
@@ -842,11 +1089,13 @@ def other_traffic(packets: pd.DataFrame, streams: pd.DataFrame, top: int = 3) ->
 
 
 def _typed_other(out: pd.DataFrame) -> pd.DataFrame:
-    for c in OTHER_TRAFFIC:
+    cols: dict = {}
+    for c in OTHER_TRAFFIC:           # each column converted once, the table built once (no setitem)
+        s = out[c.name]
         if c.dtype == "category":
-            out[c.name] = out[c.name].astype(str).astype("category") if len(out) else pd.Categorical([])
+            cols[c.name] = s.astype(str).astype("category") if len(out) else pd.Categorical([])
         elif c.dtype == "Int64":
-            out[c.name] = out[c.name].astype("Int64")
+            cols[c.name] = s.astype("Int64")
         else:
-            out[c.name] = out[c.name].astype(c.dtype)
-    return out
+            cols[c.name] = s.astype(c.dtype)
+    return pd.DataFrame(cols, index=out.index)
