@@ -54,9 +54,7 @@ from ..protocol import (
     is_rst_ack,
     is_syn,
     is_syn_ack,
-    reset_isn,
     rst_ack_accepts,
-    syn_ack_isn,
     syn_data_len,
     udp_flow_roles,
     udp_request_seq,
@@ -228,14 +226,10 @@ def _events(p: pd.DataFrame) -> dict:
     def col(name):   # the stored column (``p[name]`` deep-copies the table's attrs each time)
         return pd.Series(column_array(p, name), copy=False)
     ts_raw, ts_na = raw_column(p, "ts_ns")
-    has_ts = ~ts_na
+    has_ts = ~ts_na   # (the UDP events' rows)
     proto_raw, proto_na = raw_column(p, "ip_proto")
     typ_raw, typ_na = raw_column(p, "icmp_type")
-    # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
-    icmp_ok = ~raw_column(p, "icmp_id")[1] & ~raw_column(p, "icmp_seq")[1] & has_ts & ~typ_na & ~proto_na
-    ic = np.flatnonzero(icmp_ok & ((proto_raw == IPPROTO_ICMP) | (proto_raw == IPPROTO_ICMPV6)))
     flags_raw, flags_na = raw_column(p, "tcp_flags")
-    tc = np.flatnonzero((proto_raw == IPPROTO_TCP) & ~proto_na & ~flags_na & has_ts)
     src, dst = (column_array(p, c).codes.astype(np.int64) for c in ("src", "dst"))
     sport, dport = _raw(col("sport"), 0), _raw(col("dport"), 0)
     udp = _udp_events(p, proto_raw, proto_na, typ_raw, typ_na, has_ts, src, dst, sport, dport)
@@ -254,16 +248,19 @@ def _events(p: pd.DataFrame) -> dict:
     ]
     assert classes[_UDP_REQUESTS][:2] == (_REQ, 3) and classes[_SYN_ACKS][:2] == (_EXACT, 2)
     assert classes[_RST_ACKS][:2] == (_LOOSE, 2) and classes[_RESETS][:2] == (_RESET, 2)
-    cls = np.full(len(p), -1, np.int8)
     # the classes exclude one another; ICMP by (v4?, type), TCP by its flags through the protocol rules
-    # evaluated once per possible flags value (_tcp_classes), UDP by its own rows
-    t = typ_raw[ic].astype(np.int64)
-    if t.size and (t.min() < 0 or t.max() > 255):   # never for the table's UInt8 column
-        ic, t = ic[(t >= 0) & (t <= 255)], t[(t >= 0) & (t <= 255)]
-    ci = _ICMP_CLASSES[np.where(proto_raw[ic] == IPPROTO_ICMP, 0, 256) + t]
-    ct = _tcp_classes(flags_raw.dtype)[flags_raw[tc]]
-    cls[ic], cls[tc] = ci, ct
-    sizes = np.bincount(ci[ci >= 0], minlength=len(classes)) + np.bincount(ct[ct >= 0], minlength=len(classes))
+    # evaluated once per possible flags value (_tcp_classes), UDP by its own rows. One compiled pass over
+    # the rows classes the ICMP and TCP packets and works out the TCP events' seq in their identity: the
+    # ISN it refers to (protocol.syn_ack_isn, protocol.reset_isn; in row order of the TCP events): a
+    # SYN's own seq; SYN/ACK, RST/ACK ack - 1; RST seq - 1
+    tseq_raw, tack_raw = _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0)
+    cls = np.empty(len(p), np.int8)
+    sizes = np.zeros(len(classes), np.int64)
+    tseq = np.empty(len(p), np.int64)
+    n_tcp = _classify(ts_na, proto_raw, proto_na, typ_raw, typ_na, raw_column(p, "icmp_id")[1],
+                      raw_column(p, "icmp_seq")[1], flags_raw, flags_na, tseq_raw, tack_raw, _ICMP_CLASSES,
+                      _tcp_classes(flags_raw.dtype), cls, sizes, tseq)
+    tseq = tseq[:n_tcp]
     for i, rows in ((_UDP_REQUESTS, udp["request"]), (7, udp["reply"]), (8, udp["refusal"])):
         cls[rows] = i
         sizes[i] += rows.size
@@ -271,19 +268,6 @@ def _events(p: pd.DataFrame) -> dict:
     # per class: event type, protocol code, outward, reply kind, resend code (-1: the TTL; UDP never)
     meta = np.array([(*c, _NEVER_RESENT if i == _UDP_REQUESTS else -1) for i, c in enumerate(classes)],
                     dtype=np.int64)
-    # a TCP event's seq in its identity: the ISN it refers to (protocol rules), in row order of the TCP
-    # events: a SYN's own seq; SYN/ACK, RST/ACK ack - 1; RST seq - 1
-    tseq_raw, tack_raw = _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0)
-    tcp_cls = ct
-    tcp_ev = tcp_cls >= 0
-    if not tcp_ev.all():
-        tc, tcp_cls = tc[tcp_ev], tcp_cls[tcp_ev]
-    tc_ev = tc
-    tseq = tseq_raw[tc_ev].astype(np.int64) & 0xFFFFFFFF
-    by_ack = (tcp_cls == _SYN_ACKS) | (tcp_cls == _RST_ACKS)
-    tseq[by_ack] = syn_ack_isn(tack_raw[tc_ev[by_ack]])
-    rst = tcp_cls == _RESETS
-    tseq[rst] = reset_isn(tseq[rst])
     ev: dict = {k: np.empty(m, np.int64) for k in ("row", "ts", "frame", "etk", "f1", "f2", "g2")}
     ev["cls"], ev["etype"] = np.empty(m, np.int8), np.empty(m, np.int8)
     frame = np.asarray(column_array(p, "frame"), dtype=np.int64)
@@ -543,6 +527,42 @@ def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
 
 
 # ----------------------------------------------------------------------------------------- kernels
+@njit(nogil=True)
+def _classify(ts_na, proto, proto_na, typ, typ_na, id_na, seq_na, flags, flags_na, tcp_seq, tcp_ack, icmp_classes,
+              tcp_classes, cls, counts, tseq):
+    """The event class of each row (-1: none; the UDP classes are the caller's): an ICMP/ICMPv6 packet
+    with a time, a type, an echo identifier and sequence number (an echo header cut by the snap length
+    keeps its id but not its seq: not a matchable request) by ``icmp_classes[(0 or 256) + type]``;
+    a TCP packet with a time and flags by ``tcp_classes[flags]``. Counts the events of each class into
+    ``counts`` and writes each TCP event's seq in its identity into ``tseq`` (in row order; the count
+    is returned): its seq (mod 2^32), for a SYN/ACK or RST/ACK ack - 1 (protocol.syn_ack_isn), for a
+    bare RST seq - 1 (protocol.reset_isn), both mod 2^32."""
+    n_tcp = 0
+    for i in range(cls.size):
+        c = -1
+        if not (ts_na[i] or proto_na[i]):
+            pr = proto[i]
+            if pr in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+                if not (typ_na[i] or id_na[i] or seq_na[i]):
+                    t = np.int64(typ[i])
+                    if 0 <= t <= 255:
+                        c = icmp_classes[(0 if pr == IPPROTO_ICMP else 256) + t]
+            elif pr == IPPROTO_TCP and not flags_na[i]:
+                c = tcp_classes[flags[i]]
+                if c >= 0:
+                    s = np.int64(tcp_seq[i]) & 0xFFFFFFFF
+                    if c in (_SYN_ACKS, _RST_ACKS):
+                        s = (np.int64(tcp_ack[i]) - 1) & 0xFFFFFFFF
+                    elif c == _RESETS:
+                        s = (s - 1) & 0xFFFFFFFF
+                    tseq[n_tcp] = s
+                    n_tcp += 1
+        cls[i] = c
+        if c >= 0:
+            counts[c] += 1
+    return n_tcp
+
+
 @njit(nogil=True)
 def _layout(cls, place, placed, tie_run, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, ukeys,
             ttl, ttl_na, initial, rows, ecls, ets, fr, etype, etk, f1, f2, g2, counts, keys):
