@@ -83,3 +83,28 @@ def test_classify_equals_numpy_on_shipped_captures():
         seq, ack = (match._raw(p[c], 0) for c in ("tcp_seq", "tcp_ack"))
         _check((raw["ts_ns"][1], *raw["ip_proto"], *raw["icmp_type"], raw["icmp_id"][1], raw["icmp_seq"][1],
                 *raw["tcp_flags"], seq, ack))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_time_order_moves_the_rows_a_lexsort_moves(seed):
+    """(rows, src) of match._time_order applied in place equal ``a[np.lexsort((frame, ts))]``: times in
+    order with runs of ties out of frame order, and times that go back."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    ts = np.sort(rng.integers(0, n // (1 + seed % 3 * 20), n)).astype(np.int64)
+    if seed >= 4:
+        ts[rng.integers(0, n, 5)] -= 7   # times that go back
+    frame = rng.permutation(n).astype(np.int64)
+    if seed == 0:
+        ts, frame = np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+    moved = match._time_order(ts, frame)
+    order = np.lexsort((frame, ts))
+    if moved is None:
+        assert (order == np.arange(n)).all()
+        return
+    rows, src = moved
+    for a in (ts.copy(), frame.copy(), rng.random(n)):
+        want = a[order]
+        assert np.array_equal(match._moved(a, moved), want)
+        a[rows] = a[src]
+        assert np.array_equal(a, want)

@@ -112,36 +112,40 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
                                unjudged=probes["ts_ns"] + timeout_s * _NS > end_ns, codes=True)
     rtt_ok = (outcome == OUTCOMES.index("answered")) | (outcome == OUTCOMES.index("refused"))
     cats = column_array(packets, "src").categories
-    order = _time_order(probes["ts_ns"], probes["frame"])
+    moved = _time_order(probes["ts_ns"], probes["frame"])
+    if moved is not None:   # the probes by (time, request frame): only the rows out of that order move
+        rows, src = moved
+        for a in (*probes.values(), outcome, rtt_ok):
+            a[rows] = a[src]
 
     def take(a):
-        return a if order is None else a[order]
+        return a if moved is None else _moved(a, moved)
 
     def masked(name):
-        return pd.arrays.IntegerArray(take(probes[name]), take(probes[name + "_na"]))
+        return pd.arrays.IntegerArray(probes[name], probes[name + "_na"])
 
     n = probes["ts_ns"].size
-    delay_us = take(probes["reply_delay_us"])
+    delay_us = probes["reply_delay_us"]
     dst_port = masked("port")
     out = pd.DataFrame({
-        "ts_ns": take(probes["ts_ns"]),
-        "protocol": _categorical(take(probes["protocol"]), _PROTOCOLS),
-        "source": _used_categories(take(probes["a"]), cats),
-        "destination": _used_categories(take(probes["b"]), cats),
+        "ts_ns": probes["ts_ns"],
+        "protocol": _categorical(probes["protocol"], _PROTOCOLS),
+        "source": _used_categories(probes["a"], cats),
+        "destination": _used_categories(probes["b"], cats),
         "port": dst_port,
         "dst_port": dst_port.copy(),
         "size": masked("size"),
-        "ident": pd.arrays.IntegerArray(take(probes["ident"]), np.zeros(n, np.bool_)),
-        "seq": pd.arrays.IntegerArray(take(probes["seq"]), np.zeros(n, np.bool_)),
-        "outcome": _categorical(take(outcome), _OUTCOMES),
-        "rtt_us": np.where(take(rtt_ok), delay_us, np.nan),
+        "ident": pd.arrays.IntegerArray(probes["ident"], np.zeros(n, np.bool_)),
+        "seq": pd.arrays.IntegerArray(probes["seq"], np.zeros(n, np.bool_)),
+        "outcome": _categorical(outcome, _OUTCOMES),
+        "rtt_us": np.where(rtt_ok, delay_us, np.nan),
         "reply_delay_us": delay_us,
-        "request_frame": take(probes["frame"]),
+        "request_frame": probes["frame"],
         "reply_frame": masked("reply_frame"),
         "reset_frame": masked("reset_frame"),
-        "reset_after_us": take(probes["reset_after_us"]),
-        "retransmits": take(probes["retransmits"]),
-        "extra_replies": take(probes["extra_replies"]),
+        "reset_after_us": probes["reset_after_us"],
+        "retransmits": probes["retransmits"],
+        "extra_replies": probes["extra_replies"],
     }, index=pd.RangeIndex(n), copy=False)
     assert tuple(out.columns) == PROBE_COLUMNS
     _stream_ports(out, lambda: take(_ttl_at(ev, ev["row"][m["first"]])))
@@ -516,14 +520,39 @@ def _used_categories(codes: np.ndarray, cats: pd.Index) -> pd.Categorical:
     return _categorical(recoded, pd.CategoricalDtype(cats[used]))
 
 
-def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
-    """Indices sorting the probes by (time, request frame); None when they already are."""
+def _time_order(ts: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """How the probes sort by (time, request frame), as (rows, src): the sorted table's ``rows`` hold the
+    values at ``src`` and every other row stays (``a[order]`` of ``order = np.lexsort((frame, ts))`` is
+    ``a`` with ``a[rows] = a[src]``); None when they already are in that order. The probes come in the
+    events' time order, ties by class: when the times never go back only the runs of one time whose
+    frames are out of order are sorted (a few rows), not the whole table."""
     if ts.size < 2:
         return None
     dts, dfr = np.diff(ts), np.diff(frame)
-    if np.all((dts > 0) | ((dts == 0) & (dfr > 0))):
+    bad = np.flatnonzero(~((dts > 0) | ((dts == 0) & (dfr > 0))))
+    if not bad.size:
         return None
-    return np.lexsort((frame, ts))
+    if (dts[bad] < 0).any():
+        order = np.lexsort((frame, ts))
+        rows = np.flatnonzero(order != np.arange(ts.size))
+        return rows, order[rows]
+    # each bad pair (i, i + 1) is inside a run of one time: the runs' rows, then each run by frame
+    starts = np.flatnonzero(dts != 0) + 1
+    run = np.unique(np.searchsorted(starts, bad, "right"))          # run k spans [b[k], b[k + 1])
+    bounds = np.concatenate([[0], starts, [ts.size]])
+    lo, hi = bounds[run], bounds[run + 1]
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+    src = rows[np.lexsort((frame[rows], ts[rows]))]
+    keep = src != rows
+    return rows[keep], src[keep]
+
+
+def _moved(a: np.ndarray, moved: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A fresh array in the probes' row order (:func:`_time_order`) of ``a`` given in the matcher's."""
+    rows, src = moved
+    out = a.copy()
+    out[rows] = a[src]
+    return out
 
 
 # ----------------------------------------------------------------------------------------- kernels
