@@ -169,3 +169,13 @@ def test_size_outcomes_equal_reference_on_random_tables(monkeypatch):
         monkeypatch.setattr(mtu, "_size_groups", kernel)
         with np.errstate(over="ignore"):   # the hash's uint64 products wrap, as compiled
             pd.testing.assert_frame_equal(size_outcomes(df), want)
+
+
+def test_any_in_is_in_any():
+    import pandas as pd
+
+    from probekit.analysis.mtu import _any_in, _in
+    cats = pd.Categorical.from_codes([0, 1, -1, 1], categories=["lost", "frag_needed", "unused"])
+    for s in (pd.Series(cats), pd.Series(cats).astype(object), pd.Series(cats[:1]), pd.Series(cats[2:3])):
+        for values in (("frag_needed",), ("unused",), ("nan",), ("lost", "nan"), ()):
+            assert _any_in(s, values) == bool(_in(s, values).any()), (list(s), values)

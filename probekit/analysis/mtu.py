@@ -36,7 +36,7 @@ def _str(s: pd.Series) -> pd.Series:
 
 
 def _with_errors(probes: pd.DataFrame, errors: pd.DataFrame | None) -> pd.DataFrame:
-    if errors is None or errors.empty or _in(probes["outcome"], ERROR_OUTCOMES).any():
+    if errors is None or errors.empty or _any_in(probes["outcome"], ERROR_OUTCOMES):
         return probes
     from .errors_icmp import with_error_outcomes
     return with_error_outcomes(probes, errors)
@@ -149,6 +149,17 @@ def _in(s: pd.Series, values) -> np.ndarray:
                         "nan" in values)
         return per[s.cat.codes.to_numpy()]
     return _str(s).isin(values).to_numpy()
+
+
+def _any_in(s: pd.Series, values) -> bool:
+    """``_in(s, values).any()``; for a categorical column a look for the codes of the categories among
+    ``values`` (none: no scan), not a mask of every row."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        want = np.flatnonzero(np.isin(np.array([str(c) for c in s.cat.categories], dtype=object), list(values)))
+        codes = s.cat.codes.to_numpy()
+        hit = any(bool((codes == c).any()) for c in want.tolist())
+        return hit or ("nan" in values and bool((codes < 0).any()))
+    return bool(_in(s, values).any())
 
 
 def _text_rank(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -322,9 +333,9 @@ def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: 
         return _typed(pd.DataFrame({c: [] for c in names}), MTU)
     p = _with_errors(probes, errors)
     rep = {}
-    too_big = _in(p["outcome"], _TOO_BIG)
-    if "reporter" in p.columns and too_big.any():      # (a filter of the whole table only when some are)
-        tb = p[too_big]
+    # (a filter of the whole table only when some are)
+    if "reporter" in p.columns and _any_in(p["outcome"], _TOO_BIG):
+        tb = p[_in(p["outcome"], _TOO_BIG)]
         for key, g in tb.groupby([_str(tb["protocol"]), _str(tb["destination"]),
                                   tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
             rep[key] = ",".join(sorted(set(_str(g["reporter"]))))
@@ -366,7 +377,7 @@ def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
 def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
     """Frag-needed / packet-too-big errors sent to a stream's sources when the probes carry no error
     outcome (a packets table without the quoted_* columns): (count, reporters) per stream."""
-    if packets is None or packets.empty or _in(p["outcome"], _TOO_BIG).any():
+    if packets is None or packets.empty or _any_in(p["outcome"], _TOO_BIG):
         return {}
     typ = packets["icmp_type"]
     m = _equal(typ, 3) | _equal(typ, 2)          # few ICMP errors: the protocol and code only for those
