@@ -234,7 +234,7 @@ def _events(p: pd.DataFrame) -> dict:
     proto_raw, proto_na = raw_column(p, "ip_proto")
     typ_raw, typ_na = raw_column(p, "icmp_type")
     flags_raw, flags_na = raw_column(p, "tcp_flags")
-    src, dst = (column_array(p, c).codes.astype(np.int64) for c in ("src", "dst"))
+    src, dst = (column_array(p, c).codes for c in ("src", "dst"))   # (int8/16/32: read as int64 where used)
     sport, dport = _raw(col("sport"), 0), _raw(col("dport"), 0)
     udp = _udp_events(p, proto_raw, proto_na, typ_raw, typ_na, has_ts, src, dst, sport, dport)
     classes = [  # (event type, protocol code, outward (a = src), reply kind)
@@ -447,7 +447,7 @@ def _sweep_events(order, etk, proto, f1, f2, g2, ts, resend_ns: int, reply_ns: i
 def _probe_columns(ev: dict, m: dict):
     """Per probe: identity, first request, first reply (and how many more), the prober's reset, as the
     probes table's columns (values and <NA> masks apart); and the orphan replies' events."""
-    etype, pid, first, n = ev["etype"], m["pid"].copy(), m["first"], m["n"]
+    etype, pid, first, n = ev["etype"], m["pid"], m["first"], m["n"]   # (pid: rejected RST/ACKs set to -1 here)
     loose = np.flatnonzero(etype == _LOOSE)
     loose = loose[pid[loose] >= 0]
     if loose.size:  # RST/ACK: same 4-tuple, and its ack must acknowledge the SYN (and maybe its data)
@@ -656,7 +656,7 @@ def _layout(cls, place, placed, tie_run, meta, ts, frame, src, dst, icmp_id, icm
         rows[j] = i
         ecls[j] = c
         et, pcode, outward, code = meta[c, 0], meta[c, 1], meta[c, 2], meta[c, 4]
-        a, b = (src[i], dst[i]) if outward else (dst[i], src[i])
+        a, b = (np.int64(src[i]), np.int64(dst[i])) if outward else (np.int64(dst[i]), np.int64(src[i]))
         if pcode < 2:
             port, ident, seq = np.int64(65536), np.int64(icmp_id[i] & 0xFFFF), np.int64(icmp_seq[i] & 0xFFFF)
         elif pcode == 3:        # UDP: the identity worked out beforehand, one row after the other
