@@ -108,3 +108,15 @@ def test_time_order_moves_the_rows_a_lexsort_moves(seed):
         assert np.array_equal(match._moved(a, moved), want)
         a[rows] = a[src]
         assert np.array_equal(a, want)
+
+
+def test_used_categories_is_remove_unused_categories():
+    import pandas as pd
+    rng = np.random.default_rng(2)
+    for ncat, n, neg in ((5, 1000, False), (300, 5000, False), (300, 5000, True), (4, 0, False), (200, 50, True)):
+        cats = pd.Index([f"10.0.{i // 256}.{i % 256}" for i in range(ncat)], dtype=object)
+        codes = rng.integers(-1 if neg else 0, ncat // 2 + 1, n)
+        got = match._used_categories(codes, cats)
+        want = pd.Categorical.from_codes(codes, categories=cats).remove_unused_categories()
+        assert list(got.categories) == list(want.categories) and np.array_equal(got.codes, want.codes)
+        assert got.codes.dtype == want.codes.dtype

@@ -505,18 +505,21 @@ _OUTCOMES = pd.CategoricalDtype(list(OUTCOMES))
 
 def _categorical(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
     """A categorical from codes already known to be valid (no re-validation, no re-coding)."""
-    return pd.Categorical.from_codes(codes.astype(np.int8 if len(dtype.categories) < 127 else np.int32),
+    return pd.Categorical.from_codes(codes.astype(np.int8 if len(dtype.categories) < 127 else np.int32, copy=False),
                                      dtype=dtype, validate=False)
 
 
 def _used_categories(codes: np.ndarray, cats: pd.Index) -> pd.Categorical:
     """Codes into the packets table's address categories → a categorical of the used ones only (what
-    ``remove_unused_categories`` gives), re-coded through a lookup table instead of a factorization."""
+    ``remove_unused_categories`` gives), re-coded through a lookup table (in the codes' final dtype)
+    instead of a factorization."""
     valid = codes >= 0 if codes.size and codes.min() < 0 else None   # no address: NaN
     present = codes if valid is None else codes[valid]
-    used = np.bincount(present, minlength=len(cats)) > 0 if present.size else np.zeros(len(cats), np.bool_)
-    new = np.cumsum(used) - 1
-    recoded = new[codes] if valid is None else np.where(valid, new[np.maximum(codes, 0)], -1)
+    used = np.zeros(len(cats), np.bool_)
+    used[present] = True
+    n_used = int(used.sum())
+    new = (np.cumsum(used) - 1).astype(np.int8 if n_used < 127 else np.int32)
+    recoded = new[codes] if valid is None else np.where(valid, new[np.maximum(codes, 0)], new.dtype.type(-1))
     return _categorical(recoded, pd.CategoricalDtype(cats[used]))
 
 
