@@ -436,7 +436,10 @@ def _sweep_events(order, etk, proto, f1, f2, g2, ts, resend_ns: int, reply_ns: i
     size = 16
     while size < 2 * m:
         size *= 2
-    bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
+    # bucket numbers, then probe numbers, and places in time order fit in 32 bits (half the memory to touch)
+    wide = np.int64 if m >= 1 << 31 else np.int32
+    bk, owner = np.empty(m, wide), np.empty(m, wide)
+    pid, first = np.empty(m, np.int64), np.empty(m, np.int64)
     n = _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, np.empty((m, 5), np.int64),
                owner, pid, first, np.empty(nb + 1, np.int64), np.empty(nb, np.int64),
                np.empty(size, np.int32), np.empty(size, np.int32), np.empty((m, 6), np.int64),
@@ -752,7 +755,8 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
     it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
     probes are numbered afterwards by their first request's place in time order. The large work
     arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
-    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,), and so
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,; ``bk`` and
+    ``owner`` may be int32 when m < 2^31), and so
     do the tables (the largest bucket's share of them is touched): ``bstart`` (nb + 1,), ``fill``
     (nb,) for nb buckets (a power of two; each gets about m / nb events), ``slots``,
     ``slots4`` (int32, at least 16 and 2m), ``words`` (m, 6), ``words4`` (m, 4). No allocation, no
