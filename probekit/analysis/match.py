@@ -14,8 +14,10 @@ rising ports (traceroute, mtr -u), whose ``port`` is the lowest port of the run
 request's own destination port. Every analysis that groups by (protocol, [source,] destination, port)
 thus sees a tracer as one stream.
 
-How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
-port, seq), laid out in time order by one compiled pass over the packets (:func:`_layout`: the identity
+How: one compiled pass classes the ICMP and TCP packets (:func:`_classify`: the protocol module's
+rules looked up per type / flags value, the TCP ISNs worked out on the way); every request, reply and
+reset becomes an event with an identity (protocol, addresses, ident, port, seq), laid out in time
+order by one compiled pass over the packets (:func:`_layout`: the identity
 packed in two words, the places from one scan of the times, sorted only when they go back); one
 compiled sweep over the events hashes each identity as it meets it, forms the probes and hands each
 reply to its probe (:func:`_sweep`: the events partitioned by identity hash first, so that each
