@@ -123,15 +123,59 @@ def test_size_outcomes_equal_reference_on_the_real_corpus():
     assert n > 0
 
 
-def test_dense_rank_is_numpy_unique():
-    # the table-marking rank (short integer ranges) and the hashing one (the rest) both give np.unique's
-    from probekit.analysis.mtu import _dense_rank
-    rng = np.random.default_rng(7)
-    cases = [rng.integers(56, 8500, 5000), rng.integers(-5, 5, 100).astype(np.int16),
-             rng.integers(0, 1 << 62, 1000), rng.integers(0, 9000, 3000).astype(np.float64),
-             np.array([56.0, 1472.5, 56.0, 9000.0]), np.array([1.0, np.inf, 1.0]), np.zeros(0, np.int64),
-             np.array([7], np.uint16)]
-    for x in cases:
-        rank, uniq = _dense_rank(x)
-        want_u, want_r = np.unique(x, return_inverse=True)
-        assert np.array_equal(uniq, want_u) and np.array_equal(rank, want_r.ravel())
+def _random_probes(rng, n: int, sizes: int, categorical: bool = True):
+    """A probes-like table: protocols, destinations (some <NA>), ports (some <NA>), sizes (some <NA>), every
+    outcome, errors' MTUs, times out of order; categorical columns or plain text."""
+    import pandas as pd
+
+    from probekit.schema import OUTCOMES
+    lo = -1 if categorical else 0      # (plain text without missing values: _text_rank sorts the texts)
+    proto = pd.Categorical.from_codes(rng.integers(lo, 3, n), categories=["icmp", "tcp", "icmpv6"])
+    dst = pd.Categorical.from_codes(rng.integers(lo, 4, n), categories=["192.0.2.9", "2001:db8::1", "10.0.0.1", "b"])
+    df = pd.DataFrame({
+        "protocol": proto, "destination": dst,
+        "port": pd.array(np.where(rng.random(n) < 0.2, None, rng.choice([80, 443, 0, 65535], n)), dtype="UInt16"),
+        "size": pd.array(np.where(rng.random(n) < 0.05, None, rng.integers(0, sizes, n) * 8 + 56), dtype="Int32"),
+        "outcome": pd.Categorical(rng.choice(list(OUTCOMES), n), categories=list(OUTCOMES)),
+        "mtu": pd.array(np.where(rng.random(n) < 0.7, None, rng.choice([1280, 1400, 1500], n)), dtype="UInt32"),
+        "ts_ns": rng.integers(0, 10**12, n),
+        "request_frame": np.arange(n), "reply_frame": pd.array(np.arange(n) + n, dtype="Int64"),
+    })
+    if not categorical:
+        for c in ("protocol", "destination", "outcome"):
+            df[c] = df[c].astype(object)
+    return df
+
+
+def test_size_outcomes_equal_reference_on_random_tables(monkeypatch):
+    """The compiled grouping (mtu._size_groups) against the pandas reference: <NA> keys, every outcome,
+    unordered times, plain-text columns, and more groups than the kernel's first table (the retry)."""
+    import pandas as pd
+
+    import reference_mtu as R
+    from probekit.analysis import mtu
+    rng = np.random.default_rng(11)
+    for n, sizes, categorical in ((3000, 5, True), (3000, 5, False), (20000, 2000, True), (1, 1, True), (0, 1, True)):
+        df = _random_probes(rng, n, sizes, categorical)
+        new = size_outcomes(df)
+        pd.testing.assert_frame_equal(new, R.size_outcomes(df))
+        if n > 10000:
+            assert len(new) > mtu._NO_TABLE // 2    # past the first table: the kernel ran again
+    # the kernel run as plain Python gives the same table
+    kernel = getattr(mtu._size_groups, "py_func", None)
+    if kernel is not None:
+        df = _random_probes(rng, 2000, 5)
+        want = size_outcomes(df)
+        monkeypatch.setattr(mtu, "_size_groups", kernel)
+        with np.errstate(over="ignore"):   # the hash's uint64 products wrap, as compiled
+            pd.testing.assert_frame_equal(size_outcomes(df), want)
+
+
+def test_any_in_is_in_any():
+    import pandas as pd
+
+    from probekit.analysis.mtu import _any_in, _in
+    cats = pd.Categorical.from_codes([0, 1, -1, 1], categories=["lost", "frag_needed", "unused"])
+    for s in (pd.Series(cats), pd.Series(cats).astype(object), pd.Series(cats[:1]), pd.Series(cats[2:3])):
+        for values in (("frag_needed",), ("unused",), ("nan",), ("lost", "nan"), ()):
+            assert _any_in(s, values) == bool(_in(s, values).any()), (list(s), values)

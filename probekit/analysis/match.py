@@ -14,8 +14,10 @@ rising ports (traceroute, mtr -u), whose ``port`` is the lowest port of the run
 request's own destination port. Every analysis that groups by (protocol, [source,] destination, port)
 thus sees a tracer as one stream.
 
-How: every request, reply and reset becomes an event with an identity (protocol, addresses, ident,
-port, seq), laid out in time order by one compiled pass over the packets (:func:`_layout`: the identity
+How: one compiled pass classes the ICMP and TCP packets (:func:`_classify`: the protocol module's
+rules looked up per type / flags value, the TCP ISNs worked out on the way); every request, reply and
+reset becomes an event with an identity (protocol, addresses, ident, port, seq), laid out in time
+order by one compiled pass over the packets (:func:`_layout`: the identity
 packed in two words, the places from one scan of the times, sorted only when they go back); one
 compiled sweep over the events hashes each identity as it meets it, forms the probes and hands each
 reply to its probe (:func:`_sweep`: the events partitioned by identity hash first, so that each
@@ -54,9 +56,7 @@ from ..protocol import (
     is_rst_ack,
     is_syn,
     is_syn_ack,
-    reset_isn,
     rst_ack_accepts,
-    syn_ack_isn,
     syn_data_len,
     udp_flow_roles,
     udp_request_seq,
@@ -114,36 +114,40 @@ def match_probes(packets: pd.DataFrame, timeout_s: float = 1.0, vantage: str = "
                                unjudged=probes["ts_ns"] + timeout_s * _NS > end_ns, codes=True)
     rtt_ok = (outcome == OUTCOMES.index("answered")) | (outcome == OUTCOMES.index("refused"))
     cats = column_array(packets, "src").categories
-    order = _time_order(probes["ts_ns"], probes["frame"])
+    moved = _time_order(probes["ts_ns"], probes["frame"])
+    if moved is not None:   # the probes by (time, request frame): only the rows out of that order move
+        rows, src = moved
+        for a in (*probes.values(), outcome, rtt_ok):
+            a[rows] = a[src]
 
     def take(a):
-        return a if order is None else a[order]
+        return a if moved is None else _moved(a, moved)
 
     def masked(name):
-        return pd.arrays.IntegerArray(take(probes[name]), take(probes[name + "_na"]))
+        return pd.arrays.IntegerArray(probes[name], probes[name + "_na"])
 
     n = probes["ts_ns"].size
-    delay_us = take(probes["reply_delay_us"])
+    delay_us = probes["reply_delay_us"]
     dst_port = masked("port")
     out = pd.DataFrame({
-        "ts_ns": take(probes["ts_ns"]),
-        "protocol": _categorical(take(probes["protocol"]), _PROTOCOLS),
-        "source": _used_categories(take(probes["a"]), cats),
-        "destination": _used_categories(take(probes["b"]), cats),
+        "ts_ns": probes["ts_ns"],
+        "protocol": _categorical(probes["protocol"], _PROTOCOLS),
+        "source": _used_categories(probes["a"], cats),
+        "destination": _used_categories(probes["b"], cats),
         "port": dst_port,
         "dst_port": dst_port.copy(),
         "size": masked("size"),
-        "ident": pd.arrays.IntegerArray(take(probes["ident"]), np.zeros(n, np.bool_)),
-        "seq": pd.arrays.IntegerArray(take(probes["seq"]), np.zeros(n, np.bool_)),
-        "outcome": _categorical(take(outcome), _OUTCOMES),
-        "rtt_us": np.where(take(rtt_ok), delay_us, np.nan),
+        "ident": pd.arrays.IntegerArray(probes["ident"], np.zeros(n, np.bool_)),
+        "seq": pd.arrays.IntegerArray(probes["seq"], np.zeros(n, np.bool_)),
+        "outcome": _categorical(outcome, _OUTCOMES),
+        "rtt_us": np.where(rtt_ok, delay_us, np.nan),
         "reply_delay_us": delay_us,
-        "request_frame": take(probes["frame"]),
+        "request_frame": probes["frame"],
         "reply_frame": masked("reply_frame"),
         "reset_frame": masked("reset_frame"),
-        "reset_after_us": take(probes["reset_after_us"]),
-        "retransmits": take(probes["retransmits"]),
-        "extra_replies": take(probes["extra_replies"]),
+        "reset_after_us": probes["reset_after_us"],
+        "retransmits": probes["retransmits"],
+        "extra_replies": probes["extra_replies"],
     }, index=pd.RangeIndex(n), copy=False)
     assert tuple(out.columns) == PROBE_COLUMNS
     _stream_ports(out, lambda: take(_ttl_at(ev, ev["row"][m["first"]])))
@@ -228,15 +232,11 @@ def _events(p: pd.DataFrame) -> dict:
     def col(name):   # the stored column (``p[name]`` deep-copies the table's attrs each time)
         return pd.Series(column_array(p, name), copy=False)
     ts_raw, ts_na = raw_column(p, "ts_ns")
-    has_ts = ~ts_na
+    has_ts = ~ts_na   # (the UDP events' rows)
     proto_raw, proto_na = raw_column(p, "ip_proto")
     typ_raw, typ_na = raw_column(p, "icmp_type")
-    # an echo header cut by the snap length keeps its id but not its seq: not a matchable request
-    icmp_ok = ~raw_column(p, "icmp_id")[1] & ~raw_column(p, "icmp_seq")[1] & has_ts & ~typ_na & ~proto_na
-    ic = np.flatnonzero(icmp_ok & ((proto_raw == IPPROTO_ICMP) | (proto_raw == IPPROTO_ICMPV6)))
     flags_raw, flags_na = raw_column(p, "tcp_flags")
-    tc = np.flatnonzero((proto_raw == IPPROTO_TCP) & ~proto_na & ~flags_na & has_ts)
-    src, dst = (column_array(p, c).codes.astype(np.int64) for c in ("src", "dst"))
+    src, dst = (column_array(p, c).codes for c in ("src", "dst"))   # (int8/16/32: read as int64 where used)
     sport, dport = _raw(col("sport"), 0), _raw(col("dport"), 0)
     udp = _udp_events(p, proto_raw, proto_na, typ_raw, typ_na, has_ts, src, dst, sport, dport)
     classes = [  # (event type, protocol code, outward (a = src), reply kind)
@@ -254,16 +254,19 @@ def _events(p: pd.DataFrame) -> dict:
     ]
     assert classes[_UDP_REQUESTS][:2] == (_REQ, 3) and classes[_SYN_ACKS][:2] == (_EXACT, 2)
     assert classes[_RST_ACKS][:2] == (_LOOSE, 2) and classes[_RESETS][:2] == (_RESET, 2)
-    cls = np.full(len(p), -1, np.int8)
     # the classes exclude one another; ICMP by (v4?, type), TCP by its flags through the protocol rules
-    # evaluated once per possible flags value (_tcp_classes), UDP by its own rows
-    t = typ_raw[ic].astype(np.int64)
-    if t.size and (t.min() < 0 or t.max() > 255):   # never for the table's UInt8 column
-        ic, t = ic[(t >= 0) & (t <= 255)], t[(t >= 0) & (t <= 255)]
-    ci = _ICMP_CLASSES[np.where(proto_raw[ic] == IPPROTO_ICMP, 0, 256) + t]
-    ct = _tcp_classes(flags_raw.dtype)[flags_raw[tc]]
-    cls[ic], cls[tc] = ci, ct
-    sizes = np.bincount(ci[ci >= 0], minlength=len(classes)) + np.bincount(ct[ct >= 0], minlength=len(classes))
+    # evaluated once per possible flags value (_tcp_classes), UDP by its own rows. One compiled pass over
+    # the rows classes the ICMP and TCP packets and works out the TCP events' seq in their identity: the
+    # ISN it refers to (protocol.syn_ack_isn, protocol.reset_isn; in row order of the TCP events): a
+    # SYN's own seq; SYN/ACK, RST/ACK ack - 1; RST seq - 1
+    tseq_raw, tack_raw = _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0)
+    cls = np.empty(len(p), np.int8)
+    sizes = np.zeros(len(classes), np.int64)
+    tseq = np.empty(len(p), np.int64)
+    n_tcp = _classify(ts_na, proto_raw, proto_na, typ_raw, typ_na, raw_column(p, "icmp_id")[1],
+                      raw_column(p, "icmp_seq")[1], flags_raw, flags_na, tseq_raw, tack_raw, _ICMP_CLASSES,
+                      _tcp_classes(flags_raw.dtype), cls, sizes, tseq)
+    tseq = tseq[:n_tcp]
     for i, rows in ((_UDP_REQUESTS, udp["request"]), (7, udp["reply"]), (8, udp["refusal"])):
         cls[rows] = i
         sizes[i] += rows.size
@@ -271,19 +274,6 @@ def _events(p: pd.DataFrame) -> dict:
     # per class: event type, protocol code, outward, reply kind, resend code (-1: the TTL; UDP never)
     meta = np.array([(*c, _NEVER_RESENT if i == _UDP_REQUESTS else -1) for i, c in enumerate(classes)],
                     dtype=np.int64)
-    # a TCP event's seq in its identity: the ISN it refers to (protocol rules), in row order of the TCP
-    # events: a SYN's own seq; SYN/ACK, RST/ACK ack - 1; RST seq - 1
-    tseq_raw, tack_raw = _raw(col("tcp_seq"), 0), _raw(col("tcp_ack"), 0)
-    tcp_cls = ct
-    tcp_ev = tcp_cls >= 0
-    if not tcp_ev.all():
-        tc, tcp_cls = tc[tcp_ev], tcp_cls[tcp_ev]
-    tc_ev = tc
-    tseq = tseq_raw[tc_ev].astype(np.int64) & 0xFFFFFFFF
-    by_ack = (tcp_cls == _SYN_ACKS) | (tcp_cls == _RST_ACKS)
-    tseq[by_ack] = syn_ack_isn(tack_raw[tc_ev[by_ack]])
-    rst = tcp_cls == _RESETS
-    tseq[rst] = reset_isn(tseq[rst])
     ev: dict = {k: np.empty(m, np.int64) for k in ("row", "ts", "frame", "etk", "f1", "f2", "g2")}
     ev["cls"], ev["etype"] = np.empty(m, np.int8), np.empty(m, np.int8)
     frame = np.asarray(column_array(p, "frame"), dtype=np.int64)
@@ -448,7 +438,10 @@ def _sweep_events(order, etk, proto, f1, f2, g2, ts, resend_ns: int, reply_ns: i
     size = 16
     while size < 2 * m:
         size *= 2
-    bk, owner, pid, first = (np.empty(m, np.int64) for _ in range(4))
+    # bucket numbers, then probe numbers, and places in time order fit in 32 bits (half the memory to touch)
+    wide = np.int64 if m >= 1 << 31 else np.int32
+    bk, owner = np.empty(m, wide), np.empty(m, wide)
+    pid, first = np.empty(m, np.int64), np.empty(m, np.int64)
     n = _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk, np.empty((m, 5), np.int64),
                owner, pid, first, np.empty(nb + 1, np.int64), np.empty(nb, np.int64),
                np.empty(size, np.int32), np.empty(size, np.int32), np.empty((m, 6), np.int64),
@@ -459,7 +452,7 @@ def _sweep_events(order, etk, proto, f1, f2, g2, ts, resend_ns: int, reply_ns: i
 def _probe_columns(ev: dict, m: dict):
     """Per probe: identity, first request, first reply (and how many more), the prober's reset, as the
     probes table's columns (values and <NA> masks apart); and the orphan replies' events."""
-    etype, pid, first, n = ev["etype"], m["pid"].copy(), m["first"], m["n"]
+    etype, pid, first, n = ev["etype"], m["pid"], m["first"], m["n"]   # (pid: rejected RST/ACKs set to -1 here)
     loose = np.flatnonzero(etype == _LOOSE)
     loose = loose[pid[loose] >= 0]
     if loose.size:  # RST/ACK: same 4-tuple, and its ack must acknowledge the SYN (and maybe its data)
@@ -517,32 +510,96 @@ _OUTCOMES = pd.CategoricalDtype(list(OUTCOMES))
 
 def _categorical(codes: np.ndarray, dtype: pd.CategoricalDtype) -> pd.Categorical:
     """A categorical from codes already known to be valid (no re-validation, no re-coding)."""
-    return pd.Categorical.from_codes(codes.astype(np.int8 if len(dtype.categories) < 127 else np.int32),
+    return pd.Categorical.from_codes(codes.astype(np.int8 if len(dtype.categories) < 127 else np.int32, copy=False),
                                      dtype=dtype, validate=False)
 
 
 def _used_categories(codes: np.ndarray, cats: pd.Index) -> pd.Categorical:
     """Codes into the packets table's address categories → a categorical of the used ones only (what
-    ``remove_unused_categories`` gives), re-coded through a lookup table instead of a factorization."""
+    ``remove_unused_categories`` gives), re-coded through a lookup table (in the codes' final dtype)
+    instead of a factorization."""
     valid = codes >= 0 if codes.size and codes.min() < 0 else None   # no address: NaN
     present = codes if valid is None else codes[valid]
-    used = np.bincount(present, minlength=len(cats)) > 0 if present.size else np.zeros(len(cats), np.bool_)
-    new = np.cumsum(used) - 1
-    recoded = new[codes] if valid is None else np.where(valid, new[np.maximum(codes, 0)], -1)
+    used = np.zeros(len(cats), np.bool_)
+    used[present] = True
+    n_used = int(used.sum())
+    new = (np.cumsum(used) - 1).astype(np.int8 if n_used < 127 else np.int32)
+    recoded = new[codes] if valid is None else np.where(valid, new[np.maximum(codes, 0)], new.dtype.type(-1))
     return _categorical(recoded, pd.CategoricalDtype(cats[used]))
 
 
-def _time_order(ts: np.ndarray, frame: np.ndarray) -> np.ndarray | None:
-    """Indices sorting the probes by (time, request frame); None when they already are."""
+def _time_order(ts: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """How the probes sort by (time, request frame), as (rows, src): the sorted table's ``rows`` hold the
+    values at ``src`` and every other row stays (``a[order]`` of ``order = np.lexsort((frame, ts))`` is
+    ``a`` with ``a[rows] = a[src]``); None when they already are in that order. The probes come in the
+    events' time order, ties by class: when the times never go back only the runs of one time whose
+    frames are out of order are sorted (a few rows), not the whole table."""
     if ts.size < 2:
         return None
     dts, dfr = np.diff(ts), np.diff(frame)
-    if np.all((dts > 0) | ((dts == 0) & (dfr > 0))):
+    bad = np.flatnonzero(~((dts > 0) | ((dts == 0) & (dfr > 0))))
+    if not bad.size:
         return None
-    return np.lexsort((frame, ts))
+    if (dts[bad] < 0).any():
+        order = np.lexsort((frame, ts))
+        rows = np.flatnonzero(order != np.arange(ts.size))
+        return rows, order[rows]
+    # each bad pair (i, i + 1) is inside a run of one time: the runs' rows, then each run by frame
+    starts = np.flatnonzero(dts != 0) + 1
+    run = np.unique(np.searchsorted(starts, bad, "right"))          # run k spans [b[k], b[k + 1])
+    bounds = np.concatenate([[0], starts, [ts.size]])
+    lo, hi = bounds[run], bounds[run + 1]
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+    src = rows[np.lexsort((frame[rows], ts[rows]))]
+    keep = src != rows
+    return rows[keep], src[keep]
+
+
+def _moved(a: np.ndarray, moved: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A fresh array in the probes' row order (:func:`_time_order`) of ``a`` given in the matcher's."""
+    rows, src = moved
+    out = a.copy()
+    out[rows] = a[src]
+    return out
 
 
 # ----------------------------------------------------------------------------------------- kernels
+@njit(nogil=True)
+def _classify(ts_na, proto, proto_na, typ, typ_na, id_na, seq_na, flags, flags_na, tcp_seq, tcp_ack, icmp_classes,
+              tcp_classes, cls, counts, tseq):
+    """The event class of each row (-1: none; the UDP classes are the caller's): an ICMP/ICMPv6 packet
+    with a time, a type, an echo identifier and sequence number (an echo header cut by the snap length
+    keeps its id but not its seq: not a matchable request) by ``icmp_classes[(0 or 256) + type]``;
+    a TCP packet with a time and flags by ``tcp_classes[flags]``. Counts the events of each class into
+    ``counts`` and writes each TCP event's seq in its identity into ``tseq`` (in row order; the count
+    is returned): its seq (mod 2^32), for a SYN/ACK or RST/ACK ack - 1 (protocol.syn_ack_isn), for a
+    bare RST seq - 1 (protocol.reset_isn), both mod 2^32."""
+    n_tcp = 0
+    for i in range(cls.size):
+        c = -1
+        if not (ts_na[i] or proto_na[i]):
+            pr = proto[i]
+            if pr in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+                if not (typ_na[i] or id_na[i] or seq_na[i]):
+                    t = np.int64(typ[i])
+                    if 0 <= t <= 255:
+                        c = icmp_classes[(0 if pr == IPPROTO_ICMP else 256) + t]
+            elif pr == IPPROTO_TCP and not flags_na[i]:
+                c = tcp_classes[flags[i]]
+                if c >= 0:
+                    s = np.int64(tcp_seq[i]) & 0xFFFFFFFF
+                    if c in (_SYN_ACKS, _RST_ACKS):
+                        s = (np.int64(tcp_ack[i]) - 1) & 0xFFFFFFFF
+                    elif c == _RESETS:
+                        s = (s - 1) & 0xFFFFFFFF
+                    tseq[n_tcp] = s
+                    n_tcp += 1
+        cls[i] = c
+        if c >= 0:
+            counts[c] += 1
+    return n_tcp
+
+
 @njit(nogil=True)
 def _layout(cls, place, placed, tie_run, meta, ts, frame, src, dst, icmp_id, icmp_seq, sport, dport, tseq, ukeys,
             ttl, ttl_na, initial, rows, ecls, ets, fr, etype, etk, f1, f2, g2, counts, keys):
@@ -607,7 +664,7 @@ def _layout(cls, place, placed, tie_run, meta, ts, frame, src, dst, icmp_id, icm
         rows[j] = i
         ecls[j] = c
         et, pcode, outward, code = meta[c, 0], meta[c, 1], meta[c, 2], meta[c, 4]
-        a, b = (src[i], dst[i]) if outward else (dst[i], src[i])
+        a, b = (np.int64(src[i]), np.int64(dst[i])) if outward else (np.int64(dst[i]), np.int64(src[i]))
         if pcode < 2:
             port, ident, seq = np.int64(65536), np.int64(icmp_id[i] & 0xFFFF), np.int64(icmp_seq[i] & 0xFFFF)
         elif pcode == 3:        # UDP: the identity worked out beforehand, one row after the other
@@ -700,7 +757,8 @@ def _sweep(order, etk, proto, f1, f2, g2, ts, resend_ns, reply_ns, reset_ns, bk,
     it share; other protocols spread by the whole identity (an ICMP stream has one 4-tuple). The
     probes are numbered afterwards by their first request's place in time order. The large work
     arrays come from the caller (numpy allocates them in huge pages; a first touch of fresh small pages
-    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,), and so
+    costs more than the sweep): ``bk`` (m,), ``rec`` (m, 5), ``owner``, ``pid``, ``first`` (m,; ``bk`` and
+    ``owner`` may be int32 when m < 2^31), and so
     do the tables (the largest bucket's share of them is touched): ``bstart`` (nb + 1,), ``fill``
     (nb,) for nb buckets (a power of two; each gets about m / nb events), ``slots``,
     ``slots4`` (int32, at least 16 and 2m), ``words`` (m, 6), ``words4`` (m, 4). No allocation, no

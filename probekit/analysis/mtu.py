@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._jit import njit
 from ..schema import ERROR_OUTCOMES, MTU, MTU_SIZES, PATH_KINDS, STREAM_KEYS, typed
 
 __all__ = ["path_mtu", "size_outcomes"]
@@ -35,7 +36,7 @@ def _str(s: pd.Series) -> pd.Series:
 
 
 def _with_errors(probes: pd.DataFrame, errors: pd.DataFrame | None) -> pd.DataFrame:
-    if errors is None or errors.empty or _in(probes["outcome"], ERROR_OUTCOMES).any():
+    if errors is None or errors.empty or _any_in(probes["outcome"], ERROR_OUTCOMES):
         return probes
     from .errors_icmp import with_error_outcomes
     return with_error_outcomes(probes, errors)
@@ -85,23 +86,18 @@ def _ip_header(probes: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarr
     return np.where(v6, 40, 20)
 
 
-def _outcome_class(s: pd.Series) -> np.ndarray:
-    """Per probe: -1 not judged (``unknown``), 0 answered or refused, 1 lost or late, 2 too big, 3 another
-    error, 4 any other outcome; decided once per category of a categorical column (int64)."""
-    def of(text: str) -> int:
-        if text == "unknown":
-            return -1
-        if text in ("answered", "refused"):
-            return 0
-        if text in ("lost", "late"):
-            return 1
-        if text in _TOO_BIG:
-            return 2
-        return 3 if text in ERROR_OUTCOMES else 4
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        per = np.array([of(str(c)) for c in s.cat.categories] + [of("nan")], np.int64)
-        return per[s.cat.codes.to_numpy()]
-    return np.array([of(t) for t in _str(s).tolist()], np.int64)
+def _class_of(text: str) -> int:
+    """An outcome's class: -1 not judged (``unknown``), 0 answered or refused, 1 lost or late, 2 too big,
+    3 another error, 4 any other outcome."""
+    if text == "unknown":
+        return -1
+    if text in ("answered", "refused"):
+        return 0
+    if text in ("lost", "late"):
+        return 1
+    if text in _TOO_BIG:
+        return 2
+    return 3 if text in ERROR_OUTCOMES else 4
 
 
 def _values(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -113,41 +109,6 @@ def _values(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return data, ~mask
     v = col.to_numpy("float64", na_value=np.nan)
     return v, ~np.isnan(v)
-
-
-def _floats_at(col: pd.Series, rows: np.ndarray) -> np.ndarray:
-    """col[rows] as float64 with NaN where absent."""
-    v, ok = _values(col)
-    out = v[rows].astype(np.float64)
-    out[~ok[rows]] = np.nan
-    return out
-
-
-def _dense_rank(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rank of each value among the distinct values, the distinct values ascending): ``np.unique(x,
-    return_inverse=True)``, by marking the values in a table when they are integers in a short range
-    (sizes, packed keys of few streams), else by hashing (the distinct values are few) instead of
-    sorting all."""
-    if (x.size and x.dtype.kind in "iu") or (x.size and x.dtype.kind == "f" and bool(np.isfinite(x).all())
-                                           and bool((x == np.floor(x)).all())):
-        lo, hi = x.min(), x.max()
-        if int(hi) - int(lo) < max(4 * x.size, 1 << 16):
-            off = (x - lo).astype(np.int64)
-            seen = np.zeros(int(hi) - int(lo) + 1, bool)
-            seen[off] = True
-            rank = np.cumsum(seen) - 1
-            return rank[off], (np.flatnonzero(seen) + lo).astype(x.dtype)
-    return _dense_rank_hashed(x)
-
-
-def _dense_rank_hashed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rank of each value among the distinct values, the distinct values ascending): ``np.unique(x,
-    return_inverse=True)`` reversed, by hashing (the distinct values are few) instead of sorting all."""
-    codes, uniq = pd.factorize(x)
-    order = np.argsort(uniq, kind="stable")
-    rank = np.empty(order.size, np.int64)
-    rank[order] = np.arange(order.size)
-    return rank[codes], np.asarray(uniq)[order]
 
 
 def _true(col: pd.Series) -> np.ndarray:
@@ -190,6 +151,17 @@ def _in(s: pd.Series, values) -> np.ndarray:
     return _str(s).isin(values).to_numpy()
 
 
+def _any_in(s: pd.Series, values) -> bool:
+    """``_in(s, values).any()``; for a categorical column a look for the codes of the categories among
+    ``values`` (none: no scan), not a mask of every row."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        want = np.flatnonzero(np.isin(np.array([str(c) for c in s.cat.categories], dtype=object), list(values)))
+        codes = s.cat.codes.to_numpy()
+        hit = any(bool((codes == c).any()) for c in want.tolist())
+        return hit or ("nan" in values and bool((codes < 0).any()))
+    return bool(_in(s, values).any())
+
+
 def _text_rank(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(rank of each row's ``_str`` value among the column's distinct texts, the texts in rank order): what
     sorting by the text gives, computed per category of a categorical column."""
@@ -204,71 +176,146 @@ def _text_rank(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return rank[code].astype(np.int64), texts.astype(object)
 
 
-def _text_codes(s: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_text_rank` at ``rows`` only: (rank of each of those rows' ``_str`` value among the
-    column's distinct texts, the texts in rank order)."""
+def _row_codes(s: pd.Series, of_text) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, value per code) of a column whose value per row is ``of_text(_str(value))``: a
+    categorical column's codes (<NA>: the table's last entry, "nan"'s) and the value of each category,
+    or for another column the values per row themselves (codes 0..n-1 into a table of them)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        table = np.array([of_text(str(c)) for c in s.cat.categories] + [of_text("nan")], np.int64)
+        return s.cat.codes.to_numpy(), table
+    values = np.array([of_text(t) for t in _str(s).tolist()], np.int64)
+    return np.arange(values.size, dtype=np.int64), values
+
+
+def _text_table(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code per row, rank per code, the texts in rank order) of :func:`_text_rank`, per category of a
+    categorical column (<NA>: the last code, "nan")."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         cats = np.array([str(c) for c in s.cat.categories] + ["nan"], dtype=object)
         texts, rank = np.unique(cats, return_inverse=True)
-        code = s.cat.codes.to_numpy()[rows].astype(np.int64)
-        code[code < 0] = cats.size - 1
-        return rank.reshape(-1)[code].astype(np.int64), texts.astype(object)
+        return s.cat.codes.to_numpy(), rank.reshape(-1).astype(np.int64), texts.astype(object)
     rank, texts = _text_rank(s)
-    return rank[rows], texts
+    return rank, np.append(np.arange(texts.size, dtype=np.int64), 0), texts
+
+
+_NO_TABLE = 1 << 12   # slots of the kernel's first hash table of groups (more groups: a table of 2 × rows)
+
+
+@njit(nogil=True)
+def _size_groups(ocode, otab, size_v, size_ok, pcode, ptab, dcode, dtab, port_v, port_ok, ts, mtu_v, mtu_ok,
+                 rows, gid, slots, gkey, gsize, gfirst, gmin, gmax, gcount, named):
+    """size_outcomes' rows and groups in one pass: the probes with an outcome judged (class ``otab[code]``
+    >= 0; code < 0: the table's last entry) and a size, grouped by (protocol rank, destination rank
+    (``ptab``/``dtab`` of the codes, the same rule), port (-1 for none), size) in the order the rows
+    first show them. Per kept row (``rows[j]`` its row): ``gid``; per group: its key word (protocol
+    << 44 | destination << 17 | port + 1) and size, first kept row, earliest and latest time, the rows
+    of each class (``gcount[g, cls]``) and ``named[k]`` the kept rows whose ``mtu`` is there (not NaN).
+    Returns (kept rows, groups, named rows), or groups = -1 when more groups than the table holds
+    (``slots``: a power of two, -1 filled here; the caller calls again with a larger one)."""
+    mask = slots.size - 1
+    for k in range(slots.size):
+        slots[k] = -1
+    n_rows, n_groups, n_named = 0, 0, 0
+    for i in range(ocode.size):
+        oc = ocode[i]
+        c = otab[oc if oc >= 0 else otab.size - 1]
+        if c < 0 or not size_ok[i]:
+            continue
+        pc, dc = pcode[i], dcode[i]
+        pr = ptab[pc if pc >= 0 else ptab.size - 1]
+        dr = dtab[dc if dc >= 0 else dtab.size - 1]
+        port = np.int64(port_v[i]) if port_ok[i] else np.int64(-1)
+        sz = np.float64(size_v[i])
+        key = (pr << 44) | (dr << 17) | (port + 1)
+        hs = np.int64(sz) if np.isfinite(sz) else np.int64(0)
+        h = (np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) ^ (np.uint64(hs) * np.uint64(0xFF51AFD7ED558CCD))
+        sl = np.int64((h ^ (h >> np.uint64(29))) & np.uint64(mask))
+        while True:
+            g = slots[sl]
+            if g < 0 or (gkey[g] == key and gsize[g] == sz):
+                break
+            sl = (sl + 1) & mask
+        if g < 0:
+            if 2 * (n_groups + 1) > slots.size:
+                return n_rows, -1, n_named
+            g = n_groups
+            n_groups += 1
+            slots[sl] = g
+            gkey[g] = key
+            gsize[g] = sz
+            gfirst[g] = n_rows
+            gmin[g] = ts[i]
+            gmax[g] = ts[i]
+            for q in range(5):
+                gcount[g, q] = 0
+        t = ts[i]
+        if t < gmin[g]:
+            gmin[g] = t
+        if t > gmax[g]:
+            gmax[g] = t
+        gcount[g, c] += 1
+        if mtu_ok[i] and not np.isnan(np.float64(mtu_v[i])):
+            named[n_named] = n_rows
+            n_named += 1
+        rows[n_rows] = i
+        gid[n_rows] = g
+        n_rows += 1
+    return n_rows, n_groups, n_named
 
 
 def size_outcomes(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: pd.DataFrame | None = None,
                   datagrams: pd.DataFrame | None = None, min_probes: int = 3) -> pd.DataFrame:
     """One row per stream and probe size: sent, answered, lost, too-big errors, fragmented, the MTU the
-    errors named, and a verdict (schema.MTU_SIZES). Grouped with numpy on the category codes, in the
-    order a groupby on the stream's texts, port and size gives (tests/reference_mtu.py: the pandas
-    version it replaced)."""
+    errors named, and a verdict (schema.MTU_SIZES). Grouped in one compiled pass (:func:`_size_groups`)
+    on the category codes, in the order a groupby on the stream's texts, port and size gives
+    (tests/reference_mtu.py: the pandas version it replaced)."""
     names = [c.name for c in MTU_SIZES]
     p = _with_errors(probes, errors)
-    cls = _outcome_class(p["outcome"])
-    size_f, has_size = _values(p["size"])
-    rows = np.flatnonzero((cls >= 0) & has_size)
-    if not rows.size:
-        return _typed(pd.DataFrame({c: [] for c in names}), MTU_SIZES)
-    cls = cls[rows]
-    mtu = _floats_at(p["mtu"], rows) if "mtu" in p.columns else np.full(rows.size, np.nan)
-    prank, ptext = _text_codes(p["protocol"], rows)
-    drank, dtext = _text_codes(p["destination"], rows)
+    ocode, otab = _row_codes(p["outcome"], _class_of)
+    size_v, has_size = _values(p["size"])
+    pcode, ptab, ptext = _text_table(p["protocol"])
+    dcode, dtab, dtext = _text_table(p["destination"])
     port_v, has_port = _values(p["port"])
-    port = np.where(has_port[rows], port_v[rows].astype(np.int64), -1)
-    size = size_f[rows].astype(np.float64)
-    srank, sizes = _dense_rank(size)
-    prt, ports = _dense_rank(port)
-    # groups in the order of (protocol, destination, port, size): the ranks packed in one key (a short
-    # range of integers for few streams: counted in a table, not hashed)
-    gid, uniq = _dense_rank(((prank * len(dtext) + drank) * len(ports) + prt) * len(sizes) + srank)
-    G = uniq.size
-    sent = np.bincount(gid, minlength=G)
-    first = np.empty(G, np.int64)
-    first[gid[::-1]] = np.arange(rows.size - 1, -1, -1)     # each group's first row
-    ts = p["ts_ns"].to_numpy("int64")[rows]
-    if ts.size < 2 or bool((ts[1:] >= ts[:-1]).all()):      # in time order (a probes table is): the first
-        last = np.empty(G, np.int64)                        # and last rows hold the extremes
-        last[gid] = np.arange(rows.size)
-        first_ns, last_ns = ts[first], ts[last]
-    else:
-        first_ns = np.full(G, np.iinfo(np.int64).max, np.int64)
-        last_ns = np.full(G, np.iinfo(np.int64).min, np.int64)
-        np.minimum.at(first_ns, gid, ts)
-        np.maximum.at(last_ns, gid, ts)
-    counts = np.bincount(gid * 5 + cls, minlength=G * 5).reshape(G, 5).astype(np.int64)   # one pass: every class
+    mtu_v, has_mtu = _values(p["mtu"]) if "mtu" in p.columns else (np.zeros(len(p), np.uint32), np.zeros(len(p), bool))
+    assert ptab.size < 1 << 19 and dtab.size < 1 << 27
+    ts_all = p["ts_ns"].to_numpy("int64")
+    n = len(p)
+    rows, gid, named = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    for size in (_NO_TABLE, max(16, 1 << int(2 * n).bit_length())):
+        cap = size // 2 + 1
+        gkey, gsize, gfirst = np.empty(cap, np.int64), np.empty(cap, np.float64), np.empty(cap, np.int64)
+        gmin, gmax, gcount = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty((cap, 5), np.int64)
+        k, G, n_named = _size_groups(ocode, otab, size_v, has_size, pcode, ptab, dcode, dtab, port_v, has_port,
+                                     ts_all, mtu_v, has_mtu, rows, gid, np.empty(size, np.int64), gkey, gsize,
+                                     gfirst, gmin, gmax, gcount, named)
+        if G >= 0:
+            break
+    if not k:
+        return _typed(pd.DataFrame({c: [] for c in names}), MTU_SIZES)
+    rows, gid = rows[:k], gid[:k]
+    # the groups in the order of (protocol, destination, port, size)
+    order = np.lexsort((gsize[:G], gkey[:G]))
+    rank = np.empty(G, np.int64)
+    rank[order] = np.arange(G)
+    gid = rank[gid]
+    first, first_ns, last_ns = gfirst[order], gmin[order], gmax[order]
+    counts = gcount[order]
+    sent = counts.sum(axis=1)
+    key = gkey[order]
+    port = (key & 0x1FFFF) - 1
     hdr = _ip_header(p, rows[first])       # at the groups' first rows: a stream has one header length
     frag = _fragmented(p, packets, datagrams, rows)
     n_frag = np.bincount(gid[frag], minlength=G).astype(np.int64) if frag.any() else np.zeros(G, np.int64)
-    g_mtu = np.full(uniq.size, np.nan)
-    named = np.flatnonzero(~np.isnan(mtu))
-    if named.size:       # the errors' MTU: the most common per group, ties to the smallest (Series.mode)
-        m = pd.DataFrame({"g": gid[named], "m": mtu[named]}).value_counts().reset_index(name="n")
+    g_mtu = np.full(G, np.nan)
+    if n_named:       # the errors' MTU: the most common per group, ties to the smallest (Series.mode)
+        at = named[:n_named]
+        mtu = mtu_v[rows[at]].astype(np.float64)
+        m = pd.DataFrame({"g": gid[at], "m": mtu}).value_counts().reset_index(name="n")
         m = m.sort_values(["g", "n", "m"], ascending=[True, False, True], kind="stable").drop_duplicates("g")
         g_mtu[m["g"].to_numpy()] = m["m"].to_numpy("float64")
     out = pd.DataFrame({
-        "protocol": ptext[prank[first]], "destination": dtext[drank[first]], "port": port[first],
-        "size": size[first], "first_ns": first_ns, "last_ns": last_ns, "sent": sent.astype(np.int64),
+        "protocol": ptext[key >> 44], "destination": dtext[(key >> 17) & ((1 << 27) - 1)], "port": port,
+        "size": gsize[order], "first_ns": first_ns, "last_ns": last_ns, "sent": sent.astype(np.int64),
         "answered": counts[:, 0], "lost": counts[:, 1], "too_big": counts[:, 2], "other_errors": counts[:, 3],
         "fragmented": n_frag, "hdr": hdr, "mtu": g_mtu})
     out["ip_len"] = out["size"] + out["hdr"]
@@ -286,9 +333,9 @@ def path_mtu(probes: pd.DataFrame, errors: pd.DataFrame | None = None, packets: 
         return _typed(pd.DataFrame({c: [] for c in names}), MTU)
     p = _with_errors(probes, errors)
     rep = {}
-    too_big = _in(p["outcome"], _TOO_BIG)
-    if "reporter" in p.columns and too_big.any():      # (a filter of the whole table only when some are)
-        tb = p[too_big]
+    # (a filter of the whole table only when some are)
+    if "reporter" in p.columns and _any_in(p["outcome"], _TOO_BIG):
+        tb = p[_in(p["outcome"], _TOO_BIG)]
         for key, g in tb.groupby([_str(tb["protocol"]), _str(tb["destination"]),
                                   tb["port"].to_numpy("float64", na_value=-1).astype(np.int64)]):
             rep[key] = ",".join(sorted(set(_str(g["reporter"]))))
@@ -330,7 +377,7 @@ def _largest_fragments(p: pd.DataFrame, packets, datagrams) -> dict:
 def _unattributed_too_big(p: pd.DataFrame, packets) -> dict:
     """Frag-needed / packet-too-big errors sent to a stream's sources when the probes carry no error
     outcome (a packets table without the quoted_* columns): (count, reporters) per stream."""
-    if packets is None or packets.empty or _in(p["outcome"], _TOO_BIG).any():
+    if packets is None or packets.empty or _any_in(p["outcome"], _TOO_BIG):
         return {}
     typ = packets["icmp_type"]
     m = _equal(typ, 3) | _equal(typ, 2)          # few ICMP errors: the protocol and code only for those
