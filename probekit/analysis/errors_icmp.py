@@ -316,12 +316,17 @@ def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFr
     an error about a duplicate does not undo a reply."""
     out = probes.copy(deep=False)      # columns replaced below, the others shared (copy-on-write)
     cats = list(out["outcome"].cat.categories) + [c for c in ERROR_OUTCOMES if c not in out["outcome"].cat.categories]
-    codes = out["outcome"].cat.set_categories(cats).cat.codes.to_numpy().astype(np.int64)
+    outcome = out["outcome"].cat.set_categories(cats)
+    codes = outcome.cat.codes.to_numpy()
     rf = out["request_frame"].to_numpy("int64")
-    pos = pd.Index(errors["request_frame"].to_numpy("int64")).get_indexer(rf) if len(errors) else np.full(len(rf), -1)
-    kept = np.isin(codes, [cats.index(c) for c in ("answered", "refused") if c in cats])
-    replace = (pos >= 0) & ~kept
-    at = np.where(replace, pos, 0)
+    if len(errors):
+        pos = pd.Index(errors["request_frame"].to_numpy("int64")).get_indexer(rf)
+        keep = np.zeros(len(cats) + 1, bool)    # by code; a missing outcome (-1) reads the last: False
+        keep[[cats.index(c) for c in ("answered", "refused") if c in cats]] = True
+        replace = (pos >= 0) & ~keep[codes]
+        at = np.where(replace, pos, 0)
+    else:                          # no error: no outcome changes (the categories gain the error outcomes)
+        replace, at = np.zeros(len(rf), bool), np.zeros(len(rf), np.intp)
 
     def taken(col: pd.Series) -> pd.Categorical:
         """errors[col] at each replaced probe, <NA> elsewhere: categories the values present, sorted."""
@@ -334,8 +339,9 @@ def with_error_outcomes(probes: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFr
 
     if len(errors):
         e_codes = pd.Index(cats).get_indexer(errors["outcome"].astype(str).to_numpy(object))
-        codes = np.where(replace, e_codes[at], codes)
-    out["outcome"] = pd.Categorical.from_codes(codes, categories=cats)
+        out["outcome"] = pd.Categorical.from_codes(np.where(replace, e_codes[at], codes.astype(np.int64)), categories=cats)
+    else:
+        out["outcome"] = outcome
     out["error_code"] = taken(errors["code"])
     out["reporter"] = taken(errors["reporter"])
     if replace.any():
