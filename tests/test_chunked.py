@@ -342,3 +342,41 @@ def test_lazy_payloads_read_the_file_window_by_window(rel, monkeypatch):
     want, want_off = payload_buffer(df, rows)
     assert lazy.plain and (np.diff(offsets) > 0).sum() > 100
     assert np.array_equal(offsets, want_off) and np.array_equal(data, want) and np.array_equal(pos, np.arange(3000))
+
+
+def test_spilled_request_columns_read_back_as_kept():
+    """The request columns spilled to a temporary file during the walk (batch by batch) read back, in the
+    probes' order and for any subset of rows, as the joined table's columns (values, <NA>, dtypes); the
+    payloads read through the spill are those of arrays; the folder goes with the last view."""
+    import os
+    path = ROOT / "captures/lab/lab-mixed.pcap"
+    df = probekit.read_capture(path)
+    cols = C._REQ_COLS
+    rng = np.random.default_rng(5)
+    cuts = np.sort(rng.choice(np.arange(1, len(df)), 4, replace=False))
+    spill = C._Spill(cols)
+    for part in np.split(np.arange(len(df)), cuts):
+        spill.add(df.iloc[part][list(cols)].reset_index(drop=True))
+    spill.add(df.iloc[:0][list(cols)])                       # an empty batch
+    order = rng.permutation(len(df))
+    view = spill.finish(order)
+    want = df[list(cols)].iloc[order].reset_index(drop=True)
+    pd.testing.assert_frame_equal(view.frame(cols), want, check_exact=True)
+    rows = np.sort(rng.choice(len(df), 300, replace=False))
+    sub = view.take(rows)
+    assert len(sub) == 300
+    pd.testing.assert_frame_equal(sub.frame(cols), want.iloc[rows].reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(C._req_frame(sub, cols[:3], np.array([4, 2])),
+                                  want.iloc[rows[[4, 2]]][list(cols[:3])].reset_index(drop=True), check_exact=True)
+    assert len(sub.column("ttl", np.array([], np.int64))) == 0
+    lazy = C._LazyPayloads(str(path), spilled=sub)
+    arrays = C._LazyPayloads(str(path), want["payload_off"].to_numpy("int64", na_value=-1)[rows],
+                             want["payload_caplen"].to_numpy("int32", na_value=0)[rows])
+    assert len(lazy) == len(arrays) and np.array_equal(lazy.lengths, arrays.lengths)
+    for a, b in zip(lazy.subset(np.arange(0, 300, 7)).piece(np.arange(43)), arrays.subset(np.arange(0, 300, 7)).piece(np.arange(43))):
+        assert np.array_equal(a, b)
+    folder = spill.dir
+    del spill, view, sub, lazy
+    import gc
+    gc.collect()
+    assert not os.path.exists(folder)

@@ -38,11 +38,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.core.arrays.masked import BaseMaskedArray
 
 from ..analysis import datagrams as _dg
 from ..analysis import errors_icmp as _err
@@ -268,6 +272,118 @@ class _Columns:
         return t
 
 
+class _Spill:
+    """Columns of a table written to a temporary folder batch by batch as the walk goes (the requests'
+    header columns and payload offsets: 54 bytes a request that only the payload verdicts, the fingerprints
+    and stream selection read, each a few columns at a time), read back column by column and row set by
+    row set through a memory map opened for the read (the pages go with it). Nullable-integer columns
+    are kept as their values and mask. ``finish(order)``: the row order the readers see (the probes'
+    order); the folder is removed when the last view of it goes."""
+
+    def __init__(self, columns):
+        self.columns = tuple(columns)
+        self.dir = tempfile.mkdtemp(prefix="probekit-spill-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+        self.files: dict[str, Any] = {}
+        self.kinds: dict[str, tuple] = {}
+        self.rows = 0
+        self.order: np.ndarray | None = None
+
+    def add(self, df: pd.DataFrame) -> None:
+        for c in self.columns:
+            a = df[c].array
+            if isinstance(a, BaseMaskedArray):
+                parts = {"v": a._data, "m": a._mask}
+                kind = (type(a), a._data.dtype)
+            else:
+                parts = {"v": np.asarray(a)}
+                kind = (None, parts["v"].dtype)
+            if c not in self.kinds:
+                self.kinds[c] = kind
+            for k, arr in parts.items():
+                if (c, k) not in self.files:
+                    self.files[c, k] = open(os.path.join(self.dir, f"{c}.{k}"), "wb")
+                self.files[c, k].write(np.ascontiguousarray(arr).tobytes())
+        self.rows += len(df)
+
+    def finish(self, order: np.ndarray | None) -> _SpillView:
+        for f in self.files.values():
+            f.close()
+        self.order = order
+        return _SpillView(self, None)
+
+    def read(self, c: str, idx: np.ndarray | None):
+        """Column ``c`` at the (file-order) rows ``idx`` (all: None) as the array the table held."""
+        cls, dtype = self.kinds[c]
+        got = {}
+        for k, dt in (("v", dtype), ("m", np.dtype(bool))):
+            if (c, k) not in self.files:
+                continue
+            name = os.path.join(self.dir, f"{c}.{k}")
+            if idx is None:
+                got[k] = np.fromfile(name, dt)
+            elif not self.rows or not len(idx):
+                got[k] = np.zeros(len(idx), dt)
+            else:
+                mm = np.memmap(name, dt, "r", shape=(self.rows,))
+                got[k] = mm[idx]
+                del mm
+        return got["v"] if cls is None else cls(got["v"], got["m"])
+
+
+class _SpillView:
+    """Rows of a :class:`_Spill` (all, or a subset in the probes' order): what the steps after the walk read
+    of the request columns instead of a DataFrame (``_req_frame``, ``_req_column``, ``_req_take``)."""
+
+    def __init__(self, spill: _Spill, rows: np.ndarray | None):
+        self.spill = spill
+        self.rows = rows          # positions in the probes' order; None: every row
+
+    def __len__(self):
+        return self.spill.rows if self.rows is None else len(self.rows)
+
+    @property
+    def columns(self):
+        return self.spill.columns
+
+    def take(self, rows: np.ndarray) -> _SpillView:
+        rows = np.asarray(rows, np.int64)
+        return _SpillView(self.spill, rows if self.rows is None else self.rows[rows])
+
+    def column(self, c: str, rows: np.ndarray | None = None):
+        idx = self.rows if rows is None else (np.asarray(rows, np.int64) if self.rows is None else self.rows[rows])
+        order = self.spill.order
+        if order is not None:
+            idx = order if idx is None else order[idx]
+        return self.spill.read(c, idx)
+
+    def frame(self, columns, rows: np.ndarray | None = None) -> pd.DataFrame:
+        return pd.DataFrame({c: self.column(c, rows) for c in columns}, copy=False)
+
+
+def _req_column(req, c: str, rows: np.ndarray | None = None):
+    """A request column (the array) of a DataFrame or a spilled view, at ``rows`` (None: all)."""
+    if isinstance(req, pd.DataFrame):
+        a = req[c].array
+        return a if rows is None else a.take(rows)
+    return req.column(c, rows)
+
+
+def _req_frame(req, columns, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The request columns ``columns`` (rows ``rows``, renumbered) of a DataFrame or a spilled view."""
+    if isinstance(req, pd.DataFrame):
+        t = req[list(columns)]
+        return t if rows is None else t.iloc[rows].reset_index(drop=True)
+    return req.frame(columns, rows)
+
+
+def _req_take(req, rows: np.ndarray):
+    """The rows ``rows`` of the request columns (a DataFrame renumbered, or a spilled view of them)."""
+    if isinstance(req, pd.DataFrame):
+        return req.iloc[rows].reset_index(drop=True)
+    return req.take(rows)
+
+
 _malloc_trim: Any = None      # glibc's malloc_trim once looked up; False where there is none
 
 
@@ -428,55 +544,81 @@ def _period_types(out: pd.DataFrame, by, categories: dict) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------- analyses
 class _LazyPayloads:
-    """Request payload bytes of the kept probes, read through the packets accessor piece by piece."""
+    """Request payload bytes of the kept probes, read through the packets accessor piece by piece. Where
+    each payload is (``off``: int64, -1 for none; ``caplen``) is held as arrays, or read from the spilled
+    request columns for the rows asked (``spilled``: a ``_SpillView`` with ``payload_off``/``payload_caplen``;
+    then nothing per probe is held between the reads)."""
 
-    def __init__(self, path: str, off: np.ndarray, caplen: np.ndarray):
+    def __init__(self, path: str, off: np.ndarray | None = None, caplen: np.ndarray | None = None, *,
+                 spilled: _SpillView | None = None):
         self.path = path
-        self.off = off                                  # int64, -1: no payload
-        self.caplen = caplen.astype(np.int32, copy=False)
+        self.spilled = spilled
+        self._off = off                                 # int64, -1: no payload
+        self._caplen = None if caplen is None else caplen.astype(np.int32, copy=False)
         try:
             with open(path, "rb") as f:
                 self.plain = sniff_format(f.read(4)) in ("pcap", "pcapng")    # not compressed
         except (OSError, CaptureError):
             self.plain = False
 
+    def where(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(file offset, -1 for none; captured payload bytes) of ``rows`` (None: every request)."""
+        if self.spilled is None:
+            assert self._off is not None and self._caplen is not None
+            return (self._off, self._caplen) if rows is None else (self._off[rows], self._caplen[rows])
+        off = self.spilled.column("payload_off", rows).to_numpy("int64", na_value=-1)
+        cap = self.spilled.column("payload_caplen", rows).to_numpy("int32", na_value=0)
+        return off, cap
+
+    @property
+    def off(self) -> np.ndarray:
+        return self.where()[0]
+
+    @property
+    def caplen(self) -> np.ndarray:
+        return self.where()[1]
+
     def __len__(self):
-        return self.off.size
+        return len(self.spilled) if self.spilled is not None else self._off.size  # type: ignore[union-attr]
 
     @property
     def lengths(self):
         """Payload bytes of each request (int64, made on each use: 12 bytes a request are kept, not 20)."""
-        return np.where(self.off >= 0, self.caplen, 0).astype(np.int64)
+        off, cap = self.where()
+        return np.where(off >= 0, cap, 0).astype(np.int64)
 
     def piece(self, rows):
         """(data, offsets, positions) of the payloads of ``rows``: a plain capture file is read with ordinary
         reads, window by window in file order (a memory map of it would count every page the rows touch —
         for rows of a stream spread over the file, the whole file — in the process's memory)."""
+        off, cap = self.where(np.asarray(rows, np.int64))
         if self.plain:
-            off = self.off[rows]
-            ln = np.where(off >= 0, self.caplen[rows], 0).astype(np.int64)
+            ln = np.where(off >= 0, cap, 0).astype(np.int64)
             offsets = np.zeros(ln.size + 1, np.int64)
             np.cumsum(ln, out=offsets[1:])
             data = np.zeros(int(offsets[-1]), np.uint8)
             _read_into(self.path, off, ln, offsets, data)
             return data, offsets, np.arange(len(rows), dtype=np.int64)
         from ..capture.payloads import payload_buffer
-        t = pd.DataFrame({"payload_off": pd.array(np.where(self.off[rows] >= 0, self.off[rows], 0), dtype="Int64"),
-                          "payload_caplen": pd.array(np.where(self.off[rows] >= 0, self.caplen[rows], 0)
-                                                     .astype(np.int32), dtype="Int32")})
-        t.loc[self.off[rows] < 0, "payload_off"] = pd.NA
+        t = pd.DataFrame({"payload_off": pd.array(np.where(off >= 0, off, 0), dtype="Int64"),
+                          "payload_caplen": pd.array(np.where(off >= 0, cap, 0).astype(np.int32), dtype="Int32")})
+        t.loc[off < 0, "payload_off"] = pd.NA
         t.attrs["path"] = self.path
         data, offsets = payload_buffer(t)
         return data, offsets, np.arange(len(rows), dtype=np.int64)
 
     def subset(self, rows: np.ndarray) -> _LazyPayloads:
         """The payloads of these rows only."""
-        return _LazyPayloads(self.path, self.off[rows], self.caplen[rows])
+        if self.spilled is not None:
+            return _LazyPayloads(self.path, spilled=self.spilled.take(rows))
+        off, cap = self.where(rows)
+        return _LazyPayloads(self.path, off, cap)
 
     def request_rows(self, rows: np.ndarray, ts_ns: np.ndarray) -> pd.DataFrame:
         """A packets table of these requests' rows: what ``fingerprint_from(packets=)`` reads of them (where
         their payload bytes are, their time)."""
-        t = pd.DataFrame({"payload_off": self.off[rows], "payload_caplen": self.caplen[rows], "ts_ns": ts_ns})
+        off, cap = self.where(np.asarray(rows, np.int64))
+        t = pd.DataFrame({"payload_off": off, "payload_caplen": cap, "ts_ns": ts_ns})
         t.attrs["path"] = self.path
         return t
 
@@ -534,7 +676,7 @@ def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, pa
     if len(probes) > FINGERPRINT_ROWS and hasattr(payloads, "subset"):
         key = payload._packed_key(probes[["protocol", "source", "destination"]])
     if key is None:
-        return _fingerprints_of(probes, req, verdicts, balance, payloads)
+        return _fingerprints_of(probes, _req_frame(req, _fp.REQUEST_COLUMNS), verdicts, balance, payloads)
     order = np.argsort(key, kind="stable")
     ks = key[order]
     del key
@@ -546,8 +688,9 @@ def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, pa
         while hi < len(bounds) - 1 and bounds[hi + 1] - bounds[lo] <= FINGERPRINT_ROWS:
             hi += 1
         rows = np.sort(order[bounds[lo]:bounds[hi]])
-        parts.append(_fingerprints_of(probes.iloc[rows].reset_index(drop=True), req.iloc[rows].reset_index(drop=True),
-                                      verdicts, balance, payloads.subset(rows)))
+        parts.append(_fingerprints_of(probes.iloc[rows].reset_index(drop=True),
+                                      _req_frame(req, _fp.REQUEST_COLUMNS, rows), verdicts, balance,
+                                      payloads.subset(rows)))
         lo = hi
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
@@ -658,8 +801,7 @@ def _slim_packets(probes: pd.DataFrame, req: pd.DataFrame, segments: list[pd.Dat
     reqs = pd.DataFrame({
         "frame": probes["request_frame"].to_numpy("int64"), "ts_ns": probes["ts_ns"].array,
         "src": probes["source"].astype(dtype).array, "dst": dst.array,
-        "ip_proto": req["ip_proto"].array, "sport": req["sport"].array, "dport": req["dport"].array,
-        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array, "ttl": req["ttl"].array,
+        **{c: _req_column(req, c) for c in ("ip_proto", "sport", "dport", "tcp_flags", "payload_len", "ttl")},
         "l3": l3})
     segs = [t.assign(src=t["src"].astype(dtype), dst=t["dst"].astype(dtype), l3=t["l3"].astype(object))
             for t in segments if len(t)]
@@ -696,7 +838,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         if "probe_periods" in analyses:
             per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
     kept_probes = _Columns(("source", "destination"))
-    kept_req = _Columns()
+    kept_req = _Spill(_REQ_COLS)
     rare: list[pd.DataFrame] = []
     segments: list[pd.DataFrame] = []
     n_packets, first_ns, last_ns, n_chunks = 0, None, None, 0
@@ -730,7 +872,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         if need_probes:
             if len(kept) or not len(kept_probes):
                 kept_probes.add(kept)
-                kept_req.add(req)
+                kept_req.add(req)         # to the spill file: read back column by column after the walk
             r = _rare_rows(chunk)
             if len(r):
                 rare.append(r)
@@ -756,7 +898,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         del ts0, fr0
         order = None if _identity(order) else order
         probes = kept_probes.table(order)
-        req = kept_req.table(order)
+        req = kept_req.finish(order)
         del order
         release_free_memory()
         assert tuple(probes.columns) == PROBE_COLUMNS
@@ -800,9 +942,12 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     del merged, probes
     all_probes.attrs.update(attrs)
     icmp_errors = _err.icmp_errors(rare_rows, all_probes)
-    lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
-                         req["payload_caplen"].to_numpy("int32", na_value=0))
-    req = req.drop(columns=["payload_off"])       # the payloads know where their bytes are: one copy
+    if isinstance(req, pd.DataFrame):
+        lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
+                             req["payload_caplen"].to_numpy("int32", na_value=0))
+        req = req.drop(columns=["payload_off"])   # the payloads know where their bytes are: one copy
+    else:                                         # spilled: read back for the rows each step asks
+        lazy = _LazyPayloads(path, spilled=req)
     # the steps below on a shallow copy: what the analyses cache per table (group ids, time orders: 8 bytes
     # a probe each) goes with it instead of staying with all_probes for the session's life
     work = all_probes.copy(deep=False)
@@ -834,7 +979,7 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
         # the chosen rows keep their order: find them by request frame (one probe per request frame)
         rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
                                       chosen["request_frame"].to_numpy("int64")))
-        req = req.iloc[rows].reset_index(drop=True)
+        req = _req_take(req, rows)
         lazy = lazy.subset(rows)
     dg = _dg.datagrams(rare_rows)
     return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
