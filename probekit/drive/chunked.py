@@ -294,10 +294,15 @@ class _Spill:
             a = df[c].array
             if isinstance(a, BaseMaskedArray):
                 parts = {"v": a._data, "m": a._mask}
-                kind = (type(a), a._data.dtype)
+                kind = (type(a), a._data.dtype, a._data.dtype)
+            elif isinstance(a, pd.Categorical):      # codes, on the first batch's categories
+                if c in self.kinds and self.kinds[c][1] != a.dtype:
+                    raise ValueError(f"spilled column {c!r}: batches on different categories")
+                parts = {"v": a.codes}
+                kind = (pd.Categorical, a.dtype, a.codes.dtype)
             else:
                 parts = {"v": np.asarray(a)}
-                kind = (None, parts["v"].dtype)
+                kind = (None, parts["v"].dtype, parts["v"].dtype)
             if c not in self.kinds:
                 self.kinds[c] = kind
             for k, arr in parts.items():
@@ -314,9 +319,9 @@ class _Spill:
 
     def read(self, c: str, idx: np.ndarray | None):
         """Column ``c`` at the (file-order) rows ``idx`` (all: None) as the array the table held."""
-        cls, dtype = self.kinds[c]
+        cls, dtype, stored = self.kinds[c]
         got = {}
-        for k, dt in (("v", dtype), ("m", np.dtype(bool))):
+        for k, dt in (("v", stored), ("m", np.dtype(bool))):
             if (c, k) not in self.files:
                 continue
             name = os.path.join(self.dir, f"{c}.{k}")
@@ -328,6 +333,8 @@ class _Spill:
                 mm = np.memmap(name, dt, "r", shape=(self.rows,))
                 got[k] = mm[idx]
                 del mm
+        if cls is pd.Categorical:
+            return pd.Categorical.from_codes(got["v"], dtype=dtype)
         return got["v"] if cls is None else cls(got["v"], got["m"])
 
 
@@ -359,6 +366,56 @@ class _SpillView:
 
     def frame(self, columns, rows: np.ndarray | None = None) -> pd.DataFrame:
         return pd.DataFrame({c: self.column(c, rows) for c in columns}, copy=False)
+
+
+class _Parked(_SpillView):
+    """A probes table parked in a temporary file (``_park``): ``frame(columns, rows)`` reads back a table of
+    those columns (all: None) and rows (all: None) with the table's attrs."""
+
+    def __init__(self, spill: _Spill, attrs: dict):
+        super().__init__(spill, None)
+        self.attrs = attrs
+
+    def frame(self, columns=None, rows: np.ndarray | None = None) -> pd.DataFrame:
+        t = super().frame(self.columns if columns is None else columns, rows)
+        t.attrs = dict(self.attrs)
+        return t
+
+
+def _park(table: pd.DataFrame) -> _Parked:
+    """``table`` written to a temporary file, column by column (``_Spill``)."""
+    spill = _Spill(table.columns)
+    spill.add(table)
+    spill.finish(None)
+    return _Parked(spill, dict(table.attrs))
+
+
+def _probe_frame(probes, columns=None, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The columns (all: None) and rows (all: None, else renumbered) of a probes table or a parked one."""
+    if isinstance(probes, _Parked):
+        return probes.frame(columns, rows)
+    t = probes if columns is None else probes[list(columns)]
+    return t if rows is None else t.iloc[rows].reset_index(drop=True)
+
+
+_BALANCE_READS = ("ts_ns", "protocol", "source", "destination", "port")
+_STREAMS_READS = ("ts_ns", "protocol", "source", "destination", "port", "dst_port", "size", "ident", "outcome",
+                  "rtt_us", "request_frame", "reply_frame")
+"""The probes' columns ``sources.balance_test`` and ``streams.streams`` read (``_narrow``)."""
+narrow_fallbacks = 0
+"""Times ``_narrow`` had to give a step the whole table (a column it reads is not in its list: same result,
+more memory; the tests hold it at 0 on the shipped captures)."""
+
+
+def _narrow(step, parked: _Parked, columns):
+    """``step(table)`` on a frame of ``columns`` of the parked table; on a KeyError (the step reads another
+    column: its list here is out of date) on the whole table — the same result, the memory of the whole."""
+    global narrow_fallbacks
+    try:
+        return step(parked.frame(columns))
+    except KeyError:
+        narrow_fallbacks += 1
+        return step(parked.frame())
 
 
 def _req_column(req, c: str, rows: np.ndarray | None = None):
@@ -674,9 +731,10 @@ def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, pa
     in the fingerprints' order (the first three of its keys), so the parts are concatenated as they come."""
     key = None
     if len(probes) > FINGERPRINT_ROWS and hasattr(payloads, "subset"):
-        key = payload._packed_key(probes[["protocol", "source", "destination"]])
+        key = payload._packed_key(_probe_frame(probes, ["protocol", "source", "destination"]))
     if key is None:
-        return _fingerprints_of(probes, _req_frame(req, _fp.REQUEST_COLUMNS), verdicts, balance, payloads)
+        return _fingerprints_of(_probe_frame(probes), _req_frame(req, _fp.REQUEST_COLUMNS), verdicts, balance,
+                                payloads)
     order = np.argsort(key, kind="stable")
     ks = key[order]
     del key
@@ -688,7 +746,7 @@ def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, pa
         while hi < len(bounds) - 1 and bounds[hi + 1] - bounds[lo] <= FINGERPRINT_ROWS:
             hi += 1
         rows = np.sort(order[bounds[lo]:bounds[hi]])
-        parts.append(_fingerprints_of(probes.iloc[rows].reset_index(drop=True),
+        parts.append(_fingerprints_of(_probe_frame(probes, None, rows),
                                       _req_frame(req, _fp.REQUEST_COLUMNS, rows), verdicts, balance,
                                       payloads.subset(rows)))
         lo = hi
@@ -948,20 +1006,24 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
         req = req.drop(columns=["payload_off"])   # the payloads know where their bytes are: one copy
     else:                                         # spilled: read back for the rows each step asks
         lazy = _LazyPayloads(path, spilled=req)
-    # the steps below on a shallow copy: what the analyses cache per table (group ids, time orders: 8 bytes
-    # a probe each) goes with it instead of staying with all_probes for the session's life
-    work = all_probes.copy(deep=False)
-    known = {"payload_verdicts": _verdicts(work, lazy, by=SOURCE_STREAM_KEYS),
-             "balance": sources.balance_test(work)}
+    # the table parked in a temporary file while the steps below read it: each step gets the columns (and, for
+    # the fingerprints, the rows of a few groups) it reads, made for it (what the analyses cache per table —
+    # group ids, time orders — goes with that frame); the whole table is read back for the selection
+    parked = _park(all_probes)
+    del all_probes
     release_free_memory()
-    fp = _fingerprints(work, req, known["payload_verdicts"], known["balance"], lazy)
-    work = all_probes.copy(deep=False)          # the fingerprints' caches go before the streams step
+    known = {"payload_verdicts": _verdicts(parked.frame([*SOURCE_STREAM_KEYS, "ts_ns"]), lazy, by=SOURCE_STREAM_KEYS),
+             "balance": _narrow(sources.balance_test, parked, _BALANCE_READS)}
     release_free_memory()
-    slim = _slim_packets(work, req, segments)
+    fp = _fingerprints(parked, req, known["payload_verdicts"], known["balance"], lazy)
+    release_free_memory()
+    slim = _slim_packets(parked.frame(["request_frame", "ts_ns", "source", "destination"]), req, segments)
     slim.attrs.update(rare_rows.attrs)
-    st = _streams.streams(slim, work, fp, overrides=overrides or None)
-    del slim, work
+    st = _narrow(lambda t: _streams.streams(slim, t, fp, overrides=overrides or None), parked, _STREAMS_READS)
+    del slim
     release_free_memory()
+    all_probes = parked.frame()
+    del parked
     if all_streams:
         chosen = all_probes
     else:
