@@ -385,14 +385,17 @@ def test_spilled_request_columns_read_back_as_kept():
 
 @pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/target-down.pcap", "captures/lossy.pcapng"])
 def test_stream_steps_read_their_columns_of_the_parked_table(rel):
-    """The probes table is parked in a temporary file while the stream-selection steps run: the balance test
-    and streams.streams get only the columns listed for them, and none asks for another (no fallback to
-    the whole table); the tables are the in-memory session's."""
+    """The probes table is parked in a temporary file while the stream-selection steps and the analyses run:
+    the balance test, streams.streams and the analyses get only the columns listed for them, and none asks
+    for another (no fallback to the whole table); the tables are the in-memory session's."""
     path = ROOT / rel
     before = C.narrow_fallbacks
     res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
     assert C.narrow_fallbacks == before
     cap = in_memory(path)
-    for name in ("streams", "balance", "fingerprints", "payload_verdicts"):
+    for name in ("streams", "balance", "fingerprints", "payload_verdicts", "periods", "probe_periods", "timing"):
         assert_same(res.tables[name], getattr(cap, name), name)
     assert_same(res.tables["all_probes"], cap.all_probes, "all_probes")
+    assert_same(res.probes, cap.probes, "probes")
+    for key in ("vantage", "timeout_s", "capture_end_ns", "stream_kinds"):
+        assert res.probes.attrs.get(key) == cap.probes.attrs.get(key), key

@@ -971,12 +971,27 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         probes, req, lazy, found = _select_streams(box, req, rare_rows, segments, path, all_streams,
                                                    stream_overrides, timeout_s)
         known = found.pop("_known")
-        tables.update(found)
+        shared = found.pop("_shared")
         n_payload = int((lazy.lengths > 0).sum())
+        # both probe tables parked while the analyses run on the few columns they read (when the probes are
+        # every request they share all_probes' columns: parked once, read back once, shared again)
+        p_attrs = dict(probes.attrs)
+        parked_all = _park(found.pop("all_probes"))
+        parked = parked_all if shared else _park(probes)
+        del probes
+        tables.update(found)
+        release_free_memory()
         box = [req, lazy]
         del req, lazy                 # _on_probes lets go of them once the payload tables are made
-        tables.update(_on_probes(probes, box, period_s, span, analyses, known))
+        tables.update(_on_probes(parked, box, period_s, span, analyses, known))
         release_free_memory()
+        tables["all_probes"] = parked_all.frame()
+        if shared:
+            probes = tables["all_probes"].copy(deep=False)
+        else:
+            probes = parked.frame()
+        probes.attrs = p_attrs
+        del parked, parked_all
     else:
         n_payload = 0
     return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs, n_payload)
@@ -1024,6 +1039,7 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     release_free_memory()
     all_probes = parked.frame()
     del parked
+    shared = True           # the probes share every column of all_probes
     if all_streams:
         chosen = all_probes
     else:
@@ -1037,6 +1053,7 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
             known["fingerprints"] = fp
         else:
             known = {}
+            shared = False
     if len(chosen) != len(all_probes):
         # the chosen rows keep their order: find them by request frame (one probe per request frame)
         rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
@@ -1045,7 +1062,7 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
         lazy = lazy.subset(rows)
     dg = _dg.datagrams(rare_rows)
     return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
-                               "rare_packets": rare_rows, "datagrams": dg, "_known": known}
+                               "rare_packets": rare_rows, "datagrams": dg, "_known": known, "_shared": shared}
 
 
 # ------------------------------------------------------------------------------ other traffic
@@ -1115,24 +1132,59 @@ def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = C
 
 
 def _on_probes(probes, box, period_s, span, analyses, known) -> dict:
-    """The analyses of ``probes``; ``box``: [request columns, payloads], emptied once the payload verdicts
-    and the fingerprints are made (54 bytes a probe that the other analyses do not read)."""
-    probes = probes.copy(deep=False)    # the analyses' caches (group ids, orders) go with this copy
+    """The analyses of ``probes`` (a table, or a parked one: then each analysis reads a frame of the columns
+    the analyses read, ``_ANALYSIS_READS``); ``box``: [request columns, payloads], emptied once the payload
+    verdicts and the fingerprints are made (54 bytes a probe that the other analyses do not read)."""
+    frames = _Frames(probes)
     want = set(analyses)
     first = [a for a in ("balance", "payload_verdicts", "fingerprints") if a in want] + \
         (["balance"] if "fingerprints" in want and "balance" not in want else [])
-    out = probe_tables(probes, box[0], box[1], period_s, span, first, known=known)
+    out = probe_tables(frames, box[0], box[1], period_s, span, first, known=known)
     box.clear()
     release_free_memory()
     known = {**(known or {}), **out}
-    out = probe_tables(probes, None, None, period_s, span, analyses, known=known)
+    out = probe_tables(frames, None, None, period_s, span, analyses, known=known)
     release_free_memory()
     if "periods" in analyses:
-        out["periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s), probes, period_s)
+        out["periods"] = frames.run(lambda t: _err.periods_with_errors(metrics.period_metrics(t, period_s), t, period_s))
     if "probe_periods" in analyses:
-        out["probe_periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s, by=STREAM_KEYS),
-                                                        probes, period_s)
+        out["probe_periods"] = frames.run(lambda t: _err.periods_with_errors(
+            metrics.period_metrics(t, period_s, by=STREAM_KEYS), t, period_s))
     return out
+
+
+_ANALYSIS_READS = ("ts_ns", "protocol", "source", "destination", "port", "outcome", "rtt_us", "size", "reporter")
+"""The probes' columns the per-probe analyses read (timing, gaps, sources, sizes, periods with their errors'
+reporters, the balance test and the payload verdicts' keys): 29 bytes a probe of the table's 98."""
+
+
+class _Frames:
+    """The frames the analyses of one probes table run on: the table itself, or for a parked table one frame
+    of ``_ANALYSIS_READS`` made once (the analyses' caches — group ids, orders — go with it) and, only if an
+    analysis reads another column (``narrow_fallbacks``), the whole table."""
+
+    def __init__(self, probes):
+        self.probes = probes
+        self._narrow: pd.DataFrame | None = None
+
+    @property
+    def parked(self) -> bool:
+        return isinstance(self.probes, _Parked)
+
+    def __len__(self):
+        return len(self.probes)
+
+    def run(self, step):
+        global narrow_fallbacks
+        if not self.parked:
+            return step(self.probes)
+        if self._narrow is None:
+            self._narrow = self.probes.frame(_ANALYSIS_READS)
+        try:
+            return step(self._narrow)
+        except (KeyError, AttributeError):
+            narrow_fallbacks += 1
+            return step(self.probes.frame())
 
 
 def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | None = None) -> dict:
@@ -1142,24 +1194,26 @@ def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | 
     probes already computed ('balance', 'payload_verdicts', 'fingerprints'), used as they are."""
     out = dict(known or {})
     want = set(analyses)
+    frames = probes if isinstance(probes, _Frames) else _Frames(probes)
+    run = frames.run
     if "timing" in want:
-        out["timing"] = timing.timing_summary(probes, span_ns=span)
+        out["timing"] = run(lambda t: timing.timing_summary(t, span_ns=span))
     if "gaps" in want:
-        out["gaps"] = timing.find_gaps(probes, span_ns=span)
+        out["gaps"] = run(lambda t: timing.find_gaps(t, span_ns=span))
     if "shares" in want:
-        out["shares"] = sources.source_shares(probes)
+        out["shares"] = run(sources.source_shares)
     if want & {"balance", "fingerprints"} and "balance" not in out:
-        out["balance"] = sources.balance_test(probes)
+        out["balance"] = run(sources.balance_test)
     if "alternation" in want:
-        out["alternation"] = sources.alternation(probes)
+        out["alternation"] = run(sources.alternation)
     if "source_quality" in want:
-        out["source_quality"] = sources.source_quality(probes)
+        out["source_quality"] = run(sources.source_quality)
     if "source_rate" in want:
-        out["source_rate"] = sources.source_rate(probes, period_s)
+        out["source_rate"] = run(lambda t: sources.source_rate(t, period_s))
     if "size_changes" in want:
-        out["size_changes"] = sizes.size_changes(probes)
+        out["size_changes"] = run(sizes.size_changes)
     if want & {"payload_verdicts", "fingerprints"} and "payload_verdicts" not in out:
-        out["payload_verdicts"] = _verdicts(probes, payloads)
+        out["payload_verdicts"] = run(lambda t: _verdicts(t, payloads))
     if "fingerprints" in want and "fingerprints" not in out:
-        out["fingerprints"] = _fingerprints(probes, req, out["payload_verdicts"], out["balance"], payloads)
+        out["fingerprints"] = _fingerprints(frames.probes, req, out["payload_verdicts"], out["balance"], payloads)
     return {k: v for k, v in out.items() if k in want}
