@@ -741,8 +741,20 @@ def _forensics_lines(cap) -> list[str]:
 
 
 def _rows(table: pd.DataFrame, *columns: str):
-    """``table.itertuples()`` over the named columns only (a wide table's other columns are not converted)."""
-    return table[list(columns)].itertuples()
+    """Rows of the named columns as named tuples (``table[columns].itertuples()``'s fields, from each
+    column's values as Python objects: no sub-table, no per-row Series)."""
+    row = _row_type(columns)
+    return [row(*v) for v in zip(*(table[c].tolist() for c in columns))] if len(table) else []
+
+
+_ROW_TYPES: dict = {}
+
+
+def _row_type(columns: tuple):
+    if columns not in _ROW_TYPES:
+        from collections import namedtuple
+        _ROW_TYPES[columns] = namedtuple("Row", columns)   # type: ignore[misc]
+    return _ROW_TYPES[columns]
 
 
 def _equals(col: pd.Series, text: str) -> np.ndarray:
@@ -798,13 +810,13 @@ def _stream_stats(probes: pd.DataFrame) -> list:
     grp = groups_of(probes, STREAM_KEYS)   # shared with the analyses by these keys (cached per table)
     gid, n = grp.gid, grp.n
     out_cats = probes["outcome"].cat.categories
-    oc = probes["outcome"].cat.codes.to_numpy().astype(np.int64)
+    oc = probes["outcome"].cat.codes.to_numpy().astype(np.int32)      # int32: one compiled variant
     k = len(out_cats) + 1                                       # the last slot: no outcome
     texts = [str(c) for c in out_cats]
-    src = probes["source"].cat.codes.to_numpy().astype(np.int64) if isinstance(probes["source"].dtype,
+    src = probes["source"].cat.codes.to_numpy().astype(np.int32) if isinstance(probes["source"].dtype,
                                                                              pd.CategoricalDtype) else None
     if src is None:
-        src = pd.factorize(probes["source"])[0].astype(np.int64)
+        src = pd.factorize(probes["source"])[0].astype(np.int32)
     ns = int(src.max()) + 1 if src.size else 1
     bitmap = n * ns <= 4 * len(probes) + 65536
     rtt = probes["rtt_us"].to_numpy("float64", na_value=np.nan)
@@ -815,7 +827,7 @@ def _stream_stats(probes: pd.DataFrame) -> list:
                                                         bitmap, rtt, uk)
     if not bitmap:
         has = src >= 0
-        pairs = np.unique(gid[has] * ns + src[has])
+        pairs = np.unique(gid[has] * ns + src[has].astype(np.int64))
         sources = np.bincount(pairs // ns, minlength=n)
     texts_ok = [j for j, t in enumerate(texts) if t in ("answered", "refused")]
     judged = per_outcome[:, [j for j, t in enumerate(texts) if t != "unknown"] + [k - 1]].sum(axis=1)

@@ -67,8 +67,8 @@ def test_stream_counts_kernel_equals_plain_python():
     rng = np.random.default_rng(11)
     m, n, k, ns = 5000, 7, 11, 5
     gid = rng.integers(0, n, m).astype(np.int64)
-    oc = rng.integers(-1, k - 1, m).astype(np.int64)
-    src = rng.integers(-1, ns, m).astype(np.int64)
+    oc = rng.integers(-1, k - 1, m).astype(np.int32)
+    src = rng.integers(-1, ns, m).astype(np.int32)
     rtt = np.where(rng.random(m) < 0.2, np.nan, rng.random(m))
     uk = 4
     kern = session._stream_counts
