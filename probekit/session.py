@@ -358,6 +358,8 @@ class Capture:
     @_table
     def mtu(self) -> pd.DataFrame:
         """Per stream: the largest size that passes, the smallest that fails, the path MTU (schema.MTU)."""
+        if self.is_chunked and self._chunked.probes is not None and "mtu" in self._chunked.tables:
+            return self._walk("mtu")     # made by the walk on the columns it reads (not a copy of the probes)
         packets = self._walk("rare_packets") if self.is_chunked and self._chunked.probes is not None else \
             None if self.is_chunked else self.packets   # the chunked walk keeps the ICMP-error and fragment rows
         return _mtu.path_mtu(self.probes, packets=packets, datagrams=self.datagrams)

@@ -52,6 +52,7 @@ from ..analysis import datagrams as _dg
 from ..analysis import errors_icmp as _err
 from ..analysis import fingerprint as _fp
 from ..analysis import match, metrics, payload, sizes, sources, timing
+from ..analysis import mtu as _mtu
 from ..analysis import streams as _streams
 from ..capture._frames import FrameIndex, index_frames, sniff_format
 from ..capture._table import decode_frames
@@ -796,7 +797,7 @@ class ChunkedResult:
 
 
 ALL_ANALYSES = ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
-                "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints")
+                "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints", "mtu")
 STREAM_TABLES = ("all_probes", "icmp_errors", "streams", "rare_packets", "datagrams")
 """What the walk also gives when it keeps the probes: every request with its ICMP-error outcome, the errors,
 the streams table, the packets-table rows of ICMP errors and fragments, and the reassembled datagrams."""
@@ -983,7 +984,8 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         release_free_memory()
         box = [req, lazy]
         del req, lazy                 # _on_probes lets go of them once the payload tables are made
-        tables.update(_on_probes(parked, box, period_s, span, analyses, known))
+        tables.update(_on_probes(parked, box, period_s, span, analyses, known,
+                                 mtu_from=(tables["rare_packets"], tables["datagrams"])))
         release_free_memory()
         tables["all_probes"] = parked_all.frame()
         if shared:
@@ -1131,7 +1133,7 @@ def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = C
     return out[[c.name for c in OTHER_TRAFFIC]]
 
 
-def _on_probes(probes, box, period_s, span, analyses, known) -> dict:
+def _on_probes(probes, box, period_s, span, analyses, known, mtu_from=None) -> dict:
     """The analyses of ``probes`` (a table, or a parked one: then each analysis reads a frame of the columns
     the analyses read, ``_ANALYSIS_READS``); ``box``: [request columns, payloads], emptied once the payload
     verdicts and the fingerprints are made (54 bytes a probe that the other analyses do not read)."""
@@ -1150,12 +1152,18 @@ def _on_probes(probes, box, period_s, span, analyses, known) -> dict:
     if "probe_periods" in analyses:
         out["probe_periods"] = frames.run(lambda t: _err.periods_with_errors(
             metrics.period_metrics(t, period_s, by=STREAM_KEYS), t, period_s))
+    if "mtu" in analyses and mtu_from is not None:    # the kept ICMP-error and fragment rows as its packets
+        rare, dg = mtu_from
+        out["mtu"] = frames.run(lambda t: _mtu.path_mtu(t, packets=rare, datagrams=dg), _MTU_READS)
     return out
 
 
 _ANALYSIS_READS = ("ts_ns", "protocol", "source", "destination", "port", "outcome", "rtt_us", "size", "reporter")
 """The probes' columns the per-probe analyses read (timing, gaps, sources, sizes, periods with their errors'
 reporters, the balance test and the payload verdicts' keys): 29 bytes a probe of the table's 98."""
+_MTU_READS = ("ts_ns", "protocol", "source", "destination", "port", "outcome", "size", "mtu", "request_frame",
+              "reply_frame")
+"""The probes' columns ``mtu.path_mtu`` reads (a frame of its own, made for it)."""
 
 
 class _Frames:
@@ -1174,14 +1182,15 @@ class _Frames:
     def __len__(self):
         return len(self.probes)
 
-    def run(self, step):
+    def run(self, step, columns=None):
+        """``step(frame)``; ``columns``: a frame of these columns, made for this step only."""
         global narrow_fallbacks
         if not self.parked:
             return step(self.probes)
-        if self._narrow is None:
+        if columns is None and self._narrow is None:
             self._narrow = self.probes.frame(_ANALYSIS_READS)
         try:
-            return step(self._narrow)
+            return step(self._narrow if columns is None else self.probes.frame(columns))
         except (KeyError, AttributeError):
             narrow_fallbacks += 1
             return step(self.probes.frame())
