@@ -755,7 +755,7 @@ _ROW_TYPES: dict = {}
 def _row_type(columns: tuple):
     if columns not in _ROW_TYPES:
         from collections import namedtuple
-        _ROW_TYPES[columns] = namedtuple("Row", columns)   # type: ignore[misc]
+        _ROW_TYPES[columns] = namedtuple("Row", columns)
     return _ROW_TYPES[columns]
 
 

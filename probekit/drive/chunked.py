@@ -285,7 +285,7 @@ class _Spill:
         self.columns = tuple(columns)
         self.dir = tempfile.mkdtemp(prefix="probekit-spill-")
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
-        self.files: dict[str, Any] = {}
+        self.files: dict[tuple[str, str], Any] = {}
         self.kinds: dict[str, tuple] = {}
         self.rows = 0
         self.order: np.ndarray | None = None
@@ -637,7 +637,7 @@ class _LazyPayloads:
         return self.where()[1]
 
     def __len__(self):
-        return len(self.spilled) if self.spilled is not None else self._off.size  # type: ignore[union-attr]
+        return len(self.spilled) if self.spilled is not None else self._off.size
 
     @property
     def lengths(self):
@@ -1036,8 +1036,10 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     release_free_memory()
     slim = _slim_packets(parked.frame(["request_frame", "ts_ns", "source", "destination"]), req, segments)
     slim.attrs.update(rare_rows.attrs)
-    st = _narrow(lambda t: _streams.streams(slim, t, fp, overrides=overrides or None), parked, _STREAMS_READS)
-    del slim
+    def classify(t, slim=slim):
+        return _streams.streams(slim, t, fp, overrides=overrides or None)
+    st = _narrow(classify, parked, _STREAMS_READS)
+    del slim, classify
     release_free_memory()
     all_probes = parked.frame()
     del parked
