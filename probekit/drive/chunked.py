@@ -1145,7 +1145,12 @@ def _on_probes(probes, box, period_s, span, analyses, known, mtu_from=None) -> d
         (["balance"] if "fingerprints" in want and "balance" not in want else [])
     out = probe_tables(frames, box[0], box[1], period_s, span, first, known=known)
     box.clear()
+    frames.drop()
     release_free_memory()
+    if "mtu" in analyses and mtu_from is not None:    # the kept ICMP-error and fragment rows as its packets
+        rare, dg = mtu_from                            # first, alone: its temporaries are ~100 bytes a probe
+        out["mtu"] = frames.run(lambda t: _mtu.path_mtu(t, packets=rare, datagrams=dg), _MTU_READS)
+        release_free_memory()
     known = {**(known or {}), **out}
     out = probe_tables(frames, None, None, period_s, span, analyses, known=known)
     release_free_memory()
@@ -1154,9 +1159,6 @@ def _on_probes(probes, box, period_s, span, analyses, known, mtu_from=None) -> d
     if "probe_periods" in analyses:
         out["probe_periods"] = frames.run(lambda t: _err.periods_with_errors(
             metrics.period_metrics(t, period_s, by=STREAM_KEYS), t, period_s))
-    if "mtu" in analyses and mtu_from is not None:    # the kept ICMP-error and fragment rows as its packets
-        rare, dg = mtu_from
-        out["mtu"] = frames.run(lambda t: _mtu.path_mtu(t, packets=rare, datagrams=dg), _MTU_READS)
     return out
 
 
@@ -1180,6 +1182,10 @@ class _Frames:
     @property
     def parked(self) -> bool:
         return isinstance(self.probes, _Parked)
+
+    def drop(self) -> None:
+        """Let go of the shared frame (made again on the next use)."""
+        self._narrow = None
 
     def __len__(self):
         return len(self.probes)
