@@ -400,8 +400,8 @@ def _probe_frame(probes, columns=None, rows: np.ndarray | None = None) -> pd.Dat
 
 
 _BALANCE_READS = ("ts_ns", "protocol", "source", "destination", "port")
-_STREAMS_READS = ("ts_ns", "protocol", "source", "destination", "port", "dst_port", "size", "ident", "outcome",
-                  "rtt_us", "request_frame", "reply_frame")
+_STREAMS_READS = ("ts_ns", "protocol", "source", "destination", "port", "dst_port", "ident", "request_frame",
+                  "reply_frame")
 """The probes' columns ``sources.balance_test`` and ``streams.streams`` read (``_narrow``)."""
 narrow_fallbacks = 0
 """Times ``_narrow`` had to give a step the whole table (a column it reads is not in its list: same result,
