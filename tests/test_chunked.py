@@ -60,7 +60,9 @@ def test_chunked_equals_in_memory(rel):
     sizes = [c for c in (1000, 333, 97, 31) if n > c and _splits(cap.all_probes, c)][:1]
     assert sizes, "some chunk size splits a probe from its reply or RST"
     for chunk in sorted({1000, sizes[0]} if n > 1000 else {sizes[0]}, reverse=True):
+        fallbacks = C.narrow_fallbacks
         res = C.chunked_analyses(path, chunk_packets=chunk, window_bytes=64 << 10)
+        assert C.narrow_fallbacks == fallbacks, "a step read a probe column not in its list (drive/chunked.py)"
         assert res.packets == len(cap.packets) and res.chunks >= -(-len(cap.packets) // chunk) > 1
         assert_same(res.probes, cap.probes, "probes")
         assert res.probes.attrs["capture_end_ns"] == cap.all_probes.attrs["capture_end_ns"]
@@ -70,6 +72,7 @@ def test_chunked_equals_in_memory(rel):
                      "payload_verdicts", "fingerprints"):
             assert_same(res.tables[name], getattr(cap, name), name)
         assert_same(res.tables["size_changes"], cap.size_changes(), "size_changes")
+        assert_same(res.tables["mtu"], cap.mtu, "mtu")
         kinds = cap.streams["kind"].astype(str)
         assert (kinds == "probe").any() or len(cap.all_probes) == 0
 
