@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import accessor as _accessor  # noqa: F401 - registers df.probekit (used by the payload and tcp analyses)
+from ._jit import njit
 from .analysis import cloudwatch as _cw
 from .analysis import connections as _conn
 from .analysis import datagrams as _dg
@@ -357,6 +358,8 @@ class Capture:
     @_table
     def mtu(self) -> pd.DataFrame:
         """Per stream: the largest size that passes, the smallest that fails, the path MTU (schema.MTU)."""
+        if self.is_chunked and self._chunked.probes is not None and "mtu" in self._chunked.tables:
+            return self._walk("mtu")     # made by the walk on the columns it reads (not a copy of the probes)
         packets = self._walk("rare_packets") if self.is_chunked and self._chunked.probes is not None else \
             None if self.is_chunked else self.packets   # the chunked walk keeps the ICMP-error and fragment rows
         return _mtu.path_mtu(self.probes, packets=packets, datagrams=self.datagrams)
@@ -740,8 +743,20 @@ def _forensics_lines(cap) -> list[str]:
 
 
 def _rows(table: pd.DataFrame, *columns: str):
-    """``table.itertuples()`` over the named columns only (a wide table's other columns are not converted)."""
-    return table[list(columns)].itertuples()
+    """Rows of the named columns as named tuples (``table[columns].itertuples()``'s fields, from each
+    column's values as Python objects: no sub-table, no per-row Series)."""
+    row = _row_type(columns)
+    return [row(*v) for v in zip(*(table[c].tolist() for c in columns))] if len(table) else []
+
+
+_ROW_TYPES: dict = {}
+
+
+def _row_type(columns: tuple):
+    if columns not in _ROW_TYPES:
+        from collections import namedtuple
+        _ROW_TYPES[columns] = namedtuple("Row", columns)
+    return _ROW_TYPES[columns]
 
 
 def _equals(col: pd.Series, text: str) -> np.ndarray:
@@ -750,6 +765,40 @@ def _equals(col: pd.Series, text: str) -> np.ndarray:
         per = np.append(np.asarray([str(c) == text for c in col.cat.categories], bool), text == "nan")
         return per[col.cat.codes.to_numpy()]
     return (col.astype(str) == text).to_numpy()
+
+
+@njit(nogil=True)
+def _stream_counts(gid, n, oc, k, src, ns, bitmap, rtt, uk):  # pragma: no cover - compiled
+    """Per stream ``gid`` (0..n-1): the outcome counts (n × k; code -1 in the last column), the distinct
+    sources (``src`` codes < ``ns``; counted only with ``bitmap``), and the RTTs of the probes whose outcome
+    is not ``uk`` and whose RTT is not NaN, stream after stream in row order (``vals``; stream g's are
+    ``vals[bounds[g]:bounds[g + 1]]``)."""
+    m = gid.size
+    per = np.zeros((n, k), np.int64)
+    sources = np.zeros(n, np.int64)
+    seen = np.zeros(n * ns if bitmap else 1, np.bool_)
+    bounds = np.zeros(n + 1, np.int64)
+    for i in range(m):
+        g = gid[i]
+        o = oc[i]
+        per[g, k - 1 if o < 0 else o] += 1
+        if bitmap and src[i] >= 0:
+            j = g * ns + src[i]
+            if not seen[j]:
+                seen[j] = True
+                sources[g] += 1
+        if o != uk and not np.isnan(rtt[i]):
+            bounds[g + 1] += 1
+    for g in range(n):
+        bounds[g + 1] += bounds[g]
+    vals = np.empty(bounds[n], np.float64)
+    pos = bounds[:n].copy()
+    for i in range(m):
+        if oc[i] != uk and not np.isnan(rtt[i]):
+            g = gid[i]
+            vals[pos[g]] = rtt[i]
+            pos[g] += 1
+    return per, sources, vals, bounds
 
 
 def _stream_stats(probes: pd.DataFrame) -> list:
@@ -763,42 +812,38 @@ def _stream_stats(probes: pd.DataFrame) -> list:
     grp = groups_of(probes, STREAM_KEYS)   # shared with the analyses by these keys (cached per table)
     gid, n = grp.gid, grp.n
     out_cats = probes["outcome"].cat.categories
-    oc = probes["outcome"].cat.codes.to_numpy().astype(np.int64)
+    oc = probes["outcome"].cat.codes.to_numpy().astype(np.int32)      # int32: one compiled variant
     k = len(out_cats) + 1                                       # the last slot: no outcome
-    per_outcome = np.bincount(gid * k + np.where(oc < 0, k - 1, oc), minlength=n * k).reshape(n, k)
     texts = [str(c) for c in out_cats]
-    judged_cols = [j for j, t in enumerate(texts) if t != "unknown"] + [k - 1]
-    ok_cols = [j for j, t in enumerate(texts) if t in ("answered", "refused")]
-    judged = per_outcome[:, judged_cols].sum(axis=1)
-    ok = per_outcome[:, ok_cols].sum(axis=1)
-    src = probes["source"].cat.codes.to_numpy().astype(np.int64) if isinstance(probes["source"].dtype,
+    src = probes["source"].cat.codes.to_numpy().astype(np.int32) if isinstance(probes["source"].dtype,
                                                                              pd.CategoricalDtype) else None
     if src is None:
-        src = pd.factorize(probes["source"])[0].astype(np.int64)
+        src = pd.factorize(probes["source"])[0].astype(np.int32)
     ns = int(src.max()) + 1 if src.size else 1
-    has = src >= 0
-    if n * ns <= 4 * len(probes) + 65536:
-        sources = (np.bincount(gid[has] * ns + src[has], minlength=n * ns).reshape(n, ns) > 0).sum(axis=1)
-    else:
-        pairs = np.unique(gid[has] * ns + src[has])
-        sources = np.bincount(pairs // ns, minlength=n)
+    bitmap = n * ns <= 4 * len(probes) + 65536
     rtt = probes["rtt_us"].to_numpy("float64", na_value=np.nan)
     uk = texts.index("unknown") if "unknown" in texts else -1
-    with_rtt = (oc != uk) & ~np.isnan(rtt)                      # the judged probes' RTTs (median skips NaN)
-    gr = gid[with_rtt]
-    narrow = np.uint8 if n <= 1 << 8 else np.uint16 if n <= 1 << 16 else np.int64
-    by_group = np.argsort(gr.astype(narrow), kind="stable")
-    vals = rtt[with_rtt][by_group]
-    bounds = np.searchsorted(gr[by_group], np.arange(n + 1))
+    # one pass: outcome counts, distinct sources (a bitmap per stream), the judged probes' RTTs (median
+    # skips NaN) placed stream by stream in row order (a counting sort)
+    per_outcome, sources, vals, bounds = _stream_counts(np.ascontiguousarray(gid, np.int64), n, oc, k, src, ns,
+                                                        bitmap, rtt, uk)
+    if not bitmap:
+        has = src >= 0
+        pairs = np.unique(gid[has] * ns + src[has].astype(np.int64))
+        sources = np.bincount(pairs // ns, minlength=n)
+    texts_ok = [j for j, t in enumerate(texts) if t in ("answered", "refused")]
+    judged = per_outcome[:, [j for j, t in enumerate(texts) if t != "unknown"] + [k - 1]].sum(axis=1)
+    ok = per_outcome[:, texts_ok].sum(axis=1)
     keys = [probes[c] for c in STREAM_KEYS]
     rows = []
     for i in range(n):
         first = int(grp.first[i])
-        counts = pd.Series(per_outcome[i, :k - 1], index=out_cats).sort_values(ascending=False, kind="stable")
+        counts = per_outcome[i, :k - 1]
+        by_count = np.argsort(-counts, kind="stable")           # value_counts' order: by count, ties as listed
         rows.append((tuple(c.iloc[first] for c in keys), int(sources[i]), int(grp.size[i]),
                      float(100 * (1 - ok[i] / judged[i])) if judged[i] else float("nan"),
                      float(np.median(vals[bounds[i]:bounds[i + 1]])) if ok[i] else float("nan"),
-                     ", ".join(f"{t} {v}" for t, v in counts.items() if v)))
+                     ", ".join(f"{texts[j]} {int(counts[j])}" for j in by_count.tolist() if counts[j])))
     return rows
 
 

@@ -60,7 +60,9 @@ def test_chunked_equals_in_memory(rel):
     sizes = [c for c in (1000, 333, 97, 31) if n > c and _splits(cap.all_probes, c)][:1]
     assert sizes, "some chunk size splits a probe from its reply or RST"
     for chunk in sorted({1000, sizes[0]} if n > 1000 else {sizes[0]}, reverse=True):
+        fallbacks = C.narrow_fallbacks
         res = C.chunked_analyses(path, chunk_packets=chunk, window_bytes=64 << 10)
+        assert C.narrow_fallbacks == fallbacks, "a step read a probe column not in its list (drive/chunked.py)"
         assert res.packets == len(cap.packets) and res.chunks >= -(-len(cap.packets) // chunk) > 1
         assert_same(res.probes, cap.probes, "probes")
         assert res.probes.attrs["capture_end_ns"] == cap.all_probes.attrs["capture_end_ns"]
@@ -70,6 +72,7 @@ def test_chunked_equals_in_memory(rel):
                      "payload_verdicts", "fingerprints"):
             assert_same(res.tables[name], getattr(cap, name), name)
         assert_same(res.tables["size_changes"], cap.size_changes(), "size_changes")
+        assert_same(res.tables["mtu"], cap.mtu, "mtu")
         kinds = cap.streams["kind"].astype(str)
         assert (kinds == "probe").any() or len(cap.all_probes) == 0
 
@@ -342,3 +345,60 @@ def test_lazy_payloads_read_the_file_window_by_window(rel, monkeypatch):
     want, want_off = payload_buffer(df, rows)
     assert lazy.plain and (np.diff(offsets) > 0).sum() > 100
     assert np.array_equal(offsets, want_off) and np.array_equal(data, want) and np.array_equal(pos, np.arange(3000))
+
+
+def test_spilled_request_columns_read_back_as_kept():
+    """The request columns spilled to a temporary file during the walk (batch by batch) read back, in the
+    probes' order and for any subset of rows, as the joined table's columns (values, <NA>, dtypes); the
+    payloads read through the spill are those of arrays; the folder goes with the last view."""
+    import os
+    path = ROOT / "captures/lab/lab-mixed.pcap"
+    df = probekit.read_capture(path)
+    cols = C._REQ_COLS
+    rng = np.random.default_rng(5)
+    cuts = np.sort(rng.choice(np.arange(1, len(df)), 4, replace=False))
+    spill = C._Spill(cols)
+    for part in np.split(np.arange(len(df)), cuts):
+        spill.add(df.iloc[part][list(cols)].reset_index(drop=True))
+    spill.add(df.iloc[:0][list(cols)])                       # an empty batch
+    order = rng.permutation(len(df))
+    view = spill.finish(order)
+    want = df[list(cols)].iloc[order].reset_index(drop=True)
+    pd.testing.assert_frame_equal(view.frame(cols), want, check_exact=True)
+    rows = np.sort(rng.choice(len(df), 300, replace=False))
+    sub = view.take(rows)
+    assert len(sub) == 300
+    pd.testing.assert_frame_equal(sub.frame(cols), want.iloc[rows].reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(C._req_frame(sub, cols[:3], np.array([4, 2])),
+                                  want.iloc[rows[[4, 2]]][list(cols[:3])].reset_index(drop=True), check_exact=True)
+    assert len(sub.column("ttl", np.array([], np.int64))) == 0
+    lazy = C._LazyPayloads(str(path), spilled=sub)
+    arrays = C._LazyPayloads(str(path), want["payload_off"].to_numpy("int64", na_value=-1)[rows],
+                             want["payload_caplen"].to_numpy("int32", na_value=0)[rows])
+    assert len(lazy) == len(arrays) and np.array_equal(lazy.lengths, arrays.lengths)
+    some = np.arange(0, 300, 7)
+    for a, b in zip(lazy.subset(some).piece(np.arange(43)), arrays.subset(some).piece(np.arange(43))):
+        assert np.array_equal(a, b)
+    folder = spill.dir
+    del spill, view, sub, lazy
+    import gc
+    gc.collect()
+    assert not os.path.exists(folder)
+
+
+@pytest.mark.parametrize("rel", ["captures/lab/lab-mixed.pcap", "captures/target-down.pcap", "captures/lossy.pcapng"])
+def test_stream_steps_read_their_columns_of_the_parked_table(rel):
+    """The probes table is parked in a temporary file while the stream-selection steps and the analyses run:
+    the balance test, streams.streams and the analyses get only the columns listed for them, and none asks
+    for another (no fallback to the whole table); the tables are the in-memory session's."""
+    path = ROOT / rel
+    before = C.narrow_fallbacks
+    res = C.chunked_analyses(path, chunk_packets=1000, window_bytes=64 << 10)
+    assert C.narrow_fallbacks == before
+    cap = in_memory(path)
+    for name in ("streams", "balance", "fingerprints", "payload_verdicts", "periods", "probe_periods", "timing"):
+        assert_same(res.tables[name], getattr(cap, name), name)
+    assert_same(res.tables["all_probes"], cap.all_probes, "all_probes")
+    assert_same(res.probes, cap.probes, "probes")
+    for key in ("vantage", "timeout_s", "capture_end_ns", "stream_kinds"):
+        assert res.probes.attrs.get(key) == cap.probes.attrs.get(key), key

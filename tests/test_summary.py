@@ -59,3 +59,28 @@ def test_stream_stats_equal_pandas_on_mixed_outcomes():
         assert _same(loss, float(100 * (1 - ok.mean())) if len(judged) else float("nan"))
         assert _same(rtt, float(judged["rtt_us"].median()) if ok.any() else float("nan"))
         assert words == ", ".join(f"{a} {b}" for a, b in sub["outcome"].value_counts().items() if b)
+
+
+def test_stream_counts_kernel_equals_plain_python():
+    """The summary's one-pass kernel (outcome counts, distinct sources, the judged RTTs stream by stream)
+    equals its plain-Python run, and numpy's bincount / stable sort it replaced."""
+    rng = np.random.default_rng(11)
+    m, n, k, ns = 5000, 7, 11, 5
+    gid = rng.integers(0, n, m).astype(np.int64)
+    oc = rng.integers(-1, k - 1, m).astype(np.int32)
+    src = rng.integers(-1, ns, m).astype(np.int32)
+    rtt = np.where(rng.random(m) < 0.2, np.nan, rng.random(m))
+    uk = 4
+    kern = session._stream_counts
+    got = kern(gid, n, oc, k, src, ns, True, rtt, uk)
+    plain = getattr(kern, "py_func", kern)(gid, n, oc, k, src, ns, True, rtt, uk)
+    for a, b in zip(got, plain):
+        assert np.array_equal(a, b, equal_nan=True)
+    per, sources, vals, bounds = got
+    assert np.array_equal(per, np.bincount(gid * k + np.where(oc < 0, k - 1, oc), minlength=n * k).reshape(n, k))
+    has = src >= 0
+    assert np.array_equal(sources, (np.bincount(gid[has] * ns + src[has], minlength=n * ns).reshape(n, ns) > 0).sum(1))
+    w = (oc != uk) & ~np.isnan(rtt)
+    order = np.argsort(gid[w], kind="stable")
+    assert np.array_equal(vals, rtt[w][order]) and np.array_equal(bounds, np.searchsorted(gid[w][order], np.arange(n + 1)))
+    assert not kern(gid, n, oc, k, src, ns, False, rtt, uk)[1].any()        # no bitmap: counted by the caller

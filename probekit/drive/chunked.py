@@ -38,16 +38,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.core.arrays.masked import BaseMaskedArray
 
 from ..analysis import datagrams as _dg
 from ..analysis import errors_icmp as _err
 from ..analysis import fingerprint as _fp
 from ..analysis import match, metrics, payload, sizes, sources, timing
+from ..analysis import mtu as _mtu
 from ..analysis import streams as _streams
 from ..capture._frames import FrameIndex, index_frames, sniff_format
 from ..capture._table import decode_frames
@@ -268,6 +273,175 @@ class _Columns:
         return t
 
 
+class _Spill:
+    """Columns of a table written to a temporary folder batch by batch as the walk goes (the requests'
+    header columns and payload offsets: 54 bytes a request that only the payload verdicts, the fingerprints
+    and stream selection read, each a few columns at a time), read back column by column and row set by
+    row set through a memory map opened for the read (the pages go with it). Nullable-integer columns
+    are kept as their values and mask. ``finish(order)``: the row order the readers see (the probes'
+    order); the folder is removed when the last view of it goes."""
+
+    def __init__(self, columns):
+        self.columns = tuple(columns)
+        self.dir = tempfile.mkdtemp(prefix="probekit-spill-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+        self.files: dict[tuple[str, str], Any] = {}
+        self.kinds: dict[str, tuple] = {}
+        self.rows = 0
+        self.order: np.ndarray | None = None
+
+    def add(self, df: pd.DataFrame) -> None:
+        for c in self.columns:
+            a = df[c].array
+            if isinstance(a, BaseMaskedArray):
+                parts = {"v": a._data, "m": a._mask}
+                kind = (type(a), a._data.dtype, a._data.dtype)
+            elif isinstance(a, pd.Categorical):      # codes, on the first batch's categories
+                if c in self.kinds and self.kinds[c][1] != a.dtype:
+                    raise ValueError(f"spilled column {c!r}: batches on different categories")
+                parts = {"v": a.codes}
+                kind = (pd.Categorical, a.dtype, a.codes.dtype)
+            else:
+                parts = {"v": np.asarray(a)}
+                kind = (None, parts["v"].dtype, parts["v"].dtype)
+            if c not in self.kinds:
+                self.kinds[c] = kind
+            for k, arr in parts.items():
+                if (c, k) not in self.files:
+                    self.files[c, k] = open(os.path.join(self.dir, f"{c}.{k}"), "wb")
+                self.files[c, k].write(np.ascontiguousarray(arr).tobytes())
+        self.rows += len(df)
+
+    def finish(self, order: np.ndarray | None) -> _SpillView:
+        for f in self.files.values():
+            f.close()
+        self.order = order
+        return _SpillView(self, None)
+
+    def read(self, c: str, idx: np.ndarray | None):
+        """Column ``c`` at the (file-order) rows ``idx`` (all: None) as the array the table held."""
+        cls, dtype, stored = self.kinds[c]
+        got = {}
+        for k, dt in (("v", stored), ("m", np.dtype(bool))):
+            if (c, k) not in self.files:
+                continue
+            name = os.path.join(self.dir, f"{c}.{k}")
+            if idx is None:
+                got[k] = np.fromfile(name, dt)
+            elif not self.rows or not len(idx):
+                got[k] = np.zeros(len(idx), dt)
+            else:
+                mm = np.memmap(name, dt, "r", shape=(self.rows,))
+                got[k] = mm[idx]
+                del mm
+        if cls is pd.Categorical:
+            return pd.Categorical.from_codes(got["v"], dtype=dtype)
+        return got["v"] if cls is None else cls(got["v"], got["m"])
+
+
+class _SpillView:
+    """Rows of a :class:`_Spill` (all, or a subset in the probes' order): what the steps after the walk read
+    of the request columns instead of a DataFrame (``_req_frame``, ``_req_column``, ``_req_take``)."""
+
+    def __init__(self, spill: _Spill, rows: np.ndarray | None):
+        self.spill = spill
+        self.rows = rows          # positions in the probes' order; None: every row
+
+    def __len__(self):
+        return self.spill.rows if self.rows is None else len(self.rows)
+
+    @property
+    def columns(self):
+        return self.spill.columns
+
+    def take(self, rows: np.ndarray) -> _SpillView:
+        rows = np.asarray(rows, np.int64)
+        return _SpillView(self.spill, rows if self.rows is None else self.rows[rows])
+
+    def column(self, c: str, rows: np.ndarray | None = None):
+        idx = self.rows if rows is None else (np.asarray(rows, np.int64) if self.rows is None else self.rows[rows])
+        order = self.spill.order
+        if order is not None:
+            idx = order if idx is None else order[idx]
+        return self.spill.read(c, idx)
+
+    def frame(self, columns, rows: np.ndarray | None = None) -> pd.DataFrame:
+        return pd.DataFrame({c: self.column(c, rows) for c in columns}, copy=False)
+
+
+class _Parked(_SpillView):
+    """A probes table parked in a temporary file (``_park``): ``frame(columns, rows)`` reads back a table of
+    those columns (all: None) and rows (all: None) with the table's attrs."""
+
+    def __init__(self, spill: _Spill, attrs: dict):
+        super().__init__(spill, None)
+        self.attrs = attrs
+
+    def frame(self, columns=None, rows: np.ndarray | None = None) -> pd.DataFrame:
+        t = super().frame(self.columns if columns is None else columns, rows)
+        t.attrs = dict(self.attrs)
+        return t
+
+
+def _park(table: pd.DataFrame) -> _Parked:
+    """``table`` written to a temporary file, column by column (``_Spill``)."""
+    spill = _Spill(table.columns)
+    spill.add(table)
+    spill.finish(None)
+    return _Parked(spill, dict(table.attrs))
+
+
+def _probe_frame(probes, columns=None, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The columns (all: None) and rows (all: None, else renumbered) of a probes table or a parked one."""
+    if isinstance(probes, _Parked):
+        return probes.frame(columns, rows)
+    t = probes if columns is None else probes[list(columns)]
+    return t if rows is None else t.iloc[rows].reset_index(drop=True)
+
+
+_BALANCE_READS = ("ts_ns", "protocol", "source", "destination", "port")
+_STREAMS_READS = ("ts_ns", "protocol", "source", "destination", "port", "dst_port", "ident", "request_frame",
+                  "reply_frame")
+"""The probes' columns ``sources.balance_test`` and ``streams.streams`` read (``_narrow``)."""
+narrow_fallbacks = 0
+"""Times ``_narrow`` had to give a step the whole table (a column it reads is not in its list: same result,
+more memory; the tests hold it at 0 on the shipped captures)."""
+
+
+def _narrow(step, parked: _Parked, columns):
+    """``step(table)`` on a frame of ``columns`` of the parked table; on a KeyError (the step reads another
+    column: its list here is out of date) on the whole table — the same result, the memory of the whole."""
+    global narrow_fallbacks
+    try:
+        return step(parked.frame(columns))
+    except KeyError:
+        narrow_fallbacks += 1
+        return step(parked.frame())
+
+
+def _req_column(req, c: str, rows: np.ndarray | None = None):
+    """A request column (the array) of a DataFrame or a spilled view, at ``rows`` (None: all)."""
+    if isinstance(req, pd.DataFrame):
+        a = req[c].array
+        return a if rows is None else a.take(rows)
+    return req.column(c, rows)
+
+
+def _req_frame(req, columns, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The request columns ``columns`` (rows ``rows``, renumbered) of a DataFrame or a spilled view."""
+    if isinstance(req, pd.DataFrame):
+        t = req[list(columns)]
+        return t if rows is None else t.iloc[rows].reset_index(drop=True)
+    return req.frame(columns, rows)
+
+
+def _req_take(req, rows: np.ndarray):
+    """The rows ``rows`` of the request columns (a DataFrame renumbered, or a spilled view of them)."""
+    if isinstance(req, pd.DataFrame):
+        return req.iloc[rows].reset_index(drop=True)
+    return req.take(rows)
+
+
 _malloc_trim: Any = None      # glibc's malloc_trim once looked up; False where there is none
 
 
@@ -428,55 +602,81 @@ def _period_types(out: pd.DataFrame, by, categories: dict) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------- analyses
 class _LazyPayloads:
-    """Request payload bytes of the kept probes, read through the packets accessor piece by piece."""
+    """Request payload bytes of the kept probes, read through the packets accessor piece by piece. Where
+    each payload is (``off``: int64, -1 for none; ``caplen``) is held as arrays, or read from the spilled
+    request columns for the rows asked (``spilled``: a ``_SpillView`` with ``payload_off``/``payload_caplen``;
+    then nothing per probe is held between the reads)."""
 
-    def __init__(self, path: str, off: np.ndarray, caplen: np.ndarray):
+    def __init__(self, path: str, off: np.ndarray | None = None, caplen: np.ndarray | None = None, *,
+                 spilled: _SpillView | None = None):
         self.path = path
-        self.off = off                                  # int64, -1: no payload
-        self.caplen = caplen.astype(np.int32, copy=False)
+        self.spilled = spilled
+        self._off = off                                 # int64, -1: no payload
+        self._caplen = None if caplen is None else caplen.astype(np.int32, copy=False)
         try:
             with open(path, "rb") as f:
                 self.plain = sniff_format(f.read(4)) in ("pcap", "pcapng")    # not compressed
         except (OSError, CaptureError):
             self.plain = False
 
+    def where(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(file offset, -1 for none; captured payload bytes) of ``rows`` (None: every request)."""
+        if self.spilled is None:
+            assert self._off is not None and self._caplen is not None
+            return (self._off, self._caplen) if rows is None else (self._off[rows], self._caplen[rows])
+        off = self.spilled.column("payload_off", rows).to_numpy("int64", na_value=-1)
+        cap = self.spilled.column("payload_caplen", rows).to_numpy("int32", na_value=0)
+        return off, cap
+
+    @property
+    def off(self) -> np.ndarray:
+        return self.where()[0]
+
+    @property
+    def caplen(self) -> np.ndarray:
+        return self.where()[1]
+
     def __len__(self):
-        return self.off.size
+        return len(self.spilled) if self.spilled is not None else self._off.size
 
     @property
     def lengths(self):
         """Payload bytes of each request (int64, made on each use: 12 bytes a request are kept, not 20)."""
-        return np.where(self.off >= 0, self.caplen, 0).astype(np.int64)
+        off, cap = self.where()
+        return np.where(off >= 0, cap, 0).astype(np.int64)
 
     def piece(self, rows):
         """(data, offsets, positions) of the payloads of ``rows``: a plain capture file is read with ordinary
         reads, window by window in file order (a memory map of it would count every page the rows touch —
         for rows of a stream spread over the file, the whole file — in the process's memory)."""
+        off, cap = self.where(np.asarray(rows, np.int64))
         if self.plain:
-            off = self.off[rows]
-            ln = np.where(off >= 0, self.caplen[rows], 0).astype(np.int64)
+            ln = np.where(off >= 0, cap, 0).astype(np.int64)
             offsets = np.zeros(ln.size + 1, np.int64)
             np.cumsum(ln, out=offsets[1:])
             data = np.zeros(int(offsets[-1]), np.uint8)
             _read_into(self.path, off, ln, offsets, data)
             return data, offsets, np.arange(len(rows), dtype=np.int64)
         from ..capture.payloads import payload_buffer
-        t = pd.DataFrame({"payload_off": pd.array(np.where(self.off[rows] >= 0, self.off[rows], 0), dtype="Int64"),
-                          "payload_caplen": pd.array(np.where(self.off[rows] >= 0, self.caplen[rows], 0)
-                                                     .astype(np.int32), dtype="Int32")})
-        t.loc[self.off[rows] < 0, "payload_off"] = pd.NA
+        t = pd.DataFrame({"payload_off": pd.array(np.where(off >= 0, off, 0), dtype="Int64"),
+                          "payload_caplen": pd.array(np.where(off >= 0, cap, 0).astype(np.int32), dtype="Int32")})
+        t.loc[off < 0, "payload_off"] = pd.NA
         t.attrs["path"] = self.path
         data, offsets = payload_buffer(t)
         return data, offsets, np.arange(len(rows), dtype=np.int64)
 
     def subset(self, rows: np.ndarray) -> _LazyPayloads:
         """The payloads of these rows only."""
-        return _LazyPayloads(self.path, self.off[rows], self.caplen[rows])
+        if self.spilled is not None:
+            return _LazyPayloads(self.path, spilled=self.spilled.take(rows))
+        off, cap = self.where(rows)
+        return _LazyPayloads(self.path, off, cap)
 
     def request_rows(self, rows: np.ndarray, ts_ns: np.ndarray) -> pd.DataFrame:
         """A packets table of these requests' rows: what ``fingerprint_from(packets=)`` reads of them (where
         their payload bytes are, their time)."""
-        t = pd.DataFrame({"payload_off": self.off[rows], "payload_caplen": self.caplen[rows], "ts_ns": ts_ns})
+        off, cap = self.where(np.asarray(rows, np.int64))
+        t = pd.DataFrame({"payload_off": off, "payload_caplen": cap, "ts_ns": ts_ns})
         t.attrs["path"] = self.path
         return t
 
@@ -532,9 +732,10 @@ def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, pa
     in the fingerprints' order (the first three of its keys), so the parts are concatenated as they come."""
     key = None
     if len(probes) > FINGERPRINT_ROWS and hasattr(payloads, "subset"):
-        key = payload._packed_key(probes[["protocol", "source", "destination"]])
+        key = payload._packed_key(_probe_frame(probes, ["protocol", "source", "destination"]))
     if key is None:
-        return _fingerprints_of(probes, req, verdicts, balance, payloads)
+        return _fingerprints_of(_probe_frame(probes), _req_frame(req, _fp.REQUEST_COLUMNS), verdicts, balance,
+                                payloads)
     order = np.argsort(key, kind="stable")
     ks = key[order]
     del key
@@ -546,8 +747,9 @@ def _fingerprints(probes: pd.DataFrame, req: pd.DataFrame, verdicts, balance, pa
         while hi < len(bounds) - 1 and bounds[hi + 1] - bounds[lo] <= FINGERPRINT_ROWS:
             hi += 1
         rows = np.sort(order[bounds[lo]:bounds[hi]])
-        parts.append(_fingerprints_of(probes.iloc[rows].reset_index(drop=True), req.iloc[rows].reset_index(drop=True),
-                                      verdicts, balance, payloads.subset(rows)))
+        parts.append(_fingerprints_of(_probe_frame(probes, None, rows),
+                                      _req_frame(req, _fp.REQUEST_COLUMNS, rows), verdicts, balance,
+                                      payloads.subset(rows)))
         lo = hi
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
@@ -595,7 +797,7 @@ class ChunkedResult:
 
 
 ALL_ANALYSES = ("periods", "probe_periods", "timing", "gaps", "shares", "balance", "alternation",
-                "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints")
+                "source_quality", "source_rate", "size_changes", "payload_verdicts", "fingerprints", "mtu")
 STREAM_TABLES = ("all_probes", "icmp_errors", "streams", "rare_packets", "datagrams")
 """What the walk also gives when it keeps the probes: every request with its ICMP-error outcome, the errors,
 the streams table, the packets-table rows of ICMP errors and fragments, and the reassembled datagrams."""
@@ -658,8 +860,7 @@ def _slim_packets(probes: pd.DataFrame, req: pd.DataFrame, segments: list[pd.Dat
     reqs = pd.DataFrame({
         "frame": probes["request_frame"].to_numpy("int64"), "ts_ns": probes["ts_ns"].array,
         "src": probes["source"].astype(dtype).array, "dst": dst.array,
-        "ip_proto": req["ip_proto"].array, "sport": req["sport"].array, "dport": req["dport"].array,
-        "tcp_flags": req["tcp_flags"].array, "payload_len": req["payload_len"].array, "ttl": req["ttl"].array,
+        **{c: _req_column(req, c) for c in ("ip_proto", "sport", "dport", "tcp_flags", "payload_len", "ttl")},
         "l3": l3})
     segs = [t.assign(src=t["src"].astype(dtype), dst=t["dst"].astype(dtype), l3=t["l3"].astype(object))
             for t in segments if len(t)]
@@ -696,7 +897,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         if "probe_periods" in analyses:
             per["probe_periods"] = _Periods(period_s, STREAM_KEYS)
     kept_probes = _Columns(("source", "destination"))
-    kept_req = _Columns()
+    kept_req = _Spill(_REQ_COLS)
     rare: list[pd.DataFrame] = []
     segments: list[pd.DataFrame] = []
     n_packets, first_ns, last_ns, n_chunks = 0, None, None, 0
@@ -730,7 +931,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         if need_probes:
             if len(kept) or not len(kept_probes):
                 kept_probes.add(kept)
-                kept_req.add(req)
+                kept_req.add(req)         # to the spill file: read back column by column after the walk
             r = _rare_rows(chunk)
             if len(r):
                 rare.append(r)
@@ -756,7 +957,7 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         del ts0, fr0
         order = None if _identity(order) else order
         probes = kept_probes.table(order)
-        req = kept_req.table(order)
+        req = kept_req.finish(order)
         del order
         release_free_memory()
         assert tuple(probes.columns) == PROBE_COLUMNS
@@ -771,12 +972,28 @@ def chunked_analyses(path, *, chunk_packets: int = CHUNK_PACKETS, period_s: int 
         probes, req, lazy, found = _select_streams(box, req, rare_rows, segments, path, all_streams,
                                                    stream_overrides, timeout_s)
         known = found.pop("_known")
-        tables.update(found)
+        shared = found.pop("_shared")
         n_payload = int((lazy.lengths > 0).sum())
+        # both probe tables parked while the analyses run on the few columns they read (when the probes are
+        # every request they share all_probes' columns: parked once, read back once, shared again)
+        p_attrs = dict(probes.attrs)
+        parked_all = _park(found.pop("all_probes"))
+        parked = parked_all if shared else _park(probes)
+        del probes
+        tables.update(found)
+        release_free_memory()
         box = [req, lazy]
         del req, lazy                 # _on_probes lets go of them once the payload tables are made
-        tables.update(_on_probes(probes, box, period_s, span, analyses, known))
+        tables.update(_on_probes(parked, box, period_s, span, analyses, known,
+                                 mtu_from=(tables["rare_packets"], tables["datagrams"])))
         release_free_memory()
+        tables["all_probes"] = parked_all.frame()
+        if shared:
+            probes = tables["all_probes"].copy(deep=False)
+        else:
+            probes = parked.frame()
+        probes.attrs = p_attrs
+        del parked, parked_all
     else:
         n_payload = 0
     return ChunkedResult(probes, tables, n_packets, n_chunks, span, attrs, n_payload)
@@ -800,23 +1017,33 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
     del merged, probes
     all_probes.attrs.update(attrs)
     icmp_errors = _err.icmp_errors(rare_rows, all_probes)
-    lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
-                         req["payload_caplen"].to_numpy("int32", na_value=0))
-    req = req.drop(columns=["payload_off"])       # the payloads know where their bytes are: one copy
-    # the steps below on a shallow copy: what the analyses cache per table (group ids, time orders: 8 bytes
-    # a probe each) goes with it instead of staying with all_probes for the session's life
-    work = all_probes.copy(deep=False)
-    known = {"payload_verdicts": _verdicts(work, lazy, by=SOURCE_STREAM_KEYS),
-             "balance": sources.balance_test(work)}
+    if isinstance(req, pd.DataFrame):
+        lazy = _LazyPayloads(path, req["payload_off"].to_numpy("int64", na_value=-1),
+                             req["payload_caplen"].to_numpy("int32", na_value=0))
+        req = req.drop(columns=["payload_off"])   # the payloads know where their bytes are: one copy
+    else:                                         # spilled: read back for the rows each step asks
+        lazy = _LazyPayloads(path, spilled=req)
+    # the table parked in a temporary file while the steps below read it: each step gets the columns (and, for
+    # the fingerprints, the rows of a few groups) it reads, made for it (what the analyses cache per table —
+    # group ids, time orders — goes with that frame); the whole table is read back for the selection
+    parked = _park(all_probes)
+    del all_probes
     release_free_memory()
-    fp = _fingerprints(work, req, known["payload_verdicts"], known["balance"], lazy)
-    work = all_probes.copy(deep=False)          # the fingerprints' caches go before the streams step
+    known = {"payload_verdicts": _verdicts(parked.frame([*SOURCE_STREAM_KEYS, "ts_ns"]), lazy, by=SOURCE_STREAM_KEYS),
+             "balance": _narrow(sources.balance_test, parked, _BALANCE_READS)}
     release_free_memory()
-    slim = _slim_packets(work, req, segments)
+    fp = _fingerprints(parked, req, known["payload_verdicts"], known["balance"], lazy)
+    release_free_memory()
+    slim = _slim_packets(parked.frame(["request_frame", "ts_ns", "source", "destination"]), req, segments)
     slim.attrs.update(rare_rows.attrs)
-    st = _streams.streams(slim, work, fp, overrides=overrides or None)
-    del slim, work
+    def classify(t, slim=slim):
+        return _streams.streams(slim, t, fp, overrides=overrides or None)
+    st = _narrow(classify, parked, _STREAMS_READS)
+    del slim, classify
     release_free_memory()
+    all_probes = parked.frame()
+    del parked
+    shared = True           # the probes share every column of all_probes
     if all_streams:
         chosen = all_probes
     else:
@@ -830,15 +1057,16 @@ def _select_streams(box, req, rare_rows, segments, path, all_streams, overrides,
             known["fingerprints"] = fp
         else:
             known = {}
+            shared = False
     if len(chosen) != len(all_probes):
         # the chosen rows keep their order: find them by request frame (one probe per request frame)
         rows = np.flatnonzero(np.isin(all_probes["request_frame"].to_numpy("int64"),
                                       chosen["request_frame"].to_numpy("int64")))
-        req = req.iloc[rows].reset_index(drop=True)
+        req = _req_take(req, rows)
         lazy = lazy.subset(rows)
     dg = _dg.datagrams(rare_rows)
     return chosen, req, lazy, {"all_probes": all_probes, "icmp_errors": icmp_errors, "streams": st,
-                               "rare_packets": rare_rows, "datagrams": dg, "_known": known}
+                               "rare_packets": rare_rows, "datagrams": dg, "_known": known, "_shared": shared}
 
 
 # ------------------------------------------------------------------------------ other traffic
@@ -907,25 +1135,73 @@ def chunked_other_traffic(path, streams: pd.DataFrame, *, chunk_packets: int = C
     return out[[c.name for c in OTHER_TRAFFIC]]
 
 
-def _on_probes(probes, box, period_s, span, analyses, known) -> dict:
-    """The analyses of ``probes``; ``box``: [request columns, payloads], emptied once the payload verdicts
-    and the fingerprints are made (54 bytes a probe that the other analyses do not read)."""
-    probes = probes.copy(deep=False)    # the analyses' caches (group ids, orders) go with this copy
+def _on_probes(probes, box, period_s, span, analyses, known, mtu_from=None) -> dict:
+    """The analyses of ``probes`` (a table, or a parked one: then each analysis reads a frame of the columns
+    the analyses read, ``_ANALYSIS_READS``); ``box``: [request columns, payloads], emptied once the payload
+    verdicts and the fingerprints are made (54 bytes a probe that the other analyses do not read)."""
+    frames = _Frames(probes)
     want = set(analyses)
     first = [a for a in ("balance", "payload_verdicts", "fingerprints") if a in want] + \
         (["balance"] if "fingerprints" in want and "balance" not in want else [])
-    out = probe_tables(probes, box[0], box[1], period_s, span, first, known=known)
+    out = probe_tables(frames, box[0], box[1], period_s, span, first, known=known)
     box.clear()
+    frames.drop()
     release_free_memory()
+    if "mtu" in analyses and mtu_from is not None:    # the kept ICMP-error and fragment rows as its packets
+        rare, dg = mtu_from                            # first, alone: its temporaries are ~100 bytes a probe
+        out["mtu"] = frames.run(lambda t: _mtu.path_mtu(t, packets=rare, datagrams=dg), _MTU_READS)
+        release_free_memory()
     known = {**(known or {}), **out}
-    out = probe_tables(probes, None, None, period_s, span, analyses, known=known)
+    out = probe_tables(frames, None, None, period_s, span, analyses, known=known)
     release_free_memory()
     if "periods" in analyses:
-        out["periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s), probes, period_s)
+        out["periods"] = frames.run(lambda t: _err.periods_with_errors(metrics.period_metrics(t, period_s), t, period_s))
     if "probe_periods" in analyses:
-        out["probe_periods"] = _err.periods_with_errors(metrics.period_metrics(probes, period_s, by=STREAM_KEYS),
-                                                        probes, period_s)
+        out["probe_periods"] = frames.run(lambda t: _err.periods_with_errors(
+            metrics.period_metrics(t, period_s, by=STREAM_KEYS), t, period_s))
     return out
+
+
+_ANALYSIS_READS = ("ts_ns", "protocol", "source", "destination", "port", "outcome", "rtt_us", "size", "reporter")
+"""The probes' columns the per-probe analyses read (timing, gaps, sources, sizes, periods with their errors'
+reporters, the balance test and the payload verdicts' keys): 29 bytes a probe of the table's 98."""
+_MTU_READS = ("ts_ns", "protocol", "source", "destination", "port", "outcome", "size", "mtu", "request_frame",
+              "reply_frame")
+"""The probes' columns ``mtu.path_mtu`` reads (a frame of its own, made for it)."""
+
+
+class _Frames:
+    """The frames the analyses of one probes table run on: the table itself, or for a parked table one frame
+    of ``_ANALYSIS_READS`` made once (the analyses' caches — group ids, orders — go with it) and, only if an
+    analysis reads another column (``narrow_fallbacks``), the whole table."""
+
+    def __init__(self, probes):
+        self.probes = probes
+        self._narrow: pd.DataFrame | None = None
+
+    @property
+    def parked(self) -> bool:
+        return isinstance(self.probes, _Parked)
+
+    def drop(self) -> None:
+        """Let go of the shared frame (made again on the next use)."""
+        self._narrow = None
+
+    def __len__(self):
+        return len(self.probes)
+
+    def run(self, step, columns=None):
+        """``step(frame)``; ``columns``: a frame of these columns, made for this step only."""
+        global narrow_fallbacks
+        if not self.parked:
+            return step(self.probes)
+        if columns is None and self._narrow is None:
+            self._narrow = self.probes.frame(_ANALYSIS_READS)
+        try:
+            return step(self._narrow if columns is None else self.probes.frame(columns))
+        except (KeyError, AttributeError):
+            narrow_fallbacks += 1
+            return step(self.probes.frame())
 
 
 def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | None = None) -> dict:
@@ -935,24 +1211,26 @@ def probe_tables(probes, req, payloads, period_s, span, analyses, known: dict | 
     probes already computed ('balance', 'payload_verdicts', 'fingerprints'), used as they are."""
     out = dict(known or {})
     want = set(analyses)
+    frames = probes if isinstance(probes, _Frames) else _Frames(probes)
+    run = frames.run
     if "timing" in want:
-        out["timing"] = timing.timing_summary(probes, span_ns=span)
+        out["timing"] = run(lambda t: timing.timing_summary(t, span_ns=span))
     if "gaps" in want:
-        out["gaps"] = timing.find_gaps(probes, span_ns=span)
+        out["gaps"] = run(lambda t: timing.find_gaps(t, span_ns=span))
     if "shares" in want:
-        out["shares"] = sources.source_shares(probes)
+        out["shares"] = run(sources.source_shares)
     if want & {"balance", "fingerprints"} and "balance" not in out:
-        out["balance"] = sources.balance_test(probes)
+        out["balance"] = run(sources.balance_test)
     if "alternation" in want:
-        out["alternation"] = sources.alternation(probes)
+        out["alternation"] = run(sources.alternation)
     if "source_quality" in want:
-        out["source_quality"] = sources.source_quality(probes)
+        out["source_quality"] = run(sources.source_quality)
     if "source_rate" in want:
-        out["source_rate"] = sources.source_rate(probes, period_s)
+        out["source_rate"] = run(lambda t: sources.source_rate(t, period_s))
     if "size_changes" in want:
-        out["size_changes"] = sizes.size_changes(probes)
+        out["size_changes"] = run(sizes.size_changes)
     if want & {"payload_verdicts", "fingerprints"} and "payload_verdicts" not in out:
-        out["payload_verdicts"] = _verdicts(probes, payloads)
+        out["payload_verdicts"] = run(lambda t: _verdicts(t, payloads))
     if "fingerprints" in want and "fingerprints" not in out:
-        out["fingerprints"] = _fingerprints(probes, req, out["payload_verdicts"], out["balance"], payloads)
+        out["fingerprints"] = _fingerprints(frames.probes, req, out["payload_verdicts"], out["balance"], payloads)
     return {k: v for k, v in out.items() if k in want}
