@@ -378,7 +378,8 @@ class Capture:
         """(first, last) frame time of the capture, ns."""
         if self.is_chunked:
             return self._chunked.span_ns
-        ts = self.packets["ts_ns"].dropna()
+        col = self.packets["ts_ns"]
+        ts = (col.dropna() if col.hasnans else col).to_numpy()    # no 8 MB copy when no time is missing
         return (int(ts.min()), int(ts.max())) if len(ts) else (0, 0)
 
     @property
