@@ -125,8 +125,7 @@ def pcap_records(buf, start: int, h: PcapHeader, limit: int = -1):
     """Walk whole records of ``buf`` from ``start``: (data_off, ts_ns, caplen, wirelen, stop_off, reason).
 
     One walk (K.pcap_walk) into arrays sized for the most records the bytes can hold (every record has
-    at least its header): the arrays returned are views of their first ``count`` rows; the pages past
-    them are never written, so never faulted in."""
+    at least its header), then shrunk to the records found."""
     room = max(0, (buf.shape[0] - start) // h.hdrsize)
     if limit >= 0:
         room = min(room, limit)
@@ -136,7 +135,10 @@ def pcap_records(buf, start: int, h: PcapHeader, limit: int = -1):
     wirelen = np.empty(room, np.uint32)
     count, stop_off, reason = K.pcap_walk(buf, start, h.be, h.hdrsize, h.swap, limit, h.frac_ns, data_off, ts_ns,
                                           caplen, wirelen)
-    return data_off[:count], ts_ns[:count], caplen[:count], wirelen[:count], stop_off, reason
+    out = (data_off, ts_ns, caplen, wirelen)
+    for a in out:      # shrink in place (realloc: the unused tail is given back, nothing is copied)
+        a.resize(count, refcheck=False)
+    return data_off, ts_ns, caplen, wirelen, stop_off, reason
 
 
 def _index_pcap(buf, path) -> FrameIndex:
