@@ -136,6 +136,27 @@ def test_record_walk_kernels_equal_plain_python(swap, hdrsize):
             outs.append(arrs)
         for x, y in zip(*outs):
             assert np.array_equal(x, y)
+        # the one-walk kernel the reader uses: the same records as pcap_count + pcap_fill, compiled and
+        # as plain Python, in arrays sized for the most records the bytes can hold
+        for limit in (-1, 17):
+            room = (cut - 24) // hdrsize if limit < 0 else limit
+            walks = []
+            for fn in (K.pcap_walk, K.pcap_walk.py_func):
+                arrs = [np.empty(room, np.int64), np.empty(room, np.int64), np.empty(room, np.uint32),
+                        np.empty(room, np.uint32)]
+                r = fn(buf, 24, False, hdrsize, swap, limit, 1000, *arrs)
+                walks.append((tuple(int(x) for x in r), [x[:int(r[0])] for x in arrs]))
+            assert walks[0][0] == walks[1][0] == tuple(
+                int(x) for x in K.pcap_count.py_func(buf, 24, False, hdrsize, swap, limit))
+            k = walks[0][0][0]
+            data_off, ts_sec, ts_frac, caplen, wirelen = [np.empty(k, np.int64)] + [np.empty(k, np.uint32)
+                                                                                   for _ in range(4)]
+            K.pcap_fill.py_func(buf, 24, False, k, data_off, ts_sec, ts_frac, caplen, wirelen, hdrsize, swap)
+            for x, y in zip(walks[0][1], walks[1][1]):
+                assert np.array_equal(x, y)
+            assert np.array_equal(walks[0][1][0], data_off)
+            assert np.array_equal(walks[0][1][1], ts_sec.astype(np.int64) * 10**9 + ts_frac.astype(np.int64) * 1000)
+            assert np.array_equal(walks[0][1][2], caplen) and np.array_equal(walks[0][1][3], wirelen)
     if swap != K.LEN_MAYBE_SWAPPED:   # the file walk: the version picks the same length order
         raw = old_pcap(recs, magic=magic, order=order, version=(2, 2) if swap == K.LEN_SWAPPED else (2, 4))
         idx = index_frames(np.frombuffer(raw, np.uint8), "x")

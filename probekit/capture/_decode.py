@@ -875,85 +875,99 @@ def _ppp_proto(buf, h, end):
 
 
 # ------------------------------------------------------------------------------ network layer
-@njit(nogil=True, inline="always")
-def _ipv4(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags):
-    """IPv4 header at p: every field whose bytes were captured, into the rows ``ra`` names (see W_NONE).
-    Returns (q, l4len, proto, present, flags); q = -1 when no L4 header is to be decoded."""
-    q = -1
-    l4len = 0
-    proto = -1
+@njit(nogil=True)
+def _ipv4_hdr(buf, p, end, wire_end):
+    """The IPv4 header at p, read only. Returns (n, ihl, tot, ipid, ff, ttl, proto_field, src, dst, q,
+    l4len, proto, fl, offload): n = the header's captured bytes (0: none, or not version 4; then only
+    fl counts), each field valid where n covers its bytes; q, l4len, proto and fl as _ipv4 returns
+    them; offload: a segmentation-offload super-frame (see _ipv4).
+
+    Its one array argument is ``buf``: numba's reference counts of an array argument are pruned in a
+    helper with one array, not in one with several (each call of such a helper, or of an
+    ``inline="always"`` one, costs two atomic operations per array, most of the decoder's time on some
+    machines). The decoder's hot path calls this and writes the fields itself (_ipv4 does the same for
+    the other callers)."""
     if p >= end:
-        return q, l4len, proto, present, flags | F_TRUNC
+        return 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, -1, F_TRUNC, False
     if (np.int64(buf[p]) >> 4) != 4:
-        return q, l4len, proto, present, flags | F_MALFORMED
+        return 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, -1, F_MALFORMED, False
+    n = end - p
     ihl = (np.int64(buf[p]) & 15) * 4
-    if ra == RA_SRC:
-        out16[R16_IP_HDR_LEN, i] = ihl
-        present |= P_IPHL
-    tot = 0
-    ff = 0
-    if p + 4 <= end:
-        tot = _be16(buf, p + 2)
-        if ra == RA_SRC:
-            out32[R32_IP_LEN, i] = tot
-            present |= P_IPLEN
-    if ra == RA_SRC and p + 6 <= end:
-        out32[R32_IP_ID, i] = _be16(buf, p + 4)
-        present |= P_IPID
-    if p + 8 <= end:
-        ff = _be16(buf, p + 6)
-        if ra == RA_SRC:
-            out16[R16_FRAG, i] = (ff & 0x1FFF) * 8
-            present |= P_IPV4FLAGS | P_FRAG
-            if ff & 0x4000:
-                flags |= F_DF
-            if ff & 0x2000:
-                flags |= F_MF
-    if p + 9 <= end:
-        if ra == RA_SRC:
-            out8[R8_TTL, i] = buf[p + 8]
-            present |= P_TTL
-        elif ra == RA_OUTER_SRC:
-            out8[R8_OUTER_TTL, i] = buf[p + 8]
-    if p + 10 <= end:
-        proto = np.int64(buf[p + 9])
-        if ra == RA_SRC:
-            out8[R8_PROTO, i] = proto
-            present |= P_PROTO
-        elif ra == RA_Q_SRC:
-            out8[R8_Q_PROTO, i] = proto
-            present |= P_QPROTO
-    if ra >= 0:
-        if p + 16 <= end:
-            addr[ra + 1, i] = np.uint64(_be32(buf, p + 12))
-            if ra == RA_SRC:
-                present |= P_SRC
-            elif ra == RA_Q_SRC:
-                present |= P_QSRC
-        if p + 20 <= end:
-            addr[ra + 3, i] = np.uint64(_be32(buf, p + 16))
-            if ra == RA_SRC:
-                present |= P_DST
-            elif ra == RA_Q_SRC:
-                present |= P_QDST
-    if p + 20 > end:
-        return q, l4len, -1, present, flags | F_TRUNC
+    tot = _be16(buf, p + 2) if n >= 4 else 0
+    ipid = _be16(buf, p + 4) if n >= 6 else 0
+    ff = _be16(buf, p + 6) if n >= 8 else 0
+    ttl = np.int64(buf[p + 8]) if n >= 9 else 0
+    proto = np.int64(buf[p + 9]) if n >= 10 else -1
+    src = _be32(buf, p + 12) if n >= 16 else 0
+    dst = _be32(buf, p + 16) if n >= 20 else 0
+    if n < 20:
+        return n, ihl, tot, ipid, ff, ttl, proto, src, dst, -1, 0, -1, F_TRUNC, False
     if ihl < 20 or (tot < ihl and tot != 0):
-        return q, l4len, proto, present, flags | F_MALFORMED
+        return n, ihl, tot, ipid, ff, ttl, proto, src, dst, -1, 0, proto, F_MALFORMED, False
     if p + ihl > end:
-        return q, l4len, proto, present, flags | F_TRUNC
+        return n, ihl, tot, ipid, ff, ttl, proto, src, dst, -1, 0, proto, F_TRUNC, False
     if (ff & 0x1FFF) != 0:
-        return q, l4len, proto, present, flags
+        return n, ihl, tot, ipid, ff, ttl, proto, src, dst, -1, 0, proto, 0, False
     q = p + ihl
     if tot == 0 or p + tot > wire_end:
         # segmentation-offload super-frame: the length field is 0 or beyond the frame; take the
         # captured length, as Zeek does (a quoted header only keeps what is there)
+        return n, ihl, tot, ipid, ff, ttl, proto, src, dst, q, end - q, proto, 0, True
+    return n, ihl, tot, ipid, ff, ttl, proto, src, dst, q, tot - ihl, proto, 0, False
+
+
+@njit(nogil=True, inline="always")
+def _ipv4(buf, p, end, wire_end, i, out8, out16, out32, addr, ra, present, flags):
+    """IPv4 header at p: every field whose bytes were captured, into the rows ``ra`` names (see W_NONE).
+    Returns (q, l4len, proto, present, flags); q = -1 when no L4 header is to be decoded. (The
+    decoder's main call site writes the same fields itself, from _ipv4_hdr: keep the two alike.)"""
+    n, ihl, tot, ipid, ff, ttl, pf, src, dst, q, l4len, proto, fl, offload = _ipv4_hdr(buf, p, end, wire_end)
+    if n > 0:
         if ra == RA_SRC:
-            flags |= F_OFFLOAD
-        l4len = end - q
-    else:
-        l4len = tot - ihl
-    return q, l4len, proto, present, flags
+            out16[R16_IP_HDR_LEN, i] = ihl
+            present |= P_IPHL
+            if n >= 4:
+                out32[R32_IP_LEN, i] = tot
+                present |= P_IPLEN
+            if n >= 6:
+                out32[R32_IP_ID, i] = ipid
+                present |= P_IPID
+            if n >= 8:
+                out16[R16_FRAG, i] = (ff & 0x1FFF) * 8
+                present |= P_IPV4FLAGS | P_FRAG
+                if ff & 0x4000:
+                    flags |= F_DF
+                if ff & 0x2000:
+                    flags |= F_MF
+            if n >= 9:
+                out8[R8_TTL, i] = ttl
+                present |= P_TTL
+            if n >= 10:
+                out8[R8_PROTO, i] = pf
+                present |= P_PROTO
+            if offload:
+                flags |= F_OFFLOAD
+        elif ra == RA_OUTER_SRC:
+            if n >= 9:
+                out8[R8_OUTER_TTL, i] = ttl
+        elif ra == RA_Q_SRC:
+            if n >= 10:
+                out8[R8_Q_PROTO, i] = pf
+                present |= P_QPROTO
+        if ra >= 0:
+            if n >= 16:
+                addr[ra + 1, i] = np.uint64(src)
+                if ra == RA_SRC:
+                    present |= P_SRC
+                elif ra == RA_Q_SRC:
+                    present |= P_QSRC
+            if n >= 20:
+                addr[ra + 3, i] = np.uint64(dst)
+                if ra == RA_SRC:
+                    present |= P_DST
+                elif ra == RA_Q_SRC:
+                    present |= P_QDST
+    return q, l4len, proto, present, flags | fl
 
 
 @njit(nogil=True, inline="always")
@@ -1116,7 +1130,7 @@ _PORT_LO = min(UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA, UDP_GRE, 
 _PORT_HI = max(UDP_VXLAN, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA, UDP_GRE, UDP_GTPC)
 
 
-@njit(nogil=True, inline="always")
+@njit(nogil=True)
 def _is_tunnel_port(port):
     """A UDP port of encaps.UDP_TUNNEL_PORTS (one range test first: most ports lie outside 2123-6081)."""
     if port < _PORT_LO or port > _PORT_HI:
@@ -1142,7 +1156,7 @@ def _may_detect(buf, d, n):
     return _teredo_detect(buf, d, n)
 
 
-@njit(nogil=True, inline="always")
+@njit(nogil=True)
 def _carrier(buf, p, end, v6):
     """Whether the IP header at p may carry a tunnel: protocol 4, 41 or 47 right after it, or UDP to or
     from a tunnel port (a cheap look, a superset of what _tunnel opens; IPv6 extension headers: no)."""
@@ -1165,7 +1179,33 @@ def _carrier(buf, p, end, v6):
     return _may_detect(buf, u + 8, end - u - 8)
 
 
-@njit(nogil=True, inline="always")
+@njit(nogil=True)
+def _carrier_look(buf, p, end, v6):
+    """_carrier's cheap part: 1 yes, 0 no, 2 "UDP on no tunnel port: ask _may_detect(buf, d, n)", as
+    (verdict, d, n). No call that takes ``buf`` (_may_detect calls _teredo_detect): numba's reference
+    counting of ``buf`` then prunes away here (see _ipv4_hdr)."""
+    if v6:
+        if p + 40 > end:
+            return 0, 0, 0
+        nh = np.int64(buf[p + 6])
+        u = p + 40
+    else:
+        if p + 20 > end:
+            return 0, 0, 0
+        nh = np.int64(buf[p + 9])
+        u = p + (np.int64(buf[p]) & 15) * 4
+    if nh == 4 or nh == 41 or nh == 47:
+        return 1, 0, 0
+    if nh != 17 or u + 4 > end:
+        return 0, 0, 0
+    sport = (np.int64(buf[u]) << 8) | np.int64(buf[u + 1])
+    dport = (np.int64(buf[u + 2]) << 8) | np.int64(buf[u + 3])
+    if _is_tunnel_port(sport) or _is_tunnel_port(dport):
+        return 1, 0, 0
+    return 2, u + 8, end - u - 8
+
+
+@njit(nogil=True)
 def _open(buf, q, end, l4len, proto, outer_v6):
     """_tunnel for the L4 header at q (q < 0: none), with the UDP header checked first."""
     if q < 0 or (proto != 4 and proto != 41 and proto != 47 and proto != 17):
@@ -1178,6 +1218,35 @@ def _open(buf, q, end, l4len, proto, outer_v6):
         sport = _be16(buf, q)
         dport = _be16(buf, q + 2)
     return _tunnel(buf, q, end, l4len, proto, sport, dport, outer_v6)
+
+
+@njit(nogil=True)
+def _open_look(buf, q, end, l4len, proto, outer_v6):
+    """_open's common answers (no tunnel, IP-in-IP, VXLAN) without a call that takes ``buf`` (see
+    _carrier_look): (known, then _open's result); known False: ask _open."""
+    if q < 0 or (proto != 4 and proto != 41 and proto != 47 and proto != 17):
+        return True, T_NONE, 0, 0, 0, 0, False, 0
+    if proto == 4:
+        return True, T_IPIP, q, K_ETYPE, 0x0800, 0, False, 0
+    if proto == 41:
+        return True, (T_IP6IP6 if outer_v6 else T_6IN4), q, K_ETYPE, 0x86DD, 0, False, 0
+    if proto == 47:
+        return False, T_NONE, 0, 0, 0, 0, False, 0
+    if q + 8 > end or l4len < 8:
+        return True, T_NONE, 0, 0, 0, 0, False, 0
+    sport = (np.int64(buf[q]) << 8) | np.int64(buf[q + 1])
+    dport = (np.int64(buf[q + 2]) << 8) | np.int64(buf[q + 3])
+    port = dport if _is_tunnel_port(dport) else sport
+    if port != UDP_VXLAN:
+        return False, T_NONE, 0, 0, 0, 0, False, 0
+    lim = q + l4len
+    u = q + 8
+    if u + 8 > lim:
+        return True, T_VXLAN, 0, 0, 0, 0, False, F_MALFORMED
+    if u + 8 > end:
+        return True, T_VXLAN, 0, 0, 0, 0, False, F_TRUNC
+    vni = (np.int64(buf[u + 4]) << 16) | (np.int64(buf[u + 5]) << 8) | np.int64(buf[u + 6])
+    return True, T_VXLAN, u + 8, L2_ETHER, -1, vni, True, 0
 
 
 # -------------------------------------------------------------------------------------- decoder
@@ -1226,14 +1295,57 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
                     flags |= F_MALFORMED
                 # a header that may carry a tunnel is decoded into the outer rows only (or nowhere,
                 # between the outermost and the innermost); the row gets the innermost packet's fields
-                if decap and depth < MAX_DEPTH and _carrier(buf, p, end, v6):
-                    ra = RA_OUTER_SRC if depth == 0 else W_NONE
+                if decap and depth < MAX_DEPTH:
+                    # _carrier(buf, p, end, v6), with _may_detect only where the cheap look cannot tell
+                    cv, cd, cn = _carrier_look(buf, p, end, v6)
+                    if cv == 1 or (cv == 2 and _may_detect(buf, cd, cn)):
+                        ra = RA_OUTER_SRC if depth == 0 else W_NONE
                 if v6:
                     q, l4len, proto, present, flags = _ipv6(buf, p, end, wire_end, i, out8, out16, out32,
                                                             addr, ra, present, flags)
                 else:
-                    q, l4len, proto, present, flags = _ipv4(buf, p, end, wire_end, i, out8, out16, out32,
-                                                            addr, ra, present, flags)
+                    # _ipv4, written out here: no array argument but buf (see _ipv4_hdr)
+                    n4, ihl, tot, ipid, ff, ttl, pf, src, dst, q, l4len, proto, fl, offload = _ipv4_hdr(
+                        buf, p, end, wire_end)
+                    if n4 > 0:
+                        if ra == RA_SRC:
+                            out16[R16_IP_HDR_LEN, i] = ihl
+                            present |= P_IPHL
+                            if n4 >= 4:
+                                out32[R32_IP_LEN, i] = tot
+                                present |= P_IPLEN
+                            if n4 >= 6:
+                                out32[R32_IP_ID, i] = ipid
+                                present |= P_IPID
+                            if n4 >= 8:
+                                out16[R16_FRAG, i] = (ff & 0x1FFF) * 8
+                                present |= P_IPV4FLAGS | P_FRAG
+                                if ff & 0x4000:
+                                    flags |= F_DF
+                                if ff & 0x2000:
+                                    flags |= F_MF
+                            if n4 >= 9:
+                                out8[R8_TTL, i] = ttl
+                                present |= P_TTL
+                            if n4 >= 10:
+                                out8[R8_PROTO, i] = pf
+                                present |= P_PROTO
+                            if n4 >= 16:
+                                addr[RA_SRC + 1, i] = np.uint64(src)
+                                present |= P_SRC
+                            if n4 >= 20:
+                                addr[RA_SRC + 3, i] = np.uint64(dst)
+                                present |= P_DST
+                            if offload:
+                                flags |= F_OFFLOAD
+                        elif ra == RA_OUTER_SRC:
+                            if n4 >= 9:
+                                out8[R8_OUTER_TTL, i] = ttl
+                            if n4 >= 16:
+                                addr[RA_OUTER_SRC + 1, i] = np.uint64(src)
+                            if n4 >= 20:
+                                addr[RA_OUTER_SRC + 3, i] = np.uint64(dst)
+                    flags |= fl
             elif et == 0x0806 or et == 0x8035:
                 l3 = L3_ARP
             elif et == ET_NONE:
@@ -1248,7 +1360,9 @@ def decode(buf, data_off, caplen, wirelen, kind, decap, out8, out16, out32, out6
             # extension headers): nothing to open, and UDP skips the tunnel detection a second time
             if ra == RA_SRC and (l3 == L3_IPV4 or (l3 == L3_IPV6 and q == p + 40)):
                 break
-            t, inner, ik, iet, tid, has, bad = _open(buf, q, end, l4len, proto, l3 == L3_IPV6)
+            known, t, inner, ik, iet, tid, has, bad = _open_look(buf, q, end, l4len, proto, l3 == L3_IPV6)
+            if not known:
+                t, inner, ik, iet, tid, has, bad = _open(buf, q, end, l4len, proto, l3 == L3_IPV6)
             if t == T_NONE or bad != 0:
                 if ra != RA_SRC:
                     # not a tunnel after all (or one not opened): the header is the row's, decode it

@@ -122,15 +122,22 @@ def pcap_header(head: bytes, path) -> PcapHeader:
 
 
 def pcap_records(buf, start: int, h: PcapHeader, limit: int = -1):
-    """Walk whole records of ``buf`` from ``start``: (data_off, ts_ns, caplen, wirelen, stop_off, reason)."""
-    count, stop_off, reason = K.pcap_count(buf, start, h.be, h.hdrsize, h.swap, limit)
-    data_off = np.empty(count, np.int64)
-    ts_sec = np.empty(count, np.uint32)
-    ts_frac = np.empty(count, np.uint32)
-    caplen = np.empty(count, np.uint32)
-    wirelen = np.empty(count, np.uint32)
-    K.pcap_fill(buf, start, h.be, count, data_off, ts_sec, ts_frac, caplen, wirelen, h.hdrsize, h.swap)
-    ts_ns = ts_sec.astype(np.int64) * 1_000_000_000 + ts_frac.astype(np.int64) * h.frac_ns
+    """Walk whole records of ``buf`` from ``start``: (data_off, ts_ns, caplen, wirelen, stop_off, reason).
+
+    One walk (K.pcap_walk) into arrays sized for the most records the bytes can hold (every record has
+    at least its header), then shrunk to the records found."""
+    room = max(0, (buf.shape[0] - start) // h.hdrsize)
+    if limit >= 0:
+        room = min(room, limit)
+    data_off = np.empty(room, np.int64)
+    ts_ns = np.empty(room, np.int64)
+    caplen = np.empty(room, np.uint32)
+    wirelen = np.empty(room, np.uint32)
+    count, stop_off, reason = K.pcap_walk(buf, start, h.be, h.hdrsize, h.swap, limit, h.frac_ns, data_off, ts_ns,
+                                          caplen, wirelen)
+    out = (data_off, ts_ns, caplen, wirelen)
+    for a in out:      # shrink in place (realloc: the unused tail is given back, nothing is copied)
+        a.resize(count, refcheck=False)
     return data_off, ts_ns, caplen, wirelen, stop_off, reason
 
 

@@ -110,6 +110,59 @@ def pcap_fill(buf, start, be, count, data_off, ts_sec, ts_frac, caplen, wirelen,
         off += hdrsize + cap
 
 
+@njit(cache=True, nogil=True)
+def pcap_walk(buf, start, be, hdrsize, swap, limit, frac_ns, data_off, ts_ns, caplen, wirelen):
+    """pcap_count and pcap_fill in one walk over the record headers: rows 0.. of the arrays (each at least
+    as long as the number of records the walk can find: (bytes after start) // hdrsize, or ``limit``),
+    ts_ns = ts_sec * 10^9 + ts_frac * frac_ns. Returns (count, stop_offset, stop_reason) as pcap_count.
+    The header fields are read here byte by byte, with no call that takes ``buf``: numba's reference
+    counting of the array then prunes away (a call per record costs two atomic operations)."""
+    n = buf.shape[0]
+    off = start
+    count = 0
+    while True:
+        if count == limit:
+            return count, off, STOP_END
+        if off == n:
+            return count, off, STOP_END
+        if off + hdrsize > n:
+            return count, off, STOP_SHORT_HEADER
+        if be:
+            sec = ((np.int64(buf[off]) << 24) | (np.int64(buf[off + 1]) << 16)
+                   | (np.int64(buf[off + 2]) << 8) | np.int64(buf[off + 3]))
+            frac = ((np.int64(buf[off + 4]) << 24) | (np.int64(buf[off + 5]) << 16)
+                    | (np.int64(buf[off + 6]) << 8) | np.int64(buf[off + 7]))
+            a = ((np.int64(buf[off + 8]) << 24) | (np.int64(buf[off + 9]) << 16)
+                 | (np.int64(buf[off + 10]) << 8) | np.int64(buf[off + 11]))
+            b = ((np.int64(buf[off + 12]) << 24) | (np.int64(buf[off + 13]) << 16)
+                 | (np.int64(buf[off + 14]) << 8) | np.int64(buf[off + 15]))
+        else:
+            sec = ((np.int64(buf[off + 3]) << 24) | (np.int64(buf[off + 2]) << 16)
+                   | (np.int64(buf[off + 1]) << 8) | np.int64(buf[off]))
+            frac = ((np.int64(buf[off + 7]) << 24) | (np.int64(buf[off + 6]) << 16)
+                    | (np.int64(buf[off + 5]) << 8) | np.int64(buf[off + 4]))
+            a = ((np.int64(buf[off + 11]) << 24) | (np.int64(buf[off + 10]) << 16)
+                 | (np.int64(buf[off + 9]) << 8) | np.int64(buf[off + 8]))
+            b = ((np.int64(buf[off + 15]) << 24) | (np.int64(buf[off + 14]) << 16)
+                 | (np.int64(buf[off + 13]) << 8) | np.int64(buf[off + 12]))
+        if swap == LEN_SWAPPED or (swap == LEN_MAYBE_SWAPPED and a > b):
+            cap = b
+            wire = a
+        else:
+            cap = a
+            wire = b
+        if cap > MAX_RECORD:
+            return count, off, STOP_HUGE_RECORD
+        if off + hdrsize + cap > n:
+            return count, off, STOP_SHORT_DATA
+        data_off[count] = off + hdrsize
+        ts_ns[count] = sec * 1_000_000_000 + frac * frac_ns
+        caplen[count] = cap
+        wirelen[count] = wire
+        count += 1
+        off += hdrsize + cap
+
+
 # --------------------------------------------------------------------------------------- pcapng
 @njit(cache=True, nogil=True)
 def pcapng_walk(buf, start, be, snap0, fill, base, data_off, ts_raw, caplen, wirelen, iface,
