@@ -161,7 +161,7 @@ def test_kernel_equals_its_plain_python_run(monkeypatch):
     monkeypatch.setattr(P, "_scan", P._scan.py_func)
     monkeypatch.setattr(P, "_pairwise", P._pairwise.py_func)
     monkeypatch.setattr(P, "_pairwise_block", P._pairwise_block.py_func)
-    for name in ("_words", "_inside", "_fmix", "_popcount", "_segment_sums", "_distinct_sorted", "_stream_stats",
+    for name in ("_inside", "_inside_float", "_fmix", "_popcount", "_segment_sums", "_distinct_sorted", "_stream_stats",
                  "_nan_means", "_nist_args", "_kth", "_group_order"):
         monkeypatch.setattr(P, name, getattr(P, name).py_func)
     monkeypatch.setattr(P, "_ctz", P._ctz_plain)      # the compiled one is LLVM's cttz (no Python body)
@@ -369,3 +369,18 @@ def test_bit_helpers_equal_plain_python():
         assert P._ctz(np.uint64(w)) == P._ctz_plain(np.uint64(w)) == low, hex(w)
         assert P._popcount(np.uint64(w)) == bin(w).count("1"), hex(w)
     assert P._popcount(np.uint64(0)) == 0
+
+
+def test_monte_carlo_point_in_integers_equals_ents_floats():
+    """_inside decides in integers away from the circle: the same answer as ent's floats on every point
+    within 40 of the circle (in y, for 20 000 x including both ends) and on random points."""
+    D = 16777215
+    xs = np.unique(np.r_[0, 1, 2, D - 1, D, np.random.default_rng(3).integers(0, D + 1, 20_000)])
+    for kernel, plain in ((P._inside, P._inside_float), (P._inside.py_func, P._inside_float.py_func)):
+        for xi in xs.tolist()[:: 1 if kernel is P._inside else 50]:
+            y0 = int(np.sqrt(float(D * D - xi * xi)))
+            for yi in range(max(0, y0 - 40), min(D, y0 + 40) + 1):
+                assert kernel(np.int64(xi), np.int64(yi)) == plain(np.int64(xi), np.int64(yi)), (xi, yi)
+    r = np.random.default_rng(4).integers(0, D + 1, (50_000, 2))
+    for xi, yi in r.tolist():
+        assert P._inside(np.int64(xi), np.int64(yi)) == P._inside_float(np.int64(xi), np.int64(yi))

@@ -235,18 +235,6 @@ def _fmix(h):  # pragma: no cover - compiled
     return h
 
 
-@njit(nogil=True)
-def _words(data, lo):  # pragma: no cover - compiled
-    """The 8 bytes at ``lo`` as a little-endian and as a big-endian unsigned 64-bit integer."""
-    le = np.uint64(0)
-    be = np.uint64(0)
-    for j in range(8):
-        x = np.uint64(data[lo + j])
-        le |= x << np.uint64(8 * j)
-        be = (be << np.uint64(8)) | x
-    return le, be
-
-
 _ctz, _ctz_plain = ctz, ctz_plain      # the lowest set bit's index: LLVM's cttz, or Python integers
 
 
@@ -261,7 +249,20 @@ def _popcount(x):  # pragma: no cover - compiled
 
 @njit(nogil=True)
 def _inside(xi, yi):  # pragma: no cover - compiled
-    """ent's Monte-Carlo test: is the point of two 24-bit coordinates inside the unit circle (1 or 0)."""
+    """ent's Monte-Carlo test: is the point of two 24-bit coordinates inside the unit circle (1 or 0), in
+    ent's floats: ``(xi / D)² + (yi / D)² <= 1.0``, D = 2²⁴ - 1. Decided in integers unless the point is
+    within 16 of the circle in ``d = xi² + yi² - D²`` (exact in int64): the floats' result is the
+    exact one there, as their relative error (at most about 6e-16) is below |d| / D² >= 1 / D² (3.6e-15)
+    for any nonzero d. Only the points with |d| <= 16 take the floats (:func:`_inside_float`)."""
+    d = xi * xi + yi * yi - 281474943156225        # D² = 16777215²
+    if abs(d) <= 16:
+        return _inside_float(xi, yi)
+    return np.int64(d < 0)
+
+
+@njit(nogil=True)
+def _inside_float(xi, yi):  # pragma: no cover - compiled
+    """ent's Monte-Carlo test in its floats: is the point of two 24-bit coordinates inside the unit circle."""
     x = np.float64(xi) / 16777215.0
     y = np.float64(yi) / 16777215.0
     return 1 if x * x + y * y <= 1.0 else 0
@@ -333,6 +334,7 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win,
         n1 = 0
         tr = 0
         last = np.uint64(first >> 7)   # the first bit has no transition before it
+        le0 = be0 = le1 = be1 = np.uint64(0)
         q = 0
         while q < L:
             m = min(8, L - q)
@@ -368,6 +370,10 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win,
             n1 += _popcount(le)
             tr += _popcount((be ^ (be >> one)) & ((one << (nbits - one)) - one)) + np.int64(last ^ (be >> (nbits - one)))
             last = be & one
+            if q == 0:
+                le0, be0 = le, be       # the first two words again for the timestamp test (full when L >= 8, 16)
+            elif q == 8:
+                le1, be1 = le, be
             q += 8
         h1[k] = _fmix(a)
         h2[k] = _fmix(b)
@@ -409,16 +415,12 @@ def _scan(data, offsets, pos, gid, frame_s, tab, tab_off, win,
         code = 0
         near = False
         if L >= 8:              # cheap test first: some layout's seconds within a day (+ 2 s) of the frame time
-            le0, be0 = _words(data, lo)
             fk = frame_s[k]
             near = (abs(np.float64(np.int64(np.uint64(le0))) - fk) <= TS_WINDOW_S + 2
                     or abs(np.float64(np.int64(np.uint64(be0))) - fk) <= TS_WINDOW_S + 2
                     or abs(np.float64(np.uint64(le0) & low32) - fk) <= TS_WINDOW_S + 2
                     or abs(np.float64(np.uint64(be0) >> s32) - fk) <= TS_WINDOW_S + 2)
         if near:
-            le1 = be1 = np.uint64(0)
-            if L >= 16:
-                le1, be1 = _words(data, lo + 8)
             for i in range(ts_size.shape[0]):
                 size = ts_size[i]
                 if 2 * size > L:
