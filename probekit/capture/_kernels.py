@@ -98,21 +98,8 @@ def pcap_count(buf, start, be, hdrsize=16, swap=0, limit=-1):
 
 
 @njit(cache=True, nogil=True)
-def pcap_fill(buf, start, be, count, data_off, ts_sec, ts_frac, caplen, wirelen, hdrsize=16, swap=0):
-    off = start
-    for i in range(count):
-        ts_sec[i] = _rd32(buf, off, be)
-        ts_frac[i] = _rd32(buf, off + 4, be)
-        cap, wire = _pcap_lengths(buf, off, be, swap)
-        caplen[i] = cap
-        wirelen[i] = wire
-        data_off[i] = off + hdrsize
-        off += hdrsize + cap
-
-
-@njit(cache=True, nogil=True)
 def pcap_walk(buf, start, be, hdrsize, swap, limit, frac_ns, data_off, ts_ns, caplen, wirelen):
-    """pcap_count and pcap_fill in one walk over the record headers: rows 0.. of the arrays (each at least
+    """pcap_count and the fill of each record's fields in one walk over the record headers: rows 0.. of the arrays (each at least
     as long as the number of records the walk can find: (bytes after start) // hdrsize, or ``limit``),
     ts_ns = ts_sec * 10^9 + ts_frac * frac_ns. Returns (count, stop_offset, stop_reason) as pcap_count.
     The header fields are read here byte by byte, with no call that takes ``buf``: numba's reference
