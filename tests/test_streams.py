@@ -273,7 +273,7 @@ def test_compiled_kernels_equal_plain_python(case, monkeypatch):
         return (st, S.streams(df, fresh, fp), S.streams(slim, fresh, fp), S.packet_kind_codes(df, st),
                 S.select_probe_streams(probes, st), S.select_probe_streams(fresh, st))
     compiled = run()
-    for name in ("_group_stats", "_counting_order", "_carried", "_frame_kinds", "_merge_rows"):
+    for name in ("_group_stats", "stable_group_order", "_carried", "_frame_kinds", "_merge_rows"):
         kernel = getattr(S, name)
         if hasattr(kernel, "py_func"):
             monkeypatch.setattr(S, name, kernel.py_func)
@@ -307,3 +307,16 @@ def test_frame_rows_merge_equals_get_indexer():
     assert np.array_equal(_frame_rows(contiguous, np.array([1, 5, 10])), [0, 4, 9])
     shuffled = pd.DataFrame({"frame": np.array([5, 3, 9, 1])})
     assert np.array_equal(_frame_rows(shuffled, np.array([9, 2, 1])), [2, -1, 3])
+
+
+def test_stable_group_order_is_a_stable_argsort():
+    """The shared counting sort (streams and payload verdicts) is ``np.argsort(kind="stable")``,
+    compiled and as plain Python."""
+    from probekit.analysis._groups import stable_group_order
+    rng = np.random.default_rng(11)
+    for n, groups in ((0, 1), (1, 1), (7, 3), (1000, 1), (5000, 40), (5000, 5000)):
+        gid = rng.integers(0, groups, n).astype(np.int64)
+        want = np.argsort(gid, kind="stable")
+        assert np.array_equal(stable_group_order(gid, groups), want), (n, groups)
+        if hasattr(stable_group_order, "py_func"):
+            assert np.array_equal(stable_group_order.py_func(gid, groups), want), (n, groups)

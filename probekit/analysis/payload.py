@@ -32,7 +32,7 @@ from scipy import special, stats
 from .._jit import ctz, ctz_plain, njit
 from ..capture.payloads import payload_buffer
 from ..schema import PAYLOAD_TESTS, PAYLOAD_VERDICTS, SOURCE_STREAM_KEYS
-from ._groups import column_array, groups_of
+from ._groups import column_array, groups_of, stable_group_order
 
 __all__ = [
     "ENT_MIN_BYTES",
@@ -921,24 +921,8 @@ def _packed_key(keys: pd.DataFrame) -> np.ndarray | None:
 
 
 def _sorted_order(gid: np.ndarray, n_groups: int) -> np.ndarray:
-    """Stable argsort of stream numbers 0..n_groups-1: a counting sort (:func:`_group_order`)."""
-    return _group_order(np.ascontiguousarray(gid, np.int64), int(n_groups))
-
-
-@njit(nogil=True)
-def _group_order(gid, n_groups):  # pragma: no cover - compiled
-    """The rows by stream number, row order within (``np.argsort(gid, kind="stable")``, by counting)."""
-    start = np.zeros(n_groups + 1, np.int64)
-    for i in range(gid.size):
-        start[gid[i] + 1] += 1
-    for g in range(n_groups):
-        start[g + 1] += start[g]
-    order = np.empty(gid.size, np.int64)
-    for i in range(gid.size):
-        g = gid[i]
-        order[start[g]] = i
-        start[g] += 1
-    return order
+    """Stable argsort of stream numbers 0..n_groups-1: a counting sort (``_groups.stable_group_order``)."""
+    return stable_group_order(np.ascontiguousarray(gid, np.int64), int(n_groups))
 
 
 def _typed_keys(keys: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from ..schema import (
     STREAM_KINDS,
     STREAMS,
 )
-from ._groups import cached_groups
+from ._groups import cached_groups, stable_group_order
 from ._groups import factorize_rows as _factorize
 from .connections import LIKELY_SERVER_PORTS
 
@@ -465,22 +465,6 @@ def _group_stats(order, bounds, ts, plen, data, tolerance):  # pragma: no cover 
     return first, last, med, gaps, near, ndata, plmed, nlen
 
 
-@njit(nogil=True)
-def _counting_order(gid, n_groups):  # pragma: no cover - compiled
-    """Indices sorting ``gid`` (0..n_groups-1) stably: a counting sort, O(n)."""
-    count = np.zeros(n_groups + 1, np.int64)
-    for g in gid:
-        count[g + 1] += 1
-    for g in range(n_groups):
-        count[g + 1] += count[g]
-    out = np.empty(gid.size, np.int64)
-    for i in range(gid.size):
-        g = gid[i]
-        out[count[g]] = i
-        count[g] += 1
-    return out
-
-
 def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: float, tracer_min_ports: int) -> dict:
     """Per source stream: counts, schedule, data, payload (a compiled pass over the probes grouped by
     stream, in time order). Returns numpy columns; ``port`` is the stream port (stream_ports).
@@ -509,7 +493,7 @@ def _source_streams(packets: pd.DataFrame, probes: pd.DataFrame, tolerance: floa
     if n > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
         order = np.lexsort((ts, gid))
     else:
-        order = _counting_order(gid, ng)                    # the probes table is in time order
+        order = stable_group_order(gid, ng)                 # the probes table is in time order
     cnt = np.bincount(gid, minlength=ng)
     del gid
     bounds = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
