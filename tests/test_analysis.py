@@ -166,7 +166,7 @@ def test_size_change_points():
 def test_audit_flags_the_zero_percent_lie(tmp_path):
     """What the investigation saw: CloudWatch said 0 % loss / 0 ms for TCP while the target was down."""
     df, probes, truth = _pair("target-down.pcap")
-    ours = probekit.period_metrics(probes, 60, by=probekit.PROBE_LEVEL)
+    ours = probekit.period_metrics(probes, 60, by=probekit.STREAM_KEYS)
     rows = []
     for r in ours.itertuples():
         ts = pd.Timestamp(r.period_start_ns, unit="ns", tz="UTC").isoformat()
@@ -249,7 +249,7 @@ def test_empty_inputs_give_empty_tables():
 
 def test_no_probes_period_is_drawn_apart_from_zero_loss():
     _, probes, _ = _pair("tcp-stops-after-activation.pcap")
-    per = probekit.period_metrics(probes[probes["protocol"] == "tcp"], 30, by=probekit.PROBE_LEVEL)
+    per = probekit.period_metrics(probes[probes["protocol"] == "tcp"], 30, by=probekit.STREAM_KEYS)
     fig = plots.plot_loss_rtt(per)
     ax = fig.axes[0]
     hatched = [p for p in ax.patches if p.get_hatch() == "//"]
@@ -305,7 +305,7 @@ def test_every_plot_draws_its_table():
     assert {t.get_text() for t in ax.texts} == {f"{a}→{b}" for a, b in zip(changes["from_size"], changes["to_size"])}
     assert ax.get_ylabel() == "probe size (bytes)"
 
-    per = probekit.period_metrics(probes, 30, by=probekit.PROBE_LEVEL)
+    per = probekit.period_metrics(probes, 30, by=probekit.STREAM_KEYS)
     one = per[(per["protocol"] == "icmp")]
     fig = plots.plot_loss_rtt(one)
     loss_ax, rtt_ax = fig.axes

@@ -74,7 +74,7 @@ def test_every_analysis_equals_in_memory(both):
                    for p in sorted(ds.parent.parent.glob("rotcut*/rot-*.pcap"))[:-1])
     assert per_file > 0, "the fixture leaves probes a single file cannot judge"
     same(got["periods"], probekit.period_metrics(mem, 30), "periods")
-    same(got["probe_periods"], probekit.period_metrics(mem, 30, by=probekit.PROBE_LEVEL), "probe_periods")
+    same(got["probe_periods"], probekit.period_metrics(mem, 30, by=probekit.STREAM_KEYS), "probe_periods")
     same(got["timing"], probekit.timing_summary(mem, span_ns=span), "timing")
     same(got["gaps"], probekit.find_gaps(mem, span_ns=span), "gaps")
     same(got["shares"], probekit.analysis.sources.source_shares(mem), "shares")

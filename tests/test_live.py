@@ -81,7 +81,10 @@ def test_delay_and_loss_match_the_configured_path(lab, tmp_path):
     res = read_truth(run["results"])
     med = res.loc[res["answered"], "rtt_us"].median() / 1e3
     assert abs(med - (d + baseline)) <= 0.5, (med, baseline)
-    lo, hi = stats.binom.interval(0.99, len(res), p)
+    # the kernel's own random drop (xt_statistic, unseeded): a 99 % interval fails one run in a hundred
+    # by chance; at 1 - 1e-6 it still tells 0.2 from 0.1 or 0.3 for these ~600 probes (±5 sd ≈ ±0.08)
+    lo, hi = stats.binom.interval(1 - 1e-6, len(res), p)
+    assert hi < 0.3 * len(res) and lo > 0.1 * len(res), "the test can still fail"
     lost = int((~res["answered"]).sum())
     assert lo <= lost <= hi, (lost, lo, hi)
     # the capture at the prober says the same, except that it cannot judge the probes of its last second
@@ -104,7 +107,7 @@ def test_target_down_is_100_percent_loss_not_zero(lab, tmp_path):
         time.sleep(0.5)
         lab.set_target(True)
     probes = probekit.read_capture(run["prober_capture"]).probekit.probes()
-    per = probekit.period_metrics(probes, 2, by=probekit.PROBE_LEVEL)
+    per = probekit.period_metrics(probes, 2, by=probekit.STREAM_KEYS)
     tcp = per[per["protocol"] == "tcp"]
     assert (tcp["status"] == "no_reply").sum() >= 2 and (tcp.loc[tcp["status"] == "no_reply", "loss_pct"] == 100).all()
     assert tcp.loc[tcp["status"] == "no_reply", "rtt_mean_us"].isna().all()
