@@ -112,6 +112,8 @@ def _port_sets(ports) -> tuple[np.ndarray, np.ndarray]:
 
 _H2_SEED = 0x9E3779B97F4A7C15
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
+_B62_PAIRS = np.ascontiguousarray(np.stack([np.tile(_B62, 62), np.repeat(_B62, 62)], axis=1))
+"""Row v (< 62^2): v's two base62 digits, lowest first (_uid_write)."""
 _STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
 _STATE_OTH, _STATE_RSTOS0 = _STATE_CATS.index("OTH"), _STATE_CATS.index("RSTOS0")
 _MAXBLOCK = 8192  # addresses below this: the 5-tuple packs into one int64
@@ -141,33 +143,55 @@ def _uid_step(h1, h2, p):
     return _mix(h1 ^ p), _mix(h2 + p * np.uint64(0x100000001B3))
 
 
+_P3, _P6 = np.uint64(62 ** 3), np.uint64(62 ** 6)
+_Q2 = np.uint64(62 * 62)
+
+
 @njit(cache=True, inline="always")
-def _uid_write(out, j, h1, h2, b62):
-    """Row j of ``out`` := 'C' + 11 base62 digits of h1 + 6 of h2."""
+def _b62_3(out, j, at, v, t2):
+    """out[j, at:at + 3] := the three lowest base62 digits of v (< 62^3), lowest first: two from the pair
+    table, one from its first column."""
+    q = v % _Q2
+    out[j, at], out[j, at + 1] = t2[q, 0], t2[q, 1]
+    out[j, at + 2] = t2[v // _Q2, 0]
+
+
+@njit(cache=True, inline="always")
+def _uid_write(out, j, h1, h2, t2):
+    """Row j of ``out`` := 'C' + the 11 lowest base62 digits of h1 + the 6 lowest of h2, lowest first
+    (digit k of h is (h // 62^k) % 62). ``t2`` (3844, 2): the two digits of each value below 62^2
+    (_B62_PAIRS). Split at 62^6 and 62^3 into independent parts, so the divisions (by constants:
+    multiplications) are short chains side by side instead of one of seventeen."""
     out[j, 0] = 67
-    for d in range(11):
-        out[j, 1 + d] = b62[h1 % np.uint64(62)]
-        h1 = h1 // np.uint64(62)
-    for d in range(6):
-        out[j, 12 + d] = b62[h2 % np.uint64(62)]
-        h2 = h2 // np.uint64(62)
+    lo, hi = h1 % _P6, h1 // _P6
+    _b62_3(out, j, 1, lo % _P3, t2)
+    _b62_3(out, j, 4, lo // _P3, t2)
+    q = hi % _Q2
+    out[j, 7], out[j, 8] = t2[q, 0], t2[q, 1]
+    hi = hi // _Q2
+    q = hi % _Q2
+    out[j, 9], out[j, 10] = t2[q, 0], t2[q, 1]
+    out[j, 11] = t2[(hi // _Q2) % np.uint64(62), 0]
+    lo = h2 % _P6
+    _b62_3(out, j, 12, lo % _P3, t2)
+    _b62_3(out, j, 15, lo // _P3, t2)
 
 
 @njit(cache=True)
-def _uid_matrix(parts, b62):
+def _uid_matrix(parts, t2):
     out = np.empty((parts.shape[1], 18), np.uint8)
     for i in range(parts.shape[1]):
         h1, h2 = np.uint64(0), np.uint64(_H2_SEED)
         for k in range(parts.shape[0]):
             h1, h2 = _uid_step(h1, h2, parts[k, i])
-        _uid_write(out, i, h1, h2, b62)
+        _uid_write(out, i, h1, h2, t2)
     return out
 
 
 def _uids(parts: list[np.ndarray]) -> np.ndarray:
     """Deterministic Zeek-style uids ('C' + 17 base62 digits) from the connection's identity: an
     (n, 18) uint8 matrix."""
-    return _uid_matrix(np.stack([np.asarray(p).astype(np.uint64) for p in parts]), _B62)
+    return _uid_matrix(np.stack([np.asarray(p).astype(np.uint64) for p in parts]), _B62_PAIRS)
 
 
 def _addr_hash(cats) -> np.ndarray:
@@ -243,11 +267,14 @@ def _select(l3, v4, v6, proto, proto_m, ts_m, frag, frag_m, mf, mf_m, iplen, ipl
 
 @njit(cache=True, _nrt=False)
 def _select_verified(buf, words, ts_m, flags_m, sport_m, itype_m, l3, v4, v6, proto, proto_m, thl, thl_m, poff,
-                     poff_m, iphl, iphl_m, iplen, iplen_m, pcap, pcap_m, frag, frag_m, mf, mf_m, rows, l4_ok):
-    """_select, the checksums of each selected packet (checksums.verify_row) and _kept in one pass over
-    the columns they share: ``rows`` := the packets of a connection that are neither an offload
-    super-frame nor of a bad IPv4 header checksum, in file order, ``l4_ok`` := their L4 checksums (both
-    as long as the packets; the count is returned)."""
+                     poff_m, iphl, iphl_m, iplen, iplen_m, pcap, pcap_m, frag, frag_m, mf, mf_m, rows, l4_ok,
+                     tproto, sport, sport_m2, dport, dport_m, itype, itype_m2, icode, icode_m, cp4, cp6, src, src_map,
+                     dst, dst_map, bcast_code, kind, sp_out, dp_out, side_out, key, lo_out, hi_out, bcast):
+    """_select, the checksums of each selected packet (checksums.verify_row), _kept and _tuple_row in one
+    pass over the columns they share: ``rows`` := the packets of a connection that are neither an offload
+    super-frame nor of a bad IPv4 header checksum, in file order, ``l4_ok`` := their L4 checksums, and
+    the 5-tuple's parts (after ``l4_ok``: a _Tuple's ``args``) of each (all as long as the packets; the
+    count is returned)."""
     size = buf.shape[0]
     k = 0
     for ii in range(l3.shape[0]):
@@ -272,6 +299,9 @@ def _select_verified(buf, words, ts_m, flags_m, sport_m, itype_m, l3, v4, v6, pr
         if r & 1:
             rows[k] = ii
             l4_ok[k] = r >> 1
+            _tuple_row(i, np.uint64(k), tproto, sport, sport_m2, dport, dport_m, itype, itype_m2, icode, icode_m, cp4,
+                       cp6, src, src_map, dst, dst_map, bcast_code, kind, sp_out, dp_out, side_out, key, lo_out,
+                       hi_out, bcast)
             k += 1
     return k
 
@@ -337,54 +367,55 @@ def _take_at(order, x, out):
         out[jj] = x[np.uint64(order[jj])]
 
 
-@njit(cache=True, _nrt=False)
-def _ports(rows, proto, sport, sport_m, dport, dport_m, itype, itype_m, icode, icode_m, cp4, cp6, kind, sp_out,
-           dp_out, one_way):
-    """kind, and the 'ports': TCP/UDP's own; ICMP's the type and its counterpart (one-way types: the code)."""
-    for jj in range(rows.shape[0]):
-        j, i = np.uint64(jj), np.uint64(rows[jj])
-        p = np.int64(proto[i])
-        kd = K.K_TCP if p == 6 else (K.K_UDP if p == 17 else K.K_ICMP)
-        kind[j] = kd
-        ow = False
-        if kd == K.K_ICMP:
-            it = (0 if itype_m[i] else np.int64(itype[i])) & 0xFF
-            cp = cp6[it] if p == 58 else cp4[it]
-            ow = cp < 0
-            sp_out[j] = it
-            dp_out[j] = (0 if icode_m[i] else np.int64(icode[i])) if ow else cp
-        else:
-            sp_out[j] = 0 if sport_m[i] else np.int64(sport[i])
-            dp_out[j] = 0 if dport_m[i] else np.int64(dport[i])
-        one_way[j] = ow
+@njit(cache=True, inline="always")
+def _tuple_row(i, j, proto, sport, sport_m, dport, dport_m, itype, itype_m, icode, icode_m, cp4, cp6, src, src_map,
+               dst, dst_map, bcast_code, kind, sp_out, dp_out, side_out, key, lo_out, hi_out, bcast):
+    """Row i's 5-tuple into position j of the _Tuple arrays: kind, the 'ports' (TCP/UDP's own; ICMP's the
+    type and its counterpart, one-way types the code), the canonical endpoint order
+    (IPBasedConnKey::InitTuple; one-way ICMP keeps its direction), the key packed into one int64 (or,
+    when lo_out is not empty, its protocol part with the endpoints apart), and whether the packet goes
+    to 255.255.255.255."""
+    p = np.int64(proto[i])
+    kd = K.K_TCP if p == 6 else (K.K_UDP if p == 17 else K.K_ICMP)
+    kind[j] = kd
+    ow = False
+    if kd == K.K_ICMP:
+        it = (0 if itype_m[i] else np.int64(itype[i])) & 0xFF
+        cp = cp6[it] if p == 58 else cp4[it]
+        ow = cp < 0
+        spv = it
+        dpv = ((0 if icode_m[i] else np.int64(icode[i])) if ow else cp) & 0xFFFF
+    else:
+        spv = (0 if sport_m[i] else np.int64(sport[i])) & 0xFFFF
+        dpv = (0 if dport_m[i] else np.int64(dport[i])) & 0xFFFF
+    sp_out[j] = spv
+    dp_out[j] = dpv
+    sa = src_map[src[i]]
+    da = dst_map[dst[i]]
+    ep_s = sa * 65536 + spv
+    ep_d = da * 65536 + dpv
+    side = 1 if ep_s > ep_d and not ow else 0
+    side_out[j] = side
+    if side == 0:
+        lo, hi = ep_s, ep_d
+    else:
+        lo, hi = ep_d, ep_s
+    pk = (p & 0xFF) * 2 + (1 if ow else 0)
+    if lo_out.shape[0] == 0:
+        key[j] = (pk << 58) | (lo << 29) | hi
+    else:
+        key[j], lo_out[j], hi_out[j] = pk, lo, hi
+    bcast[j] = bcast_code >= 0 and da == bcast_code
 
 
 @njit(cache=True, _nrt=False)
-def _keys(rows, proto, src, src_map, dst, dst_map, sp, dp, one_way, bcast_code, side_out, key, lo_out, hi_out,
-          bcast):
-    """Canonical endpoint order (IPBasedConnKey::InitTuple; one-way ICMP keeps its direction), the
-    5-tuple key packed into one int64 (or, when lo_out is not empty, its protocol part with the
-    endpoints apart), and whether the packet goes to 255.255.255.255."""
-    pack = lo_out.shape[0] == 0
+def _tuples(rows, proto, sport, sport_m, dport, dport_m, itype, itype_m, icode, icode_m, cp4, cp6, src, src_map,
+            dst, dst_map, bcast_code, kind, sp_out, dp_out, side_out, key, lo_out, hi_out, bcast):
+    """_tuple_row for each of ``rows`` (the selection made apart from the checksums)."""
     for jj in range(rows.shape[0]):
-        j, i = np.uint64(jj), np.uint64(rows[jj])
-        sa = src_map[src[i]]
-        da = dst_map[dst[i]]
-        ep_s = sa * 65536 + sp[j]
-        ep_d = da * 65536 + dp[j]
-        ow = one_way[j]
-        side = 1 if ep_s > ep_d and not ow else 0
-        side_out[j] = side
-        if side == 0:
-            lo, hi = ep_s, ep_d
-        else:
-            lo, hi = ep_d, ep_s
-        pk = (np.int64(proto[i]) & 0xFF) * 2 + (1 if ow else 0)
-        if pack:
-            key[j] = (pk << 58) | (lo << 29) | hi
-        else:
-            key[j], lo_out[j], hi_out[j] = pk, lo, hi
-        bcast[j] = bcast_code >= 0 and da == bcast_code
+        _tuple_row(np.uint64(rows[jj]), np.uint64(jj), proto, sport, sport_m, dport, dport_m, itype, itype_m, icode,
+                   icode_m, cp4, cp6, src, src_map, dst, dst_map, bcast_code, kind, sp_out, dp_out, side_out, key,
+                   lo_out, hi_out, bcast)
 
 
 @njit(cache=True, _nrt=False)
@@ -401,33 +432,32 @@ def _port_flags(kind, sp, dp, tcp_tab, udp_tab, long_tab, slsp, dlsp, slong, dlo
 
 
 class _Tuple:
-    """The 5-tuple's parts at ``rows``, in file order (also read by _finish at each connection's first
-    packet): kind, the 'ports', the canonical side, the key (packed into one int64 when the addresses
-    allow; else ``key`` is the protocol part and ``lo``/``hi`` the endpoints, to be grouped), and whether
-    the packet goes to 255.255.255.255."""
+    """The 5-tuple's parts of the selected rows, in file order (also read by _finish at each connection's
+    first packet): kind, the 'ports', the canonical side, the key (packed into one int64 when the
+    addresses allow; else ``key`` is the protocol part and ``lo``/``hi`` the endpoints, to be grouped),
+    and whether the packet goes to 255.255.255.255 (_tuple_row). Made with room for ``m`` rows (numpy's
+    memory: untouched room costs nothing), cut to the rows selected by ``cut``; ``args``: what
+    _tuple_row reads and writes after the row's two positions."""
 
-    def __init__(self, m: int, pack: bool):
+    def __init__(self, raw, packets, m: int):
+        src, dst = column_array(packets, "src"), column_array(packets, "dst")
+        self.cats = cats = pd.Index(src.categories).union(pd.Index(dst.categories))
+        self.src_map = cats.get_indexer(src.categories).astype(np.int64)
+        self.dst_map = cats.get_indexer(dst.categories).astype(np.int64)
+        pack = len(cats) < _MAXBLOCK  # fewer addresses: the 5-tuple fits one int64
         self.kind, self.side = np.empty(m, np.int8), np.empty(m, np.int8)
         self.sport, self.dport = np.empty(m, np.uint16), np.empty(m, np.uint16)
         self.key, self.bcast = np.empty(m, np.int64), np.empty(m, bool)
         self.lo, self.hi = (np.zeros(0, np.int64),) * 2 if pack else (np.empty(m, np.int64), np.empty(m, np.int64))
+        self.args = (raw["ip_proto"][0], *raw["sport"], *raw["dport"], *raw["icmp_type"], *raw["icmp_code"],
+                     _ICMP4_CP, _ICMP6_CP, src.codes, self.src_map, dst.codes, self.dst_map,
+                     int(cats.get_indexer(["255.255.255.255"])[0]), self.kind, self.sport, self.dport, self.side,
+                     self.key, self.lo, self.hi, self.bcast)
 
-
-def _gather(raw, packets, rows, cats):
-    """The 5-tuple at ``rows`` (a _Tuple) and the address maps of src and dst into ``cats``."""
-    src, dst = column_array(packets, "src"), column_array(packets, "dst")
-    src_map = cats.get_indexer(src.categories).astype(np.int64)
-    dst_map = cats.get_indexer(dst.categories).astype(np.int64)
-    m = len(rows)
-    # outputs allocated by numpy (large allocations get transparent huge pages; the compiled
-    # allocator's do not, and their page faults cost more than the pass that fills them)
-    t = _Tuple(m, len(cats) < _MAXBLOCK)  # fewer addresses: the 5-tuple fits one int64
-    one_way = np.empty(m, bool)
-    _ports(rows, raw["ip_proto"][0], *raw["sport"], *raw["dport"], *raw["icmp_type"], *raw["icmp_code"], _ICMP4_CP,
-           _ICMP6_CP, t.kind, t.sport, t.dport, one_way)
-    _keys(rows, raw["ip_proto"][0], src.codes, src_map, dst.codes, dst_map, t.sport, t.dport, one_way,
-          int(cats.get_indexer(["255.255.255.255"])[0]), t.side, t.key, t.lo, t.hi, t.bcast)
-    return t, src_map, dst_map
+    def cut(self, k: int) -> None:
+        for name in ("kind", "side", "sport", "dport", "key", "bcast") + (("lo", "hi") if self.lo.size else ()):
+            setattr(self, name, getattr(self, name)[:k])
+        del self.args
 
 
 def _reusable(a, n: int, dtype) -> bool:
@@ -572,7 +602,7 @@ _FINISH_BLOCK = 2048  # connections whose rows _finish copies at a time (2048 ×
 
 @njit(cache=True, _nrt=False)
 def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, dst_map, proto, frame, ahash,
-            order, b62, blk, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
+            order, t2, blk, ints, floats, flags, ports, small, ipp, synpay, syns, synacks, uid, hoff_out, hdata_out):
     """Every column of the table from the state machine's connection arrays, by the originator's role:
     ``order`` gives each row's connection in the kernel's order (its row of ``ci``, its history run in
     hoff/hdata); the history strings are copied into ``hoff_out``/``hdata_out`` in that order unless
@@ -660,23 +690,25 @@ def _finish(ci, hoff, hdata, kind, sport, dport, side, rows, src, src_map, dst, 
         h1, h2 = _uid_step(h1, h2, np.uint64(yp))
         h1, h2 = _uid_step(h1, h2, ahash[xa])
         h1, h2 = _uid_step(h1, h2, ahash[ya])
-        _uid_write(uid, j, h1, h2, b62)
+        _uid_write(uid, j, h1, h2, t2)
 
 
 def _selected(packets, raw, check_checksums):
-    """(rows, l4_ok, offload): the packets of a connection (in file order) that the state machine sees, the
-    L4 checksum of each (aligned with rows), and which of all packets are offload super-frames (empty:
-    none of ``rows`` is). With
-    checksums on (IP.cc), a bad IPv4 header checksum or a total length 0 drops the packet; a table from one
-    capture file is selected and verified in one pass (_select_verified)."""
+    """(rows, l4_ok, offload, t): the packets of a connection (in file order) that the state machine
+    sees, the L4 checksum of each (aligned with rows), which of all packets are offload super-frames
+    (empty: none of ``rows`` is), and their 5-tuples (a _Tuple). With checksums on (IP.cc), a bad IPv4
+    header checksum or a total length 0 drops the packet; a table from one capture file is selected,
+    verified and its 5-tuples made in one pass (_select_verified)."""
     n = len(packets)
     if check_checksums:
         with one_file_words(packets) as bw:
             if bw is not None:
+                t = _Tuple(raw, packets, n)
                 rows, l4_ok = np.empty(n, np.int64), np.empty(n, bool)
                 k = _select_verified(*bw, raw["ts_ns"][1], raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1],
-                                     *verify_columns(packets), rows, l4_ok)
-                return rows[:k], l4_ok[:k], np.zeros(0, bool)
+                                     *verify_columns(packets), rows, l4_ok, *t.args)
+                t.cut(k)
+                return rows[:k], l4_ok[:k], np.zeros(0, bool), t
     l3 = column_array(packets, "l3").codes
     v4, v6 = l3_code(packets, "ipv4"), l3_code(packets, "ipv6")
     keep, offload = np.empty(n, bool), np.empty(n, bool)
@@ -684,10 +716,15 @@ def _selected(packets, raw, check_checksums):
             raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1], keep, offload)
     rows = np.flatnonzero(keep)
     if not check_checksums:
-        return rows, np.ones(len(rows), bool), offload
-    ip_ok, l4_all = checksums_ok(packets, rows)
-    rows = rows[:_kept(rows, ip_ok, offload)]
-    return rows, l4_all[rows], offload
+        l4_ok = np.ones(len(rows), bool)
+    else:
+        ip_ok, l4_all = checksums_ok(packets, rows)
+        rows = rows[:_kept(rows, ip_ok, offload)]
+        l4_ok = l4_all[rows]
+    t = _Tuple(raw, packets, len(rows))
+    _tuples(rows, *t.args)
+    t.cut(len(rows))
+    return rows, l4_ok, offload, t
 
 
 def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_server_ports=LIKELY_SERVER_PORTS,
@@ -711,12 +748,10 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
         return _empty()
     # the stored buffers (values, missing) of every column used: no per-column conversion
     raw = {name: raw_column(packets, name) for name in _PACKET_COLUMNS}
-    rows, l4_ok, offload = _selected(packets, raw, check_checksums)
+    rows, l4_ok, offload, t = _selected(packets, raw, check_checksums)
     if not rows.size:
         return _empty()
-    src, dst = column_array(packets, "src"), column_array(packets, "dst")
-    cats = pd.Index(src.categories).union(pd.Index(dst.categories))
-    t, src_map, dst_map = _gather(raw, packets, rows, cats)
+    cats, src_map, dst_map = t.cats, t.src_map, t.dst_map
     if not t.lo.size:
         key = _key_codes(t.key, out=t.key)  # in place: the packed keys are not needed after
     else:
@@ -868,7 +903,7 @@ def _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
     syns, synacks, uid = np.empty(nc, np.int32), np.empty(nc, np.int32), np.empty((nc, 18), np.uint8)
     _finish(ci, hoff, hdata, t.kind, t.sport, t.dport, t.side, rows, column_array(packets, "src").codes, src_map,
             column_array(packets, "dst").codes, dst_map, raw["ip_proto"][0], frame, _addr_hash(cats),
-            order, _B62, np.empty((_FINISH_BLOCK, ci.shape[1]), np.int64), ints, floats, flags, ports, small, ipp,
+            order, _B62_PAIRS, np.empty((_FINISH_BLOCK, ci.shape[1]), np.int64), ints, floats, flags, ports, small, ipp,
             synpay, syns, synacks, uid, hoff_out, hdata_out)
     hoff, hdata = hoff_out, hdata_out
     catv = pd.Index(cats)

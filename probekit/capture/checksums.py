@@ -235,12 +235,24 @@ def one_file_words(packets: pd.DataFrame):
     if not (packets.attrs.get("path") or packets.attrs.get("paths")):
         yield None
         return
-    files = list(payload_files(packets))
-    if len(files) != 1 or len(files[0][1]) != len(packets):
+    path = _the_one_file(packets)
+    if path is None:
         yield None
         return
-    with open_bytes(files[0][0]) as buf:
+    with open_bytes(path) as buf:
         yield buf, _words(buf)
+
+
+def _the_one_file(packets: pd.DataFrame):
+    """The file all rows come from (payload_files' answer when it names one file for every row), without
+    making payload_files' row positions (an array as long as the table); None otherwise."""
+    if "capture" in packets.columns and packets.attrs.get("paths"):
+        codes = column_array(packets, "capture").codes
+        if not len(codes) or codes.min() < 0 or codes.min() != codes.max():
+            return None
+        name = column_array(packets, "capture").categories[codes[0]]
+        return packets.attrs["paths"][name]
+    return packets.attrs.get("path") or None
 
 
 def checksums_ok(packets: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
