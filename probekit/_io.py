@@ -15,8 +15,9 @@ Foundation layer: knows nothing about pcap or pcapng. What it gives the reader:
   object): a ``str`` (so it prints, compares and serialises as the name) that also holds the bytes,
   so that payload slicing of a table read from a pipe still works while the table lives.
 - :func:`capture_bytes` — the bytes again for payload slicing: the held bytes of a stream, the memory
-  map of a plain file, or a fresh decompression of a compressed file (only up to the last byte
-  asked for).
+  map of a plain file (the reader's own, kept for files up to ``KEEP_MAPPED_BYTES``: mapping a file
+  again costs its page faults again), or a fresh decompression of a compressed file (only up to the
+  last byte asked for).
 """
 from __future__ import annotations
 
@@ -379,7 +380,9 @@ def open_capture_bytes(source, *, retain: bool = False):
             head = os.pread(f.fileno(), SNIFF_BYTES, 0) if size else b""
             comp = sniff_compression(head)
             if comp is None:
-                with _mmap_file(f, size) as arr:
+                # a read maps the file anew (reading is opening), and keeps the map for the table's
+                # analyses (capture_bytes)
+                with _mmap_file(f, size, keep=True) as arr:
                     yield OpenedBytes(arr, name, name, None, kind)
                 return
             src = _Head(rd)
@@ -432,17 +435,80 @@ def _copy_plain(src: _Head, grow: _Grow, f=None) -> None:
         grow.write(b)
 
 
+KEEP_MAPPED_BYTES = 1 << 30
+"""Plain files up to this size (in all) stay mapped after the reader read them, for the analyses that
+come back to their bytes (checksums, payloads): mapping a file again costs its page faults again (about
+6 ms per 100 MB here), each time. Larger files (the chunked path's) are mapped per use, as before."""
+KEEP_MAPPED_FILES = 2
+
+
+class _KeptMaps:
+    """The reader's memory maps of the last few plain files it read, by the file's identity (device,
+    inode, size, modification time, from the open file: a file replaced, grown or rewritten is another
+    file, and a path that no longer opens raises before any lookup). Thread-safe. A map dropped from
+    here closes when the last array over it is freed."""
+
+    def __init__(self):
+        import threading
+        from collections import OrderedDict
+        self._lock = threading.Lock()
+        self._maps: OrderedDict = OrderedDict()
+
+    @staticmethod
+    def key(f):
+        st = os.fstat(f.fileno())
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def get(self, key):
+        with self._lock:
+            arr = self._maps.get(key)
+            if arr is not None:
+                self._maps.move_to_end(key)
+            return arr
+
+    def put(self, key, arr) -> bool:
+        """Keep ``arr`` (True) unless it is larger than KEEP_MAPPED_BYTES; older maps go to make room."""
+        if arr.nbytes > KEEP_MAPPED_BYTES:
+            return False
+        with self._lock:
+            self._maps[key] = arr
+            self._maps.move_to_end(key)
+            while len(self._maps) > KEEP_MAPPED_FILES or \
+                    sum(a.nbytes for a in self._maps.values()) > KEEP_MAPPED_BYTES:
+                self._maps.popitem(last=False)
+        return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._maps.clear()
+
+
+kept_maps = _KeptMaps()
+
+
 @contextmanager
-def _mmap_file(f, size):
+def _mmap_file(f, size, keep: bool = False, reuse: bool = False):
+    """A read-only memory map of the open file ``f`` as a uint8 array, closed after the ``with``; with
+    ``keep`` it is kept (kept_maps, files up to KEEP_MAPPED_BYTES) instead, and with ``reuse`` a kept
+    map of the same file is used instead of a new one."""
     if size == 0:
         yield np.zeros(0, np.uint8)
         return
+    key = _KeptMaps.key(f) if keep or reuse else None
+    if reuse:
+        arr = kept_maps.get(key)
+        if arr is not None:
+            yield arr
+            return
     try:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):  # special files: read them whole
         yield np.frombuffer(f.read(), np.uint8)
         return
     arr = np.frombuffer(mm, np.uint8)
+    if keep and kept_maps.put(key, arr):
+        yield arr
+        return
     try:
         yield arr
     finally:
@@ -522,7 +588,7 @@ def capture_bytes(ref, upto: int | None = None):
         head = os.pread(f.fileno(), SNIFF_BYTES, 0) if size else b""
         comp = sniff_compression(head) if kind == "file" else None
         if kind == "file" and comp is None:
-            with _mmap_file(f, size) as arr:
+            with _mmap_file(f, size, keep=True, reuse=True) as arr:  # the reader's map when kept
                 yield arr
             return
         if kind != "file":

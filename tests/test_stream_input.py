@@ -199,3 +199,43 @@ def test_a_stream_larger_than_any_buffer_step(tmp_path):
     same(got, want)
     last = got.iloc[-5:]
     assert last.probekit.payloads().tolist() == want.iloc[-5:].probekit.payloads().tolist()
+
+
+def test_the_readers_map_is_kept_for_the_tables_analyses_and_only_for_that_file(tmp_path, monkeypatch):
+    """read_capture keeps its memory map of a plain file for the re-opens of the table's bytes
+    (capture_bytes: checksums, payloads) instead of mapping and faulting it in again; a file
+    rewritten, replaced or above the size limit is mapped anew, a path that is gone still raises."""
+    from probekit import _io
+    p = tmp_path / "a.pcap"
+    p.write_bytes(HEALTHY.read_bytes())
+    _io.kept_maps.clear()
+    df = read_capture(p)
+    with open(p, "rb") as f:
+        assert _io.kept_maps.get(_io._KeptMaps.key(f)) is not None, "the reader kept its map"
+    with _io.capture_bytes(df.attrs["path"]) as b1, _io.capture_bytes(df.attrs["path"]) as b2:
+        assert b1 is b2, "the reader's map, not a new one"
+        assert bytes(b1[:64]) == HEALTHY.read_bytes()[:64]
+    data = bytearray(HEALTHY.read_bytes())
+    row = int(df["payload_off"].notna().to_numpy().argmax())
+    off = int(df["payload_off"].iloc[row])
+    assert df.probekit.payloads().iloc[row][0] == data[off]
+    data[off] ^= 0xFF
+    os.utime(p, ns=(1, 1))  # a rewrite with the same size: another modification time
+    p.write_bytes(bytes(data))
+    with _io.capture_bytes(df.attrs["path"]) as b3:
+        assert b3 is not b1 and b3[off] == data[off], "the file as it is now"
+    q = tmp_path / "b.pcap"
+    q.write_bytes(bytes(data))
+    os.replace(q, p)  # replaced: another inode
+    with _io.capture_bytes(str(p)) as b4:
+        assert b4 is not b3 and b4[off] == data[off]
+    assert df.probekit.payloads().iloc[row][0] == data[off] != HEALTHY.read_bytes()[off]
+    monkeypatch.setattr(_io, "KEEP_MAPPED_BYTES", 100)  # a file too large to keep: mapped per use
+    _io.kept_maps.clear()
+    read_capture(p)
+    with _io.capture_bytes(str(p)) as b5, _io.capture_bytes(str(p)) as b6:
+        assert b5 is not b6
+    p.unlink()
+    with pytest.raises(CaptureError):
+        with _io.capture_bytes(str(p)):
+            pass
