@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["njit", "HAVE_NUMBA", "ctz", "ctz_plain"]
+__all__ = ["njit", "HAVE_NUMBA", "ctz", "ctz_plain", "prefetch", "prefetch_plain"]
 
 _numba_njit: Any
 try:  # pragma: no cover - exercised by whichever mode the machine has
@@ -56,3 +56,46 @@ def _compiled_ctz():
 ctz = _compiled_ctz() or ctz_plain
 """The lowest set bit's index of a nonzero uint64: compiled kernels call it; it is :func:`ctz_plain` in
 plain Python."""
+
+
+def prefetch_plain(arr, i) -> None:
+    """Nothing: a prefetch is a hint, with no effect on any result (what compiled kernels call in plain
+    Python)."""
+
+
+def _compiled_prefetch():
+    """LLVM's ``llvm.prefetch`` of ``arr[i]`` (read, keep in all cache levels) as a numba intrinsic, or
+    None when numba does not compile. The address is not checked and never loaded from: a prefetch of
+    an address outside the array, or unmapped, is dropped by the processor, so callers may run past
+    their data's end."""
+    if _numba_njit is None:
+        return None
+    from numba import config
+    if config.DISABLE_JIT:
+        return None
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def prefetch(typingctx, arr, i):  # pragma: no cover - compiled
+        if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(i, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            aryty, ity = signature.args
+            ary = context.make_array(aryty)(context, builder, args[0])
+            idx = context.cast(builder, args[1], ity, types.intp)
+            ptr = builder.gep(ary.data, [idx])  # plain arithmetic: no bounds or wraparound test
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+        return types.void(arr, i), codegen
+    return prefetch
+
+
+prefetch = _compiled_prefetch() or prefetch_plain
+"""A prefetch hint for ``arr[i]`` in compiled kernels (read, all cache levels); nothing in plain Python."""

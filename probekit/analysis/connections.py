@@ -20,7 +20,7 @@ import ipaddress
 import numpy as np
 import pandas as pd
 
-from .._jit import njit
+from .._jit import njit, prefetch
 from ..capture.checksums import (
     checksums_ok,
     column_array,
@@ -116,6 +116,7 @@ _B62_PAIRS = np.ascontiguousarray(np.stack([np.tile(_B62, 62), np.repeat(_B62, 6
 """Row v (< 62^2): v's two base62 digits, lowest first (_uid_write)."""
 _STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
 _STATE_OTH, _STATE_RSTOS0 = _STATE_CATS.index("OTH"), _STATE_CATS.index("RSTOS0")
+_PREFETCH = 48  # rows ahead whose header bytes _select_verified prefetches
 _MAXBLOCK = 8192  # addresses below this: the 5-tuple packs into one int64
 
 
@@ -276,9 +277,17 @@ def _select_verified(buf, words, ts_m, flags_m, sport_m, itype_m, l3, v4, v6, pr
     the 5-tuple's parts (after ``l4_ok``: a _Tuple's ``args``) of each (all as long as the packets; the
     count is returned)."""
     size = buf.shape[0]
+    n = l3.shape[0]
     k = 0
-    for ii in range(l3.shape[0]):
+    for ii in range(n):
         i = np.uint64(ii)
+        # the headers _PREFETCH rows on (the cache line before that packet's payload and the payload's
+        # first): the bytes are the file's, walked in order but a page at a time, which the processor's
+        # own prefetchers do not run ahead across (the pass was a sixth faster so)
+        if ii + _PREFETCH < n:
+            q = np.int64(poff[i + np.uint64(_PREFETCH)])
+            prefetch(buf, q - 64)
+            prefetch(buf, q)
         c = l3[i]
         is4, is6 = c == v4, c == v6
         if ts_m[i] or not (is4 or is6) or (not frag_m[i] and frag[i] > 0) or (not mf_m[i] and mf[i] != 0):
