@@ -236,6 +236,5 @@ def test_the_readers_map_is_kept_for_the_tables_analyses_and_only_for_that_file(
     with _io.capture_bytes(str(p)) as b5, _io.capture_bytes(str(p)) as b6:
         assert b5 is not b6
     p.unlink()
-    with pytest.raises(CaptureError):
-        with _io.capture_bytes(str(p)):
-            pass
+    with pytest.raises(CaptureError), _io.capture_bytes(str(p)):
+        pass
