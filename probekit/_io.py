@@ -436,17 +436,21 @@ def _copy_plain(src: _Head, grow: _Grow, f=None) -> None:
 
 
 KEEP_MAPPED_BYTES = 1 << 30
-"""Plain files up to this size (in all) stay mapped after the reader read them, for the analyses that
-come back to their bytes (checksums, payloads): mapping a file again costs its page faults again (about
-6 ms per 100 MB here), each time. Larger files (the chunked path's) are mapped per use, as before."""
+"""Plain files up to this size (in all) stay mapped once the reader or :func:`capture_bytes` mapped
+them, for the analyses that come back to their bytes (checksums, payloads): mapping a file again costs
+its page faults again (about 6 ms per 100 MB here), each time. Larger files are mapped per use, as
+before. ``kept_maps.clear()`` lets them go."""
 KEEP_MAPPED_FILES = 2
+"""At most this many files stay mapped (the least recently used goes first)."""
 
 
 class _KeptMaps:
-    """The reader's memory maps of the last few plain files it read, by the file's identity (device,
-    inode, size, modification time, from the open file: a file replaced, grown or rewritten is another
-    file, and a path that no longer opens raises before any lookup). Thread-safe. A map dropped from
-    here closes when the last array over it is freed."""
+    """The memory maps of the last few plain files mapped (by the reader or capture_bytes), by the
+    file's identity: device, inode, size and modification time from the open file (a file replaced or
+    grown is another file; the map is shared, so it shows a file rewritten in place as it is now; a
+    path that no longer opens raises before any lookup). A file deleted since is let go at the next
+    ``put``, so its disk space is not held. Thread-safe. A map dropped from here closes when the last
+    array over it is freed."""
 
     def __init__(self):
         import threading
@@ -461,26 +465,40 @@ class _KeptMaps:
 
     def get(self, key):
         with self._lock:
-            arr = self._maps.get(key)
-            if arr is not None:
-                self._maps.move_to_end(key)
-            return arr
+            hit = self._maps.get(key)
+            if hit is None:
+                return None
+            self._maps.move_to_end(key)
+            return hit[0]
 
-    def put(self, key, arr) -> bool:
-        """Keep ``arr`` (True) unless it is larger than KEEP_MAPPED_BYTES; older maps go to make room."""
-        if arr.nbytes > KEEP_MAPPED_BYTES:
+    def put(self, key, arr, path: str) -> bool:
+        """Keep ``arr`` (True) unless it is larger than KEEP_MAPPED_BYTES or not as long as the file was
+        when ``key`` was taken (it grew meanwhile); older maps go to make room, and maps of files no
+        longer at their path."""
+        if arr.nbytes > KEEP_MAPPED_BYTES or arr.nbytes != key[2]:
             return False
         with self._lock:
-            self._maps[key] = arr
+            for k in [k for k, (_, p) in self._maps.items() if not _same_file(p, k)]:
+                del self._maps[k]
+            self._maps[key] = arr, path
             self._maps.move_to_end(key)
             while len(self._maps) > KEEP_MAPPED_FILES or \
-                    sum(a.nbytes for a in self._maps.values()) > KEEP_MAPPED_BYTES:
+                    sum(a.nbytes for a, _ in self._maps.values()) > KEEP_MAPPED_BYTES:
                 self._maps.popitem(last=False)
         return True
 
     def clear(self) -> None:
         with self._lock:
             self._maps.clear()
+
+
+def _same_file(path: str, key) -> bool:
+    """Whether ``path`` still names the file of ``key`` (device and inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == key[:2]
 
 
 kept_maps = _KeptMaps()
@@ -506,7 +524,8 @@ def _mmap_file(f, size, keep: bool = False, reuse: bool = False):
         yield np.frombuffer(f.read(), np.uint8)
         return
     arr = np.frombuffer(mm, np.uint8)
-    if keep and kept_maps.put(key, arr):
+    name = getattr(f, "name", None)
+    if keep and kept_maps.put(key, arr, os.path.abspath(name) if isinstance(name, str) else ""):
         yield arr
         return
     try:

@@ -59,43 +59,47 @@ plain Python."""
 
 
 def prefetch_plain(arr, i) -> None:
-    """Nothing: a prefetch is a hint, with no effect on any result (what compiled kernels call in plain
-    Python)."""
+    """Nothing: a prefetch is a hint, with no effect on any result."""
 
 
-def _compiled_prefetch():
-    """LLVM's ``llvm.prefetch`` of ``arr[i]`` (read, keep in all cache levels) as a numba intrinsic, or
-    None when numba does not compile. The address is not checked and never loaded from: a prefetch of
-    an address outside the array, or unmapped, is dropped by the processor, so callers may run past
-    their data's end."""
+def prefetch(arr, i) -> None:
+    """A prefetch hint for ``arr[i]`` (read, keep in all cache levels): LLVM's ``llvm.prefetch`` in
+    compiled kernels, nothing in plain Python (so a kernel's ``py_func`` runs too). The address is
+    never loaded from: a prefetch of an address outside the array, or unmapped, is dropped by the
+    processor, so callers may run past their data's end."""
+
+
+def _register_prefetch() -> None:
+    """Give :func:`prefetch` its compiled form (an ``@overload`` calling an intrinsic), when numba is there."""
     if _numba_njit is None:
-        return None
-    from numba import config
-    if config.DISABLE_JIT:
-        return None
+        return
     from llvmlite import ir
     from numba import types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
+    from numba.extending import intrinsic, overload
 
     @intrinsic
-    def prefetch(typingctx, arr, i):  # pragma: no cover - compiled
-        if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(i, types.Integer):
+    def _llvm_prefetch(typingctx, arr, i):  # pragma: no cover - compiled
+        if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
+                and isinstance(i, types.Integer)):
             return None
 
         def codegen(context, builder, signature, args):
             aryty, ity = signature.args
             ary = context.make_array(aryty)(context, builder, args[0])
             idx = context.cast(builder, args[1], ity, types.intp)
-            ptr = builder.gep(ary.data, [idx])  # plain arithmetic: no bounds or wraparound test
+            ptr = builder.gep(ary.data, [idx])  # plain arithmetic (not inbounds): no test, no poison
             i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+            fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p],
+                                                  ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]))
             builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
             return context.get_dummy_value()
         return types.void(arr, i), codegen
-    return prefetch
+
+    @overload(prefetch)
+    def _prefetch_compiled(arr, i):  # pragma: no cover - compiled
+        if isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C" and isinstance(i, types.Integer):
+            return lambda arr, i: _llvm_prefetch(arr, i)
+        return lambda arr, i: None
 
 
-prefetch = _compiled_prefetch() or prefetch_plain
-"""A prefetch hint for ``arr[i]`` in compiled kernels (read, all cache levels); nothing in plain Python."""
+_register_prefetch()

@@ -360,3 +360,25 @@ def test_connection_kinds_equal_groupby():
         pd.testing.assert_frame_equal(got, want, check_exact=True)
         assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str))
     assert len(C.connection_kinds(synth)) > 50 and C.connection_kinds(synth)["connections"].sum() == (proto == "tcp").sum()
+
+
+def test_select_verified_compiled_equals_its_plain_python_run():
+    """The selecting pass (selection, checksums, 5-tuples, with its prefetch hints) compiled and as
+    plain Python (its py_func: _jit.prefetch is a no-op there) on a shipped capture: every output equal."""
+    if not hasattr(C._select_verified, "py_func"):
+        pytest.skip("this process runs the kernels as plain Python (no numba, or NUMBA_DISABLE_JIT)")
+    df = probekit.read_capture(ROOT / "captures" / "target-down.pcap")
+    raw = {name: CS.raw_column(df, name) for name in C._PACKET_COLUMNS}
+    got = []
+    for f in (C._select_verified, C._select_verified.py_func):
+        t = C._Tuple(raw, df, len(df))
+        rows, l4 = np.empty(len(df), np.int64), np.empty(len(df), bool)
+        with CS.one_file_words(df) as bw:
+            k = f(*bw, raw["ts_ns"][1], raw["tcp_flags"][1], raw["sport"][1], raw["icmp_type"][1],
+                  *CS.verify_columns(df), rows, l4, *t.args)
+        t.cut(k)
+        got.append((k, rows[:k], l4[:k], t))
+    (k1, r1, l1, t1), (k2, r2, l2, t2) = got
+    assert k1 == k2 > 0 and (r1 == r2).all() and (l1 == l2).all()
+    for name in ("kind", "side", "sport", "dport", "key", "bcast"):
+        assert (getattr(t1, name) == getattr(t2, name)).all(), name

@@ -204,37 +204,56 @@ def test_a_stream_larger_than_any_buffer_step(tmp_path):
 def test_the_readers_map_is_kept_for_the_tables_analyses_and_only_for_that_file(tmp_path, monkeypatch):
     """read_capture keeps its memory map of a plain file for the re-opens of the table's bytes
     (capture_bytes: checksums, payloads) instead of mapping and faulting it in again; a file
-    rewritten, replaced or above the size limit is mapped anew, a path that is gone still raises."""
+    rewritten, replaced, deleted or above the size limit is mapped anew (or raises), and no more than
+    KEEP_MAPPED_FILES stay mapped."""
     from probekit import _io
     p = tmp_path / "a.pcap"
-    p.write_bytes(HEALTHY.read_bytes())
+    orig = HEALTHY.read_bytes()
+    p.write_bytes(orig)
     _io.kept_maps.clear()
     df = read_capture(p)
     with open(p, "rb") as f:
         assert _io.kept_maps.get(_io._KeptMaps.key(f)) is not None, "the reader kept its map"
     with _io.capture_bytes(df.attrs["path"]) as b1, _io.capture_bytes(df.attrs["path"]) as b2:
         assert b1 is b2, "the reader's map, not a new one"
-        assert bytes(b1[:64]) == HEALTHY.read_bytes()[:64]
-    data = bytearray(HEALTHY.read_bytes())
+        assert bytes(b1[:64]) == orig[:64]
     row = int(df["payload_off"].notna().to_numpy().argmax())
     off = int(df["payload_off"].iloc[row])
-    assert df.probekit.payloads().iloc[row][0] == data[off]
+    assert df.probekit.payloads().iloc[row][0] == orig[off]
+    # rewritten in place, same size: another modification time, so another key (the old map is shared
+    # and would show the new bytes too: identity is what is tested)
+    data = bytearray(orig)
     data[off] ^= 0xFF
-    os.utime(p, ns=(1, 1))  # a rewrite with the same size: another modification time
     p.write_bytes(bytes(data))
+    os.utime(p, ns=(1, 1))
     with _io.capture_bytes(df.attrs["path"]) as b3:
-        assert b3 is not b1 and b3[off] == data[off], "the file as it is now"
+        assert b3 is not b1 and b3[off] == data[off]
+    # replaced by another file (another inode) with other bytes: the old inode's map must not serve it
+    other = bytearray(data)
+    other[off] ^= 0x0F
     q = tmp_path / "b.pcap"
-    q.write_bytes(bytes(data))
-    os.replace(q, p)  # replaced: another inode
+    q.write_bytes(bytes(other))
+    os.replace(q, p)
     with _io.capture_bytes(str(p)) as b4:
-        assert b4 is not b3 and b4[off] == data[off]
-    assert df.probekit.payloads().iloc[row][0] == data[off] != HEALTHY.read_bytes()[off]
-    monkeypatch.setattr(_io, "KEEP_MAPPED_BYTES", 100)  # a file too large to keep: mapped per use
-    _io.kept_maps.clear()
-    read_capture(p)
-    with _io.capture_bytes(str(p)) as b5, _io.capture_bytes(str(p)) as b6:
-        assert b5 is not b6
+        assert b4 is not b3 and b4[off] == other[off] != b3[off]
+    assert df.probekit.payloads().iloc[row][0] == other[off]
+    # deleted while its map is kept: the path raises; the map is let go at the next put
     p.unlink()
     with pytest.raises(CaptureError), _io.capture_bytes(str(p)):
         pass
+    files = []
+    for k in range(_io.KEEP_MAPPED_FILES + 1):
+        r = tmp_path / f"c{k}.pcap"
+        r.write_bytes(orig)
+        read_capture(r)
+        files.append(r)
+    assert len(_io.kept_maps._maps) == _io.KEEP_MAPPED_FILES, "the least recently used went"
+    assert all(os.path.exists(path) for _, path in _io.kept_maps._maps.values()), "the deleted file went"
+    with open(files[0], "rb") as f:
+        assert _io.kept_maps.get(_io._KeptMaps.key(f)) is None
+    monkeypatch.setattr(_io, "KEEP_MAPPED_BYTES", 100)  # a file too large to keep: mapped per use
+    _io.kept_maps.clear()
+    read_capture(files[0])
+    with _io.capture_bytes(str(files[0])) as b5, _io.capture_bytes(str(files[0])) as b6:
+        assert b5 is not b6
+    assert not _io.kept_maps._maps
