@@ -382,3 +382,19 @@ def test_select_verified_compiled_equals_its_plain_python_run():
     assert k1 == k2 > 0 and (r1 == r2).all() and (l1 == l2).all()
     for name in ("kind", "side", "sport", "dport", "key", "bcast"):
         assert (getattr(t1, name) == getattr(t2, name)).all(), name
+
+
+@pytest.mark.parametrize("block", [1, 7, 4096])
+def test_the_state_machine_in_blocks_equals_one_pass(tmp_path, monkeypatch, block):
+    """The state machine run a block of packets at a time (its working state carried from block to
+    block: a connection spanning blocks, a key ending at a block's edge, timers and reuse) against the
+    file-order reference kernel's table, on the hostile input (a 4-tuple reused 10,000 times, RST
+    floods, holes, interleaved keys) and a shipped capture, with every option set."""
+    from helpers import capwriter as W
+    p = tmp_path / "hostile.pcap"
+    p.write_bytes(W.pcap(_hostile_frames()))
+    monkeypatch.setattr(C, "_KERNEL_BLOCK", block)
+    for df in (probekit.read_capture(p), probekit.read_capture(ROOT / "captures" / "eni-failure.pcap")):
+        assert len(df) > 2 * block or block == 4096
+        for opts in OPTIONS:
+            same(df, **opts)

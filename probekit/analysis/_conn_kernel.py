@@ -716,35 +716,62 @@ def conn_kernel(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, 
     and, unless ``conn_of`` is empty, ``conn_of[pkt[j]]``: the packet's connection (-2 - index: seen
     but not counted). Returns the number of connections, or -1 when more than ``co`` holds (call again
     with more room: at most one connection per packet)."""
-    ci = np.zeros((1, NCI), np.int64)      # the working state of the one active connection
-    ei = np.zeros((1, 2, NEI), np.int64)
-    blo = np.zeros((2, NBLK), np.int64)    # its endpoints' out-of-order blocks
-    bhi = np.zeros((2, NBLK), np.int64)
-    return _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
-                      dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi)
+    ci, ei, blo, bhi, state = working_state()
+    return _conn_pass(pkt, ts, kind, key, 0, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport,
+                      src_lsp, dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo,
+                      bhi, state, True)
+
+
+@njit(cache=True)
+def working_state():
+    """(ci, ei, blo, bhi, state): the working state of the one active connection (its fields, its
+    endpoints', its endpoints' out-of-order blocks) and of the pass (connections made, the active
+    one's index or -1, history letters written): what conn_block carries from one block to the next."""
+    state = np.zeros(3, np.int64)
+    state[1] = -1
+    return (np.zeros((1, NCI), np.int64), np.zeros((1, 2, NEI), np.int64), np.zeros((2, NBLK), np.int64),
+            np.zeros((2, NBLK), np.int64), state)
+
+
+@njit(cache=True)
+def conn_block(pkt, ts, kind, key, k0, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
+               dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi, state,
+               last):
+    """conn_kernel over the packets in blocks, in order: this block's inputs (its positions k0.. of the
+    whole pass; ``key`` is the whole pass's keys, the one before a block decides whether the active
+    connection's key ended), the working state from working_state() carried on, ``last`` for the
+    final block (the active connection ends there). Returns the connections made so far, or -1 as
+    conn_kernel. The same connections as one conn_kernel call, for any blocks (tested): the inputs need
+    only be gathered a block at a time, into buffers that stay in cache."""
+    return _conn_pass(pkt, ts, kind, key, k0, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport,
+                      src_lsp, dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo,
+                      bhi, state, last)
 
 
 # compiled without numba's reference counting (nothing in it allocates): every array an inlined helper
 # takes would otherwise be an atomic increment and decrement, most of the pass's time
 @njit(cache=True, _nrt=False)
-def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
-               dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi):
-    """conn_kernel's pass, on its working arrays."""
+def _conn_pass(pkt, ts, kind, key, k0, side, flags, seq, ack, win, length, ip_len, l4_ok, sport, dport, src_lsp,
+               dst_lsp, resp_bcast, src_long, dst_long, params, co, hoff, hb, conn_of, ci, ei, blo, bhi, state, last):
+    """conn_kernel's pass over one block (positions k0.. of the whole pass; ``key`` the whole pass's), on
+    its working arrays and ``state`` (connections made, the active one or -1, history letters so far)."""
     n = ts.shape[0]
     cap = co.shape[0]
     want_of = conn_of.shape[0] > 0
     c = 0
-    nc = 0
-    cid = -1
-    hpos = 0
-    hoff[0] = 0
+    nc = state[0]
+    cid = state[1]
+    hpos = state[2]
+    if k0 == 0:
+        hoff[0] = 0
     for j in range(n):
         i = pkt[j]
         now = np.int64(ts[j])
         e = np.int64(side[j])
         kd = np.int64(kind[j])
+        g = k0 + j
         # the active connection ends: the previous key's last, expired, or a TCP connection reused
-        if cid >= 0 and ((j > 0 and key[j] != key[j - 1]) or _expired(ci, ei, c, now, params) or
+        if cid >= 0 and ((g > 0 and key[g] != key[g - 1]) or _expired(ci, ei, c, now, params) or
                          (kd == K_TCP and _is_reuse(ci, ei, c, np.int64(flags[j]), np.int64(seq[j])))):
             _retire(ci, ei, c, co, cid)
             hpos += ci[c, C_HLEN]
@@ -755,7 +782,7 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
                 return -1
             cid = nc
             nc += 1
-            _new_conn(ci, ei, c, key[j], now, kd, i, params)
+            _new_conn(ci, ei, c, key[g], now, kd, i, params)
             ci[c, C_HBASE] = hpos
             ci[c, C_ORIGSIDE] = e
             flip = False
@@ -841,10 +868,12 @@ def _conn_pass(pkt, ts, kind, key, side, flags, seq, ack, win, length, ip_len, l
                 ei[c, e, E_LEN] = np.int64(length[j])
             else:
                 ei[c, e, E_LEN] += np.int64(length[j])
-    if cid >= 0:
+    if last and cid >= 0:
         _retire(ci, ei, c, co, cid)
         hpos += ci[c, C_HLEN]
         hoff[cid + 1] = hpos
+        cid = -1
+    state[0], state[1], state[2] = nc, cid, hpos
     return nc
 
 

@@ -117,6 +117,7 @@ _B62_PAIRS = np.ascontiguousarray(np.stack([np.tile(_B62, 62), np.repeat(_B62, 6
 _STATE_CATS = [s for s in K.STATES if s != "RSTOS0?"]
 _STATE_OTH, _STATE_RSTOS0 = _STATE_CATS.index("OTH"), _STATE_CATS.index("RSTOS0")
 _PREFETCH = 48  # rows ahead whose header bytes _select_verified prefetches
+_KERNEL_BLOCK = 1 << 15  # packets the state machine takes at a time (its inputs: ~1.5 MB, in L2)
 _MAXBLOCK = 8192  # addresses below this: the 5-tuple packs into one int64
 
 
@@ -331,7 +332,7 @@ def _kept(rows, ip_ok, offload):
     return k
 
 
-# the bool matrix _inputs fills in the state machine's order
+# the bool matrix _run_kernel fills in the state machine's order, a block at a time
 (B_L4, B_SLSP, B_DLSP, B_BCAST, B_SLONG, B_DLONG) = range(6)
 
 
@@ -474,28 +475,47 @@ def _reusable(a, n: int, dtype) -> bool:
         a.flags.writeable
 
 
-def _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare, ts_out=None):
-    """The state machine's per-packet inputs in its order (``order``: positions in ``rows`` grouped by
-    key, ``srows`` = rows[order]): a dict of narrow arrays, the numbers with their missing values filled as it expects (window
-    1, the rest 0), and a bool matrix with B_* rows (L4 checksum, likely-server-port and
-    long-inactivity flags, broadcast). Narrow, as every byte is written once and read once. ``ts_out``:
-    an int64 array of len(srows) no longer needed, to hold the times (memory already faulted in)."""
+def _run_kernel(raw, srows, order, skey, t, l4_ok, offload, likely_server_ports, bare, params, ci, hoff, hb,
+                conn_of) -> int:
+    """The state machine over the packets grouped by key (``order``: positions in ``rows`` grouped by
+    key, ``srows`` = rows[order], ``skey`` their key codes), a block of _KERNEL_BLOCK at a time
+    (K.conn_block, the working state carried on): each block's inputs are gathered into the same
+    buffers, which stay in cache and are no fresh memory, then run. The inputs: narrow arrays, the
+    numbers with their missing values filled as the kernel expects (window 1, the rest 0), and a bool
+    matrix with B_* rows (L4 checksum, likely-server-port and long-inactivity flags, broadcast).
+    Returns the number of connections (``ci``, ``hoff``, ``hb``, ``conn_of`` as K.conn_kernel fills
+    them)."""
     m = len(srows)
-    x = {name: np.empty(m, dt) for name, dt in (("flags", np.uint16), ("seq", np.uint32),
-                                                ("ack", np.uint32), ("win", np.int32), ("len", np.int32),
-                                                ("ipl", np.int32), ("kind", np.int8), ("side", np.int8),
-                                                ("sport", np.uint16), ("dport", np.uint16))}
-    x["ts"] = ts_out if _reusable(ts_out, m, np.int64) else np.empty(m, np.int64)
-    b = np.empty((B_DLONG + 1, m), bool)
+    size = max(1, min(m, _KERNEL_BLOCK))
+    x = {name: np.empty(size, dt) for name, dt in (("ts", np.int64), ("flags", np.uint16), ("seq", np.uint32),
+                                                   ("ack", np.uint32), ("win", np.int32), ("len", np.int32),
+                                                   ("ipl", np.int32), ("kind", np.int8), ("side", np.int8),
+                                                   ("sport", np.uint16), ("dport", np.uint16))}
+    b = np.empty((B_DLONG + 1, size), bool)
     tcp_lsp, udp_lsp = _port_sets(likely_server_ports)
     long_ports = np.array([] if bare else _LONG_INACTIVITY_PORTS, np.int64)
-    _take_tuples(order, t.kind, t.side, t.sport, t.dport, l4_ok, t.bcast, _port_table(tcp_lsp), _port_table(udp_lsp),
-                 _port_table(long_ports), x["kind"], x["side"], x["sport"], x["dport"], b[B_L4], b[B_BCAST],
-                 b[B_SLSP], b[B_DLSP], b[B_SLONG], b[B_DLONG])
-    _take_packets(srows, x["kind"], *raw["ts_ns"], *raw["tcp_flags"], *raw["tcp_seq"], *raw["tcp_ack"], *raw["tcp_win"],
-                  *raw["payload_len"], *raw["payload_caplen"], *raw["ip_len"], offload, x["ts"], x["flags"],
-                  x["seq"], x["ack"], x["win"], x["len"], x["ipl"])
-    return x, b
+    tables = _port_table(tcp_lsp), _port_table(udp_lsp), _port_table(long_ports)
+    work = K.working_state()
+    nc = 0
+    for j0 in range(0, m, size):
+        j1 = min(j0 + size, m)
+        k = j1 - j0
+        xs = {name: a[:k] for name, a in x.items()}
+        bs = [b[r, :k] for r in range(B_DLONG + 1)]
+        blk_order = order[j0:j1]
+        _take_tuples(blk_order, t.kind, t.side, t.sport, t.dport, l4_ok, t.bcast, *tables, xs["kind"], xs["side"],
+                     xs["sport"], xs["dport"], bs[B_L4], bs[B_BCAST], bs[B_SLSP], bs[B_DLSP], bs[B_SLONG],
+                     bs[B_DLONG])
+        _take_packets(srows[j0:j1], xs["kind"], *raw["ts_ns"], *raw["tcp_flags"], *raw["tcp_seq"], *raw["tcp_ack"],
+                      *raw["tcp_win"], *raw["payload_len"], *raw["payload_caplen"], *raw["ip_len"], offload,
+                      xs["ts"], xs["flags"], xs["seq"], xs["ack"], xs["win"], xs["len"], xs["ipl"])
+        nc = K.conn_block(blk_order, xs["ts"], xs["kind"], skey, j0, xs["side"], xs["flags"], xs["seq"], xs["ack"],
+                          xs["win"], xs["len"], xs["ipl"], bs[B_L4], xs["sport"], xs["dport"], bs[B_SLSP],
+                          bs[B_DLSP], bs[B_BCAST], bs[B_SLONG], bs[B_DLONG], params, ci, hoff, hb, conn_of, *work,
+                          j1 == m)
+        if nc < 0:
+            raise RuntimeError("conn_block: more connections than packets")  # cannot happen: one row per packet
+    return nc
 
 
 @njit(cache=True, _nrt=False)
@@ -771,21 +791,18 @@ def connections(packets: pd.DataFrame, *, check_checksums: bool = True, likely_s
     m = len(rows)
     order, skey, srows = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     K.group_by_key(key, int(key.max()) + 1, order, skey, rows, srows)
-    # the key codes are not needed after the grouping: their memory holds the times
-    x, b = _inputs(raw, srows, order, t, l4_ok, offload, likely_server_ports, bare, ts_out=key)
     # outputs from numpy (at most one connection per packet: untouched capacity costs no memory);
     # each packet's connection only when some packet came through a tunnel (for tunnel_parents)
     tunnelled = _tunnelled(packets, rows) if all(c in packets.columns for c in TUNNEL_COLUMNS) else None
     ci, hoff, hb = np.empty((m, K.NCO), np.int64), np.empty(m + 1, np.int64), np.empty(6 * m + 16, np.uint8)
     conn_of = np.empty(m if tunnelled is not None else 0, np.int64)
-    nc = K.conn_kernel(order, x["ts"], x["kind"], skey, x["side"], x["flags"], x["seq"], x["ack"], x["win"],
-                       x["len"], x["ipl"], b[B_L4], x["sport"], x["dport"], b[B_SLSP], b[B_DLSP], b[B_BCAST],
-                       b[B_SLONG], b[B_DLONG], params, ci, hoff, hb, conn_of)
+    nc = _run_kernel(raw, srows, order, skey, t, l4_ok, offload, likely_server_ports, bare, params, ci, hoff, hb,
+                     conn_of)
     ci, hoff = ci[:nc], hoff[:nc + 1]
     hist = hoff, hb[:hoff[nc]]
     parents = None if tunnelled is None else _tunnel_parents(packets, rows, tunnelled, conn_of, nc)
     return _table(packets, rows, raw, t, ci, hist, cats, src_map, dst_map, local_nets,
-                  community_id, parents, scratch=srows)  # srows: not needed after _inputs
+                  community_id, parents, scratch=srows)  # srows: not needed after the kernel
 
 
 _PACKET_COLUMNS = ("ts_ns", "frame", "ip_proto", "frag_offset", "ip_mf", "ip_len", "tcp_flags", "sport", "dport",
