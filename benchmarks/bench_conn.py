@@ -7,7 +7,8 @@ prints seconds and the ratio to the read.
 
 Each connection table is split in two: the compiled state machine (the kernel module's functions:
 conn_kernel, conn_finish and history_buffers before; group_by_key and conn_kernel, or conn_block per
-block of packets, now; timed inside the same runs) and everything around it (gathering the inputs, checksums, uids, the DataFrame). Best of
+block of packets, now; timed inside the same runs) and everything around it (gathering the inputs,
+checksums, uids, the DataFrame). Best of
 --repeat runs each (interleaved: the read, then each table, then the next repetition), in wall time and
 in this process's CPU time (which other processes on a shared machine disturb less); read the ratios
 (the load average is printed). numba compiles each kernel once
